@@ -1,0 +1,133 @@
+import { add } from '../ops/elementwise.js';
+import { fullLike } from '../ops/creation.js';
+import { formatShape } from '../tensor/shape.js';
+import { keep, tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { setGradEnabled } from './grad-mode.js';
+import type { GradNode } from './node.js';
+
+export interface BackwardOptions {
+  /** Keep the graph's saved state so backward can run through it again. */
+  retainGraph?: boolean;
+}
+
+/** Nodes reachable from `root`, ordered so that every node comes after all nodes that consume its outputs. */
+function topologicalOrder(root: GradNode): GradNode[] {
+  const order: GradNode[] = [];
+  const visited = new Set<GradNode>();
+  // Iterative post-order DFS: deep graphs (hundreds of layers) would overflow recursion.
+  const stack: [GradNode, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const [node, i] = top;
+    if (i < node.inputs.length) {
+      top[1]++;
+      const next = node.inputs[i]!.gradFn;
+      if (next && !visited.has(next)) {
+        visited.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      order.push(node);
+      stack.pop();
+    }
+  }
+  return order.reverse();
+}
+
+/**
+ * Reverse-mode differentiation from `root`: accumulates d(root)/d(leaf) into `.grad` of every leaf that
+ * requires grad. `root` must hold one element unless `grad` (same shape) is given.
+ *
+ * Ownership: every gradient the engine holds is a distinct tensor object (a second holder gets an alias of
+ * the same storage), and each is disposed as soon as its node has consumed it, so backward's memory stays
+ * bounded by the live frontier. Leaf gradients are excluded from `tidy` scopes.
+ */
+export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions = {}): void {
+  if (!root.requiresGrad) {
+    throw new Error(`backward: tensor ${formatShape(root.shape)} does not require grad (no input had requiresGrad set)`);
+  }
+  if (grad && grad.shape.join() !== root.shape.join()) {
+    throw new Error(`backward: grad shape ${formatShape(grad.shape)} does not match tensor shape ${formatShape(root.shape)}`);
+  }
+  if (!grad && root.size !== 1) {
+    throw new Error(`backward: implicit gradient needs a one-element tensor, got ${formatShape(root.shape)}; pass grad`);
+  }
+  const previous = setGradEnabled(false);
+  try {
+    const seed = grad ? grad.alias() : fullLike(root, 1);
+    if (root.gradFn) {
+      run(root, seed, options);
+    } else if (root.grad) {
+      const sum = add(root.grad, seed);
+      root.grad.dispose();
+      seed.dispose();
+      root.grad = keep(sum);
+    } else {
+      root.grad = keep(seed);
+    }
+  } finally {
+    setGradEnabled(previous);
+  }
+}
+
+function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
+  // Gradients waiting for each node, by output index.
+  const pending = new Map<GradNode, (Tensor | undefined)[]>();
+  // Tensor objects currently owned by a pending slot or handed to a leaf during this pass.
+  const claimed = new Set<Tensor>();
+
+  /** Adds `g` into a pending slot or a leaf's `.grad`; `g` is unclaimed (fresh, consumed, or an alias). */
+  const deposit = (input: Tensor, g: Tensor) => {
+    let slots: (Tensor | undefined)[] | undefined;
+    if (input.gradFn) {
+      slots = pending.get(input.gradFn);
+      if (!slots) pending.set(input.gradFn, (slots = []));
+    }
+    const prev = slots ? slots[input.gradIndex] : input.grad;
+    const next = prev ? add(prev, g) : g;
+    if (prev) {
+      claimed.delete(prev);
+      prev.dispose();
+    }
+    claimed.add(next);
+    if (slots) slots[input.gradIndex] = next;
+    else input.grad = keep(next);
+  };
+
+  deposit(root, seed);
+  for (const node of topologicalOrder(root.gradFn!)) {
+    const slots = pending.get(node);
+    pending.delete(node);
+    if (!slots) continue;
+    const ctx = node.ctx;
+    if (!ctx) throw new Error(`backward: the graph through '${node.op}' was already freed (pass retainGraph to reuse it)`);
+    const grads = node.outputShapes.map((shape, i) => slots[i] ?? fullLike({ shape, dtype: 'float32' }, 0));
+    for (const g of grads) claimed.delete(g);
+    // The rule's intermediates are freed as soon as it returns.
+    const inputGrads = tidy(() => node.backward(ctx, ...grads));
+    if (inputGrads.length !== node.inputs.length) {
+      throw new Error(`backward of '${node.op}' returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`);
+    }
+    const graphTensors = new Set<Tensor>([...node.inputs, ...ctx.outputs]);
+    inputGrads.forEach((g, i) => {
+      const input = node.inputs[i]!;
+      if (!g || !input.requiresGrad) return;
+      if (g.shape.join() !== input.shape.join()) {
+        throw new Error(
+          `backward of '${node.op}': gradient ${formatShape(g.shape)} for input ${i} of shape ${formatShape(input.shape)}`,
+        );
+      }
+      // The same object may be returned for several inputs (add); each holder gets its own alias.
+      const shared = claimed.has(g) || graphTensors.has(g);
+      const owned = shared ? g.alias() : g;
+      deposit(input, owned);
+      if (shared && !claimed.has(owned)) owned.dispose();
+    });
+    for (const g of new Set([...grads, ...inputGrads])) {
+      if (g && !claimed.has(g) && !graphTensors.has(g)) g.dispose();
+    }
+    if (!options.retainGraph) node.ctx = null;
+  }
+}

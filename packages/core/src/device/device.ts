@@ -1,0 +1,303 @@
+import { type Grid, type Kernel, type UniformField, uniformLayout } from '@leffa-webgpu/kernels-wgsl';
+import { type AcquireOptions, type AdapterReport, acquireGpuDevice } from './adapter.js';
+import { BufferPool, type MemoryStats, type PooledBuffer } from './buffer-pool.js';
+
+/** Uniform values by field name: numbers for scalars, number arrays for array fields (zero-padded). */
+export type UniformValues = Record<string, number | readonly number[]>;
+
+interface CompiledKernel {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  uniformOffsets: number[];
+  uniformSize: number;
+  fields: readonly UniformField[];
+}
+
+export interface DeviceOptions extends AcquireOptions {
+  /** Dispatches encoded before a submit is forced (bounds the memory that pending work pins). */
+  maxDispatchesPerSubmit?: number;
+}
+
+const UNIFORM_ARENA_BYTES = 1 << 18;
+const MAP_READ_COPY_DST = 0x0001 | 0x0008;
+
+/**
+ * One WebGPU device with the machinery every op needs: a pipeline cache keyed by kernel, a buffer pool,
+ * and command batching. Dispatches are recorded into one command encoder (one compute pass) and submitted
+ * lazily: on readback, or every `maxDispatchesPerSubmit` dispatches. Uniforms of a batch live in one arena
+ * buffer that is written right before the submit, so recording a dispatch does no queue work at all.
+ */
+export class Device {
+  readonly pool: BufferPool;
+  private pipelines = new Map<string, CompiledKernel>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private batchId = 0;
+  private dispatchesInBatch = 0;
+  private readonly maxDispatches: number;
+  private readonly uniformAlign: number;
+  private uniformArena: GPUBuffer;
+  private uniformCpu = new ArrayBuffer(UNIFORM_ARENA_BYTES);
+  private uniformUsed = 0;
+  private pendingReads: { staging: GPUBuffer; resolve: (b: ArrayBuffer) => void; reject: (e: unknown) => void }[] =
+    [];
+  private flushScheduled = false;
+  private errors: string[] = [];
+  /** Counters for benchmarks and tests. */
+  readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
+
+  constructor(
+    readonly gpu: GPUDevice,
+    readonly report: AdapterReport,
+    options: DeviceOptions = {},
+    /** Objects the device depends on staying alive (Dawn's GPU instance and adapter). */
+    private readonly owners: unknown[] = [],
+  ) {
+    this.pool = new BufferPool(gpu);
+    this.maxDispatches = options.maxDispatchesPerSubmit ?? 512;
+    this.uniformAlign = gpu.limits.minUniformBufferOffsetAlignment;
+    this.uniformArena = gpu.createBuffer({ size: UNIFORM_ARENA_BYTES, usage: 0x40 | 0x08 }); // UNIFORM | COPY_DST
+    gpu.addEventListener?.('uncapturederror', (e) => {
+      this.errors.push((e as GPUUncapturedErrorEvent).error.message);
+    });
+  }
+
+  static async create(options: DeviceOptions = {}): Promise<Device> {
+    const { device, report, owners } = await acquireGpuDevice(options);
+    return new Device(device, report, options, owners);
+  }
+
+  get hasSubgroups(): boolean {
+    return this.report.features.includes('subgroups');
+  }
+
+  memoryStats(): MemoryStats {
+    return this.pool.memoryStats();
+  }
+
+  private compile(kernel: Kernel): CompiledKernel {
+    let compiled = this.pipelines.get(kernel.key);
+    if (compiled) return compiled;
+    const entries: GPUBindGroupLayoutEntry[] = [];
+    let binding = 0;
+    if (kernel.uniforms.length > 0) {
+      entries.push({ binding: binding++, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
+    }
+    for (const b of kernel.buffers) {
+      entries.push({
+        binding: binding++,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' },
+      });
+    }
+    this.gpu.pushErrorScope('validation');
+    const layout = this.gpu.createBindGroupLayout({ entries });
+    const enables = this.hasSubgroups && kernel.code.includes('subgroup') ? 'enable subgroups;\n' : '';
+    const module = this.gpu.createShaderModule({ code: enables + kernel.code, label: kernel.key });
+    const pipeline = this.gpu.createComputePipeline({
+      label: kernel.key,
+      layout: this.gpu.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+    });
+    void this.gpu.popErrorScope().then((err) => {
+      if (err) this.errors.push(`kernel ${kernel.key} failed to compile: ${err.message}`);
+    });
+    const { offsets, size } = uniformLayout(kernel.uniforms);
+    compiled = { pipeline, layout, uniformOffsets: offsets, uniformSize: size, fields: kernel.uniforms };
+    this.pipelines.set(kernel.key, compiled);
+    this.counters.pipelinesCompiled++;
+    return compiled;
+  }
+
+  private writeUniforms(c: CompiledKernel, values: UniformValues): number {
+    const aligned = Math.ceil(this.uniformUsed / this.uniformAlign) * this.uniformAlign;
+    if (aligned + c.uniformSize > UNIFORM_ARENA_BYTES) {
+      this.flush();
+      return this.writeUniforms(c, values);
+    }
+    const view = new DataView(this.uniformCpu, aligned, c.uniformSize);
+    c.fields.forEach((f, i) => {
+      const v = values[f.name];
+      if (v === undefined) throw new Error(`dispatch: uniform '${f.name}' missing`);
+      const scalar = typeof f.type === 'string' ? f.type : f.type.array;
+      const list = typeof v === 'number' ? [v] : v;
+      const count = typeof f.type === 'string' ? 1 : Math.ceil(f.type.length / 4) * 4;
+      for (let j = 0; j < count; j++) {
+        const x = list[j] ?? 0;
+        const at = c.uniformOffsets[i]! + 4 * j;
+        if (scalar === 'f32') view.setFloat32(at, x, true);
+        else if (scalar === 'i32') view.setInt32(at, x, true);
+        else view.setUint32(at, x, true);
+      }
+    });
+    this.uniformUsed = aligned + c.uniformSize;
+    return aligned;
+  }
+
+  private ensurePass(): GPUComputePassEncoder {
+    this.encoder ??= this.gpu.createCommandEncoder();
+    this.pass ??= this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private ensureEncoderOutsidePass(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    return (this.encoder ??= this.gpu.createCommandEncoder());
+  }
+
+  /**
+   * Records one dispatch. `buffers` follow the kernel's buffer order; each binding covers `bytes` of the
+   * pooled buffer (the tensor's size), not the whole size class.
+   */
+  dispatch(
+    kernel: Kernel,
+    buffers: readonly { entry: PooledBuffer; bytes: number }[],
+    uniforms: UniformValues,
+    grid: Grid,
+  ): void {
+    if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) return;
+    if (buffers.length !== kernel.buffers.length) {
+      throw new Error(`dispatch ${kernel.key}: ${buffers.length} buffers given, kernel binds ${kernel.buffers.length}`);
+    }
+    const c = this.compile(kernel);
+    const entries: GPUBindGroupEntry[] = [];
+    if (kernel.uniforms.length > 0) {
+      const offset = this.writeUniforms(c, uniforms);
+      entries.push({ binding: 0, resource: { buffer: this.uniformArena, offset, size: c.uniformSize } });
+    }
+    for (const b of buffers) {
+      b.entry.lastBatch = this.batchId;
+      entries.push({
+        binding: entries.length,
+        resource: { buffer: b.entry.buffer, offset: 0, size: Math.max(4, Math.ceil(b.bytes / 4) * 4) },
+      });
+    }
+    const bindGroup = this.gpu.createBindGroup({ layout: c.layout, entries });
+    const pass = this.ensurePass();
+    pass.setPipeline(c.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+    this.counters.dispatches++;
+    if (++this.dispatchesInBatch >= this.maxDispatches) this.flush();
+  }
+
+  /** Allocates a pooled buffer and fills it with `data`, ordered after every dispatch recorded so far. */
+  upload(data: ArrayBufferView): PooledBuffer {
+    const entry = this.pool.acquire(data.byteLength);
+    this.write(entry, data);
+    return entry;
+  }
+
+  /** Overwrites the start of a buffer with `data`, ordered after every dispatch recorded so far. */
+  write(entry: PooledBuffer, data: ArrayBufferView): void {
+    // A queue write runs before the commands still being recorded, so a buffer they use must be flushed first.
+    if (entry.lastBatch === this.batchId && this.encoder) this.flush();
+    const bytes = Math.ceil(data.byteLength / 4) * 4;
+    if (bytes === data.byteLength) {
+      this.gpu.queue.writeBuffer(entry.buffer, 0, data.buffer, data.byteOffset, bytes);
+    } else {
+      const padded = new Uint8Array(bytes);
+      padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      this.gpu.queue.writeBuffer(entry.buffer, 0, padded);
+    }
+  }
+
+  /** Copies `bytes` from the start of a buffer to the CPU. Reads requested in the same tick share one submit. */
+  read(entry: PooledBuffer, bytes: number): Promise<ArrayBuffer> {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.gpu.createBuffer({ size, usage: MAP_READ_COPY_DST });
+    this.ensureEncoderOutsidePass().copyBufferToBuffer(entry.buffer, 0, staging, 0, size);
+    entry.lastBatch = this.batchId;
+    this.counters.readbacks++;
+    const done = new Promise<ArrayBuffer>((resolve, reject) => this.pendingReads.push({ staging, resolve, reject }));
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+    return done.then((b) => b.slice(0, bytes));
+  }
+
+  /**
+   * Submits everything recorded so far. Never throws: WebGPU reports errors asynchronously, so they reject
+   * the next readback (or `sync()`) instead.
+   */
+  flush(): void {
+    this.flushScheduled = false;
+    if (!this.encoder) return;
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (this.uniformUsed > 0) {
+      this.gpu.queue.writeBuffer(this.uniformArena, 0, this.uniformCpu, 0, Math.ceil(this.uniformUsed / 4) * 4);
+    }
+    this.gpu.queue.submit([this.encoder.finish()]);
+    this.counters.submits++;
+    this.encoder = null;
+    this.uniformUsed = 0;
+    this.dispatchesInBatch = 0;
+    this.batchId++;
+    const reads = this.pendingReads;
+    this.pendingReads = [];
+    for (const r of reads) {
+      r.staging.mapAsync(0x0001).then(
+        () => {
+          const copy = r.staging.getMappedRange().slice(0);
+          r.staging.unmap();
+          r.staging.destroy();
+          const err = this.takeErrors();
+          if (err) r.reject(err);
+          else r.resolve(copy);
+        },
+        (e) => r.reject(e),
+      );
+    }
+  }
+
+  /** Waits until the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.gpu.queue.onSubmittedWorkDone();
+    this.throwPendingErrors();
+  }
+
+  private takeErrors(): Error | null {
+    if (this.errors.length === 0) return null;
+    const msg = this.errors.join('\n');
+    this.errors = [];
+    return new Error(`WebGPU error: ${msg}`);
+  }
+
+  private throwPendingErrors(): void {
+    const err = this.takeErrors();
+    if (err) throw err;
+  }
+}
+
+let current: Promise<Device> | null = null;
+
+/**
+ * The process-wide device, created on first use. Browsers use navigator.gpu; Node loads Dawn from the
+ * `webgpu` package. Throws with setup instructions when no adapter exists.
+ */
+export function getDevice(options: DeviceOptions = {}): Promise<Device> {
+  current ??= Device.create(options).then((d) => {
+    active = d;
+    return d;
+  });
+  current.catch(() => {
+    current = null;
+  });
+  return current;
+}
+
+let active: Device | null = null;
+
+/** The device initialised by `getDevice()`; ops use it synchronously. */
+export function activeDevice(): Device {
+  if (!active) throw new Error('No device: call `await getDevice()` (or `await init()`) before creating tensors');
+  return active;
+}

@@ -1,0 +1,23 @@
+export { Device, getDevice, activeDevice, type DeviceOptions, type UniformValues } from './device/device.js';
+export { type AdapterReport, SETUP_HINT } from './device/adapter.js';
+export { type MemoryStats, sizeClass } from './device/buffer-pool.js';
+export { Tensor, type DType } from './tensor/tensor.js';
+export { tidy, keep, dispose } from './tensor/scope.js';
+export * from './tensor/shape.js';
+export { defineOp, opRegistry, type ForwardContext, type OpDefinition } from './autograd/op.js';
+export type { BackwardContext, GradNode } from './autograd/node.js';
+export { backward, type BackwardOptions } from './autograd/engine.js';
+export { noGrad, isGradEnabled, setGradEnabled } from './autograd/grad-mode.js';
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from './autograd/gradcheck.js';
+export * from './ops/index.js';
+
+import { getDevice } from './device/device.js';
+import type { MemoryStats } from './device/buffer-pool.js';
+import { activeDevice } from './device/device.js';
+
+/** Initialises the default device (same as `getDevice()`); call once before creating tensors. */
+export const init = getDevice;
+
+/** Live and pooled GPU memory of the active device. */
+export const memoryStats = (): MemoryStats => activeDevice().memoryStats();
+export * from './io/safetensors.js';

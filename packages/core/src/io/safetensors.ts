@@ -1,0 +1,340 @@
+/**
+ * The safetensors format: an 8-byte little-endian header length, a JSON header mapping each name to
+ * {dtype, shape, data_offsets: [begin, end]} (offsets relative to the end of the header) plus an optional
+ * "__metadata__" string map, then the raw little-endian data.
+ *
+ * Reading validates everything the header claims (lengths, dtype sizes, bounds, overlaps) before any tensor
+ * is touched; F16 and BF16 are widened to float32, integer types to int32 (I64 must fit in 32 bits).
+ */
+import { tensor } from '../ops/creation.js';
+import { formatShape, sizeOf } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+const DTYPE_BYTES: Record<SafetensorsDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+export interface SafetensorsEntry {
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** [begin, end) byte range within the data section. */
+  offsets: [number, number];
+}
+
+export interface SafetensorsHeader {
+  entries: Map<string, SafetensorsEntry>;
+  metadata: Record<string, string>;
+  /** Byte offset of the data section from the start of the file. */
+  dataStart: number;
+}
+
+/** CPU-side tensor: float32 for float types, int32 for integer types. */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+const MAX_HEADER = 100 * 1024 * 1024;
+
+/** Reads the header length from the first 8 bytes, checking it against the file size. */
+export function headerLength(first8: Uint8Array, fileSize: number, source = 'safetensors'): number {
+  if (first8.byteLength < 8 || fileSize < 8) throw new Error(`${source}: file is ${fileSize} bytes, too short for a safetensors header`);
+  const view = new DataView(first8.buffer, first8.byteOffset, 8);
+  const n = Number(view.getBigUint64(0, true));
+  if (n > MAX_HEADER || 8 + n > fileSize) {
+    throw new Error(`${source}: bad header length ${n} (file has ${fileSize} bytes)`);
+  }
+  return n;
+}
+
+/** Parses and validates the JSON header. `fileSize` bounds the data section. */
+export function parseHeader(headerBytes: Uint8Array, fileSize: number, source = 'safetensors'): SafetensorsHeader {
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(new TextDecoder().decode(headerBytes)) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${source}: header is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${source}: header must be a JSON object`);
+  const dataStart = 8 + headerBytes.byteLength;
+  const dataSize = fileSize - dataStart;
+  const entries = new Map<string, SafetensorsEntry>();
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(json)) {
+    if (name === '__metadata__') {
+      metadata = raw as Record<string, string>;
+      continue;
+    }
+    const e = raw as { dtype?: string; shape?: number[]; data_offsets?: number[] };
+    if (!e || typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) {
+      throw new Error(`${source}: tensor '${name}' has unsupported dtype ${JSON.stringify(e?.dtype)}`);
+    }
+    if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw new Error(`${source}: tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
+    }
+    const [begin, end] = e.data_offsets ?? [];
+    if (!Number.isInteger(begin) || !Number.isInteger(end) || begin! < 0 || end! < begin!) {
+      throw new Error(`${source}: tensor '${name}' has invalid data_offsets ${JSON.stringify(e.data_offsets)}`);
+    }
+    const dtype = e.dtype as SafetensorsDType;
+    const expected = sizeOf(e.shape) * DTYPE_BYTES[dtype];
+    if (end! - begin! !== expected) {
+      throw new Error(
+        `${source}: tensor '${name}' (${dtype} ${formatShape(e.shape)}) needs ${expected} bytes but data_offsets span ${end! - begin!}`,
+      );
+    }
+    if (end! > dataSize) {
+      throw new Error(`${source}: tensor '${name}' ends at byte ${end} but the data section has ${dataSize} bytes (file truncated?)`);
+    }
+    entries.set(name, { dtype, shape: e.shape, offsets: [begin!, end!] });
+  }
+  const sorted = [...entries.entries()].sort((a, b) => a[1].offsets[0] - b[1].offsets[0]);
+  for (let i = 1; i < sorted.length; i++) {
+    const [prevName, prev] = sorted[i - 1]!;
+    const [name, cur] = sorted[i]!;
+    if (cur.offsets[0] < prev.offsets[1]) {
+      throw new Error(`${source}: tensors '${prevName}' and '${name}' overlap in the data section`);
+    }
+  }
+  return { entries, metadata, dataStart };
+}
+
+const f16Table = (() => {
+  // Exponent/mantissa decode via a shared float buffer.
+  return (h: number) => {
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    if (e === 0) return s * m * 2 ** -24;
+    if (e === 31) return m ? NaN : s * Infinity;
+    return s * (1 + m / 1024) * 2 ** (e - 15);
+  };
+})();
+
+/** Decodes one tensor's bytes (little-endian) to float32 or int32. */
+export function decodeTensor(name: string, entry: SafetensorsEntry, bytes: Uint8Array): HostTensor {
+  const n = sizeOf(entry.shape);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let data: Float32Array | Int32Array;
+  switch (entry.dtype) {
+    case 'F32':
+      data = new Float32Array(n);
+      for (let i = 0; i < n; i++) data[i] = view.getFloat32(4 * i, true);
+      break;
+    case 'F64':
+      data = new Float32Array(n);
+      for (let i = 0; i < n; i++) data[i] = view.getFloat64(8 * i, true);
+      break;
+    case 'F16':
+      data = new Float32Array(n);
+      for (let i = 0; i < n; i++) data[i] = f16Table(view.getUint16(2 * i, true));
+      break;
+    case 'BF16': {
+      data = new Float32Array(n);
+      const u = new Uint32Array(data.buffer);
+      for (let i = 0; i < n; i++) u[i] = view.getUint16(2 * i, true) << 16;
+      break;
+    }
+    case 'I64':
+      data = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = view.getBigInt64(8 * i, true);
+        if (v > 2147483647n || v < -2147483648n) throw new Error(`safetensors: I64 tensor '${name}' has value ${v} outside int32`);
+        data[i] = Number(v);
+      }
+      break;
+    case 'I32':
+      data = new Int32Array(n);
+      for (let i = 0; i < n; i++) data[i] = view.getInt32(4 * i, true);
+      break;
+    case 'I16':
+      data = new Int32Array(n);
+      for (let i = 0; i < n; i++) data[i] = view.getInt16(2 * i, true);
+      break;
+    case 'I8':
+      data = new Int32Array(n);
+      for (let i = 0; i < n; i++) data[i] = view.getInt8(i);
+      break;
+    case 'U8':
+    case 'BOOL':
+      data = new Int32Array(n);
+      for (let i = 0; i < n; i++) data[i] = view.getUint8(i);
+      break;
+  }
+  return { shape: entry.shape, data };
+}
+
+/** Parses a whole safetensors file held in memory. */
+export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
+  const n = headerLength(bytes.subarray(0, 8), bytes.byteLength, source);
+  const header = parseHeader(bytes.subarray(8, 8 + n), bytes.byteLength, source);
+  const tensors = new Map<string, HostTensor>();
+  for (const [name, e] of header.entries) {
+    tensors.set(name, decodeTensor(name, e, bytes.subarray(header.dataStart + e.offsets[0], header.dataStart + e.offsets[1])));
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+function float32ToFloat16(v: number): number {
+  const f = new Float32Array([v]);
+  const x = new Uint32Array(f.buffer)[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = ((x >>> 23) & 0xff) - 127 + 15;
+  const mant = x & 0x7fffff;
+  if (((x >>> 23) & 0xff) === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  if (exp >= 31) return sign | 0x7c00;
+  if (exp <= 0) {
+    if (exp < -10) return sign;
+    const m = (mant | 0x800000) >>> (1 - exp);
+    return sign | ((m + 0x1000) >>> 13);
+  }
+  // Round to nearest even on the 13 dropped bits.
+  const rounded = (exp << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  return sign | (rounded + (rest > 0x1000 || (rest === 0x1000 && rounded & 1) ? 1 : 0));
+}
+
+export interface SerializeEntry {
+  shape: readonly number[];
+  data: Float32Array | Int32Array;
+  /** Storage type in the file: F32 (default for floats), F16, or I32 (default for ints). */
+  dtype?: 'F32' | 'F16' | 'I32';
+}
+
+/** Builds a safetensors file in memory. Names are written sorted, data 8-byte aligned as the reference does. */
+export function serializeSafetensors(entries: Record<string, SerializeEntry>, metadata?: Record<string, string>): Uint8Array {
+  const names = Object.keys(entries).sort();
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  const layout = names.map((name) => {
+    const e = entries[name]!;
+    const dtype = e.dtype ?? (e.data instanceof Int32Array ? 'I32' : 'F32');
+    const bytes = sizeOf(e.shape) * (dtype === 'F16' ? 2 : 4);
+    if (sizeOf(e.shape) !== e.data.length) {
+      throw new Error(`saveSafetensors: '${name}' has ${e.data.length} values for shape ${formatShape(e.shape)}`);
+    }
+    header[name] = { dtype, shape: e.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+    return { e, dtype, bytes };
+  });
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + json.length) % 8)) % 8);
+  const headerBytes = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + headerBytes.byteLength + offset);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(headerBytes.byteLength), true);
+  out.set(headerBytes, 8);
+  let at = 8 + headerBytes.byteLength;
+  for (const { e, dtype, bytes } of layout) {
+    for (let i = 0; i < e.data.length; i++) {
+      if (dtype === 'F16') view.setUint16(at + 2 * i, float32ToFloat16(e.data[i]!), true);
+      else if (dtype === 'I32') view.setInt32(at + 4 * i, e.data[i]!, true);
+      else view.setFloat32(at + 4 * i, e.data[i]!, true);
+    }
+    at += bytes;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- GPU tensors and files
+
+/** Uploads host tensors to the device. */
+export function toDevice(tensors: Map<string, HostTensor>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of tensors) out.set(name, tensor(t.data, t.shape, t.data instanceof Int32Array ? 'int32' : 'float32'));
+  return out;
+}
+
+/**
+ * A safetensors file opened for streaming (Node): the header is parsed up front and each tensor is read on
+ * demand, so multi-gigabyte checkpoints never sit in memory whole.
+ */
+export async function openSafetensors(path: string) {
+  const fs = await nodeFs();
+  const handle = await fs.open(path, 'r').catch((e: Error) => {
+    throw new Error(`cannot open '${path}': ${e.message}`);
+  });
+  try {
+    const { size } = await handle.stat();
+    const first = new Uint8Array(8);
+    await handle.read(first, 0, Math.min(8, size), 0);
+    const n = headerLength(first, size, path);
+    const headerBytes = new Uint8Array(n);
+    await handle.read(headerBytes, 0, n, 8);
+    const header = parseHeader(headerBytes, size, path);
+    return {
+      header,
+      async read(name: string): Promise<HostTensor> {
+        const e = header.entries.get(name);
+        if (!e) throw new Error(`${path}: no tensor named '${name}'`);
+        const bytes = new Uint8Array(e.offsets[1] - e.offsets[0]);
+        await handle.read(bytes, 0, bytes.byteLength, header.dataStart + e.offsets[0]);
+        return decodeTensor(name, e, bytes);
+      },
+      close: () => handle.close(),
+    };
+  } catch (e) {
+    await handle.close();
+    throw e;
+  }
+}
+
+/** Reads the tensors of a safetensors file (a path in Node, or bytes) onto the device. */
+export async function loadSafetensors(source: string | Uint8Array): Promise<Map<string, Tensor>> {
+  if (typeof source !== 'string') return toDevice(readSafetensors(source).tensors);
+  const file = await openSafetensors(source);
+  try {
+    const out = new Map<string, Tensor>();
+    for (const name of file.header.entries.keys()) {
+      out.set(name, toDevice(new Map([[name, await file.read(name)]])).get(name)!);
+    }
+    return out;
+  } finally {
+    await file.close();
+  }
+}
+
+/** Reads tensors back from the device and writes a safetensors file atomically (temp file + rename). */
+export async function saveSafetensors(
+  path: string,
+  tensors: Record<string, Tensor> | Map<string, Tensor>,
+  options: { metadata?: Record<string, string>; dtype?: 'F32' | 'F16' } = {},
+): Promise<void> {
+  const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  const datas = await Promise.all(list.map(([, t]) => t.data()));
+  const entries: Record<string, SerializeEntry> = {};
+  list.forEach(([name, t], i) => {
+    const data = datas[i]!;
+    entries[name] = { shape: t.shape, data, dtype: data instanceof Int32Array ? 'I32' : (options.dtype ?? 'F32') };
+  });
+  await writeFileAtomic(path, serializeSafetensors(entries, options.metadata));
+}
+
+async function nodeFs() {
+  const name = 'node:fs/promises';
+  return (await import(/* @vite-ignore */ name)) as typeof import('node:fs/promises');
+}
+
+export async function readFileBytes(path: string): Promise<Uint8Array> {
+  const fs = await nodeFs();
+  try {
+    return new Uint8Array(await fs.readFile(path));
+  } catch (e) {
+    throw new Error(`cannot read '${path}': ${(e as Error).message}`);
+  }
+}
+
+/** Writes to a temporary sibling, flushes it, then renames over the target, so readers never see half a file. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+  const fs = await nodeFs();
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const handle = await fs.open(tmp, 'w');
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(tmp, path);
+}

@@ -1,0 +1,174 @@
+import { MAX_RANK, elementwiseGrid, elementwiseKernel } from '@leffa-webgpu/kernels-wgsl';
+import { defineOp } from '../autograd/op.js';
+import { broadcastShapes, broadcastStrides, coalesceDims, formatShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { emptyTensor, launch } from './launch.js';
+import { sumTo } from './reduce.js';
+
+/**
+ * Fused elementwise kernel with broadcasting: out = expr(a, b, ...) where the WGSL expression names its
+ * inputs a, b, c, d and the scalars alpha, beta. Not recorded by autograd: ops and backward rules use it
+ * to fuse their arithmetic into one dispatch.
+ */
+export function map(op: string, expr: string, inputs: readonly Tensor[], alpha = 0, beta = 0): Tensor {
+  for (const [i, t] of inputs.entries()) {
+    if (t.dtype !== 'float32') throw new Error(`${op}: input ${i} has dtype ${t.dtype}, expected float32`);
+  }
+  const shape = broadcastShapes(op, ...inputs.map((t) => t.shape));
+  const out = emptyTensor(shape, 'float32', op);
+  if (out.size === 0) return out;
+  const sameShape = inputs.every((t) => t.size === out.size);
+  let rank = 0;
+  const uniforms: Record<string, number | number[]> = { n: out.size, alpha, beta };
+  if (!sameShape) {
+    const c = coalesceDims(shape, inputs.map((t) => broadcastStrides(t.shape, shape)));
+    if (c.shape.length > MAX_RANK) {
+      throw new Error(`${op}: broadcasting ${inputs.map((t) => formatShape(t.shape)).join(', ')} needs more than ${MAX_RANK} dims`);
+    }
+    rank = Math.max(1, c.shape.length);
+    uniforms.shape = c.shape.length ? c.shape : [1];
+    c.strides.forEach((s, k) => (uniforms[`stride_${'abcd'[k]}`] = s.length ? s : [0]));
+  }
+  launch(elementwiseKernel({ expr, arity: inputs.length, rank }), inputs, [out], uniforms, elementwiseGrid(out.size));
+  return out;
+}
+
+// ---------------------------------------------------------------- unary
+
+/** Renames the single-letter variables of an expression (one pass, so renames never chain). */
+const rename = (expr: string, names: Record<string, string>) => expr.replace(/\b[gaby]\b/g, (v) => names[v] ?? v);
+
+/** A differentiable unary op: forward expression in `a`, and dL/da as an expression in g (grad), a (input), y (output). */
+function unary(name: string, expr: string, gradExpr: string) {
+  // The gradient kernel reads (g, a, y) as (a, b, c).
+  const grad = rename(gradExpr, { g: 'a', a: 'b', y: 'c' });
+  const usesY = /\by\b/.test(gradExpr);
+  return defineOp(name, {
+    forward: (_ctx, x: Tensor, alpha: number = 0, beta: number = 0) => map(name, expr, [x], alpha, beta),
+    backward: ({ args: [x, alpha, beta], outputs: [y] }, g) => [
+      map(`${name}.backward`, grad, usesY ? [g, x, y!] : [g, x], alpha ?? 0, beta ?? 0),
+    ],
+  });
+}
+
+export const neg = unary('neg', '-a', '-g');
+export const exp = unary('exp', 'exp(a)', 'g * y');
+export const log = unary('log', 'log(a)', 'g / a');
+export const sqrt = unary('sqrt', 'sqrt(a)', 'g * 0.5 / y');
+export const rsqrt = unary('rsqrt', 'inverseSqrt(a)', '-0.5 * g * y * y * y');
+export const abs = unary('abs', 'abs(a)', 'g * sign(a)');
+export const relu = unary('relu', 'max(a, 0.0)', 'select(0.0, g, a > 0.0)');
+export const sigmoid = unary('sigmoid', 'sigmoid_(a)', 'g * y * (1.0 - y)');
+export const tanh = unary('tanh', 'tanh_(a)', 'g * (1.0 - y * y)');
+export const silu = unary('silu', 'a * sigmoid_(a)', 'g * (sigmoid_(a) * (1.0 + a * (1.0 - sigmoid_(a))))');
+export const softplus = unary('softplus', 'softplus_(a)', 'g * sigmoid_(a)');
+export const sin = unary('sin', 'sin(a)', 'g * cos(a)');
+export const cos = unary('cos', 'cos(a)', '-g * sin(a)');
+export const square = unary('square', 'a * a', '2.0 * g * a');
+export const reciprocal = unary('reciprocal', '1.0 / a', '-g * y * y');
+const geluErf = unary('gelu', '0.5 * a * (1.0 + erf_(a * 0.7071067811865476))',
+  'g * (0.5 * (1.0 + erf_(a * 0.7071067811865476)) + a * 0.3989422804014327 * exp(-0.5 * a * a))');
+// tanh approximation: 0.5 a (1 + tanh(k (a + 0.044715 a^3))), k = sqrt(2/pi)
+const geluTanh = unary('gelu_tanh', '0.5 * a * (1.0 + tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a)))',
+  'g * (0.5 * (1.0 + tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a))) + 0.5 * a * (1.0 - tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a)) * tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a))) * 0.7978845608028654 * (1.0 + 0.134145 * a * a))');
+/** GELU, exact (erf) by default or the tanh approximation (PyTorch's approximate='tanh'). */
+export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none') => (approximate === 'tanh' ? geluTanh(x) : geluErf(x));
+const leakyReluOp = unary('leaky_relu', 'select(alpha * a, a, a > 0.0)', 'select(alpha * g, g, a > 0.0)');
+export const leakyRelu = (x: Tensor, negativeSlope = 0.01) => leakyReluOp(x, negativeSlope);
+const eluOp = unary('elu', 'select(alpha * (exp(a) - 1.0), a, a > 0.0)', 'select(g * (y + alpha), g, a > 0.0)');
+export const elu = (x: Tensor, alpha = 1) => eluOp(x, alpha);
+const clampOp = unary('clamp', 'clamp(a, alpha, beta)', 'select(0.0, g, a >= alpha && a <= beta)');
+/** Clamps to [min, max]; gradient flows where the input is inside the range (PyTorch's convention). */
+export const clamp = (x: Tensor, min = -Infinity, max = Infinity) =>
+  clampOp(x, Math.max(min, -3.4028234663852886e38), Math.min(max, 3.4028234663852886e38));
+
+/** Non-differentiable elementwise functions (zero gradient almost everywhere). */
+export const sign = (x: Tensor) => map('sign', 'sign(a)', [x]);
+export const floor = (x: Tensor) => map('floor', 'floor(a)', [x]);
+export const round = (x: Tensor) => map('round', 'round(a)', [x]);
+export const isNan = (x: Tensor) => map('isNan', 'select(0.0, 1.0, a != a)', [x]);
+
+// ---------------------------------------------------------------- binary
+
+type Operand = Tensor | number;
+
+/**
+ * A differentiable binary op with broadcasting; either operand may be a number (passed as a uniform).
+ * `expr(x, y)` builds the forward expression; `grads` gives dL/da and dL/db as expressions in g, a, b, y.
+ */
+function binary(name: string, expr: (x: string, y: string) => string, grads: [string, string]) {
+  const tensorTensor = defineOp(name, {
+    forward: (_ctx, a: Tensor, b: Tensor) => map(name, expr('a', 'b'), [a, b]),
+    backward: ({ args: [a, b], outputs: [y], needsGrad }, g) => {
+      // Gradient kernels read (g, a, b, y) as (a, b, c, d).
+      const names = { g: 'a', a: 'b', b: 'c', y: 'd' };
+      const one = (i: number, shape: readonly number[]) =>
+        needsGrad[i] ? sumTo(map(`${name}.backward`, rename(grads[i]!, names), [g, a, b, y!]), shape) : null;
+      return [one(0, a.shape), one(1, b.shape)];
+    },
+  });
+  const tensorScalar = defineOp(`${name}_scalar`, {
+    forward: (_ctx, a: Tensor, s: number) => map(name, expr('a', 'alpha'), [a], s),
+    backward: ({ args: [a, s], outputs: [y] }, g) => [
+      map(`${name}.backward`, rename(grads[0], { g: 'a', a: 'b', b: 'alpha', y: 'c' }), [g, a, y!], s),
+    ],
+  });
+  const scalarTensor = defineOp(`${name}_rscalar`, {
+    forward: (_ctx, s: number, b: Tensor) => map(name, expr('alpha', 'a'), [b], s),
+    backward: ({ args: [s, b], outputs: [y] }, g) => [
+      map(`${name}.backward`, rename(grads[1], { g: 'a', a: 'alpha', b: 'b', y: 'c' }), [g, b, y!], s),
+    ],
+  });
+  return (a: Operand, b: Operand): Tensor => {
+    if (typeof a === 'number' && typeof b === 'number') throw new Error(`${name}: at least one operand must be a tensor`);
+    if (typeof b === 'number') return tensorScalar(a as Tensor, b);
+    if (typeof a === 'number') return scalarTensor(a, b);
+    return tensorTensor(a, b);
+  };
+}
+
+export const add = binary('add', (x, y) => `${x} + ${y}`, ['g', 'g']);
+export const sub = binary('sub', (x, y) => `${x} - ${y}`, ['g', '-g']);
+export const mul = binary('mul', (x, y) => `${x} * ${y}`, ['g * b', 'g * a']);
+export const div = binary('div', (x, y) => `${x} / ${y}`, ['g / b', '-g * a / (b * b)']);
+export const pow = binary('pow', (x, y) => `pow_(${x}, ${y})`, ['g * b * pow_(a, b - 1.0)', 'g * y * log(a)']);
+// Ties split the gradient evenly, as PyTorch does for maximum/minimum.
+export const maximum = binary('maximum', (x, y) => `max(${x}, ${y})`, [
+  'g * select(select(0.0, 0.5, a == b), 1.0, a > b)',
+  'g * select(select(0.0, 0.5, a == b), 1.0, b > a)',
+]);
+export const minimum = binary('minimum', (x, y) => `min(${x}, ${y})`, [
+  'g * select(select(0.0, 0.5, a == b), 1.0, a < b)',
+  'g * select(select(0.0, 0.5, a == b), 1.0, b < a)',
+]);
+
+// ---------------------------------------------------------------- comparisons (masks of 0/1, no gradient)
+
+function compare(name: string, cmp: string) {
+  return (a: Operand, b: Operand): Tensor => {
+    if (typeof a === 'number' && typeof b === 'number') throw new Error(`${name}: at least one operand must be a tensor`);
+    if (typeof b === 'number') return map(name, `select(0.0, 1.0, a ${cmp} alpha)`, [a as Tensor], b);
+    if (typeof a === 'number') return map(name, `select(0.0, 1.0, alpha ${cmp} a)`, [b], a);
+    return map(name, `select(0.0, 1.0, a ${cmp} b)`, [a, b]);
+  };
+}
+
+export const eq = compare('eq', '==');
+export const ne = compare('ne', '!=');
+export const lt = compare('lt', '<');
+export const le = compare('le', '<=');
+export const gt = compare('gt', '>');
+export const ge = compare('ge', '>=');
+
+/** cond ? a : b elementwise (cond is a 0/1 mask), with broadcasting; gradients flow to a and b. */
+export const where = defineOp('where', {
+  forward: (_ctx, cond: Tensor, a: Tensor, b: Tensor) => map('where', 'select(c, b, a != 0.0)', [cond, a, b]),
+  backward: ({ args: [cond, a, b], needsGrad }, g) => [
+    null,
+    needsGrad[1] ? sumTo(map('where.backward', 'select(0.0, b, a != 0.0)', [cond, g]), a.shape) : null,
+    needsGrad[2] ? sumTo(map('where.backward', 'select(b, 0.0, a != 0.0)', [cond, g]), b.shape) : null,
+  ],
+});
+
+/** a + alpha * (b - a): linear interpolation with a scalar weight. */
+export const lerp = (a: Tensor, b: Tensor, weight: number) => add(a, mul(sub(b, a), weight));

@@ -1,0 +1,10 @@
+import './methods.js';
+
+export * from './creation.js';
+export * from './random.js';
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './shape.js';
+export * from './matmul.js';
+export * from './softmax.js';
+export { emptyTensor } from './launch.js';

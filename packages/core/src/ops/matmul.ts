@@ -1,0 +1,152 @@
+import { matmulGrid, matmulKernel } from '@leffa-webgpu/kernels-wgsl';
+import { defineOp } from '../autograd/op.js';
+import { broadcastShapes, formatShape, sizeOf } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { emptyTensor, launch } from './launch.js';
+import { sum, sumTo } from './reduce.js';
+import { expand, reshape } from './shape.js';
+
+export interface GemmOptions {
+  transA?: boolean;
+  transB?: boolean;
+  bias?: Tensor;
+  /** 'col': bias[n] added to every row (Linear); 'row': bias[m] added to every column (1x1 conv). */
+  biasMode?: 'col' | 'row';
+}
+
+/**
+ * The raw kernel call: batched op(A) @ op(B) over `batch` matrices, A and B given as flat buffers with a
+ * batch stride of either one matrix or 0 (broadcast). Output is [batch, M, N] (or `outShape`, same size).
+ * Not recorded by autograd.
+ */
+export function gemm(
+  a: Tensor,
+  b: Tensor,
+  dims: { batch: number; M: number; N: number; K: number; broadcastA?: boolean; broadcastB?: boolean },
+  options: GemmOptions = {},
+  outShape: readonly number[] = [dims.batch, dims.M, dims.N],
+): Tensor {
+  const { batch, M, N, K } = dims;
+  const transA = options.transA ?? false;
+  const transB = options.transB ?? false;
+  const out = emptyTensor(outShape, 'float32', 'matmul');
+  if (out.size === 0) return out;
+  const biasMode = options.bias ? (options.biasMode ?? 'col') : 'none';
+  const { grid, tilesN } = matmulGrid(M, N, batch);
+  launch(
+    matmulKernel({ transA, transB, bias: biasMode }),
+    options.bias ? [a, b, options.bias] : [a, b],
+    [out],
+    {
+      M,
+      N,
+      K,
+      strideA: dims.broadcastA ? 0 : M * K,
+      strideB: dims.broadcastB ? 0 : K * N,
+      tilesN,
+      batches: batch,
+    },
+    grid,
+  );
+  return out;
+}
+
+function checkFloat(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) if (t.dtype !== 'float32') throw new Error(`${op}: expected float32 tensors, got ${t.dtype}`);
+}
+
+interface MatmulPlan {
+  batchShape: number[];
+  M: number;
+  N: number;
+  K: number;
+  /** Output shape with 1-D operands' dims removed, as torch.matmul returns it. */
+  outShape: number[];
+}
+
+function planMatmul(a: Tensor, b: Tensor): MatmulPlan {
+  checkFloat('matmul', a, b);
+  if (a.rank === 0 || b.rank === 0) throw new Error('matmul: operands must have at least one dimension');
+  const a2 = a.rank === 1 ? [1, a.shape[0]!] : a.shape;
+  const b2 = b.rank === 1 ? [b.shape[0]!, 1] : b.shape;
+  const [M, K] = a2.slice(-2) as [number, number];
+  const [K2, N] = b2.slice(-2) as [number, number];
+  if (K !== K2) {
+    throw new Error(`matmul: inner dimensions differ: ${formatShape(a.shape)} @ ${formatShape(b.shape)} (${K} vs ${K2})`);
+  }
+  const batchShape = broadcastShapes('matmul', a2.slice(0, -2), b2.slice(0, -2));
+  const outShape = [...batchShape, ...(a.rank === 1 ? [] : [M]), ...(b.rank === 1 ? [] : [N])];
+  return { batchShape, M, N, K, outShape };
+}
+
+/**
+ * An operand's batch layout: its own matrices (stride one matrix), one matrix shared by the whole batch
+ * (stride 0), or, for partial broadcasts, a copy expanded to the full batch.
+ */
+function batchOperand(t: Tensor, batchShape: number[], rows: number, cols: number): { t: Tensor; shared: boolean } {
+  const own = sizeOf(t.shape.slice(0, -2));
+  const full = sizeOf(batchShape);
+  if (own === full) return { t, shared: false };
+  if (own === 1) return { t, shared: true };
+  return { t: expand(reshape(t, [...t.shape.slice(0, -2), rows, cols]), [...batchShape, rows, cols]), shared: false };
+}
+
+/** Batched matrix product with broadcasting over leading dims (torch.matmul semantics, 1-D operands included). */
+export const matmul = defineOp('matmul', {
+  forward: (_ctx, a: Tensor, b: Tensor) => {
+    const { batchShape, M, N, K, outShape } = planMatmul(a, b);
+    const A = batchOperand(a, batchShape, M, K);
+    const B = batchOperand(b, batchShape, K, N);
+    const out = gemm(A.t, B.t, { batch: sizeOf(batchShape), M, N, K, broadcastA: A.shared, broadcastB: B.shared }, {}, outShape);
+    if (A.t !== a) A.t.dispose();
+    if (B.t !== b) B.t.dispose();
+    return out;
+  },
+  backward: ({ args: [a, b], needsGrad }, g) => {
+    const { batchShape, M, N, K } = planMatmul(a, b);
+    const batch = sizeOf(batchShape);
+    // Gradients over the full batch, then summed over the dims each operand was broadcast along.
+    const reduceTo = (full: Tensor, t: Tensor, rows: number, cols: number) => {
+      const shaped = t.rank >= 2 ? t.shape : [rows, cols];
+      const r = sumTo(full.alias([...batchShape, rows, cols]), shaped);
+      return t.rank >= 2 ? r : reshape(r, t.shape);
+    };
+    let ga: Tensor | null = null;
+    let gb: Tensor | null = null;
+    if (needsGrad[0]) {
+      const B = batchOperand(b, batchShape, K, N);
+      ga = reduceTo(gemm(g, B.t, { batch, M, N: K, K: N, broadcastB: B.shared }, { transB: true }), a, M, K);
+    }
+    if (needsGrad[1]) {
+      const A = batchOperand(a, batchShape, M, K);
+      gb = reduceTo(gemm(A.t, g, { batch, M: K, N, K: M, broadcastA: A.shared }, { transA: true }), b, K, N);
+    }
+    return [ga, gb];
+  },
+});
+
+/** x @ weight^T + bias over the last axis of x (PyTorch's F.linear; weight is [out, in]). */
+export const linear = defineOp('linear', {
+  forward: (_ctx, x: Tensor, weight: Tensor, bias?: Tensor) => {
+    checkFloat('linear', x, weight);
+    const K = x.shape[x.rank - 1]!;
+    if (weight.rank !== 2 || weight.shape[1] !== K) {
+      throw new Error(`linear: weight ${formatShape(weight.shape)} does not fit input ${formatShape(x.shape)} (expected [out, ${K}])`);
+    }
+    const N = weight.shape[0]!;
+    if (bias && (bias.rank !== 1 || bias.shape[0] !== N)) {
+      throw new Error(`linear: bias ${formatShape(bias.shape)} does not match weight ${formatShape(weight.shape)} (expected [${N}])`);
+    }
+    const M = x.size / Math.max(K, 1);
+    return gemm(x, weight, { batch: 1, M, N, K }, { transB: true, bias, biasMode: 'col' }, [...x.shape.slice(0, -1), N]);
+  },
+  backward: ({ args: [x, weight, bias], needsGrad }, g) => {
+    const K = x.shape[x.rank - 1]!;
+    const N = weight.shape[0]!;
+    const M = x.size / Math.max(K, 1);
+    const gx = needsGrad[0] ? gemm(g, weight, { batch: 1, M, N: K, K: N }, {}, x.shape) : null;
+    const gw = needsGrad[1] ? gemm(g, x, { batch: 1, M: N, N: K, K: M }, { transA: true }, weight.shape) : null;
+    const gb = bias && needsGrad[2] ? sum(g.alias([M, N]), 0) : null;
+    return bias ? [gx, gw, gb] : [gx, gw];
+  },
+});

@@ -1,0 +1,167 @@
+import type { GradNode } from '../autograd/node.js';
+import type { Device } from '../device/device.js';
+import { setTensorCheck, trackTensor } from './scope.js';
+import { formatShape, sizeOf } from './shape.js';
+import type { Storage } from './storage.js';
+
+/**
+ * Element types. Math ops are float32; int32 holds indices and labels (argmax outputs, class targets).
+ * Kernels are generated per dtype where it matters, so float16 can be added as a third member.
+ */
+export type DType = 'float32' | 'int32';
+
+export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
+
+export const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, int32: 4 };
+
+// Storage of tensors that were garbage collected without dispose() goes back to the pool.
+const collected = new FinalizationRegistry<Storage>((storage) => storage.release());
+
+let nextId = 0;
+
+/**
+ * An n-dimensional array on the GPU. Storage is always contiguous (row-major); `reshape`, `detach` and
+ * aliases share it, other layout changes copy through a kernel. Reading values is asynchronous.
+ */
+export class Tensor {
+  readonly id = nextId++;
+  private storageRef: Storage | null;
+  /** Set for outputs of recorded ops: the node whose backward produces this tensor's gradient inputs. */
+  gradFn: GradNode | null = null;
+  /** Which output of `gradFn` this tensor is. */
+  gradIndex = 0;
+  /** Accumulated gradient (leaf tensors only). */
+  grad: Tensor | null = null;
+  /** Survives `tidy` scopes (parameters' gradients, optimizer state). */
+  kept = false;
+  private requiresGradFlag = false;
+
+  constructor(
+    storage: Storage,
+    readonly shape: readonly number[],
+    readonly dtype: DType = 'float32',
+  ) {
+    this.storageRef = storage;
+    collected.register(this, storage, this);
+    trackTensor(this);
+  }
+
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get byteLength(): number {
+    return this.size * BYTES_PER_ELEMENT[this.dtype];
+  }
+
+  get isDisposed(): boolean {
+    return this.storageRef === null;
+  }
+
+  get device(): Device {
+    return this.storage.device;
+  }
+
+  /** The tensor's storage; throws if it was disposed (ops call `assertUsable` first for a better message). */
+  get storage(): Storage {
+    if (!this.storageRef) throw new Error(`tensor ${formatShape(this.shape)} was used after dispose()`);
+    return this.storageRef;
+  }
+
+  /** Whether gradients flow to this tensor. Only float tensors that are leaves can be flagged by hand. */
+  get requiresGrad(): boolean {
+    return this.requiresGradFlag;
+  }
+
+  set requiresGrad(value: boolean) {
+    if (value && this.dtype !== 'float32') {
+      throw new Error(`requiresGrad: only float32 tensors can require gradients (this one is ${this.dtype})`);
+    }
+    if (!value && this.gradFn) throw new Error('requiresGrad: cannot be cleared on a non-leaf tensor; use detach()');
+    this.requiresGradFlag = value;
+  }
+
+  /** Marks an op output as part of the graph (used by the op machinery). */
+  attachGrad(node: GradNode, index: number): void {
+    this.gradFn = node;
+    this.gradIndex = index;
+    this.requiresGradFlag = true;
+  }
+
+  get isLeaf(): boolean {
+    return this.gradFn === null;
+  }
+
+  /** Frees this tensor's reference to its storage. Idempotent. */
+  dispose(): void {
+    const s = this.storageRef;
+    if (!s) return;
+    this.storageRef = null;
+    collected.unregister(this);
+    s.release();
+    this.grad?.dispose();
+    this.grad = null;
+  }
+
+  /**
+   * Makes this tensor hold `value`'s data (sharing its storage, no copy): how parameters are updated in
+   * place. Shapes and dtypes must match; the graph is not involved.
+   */
+  assign(value: Tensor): this {
+    if (value.shape.join() !== this.shape.join() || value.dtype !== this.dtype) {
+      throw new Error(`assign: value ${formatShape(value.shape)} ${value.dtype} does not match ${formatShape(this.shape)} ${this.dtype}`);
+    }
+    const next = value.storage.retain();
+    const prev = this.storage;
+    collected.unregister(this);
+    collected.register(this, next, this);
+    this.storageRef = next;
+    prev.release();
+    return this;
+  }
+
+  /** A new tensor object sharing this storage (and shape), outside the graph. */
+  alias(shape: readonly number[] = this.shape): Tensor {
+    return new Tensor(this.storage.retain(), shape, this.dtype);
+  }
+
+  /** Shares storage, cut from the autograd graph. */
+  detach(): Tensor {
+    return this.alias();
+  }
+
+  /** Copies the values to the CPU. */
+  async data(): Promise<TypedArrayFor<this['dtype']>> {
+    const storage = this.storage;
+    const bytes = await storage.device.read(storage.entry, this.byteLength);
+    return (this.dtype === 'int32' ? new Int32Array(bytes) : new Float32Array(bytes)) as TypedArrayFor<this['dtype']>;
+  }
+
+  /** The value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item: expected a tensor with one element, got shape ${formatShape(this.shape)}`);
+    return (await this.data())[0]!;
+  }
+
+  /** Values as nested arrays of the tensor's shape. */
+  async array(): Promise<unknown> {
+    const flat = Array.from(await this.data());
+    const nest = (dim: number, offset: number): unknown => {
+      if (dim === this.shape.length) return flat[offset];
+      const stride = sizeOf(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim]! }, (_, i) => nest(dim + 1, offset + i * stride));
+    };
+    return nest(0, 0);
+  }
+
+  toString(): string {
+    const state = this.isDisposed ? ', disposed' : this.requiresGrad ? ', requiresGrad' : '';
+    return `Tensor(${formatShape(this.shape)}, ${this.dtype}${state})`;
+  }
+}
+
+setTensorCheck((v): v is Tensor => v instanceof Tensor);

@@ -1,0 +1,49 @@
+import * as T from '@leffa-webgpu/core';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+beforeAll(async () => {
+  await T.init();
+});
+
+describe('bad input', () => {
+  it('names the op and shapes on broadcast mismatches', () => {
+    expect(() => T.add(T.zeros([2, 3]), T.zeros([4]))).toThrow('add: shapes [2, 3] and [4] are not broadcastable');
+  });
+
+  it('rejects matmul with mismatched inner dims', () => {
+    expect(() => T.matmul(T.zeros([2, 3]), T.zeros([4, 5]))).toThrow('matmul: inner dimensions differ: [2, 3] @ [4, 5] (3 vs 4)');
+  });
+
+  it('rejects out-of-range axes', () => {
+    expect(() => T.sum(T.zeros([2, 3]), 2)).toThrow('sum: axis 2 is out of range for a tensor of rank 2 (expected -2..1)');
+    expect(() => T.softmax(T.zeros([2, 3]), -3)).toThrow(/softmax: axis -3 is out of range/);
+  });
+
+  it('rejects disposed inputs', () => {
+    const t = T.zeros([2, 2]);
+    t.dispose();
+    expect(() => T.exp(t)).toThrow('exp: input 0 (shape [2, 2]) was disposed');
+    expect(t.toString()).toContain('disposed');
+  });
+
+  it('rejects wrong dtypes', () => {
+    const labels = T.tensor(new Int32Array([1, 2]));
+    expect(() => T.exp(labels)).toThrow('exp: input 0 has dtype int32, expected float32');
+    expect(() => {
+      labels.requiresGrad = true;
+    }).toThrow(/only float32/);
+  });
+
+  it('rejects bad shapes and reshapes', () => {
+    expect(() => T.tensor([1, 2, 3], [2, 2])).toThrow('tensor: 3 values do not fill shape [2, 2] (4 elements)');
+    expect(() => T.reshape(T.zeros([2, 3]), [4, -1])).toThrow('reshape: cannot reshape [2, 3] (6 elements) to [4, -1]');
+    expect(() => T.zeros([2, -1])).toThrow(/invalid shape/);
+    expect(() => T.concat([T.zeros([2, 3]), T.zeros([3, 3])], 1)).toThrow(/concat: tensor 1 has shape \[3, 3\]/);
+    expect(() => T.permute(T.zeros([2, 3]), [0, 0])).toThrow(/not a permutation/);
+    expect(() => T.expand(T.zeros([2, 3]), [4, 3])).toThrow(/expand: cannot expand \[2, 3\] to \[4, 3\]/);
+  });
+
+  it('asks for one element in item()', async () => {
+    await expect(T.zeros([2]).item()).rejects.toThrow('item: expected a tensor with one element, got shape [2]');
+  });
+});

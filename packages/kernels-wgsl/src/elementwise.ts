@@ -1,0 +1,103 @@
+import { FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from './kernel.js';
+
+/** Largest tensor rank the strided kernels index (after merging contiguous dimensions). */
+export const MAX_RANK = 8;
+
+/** Shared WGSL math the elementwise expressions may call. */
+export const MATH_WGSL = /* wgsl */ `
+// erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26); WGSL has no builtin.
+fn erf_(x: f32) -> f32 {
+  let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
+  return select(-y, y, x >= 0.0);
+}
+fn sigmoid_(x: f32) -> f32 {
+  // Split by sign so exp never overflows.
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+fn tanh_(x: f32) -> f32 {
+  let e = exp(-2.0 * abs(x));
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}
+fn softplus_(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+// Torch's pow: a negative base with an integral exponent keeps its sign pattern; WGSL's pow is NaN there.
+fn pow_(a: f32, b: f32) -> f32 {
+  if (b == 0.0) { return 1.0; }
+  let m = pow(abs(a), b);
+  if (a >= 0.0) { return m; }
+  if (fract(b) != 0.0) { let nan_bits = 0x7fc00000u; return bitcast<f32>(nan_bits); }
+  let odd = (i32(b) & 1) == 1;
+  return select(m, -m, odd);
+}
+`;
+
+export interface ElementwiseSpec {
+  /**
+   * WGSL expression of the output in terms of `a`, `b`, `c` (the inputs, in order) and the uniform scalars
+   * `alpha`, `beta`; may call the helpers of MATH_WGSL.
+   */
+  expr: string;
+  arity: number;
+  /** Rank of the broadcast index space; 0 means every input is contiguous with the output's shape. */
+  rank: number;
+}
+
+const WG = 256;
+const INPUT_NAMES = ['a', 'b', 'c', 'd'];
+
+/**
+ * out[i] = expr(a[ia], b[ib], ...) over the output's elements, each input read through its own strides
+ * (stride 0 broadcasts). With rank 0 every input is read at i directly, the fast path for equal shapes.
+ */
+export function elementwiseKernel(spec: ElementwiseSpec): Kernel {
+  const { expr, arity, rank } = spec;
+  if (arity < 1 || arity > INPUT_NAMES.length) throw new Error(`elementwiseKernel: arity ${arity} not in 1..4`);
+  if (rank > MAX_RANK) throw new Error(`elementwiseKernel: rank ${rank} exceeds ${MAX_RANK}`);
+  const names = INPUT_NAMES.slice(0, arity);
+  const arr = { array: 'u32' as const, length: MAX_RANK };
+  const uniforms = [
+    { name: 'n', type: 'u32' as const },
+    { name: 'alpha', type: 'f32' as const },
+    { name: 'beta', type: 'f32' as const },
+    ...(rank > 0 ? [{ name: 'shape', type: arr }, ...names.map((x) => ({ name: `stride_${x}`, type: arr }))] : []),
+  ];
+  const index =
+    rank === 0
+      ? names.map((x) => `  let i_${x} = i;`).join('\n')
+      : [
+          ...names.map((x) => `  var i_${x} = 0u;`),
+          '  var rem = i;',
+          `  for (var d = ${rank - 1}; d >= 0; d--) {`,
+          '    let s = params.shape[d / 4][d % 4];',
+          '    let coord = rem % s;',
+          '    rem = rem / s;',
+          ...names.map((x) => `    i_${x} += coord * params.stride_${x}[d / 4][d % 4];`),
+          '  }',
+        ].join('\n');
+  return makeKernel({
+    key: `ew:${arity}:${rank}:${expr}`,
+    buffers: [
+      ...names.map((x) => ({ name: `in_${x}`, access: 'read' as const, type: 'f32' })),
+      { name: 'out', access: 'read_write', type: 'f32' },
+    ],
+    uniforms,
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${MATH_WGSL}
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (i >= params.n) { return; }
+  let alpha = params.alpha;
+  let beta = params.beta;
+${index}
+${names.map((x) => `  let ${x} = in_${x}[i_${x}];`).join('\n')}
+  out[i] = ${expr};
+}`,
+  });
+}
+
+export const elementwiseGrid = (n: number) => grid1d(n, WG);

@@ -1,0 +1,142 @@
+import { FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+
+/**
+ * Reductions over the middle axis of a [O, R, I] view of a contiguous tensor (any set of adjacent axes can be
+ * viewed this way; the core permutes other axis sets first). Output is [O, I].
+ *
+ * - sum / mean (sum times `scale`), max, min
+ * - argmax / argmin: index along R as i32; ties resolve to the first index, as PyTorch does
+ * - var: two passes (mean, then squared deviations) divided by (R - correction)
+ */
+export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin' | 'var';
+
+/**
+ * 'row': one workgroup per output, its threads stride over R and combine in workgroup memory (I must be 1).
+ * 'column': one thread per output, looping over R with stride I (coalesced across neighbouring outputs).
+ */
+export type ReduceMode = 'row' | 'column';
+
+const ROW_WG = 64;
+const COL_WG = 256;
+
+interface Combine {
+  init: string;
+  /** Folds value `v` at index `r` into the accumulator (acc, idx). */
+  step: string;
+  /** Folds another partial (acc2, idx2) into (acc, idx); index ties go to the smaller index. */
+  merge: string;
+}
+
+const COMBINE: Record<Exclude<ReduceOp, 'var'>, Combine> = {
+  sum: { init: '0.0', step: 'acc += v;', merge: 'acc += acc2;' },
+  max: { init: '-3.402823e38', step: 'acc = max(acc, v);', merge: 'acc = max(acc, acc2);' },
+  min: { init: '3.402823e38', step: 'acc = min(acc, v);', merge: 'acc = min(acc, acc2);' },
+  argmax: {
+    init: '-3.402823e38',
+    step: 'if (v > acc || idx < 0) { acc = v; idx = i32(r); }',
+    merge: 'if (idx2 >= 0 && (acc2 > acc || (acc2 == acc && idx2 < idx) || idx < 0)) { acc = acc2; idx = idx2; }',
+  },
+  argmin: {
+    init: '3.402823e38',
+    step: 'if (v < acc || idx < 0) { acc = v; idx = i32(r); }',
+    merge: 'if (idx2 >= 0 && (acc2 < acc || (acc2 == acc && idx2 < idx) || idx < 0)) { acc = acc2; idx = idx2; }',
+  },
+};
+
+export function reduceKernel(op: ReduceOp, mode: ReduceMode): Kernel {
+  const isArg = op === 'argmax' || op === 'argmin';
+  const outType = isArg ? 'i32' : 'f32';
+  const uniforms = [
+    { name: 'O', type: 'u32' as const },
+    { name: 'R', type: 'u32' as const },
+    { name: 'I', type: 'u32' as const },
+    { name: 'scale', type: 'f32' as const },
+  ];
+  const buffers = [
+    { name: 'x', access: 'read' as const, type: 'f32' },
+    { name: 'out', access: 'read_write' as const, type: outType },
+  ];
+  const key = `reduce:${op}:${mode}`;
+  const result = isArg ? 'idx' : op === 'sum' ? 'acc * params.scale' : 'acc';
+
+  if (mode === 'column') {
+    const c = op === 'var' ? COMBINE.sum : COMBINE[op];
+    const loop = (stmt: string) => `for (var r = 0u; r < params.R; r++) { let v = x[base + r * params.I]; ${stmt} }`;
+    const body =
+      op === 'var'
+        ? `var mean = 0.0; ${loop('mean += v;')} mean = mean / f32(params.R);
+    var acc = 0.0; ${loop('let dv = v - mean; acc += dv * dv;')}
+    out[o] = acc * params.scale;`
+        : `var acc: f32 = ${c.init}; var idx: i32 = -1; ${loop(c.step)}
+    out[o] = ${result};`;
+    return makeKernel({
+      key,
+      buffers,
+      uniforms,
+      workgroupSize: [COL_WG, 1, 1],
+      body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flatGroup(wid, nwg) * ${COL_WG}u + lid;
+  if (o >= params.O * params.I) { return; }
+  let base = (o / params.I) * params.R * params.I + o % params.I;
+  ${body}
+}`,
+    });
+  }
+
+  // Row mode: tree reduction in workgroup memory. `var` runs it twice (mean, then squared deviations).
+  const c = op === 'var' ? COMBINE.sum : COMBINE[op];
+  const treeReduce = (valueExpr: string, target: string) => `
+  {
+    var acc: f32 = ${c.init}; var idx: i32 = -1;
+    for (var r = lid; r < params.R; r += ${ROW_WG}u) { let v = ${valueExpr}; ${c.step} }
+    s_acc[lid] = acc; s_idx[lid] = idx;
+    workgroupBarrier();
+    for (var stride = ${ROW_WG / 2}u; stride > 0u; stride = stride / 2u) {
+      if (lid < stride) {
+        acc = s_acc[lid]; idx = s_idx[lid];
+        let acc2 = s_acc[lid + stride]; let idx2 = s_idx[lid + stride];
+        ${c.merge}
+        s_acc[lid] = acc; s_idx[lid] = idx;
+      }
+      workgroupBarrier();
+    }
+    ${target}
+  }`;
+  const body =
+    op === 'var'
+      ? `${treeReduce('x[base + r]', 'mean = s_acc[0] / f32(params.R); workgroupBarrier();')}
+  ${treeReduce('(x[base + r] - mean) * (x[base + r] - mean)', 'if (lid == 0u) { out[o] = s_acc[0] * params.scale; }')}`
+      : treeReduce('x[base + r]', `if (lid == 0u) { acc = s_acc[0]; idx = s_idx[0]; out[o] = ${result}; }`);
+  return makeKernel({
+    key,
+    buffers,
+    uniforms,
+    workgroupSize: [ROW_WG, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+var<workgroup> s_acc: array<f32, ${ROW_WG}>;
+var<workgroup> s_idx: array<i32, ${ROW_WG}>;
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = flatGroup(wid, nwg);
+  if (o >= params.O) { return; }
+  let base = o * params.R;
+  var mean = 0.0;
+  ${body}
+}`,
+  });
+}
+
+/** Row mode pays off once a row is long enough to share among a workgroup. */
+export function chooseReduceMode(R: number, I: number): ReduceMode {
+  return I === 1 && R >= 128 ? 'row' : 'column';
+}
+
+export function reduceGrid(mode: ReduceMode, O: number, I: number): Grid {
+  return mode === 'row' ? gridGroups(O) : grid1d(O * I, COL_WG);
+}

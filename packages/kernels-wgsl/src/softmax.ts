@@ -1,0 +1,112 @@
+import { FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+
+/**
+ * Softmax and log-softmax over the last axis of a [rows, cols] tensor, forward and backward.
+ * forward:  y = exp(x - max) / sum(exp(x - max))        (log: y = x - max - log(sum))
+ * backward: gx = y * (g - sum(g * y))                     (log: gx = g - exp(y) * sum(g))
+ * 'row' mode gives each row a workgroup (long rows); 'thread' mode gives each row one invocation (short rows).
+ */
+export type SoftmaxKind = 'softmax' | 'logsoftmax';
+export type RowMode = 'row' | 'thread';
+
+const ROW_WG = 64;
+const THREAD_WG = 64;
+
+function rowBody(kind: SoftmaxKind, backward: boolean): { passes: { init: string; acc: string; combine: string }[]; write: string } {
+  if (!backward) {
+    return {
+      passes: [
+        { init: '-3.402823e38', acc: 'max(acc, x[base + c])', combine: 'max' },
+        { init: '0.0', acc: 'acc + exp(x[base + c] - r0)', combine: '+' },
+      ],
+      write: kind === 'softmax' ? 'out[base + c] = exp(x[base + c] - r0) / r1;' : 'out[base + c] = x[base + c] - r0 - log(r1);',
+    };
+  }
+  // x holds y (the forward output), g the incoming gradient.
+  return {
+    passes: [{ init: '0.0', acc: kind === 'softmax' ? 'acc + g[base + c] * x[base + c]' : 'acc + g[base + c]', combine: '+' }],
+    write:
+      kind === 'softmax'
+        ? 'out[base + c] = x[base + c] * (g[base + c] - r0);'
+        : 'out[base + c] = g[base + c] - exp(x[base + c]) * r0;',
+  };
+}
+
+export function softmaxKernel(kind: SoftmaxKind, backward: boolean, mode: RowMode): Kernel {
+  const { passes, write } = rowBody(kind, backward);
+  const buffers = [
+    { name: 'x', access: 'read' as const, type: 'f32' },
+    ...(backward ? [{ name: 'g', access: 'read' as const, type: 'f32' }] : []),
+    { name: 'out', access: 'read_write' as const, type: 'f32' },
+  ];
+  const uniforms = [
+    { name: 'rows', type: 'u32' as const },
+    { name: 'cols', type: 'u32' as const },
+  ];
+  const key = `softmax:${kind}:${backward}:${mode}`;
+  const merge = (p: { combine: string }, a: string, b: string) => (p.combine === '+' ? `${a} + ${b}` : `${p.combine}(${a}, ${b})`);
+  if (mode === 'thread') {
+    const body = passes
+      .map((p, i) => `var r${i} = ${p.init}; { var acc = r${i}; for (var c = 0u; c < params.cols; c++) { acc = ${p.acc}; } r${i} = acc; }`)
+      .join('\n  ');
+    return makeKernel({
+      key,
+      buffers,
+      uniforms,
+      workgroupSize: [THREAD_WG, 1, 1],
+      body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${THREAD_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = flatGroup(wid, nwg) * ${THREAD_WG}u + lid;
+  if (row >= params.rows) { return; }
+  let base = row * params.cols;
+  ${body}
+  for (var c = 0u; c < params.cols; c++) { ${write} }
+}`,
+    });
+  }
+  const body = passes
+    .map(
+      (p, i) => `
+  var r${i}: f32;
+  {
+    var acc: f32 = ${p.init};
+    for (var c = lid; c < params.cols; c += ${ROW_WG}u) { acc = ${p.acc}; }
+    scratch[lid] = acc;
+    workgroupBarrier();
+    for (var s = ${ROW_WG / 2}u; s > 0u; s = s / 2u) {
+      if (lid < s) { scratch[lid] = ${merge(p, 'scratch[lid]', 'scratch[lid + s]')}; }
+      workgroupBarrier();
+    }
+    r${i} = scratch[0];
+    workgroupBarrier();
+  }`,
+    )
+    .join('');
+  return makeKernel({
+    key,
+    buffers,
+    uniforms,
+    workgroupSize: [ROW_WG, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+var<workgroup> scratch: array<f32, ${ROW_WG}>;
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = flatGroup(wid, nwg);
+  if (row >= params.rows) { return; }
+  let base = row * params.cols;
+  ${body}
+  for (var c = lid; c < params.cols; c += ${ROW_WG}u) { ${write} }
+}`,
+  });
+}
+
+export const chooseRowMode = (cols: number): RowMode => (cols >= 64 ? 'row' : 'thread');
+
+export function softmaxGrid(mode: RowMode, rows: number): Grid {
+  return mode === 'row' ? gridGroups(rows) : grid1d(rows, THREAD_WG);
+}

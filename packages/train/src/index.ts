@@ -1,0 +1,2 @@
+// Public API of @leffa-webgpu/train; populated as its modules land.
+export {};

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Makes sure the PyTorch oracle exists: Debian's python3-torch (PyTorch 1.13, CPU) under /usr/bin/python3.
+# The parity tests compare every op against golden files it writes. Idempotent.
+set -euo pipefail
+PY=/usr/bin/python3
+if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
+  echo "setup-oracle: torch $("$PY" -c 'import torch; print(torch.__version__)') found"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
+  echo "setup-oracle: PyTorch not found under $PY; install Debian's python3-torch (apt-get install python3-torch)" >&2
+  exit 1
+fi
+echo "setup-oracle: installing python3-torch"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq python3-torch python3-numpy >/dev/null
+"$PY" -c 'import torch; print("setup-oracle: torch", torch.__version__, "installed")'

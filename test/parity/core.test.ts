@@ -1,0 +1,54 @@
+import * as T from '@leffa-webgpu/core';
+import { beforeAll } from 'vitest';
+import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
+
+await T.init();
+
+const unary = (f: (x: T.Tensor) => T.Tensor): OpAdapter => ([x]) => f(x!);
+const binary = (f: (a: T.Tensor, b: T.Tensor) => T.Tensor): OpAdapter => ([a, b]) => f(a!, b!);
+const reduce = (f: (x: T.Tensor, axes: number[] | undefined, keep: boolean) => T.Tensor): OpAdapter =>
+  ([x], a) => f(x!, a.axes ?? undefined, a.keepdim);
+
+const OPS: Record<string, OpAdapter> = {
+  neg: unary(T.neg), exp: unary(T.exp), log: unary(T.log), sqrt: unary(T.sqrt), rsqrt: unary(T.rsqrt),
+  abs: unary(T.abs), relu: unary(T.relu), sigmoid: unary(T.sigmoid), tanh: unary(T.tanh), silu: unary(T.silu),
+  softplus: unary(T.softplus), gelu: unary((x) => T.gelu(x)), gelu_tanh: unary((x) => T.gelu(x, 'tanh')),
+  sin: unary(T.sin), cos: unary(T.cos), square: unary(T.square), reciprocal: unary(T.reciprocal), elu: unary((x) => T.elu(x)),
+  leaky_relu: ([x], a) => T.leakyRelu(x!, a.slope),
+  clamp: ([x], a) => T.clamp(x!, a.min ?? undefined, a.max ?? undefined),
+  pow_scalar: ([x], a) => T.pow(x!, a.exponent),
+  add: binary(T.add), sub: binary(T.sub), mul: binary(T.mul), div: binary(T.div), pow: binary(T.pow),
+  maximum: binary(T.maximum), minimum: binary(T.minimum),
+  add_scalar: ([x], a) => T.add(x!, a.scalar),
+  rsub_scalar: ([x], a) => T.sub(a.scalar, x!),
+  rdiv_scalar: ([x], a) => T.div(a.scalar, x!),
+  mul_scalar: ([x], a) => T.mul(x!, a.scalar),
+  where: ([c, a, b]) => T.where(c!, a!, b!),
+  sum: reduce(T.sum), mean: reduce(T.mean), max: reduce(T.max), min: reduce(T.min),
+  var: ([x], a) => T.variance(x!, a.axes ?? undefined, a.keepdim, a.correction ?? 1),
+  logsumexp: reduce(T.logsumexp),
+  argmax: ([x], a) => T.argmax(x!, a.axis),
+  argmin: ([x], a) => T.argmin(x!, a.axis),
+  permute: ([x], a) => T.permute(x!, a.dims),
+  transpose: ([x], a) => T.transpose(x!, a.a, a.b),
+  reshape: ([x], a) => T.reshape(x!, a.shape),
+  expand: ([x], a) => T.expand(x!, a.shape),
+  slice: ([x], a) => T.slice(x!, a.specs),
+  pad: ([x], a) => T.pad(x!, a.pads, a.value),
+  flip: ([x], a) => T.flip(x!, a.axes),
+  concat: (xs, a) => T.concat(xs, a.axis),
+  stack: (xs, a) => T.stack(xs, a.axis),
+  split: ([x], a) => T.split(x!, a.sizes, a.axis),
+  chunk: ([x], a) => T.chunk(x!, a.chunks, a.axis),
+  repeat: ([x], a) => T.repeat(x!, a.times),
+  matmul: binary(T.matmul),
+  linear: ([x, w, b]) => T.linear(x!, w!, b),
+  softmax: ([x], a) => T.softmax(x!, a.axis),
+  log_softmax: ([x], a) => T.logSoftmax(x!, a.axis),
+};
+
+beforeAll(async () => {
+  await T.init();
+});
+
+replayGoldenGroup('core', OPS);
