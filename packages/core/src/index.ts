@@ -21,3 +21,5 @@ export const init = getDevice;
 /** Live and pooled GPU memory of the active device. */
 export const memoryStats = (): MemoryStats => activeDevice().memoryStats();
 export * from './io/safetensors.js';
+export * as nn from './nn/index.js';
+export { Module, type LoadReport, type LoadOptions } from './nn/module.js';

@@ -10,8 +10,6 @@ import type { Storage } from './storage.js';
  */
 export type DType = 'float32' | 'int32';
 
-export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
-
 export const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, int32: 4 };
 
 // Storage of tensors that were garbage collected without dispose() goes back to the pool.
@@ -134,11 +132,21 @@ export class Tensor {
     return this.alias();
   }
 
-  /** Copies the values to the CPU. */
-  async data(): Promise<TypedArrayFor<this['dtype']>> {
+  private async readBytes(): Promise<ArrayBuffer> {
     const storage = this.storage;
-    const bytes = await storage.device.read(storage.entry, this.byteLength);
-    return (this.dtype === 'int32' ? new Int32Array(bytes) : new Float32Array(bytes)) as TypedArrayFor<this['dtype']>;
+    return storage.device.read(storage.entry, this.byteLength);
+  }
+
+  /** Copies the values to the CPU as float32 (int32 tensors are converted; they are exact below 2^24). */
+  async data(): Promise<Float32Array> {
+    const bytes = await this.readBytes();
+    return this.dtype === 'int32' ? Float32Array.from(new Int32Array(bytes)) : new Float32Array(bytes);
+  }
+
+  /** Copies the values of an int32 tensor to the CPU. */
+  async intData(): Promise<Int32Array> {
+    if (this.dtype !== 'int32') throw new Error(`intData: tensor is ${this.dtype}; use data()`);
+    return new Int32Array(await this.readBytes());
   }
 
   /** The value of a one-element tensor. */

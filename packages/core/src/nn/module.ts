@@ -1,0 +1,165 @@
+import { formatShape } from '../tensor/shape.js';
+import { keep } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface LoadReport {
+  missing: string[];
+  unexpected: string[];
+  /** Keys present on both sides with different shapes. */
+  mismatched: { key: string; expected: number[]; got: number[] }[];
+}
+
+export interface LoadOptions {
+  /** Throw when any key is missing, unexpected or of the wrong shape (default true). */
+  strict?: boolean;
+  /** Keys that may be absent or extra without failing a strict load (e.g. unused attn2 weights). */
+  ignore?: (key: string) => boolean;
+}
+
+/**
+ * Base class of layers and models, PyTorch-style: parameters, buffers and submodules registered under
+ * names, addressed by dotted paths (`down_blocks.0.resnets.1.conv1.weight`) in state dicts, so that
+ * official checkpoints load without renaming.
+ *
+ * Registration is explicit because JavaScript cannot observe field assignment:
+ *   this.weight = this.addParameter('weight', T.zeros([out, in]));
+ *   this.conv = this.addModule('conv', new Conv2d(...));
+ */
+export abstract class Module {
+  training = true;
+  private readonly params = new Map<string, Tensor | null>();
+  private readonly buffers = new Map<string, { tensor: Tensor | null; persistent: boolean }>();
+  private readonly modules = new Map<string, Module>();
+
+  /** Registers a trainable tensor (it gets requiresGrad and survives tidy scopes). */
+  protected addParameter(name: string, t: Tensor): Tensor;
+  protected addParameter(name: string, t: Tensor | null): Tensor | null;
+  protected addParameter(name: string, t: Tensor | null): Tensor | null {
+    this.checkName(name);
+    if (t) {
+      t.requiresGrad = true;
+      keep(t);
+    }
+    this.params.set(name, t);
+    return t;
+  }
+
+  /** Registers state that is not trained (running statistics); non-persistent buffers stay out of state dicts. */
+  protected addBuffer(name: string, t: Tensor, persistent?: boolean): Tensor;
+  protected addBuffer(name: string, t: Tensor | null, persistent?: boolean): Tensor | null;
+  protected addBuffer(name: string, t: Tensor | null, persistent = true): Tensor | null {
+    this.checkName(name);
+    if (t) keep(t);
+    this.buffers.set(name, { tensor: t, persistent });
+    return t;
+  }
+
+  protected addModule<M extends Module>(name: string, m: M): M {
+    this.checkName(name);
+    this.modules.set(name, m);
+    return m;
+  }
+
+  private checkName(name: string): void {
+    if (!name || name.includes('.')) throw new Error(`${this.constructor.name}: invalid member name '${name}'`);
+    if (this.params.has(name) || this.buffers.has(name) || this.modules.has(name)) {
+      throw new Error(`${this.constructor.name}: '${name}' is registered twice`);
+    }
+  }
+
+  *namedChildren(): Generator<[string, Module]> {
+    yield* this.modules.entries();
+  }
+
+  /** This module and every descendant, depth first, with dotted names ('' for this one). */
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [name, m] of this.modules) yield* m.namedModules(prefix ? `${prefix}.${name}` : name);
+  }
+
+  *namedParameters(prefix = ''): Generator<[string, Tensor]> {
+    for (const [path, m] of this.namedModules(prefix)) {
+      for (const [name, t] of m.params) if (t) yield [path ? `${path}.${name}` : name, t];
+    }
+  }
+
+  parameters(): Tensor[] {
+    return [...this.namedParameters()].map(([, t]) => t);
+  }
+
+  *namedBuffers(prefix = '', onlyPersistent = false): Generator<[string, Tensor]> {
+    for (const [path, m] of this.namedModules(prefix)) {
+      for (const [name, b] of m.buffers) {
+        if (b.tensor && (!onlyPersistent || b.persistent)) yield [path ? `${path}.${name}` : name, b.tensor];
+      }
+    }
+  }
+
+  /** Total number of parameter elements. */
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.size, 0);
+  }
+
+  /** Sets training mode here and below (dropout, batch-norm statistics). */
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Parameters and persistent buffers by dotted name (tensors are shared, not copied). */
+  stateDict(): Map<string, Tensor> {
+    return new Map([...this.namedParameters(), ...this.namedBuffers('', true)]);
+  }
+
+  /**
+   * Copies tensors into parameters and buffers by name (the module's tensors take the given storage).
+   * Reports missing, unexpected and wrong-shaped keys; a strict load throws listing all of them.
+   */
+  loadStateDict(dict: Map<string, Tensor> | Record<string, Tensor>, options: LoadOptions = {}): LoadReport {
+    const given = dict instanceof Map ? dict : new Map(Object.entries(dict));
+    const own = this.stateDict();
+    const ignore = options.ignore ?? (() => false);
+    const report: LoadReport = { missing: [], unexpected: [], mismatched: [] };
+    for (const [key, t] of own) {
+      const v = given.get(key);
+      if (!v) {
+        if (!ignore(key)) report.missing.push(key);
+        continue;
+      }
+      if (v.shape.join() !== t.shape.join()) report.mismatched.push({ key, expected: [...t.shape], got: [...v.shape] });
+    }
+    for (const key of given.keys()) if (!own.has(key) && !ignore(key)) report.unexpected.push(key);
+    const failed = report.missing.length + report.unexpected.length + report.mismatched.length > 0;
+    if (failed && (options.strict ?? true)) {
+      const lines = [
+        ...report.mismatched.map((m) => `  shape mismatch for ${m.key}: expected ${formatShape(m.expected)}, got ${formatShape(m.got)}`),
+        ...report.missing.map((k) => `  missing: ${k}`),
+        ...report.unexpected.map((k) => `  unexpected: ${k}`),
+      ];
+      throw new Error(`loadStateDict(${this.constructor.name}): ${lines.length} problem(s)\n${lines.join('\n')}`);
+    }
+    const bad = new Set(report.mismatched.map((m) => m.key));
+    for (const [key, t] of own) {
+      const v = given.get(key);
+      if (v && !bad.has(key)) t.assign(v);
+    }
+    return report;
+  }
+
+  /** Drops the gradients of every parameter. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /** Frees every parameter and buffer. */
+  dispose(): void {
+    for (const t of [...this.parameters(), ...[...this.namedBuffers()].map(([, b]) => b)]) t.dispose();
+  }
+}
