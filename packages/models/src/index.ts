@@ -1,2 +1,1 @@
-// Public API of @leffa-webgpu/models; populated as its modules land.
-export {};
+export * from './schedulers/index.js';
