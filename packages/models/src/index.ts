@@ -1,1 +1,2 @@
 export * from './schedulers/index.js';
+export * from './diffusion/index.js';

@@ -1,0 +1,78 @@
+import * as T from '@leffa-webgpu/core';
+
+const { GroupNorm, Linear, ModuleList } = T.nn;
+
+export interface AttentionOptions {
+  heads: number;
+  dimHead: number;
+  /** Width of the key/value source when it differs from the queries (cross-attention). */
+  crossAttentionDim?: number;
+  /** Bias on to_q/to_k/to_v (the VAE has it, the UNet does not). */
+  qkvBias?: boolean;
+  /** GroupNorm applied to a [B, C, H, W] input first, with a residual around the whole block (the VAE's). */
+  groupNorm?: { groups: number; eps: number };
+}
+
+/** diffusers' `Attention`: to_q, to_k, to_v, to_out.0 (and group_norm for the VAE's spatial attention). */
+export class Attention extends T.Module {
+  readonly to_q: T.nn.Linear;
+  readonly to_k: T.nn.Linear;
+  readonly to_v: T.nn.Linear;
+  readonly to_out: T.nn.ModuleList<T.nn.Linear>;
+  readonly group_norm: T.nn.GroupNorm | null;
+  readonly heads: number;
+  readonly dimHead: number;
+
+  constructor(
+    readonly queryDim: number,
+    options: AttentionOptions,
+  ) {
+    super();
+    this.heads = options.heads;
+    this.dimHead = options.dimHead;
+    const inner = options.heads * options.dimHead;
+    const kvDim = options.crossAttentionDim ?? queryDim;
+    const bias = options.qkvBias ?? false;
+    this.group_norm = options.groupNorm
+      ? this.addModule('group_norm', new GroupNorm(options.groupNorm.groups, queryDim, { eps: options.groupNorm.eps }))
+      : null;
+    this.to_q = this.addModule('to_q', new Linear(queryDim, inner, { bias }));
+    this.to_k = this.addModule('to_k', new Linear(kvDim, inner, { bias }));
+    this.to_v = this.addModule('to_v', new Linear(kvDim, inner, { bias }));
+    this.to_out = this.addModule('to_out', new ModuleList([new Linear(inner, queryDim)]));
+  }
+
+  /** [B, N, heads*d] -> [B, heads, N, d]. */
+  splitHeads(x: T.Tensor): T.Tensor {
+    const [b, n] = x.shape as [number, number, number];
+    return T.permute(T.reshape(x, [b, n, this.heads, this.dimHead]), [0, 2, 1, 3]);
+  }
+
+  /** [B, heads, N, d] -> [B, N, heads*d]. */
+  mergeHeads(x: T.Tensor): T.Tensor {
+    const [b, , n] = x.shape as [number, number, number, number];
+    return T.reshape(T.permute(x, [0, 2, 1, 3]), [b, n, this.heads * this.dimHead]);
+  }
+
+  /** Multi-head attention of tokens [B, N, C] over `context` [B, M, C'] (themselves by default). */
+  forward(x: T.Tensor, context: T.Tensor = x): T.Tensor {
+    const q = this.splitHeads(this.to_q.forward(x));
+    const k = this.splitHeads(this.to_k.forward(context));
+    const v = this.splitHeads(this.to_v.forward(context));
+    return this.project(T.attention(q, k, v) as T.Tensor);
+  }
+
+  /** to_out applied to per-head outputs [B, heads, N, d]. */
+  project(perHead: T.Tensor): T.Tensor {
+    return this.to_out.at(0).forward(this.mergeHeads(perHead));
+  }
+
+  /** The VAE's spatial self-attention on [B, C, H, W] with its group norm and residual connection. */
+  forwardSpatial(x: T.Tensor): T.Tensor {
+    if (!this.group_norm) throw new Error('Attention.forwardSpatial: this attention has no group_norm');
+    const [b, c, h, w] = x.shape as [number, number, number, number];
+    const tokens = T.permute(T.reshape(this.group_norm.forward(x), [b, c, h * w]), [0, 2, 1]);
+    const out = this.forward(tokens);
+    return T.add(T.reshape(T.permute(out, [0, 2, 1]), [b, c, h, w]), x);
+  }
+}

@@ -1,0 +1,155 @@
+import * as T from '@leffa-webgpu/core';
+import { Attention } from './attention.js';
+import type { ReferenceContext } from './reference.js';
+
+const { Conv2d, Dropout, GroupNorm, LayerNorm, Linear, ModuleList } = T.nn;
+
+/** GEGLU: a projection to twice the width, split into value and gate: value * gelu(gate). */
+export class GEGLU extends T.Module {
+  readonly proj: T.nn.Linear;
+
+  constructor(dimIn: number, dimOut: number) {
+    super();
+    this.proj = this.addModule('proj', new Linear(dimIn, dimOut * 2));
+  }
+
+  forward(x: T.Tensor): T.Tensor {
+    const [value, gate] = T.chunk(this.proj.forward(x), 2, -1) as [T.Tensor, T.Tensor];
+    return T.mul(value, T.gelu(gate));
+  }
+}
+
+/** diffusers' FeedForward with GEGLU: net.0 (GEGLU), net.1 (dropout), net.2 (Linear). */
+export class FeedForward extends T.Module {
+  readonly net: T.nn.ModuleList<T.Module>;
+
+  constructor(dim: number, mult = 4) {
+    super();
+    const inner = dim * mult;
+    this.net = this.addModule('net', new ModuleList<T.Module>([new GEGLU(dim, inner), new Dropout(0), new Linear(inner, dim)]));
+  }
+
+  forward(x: T.Tensor): T.Tensor {
+    const h = (this.net.at(0) as GEGLU).forward(x);
+    return (this.net.at(2) as T.nn.Linear).forward(h);
+  }
+}
+
+export interface TransformerBlockOptions {
+  heads: number;
+  dimHead: number;
+  crossAttentionDim: number;
+  /**
+   * Leffa replaces cross-attention with a processor that returns its input, so the block computes
+   * x + norm2(x) there; attn2's weights stay loadable but unused. Off: ordinary cross-attention.
+   */
+  skipCrossAttention: boolean;
+}
+
+/**
+ * BasicTransformerBlock: x += attn1(norm1 x); x += attn2(norm2 x, context); x += ff(norm3 x), with Leffa's
+ * reference hooks around attn1.
+ */
+export class BasicTransformerBlock extends T.Module {
+  readonly norm1: T.nn.LayerNorm;
+  readonly attn1: Attention;
+  readonly norm2: T.nn.LayerNorm;
+  readonly attn2: Attention;
+  readonly norm3: T.nn.LayerNorm;
+  readonly ff: FeedForward;
+  /** Dotted path inside the UNet, set by the UNet, for attention reports and errors. */
+  path = '';
+
+  constructor(
+    dim: number,
+    private readonly options: TransformerBlockOptions,
+  ) {
+    super();
+    const { heads, dimHead } = options;
+    this.norm1 = this.addModule('norm1', new LayerNorm([dim]));
+    this.attn1 = this.addModule('attn1', new Attention(dim, { heads, dimHead }));
+    this.norm2 = this.addModule('norm2', new LayerNorm([dim]));
+    this.attn2 = this.addModule('attn2', new Attention(dim, { heads, dimHead, crossAttentionDim: options.crossAttentionDim }));
+    this.norm3 = this.addModule('norm3', new LayerNorm([dim]));
+    this.ff = this.addModule('ff', new FeedForward(dim));
+  }
+
+  forward(x: T.Tensor, grid: { height: number; width: number }, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
+    const n1 = this.norm1.forward(x);
+    let h = T.add(x, ctx.mode === 'consume' ? this.referenceAttention(n1, grid, ctx) : this.attn1.forward(n1));
+    if (ctx.mode === 'collect') ctx.features.push(n1);
+
+    const n2 = this.norm2.forward(h);
+    if (this.options.skipCrossAttention) h = T.add(h, n2);
+    else {
+      if (!context) throw new Error(`${this.path || 'BasicTransformerBlock'}: cross-attention needs encoder hidden states`);
+      h = T.add(h, this.attn2.forward(n2, context));
+    }
+    return T.add(h, this.ff.forward(this.norm3.forward(h)));
+  }
+
+  /**
+   * attn1 of the generative UNet: queries from its own tokens, keys and values from [own ; reference]
+   * (only own-token outputs are kept, so queries of reference tokens are never computed). Reports the
+   * target-query x reference-key flow or map when asked.
+   */
+  private referenceAttention(n1: T.Tensor, grid: { height: number; width: number }, ctx: ReferenceContext): T.Tensor {
+    const attn = this.attn1;
+    const layer = `${this.path}.attn1`;
+    const ref = ctx.next(layer);
+    if (ref.shape[0] !== n1.shape[0] || ref.shape[2] !== n1.shape[2]) {
+      throw new Error(`${layer}: reference feature ${T.formatShape(ref.shape)} does not match tokens ${T.formatShape(n1.shape)} (batch and width must agree)`);
+    }
+    const q = attn.splitHeads(attn.to_q.forward(n1));
+    const kRef = attn.splitHeads(attn.to_k.forward(ref));
+    const k = T.concat([attn.splitHeads(attn.to_k.forward(n1)), kRef], 2);
+    const v = T.concat([attn.splitHeads(attn.to_v.forward(n1)), attn.splitHeads(attn.to_v.forward(ref))], 2);
+    const out = attn.project(T.attention(q, k, v) as T.Tensor);
+
+    const req = ctx.request;
+    const refTokens = ref.shape[1]!;
+    if (req && grid.height >= req.imageHeight * req.minFraction && refTokens === grid.height * grid.width) {
+      const value =
+        req.kind === 'flow'
+          ? T.flowField(q, kRef, grid, { tau: req.tau })
+          : T.attentionMap(q, kRef, { tau: req.tau, headMean: true });
+      ctx.reports.push({ layer, height: grid.height, width: grid.width, value });
+    }
+    return out;
+  }
+}
+
+export interface Transformer2DOptions extends TransformerBlockOptions {
+  layers: number;
+  groups: number;
+}
+
+/** Transformer2DModel (convolutional projections, as SD 1.5): GroupNorm, proj_in, blocks, proj_out, residual. */
+export class Transformer2DModel extends T.Module {
+  readonly norm: T.nn.GroupNorm;
+  readonly proj_in: T.nn.Conv2d;
+  readonly transformer_blocks: T.nn.ModuleList<BasicTransformerBlock>;
+  readonly proj_out: T.nn.Conv2d;
+
+  constructor(channels: number, options: Transformer2DOptions) {
+    super();
+    const inner = options.heads * options.dimHead;
+    this.norm = this.addModule('norm', new GroupNorm(options.groups, channels, { eps: 1e-6 }));
+    this.proj_in = this.addModule('proj_in', new Conv2d(channels, inner, 1));
+    this.transformer_blocks = this.addModule(
+      'transformer_blocks',
+      new ModuleList(Array.from({ length: options.layers }, () => new BasicTransformerBlock(inner, options))),
+    );
+    this.proj_out = this.addModule('proj_out', new Conv2d(inner, channels, 1));
+  }
+
+  forward(x: T.Tensor, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
+    const [b, , height, width] = x.shape as [number, number, number, number];
+    const projected = this.proj_in.forward(this.norm.forward(x));
+    const inner = projected.shape[1]!;
+    let tokens = T.reshape(T.permute(projected, [0, 2, 3, 1]), [b, height * width, inner]);
+    for (const block of this.transformer_blocks) tokens = block.forward(tokens, { height, width }, ctx, context);
+    const spatial = T.permute(T.reshape(tokens, [b, height, width, inner]), [0, 3, 1, 2]);
+    return T.add(this.proj_out.forward(spatial), x);
+  }
+}

@@ -1,0 +1,100 @@
+"""Diffusion model parity: random weights under diffusers' key names, inputs and outputs of the VAE mid-block,
+a ResnetBlock2D (with gradients), a Leffa Transformer2DModel with reference concat, a tiny VAE and a tiny
+reference + generative UNet pair."""
+import torch
+
+from golden import write_safetensors
+from torch_diffusion import VAE, ResnetBlock2D, Transformer2DModel, UNet, VaeMid
+
+TINY_UNET = {"in": 12, "out": 4, "boc": [32, 64, 64], "layers": 1, "heads": 2, "groups": 8, "cross": 32,
+             "down": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+             "up": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]}
+
+
+def randomize(module, gen, scale=0.2):
+    """Non-trivial weights everywhere (norm affines included) so that no path hides behind an init of 0 or 1."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+        for name, p in module.named_parameters():
+            if "norm" in name and name.endswith("weight"):
+                p.add_(1.0)
+
+
+def save(out_dir, name, module, tensors, meta):
+    state = {f"weights/{k}": v for k, v in module.state_dict().items()}
+    state.update(tensors)
+    path = f"{out_dir}/{name}.safetensors"
+    write_safetensors(path, state, {k: str(v) for k, v in meta.items()})
+    return path, len(tensors)
+
+
+def build(out_dir):
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(11)
+    results = []
+
+    # ResnetBlock2D with a timestep embedding and a channel change (conv_shortcut): outputs and all gradients.
+    blk = ResnetBlock2D(16, 24, temb=20, groups=8, eps=1e-5)
+    randomize(blk, gen)
+    x = torch.randn(2, 16, 7, 5, generator=gen, requires_grad=True)
+    temb = torch.randn(2, 20, generator=gen, requires_grad=True)
+    y = blk(x, temb)
+    gout = torch.randn(y.shape, generator=gen)
+    y.backward(gout)
+    grads = {f"grad/{k}": p.grad for k, p in blk.named_parameters()}
+    results.append(save(out_dir, "diffusion_resnet", blk, {"input/x": x, "input/temb": temb, "output/y": y, "gout/y": gout,
+                                                         "grad/input.x": x.grad, "grad/input.temb": temb.grad, **grads}, {"groups": 8, "eps": 1e-5}))
+
+    # VAE mid-block (resnet, single-head spatial attention with group norm, resnet).
+    mid = VaeMid(32, 8)
+    randomize(mid, gen)
+    x = torch.randn(2, 32, 5, 6, generator=gen)
+    results.append(save(out_dir, "diffusion_vae_mid", mid, {"input/x": x, "output/y": mid(x)}, {"groups": 8}))
+
+    # Leffa transformer: reference model collects norm1 states; the generative one attends over [own; ref].
+    ref_tr = Transformer2DModel(32, 4, 24, 8)
+    gen_tr = Transformer2DModel(32, 4, 24, 8)
+    randomize(ref_tr, gen)
+    randomize(gen_tr, gen)
+    xr = torch.randn(2, 32, 6, 5, generator=gen)
+    xg = torch.randn(2, 32, 6, 5, generator=gen, requires_grad=True)
+    ctx = {"mode": "collect", "features": [], "cursor": 0}
+    yr = ref_tr(xr, ctx)
+    feats = ctx["features"]
+    yg = gen_tr(xg, {"mode": "consume", "features": feats, "cursor": 0})
+    gout = torch.randn(yg.shape, generator=gen)
+    yg.backward(gout)
+    tens = {"input/x_ref": xr, "input/x_gen": xg, "output/y_ref": yr, "output/feature0": feats[0], "output/y_gen": yg,
+            "gout/y_gen": gout, "grad/input.x_gen": xg.grad}
+    tens.update({f"refweights/{k}": v for k, v in ref_tr.state_dict().items()})
+    tens.update({f"grad/{k}": p.grad for k, p in gen_tr.named_parameters() if p.grad is not None})
+    results.append(save(out_dir, "diffusion_transformer", gen_tr, tens, {"heads": 4, "cross": 24, "groups": 8}))
+
+    # Tiny VAE, encode (moments) and decode.
+    vae = VAE([16, 32, 32, 32], 1, 8)
+    randomize(vae, gen, 0.1)
+    img = torch.rand(1, 3, 32, 24, generator=gen) * 2 - 1
+    z = torch.randn(1, 4, 4, 3, generator=gen)
+    with torch.no_grad():
+        results.append(save(out_dir, "diffusion_vae", vae, {"input/image": img, "output/moments": vae.encode(img), "input/z": z,
+                                                          "output/decoded": vae.decode(z)}, {"boc": [16, 32, 32, 32]}))
+
+    # Tiny Leffa UNet pair (generative conv_in takes 12 channels); odd latent size 6x5 exercises explicit upsample sizes.
+    unet_ref = UNet({**TINY_UNET, "in": 4})
+    unet_gen = UNet(TINY_UNET)
+    randomize(unet_ref, gen, 0.1)
+    randomize(unet_gen, gen, 0.1)
+    lat_ref = torch.randn(2, 4, 6, 5, generator=gen)
+    lat_gen = torch.randn(2, 12, 6, 5, generator=gen)
+    t = torch.tensor([10, 870])
+    with torch.no_grad():
+        ctx = {"mode": "collect", "features": [], "cursor": 0}
+        out_ref = unet_ref(lat_ref, t, ctx)
+        out_gen = unet_gen(lat_gen, t, {"mode": "consume", "features": ctx["features"], "cursor": 0})
+    tens = {"input/latent_ref": lat_ref, "input/latent_gen": lat_gen, "input/t": t, "output/ref": out_ref, "output/gen": out_gen}
+    tens.update({f"refweights/{k}": v for k, v in unet_ref.state_dict().items()})
+    for i, f in enumerate(ctx["features"]):
+        tens[f"output/feature{i}"] = f
+    results.append(save(out_dir, "diffusion_unet", unet_gen, tens, {"features": len(ctx["features"])}))
+    return results
