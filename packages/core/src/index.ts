@@ -23,3 +23,6 @@ export const memoryStats = (): MemoryStats => activeDevice().memoryStats();
 export * from './io/safetensors.js';
 export * as nn from './nn/index.js';
 export { Module, type LoadReport, type LoadOptions } from './nn/module.js';
+export * as optim from './optim/index.js';
+export { Optimizer, SGD, AdamW, EMA, clipGradNorm } from './optim/index.js';
+export * from './io/checkpoint.js';

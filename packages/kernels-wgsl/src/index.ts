@@ -5,3 +5,4 @@ export * from './reduce.js';
 export * from './matmul.js';
 export * from './random.js';
 export * from './softmax.js';
+export * from './optim.js';

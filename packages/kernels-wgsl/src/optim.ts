@@ -1,0 +1,272 @@
+import { FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+
+/*
+ * Training-loop kernels: fused optimizer steps that update a parameter and its state in place (one dispatch
+ * per parameter per step), the exponential moving average of weights, and gradient-norm clipping.
+ *
+ * Everything that changes between steps (learning rate, bias corrections, decay) is a uniform, so a
+ * schedule never triggers a pipeline compile. The arithmetic follows PyTorch's order of operations
+ * (torch.optim.SGD / AdamW, torch.nn.utils.clip_grad_norm_) so results agree to float32 rounding.
+ */
+
+const WG = 256;
+/**
+ * Elements per invocation, strided by the workgroup size so that neighbouring invocations still touch
+ * neighbouring words. Fewer, longer invocations amortise per-invocation overhead (2-3x on lavapipe).
+ */
+const ITEMS = 16;
+const TILE = WG * ITEMS;
+
+const elementwiseMain = (body: string) => /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let base = flatGroup(wid, nwg) * ${TILE}u + lid;
+  for (var k = 0u; k < ${ITEMS}u; k++) {
+    let i = base + k * ${WG}u;
+    if (i >= params.n) { break; }
+${body}
+  }
+}`;
+
+/** Launch geometry of the optimizer, EMA and scaling kernels (each workgroup covers WG x ITEMS elements). */
+export const optimGrid = (n: number): Grid => grid1d(n, TILE);
+
+/**
+ * SGD with optional weight decay and momentum (PyTorch's formulation):
+ *   d = g + wd * p;  buf = first ? d : momentum * buf + (1 - dampening) * d;  d = nesterov ? d + momentum * buf : buf
+ *   p -= lr * d
+ * Bindings: grad, param (read_write), [momentum buffer (read_write)]. `first` = 1 on the step that creates
+ * the buffer (PyTorch clones d there instead of decaying a zero buffer).
+ */
+export function sgdKernel(momentum: boolean, nesterov: boolean): Kernel {
+  if (nesterov && !momentum) throw new Error('sgdKernel: nesterov needs the momentum variant');
+  const update = momentum
+    ? `
+  var b = d;
+  if (params.first == 0u) { b = buf[i] * params.momentum + params.oneMinusDampening * d; }
+  buf[i] = b;
+  ${nesterov ? 'd = d + params.momentum * b;' : 'd = b;'}`
+    : '';
+  return makeKernel({
+    key: `optim:sgd:${momentum}:${nesterov}`,
+    buffers: [
+      { name: 'grad', access: 'read', type: 'f32' },
+      { name: 'param', access: 'read_write', type: 'f32' },
+      ...(momentum ? [{ name: 'buf', access: 'read_write' as const, type: 'f32' }] : []),
+    ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'first', type: 'u32' },
+      { name: 'lr', type: 'f32' },
+      { name: 'weightDecay', type: 'f32' },
+      { name: 'momentum', type: 'f32' },
+      { name: 'oneMinusDampening', type: 'f32' },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: elementwiseMain(`
+  let p = param[i];
+  var d = grad[i];
+  if (params.weightDecay != 0.0) { d = d + params.weightDecay * p; }${update}
+  param[i] = p - params.lr * d;`),
+  });
+}
+
+/**
+ * AdamW (decoupled weight decay) with optional AMSGrad, PyTorch's formulation:
+ *   p *= 1 - lr * wd;  m = beta1 * m + (1 - beta1) g;  v = beta2 * v + (1 - beta2) g^2;  [vmax = max(vmax, v)]
+ *   p -= stepSize * m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps),  stepSize = lr / (1 - beta1^t)
+ * The bias corrections are computed on the CPU in float64 per step and passed as uniforms.
+ * Bindings: grad, then read_write: param, exp_avg, exp_avg_sq, [max_exp_avg_sq].
+ */
+export function adamwKernel(amsgrad: boolean): Kernel {
+  return makeKernel({
+    key: `optim:adamw:${amsgrad}`,
+    buffers: [
+      { name: 'grad', access: 'read', type: 'f32' },
+      { name: 'param', access: 'read_write', type: 'f32' },
+      { name: 'exp_avg', access: 'read_write', type: 'f32' },
+      { name: 'exp_avg_sq', access: 'read_write', type: 'f32' },
+      ...(amsgrad ? [{ name: 'max_exp_avg_sq', access: 'read_write' as const, type: 'f32' }] : []),
+    ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'decay', type: 'f32' },
+      { name: 'beta1', type: 'f32' },
+      { name: 'oneMinusBeta1', type: 'f32' },
+      { name: 'beta2', type: 'f32' },
+      { name: 'oneMinusBeta2', type: 'f32' },
+      { name: 'stepSize', type: 'f32' },
+      { name: 'biasCorrection2Sqrt', type: 'f32' },
+      { name: 'eps', type: 'f32' },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: elementwiseMain(`
+  let g = grad[i];
+  let p = param[i] * params.decay;
+  let m = exp_avg[i] * params.beta1 + params.oneMinusBeta1 * g;
+  let v = exp_avg_sq[i] * params.beta2 + params.oneMinusBeta2 * g * g;
+  exp_avg[i] = m;
+  exp_avg_sq[i] = v;
+  ${amsgrad ? 'let vhat = max(max_exp_avg_sq[i], v);\n  max_exp_avg_sq[i] = vhat;' : 'let vhat = v;'}
+  let denom = sqrt(vhat) / params.biasCorrection2Sqrt + params.eps;
+  param[i] = p - params.stepSize * (m / denom);`),
+  });
+}
+
+/**
+ * Exponential moving average: shadow <- lerp(shadow, param, weight) with weight = 1 - decay, in PyTorch's
+ * two-sided lerp form, so weight 1 reproduces the parameter exactly (the copy before averaging starts).
+ * Bindings: param, shadow (read_write).
+ */
+export function emaKernel(): Kernel {
+  return makeKernel({
+    key: 'optim:ema',
+    buffers: [
+      { name: 'param', access: 'read', type: 'f32' },
+      { name: 'shadow', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'weight', type: 'f32' },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: elementwiseMain(`
+  let s = shadow[i];
+  let p = param[i];
+  let w = params.weight;
+  shadow[i] = select(p - (p - s) * (1.0 - w), s + w * (p - s), w < 0.5);`),
+  });
+}
+
+// ---------------------------------------------------------------- gradient-norm clipping
+
+/** 'inf' is the max-abs norm; 'l1', 'l2' specialise p = 1, 2; 'lp' uses the uniform exponent `p`. */
+export type GradNormKind = 'l1' | 'l2' | 'lp' | 'inf';
+
+/** Per-element contribution and how partial results combine. */
+const NORM: Record<GradNormKind, { term: string; init: string; combine: (a: string, b: string) => string }> = {
+  l1: { term: 'abs(x)', init: '0.0', combine: (a, b) => `${a} + ${b}` },
+  l2: { term: 'x * x', init: '0.0', combine: (a, b) => `${a} + ${b}` },
+  lp: { term: 'powOrZero(abs(x), params.p)', init: '0.0', combine: (a, b) => `${a} + ${b}` },
+  inf: { term: 'abs(x)', init: '0.0', combine: (a, b) => `max(${a}, ${b})` },
+};
+
+const NORM_WG = 256;
+/**
+ * Elements each invocation folds before the workgroup's tree reduction. Barriers are what a reduction
+ * workgroup costs on lavapipe (tens of microseconds each), so every workgroup takes a long tile.
+ */
+const NORM_ITEMS = 128;
+const NORM_TILE = NORM_WG * NORM_ITEMS;
+
+// WGSL leaves pow(0, y) undefined; norms need 0.
+const POW_WGSL = 'fn powOrZero(x: f32, y: f32) -> f32 { return select(pow(x, y), 0.0, x == 0.0); }';
+
+const treeReduce = (combine: (a: string, b: string) => string) => `
+  s_acc[lid] = acc;
+  workgroupBarrier();
+  for (var stride = ${NORM_WG / 2}u; stride > 0u; stride = stride / 2u) {
+    if (lid < stride) { s_acc[lid] = ${combine('s_acc[lid]', 's_acc[lid + stride]')}; }
+    workgroupBarrier();
+  }`;
+
+/** Workgroups (= partial results) `gradNormPartialKernel` uses for a gradient of n elements. */
+export const gradNormGroups = (n: number) => Math.max(1, Math.ceil(n / NORM_TILE));
+
+/** Launch grid of `gradNormPartialKernel` for a gradient of n elements. */
+export const gradNormGrid = (n: number): Grid => gridGroups(gradNormGroups(n));
+
+/**
+ * Stage 1: each workgroup folds one tile of a gradient (sum of |x|^p, or max |x|) into
+ * partials[offset + workgroup]. One dispatch per gradient, all writing disjoint slots of one buffer.
+ * Bindings: grad, partials (read_write). Grid: `gradNormGrid(n)`.
+ */
+export function gradNormPartialKernel(kind: GradNormKind): Kernel {
+  const c = NORM[kind];
+  return makeKernel({
+    key: `optim:gradnorm-partial:${kind}`,
+    buffers: [
+      { name: 'grad', access: 'read', type: 'f32' },
+      { name: 'partials', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'offset', type: 'u32' },
+      { name: 'p', type: 'f32' },
+    ],
+    workgroupSize: [NORM_WG, 1, 1],
+    body: /* wgsl */ `
+${POW_WGSL}
+${FLAT_INDEX_WGSL}
+var<workgroup> s_acc: array<f32, ${NORM_WG}>;
+@compute @workgroup_size(${NORM_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let group = flatGroup(wid, nwg);
+  let base = group * ${NORM_TILE}u + lid;
+  var acc: f32 = ${c.init};
+  for (var k = 0u; k < ${NORM_ITEMS}u; k++) {
+    let i = base + k * ${NORM_WG}u;
+    if (i >= params.n) { break; }
+    let x = grad[i];
+    acc = ${c.combine('acc', c.term)};
+  }
+  ${treeReduce(c.combine)}
+  if (lid == 0u) { partials[params.offset + group] = s_acc[0]; }
+}`,
+  });
+}
+
+/**
+ * Stage 2 (one workgroup): combines `count` partials into the total norm and the clipping coefficient
+ * min(1, maxNorm / (norm + 1e-6)), both left on the GPU. Bindings: partials, norm (read_write, 1 element),
+ * coef (read_write, 1 element). Grid: [1, 1, 1].
+ */
+export function gradNormFinalizeKernel(kind: GradNormKind): Kernel {
+  const c = NORM[kind];
+  const root = kind === 'l1' || kind === 'inf' ? 's_acc[0]' : kind === 'l2' ? 'sqrt(s_acc[0])' : 'powOrZero(s_acc[0], 1.0 / params.p)';
+  return makeKernel({
+    key: `optim:gradnorm-finalize:${kind}`,
+    buffers: [
+      { name: 'partials', access: 'read', type: 'f32' },
+      { name: 'norm', access: 'read_write', type: 'f32' },
+      { name: 'coef', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: [
+      { name: 'count', type: 'u32' },
+      { name: 'maxNorm', type: 'f32' },
+      { name: 'p', type: 'f32' },
+    ],
+    workgroupSize: [NORM_WG, 1, 1],
+    body: /* wgsl */ `
+${POW_WGSL}
+var<workgroup> s_acc: array<f32, ${NORM_WG}>;
+@compute @workgroup_size(${NORM_WG})
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var acc: f32 = ${c.init};
+  for (var i = lid; i < params.count; i += ${NORM_WG}u) { acc = ${c.combine('acc', 'partials[i]')}; }
+  ${treeReduce(c.combine)}
+  if (lid == 0u) {
+    let total = ${root};
+    norm[0] = total;
+    coef[0] = min(params.maxNorm / (total + 1e-6), 1.0);
+  }
+}`,
+  });
+}
+
+/** x[i] *= coef[0], in place, with the factor read from the GPU (no readback). Bindings: coef, x (read_write). */
+export function scaleByKernel(): Kernel {
+  return makeKernel({
+    key: 'optim:scale-by',
+    buffers: [
+      { name: 'coef', access: 'read', type: 'f32' },
+      { name: 'x', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: [{ name: 'n', type: 'u32' }],
+    workgroupSize: [WG, 1, 1],
+    body: elementwiseMain('  x[i] = x[i] * coef[0];'),
+  });
+}
