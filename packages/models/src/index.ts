@@ -1,2 +1,3 @@
 export * from './schedulers/index.js';
 export * from './diffusion/index.js';
+export * from './pipelines/index.js';

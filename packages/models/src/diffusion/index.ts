@@ -6,3 +6,4 @@ export * from './unet-blocks.js';
 export * from './unet.js';
 export * from './vae.js';
 export * from './leffa-model.js';
+export * from './leffa-loss.js';
