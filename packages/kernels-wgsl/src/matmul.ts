@@ -38,9 +38,12 @@ export const MATMUL_TILES: Record<MatmulVariant, { m: number; n: number }> = {
   register: { m: 32, n: 64 },
 };
 
-/** vec4 alignment of each operand's contiguous dimension (K, or M / N when transposed). */
+/**
+ * vec4 alignment of each operand's contiguous dimension (K, or M / N when transposed). Empty operands
+ * (K = 0) stay scalar: a vec4 binding needs at least 16 bytes.
+ */
 export function matmulAlignment(transA: boolean, transB: boolean, M: number, N: number, K: number): { vecA: boolean; vecB: boolean } {
-  return { vecA: (transA ? M : K) % 4 === 0, vecB: (transB ? K : N) % 4 === 0 };
+  return { vecA: K > 0 && (transA ? M : K) % 4 === 0, vecB: K > 0 && (transB ? K : N) % 4 === 0 };
 }
 
 const UNIFORMS = [
