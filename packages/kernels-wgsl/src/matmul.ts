@@ -5,90 +5,319 @@ import { type Grid, type Kernel, MAX_WORKGROUPS_PER_DIM, makeKernel } from './ke
  * A is [M, K] (or [K, M] when transA), B is [K, N] (or [N, K] when transB); batch strides of 0 broadcast.
  * Bias (optional) is added per column (length N) or per row (length M), which covers Linear and 1x1 conv.
  *
- * Register tiling: each invocation owns a TM x TN block of C and accumulates it over K, reading A and B
- * straight from storage. On CPU adapters (lavapipe) workgroup memory is ordinary memory and barriers are
- * costly, so skipping the shared-memory stage is faster there; neighbouring lanes read neighbouring columns
- * of B, which vectorises across the SIMD lanes.
+ * Three variants, chosen by the caller from the adapter:
+ * - 'broadcast' (CPU adapters with subgroups of at least 8, e.g. lavapipe): on a CPU every invocation-varying
+ *   load is a per-lane scalar loop, so loads, not arithmetic, set the speed. A workgroup is one 8-lane
+ *   subgroup owning an 8 x 32 block of C: each lane reads 8 k-values of one A row (or 8 rows of one A
+ *   column) as two vec4 loads and the block's A values reach every lane through subgroupBroadcast, a
+ *   register shuffle; B is read once per lane as vec4. That is ~40 loaded values per k for 32 vector FMAs.
+ * - 'tiled' (GPUs): the classic workgroup-memory tiling, 64 x 64 blocks staged in 16-deep slices of K.
+ * - 'register' (CPU adapters without subgroups): each invocation owns a 4 x 4 block and reads A and B
+ *   straight from storage; no workgroup memory, whose barriers are expensive on CPUs.
  */
+export type MatmulVariant = 'broadcast' | 'tiled' | 'register';
+
 export interface MatmulSpec {
   transA: boolean;
   transB: boolean;
   bias: 'none' | 'col' | 'row';
+  /** Defaults to 'register', the variant that works on every adapter without features. */
+  variant?: MatmulVariant;
+  /**
+   * 'broadcast' only: whether A and B rows along their contiguous dimension start at multiples of 4
+   * elements, so they can be read as vec4 (see `matmulAlignment`). Unaligned operands take scalar loads.
+   */
+  vecA?: boolean;
+  vecB?: boolean;
 }
 
-const TM = 4;
-const TN = 4;
-const WG_X = 16; // threads along N
-const WG_Y = 8; // threads along M
-export const MATMUL_TILE = { m: TM * WG_Y, n: TN * WG_X };
+/** Rows and columns of C that one workgroup of each variant computes. */
+export const MATMUL_TILES: Record<MatmulVariant, { m: number; n: number }> = {
+  broadcast: { m: 8, n: 32 },
+  tiled: { m: 64, n: 64 },
+  register: { m: 32, n: 64 },
+};
+
+/**
+ * vec4 alignment of each operand's contiguous dimension (K, or M / N when transposed). Empty operands
+ * (K = 0) stay scalar: a vec4 binding needs at least 16 bytes.
+ */
+export function matmulAlignment(transA: boolean, transB: boolean, M: number, N: number, K: number): { vecA: boolean; vecB: boolean } {
+  return { vecA: K > 0 && (transA ? M : K) % 4 === 0, vecB: K > 0 && (transB ? K : N) % 4 === 0 };
+}
+
+const UNIFORMS = [
+  { name: 'M', type: 'u32' },
+  { name: 'N', type: 'u32' },
+  { name: 'K', type: 'u32' },
+  { name: 'strideA', type: 'u32' },
+  { name: 'strideB', type: 'u32' },
+  { name: 'tilesM', type: 'u32' },
+  { name: 'tilesN', type: 'u32' },
+  { name: 'batches', type: 'u32' },
+] as const;
+
+/**
+ * The launch of any variant: one workgroup per output tile per batch, enumerated flat and folded over
+ * x, y and z so that no dimension exceeds the dispatch limit. Kernels recover (batch, tileM, tileN) with
+ * the prologue from `tilePrologue`.
+ */
+export function matmulGrid(
+  variant: MatmulVariant,
+  M: number,
+  N: number,
+  batch: number,
+): { grid: Grid; tilesM: number; tilesN: number } {
+  const tile = MATMUL_TILES[variant];
+  const tilesM = Math.ceil(M / tile.m);
+  const tilesN = Math.ceil(N / tile.n);
+  const groups = tilesM * tilesN * batch;
+  const x = Math.min(groups, MAX_WORKGROUPS_PER_DIM);
+  const yz = Math.ceil(groups / x);
+  const y = Math.min(yz, MAX_WORKGROUPS_PER_DIM);
+  const z = Math.ceil(yz / y);
+  if (z > MAX_WORKGROUPS_PER_DIM) throw new Error(`matmul: ${batch} x ${M}x${N} output needs ${groups} workgroups, too many for one dispatch`);
+  return { grid: [x, y, z], tilesM, tilesN };
+}
+
+const tilePrologue = (tileM: number, tileN: number) => /* wgsl */ `
+  let flat = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+  let tilesPerBatch = params.tilesM * params.tilesN;
+  let batch = flat / tilesPerBatch;
+  if (batch >= params.batches) { return; }
+  let tile = flat % tilesPerBatch;
+  let m0 = (tile / params.tilesN) * ${tileM}u;
+  let n0 = (tile % params.tilesN) * ${tileN}u;
+  let aBase = batch * params.strideA;
+  let bBase = batch * params.strideB;
+  let cBase = batch * params.M * params.N;`;
+
+function bindings(spec: MatmulSpec, aType: string, bType: string) {
+  return [
+    { name: 'a', access: 'read' as const, type: aType },
+    { name: 'b', access: 'read' as const, type: bType },
+    ...(spec.bias !== 'none' ? [{ name: 'bias', access: 'read' as const, type: 'f32' }] : []),
+    { name: 'c', access: 'read_write' as const, type: 'f32' },
+  ];
+}
+
+const biasTerm = (bias: MatmulSpec['bias'], row: string, col: string) =>
+  bias === 'col' ? ` + bias[${col}]` : bias === 'row' ? ` + bias[${row}]` : '';
 
 export function matmulKernel(spec: MatmulSpec): Kernel {
+  const variant = spec.variant ?? 'register';
+  if (variant === 'broadcast') return broadcastKernel(spec);
+  if (variant === 'tiled') return tiledKernel(spec);
+  return registerKernel(spec);
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * 'broadcast': workgroup = one 8-lane subgroup, C block 8 x 32. Lane l accumulates rows m0..m0+7 of its
+ * four columns (n0 + 4l..4l+3, or n0 + l + 8j when B is transposed so that its loads run along K) in eight
+ * vec4 accumulators. K advances in blocks of 8; a remainder of fewer than 8 is handled one k at a time.
+ */
+function broadcastKernel(spec: MatmulSpec): Kernel {
+  const { transA, transB, bias } = spec;
+  const vecA = spec.vecA ?? false;
+  const vecB = spec.vecB ?? false;
+  const rows = range(8);
+  const ks = range(8);
+  const cols = range(4);
+  // A 4-wide read starting at element `i` of a or b (vec4 index when aligned, four scalars otherwise).
+  const quad = (buf: string, vec: boolean, i: string) =>
+    vec ? `${buf}[(${i}) / 4u]` : `vec4<f32>(${buf}[${i}], ${buf}[${i} + 1u], ${buf}[${i} + 2u], ${buf}[${i} + 3u])`;
+  const scalar = (buf: string, vec: boolean, i: string) => (vec ? `${buf}[(${i}) / 4u][(${i}) % 4u]` : `${buf}[${i}]`);
+
+  // A values of a block of 8 k: lane l reads 8 consecutive elements along A's contiguous dimension.
+  // Not transposed: row min(m0 + l, M - 1) at k0..k0+7, so A[m0 + i, k0 + kk] is lane i's element kk.
+  // Transposed: row k0 + l of A^T at m0..m0+7, so A[m0 + i, k0 + kk] is lane kk's element i (elements past
+  // M land in rows that are never stored).
+  const aLoads = transA
+    ? `let aOff = aBase + (k0 + lane) * params.M + m0;`
+    : `let aOff = aBase + min(m0 + lane, params.M - 1u) * params.K + k0;`;
+  const aElem = (i: number, kk: number) => {
+    const [l, e] = transA ? [kk, i] : [i, kk];
+    return `subgroupBroadcast(al${e >> 2}[${e & 3}], ${l}u)`;
+  };
+  const aTail = (i: number) =>
+    transA
+      ? scalar('a', vecA, `aBase + k * params.M + min(m0 + ${i}u, params.M - 1u)`)
+      : scalar('a', vecA, `aBase + min(m0 + ${i}u, params.M - 1u) * params.K + k`);
+
+  // B values: lane l's four columns. Not transposed: a vec4 of row k. Transposed: column j (row n_j of B)
+  // read as two vec4 along k per block, then regrouped per k (free: vec4 components are separate registers).
+  const col = (j: number) => (transB ? `n0 + lane + ${8 * j}u` : `n0 + 4u * lane + ${j}u`);
+  const bSetup = transB
+    ? cols.map((j) => `let bRow${j} = bBase + min(${col(j)}, params.N - 1u) * params.K;`).join('\n  ')
+    : vecB
+      ? `let bCol = min(n0 + 4u * lane, params.N - 4u);`
+      : cols.map((j) => `let bCol${j} = min(${col(j)}, params.N - 1u);`).join('\n  ');
+  const bRowNN = (k: string) =>
+    vecB ? `b[(bBase + ${k} * params.N + bCol) / 4u]` : `vec4<f32>(${cols.map((j) => `b[bBase + ${k} * params.N + bCol${j}]`).join(', ')})`;
+  const bBlockLoads = transB
+    ? cols.map((j) => `let bc${j}0 = ${quad('b', vecB, `bRow${j} + k0`)}; let bc${j}1 = ${quad('b', vecB, `bRow${j} + k0 + 4u`)};`).join('\n    ')
+    : '';
+  const bAt = (kk: number) =>
+    transB ? `vec4<f32>(${cols.map((j) => `bc${j}${kk >> 2}[${kk & 3}]`).join(', ')})` : bRowNN(`(k0 + ${kk}u)`);
+  const bTail = transB ? `vec4<f32>(${cols.map((j) => scalar('b', vecB, `bRow${j} + k`)).join(', ')})` : bRowNN('k');
+
+  const block = ks
+    .map(
+      (kk) => `{
+      let bv = ${bAt(kk)};
+      ${rows.map((i) => `acc${i} = fma(vec4<f32>(${aElem(i, kk)}), bv, acc${i});`).join('\n      ')}
+    }`,
+    )
+    .join('\n    ');
+
+  const stores = rows
+    .map(
+      (i) => `if (m0 + ${i}u < params.M) {
+    let row = m0 + ${i}u;
+    ${cols.map((j) => `if (${col(j)} < params.N) { c[cBase + row * params.N + ${col(j)}] = acc${i}[${j}]${biasTerm(bias, 'row', col(j))}; }`).join('\n    ')}
+  }`,
+    )
+    .join('\n  ');
+
+  return makeKernel({
+    key: `matmul:broadcast:${transA}:${transB}:${bias}:${vecA}:${vecB}`,
+    buffers: bindings(spec, vecA ? 'vec4<f32>' : 'f32', vecB ? 'vec4<f32>' : 'f32'),
+    uniforms: UNIFORMS.map((u) => ({ ...u })),
+    workgroupSize: [8, 1, 1],
+    body: /* wgsl */ `
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  ${tilePrologue(8, 32)}
+  ${bSetup}
+  ${rows.map((i) => `var acc${i} = vec4<f32>();`).join('\n  ')}
+  let kBlocks = params.K / 8u * 8u;
+  for (var k0 = 0u; k0 < kBlocks; k0 += 8u) {
+    ${aLoads}
+    let al0 = ${quad('a', vecA, 'aOff')};
+    let al1 = ${quad('a', vecA, 'aOff + 4u')};
+    ${bBlockLoads}
+    ${block}
+  }
+  for (var k = kBlocks; k < params.K; k++) {
+    let bv = ${bTail};
+    ${rows.map((i) => `acc${i} = fma(vec4<f32>(${aTail(i)}), bv, acc${i});`).join('\n    ')}
+  }
+  ${stores}
+}`,
+  });
+}
+
+/**
+ * 'tiled': 16 x 16 invocations, each owning a 4 x 4 block of a 64 x 64 tile; A and B slices 16 deep are
+ * staged in workgroup memory (zero-padded at the edges) and reused by all 256 invocations.
+ */
+const TILE = 64;
+const TILE_K = 16;
+function tiledKernel(spec: MatmulSpec): Kernel {
   const { transA, transB, bias } = spec;
   const aIdx = (m: string, k: string) => (transA ? `${k} * params.M + ${m}` : `${m} * params.K + ${k}`);
   const bIdx = (k: string, n: string) => (transB ? `${n} * params.K + ${k}` : `${k} * params.N + ${n}`);
-  const biasTerm = bias === 'col' ? ' + bias[col]' : bias === 'row' ? ' + bias[row]' : '';
+  // Each of the 256 invocations stages 4 of the 64 x 16 A values and 4 of the 16 x 64 B values. The
+  // thread-to-element maps follow each operand's contiguous dimension so that neighbours read neighbours.
+  const stageA = transA
+    ? `let sm = t % 64u; let sk = t / 64u + 4u * s;` // A^T rows are k: consecutive invocations walk m
+    : `let sk = t % 16u; let sm = t / 16u + 16u * s;`;
+  const stageB = transB
+    ? `let sk = t % 16u; let sn = t / 16u + 16u * s;`
+    : `let sn = t % 64u; let sk = t / 64u + 4u * s;`;
   return makeKernel({
-    key: `matmul:${transA}:${transB}:${bias}`,
-    buffers: [
-      { name: 'a', access: 'read', type: 'f32' },
-      { name: 'b', access: 'read', type: 'f32' },
-      ...(bias !== 'none' ? [{ name: 'bias', access: 'read' as const, type: 'f32' }] : []),
-      { name: 'c', access: 'read_write', type: 'f32' },
-    ],
-    uniforms: [
-      { name: 'M', type: 'u32' },
-      { name: 'N', type: 'u32' },
-      { name: 'K', type: 'u32' },
-      { name: 'strideA', type: 'u32' },
-      { name: 'strideB', type: 'u32' },
-      { name: 'tilesN', type: 'u32' },
-      { name: 'batches', type: 'u32' },
-    ],
-    workgroupSize: [WG_X, WG_Y, 1],
+    key: `matmul:tiled:${transA}:${transB}:${bias}`,
+    buffers: bindings(spec, 'f32', 'f32'),
+    uniforms: UNIFORMS.map((u) => ({ ...u })),
+    workgroupSize: [16, 16, 1],
     body: /* wgsl */ `
-@compute @workgroup_size(${WG_X}, ${WG_Y})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  // x enumerates (row tile, column tile) pairs so that no dimension exceeds the dispatch limit.
-  let tileM = wid.x / params.tilesN;
-  let tileN = wid.x % params.tilesN;
-  let batch = wid.y + wid.z * ${MAX_WORKGROUPS_PER_DIM}u;
-  if (batch >= params.batches) { return; }
-  let m0 = tileM * ${TM * WG_Y}u + lid.y;
-  let n0 = tileN * ${TN * WG_X}u + lid.x;
-  let aBase = batch * params.strideA;
-  let bBase = batch * params.strideB;
-  var acc: array<array<f32, ${TN}>, ${TM}>;
-  for (var k = 0u; k < params.K; k++) {
-    var av: array<f32, ${TM}>;
-    for (var i = 0u; i < ${TM}u; i++) {
-      let m = m0 + i * ${WG_Y}u;
-      av[i] = select(0.0, a[aBase + ${aIdx('m', 'k')}], m < params.M);
+var<workgroup> tileA: array<array<f32, ${TILE}>, ${TILE_K}>; // [k][m]
+var<workgroup> tileB: array<array<f32, ${TILE}>, ${TILE_K}>; // [k][n]
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  ${tilePrologue(TILE, TILE)}
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < params.K; k0 += ${TILE_K}u) {
+    for (var s = 0u; s < 4u; s++) {
+      { ${stageA}
+        let m = m0 + sm; let k = k0 + sk;
+        tileA[sk][sm] = select(0.0, a[aBase + ${aIdx('m', 'k')}], m < params.M && k < params.K); }
+      { ${stageB}
+        let n = n0 + sn; let k = k0 + sk;
+        tileB[sk][sn] = select(0.0, b[bBase + ${bIdx('k', 'n')}], n < params.N && k < params.K); }
     }
-    for (var j = 0u; j < ${TN}u; j++) {
-      let n = n0 + j * ${WG_X}u;
-      let bv = select(0.0, b[bBase + ${bIdx('k', 'n')}], n < params.N);
-      for (var i = 0u; i < ${TM}u; i++) { acc[i][j] = fma(av[i], bv, acc[i][j]); }
+    workgroupBarrier();
+    for (var k = 0u; k < ${TILE_K}u; k++) {
+      var av: array<f32, 4>;
+      var bv: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { av[i] = tileA[k][lid.y + 16u * i]; bv[i] = tileB[k][lid.x + 16u * i]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
+      }
     }
+    workgroupBarrier();
   }
-  let cBase = batch * params.M * params.N;
-  for (var i = 0u; i < ${TM}u; i++) {
-    let row = m0 + i * ${WG_Y}u;
+  for (var i = 0u; i < 4u; i++) {
+    let row = m0 + lid.y + 16u * i;
     if (row >= params.M) { continue; }
-    for (var j = 0u; j < ${TN}u; j++) {
-      let col = n0 + j * ${WG_X}u;
-      if (col < params.N) { c[cBase + row * params.N + col] = acc[i][j]${biasTerm}; }
+    for (var j = 0u; j < 4u; j++) {
+      let col = n0 + lid.x + 16u * j;
+      if (col < params.N) { c[cBase + row * params.N + col] = acc[i][j]${biasTerm(bias, 'row', 'col')}; }
     }
   }
 }`,
   });
 }
 
-export function matmulGrid(M: number, N: number, batch: number): { grid: Grid; tilesN: number } {
-  const tilesM = Math.ceil(M / MATMUL_TILE.m);
-  const tilesN = Math.ceil(N / MATMUL_TILE.n);
-  if (tilesM * tilesN > MAX_WORKGROUPS_PER_DIM) {
-    throw new Error(`matmul: ${M}x${N} output needs ${tilesM * tilesN} tiles, more than ${MAX_WORKGROUPS_PER_DIM}`);
+/**
+ * 'register': each invocation owns a 4 x 4 block of a 32 x 64 tile and accumulates it over K reading A
+ * and B straight from storage; neighbouring invocations read neighbouring columns of B.
+ */
+const TM = 4;
+const TN = 4;
+const WG_X = 16; // invocations along N
+const WG_Y = 8; // invocations along M
+function registerKernel(spec: MatmulSpec): Kernel {
+  const { transA, transB, bias } = spec;
+  const aIdx = (m: string, k: string) => (transA ? `${k} * params.M + ${m}` : `${m} * params.K + ${k}`);
+  const bIdx = (k: string, n: string) => (transB ? `${n} * params.K + ${k}` : `${k} * params.N + ${n}`);
+  return makeKernel({
+    key: `matmul:register:${transA}:${transB}:${bias}`,
+    buffers: bindings(spec, 'f32', 'f32'),
+    uniforms: UNIFORMS.map((u) => ({ ...u })),
+    workgroupSize: [WG_X, WG_Y, 1],
+    body: /* wgsl */ `
+@compute @workgroup_size(${WG_X}, ${WG_Y})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${tilePrologue(TM * WG_Y, TN * WG_X)}
+  let mStart = m0 + lid.y;
+  let nStart = n0 + lid.x;
+  var acc: array<array<f32, ${TN}>, ${TM}>;
+  for (var k = 0u; k < params.K; k++) {
+    var av: array<f32, ${TM}>;
+    for (var i = 0u; i < ${TM}u; i++) {
+      let m = mStart + i * ${WG_Y}u;
+      av[i] = select(0.0, a[aBase + ${aIdx('m', 'k')}], m < params.M);
+    }
+    for (var j = 0u; j < ${TN}u; j++) {
+      let n = nStart + j * ${WG_X}u;
+      let bv = select(0.0, b[bBase + ${bIdx('k', 'n')}], n < params.N);
+      for (var i = 0u; i < ${TM}u; i++) { acc[i][j] = fma(av[i], bv, acc[i][j]); }
+    }
   }
-  const z = Math.ceil(batch / MAX_WORKGROUPS_PER_DIM);
-  return { grid: [tilesM * tilesN, Math.min(batch, MAX_WORKGROUPS_PER_DIM), z], tilesN };
+  for (var i = 0u; i < ${TM}u; i++) {
+    let row = mStart + i * ${WG_Y}u;
+    if (row >= params.M) { continue; }
+    for (var j = 0u; j < ${TN}u; j++) {
+      let col = nStart + j * ${WG_X}u;
+      if (col < params.N) { c[cBase + row * params.N + col] = acc[i][j]${biasTerm(bias, 'row', 'col')}; }
+    }
+  }
+}`,
+  });
 }

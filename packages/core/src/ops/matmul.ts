@@ -1,10 +1,13 @@
-import { matmulGrid, matmulKernel } from '@leffa-webgpu/kernels-wgsl';
+import { type MatmulVariant, matmulAlignment, matmulGrid, matmulKernel } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
+import { type Device, activeDevice } from '../device/device.js';
 import { broadcastShapes, formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { emptyTensor, launch } from './launch.js';
 import { sum, sumTo } from './reduce.js';
 import { expand, reshape } from './shape.js';
+
+export type { MatmulVariant } from '@leffa-webgpu/kernels-wgsl';
 
 export interface GemmOptions {
   transA?: boolean;
@@ -12,6 +15,28 @@ export interface GemmOptions {
   bias?: Tensor;
   /** 'col': bias[n] added to every row (Linear); 'row': bias[m] added to every column (1x1 conv). */
   biasMode?: 'col' | 'row';
+}
+
+let forcedVariant: MatmulVariant | null = null;
+
+/**
+ * Overrides the adapter-based kernel choice for every later matmul (null restores it). For tests and
+ * benchmarks that exercise each variant on one adapter; 'broadcast' needs the subgroups feature.
+ */
+export function setMatmulVariant(variant: MatmulVariant | null): void {
+  forcedVariant = variant;
+}
+
+/**
+ * The kernel for this adapter: CPU implementations (lavapipe) pay per loaded value, not per FMA, so they
+ * get the subgroup-broadcast kernel when subgroups hold at least its 8 lanes, else the register-tiled one;
+ * GPUs get workgroup-memory tiling.
+ */
+export function matmulVariantFor(device: Device): MatmulVariant {
+  if (forcedVariant) return forcedVariant;
+  if (!device.report.isCpu) return 'tiled';
+  const minSubgroup = (device.gpu as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0;
+  return device.hasSubgroups && minSubgroup >= 8 ? 'broadcast' : 'register';
 }
 
 /**
@@ -32,9 +57,10 @@ export function gemm(
   const out = emptyTensor(outShape, 'float32', 'matmul');
   if (out.size === 0) return out;
   const biasMode = options.bias ? (options.biasMode ?? 'col') : 'none';
-  const { grid, tilesN } = matmulGrid(M, N, batch);
+  const variant = matmulVariantFor(activeDevice());
+  const { grid, tilesM, tilesN } = matmulGrid(variant, M, N, batch);
   launch(
-    matmulKernel({ transA, transB, bias: biasMode }),
+    matmulKernel({ transA, transB, bias: biasMode, variant, ...matmulAlignment(transA, transB, M, N, K) }),
     options.bias ? [a, b, options.bias] : [a, b],
     [out],
     {
@@ -43,6 +69,7 @@ export function gemm(
       K,
       strideA: dims.broadcastA ? 0 : M * K,
       strideB: dims.broadcastB ? 0 : K * N,
+      tilesM,
       tilesN,
       batches: batch,
     },

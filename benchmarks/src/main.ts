@@ -1,0 +1,236 @@
+/**
+ * `npm run bench [-- ci|full]` at the root, or with options
+ * `npm run bench -w benchmarks -- [--profile ci|full] [--filter text] [--reps n] [--warmup n] [--skip-torch] [--out file]`
+ * (the root script forwards its arguments without a `--`, so npm keeps the flags and passes on bare words).
+ *
+ * Runs every case of the profile with our library, tfjs-backend-webgpu on the same Dawn adapter, and
+ * PyTorch on the CPU; checks each result against the others first (a mismatch fails the run, speed never
+ * does); prints the adapter, the FMA ceiling and a table; writes results/latest.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as T from '@leffa-webgpu/core';
+import type { BenchCase, HostTensor, Profile } from './case.js';
+import { CASES } from './cases/index.js';
+import { measureFmaCeiling } from './ceiling.js';
+import { startTfjs } from './peers/tfjs.js';
+import { type TorchResult, runTorch } from './peers/torch.js';
+import { type CaseResult, formatTable } from './report.js';
+import { median, normalisedError, timeInterleaved } from './timing.js';
+
+interface Options {
+  profile: Profile;
+  filter: string | null;
+  reps: number;
+  warmup: number;
+  skipTorch: boolean;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const opts: Options = {
+    profile: 'full',
+    filter: null,
+    reps: 5,
+    warmup: 2,
+    skipTorch: false,
+    out: fileURLToPath(new URL('../results/latest.json', import.meta.url)),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`bench: ${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--profile') {
+      const p = value();
+      if (p !== 'ci' && p !== 'full') throw new Error(`bench: --profile must be 'ci' or 'full', got '${p}'`);
+      opts.profile = p;
+    } else if (arg === '--filter') opts.filter = value();
+    else if (arg === '--reps') opts.reps = Number(value());
+    else if (arg === '--warmup') opts.warmup = Number(value());
+    else if (arg === '--skip-torch') opts.skipTorch = true;
+    else if (arg === '--out') opts.out = value();
+    else if (arg === 'ci' || arg === 'full') opts.profile = arg;
+    else throw new Error(`bench: unknown argument '${arg}'`);
+  }
+  if (!(opts.reps >= 5)) throw new Error(`bench: --reps must be at least 5 (medians of fewer are noise), got ${opts.reps}`);
+  return opts;
+}
+
+async function main(): Promise<number> {
+  const opts = parseArgs(process.argv.slice(2));
+  // One Dawn instance for everyone: our device and the tfjs peer both come from this navigator.gpu.
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  const dawn = (await import('webgpu')) as { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create([]);
+  (globalThis as { navigator?: unknown }).navigator = { gpu };
+  const device = await T.init();
+  const tfjs = await startTfjs(gpu);
+
+  const r = device.report;
+  const adapter = {
+    vendor: r.vendor,
+    architecture: r.architecture,
+    device: r.device,
+    description: r.description,
+    backend: 'Dawn (webgpu npm package)',
+    isCpu: r.isCpu,
+    features: r.features,
+    matmulKernel: T.matmulVariantFor(device),
+    tfjsAdapter: tfjs.adapter,
+  };
+  console.log(`adapter: ${r.description || r.device} [${r.vendor} ${r.architecture}] via ${adapter.backend}${r.isCpu ? ' (CPU)' : ''}`);
+  console.log(`features: ${r.features.join(', ')}`);
+  console.log(`matmul kernel: ${adapter.matmulKernel}`);
+  const ceiling = await measureFmaCeiling(device);
+  console.log(`FMA ceiling: ${ceiling.gflops.toFixed(1)} GFLOP/s (micro-kernel, ${ceiling.chains} independent fma chains per invocation)`);
+
+  const selected = CASES.filter((c) => (opts.profile === 'full' || c.profile === 'ci') && (!opts.filter || c.name.includes(opts.filter)));
+  if (selected.length === 0) throw new Error(`bench: no case matches profile '${opts.profile}'${opts.filter ? ` and filter '${opts.filter}'` : ''}`);
+  const prepared = selected.map((c) => ({ c, inputs: c.inputs() }));
+
+  let torch = new Map<string, TorchResult>();
+  if (!opts.skipTorch) {
+    console.log(`profile ${opts.profile}: ${selected.length} cases; timing PyTorch first (its own process)...`);
+    torch = runTorch(prepared, opts.reps, opts.warmup);
+    const any = torch.values().next().value;
+    if (any) console.log(`PyTorch ${any.version}, ${any.threads} threads`);
+  }
+
+  const results: CaseResult[] = [];
+  const failures: string[] = [];
+  for (const { c, inputs } of prepared) {
+    const result = await runCase(c, inputs, device, tfjs, torch.get(c.name) ?? null, ceiling.gflops, opts, failures);
+    if (result) {
+      results.push(result);
+      console.log(`  ${c.name}: ours ${result.ours_ms.toFixed(2)} ms, tfjs ${result.peer_ms?.toFixed(2) ?? '-'} ms, torch ${result.torch_ms?.toFixed(2) ?? '-'} ms`);
+    }
+  }
+
+  console.log(`\n${formatTable(results)}\n`);
+  console.log(`medians of ${opts.reps} timed reps after ${opts.warmup} warm-up runs; ours and tfjs interleaved, PyTorch in its own process.`);
+  console.log('x tfjs / x torch: speedup of ours (their ms / our ms). err: max|ours - theirs| / max|theirs|.');
+  mkdirSync(dirname(opts.out), { recursive: true });
+  const torchInfo = torch.values().next().value;
+  writeFileSync(
+    opts.out,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        profile: opts.profile,
+        reps: opts.reps,
+        adapter,
+        fma_ceiling_gflops: ceiling.gflops,
+        torch: torchInfo ? { version: torchInfo.version, threads: torchInfo.threads } : null,
+        cases: results,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`wrote ${opts.out}`);
+  if (failures.length > 0) {
+    console.error(`\nbench: ${failures.length} result check(s) failed:\n  ${failures.join('\n  ')}`);
+    return 1;
+  }
+  return 0;
+}
+
+async function runCase(
+  c: BenchCase,
+  inputs: HostTensor[],
+  device: T.Device,
+  tfjs: Awaited<ReturnType<typeof startTfjs>>,
+  torch: TorchResult | null,
+  ceiling: number,
+  opts: Options,
+  failures: string[],
+): Promise<CaseResult | null> {
+  const { tf } = tfjs;
+  const ourInputs = inputs.map((x) => T.tensor(x.data, x.shape));
+  const tfInputs = inputs.map((x) => tf.tensor(x.data, x.shape));
+  const ours = c.ours(ourInputs, device);
+  const peer = c.tfjs?.(tf, tfInputs, tfjs.submit) ?? null;
+  try {
+    // Correctness first: ours against the oracle and the peer.
+    const ourOut = T.tidy(ours.run);
+    const ourData = await ourOut.data();
+    ourOut.dispose();
+    const tol = c.tol ?? 1e-4;
+    let errPeer: number | null = null;
+    let errTorch: number | null = null;
+    if (peer) {
+      const peerOut = tf.tidy(peer.run);
+      errPeer = normalisedError(ourData, (await peerOut.data()) as Float32Array);
+      peerOut.dispose();
+    }
+    if (torch) errTorch = normalisedError(ourData, torch.output);
+    const bad = [
+      errPeer !== null && !(errPeer <= tol) ? `tfjs (error ${errPeer.toExponential(2)})` : null,
+      errTorch !== null && !(errTorch <= tol) ? `torch (error ${errTorch.toExponential(2)})` : null,
+    ].filter(Boolean);
+    if (bad.length > 0) {
+      failures.push(`${c.name}: result differs from ${bad.join(' and ')}, tolerance ${tol}`);
+      return null;
+    }
+
+    const impls = [
+      {
+        run: async () => {
+          const out = T.tidy(ours.run);
+          await device.sync();
+          out.dispose();
+        },
+      },
+      ...(peer
+        ? [
+            {
+              run: async () => {
+                const out = tf.tidy(peer.run);
+                await tfjs.sync();
+                out.dispose();
+              },
+            },
+          ]
+        : []),
+    ];
+    const [ourTimes, peerTimes = []] = await timeInterleaved(impls, opts.warmup, opts.reps);
+    const oursMs = median(ourTimes!);
+    const peerMs = peer ? median(peerTimes) : null;
+    const torchMs = torch?.ms ?? null;
+    const gflops = c.flops ? c.flops / oursMs / 1e6 : null;
+    return {
+      case: c.name,
+      ours_ms: oursMs,
+      peer_ms: peerMs,
+      torch_ms: torchMs,
+      ratio: peerMs !== null ? peerMs / oursMs : null,
+      ratio_torch: torchMs !== null ? torchMs / oursMs : null,
+      gflops,
+      gbps: c.bytes ? c.bytes / oursMs / 1e6 : null,
+      pct_fma_ceiling: gflops !== null ? (100 * gflops) / ceiling : null,
+      us_per_op: c.opsPerRun ? (oursMs * 1000) / c.opsPerRun : null,
+      err_peer: errPeer,
+      err_torch: errTorch,
+      ours_times_ms: ourTimes!,
+      peer_times_ms: peerTimes,
+    };
+  } finally {
+    ours.dispose?.();
+    peer?.dispose?.();
+    T.dispose(ourInputs);
+    tf.dispose(tfInputs);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+    process.exit(1);
+  },
+);
