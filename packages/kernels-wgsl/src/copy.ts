@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from './kernel.js';
 import { MAX_RANK } from './elementwise.js';
 
 const WG = 256;
@@ -10,7 +10,7 @@ const arr = (type: 'u32' | 'i32') => ({ array: type, length: MAX_RANK });
  * (stride 0), slice with step (offset + scaled strides), flip (negative strides) and constant pad (lo > 0).
  * Copies raw 32-bit words, so it is dtype-agnostic for 4-byte types.
  */
-export function gatherKernel(rank: number, padded: boolean): Kernel {
+export const gatherKernel = cachedKernel((rank: number, padded: boolean): Kernel => {
   return makeKernel({
     key: `gather:${rank}:${padded}`,
     buffers: [
@@ -48,13 +48,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   out[i] = src[u32(src_i)];
 }`,
   });
-}
+});
 
 /**
  * Strided scatter: out[offset + sum_d c_d * stride_d] = src[i] for each coordinate c of the (contiguous) source.
  * Writes one slab of a larger tensor, as concat does for each of its inputs.
  */
-export function scatterKernel(rank: number): Kernel {
+export const scatterKernel = cachedKernel((rank: number): Kernel => {
   return makeKernel({
     key: `scatter:${rank}`,
     buffers: [
@@ -85,10 +85,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   out[dst] = src[i];
 }`,
   });
-}
+});
 
 /** Fills a buffer with one 32-bit word. */
-export function fillKernel(): Kernel {
+export const fillKernel = cachedKernel((): Kernel => {
   return makeKernel({
     key: 'fill',
     buffers: [{ name: 'out', access: 'read_write', type: 'u32' }],
@@ -107,6 +107,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   out[i] = params.value;
 }`,
   });
-}
+});
 
 export const copyGrid = (n: number) => grid1d(n, WG);

@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from './kernel.js';
 
 /** Largest tensor rank the strided kernels index (after merging contiguous dimensions). */
 export const MAX_RANK = 8;
@@ -50,7 +50,7 @@ const INPUT_NAMES = ['a', 'b', 'c', 'd'];
  * out[i] = expr(a[ia], b[ib], ...) over the output's elements, each input read through its own strides
  * (stride 0 broadcasts). With rank 0 every input is read at i directly, the fast path for equal shapes.
  */
-export function elementwiseKernel(spec: ElementwiseSpec): Kernel {
+export const elementwiseKernel = cachedKernel((spec: ElementwiseSpec): Kernel => {
   const { expr, arity, rank } = spec;
   if (arity < 1 || arity > INPUT_NAMES.length) throw new Error(`elementwiseKernel: arity ${arity} not in 1..4`);
   if (rank > MAX_RANK) throw new Error(`elementwiseKernel: rank ${rank} exceeds ${MAX_RANK}`);
@@ -98,6 +98,6 @@ ${names.map((x) => `  let ${x} = in_${x}[i_${x}];`).join('\n')}
   out[i] = ${expr};
 }`,
   });
-}
+});
 
 export const elementwiseGrid = (n: number) => grid1d(n, WG);

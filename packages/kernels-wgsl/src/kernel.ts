@@ -109,3 +109,17 @@ export function gridGroups(groups: number): Grid {
 export const FLAT_INDEX_WGSL = /* wgsl */ `
 fn flatGroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
 `;
+
+/**
+ * Memoises a kernel factory on its arguments: generating WGSL text on every call would cost more than the
+ * dispatch itself on the hot path (ops build their kernel each time they run).
+ */
+export function cachedKernel<A extends unknown[]>(build: (...args: A) => Kernel): (...args: A) => Kernel {
+  const cache = new Map<string, Kernel>();
+  return (...args: A) => {
+    const key = args.length === 1 && typeof args[0] !== 'object' ? String(args[0]) : JSON.stringify(args);
+    let k = cache.get(key);
+    if (!k) cache.set(key, (k = build(...args)));
+    return k;
+  };
+}

@@ -1,4 +1,4 @@
-import { type Grid, type Kernel, MAX_WORKGROUPS_PER_DIM, makeKernel } from './kernel.js';
+import { cachedKernel, type Grid, type Kernel, MAX_WORKGROUPS_PER_DIM, makeKernel } from './kernel.js';
 
 /**
  * Batched C[b] = op(A[b]) @ op(B[b]) (+ bias), op = optional transpose, for any M, N, K.
@@ -104,12 +104,12 @@ function bindings(spec: MatmulSpec, aType: string, bType: string) {
 const biasTerm = (bias: MatmulSpec['bias'], row: string, col: string) =>
   bias === 'col' ? ` + bias[${col}]` : bias === 'row' ? ` + bias[${row}]` : '';
 
-export function matmulKernel(spec: MatmulSpec): Kernel {
+export const matmulKernel = cachedKernel((spec: MatmulSpec): Kernel => {
   const variant = spec.variant ?? 'register';
   if (variant === 'broadcast') return broadcastKernel(spec);
   if (variant === 'tiled') return tiledKernel(spec);
   return registerKernel(spec);
-}
+});
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 

@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
 
 /*
  * Training-loop kernels: fused optimizer steps that update a parameter and its state in place (one dispatch
@@ -40,7 +40,7 @@ export const optimGrid = (n: number): Grid => grid1d(n, TILE);
  * Bindings: grad, param (read_write), [momentum buffer (read_write)]. `first` = 1 on the step that creates
  * the buffer (PyTorch clones d there instead of decaying a zero buffer).
  */
-export function sgdKernel(momentum: boolean, nesterov: boolean): Kernel {
+export const sgdKernel = cachedKernel((momentum: boolean, nesterov: boolean): Kernel => {
   if (nesterov && !momentum) throw new Error('sgdKernel: nesterov needs the momentum variant');
   const update = momentum
     ? `
@@ -71,7 +71,7 @@ export function sgdKernel(momentum: boolean, nesterov: boolean): Kernel {
   if (params.weightDecay != 0.0) { d = d + params.weightDecay * p; }${update}
   param[i] = p - params.lr * d;`),
   });
-}
+});
 
 /**
  * AdamW (decoupled weight decay) with optional AMSGrad, PyTorch's formulation:
@@ -80,7 +80,7 @@ export function sgdKernel(momentum: boolean, nesterov: boolean): Kernel {
  * The bias corrections are computed on the CPU in float64 per step and passed as uniforms.
  * Bindings: grad, then read_write: param, exp_avg, exp_avg_sq, [max_exp_avg_sq].
  */
-export function adamwKernel(amsgrad: boolean): Kernel {
+export const adamwKernel = cachedKernel((amsgrad: boolean): Kernel => {
   return makeKernel({
     key: `optim:adamw:${amsgrad}`,
     buffers: [
@@ -113,14 +113,14 @@ export function adamwKernel(amsgrad: boolean): Kernel {
   let denom = sqrt(vhat) / params.biasCorrection2Sqrt + params.eps;
   param[i] = p - params.stepSize * (m / denom);`),
   });
-}
+});
 
 /**
  * Exponential moving average: shadow <- lerp(shadow, param, weight) with weight = 1 - decay, in PyTorch's
  * two-sided lerp form, so weight 1 reproduces the parameter exactly (the copy before averaging starts).
  * Bindings: param, shadow (read_write).
  */
-export function emaKernel(): Kernel {
+export const emaKernel = cachedKernel((): Kernel => {
   return makeKernel({
     key: 'optim:ema',
     buffers: [
@@ -138,7 +138,7 @@ export function emaKernel(): Kernel {
   let w = params.weight;
   shadow[i] = select(p - (p - s) * (1.0 - w), s + w * (p - s), w < 0.5);`),
   });
-}
+});
 
 // ---------------------------------------------------------------- gradient-norm clipping
 
@@ -183,7 +183,7 @@ export const gradNormGrid = (n: number): Grid => gridGroups(gradNormGroups(n));
  * partials[offset + workgroup]. One dispatch per gradient, all writing disjoint slots of one buffer.
  * Bindings: grad, partials (read_write). Grid: `gradNormGrid(n)`.
  */
-export function gradNormPartialKernel(kind: GradNormKind): Kernel {
+export const gradNormPartialKernel = cachedKernel((kind: GradNormKind): Kernel => {
   const c = NORM[kind];
   return makeKernel({
     key: `optim:gradnorm-partial:${kind}`,
@@ -217,14 +217,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (lid == 0u) { partials[params.offset + group] = s_acc[0]; }
 }`,
   });
-}
+});
 
 /**
  * Stage 2 (one workgroup): combines `count` partials into the total norm and the clipping coefficient
  * min(1, maxNorm / (norm + 1e-6)), both left on the GPU. Bindings: partials, norm (read_write, 1 element),
  * coef (read_write, 1 element). Grid: [1, 1, 1].
  */
-export function gradNormFinalizeKernel(kind: GradNormKind): Kernel {
+export const gradNormFinalizeKernel = cachedKernel((kind: GradNormKind): Kernel => {
   const c = NORM[kind];
   const root = kind === 'l1' || kind === 'inf' ? 's_acc[0]' : kind === 'l2' ? 'sqrt(s_acc[0])' : 'powOrZero(s_acc[0], 1.0 / params.p)';
   return makeKernel({
@@ -255,10 +255,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   }
 }`,
   });
-}
+});
 
 /** x[i] *= coef[0], in place, with the factor read from the GPU (no readback). Bindings: coef, x (read_write). */
-export function scaleByKernel(): Kernel {
+export const scaleByKernel = cachedKernel((): Kernel => {
   return makeKernel({
     key: 'optim:scale-by',
     buffers: [
@@ -269,4 +269,4 @@ export function scaleByKernel(): Kernel {
     workgroupSize: [WG, 1, 1],
     body: elementwiseMain('  x[i] = x[i] * coef[0];'),
   });
-}
+});

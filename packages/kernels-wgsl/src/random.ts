@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from './kernel.js';
 
 /**
  * Counter-based random numbers (Philox4x32-10): value i depends only on (seed, counter offset, i), so results
@@ -49,7 +49,7 @@ const DRAW: Record<RandomDistribution, string> = {
   for (var j = 0u; j < 4u; j++) { v[j] = select(0.0, params.b, unit(bits[j]) < params.a); }`,
 };
 
-export function randomKernel(dist: RandomDistribution): Kernel {
+export const randomKernel = cachedKernel((dist: RandomDistribution): Kernel => {
   return makeKernel({
     key: `random:${dist}`,
     buffers: [{ name: 'out', access: 'read_write', type: 'f32' }],
@@ -81,7 +81,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }`,
   });
-}
+});
 
 /** Number of Philox counters (groups of four values) a draw of `n` values consumes. */
 export const randomCounters = (n: number) => Math.ceil(n / 4);

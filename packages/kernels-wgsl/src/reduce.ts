@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
 
 /**
  * Reductions over the middle axis of a [O, R, I] view of a contiguous tensor (any set of adjacent axes can be
@@ -43,7 +43,7 @@ const COMBINE: Record<Exclude<ReduceOp, 'var'>, Combine> = {
   },
 };
 
-export function reduceKernel(op: ReduceOp, mode: ReduceMode): Kernel {
+export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kernel => {
   const isArg = op === 'argmax' || op === 'argmin';
   const outType = isArg ? 'i32' : 'f32';
   const uniforms = [
@@ -130,7 +130,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${body}
 }`,
   });
-}
+});
 
 /** Row mode pays off once a row is long enough to share among a workgroup. */
 export function chooseReduceMode(R: number, I: number): ReduceMode {

@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
 
 /**
  * Softmax and log-softmax over the last axis of a [rows, cols] tensor, forward and backward.
@@ -32,7 +32,7 @@ function rowBody(kind: SoftmaxKind, backward: boolean): { passes: { init: string
   };
 }
 
-export function softmaxKernel(kind: SoftmaxKind, backward: boolean, mode: RowMode): Kernel {
+export const softmaxKernel = cachedKernel((kind: SoftmaxKind, backward: boolean, mode: RowMode): Kernel => {
   const { passes, write } = rowBody(kind, backward);
   const buffers = [
     { name: 'x', access: 'read' as const, type: 'f32' },
@@ -103,7 +103,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var c = lid; c < params.cols; c += ${ROW_WG}u) { ${write} }
 }`,
   });
-}
+});
 
 export const chooseRowMode = (cols: number): RowMode => (cols >= 64 ? 'row' : 'thread');
 
