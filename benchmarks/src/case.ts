@@ -37,6 +37,8 @@ export interface BenchCase {
   ours: (x: T.Tensor[], device: T.Device) => Runner<T.Tensor>;
   /** The tfjs-backend-webgpu peer, given the inputs as tfjs tensors. */
   tfjs?: (tf: typeof TF, x: TF.Tensor[], submit: () => void) => Runner<TF.Tensor>;
+  /** Brings the peer's result into our layout for the check (e.g. NHWC -> NCHW); not timed. */
+  tfjsToOurs?: (tf: typeof TF, out: TF.Tensor) => TF.Tensor;
   /**
    * The PyTorch oracle: Python run once with the inputs bound to x0, x1, ... (float32 CPU tensors) and
    * `torch`, `F` in scope (`setup`), then the body of a function returning the result (`run`), timed.

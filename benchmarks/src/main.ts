@@ -164,7 +164,7 @@ async function runCase(
     let errPeer: number | null = null;
     let errTorch: number | null = null;
     if (peer) {
-      const peerOut = tf.tidy(peer.run);
+      const peerOut = tf.tidy(() => (c.tfjsToOurs ? c.tfjsToOurs(tf, peer.run()) : peer.run()));
       errPeer = normalisedError(ourData, (await peerOut.data()) as Float32Array);
       peerOut.dispose();
     }

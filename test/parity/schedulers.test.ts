@@ -6,7 +6,7 @@ await T.init();
 
 const OPS: Record<string, OpAdapter> = {
   alphas_cumprod: (_, a) =>
-    T.tensor(new NoiseSchedule({ ...SD15_SCHEDULE, betaSchedule: a.betaSchedule, betaStart: a.betaStart, betaEnd: a.betaEnd }).alphasCumprod),
+    T.tensor(Array.from(new NoiseSchedule({ ...SD15_SCHEDULE, betaSchedule: a.betaSchedule, betaStart: a.betaStart, betaEnd: a.betaEnd }).alphasCumprod)),
   timesteps: (_, a) =>
     T.tensor(new NoiseSchedule({ ...SD15_SCHEDULE, timestepSpacing: a.spacing, stepsOffset: a.stepsOffset }).inferenceTimesteps(a.steps)),
   ddpm_step: ([out, sample, noise], a) => {

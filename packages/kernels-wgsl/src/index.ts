@@ -6,3 +6,4 @@ export * from './matmul.js';
 export * from './random.js';
 export * from './softmax.js';
 export * from './optim.js';
+export * from './conv.js';

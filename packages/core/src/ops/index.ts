@@ -8,3 +8,4 @@ export * from './shape.js';
 export * from './matmul.js';
 export * from './softmax.js';
 export { emptyTensor } from './launch.js';
+export * from './conv.js';

@@ -1,0 +1,41 @@
+"""conv2d / conv_transpose2d: strides, padding, dilation, groups, bias, odd sizes, several tiles."""
+import torch.nn.functional as F
+
+from golden import Group
+
+
+def build(out_dir):
+    g = Group("conv", seed=3)
+    r = g.randn
+    cases = [
+        # name, x shape, weight shape, bias, options
+        ("3x3_pad1", (2, 5, 13, 11), (7, 5, 3, 3), True, {"padding": 1}),
+        ("3x3_nopad", (1, 3, 9, 10), (4, 3, 3, 3), False, {}),
+        ("stride2_odd", (2, 6, 13, 11), (5, 6, 3, 3), True, {"stride": 2, "padding": 1}),
+        ("stride2_asym", (1, 4, 12, 9), (6, 4, 3, 2), True, {"stride": [2, 1], "padding": [1, 0]}),
+        ("dilation2", (2, 3, 11, 12), (4, 3, 3, 3), True, {"padding": 2, "dilation": 2}),
+        ("groups2", (2, 6, 9, 7), (8, 3, 3, 3), True, {"padding": 1, "groups": 2}),
+        ("depthwise", (1, 5, 8, 9), (5, 1, 3, 3), True, {"padding": 1, "groups": 5}),
+        ("7x7", (1, 9, 14, 13), (6, 9, 7, 7), True, {"padding": 3}),
+        ("1x1", (2, 7, 5, 6), (9, 7, 1, 1), True, {}),
+        ("1x1_stride2", (2, 7, 9, 7), (5, 7, 1, 1), False, {"stride": 2}),
+        ("tiles", (1, 37, 19, 21), (45, 37, 3, 3), True, {"padding": 1}),
+        ("stride3_dil2", (1, 4, 17, 15), (3, 4, 3, 3), False, {"stride": 3, "padding": 2, "dilation": 2}),
+        ("same_even", (1, 3, 8, 7), (4, 3, 4, 2), True, {"padding": "same"}),
+        ("valid", (2, 3, 6, 7), (2, 3, 3, 3), True, {"padding": "valid"}),
+    ]
+    for name, xs, ws, bias, opts in cases:
+        inputs = [r(*xs), r(*ws, scale=0.3)] + ([r(ws[0])] if bias else [])
+        torch_opts = {k: (tuple(v) if isinstance(v, list) else v) for k, v in opts.items()}
+        g.case(f"conv2d_{name}", "conv2d", inputs, lambda x, w, b=None: F.conv2d(x, w, b, **torch_opts), attrs=opts)
+    tcases = [
+        ("k3s2", (2, 6, 5, 4), (6, 4, 3, 3), True, {"stride": 2, "padding": 1, "outputPadding": 1}),
+        ("k4s2", (1, 5, 6, 7), (5, 3, 4, 4), True, {"stride": 2, "padding": 1}),
+        ("groups", (2, 4, 5, 5), (4, 3, 3, 3), False, {"stride": 1, "padding": 1, "groups": 2}),
+        ("dil", (1, 3, 6, 5), (3, 2, 3, 2), True, {"stride": [2, 3], "dilation": [2, 1], "padding": [1, 0]}),
+    ]
+    for name, xs, ws, bias, opts in tcases:
+        inputs = [r(*xs), r(*ws, scale=0.3)] + ([r(ws[1] * opts.get("groups", 1))] if bias else [])
+        torch_opts = {("output_padding" if k == "outputPadding" else k): (tuple(v) if isinstance(v, list) else v) for k, v in opts.items()}
+        g.case(f"conv_transpose2d_{name}", "conv_transpose2d", inputs, lambda x, w, b=None: F.conv_transpose2d(x, w, b, **torch_opts), attrs=opts)
+    return [g.save(out_dir)]
