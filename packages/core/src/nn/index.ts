@@ -1,2 +1,5 @@
 export * from './module.js';
 export * from './layers.js';
+export * from './conv.js';
+export * from './normalization.js';
+export * from './activation.js';

@@ -9,3 +9,4 @@ export * from './matmul.js';
 export * from './softmax.js';
 export { emptyTensor } from './launch.js';
 export * from './conv.js';
+export * from './normalization.js';

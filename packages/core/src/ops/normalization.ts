@@ -1,0 +1,214 @@
+import {
+  normApplyKernel,
+  normElementGrid,
+  normGradInputKernel,
+  normGradSumsKernel,
+  normRowGrid,
+  rowMomentsKernel,
+} from '@leffa-webgpu/kernels-wgsl';
+import { defineOp } from '../autograd/op.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { formatShape, sizeOf } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { abs, add, leakyRelu, map, mul, rsqrt, sub } from './elementwise.js';
+import { emptyTensor, launch } from './launch.js';
+import { mean, sum, variance } from './reduce.js';
+import { narrow, reshape } from './shape.js';
+
+/**
+ * Where a row normalisation's rows and affine parameters sit in the flat tensor: `rows` contiguous rows of
+ * length L; parameter p of element i is (i / inner) % P.
+ */
+interface RowLayout {
+  rows: number;
+  L: number;
+  inner: number;
+  P: number;
+  /** Axes of x the affine gradients sum over, and the parameter shape they reshape to. */
+  paramAxes: number[];
+}
+
+function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, weight?: Tensor, bias?: Tensor) {
+  const stats = emptyTensor([layout.rows, 2], 'float32', op);
+  const y = emptyTensor(x.shape, 'float32', op);
+  if (x.size === 0) return { y, stats };
+  launch(rowMomentsKernel(), [x], [stats], { rows: layout.rows, L: layout.L, eps }, normRowGrid(layout.rows));
+  const affine = weight !== undefined;
+  launch(
+    normApplyKernel(affine),
+    affine ? [x, stats, weight!, bias!] : [x, stats],
+    [y],
+    { n: x.size, L: layout.L, inner: layout.inner, P: layout.P },
+    normElementGrid(x.size),
+  );
+  return { y, stats };
+}
+
+function rowNormBackward(op: string, x: Tensor, g: Tensor, stats: Tensor, layout: RowLayout, weight: Tensor | undefined, needs: boolean[]) {
+  const affine = weight !== undefined;
+  const u = { n: x.size, L: layout.L, inner: layout.inner, P: layout.P };
+  let dx: Tensor | null = null;
+  if (needs[0]) {
+    const sums = emptyTensor([layout.rows, 2], 'float32', op);
+    launch(normGradSumsKernel(affine), affine ? [x, g, stats, weight] : [x, g, stats], [sums], { rows: layout.rows, ...u }, normRowGrid(layout.rows));
+    dx = emptyTensor(x.shape, 'float32', op);
+    launch(normGradInputKernel(affine), affine ? [x, g, stats, sums, weight] : [x, g, stats, sums], [dx], u, normElementGrid(x.size));
+  }
+  let dw: Tensor | null = null;
+  let db: Tensor | null = null;
+  if (affine && (needs[1] || needs[2])) {
+    const pShape = weight.shape;
+    if (needs[1]) {
+      // xhat is recomputed from the saved statistics rather than stored.
+      const rowStats = reshape(stats, [layout.rows, 1, 2]);
+      const xr = reshape(x, [layout.rows, layout.L, 1]);
+      const gr = reshape(g, [layout.rows, layout.L, 1]);
+      const mu = reshape(narrowStat(rowStats, 0), [layout.rows, 1, 1]);
+      const rs = reshape(narrowStat(rowStats, 1), [layout.rows, 1, 1]);
+      const gx = reshape(map(op, 'a * (b - c) * d', [gr, xr, mu, rs]), x.shape);
+      dw = reshape(sum(gx, layout.paramAxes), pShape);
+    }
+    if (needs[2]) db = reshape(sum(g, layout.paramAxes), pShape);
+  }
+  return { dx, dw, db };
+}
+
+const narrowStat = (stats: Tensor, which: number) => narrow(stats, 2, which, 1);
+
+function checkAffine(op: string, weight: Tensor | undefined, bias: Tensor | undefined, shape: readonly number[]): void {
+  if ((weight === undefined) !== (bias === undefined)) throw new Error(`${op}: pass both weight and bias, or neither`);
+  for (const [name, t] of [['weight', weight], ['bias', bias]] as const) {
+    if (t && t.shape.join() !== shape.join()) {
+      throw new Error(`${op}: ${name} ${formatShape(t.shape)} does not match the expected shape ${formatShape(shape)}`);
+    }
+  }
+}
+
+const affineGrads = (r: { dx: Tensor | null; dw: Tensor | null; db: Tensor | null }, affine: boolean) =>
+  affine ? [r.dx, r.dw, r.db] : [r.dx];
+
+/**
+ * GroupNorm over x [N, C, ...]: statistics per (image, group of C / groups channels), then a per-channel
+ * affine (PyTorch / diffusers semantics; diffusers uses eps 1e-5 in the UNet and 1e-6 in the VAE).
+ */
+export const groupNorm = defineOp('group_norm', {
+  forward: (ctx, x: Tensor, numGroups: number, weight?: Tensor, bias?: Tensor, eps: number = 1e-5) => {
+    const op = 'groupNorm';
+    if (x.rank < 2) throw new Error(`${op}: input must be [N, C, ...], got ${formatShape(x.shape)}`);
+    const [n, c] = x.shape as [number, number];
+    if (!Number.isInteger(numGroups) || numGroups < 1 || c % numGroups !== 0) {
+      throw new Error(`${op}: ${c} channels of ${formatShape(x.shape)} do not split into ${numGroups} groups`);
+    }
+    checkAffine(op, weight, bias, [c]);
+    const spatial = sizeOf(x.shape.slice(2));
+    const layout: RowLayout = {
+      rows: n * numGroups,
+      L: (c / numGroups) * spatial,
+      inner: spatial,
+      P: c,
+      paramAxes: [0, ...x.shape.slice(2).map((_, i) => i + 2)],
+    };
+    const { y, stats } = rowNormForward(op, x, layout, eps, weight, bias);
+    ctx.save({ stats, layout });
+    return y;
+  },
+  backward: ({ args: [x, , weight], saved, needsGrad }, g) =>
+    affineGrads(rowNormBackward('groupNorm', x, g, saved.stats, saved.layout, weight, [...needsGrad]), weight !== undefined),
+});
+
+/** LayerNorm over the trailing `normalizedShape` dims with an elementwise affine of that shape. */
+export const layerNorm = defineOp('layer_norm', {
+  forward: (ctx, x: Tensor, normalizedShape: readonly number[], weight?: Tensor, bias?: Tensor, eps: number = 1e-5) => {
+    const op = 'layerNorm';
+    const k = normalizedShape.length;
+    if (k === 0 || k > x.rank || x.shape.slice(x.rank - k).join() !== normalizedShape.join()) {
+      throw new Error(`${op}: normalized shape ${formatShape(normalizedShape)} does not match the trailing dims of ${formatShape(x.shape)}`);
+    }
+    checkAffine(op, weight, bias, normalizedShape);
+    const L = sizeOf(normalizedShape);
+    const layout: RowLayout = {
+      rows: x.size / Math.max(L, 1),
+      L,
+      inner: 1,
+      P: L,
+      paramAxes: x.shape.slice(0, x.rank - k).map((_, i) => i),
+    };
+    const { y, stats } = rowNormForward(op, x, layout, eps, weight, bias);
+    ctx.save({ stats, layout });
+    return y;
+  },
+  backward: ({ args: [x, , weight], saved, needsGrad }, g) =>
+    affineGrads(rowNormBackward('layerNorm', x, g, saved.stats, saved.layout, weight, [...needsGrad]), weight !== undefined),
+});
+
+export interface BatchNormOptions {
+  /** Batch statistics (and running-stat updates) in training; running statistics in eval. */
+  training: boolean;
+  /** Running-stat momentum; null gives a cumulative moving average (needs `numBatchesTracked`). */
+  momentum?: number | null;
+  eps?: number;
+  /** Batches seen so far, after this one (used by the cumulative average: factor 1 / count). */
+  numBatchesTracked?: number;
+}
+
+/**
+ * BatchNorm over x [N, C, ...] (PyTorch semantics): training normalises with the biased batch variance and
+ * updates running_mean / running_var in place (running_var with the unbiased variance); eval uses the running
+ * statistics. Built from differentiable ops, so gradients flow through the batch statistics.
+ */
+export function batchNorm(
+  x: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight: Tensor | undefined,
+  bias: Tensor | undefined,
+  options: BatchNormOptions,
+): Tensor {
+  const op = 'batchNorm';
+  if (x.rank < 2) throw new Error(`${op}: input must be [N, C, ...], got ${formatShape(x.shape)}`);
+  const c = x.shape[1]!;
+  checkAffine(op, weight, bias, [c]);
+  for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar]] as const) {
+    if (t && t.shape.join() !== String(c)) throw new Error(`${op}: ${name} ${formatShape(t.shape)} does not match ${c} channels`);
+  }
+  const eps = options.eps ?? 1e-5;
+  const bshape = [1, c, ...x.shape.slice(2).map(() => 1)];
+  const axes = [0, ...x.shape.slice(2).map((_, i) => i + 2)];
+  let m: Tensor;
+  let v: Tensor;
+  if (options.training || !runningMean || !runningVar) {
+    const count = x.size / c;
+    if (options.training && count <= 1) throw new Error(`${op}: expected more than 1 value per channel when training, got input ${formatShape(x.shape)}`);
+    m = mean(x, axes, true);
+    v = variance(x, axes, true, 0);
+    if (options.training && runningMean && runningVar) {
+      noGrad(() => {
+        const momentum = options.momentum === null ? 1 / Math.max(options.numBatchesTracked ?? 1, 1) : (options.momentum ?? 0.1);
+        const unbiased = map(op, 'a * alpha', [reshape(v, [c])], count / Math.max(count - 1, 1));
+        runningMean.assign(map(op, 'a + alpha * (b - a)', [runningMean, reshape(m, [c])], momentum));
+        runningVar.assign(map(op, 'a + alpha * (b - a)', [runningVar, unbiased], momentum));
+      });
+    }
+  } else {
+    m = reshape(runningMean, bshape);
+    v = reshape(runningVar, bshape);
+  }
+  const normalised = mul(sub(x, m), rsqrt(add(v, eps)));
+  return weight && bias ? add(mul(normalised, reshape(weight, bshape)), reshape(bias, bshape)) : normalised;
+}
+
+/**
+ * SCHP's activated batch norm (InPlaceABN): BatchNorm whose scale is |gamma| + eps, followed by
+ * LeakyReLU(slope). The official checkpoints were trained with this scale, so plain BN misreads them.
+ */
+export function activatedBatchNorm(
+  x: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight: Tensor,
+  bias: Tensor,
+  options: BatchNormOptions & { slope?: number },
+): Tensor {
+  const scale = add(abs(weight), options.eps ?? 1e-5);
+  return leakyRelu(batchNorm(x, runningMean, runningVar, scale, bias, options), options.slope ?? 0.01);
+}

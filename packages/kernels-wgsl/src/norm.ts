@@ -1,0 +1,178 @@
+import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+
+/**
+ * Normalisation over contiguous rows (GroupNorm: a row is one (image, group); LayerNorm: one token).
+ * An optional per-channel affine is indexed p = (i / inner) % P within the tensor: GroupNorm has
+ * (inner, P) = (H*W, C), LayerNorm (1, L).
+ *
+ * - rowMoments:      stats[r] = (mean, 1 / sqrt(var + eps)), var biased, two passes for precision
+ * - normApply:       y = (x - mean) * rstd (* w[p] + b[p])
+ * - normGradSums:    sums[r] = (sum g*w, sum g*w*xhat) over the row
+ * - normGradInput:   dx = rstd * (g*w - sum1/L - xhat * sum2/L)
+ */
+const WG = 64;
+
+const treeSum = (target: string) => `
+    scratch[lid] = acc;
+    workgroupBarrier();
+    for (var s = ${WG / 2}u; s > 0u; s = s / 2u) {
+      if (lid < s) { scratch[lid] = scratch[lid] + scratch[lid + s]; }
+      workgroupBarrier();
+    }
+    ${target} = scratch[0];
+    workgroupBarrier();`;
+
+const ROW_PROLOGUE = /* wgsl */ `
+var<workgroup> scratch: array<f32, ${WG}>;
+${FLAT_INDEX_WGSL}`;
+
+export const rowMomentsKernel = cachedKernel((): Kernel =>
+  makeKernel({
+    key: 'norm:moments',
+    buffers: [
+      { name: 'x', access: 'read', type: 'f32' },
+      { name: 'stats', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: [
+      { name: 'rows', type: 'u32' },
+      { name: 'L', type: 'u32' },
+      { name: 'eps', type: 'f32' },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${ROW_PROLOGUE}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = flatGroup(wid, nwg);
+  if (row >= params.rows) { return; }
+  let base = row * params.L;
+  var mean: f32;
+  var variance: f32;
+  {
+    var acc = 0.0;
+    for (var i = lid; i < params.L; i += ${WG}u) { acc += x[base + i]; }
+    ${treeSum('mean')}
+  }
+  mean = mean / f32(params.L);
+  {
+    var acc = 0.0;
+    for (var i = lid; i < params.L; i += ${WG}u) { let d = x[base + i] - mean; acc += d * d; }
+    ${treeSum('variance')}
+  }
+  if (lid == 0u) {
+    stats[2u * row] = mean;
+    stats[2u * row + 1u] = inverseSqrt(variance / f32(params.L) + params.eps);
+  }
+}`,
+  }),
+);
+
+const AFFINE_UNIFORMS = [
+  { name: 'n', type: 'u32' },
+  { name: 'L', type: 'u32' },
+  { name: 'inner', type: 'u32' },
+  { name: 'P', type: 'u32' },
+] as const;
+
+export const normApplyKernel = cachedKernel((affine: boolean): Kernel =>
+  makeKernel({
+    key: `norm:apply:${affine}`,
+    buffers: [
+      { name: 'x', access: 'read', type: 'f32' },
+      { name: 'stats', access: 'read', type: 'f32' },
+      ...(affine
+        ? [
+            { name: 'w', access: 'read' as const, type: 'f32' },
+            { name: 'b', access: 'read' as const, type: 'f32' },
+          ]
+        : []),
+      { name: 'y', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: AFFINE_UNIFORMS,
+    workgroupSize: [256, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * 256u + lid;
+  if (i >= params.n) { return; }
+  let r = i / params.L;
+  let xhat = (x[i] - stats[2u * r]) * stats[2u * r + 1u];
+  ${affine ? 'let p = (i / params.inner) % params.P;\n  y[i] = xhat * w[p] + b[p];' : 'y[i] = xhat;'}
+}`,
+  }),
+);
+
+export const normGradSumsKernel = cachedKernel((affine: boolean): Kernel =>
+  makeKernel({
+    key: `norm:gradsums:${affine}`,
+    buffers: [
+      { name: 'x', access: 'read', type: 'f32' },
+      { name: 'g', access: 'read', type: 'f32' },
+      { name: 'stats', access: 'read', type: 'f32' },
+      ...(affine ? [{ name: 'w', access: 'read' as const, type: 'f32' }] : []),
+      { name: 'sums', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: [{ name: 'rows', type: 'u32' }, ...AFFINE_UNIFORMS],
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${ROW_PROLOGUE}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = flatGroup(wid, nwg);
+  if (row >= params.rows) { return; }
+  let base = row * params.L;
+  let mean = stats[2u * row];
+  let rstd = stats[2u * row + 1u];
+  var s1: f32;
+  var s2: f32;
+  var acc = 0.0;
+  var acc2 = 0.0;
+  for (var j = lid; j < params.L; j += ${WG}u) {
+    let i = base + j;
+    let gw = g[i]${affine ? ' * w[(i / params.inner) % params.P]' : ''};
+    acc += gw;
+    acc2 += gw * (x[i] - mean) * rstd;
+  }
+  ${treeSum('s1')}
+  acc = acc2;
+  ${treeSum('s2')}
+  if (lid == 0u) {
+    sums[2u * row] = s1;
+    sums[2u * row + 1u] = s2;
+  }
+}`,
+  }),
+);
+
+export const normGradInputKernel = cachedKernel((affine: boolean): Kernel =>
+  makeKernel({
+    key: `norm:gradinput:${affine}`,
+    buffers: [
+      { name: 'x', access: 'read', type: 'f32' },
+      { name: 'g', access: 'read', type: 'f32' },
+      { name: 'stats', access: 'read', type: 'f32' },
+      { name: 'sums', access: 'read', type: 'f32' },
+      ...(affine ? [{ name: 'w', access: 'read' as const, type: 'f32' }] : []),
+      { name: 'dx', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: AFFINE_UNIFORMS,
+    workgroupSize: [256, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * 256u + lid;
+  if (i >= params.n) { return; }
+  let r = i / params.L;
+  let rstd = stats[2u * r + 1u];
+  let xhat = (x[i] - stats[2u * r]) * rstd;
+  let gw = g[i]${affine ? ' * w[(i / params.inner) % params.P]' : ''};
+  let invL = 1.0 / f32(params.L);
+  dx[i] = rstd * (gw - sums[2u * r] * invL - xhat * sums[2u * r + 1u] * invL);
+}`,
+  }),
+);
+
+export const normRowGrid = (rows: number): Grid => gridGroups(rows);
+export const normElementGrid = (n: number): Grid => grid1d(n, 256);

@@ -1,0 +1,41 @@
+"""Normalisation: group norm, layer norm, batch norm (train with running-stat updates, eval, cumulative
+average), SCHP's activated batch norm (InPlaceABN: scale |gamma| + eps, then leaky ReLU 0.01)."""
+import torch
+import torch.nn.functional as F
+
+from golden import Group
+
+
+def build(out_dir):
+    g = Group("norms", seed=4)
+    r = g.randn
+    g.case("group_norm", "group_norm", [r(3, 6, 7, 5, scale=2) + 1, r(6), r(6)], lambda x, w, b: F.group_norm(x, 3, w, b, 1e-5), attrs={"groups": 3, "eps": 1e-5})
+    g.case("group_norm_eps6", "group_norm", [r(2, 10, 9, 11) * 3, r(10), r(10)], lambda x, w, b: F.group_norm(x, 5, w, b, 1e-6), attrs={"groups": 5, "eps": 1e-6})
+    g.case("group_norm_noaffine", "group_norm", [r(2, 8, 13)], lambda x: F.group_norm(x, 4, eps=1e-5), attrs={"groups": 4, "eps": 1e-5})
+    g.case("group_norm_long", "group_norm", [r(1, 32, 33, 31)], lambda x: F.group_norm(x, 8), attrs={"groups": 8, "eps": 1e-5})
+    g.case("layer_norm", "layer_norm", [r(2, 7, 33, scale=2) + 0.5, r(33), r(33)], lambda x, w, b: F.layer_norm(x, (33,), w, b), attrs={"shape": [33]})
+    g.case("layer_norm_2d", "layer_norm", [r(3, 5, 6), r(5, 6), r(5, 6)], lambda x, w, b: F.layer_norm(x, (5, 6), w, b, 1e-6), attrs={"shape": [5, 6], "eps": 1e-6})
+    g.case("layer_norm_noaffine", "layer_norm", [r(4, 130)], lambda x: F.layer_norm(x, (130,)), attrs={"shape": [130]})
+
+    def bn(training, momentum, abn=False):
+        def f(x, w, b, rm, rv):
+            rm = rm.clone()
+            rv = rv.clone()
+            scale = w.abs() + 1e-5 if abn else w
+            y = F.batch_norm(x, rm, rv, scale, b, training, 0.1 if momentum is None else momentum, 1e-5)
+            if momentum is None and training:
+                # Cumulative average with num_batches_tracked = 1 after this batch: factor 1.
+                rm2, rv2 = torch.zeros_like(rm), torch.ones_like(rv)
+                F.batch_norm(x.detach(), rm2, rv2, None, None, True, 1.0, 1e-5)
+                rm, rv = rm2, rv2
+            if abn:
+                y = F.leaky_relu(y, 0.01)
+            return y, rm, rv
+        return f
+
+    for name, training, momentum, abn in [("bn_train", True, 0.1, False), ("bn_eval", False, 0.1, False), ("bn_cumulative", True, None, False),
+                                          ("abn_train", True, 0.1, True), ("abn_eval", False, 0.1, True)]:
+        inputs = [r(4, 5, 3, 6) * 2 + 1, r(5), r(5), r(5) * 0.1, g.rand(5, low=0.5, high=1.5)]
+        g.case(name, "batch_norm", inputs, bn(training, momentum, abn), attrs={"training": training, "momentum": momentum, "abn": abn},
+               grad=[True, True, True, False, False])
+    return [g.save(out_dir)]
