@@ -8,3 +8,5 @@ export * from './softmax.js';
 export * from './optim.js';
 export * from './conv.js';
 export * from './norm.js';
+export * from './resample.js';
+export * from './grid-sample.js';

@@ -10,3 +10,5 @@ export * from './softmax.js';
 export { emptyTensor } from './launch.js';
 export * from './conv.js';
 export * from './normalization.js';
+export * from './resample.js';
+export * from './grid-sample.js';

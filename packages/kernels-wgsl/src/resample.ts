@@ -1,0 +1,151 @@
+import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, makeKernel } from './kernel.js';
+
+/**
+ * Separable linear resampling of [P, H, W] planes: out[p, y, x] = sum_a sum_b wy[y, a] wx[x, b] in[p, iy[y, a], ix[x, b]]
+ * with per-row and per-column tap tables (index + weight, `taps` entries each, unused ones weight 0).
+ * Interpolation (nearest, bilinear, bicubic, any align_corners) and average pooling (plain and adaptive) are
+ * all tables of this form, computed on the CPU with PyTorch's formulas.
+ */
+const WG = 256;
+
+export const resampleKernel = cachedKernel((taps: number): Kernel =>
+  makeKernel({
+    key: `resample:${taps}`,
+    buffers: [
+      { name: 'src', access: 'read', type: 'f32' },
+      { name: 'rowIdx', access: 'read', type: 'i32' },
+      { name: 'rowW', access: 'read', type: 'f32' },
+      { name: 'colIdx', access: 'read', type: 'i32' },
+      { name: 'colW', access: 'read', type: 'f32' },
+      { name: 'out', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'H', type: 'u32' },
+      { name: 'W', type: 'u32' },
+      { name: 'Ho', type: 'u32' },
+      { name: 'Wo', type: 'u32' },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (i >= params.n) { return; }
+  let x = i % params.Wo;
+  let y = (i / params.Wo) % params.Ho;
+  let plane = (i / (params.Wo * params.Ho)) * params.H * params.W;
+  var acc = 0.0;
+  for (var a = 0u; a < ${taps}u; a++) {
+    let wy = rowW[y * ${taps}u + a];
+    let row = plane + u32(rowIdx[y * ${taps}u + a]) * params.W;
+    var racc = 0.0;
+    for (var b = 0u; b < ${taps}u; b++) {
+      racc += colW[x * ${taps}u + b] * src[row + u32(colIdx[x * ${taps}u + b])];
+    }
+    acc += wy * racc;
+  }
+  out[i] = acc;
+}`,
+  }),
+);
+
+export const resampleGrid = (n: number): Grid => grid1d(n, WG);
+
+/**
+ * Max pooling over [P, H, W] planes with the window geometry compiled in; writes the max and the flat index
+ * (within the plane) of the first maximal element, as PyTorch does. Padding never wins (it is -inf).
+ */
+export const maxPoolKernel = cachedKernel((g: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number }): Kernel =>
+  makeKernel({
+    key: `maxpool:${JSON.stringify(g)}`,
+    buffers: [
+      { name: 'src', access: 'read', type: 'f32' },
+      { name: 'out', access: 'read_write', type: 'f32' },
+      { name: 'idx', access: 'read_write', type: 'i32' },
+    ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'H', type: 'u32' },
+      { name: 'W', type: 'u32' },
+      { name: 'Ho', type: 'u32' },
+      { name: 'Wo', type: 'u32' },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (i >= params.n) { return; }
+  let ox = i32(i % params.Wo);
+  let oy = i32((i / params.Wo) % params.Ho);
+  let plane = (i / (params.Wo * params.Ho)) * params.H * params.W;
+  var best = -3.402823e38;
+  var bestIdx = -1;
+  for (var ky = 0; ky < ${g.kh}; ky++) {
+    let iy = oy * ${g.sh} - ${g.ph} + ky * ${g.dh};
+    if (iy < 0 || iy >= i32(params.H)) { continue; }
+    for (var kx = 0; kx < ${g.kw}; kx++) {
+      let ix = ox * ${g.sw} - ${g.pw} + kx * ${g.dw};
+      if (ix < 0 || ix >= i32(params.W)) { continue; }
+      let v = src[plane + u32(iy) * params.W + u32(ix)];
+      if (v > best || bestIdx < 0 || v != v) { best = v; bestIdx = iy * i32(params.W) + ix; }
+    }
+  }
+  out[i] = best;
+  idx[i] = bestIdx;
+}`,
+  }),
+);
+
+/**
+ * Max-pool backward without atomics: each input pixel sums the gradients of the (few) output windows that
+ * cover it and chose it as their maximum.
+ */
+export const maxPoolBackwardKernel = cachedKernel((g: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number }): Kernel =>
+  makeKernel({
+    key: `maxpool:bwd:${JSON.stringify(g)}`,
+    buffers: [
+      { name: 'grad', access: 'read', type: 'f32' },
+      { name: 'idx', access: 'read', type: 'i32' },
+      { name: 'dx', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'H', type: 'u32' },
+      { name: 'W', type: 'u32' },
+      { name: 'Ho', type: 'u32' },
+      { name: 'Wo', type: 'u32' },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (i >= params.n) { return; }
+  let ix = i32(i % params.W);
+  let iy = i32((i / params.W) % params.H);
+  let plane = i / (params.W * params.H);
+  let me = iy * i32(params.W) + ix;
+  var acc = 0.0;
+  for (var ky = 0; ky < ${g.kh}; ky++) {
+    let ty = iy + ${g.ph} - ky * ${g.dh};
+    if (ty < 0 || ty % ${g.sh} != 0) { continue; }
+    let oy = ty / ${g.sh};
+    if (oy >= i32(params.Ho)) { continue; }
+    for (var kx = 0; kx < ${g.kw}; kx++) {
+      let tx = ix + ${g.pw} - kx * ${g.dw};
+      if (tx < 0 || tx % ${g.sw} != 0) { continue; }
+      let ox = tx / ${g.sw};
+      if (ox >= i32(params.Wo)) { continue; }
+      let o = (plane * params.Ho + u32(oy)) * params.Wo + u32(ox);
+      if (idx[o] == me) { acc += grad[o]; }
+    }
+  }
+  dx[i] = acc;
+}`,
+  }),
+);

@@ -1,0 +1,168 @@
+import * as T from '@leffa-webgpu/core';
+import { type LeffaConfig, LeffaModel, leffaLoss } from '@leffa-webgpu/models';
+import type { LeffaBatch } from './batch.js';
+
+export type LeffaLossMode = 'on' | 'off' | 'finetune';
+
+export interface LeffaTrainOptions {
+  config: LeffaConfig;
+  seed?: number;
+  lr?: number;
+  betas?: [number, number];
+  weightDecay?: number;
+  /** Gradient-norm clipping (the paper's 1.0). */
+  clipNorm?: number;
+  emaDecay?: number;
+  /** Probability of replacing the reference latent by zeros, which trains the unconditional branch for CFG. */
+  referenceDropout?: number;
+  leffa?: {
+    /** 'on': from step 0; 'off': baseline; 'finetune': baseline until `finetuneAfter`, then on. */
+    mode?: LeffaLossMode;
+    finetuneAfter?: number;
+    weight?: number;
+    tau?: number;
+    maxTimestep?: number;
+    minFraction?: number;
+    distance?: 'l2' | 'smoothL1';
+  };
+}
+
+export interface StepLosses {
+  total: T.Tensor;
+  diffusion: T.Tensor;
+  /** Zero when the Leffa loss is inactive. */
+  leffa: T.Tensor;
+}
+
+/** A small seeded PRNG (splitmix32) for timesteps and dropout decisions, so that runs are reproducible. */
+export class Rng {
+  constructor(private state: number) {}
+  next(): number {
+    this.state = (this.state + 0x9e3779b9) | 0;
+    let z = this.state;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  getState(): number {
+    return this.state;
+  }
+  setState(s: number): void {
+    this.state = s;
+  }
+}
+
+/**
+ * Leffa training (Zhou et al. 2025): L = L_diffusion + lambda * L_leffa, both UNets trained, VAE frozen,
+ * AdamW + clipping + EMA, reference dropout for classifier-free guidance. One `step()` records the whole
+ * iteration on the GPU; nothing is read back.
+ */
+export class LeffaTrainer {
+  readonly model: LeffaModel;
+  readonly optimizer: T.optim.AdamW;
+  readonly ema: T.optim.EMA;
+  readonly generator: T.Generator;
+  readonly rng: Rng;
+  readonly trainable: T.Tensor[];
+  stepCount = 0;
+
+  constructor(
+    readonly options: LeffaTrainOptions,
+    model?: LeffaModel,
+  ) {
+    const seed = options.seed ?? 0;
+    this.generator = new T.Generator(seed);
+    this.rng = new Rng(seed ^ 0x5bd1e995);
+    this.model = model ?? new LeffaModel(options.config);
+    for (const p of this.model.vae.parameters()) p.requiresGrad = false;
+    this.trainable = [...this.model.unet.parameters(), ...this.model.unet_encoder.parameters()];
+    this.optimizer = new T.optim.AdamW(this.trainable, {
+      lr: options.lr ?? 1e-5,
+      betas: options.betas ?? [0.9, 0.999],
+      weightDecay: options.weightDecay ?? 1e-2,
+    });
+    this.ema = new T.optim.EMA(this.trainable, { decay: options.emaDecay ?? 0.9999 });
+  }
+
+  /** Whether the Leffa loss applies at the current step. */
+  leffaActive(): boolean {
+    const l = this.options.leffa ?? {};
+    const mode = l.mode ?? 'on';
+    return mode === 'on' || (mode === 'finetune' && this.stepCount >= (l.finetuneAfter ?? 0));
+  }
+
+  /** One optimisation step on a batch. */
+  step(batch: LeffaBatch): StepLosses {
+    const l = this.options.leffa ?? {};
+    const m = this.model;
+    const b = batch.size;
+    const timesteps = Array.from({ length: b }, () => this.rng.int(m.scheduler.schedule.numTrainTimesteps));
+    const pDrop = this.options.referenceDropout ?? 0.1;
+    const keep = Array.from({ length: b }, () => (this.rng.next() < pDrop ? 0 : 1));
+    const useLeffa = this.leffaActive();
+
+    const losses = T.tidy(() => {
+      const gen = { generator: this.generator };
+      const latents = T.noGrad(() => ({
+        x0: m.encodeImage(batch.source, gen),
+        masked: m.encodeImage(T.mul(batch.source, T.sub(1, batch.mask)), gen),
+        reference: m.encodeImage(batch.reference, gen),
+      }));
+      const size = latents.x0.shape.slice(2) as [number, number];
+      const noise = T.randn([...latents.x0.shape], gen);
+      const noisy = m.scheduler.addNoise(latents.x0, noise, timesteps);
+      const refLatent = T.mul(latents.reference, T.tensor(keep, [b, 1, 1, 1]));
+      const features = m.referenceFeatures(refLatent, timesteps);
+      const out = m.predictNoise(
+        {
+          noisyLatent: noisy,
+          maskLatent: T.interpolate(batch.mask, { size, mode: 'nearest' }),
+          maskedLatent: latents.masked,
+          densepose: T.interpolate(batch.densepose, { size, mode: 'nearest' }),
+        },
+        timesteps,
+        features,
+        useLeffa
+          ? { kind: 'flow', tau: l.tau ?? 2, minFraction: l.minFraction ?? 1 / 32, imageHeight: batch.height }
+          : undefined,
+      );
+      const diffusion = T.mseLoss(out.sample, noise);
+      const leffa = useLeffa
+        ? leffaLoss(
+            { flows: out.reports, reference: batch.reference, target: batch.source, mask: batch.lossMask, timesteps, sampleWeight: keep },
+            { maxTimestep: l.maxTimestep ?? 500, distance: l.distance ?? 'l2' },
+          )
+        : T.zeros([]);
+      const total = T.add(diffusion, T.mul(leffa, l.weight ?? 1e-3));
+      total.backward();
+      T.optim.clipGradNorm(this.trainable, this.options.clipNorm ?? 1);
+      this.optimizer.step();
+      this.optimizer.zeroGrad();
+      this.ema.update();
+      return { total: total.detach(), diffusion: diffusion.detach(), leffa: leffa.detach() };
+    });
+    this.stepCount++;
+    return losses;
+  }
+
+  /** Everything needed to resume bit-for-bit. */
+  async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
+    await T.saveCheckpoint(dir, {
+      model: this.model,
+      optimizer: this.optimizer,
+      ema: this.ema,
+      extra: { ...extra, step: this.stepCount, generator: this.generator.getState(), rng: this.rng.getState(), options: this.options },
+    });
+  }
+
+  async load(dir: string): Promise<Record<string, unknown>> {
+    const extra = (await T.loadCheckpoint(dir, { model: this.model, optimizer: this.optimizer, ema: this.ema })) as Record<string, unknown>;
+    this.stepCount = extra.step as number;
+    this.generator.setState(extra.generator as { seed: number; offset: number });
+    this.rng.setState(extra.rng as number);
+    return extra;
+  }
+}
