@@ -110,3 +110,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 });
 
 export const copyGrid = (n: number) => grid1d(n, WG);
+
+/** Converts between float32 and int32 (float to int truncates toward zero, as PyTorch's .int()). */
+export const castKernel = cachedKernel((to: 'float32' | 'int32'): Kernel =>
+  makeKernel({
+    key: `cast:${to}`,
+    buffers: [
+      { name: 'src', access: 'read', type: to === 'float32' ? 'i32' : 'f32' },
+      { name: 'out', access: 'read_write', type: to === 'float32' ? 'f32' : 'i32' },
+    ],
+    uniforms: [{ name: 'n', type: 'u32' }],
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (i >= params.n) { return; }
+  out[i] = ${to === 'float32' ? 'f32' : 'i32'}(src[i]);
+}`,
+  }),
+);

@@ -12,3 +12,6 @@ export * from './conv.js';
 export * from './normalization.js';
 export * from './resample.js';
 export * from './grid-sample.js';
+export * from './cast.js';
+export * from './embedding.js';
+export * from './losses.js';

@@ -145,7 +145,7 @@ export class UNet2DConditionModel extends T.Module {
   }
 
   /** Predicts noise for `sample` [B, inChannels, h, w] at `timesteps` (one per batch entry or one for all). */
-  forward(sample: T.Tensor, timesteps: number | readonly number[] | T.Tensor, options: UNetForwardOptions = {}): UNetOutput {
+  forward(sample: T.Tensor, timesteps: number | readonly number[], options: UNetForwardOptions = {}): UNetOutput {
     const c = this.config;
     if (sample.rank !== 4 || sample.shape[1] !== c.inChannels) {
       throw new Error(`UNet: expected sample [B, ${c.inChannels}, H, W], got ${T.formatShape(sample.shape)}`);
@@ -154,8 +154,8 @@ export class UNet2DConditionModel extends T.Module {
     const ctx = new ReferenceContext(options.reference?.mode ?? 'none', options.reference?.features ?? [], options.report);
     const context = options.encoderHiddenStates;
 
-    const t = timesteps instanceof T.Tensor ? timesteps : T.tensor(typeof timesteps === 'number' ? new Array(batch).fill(timesteps) : [...timesteps]);
-    if (t.size !== batch) throw new Error(`UNet: ${t.size} timesteps for a batch of ${batch}`);
+    const t: number[] = typeof timesteps === 'number' ? new Array(batch).fill(timesteps) : [...timesteps];
+    if (t.length !== batch) throw new Error(`UNet: ${t.length} timesteps for a batch of ${batch}`);
     const tProj = T.timestepEmbedding(t, c.blockOutChannels[0]!, { flipSinToCos: c.flipSinToCos, downscaleFreqShift: c.freqShift });
     const temb = T.silu(this.time_embedding.forward(tProj));
 

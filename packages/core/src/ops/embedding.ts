@@ -1,0 +1,44 @@
+import { formatShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { cast } from './cast.js';
+import { tensor } from './creation.js';
+import { eq } from './elementwise.js';
+import { reshape, unsqueeze } from './shape.js';
+
+export interface TimestepEmbeddingOptions {
+  flipSinToCos?: boolean;
+  downscaleFreqShift?: number;
+  scale?: number;
+  maxPeriod?: number;
+}
+
+/**
+ * Sinusoidal timestep embedding as diffusers' get_timestep_embedding: [B, dim] of sin/cos of
+ * t * exp(-ln(maxPeriod) * i / (half - shift)). Computed on the CPU (in double precision from float32
+ * frequencies), because GPU sin loses accuracy at the large arguments (up to ~1000 rad) timesteps produce.
+ */
+export function timestepEmbedding(timesteps: readonly number[], dim: number, options: TimestepEmbeddingOptions = {}): Tensor {
+  const half = Math.floor(dim / 2);
+  const shift = options.downscaleFreqShift ?? 1;
+  const scale = options.scale ?? 1;
+  const maxPeriod = options.maxPeriod ?? 10000;
+  if (half === 0 || half - shift <= 0) throw new Error(`timestepEmbedding: dim ${dim} is too small for downscaleFreqShift ${shift}`);
+  const freqs = Array.from({ length: half }, (_, i) => Math.fround(Math.exp(Math.fround((-Math.log(maxPeriod) * i) / (half - shift)))));
+  const out = new Float32Array(timesteps.length * dim);
+  timesteps.forEach((t, b) => {
+    for (let i = 0; i < half; i++) {
+      const arg = Math.fround(Math.fround(t * freqs[i]!) * scale);
+      const [first, second] = options.flipSinToCos ? [Math.cos(arg), Math.sin(arg)] : [Math.sin(arg), Math.cos(arg)];
+      out[b * dim + i] = first;
+      out[b * dim + half + i] = second;
+    }
+  });
+  return tensor(out, [timesteps.length, dim]);
+}
+
+/** One-hot float encoding of int32 labels: [..., numClasses] (labels outside 0..numClasses-1 give zeros). */
+export function oneHot(labels: Tensor, numClasses: number): Tensor {
+  if (labels.dtype !== 'int32') throw new Error(`oneHot: labels must be int32, got ${labels.dtype} ${formatShape(labels.shape)}`);
+  const classes = reshape(tensor(Array.from({ length: numClasses }, (_, i) => i)), [...labels.shape.map(() => 1), numClasses]);
+  return eq(unsqueeze(cast(labels, 'float32'), labels.rank), classes);
+}
