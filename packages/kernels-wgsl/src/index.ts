@@ -10,3 +10,4 @@ export * from './conv.js';
 export * from './norm.js';
 export * from './resample.js';
 export * from './grid-sample.js';
+export * from './attention.js';

@@ -3,29 +3,35 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { TensorModule } from './layers.js';
 import { Module } from './module.js';
 
-/** Parameter-free activation modules, for Sequential models. */
-function activation(name: string, f: (x: Tensor) => Tensor) {
-  const cls = class extends Module implements TensorModule {
-    forward(x: Tensor): Tensor {
-      return f(x);
-    }
-  };
-  Object.defineProperty(cls, 'name', { value: name });
-  return cls;
+/** A parameter-free activation as a module (for Sequential models). */
+abstract class Activation extends Module implements TensorModule {
+  protected abstract apply(x: Tensor): Tensor;
+  forward(x: Tensor): Tensor {
+    return this.apply(x);
+  }
 }
 
-export const ReLU = activation('ReLU', relu);
-export const SiLU = activation('SiLU', silu);
-export const GELU = activation('GELU', (x) => gelu(x));
-export const Sigmoid = activation('Sigmoid', sigmoid);
-export const Tanh = activation('Tanh', tanh);
-
-export class LeakyReLU extends Module implements TensorModule {
+export class ReLU extends Activation {
+  protected apply = relu;
+}
+export class SiLU extends Activation {
+  protected apply = silu;
+}
+export class Sigmoid extends Activation {
+  protected apply = sigmoid;
+}
+export class Tanh extends Activation {
+  protected apply = tanh;
+}
+export class GELU extends Activation {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') {
+    super();
+  }
+  protected apply = (x: Tensor) => gelu(x, this.approximate);
+}
+export class LeakyReLU extends Activation {
   constructor(readonly negativeSlope = 0.01) {
     super();
   }
-
-  forward(x: Tensor): Tensor {
-    return leakyRelu(x, this.negativeSlope);
-  }
+  protected apply = (x: Tensor) => leakyRelu(x, this.negativeSlope);
 }

@@ -15,3 +15,4 @@ export * from './grid-sample.js';
 export * from './cast.js';
 export * from './embedding.js';
 export * from './losses.js';
+export * from './attention.js';

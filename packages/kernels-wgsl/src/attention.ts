@@ -1,0 +1,203 @@
+import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, makeKernel } from './kernel.js';
+
+/**
+ * Memory-efficient ("flash") attention: out = softmax(q k^T * scale + mask) v without an N x M buffer.
+ * Each invocation owns one row (a query in forward and dQ, a key in dK/dV) and streams the other side with an
+ * online softmax (forward) or with probabilities recomputed from the saved log-sum-exp (backward,
+ * FlashAttention-2 style). No atomics: dQ and dK/dV are separate passes, each writing only its own row.
+ *
+ * Layout: q [B, H, N, D], k [B, H, M, D], v [B, H, M, Dv]; k and v may broadcast over B and H (strides 0),
+ * which is how the flow field shares one coordinate grid (as v) among every batch entry and head.
+ * The additive mask, when present, is indexed [b, h, n, m] through its own strides (0 where broadcast).
+ */
+export interface AttentionSpec {
+  D: number;
+  Dv: number;
+  mask: boolean;
+}
+
+const WG = 64;
+
+const UNIFORMS = [
+  { name: 'B', type: 'u32' },
+  { name: 'H', type: 'u32' },
+  { name: 'N', type: 'u32' },
+  { name: 'M', type: 'u32' },
+  { name: 'scale', type: 'f32' },
+  // Strides (in elements) of k/v over batch and head; 0 broadcasts.
+  { name: 'kvBatch', type: 'u32' },
+  { name: 'kvHead', type: 'u32' },
+  { name: 'vBatch', type: 'u32' },
+  { name: 'vHead', type: 'u32' },
+  // Mask strides over batch, head, query row (column stride is 1).
+  { name: 'maskB', type: 'u32' },
+  { name: 'maskH', type: 'u32' },
+  { name: 'maskN', type: 'u32' },
+] as const;
+
+/** Decodes the flat row id into (b, h, row) and computes base offsets; `rows` is N (query rows) or M (key rows). */
+const rowPrologue = (rows: string) => /* wgsl */ `
+  let r = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (r >= params.B * params.H * ${rows}) { return; }
+  let row = r % ${rows};
+  let bh = r / ${rows};
+  let b = bh / params.H;
+  let h = bh % params.H;
+  let qBase = bh * params.N * ${'D'};
+  let kBase = b * params.kvBatch + h * params.kvHead;
+  let vBase = b * params.vBatch + h * params.vHead;
+  let maskBase = b * params.maskB + h * params.maskH;`;
+
+function dims(spec: AttentionSpec): string {
+  return `const D = ${spec.D}u;\nconst DV = ${spec.Dv}u;`;
+}
+
+const maskTerm = (spec: AttentionSpec, n: string, m: string) => (spec.mask ? ` + mask[maskBase + ${n} * params.maskN + ${m}]` : '');
+
+const maskBuffer = (spec: AttentionSpec) => (spec.mask ? [{ name: 'mask', access: 'read' as const, type: 'f32' }] : []);
+
+/** Forward: out [B, H, N, Dv] and the row log-sum-exp lse [B, H, N] that backward needs. */
+export const attentionForwardKernel = cachedKernel((spec: AttentionSpec): Kernel =>
+  makeKernel({
+    key: `attn:fwd:${spec.D}:${spec.Dv}:${spec.mask}`,
+    buffers: [
+      { name: 'q', access: 'read', type: 'f32' },
+      { name: 'k', access: 'read', type: 'f32' },
+      { name: 'v', access: 'read', type: 'f32' },
+      ...maskBuffer(spec),
+      { name: 'out', access: 'read_write', type: 'f32' },
+      { name: 'lse', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: UNIFORMS,
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${dims(spec)}
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  ${rowPrologue('params.N')}
+  var qv: array<f32, D>;
+  for (var d = 0u; d < D; d++) { qv[d] = q[qBase + row * D + d] * params.scale; }
+  var acc: array<f32, DV>;
+  var mx = -3.402823e38;
+  var denom = 0.0;
+  for (var m = 0u; m < params.M; m++) {
+    var s = 0.0;
+    for (var d = 0u; d < D; d++) { s = fma(qv[d], k[kBase + m * D + d], s); }
+    s = s${maskTerm(spec, 'row', 'm')};
+    if (s > mx) {
+      // Rescale what was accumulated under the old maximum.
+      let c = exp(mx - s);
+      denom = denom * c;
+      for (var d = 0u; d < DV; d++) { acc[d] = acc[d] * c; }
+      mx = s;
+    }
+    let p = exp(s - mx);
+    denom += p;
+    for (var d = 0u; d < DV; d++) { acc[d] = fma(p, v[vBase + m * DV + d], acc[d]); }
+  }
+  let inv = 1.0 / denom;
+  for (var d = 0u; d < DV; d++) { out[(bh * params.N + row) * DV + d] = acc[d] * inv; }
+  lse[bh * params.N + row] = mx + log(denom);
+}`,
+  }),
+);
+
+/** dQ: per query row, dq = scale * sum_m p (dO.v_m - delta) k_m with p recomputed from lse. */
+export const attentionGradQKernel = cachedKernel((spec: AttentionSpec): Kernel =>
+  makeKernel({
+    key: `attn:dq:${spec.D}:${spec.Dv}:${spec.mask}`,
+    buffers: [
+      { name: 'q', access: 'read', type: 'f32' },
+      { name: 'k', access: 'read', type: 'f32' },
+      { name: 'v', access: 'read', type: 'f32' },
+      ...maskBuffer(spec),
+      { name: 'dout', access: 'read', type: 'f32' },
+      { name: 'lse', access: 'read', type: 'f32' },
+      { name: 'delta', access: 'read', type: 'f32' },
+      { name: 'dq', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: UNIFORMS,
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${dims(spec)}
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  ${rowPrologue('params.N')}
+  var qv: array<f32, D>;
+  for (var d = 0u; d < D; d++) { qv[d] = q[qBase + row * D + d] * params.scale; }
+  var go: array<f32, DV>;
+  for (var d = 0u; d < DV; d++) { go[d] = dout[(bh * params.N + row) * DV + d]; }
+  let l = lse[bh * params.N + row];
+  let dl = delta[bh * params.N + row];
+  var acc: array<f32, D>;
+  for (var m = 0u; m < params.M; m++) {
+    var s = 0.0;
+    for (var d = 0u; d < D; d++) { s = fma(qv[d], k[kBase + m * D + d], s); }
+    let p = exp(s${maskTerm(spec, 'row', 'm')} - l);
+    var dp = 0.0;
+    for (var d = 0u; d < DV; d++) { dp = fma(go[d], v[vBase + m * DV + d], dp); }
+    let ds = p * (dp - dl);
+    for (var d = 0u; d < D; d++) { acc[d] = fma(ds, k[kBase + m * D + d], acc[d]); }
+  }
+  for (var d = 0u; d < D; d++) { dq[qBase + row * D + d] = acc[d] * params.scale; }
+}`,
+  }),
+);
+
+/**
+ * dK, dV: per key row of one (b, h), dv = sum_n p dO_n and dk = scale * sum_n p (dO_n.v - delta_n) q_n.
+ * When k/v broadcast over batch or heads, the caller sums these per-(b, h) gradients afterwards.
+ */
+export const attentionGradKVKernel = cachedKernel((spec: AttentionSpec & { wantV: boolean }): Kernel =>
+  makeKernel({
+    key: `attn:dkv:${spec.D}:${spec.Dv}:${spec.mask}:${spec.wantV}`,
+    buffers: [
+      { name: 'q', access: 'read', type: 'f32' },
+      { name: 'k', access: 'read', type: 'f32' },
+      { name: 'v', access: 'read', type: 'f32' },
+      ...maskBuffer(spec),
+      { name: 'dout', access: 'read', type: 'f32' },
+      { name: 'lse', access: 'read', type: 'f32' },
+      { name: 'delta', access: 'read', type: 'f32' },
+      { name: 'dk', access: 'read_write', type: 'f32' },
+      ...(spec.wantV ? [{ name: 'dv', access: 'read_write' as const, type: 'f32' }] : []),
+    ],
+    uniforms: UNIFORMS,
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${dims(spec)}
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  ${rowPrologue('params.M')}
+  var kv: array<f32, D>;
+  for (var d = 0u; d < D; d++) { kv[d] = k[kBase + row * D + d]; }
+  var vv: array<f32, DV>;
+  for (var d = 0u; d < DV; d++) { vv[d] = v[vBase + row * DV + d]; }
+  var dkAcc: array<f32, D>;
+  var dvAcc: array<f32, DV>;
+  for (var n = 0u; n < params.N; n++) {
+    let qRow = qBase + n * D;
+    var s = 0.0;
+    for (var d = 0u; d < D; d++) { s = fma(q[qRow + d], kv[d], s); }
+    let p = exp(s * params.scale${maskTerm(spec, 'n', 'row')} - lse[bh * params.N + n]);
+    let oRow = (bh * params.N + n) * DV;
+    var dp = 0.0;
+    for (var d = 0u; d < DV; d++) {
+      let g = dout[oRow + d];
+      dp = fma(g, vv[d], dp);
+      ${spec.wantV ? 'dvAcc[d] = fma(p, g, dvAcc[d]);' : ''}
+    }
+    let ds = p * (dp - delta[bh * params.N + n]);
+    for (var d = 0u; d < D; d++) { dkAcc[d] = fma(ds, q[qRow + d], dkAcc[d]); }
+  }
+  let outRow = bh * params.M + row;
+  for (var d = 0u; d < D; d++) { dk[outRow * D + d] = dkAcc[d] * params.scale; }
+  ${spec.wantV ? 'for (var d = 0u; d < DV; d++) { dv[outRow * DV + d] = dvAcc[d]; }' : ''}
+}`,
+  }),
+);
+
+export const attentionGrid = (rows: number): Grid => grid1d(rows, WG);
