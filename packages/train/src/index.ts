@@ -1,2 +1,4 @@
-// Public API of @leffa-webgpu/train; populated as its modules land.
-export {};
+export * from './data/synthetic/index.js';
+export * from './io/png.js';
+export * from './leffa/batch.js';
+export * from './leffa/trainer.js';
