@@ -1,5 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { type LeffaConfig, LeffaModel, leffaLoss } from '@leffa-webgpu/models';
+import { Rng } from '../data/synthetic/rng.js';
 import type { LeffaBatch } from './batch.js';
 
 export type LeffaLossMode = 'on' | 'off' | 'finetune';
@@ -32,27 +33,6 @@ export interface StepLosses {
   diffusion: T.Tensor;
   /** Zero when the Leffa loss is inactive. */
   leffa: T.Tensor;
-}
-
-/** A small seeded PRNG (splitmix32) for timesteps and dropout decisions, so that runs are reproducible. */
-export class Rng {
-  constructor(private state: number) {}
-  next(): number {
-    this.state = (this.state + 0x9e3779b9) | 0;
-    let z = this.state;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  getState(): number {
-    return this.state;
-  }
-  setState(s: number): void {
-    this.state = s;
-  }
 }
 
 /**

@@ -40,6 +40,15 @@ export class Rng {
     return this.next() < p;
   }
 
+  /** The stream position, for checkpoints (resuming continues the same sequence). */
+  getState(): number {
+    return this.s;
+  }
+
+  setState(state: number): void {
+    this.s = state >>> 0;
+  }
+
   /** An independent stream derived from this one (so that adding draws in one part leaves others unchanged). */
   fork(): Rng {
     return new Rng(Math.floor(this.next() * 4294967296));
