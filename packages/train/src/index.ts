@@ -2,3 +2,4 @@ export * from './data/synthetic/index.js';
 export * from './io/png.js';
 export * from './leffa/batch.js';
 export * from './leffa/trainer.js';
+export * from './leffa/synthetic-source.js';

@@ -79,7 +79,7 @@ export class LeffaTrainer {
     const l = this.options.leffa ?? {};
     const m = this.model;
     const b = batch.size;
-    const timesteps = Array.from({ length: b }, () => this.rng.int(m.scheduler.schedule.numTrainTimesteps));
+    const timesteps = Array.from({ length: b }, () => this.rng.int(0, m.scheduler.schedule.numTrainTimesteps));
     const pDrop = this.options.referenceDropout ?? 0.1;
     const keep = Array.from({ length: b }, () => (this.rng.next() < pDrop ? 0 : 1));
     const useLeffa = this.leffaActive();
