@@ -28,6 +28,12 @@ export interface LeffaTrainOptions {
   };
 }
 
+export interface BatchLatents {
+  x0: T.Tensor;
+  masked: T.Tensor;
+  reference: T.Tensor;
+}
+
 export interface StepLosses {
   total: T.Tensor;
   diffusion: T.Tensor;
@@ -74,8 +80,23 @@ export class LeffaTrainer {
     return mode === 'on' || (mode === 'finetune' && this.stepCount >= (l.finetuneAfter ?? 0));
   }
 
-  /** One optimisation step on a batch. */
-  step(batch: LeffaBatch): StepLosses {
+  /**
+   * The frozen VAE's latents of a batch: clean target, masked (agnostic) image, reference. Deterministic
+   * (posterior means), so a fixed data pool can encode once and reuse them every epoch.
+   */
+  encodeBatch(batch: LeffaBatch): BatchLatents {
+    const m = this.model;
+    return T.noGrad(() =>
+      T.tidy(() => ({
+        x0: m.encodeImage(batch.source, { sample: false }),
+        masked: m.encodeImage(T.mul(batch.source, T.sub(1, batch.mask)), { sample: false }),
+        reference: m.encodeImage(batch.reference, { sample: false }),
+      })),
+    );
+  }
+
+  /** One optimisation step on a batch (latents encoded here unless given). */
+  step(batch: LeffaBatch, given?: BatchLatents): StepLosses {
     const l = this.options.leffa ?? {};
     const m = this.model;
     const b = batch.size;
@@ -86,11 +107,7 @@ export class LeffaTrainer {
 
     const losses = T.tidy(() => {
       const gen = { generator: this.generator };
-      const latents = T.noGrad(() => ({
-        x0: m.encodeImage(batch.source, gen),
-        masked: m.encodeImage(T.mul(batch.source, T.sub(1, batch.mask)), gen),
-        reference: m.encodeImage(batch.reference, gen),
-      }));
+      const latents = given ?? this.encodeBatch(batch);
       const size = latents.x0.shape.slice(2) as [number, number];
       const noise = T.randn([...latents.x0.shape], gen);
       const noisy = m.scheduler.addNoise(latents.x0, noise, timesteps);

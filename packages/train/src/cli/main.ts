@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { trainLeffa } from './train-leffa.js';
+import { trainVae } from './train-vae.js';
+
+const program = new Command('leffa').description('Leffa on WebGPU: train and run controllable person image generation');
+
+const size = (v: string): [number, number] => {
+  const m = /^(\d+)x(\d+)$/.exec(v);
+  if (!m) throw new Error(`--size expects HxW (e.g. 128x96), got '${v}'`);
+  return [Number(m[1]), Number(m[2])];
+};
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got '${v}'`);
+  return n;
+};
+
+program
+  .command('train-vae')
+  .description('train the tiny VAE on synthetic people and garments')
+  .option('--out <dir>', 'output folder', 'runs/vae')
+  .option('--steps <n>', 'training steps', int, 2000)
+  .option('--batch <n>', 'images per step', int, 8)
+  .option('--size <HxW>', 'image size', '128x96')
+  .option('--lr <lr>', 'learning rate', Number, 2e-3)
+  .option('--seed <n>', 'seed', int, 0)
+  .option('--save-every <n>', 'checkpoint interval', int, 200)
+  .option('--crop <HxW>', 'train on random crops of this size')
+  .option('--resume <dir>', 'resume from a checkpoint')
+  .action(async (o) => {
+    const [height, width] = size(o.size);
+    await trainVae({ out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, resume: o.resume, saveEvery: o.saveEvery, ...(o.crop ? { crop: size(o.crop) } : {}) });
+  });
+
+program
+  .command('train')
+  .description('train the tiny Leffa model (reference + generative UNet) on synthetic data')
+  .option('--task <task>', 'tryon or pose', 'tryon')
+  .option('--leffa <mode>', 'Leffa loss: on, off, or finetune (baseline first, then on)', 'on')
+  .option('--finetune-after <n>', 'step at which finetune mode switches the Leffa loss on', int, 0)
+  .option('--out <dir>', 'output folder', 'runs/leffa')
+  .option('--steps <n>', 'training steps', int, 1000)
+  .option('--batch <n>', 'examples per step', int, 4)
+  .option('--size <HxW>', 'image size', '128x96')
+  .option('--lr <lr>', 'learning rate', Number, 2e-4)
+  .option('--seed <n>', 'seed', int, 0)
+  .option('--pool <n>', 'training examples (their latents are cached)', int, 256)
+  .option('--vae <dir>', 'trained VAE checkpoint (see train-vae)')
+  .option('--init <dir>', 'start from a Leffa checkpoint (e.g. the shipped tiny weights)')
+  .option('--resume <dir>', 'resume a run bit-for-bit from its checkpoint')
+  .option('--save-every <n>', 'checkpoint interval', int, 100)
+  .option('--sample-every <n>', 'sample-grid interval (0: only at the end)', int, 0)
+  .option('--eval-examples <n>', 'held-out examples for samples and metrics', int, 4)
+  .action(async (o) => {
+    const [height, width] = size(o.size);
+    if (!['tryon', 'pose'].includes(o.task)) throw new Error(`--task must be tryon or pose, got '${o.task}'`);
+    if (!['on', 'off', 'finetune'].includes(o.leffa)) throw new Error(`--leffa must be on, off or finetune, got '${o.leffa}'`);
+    await trainLeffa({
+      task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, leffa: o.leffa,
+      finetuneAfter: o.finetuneAfter, pool: o.pool, vae: o.vae, init: o.init, resume: o.resume, saveEvery: o.saveEvery,
+      sampleEvery: o.sampleEvery, evalExamples: o.evalExamples,
+    });
+  });
+
+program.parseAsync().catch((e: Error) => {
+  console.error(`leffa: ${e.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,124 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import * as T from '@leffa-webgpu/core';
+import { LEFFA_CONFIGS, LeffaModel } from '@leffa-webgpu/models';
+import { tile } from '../data/synthetic/sheet.js';
+import { maskToImage } from '../io/images.js';
+import { lineChart } from '../io/plot.js';
+import { writePng } from '../io/png.js';
+import { type LeffaExample, toBatch } from '../leffa/batch.js';
+import { evaluateLeffa } from '../leffa/evaluate.js';
+import { type LeffaTask, syntheticExample } from '../leffa/synthetic-source.js';
+import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/trainer.js';
+import { Progress } from './progress.js';
+
+export interface TrainLeffaArgs {
+  task: LeffaTask;
+  out: string;
+  steps: number;
+  batch: number;
+  height: number;
+  width: number;
+  lr: number;
+  seed: number;
+  leffa: LeffaLossMode;
+  finetuneAfter: number;
+  /** Examples in the training pool (seeds 0..pool-1); their VAE latents are encoded once. */
+  pool: number;
+  /** A trained VAE checkpoint (required to train from scratch) or a full Leffa checkpoint to start from. */
+  vae?: string;
+  init?: string;
+  resume?: string;
+  saveEvery: number;
+  sampleEvery: number;
+  evalExamples: number;
+  /** Extra examples from a folder dataset instead of synthetic ones. */
+  examples?: (seed: number) => LeffaExample;
+}
+
+/** Seeds of held-out examples: far from any training pool. */
+export const HELD_OUT_SEED = 900_000_000;
+
+/**
+ * Trains the tiny Leffa model (both UNets; VAE frozen) on synthetic try-on or pose-transfer data. Writes
+ * checkpoints, sample grids (person, reference, agnostic, generated, reference warped by the attention flow),
+ * the loss curve and metrics.json under `out`.
+ */
+export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
+  await T.init();
+  await mkdir(args.out, { recursive: true });
+  const model = new LeffaModel(LEFFA_CONFIGS.tiny);
+  if (args.init) await T.loadCheckpoint(args.init, { model });
+  else if (args.vae) await T.loadCheckpoint(args.vae, { model: model.vae });
+  else throw new Error('train: give --vae (a trained VAE checkpoint) or --init (a Leffa checkpoint); no pretrained VAE can be downloaded here');
+  const trainer = new LeffaTrainer(
+    {
+      config: LEFFA_CONFIGS.tiny,
+      seed: args.seed,
+      lr: args.lr,
+      weightDecay: 0,
+      emaDecay: 0.999,
+      leffa: { mode: args.leffa, finetuneAfter: args.finetuneAfter },
+    },
+    model,
+  );
+  if (args.resume) await trainer.load(args.resume);
+  const example = args.examples ?? ((seed: number) => syntheticExample(args.task, seed, args.height, args.width));
+
+  const pool = Array.from({ length: args.pool }, (_, i) => example(i));
+  const latents = new Map<number, BatchLatents>();
+  const latentsOf = (indices: number[]): BatchLatents => {
+    const missing = indices.filter((i) => !latents.has(i));
+    if (missing.length) {
+      const enc = trainer.encodeBatch(toBatch(missing.map((i) => pool[i]!)));
+      missing.forEach((idx, k) => {
+        const pick = (t: T.Tensor) => T.keep(T.narrow(t, 0, k, 1));
+        latents.set(idx, { x0: pick(enc.x0), masked: pick(enc.masked), reference: pick(enc.reference) });
+      });
+      T.dispose(enc);
+    }
+    const parts = indices.map((i) => latents.get(i)!);
+    return { x0: T.concat(parts.map((p) => p.x0), 0), masked: T.concat(parts.map((p) => p.masked), 0), reference: T.concat(parts.map((p) => p.reference), 0) };
+  };
+
+  const held = Array.from({ length: args.evalExamples }, (_, i) => example(HELD_OUT_SEED + i));
+  const history: { step: number; total: number; diffusion: number; leffa: number }[] = [];
+  const progress = new Progress(`train ${args.task}`, args.steps, ['loss', 'diff', 'leffa']);
+
+  const writeOutputs = async (final: boolean) => {
+    await trainer.save(`${args.out}/checkpoint`, { history, task: args.task, size: [args.height, args.width] });
+    await writePng(`${args.out}/loss.png`, lineChart([
+      { values: history.map((h) => h.diffusion), color: [40, 90, 200] },
+      { values: history.map((h) => h.total), color: [200, 40, 40] },
+    ]));
+    const { metrics, images } = await evaluateLeffa(trainer.model, held, { seed: args.seed });
+    const grid = tile(
+      held.map((e, i) => [e.source, e.reference, maskToImage(e.mask), images.generated[i]!, images.warped[i]!]),
+      args.width,
+      args.height,
+    );
+    await writePng(`${args.out}/samples-${final ? 'final' : String(trainer.stepCount).padStart(6, '0')}.png`, grid);
+    if (final) {
+      await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ task: args.task, steps: trainer.stepCount, leffa: args.leffa, eval: metrics, history }, null, 2)}\n`);
+    }
+    return metrics;
+  };
+
+  while (trainer.stepCount < args.steps) {
+    const indices = Array.from({ length: args.batch }, () => trainer.rng.int(0, args.pool));
+    const losses = T.tidy(() => {
+      const batch = toBatch(indices.map((i) => pool[i]!));
+      return trainer.step(batch, latentsOf(indices));
+    });
+    if (trainer.stepCount % 10 === 0 || trainer.stepCount === args.steps) {
+      const [total, diffusion, leffa] = await Promise.all([losses.total.item(), losses.diffusion.item(), losses.leffa.item()]);
+      history.push({ step: trainer.stepCount, total, diffusion, leffa });
+      progress.update(trainer.stepCount, { loss: total, diff: diffusion, leffa });
+    }
+    T.dispose(losses);
+    if (trainer.stepCount % args.saveEvery === 0 && trainer.stepCount < args.steps) await trainer.save(`${args.out}/checkpoint`, { history, task: args.task, size: [args.height, args.width] });
+    if (args.sampleEvery > 0 && trainer.stepCount % args.sampleEvery === 0 && trainer.stepCount < args.steps) await writeOutputs(false);
+  }
+  progress.stop();
+  const metrics = await writeOutputs(true);
+  console.log(`final: L1 ${metrics.l1.toFixed(4)}, PSNR ${metrics.psnr.toFixed(2)} dB, SSIM ${metrics.ssim.toFixed(3)}, flow EPE ${metrics.meanFlowEpe.toFixed(2)} px`);
+}

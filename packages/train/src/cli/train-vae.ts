@@ -1,0 +1,79 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import * as T from '@leffa-webgpu/core';
+import { LEFFA_CONFIGS } from '@leffa-webgpu/models';
+import { generateSample } from '../data/synthetic/sample.js';
+import { tile } from '../data/synthetic/sheet.js';
+import { tensorToImages } from '../io/images.js';
+import { lineChart } from '../io/plot.js';
+import { writePng } from '../io/png.js';
+import { imagesToNCHW } from '../leffa/batch.js';
+import { VaeTrainer } from '../leffa/vae-trainer.js';
+import { Progress } from './progress.js';
+
+export interface TrainVaeArgs {
+  out: string;
+  steps: number;
+  batch: number;
+  height: number;
+  width: number;
+  lr: number;
+  seed: number;
+  resume?: string;
+  saveEvery: number;
+  /** Train on random crops of this size (the VAE is convolutional: crops teach it the same thing, cheaper). */
+  crop?: [number, number];
+}
+
+/** A crop of an HWC RGB image. */
+function crop(img: Uint8Array, width: number, y0: number, x0: number, h: number, w: number): Uint8Array {
+  const out = new Uint8Array(h * w * 3);
+  for (let y = 0; y < h; y++) out.set(img.subarray(((y0 + y) * width + x0) * 3, ((y0 + y) * width + x0 + w) * 3), y * w * 3);
+  return out;
+}
+
+/**
+ * Trains the tiny VAE on synthetic people and flat garments (the two kinds of image Leffa encodes).
+ * Writes checkpoints, reconstructions and a loss curve under `out`.
+ */
+export async function trainVae(args: TrainVaeArgs): Promise<void> {
+  await T.init();
+  await mkdir(args.out, { recursive: true });
+  const trainer = new VaeTrainer({ config: LEFFA_CONFIGS.tiny.vae, seed: args.seed, lr: args.lr });
+  if (args.resume) await trainer.load(args.resume);
+  const images = (seed: number) => {
+    const s = generateSample({ seed, height: args.height, width: args.width });
+    return [s.person.image, s.garment];
+  };
+  const history: number[] = [];
+  const progress = new Progress('train-vae', args.steps, ['loss', 'kl']);
+  let seed = args.seed * 1_000_003 + trainer.stepCount * args.batch;
+  const [ch, cw] = args.crop ?? [args.height, args.width];
+  while (trainer.stepCount < args.steps) {
+    const full = Array.from({ length: Math.ceil(args.batch / 2) }, () => images(seed++)).flat().slice(0, args.batch);
+    // Crop offsets come from the image seed, so a resumed run sees the same crops.
+    const batch = full.map((img, i) => crop(img, args.width, (seed * 7 + i * 13) % (args.height - ch + 1), (seed * 11 + i * 5) % (args.width - cw + 1), ch, cw));
+    const losses = trainer.step(batch, ch, cw);
+    if (trainer.stepCount % 10 === 0 || trainer.stepCount === args.steps) {
+      const [loss, kl] = await Promise.all([losses.reconstruction.item(), losses.kl.item()]);
+      history.push(loss);
+      progress.update(trainer.stepCount, { loss, kl });
+    }
+    T.dispose(losses);
+    if (trainer.stepCount % args.saveEvery === 0 || trainer.stepCount === args.steps) {
+      await trainer.save(`${args.out}/checkpoint`, { history });
+      await writePng(`${args.out}/loss.png`, lineChart([{ values: history, color: [200, 40, 40] }]));
+    }
+  }
+  progress.stop();
+  // Reconstructions of held-out images (seeds outside the training stream).
+  const held = Array.from({ length: 4 }, (_, i) => images(900_000_000 + i)).flat();
+  const recon = await T.noGrad(async () => {
+    const x = T.tensor(imagesToNCHW(held, args.height, args.width), [held.length, 3, args.height, args.width]);
+    const y = trainer.vae.decode(trainer.vae.encode(x).mode());
+    const out = await tensorToImages(y);
+    T.dispose([x, y]);
+    return out;
+  });
+  await writePng(`${args.out}/reconstructions.png`, tile([held, recon], args.width, args.height));
+  await writeFile(`${args.out}/metrics.json`, JSON.stringify({ steps: trainer.stepCount, reconstructionLoss: history[history.length - 1] }, null, 2));
+}

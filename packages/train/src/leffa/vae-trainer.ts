@@ -1,0 +1,72 @@
+import * as T from '@leffa-webgpu/core';
+import { AutoencoderKL, type VaeConfig } from '@leffa-webgpu/models';
+import { imagesToNCHW } from './batch.js';
+
+export interface VaeTrainOptions {
+  config: VaeConfig;
+  seed?: number;
+  lr?: number;
+  /** Weight of the KL term against the per-pixel reconstruction loss. */
+  klWeight?: number;
+}
+
+export interface VaeLosses {
+  total: T.Tensor;
+  reconstruction: T.Tensor;
+  kl: T.Tensor;
+}
+
+/**
+ * Trains an AutoencoderKL from scratch (no pretrained VAE can be downloaded here): L1 + MSE reconstruction of
+ * the decoded posterior sample plus a small KL to N(0, I), AdamW. The latents it learns are what the Leffa
+ * UNets are trained on.
+ */
+export class VaeTrainer {
+  readonly vae: AutoencoderKL;
+  readonly optimizer: T.optim.AdamW;
+  readonly generator: T.Generator;
+  stepCount = 0;
+
+  constructor(
+    readonly options: VaeTrainOptions,
+    vae?: AutoencoderKL,
+  ) {
+    this.vae = vae ?? new AutoencoderKL(options.config);
+    this.generator = new T.Generator(options.seed ?? 0);
+    this.optimizer = new T.optim.AdamW(this.vae.parameters(), { lr: options.lr ?? 2e-3, weightDecay: 0 });
+  }
+
+  /** One step on HWC uint8 images of one size. */
+  step(images: Uint8Array[], height: number, width: number): VaeLosses {
+    const losses = T.tidy(() => {
+      const x = T.tensor(imagesToNCHW(images, height, width), [images.length, 3, height, width]);
+      const dist = this.vae.encode(x);
+      const recon = this.vae.decode(dist.sample(this.generator));
+      const reconstruction = T.add(T.l1Loss(recon, x), T.mseLoss(recon, x));
+      const kl = T.div(T.mean(dist.kl()), height * width * 3);
+      const total = T.add(reconstruction, T.mul(kl, this.options.klWeight ?? 1e-4));
+      total.backward();
+      T.optim.clipGradNorm(this.vae.parameters(), 1);
+      this.optimizer.step();
+      this.optimizer.zeroGrad();
+      return { total: total.detach(), reconstruction: reconstruction.detach(), kl: kl.detach() };
+    });
+    this.stepCount++;
+    return losses;
+  }
+
+  async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
+    await T.saveCheckpoint(dir, {
+      model: this.vae,
+      optimizer: this.optimizer,
+      extra: { ...extra, step: this.stepCount, generator: this.generator.getState(), config: this.options.config },
+    });
+  }
+
+  async load(dir: string): Promise<Record<string, unknown>> {
+    const extra = (await T.loadCheckpoint(dir, { model: this.vae, optimizer: this.optimizer })) as Record<string, unknown>;
+    this.stepCount = extra.step as number;
+    this.generator.setState(extra.generator as { seed: number; offset: number });
+    return extra;
+  }
+}
