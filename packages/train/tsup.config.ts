@@ -1,11 +1,11 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  entry: { index: 'src/index.ts', cli: 'src/cli/main.ts' },
   format: ['esm'],
-  dts: { compilerOptions: { paths: {} } },
+  dts: { entry: 'src/index.ts', compilerOptions: { paths: {} } },
   sourcemap: true,
   clean: true,
   target: 'es2022',
-  external: [/^@leffa-webgpu\//, 'webgpu'],
+  external: [/^@leffa-webgpu\//, 'webgpu', 'pngjs', 'commander', 'cli-progress'],
 });

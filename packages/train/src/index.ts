@@ -5,3 +5,5 @@ export * from './leffa/trainer.js';
 export * from './leffa/synthetic-source.js';
 export * from './leffa/vae-trainer.js';
 export * from './leffa/metrics.js';
+export * from './leffa/evaluate.js';
+export * from './assets.js';

@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { evaluate, generate, loadInputs } from './generate.js';
 import { trainLeffa } from './train-leffa.js';
 import { trainVae } from './train-vae.js';
+
+const DEFAULT_TRYON = 'shipped:leffa-tiny-tryon';
+const DEFAULT_POSE = 'shipped:leffa-tiny-pose';
 
 const program = new Command('leffa').description('Leffa on WebGPU: train and run controllable person image generation');
 
@@ -61,6 +65,66 @@ program
       finetuneAfter: o.finetuneAfter, pool: o.pool, vae: o.vae, init: o.init, resume: o.resume, saveEvery: o.saveEvery,
       sampleEvery: o.sampleEvery, evalExamples: o.evalExamples,
     });
+  });
+
+program
+  .command('demo')
+  .description('the main job: fine-tune the shipped tiny try-on model on synthetic data for a few minutes and write samples, loss curve and metrics')
+  .option('--out <dir>', 'output folder', 'runs/demo')
+  .option('--steps <n>', 'fine-tuning steps', int, 30)
+  .option('--task <task>', 'tryon or pose', 'tryon')
+  .action(async (o) => {
+    const init = o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON;
+    console.log(`demo: fine-tuning ${init} for ${o.steps} steps on synthetic ${o.task} data; outputs in ${o.out}/`);
+    await trainLeffa({
+      task: o.task, out: o.out, steps: o.steps, batch: 4, height: 128, width: 96, lr: 5e-5, seed: 7, leffa: 'on', finetuneAfter: 0,
+      pool: 64, init, saveEvery: 1_000_000, sampleEvery: 0, evalExamples: 4,
+    });
+  });
+
+program
+  .command('tryon')
+  .description('virtual try-on: put the garment on the person')
+  .requiredOption('--person <png|synthetic:SEED>', 'person image, or a synthetic example')
+  .option('--garment <png>', 'flat garment image (defaults to the synthetic example\'s garment)')
+  .option('--mask <png>', 'agnostic mask (white = regenerate), for photo inputs')
+  .option('--densepose <png>', 'DensePose render, for photo inputs')
+  .option('--ckpt <dir>', 'Leffa checkpoint', DEFAULT_TRYON)
+  .option('--out <png>', 'output image', 'runs/tryon.png')
+  .option('--steps <n>', 'sampling steps', int, 30)
+  .option('--guidance <s>', 'classifier-free guidance scale', Number, 2.5)
+  .option('--seed <n>', 'seed', int, 0)
+  .action(async (o) => {
+    const input = await loadInputs('tryon', o.person, o.garment, o.mask, o.densepose);
+    await generate({ task: 'tryon', ckpt: o.ckpt, input, out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance });
+  });
+
+program
+  .command('pose-transfer')
+  .description('pose transfer: re-render the source person in the target pose')
+  .requiredOption('--target-pose <png|synthetic:SEED>', 'image in the target pose, or a synthetic example (both views)')
+  .option('--source <png>', 'source person image (defaults to the synthetic example\'s first view)')
+  .option('--densepose <png>', 'DensePose IUV render of the target pose, for photo inputs')
+  .option('--ckpt <dir>', 'Leffa checkpoint', DEFAULT_POSE)
+  .option('--out <png>', 'output image', 'runs/pose-transfer.png')
+  .option('--steps <n>', 'sampling steps', int, 30)
+  .option('--guidance <s>', 'classifier-free guidance scale', Number, 2.5)
+  .option('--seed <n>', 'seed', int, 0)
+  .action(async (o) => {
+    const input = await loadInputs('pose', o.targetPose, o.source, o.densepose ? o.targetPose : undefined, o.densepose);
+    await generate({ task: 'pose', ckpt: o.ckpt, input, out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance });
+  });
+
+program
+  .command('eval')
+  .description('metrics of a checkpoint on held-out synthetic examples (L1, PSNR, SSIM, flow end-point error)')
+  .option('--task <task>', 'tryon or pose', 'tryon')
+  .option('--ckpt <dir>', 'Leffa checkpoint')
+  .option('--examples <n>', 'held-out examples', int, 8)
+  .option('--steps <n>', 'sampling steps', int, 20)
+  .option('--out <dir>', 'write metrics.json and samples.png here')
+  .action(async (o) => {
+    await evaluate({ task: o.task, ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON), examples: o.examples, out: o.out, steps: o.steps });
   });
 
 program.parseAsync().catch((e: Error) => {

@@ -6,9 +6,10 @@ import { maskToImage } from '../io/images.js';
 import { lineChart } from '../io/plot.js';
 import { writePng } from '../io/png.js';
 import { type LeffaExample, toBatch } from '../leffa/batch.js';
-import { evaluateLeffa } from '../leffa/evaluate.js';
+import { HELD_OUT_SEED, evaluateLeffa } from '../leffa/evaluate.js';
 import { type LeffaTask, syntheticExample } from '../leffa/synthetic-source.js';
 import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/trainer.js';
+import { resolveCheckpoint } from '../assets.js';
 import { Progress } from './progress.js';
 
 export interface TrainLeffaArgs {
@@ -35,9 +36,6 @@ export interface TrainLeffaArgs {
   examples?: (seed: number) => LeffaExample;
 }
 
-/** Seeds of held-out examples: far from any training pool. */
-export const HELD_OUT_SEED = 900_000_000;
-
 /**
  * Trains the tiny Leffa model (both UNets; VAE frozen) on synthetic try-on or pose-transfer data. Writes
  * checkpoints, sample grids (person, reference, agnostic, generated, reference warped by the attention flow),
@@ -47,8 +45,8 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
   const model = new LeffaModel(LEFFA_CONFIGS.tiny);
-  if (args.init) await T.loadCheckpoint(args.init, { model });
-  else if (args.vae) await T.loadCheckpoint(args.vae, { model: model.vae });
+  if (args.init) await T.loadCheckpoint(resolveCheckpoint(args.init), { model });
+  else if (args.vae) await T.loadCheckpoint(resolveCheckpoint(args.vae), { model: model.vae });
   else throw new Error('train: give --vae (a trained VAE checkpoint) or --init (a Leffa checkpoint); no pretrained VAE can be downloaded here');
   const trainer = new LeffaTrainer(
     {

@@ -4,6 +4,9 @@ import { tensorToImages } from '../io/images.js';
 import { type LeffaBatch, type LeffaExample, toBatch } from './batch.js';
 import { flowEndPointError, l1, psnr, ssim } from './metrics.js';
 
+/** Seeds of held-out examples: far from any training pool. */
+export const HELD_OUT_SEED = 900_000_000;
+
 export interface EvalResult {
   /** Generated vs ground-truth target, averaged over examples. */
   l1: number;

@@ -1,0 +1,22 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Folder of the checkpoints shipped with the package (tiny models trained here on synthetic data). Works from
+ * the TypeScript sources (src/...) and from the build (dist/...).
+ */
+export function assetsDir(): string {
+  for (const rel of ['../assets/', '../../assets/']) {
+    const dir = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(dir)) return dir;
+  }
+  throw new Error('leffa: the package assets folder (shipped checkpoints) was not found');
+}
+
+export const shippedCheckpoint = (name: 'leffa-tiny-tryon' | 'leffa-tiny-pose' | 'vae-tiny') => `${assetsDir()}${name}`;
+
+/** A checkpoint folder, with `shipped:NAME` naming one of the package's shipped checkpoints. */
+export function resolveCheckpoint(ckpt: string): string {
+  const m = /^shipped:(.+)$/.exec(ckpt);
+  return m ? shippedCheckpoint(m[1] as Parameters<typeof shippedCheckpoint>[0]) : ckpt;
+}
