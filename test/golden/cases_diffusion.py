@@ -29,7 +29,7 @@ def save(out_dir, name, module, tensors, meta):
     return path, len(tensors)
 
 
-def build(out_dir):
+def build_blocks(out_dir):
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(11)
     results = []
@@ -97,4 +97,34 @@ def build(out_dir):
     for i, f in enumerate(ctx["features"]):
         tens[f"output/feature{i}"] = f
     results.append(save(out_dir, "diffusion_unet", unet_gen, tens, {"features": len(ctx["features"])}))
+    return results
+
+
+SD15 = {"in": 12, "out": 4, "boc": [320, 640, 1280, 1280], "layers": 2, "heads": 8, "groups": 32, "cross": 768,
+        "down": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"], "up": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3}
+
+
+def sd15_key_shapes():
+    """Key -> shape of the SD1.5-size Leffa generative UNet and the SD VAE, built without initialising weights."""
+    import json
+    import torch.nn as nn
+
+    saved = (nn.Conv2d.reset_parameters, nn.Linear.reset_parameters)
+    nn.Conv2d.reset_parameters = lambda self: None
+    nn.Linear.reset_parameters = lambda self: None
+    try:
+        unet = UNet(SD15)
+        vae = VAE([128, 256, 512, 512], 2, 32)
+    finally:
+        nn.Conv2d.reset_parameters, nn.Linear.reset_parameters = saved
+    shapes = {"unet": {k: list(v.shape) for k, v in unet.state_dict().items()}, "vae": {k: list(v.shape) for k, v in vae.state_dict().items()}}
+    return json.dumps(shapes)
+
+
+def build(out_dir):
+    results = build_blocks(out_dir)
+    path = f"{out_dir}/diffusion_sd15_keys.json"
+    with open(path, "w") as f:
+        f.write(sd15_key_shapes())
+    results.append((path, 2))
     return results

@@ -2,6 +2,9 @@ import * as T from '@leffa-webgpu/core';
 import {
   AutoencoderKL,
   ReferenceContext,
+  SD15_UNET,
+  SD15_VAE,
+  convertLegacyVaeKeys,
   ResnetBlock2D,
   TINY_UNET,
   TINY_VAE,
@@ -94,5 +97,40 @@ describe('diffusion blocks against PyTorch', () => {
     for (const [i, f] of r.referenceFeatures.entries()) await close(f, g, `output/feature${i}`);
     const out = genUnet.forward(g.tensor('input/latent_gen'), t, { reference: { mode: 'consume', features: r.referenceFeatures } });
     await close(out.sample, g, 'output/gen');
+  });
+});
+
+describe('Stable Diffusion 1.5 key layout', () => {
+  it('the SD1.5-size Leffa UNet and VAE have exactly the diffusers keys and shapes', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const expected = JSON.parse(readFileSync(fileURLToPath(new URL('../golden/out/diffusion_sd15_keys.json', import.meta.url)), 'utf8')) as Record<'unet' | 'vae', Record<string, number[]>>;
+    // 860M parameters: allocated but not initialised (nothing is loaded, only names and shapes are compared).
+    const unet = T.nn.withoutInit(() => new UNet2DConditionModel({ ...SD15_UNET, inChannels: 12 }));
+    const vae = T.nn.withoutInit(() => new AutoencoderKL(SD15_VAE));
+    for (const [model, key] of [[unet, 'unet'], [vae, 'vae']] as const) {
+      const shapes = new Map(Object.entries(expected[key]));
+      expect(model.checkStateDict(shapes)).toEqual({ missing: [], unexpected: [], mismatched: [] });
+      // One wrong shape is reported by name.
+      const wrong = new Map(shapes);
+      const victim = key === 'unet' ? 'down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight' : 'decoder.mid_block.attentions.0.to_v.weight';
+      wrong.set(victim, [7, 7]);
+      expect(model.checkStateDict(wrong).mismatched).toEqual([{ key: victim, expected: expected[key][victim], got: [7, 7] }]);
+      model.dispose();
+    }
+    expect(T.memoryStats().liveBytes).toBeLessThan(1e9);
+  });
+
+  it('maps legacy VAE attention names (query/key/value/proj_attn)', () => {
+    const legacy = new Map([
+      ['encoder.mid_block.attentions.0.query.weight', 1],
+      ['encoder.mid_block.attentions.0.proj_attn.bias', 2],
+      ['decoder.up_blocks.0.resnets.0.conv1.weight', 3],
+    ]);
+    expect([...convertLegacyVaeKeys(legacy).keys()]).toEqual([
+      'encoder.mid_block.attentions.0.to_q.weight',
+      'encoder.mid_block.attentions.0.to_out.0.bias',
+      'decoder.up_blocks.0.resnets.0.conv1.weight',
+    ]);
   });
 });

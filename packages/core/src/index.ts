@@ -18,6 +18,9 @@ import { activeDevice } from './device/device.js';
 /** Initialises the default device (same as `getDevice()`); call once before creating tensors. */
 export const init = getDevice;
 
+/** Waits while too much GPU work is queued; call once per iteration of long loops (see Device.throttle). */
+export const throttle = (maxInFlight?: number): Promise<void> => activeDevice().throttle(maxInFlight);
+
 /** Live and pooled GPU memory of the active device. */
 export const memoryStats = (): MemoryStats => activeDevice().memoryStats();
 export * from './io/safetensors.js';

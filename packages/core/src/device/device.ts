@@ -42,6 +42,9 @@ export class Device {
   private pendingReads: { staging: GPUBuffer; resolve: (b: ArrayBuffer) => void; reject: (e: unknown) => void }[] =
     [];
   private flushScheduled = false;
+  /** Completion promises of submitted batches that have not finished yet, oldest first. */
+  private inFlight: Promise<void>[] = [];
+  private warnedDepth = false;
   private errors: string[] = [];
   /** Counters for benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
@@ -236,6 +239,14 @@ export class Device {
     }
     this.gpu.queue.submit([this.encoder.finish()]);
     this.counters.submits++;
+    const done = this.gpu.queue.onSubmittedWorkDone().then(() => {
+      this.inFlight.splice(this.inFlight.indexOf(done), 1);
+    });
+    this.inFlight.push(done);
+    if (this.inFlight.length > 64 && !this.warnedDepth) {
+      this.warnedDepth = true;
+      console.warn(`leffa-webgpu: ${this.inFlight.length} batches of GPU work are queued; loops that never await should call \`await throttle()\` each iteration`);
+    }
     this.encoder = null;
     this.uniformUsed = 0;
     this.dispatchesInBatch = 0;
@@ -255,6 +266,16 @@ export class Device {
         (e) => r.reject(e),
       );
     }
+  }
+
+  /**
+   * Backpressure for long loops: submits what is recorded, then waits until at most `maxInFlight` batches are
+   * still executing. Recording is synchronous and much faster than a CPU adapter executes, and completed work
+   * is only reclaimed when the event loop turns, so a loop that never awaits would queue without bound.
+   */
+  async throttle(maxInFlight = 2): Promise<void> {
+    this.flush();
+    while (this.inFlight.length > maxInFlight) await this.inFlight[0];
   }
 
   /** Waits until the GPU has finished all submitted work. */

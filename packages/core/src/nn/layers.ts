@@ -1,5 +1,6 @@
 import { mul } from '../ops/elementwise.js';
 import { linear } from '../ops/matmul.js';
+import { emptyTensor } from '../ops/launch.js';
 import { type Generator, bernoulli, rand } from '../ops/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
@@ -9,8 +10,25 @@ export interface TensorModule extends Module {
   forward(x: Tensor): Tensor;
 }
 
+let skipInit = false;
+
+/**
+ * Builds modules without drawing their initial weights (parameters are allocated, contents undefined):
+ * for models whose weights are about to be loaded, like PyTorch's skip_init / meta-device construction.
+ */
+export function withoutInit<M>(build: () => M): M {
+  const previous = skipInit;
+  skipInit = true;
+  try {
+    return build();
+  } finally {
+    skipInit = previous;
+  }
+}
+
 /** Kaiming-uniform-like default init scale, as PyTorch's Linear/Conv use: U(-1/sqrt(fanIn), 1/sqrt(fanIn)). */
 export function uniformInit(shape: number[], fanIn: number, generator?: Generator): Tensor {
+  if (skipInit) return emptyTensor(shape, 'float32', 'init');
   const bound = 1 / Math.sqrt(Math.max(fanIn, 1));
   return randUniform(shape, -bound, bound, generator);
 }

@@ -122,17 +122,7 @@ export abstract class Module {
   loadStateDict(dict: Map<string, Tensor> | Record<string, Tensor>, options: LoadOptions = {}): LoadReport {
     const given = dict instanceof Map ? dict : new Map(Object.entries(dict));
     const own = this.stateDict();
-    const ignore = options.ignore ?? (() => false);
-    const report: LoadReport = { missing: [], unexpected: [], mismatched: [] };
-    for (const [key, t] of own) {
-      const v = given.get(key);
-      if (!v) {
-        if (!ignore(key)) report.missing.push(key);
-        continue;
-      }
-      if (v.shape.join() !== t.shape.join()) report.mismatched.push({ key, expected: [...t.shape], got: [...v.shape] });
-    }
-    for (const key of given.keys()) if (!own.has(key) && !ignore(key)) report.unexpected.push(key);
+    const report = this.checkStateDict(new Map([...given].map(([k, v]) => [k, v.shape])), options);
     const failed = report.missing.length + report.unexpected.length + report.mismatched.length > 0;
     if (failed && (options.strict ?? true)) {
       const lines = [
@@ -147,6 +137,26 @@ export abstract class Module {
       const v = given.get(key);
       if (v && !bad.has(key)) t.assign(v);
     }
+    return report;
+  }
+
+  /**
+   * Compares a state dict's keys and shapes with this module's without loading anything (what
+   * loadStateDict checks first): missing, unexpected and wrong-shaped keys.
+   */
+  checkStateDict(shapes: Map<string, readonly number[]>, options: LoadOptions = {}): LoadReport {
+    const own = this.stateDict();
+    const ignore = options.ignore ?? (() => false);
+    const report: LoadReport = { missing: [], unexpected: [], mismatched: [] };
+    for (const [key, t] of own) {
+      const shape = shapes.get(key);
+      if (!shape) {
+        if (!ignore(key)) report.missing.push(key);
+        continue;
+      }
+      if (shape.join() !== t.shape.join()) report.mismatched.push({ key, expected: [...t.shape], got: [...shape] });
+    }
+    for (const key of shapes.keys()) if (!own.has(key) && !ignore(key)) report.unexpected.push(key);
     return report;
   }
 

@@ -113,6 +113,7 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
       progress.update(trainer.stepCount, { loss: total, diff: diffusion, leffa });
     }
     T.dispose(losses);
+    await T.throttle();
     if (trainer.stepCount % args.saveEvery === 0 && trainer.stepCount < args.steps) await trainer.save(`${args.out}/checkpoint`, { history, task: args.task, size: [args.height, args.width] });
     if (args.sampleEvery > 0 && trainer.stepCount % args.sampleEvery === 0 && trainer.stepCount < args.steps) await writeOutputs(false);
   }

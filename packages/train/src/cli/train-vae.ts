@@ -59,6 +59,7 @@ export async function trainVae(args: TrainVaeArgs): Promise<void> {
       progress.update(trainer.stepCount, { loss, kl });
     }
     T.dispose(losses);
+    await T.throttle();
     if (trainer.stepCount % args.saveEvery === 0 || trainer.stepCount === args.steps) {
       await trainer.save(`${args.out}/checkpoint`, { history });
       await writePng(`${args.out}/loss.png`, lineChart([{ values: history, color: [200, 40, 40] }]));
