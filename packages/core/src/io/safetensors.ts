@@ -302,7 +302,7 @@ export async function saveSafetensors(
   options: { metadata?: Record<string, string>; dtype?: 'F32' | 'F16' } = {},
 ): Promise<void> {
   const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
-  const datas = await Promise.all(list.map(([, t]) => t.data()));
+  const datas = await Promise.all(list.map(([, t]) => (t.dtype === 'int32' ? t.intData() : t.data())));
   const entries: Record<string, SerializeEntry> = {};
   list.forEach(([name, t], i) => {
     const data = datas[i]!;

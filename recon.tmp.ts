@@ -1,0 +1,11 @@
+import * as T from './packages/core/src/index.ts';
+import { AutoencoderKL, LEFFA_CONFIGS } from './packages/models/src/index.ts';
+import { generateSample, tile, writePng, imagesToNCHW } from './packages/train/src/index.ts';
+import { tensorToImages as t2i } from './packages/train/src/io/images.ts';
+await T.init();
+const vae = new AutoencoderKL(LEFFA_CONFIGS.tiny.vae);
+await T.loadCheckpoint(process.argv[2] ?? 'runs/vae/checkpoint', { model: vae });
+const imgs = [1, 2, 3].flatMap((i) => { const s = generateSample({ seed: 900000000 + i, height: 128, width: 96 }); return [s.person.image, s.garment]; });
+const x = T.tensor(imagesToNCHW(imgs, 128, 96), [6, 3, 128, 96]);
+const y = T.noGrad(() => vae.decode(vae.encode(x).mode()));
+await writePng('/tmp/recon.png', tile([imgs, await t2i(y)], 96, 128));
