@@ -38,4 +38,10 @@ def build(out_dir):
         inputs = [r(4, 5, 3, 6) * 2 + 1, r(5), r(5), r(5) * 0.1, g.rand(5, low=0.5, high=1.5)]
         g.case(name, "batch_norm", inputs, bn(training, momentum, abn), attrs={"training": training, "momentum": momentum, "abn": abn},
                grad=[True, True, True, False, False])
+    build_fused(g)
     return [g.save(out_dir)]
+
+
+def build_fused(g):
+    g.case("group_norm_silu", "group_norm_silu", [g.randn(2, 6, 5, 3, scale=2), g.randn(6), g.randn(6)], lambda x, w, b: F.silu(F.group_norm(x, 3, w, b, 1e-6)),
+           attrs={"groups": 3, "eps": 1e-6})

@@ -5,6 +5,7 @@ await T.init();
 
 const OPS: Record<string, OpAdapter> = {
   group_norm: ([x, w, b], a) => T.groupNorm(x!, a.groups, w, b, a.eps),
+  group_norm_silu: ([x, w, b], a) => T.groupNormSilu(x!, a.groups, w, b, a.eps),
   layer_norm: ([x, w, b], a) => T.layerNorm(x!, a.shape, w, b, a.eps ?? 1e-5),
   batch_norm: ([x, w, b, rm, rv], a) => {
     const runningMean = rm!.detach();

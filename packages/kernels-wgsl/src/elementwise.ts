@@ -41,6 +41,11 @@ export interface ElementwiseSpec {
   arity: number;
   /** Rank of the broadcast index space; 0 means every input is contiguous with the output's shape. */
   rank: number;
+  /**
+   * Rank 0 only: read and write vec4s, four elements per invocation (needs a size divisible by 4). On CPU
+   * adapters each storage access is a per-lane loop, so a quarter of the accesses is twice the speed.
+   */
+  vec4?: boolean;
 }
 
 const WG = 256;
@@ -52,6 +57,7 @@ const INPUT_NAMES = ['a', 'b', 'c', 'd'];
  */
 export const elementwiseKernel = cachedKernel((spec: ElementwiseSpec): Kernel => {
   const { expr, arity, rank } = spec;
+  if (spec.vec4) return vec4Kernel(expr, arity);
   if (arity < 1 || arity > INPUT_NAMES.length) throw new Error(`elementwiseKernel: arity ${arity} not in 1..4`);
   if (rank > MAX_RANK) throw new Error(`elementwiseKernel: rank ${rank} exceeds ${MAX_RANK}`);
   const names = INPUT_NAMES.slice(0, arity);
@@ -99,5 +105,41 @@ ${names.map((x) => `  let ${x} = in_${x}[i_${x}];`).join('\n')}
 }`,
   });
 });
+
+/** Contiguous inputs as vec4s: the scalar expression is applied to each component. */
+function vec4Kernel(expr: string, arity: number): Kernel {
+  const names = INPUT_NAMES.slice(0, arity);
+  const lanes = [0, 1, 2, 3]
+    .map((k) => `  { ${names.map((x) => `let ${x} = v_${x}[${k}];`).join(' ')} r[${k}] = ${expr}; }`)
+    .join('\n');
+  return makeKernel({
+    key: `ew4:${arity}:${expr}`,
+    buffers: [
+      ...names.map((x) => ({ name: `in_${x}`, access: 'read' as const, type: 'vec4<f32>' })),
+      { name: 'out', access: 'read_write', type: 'vec4<f32>' },
+    ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'alpha', type: 'f32' },
+      { name: 'beta', type: 'f32' },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${MATH_WGSL}
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (i >= params.n) { return; }
+  let alpha = params.alpha;
+  let beta = params.beta;
+${names.map((x) => `  let v_${x} = in_${x}[i];`).join('\n')}
+  var r: vec4<f32>;
+${lanes}
+  out[i] = r;
+}`,
+  });
+}
 
 export const elementwiseGrid = (n: number) => grid1d(n, WG);

@@ -74,9 +74,9 @@ const AFFINE_UNIFORMS = [
   { name: 'P', type: 'u32' },
 ] as const;
 
-export const normApplyKernel = cachedKernel((affine: boolean): Kernel =>
+export const normApplyKernel = cachedKernel((affine: boolean, silu = false): Kernel =>
   makeKernel({
-    key: `norm:apply:${affine}`,
+    key: `norm:apply:${affine}:${silu}`,
     buffers: [
       { name: 'x', access: 'read', type: 'f32' },
       { name: 'stats', access: 'read', type: 'f32' },
@@ -98,7 +98,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (i >= params.n) { return; }
   let r = i / params.L;
   let xhat = (x[i] - stats[2u * r]) * stats[2u * r + 1u];
-  ${affine ? 'let p = (i / params.inner) % params.P;\n  y[i] = xhat * w[p] + b[p];' : 'y[i] = xhat;'}
+  ${affine ? 'let p = (i / params.inner) % params.P;\n  let z = xhat * w[p] + b[p];' : 'let z = xhat;'}
+  y[i] = ${silu ? 'z / (1.0 + exp(-z))' : 'z'};
+}`,
+  }),
+);
+
+/** The gradient through a fused SiLU: g * silu'(z), z = xhat * w + b recomputed from the statistics. */
+export const normSiluGradKernel = cachedKernel((affine: boolean): Kernel =>
+  makeKernel({
+    key: `norm:silugrad:${affine}`,
+    buffers: [
+      { name: 'x', access: 'read', type: 'f32' },
+      { name: 'g', access: 'read', type: 'f32' },
+      { name: 'stats', access: 'read', type: 'f32' },
+      ...(affine
+        ? [
+            { name: 'w', access: 'read' as const, type: 'f32' },
+            { name: 'b', access: 'read' as const, type: 'f32' },
+          ]
+        : []),
+      { name: 'gz', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: AFFINE_UNIFORMS,
+    workgroupSize: [256, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * 256u + lid;
+  if (i >= params.n) { return; }
+  let r = i / params.L;
+  let xhat = (x[i] - stats[2u * r]) * stats[2u * r + 1u];
+  ${affine ? 'let p = (i / params.inner) % params.P;\n  let z = xhat * w[p] + b[p];' : 'let z = xhat;'}
+  let s = 1.0 / (1.0 + exp(-z));
+  gz[i] = g[i] * s * (1.0 + z * (1.0 - s));
 }`,
   }),
 );

@@ -143,6 +143,37 @@ export class Device {
     return this.pass;
   }
 
+  /** A compute pass of its own for one profiled dispatch, with timestamps at its start and end. */
+  private timedPass(slot: { querySet: GPUQuerySet; index: number }): GPUComputePassEncoder {
+    const encoder = this.ensureEncoderOutsidePass();
+    return encoder.beginComputePass({
+      timestampWrites: { querySet: slot.querySet, beginningOfPassWriteIndex: slot.index, endOfPassWriteIndex: slot.index + 1 },
+    });
+  }
+
+  private profiler: KernelProfiler | null = null;
+
+  /**
+   * Runs `fn` with every dispatch in its own timestamped compute pass and returns the GPU time per kernel
+   * (needs the timestamp-query feature). Profiling changes batching, so absolute times are indicative.
+   */
+  async profile(fn: () => void | Promise<void>): Promise<KernelTimes> {
+    if (!this.report.features.includes('timestamp-query')) throw new Error('profile: the adapter has no timestamp-query feature');
+    this.flush();
+    const profiler = new KernelProfiler(this.gpu);
+    this.profiler = profiler;
+    try {
+      await fn();
+      this.flush();
+    } finally {
+      this.profiler = null;
+    }
+    return profiler.collect((encoder) => {
+      this.encoder = encoder;
+      this.flush();
+    });
+  }
+
   private ensureEncoderOutsidePass(): GPUCommandEncoder {
     if (this.pass) {
       this.pass.end();
@@ -179,10 +210,15 @@ export class Device {
       });
     }
     const bindGroup = this.gpu.createBindGroup({ layout: c.layout, entries });
-    const pass = this.ensurePass();
+    const timed = this.profiler?.begin(kernel.key);
+    const pass = timed ? this.timedPass(timed) : this.ensurePass();
     pass.setPipeline(c.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+    if (timed) {
+      pass.end();
+      this.pass = null;
+    }
     this.counters.dispatches++;
     if (++this.dispatchesInBatch >= this.maxDispatches) this.flush();
   }
@@ -295,6 +331,55 @@ export class Device {
   private throwPendingErrors(): void {
     const err = this.takeErrors();
     if (err) throw err;
+  }
+}
+
+/** GPU time per kernel key (milliseconds) and dispatch counts, from `Device.profile`. */
+export type KernelTimes = Map<string, { ms: number; count: number }>;
+
+/** Timestamp query slots handed out to dispatches, resolved and read back once profiling ends. */
+class KernelProfiler {
+  private sets: GPUQuerySet[] = [];
+  private keys: string[] = [];
+  private static readonly SLOTS = 4096;
+
+  constructor(private readonly gpu: GPUDevice) {}
+
+  begin(key: string): { querySet: GPUQuerySet; index: number } {
+    const n = this.keys.length;
+    const local = (n % (KernelProfiler.SLOTS / 2)) * 2;
+    if (local === 0) this.sets.push(this.gpu.createQuerySet({ type: 'timestamp', count: KernelProfiler.SLOTS }));
+    this.keys.push(key);
+    return { querySet: this.sets[this.sets.length - 1]!, index: local };
+  }
+
+  async collect(submit: (encoder: GPUCommandEncoder) => void): Promise<KernelTimes> {
+    const times: KernelTimes = new Map();
+    const bytes = KernelProfiler.SLOTS * 8;
+    for (const [k, set] of this.sets.entries()) {
+      const resolved = this.gpu.createBuffer({ size: bytes, usage: 0x0200 | 0x0004 }); // QUERY_RESOLVE | COPY_SRC
+      const staging = this.gpu.createBuffer({ size: bytes, usage: 0x0001 | 0x0008 }); // MAP_READ | COPY_DST
+      const encoder = this.gpu.createCommandEncoder();
+      encoder.resolveQuerySet(set, 0, KernelProfiler.SLOTS, resolved, 0);
+      encoder.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
+      submit(encoder);
+      await staging.mapAsync(0x0001);
+      const stamps = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      const first = k * (KernelProfiler.SLOTS / 2);
+      for (let i = first; i < Math.min(this.keys.length, first + KernelProfiler.SLOTS / 2); i++) {
+        const local = (i - first) * 2;
+        const ms = Number(stamps[local + 1]! - stamps[local]!) / 1e6;
+        const key = this.keys[i]!;
+        const t = times.get(key) ?? { ms: 0, count: 0 };
+        t.ms += ms;
+        t.count++;
+        times.set(key, t);
+      }
+      for (const b of [resolved, staging]) b.destroy();
+      set.destroy();
+    }
+    return times;
   }
 }
 

@@ -26,6 +26,11 @@ export class GroupNorm extends Module implements TensorModule {
   forward(x: Tensor): Tensor {
     return groupNorm(x, this.numGroups, this.weight ?? undefined, this.bias ?? undefined, this.eps);
   }
+
+  /** silu(groupNorm(x)) fused into one kernel. */
+  forwardSilu(x: Tensor): Tensor {
+    return groupNorm(x, this.numGroups, this.weight ?? undefined, this.bias ?? undefined, this.eps, 'silu');
+  }
 }
 
 /** LayerNorm over the trailing `shape` dims with elementwise weight/bias of that shape. */

@@ -18,6 +18,11 @@ export function map(op: string, expr: string, inputs: readonly Tensor[], alpha =
   const out = emptyTensor(shape, 'float32', op);
   if (out.size === 0) return out;
   const sameShape = inputs.every((t) => t.size === out.size);
+  if (sameShape && out.size % 4 === 0) {
+    const n = out.size / 4;
+    launch(elementwiseKernel({ expr, arity: inputs.length, rank: 0, vec4: true }), inputs, [out], { n, alpha, beta }, elementwiseGrid(n));
+    return out;
+  }
   let rank = 0;
   const uniforms: Record<string, number | number[]> = { n: out.size, alpha, beta };
   if (!sameShape) {

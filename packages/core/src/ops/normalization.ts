@@ -4,6 +4,7 @@ import {
   normGradInputKernel,
   normGradSumsKernel,
   normRowGrid,
+  normSiluGradKernel,
   rowMomentsKernel,
 } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
@@ -28,14 +29,14 @@ interface RowLayout {
   paramAxes: number[];
 }
 
-function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, weight?: Tensor, bias?: Tensor) {
+function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, weight?: Tensor, bias?: Tensor, silu = false) {
   const stats = emptyTensor([layout.rows, 2], 'float32', op);
   const y = emptyTensor(x.shape, 'float32', op);
   if (x.size === 0) return { y, stats };
   launch(rowMomentsKernel(), [x], [stats], { rows: layout.rows, L: layout.L, eps }, normRowGrid(layout.rows));
   const affine = weight !== undefined;
   launch(
-    normApplyKernel(affine),
+    normApplyKernel(affine, silu),
     affine ? [x, stats, weight!, bias!] : [x, stats],
     [y],
     { n: x.size, L: layout.L, inner: layout.inner, P: layout.P },
@@ -92,7 +93,7 @@ const affineGrads = (r: { dx: Tensor | null; dw: Tensor | null; db: Tensor | nul
  * affine (PyTorch / diffusers semantics; diffusers uses eps 1e-5 in the UNet and 1e-6 in the VAE).
  */
 export const groupNorm = defineOp('group_norm', {
-  forward: (ctx, x: Tensor, numGroups: number, weight?: Tensor, bias?: Tensor, eps: number = 1e-5) => {
+  forward: (ctx, x: Tensor, numGroups: number, weight?: Tensor, bias?: Tensor, eps: number = 1e-5, activation?: 'silu') => {
     const op = 'groupNorm';
     if (x.rank < 2) throw new Error(`${op}: input must be [N, C, ...], got ${formatShape(x.shape)}`);
     const [n, c] = x.shape as [number, number];
@@ -108,13 +109,27 @@ export const groupNorm = defineOp('group_norm', {
       P: c,
       paramAxes: [0, ...x.shape.slice(2).map((_, i) => i + 2)],
     };
-    const { y, stats } = rowNormForward(op, x, layout, eps, weight, bias);
+    const { y, stats } = rowNormForward(op, x, layout, eps, weight, bias, activation === 'silu');
     ctx.save({ stats, layout });
     return y;
   },
-  backward: ({ args: [x, , weight], saved, needsGrad }, g) =>
-    affineGrads(rowNormBackward('groupNorm', x, g, saved.stats, saved.layout, weight, [...needsGrad]), weight !== undefined),
+  backward: ({ args: [x, , weight, bias, , activation], saved, needsGrad }, g) => {
+    // Through the fused SiLU first, then the normalisation's own backward.
+    const gz = activation === 'silu' ? siluGrad(x, g, saved.stats, saved.layout, weight, bias) : g;
+    return affineGrads(rowNormBackward('groupNorm', x, gz, saved.stats, saved.layout, weight, [...needsGrad]), weight !== undefined);
+  },
 });
+
+function siluGrad(x: Tensor, g: Tensor, stats: Tensor, layout: RowLayout, weight?: Tensor, bias?: Tensor): Tensor {
+  const gz = emptyTensor(x.shape, 'float32', 'groupNorm.backward');
+  const affine = weight !== undefined;
+  launch(normSiluGradKernel(affine), affine ? [x, g, stats, weight, bias!] : [x, g, stats], [gz], { n: x.size, L: layout.L, inner: layout.inner, P: layout.P }, normElementGrid(x.size));
+  return gz;
+}
+
+/** GroupNorm followed by SiLU in one pass (the norm -> nonlinearity pair of every diffusers resnet). */
+export const groupNormSilu = (x: Tensor, numGroups: number, weight?: Tensor, bias?: Tensor, eps = 1e-5) =>
+  groupNorm(x, numGroups, weight, bias, eps, 'silu');
 
 /** LayerNorm over the trailing `normalizedShape` dims with an elementwise affine of that shape. */
 export const layerNorm = defineOp('layer_norm', {

@@ -37,13 +37,13 @@ export class ResnetBlock2D extends T.Module {
 
   /** `tembActivated` is silu(temb), computed once per UNet step and shared by every block. */
   forward(x: T.Tensor, tembActivated?: T.Tensor): T.Tensor {
-    let h = this.conv1.forward(T.silu(this.norm1.forward(x)));
+    let h = this.conv1.forward(this.norm1.forwardSilu(x));
     if (this.time_emb_proj) {
       if (!tembActivated) throw new Error('ResnetBlock2D: this block needs a timestep embedding');
       const t = this.time_emb_proj.forward(tembActivated);
       h = T.add(h, T.reshape(t, [t.shape[0]!, t.shape[1]!, 1, 1]));
     }
-    h = this.conv2.forward(T.silu(this.norm2.forward(h)));
+    h = this.conv2.forward(this.norm2.forwardSilu(h));
     const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
     return T.add(skip, h);
   }

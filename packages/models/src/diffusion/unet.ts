@@ -174,7 +174,7 @@ export class UNet2DConditionModel extends T.Module {
       const size = !isFinal && next ? ([next.shape[2]!, next.shape[3]!] as [number, number]) : undefined;
       h = block.forward(h, skips, temb, ctx, context, size);
     }
-    const out = this.conv_out.forward(T.silu(this.conv_norm_out.forward(h)));
+    const out = this.conv_out.forward(this.conv_norm_out.forwardSilu(h));
     ctx.finish();
     return { sample: out, referenceFeatures: ctx.features, reports: ctx.reports };
   }

@@ -109,7 +109,7 @@ export class VaeEncoder extends T.Module {
     let h = this.conv_in.forward(x);
     for (const b of this.down_blocks) h = b.forward(h);
     h = this.mid_block.forward(h);
-    return this.conv_out.forward(T.silu(this.conv_norm_out.forward(h)));
+    return this.conv_out.forward(this.conv_norm_out.forwardSilu(h));
   }
 }
 
@@ -137,7 +137,7 @@ export class VaeDecoder extends T.Module {
   forward(z: T.Tensor): T.Tensor {
     let h = this.mid_block.forward(this.conv_in.forward(z));
     for (const b of this.up_blocks) h = b.forward(h);
-    return this.conv_out.forward(T.silu(this.conv_norm_out.forward(h)));
+    return this.conv_out.forward(this.conv_norm_out.forwardSilu(h));
   }
 }
 
