@@ -39,9 +39,15 @@ def build(out_dir):
         g.case(name, "batch_norm", inputs, bn(training, momentum, abn), attrs={"training": training, "momentum": momentum, "abn": abn},
                grad=[True, True, True, False, False])
     build_fused(g)
+    build_many_rows(g)
     return [g.save(out_dir)]
 
 
 def build_fused(g):
     g.case("group_norm_silu", "group_norm_silu", [g.randn(2, 6, 5, 3, scale=2), g.randn(6), g.randn(6)], lambda x, w, b: F.silu(F.group_norm(x, 3, w, b, 1e-6)),
            attrs={"groups": 3, "eps": 1e-6})
+
+
+def build_many_rows(g):
+    # Many short rows take the one-invocation-per-row kernels.
+    g.case("layer_norm_many_rows", "layer_norm", [g.randn(3, 130, 24, scale=2), g.randn(24), g.randn(24)], lambda x, w, b: F.layer_norm(x, (24,), w, b), attrs={"shape": [24]})

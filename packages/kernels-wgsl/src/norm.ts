@@ -26,8 +26,49 @@ const ROW_PROLOGUE = /* wgsl */ `
 var<workgroup> scratch: array<f32, ${WG}>;
 ${FLAT_INDEX_WGSL}`;
 
-export const rowMomentsKernel = cachedKernel((): Kernel =>
+/**
+ * 'group': a workgroup per row, combining in workgroup memory (long rows, few of them: GroupNorm).
+ * 'thread': an invocation per row, no barriers (many short rows: LayerNorm over tokens).
+ */
+export type NormRowMode = 'group' | 'thread';
+
+export const chooseNormMode = (rows: number, L: number): NormRowMode => (rows >= 256 && L <= 1024 ? 'thread' : 'group');
+
+const THREAD_ROWS = 64;
+
+/** Row statistics with one invocation per row. */
+const threadMoments = (): Kernel =>
   makeKernel({
+    key: 'norm:moments:thread',
+    buffers: [
+      { name: 'x', access: 'read', type: 'f32' },
+      { name: 'stats', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: [
+      { name: 'rows', type: 'u32' },
+      { name: 'L', type: 'u32' },
+      { name: 'eps', type: 'f32' },
+    ],
+    workgroupSize: [THREAD_ROWS, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${THREAD_ROWS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = flatGroup(wid, nwg) * ${THREAD_ROWS}u + lid;
+  if (row >= params.rows) { return; }
+  let base = row * params.L;
+  var mean = 0.0;
+  for (var i = 0u; i < params.L; i++) { mean += x[base + i]; }
+  mean = mean / f32(params.L);
+  var variance = 0.0;
+  for (var i = 0u; i < params.L; i++) { let d = x[base + i] - mean; variance += d * d; }
+  stats[2u * row] = mean;
+  stats[2u * row + 1u] = inverseSqrt(variance / f32(params.L) + params.eps);
+}`,
+  });
+
+export const rowMomentsKernel = cachedKernel((mode: NormRowMode = 'group'): Kernel =>
+  mode === 'thread' ? threadMoments() : makeKernel({
     key: 'norm:moments',
     buffers: [
       { name: 'x', access: 'read', type: 'f32' },
@@ -137,8 +178,43 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }),
 );
 
-export const normGradSumsKernel = cachedKernel((affine: boolean): Kernel =>
+/** Per-row gradient sums with one invocation per row. */
+const threadGradSums = (affine: boolean): Kernel =>
   makeKernel({
+    key: `norm:gradsums:thread:${affine}`,
+    buffers: [
+      { name: 'x', access: 'read', type: 'f32' },
+      { name: 'g', access: 'read', type: 'f32' },
+      { name: 'stats', access: 'read', type: 'f32' },
+      ...(affine ? [{ name: 'w', access: 'read' as const, type: 'f32' }] : []),
+      { name: 'sums', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: [{ name: 'rows', type: 'u32' }, ...AFFINE_UNIFORMS],
+    workgroupSize: [THREAD_ROWS, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${THREAD_ROWS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = flatGroup(wid, nwg) * ${THREAD_ROWS}u + lid;
+  if (row >= params.rows) { return; }
+  let base = row * params.L;
+  let mean = stats[2u * row];
+  let rstd = stats[2u * row + 1u];
+  var s1 = 0.0;
+  var s2 = 0.0;
+  for (var j = 0u; j < params.L; j++) {
+    let i = base + j;
+    let gw = g[i]${affine ? ' * w[(i / params.inner) % params.P]' : ''};
+    s1 += gw;
+    s2 += gw * (x[i] - mean) * rstd;
+  }
+  sums[2u * row] = s1;
+  sums[2u * row + 1u] = s2;
+}`,
+  });
+
+export const normGradSumsKernel = cachedKernel((affine: boolean, mode: NormRowMode = 'group'): Kernel =>
+  mode === 'thread' ? threadGradSums(affine) : makeKernel({
     key: `norm:gradsums:${affine}`,
     buffers: [
       { name: 'x', access: 'read', type: 'f32' },
@@ -208,5 +284,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }),
 );
 
-export const normRowGrid = (rows: number): Grid => gridGroups(rows);
+export const normRowGrid = (rows: number, mode: NormRowMode = 'group'): Grid => (mode === 'thread' ? grid1d(rows, THREAD_ROWS) : gridGroups(rows));
 export const normElementGrid = (n: number): Grid => grid1d(n, 256);

@@ -1,4 +1,5 @@
 import {
+  chooseNormMode,
   normApplyKernel,
   normElementGrid,
   normGradInputKernel,
@@ -33,7 +34,8 @@ function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, w
   const stats = emptyTensor([layout.rows, 2], 'float32', op);
   const y = emptyTensor(x.shape, 'float32', op);
   if (x.size === 0) return { y, stats };
-  launch(rowMomentsKernel(), [x], [stats], { rows: layout.rows, L: layout.L, eps }, normRowGrid(layout.rows));
+  const mode = chooseNormMode(layout.rows, layout.L);
+  launch(rowMomentsKernel(mode), [x], [stats], { rows: layout.rows, L: layout.L, eps }, normRowGrid(layout.rows, mode));
   const affine = weight !== undefined;
   launch(
     normApplyKernel(affine, silu),
@@ -51,7 +53,8 @@ function rowNormBackward(op: string, x: Tensor, g: Tensor, stats: Tensor, layout
   let dx: Tensor | null = null;
   if (needs[0]) {
     const sums = emptyTensor([layout.rows, 2], 'float32', op);
-    launch(normGradSumsKernel(affine), affine ? [x, g, stats, weight] : [x, g, stats], [sums], { rows: layout.rows, ...u }, normRowGrid(layout.rows));
+    const mode = chooseNormMode(layout.rows, layout.L);
+    launch(normGradSumsKernel(affine, mode), affine ? [x, g, stats, weight] : [x, g, stats], [sums], { rows: layout.rows, ...u }, normRowGrid(layout.rows, mode));
     dx = emptyTensor(x.shape, 'float32', op);
     launch(normGradInputKernel(affine), affine ? [x, g, stats, sums, weight] : [x, g, stats, sums], [dx], u, normElementGrid(x.size));
   }
