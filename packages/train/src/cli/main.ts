@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { experiment } from './experiment.js';
 import { evaluate, generate, loadInputs } from './generate.js';
 import { trainLeffa } from './train-leffa.js';
 import { trainVae } from './train-vae.js';
@@ -80,6 +81,23 @@ program
       task: o.task, out: o.out, steps: o.steps, batch: 4, height: 128, width: 96, lr: 5e-5, seed: 7, leffa: 'on', finetuneAfter: 0,
       pool: 64, init, saveEvery: 1_000_000, sampleEvery: 0, evalExamples: 4,
     });
+  });
+
+program
+  .command('experiment')
+  .description('train with and without the Leffa loss from the same seed and compare flow EPE and SSIM')
+  .requiredOption('--vae <dir>', 'trained VAE checkpoint')
+  .option('--task <task>', 'tryon or pose', 'tryon')
+  .option('--out <dir>', 'output folder', 'runs/experiment')
+  .option('--steps <n>', 'steps per run', int, 500)
+  .option('--batch <n>', 'examples per step', int, 4)
+  .option('--size <HxW>', 'image size', '128x96')
+  .option('--pool <n>', 'training examples', int, 256)
+  .option('--seed <n>', 'seed shared by both runs', int, 0)
+  .option('--eval-examples <n>', 'held-out examples', int, 8)
+  .action(async (o) => {
+    const [height, width] = size(o.size);
+    await experiment({ task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, pool: o.pool, seed: o.seed, vae: o.vae, evalExamples: o.evalExamples });
   });
 
 program
