@@ -11,3 +11,6 @@ export * from './norm.js';
 export * from './resample.js';
 export * from './grid-sample.js';
 export * from './attention.js';
+export * from './bitonic-sort.js';
+export * from './lovasz.js';
+export * from './indexing.js';

@@ -1,9 +1,5 @@
-import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { cast } from './cast.js';
 import { tensor } from './creation.js';
-import { eq } from './elementwise.js';
-import { reshape, unsqueeze } from './shape.js';
 
 export interface TimestepEmbeddingOptions {
   flipSinToCos?: boolean;
@@ -34,11 +30,4 @@ export function timestepEmbedding(timesteps: readonly number[], dim: number, opt
     }
   });
   return tensor(out, [timesteps.length, dim]);
-}
-
-/** One-hot float encoding of int32 labels: [..., numClasses] (labels outside 0..numClasses-1 give zeros). */
-export function oneHot(labels: Tensor, numClasses: number): Tensor {
-  if (labels.dtype !== 'int32') throw new Error(`oneHot: labels must be int32, got ${labels.dtype} ${formatShape(labels.shape)}`);
-  const classes = reshape(tensor(Array.from({ length: numClasses }, (_, i) => i)), [...labels.shape.map(() => 1), numClasses]);
-  return eq(unsqueeze(cast(labels, 'float32'), labels.rank), classes);
 }

@@ -16,3 +16,6 @@ export * from './cast.js';
 export * from './embedding.js';
 export * from './losses.js';
 export * from './attention.js';
+export * from './sort.js';
+export * from './lovasz.js';
+export * from './indexing.js';

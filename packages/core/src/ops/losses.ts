@@ -1,6 +1,6 @@
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { oneHot } from './embedding.js';
+import { oneHot } from './indexing.js';
 import { abs, add, clamp, div, map, mul, ne, neg, softplus, square, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { reshape } from './shape.js';
@@ -88,8 +88,10 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntro
   // Class axis last: [..., C].
   const perm = [0, ...Array.from({ length: logits.rank - 2 }, (_, i) => i + 2), 1];
   const logp = logits.rank === 2 ? logSoftmax(logits, 1) : permute(logSoftmax(logits, 1), perm);
-  const hot = oneHot(target, C);
-  const valid = ne(cast(target, 'float32'), ignore);
+  const targetF = cast(target, 'float32');
+  const valid = ne(targetF, ignore);
+  // Ignored pixels get class 0 for the one-hot lookup; `valid` removes their contribution.
+  const hot = oneHot(cast(map(op, 'select(0.0, a, a != alpha)', [targetF], ignore), 'int32'), C);
   const smoothing = options.labelSmoothing ?? 0;
   // Per element: -sum_c q_c w_c logp_c with q = (1 - s) onehot + s / C (weights apply per class, as PyTorch).
   const q = smoothing > 0 ? add(mul(hot, 1 - smoothing), smoothing / C) : hot;

@@ -1,0 +1,151 @@
+import { MAX_RANK } from './elementwise.js';
+import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, makeKernel } from './kernel.js';
+
+/**
+ * Integer indexing: gather along an axis (torch.gather), index_select, their backward as a scatter-add, and
+ * one-hot encoding. Indices are int32; an index outside [0, size) yields NaN in the output (PyTorch raises; a
+ * kernel cannot) and is skipped by the scatter-add.
+ *
+ * The scatter-add accumulates with a compare-exchange loop on the float's bits (WGSL has integer atomics
+ * only), so the summation order of duplicate indices is not deterministic.
+ */
+const WG = 256;
+
+const NAN_WGSL = /* wgsl */ `
+fn nan_() -> f32 { let bits = 0x7fc00000u; return bitcast<f32>(bits); }
+`;
+
+const ATOMIC_ADD_WGSL = /* wgsl */ `
+fn atomicAddF32(i: u32, v: f32) {
+  var old = atomicLoad(&gx[i]);
+  loop {
+    let r = atomicCompareExchangeWeak(&gx[i], old, bitcast<u32>(bitcast<f32>(old) + v));
+    if (r.exchanged) { break; }
+    old = r.old_value;
+  }
+}
+`;
+
+const arr = { array: 'u32' as const, length: MAX_RANK };
+
+/**
+ * gather: for each position c of the index tensor (shape `ishape`), the x offset is
+ * sum_{d != axis} c_d * xstride_d + index[c] * xstride_axis. Forward reads x there; backward adds g into gx.
+ */
+export const gatherAxisKernel = cachedKernel((rank: number, backward: boolean): Kernel =>
+  makeKernel({
+    key: `gather.axis:${rank}:${backward}`,
+    buffers: backward
+      ? [
+          { name: 'g', access: 'read', type: 'f32' },
+          { name: 'index', access: 'read', type: 'i32' },
+          { name: 'gx', access: 'read_write', type: 'atomic<u32>' },
+        ]
+      : [
+          { name: 'x', access: 'read', type: 'f32' },
+          { name: 'index', access: 'read', type: 'i32' },
+          { name: 'out', access: 'read_write', type: 'f32' },
+        ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'axis', type: 'u32' },
+      { name: 'axisSize', type: 'u32' },
+      { name: 'ishape', type: arr },
+      { name: 'xstride', type: arr },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (i >= params.n) { return; }
+  var rem = i;
+  var off = 0u;
+  for (var d = ${rank - 1}; d >= 0; d--) {
+    let s = params.ishape[d / 4][d % 4];
+    let c = rem % s;
+    rem = rem / s;
+    if (u32(d) != params.axis) { off += c * params.xstride[d / 4][d % 4]; }
+  }
+  let k = index[i];
+  let inside = k >= 0 && u32(k) < params.axisSize;
+  let at = off + u32(k) * params.xstride[params.axis / 4u][params.axis % 4u];
+  ${backward ? 'if (inside) { atomicAddF32(at, g[i]); }' : 'out[i] = select(nan_(), x[select(0u, at, inside)], inside);'}
+}`,
+  }),
+);
+
+/** index_select on x viewed as [O, A, I] with index [K]: out[o, k, i] = x[o, index[k], i] (backward adds). */
+export const indexSelectKernel = cachedKernel((backward: boolean): Kernel =>
+  makeKernel({
+    key: `index_select:${backward}`,
+    buffers: backward
+      ? [
+          { name: 'g', access: 'read', type: 'f32' },
+          { name: 'index', access: 'read', type: 'i32' },
+          { name: 'gx', access: 'read_write', type: 'atomic<u32>' },
+        ]
+      : [
+          { name: 'x', access: 'read', type: 'f32' },
+          { name: 'index', access: 'read', type: 'i32' },
+          { name: 'out', access: 'read_write', type: 'f32' },
+        ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'A', type: 'u32' },
+      { name: 'K', type: 'u32' },
+      { name: 'I', type: 'u32' },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (i >= params.n) { return; }
+  let inner = i % params.I;
+  let kk = (i / params.I) % params.K;
+  let o = i / (params.I * params.K);
+  let k = index[kk];
+  let inside = k >= 0 && u32(k) < params.A;
+  let at = (o * params.A + u32(k)) * params.I + inner;
+  ${backward ? 'if (inside) { atomicAddF32(at, g[i]); }' : 'out[i] = select(nan_(), x[select(0u, at, inside)], inside);'}
+}`,
+  }),
+);
+
+/** out[i * K + k] = 1 where labels[i] == k, else 0; a label outside [0, K) makes its row NaN. */
+export const oneHotKernel = cachedKernel(
+  (): Kernel =>
+    makeKernel({
+      key: 'one_hot',
+      buffers: [
+        { name: 'labels', access: 'read', type: 'i32' },
+        { name: 'out', access: 'read_write', type: 'f32' },
+      ],
+      uniforms: [
+        { name: 'n', type: 'u32' },
+        { name: 'K', type: 'u32' },
+      ],
+      workgroupSize: [WG, 1, 1],
+      body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+${NAN_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (i >= params.n) { return; }
+  let lab = labels[i / params.K];
+  let hit = select(0.0, 1.0, lab == i32(i % params.K));
+  out[i] = select(nan_(), hit, lab >= 0 && u32(lab) < params.K);
+}`,
+    }),
+);
+
+export const indexingGrid = (n: number): Grid => grid1d(n, WG);
