@@ -35,6 +35,19 @@ function reduceRaw(op: string, kind: ReduceOp, x: Tensor, p: Plan, correction = 
   let O: number;
   let I: number;
   const contiguous = reduced.every((a, i) => i === 0 || a === reduced[i - 1]! + 1);
+  if (!contiguous && (kind === 'sum' || kind === 'max' || kind === 'min')) {
+    // Decomposable reductions over several runs of axes: reduce the last run in place (which shrinks the
+    // tensor), then the rest of the axes; cheaper than permuting the whole input.
+    out.dispose();
+    let runStart = reduced.length - 1;
+    while (runStart > 0 && reduced[runStart - 1] === reduced[runStart]! - 1) runStart--;
+    const lastRun = reduced.slice(runStart);
+    const partialKeep = x.shape.map((d, i) => (lastRun.includes(i) ? 1 : d));
+    const partial = reduceRaw(op, kind, x, { axes: lastRun, outShape: partialKeep, keepShape: partialKeep });
+    const result = reduceRaw(op, kind, partial, { ...p, axes: p.axes.filter((a) => !lastRun.includes(a)) });
+    partial.dispose();
+    return result;
+  }
   if (contiguous) {
     const first = reduced[0] ?? x.rank;
     const last = reduced[reduced.length - 1] ?? x.rank - 1;
