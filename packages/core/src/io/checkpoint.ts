@@ -33,6 +33,8 @@ export interface CheckpointParts {
 export interface SaveCheckpointOptions extends CheckpointParts {
   /** JSON-serialisable training state: step, config, generator state (`generator.getState()`), ... */
   extra?: unknown;
+  /** Storage type of the model weights ('F16' halves the size of a shipped, inference-only checkpoint). */
+  modelDtype?: 'F32' | 'F16';
 }
 
 export interface LoadCheckpointOptions extends CheckpointParts {
@@ -93,7 +95,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   await fs.mkdir(tmp, { recursive: true });
   let movedOld = false;
   try {
-    await saveSafetensors(`${tmp}/model.safetensors`, model.stateDict());
+    await saveSafetensors(`${tmp}/model.safetensors`, model.stateDict(), { dtype: options.modelDtype ?? 'F32' });
     for (const key of ['optimizer', 'ema'] as const) {
       const part = options[key];
       if (!part) continue;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { experiment } from './experiment.js';
+import { exportCheckpoint } from './export.js';
 import { evaluate, generate, loadInputs } from './generate.js';
 import { trainLeffa } from './train-leffa.js';
 import { trainVae } from './train-vae.js';
@@ -98,6 +99,16 @@ program
   .action(async (o) => {
     const [height, width] = size(o.size);
     await experiment({ task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, pool: o.pool, seed: o.seed, vae: o.vae, evalExamples: o.evalExamples });
+  });
+
+program
+  .command('export')
+  .description('write an inference-only float16 copy of a Leffa checkpoint (optionally its EMA weights)')
+  .requiredOption('--ckpt <dir>', 'training checkpoint')
+  .requiredOption('--out <dir>', 'output checkpoint folder')
+  .option('--ema', 'export the EMA weights')
+  .action(async (o) => {
+    await exportCheckpoint({ ckpt: o.ckpt, out: o.out, ema: o.ema === true });
   });
 
 program
