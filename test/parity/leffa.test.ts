@@ -1,0 +1,22 @@
+import * as T from '@leffa-webgpu/core';
+import { leffaLoss } from '@leffa-webgpu/models';
+import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
+
+await T.init();
+
+const OPS: Record<string, OpAdapter> = {
+  // Inputs: q, k per layer, then reference, target, mask. The flows come from our fused flow-field kernel.
+  leffa_loss: (xs, a) => {
+    const layers = a.layers as [number, number][];
+    const [reference, target, mask] = xs.slice(2 * layers.length) as [T.Tensor, T.Tensor, T.Tensor];
+    const flows = layers.map(([height, width], i) => ({
+      layer: `layer${i}`,
+      height,
+      width,
+      value: T.flowField(xs[2 * i]!, xs[2 * i + 1]!, { height, width }, { tau: a.tau }),
+    }));
+    return leffaLoss({ flows, reference, target, mask, timesteps: a.timesteps });
+  },
+};
+
+replayGoldenGroup('leffa', OPS);
