@@ -6,47 +6,7 @@ import * as red from './reduce.js';
 import * as shp from './shape.js';
 import { logSoftmax, softmax } from './softmax.js';
 
-type Operand = Tensor | number;
-type Axes = number | readonly number[];
-
-/** Method-call sugar for the functional ops: `x.add(y).relu().sum()`. */
-declare module '../tensor/tensor.js' {
-  interface Tensor {
-    backward(grad?: Tensor, options?: BackwardOptions): void;
-    add(other: Operand): Tensor;
-    sub(other: Operand): Tensor;
-    mul(other: Operand): Tensor;
-    div(other: Operand): Tensor;
-    pow(exponent: Operand): Tensor;
-    neg(): Tensor;
-    exp(): Tensor;
-    log(): Tensor;
-    sqrt(): Tensor;
-    abs(): Tensor;
-    relu(): Tensor;
-    sigmoid(): Tensor;
-    tanh(): Tensor;
-    silu(): Tensor;
-    square(): Tensor;
-    clamp(min?: number, max?: number): Tensor;
-    sum(axes?: Axes, keepdim?: boolean): Tensor;
-    mean(axes?: Axes, keepdim?: boolean): Tensor;
-    max(axes?: Axes, keepdim?: boolean): Tensor;
-    min(axes?: Axes, keepdim?: boolean): Tensor;
-    argmax(axis?: number, keepdim?: boolean): Tensor;
-    reshape(shape: readonly number[]): Tensor;
-    flatten(start?: number, end?: number): Tensor;
-    squeeze(axes?: Axes): Tensor;
-    unsqueeze(axis: number): Tensor;
-    permute(dims: readonly number[]): Tensor;
-    transpose(a?: number, b?: number): Tensor;
-    expand(shape: readonly number[]): Tensor;
-    matmul(other: Tensor): Tensor;
-    softmax(axis?: number): Tensor;
-    logSoftmax(axis?: number): Tensor;
-  }
-}
-
+/** Method-call sugar for the functional ops (`x.add(y).relu().sum()`), declared on the Tensor class. */
 const P = Tensor.prototype;
 P.backward = function (grad, options) {
   backward(this, grad, options);

@@ -1,3 +1,4 @@
+import type { BackwardOptions } from '../autograd/engine.js';
 import type { GradNode } from '../autograd/node.js';
 import type { Device } from '../device/device.js';
 import { setTensorCheck, trackTensor } from './scope.js';
@@ -9,6 +10,9 @@ import type { Storage } from './storage.js';
  * Kernels are generated per dtype where it matters, so float16 can be added as a third member.
  */
 export type DType = 'float32' | 'int32';
+
+type Operand = Tensor | number;
+type Axes = number | readonly number[];
 
 export const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, int32: 4 };
 
@@ -33,6 +37,40 @@ export class Tensor {
   /** Survives `tidy` scopes (parameters' gradients, optimizer state). */
   kept = false;
   private requiresGradFlag = false;
+
+  // Method-call sugar for the functional ops, attached to the prototype by ops/methods.ts.
+  declare backward: (grad?: Tensor, options?: BackwardOptions) => void;
+  declare add: (other: Operand) => Tensor;
+  declare sub: (other: Operand) => Tensor;
+  declare mul: (other: Operand) => Tensor;
+  declare div: (other: Operand) => Tensor;
+  declare pow: (exponent: Operand) => Tensor;
+  declare neg: () => Tensor;
+  declare exp: () => Tensor;
+  declare log: () => Tensor;
+  declare sqrt: () => Tensor;
+  declare abs: () => Tensor;
+  declare relu: () => Tensor;
+  declare sigmoid: () => Tensor;
+  declare tanh: () => Tensor;
+  declare silu: () => Tensor;
+  declare square: () => Tensor;
+  declare clamp: (min?: number, max?: number) => Tensor;
+  declare sum: (axes?: Axes, keepdim?: boolean) => Tensor;
+  declare mean: (axes?: Axes, keepdim?: boolean) => Tensor;
+  declare max: (axes?: Axes, keepdim?: boolean) => Tensor;
+  declare min: (axes?: Axes, keepdim?: boolean) => Tensor;
+  declare argmax: (axis?: number, keepdim?: boolean) => Tensor;
+  declare reshape: (shape: readonly number[]) => Tensor;
+  declare flatten: (start?: number, end?: number) => Tensor;
+  declare squeeze: (axes?: Axes) => Tensor;
+  declare unsqueeze: (axis: number) => Tensor;
+  declare permute: (dims: readonly number[]) => Tensor;
+  declare transpose: (a?: number, b?: number) => Tensor;
+  declare expand: (shape: readonly number[]) => Tensor;
+  declare matmul: (other: Tensor) => Tensor;
+  declare softmax: (axis?: number) => Tensor;
+  declare logSoftmax: (axis?: number) => Tensor;
 
   constructor(
     storage: Storage,
