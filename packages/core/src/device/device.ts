@@ -30,6 +30,7 @@ const MAP_READ_COPY_DST = 0x0001 | 0x0008;
 export class Device {
   readonly pool: BufferPool;
   private pipelines = new Map<string, CompiledKernel>();
+  private byKernel = new WeakMap<Kernel, CompiledKernel>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private batchId = 0;
@@ -79,8 +80,15 @@ export class Device {
   }
 
   private compile(kernel: Kernel): CompiledKernel {
-    let compiled = this.pipelines.get(kernel.key);
+    // Kernel factories are memoised, so the same object comes back for the same specialisation: look it up
+    // by identity first (hashing long keys on every dispatch was measurable), then by key.
+    let compiled = this.byKernel.get(kernel);
     if (compiled) return compiled;
+    compiled = this.pipelines.get(kernel.key);
+    if (compiled) {
+      this.byKernel.set(kernel, compiled);
+      return compiled;
+    }
     const entries: GPUBindGroupLayoutEntry[] = [];
     let binding = 0;
     if (kernel.uniforms.length > 0) {
@@ -108,6 +116,7 @@ export class Device {
     const { offsets, size } = uniformLayout(kernel.uniforms);
     compiled = { pipeline, layout, uniformOffsets: offsets, uniformSize: size, fields: kernel.uniforms };
     this.pipelines.set(kernel.key, compiled);
+    this.byKernel.set(kernel, compiled);
     this.counters.pipelinesCompiled++;
     return compiled;
   }
