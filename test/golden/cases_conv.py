@@ -23,6 +23,8 @@ def build(out_dir):
         ("stride3_dil2", (1, 4, 17, 15), (3, 4, 3, 3), False, {"stride": 3, "padding": 2, "dilation": 2}),
         ("same_even", (1, 3, 8, 7), (4, 3, 4, 2), True, {"padding": "same"}),
         ("valid", (2, 3, 6, 7), (2, 3, 3, 3), True, {"padding": "valid"}),
+        # Few outputs, long reduction: the weight gradient is split along K.
+        ("split_k", (4, 16, 40, 30), (3, 16, 3, 3), True, {"padding": 1}),
     ]
     for name, xs, ws, bias, opts in cases:
         inputs = [r(*xs), r(*ws, scale=0.3)] + ([r(ws[0])] if bias else [])
