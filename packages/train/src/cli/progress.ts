@@ -10,7 +10,10 @@ export class Progress {
     private readonly label: string,
     private readonly total: number,
     private readonly fields: string[] = [],
+    /** Where a resumed run starts: rates and ETA count from here. */
+    private readonly first = 0,
   ) {
+    this.last = first;
     this.bar = process.stdout.isTTY
       ? new cliProgress.SingleBar(
           {
@@ -25,7 +28,7 @@ export class Progress {
 
   private payload(values: Record<string, number | string>) {
     const elapsed = (Date.now() - this.start) / 1000;
-    const p: Record<string, string> = { rate: elapsed > 0 ? (this.last / elapsed).toFixed(2) : '0' };
+    const p: Record<string, string> = { rate: elapsed > 0 ? ((this.last - this.first) / elapsed).toFixed(2) : '0' };
     for (const f of this.fields) {
       const v = values[f];
       p[f] = typeof v === 'number' ? v.toPrecision(4) : (v ?? '-');
@@ -40,9 +43,10 @@ export class Progress {
       return;
     }
     const elapsed = (Date.now() - this.start) / 1000;
-    const eta = done > 0 ? ((this.total - done) * elapsed) / done : 0;
+    const rate = (done - this.first) / Math.max(elapsed, 1e-9);
+    const eta = rate > 0 ? (this.total - done) / rate : 0;
     const parts = this.fields.map((f) => `${f} ${typeof values[f] === 'number' ? (values[f] as number).toPrecision(4) : (values[f] ?? '-')}`);
-    console.log(`${this.label} ${done}/${this.total} | ${parts.join(' | ')} | ${(done / Math.max(elapsed, 1e-9)).toFixed(2)} it/s | ETA ${eta.toFixed(0)}s`);
+    console.log(`${this.label} ${done}/${this.total} | ${parts.join(' | ')} | ${rate.toFixed(2)} it/s | ETA ${eta.toFixed(0)}s`);
   }
 
   stop(): void {

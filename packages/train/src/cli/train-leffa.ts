@@ -80,7 +80,7 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
 
   const held = Array.from({ length: args.evalExamples }, (_, i) => example(HELD_OUT_SEED + i));
   const history: { step: number; total: number; diffusion: number; leffa: number }[] = [];
-  const progress = new Progress(`train ${args.task}`, args.steps, ['loss', 'diff', 'leffa']);
+  const progress = new Progress(`train ${args.task}`, args.steps, ['loss', 'diff', 'leffa'], trainer.stepCount);
 
   const writeOutputs = async (final: boolean) => {
     await trainer.save(`${args.out}/checkpoint`, { history, task: args.task, size: [args.height, args.width] });

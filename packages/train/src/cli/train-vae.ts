@@ -45,7 +45,7 @@ export async function trainVae(args: TrainVaeArgs): Promise<void> {
     return [s.person.image, s.garment];
   };
   const history: number[] = [];
-  const progress = new Progress('train-vae', args.steps, ['loss', 'kl']);
+  const progress = new Progress('train-vae', args.steps, ['loss', 'kl'], trainer.stepCount);
   let seed = args.seed * 1_000_003 + trainer.stepCount * args.batch;
   const [ch, cw] = args.crop ?? [args.height, args.width];
   while (trainer.stepCount < args.steps) {
