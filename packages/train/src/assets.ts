@@ -13,7 +13,7 @@ export function assetsDir(): string {
   throw new Error('leffa: the package assets folder (shipped checkpoints) was not found');
 }
 
-export const shippedCheckpoint = (name: 'leffa-tiny-tryon' | 'leffa-tiny-pose' | 'vae-tiny') => `${assetsDir()}${name}`;
+export const shippedCheckpoint = (name: 'leffa-tiny-tryon' | 'leffa-tiny-pose' | 'openpose-small' | 'schp-small') => `${assetsDir()}${name}`;
 
 /** A checkpoint folder, with `shipped:NAME` naming one of the package's shipped checkpoints. */
 export function resolveCheckpoint(ckpt: string): string {

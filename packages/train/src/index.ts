@@ -7,3 +7,5 @@ export * from './leffa/vae-trainer.js';
 export * from './leffa/metrics.js';
 export * from './leffa/evaluate.js';
 export * from './assets.js';
+export * from './data/augment.js';
+export * from './openpose/index.js';

@@ -4,6 +4,7 @@ import { experiment } from './experiment.js';
 import { exportCheckpoint } from './export.js';
 import { evaluate, generate, loadInputs } from './generate.js';
 import { trainLeffa } from './train-leffa.js';
+import { pose, trainOpenPose } from './train-openpose.js';
 import { trainVae } from './train-vae.js';
 
 const DEFAULT_TRYON = 'shipped:leffa-tiny-tryon';
@@ -109,6 +110,34 @@ program
   .option('--ema', 'export the EMA weights')
   .action(async (o) => {
     await exportCheckpoint({ ckpt: o.ckpt, out: o.out, ema: o.ema === true });
+  });
+
+program
+  .command('train-openpose')
+  .description('train the small OpenPose body model on synthetic people; reports PCK@0.2 on held-out ones')
+  .option('--out <dir>', 'output folder', 'runs/openpose')
+  .option('--steps <n>', 'training steps', int, 2000)
+  .option('--batch <n>', 'images per step', int, 8)
+  .option('--size <HxW>', 'image size', '128x96')
+  .option('--lr <lr>', 'learning rate', Number, 1e-3)
+  .option('--optimizer <name>', 'adamw, or sgd (stages 2-6 at 4x lr)', 'adamw')
+  .option('--seed <n>', 'seed', int, 0)
+  .option('--eval-examples <n>', 'held-out images for PCK', int, 50)
+  .option('--resume <dir>', 'resume from a checkpoint')
+  .action(async (o) => {
+    const [height, width] = size(o.size);
+    await trainOpenPose({ out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, optimizer: o.optimizer, evalExamples: o.evalExamples, resume: o.resume });
+  });
+
+program
+  .command('pose')
+  .description('body pose of an image: OpenPose JSON and the rendered skeleton')
+  .requiredOption('--image <png>', 'input image')
+  .option('--ckpt <dir>', 'OpenPose checkpoint (small config)', 'shipped:openpose-small')
+  .option('--out <dir>', 'output folder', 'runs/pose')
+  .option('--scales <list>', 'person height per scale, as fractions of the image height', (v: string) => v.split(',').map(Number), [1])
+  .action(async (o) => {
+    await pose({ image: o.image, ckpt: o.ckpt, out: o.out, scales: o.scales });
   });
 
 program

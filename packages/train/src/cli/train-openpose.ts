@@ -1,0 +1,74 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import * as T from '@leffa-webgpu/core';
+import { OPENPOSE_SMALL, OpenPoseBody, estimatePose, renderSkeleton, toOpenPoseJson } from '@leffa-webgpu/models';
+import { tile } from '../data/synthetic/sheet.js';
+import { lineChart } from '../io/plot.js';
+import { readPng, writePng } from '../io/png.js';
+import { OpenPoseTrainer, pck, syntheticPoseExample } from '../openpose/trainer.js';
+import { resolveCheckpoint } from '../assets.js';
+import { Progress } from './progress.js';
+
+const HELD_OUT = 800_000_000;
+
+export interface TrainOpenPoseArgs {
+  out: string;
+  steps: number;
+  batch: number;
+  height: number;
+  width: number;
+  lr: number;
+  seed: number;
+  optimizer: 'adamw' | 'sgd';
+  evalExamples: number;
+  resume?: string;
+}
+
+/** Trains the small OpenPose model on synthetic people; writes a checkpoint, PCK@0.2 and sample skeletons. */
+export async function trainOpenPose(args: TrainOpenPoseArgs): Promise<void> {
+  await T.init();
+  await mkdir(args.out, { recursive: true });
+  const trainer = new OpenPoseTrainer({ seed: args.seed, lr: args.lr, optimizer: args.optimizer });
+  if (args.resume) {
+    const extra = (await T.loadCheckpoint(args.resume, { model: trainer.model, optimizer: trainer.optimizer })) as { step: number; rng: number };
+    trainer.stepCount = extra.step;
+    trainer.rng.setState(extra.rng);
+  }
+  const history: number[] = [];
+  const progress = new Progress('train-openpose', args.steps, ['loss'], trainer.stepCount);
+  let seed = args.seed * 7919 + trainer.stepCount * args.batch;
+  const save = () => T.saveCheckpoint(`${args.out}/checkpoint`, { model: trainer.model, optimizer: trainer.optimizer, extra: { step: trainer.stepCount, rng: trainer.rng.getState(), history, config: OPENPOSE_SMALL } });
+  while (trainer.stepCount < args.steps) {
+    const batch = Array.from({ length: args.batch }, () => syntheticPoseExample(seed++, args.height, args.width));
+    const loss = trainer.step(batch);
+    if (trainer.stepCount % 10 === 0) {
+      const v = await loss.item();
+      history.push(v);
+      progress.update(trainer.stepCount, { loss: v });
+    }
+    loss.dispose();
+    await T.throttle();
+    if (trainer.stepCount % 200 === 0) await save();
+  }
+  progress.stop();
+  await save();
+  const held = Array.from({ length: args.evalExamples }, (_, i) => syntheticPoseExample(HELD_OUT + i, args.height, args.width));
+  const score = await pck(trainer.model, held);
+  const shown = await Promise.all(held.slice(0, 6).map((e) => estimatePose(trainer.model, { width: e.width, height: e.height, data: e.image }, { scales: [e.height / 368] })));
+  await writePng(`${args.out}/skeletons.png`, tile([held.slice(0, 6).map((e) => e.image), shown.map((r) => renderSkeleton(r.people, args.width, args.height, 2))], args.width, args.height));
+  await writePng(`${args.out}/loss.png`, lineChart([{ values: history, color: [200, 40, 40] }]));
+  await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ steps: trainer.stepCount, pck02: score, heldOut: args.evalExamples, history }, null, 2)}\n`);
+  console.log(`PCK@0.2 on ${args.evalExamples} held-out synthetic people: ${score.toFixed(3)}`);
+}
+
+/** Body pose of one image: OpenPose JSON and the rendered skeleton. */
+export async function pose(args: { image: string; ckpt: string; out: string; scales: number[] }): Promise<void> {
+  await T.init();
+  const img = await readPng(args.image);
+  const model = new OpenPoseBody(OPENPOSE_SMALL).eval();
+  await T.loadCheckpoint(resolveCheckpoint(args.ckpt), { model });
+  const result = await estimatePose(model, { width: img.width, height: img.height, data: img.data }, { scales: args.scales.map((s) => (s * img.height) / 368) });
+  await mkdir(args.out, { recursive: true });
+  await writeFile(`${args.out}/keypoints.json`, `${JSON.stringify(toOpenPoseJson(result.people), null, 2)}\n`);
+  await writePng(`${args.out}/skeleton.png`, { width: img.width, height: img.height, data: renderSkeleton(result.people, img.width, img.height) });
+  console.log(`${result.people.length} people; wrote ${args.out}/keypoints.json and skeleton.png`);
+}

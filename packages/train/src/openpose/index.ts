@@ -1,0 +1,2 @@
+export * from './ground-truth.js';
+export * from './trainer.js';
