@@ -9,3 +9,6 @@ export * from './leffa/evaluate.js';
 export * from './assets.js';
 export * from './data/augment.js';
 export * from './openpose/index.js';
+export * from './data/datasets/index.js';
+export * from './io/image-file.js';
+export * from './io/resize.js';

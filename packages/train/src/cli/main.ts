@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { experiment } from './experiment.js';
 import { exportCheckpoint } from './export.js';
 import { evaluate, generate, loadInputs } from './generate.js';
-import { trainLeffa } from './train-leffa.js';
+import { folderExamples, trainLeffa } from './train-leffa.js';
 import { pose, trainOpenPose } from './train-openpose.js';
 import { trainVae } from './train-vae.js';
 
@@ -42,7 +42,7 @@ program
 
 program
   .command('train')
-  .description('train the tiny Leffa model (reference + generative UNet) on synthetic data')
+  .description('train the tiny Leffa model (reference + generative UNet) on synthetic data or a dataset folder')
   .option('--task <task>', 'tryon or pose', 'tryon')
   .option('--leffa <mode>', 'Leffa loss: on, off, or finetune (baseline first, then on)', 'on')
   .option('--finetune-after <n>', 'step at which finetune mode switches the Leffa loss on', int, 0)
@@ -53,6 +53,8 @@ program
   .option('--lr <lr>', 'learning rate', Number, 2e-4)
   .option('--seed <n>', 'seed', int, 0)
   .option('--pool <n>', 'training examples (their latents are cached)', int, 256)
+  .option('--data <source>', "'synthetic', or a VITON-HD / DressCode / DeepFashion folder", 'synthetic')
+  .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
   .option('--vae <dir>', 'trained VAE checkpoint (see train-vae)')
   .option('--init <dir>', 'start from a Leffa checkpoint (e.g. the shipped tiny weights)')
   .option('--resume <dir>', 'resume a run bit-for-bit from its checkpoint')
@@ -63,10 +65,11 @@ program
     const [height, width] = size(o.size);
     if (!['tryon', 'pose'].includes(o.task)) throw new Error(`--task must be tryon or pose, got '${o.task}'`);
     if (!['on', 'off', 'finetune'].includes(o.leffa)) throw new Error(`--leffa must be on, off or finetune, got '${o.leffa}'`);
+    const folder = o.data === 'synthetic' ? undefined : folderExamples(o.data, o.task, o.category, height, width);
     await trainLeffa({
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, leffa: o.leffa,
-      finetuneAfter: o.finetuneAfter, pool: o.pool, vae: o.vae, init: o.init, resume: o.resume, saveEvery: o.saveEvery,
-      sampleEvery: o.sampleEvery, evalExamples: o.evalExamples,
+      finetuneAfter: o.finetuneAfter, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
+      resume: o.resume, saveEvery: o.saveEvery, sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, ...folder?.sources,
     });
   });
 

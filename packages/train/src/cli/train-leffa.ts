@@ -10,6 +10,7 @@ import { HELD_OUT_SEED, evaluateLeffa } from '../leffa/evaluate.js';
 import { type LeffaTask, syntheticExample } from '../leffa/synthetic-source.js';
 import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/trainer.js';
 import { resolveCheckpoint } from '../assets.js';
+import { type FolderDataset, openDataset } from '../data/datasets/index.js';
 import { Progress } from './progress.js';
 
 export interface TrainLeffaArgs {
@@ -32,8 +33,9 @@ export interface TrainLeffaArgs {
   saveEvery: number;
   sampleEvery: number;
   evalExamples: number;
-  /** Extra examples from a folder dataset instead of synthetic ones. */
-  examples?: (seed: number) => LeffaExample;
+  /** Examples from a folder dataset instead of synthetic ones: training examples and held-out ones. */
+  examples?: (index: number) => LeffaExample;
+  heldOut?: (index: number) => LeffaExample;
 }
 
 /**
@@ -78,7 +80,7 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
     return { x0: T.concat(parts.map((p) => p.x0), 0), masked: T.concat(parts.map((p) => p.masked), 0), reference: T.concat(parts.map((p) => p.reference), 0) };
   };
 
-  const held = Array.from({ length: args.evalExamples }, (_, i) => example(HELD_OUT_SEED + i));
+  const held = Array.from({ length: args.evalExamples }, (_, i) => (args.heldOut ? args.heldOut(i) : example(HELD_OUT_SEED + i)));
   const history: { step: number; total: number; diffusion: number; leffa: number }[] = [];
   const progress = new Progress(`train ${args.task}`, args.steps, ['loss', 'diff', 'leffa'], trainer.stepCount);
 
@@ -120,4 +122,25 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
   progress.stop();
   const metrics = await writeOutputs(true);
   console.log(`final: L1 ${metrics.l1.toFixed(4)}, PSNR ${metrics.psnr.toFixed(2)} dB, SSIM ${metrics.ssim.toFixed(3)}, flow EPE ${metrics.meanFlowEpe.toFixed(2)} px`);
+}
+
+/**
+ * Training and held-out examples from a dataset folder: its training list, and its test list when the
+ * folder has one (otherwise the training list's last examples, which then also train).
+ */
+export function folderExamples(root: string, task: LeffaTask, category: 'upper_body' | 'lower_body' | 'dresses', height: number, width: number) {
+  const train = openDataset(root, { split: 'train', task, category });
+  let test: FolderDataset;
+  try {
+    test = openDataset(root, { split: 'test', task, category });
+  } catch {
+    test = train;
+  }
+  return {
+    length: train.length,
+    sources: {
+      examples: (i: number) => train.example(i % train.length, height, width),
+      heldOut: (i: number) => test.example(test === train ? train.length - 1 - (i % train.length) : i % test.length, height, width),
+    },
+  };
 }

@@ -90,7 +90,8 @@ export async function evaluateLeffa(model: LeffaModel, examples: LeffaExample[],
       return flowEndPointError(flows[k]!.subarray(b * n, (b + 1) * n), r.height, r.width, e.flow, e.flowValid, height, width);
     });
     const ok = per.filter(Number.isFinite);
-    return { layer: r.layer, height: r.height, width: r.width, epe: ok.reduce((a, v) => a + v, 0) / Math.max(ok.length, 1) };
+    // Folder datasets carry no ground-truth flow: their EPE is NaN (null in JSON), not a misleading 0.
+    return { layer: r.layer, height: r.height, width: r.width, epe: ok.length ? ok.reduce((a, v) => a + v, 0) / ok.length : NaN };
   });
   T.dispose([reports, batch]);
 
