@@ -35,6 +35,12 @@ export interface BenchCase {
   opsPerRun?: number;
   /** Our implementation, given the inputs uploaded as tensors. */
   ours: (x: T.Tensor[], device: T.Device) => Runner<T.Tensor>;
+  /**
+   * A second implementation in our own library (e.g. the materialised path a fused kernel replaces): checked
+   * against the oracle and timed alongside, with its peak memory. If it cannot run on this adapter (a buffer
+   * over the binding limit), the reason is reported instead.
+   */
+  baseline?: { label: string; impl: (x: T.Tensor[], device: T.Device) => Runner<T.Tensor> };
   /** The tfjs-backend-webgpu peer, given the inputs as tfjs tensors. */
   tfjs?: (tf: typeof TF, x: TF.Tensor[], submit: () => void) => Runner<TF.Tensor>;
   /** Brings the peer's result into our layout for the check (e.g. NHWC -> NCHW); not timed. */

@@ -16,7 +16,7 @@ import { CASES } from './cases/index.js';
 import { measureFmaCeiling } from './ceiling.js';
 import { startTfjs } from './peers/tfjs.js';
 import { type TorchResult, runTorch } from './peers/torch.js';
-import { type CaseResult, formatTable } from './report.js';
+import { type CaseResult, formatBaselines, formatTable } from './report.js';
 import { median, normalisedError, timeInterleaved } from './timing.js';
 
 interface Options {
@@ -112,6 +112,8 @@ async function main(): Promise<number> {
   }
 
   console.log(`\n${formatTable(results)}\n`);
+  const baselines = formatBaselines(results);
+  if (baselines) console.log(`baselines (our own unfused paths; x base = their ms / ours):\n${baselines}\n`);
   console.log(`medians of ${opts.reps} timed reps after ${opts.warmup} warm-up runs; ours and tfjs interleaved, PyTorch in its own process.`);
   console.log('x tfjs / x torch: speedup of ours (their ms / our ms). err: max|ours - theirs| / max|theirs|.');
   mkdirSync(dirname(opts.out), { recursive: true });
@@ -155,12 +157,26 @@ async function runCase(
   const tfInputs = inputs.map((x) => tf.tensor(x.data, x.shape));
   const ours = c.ours(ourInputs, device);
   const peer = c.tfjs?.(tf, tfInputs, tfjs.submit) ?? null;
+  let base: ReturnType<NonNullable<BenchCase['baseline']>['impl']> | null = null;
   try {
-    // Correctness first: ours against the oracle and the peer.
-    const ourOut = T.tidy(ours.run);
-    const ourData = await ourOut.data();
-    ourOut.dispose();
+    // Correctness first: ours against the oracle and the peer (and our peak memory on the way).
+    const { data: ourData, peakMb } = await checkedRun(ours.run, device);
     const tol = c.tol ?? 1e-4;
+    let baselineError: string | null = null;
+    let baselinePeakMb: number | null = null;
+    if (c.baseline) {
+      try {
+        base = c.baseline.impl(ourInputs, device);
+        const b = await checkedRun(base.run, device);
+        baselinePeakMb = b.peakMb;
+        const errBase = normalisedError(b.data, torch?.output ?? ourData);
+        if (!(errBase <= tol)) failures.push(`${c.name}: baseline '${c.baseline.label}' differs from the reference (error ${errBase.toExponential(2)})`);
+      } catch (e) {
+        baselineError = (e as Error).message.split('\n')[0]!.slice(0, 200);
+        base?.dispose?.();
+        base = null;
+      }
+    }
     let errPeer: number | null = null;
     let errTorch: number | null = null;
     if (peer) {
@@ -186,6 +202,17 @@ async function runCase(
           out.dispose();
         },
       },
+      ...(base
+        ? [
+            {
+              run: async () => {
+                const out = T.tidy(base!.run);
+                await device.sync();
+                out.dispose();
+              },
+            },
+          ]
+        : []),
       ...(peer
         ? [
             {
@@ -198,8 +225,12 @@ async function runCase(
           ]
         : []),
     ];
-    const [ourTimes, peerTimes = []] = await timeInterleaved(impls, opts.warmup, opts.reps);
-    const oursMs = median(ourTimes!);
+    const times = await timeInterleaved(impls, opts.warmup, opts.reps);
+    const ourTimes = times[0]!;
+    const baseTimes = base ? times[1]! : null;
+    const peerTimes = peer ? times[base ? 2 : 1]! : [];
+    const oursMs = median(ourTimes);
+    const baseMs = baseTimes ? median(baseTimes) : null;
     const peerMs = peer ? median(peerTimes) : null;
     const torchMs = torch?.ms ?? null;
     const gflops = c.flops ? c.flops / oursMs / 1e6 : null;
@@ -216,15 +247,33 @@ async function runCase(
       us_per_op: c.opsPerRun ? (oursMs * 1000) / c.opsPerRun : null,
       err_peer: errPeer,
       err_torch: errTorch,
-      ours_times_ms: ourTimes!,
+      peak_mb: peakMb,
+      baseline: c.baseline?.label ?? null,
+      baseline_ms: baseMs,
+      ratio_baseline: baseMs !== null ? baseMs / oursMs : null,
+      baseline_peak_mb: baselinePeakMb,
+      baseline_error: baselineError,
+      ours_times_ms: ourTimes,
       peer_times_ms: peerTimes,
     };
   } finally {
+    base?.dispose?.();
     ours.dispose?.();
     peer?.dispose?.();
     T.dispose(ourInputs);
     tf.dispose(tfInputs);
   }
+}
+
+/** Runs one iteration, reads its result back, and measures the GPU memory it needed beyond what was live. */
+async function checkedRun(run: () => T.Tensor, device: T.Device): Promise<{ data: Float32Array; peakMb: number }> {
+  const before = device.memoryStats().liveBytes;
+  device.pool.resetPeak();
+  const out = T.tidy(run);
+  const data = await out.data();
+  const peakMb = (device.memoryStats().peakLiveBytes - before) / 2 ** 20;
+  out.dispose();
+  return { data, peakMb };
 }
 
 main().then(

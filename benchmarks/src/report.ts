@@ -14,6 +14,15 @@ export interface CaseResult {
   us_per_op: number | null;
   err_peer: number | null;
   err_torch: number | null;
+  /** Extra GPU memory (peak live bytes above the inputs) of our run, and of the baseline's. */
+  peak_mb: number;
+  baseline: string | null;
+  baseline_ms: number | null;
+  /** Speedup over our own baseline path: baseline_ms / ours_ms. */
+  ratio_baseline: number | null;
+  baseline_peak_mb: number | null;
+  /** Why the baseline could not run here, if it could not. */
+  baseline_error: string | null;
   ours_times_ms: number[];
   peer_times_ms: number[];
 }
@@ -23,7 +32,7 @@ const err = (x: number | null) => (x === null ? '-' : x.toExponential(1));
 
 /** The results as an aligned text table. */
 export function formatTable(results: CaseResult[]): string {
-  const header = ['case', 'ours ms', 'tfjs ms', 'torch ms', 'x tfjs', 'x torch', 'GFLOP/s', 'GB/s', '% FMA', 'us/op', 'err tfjs', 'err torch'];
+  const header = ['case', 'ours ms', 'tfjs ms', 'torch ms', 'x tfjs', 'x torch', 'GFLOP/s', 'GB/s', '% FMA', 'us/op', 'peak MB', 'x base', 'base MB', 'err tfjs', 'err torch'];
   const rows = results.map((r) => [
     r.case,
     fmt(r.ours_ms, 2),
@@ -35,10 +44,25 @@ export function formatTable(results: CaseResult[]): string {
     fmt(r.gbps, 2),
     fmt(r.pct_fma_ceiling, 0),
     fmt(r.us_per_op),
+    fmt(r.peak_mb, 1),
+    r.baseline_error ? 'n/a' : fmt(r.ratio_baseline, 2),
+    r.baseline_error ? 'n/a' : fmt(r.baseline_peak_mb, 1),
     err(r.err_peer),
     err(r.err_torch),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** One line per case with a baseline: what it was, and why it could not run where it could not. */
+export function formatBaselines(results: CaseResult[]): string {
+  return results
+    .filter((r) => r.baseline)
+    .map((r) =>
+      r.baseline_error
+        ? `  ${r.case}: baseline '${r.baseline}' cannot run here: ${r.baseline_error}`
+        : `  ${r.case}: baseline '${r.baseline}' ${fmt(r.baseline_ms, 2)} ms, ${fmt(r.baseline_peak_mb, 1)} MB (ours ${fmt(r.peak_mb, 1)} MB)`,
+    )
+    .join('\n');
 }

@@ -1,8 +1,11 @@
 import type { BenchCase } from '../case.js';
+import { adamwCase } from './adamw.js';
+import { attentionCases } from './attention.js';
 import { conv2dCases } from './conv2d.js';
 import { dispatchCases } from './dispatch.js';
+import { groupNormCases } from './group-norm.js';
 import { matmulCases } from './matmul.js';
 import { softmaxCase } from './softmax.js';
 
 /** Every benchmark, in report order. New cases: one file in this folder, one line here. */
-export const CASES: BenchCase[] = [...matmulCases, ...conv2dCases, ...dispatchCases, softmaxCase];
+export const CASES: BenchCase[] = [...matmulCases, ...conv2dCases, ...groupNormCases, ...attentionCases, adamwCase, ...dispatchCases, softmaxCase];

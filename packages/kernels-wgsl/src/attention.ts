@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, makeKernel } from './kernel.js';
+import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, gridGroups, makeKernel } from './kernel.js';
 
 /**
  * Memory-efficient ("flash") attention: out = softmax(q k^T * scale + mask) v without an N x M buffer.
@@ -56,10 +56,29 @@ const maskTerm = (spec: AttentionSpec, n: string, m: string) => (spec.mask ? ` +
 
 const maskBuffer = (spec: AttentionSpec) => (spec.mask ? [{ name: 'mask', access: 'read' as const, type: 'f32' }] : []);
 
-/** Forward: out [B, H, N, Dv] and the row log-sum-exp lse [B, H, N] that backward needs. */
-export const attentionForwardKernel = cachedKernel((spec: AttentionSpec): Kernel =>
-  makeKernel({
-    key: `attn:fwd:${spec.D}:${spec.Dv}:${spec.mask}`,
+/**
+ * Keys per workgroup-memory tile: as many as fit in 16 KiB (the portable WebGPU minimum) next to their
+ * values, a power of two, at most 32.
+ */
+export function attentionKeyTile(spec: Pick<AttentionSpec, 'D' | 'Dv'>): number {
+  let t = 32;
+  while (t > 1 && t * (spec.D + spec.Dv) > 4096) t >>= 1;
+  return t;
+}
+
+/** Workgroups of the tiled forward: one per WG query rows of each (b, h). */
+export const attentionForwardGrid = (bh: number, rows: number): Grid => gridGroups(bh * Math.ceil(rows / WG));
+
+/**
+ * Forward: out [B, H, N, Dv] and the row log-sum-exp lse [B, H, N] that backward needs. A workgroup owns
+ * WG query rows of one (b, h) and walks the keys a tile at a time: the tile's keys and values are staged
+ * in workgroup memory once for all its rows, every row scores the whole tile, and the online-softmax
+ * rescale happens once per tile rather than once per new maximum.
+ */
+export const attentionForwardKernel = cachedKernel((spec: AttentionSpec): Kernel => {
+  const TK = attentionKeyTile(spec);
+  return makeKernel({
+    key: `attn:fwd-tiled:${spec.D}:${spec.Dv}:${spec.mask}`,
     buffers: [
       { name: 'q', access: 'read', type: 'f32' },
       { name: 'k', access: 'read', type: 'f32' },
@@ -72,36 +91,76 @@ export const attentionForwardKernel = cachedKernel((spec: AttentionSpec): Kernel
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `
 ${dims(spec)}
+const TK = ${TK}u;
+const NEG = -3.402823e38;
 ${FLAT_INDEX_WGSL}
+var<workgroup> kTile: array<f32, ${TK * spec.D}>;
+var<workgroup> vTile: array<f32, ${TK * spec.Dv}>;
+
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  ${rowPrologue('params.N')}
+  let tiles = (params.N + ${WG - 1}u) / ${WG}u;
+  let g = flatGroup(wid, nwg);
+  let bh = g / tiles;
+  if (bh >= params.B * params.H) { return; }
+  let row = (g % tiles) * ${WG}u + lid;
+  let valid = row < params.N;
+  let b = bh / params.H;
+  let h = bh % params.H;
+  let qBase = bh * params.N * D;
+  let kBase = b * params.kvBatch + h * params.kvHead;
+  let vBase = b * params.vBatch + h * params.vHead;
+  let maskBase = b * params.maskB + h * params.maskH;
   var qv: array<f32, D>;
-  for (var d = 0u; d < D; d++) { qv[d] = q[qBase + row * D + d] * params.scale; }
-  var acc: array<f32, DV>;
-  var mx = -3.402823e38;
-  var denom = 0.0;
-  for (var m = 0u; m < params.M; m++) {
-    var s = 0.0;
-    for (var d = 0u; d < D; d++) { s = fma(qv[d], k[kBase + m * D + d], s); }
-    s = s${maskTerm(spec, 'row', 'm')};
-    if (s > mx) {
-      // Rescale what was accumulated under the old maximum.
-      let c = exp(mx - s);
-      denom = denom * c;
-      for (var d = 0u; d < DV; d++) { acc[d] = acc[d] * c; }
-      mx = s;
-    }
-    let p = exp(s - mx);
-    denom += p;
-    for (var d = 0u; d < DV; d++) { acc[d] = fma(p, v[vBase + m * DV + d], acc[d]); }
+  if (valid) {
+    for (var d = 0u; d < D; d++) { qv[d] = q[qBase + row * D + d] * params.scale; }
   }
-  let inv = 1.0 / denom;
-  for (var d = 0u; d < DV; d++) { out[(bh * params.N + row) * DV + d] = acc[d] * inv; }
-  lse[bh * params.N + row] = mx + log(denom);
+  var acc: array<f32, DV>;
+  var mx = NEG;
+  var denom = 0.0;
+  for (var m0 = 0u; m0 < params.M; m0 += TK) {
+    for (var i = lid; i < TK * D; i += ${WG}u) {
+      let m = m0 + i / D;
+      kTile[i] = select(0.0, k[kBase + m * D + i % D], m < params.M);
+    }
+    for (var i = lid; i < TK * DV; i += ${WG}u) {
+      let m = m0 + i / DV;
+      vTile[i] = select(0.0, v[vBase + m * DV + i % DV], m < params.M);
+    }
+    workgroupBarrier();
+    // A runtime tile length keeps the compiler from fully unrolling the key loops (slow to compile on
+    // LLVM-based drivers) and drops the out-of-range keys of the last tile.
+    let len = min(TK, params.M - m0);
+    var s: array<f32, TK>;
+    var tileMax = NEG;
+    for (var j = 0u; j < len; j++) {
+      var a = 0.0;
+      for (var d = 0u; d < D; d++) { a = fma(qv[d], kTile[j * D + d], a); }
+      ${spec.mask ? 'if (valid) { a += mask[maskBase + row * params.maskN + m0 + j]; }' : ''}
+      s[j] = a;
+      tileMax = max(tileMax, a);
+    }
+    let newMax = max(mx, tileMax);
+    // Rescale what was accumulated under the old maximum, once per tile.
+    let c = exp(mx - newMax);
+    denom *= c;
+    for (var d = 0u; d < DV; d++) { acc[d] *= c; }
+    for (var j = 0u; j < len; j++) {
+      let p = exp(s[j] - newMax);
+      denom += p;
+      for (var d = 0u; d < DV; d++) { acc[d] = fma(p, vTile[j * DV + d], acc[d]); }
+    }
+    mx = newMax;
+    workgroupBarrier();
+  }
+  if (valid) {
+    let inv = 1.0 / denom;
+    for (var d = 0u; d < DV; d++) { out[(bh * params.N + row) * DV + d] = acc[d] * inv; }
+    lse[bh * params.N + row] = mx + log(denom);
+  }
 }`,
-  }),
-);
+  });
+});
 
 /** dQ: per query row, dq = scale * sum_m p (dO.v_m - delta) k_m with p recomputed from lse. */
 export const attentionGradQKernel = cachedKernel((spec: AttentionSpec): Kernel =>

@@ -1,4 +1,4 @@
-import { type AttentionSpec, attentionForwardKernel, attentionGradKVKernel, attentionGradQKernel, attentionGrid } from '@leffa-webgpu/kernels-wgsl';
+import { type AttentionSpec, attentionForwardGrid, attentionForwardKernel, attentionGradKVKernel, attentionGradQKernel, attentionGrid } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { broadcastShapes, formatShape } from '../tensor/shape.js';
@@ -91,7 +91,7 @@ export const flashAttention = defineOp('attention', {
     const out = emptyTensor([p.B, p.H, p.N, p.Dv], 'float32', 'attention');
     const lse = emptyTensor([p.B, p.H, p.N], 'float32', 'attention');
     if (out.size > 0) {
-      launch(attentionForwardKernel(p.spec), p.mask ? [q, k, v, p.mask] : [q, k, v], [out, lse], p.uniforms, attentionGrid(p.B * p.H * p.N));
+      launch(attentionForwardKernel(p.spec), p.mask ? [q, k, v, p.mask] : [q, k, v], [out, lse], p.uniforms, attentionForwardGrid(p.B * p.H, p.N));
     }
     ctx.save({ lse });
     return out;

@@ -1,0 +1,73 @@
+import * as T from '@leffa-webgpu/core';
+import { type BenchCase, type Profile, randomInput } from '../case.js';
+
+const HEADS = 8;
+/** tfjs materialises the score matrix in one buffer; beyond the binding limit (128 MiB here) it cannot run. */
+const MAX_SCORE_BYTES = 128 * 2 ** 20;
+
+/**
+ * Attention softmax(q k^T / sqrt(d)) v over 8 heads: our flash kernel (no N x M buffer) against our own
+ * materialised matmul + softmax + matmul path (the baseline, with its peak memory), tfjs doing the same
+ * materialised computation, and PyTorch. `refTokens` > 0 is Leffa's case: target queries attend over
+ * [target ; reference] keys.
+ */
+function attentionCase(profile: Profile, tokens: number, dim: number, refTokens = 0): BenchCase {
+  const keys = tokens + refTokens;
+  const scoreBytes = HEADS * tokens * keys * 4;
+  return {
+    name: `attention h${HEADS} d${dim} ${tokens}${refTokens ? ` x [${tokens};${refTokens}] (Leffa concat)` : ' self'}`,
+    profile,
+    inputs: () => [randomInput([1, HEADS, tokens, dim], 31), randomInput([1, HEADS, keys, dim], 32), randomInput([1, HEADS, keys, dim], 33)],
+    flops: 4 * HEADS * tokens * keys * dim,
+    ours: ([q, k, v]) => ({ run: () => T.attention(q!, k!, v!) }),
+    baseline: { label: 'matmul + softmax + matmul', impl: ([q, k, v]) => ({ run: () => T.attentionMaterialized(q!, k!, v!) }) },
+    tfjs:
+      scoreBytes <= MAX_SCORE_BYTES
+        ? (tf, [q, k, v]) => ({ run: () => tf.matMul(tf.softmax(tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(dim))), v!) })
+        : undefined,
+    torch: { run: `return torch.softmax(x0 @ x1.transpose(-1, -2) * ${1 / Math.sqrt(dim)}, -1) @ x2` },
+    tol: 1e-3,
+  };
+}
+
+/**
+ * Leffa's flow field: the head-averaged attention map times the normalised key grid, fused into the flash
+ * kernel (a 2-wide value) against materialising the map and multiplying (the baseline and PyTorch).
+ */
+function flowFieldCase(profile: Profile, grid: number, dim: number): BenchCase {
+  const tokens = grid * grid;
+  const tau = 2;
+  const scale = 1 / Math.sqrt(dim) / tau;
+  return {
+    name: `flowField h${HEADS} d${dim} ${tokens} x ${tokens} (tau 2)`,
+    profile,
+    inputs: () => [randomInput([1, HEADS, tokens, dim], 41), randomInput([1, HEADS, tokens, dim], 42)],
+    flops: 2 * HEADS * tokens * tokens * (dim + 2),
+    ours: ([q, k]) => ({ run: () => T.flowField(q!, k!, { height: grid, width: grid }, { tau }) }),
+    baseline: {
+      label: 'attention map (head mean) @ key grid',
+      impl: ([q, k]) => ({ run: () => T.matmul(T.attentionMap(q!, k!, { tau, headMean: true }), T.reshape(T.keyGridCoordinates(grid, grid), [1, tokens, 2])) }),
+    },
+    torch: {
+      setup: [
+        `lin = torch.linspace(-1, 1, ${grid})`,
+        'gy, gx = torch.meshgrid(lin, lin, indexing="ij")',
+        'C = torch.stack([gx.flatten(), gy.flatten()], -1)',
+      ].join('\n'),
+      run: `return torch.softmax(x0 @ x1.transpose(-1, -2) * ${scale}, -1).mean(1) @ C`,
+    },
+    tol: 1e-3,
+  };
+}
+
+export const attentionCases: BenchCase[] = [
+  attentionCase('ci', 1024, 40),
+  attentionCase('full', 1024, 64),
+  attentionCase('full', 2048, 40),
+  attentionCase('full', 2048, 64),
+  attentionCase('full', 4096, 40),
+  attentionCase('full', 4096, 64),
+  attentionCase('full', 4096, 40, 4096),
+  flowFieldCase('ci', 32, 40),
+  flowFieldCase('full', 64, 40),
+];
