@@ -162,6 +162,10 @@ async function runCase(
     // Correctness first: ours against the oracle and the peer (and our peak memory on the way).
     const { data: ourData, peakMb } = await checkedRun(ours.run, device);
     const tol = c.tol ?? 1e-4;
+    if (!ourData.every(Number.isFinite)) {
+      failures.push(`${c.name}: our result has non-finite values`);
+      return null;
+    }
     let baselineError: string | null = null;
     let baselinePeakMb: number | null = null;
     if (c.baseline) {
