@@ -1,0 +1,643 @@
+/**
+ * PyTorch `.pth` checkpoints in torch.save's zip format (PyTorch >= 1.6): a ZIP archive holding
+ * `<archive>/data.pkl` (a pickle, protocol 2) and `<archive>/data/<key>` (each storage's raw little-endian bytes).
+ *
+ * The pickle is run by a restricted VM: only the opcodes torch.save emits for state dicts, and only the globals
+ * that rebuild tensors and ordered dicts. Anything else (os.system, builtins.eval, unknown opcodes) throws before
+ * anything is built; nothing is ever executed. Tensors come out contiguous with the dtype rules of safetensors.ts
+ * (float types widened to float32, integer types to int32).
+ *
+ * The result is a flat name -> tensor map: a checkpoint wrapping its weights as
+ * `{'state_dict' | 'model' | 'module': {...}, 'epoch': ...}` is unwrapped, nested dicts are joined with '.',
+ * and non-tensor values (epochs, hyper-parameters, the state dict's `_metadata`) are dropped.
+ */
+import { sizeOf } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { decodeTensor, readFileBytes, toDevice, type HostTensor, type SafetensorsDType } from './safetensors.js';
+
+export interface PthOptions {
+  /** Removed from the start of every key that has it, e.g. 'module.' for checkpoints saved from DataParallel. */
+  stripPrefix?: string;
+}
+
+const ONLY = 'only PyTorch tensor state dicts are accepted';
+
+// ---------------------------------------------------------------- ZIP reading
+
+interface ZipEntry {
+  name: string;
+  crc: number;
+  method: number;
+  flags: number;
+  compressedSize: number;
+  size: number;
+  localOffset: number;
+}
+
+const U32_MAX = 0xffffffff;
+
+/** Reads a little-endian u64 that must fit a JS number (file offsets and sizes). */
+function u64(view: DataView, at: number, source: string, what: string): number {
+  const v = view.getBigUint64(at, true);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`${source}: ${what} ${v} is too large`);
+  return Number(v);
+}
+
+/** Lists the archive's entries from the central directory (ZIP64 aware). */
+function readCentralDirectory(bytes: Uint8Array, source: string): Map<string, ZipEntry> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const corrupt = (what: string) => new Error(`${source}: corrupt zip archive: ${what} (file truncated?)`);
+  // The end-of-central-directory record is 22 bytes plus a comment of at most 65535 bytes.
+  let eocd = -1;
+  for (let i = bytes.byteLength - 22; i >= Math.max(0, bytes.byteLength - 22 - 0xffff); i--) {
+    if (view.getUint32(i, true) === 0x06054b50 && i + 22 + view.getUint16(i + 20, true) === bytes.byteLength) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) throw corrupt('no end-of-central-directory record');
+  let count = view.getUint16(eocd + 10, true);
+  let cdSize = view.getUint32(eocd + 12, true);
+  let cdOffset = view.getUint32(eocd + 16, true);
+  let cdEnd = eocd;
+  if (count === 0xffff || cdSize === U32_MAX || cdOffset === U32_MAX) {
+    // ZIP64: a locator just before the record points at the 64-bit end-of-central-directory record.
+    const loc = eocd - 20;
+    if (loc < 0 || view.getUint32(loc, true) !== 0x07064b50) throw corrupt('missing ZIP64 end-of-central-directory locator');
+    const rec = u64(view, loc + 8, source, 'zip ZIP64 record offset');
+    if (rec + 56 > loc || view.getUint32(rec, true) !== 0x06064b50) throw corrupt('bad ZIP64 end-of-central-directory record');
+    count = u64(view, rec + 32, source, 'zip entry count');
+    cdSize = u64(view, rec + 40, source, 'zip central directory size');
+    cdOffset = u64(view, rec + 48, source, 'zip central directory offset');
+    cdEnd = rec;
+  }
+  if (cdOffset + cdSize > cdEnd) throw corrupt(`central directory at ${cdOffset}+${cdSize} runs past byte ${cdEnd}`);
+  const entries = new Map<string, ZipEntry>();
+  let at = cdOffset;
+  const decoder = new TextDecoder();
+  for (let n = 0; n < count; n++) {
+    if (at + 46 > cdOffset + cdSize || view.getUint32(at, true) !== 0x02014b50) throw corrupt(`bad central directory entry ${n}`);
+    const nameLen = view.getUint16(at + 28, true);
+    const extraLen = view.getUint16(at + 30, true);
+    const commentLen = view.getUint16(at + 32, true);
+    const next = at + 46 + nameLen + extraLen + commentLen;
+    if (next > cdOffset + cdSize) throw corrupt(`central directory entry ${n} runs past the directory`);
+    const e: ZipEntry = {
+      name: decoder.decode(bytes.subarray(at + 46, at + 46 + nameLen)),
+      flags: view.getUint16(at + 8, true),
+      crc: view.getUint32(at + 16, true),
+      method: view.getUint16(at + 10, true),
+      compressedSize: view.getUint32(at + 20, true),
+      size: view.getUint32(at + 24, true),
+      localOffset: view.getUint32(at + 42, true),
+    };
+    // ZIP64 extra field (id 1): only the fields saturated in the fixed part are present, in this order.
+    for (let x = at + 46 + nameLen; x + 4 <= at + 46 + nameLen + extraLen; ) {
+      const id = view.getUint16(x, true);
+      const len = view.getUint16(x + 2, true);
+      if (id === 1) {
+        let p = x + 4;
+        const take = (what: string) => {
+          if (p + 8 > x + 4 + len) throw corrupt(`short ZIP64 extra field for '${e.name}'`);
+          const v = u64(view, p, source, `zip ${what}`);
+          p += 8;
+          return v;
+        };
+        if (e.size === U32_MAX) e.size = take('size');
+        if (e.compressedSize === U32_MAX) e.compressedSize = take('compressed size');
+        if (e.localOffset === U32_MAX) e.localOffset = take('local header offset');
+      }
+      x += 4 + len;
+    }
+    entries.set(e.name, e);
+    at = next;
+  }
+  return entries;
+}
+
+/** Synchronous raw-deflate from Node's zlib (torch.save stores entries uncompressed; re-zipped files may not). */
+function inflateRaw(data: Uint8Array, source: string, name: string): Uint8Array {
+  const zlib = globalThis.process?.getBuiltinModule?.('node:zlib') as typeof import('node:zlib') | undefined;
+  if (!zlib) throw new Error(`${source}: zip entry '${name}' is deflated, which needs Node's zlib; store it uncompressed`);
+  try {
+    return new Uint8Array(zlib.inflateRawSync(data));
+  } catch (e) {
+    throw new Error(`${source}: cannot inflate zip entry '${name}' (${(e as Error).message})`);
+  }
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** The bytes of one entry, bounds-checked against its local header and checked against its CRC-32. */
+function entryBytes(bytes: Uint8Array, e: ZipEntry, source: string): Uint8Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const at = e.localOffset;
+  if (at + 30 > bytes.byteLength || view.getUint32(at, true) !== 0x04034b50) {
+    throw new Error(`${source}: corrupt zip archive: no local header for '${e.name}' at byte ${at} (file truncated?)`);
+  }
+  if (e.flags & 1) throw new Error(`${source}: zip entry '${e.name}' is encrypted`);
+  // The local header's extra field can differ from the central one (torch pads it to align the data).
+  const start = at + 30 + view.getUint16(at + 26, true) + view.getUint16(at + 28, true);
+  if (start + e.compressedSize > bytes.byteLength) {
+    throw new Error(`${source}: corrupt zip archive: entry '${e.name}' ends past the end of the file (file truncated?)`);
+  }
+  const raw = bytes.subarray(start, start + e.compressedSize);
+  if (e.method !== 0 && e.method !== 8) throw new Error(`${source}: zip entry '${e.name}' uses unsupported compression method ${e.method}`);
+  const out = e.method === 0 ? raw : inflateRaw(raw, source, e.name);
+  if (out.byteLength !== e.size) throw new Error(`${source}: corrupt zip archive: entry '${e.name}' has ${out.byteLength} bytes, expected ${e.size}`);
+  // Cheap next to decoding, and it turns damaged weights into an error instead of silently wrong values.
+  if (crc32(out) !== e.crc) throw new Error(`${source}: corrupt zip archive: CRC-32 mismatch in entry '${e.name}'`);
+  return out;
+}
+
+// ---------------------------------------------------------------- pickle VM
+
+const STORAGE_DTYPES: Record<string, SafetensorsDType> = {
+  FloatStorage: 'F32',
+  HalfStorage: 'F16',
+  BFloat16Storage: 'BF16',
+  DoubleStorage: 'F64',
+  LongStorage: 'I64',
+  IntStorage: 'I32',
+  ShortStorage: 'I16',
+  CharStorage: 'I8',
+  ByteStorage: 'U8',
+  BoolStorage: 'BOOL',
+};
+const ITEM_BYTES: Record<SafetensorsDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+const ALLOWED_GLOBALS = new Set([
+  'collections.OrderedDict',
+  'torch._utils._rebuild_tensor',
+  'torch._utils._rebuild_tensor_v2',
+  'torch._utils._rebuild_parameter',
+  'torch._utils._rebuild_parameter_with_state',
+  ...Object.keys(STORAGE_DTYPES).map((s) => `torch.${s}`),
+]);
+
+/** A reference to an allow-listed Python global; only ever compared by name, never called. */
+class PyGlobal {
+  constructor(readonly name: string) {}
+}
+
+class Storage {
+  constructor(
+    readonly dtype: SafetensorsDType,
+    readonly numel: number,
+    readonly bytes: Uint8Array,
+  ) {}
+}
+
+/** A tensor view as pickled: decoded lazily so errors can name the key. */
+class TensorRef {
+  constructor(
+    readonly storage: Storage,
+    readonly offset: number,
+    readonly shape: number[],
+    readonly stride: number[],
+  ) {}
+}
+
+/** A pickled tuple (kept apart from lists only for clearer error messages). */
+class PyTuple {
+  constructor(readonly items: unknown[]) {}
+}
+
+type PyDict = Map<unknown, unknown>;
+
+function describe(v: unknown): string {
+  if (v instanceof PyGlobal) return v.name;
+  if (v instanceof Map) return 'dict';
+  if (v instanceof PyTuple) return 'tuple';
+  if (Array.isArray(v)) return 'list';
+  return v === null ? 'None' : typeof v;
+}
+
+const OPCODE_NAMES: Record<number, string> = { 0x69: 'INST', 0x6f: 'OBJ', 0x92: 'NEWOBJ_EX', 0x50: 'PERSID', 0x42: 'BINBYTES', 0x43: 'SHORT_BINBYTES' };
+
+/**
+ * Runs `data.pkl`. `storage(key, dtype, numel)` supplies the bytes behind each persistent id.
+ * Tuples arrive as PyTuple, dicts as Map, tensors as TensorRef.
+ */
+function unpickle(pkl: Uint8Array, source: string, storage: (key: string, dtype: SafetensorsDType, numel: number) => Uint8Array): unknown {
+  const view = new DataView(pkl.buffer, pkl.byteOffset, pkl.byteLength);
+  const decoder = new TextDecoder();
+  const where = `${source}: data.pkl`;
+  let stack: unknown[] = [];
+  const marks: unknown[][] = [];
+  const memo = new Map<number, unknown>();
+  const storages = new Map<string, Storage>();
+  let pos = 0;
+
+  const need = (n: number) => {
+    if (pos + n > pkl.byteLength) throw new Error(`${where} ends unexpectedly at byte ${pkl.byteLength} (file truncated?)`);
+    const at = pos;
+    pos += n;
+    return at;
+  };
+  const pop = (): unknown => {
+    if (stack.length === 0) throw new Error(`${where}: pickle stack underflow at byte ${pos}`);
+    return stack.pop();
+  };
+  const top = (): unknown => {
+    if (stack.length === 0) throw new Error(`${where}: pickle stack underflow at byte ${pos}`);
+    return stack[stack.length - 1];
+  };
+  const popMark = (): unknown[] => {
+    const items = stack;
+    const prev = marks.pop();
+    if (!prev) throw new Error(`${where}: pickle MARK missing at byte ${pos}`);
+    stack = prev;
+    return items;
+  };
+  const line = (): string => {
+    const end = pkl.indexOf(0x0a, pos);
+    if (end < 0) throw new Error(`${where} ends unexpectedly inside a GLOBAL (file truncated?)`);
+    const s = decoder.decode(pkl.subarray(pos, end));
+    pos = end + 1;
+    return s;
+  };
+  const str = (n: number) => decoder.decode(pkl.subarray(need(n), pos));
+  const global = (module: string, name: string): PyGlobal => {
+    const full = `${module}.${name}`;
+    if (!ALLOWED_GLOBALS.has(full)) throw new Error(`${source}: pickle references global '${full}', which is not allowed; ${ONLY}`);
+    return new PyGlobal(full);
+  };
+  const int = (v: unknown, what: string): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error(`${where}: expected an integer ${what}, got ${describe(v)}`);
+    return v;
+  };
+  const ints = (v: unknown, what: string): number[] => {
+    if (!(v instanceof PyTuple)) throw new Error(`${where}: expected a tuple ${what}, got ${describe(v)}`);
+    return v.items.map((x) => int(x, `in ${what}`));
+  };
+  const setItems = (dict: unknown, items: unknown[]) => {
+    if (!(dict instanceof Map)) throw new Error(`${where}: SETITEM(S) on a ${describe(dict)}, expected a dict`);
+    if (items.length % 2) throw new Error(`${where}: SETITEMS with an odd number of items`);
+    for (let i = 0; i < items.length; i += 2) dict.set(items[i], items[i + 1]);
+  };
+  const append = (list: unknown, items: unknown[]) => {
+    if (!Array.isArray(list)) throw new Error(`${where}: APPEND(S) on a ${describe(list)}, expected a list`);
+    list.push(...items);
+  };
+
+  /** Applies an allow-listed callable (REDUCE / NEWOBJ). */
+  const call = (fn: unknown, argsObj: unknown): unknown => {
+    if (!(fn instanceof PyGlobal)) throw new Error(`${where}: cannot call a ${describe(fn)}; ${ONLY}`);
+    if (!(argsObj instanceof PyTuple)) throw new Error(`${where}: ${fn.name} called with a ${describe(argsObj)}, expected a tuple`);
+    const args = argsObj.items;
+    switch (fn.name) {
+      case 'collections.OrderedDict': {
+        const d: PyDict = new Map();
+        // OrderedDict(iterable of pairs) is legal Python; torch.save only emits OrderedDict().
+        if (args.length > 0) {
+          if (!Array.isArray(args[0])) throw new Error(`${where}: OrderedDict(${describe(args[0])}) is not supported`);
+          for (const pair of args[0]) {
+            if (!(pair instanceof PyTuple) || pair.items.length !== 2) throw new Error(`${where}: OrderedDict items must be pairs`);
+            d.set(pair.items[0], pair.items[1]);
+          }
+        }
+        return d;
+      }
+      case 'torch._utils._rebuild_tensor':
+      case 'torch._utils._rebuild_tensor_v2': {
+        // (storage, storage_offset, size, stride[, requires_grad, backward_hooks[, metadata]])
+        const [st, offset, size, stride] = args;
+        if (!(st instanceof Storage)) throw new Error(`${where}: ${fn.name} expects a storage first, got ${describe(st)}`);
+        const shape = ints(size, 'size');
+        const strides = ints(stride, 'stride');
+        if (strides.length !== shape.length) throw new Error(`${where}: tensor size ${shape} and stride ${strides} differ in rank`);
+        return new TensorRef(st, int(offset, 'storage offset'), shape, strides);
+      }
+      case 'torch._utils._rebuild_parameter':
+      case 'torch._utils._rebuild_parameter_with_state':
+        // nn.Parameter(data, requires_grad, hooks[, state]): the data is all we keep.
+        if (!(args[0] instanceof TensorRef)) throw new Error(`${where}: ${fn.name} expects a tensor, got ${describe(args[0])}`);
+        return args[0];
+      default:
+        throw new Error(`${where}: ${fn.name} cannot be called; ${ONLY}`);
+    }
+  };
+
+  /** BINPERSID ('storage', storage_type, key, location, numel): the storage's bytes live in data/<key>. */
+  const persistentLoad = (pid: unknown): Storage => {
+    const t = pid instanceof PyTuple ? pid.items : [];
+    const [kind, type, key, , numelRaw] = t;
+    if (t.length !== 5 || kind !== 'storage' || !(type instanceof PyGlobal) || typeof key !== 'string') {
+      throw new Error(`${where}: unsupported persistent id (expected ('storage', type, key, location, numel)); ${ONLY}`);
+    }
+    const dtype = STORAGE_DTYPES[type.name.slice('torch.'.length)];
+    if (!type.name.startsWith('torch.') || !dtype) throw new Error(`${where}: '${type.name}' is not a storage type; ${ONLY}`);
+    const numel = int(numelRaw, 'storage size');
+    const cached = storages.get(key);
+    if (cached) return cached;
+    const bytes = storage(key, dtype, numel);
+    if (bytes.byteLength < numel * ITEM_BYTES[dtype]) {
+      throw new Error(`${source}: storage data/${key} has ${bytes.byteLength} bytes, expected ${numel} x ${dtype} = ${numel * ITEM_BYTES[dtype]}`);
+    }
+    const s = new Storage(dtype, numel, bytes);
+    storages.set(key, s);
+    return s;
+  };
+
+  for (;;) {
+    const op = pkl[need(1)]!;
+    switch (op) {
+      case 0x80: // PROTO
+        need(1);
+        break;
+      case 0x95: // FRAME: a length hint only
+        need(8);
+        break;
+      case 0x7d: // EMPTY_DICT
+        stack.push(new Map());
+        break;
+      case 0x5d: // EMPTY_LIST
+        stack.push([]);
+        break;
+      case 0x29: // EMPTY_TUPLE
+        stack.push(new PyTuple([]));
+        break;
+      case 0x28: // MARK
+        marks.push(stack);
+        stack = [];
+        break;
+      case 0x74: {
+        // TUPLE (popMark swaps `stack`, so pop before pushing)
+        const items = popMark();
+        stack.push(new PyTuple(items));
+        break;
+      }
+      case 0x85: // TUPLE1
+        stack.push(new PyTuple([pop()]));
+        break;
+      case 0x86: {
+        // TUPLE2
+        const b = pop();
+        stack.push(new PyTuple([pop(), b]));
+        break;
+      }
+      case 0x87: {
+        // TUPLE3
+        const c = pop();
+        const b = pop();
+        stack.push(new PyTuple([pop(), b, c]));
+        break;
+      }
+      case 0x58: // BINUNICODE
+        stack.push(str(view.getUint32(need(4), true)));
+        break;
+      case 0x8c: // SHORT_BINUNICODE
+        stack.push(str(pkl[need(1)]!));
+        break;
+      case 0x8d: // BINUNICODE8
+        stack.push(str(u64(view, need(8), where, 'string length')));
+        break;
+      case 0x4a: // BININT
+        stack.push(view.getInt32(need(4), true));
+        break;
+      case 0x4b: // BININT1
+        stack.push(pkl[need(1)]!);
+        break;
+      case 0x4d: // BININT2
+        stack.push(view.getUint16(need(2), true));
+        break;
+      case 0x8a: {
+        // LONG1: n little-endian two's-complement bytes
+        const n = pkl[need(1)]!;
+        const at = need(n);
+        let v = 0n;
+        for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(pkl[at + i]!);
+        if (n > 0 && pkl[at + n - 1]! & 0x80) v -= 1n << BigInt(8 * n);
+        const small = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER);
+        stack.push(small ? Number(v) : v);
+        break;
+      }
+      case 0x47: // BINFLOAT (big-endian)
+        stack.push(view.getFloat64(need(8), false));
+        break;
+      case 0x88: // NEWTRUE
+        stack.push(true);
+        break;
+      case 0x89: // NEWFALSE
+        stack.push(false);
+        break;
+      case 0x4e: // NONE
+        stack.push(null);
+        break;
+      case 0x71: // BINPUT
+        memo.set(pkl[need(1)]!, top());
+        break;
+      case 0x72: // LONG_BINPUT
+        memo.set(view.getUint32(need(4), true), top());
+        break;
+      case 0x94: // MEMOIZE
+        memo.set(memo.size, top());
+        break;
+      case 0x68: // BINGET
+      case 0x6a: {
+        // LONG_BINGET
+        const idx = op === 0x68 ? pkl[need(1)]! : view.getUint32(need(4), true);
+        if (!memo.has(idx)) throw new Error(`${where}: memo entry ${idx} read before it was written`);
+        stack.push(memo.get(idx));
+        break;
+      }
+      case 0x73: {
+        // SETITEM
+        const v = pop();
+        const k = pop();
+        setItems(top(), [k, v]);
+        break;
+      }
+      case 0x75: {
+        // SETITEMS
+        const items = popMark();
+        setItems(top(), items);
+        break;
+      }
+      case 0x61: {
+        // APPEND
+        const v = pop();
+        append(top(), [v]);
+        break;
+      }
+      case 0x65: {
+        // APPENDS
+        const items = popMark();
+        append(top(), items);
+        break;
+      }
+      case 0x63: {
+        // GLOBAL 'module\nname\n'
+        const module = line();
+        stack.push(global(module, line()));
+        break;
+      }
+      case 0x93: {
+        // STACK_GLOBAL
+        const name = pop();
+        const module = pop();
+        if (typeof module !== 'string' || typeof name !== 'string') throw new Error(`${where}: STACK_GLOBAL needs two strings`);
+        stack.push(global(module, name));
+        break;
+      }
+      case 0x52: {
+        // REDUCE
+        const args = pop();
+        stack.push(call(pop(), args));
+        break;
+      }
+      case 0x81: {
+        // NEWOBJ: cls.__new__(cls, *args); only OrderedDict makes sense here
+        const args = pop();
+        const cls = pop();
+        if (!(cls instanceof PyGlobal) || cls.name !== 'collections.OrderedDict') {
+          throw new Error(`${where}: NEWOBJ of ${describe(cls)} is not supported; ${ONLY}`);
+        }
+        stack.push(call(cls, args));
+        break;
+      }
+      case 0x62: {
+        // BUILD: a state dict's attributes (its `_metadata`) are not weights, so they are dropped.
+        const state = pop();
+        const target = top();
+        if (!(target instanceof Map)) throw new Error(`${where}: BUILD on a ${describe(target)} (state ${describe(state)}) is not supported; ${ONLY}`);
+        break;
+      }
+      case 0x51: // BINPERSID
+        stack.push(persistentLoad(pop()));
+        break;
+      case 0x2e: // STOP
+        if (stack.length !== 1 || marks.length) throw new Error(`${where}: pickle stopped with ${stack.length} values on the stack`);
+        return stack[0];
+      default: {
+        const name = OPCODE_NAMES[op] ?? (op >= 0x20 && op < 0x7f ? `'${String.fromCharCode(op)}'` : 'unknown');
+        throw new Error(`${source}: unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')} (${name}) at byte ${pos - 1} of data.pkl; ${ONLY}`);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- tensors
+
+/** Copies a (possibly strided, offset) view into contiguous bytes, then decodes them as safetensors does. */
+function materialize(name: string, t: TensorRef, source: string): HostTensor {
+  const { storage, shape, stride, offset } = t;
+  const n = sizeOf(shape);
+  const item = ITEM_BYTES[storage.dtype];
+  if (shape.some((d) => d < 0) || stride.some((s) => s < 0) || offset < 0) {
+    throw new Error(`${source}: tensor '${name}' has a negative size, stride or offset`);
+  }
+  if (n > 0) {
+    const last = offset + shape.reduce((acc, d, i) => acc + (d - 1) * stride[i]!, 0);
+    if (last >= storage.numel) {
+      throw new Error(`${source}: tensor '${name}' (offset ${offset}, size [${shape}], stride [${stride}]) reads past its storage of ${storage.numel} elements`);
+    }
+  }
+  let bytes: Uint8Array;
+  const contiguous = shape.every((d, i) => d === 1 || stride[i] === shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  if (contiguous || n === 0) {
+    bytes = storage.bytes.subarray(offset * item, (offset + n) * item);
+  } else {
+    // Walk the view row by row; rows are copied whole when the last dimension is dense.
+    bytes = new Uint8Array(n * item);
+    const rank = shape.length;
+    const rowLen = shape[rank - 1]!;
+    const rowDense = stride[rank - 1] === 1;
+    const idx = new Array<number>(rank - 1).fill(0);
+    for (let out = 0; out < n; out += rowLen) {
+      let src = offset;
+      for (let d = 0; d < rank - 1; d++) src += idx[d]! * stride[d]!;
+      if (rowDense) {
+        bytes.set(storage.bytes.subarray(src * item, (src + rowLen) * item), out * item);
+      } else {
+        for (let j = 0; j < rowLen; j++) {
+          const s = (src + j * stride[rank - 1]!) * item;
+          bytes.set(storage.bytes.subarray(s, s + item), (out + j) * item);
+        }
+      }
+      for (let d = rank - 2; d >= 0; d--) {
+        if (++idx[d]! < shape[d]!) break;
+        idx[d] = 0;
+      }
+    }
+  }
+  try {
+    return decodeTensor(name, { dtype: storage.dtype, shape, offsets: [0, bytes.byteLength] }, bytes);
+  } catch (e) {
+    throw new Error(`${source}: ${(e as Error).message.replace(/^safetensors: /, '')}`);
+  }
+}
+
+/** Picks the state dict out of a checkpoint and flattens it to dotted names. */
+function flatten(root: unknown, source: string, options: PthOptions): Map<string, HostTensor> {
+  if (!(root instanceof Map)) throw new Error(`${source}: the checkpoint holds a ${describe(root)}, expected a dict of tensors; ${ONLY}`);
+  let dict: PyDict = root;
+  // A training checkpoint wraps the weights: {'epoch': 3, 'state_dict': {...}, 'optimizer': {...}}.
+  if (![...root.values()].some((v) => v instanceof TensorRef)) {
+    const wrapped = ['state_dict', 'model', 'module'].map((k) => root.get(k)).find((v) => v instanceof Map);
+    if (wrapped) dict = wrapped as PyDict;
+  }
+  const out = new Map<string, HostTensor>();
+  const walk = (d: PyDict, prefix: string) => {
+    for (const [k, v] of d) {
+      const name = prefix + String(k);
+      if (v instanceof Map) walk(v, `${name}.`);
+      else if (v instanceof TensorRef) {
+        const p = options.stripPrefix;
+        const key = p && name.startsWith(p) ? name.slice(p.length) : name;
+        if (out.has(key)) throw new Error(`${source}: two tensors are named '${key}' after flattening/prefix stripping`);
+        out.set(key, materialize(name, v, source));
+      }
+    }
+  };
+  walk(dict, '');
+  return out;
+}
+
+/**
+ * Parses a torch.save checkpoint held in memory into flat, contiguous host tensors. See the file comment for
+ * how the state dict is found; `options.stripPrefix` removes e.g. 'module.' from every key.
+ */
+export function readPth(bytes: Uint8Array, source = 'pth', options: PthOptions = {}): Map<string, HostTensor> {
+  if (bytes.byteLength < 4 || bytes[0] !== 0x50 || bytes[1] !== 0x4b || bytes[2] !== 0x03 || bytes[3] !== 0x04) {
+    throw new Error(
+      `${source}: not a zip archive, so this is the legacy torch.save format (PyTorch < 1.6 or _use_new_zipfile_serialization=False), ` +
+        'which is not supported; re-save it with torch.save(sd, path) in PyTorch >= 1.6',
+    );
+  }
+  const entries = readCentralDirectory(bytes, source);
+  const pklEntry = [...entries.values()].find((e) => /^[^/]+\/data\.pkl$/.test(e.name));
+  if (!pklEntry) throw new Error(`${source}: zip archive has no <archive>/data.pkl, so it is not a torch.save checkpoint`);
+  const prefix = pklEntry.name.slice(0, -'data.pkl'.length);
+  const byteorder = entries.get(`${prefix}byteorder`);
+  if (byteorder) {
+    const order = new TextDecoder().decode(entryBytes(bytes, byteorder, source)).trim();
+    if (order !== 'little') throw new Error(`${source}: storages are '${order}'-endian; only little-endian checkpoints are supported`);
+  }
+  const root = unpickle(entryBytes(bytes, pklEntry, source), source, (key) => {
+    const e = entries.get(`${prefix}data/${key}`);
+    if (!e) throw new Error(`${source}: storage '${key}' is missing from the archive (expected ${prefix}data/${key})`);
+    return entryBytes(bytes, e, source);
+  });
+  return flatten(root, source, options);
+}
+
+/** Reads a .pth checkpoint from disk (Node) onto the device. */
+export async function loadPth(path: string, options: PthOptions = {}): Promise<Map<string, Tensor>> {
+  return toDevice(readPth(await readFileBytes(path), path, options));
+}
