@@ -33,6 +33,9 @@ const UNIFORMS = [
   { name: 'maskB', type: 'u32' },
   { name: 'maskH', type: 'u32' },
   { name: 'maskN', type: 'u32' },
+  // D rounded down to a multiple of 8 (the subgroup forward's block loop; a runtime bound so that the
+  // compiler does not unroll it).
+  { name: 'dBlocks', type: 'u32' },
 ] as const;
 
 /** Decodes the flat row id into (b, h, row) and computes base offsets; `rows` is N (query rows) or M (key rows). */
@@ -161,6 +164,148 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`,
   });
 });
+
+/**
+ * Forward for CPU adapters with subgroups of at least 8 lanes (lavapipe), where every invocation-varying
+ * load is a per-lane loop and workgroup memory costs barriers: the matmul 'broadcast' kernel's scheme applied
+ * to both products. A workgroup is one 8-lane subgroup owning 8 query rows of one (b, h); it walks the keys
+ * 32 at a time. Scores: lane l holds keys n0 + l + 8j (j < 4) of every row as one vec4 per row; K rows are
+ * read along D as vec4 and Q values reach every lane through subgroupBroadcast. Softmax: row maxima and sums
+ * are subgroupMax / subgroupAdd. Output: lane l owns columns 32c + 4l..4l+3 of every row (c < ceil(Dv / 32)),
+ * each probability is broadcast from the lane holding it and V rows are read as vec4.
+ */
+export interface AttentionBroadcastSpec extends AttentionSpec {
+  /** D (resp. Dv) is a multiple of 4, so rows of q and k (resp. v) can be read as vec4. */
+  vecQK: boolean;
+  vecV: boolean;
+}
+
+export const ATTENTION_BROADCAST_ROWS = 8;
+
+/** Workgroups of the subgroup forward: one per 8 query rows of each (b, h). */
+export const attentionBroadcastGrid = (bh: number, rows: number): Grid => gridGroups(bh * Math.ceil(rows / ATTENTION_BROADCAST_ROWS));
+
+export const attentionForwardBroadcastKernel = cachedKernel((spec: AttentionBroadcastSpec): Kernel => {
+  const { D, Dv, vecQK, vecV } = spec;
+  const rows = range(8);
+  const keys = range(4);
+  const chunks = range(Math.ceil(Dv / 32));
+  const quad = (buf: string, vec: boolean, i: string) =>
+    vec ? `${buf}[(${i}) / 4u]` : `vec4<f32>(${buf}[${i}], ${buf}[${i} + 1u], ${buf}[${i} + 2u], ${buf}[${i} + 3u])`;
+  const scalar = (buf: string, vec: boolean, i: string) => (vec ? `${buf}[(${i}) / 4u][(${i}) % 4u]` : `${buf}[${i}]`);
+  const key = (j: number) => `n0 + lane + ${8 * j}u`;
+  // Scores of one block of 8 d: lane l's q values (row m0 + l) are broadcast, K rows regrouped per d.
+  const scoreBlock = range(8)
+    .map((dd) => {
+      const kv = `vec4<f32>(${keys.map((j) => `kc${j}${dd >> 2}[${dd & 3}]`).join(', ')})`;
+      return `{ let kv = ${kv};\n      ${rows.map((i) => `s${i} = fma(vec4<f32>(subgroupBroadcast(ql${dd >> 2}[${dd & 3}], ${i}u)), kv, s${i});`).join('\n      ')} }`;
+    })
+    .join('\n      ');
+  const scoreTail = `{ let kv = vec4<f32>(${keys.map((j) => scalar('k', vecQK, `kRow${j} + d`)).join(', ')});
+      let qd = ${scalar('q', vecQK, 'qRow + d')};
+      ${rows.map((i) => `s${i} = fma(vec4<f32>(subgroupBroadcast(qd, ${i}u)), kv, s${i});`).join('\n      ')} }`;
+  const maskAdd = spec.mask
+    ? rows
+        .map((i) => `s${i} += vec4<f32>(${keys.map((j) => `mask[maskBase + min(m0 + ${i}u, params.N - 1u) * params.maskN + min(${key(j)}, params.M - 1u)]`).join(', ')});`)
+        .join('\n    ')
+    : '';
+  // Lane l's columns of chunk c start at 32c + 4l (clamped so that loads stay inside the row; such
+  // columns are never stored).
+  const vLoad = (c: number) =>
+    vecV
+      ? `v[(vRow + min(${32 * c}u + 4u * lane, DV - 4u)) / 4u]`
+      : `vec4<f32>(${range(4).map((e) => `v[vRow + min(${32 * c}u + 4u * lane + ${e}u, DV - 1u)]`).join(', ')})`;
+  // Keys n0 + L + 8j: the probability of row i sits in lane L, component j. The loop over j stays a loop
+  // (runtime bound, also skipping groups past M); the 8 lanes are unrolled because subgroupBroadcast
+  // takes a constant lane.
+  const valueStep = `for (var j = 0u; j < min(4u, (params.M - n0 + 7u) / 8u); j++) {
+      ${range(8)
+        .map(
+          (L) => `{ let vRow = vBase + min(n0 + ${L}u + 8u * j, params.M - 1u) * DV;
+      ${chunks.map((c) => `let v${c} = ${vLoad(c)};`).join(' ')}
+      ${rows.map((i) => `{ let p = vec4<f32>(subgroupBroadcast(s${i}[j], ${L}u)); ${chunks.map((c) => `o${i}_${c} = fma(p, v${c}, o${i}_${c});`).join(' ')} }`).join('\n      ')} }`,
+        )
+        .join('\n      ')}
+    }`;
+  const softmaxStep = rows
+    .map(
+      (i) => `{ let nm = max(mx${i}, subgroupMax(max(max(s${i}.x, s${i}.y), max(s${i}.z, s${i}.w))));
+      let c = exp(mx${i} - nm);
+      s${i} = exp(s${i} - nm);
+      den${i} = den${i} * c + subgroupAdd(s${i}.x + s${i}.y + s${i}.z + s${i}.w);
+      ${chunks.map((ch) => `o${i}_${ch} *= c;`).join(' ')}
+      mx${i} = nm; }`,
+    )
+    .join('\n    ');
+  const stores = rows
+    .map(
+      (i) => `if (m0 + ${i}u < params.N) {
+    let outRow = (bh * params.N + m0 + ${i}u) * DV;
+    let inv = 1.0 / den${i};
+    ${chunks
+      .map((c) => range(4).map((e) => `if (${32 * c}u + 4u * lane + ${e}u < DV) { out[outRow + ${32 * c}u + 4u * lane + ${e}u] = o${i}_${c}[${e}] * inv; }`).join('\n    '))
+      .join('\n    ')}
+    if (lane == 0u) { lse[bh * params.N + m0 + ${i}u] = mx${i} + log(den${i}); }
+  }`,
+    )
+    .join('\n  ');
+  const qkType = vecQK ? 'vec4<f32>' : 'f32';
+  return makeKernel({
+    key: `attn:fwd-broadcast:${D}:${Dv}:${spec.mask}:${vecQK}:${vecV}`,
+    buffers: [
+      { name: 'q', access: 'read', type: qkType },
+      { name: 'k', access: 'read', type: qkType },
+      { name: 'v', access: 'read', type: vecV ? 'vec4<f32>' : 'f32' },
+      ...maskBuffer(spec),
+      { name: 'out', access: 'read_write', type: 'f32' },
+      { name: 'lse', access: 'read_write', type: 'f32' },
+    ],
+    uniforms: UNIFORMS.map((u) => ({ ...u })),
+    workgroupSize: [8, 1, 1],
+    body: /* wgsl */ `
+${dims(spec)}
+const NEG = -3.402823e38;
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let tiles = (params.N + 7u) / 8u;
+  let g = flatGroup(wid, nwg);
+  let bh = g / tiles;
+  if (bh >= params.B * params.H) { return; }
+  let m0 = (g % tiles) * 8u;
+  let b = bh / params.H;
+  let h = bh % params.H;
+  let qRow = (bh * params.N + min(m0 + lane, params.N - 1u)) * D;
+  let kBase = b * params.kvBatch + h * params.kvHead;
+  let vBase = b * params.vBatch + h * params.vHead;
+  let maskBase = b * params.maskB + h * params.maskH;
+  ${rows.map((i) => `var mx${i} = NEG; var den${i} = 0.0; ${chunks.map((c) => `var o${i}_${c} = vec4<f32>();`).join(' ')}`).join('\n  ')}
+  for (var n0 = 0u; n0 < params.M; n0 += 32u) {
+    ${keys.map((j) => `let kRow${j} = kBase + min(${key(j)}, params.M - 1u) * D;`).join('\n    ')}
+    ${rows.map((i) => `var s${i} = vec4<f32>();`).join(' ')}
+    for (var d0 = 0u; d0 < params.dBlocks; d0 += 8u) {
+      let ql0 = ${quad('q', vecQK, 'qRow + d0')};
+      let ql1 = ${quad('q', vecQK, 'qRow + d0 + 4u')};
+      ${keys.map((j) => `let kc${j}0 = ${quad('k', vecQK, `kRow${j} + d0`)}; let kc${j}1 = ${quad('k', vecQK, `kRow${j} + d0 + 4u`)};`).join('\n      ')}
+      ${scoreBlock}
+    }
+    for (var d = params.dBlocks; d < D; d++) {
+      ${scoreTail}
+    }
+    let live = vec4<bool>(${keys.map((j) => `${key(j)} < params.M`).join(', ')});
+    ${rows.map((i) => `s${i} *= params.scale;`).join(' ')}
+    ${maskAdd}
+    ${rows.map((i) => `s${i} = select(vec4<f32>(NEG), s${i}, live);`).join('\n    ')}
+    ${softmaxStep}
+    ${valueStep}
+  }
+  ${stores}
+}`,
+  });
+});
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** dQ: per query row, dq = scale * sum_m p (dO.v_m - delta) k_m with p recomputed from lse. */
 export const attentionGradQKernel = cachedKernel((spec: AttentionSpec): Kernel =>

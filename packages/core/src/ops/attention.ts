@@ -1,4 +1,14 @@
-import { type AttentionSpec, attentionForwardGrid, attentionForwardKernel, attentionGradKVKernel, attentionGradQKernel, attentionGrid } from '@leffa-webgpu/kernels-wgsl';
+import {
+  type AttentionSpec,
+  attentionBroadcastGrid,
+  attentionForwardBroadcastKernel,
+  attentionForwardGrid,
+  attentionForwardKernel,
+  attentionGradKVKernel,
+  attentionGradQKernel,
+  attentionGrid,
+} from '@leffa-webgpu/kernels-wgsl';
+import { activeDevice } from '../device/device.js';
 import { defineOp } from '../autograd/op.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { broadcastShapes, formatShape } from '../tensor/shape.js';
@@ -6,7 +16,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { tensor } from './creation.js';
 import { add, map, mul } from './elementwise.js';
 import { emptyTensor, launch } from './launch.js';
-import { matmul } from './matmul.js';
+import { matmul, matmulVariantFor } from './matmul.js';
 import { mean, sum, sumTo } from './reduce.js';
 import { reshape, transpose } from './shape.js';
 import { softmax } from './softmax.js';
@@ -76,6 +86,7 @@ function planAttention(op: string, q: Tensor, k: Tensor, v: Tensor, options: Att
       vBatch: vb === 1 ? 0 : vh * M * Dv,
       vHead: vh === 1 ? 0 : M * Dv,
       ...maskStrides,
+      dBlocks: Math.floor(D / 8) * 8,
     },
   };
 }
@@ -91,7 +102,14 @@ export const flashAttention = defineOp('attention', {
     const out = emptyTensor([p.B, p.H, p.N, p.Dv], 'float32', 'attention');
     const lse = emptyTensor([p.B, p.H, p.N], 'float32', 'attention');
     if (out.size > 0) {
-      launch(attentionForwardKernel(p.spec), p.mask ? [q, k, v, p.mask] : [q, k, v], [out, lse], p.uniforms, attentionForwardGrid(p.B * p.H, p.N));
+      const inputs = p.mask ? [q, k, v, p.mask] : [q, k, v];
+      // Adapters where the subgroup-broadcast matmul wins (CPU implementations) get the same scheme here.
+      if (matmulVariantFor(activeDevice()) === 'broadcast') {
+        const spec = { ...p.spec, vecQK: p.D % 4 === 0, vecV: p.Dv % 4 === 0 };
+        launch(attentionForwardBroadcastKernel(spec), inputs, [out, lse], p.uniforms, attentionBroadcastGrid(p.B * p.H, p.N));
+      } else {
+        launch(attentionForwardKernel(p.spec), inputs, [out, lse], p.uniforms, attentionForwardGrid(p.B * p.H, p.N));
+      }
     }
     ctx.save({ lse });
     return out;
