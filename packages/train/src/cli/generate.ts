@@ -4,7 +4,8 @@ import { LEFFA_CONFIGS, LeffaModel, leffaSample } from '@leffa-webgpu/models';
 import { generateSample } from '../data/synthetic/sample.js';
 import { tile } from '../data/synthetic/sheet.js';
 import { tensorToImages } from '../io/images.js';
-import { type RgbImage, readPng, writePng } from '../io/png.js';
+import { readImage } from '../io/image-file.js';
+import { type RgbImage, writePng } from '../io/png.js';
 import { type LeffaExample, toBatch } from '../leffa/batch.js';
 import { evaluateLeffa } from '../leffa/evaluate.js';
 import { type LeffaTask, exampleFromSample } from '../leffa/synthetic-source.js';
@@ -40,22 +41,23 @@ export async function loadInputs(task: LeffaTask, person: string, reference: str
     const s = generateSample({ seed: Number(m[1]), height: 128, width: 96, poseTransfer: task === 'pose' });
     const e = exampleFromSample(task, s);
     if (reference) {
-      const ref = await readPng(reference);
+      const ref = readImage(reference);
       e.reference = checkSize(reference, ref, e.height, e.width);
     }
     return e;
   }
   if (!reference || !mask || !densepose) {
-    throw new Error('photo inputs need --garment/--source, --mask and --densepose PNGs of the same size (or use --person synthetic:SEED)');
+    throw new Error('photo inputs need --garment/--source, --mask and --densepose images (PNG or JPEG) of the same size (or use --person synthetic:SEED)');
   }
-  const p = await readPng(person);
+  const p = readImage(person);
+  const maskImage = readImage(mask);
   return {
     height: p.height,
     width: p.width,
     source: p.data,
-    reference: checkSize(reference, await readPng(reference), p.height, p.width),
-    mask: asMask(await readPng(mask).then((img) => ({ ...img, data: checkSize(mask, img, p.height, p.width) }))),
-    densepose: checkSize(densepose, await readPng(densepose), p.height, p.width),
+    reference: checkSize(reference, readImage(reference), p.height, p.width),
+    mask: asMask({ ...maskImage, data: checkSize(mask, maskImage, p.height, p.width) }),
+    densepose: checkSize(densepose, readImage(densepose), p.height, p.width),
     lossMask: new Uint8Array(p.height * p.width),
   };
 }

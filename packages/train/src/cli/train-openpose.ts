@@ -3,7 +3,8 @@ import * as T from '@leffa-webgpu/core';
 import { OPENPOSE_SMALL, OpenPoseBody, estimatePose, renderSkeleton, toOpenPoseJson } from '@leffa-webgpu/models';
 import { tile } from '../data/synthetic/sheet.js';
 import { lineChart } from '../io/plot.js';
-import { readPng, writePng } from '../io/png.js';
+import { readImage } from '../io/image-file.js';
+import { writePng } from '../io/png.js';
 import { OpenPoseTrainer, pck, syntheticPoseExample } from '../openpose/trainer.js';
 import { resolveCheckpoint } from '../assets.js';
 import { Progress } from './progress.js';
@@ -63,7 +64,7 @@ export async function trainOpenPose(args: TrainOpenPoseArgs): Promise<void> {
 /** Body pose of one image: OpenPose JSON and the rendered skeleton. */
 export async function pose(args: { image: string; ckpt: string; out: string; scales: number[] }): Promise<void> {
   await T.init();
-  const img = await readPng(args.image);
+  const img = readImage(args.image);
   const model = new OpenPoseBody(OPENPOSE_SMALL).eval();
   await T.loadCheckpoint(resolveCheckpoint(args.ckpt), { model });
   const result = await estimatePose(model, { width: img.width, height: img.height, data: img.data }, { scales: args.scales.map((s) => (s * img.height) / 368) });
