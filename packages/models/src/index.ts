@@ -2,3 +2,4 @@ export * from './schedulers/index.js';
 export * from './diffusion/index.js';
 export * from './pipelines/index.js';
 export * from './openpose/index.js';
+export * from './schp/index.js';

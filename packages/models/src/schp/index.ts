@@ -1,0 +1,3 @@
+export * from './network.js';
+export * from './labels.js';
+export * from './infer.js';
