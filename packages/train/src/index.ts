@@ -12,3 +12,4 @@ export * from './openpose/index.js';
 export * from './data/datasets/index.js';
 export * from './io/image-file.js';
 export * from './io/resize.js';
+export * from './schp/index.js';

@@ -5,6 +5,7 @@ import { exportCheckpoint } from './export.js';
 import { evaluate, generate, loadInputs } from './generate.js';
 import { folderExamples, trainLeffa } from './train-leffa.js';
 import { pose, trainOpenPose } from './train-openpose.js';
+import { parse, trainSchp } from './train-schp.js';
 import { trainVae } from './train-vae.js';
 
 const DEFAULT_TRYON = 'shipped:leffa-tiny-tryon';
@@ -141,6 +142,46 @@ program
   .option('--scales <list>', 'person height per scale, as fractions of the image height', (v: string) => v.split(',').map(Number), [1])
   .action(async (o) => {
     await pose({ image: o.image, ckpt: o.ckpt, out: o.out, scales: o.scales });
+  });
+
+program
+  .command('train-schp')
+  .description('train the small SCHP human parser on synthetic people with self-correction (optionally on noisy labels); reports mIoU on held-out ones')
+  .option('--out <dir>', 'output folder', 'runs/schp')
+  .option('--steps <n>', 'training steps', int, 2000)
+  .option('--batch <n>', 'images per step (at least 2)', int, 8)
+  .option('--size <HxW>', 'image size', '128x96')
+  .option('--cycles <n>', 'self-correction rounds; the last one ends the run (0: none)', int, 3)
+  .option('--cycle-steps <n>', 'steps per self-correction cycle (default steps / 10)', int)
+  .option('--lr <lr>', 'peak learning rate (default 7e-3 for sgd, 2e-3 for adamw)', Number)
+  .option('--optimizer <name>', 'sgd (momentum 0.9, as the paper) or adamw', 'adamw')
+  .option('--label-noise <p>', 'label noise on the training labels, 0..1', Number, 0)
+  .option('--bn-batches <n>', 'batches of training images per BN re-estimation', int, 8)
+  .option('--eval-examples <n>', 'held-out images for mIoU', int, 50)
+  .option('--save-every <n>', 'checkpoint interval (also after every self-correction round)', int, 200)
+  .option('--seed <n>', 'seed', int, 0)
+  .option('--resume <dir>', 'resume from a checkpoint')
+  .action(async (o) => {
+    const [height, width] = size(o.size);
+    if (!['sgd', 'adamw'].includes(o.optimizer)) throw new Error(`--optimizer must be sgd or adamw, got '${o.optimizer}'`);
+    await trainSchp({
+      out: o.out, steps: o.steps, batch: o.batch, height, width, cycles: o.cycles, cycleSteps: o.cycleSteps, lr: o.lr, optimizer: o.optimizer,
+      labelNoise: o.labelNoise, evalExamples: o.evalExamples, bnBatches: o.bnBatches, saveEvery: o.saveEvery, seed: o.seed, resume: o.resume,
+    });
+  });
+
+program
+  .command('parse')
+  .description('human parsing of an image with an SCHP checkpoint: palette label PNG and per-class masks')
+  .requiredOption('--image <png|jpg>', 'input image')
+  .requiredOption('--ckpt <dir>', 'SCHP checkpoint (from train-schp)')
+  .option('--out <dir>', 'output folder', 'runs/parse')
+  .option('--size <HxW>', 'network input size (default: the checkpoint\'s training size)')
+  .option('--flip', 'average with the mirrored prediction (left/right labels swapped)')
+  .option('--weights <which>', 'auto, network or aggregate (auto: the SCHP aggregate when the checkpoint has one)', 'auto')
+  .action(async (o) => {
+    if (!['auto', 'network', 'aggregate'].includes(o.weights)) throw new Error(`--weights must be auto, network or aggregate, got '${o.weights}'`);
+    await parse({ image: o.image, ckpt: o.ckpt, out: o.out, flip: o.flip === true, weights: o.weights, ...(o.size ? { size: size(o.size) } : {}) });
   });
 
 program
