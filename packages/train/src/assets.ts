@@ -18,5 +18,10 @@ export const shippedCheckpoint = (name: 'leffa-tiny-tryon' | 'leffa-tiny-pose' |
 /** A checkpoint folder, with `shipped:NAME` naming one of the package's shipped checkpoints. */
 export function resolveCheckpoint(ckpt: string): string {
   const m = /^shipped:(.+)$/.exec(ckpt);
-  return m ? shippedCheckpoint(m[1] as Parameters<typeof shippedCheckpoint>[0]) : ckpt;
+  if (!m) return ckpt;
+  const dir = shippedCheckpoint(m[1] as Parameters<typeof shippedCheckpoint>[0]);
+  if (!existsSync(`${dir}/state.json`)) {
+    throw new Error(`${ckpt}: this package ships no such checkpoint (looked in ${dir}); train one (see packages/train/README.md) and pass its folder instead`);
+  }
+  return dir;
 }
