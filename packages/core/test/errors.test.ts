@@ -19,6 +19,17 @@ describe('bad input', () => {
     expect(() => T.softmax(T.zeros([2, 3]), -3)).toThrow(/softmax: axis -3 is out of range/);
   });
 
+  it('refuses a tensor over the storage binding limit with a clear error instead of a device error', async () => {
+    const limit = T.activeDevice().gpu.limits.maxStorageBufferBindingSize;
+    if (limit > 2 ** 28) return; // only adapters with small limits (lavapipe: 128 MiB) can afford the check
+    expect(() => T.full([limit / 4 + 16], 1)).toThrow(
+      `fill: buffer 'out' needs ${limit + 64} bytes, over this adapter's storage binding limit of ${limit} bytes`,
+    );
+    const ok = T.full([1024], 1); // the device is still usable
+    expect((await ok.data())[0]).toBe(1);
+    ok.dispose();
+  });
+
   it('rejects disposed inputs', () => {
     const t = T.zeros([2, 2]);
     t.dispose();

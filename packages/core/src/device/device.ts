@@ -205,6 +205,15 @@ export class Device {
     if (buffers.length !== kernel.buffers.length) {
       throw new Error(`dispatch ${kernel.key}: ${buffers.length} buffers given, kernel binds ${kernel.buffers.length}`);
     }
+    const limit = this.gpu.limits.maxStorageBufferBindingSize;
+    buffers.forEach((b, i) => {
+      if (b.bytes > limit) {
+        throw new Error(
+          `${kernel.key}: buffer '${kernel.buffers[i]!.name}' needs ${b.bytes} bytes, over this adapter's storage binding ` +
+            `limit of ${limit} bytes (${(limit / 2 ** 20).toFixed(0)} MiB, maxStorageBufferBindingSize); split the work into smaller pieces`,
+        );
+      }
+    });
     const c = this.compile(kernel);
     const entries: GPUBindGroupEntry[] = [];
     if (kernel.uniforms.length > 0) {
