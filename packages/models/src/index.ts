@@ -3,3 +3,4 @@ export * from './diffusion/index.js';
 export * from './pipelines/index.js';
 export * from './openpose/index.js';
 export * from './schp/index.js';
+export * from './densepose/index.js';

@@ -13,3 +13,4 @@ export * from './data/datasets/index.js';
 export * from './io/image-file.js';
 export * from './io/resize.js';
 export * from './schp/index.js';
+export * from './densepose/index.js';

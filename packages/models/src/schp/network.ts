@@ -124,7 +124,8 @@ const convABN = (inC: number, outC: number) => new T.nn.Sequential(conv1x1(inC, 
 const upsample = (x: T.Tensor, like: T.Tensor) =>
   T.interpolate(x, { size: [like.shape[2]!, like.shape[3]!], mode: 'bilinear', alignCorners: true });
 
-class Bottleneck extends T.Module implements T.nn.TensorModule {
+/** ResNet bottleneck (1x1, 3x3 with stride/dilation, 1x1 to 4 x planes) with IdentityABN norms; shared with DensePoseHead. */
+export class Bottleneck extends T.Module implements T.nn.TensorModule {
   readonly conv1: T.nn.Conv2d;
   readonly bn1: IdentityABN;
   readonly conv2: T.nn.Conv2d;

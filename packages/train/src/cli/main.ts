@@ -6,6 +6,7 @@ import { evaluate, generate, loadInputs } from './generate.js';
 import { folderExamples, trainLeffa } from './train-leffa.js';
 import { pose, trainOpenPose } from './train-openpose.js';
 import { parse, trainSchp } from './train-schp.js';
+import { densePose, trainDensePose } from './train-densepose.js';
 import { trainVae } from './train-vae.js';
 
 const DEFAULT_TRYON = 'shipped:leffa-tiny-tryon';
@@ -182,6 +183,40 @@ program
   .action(async (o) => {
     if (!['auto', 'network', 'aggregate'].includes(o.weights)) throw new Error(`--weights must be auto, network or aggregate, got '${o.weights}'`);
     await parse({ image: o.image, ckpt: o.ckpt, out: o.out, flip: o.flip === true, weights: o.weights, ...(o.size ? { size: size(o.size) } : {}) });
+  });
+
+program
+  .command('train-densepose')
+  .description('train a DensePose-style dense-correspondence network on synthetic people; reports part mIoU and UV error on held-out ones')
+  .option('--out <dir>', 'output folder', 'runs/densepose')
+  .option('--steps <n>', 'training steps', int, 2000)
+  .option('--batch <n>', 'images per step (at least 2)', int, 8)
+  .option('--size <HxW>', 'image size', '128x96')
+  .option('--lr <lr>', 'peak AdamW learning rate (warm-up, then cosine to lr/100)', Number, 2e-3)
+  .option('--config <name>', 'network: small or resnet50', 'small')
+  .option('--eval-examples <n>', 'held-out images for mIoU and UV error', int, 50)
+  .option('--save-every <n>', 'checkpoint interval', int, 200)
+  .option('--seed <n>', 'seed', int, 0)
+  .option('--resume <dir>', 'resume from a checkpoint')
+  .action(async (o) => {
+    const [height, width] = size(o.size);
+    if (!['small', 'resnet50'].includes(o.config)) throw new Error(`--config must be small or resnet50, got '${o.config}'`);
+    await trainDensePose({
+      out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, config: o.config, evalExamples: o.evalExamples,
+      saveEvery: Math.max(1, o.saveEvery), seed: o.seed, resume: o.resume,
+    });
+  });
+
+program
+  .command('densepose')
+  .description('DensePose of an image with a train-densepose checkpoint: parula (VITON-HD), raw I (DressCode) and IUV (pose transfer) renders')
+  .requiredOption('--image <png|jpg>', 'input image')
+  .requiredOption('--ckpt <dir>', 'DensePose checkpoint (from train-densepose)')
+  .option('--out <dir>', 'output folder', 'runs/densepose-infer')
+  .option('--size <HxW>', 'network input size (default: the training height, width from the aspect)')
+  .option('--keypoints <json>', 'OpenPose JSON: predict inside the first person\'s box')
+  .action(async (o) => {
+    await densePose({ image: o.image, ckpt: o.ckpt, out: o.out, ...(o.size ? { size: size(o.size) } : {}), ...(o.keypoints ? { keypoints: o.keypoints } : {}) });
   });
 
 program

@@ -1,0 +1,4 @@
+export * from './losses.js';
+export * from './trainer.js';
+export * from './metrics.js';
+export * from './render.js';
