@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { LEFFA_CONFIGS, type LeffaConfig } from '@leffa-webgpu/models';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -24,4 +25,13 @@ export function resolveCheckpoint(ckpt: string): string {
     throw new Error(`${ckpt}: this package ships no such checkpoint (looked in ${dir}); train one (see packages/train/README.md) and pass its folder instead`);
   }
   return dir;
+}
+
+/**
+ * The Leffa architecture a checkpoint folder was written with (training runs keep it in their options,
+ * exports as `config`); checkpoints that do not say are the tiny config.
+ */
+export function leffaConfigOf(dir: string): LeffaConfig {
+  const state = JSON.parse(readFileSync(`${dir}/state.json`, 'utf8')) as { extra?: { config?: LeffaConfig; options?: { config?: LeffaConfig } } };
+  return state.extra?.config ?? state.extra?.options?.config ?? LEFFA_CONFIGS.tiny;
 }

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { LEFFA_CONFIGS, LeffaModel, leffaSample } from '@leffa-webgpu/models';
+import { LeffaModel, leffaSample } from '@leffa-webgpu/models';
 import { generateSample } from '../data/synthetic/sample.js';
 import { tile } from '../data/synthetic/sheet.js';
 import { tensorToImages } from '../io/images.js';
@@ -9,15 +9,16 @@ import { type RgbImage, writePng } from '../io/png.js';
 import { type LeffaExample, toBatch } from '../leffa/batch.js';
 import { evaluateLeffa } from '../leffa/evaluate.js';
 import { type LeffaTask, exampleFromSample } from '../leffa/synthetic-source.js';
-import { resolveCheckpoint } from '../assets.js';
+import { leffaConfigOf, resolveCheckpoint } from '../assets.js';
 import { HELD_OUT_SEED } from '../leffa/evaluate.js';
 import { Progress } from './progress.js';
 
-/** Loads a Leffa checkpoint (tiny config) for inference. */
+/** Loads a Leffa checkpoint (in the architecture it was written with) for inference. */
 export async function loadLeffa(ckpt: string): Promise<LeffaModel> {
   await T.init();
-  const model = new LeffaModel(LEFFA_CONFIGS.tiny);
-  await T.loadCheckpoint(resolveCheckpoint(ckpt), { model });
+  const dir = resolveCheckpoint(ckpt);
+  const model = new LeffaModel(leffaConfigOf(dir));
+  await T.loadCheckpoint(dir, { model });
   return model.eval();
 }
 

@@ -59,6 +59,7 @@ program
   .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
   .option('--vae <dir>', 'trained VAE checkpoint (see train-vae)')
   .option('--init <dir>', 'start from a Leffa checkpoint (e.g. the shipped tiny weights)')
+  .option('--config <name>', 'architecture: tiny, or sd15 (Stable Diffusion 1.5 size, for official weights via --init)', 'tiny')
   .option('--resume <dir>', 'resume a run bit-for-bit from its checkpoint')
   .option('--save-every <n>', 'checkpoint interval', int, 100)
   .option('--sample-every <n>', 'sample-grid interval (0: only at the end)', int, 0)
@@ -67,11 +68,12 @@ program
     const [height, width] = size(o.size);
     if (!['tryon', 'pose'].includes(o.task)) throw new Error(`--task must be tryon or pose, got '${o.task}'`);
     if (!['on', 'off', 'finetune'].includes(o.leffa)) throw new Error(`--leffa must be on, off or finetune, got '${o.leffa}'`);
+    if (!['tiny', 'sd15'].includes(o.config)) throw new Error(`--config must be tiny or sd15, got '${o.config}'`);
     const folder = o.data === 'synthetic' ? undefined : folderExamples(o.data, o.task, o.category, height, width);
     await trainLeffa({
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, leffa: o.leffa,
       finetuneAfter: o.finetuneAfter, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
-      resume: o.resume, saveEvery: o.saveEvery, sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, ...folder?.sources,
+      resume: o.resume, saveEvery: o.saveEvery, sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, config: o.config, ...folder?.sources,
     });
   });
 

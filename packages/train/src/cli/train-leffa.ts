@@ -29,6 +29,8 @@ export interface TrainLeffaArgs {
   /** A trained VAE checkpoint (required to train from scratch) or a full Leffa checkpoint to start from. */
   vae?: string;
   init?: string;
+  /** Architecture: the tiny config trained here (default) or Stable Diffusion 1.5's (for official weights). */
+  config?: 'tiny' | 'sd15';
   resume?: string;
   saveEvery: number;
   sampleEvery: number;
@@ -46,13 +48,14 @@ export interface TrainLeffaArgs {
 export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
-  const model = new LeffaModel(LEFFA_CONFIGS.tiny);
+  const config = LEFFA_CONFIGS[args.config ?? 'tiny'];
+  const model = new LeffaModel(config);
   if (args.init) await T.loadCheckpoint(resolveCheckpoint(args.init), { model });
   else if (args.vae) await T.loadCheckpoint(resolveCheckpoint(args.vae), { model: model.vae });
   else throw new Error('train: give --vae (a trained VAE checkpoint) or --init (a Leffa checkpoint); no pretrained VAE can be downloaded here');
   const trainer = new LeffaTrainer(
     {
-      config: LEFFA_CONFIGS.tiny,
+      config,
       seed: args.seed,
       lr: args.lr,
       weightDecay: 0,
