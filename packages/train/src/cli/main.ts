@@ -131,9 +131,15 @@ program
   .option('--seed <n>', 'seed', int, 0)
   .option('--eval-examples <n>', 'held-out images for PCK', int, 50)
   .option('--resume <dir>', 'resume from a checkpoint')
+  .option('--data <folder>', 'a COCO keypoints folder (annotations/person_keypoints_<split>.json, <split>/ images) instead of synthetic people')
+  .option('--split <name>', 'COCO training split', 'train2017')
+  .option('--val-split <name>', 'COCO split for PCK (synthetic people when the folder has none)', 'val2017')
   .action(async (o) => {
     const [height, width] = size(o.size);
-    await trainOpenPose({ out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, optimizer: o.optimizer, evalExamples: o.evalExamples, resume: o.resume });
+    await trainOpenPose({
+      out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, optimizer: o.optimizer, evalExamples: o.evalExamples, resume: o.resume,
+      data: o.data, split: o.split, valSplit: o.valSplit,
+    });
   });
 
 program

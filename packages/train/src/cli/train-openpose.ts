@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
 import { OPENPOSE_SMALL, OpenPoseBody, estimatePose, renderSkeleton, toOpenPoseJson } from '@leffa-webgpu/models';
@@ -7,6 +8,7 @@ import { readImage } from '../io/image-file.js';
 import { writePng } from '../io/png.js';
 import { OpenPoseTrainer, pck, syntheticPoseExample } from '../openpose/trainer.js';
 import { resolveCheckpoint } from '../assets.js';
+import { CocoKeypointsDataset } from '../data/datasets/coco-keypoints.js';
 import { Progress } from './progress.js';
 
 const HELD_OUT = 800_000_000;
@@ -22,6 +24,10 @@ export interface TrainOpenPoseArgs {
   optimizer: 'adamw' | 'sgd';
   evalExamples: number;
   resume?: string;
+  /** A COCO keypoints folder (annotations/person_keypoints_<split>.json + <split>/) instead of synthetic people. */
+  data?: string;
+  split?: string;
+  valSplit?: string;
 }
 
 /** Trains the small OpenPose model on synthetic people; writes a checkpoint, PCK@0.2 and sample skeletons. */
@@ -34,12 +40,15 @@ export async function trainOpenPose(args: TrainOpenPoseArgs): Promise<void> {
     trainer.stepCount = extra.step;
     trainer.rng.setState(extra.rng);
   }
+  const coco = args.data ? new CocoKeypointsDataset(args.data, args.split ?? 'train2017', { height: args.height, width: args.width }) : null;
+  const example = (i: number) => (coco ? coco.example(i) : syntheticPoseExample(i, args.height, args.width));
+  if (coco) console.log(`train-openpose: ${coco.length} people from ${args.data} (${args.split ?? 'train2017'})`);
   const history: number[] = [];
   const progress = new Progress('train-openpose', args.steps, ['loss'], trainer.stepCount);
   let seed = args.seed * 7919 + trainer.stepCount * args.batch;
   const save = () => T.saveCheckpoint(`${args.out}/checkpoint`, { model: trainer.model, optimizer: trainer.optimizer, extra: { step: trainer.stepCount, rng: trainer.rng.getState(), history, config: OPENPOSE_SMALL } });
   while (trainer.stepCount < args.steps) {
-    const batch = Array.from({ length: args.batch }, () => syntheticPoseExample(seed++, args.height, args.width));
+    const batch = Array.from({ length: args.batch }, () => example(seed++));
     const loss = trainer.step(batch);
     if (trainer.stepCount % 10 === 0) {
       const v = await loss.item();
@@ -52,13 +61,20 @@ export async function trainOpenPose(args: TrainOpenPoseArgs): Promise<void> {
   }
   progress.stop();
   await save();
-  const held = Array.from({ length: args.evalExamples }, (_, i) => syntheticPoseExample(HELD_OUT + i, args.height, args.width));
+  // Held out: the validation split of a COCO folder when it has one, else synthetic people never trained on.
+  const valSplit = args.valSplit ?? 'val2017';
+  const val = args.data && existsSync(`${args.data}/annotations/person_keypoints_${valSplit}.json`)
+    ? new CocoKeypointsDataset(args.data, valSplit, { height: args.height, width: args.width })
+    : null;
+  const held = Array.from({ length: val ? Math.min(args.evalExamples, val.length) : args.evalExamples }, (_, i) =>
+    val ? val.example(i) : syntheticPoseExample(HELD_OUT + i, args.height, args.width),
+  );
   const score = await pck(trainer.model, held);
   const shown = await Promise.all(held.slice(0, 6).map((e) => estimatePose(trainer.model, { width: e.width, height: e.height, data: e.image }, { scales: [e.height / 368] })));
   await writePng(`${args.out}/skeletons.png`, tile([held.slice(0, 6).map((e) => e.image), shown.map((r) => renderSkeleton(r.people, args.width, args.height, 2))], args.width, args.height));
   await writePng(`${args.out}/loss.png`, lineChart([{ values: history, color: [200, 40, 40] }]));
-  await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ steps: trainer.stepCount, pck02: score, heldOut: args.evalExamples, history }, null, 2)}\n`);
-  console.log(`PCK@0.2 on ${args.evalExamples} held-out synthetic people: ${score.toFixed(3)}`);
+  await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ steps: trainer.stepCount, pck02: score, heldOut: held.length, heldOutFrom: val ? `${args.data} (${valSplit})` : 'synthetic', history }, null, 2)}\n`);
+  console.log(`PCK@0.2 on ${held.length} held-out ${val ? `people of ${valSplit}` : "synthetic people"}: ${score.toFixed(3)}`);
 }
 
 /** Body pose of one image: OpenPose JSON and the rendered skeleton. */

@@ -6,6 +6,7 @@ import { DeepFashionDataset } from './deepfashion.js';
 import { DressCodeDataset } from './dresscode.js';
 import { VitonHdDataset } from './viton-hd.js';
 
+export * from './coco-keypoints.js';
 export * from './common.js';
 export * from './deepfashion.js';
 export * from './dresscode.js';
