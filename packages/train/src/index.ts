@@ -14,3 +14,4 @@ export * from './io/image-file.js';
 export * from './io/resize.js';
 export * from './schp/index.js';
 export * from './densepose/index.js';
+export * from './pipeline/photo.js';

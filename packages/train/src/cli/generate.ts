@@ -1,4 +1,6 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, dirname, extname, join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { LeffaModel, leffaSample } from '@leffa-webgpu/models';
 import { generateSample } from '../data/synthetic/sample.js';
@@ -11,6 +13,8 @@ import { evaluateLeffa } from '../leffa/evaluate.js';
 import { type LeffaTask, exampleFromSample } from '../leffa/synthetic-source.js';
 import { leffaConfigOf, resolveCheckpoint } from '../assets.js';
 import { HELD_OUT_SEED } from '../leffa/evaluate.js';
+import type { GarmentCategory } from '../data/synthetic/agnostic.js';
+import { type PhotoModels, loadPhotoModels, runPhotoPipeline } from '../pipeline/photo.js';
 import { Progress } from './progress.js';
 
 /** Loads a Leffa checkpoint (in the architecture it was written with) for inference. */
@@ -96,4 +100,86 @@ export async function evaluate(args: { task: LeffaTask; ckpt: string; examples: 
     await writeFile(`${args.out}/metrics.json`, `${text}\n`);
     await writePng(`${args.out}/samples.png`, tile(examples.map((e, i) => [e.source, e.reference, images.generated[i]!, images.warped[i]!]), 96, 128));
   }
+}
+
+const IMAGE_EXT = /\.(png|jpe?g)$/i;
+
+export interface PhotoGenerateArgs {
+  task: LeffaTask;
+  /** Try-on: the person photo, or a folder of them (batch); pose transfer: the target-pose photo (or folder). */
+  person: string;
+  /** Try-on: the garment photo; pose transfer: the source person photo. */
+  reference?: string;
+  ckpt: string;
+  openpose: string;
+  schp?: string;
+  densepose?: string;
+  category?: GarmentCategory;
+  /** Model size [H, W]. */
+  size: [number, number];
+  /** Output PNG (single image) or folder (batch; a trailing .png is dropped). */
+  out: string;
+  steps: number;
+  seed: number;
+  guidance: number;
+  repaint?: boolean;
+}
+
+/**
+ * tryon / pose-transfer on photos: runs the preprocessing networks (OpenPose, SCHP for try-on, DensePose) and
+ * Leffa, and writes the result (cropped to the person's aspect) and a debug sheet (person, reference, parsing,
+ * skeleton, DensePose, mask, result). A folder as `person` processes every PNG/JPEG in it with one garment.
+ */
+export async function generateFromPhotos(args: PhotoGenerateArgs): Promise<string[]> {
+  const tryon = args.task === 'tryon';
+  const [personFlag, refFlag] = tryon ? ['--person', '--garment'] : ['--target-pose', '--source'];
+  if (!args.reference) throw new Error(`photo ${tryon ? 'try-on' : 'pose transfer'} needs ${refFlag} <png|jpg>`);
+  if (tryon && !args.schp) throw new Error('photo try-on needs an SCHP checkpoint (train-schp): pass --schp <dir>');
+  if (!args.densepose) throw new Error('photo inputs need a DensePose checkpoint (train-densepose): pass --densepose-ckpt <dir>');
+  if (!existsSync(args.person)) throw new Error(`${personFlag} '${args.person}' does not exist`);
+  const batch = statSync(args.person).isDirectory();
+  const files = batch ? readdirSync(args.person).filter((f) => IMAGE_EXT.test(f)).sort().map((f) => join(args.person, f)) : [args.person];
+  if (files.length === 0) throw new Error(`${personFlag} '${args.person}' holds no .png/.jpg/.jpeg images`);
+  const outDir = batch ? args.out.replace(/\.png$/i, '') : dirname(args.out);
+  const outFor = (file: string) => (batch ? join(outDir, `${basename(file, extname(file))}.png`) : args.out);
+  // Decode everything before the slow model loads, so a bad file fails fast.
+  const reference = readImage(args.reference, { exifOrientation: true });
+
+  const leffa = await loadLeffa(args.ckpt);
+  const models: PhotoModels = await loadPhotoModels({ openpose: args.openpose, densepose: args.densepose, ...(tryon && args.schp ? { schp: args.schp } : {}) });
+  await mkdir(outDir || '.', { recursive: true });
+  const progress = new Progress(args.task, batch ? files.length : args.steps);
+  const written: string[] = [];
+  const failed: string[] = [];
+  for (const [i, file] of files.entries()) {
+    try {
+      const person = readImage(file, { exifOrientation: true });
+      const r = await runPhotoPipeline(args.task, {
+        person,
+        reference,
+        ...(args.category ? { category: args.category } : {}),
+        models,
+        size: args.size,
+        leffa,
+        steps: args.steps,
+        guidance: args.guidance,
+        seed: args.seed,
+        repaint: args.repaint === true,
+        ...(batch ? {} : { onStep: (s: number) => progress.update(s) }),
+      });
+      for (const w of r.prepared.warnings) console.warn(`${file}: warning: ${w}`);
+      const out = outFor(file);
+      await writePng(out, r.result);
+      await writePng(out.replace(/\.png$/i, '') + '-sheet.png', r.sheet);
+      written.push(out);
+    } catch (e) {
+      if (!batch) throw e;
+      failed.push(`${file}: ${(e as Error).message}`);
+    }
+    if (batch) progress.update(i + 1);
+  }
+  progress.stop();
+  console.log(batch ? `wrote ${written.length} results (and -sheet.png debug sheets) to ${outDir}/` : `wrote ${args.out} and its -sheet.png`);
+  if (failed.length) throw new Error(`${failed.length} of ${files.length} images failed:\n  ${failed.join('\n  ')}`);
+  return written;
 }

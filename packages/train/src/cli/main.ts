@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import { existsSync, statSync } from 'node:fs';
 import { Command } from 'commander';
 import { experiment } from './experiment.js';
 import { exportCheckpoint } from './export.js';
-import { evaluate, generate, loadInputs } from './generate.js';
+import { evaluate, generate, generateFromPhotos, loadInputs } from './generate.js';
+import { parseCategory } from '../pipeline/photo.js';
 import { folderExamples, trainLeffa } from './train-leffa.js';
 import { pose, trainOpenPose } from './train-openpose.js';
 import { parse, trainSchp } from './train-schp.js';
@@ -227,35 +229,62 @@ program
     await densePose({ image: o.image, ckpt: o.ckpt, out: o.out, ...(o.size ? { size: size(o.size) } : {}), ...(o.keypoints ? { keypoints: o.keypoints } : {}) });
   });
 
+/** Photo inputs go through the preprocessing pipeline unless the mask / DensePose renders are given. */
+const isPhotoRun = (input: string, renders: (string | undefined)[]) =>
+  !/^synthetic:/.test(input) && ((existsSync(input) && statSync(input).isDirectory()) || renders.every((r) => r === undefined));
+
 program
   .command('tryon')
-  .description('virtual try-on: put the garment on the person')
-  .requiredOption('--person <png|synthetic:SEED>', 'person image, or a synthetic example')
-  .option('--garment <png>', 'flat garment image (defaults to the synthetic example\'s garment)')
-  .option('--mask <png>', 'agnostic mask (white = regenerate), for photo inputs')
-  .option('--densepose <png>', 'DensePose render, for photo inputs')
+  .description('virtual try-on: put the garment on the person (photos: OpenPose, SCHP and DensePose prepare the inputs)')
+  .requiredOption('--person <png|jpg|folder|synthetic:SEED>', 'person photo, a folder of them (batch, one garment), or a synthetic example')
+  .option('--garment <png|jpg>', 'flat garment image (defaults to the synthetic example\'s garment)')
+  .option('--mask <png>', 'agnostic mask (white = regenerate), for photo inputs with ready-made renders')
+  .option('--densepose <png>', 'DensePose render, for photo inputs with ready-made renders')
+  .option('--category <name>', 'garment category for photos: upper_body, lower_body or dresses (upper, lower, dress)', 'upper_body')
+  .option('--openpose <dir>', 'OpenPose checkpoint for photos', 'shipped:openpose-small')
+  .option('--schp <dir>', 'SCHP checkpoint for photos (from train-schp)')
+  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)')
+  .option('--repaint', 'photos: keep the person outside the mask exactly (soft edge inside it)')
+  .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
   .option('--ckpt <dir>', 'Leffa checkpoint', DEFAULT_TRYON)
-  .option('--out <png>', 'output image', 'runs/tryon.png')
+  .option('--out <png>', 'output image (a folder in batch mode)', 'runs/tryon.png')
   .option('--steps <n>', 'sampling steps', int, 30)
   .option('--guidance <s>', 'classifier-free guidance scale', Number, 2.5)
   .option('--seed <n>', 'seed', int, 0)
   .action(async (o) => {
+    if (isPhotoRun(o.person, [o.mask, o.densepose])) {
+      await generateFromPhotos({
+        task: 'tryon', person: o.person, reference: o.garment, ckpt: o.ckpt, openpose: o.openpose, schp: o.schp, densepose: o.denseposeCkpt,
+        category: parseCategory(o.category), size: size(o.size), out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance, repaint: o.repaint === true,
+      });
+      return;
+    }
     const input = await loadInputs('tryon', o.person, o.garment, o.mask, o.densepose);
     await generate({ task: 'tryon', ckpt: o.ckpt, input, out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance });
   });
 
 program
   .command('pose-transfer')
-  .description('pose transfer: re-render the source person in the target pose')
-  .requiredOption('--target-pose <png|synthetic:SEED>', 'image in the target pose, or a synthetic example (both views)')
-  .option('--source <png>', 'source person image (defaults to the synthetic example\'s first view)')
-  .option('--densepose <png>', 'DensePose IUV render of the target pose, for photo inputs')
+  .description('pose transfer: re-render the source person in the target pose (photos: OpenPose and DensePose of the target)')
+  .requiredOption('--target-pose <png|jpg|folder|synthetic:SEED>', 'image in the target pose, a folder of them (batch), or a synthetic example (both views)')
+  .option('--source <png|jpg>', 'source person image (defaults to the synthetic example\'s first view)')
+  .option('--densepose <png>', 'DensePose IUV render of the target pose, for photo inputs with a ready-made render')
+  .option('--openpose <dir>', 'OpenPose checkpoint for photos', 'shipped:openpose-small')
+  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)')
+  .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
   .option('--ckpt <dir>', 'Leffa checkpoint', DEFAULT_POSE)
-  .option('--out <png>', 'output image', 'runs/pose-transfer.png')
+  .option('--out <png>', 'output image (a folder in batch mode)', 'runs/pose-transfer.png')
   .option('--steps <n>', 'sampling steps', int, 30)
   .option('--guidance <s>', 'classifier-free guidance scale', Number, 2.5)
   .option('--seed <n>', 'seed', int, 0)
   .action(async (o) => {
+    if (isPhotoRun(o.targetPose, [o.densepose])) {
+      await generateFromPhotos({
+        task: 'pose', person: o.targetPose, reference: o.source, ckpt: o.ckpt, openpose: o.openpose, densepose: o.denseposeCkpt,
+        size: size(o.size), out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance,
+      });
+      return;
+    }
     const input = await loadInputs('pose', o.targetPose, o.source, o.densepose ? o.targetPose : undefined, o.densepose);
     await generate({ task: 'pose', ckpt: o.ckpt, input, out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance });
   });

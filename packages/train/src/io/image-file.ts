@@ -7,8 +7,16 @@ import { type RgbImage, decodePng } from './png.js';
 const isPng = (b: Uint8Array) => b.length > 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
 const isJpeg = (b: Uint8Array) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 
+export interface DecodeOptions {
+  /**
+   * Apply a JPEG's EXIF orientation tag (phone photos are stored sideways with a tag saying how to turn
+   * them). Off by default: dataset files are annotated on the stored pixels, as PIL reads them.
+   */
+  exifOrientation?: boolean;
+}
+
 /** Decodes PNG or JPEG bytes (told apart by their signature, not the file name) to RGB. */
-export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
+export function decodeImage(bytes: Uint8Array, source = 'image', options: DecodeOptions = {}): RgbImage {
   if (isPng(bytes)) return decodePng(bytes, source);
   if (isJpeg(bytes)) {
     let img: { width: number; height: number; data: Uint8Array };
@@ -17,13 +25,92 @@ export function decodeImage(bytes: Uint8Array, source = 'image'): RgbImage {
     } catch (e) {
       throw new Error(`${source}: not a readable JPEG (${(e as Error).message})`);
     }
-    return { width: img.width, height: img.height, data: img.data };
+    const rgb = { width: img.width, height: img.height, data: img.data };
+    // jpeg-js leaves the EXIF orientation to the caller.
+    return options.exifOrientation ? applyOrientation(rgb, jpegOrientation(bytes)) : rgb;
   }
   throw new Error(`${source}: neither PNG nor JPEG (first bytes ${Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ')})`);
 }
 
-export function readImage(path: string): RgbImage {
-  return decodeImage(new Uint8Array(readFileSync(path)), path);
+export function readImage(path: string, options: DecodeOptions = {}): RgbImage {
+  return decodeImage(new Uint8Array(readFileSync(path)), path, options);
+}
+
+/**
+ * The EXIF orientation (1..8) of JPEG bytes: the 0x0112 tag of IFD0 in the APP1 'Exif' segment; 1 when there
+ * is none or the segment is malformed (an unreadable tag should not stop decoding).
+ */
+export function jpegOrientation(bytes: Uint8Array): number {
+  let p = 2;
+  while (p + 4 <= bytes.length) {
+    if (bytes[p] !== 0xff) return 1;
+    const marker = bytes[p + 1]!;
+    if (marker === 0xff) {
+      p++; // fill byte
+      continue;
+    }
+    if (marker === 0xda || marker === 0xd9) return 1; // image data: no headers follow
+    const len = (bytes[p + 2]! << 8) | bytes[p + 3]!;
+    if (len < 2) return 1;
+    const start = p + 4;
+    if (marker === 0xe1 && len >= 8 && String.fromCharCode(...bytes.subarray(start, start + 4)) === 'Exif' && bytes[start + 4] === 0 && bytes[start + 5] === 0) {
+      return tiffOrientation(bytes.subarray(start + 6, Math.min(bytes.length, p + 2 + len)));
+    }
+    p += 2 + len;
+  }
+  return 1;
+}
+
+function tiffOrientation(t: Uint8Array): number {
+  if (t.length < 8) return 1;
+  const little = t[0] === 0x49 && t[1] === 0x49;
+  if (!little && !(t[0] === 0x4d && t[1] === 0x4d)) return 1;
+  const view = new DataView(t.buffer, t.byteOffset, t.byteLength);
+  if (view.getUint16(2, little) !== 42) return 1;
+  const ifd = view.getUint32(4, little);
+  if (ifd + 2 > t.length) return 1;
+  const count = view.getUint16(ifd, little);
+  for (let i = 0; i < count; i++) {
+    const e = ifd + 2 + 12 * i;
+    if (e + 12 > t.length) break;
+    // A SHORT value sits in the first two bytes of the entry's value field.
+    if (view.getUint16(e, little) === 0x0112) {
+      const v = view.getUint16(e + 8, little);
+      return v >= 1 && v <= 8 ? v : 1;
+    }
+  }
+  return 1;
+}
+
+/** Turns stored pixels upright for an EXIF orientation (2, 4: mirrored; 3, 6, 8: rotated; 5, 7: transposed). */
+export function applyOrientation(image: RgbImage, orientation: number): RgbImage {
+  if (orientation <= 1 || orientation > 8) return image;
+  const { width: w, height: h, data } = image;
+  const swap = orientation >= 5;
+  const [W, H] = swap ? [h, w] : [w, h];
+  // Output pixel (x, y) reads the stored pixel at (sx, sy).
+  type Lookup = (x: number, y: number) => [number, number];
+  const maps: Lookup[] = [
+    (x, y) => [x, y],
+    (x, y) => [x, y],
+    (x, y) => [w - 1 - x, y],
+    (x, y) => [w - 1 - x, h - 1 - y],
+    (x, y) => [x, h - 1 - y],
+    (x, y) => [y, x],
+    (x, y) => [y, h - 1 - x],
+    (x, y) => [w - 1 - y, h - 1 - x],
+    (x, y) => [w - 1 - y, x],
+  ];
+  const at = maps[orientation]!;
+  const out = new Uint8Array(W * H * 3);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const [sx, sy] = at(x, y);
+      const s = 3 * (sy * w + sx);
+      out.set(data.subarray(s, s + 3), 3 * (y * W + x));
+    }
+  }
+  return { width: W, height: H, data: out };
 }
 
 /** Encodes RGB pixels as a baseline JPEG (for fixtures and previews). */
