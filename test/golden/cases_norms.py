@@ -40,12 +40,23 @@ def build(out_dir):
                grad=[True, True, True, False, False])
     build_fused(g)
     build_many_rows(g)
+    build_vec4(g)
     return [g.save(out_dir)]
 
 
 def build_fused(g):
     g.case("group_norm_silu", "group_norm_silu", [g.randn(2, 6, 5, 3, scale=2), g.randn(6), g.randn(6)], lambda x, w, b: F.silu(F.group_norm(x, 3, w, b, 1e-6)),
            attrs={"groups": 3, "eps": 1e-6})
+
+
+def build_vec4(g):
+    # Rows (and channel runs) of multiples of 4 take the vec4 kernels: GroupNorm with H*W = 24, a fused SiLU
+    # with H*W = 12, and LayerNorm rows of 36 (moments as vec4, per-element affine).
+    g.case("group_norm_vec4", "group_norm", [g.randn(2, 6, 4, 6, scale=2) + 1, g.randn(6), g.randn(6)], lambda x, w, b: F.group_norm(x, 3, w, b, 1e-5),
+           attrs={"groups": 3, "eps": 1e-5})
+    g.case("group_norm_silu_vec4", "group_norm_silu", [g.randn(2, 8, 3, 4, scale=2), g.randn(8), g.randn(8)], lambda x, w, b: F.silu(F.group_norm(x, 4, w, b, 1e-6)),
+           attrs={"groups": 4, "eps": 1e-6})
+    g.case("layer_norm_vec4", "layer_norm", [g.randn(2, 7, 36, scale=2) + 0.5, g.randn(36), g.randn(36)], lambda x, w, b: F.layer_norm(x, (36,), w, b), attrs={"shape": [36]})
 
 
 def build_many_rows(g):

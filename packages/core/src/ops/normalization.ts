@@ -35,14 +35,17 @@ function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, w
   const y = emptyTensor(x.shape, 'float32', op);
   if (x.size === 0) return { y, stats };
   const mode = chooseNormMode(layout.rows, layout.L);
-  launch(rowMomentsKernel(mode), [x], [stats], { rows: layout.rows, L: layout.L, eps }, normRowGrid(layout.rows, mode));
+  // vec4 paths when rows (and, for the affine, channel runs) come in fours.
+  const vecRows = layout.L % 4 === 0;
+  launch(rowMomentsKernel(mode, vecRows), [x], [stats], { rows: layout.rows, L: layout.L, eps }, normRowGrid(layout.rows, mode));
   const affine = weight !== undefined;
+  const vecApply = vecRows && layout.inner % 4 === 0;
   launch(
-    normApplyKernel(affine, silu),
+    normApplyKernel(affine, silu, vecApply),
     affine ? [x, stats, weight!, bias!] : [x, stats],
     [y],
     { n: x.size, L: layout.L, inner: layout.inner, P: layout.P },
-    normElementGrid(x.size),
+    normElementGrid(vecApply ? x.size / 4 : x.size),
   );
   return { y, stats };
 }
@@ -54,9 +57,11 @@ function rowNormBackward(op: string, x: Tensor, g: Tensor, stats: Tensor, layout
   if (needs[0]) {
     const sums = emptyTensor([layout.rows, 2], 'float32', op);
     const mode = chooseNormMode(layout.rows, layout.L);
-    launch(normGradSumsKernel(affine, mode), affine ? [x, g, stats, weight] : [x, g, stats], [sums], { rows: layout.rows, ...u }, normRowGrid(layout.rows, mode));
+    // vec4 when rows and channel runs come in fours (as in the forward).
+    const vec = layout.L % 4 === 0 && (!affine || layout.inner % 4 === 0);
+    launch(normGradSumsKernel(affine, mode, vec), affine ? [x, g, stats, weight] : [x, g, stats], [sums], { rows: layout.rows, ...u }, normRowGrid(layout.rows, mode));
     dx = emptyTensor(x.shape, 'float32', op);
-    launch(normGradInputKernel(affine), affine ? [x, g, stats, sums, weight] : [x, g, stats, sums], [dx], u, normElementGrid(x.size));
+    launch(normGradInputKernel(affine, vec), affine ? [x, g, stats, sums, weight] : [x, g, stats, sums], [dx], u, normElementGrid(vec ? x.size / 4 : x.size));
   }
   let dw: Tensor | null = null;
   let db: Tensor | null = null;
