@@ -21,7 +21,8 @@ function rowKernel(kind: SoftmaxKind, backward: boolean, inputs: Tensor[]): Tens
   const out = emptyTensor(x.shape, 'float32', kind);
   if (out.size === 0) return out;
   const mode = chooseRowMode(cols);
-  launch(softmaxKernel(kind, backward, mode), inputs, [out], { rows, cols }, softmaxGrid(mode, rows));
+  const vec = mode === 'row' && cols % 4 === 0;
+  launch(softmaxKernel(kind, backward, mode, vec), inputs, [out], { rows, cols }, softmaxGrid(mode, rows));
   return out;
 }
 
