@@ -15,16 +15,19 @@ describe('shipped checkpoints', () => {
     expect(extra.pck02).toBeGreaterThanOrEqual(0.8);
   });
 
-  it('leffa-tiny-tryon loads into the architecture it names', async () => {
-    const dir = resolveCheckpoint('shipped:leffa-tiny-tryon');
+  it.each([
+    ['leffa-tiny-tryon', 'tryon'],
+    ['leffa-tiny-pose', 'pose'],
+  ])('%s loads into the architecture it names', async (name, task) => {
+    const dir = resolveCheckpoint(`shipped:${name}`);
     const model = new LeffaModel(leffaConfigOf(dir));
     const extra = (await T.loadCheckpoint(dir, { model })) as { task: string; size: number[] };
-    expect(extra.task).toBe('tryon');
+    expect(extra.task).toBe(task);
     expect(extra.size).toEqual([128, 96]);
     T.dispose(model.parameters());
   });
 
   it('names a checkpoint the package does not ship', () => {
-    expect(() => resolveCheckpoint('shipped:leffa-tiny-pose')).toThrow('shipped:leffa-tiny-pose: this package ships no such checkpoint');
+    expect(() => resolveCheckpoint('shipped:schp-small')).toThrow('shipped:schp-small: this package ships no such checkpoint');
   });
 });
