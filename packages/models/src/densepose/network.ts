@@ -1,5 +1,5 @@
 import * as T from '@leffa-webgpu/core';
-import { Bottleneck, IdentityABN } from '../schp/network.js';
+import { IdentityABN, bottleneckStage, deepStemForward } from '../schp/network.js';
 
 /**
  * A fully convolutional, single-person DensePose-style network: dense correspondence from image pixels to
@@ -95,20 +95,11 @@ export class DensePoseHead extends T.Module {
     this.bn2 = this.addModule('bn2', new IdentityABN(stem[0]));
     this.conv3 = this.addModule('conv3', conv3x3(stem[0], stem[1]));
     this.bn3 = this.addModule('bn3', new IdentityABN(stem[1]));
-    let inC = stem[1];
-    const stage = (i: number, stride: number) => {
-      const blocks: Bottleneck[] = [];
-      for (let b = 0; b < layers[i]!; b++) {
-        const first = b === 0;
-        blocks.push(new Bottleneck(inC, planes[i]!, first ? stride : 1, 1, first && (stride !== 1 || inC !== planes[i]! * 4)));
-        inC = planes[i]! * 4;
-      }
-      return new T.nn.Sequential(...blocks);
-    };
-    this.layer1 = this.addModule('layer1', stage(0, 1));
-    this.layer2 = this.addModule('layer2', stage(1, 2));
-    this.layer3 = this.addModule('layer3', stage(2, 2));
-    this.layer4 = this.addModule('layer4', stage(3, 2));
+    const c = planes.map((p) => p * 4);
+    this.layer1 = this.addModule('layer1', bottleneckStage(stem[1], planes[0], layers[0], 1));
+    this.layer2 = this.addModule('layer2', bottleneckStage(c[0]!, planes[1], layers[1], 2));
+    this.layer3 = this.addModule('layer3', bottleneckStage(c[1]!, planes[2], layers[2], 2));
+    this.layer4 = this.addModule('layer4', bottleneckStage(c[2]!, planes[3], layers[3], 2));
     this.lateral = this.addModule('lateral', new T.nn.ModuleList(planes.map((p) => new T.nn.Conv2d(p * 4, fpn, 1))));
     this.smooth = this.addModule('smooth', new T.nn.Conv2d(fpn, fpn, 3, { padding: 1 }));
     this.head = this.addModule('head', new T.nn.ModuleList(Array.from({ length: headConvs }, (_, i) => new T.nn.Conv2d(i === 0 ? fpn : headWidth, headWidth, 3, { padding: 1 }))));
@@ -120,11 +111,7 @@ export class DensePoseHead extends T.Module {
 
   /** The four backbone stages' outputs (strides 4, 8, 16, 32) of a normalised input. */
   private backbone(x: T.Tensor): T.Tensor[] {
-    let h = T.relu(this.bn1.forward(this.conv1.forward(x)));
-    h = T.relu(this.bn2.forward(this.conv2.forward(h)));
-    h = T.relu(this.bn3.forward(this.conv3.forward(h)));
-    h = T.maxPool2d(h, { kernelSize: 3, stride: 2, padding: 1 });
-    const c1 = this.layer1.forward(h);
+    const c1 = this.layer1.forward(deepStemForward(this, x));
     const c2 = this.layer2.forward(c1);
     const c3 = this.layer3.forward(c2);
     const c4 = this.layer4.forward(c3);

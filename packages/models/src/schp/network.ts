@@ -154,6 +154,35 @@ export class Bottleneck extends T.Module implements T.nn.TensorModule {
   }
 }
 
+/**
+ * A ResNet stage: `blocks` bottlenecks of width `planes` (output 4x), the first with the stride and, when the
+ * shape changes, a projection shortcut; `dilation(b)` gives block b's dilation. Shared by SCHP and the
+ * DensePose head, which keep the stages as their own `layer1..4` (the official flat key names).
+ */
+export function bottleneckStage(inC: number, planes: number, blocks: number, stride: number, dilation: (block: number) => number = () => 1): T.nn.Sequential {
+  return new T.nn.Sequential(
+    ...Array.from({ length: blocks }, (_, b) => new Bottleneck(b === 0 ? inC : planes * 4, planes, b === 0 ? stride : 1, dilation(b), b === 0 && (stride !== 1 || inC !== planes * 4))),
+  );
+}
+
+/** The deep stem's modules (three 3x3 convs with their norms), as SCHP names them. */
+export interface DeepStem {
+  conv1: T.nn.Conv2d;
+  bn1: IdentityABN;
+  conv2: T.nn.Conv2d;
+  bn2: IdentityABN;
+  conv3: T.nn.Conv2d;
+  bn3: IdentityABN;
+}
+
+/** The deep stem and its max-pool: stride 4. */
+export function deepStemForward(m: DeepStem, x: T.Tensor): T.Tensor {
+  let h = T.relu(m.bn1.forward(m.conv1.forward(x)));
+  h = T.relu(m.bn2.forward(m.conv2.forward(h)));
+  h = T.relu(m.bn3.forward(m.conv3.forward(h)));
+  return T.maxPool2d(h, { kernelSize: 3, stride: 2, padding: 1 });
+}
+
 /** PSP context module: pooled branches upsampled (align_corners) and concatenated with the features. */
 class PSPModule extends T.Module {
   readonly stages: T.nn.ModuleList<T.nn.Sequential>;
@@ -256,23 +285,13 @@ export class SCHPNetwork extends T.Module {
     this.bn2 = this.addModule('bn2', new IdentityABN(stem[0]));
     this.conv3 = this.addModule('conv3', new T.nn.Conv2d(stem[0], stem[1], 3, { padding: 1, bias: false }));
     this.bn3 = this.addModule('bn3', new IdentityABN(stem[1]));
-    let inC = stem[1];
-    const stage = (i: number, stride: number, dilation: number, grid: number[] | null) => {
-      const blocks: Bottleneck[] = [];
-      for (let b = 0; b < layers[i]!; b++) {
-        const d = dilation * (grid ? grid[b % grid.length]! : 1);
-        const first = b === 0;
-        blocks.push(new Bottleneck(inC, planes[i]!, first ? stride : 1, d, first && (stride !== 1 || inC !== planes[i]! * 4)));
-        inC = planes[i]! * 4;
-      }
-      return new T.nn.Sequential(...blocks);
-    };
-    this.layer1 = this.addModule('layer1', stage(0, 1, 1, null));
-    this.layer2 = this.addModule('layer2', stage(1, 2, 1, null));
-    this.layer3 = this.addModule('layer3', stage(2, 2, 1, null));
-    // Output stride 16: layer4 keeps layer3's resolution and dilates instead.
-    this.layer4 = this.addModule('layer4', stage(3, 1, 2, config.multiGrid));
     const c = planes.map((p) => p * 4) as [number, number, number, number];
+    const grid = config.multiGrid;
+    this.layer1 = this.addModule('layer1', bottleneckStage(stem[1], planes[0], layers[0], 1));
+    this.layer2 = this.addModule('layer2', bottleneckStage(c[0], planes[1], layers[1], 2));
+    this.layer3 = this.addModule('layer3', bottleneckStage(c[1], planes[2], layers[2], 2));
+    // Output stride 16: layer4 keeps layer3's resolution and dilates instead.
+    this.layer4 = this.addModule('layer4', bottleneckStage(c[2], planes[3], layers[3], 1, (b) => 2 * grid[b % grid.length]!));
     this.context_encoding = this.addModule('context_encoding', new PSPModule(c[3], config.psp, config.pspSizes));
     this.edge = this.addModule('edge', new EdgeModule([c[0], c[1], c[2]], config.edge, config.edgeClasses));
     this.decoder = this.addModule('decoder', new DecoderModule(config.psp, c[0], config.decoder, config.decoderLow, config.numClasses));
@@ -290,11 +309,7 @@ export class SCHPNetwork extends T.Module {
   /** Input [N, 3, H, W] (normalised BGR, see parseHuman) to logits at stride 4 (layer-1 resolution). */
   forward(x: T.Tensor): SCHPOutput {
     if (x.rank !== 4 || x.shape[1] !== 3) throw new Error(`SCHPNetwork: expected [N, 3, H, W], got ${T.formatShape(x.shape)}`);
-    let h = T.relu(this.bn1.forward(this.conv1.forward(x)));
-    h = T.relu(this.bn2.forward(this.conv2.forward(h)));
-    h = T.relu(this.bn3.forward(this.conv3.forward(h)));
-    h = T.maxPool2d(h, { kernelSize: 3, stride: 2, padding: 1 });
-    const x2 = this.layer1.forward(h);
+    const x2 = this.layer1.forward(deepStemForward(this, x));
     const x3 = this.layer2.forward(x2);
     const x4 = this.layer3.forward(x3);
     const x5 = this.layer4.forward(x4);
