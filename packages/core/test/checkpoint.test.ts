@@ -1,4 +1,6 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
@@ -152,5 +154,43 @@ describe('checkpoints', () => {
     await expect(T.loadCheckpoint(dir, { model: run.net, optimizer: run.opt })).rejects.toThrow(/holds no optimizer state \(optimizer.safetensors\)/);
     const other = new Linear(5, 16);
     await expect(T.loadCheckpoint(dir, { model: other })).rejects.toThrow(/loadStateDict\(Linear\): \d+ problem\(s\)/);
+  });
+
+  it('loads a checkpoint served over HTTP (the browser path) exactly as from its folder', async () => {
+    const run = makeRun(5, 6);
+    for (let step = 0; step < 3; step++) trainStep(run, step);
+    const dir = join(root, 'served');
+    await T.saveCheckpoint(dir, { model: run.net, optimizer: run.opt, ema: run.ema, extra: { step: 3 } });
+    const server = createServer((req, res) => {
+      const file = join(root, decodeURIComponent(req.url ?? '/'));
+      if (!existsSync(file)) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200).end(readFileSync(file));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const opened = await T.openCheckpointUrl(`${base}/served/`);
+      expect(opened.extra).toEqual({ step: 3 });
+      const fromUrl = makeRun(9, 9);
+      const fromDir = makeRun(9, 9);
+      await opened.load({ model: fromUrl.net, optimizer: fromUrl.opt, ema: fromUrl.ema });
+      await T.loadCheckpoint(dir, { model: fromDir.net, optimizer: fromDir.opt, ema: fromDir.ema });
+      const x = T.randn([4, 5], { generator: new T.Generator(3) });
+      fromUrl.net.eval();
+      fromDir.net.eval();
+      expect(await fromUrl.net.forward(x).data()).toEqual(await fromDir.net.forward(x).data());
+      // Training continues identically: the optimizer state came over too.
+      fromUrl.net.train();
+      fromDir.net.train();
+      trainStep(fromUrl, 3);
+      trainStep(fromDir, 3);
+      expect(await fromUrl.net.l2.weight.data()).toEqual(await fromDir.net.l2.weight.data());
+      await expect(T.openCheckpointUrl(`${base}/missing`)).rejects.toThrow(/fetching '.*\/missing\/state.json' failed \(HTTP 404/);
+    } finally {
+      server.close();
+    }
   });
 });

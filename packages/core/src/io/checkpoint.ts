@@ -12,7 +12,7 @@
 import type { Module } from '../nn/module.js';
 import { dispose } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { openSafetensors, saveSafetensors, toDevice, writeFileAtomic } from './safetensors.js';
+import { openSafetensors, readSafetensors, saveSafetensors, toDevice, writeFileAtomic } from './safetensors.js';
 
 const FORMAT = 'leffa-webgpu-checkpoint';
 const VERSION = 1;
@@ -120,12 +120,55 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   if (movedOld) await fs.rm(previous, { recursive: true, force: true });
 }
 
-/**
- * Loads a checkpoint written by `saveCheckpoint` into the given model (and optimizer / EMA, whose files
- * must then exist) and returns its `extra` JSON. Values are copied or adopted; the caller's objects keep
- * their identity, so an optimizer built on the model's parameters stays valid.
- */
-export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions): Promise<unknown> {
+/** A checkpoint whose state.json has been read: its `extra`, and a loader for its tensors. */
+export interface OpenedCheckpoint {
+  /** Where it lives (a folder or a URL), for messages. */
+  readonly source: string;
+  /** state.json's `extra` (null when none was saved). */
+  readonly extra: unknown;
+  /**
+   * Loads the model (and optimizer / EMA, whose files must then exist). Values are copied or adopted; the
+   * caller's objects keep their identity, so an optimizer built on the model's parameters stays valid.
+   */
+  load(options: LoadCheckpointOptions): Promise<void>;
+}
+
+type TensorFile = { tensors: Map<string, Tensor>; metadata: Record<string, string> };
+
+/** The storage-independent half of loading: format check, then each part from `read(fileName)`. */
+function openedCheckpoint(source: string, stateText: string, read: (file: string) => Promise<TensorFile>): OpenedCheckpoint {
+  const state = JSON.parse(stateText) as { format?: string; version?: number; files?: string[]; extra?: unknown };
+  if (state.format !== FORMAT || state.version !== VERSION) {
+    throw new Error(`loadCheckpoint: '${source}/state.json' is not a ${FORMAT} v${VERSION} file (format ${state.format}, version ${state.version})`);
+  }
+  return {
+    source,
+    extra: state.extra ?? null,
+    async load(options) {
+      const model = await read('model.safetensors');
+      try {
+        options.model.loadStateDict(model.tensors, { strict: options.strict ?? true });
+      } finally {
+        dispose([...model.tensors.values()]);
+      }
+      for (const key of ['optimizer', 'ema'] as const) {
+        const part = options[key];
+        if (!part) continue;
+        if (!state.files?.includes(PART_FILES[key])) throw new Error(`loadCheckpoint: '${source}' holds no ${key} state (${PART_FILES[key]})`);
+        const { tensors, metadata } = await read(PART_FILES[key]);
+        try {
+          if (metadata.state === undefined) throw new Error(`loadCheckpoint: '${source}/${PART_FILES[key]}' has no 'state' metadata`);
+          part.loadStateDict({ tensors, meta: JSON.parse(metadata.state) });
+        } finally {
+          dispose([...tensors.values()]);
+        }
+      }
+    },
+  };
+}
+
+/** Opens a checkpoint folder written by `saveCheckpoint` (Node), falling back to `<dir>.previous` after an interrupted save. */
+export async function openCheckpoint(dir: string): Promise<OpenedCheckpoint> {
   const fs = await nodeFs();
   let src = dir.replace(/\/+$/, '');
   if (!(await exists(fs, `${src}/state.json`))) {
@@ -133,35 +176,40 @@ export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions
     if (await exists(fs, `${src}.previous/state.json`)) src = `${src}.previous`;
     else throw new Error(`loadCheckpoint: '${dir}' is not a checkpoint (no state.json)`);
   }
-  const state = JSON.parse(await fs.readFile(`${src}/state.json`, 'utf8')) as { format?: string; version?: number; files?: string[]; extra?: unknown };
-  if (state.format !== FORMAT || state.version !== VERSION) {
-    throw new Error(`loadCheckpoint: '${src}/state.json' is not a ${FORMAT} v${VERSION} file (format ${state.format}, version ${state.version})`);
-  }
-  const model = await readTensors(`${src}/model.safetensors`);
-  try {
-    options.model.loadStateDict(model.tensors, { strict: options.strict ?? true });
-  } finally {
-    dispose([...model.tensors.values()]);
-  }
-  for (const key of ['optimizer', 'ema'] as const) {
-    const part = options[key];
-    if (!part) continue;
-    const file = `${src}/${PART_FILES[key]}`;
-    if (!state.files?.includes(PART_FILES[key]) || !(await exists(fs, file))) {
-      throw new Error(`loadCheckpoint: '${src}' holds no ${key} state (${PART_FILES[key]})`);
-    }
-    const { tensors, metadata } = await readTensors(file);
-    try {
-      if (metadata.state === undefined) throw new Error(`loadCheckpoint: '${file}' has no 'state' metadata`);
-      part.loadStateDict({ tensors, meta: JSON.parse(metadata.state) });
-    } finally {
-      dispose([...tensors.values()]);
-    }
-  }
-  return state.extra ?? null;
+  return openedCheckpoint(src, await fs.readFile(`${src}/state.json`, 'utf8'), async (file) => {
+    if (!(await exists(fs, `${src}/${file}`))) throw new Error(`loadCheckpoint: '${src}' has no ${file}`);
+    return readTensors(`${src}/${file}`);
+  });
 }
 
-async function readTensors(path: string): Promise<{ tensors: Map<string, Tensor>; metadata: Record<string, string> }> {
+/**
+ * Opens a checkpoint folder served over HTTP (browsers, or Node's fetch): `url` is the folder's address;
+ * state.json and the safetensors files are fetched from under it.
+ */
+export async function openCheckpointUrl(url: string, fetchFn: typeof fetch = fetch): Promise<OpenedCheckpoint> {
+  const base = url.replace(/\/+$/, '');
+  const get = async (file: string): Promise<Response> => {
+    const response = await fetchFn(`${base}/${file}`);
+    if (!response.ok) throw new Error(`loadCheckpoint: fetching '${base}/${file}' failed (HTTP ${response.status} ${response.statusText})`);
+    return response;
+  };
+  return openedCheckpoint(base, await (await get('state.json')).text(), async (file) => {
+    const parsed = readSafetensors(new Uint8Array(await (await get(file)).arrayBuffer()), `${base}/${file}`);
+    return { tensors: toDevice(parsed.tensors), metadata: parsed.metadata };
+  });
+}
+
+/**
+ * Loads a checkpoint folder written by `saveCheckpoint` into the given model (and optimizer / EMA) and
+ * returns its `extra` JSON (see `OpenedCheckpoint.load`).
+ */
+export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions): Promise<unknown> {
+  const opened = await openCheckpoint(dir);
+  await opened.load(options);
+  return opened.extra;
+}
+
+async function readTensors(path: string): Promise<TensorFile> {
   const file = await openSafetensors(path);
   const tensors = new Map<string, Tensor>();
   try {
