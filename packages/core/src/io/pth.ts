@@ -1,11 +1,15 @@
 /**
- * PyTorch `.pth` checkpoints in torch.save's zip format (PyTorch >= 1.6): a ZIP archive holding
- * `<archive>/data.pkl` (a pickle, protocol 2) and `<archive>/data/<key>` (each storage's raw little-endian bytes).
+ * PyTorch `.pth` checkpoints, in either of torch.save's two formats, told apart by their first bytes:
+ * - zip (PyTorch >= 1.6): a ZIP archive holding `<archive>/data.pkl` (a pickle, protocol 2) and
+ *   `<archive>/data/<key>` (each storage's raw little-endian bytes);
+ * - legacy (PyTorch < 1.6, or `_use_new_zipfile_serialization=False`): pickles back to back (magic number,
+ *   protocol version, sys_info, the checkpoint, the storage keys), then each storage's element count and bytes.
+ * The still older tar format (PyTorch <= 0.3) is refused with a message saying how to re-save it.
  *
- * The pickle is run by a restricted VM: only the opcodes torch.save emits for state dicts, and only the globals
- * that rebuild tensors and ordered dicts. Anything else (os.system, builtins.eval, unknown opcodes) throws before
- * anything is built; nothing is ever executed. Tensors come out contiguous with the dtype rules of safetensors.ts
- * (float types widened to float32, integer types to int32).
+ * The pickles are run by a restricted VM: only the opcodes torch.save emits for state dicts (Python 2's strings
+ * included), and only the globals that rebuild tensors and ordered dicts. Anything else (os.system, builtins.eval,
+ * unknown opcodes) throws before anything is built; nothing is ever executed. Tensors come out contiguous with the
+ * dtype rules of safetensors.ts (float types widened to float32, integer types to int32).
  *
  * The result is a flat name -> tensor map: a checkpoint wrapping its weights as
  * `{'state_dict' | 'model' | 'module': {...}, 'epoch': ...}` is unwrapped, nested dicts are joined with '.',
@@ -198,8 +202,28 @@ class Storage {
   constructor(
     readonly dtype: SafetensorsDType,
     readonly numel: number,
-    readonly bytes: Uint8Array,
+    /** numel x item bytes; in the legacy format filled in after the pickle, where the bytes follow it. */
+    public bytes: Uint8Array,
   ) {}
+}
+
+/** A persistent id ('storage', storage_type, key, location, numel, ...rest) with its storage type resolved. */
+interface StorageId {
+  key: string;
+  dtype: SafetensorsDType;
+  numel: number;
+  /** What follows numel: nothing in the zip format, view_metadata in the legacy one. */
+  rest: unknown[];
+}
+
+interface UnpickleOptions {
+  /** Names the pickle in errors: 'data.pkl', 'the pickled checkpoint'. */
+  label: string;
+  /** The persistent id's expected form, for the error when another arrives. */
+  storageIdForm: string;
+  storageIdLength: number;
+  /** Supplies the storage behind a persistent id; caching by key is its business. */
+  storage: (id: StorageId) => Storage;
 }
 
 /** A tensor view as pickled: decoded lazily so errors can name the key. */
@@ -230,17 +254,18 @@ function describe(v: unknown): string {
 const OPCODE_NAMES: Record<number, string> = { 0x69: 'INST', 0x6f: 'OBJ', 0x92: 'NEWOBJ_EX', 0x50: 'PERSID', 0x42: 'BINBYTES', 0x43: 'SHORT_BINBYTES' };
 
 /**
- * Runs `data.pkl`. `storage(key, dtype, numel)` supplies the bytes behind each persistent id.
- * Tuples arrive as PyTuple, dicts as Map, tensors as TensorRef.
+ * Runs one pickle from the start of `pkl` up to its STOP opcode and returns the value and the number of bytes
+ * it took (the legacy format is several pickles back to back; trailing bytes are the caller's business).
+ * Tuples arrive as PyTuple, dicts as Map, tensors as TensorRef, storages from `options.storage`.
  */
-function unpickle(pkl: Uint8Array, source: string, storage: (key: string, dtype: SafetensorsDType, numel: number) => Uint8Array): unknown {
+function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { value: unknown; end: number } {
   const view = new DataView(pkl.buffer, pkl.byteOffset, pkl.byteLength);
   const decoder = new TextDecoder();
-  const where = `${source}: data.pkl`;
+  const { label } = options;
+  const where = `${source}: ${label}`;
   let stack: unknown[] = [];
   const marks: unknown[][] = [];
   const memo = new Map<number, unknown>();
-  const storages = new Map<string, Storage>();
   let pos = 0;
 
   const need = (n: number) => {
@@ -303,12 +328,14 @@ function unpickle(pkl: Uint8Array, source: string, storage: (key: string, dtype:
     switch (fn.name) {
       case 'collections.OrderedDict': {
         const d: PyDict = new Map();
-        // OrderedDict(iterable of pairs) is legal Python; torch.save only emits OrderedDict().
+        // OrderedDict(iterable of pairs) is legal Python; torch.save only emits OrderedDict() under Python 3,
+        // Python 2 pickled OrderedDict([[key, value], ...]).
         if (args.length > 0) {
           if (!Array.isArray(args[0])) throw new Error(`${where}: OrderedDict(${describe(args[0])}) is not supported`);
           for (const pair of args[0]) {
-            if (!(pair instanceof PyTuple) || pair.items.length !== 2) throw new Error(`${where}: OrderedDict items must be pairs`);
-            d.set(pair.items[0], pair.items[1]);
+            const kv = pair instanceof PyTuple ? pair.items : pair;
+            if (!Array.isArray(kv) || kv.length !== 2) throw new Error(`${where}: OrderedDict items must be pairs`);
+            d.set(kv[0], kv[1]);
           }
         }
         return d;
@@ -333,25 +360,16 @@ function unpickle(pkl: Uint8Array, source: string, storage: (key: string, dtype:
     }
   };
 
-  /** BINPERSID ('storage', storage_type, key, location, numel): the storage's bytes live in data/<key>. */
+  /** BINPERSID ('storage', storage_type, key, location, numel, ...): the storage is the caller's to supply. */
   const persistentLoad = (pid: unknown): Storage => {
     const t = pid instanceof PyTuple ? pid.items : [];
-    const [kind, type, key, , numelRaw] = t;
-    if (t.length !== 5 || kind !== 'storage' || !(type instanceof PyGlobal) || typeof key !== 'string') {
-      throw new Error(`${where}: unsupported persistent id (expected ('storage', type, key, location, numel)); ${ONLY}`);
+    const [kind, type, key, , numelRaw, ...rest] = t;
+    if (t.length !== options.storageIdLength || kind !== 'storage' || !(type instanceof PyGlobal) || typeof key !== 'string') {
+      throw new Error(`${where}: unsupported persistent id (expected ${options.storageIdForm}); ${ONLY}`);
     }
     const dtype = STORAGE_DTYPES[type.name.slice('torch.'.length)];
     if (!type.name.startsWith('torch.') || !dtype) throw new Error(`${where}: '${type.name}' is not a storage type; ${ONLY}`);
-    const numel = int(numelRaw, 'storage size');
-    const cached = storages.get(key);
-    if (cached) return cached;
-    const bytes = storage(key, dtype, numel);
-    if (bytes.byteLength < numel * ITEM_BYTES[dtype]) {
-      throw new Error(`${source}: storage data/${key} has ${bytes.byteLength} bytes, expected ${numel} x ${dtype} = ${numel * ITEM_BYTES[dtype]}`);
-    }
-    const s = new Storage(dtype, numel, bytes);
-    storages.set(key, s);
-    return s;
+    return options.storage({ key, dtype, numel: int(numelRaw, 'storage size'), rest });
   };
 
   for (;;) {
@@ -407,6 +425,16 @@ function unpickle(pkl: Uint8Array, source: string, storage: (key: string, dtype:
       case 0x8d: // BINUNICODE8
         stack.push(str(u64(view, need(8), where, 'string length')));
         break;
+      case 0x55: // SHORT_BINSTRING: a Python 2 str, read as UTF-8 as torch.load does
+        stack.push(str(pkl[need(1)]!));
+        break;
+      case 0x54: {
+        // BINSTRING (Python 2 str, signed 4-byte length)
+        const n = view.getInt32(need(4), true);
+        if (n < 0) throw new Error(`${where}: negative string length at byte ${pos - 5}`);
+        stack.push(str(n));
+        break;
+      }
       case 0x4a: // BININT
         stack.push(view.getInt32(need(4), true));
         break;
@@ -523,13 +551,138 @@ function unpickle(pkl: Uint8Array, source: string, storage: (key: string, dtype:
         break;
       case 0x2e: // STOP
         if (stack.length !== 1 || marks.length) throw new Error(`${where}: pickle stopped with ${stack.length} values on the stack`);
-        return stack[0];
+        return { value: stack[0], end: pos };
       default: {
         const name = OPCODE_NAMES[op] ?? (op >= 0x20 && op < 0x7f ? `'${String.fromCharCode(op)}'` : 'unknown');
-        throw new Error(`${source}: unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')} (${name}) at byte ${pos - 1} of data.pkl; ${ONLY}`);
+        throw new Error(`${source}: unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')} (${name}) at byte ${pos - 1} of ${label}; ${ONLY}`);
       }
     }
   }
+}
+
+// ---------------------------------------------------------------- the zip format (PyTorch >= 1.6)
+
+/** Runs `<archive>/data.pkl`; persistent ids ('storage', type, key, location, numel) name `<archive>/data/<key>`. */
+function readZipCheckpoint(bytes: Uint8Array, source: string): unknown {
+  const entries = readCentralDirectory(bytes, source);
+  const pklEntry = [...entries.values()].find((e) => /^[^/]+\/data\.pkl$/.test(e.name));
+  if (!pklEntry) throw new Error(`${source}: zip archive has no <archive>/data.pkl, so it is not a torch.save checkpoint`);
+  const prefix = pklEntry.name.slice(0, -'data.pkl'.length);
+  const byteorder = entries.get(`${prefix}byteorder`);
+  if (byteorder) {
+    const order = new TextDecoder().decode(entryBytes(bytes, byteorder, source)).trim();
+    if (order !== 'little') throw new Error(`${source}: storages are '${order}'-endian; only little-endian checkpoints are supported`);
+  }
+  const storages = new Map<string, Storage>();
+  return unpickle(entryBytes(bytes, pklEntry, source), source, {
+    label: 'data.pkl',
+    storageIdForm: "('storage', type, key, location, numel)",
+    storageIdLength: 5,
+    storage: ({ key, dtype, numel }) => {
+      const cached = storages.get(key);
+      if (cached) return cached;
+      const e = entries.get(`${prefix}data/${key}`);
+      if (!e) throw new Error(`${source}: storage '${key}' is missing from the archive (expected ${prefix}data/${key})`);
+      const data = entryBytes(bytes, e, source);
+      if (data.byteLength < numel * ITEM_BYTES[dtype]) {
+        throw new Error(`${source}: storage data/${key} has ${data.byteLength} bytes, expected ${numel} x ${dtype} = ${numel * ITEM_BYTES[dtype]}`);
+      }
+      const s = new Storage(dtype, numel, data);
+      storages.set(key, s);
+      return s;
+    },
+  }).value;
+}
+
+// ---------------------------------------------------------------- the legacy format (PyTorch < 1.6)
+
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+const LEGACY_PROTOCOL = 1001;
+
+/**
+ * torch.save's `_legacy_save` layout: five pickles back to back (the magic number, the protocol version 1001,
+ * sys_info, the checkpoint, the list of storage keys), then for each key in that list an int64 element count and
+ * the storage's raw little-endian bytes. Persistent ids are ('storage', type, root_key, location, numel,
+ * view_metadata), where view_metadata is None or (view_key, offset, size): a window into the root storage.
+ */
+function readLegacyCheckpoint(bytes: Uint8Array, source: string): unknown {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const truncated = (what: string) => new Error(`${source}: legacy torch.save file ends at byte ${bytes.byteLength} ${what} (file truncated?)`);
+  let at = 0;
+  const next = (label: string, storage: UnpickleOptions['storage']): unknown => {
+    if (at >= bytes.byteLength) throw truncated(`before ${label}`);
+    const { value, end } = unpickle(bytes.subarray(at), source, {
+      label,
+      storageIdForm: "('storage', type, root_key, location, numel, view_metadata)",
+      storageIdLength: 6,
+      storage,
+    });
+    at += end;
+    return value;
+  };
+  const noStorage = (): Storage => {
+    throw new Error(`${source}: a storage outside the pickled checkpoint of a legacy torch.save file; ${ONLY}`);
+  };
+
+  if (next('the magic number', noStorage) !== LEGACY_MAGIC) {
+    throw new Error(`${source}: starts with a pickle that is not torch.save's magic number, so it is not a torch.save checkpoint`);
+  }
+  const protocol = next('the protocol version', noStorage);
+  if (protocol !== LEGACY_PROTOCOL) throw new Error(`${source}: legacy torch.save protocol version ${String(protocol)}, expected ${LEGACY_PROTOCOL}`);
+  const sysInfo = next('sys_info', noStorage);
+  if (sysInfo instanceof Map && sysInfo.get('little_endian') === false) {
+    throw new Error(`${source}: saved on a big-endian machine (sys_info little_endian=False); only little-endian checkpoints are supported`);
+  }
+
+  // Storages are created empty while the checkpoint is unpickled; their bytes come after the key list.
+  const roots = new Map<string, Storage>();
+  const views = new Map<string, { storage: Storage; root: Storage; offset: number }>();
+  const root = next('the pickled checkpoint', ({ key, dtype, numel, rest: [viewMetadata] }) => {
+    let r = roots.get(key);
+    if (!r) roots.set(key, (r = new Storage(dtype, numel, new Uint8Array(0))));
+    else if (r.dtype !== dtype || r.numel !== numel) {
+      throw new Error(`${source}: storage '${key}' is used as ${r.numel} x ${r.dtype} and as ${numel} x ${dtype}`);
+    }
+    if (viewMetadata === null) return r;
+    const [viewKey, offset, size] = viewMetadata instanceof PyTuple ? viewMetadata.items : [];
+    if (typeof viewKey !== 'string' || !Number.isInteger(offset) || !Number.isInteger(size)) {
+      throw new Error(`${source}: storage '${key}' has view_metadata ${describe(viewMetadata)}, expected None or (view_key, offset, size)`);
+    }
+    const o = offset as number;
+    const n = size as number;
+    if (o < 0 || n < 0 || o + n > numel) throw new Error(`${source}: storage view '${viewKey}' (${o}+${n}) lies outside storage '${key}' of ${numel} elements`);
+    let v = views.get(viewKey);
+    if (!v) views.set(viewKey, (v = { storage: new Storage(dtype, n, new Uint8Array(0)), root: r, offset: o }));
+    else if (v.root !== r || v.offset !== o || v.storage.numel !== n) throw new Error(`${source}: storage view '${viewKey}' is described two ways`);
+    return v.storage;
+  });
+  const keys = next('the storage key list', noStorage);
+  if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) {
+    throw new Error(`${source}: legacy torch.save file has a ${describe(keys)} where the list of storage keys belongs`);
+  }
+
+  const filled = new Set<string>();
+  for (const key of keys as string[]) {
+    const s = roots.get(key);
+    if (!s) throw new Error(`${source}: storage '${key}' is in the file but no tensor uses it, so its element size is unknown`);
+    if (filled.has(key)) throw new Error(`${source}: storage '${key}' is listed twice`);
+    if (at + 8 > bytes.byteLength) throw truncated(`before storage '${key}'`);
+    const count = u64(view, at, source, `storage '${key}' element count`);
+    if (count !== s.numel) throw new Error(`${source}: storage '${key}' holds ${count} elements, but the checkpoint says ${s.numel}`);
+    const end = at + 8 + count * ITEM_BYTES[s.dtype];
+    if (end > bytes.byteLength) throw truncated(`inside storage '${key}' (${count} x ${s.dtype} ending at byte ${end})`);
+    s.bytes = bytes.subarray(at + 8, end);
+    filled.add(key);
+    at = end;
+  }
+  for (const key of roots.keys()) {
+    if (!filled.has(key)) throw new Error(`${source}: storage '${key}' is used by the checkpoint but its bytes are not in the file`);
+  }
+  for (const v of views.values()) {
+    const item = ITEM_BYTES[v.root.dtype];
+    v.storage.bytes = v.root.bytes.subarray(v.offset * item, (v.offset + v.storage.numel) * item);
+  }
+  return root;
 }
 
 // ---------------------------------------------------------------- tensors
@@ -609,31 +762,30 @@ function flatten(root: unknown, source: string, options: PthOptions): Map<string
   return out;
 }
 
+/** The ZIP local-file-header magic 'PK\x03\x04' at byte 0. */
+const isZip = (b: Uint8Array) => b.byteLength >= 4 && b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04;
+/** A pickle's PROTO opcode (protocol >= 2), as the legacy format's first pickle, the magic number, starts. */
+const isPickle = (b: Uint8Array) => b.byteLength >= 1 && b[0] === 0x80;
+/** The POSIX tar magic 'ustar' at byte 257 of the first header, as PyTorch <= 0.3's tarfile writes it. */
+const isTar = (b: Uint8Array) => b.byteLength >= 262 && String.fromCharCode(...b.subarray(257, 262)) === 'ustar';
+
 /**
- * Parses a torch.save checkpoint held in memory into flat, contiguous host tensors. See the file comment for
- * how the state dict is found; `options.stripPrefix` removes e.g. 'module.' from every key.
+ * Parses a torch.save checkpoint held in memory into flat, contiguous host tensors: the zip format or the legacy
+ * one, told apart by their first bytes. See the file comment for how the state dict is found;
+ * `options.stripPrefix` removes e.g. 'module.' from every key.
  */
 export function readPth(bytes: Uint8Array, source = 'pth', options: PthOptions = {}): Map<string, HostTensor> {
-  if (bytes.byteLength < 4 || bytes[0] !== 0x50 || bytes[1] !== 0x4b || bytes[2] !== 0x03 || bytes[3] !== 0x04) {
+  let root: unknown;
+  if (isZip(bytes)) root = readZipCheckpoint(bytes, source);
+  else if (isPickle(bytes)) root = readLegacyCheckpoint(bytes, source);
+  else if (isTar(bytes)) {
     throw new Error(
-      `${source}: not a zip archive, so this is the legacy torch.save format (PyTorch < 1.6 or _use_new_zipfile_serialization=False), ` +
-        'which is not supported; re-save it with torch.save(sd, path) in PyTorch >= 1.6',
+      `${source}: a tar archive, torch.save's format of PyTorch <= 0.3, which is not supported; ` +
+        're-save it with a current PyTorch: torch.save(torch.load(f), f2)',
     );
+  } else {
+    throw new Error(`${source}: not a torch.save checkpoint (neither a zip archive nor a legacy torch.save pickle stream)`);
   }
-  const entries = readCentralDirectory(bytes, source);
-  const pklEntry = [...entries.values()].find((e) => /^[^/]+\/data\.pkl$/.test(e.name));
-  if (!pklEntry) throw new Error(`${source}: zip archive has no <archive>/data.pkl, so it is not a torch.save checkpoint`);
-  const prefix = pklEntry.name.slice(0, -'data.pkl'.length);
-  const byteorder = entries.get(`${prefix}byteorder`);
-  if (byteorder) {
-    const order = new TextDecoder().decode(entryBytes(bytes, byteorder, source)).trim();
-    if (order !== 'little') throw new Error(`${source}: storages are '${order}'-endian; only little-endian checkpoints are supported`);
-  }
-  const root = unpickle(entryBytes(bytes, pklEntry, source), source, (key) => {
-    const e = entries.get(`${prefix}data/${key}`);
-    if (!e) throw new Error(`${source}: storage '${key}' is missing from the archive (expected ${prefix}data/${key})`);
-    return entryBytes(bytes, e, source);
-  });
   return flatten(root, source, options);
 }
 
