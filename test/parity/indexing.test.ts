@@ -1,4 +1,5 @@
 import * as T from '@leffa-webgpu/core';
+import { afterAll, beforeAll, describe } from 'vitest';
 import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
 await T.init();
@@ -15,4 +16,11 @@ const OPS: Record<string, OpAdapter> = {
   lovasz_softmax: ([probas, labels], a) => T.lovaszSoftmax(probas!, labels!, { classes: a.classes, ignoreIndex: a.ignoreIndex }),
 };
 
-replayGoldenGroup('indexing', OPS);
+// Both bitonic schedules (sort and the Lovasz loss sort), not only the one this adapter gets.
+for (const schedule of ['workgroup', 'fused'] as const) {
+  describe(`bitonic schedule '${schedule}'`, () => {
+    beforeAll(() => T.setSortSchedule(schedule));
+    afterAll(() => T.setSortSchedule(null));
+    replayGoldenGroup('indexing', OPS);
+  });
+}

@@ -6,7 +6,8 @@ import { dispatchCases } from './dispatch.js';
 import { groupNormCases } from './group-norm.js';
 import { matmulCases } from './matmul.js';
 import { softmaxCase } from './softmax.js';
+import { sortCase } from './sort.js';
 import { unetTrainStepCase } from './unet-train-step.js';
 
 /** Every benchmark, in report order. New cases: one file in this folder, one line here. */
-export const CASES: BenchCase[] = [...matmulCases, ...conv2dCases, ...groupNormCases, ...attentionCases, adamwCase, unetTrainStepCase, ...dispatchCases, softmaxCase];
+export const CASES: BenchCase[] = [...matmulCases, ...conv2dCases, ...groupNormCases, ...attentionCases, adamwCase, unetTrainStepCase, ...dispatchCases, softmaxCase, sortCase];

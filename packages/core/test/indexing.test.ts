@@ -37,6 +37,28 @@ describe('sorting, indexing and Lovasz gradients', () => {
     await expectGradcheck((x) => T.sort(x, -1, true).values, [leaf([2, 5], 4)], { eps: 1e-3 });
   });
 
+  it.each(['workgroup', 'fused'] as const)('argsort is stable on ties, both directions, across segments (%s bitonic schedule)', async (schedule) => {
+    T.setSortSchedule(schedule);
+    try {
+      // 3 rows of 2500 (padded to 4096: past the 1024 workgroup tile) with only 7 distinct values, NaN among them.
+      const n = 2500;
+      const data = Array.from({ length: 3 * n }, (_, i) => (i % 97 === 5 ? NaN : [0.5, -1, 3, 0, -0, 2.25, -7][(i * 7919) % 7]!));
+      const x = T.tensor(data, [3, n]);
+      for (const descending of [false, true]) {
+        const got = await T.argsort(x, -1, descending).intData();
+        for (let r = 0; r < 3; r++) {
+          const row = data.slice(r * n, (r + 1) * n);
+          // NaN is the largest value (as PyTorch); equal keys keep their order (-0 and 0 are equal).
+          const key = (v: number) => (Number.isNaN(v) ? Infinity : v);
+          const want = Array.from({ length: n }, (_, i) => i).sort((a, b) => (descending ? key(row[b]!) - key(row[a]!) : key(row[a]!) - key(row[b]!)) || a - b);
+          expect(Array.from(got.slice(r * n, (r + 1) * n))).toEqual(want);
+        }
+      }
+    } finally {
+      T.setSortSchedule(null);
+    }
+  });
+
   it('out-of-range indices give NaN instead of a silent value', async () => {
     const hot = await T.oneHot(labels([1, -2], [2]), 3).data();
     expect(Array.from(hot.slice(0, 3))).toEqual([0, 1, 0]);

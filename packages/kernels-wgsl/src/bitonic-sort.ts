@@ -4,12 +4,16 @@ import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGrou
  * Bitonic sort of (key, index) pairs stored as vec2<u32>, in independent segments of a power-of-two length L,
  * in place. Order: key descending, ties by index ascending, so the sort is stable and deterministic.
  *
- * Schedule for a segment (B = min(L, 1024) elements fit in workgroup memory):
- *   bitonicLocalKernel(B, 'sort')             every stage with k <= B, in workgroup memory
- *   for k = 2B .. L:
- *     bitonicGlobalKernel (k, j)  for j = k/2 .. B   one dispatch per compare-exchange stage
- *     bitonicLocalKernel(B, 'merge') with k       the stages j = B/2 .. 1 in workgroup memory
- * (`bitonicSchedule` lists the dispatches.)
+ * Two schedules of the same compare-exchange network (`bitonicSchedule` lists the dispatches):
+ * - 'workgroup' (GPUs), B = min(L, 1024) elements per workgroup tile:
+ *     bitonicLocalKernel(B, 'sort')             every stage with k <= B, in workgroup memory
+ *     for k = 2B .. L:
+ *       bitonicGlobalKernel (k, j)  for j = k/2 .. B   one dispatch per compare-exchange stage
+ *       bitonicLocalKernel(B, 'merge') with k       the stages j = B/2 .. 1 in workgroup memory
+ * - 'fused' (CPU adapters, where workgroup memory and barriers are no faster than global memory): every
+ *   dispatch runs up to three consecutive stages j, j/2, j/4 in registers (bitonicFusedKernel), each
+ *   invocation owning the 8 elements those stages exchange among themselves, so the pairs make a third as many
+ *   trips through memory.
  */
 export const SORT_MAX_BLOCK = 1024;
 const WG = 64;
@@ -103,13 +107,71 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }),
 );
 
+/**
+ * Stages j, j/2, ..., j/2^(r-1) of one k in one pass (r = 1..3). An invocation owns the 2^r elements
+ * base + m * s (s = j / 2^(r-1), m < 2^r), which those stages exchange only among themselves; base has zeros in
+ * the r bits from log2(s) up, so all of them share bit k of their in-segment index and hence one direction.
+ */
+export const bitonicFusedKernel = cachedKernel((r: number): Kernel => {
+  if (!(Number.isInteger(r) && r >= 1 && r <= 3)) throw new Error(`bitonicFusedKernel: r must be 1, 2 or 3, got ${r}`);
+  const n = 1 << r;
+  const exchanges: string[] = [];
+  for (let d = n >> 1; d >= 1; d >>= 1) {
+    for (let m = 0; m < n; m++) {
+      if ((m & d) === 0) exchanges.push(`  if (before(v${m + d}, v${m}) == up) { let t = v${m}; v${m} = v${m + d}; v${m + d} = t; }`);
+    }
+  }
+  return makeKernel({
+    key: `bitonic.fused:${r}`,
+    buffers: [{ name: 'pairs', access: 'read_write', type: 'vec2<u32>' }],
+    uniforms: [
+      { name: 'L', type: 'u32' },
+      { name: 'k', type: 'u32' },
+      { name: 's', type: 'u32' },
+      { name: 'groups', type: 'u32' },
+    ],
+    workgroupSize: [WG, 1, 1],
+    body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+${BEFORE_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let g = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (g >= params.groups) { return; }
+  let s = params.s;
+  let low = g & (s - 1u);
+  let base = ((g - low) << ${r}u) | low;
+  let up = ((base & (params.L - 1u)) & params.k) == 0u;
+${Array.from({ length: n }, (_, m) => `  var v${m} = pairs[base + ${m}u * s];`).join('\n')}
+${exchanges.join('\n')}
+${Array.from({ length: n }, (_, m) => `  pairs[base + ${m}u * s] = v${m};`).join('\n')}
+}`,
+  });
+});
+
 export type BitonicDispatch =
   | { kernel: Kernel; uniforms: { L: number; k: number; blocks: number }; grid: Grid }
-  | { kernel: Kernel; uniforms: { L: number; k: number; j: number; half: number }; grid: Grid };
+  | { kernel: Kernel; uniforms: { L: number; k: number; j: number; half: number }; grid: Grid }
+  | { kernel: Kernel; uniforms: { L: number; k: number; s: number; groups: number }; grid: Grid };
 
-/** The dispatches that sort `segments` segments of length L (a power of two), in order. */
-export function bitonicSchedule(segments: number, L: number): BitonicDispatch[] {
+/** The dispatches that sort `segments` segments of length L (a power of two), in order (see the module comment). */
+export function bitonicSchedule(segments: number, L: number, schedule: 'workgroup' | 'fused' = 'workgroup'): BitonicDispatch[] {
   if (L < 2) return [];
+  if (schedule === 'fused') {
+    const out: BitonicDispatch[] = [];
+    const total = segments * L;
+    for (let k = 2; k <= L; k *= 2) {
+      for (let j = k / 2; j >= 1; ) {
+        const r = Math.min(3, Math.log2(j) + 1);
+        const s = j >> (r - 1);
+        const groups = total >> r;
+        out.push({ kernel: bitonicFusedKernel(r), uniforms: { L, k, s, groups }, grid: grid1d(groups, WG) });
+        j = s / 2;
+      }
+    }
+    return out;
+  }
   const block = Math.min(L, SORT_MAX_BLOCK);
   const blocks = (segments * L) / block;
   const out: BitonicDispatch[] = [{ kernel: bitonicLocalKernel(block, 'sort'), uniforms: { L, k: 0, blocks }, grid: gridGroups(blocks) }];
@@ -127,7 +189,7 @@ export const nextPowerOfTwo = (n: number): number => (n <= 1 ? 1 : 2 ** Math.cei
 
 /**
  * Keys of a float tensor [rows, n] for sorting: pairs[r * L + j] = (key(x[r, j]), j), padded to L with
- * (0, j) which sorts last. key maps floats to u32 in the same order (NaN above +inf, as PyTorch sorts it);
+ * (0, j) which sorts last. key maps floats to u32 in the same order (NaN above +inf, -0 equal to 0, as PyTorch sorts);
  * ascending sorts complement it.
  */
 export const sortKeysKernel = cachedKernel(
@@ -156,7 +218,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var key = 0u;
   if (j < params.n) {
     let v = x[r * params.n + j];
-    let u = bitcast<u32>(v);
+    // -0 and +0 are equal keys (PyTorch compares values, so a stable sort keeps their order).
+    let u = select(bitcast<u32>(v), 0u, v == 0.0);
     var ordered = select(u | 0x80000000u, ~u, (u & 0x80000000u) != 0u);
     if (v != v) { ordered = 0xffffffffu; }
     key = ${descending ? 'ordered' : '~ordered'};

@@ -1,4 +1,5 @@
 import { bitonicSchedule, nextPowerOfTwo, sortGrid, sortIndicesKernel, sortKeysKernel } from '@leffa-webgpu/kernels-wgsl';
+import { activeDevice } from '../device/device.js';
 import { tidy } from '../tensor/scope.js';
 import { normalizeAxis } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -6,12 +7,30 @@ import { gather } from './indexing.js';
 import { emptyTensor, launch } from './launch.js';
 import { transpose } from './shape.js';
 
+export type SortSchedule = 'workgroup' | 'fused';
+
+let forcedSchedule: SortSchedule | null = null;
+
+/** Overrides the adapter-based bitonic schedule for every later sort (null restores it); for tests and benchmarks. */
+export function setSortSchedule(schedule: SortSchedule | null): void {
+  forcedSchedule = schedule;
+}
+
+/**
+ * The bitonic schedule for this adapter: GPUs sort tiles in workgroup memory; CPU implementations (lavapipe),
+ * where workgroup memory is ordinary memory and barriers are costly, run three stages per pass in registers.
+ */
+export function sortScheduleFor(isCpu: boolean): SortSchedule {
+  return forcedSchedule ?? (isCpu ? 'fused' : 'workgroup');
+}
+
 /**
  * Sorts, in place, `segments` segments of length L (a power of two) of (key, index) pairs held in an int32
  * tensor of 2 * segments * L words: key descending, ties by index ascending (stable).
  */
 export function sortPairsInPlace(pairs: Tensor, segments: number, L: number): void {
-  for (const d of bitonicSchedule(segments, L)) launch(d.kernel, [], [pairs], d.uniforms, d.grid);
+  const schedule = sortScheduleFor(activeDevice().report.isCpu);
+  for (const d of bitonicSchedule(segments, L, schedule)) launch(d.kernel, [], [pairs], d.uniforms, d.grid);
 }
 
 /**
