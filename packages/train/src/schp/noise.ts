@@ -2,6 +2,7 @@
  * Label noise for the self-correction experiment: the kinds of mistakes human annotators make on LIP, applied
  * to clean synthetic parsing maps so that the benefit of SCHP's label refinement can be measured.
  */
+import { regionsOf } from '../data/synthetic/morphology.js';
 import { Rng } from '../data/synthetic/rng.js';
 
 export interface LabelNoiseOptions {
@@ -17,36 +18,6 @@ export interface LabelNoiseOptions {
 
 const LIP_PAIRS: readonly (readonly [number, number])[] = [[14, 15], [16, 17], [18, 19]];
 
-/** 4-connected components of each label (the "regions" an annotator draws). */
-function regions(labels: Uint8Array, width: number, height: number): { id: Int32Array; label: number[] } {
-  const id = new Int32Array(labels.length).fill(-1);
-  const label: number[] = [];
-  const stack: number[] = [];
-  for (let start = 0; start < labels.length; start++) {
-    if (id[start] !== -1) continue;
-    const r = label.length;
-    const l = labels[start]!;
-    label.push(l);
-    id[start] = r;
-    stack.push(start);
-    while (stack.length) {
-      const i = stack.pop()!;
-      const x = i % width;
-      const y = (i - x) / width;
-      const visit = (j: number) => {
-        if (id[j] === -1 && labels[j] === l) {
-          id[j] = r;
-          stack.push(j);
-        }
-      };
-      if (x > 0) visit(i - 1);
-      if (x < width - 1) visit(i + 1);
-      if (y > 0) visit(i - width);
-      if (y < height - 1) visit(i + width);
-    }
-  }
-  return { id, label };
-}
 
 /**
  * Disturbs a row-major label map, deterministically in `seed`. Each foreground region (4-connected component
@@ -69,7 +40,7 @@ export function corruptLabels(labels: Uint8Array, width: number, height: number,
   const partner = new Map<number, number>();
   for (const [a, b] of options.pairs ?? LIP_PAIRS) partner.set(a, b).set(b, a);
   const rng = new Rng(seed ^ 0x6c8e9cf5);
-  const { id, label } = regions(labels, width, height);
+  const { id, value: label } = regionsOf(labels, width, height);
   // Decide every region's fate up front (in region order), so the draws do not depend on the edits.
   const plans = label.map((l) => {
     const active = l !== 0 && l !== ignore;

@@ -22,16 +22,26 @@ export function dilate(mask: Uint8Array, width: number, height: number, r: numbe
   return out;
 }
 
-/** 4-connected components of set pixels; returns the label image (0 = unset) and component sizes. */
-export function components(mask: Uint8Array, width: number, height: number): { labels: Int32Array; sizes: number[] } {
-  const labels = new Int32Array(mask.length);
-  const sizes = [0];
+/**
+ * 4-connected regions of equal value (pixels where `include` is false belong to none): each pixel's region id
+ * (-1 for none), and each region's value and size.
+ */
+export function regionsOf(
+  values: ArrayLike<number>,
+  width: number,
+  height: number,
+  include: (value: number) => boolean = () => true,
+): { id: Int32Array; value: number[]; sizes: number[] } {
+  const id = new Int32Array(values.length).fill(-1);
+  const value: number[] = [];
+  const sizes: number[] = [];
   const stack: number[] = [];
-  for (let start = 0; start < mask.length; start++) {
-    if (!mask[start] || labels[start]) continue;
-    const id = sizes.length;
+  for (let start = 0; start < values.length; start++) {
+    const v = values[start]!;
+    if (id[start] !== -1 || !include(v)) continue;
+    const r = value.length;
     let size = 0;
-    labels[start] = id;
+    id[start] = r;
     stack.push(start);
     while (stack.length) {
       const i = stack.pop()!;
@@ -39,8 +49,8 @@ export function components(mask: Uint8Array, width: number, height: number): { l
       const x = i % width;
       const y = (i - x) / width;
       const visit = (j: number) => {
-        if (mask[j] && !labels[j]) {
-          labels[j] = id;
+        if (id[j] === -1 && values[j] === v) {
+          id[j] = r;
           stack.push(j);
         }
       };
@@ -49,9 +59,16 @@ export function components(mask: Uint8Array, width: number, height: number): { l
       if (y > 0) visit(i - width);
       if (y < height - 1) visit(i + width);
     }
+    value.push(v);
     sizes.push(size);
   }
-  return { labels, sizes };
+  return { id, value, sizes };
+}
+
+/** 4-connected components of set pixels; returns the label image (0 = unset) and component sizes (index 0 unused). */
+export function components(mask: Uint8Array, width: number, height: number): { labels: Int32Array; sizes: number[] } {
+  const { id, sizes } = regionsOf(Uint8Array.from(mask, (v) => (v ? 1 : 0)), width, height, (v) => v === 1);
+  return { labels: Int32Array.from(id, (r) => r + 1), sizes: [0, ...sizes] };
 }
 
 /** Keeps only the largest component. */
