@@ -1,5 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { LEFFA_CONFIGS, type LeffaConfig } from '@leffa-webgpu/models';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -14,7 +13,7 @@ export function assetsDir(): string {
   throw new Error('leffa: the package assets folder (shipped checkpoints) was not found');
 }
 
-export const shippedCheckpoint = (name: 'leffa-tiny-tryon' | 'leffa-tiny-pose' | 'openpose-small' | 'schp-small') => `${assetsDir()}${name}`;
+export const shippedCheckpoint = (name: 'leffa-tiny-tryon' | 'leffa-tiny-pose' | 'openpose-small' | 'schp-small' | 'densepose-small') => `${assetsDir()}${name}`;
 
 /** A checkpoint folder, with `shipped:NAME` naming one of the package's shipped checkpoints. */
 export function resolveCheckpoint(ckpt: string): string {
@@ -25,13 +24,4 @@ export function resolveCheckpoint(ckpt: string): string {
     throw new Error(`${ckpt}: this package ships no such checkpoint (looked in ${dir}); train one (see packages/train/README.md) and pass its folder instead`);
   }
   return dir;
-}
-
-/**
- * The Leffa architecture a checkpoint folder was written with (training runs keep it in their options,
- * exports as `config`); checkpoints that do not say are the tiny config.
- */
-export function leffaConfigOf(dir: string): LeffaConfig {
-  const state = JSON.parse(readFileSync(`${dir}/state.json`, 'utf8')) as { extra?: { config?: LeffaConfig; options?: { config?: LeffaConfig } } };
-  return state.extra?.config ?? state.extra?.options?.config ?? LEFFA_CONFIGS.tiny;
 }

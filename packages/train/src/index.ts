@@ -15,3 +15,5 @@ export * from './io/resize.js';
 export * from './schp/index.js';
 export * from './densepose/index.js';
 export * from './pipeline/photo.js';
+export * from './pipeline/model-checkpoints.js';
+export * from './pipeline/load-models.js';

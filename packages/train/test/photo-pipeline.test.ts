@@ -5,7 +5,7 @@ import * as T from '@leffa-webgpu/core';
 import { DENSEPOSE_CONFIGS, DensePoseHead, LEFFA_CONFIGS, LeffaModel, OPENPOSE_SMALL, OpenPoseBody, SCHP_CONFIGS, SCHPNetwork, personCrop } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFromPhotos } from '../src/cli/generate.js';
-import { loadOpenPose } from '../src/pipeline/photo.js';
+import { loadOpenPose } from '../src/pipeline/load-models.js';
 import { generateSample } from '../src/data/synthetic/sample.js';
 import { applyOrientation, decodeImage, encodeJpeg, jpegOrientation, readImage } from '../src/io/image-file.js';
 import { encodePng, type RgbImage } from '../src/io/png.js';

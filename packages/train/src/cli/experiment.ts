@@ -11,7 +11,13 @@ export interface ExperimentArgs {
   width: number;
   pool: number;
   seed: number;
-  vae: string;
+  /** A trained VAE checkpoint (both runs start from scratch), or */
+  vae?: string;
+  /** a Leffa checkpoint both runs fine-tune from. */
+  init?: string;
+  lr: number;
+  /** lambda of the Leffa run (default 1e-3). */
+  leffaWeight?: number;
   evalExamples: number;
 }
 
@@ -21,14 +27,15 @@ export interface ExperimentArgs {
  * end-point error (what the loss is meant to improve) and the image metrics, side by side.
  */
 export async function experiment(args: ExperimentArgs): Promise<void> {
+  if (!args.vae === !args.init) throw new Error('experiment: give exactly one of --vae (train both runs from scratch) or --init (fine-tune both from a Leffa checkpoint)');
   await mkdir(args.out, { recursive: true });
   const runs = { baseline: 'off', leffa: 'on' } as const;
   const results: Record<string, unknown> = {};
   for (const [name, leffa] of Object.entries(runs)) {
     await trainLeffa({
       task: args.task, out: `${args.out}/${name}`, steps: args.steps, batch: args.batch, height: args.height, width: args.width,
-      lr: 2e-4, seed: args.seed, leffa, finetuneAfter: 0, pool: args.pool, vae: args.vae, saveEvery: 100, sampleEvery: 0,
-      evalExamples: args.evalExamples,
+      lr: args.lr, seed: args.seed, leffa, finetuneAfter: 0, pool: args.pool, saveEvery: 100, sampleEvery: 0, evalExamples: args.evalExamples,
+      ...(args.vae ? { vae: args.vae } : {}), ...(args.init ? { init: args.init } : {}), ...(args.leffaWeight !== undefined ? { leffaWeight: args.leffaWeight } : {}),
     });
     results[name] = JSON.parse(await readFile(`${args.out}/${name}/metrics.json`, 'utf8')).eval;
   }

@@ -1,22 +1,43 @@
 import * as T from '@leffa-webgpu/core';
 import { LeffaModel } from '@leffa-webgpu/models';
-import { leffaConfigOf, resolveCheckpoint } from '../assets.js';
+import { leffaConfigFromExtra, schpFrom } from '../pipeline/model-checkpoints.js';
+import { loadDensePose, loadOpenPose, openCheckpointFolder } from '../pipeline/load-models.js';
+
+/** Training-run fields an inference copy keeps in its state.json (the rest is resume state). */
+const KEPT = ['kind', 'step', 'task', 'size', 'config', 'rounds', 'labelNoise', 'pck02'] as const;
 
 /**
- * Writes an inference-only copy of a Leffa training checkpoint: the EMA weights when the run kept them
- * (`--ema`), else the raw weights, stored as float16, without optimizer state.
+ * Writes an inference-only float16 copy of a training checkpoint, without optimizer state. Leffa: the EMA
+ * weights with `ema`, else the raw ones. SCHP: the self-correction aggregate when a round ran (as `parse` and the
+ * photo pipeline pick), stored as the model itself. OpenPose and DensePose: the trained weights.
  */
-export async function exportCheckpoint(args: { ckpt: string; out: string; ema: boolean }): Promise<void> {
-  await T.init();
-  const dir = resolveCheckpoint(args.ckpt);
-  const config = leffaConfigOf(dir);
-  const model = new LeffaModel(config);
-  const extra = (await T.loadCheckpoint(dir, { model })) as Record<string, unknown>;
-  if (args.ema) {
-    const shadows = await T.loadSafetensors(`${dir}/ema.safetensors`);
-    // EMA files hold trained parameters only; the frozen VAE keeps the weights loaded above.
-    model.loadStateDict(shadows, { strict: false });
+export async function exportCheckpoint(args: { ckpt: string; out: string; ema: boolean; note?: Record<string, unknown> }): Promise<void> {
+  const opened = await openCheckpointFolder(args.ckpt);
+  const extra = (opened.extra as Record<string, unknown> | null) ?? {};
+  const kept = Object.fromEntries(KEPT.filter((k) => extra[k] !== undefined).map((k) => [k, extra[k]]));
+  if (args.ema && extra.kind !== undefined && extra.kind !== 'leffa') throw new Error(`export: --ema is for Leffa checkpoints; '${args.ckpt}' is a '${String(extra.kind)}' one`);
+  let model: T.Module;
+  let describe: Record<string, unknown> = {};
+  if (extra.kind === 'schp') {
+    model = (await schpFrom(opened)).model;
+    // The aggregate is now the model; a reader must not look for a second slot.
+    describe = { rounds: 0, aggregateOfRounds: extra.rounds ?? 0 };
+  } else if (extra.kind === 'densepose') {
+    model = (await loadDensePose(args.ckpt)).model;
+  } else if (extra.kind === 'openpose' || extra.pck02 !== undefined) {
+    model = await loadOpenPose(args.ckpt);
+  } else {
+    const config = leffaConfigFromExtra(extra);
+    const leffa = new LeffaModel(config);
+    await opened.load({ model: leffa });
+    if (args.ema) {
+      const shadows = await T.loadSafetensors(`${opened.source}/ema.safetensors`);
+      // EMA files hold trained parameters only; the frozen VAE keeps the weights loaded above.
+      leffa.loadStateDict(shadows, { strict: false });
+    }
+    model = leffa;
+    describe = { ema: args.ema, config };
   }
-  await T.saveCheckpoint(args.out, { model, modelDtype: 'F16', extra: { exportedFrom: args.ckpt, ema: args.ema, step: extra.step, task: extra.task, size: extra.size, config } });
+  await T.saveCheckpoint(args.out, { model, modelDtype: 'F16', extra: { exportedFrom: args.ckpt, ...kept, ...describe, ...args.note } });
   console.log(`wrote ${args.out} (${(model.numParameters() / 1e6).toFixed(2)}M parameters, float16)`);
 }

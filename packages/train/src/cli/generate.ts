@@ -11,20 +11,11 @@ import { type RgbImage, writePng } from '../io/png.js';
 import { type LeffaExample, toBatch } from '../leffa/batch.js';
 import { evaluateLeffa } from '../leffa/evaluate.js';
 import { type LeffaTask, exampleFromSample } from '../leffa/synthetic-source.js';
-import { leffaConfigOf, resolveCheckpoint } from '../assets.js';
 import { HELD_OUT_SEED } from '../leffa/evaluate.js';
 import type { GarmentCategory } from '../data/synthetic/agnostic.js';
-import { type PhotoModels, loadPhotoModels, runPhotoPipeline } from '../pipeline/photo.js';
+import { type PhotoModels, runPhotoPipeline } from '../pipeline/photo.js';
+import { loadLeffa, loadPhotoModels } from '../pipeline/load-models.js';
 import { Progress } from './progress.js';
-
-/** Loads a Leffa checkpoint (in the architecture it was written with) for inference. */
-export async function loadLeffa(ckpt: string): Promise<LeffaModel> {
-  await T.init();
-  const dir = resolveCheckpoint(ckpt);
-  const model = new LeffaModel(leffaConfigOf(dir));
-  await T.loadCheckpoint(dir, { model });
-  return model.eval();
-}
 
 function checkSize(name: string, img: RgbImage, height: number, width: number): Uint8Array {
   if (img.height !== height || img.width !== width) {

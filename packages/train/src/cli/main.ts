@@ -50,6 +50,7 @@ program
   .option('--task <task>', 'tryon or pose', 'tryon')
   .option('--leffa <mode>', 'Leffa loss: on, off, or finetune (baseline first, then on)', 'on')
   .option('--finetune-after <n>', 'step at which finetune mode switches the Leffa loss on', int, 0)
+  .option('--leffa-weight <w>', 'lambda of L_diffusion + lambda L_leffa', Number, 1e-3)
   .option('--out <dir>', 'output folder', 'runs/leffa')
   .option('--steps <n>', 'training steps', int, 1000)
   .option('--batch <n>', 'examples per step', int, 4)
@@ -74,7 +75,7 @@ program
     const folder = o.data === 'synthetic' ? undefined : folderExamples(o.data, o.task, o.category, height, width);
     await trainLeffa({
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, leffa: o.leffa,
-      finetuneAfter: o.finetuneAfter, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
+      finetuneAfter: o.finetuneAfter, leffaWeight: o.leffaWeight, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
       resume: o.resume, saveEvery: o.saveEvery, sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, config: o.config, ...folder?.sources,
     });
   });
@@ -97,7 +98,10 @@ program
 program
   .command('experiment')
   .description('train with and without the Leffa loss from the same seed and compare flow EPE and SSIM')
-  .requiredOption('--vae <dir>', 'trained VAE checkpoint')
+  .option('--vae <dir>', 'trained VAE checkpoint: both runs train from scratch')
+  .option('--init <dir>', 'Leffa checkpoint both runs fine-tune from (instead of --vae)')
+  .option('--leffa-weight <w>', 'lambda of the Leffa run', Number, 1e-3)
+  .option('--lr <lr>', 'learning rate', Number, 2e-4)
   .option('--task <task>', 'tryon or pose', 'tryon')
   .option('--out <dir>', 'output folder', 'runs/experiment')
   .option('--steps <n>', 'steps per run', int, 500)
@@ -108,17 +112,30 @@ program
   .option('--eval-examples <n>', 'held-out examples', int, 8)
   .action(async (o) => {
     const [height, width] = size(o.size);
-    await experiment({ task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, pool: o.pool, seed: o.seed, vae: o.vae, evalExamples: o.evalExamples });
+    await experiment({
+      task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, pool: o.pool, seed: o.seed, vae: o.vae, init: o.init, lr: o.lr,
+      leffaWeight: o.leffaWeight, evalExamples: o.evalExamples,
+    });
   });
 
 program
   .command('export')
-  .description('write an inference-only float16 copy of a Leffa checkpoint (optionally its EMA weights)')
+  .description('write an inference-only float16 copy of a training checkpoint (Leffa, OpenPose, SCHP or DensePose)')
   .requiredOption('--ckpt <dir>', 'training checkpoint')
   .requiredOption('--out <dir>', 'output checkpoint folder')
-  .option('--ema', 'export the EMA weights')
+  .option('--ema', 'Leffa: export the EMA weights')
+  .option('--note <json>', 'a JSON object added to state.json (e.g. held-out metrics)')
   .action(async (o) => {
-    await exportCheckpoint({ ckpt: o.ckpt, out: o.out, ema: o.ema === true });
+    let note: Record<string, unknown> | undefined;
+    if (o.note !== undefined) {
+      try {
+        note = JSON.parse(o.note) as Record<string, unknown>;
+      } catch (e) {
+        throw new Error(`export: --note is not JSON (${(e as Error).message})`);
+      }
+      if (typeof note !== 'object' || note === null || Array.isArray(note)) throw new Error('export: --note must be a JSON object');
+    }
+    await exportCheckpoint({ ckpt: o.ckpt, out: o.out, ema: o.ema === true, ...(note ? { note } : {}) });
   });
 
 program
@@ -148,7 +165,7 @@ program
   .command('pose')
   .description('body pose of an image: OpenPose JSON and the rendered skeleton')
   .requiredOption('--image <png>', 'input image')
-  .option('--ckpt <dir>', 'OpenPose checkpoint (small config)', 'shipped:openpose-small')
+  .option('--ckpt <dir|file>', 'OpenPose checkpoint folder, or pytorch-openpose\'s official body_pose_model.pth (full-size COCO-18 model)', 'shipped:openpose-small')
   .option('--out <dir>', 'output folder', 'runs/pose')
   .option('--scales <list>', 'person height per scale, as fractions of the image height', (v: string) => v.split(',').map(Number), [1])
   .action(async (o) => {
@@ -169,6 +186,7 @@ program
   .option('--label-noise <p>', 'label noise on the training labels, 0..1', Number, 0)
   .option('--bn-batches <n>', 'batches of training images per BN re-estimation', int, 8)
   .option('--eval-examples <n>', 'held-out images for mIoU', int, 50)
+  .option('--eval-every <n>', 'held-out mIoU every n steps, in metrics.json as curve (0: at the end only)', int, 0)
   .option('--save-every <n>', 'checkpoint interval (also after every self-correction round)', int, 200)
   .option('--seed <n>', 'seed', int, 0)
   .option('--resume <dir>', 'resume from a checkpoint')
@@ -177,7 +195,7 @@ program
     if (!['sgd', 'adamw'].includes(o.optimizer)) throw new Error(`--optimizer must be sgd or adamw, got '${o.optimizer}'`);
     await trainSchp({
       out: o.out, steps: o.steps, batch: o.batch, height, width, cycles: o.cycles, cycleSteps: o.cycleSteps, lr: o.lr, optimizer: o.optimizer,
-      labelNoise: o.labelNoise, evalExamples: o.evalExamples, bnBatches: o.bnBatches, saveEvery: o.saveEvery, seed: o.seed, resume: o.resume,
+      labelNoise: o.labelNoise, evalExamples: o.evalExamples, evalEvery: o.evalEvery, bnBatches: o.bnBatches, saveEvery: o.saveEvery, seed: o.seed, resume: o.resume,
     });
   });
 
@@ -185,7 +203,7 @@ program
   .command('parse')
   .description('human parsing of an image with an SCHP checkpoint: palette label PNG and per-class masks')
   .requiredOption('--image <png|jpg>', 'input image')
-  .requiredOption('--ckpt <dir>', 'SCHP checkpoint (from train-schp)')
+  .requiredOption('--ckpt <dir|file>', 'SCHP checkpoint (from train-schp), or an official SCHP .pth (exp-schp-*-lip|atr|pascal.pth: ResNet-101 chosen by class count, 473x473 LIP / 512x512 ATR and Pascal)')
   .option('--out <dir>', 'output folder', 'runs/parse')
   .option('--size <HxW>', 'network input size (default: the checkpoint\'s training size)')
   .option('--flip', 'average with the mirrored prediction (left/right labels swapped)')
@@ -241,12 +259,12 @@ program
   .option('--mask <png>', 'agnostic mask (white = regenerate), for photo inputs with ready-made renders')
   .option('--densepose <png>', 'DensePose render, for photo inputs with ready-made renders')
   .option('--category <name>', 'garment category for photos: upper_body, lower_body or dresses (upper, lower, dress)', 'upper_body')
-  .option('--openpose <dir>', 'OpenPose checkpoint for photos', 'shipped:openpose-small')
-  .option('--schp <dir>', 'SCHP checkpoint for photos (from train-schp)')
-  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)')
+  .option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth', 'shipped:openpose-small')
+  .option('--schp <dir|file>', 'SCHP checkpoint for photos (from train-schp), or an official exp-schp-*-lip.pth', 'shipped:schp-small')
+  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)', 'shipped:densepose-small')
   .option('--repaint', 'photos: keep the person outside the mask exactly (soft edge inside it)')
   .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
-  .option('--ckpt <dir>', 'Leffa checkpoint', DEFAULT_TRYON)
+  .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official virtual_tryon.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_TRYON)
   .option('--out <png>', 'output image (a folder in batch mode)', 'runs/tryon.png')
   .option('--steps <n>', 'sampling steps', int, 30)
   .option('--guidance <s>', 'classifier-free guidance scale', Number, 2.5)
@@ -269,10 +287,10 @@ program
   .requiredOption('--target-pose <png|jpg|folder|synthetic:SEED>', 'image in the target pose, a folder of them (batch), or a synthetic example (both views)')
   .option('--source <png|jpg>', 'source person image (defaults to the synthetic example\'s first view)')
   .option('--densepose <png>', 'DensePose IUV render of the target pose, for photo inputs with a ready-made render')
-  .option('--openpose <dir>', 'OpenPose checkpoint for photos', 'shipped:openpose-small')
-  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)')
+  .option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth', 'shipped:openpose-small')
+  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)', 'shipped:densepose-small')
   .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
-  .option('--ckpt <dir>', 'Leffa checkpoint', DEFAULT_POSE)
+  .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official pose_transfer.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_POSE)
   .option('--out <png>', 'output image (a folder in batch mode)', 'runs/pose-transfer.png')
   .option('--steps <n>', 'sampling steps', int, 30)
   .option('--guidance <s>', 'classifier-free guidance scale', Number, 2.5)

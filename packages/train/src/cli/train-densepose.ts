@@ -1,8 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { DENSEPOSE_CONFIGS, DENSEPOSE_MIN_SIDE, DENSEPOSE_PART_NAMES, type CropBox, type DensePoseConfig, DensePoseHead, personCrop, predictIuv } from '@leffa-webgpu/models';
-import { resolveCheckpoint } from '../assets.js';
+import { DENSEPOSE_CONFIGS, DENSEPOSE_MIN_SIDE, DENSEPOSE_PART_NAMES, type CropBox, personCrop, predictIuv } from '@leffa-webgpu/models';
 import { tile } from '../data/synthetic/sheet.js';
 import { type DensePoseMetrics, evaluateDensePose } from '../densepose/metrics.js';
 import { renderDensePose } from '../densepose/render.js';
@@ -10,6 +9,7 @@ import { type DensePoseExample, DensePoseTrainer, syntheticDensePoseExample } fr
 import { readImage } from '../io/image-file.js';
 import { lineChart } from '../io/plot.js';
 import { writePng } from '../io/png.js';
+import { loadDensePose } from '../pipeline/load-models.js';
 import { Progress } from './progress.js';
 
 /** Seeds of the held-out people (never drawn for training). */
@@ -105,14 +105,6 @@ export async function trainDensePose(args: TrainDensePoseArgs): Promise<void> {
   console.log(`wrote ${args.out}/checkpoint, metrics.json, samples.png, truth.png, predicted.png, loss.png`);
 }
 
-/** state.json's extra of a checkpoint folder (or of its `.previous` fallback). */
-function checkpointExtra(dir: string): Record<string, unknown> {
-  for (const d of [dir, `${dir.replace(/\/+$/, '')}.previous`]) {
-    if (existsSync(`${d}/state.json`)) return (JSON.parse(readFileSync(`${d}/state.json`, 'utf8')) as { extra?: Record<string, unknown> }).extra ?? {};
-  }
-  throw new Error(`densepose: '${dir}' is not a checkpoint (no state.json)`);
-}
-
 /** The person's keypoints from an OpenPose JSON file (the first person's pose_keypoints_2d). */
 function readKeypoints(path: string): [number, number, number][] {
   const json = JSON.parse(readFileSync(path, 'utf8')) as { people?: { pose_keypoints_2d?: number[] }[] };
@@ -134,15 +126,10 @@ export interface DensePoseArgs {
 /** DensePose of one image with a trained checkpoint: the parula, raw-I and IUV renders at the image's size. */
 export async function densePose(args: DensePoseArgs): Promise<void> {
   await T.init();
-  const dir = resolveCheckpoint(args.ckpt);
-  const extra = checkpointExtra(dir);
-  if (extra.kind !== undefined && extra.kind !== 'densepose') throw new Error(`densepose: '${args.ckpt}' is a '${String(extra.kind)}' checkpoint, not a DensePose one (see train-densepose)`);
-  const config = (extra.config as DensePoseConfig | undefined) ?? DENSEPOSE_CONFIGS.small;
-  const model = T.nn.withoutInit(() => new DensePoseHead(config)).eval();
-  await T.loadCheckpoint(dir, { model });
+  const { model, size } = await loadDensePose(args.ckpt);
   const img = readImage(args.image);
   const plane = img.width * img.height;
-  const [trainH, trainW] = (extra.size as [number, number] | undefined) ?? [128, 96];
+  const [trainH, trainW] = size ?? [128, 96];
   const box: CropBox | undefined = args.keypoints ? personCrop(readKeypoints(args.keypoints), { aspect: trainH / trainW }) : undefined;
   const region = box ?? { x: 0, y: 0, width: img.width, height: img.height };
   // Keep the image's aspect at the training height; the network is fully convolutional.

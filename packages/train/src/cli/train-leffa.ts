@@ -24,6 +24,8 @@ export interface TrainLeffaArgs {
   seed: number;
   leffa: LeffaLossMode;
   finetuneAfter: number;
+  /** lambda of L = L_diffusion + lambda * L_leffa (default 1e-3, the paper's). */
+  leffaWeight?: number;
   /** Examples in the training pool (seeds 0..pool-1); their VAE latents are encoded once. */
   pool: number;
   /** A trained VAE checkpoint (required to train from scratch) or a full Leffa checkpoint to start from. */
@@ -60,7 +62,7 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
       lr: args.lr,
       weightDecay: 0,
       emaDecay: 0.999,
-      leffa: { mode: args.leffa, finetuneAfter: args.finetuneAfter },
+      leffa: { mode: args.leffa, finetuneAfter: args.finetuneAfter, ...(args.leffaWeight !== undefined ? { weight: args.leffaWeight } : {}) },
     },
     model,
   );

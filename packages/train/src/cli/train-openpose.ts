@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { OPENPOSE_SMALL, OpenPoseBody, estimatePose, renderSkeleton, toOpenPoseJson } from '@leffa-webgpu/models';
+import { OPENPOSE_SMALL, estimatePose, renderSkeleton, toOpenPoseJson } from '@leffa-webgpu/models';
 import { tile } from '../data/synthetic/sheet.js';
 import { lineChart } from '../io/plot.js';
 import { readImage } from '../io/image-file.js';
 import { writePng } from '../io/png.js';
 import { OpenPoseTrainer, pck, syntheticPoseExample } from '../openpose/trainer.js';
-import { resolveCheckpoint } from '../assets.js';
+import { loadOpenPose } from '../pipeline/load-models.js';
 import { CocoKeypointsDataset } from '../data/datasets/coco-keypoints.js';
 import { Progress } from './progress.js';
 
@@ -81,8 +81,8 @@ export async function trainOpenPose(args: TrainOpenPoseArgs): Promise<void> {
 export async function pose(args: { image: string; ckpt: string; out: string; scales: number[] }): Promise<void> {
   await T.init();
   const img = readImage(args.image);
-  const model = new OpenPoseBody(OPENPOSE_SMALL).eval();
-  await T.loadCheckpoint(resolveCheckpoint(args.ckpt), { model });
+  // A checkpoint folder (its recorded config, else the small one) or an official body_pose_model.pth.
+  const model = await loadOpenPose(args.ckpt);
   const result = await estimatePose(model, { width: img.width, height: img.height, data: img.data }, { scales: args.scales.map((s) => (s * img.height) / 368) });
   await mkdir(args.out, { recursive: true });
   await writeFile(`${args.out}/keypoints.json`, `${JSON.stringify(toOpenPoseJson(result.people), null, 2)}\n`);

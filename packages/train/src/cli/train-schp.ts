@@ -1,14 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { LIP_LABELS, SCHP_CONFIGS, type SCHPConfig, SCHPNetwork, colorizeLabels, parseHuman, schpPalette } from '@leffa-webgpu/models';
+import { LIP_LABELS, colorizeLabels, parseHuman, schpPalette } from '@leffa-webgpu/models';
 import { tile } from '../data/synthetic/sheet.js';
 import { encodeLabelPng, readImage } from '../io/image-file.js';
 import { lineChart } from '../io/plot.js';
 import { writePng } from '../io/png.js';
 import { type ParsingMetrics, evaluateParsing } from '../schp/metrics.js';
-import { type ParsingExample, SchpTrainer, schpPart, syntheticParsingExample } from '../schp/trainer.js';
-import { resolveCheckpoint } from '../assets.js';
+import { type ParsingExample, SchpTrainer, syntheticParsingExample } from '../schp/trainer.js';
+import { loadSchp } from '../pipeline/load-models.js';
 import { Progress } from './progress.js';
 
 /** Seeds of the held-out people (never drawn for training). */
@@ -29,6 +28,8 @@ export interface TrainSchpArgs {
   /** Strength of the label noise put on the training labels (0..1); held-out labels stay clean. */
   labelNoise: number;
   evalExamples: number;
+  /** Held-out mIoU of the model in use (the aggregate once a round ran) every this many steps (0: at the end only). */
+  evalEvery?: number;
   /** Batches of training images for each BN re-estimation. */
   bnBatches: number;
   saveEvery: number;
@@ -72,13 +73,16 @@ export async function trainSchp(args: TrainSchpArgs): Promise<void> {
     maxRounds: args.cycles,
   });
   let history: { step: number; total: number; parsing: number; edge: number; consistency: number; lr: number }[] = [];
+  let curve: { step: number; rounds: number; meanIoU: number }[] = [];
   if (args.resume) {
     const extra = await trainer.load(args.resume);
     history = (extra.history as typeof history | undefined) ?? [];
+    curve = (extra.curve as typeof curve | undefined) ?? [];
     console.log(`resumed at step ${trainer.stepCount} (${trainer.rounds} self-correction rounds done)`);
   }
   const ckpt = `${args.out}/checkpoint`;
-  const save = () => trainer.save(ckpt, { history, size: [args.height, args.width], labelNoise: args.labelNoise });
+  const save = () => trainer.save(ckpt, { history, curve, size: [args.height, args.width], labelNoise: args.labelNoise });
+  const held: ParsingExample[] = Array.from({ length: args.evalExamples }, (_, i) => syntheticParsingExample(HELD_OUT + i, args.height, args.width));
   const example = (seed: number) => syntheticParsingExample(seed, args.height, args.width, args.labelNoise);
   const base = args.seed * 7919;
   // BN re-estimation images: the first training images (only the images matter, not their labels).
@@ -107,12 +111,16 @@ export async function trainSchp(args: TrainSchpArgs): Promise<void> {
       corrected = true;
       console.log(`self-correction round ${trainer.rounds} at step ${trainer.stepCount}: weights aggregated (1/${trainer.rounds}), BN re-estimated`);
     }
+    if (args.evalEvery && trainer.stepCount % args.evalEvery === 0 && trainer.stepCount < args.steps) {
+      const { metrics } = await evaluateParsing(trainer.best, held);
+      curve.push({ step: trainer.stepCount, rounds: trainer.rounds, meanIoU: metrics.meanIoU });
+      console.log(`step ${trainer.stepCount}: held-out mIoU ${metrics.meanIoU.toFixed(4)} (${trainer.rounds >= 1 ? 'SCHP aggregate' : 'network'})`);
+    }
     if (corrected || (trainer.stepCount % args.saveEvery === 0 && trainer.stepCount < args.steps)) await save();
   }
   progress.stop();
   await save();
 
-  const held: ParsingExample[] = Array.from({ length: args.evalExamples }, (_, i) => syntheticParsingExample(HELD_OUT + i, args.height, args.width));
   const network = await evaluateParsing(trainer.model, held);
   const aggregate = trainer.rounds >= 1 ? await evaluateParsing(trainer.schp, held) : null;
   const best = aggregate ?? network;
@@ -134,6 +142,7 @@ export async function trainSchp(args: TrainSchpArgs): Promise<void> {
         size: [args.height, args.width],
         network: { ...network.metrics, iou: classes(network.metrics) },
         aggregate: aggregate ? { ...aggregate.metrics, iou: classes(aggregate.metrics) } : null,
+        curve,
         history,
       },
       null,
@@ -145,14 +154,6 @@ export async function trainSchp(args: TrainSchpArgs): Promise<void> {
   console.log(`held-out synthetic people (${args.evalExamples}), network: ${fmt(network.metrics)}`);
   if (aggregate) console.log(`held-out synthetic people (${args.evalExamples}), SCHP aggregate after ${trainer.rounds} rounds: ${fmt(aggregate.metrics)}`);
   console.log(`mIoU: ${best.metrics.meanIoU.toFixed(4)}; wrote ${args.out}/checkpoint, metrics.json, samples.png, loss.png`);
-}
-
-/** state.json's extra of a checkpoint folder (or of its `.previous` fallback), or null. */
-function checkpointExtra(dir: string): Record<string, unknown> | null {
-  for (const d of [dir, `${dir.replace(/\/+$/, '')}.previous`]) {
-    if (existsSync(`${d}/state.json`)) return (JSON.parse(readFileSync(`${d}/state.json`, 'utf8')) as { extra?: Record<string, unknown> }).extra ?? null;
-  }
-  throw new Error(`parse: '${dir}' is not a checkpoint (no state.json)`);
 }
 
 export interface ParseArgs {
@@ -169,17 +170,11 @@ export interface ParseArgs {
 /** Human parsing of one image: the palette label PNG (index = LIP label) and one mask PNG per class found. */
 export async function parse(args: ParseArgs): Promise<void> {
   await T.init();
-  const dir = resolveCheckpoint(args.ckpt);
-  const extra = checkpointExtra(dir) ?? {};
-  const config = (extra.config as SCHPConfig | undefined) ?? SCHP_CONFIGS.small;
-  const rounds = (extra.rounds as number | undefined) ?? 0;
-  if (args.weights === 'aggregate' && rounds < 1) throw new Error(`parse: '${args.ckpt}' has no aggregated model yet (no self-correction round ran); use --weights network`);
-  const useAggregate = args.weights === 'aggregate' || (args.weights === 'auto' && rounds >= 1);
-  const inputSize = args.size ?? (extra.size as [number, number] | undefined);
+  // A train-schp checkpoint folder or an official SCHP .pth (config and input size from its class count).
+  const { model, aggregate: useAggregate, inputSize: trained } = await loadSchp(args.ckpt, args.weights);
+  const config = model.config;
+  const inputSize = args.size ?? trained;
   if (!inputSize) throw new Error(`parse: '${args.ckpt}' does not record its training size; pass --size HxW`);
-  const model = T.nn.withoutInit(() => new SCHPNetwork(config)).eval();
-  // The aggregate lives in the checkpoint's second slot; loading it after the network overwrites every tensor.
-  await T.loadCheckpoint(dir, useAggregate ? { model, ema: schpPart(model) } : { model });
   const img = readImage(args.image);
   const plane = img.width * img.height;
   const chw = new Float32Array(3 * plane);

@@ -12,21 +12,14 @@
  * padded with white (the background of flat-garment photos and of VITON-HD person images). The generated
  * image can be cropped back to the person's content box with `cropToBox`.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import * as T from '@leffa-webgpu/core';
 import {
-  DENSEPOSE_CONFIGS,
   DENSEPOSE_MIN_SIDE,
-  type DensePoseConfig,
   DensePoseHead,
   LIP_LABELS,
   type LeffaModel,
-  OPENPOSE_SMALL,
-  type OpenPoseConfig,
   OpenPoseBody,
   type Person,
-  SCHP_CONFIGS,
-  type SCHPConfig,
   SCHPNetwork,
   colorizeLabels,
   estimatePose,
@@ -36,7 +29,6 @@ import {
   predictIuv,
   renderSkeleton,
 } from '@leffa-webgpu/models';
-import { resolveCheckpoint } from '../assets.js';
 import { type GarmentCategory, agnosticMask } from '../data/synthetic/agnostic.js';
 import { LIP } from '../data/synthetic/render.js';
 import { tile } from '../data/synthetic/sheet.js';
@@ -46,7 +38,6 @@ import type { RgbImage } from '../io/png.js';
 import { resizeRgb } from '../io/resize.js';
 import { type LeffaExample, toBatch } from '../leffa/batch.js';
 import type { LeffaTask } from '../leffa/synthetic-source.js';
-import { schpPart } from '../schp/trainer.js';
 
 /** Where a letterboxed image's content lies on the canvas (integer pixels). */
 export interface ContentBox {
@@ -378,65 +369,4 @@ export async function runPhotoPipeline(task: LeffaTask, options: PhotoPipelineOp
   const d = prepared.debug;
   const row = [d.person, d.reference, ...(d.parsing ? [d.parsing] : []), d.skeleton, d.densepose, d.mask, final].map((i) => i.data);
   return { prepared, generated, result: cropToBox(final, prepared.personBox), sheet: tile([row], e.width, e.height) };
-}
-
-/** state.json's extra of a checkpoint folder (or of its `.previous` fallback). */
-function checkpointExtra(dir: string, what: string): Record<string, unknown> {
-  for (const d of [dir, `${dir.replace(/\/+$/, '')}.previous`]) {
-    if (existsSync(`${d}/state.json`)) return (JSON.parse(readFileSync(`${d}/state.json`, 'utf8')) as { extra?: Record<string, unknown> }).extra ?? {};
-  }
-  throw new Error(`${what}: '${dir}' is not a checkpoint (no state.json)`);
-}
-
-function checkKind(extra: Record<string, unknown>, kind: string, ckpt: string, what: string): void {
-  if (extra.kind !== undefined && extra.kind !== kind) throw new Error(`${what}: '${ckpt}' is a '${String(extra.kind)}' checkpoint, not a ${kind} one`);
-}
-
-/** Loads an OpenPose checkpoint (small config unless it records another). */
-export async function loadOpenPose(ckpt: string): Promise<OpenPoseBody> {
-  await T.init();
-  const dir = resolveCheckpoint(ckpt);
-  const extra = checkpointExtra(dir, 'openpose');
-  const model = T.nn.withoutInit(() => new OpenPoseBody((extra.config as OpenPoseConfig | undefined) ?? OPENPOSE_SMALL)).eval();
-  await T.loadCheckpoint(dir, { model });
-  return model;
-}
-
-/** Loads an SCHP checkpoint: the self-correction aggregate when a round ran, else the trained network; and its training size. */
-export async function loadSchp(ckpt: string): Promise<{ model: SCHPNetwork; inputSize?: [number, number] }> {
-  await T.init();
-  const dir = resolveCheckpoint(ckpt);
-  const extra = checkpointExtra(dir, 'schp');
-  checkKind(extra, 'schp', ckpt, 'schp');
-  const model = T.nn.withoutInit(() => new SCHPNetwork((extra.config as SCHPConfig | undefined) ?? SCHP_CONFIGS.small)).eval();
-  const aggregate = ((extra.rounds as number | undefined) ?? 0) >= 1;
-  // The aggregate lives in the checkpoint's second slot and overwrites every tensor of the network.
-  await T.loadCheckpoint(dir, aggregate ? { model, ema: schpPart(model) } : { model });
-  const size = extra.size as [number, number] | undefined;
-  return { model, ...(size ? { inputSize: size } : {}) };
-}
-
-/** Loads a DensePose checkpoint and its training size. */
-export async function loadDensePose(ckpt: string): Promise<{ model: DensePoseHead; size?: [number, number] }> {
-  await T.init();
-  const dir = resolveCheckpoint(ckpt);
-  const extra = checkpointExtra(dir, 'densepose');
-  checkKind(extra, 'densepose', ckpt, 'densepose');
-  const model = T.nn.withoutInit(() => new DensePoseHead((extra.config as DensePoseConfig | undefined) ?? DENSEPOSE_CONFIGS.small)).eval();
-  await T.loadCheckpoint(dir, { model });
-  const size = extra.size as [number, number] | undefined;
-  return { model, ...(size ? { size } : {}) };
-}
-
-/** The preprocessing models of the photo pipeline from checkpoint folders (`shipped:NAME` allowed). */
-export async function loadPhotoModels(ckpts: { openpose: string; schp?: string; densepose: string }): Promise<PhotoModels> {
-  const openpose = await loadOpenPose(ckpts.openpose);
-  const schp = ckpts.schp ? await loadSchp(ckpts.schp) : undefined;
-  const densepose = await loadDensePose(ckpts.densepose);
-  return {
-    openpose,
-    densepose: densepose.model,
-    ...(densepose.size ? { denseposeSize: densepose.size } : {}),
-    ...(schp ? { schp: schp.model, ...(schp.inputSize ? { schpInputSize: schp.inputSize } : {}) } : {}),
-  };
 }
