@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing (npm packages, lavapipe, the PyTorch oracle), regenerates the
+# The test command: installs what is missing (npm packages, lavapipe, the PyTorch oracle, Chromium), regenerates the
 # golden files, type-checks, builds the packages and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,7 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 [ -d node_modules ] || npm ci --no-audit --no-fund
 bash scripts/setup-webgpu.sh
 bash scripts/setup-oracle.sh
+bash scripts/setup-browser.sh
 npm run golden
 npm run typecheck
 npm run build
