@@ -48,6 +48,13 @@ describe('export (inference-only float16 copies)', () => {
     const other = await trained.forward(input)[0][1].data();
     expect(maxRelDiff(got, want)).toBeLessThan(1e-2); // float16 weights
     expect(maxRelDiff(other, want)).toBeGreaterThan(0.05); // not the trained network's outputs
+
+    // Or, asked for, the trained network.
+    const networkOut = join(tmp, 'schp-export-network');
+    await exportCheckpoint({ ckpt: src, out: networkOut, ema: false, schpWeights: 'network' });
+    expect(JSON.parse(readFileSync(join(networkOut, 'state.json'), 'utf8')).extra).toMatchObject({ rounds: 0, weights: 'network' });
+    const network = await loadSchp(networkOut);
+    expect(maxRelDiff(await network.model.forward(input)[0][1].data(), other)).toBeLessThan(1e-2);
   });
 
   it('DensePose: same outputs within float16 rounding; --ema is refused for non-Leffa checkpoints', async () => {

@@ -1,6 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { LeffaModel } from '@leffa-webgpu/models';
-import { leffaConfigFromExtra, schpFrom } from '../pipeline/model-checkpoints.js';
+import { type SchpWeights, leffaConfigFromExtra, schpFrom } from '../pipeline/model-checkpoints.js';
 import { loadDensePose, loadOpenPose, openCheckpointFolder } from '../pipeline/load-models.js';
 
 /** Training-run fields an inference copy keeps in its state.json (the rest is resume state). */
@@ -9,9 +9,9 @@ const KEPT = ['kind', 'step', 'task', 'size', 'config', 'rounds', 'labelNoise', 
 /**
  * Writes an inference-only float16 copy of a training checkpoint, without optimizer state. Leffa: the EMA
  * weights with `ema`, else the raw ones. SCHP: the self-correction aggregate when a round ran (as `parse` and the
- * photo pipeline pick), stored as the model itself. OpenPose and DensePose: the trained weights.
+ * photo pipeline pick) unless `schpWeights` says 'network', stored as the model itself. OpenPose and DensePose: the trained weights.
  */
-export async function exportCheckpoint(args: { ckpt: string; out: string; ema: boolean; note?: Record<string, unknown> }): Promise<void> {
+export async function exportCheckpoint(args: { ckpt: string; out: string; ema: boolean; schpWeights?: SchpWeights; note?: Record<string, unknown> }): Promise<void> {
   const opened = await openCheckpointFolder(args.ckpt);
   const extra = (opened.extra as Record<string, unknown> | null) ?? {};
   const kept = Object.fromEntries(KEPT.filter((k) => extra[k] !== undefined).map((k) => [k, extra[k]]));
@@ -19,9 +19,10 @@ export async function exportCheckpoint(args: { ckpt: string; out: string; ema: b
   let model: T.Module;
   let describe: Record<string, unknown> = {};
   if (extra.kind === 'schp') {
-    model = (await schpFrom(opened)).model;
-    // The aggregate is now the model; a reader must not look for a second slot.
-    describe = { rounds: 0, aggregateOfRounds: extra.rounds ?? 0 };
+    const schp = await schpFrom(opened, args.schpWeights ?? 'auto');
+    model = schp.model;
+    // The chosen weights are now the model; a reader must not look for a second slot.
+    describe = { rounds: 0, ...(schp.aggregate ? { aggregateOfRounds: extra.rounds ?? 0 } : { weights: 'network' }) };
   } else if (extra.kind === 'densepose') {
     model = (await loadDensePose(args.ckpt)).model;
   } else if (extra.kind === 'openpose' || extra.pck02 !== undefined) {

@@ -124,6 +124,7 @@ program
   .requiredOption('--ckpt <dir>', 'training checkpoint')
   .requiredOption('--out <dir>', 'output checkpoint folder')
   .option('--ema', 'Leffa: export the EMA weights')
+  .option('--weights <which>', 'SCHP: auto, network or aggregate (auto: the aggregate when a round ran)', 'auto')
   .option('--note <json>', 'a JSON object added to state.json (e.g. held-out metrics)')
   .action(async (o) => {
     let note: Record<string, unknown> | undefined;
@@ -135,7 +136,8 @@ program
       }
       if (typeof note !== 'object' || note === null || Array.isArray(note)) throw new Error('export: --note must be a JSON object');
     }
-    await exportCheckpoint({ ckpt: o.ckpt, out: o.out, ema: o.ema === true, ...(note ? { note } : {}) });
+    if (!['auto', 'network', 'aggregate'].includes(o.weights)) throw new Error(`export: --weights must be auto, network or aggregate, got '${o.weights}'`);
+    await exportCheckpoint({ ckpt: o.ckpt, out: o.out, ema: o.ema === true, schpWeights: o.weights, ...(note ? { note } : {}) });
   });
 
 program
