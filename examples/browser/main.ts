@@ -90,6 +90,7 @@ async function run(): Promise<void> {
     leffa,
     steps,
     seed,
+    repaint: $<HTMLInputElement>('repaint').checked,
     onStep: (step, total) => {
       progress.value = 1 + step;
       setStatus('busy', `Sampling: step ${step} of ${total}`);

@@ -19,7 +19,7 @@ const configFile = here('../../examples/browser/vite.config.ts');
 const output = here('./output');
 const tmp = mkdtempSync(join(tmpdir(), 'browser-tryon-'));
 const outDir = join(tmp, 'site');
-const STEPS = 4;
+const STEPS = 10;
 const SEED = 3;
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -56,7 +56,7 @@ describe('browser example (Vite + Chromium WebGPU)', () => {
     await T.init();
     const models = await loadPhotoModels({ openpose: 'shipped:openpose-small', schp: 'shipped:schp-small', densepose: 'shipped:densepose-small' });
     const leffa = await loadLeffa('shipped:leffa-tiny-tryon');
-    const expected = (await runPhotoPipeline('tryon', { person, reference: garment, models, leffa, size: [128, 96], steps: STEPS, seed: SEED })).result;
+    const expected = (await runPhotoPipeline('tryon', { person, reference: garment, models, leffa, size: [128, 96], steps: STEPS, seed: SEED, repaint: true })).result;
 
     const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
     const logs: string[] = [];
@@ -67,6 +67,7 @@ describe('browser example (Vite + Chromium WebGPU)', () => {
     await page.setInputFiles('#garment', join(tmp, 'garment.png'));
     await page.fill('#steps', String(STEPS));
     await page.fill('#seed', String(SEED));
+    expect(await page.isChecked('#repaint')).toBe(true);
     await page.click('#run');
     await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('status')!.dataset.state!), null, { timeout: 540_000, polling: 500 });
     mkdirSync(output, { recursive: true });

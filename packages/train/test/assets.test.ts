@@ -1,7 +1,11 @@
 import * as T from '@leffa-webgpu/core';
 import { LeffaModel, OPENPOSE_SMALL, OpenPoseBody } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { leffaConfigOf, resolveCheckpoint } from '../src/index.js';
+import { leffaConfigFromExtra, loadDensePose, loadSchp, resolveCheckpoint } from '../src/index.js';
+
+// Held-out scores the shipped parsers were exported with (see packages/train/README.md).
+const SCHP_MIOU = 0.5; // 0.518
+const DENSEPOSE_MIOU = 0.6; // 0.609
 
 beforeAll(async () => {
   await T.init();
@@ -19,15 +23,28 @@ describe('shipped checkpoints', () => {
     ['leffa-tiny-tryon', 'tryon'],
     ['leffa-tiny-pose', 'pose'],
   ])('%s loads into the architecture it names', async (name, task) => {
-    const dir = resolveCheckpoint(`shipped:${name}`);
-    const model = new LeffaModel(leffaConfigOf(dir));
-    const extra = (await T.loadCheckpoint(dir, { model })) as { task: string; size: number[] };
+    const opened = await T.openCheckpoint(resolveCheckpoint(`shipped:${name}`));
+    const model = new LeffaModel(leffaConfigFromExtra(opened.extra));
+    await opened.load({ model });
+    const extra = opened.extra as { task: string; size: number[] };
     expect(extra.task).toBe(task);
     expect(extra.size).toEqual([128, 96]);
     T.dispose(model.parameters());
   });
 
+  it('schp-small and densepose-small (the photo pipeline defaults) load and record their held-out scores', async () => {
+    const schp = await loadSchp('shipped:schp-small');
+    expect(schp.model.config.numClasses).toBe(20);
+    expect(schp.inputSize).toEqual([64, 48]);
+    const schpExtra = (await T.openCheckpoint(resolveCheckpoint('shipped:schp-small'))).extra as { meanIoU: number };
+    expect(schpExtra.meanIoU).toBeGreaterThanOrEqual(SCHP_MIOU);
+    const dp = await loadDensePose('shipped:densepose-small');
+    expect(dp.size).toEqual([64, 48]);
+    const dpExtra = (await T.openCheckpoint(resolveCheckpoint('shipped:densepose-small'))).extra as { partMeanIoU: number };
+    expect(dpExtra.partMeanIoU).toBeGreaterThanOrEqual(DENSEPOSE_MIOU);
+  });
+
   it('names a checkpoint the package does not ship', () => {
-    expect(() => resolveCheckpoint('shipped:schp-small')).toThrow('shipped:schp-small: this package ships no such checkpoint');
+    expect(() => resolveCheckpoint('shipped:parser-xl')).toThrow('shipped:parser-xl: this package ships no such checkpoint');
   });
 });
