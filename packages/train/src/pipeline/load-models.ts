@@ -6,7 +6,7 @@
 import * as T from '@leffa-webgpu/core';
 import type { DensePoseHead, LeffaModel, OpenPoseBody, SCHPNetwork } from '@leffa-webgpu/models';
 import { resolveCheckpoint } from '../assets.js';
-import { type SchpWeights, densePoseFrom, leffaFrom, openPoseFrom, schpFrom } from './model-checkpoints.js';
+import { type SchpWeights, densePoseFrom, leffaFrom, openPoseFrom, photoModels, schpFrom } from './model-checkpoints.js';
 import {
   isWeightsFile,
   loadDensePoseWeights,
@@ -42,11 +42,5 @@ export const loadDensePose = async (ckpt: string): Promise<{ model: DensePoseHea
 export async function loadPhotoModels(ckpts: { openpose: string; schp?: string; densepose: string }): Promise<PhotoModels> {
   const openpose = await loadOpenPose(ckpts.openpose);
   const schp = ckpts.schp ? await loadSchp(ckpts.schp) : undefined;
-  const densepose = await loadDensePose(ckpts.densepose);
-  return {
-    openpose,
-    densepose: densepose.model,
-    ...(densepose.size ? { denseposeSize: densepose.size } : {}),
-    ...(schp ? { schp: schp.model, ...(schp.inputSize ? { schpInputSize: schp.inputSize } : {}) } : {}),
-  };
+  return photoModels(openpose, await loadDensePose(ckpts.densepose), schp);
 }

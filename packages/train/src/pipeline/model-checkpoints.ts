@@ -76,15 +76,23 @@ export async function densePoseFrom(ckpt: T.OpenedCheckpoint): Promise<{ model: 
   return { model, ...(size ? { size } : {}) };
 }
 
-/** The photo pipeline's preprocessing networks from their checkpoints (SCHP is needed for try-on only). */
-export async function photoModelsFrom(ckpts: { openpose: T.OpenedCheckpoint; schp?: T.OpenedCheckpoint; densepose: T.OpenedCheckpoint }): Promise<PhotoModels> {
-  const openpose = await openPoseFrom(ckpts.openpose);
-  const schp = ckpts.schp ? await schpFrom(ckpts.schp) : undefined;
-  const densepose = await densePoseFrom(ckpts.densepose);
+/** The photo pipeline's preprocessing networks, with the sizes their checkpoints were trained at. */
+export function photoModels(
+  openpose: OpenPoseBody,
+  densepose: { model: DensePoseHead; size?: [number, number] },
+  schp?: { model: SCHPNetwork; inputSize?: [number, number] },
+): PhotoModels {
   return {
     openpose,
     densepose: densepose.model,
     ...(densepose.size ? { denseposeSize: densepose.size } : {}),
     ...(schp ? { schp: schp.model, ...(schp.inputSize ? { schpInputSize: schp.inputSize } : {}) } : {}),
   };
+}
+
+/** The photo pipeline's preprocessing networks from their checkpoints (SCHP is needed for try-on only). */
+export async function photoModelsFrom(ckpts: { openpose: T.OpenedCheckpoint; schp?: T.OpenedCheckpoint; densepose: T.OpenedCheckpoint }): Promise<PhotoModels> {
+  const openpose = await openPoseFrom(ckpts.openpose);
+  const schp = ckpts.schp ? await schpFrom(ckpts.schp) : undefined;
+  return photoModels(openpose, await densePoseFrom(ckpts.densepose), schp);
 }
