@@ -8,7 +8,7 @@ import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGrou
  * - 'workgroup' (GPUs), B = min(L, 1024) elements per workgroup tile:
  *     bitonicLocalKernel(B, 'sort')             every stage with k <= B, in workgroup memory
  *     for k = 2B .. L:
- *       bitonicGlobalKernel (k, j)  for j = k/2 .. B   one dispatch per compare-exchange stage
+ *       bitonicFusedKernel(1) (k, s = j) for j = k/2 .. B   one dispatch per compare-exchange stage
  *       bitonicLocalKernel(B, 'merge') with k       the stages j = B/2 .. 1 in workgroup memory
  * - 'fused' (CPU adapters, where workgroup memory and barriers are no faster than global memory): every
  *   dispatch runs up to three consecutive stages j, j/2, j/4 in registers (bitonicFusedKernel), each
@@ -74,39 +74,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   });
 });
 
-export const bitonicGlobalKernel = cachedKernel(
-  (): Kernel =>
-    makeKernel({
-      key: 'bitonic.global',
-      buffers: [{ name: 'pairs', access: 'read_write', type: 'vec2<u32>' }],
-      uniforms: [
-        { name: 'L', type: 'u32' },
-        { name: 'k', type: 'u32' },
-        { name: 'j', type: 'u32' },
-        { name: 'half', type: 'u32' },
-      ],
-      workgroupSize: [WG, 1, 1],
-      body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-${BEFORE_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (p >= params.half) { return; }
-  let j = params.j;
-  ${PAIR_INDEX}
-  let up = ((i & (params.L - 1u)) & params.k) == 0u;
-  let a = pairs[i];
-  let b = pairs[i + j];
-  if (before(b, a) == up) {
-    pairs[i] = b;
-    pairs[i + j] = a;
-  }
-}`,
-    }),
-);
-
 /**
  * Stages j, j/2, ..., j/2^(r-1) of one k in one pass (r = 1..3). An invocation owns the 2^r elements
  * base + m * s (s = j / 2^(r-1), m < 2^r), which those stages exchange only among themselves; base has zeros in
@@ -152,7 +119,6 @@ ${Array.from({ length: n }, (_, m) => `  pairs[base + ${m}u * s] = v${m};`).join
 
 export type BitonicDispatch =
   | { kernel: Kernel; uniforms: { L: number; k: number; blocks: number }; grid: Grid }
-  | { kernel: Kernel; uniforms: { L: number; k: number; j: number; half: number }; grid: Grid }
   | { kernel: Kernel; uniforms: { L: number; k: number; s: number; groups: number }; grid: Grid };
 
 /** The dispatches that sort `segments` segments of length L (a power of two), in order (see the module comment). */
@@ -178,7 +144,7 @@ export function bitonicSchedule(segments: number, L: number, schedule: 'workgrou
   const half = (segments * L) / 2;
   for (let k = 2 * block; k <= L; k *= 2) {
     for (let j = k / 2; j >= block; j /= 2) {
-      out.push({ kernel: bitonicGlobalKernel(), uniforms: { L, k, j, half }, grid: grid1d(half, WG) });
+      out.push({ kernel: bitonicFusedKernel(1), uniforms: { L, k, s: j, groups: half }, grid: grid1d(half, WG) });
     }
     out.push({ kernel: bitonicLocalKernel(block, 'merge'), uniforms: { L, k, blocks }, grid: gridGroups(blocks) });
   }
