@@ -104,6 +104,9 @@ def build(out_dir):
     g.case("softmax_mid", "softmax", [r(4, 9, 5, scale=3)], lambda t: t.softmax(1), attrs={"axis": 1})
     g.case("log_softmax", "log_softmax", [r(6, 70, scale=3)], lambda t: t.log_softmax(-1), attrs={"axis": -1})
     g.case("log_softmax_short", "log_softmax", [r(6, 3, 10, scale=3)], lambda t: t.log_softmax(1), attrs={"axis": 1})
+    # The class axis of NCHW logits (SCHP's losses), read in place with its stride.
+    g.case("log_softmax_nchw", "log_softmax", [r(2, 20, 7, 5, scale=3)], lambda t: t.log_softmax(1), attrs={"axis": 1})
+    g.case("softmax_first_axis", "softmax", [r(3, 4, 6, scale=3)], lambda t: t.softmax(0), attrs={"axis": 0})
     # Rows of a multiple of 4 (>= 64 columns) take the vec4 kernels.
     g.case("softmax_vec4", "softmax", [r(3, 516, scale=3)], lambda t: t.softmax(-1), attrs={"axis": -1})
     g.case("log_softmax_vec4", "log_softmax", [r(5, 132, scale=3)], lambda t: t.log_softmax(-1), attrs={"axis": -1})

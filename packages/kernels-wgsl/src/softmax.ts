@@ -4,7 +4,9 @@ import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGrou
  * Softmax and log-softmax over the last axis of a [rows, cols] tensor, forward and backward.
  * forward:  y = exp(x - max) / sum(exp(x - max))        (log: y = x - max - log(sum))
  * backward: gx = y * (g - sum(g * y))                     (log: gx = g - exp(y) * sum(g))
- * 'row' mode gives each row a workgroup (long rows); 'thread' mode gives each row one invocation (short rows).
+ * 'row' mode gives each row a workgroup (long rows); 'thread' mode gives each row one invocation (short rows),
+ * and also reads rows whose elements are `inner` apart: softmax over a middle axis ([outer, cols, inner], e.g. the
+ * classes of NCHW logits) in place, neighbouring invocations reading neighbouring addresses, with no transposes.
  */
 export type SoftmaxKind = 'softmax' | 'logsoftmax';
 export type RowMode = 'row' | 'thread';
@@ -66,12 +68,14 @@ export const softmaxKernel = cachedKernel((kind: SoftmaxKind, backward: boolean,
   const uniforms = [
     { name: 'rows', type: 'u32' as const },
     { name: 'cols', type: 'u32' as const },
+    ...(mode === 'thread' ? [{ name: 'inner', type: 'u32' as const }] : []),
   ];
   const key = `softmax:${kind}:${backward}:${mode}:${vec}`;
   const merge = (p: { combine: string }, a: string, b: string) => (p.combine === '+' ? `${a} + ${b}` : `${p.combine}(${a}, ${b})`);
   if (mode === 'thread') {
+    const strided = (code: string) => code.replaceAll('[base + c]', '[base + c * params.inner]');
     const body = passes
-      .map((p, i) => `var r${i} = ${p.init}; { var acc = r${i}; for (var c = 0u; c < params.cols; c++) { acc = ${p.acc}; } r${i} = acc; }`)
+      .map((p, i) => `var r${i} = ${p.init}; { var acc = r${i}; for (var c = 0u; c < params.cols; c++) { acc = ${strided(p.acc)}; } r${i} = acc; }`)
       .join('\n  ');
     return makeKernel({
       key,
@@ -85,9 +89,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = flatGroup(wid, nwg) * ${THREAD_WG}u + lid;
   if (row >= params.rows) { return; }
-  let base = row * params.cols;
+  let i = row % params.inner;
+  let base = (row - i) * params.cols + i;
   ${body}
-  for (var c = 0u; c < params.cols; c++) { ${write} }
+  for (var c = 0u; c < params.cols; c++) { ${strided(write)} }
 }`,
     });
   }
