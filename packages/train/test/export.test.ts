@@ -2,10 +2,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
-import { DENSEPOSE_CONFIGS, DensePoseHead, SCHP_CONFIGS, SCHPNetwork } from '@leffa-webgpu/models';
+import { DENSEPOSE_CONFIGS, DensePoseHead, OPENPOSE_SMALL, OpenPoseBody, SCHP_CONFIGS, SCHPNetwork } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportCheckpoint } from '../src/cli/export.js';
-import { loadDensePose, loadSchp } from '../src/pipeline/load-models.js';
+import { loadDensePose, loadOpenPose, loadSchp } from '../src/pipeline/load-models.js';
 import { schpPart } from '../src/schp/trainer.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'export-'));
@@ -71,5 +71,19 @@ describe('export (inference-only float16 copies)', () => {
     const got = loaded.model.forward(input);
     expect(maxRelDiff(await got.I.data(), await want.I.data())).toBeLessThan(1e-2);
     await expect(exportCheckpoint({ ckpt: src, out: join(tmp, 'dp-ema'), ema: true })).rejects.toThrow(/--ema is for Leffa checkpoints/);
+  });
+
+  it('OpenPose: a train-openpose checkpoint (kind openpose) exports to the same network', async () => {
+    T.manualSeed(3);
+    const body = new OpenPoseBody(OPENPOSE_SMALL).eval();
+    const src = join(tmp, 'openpose-train');
+    await T.saveCheckpoint(src, { model: body, extra: { kind: 'openpose', step: 4, rng: 1, history: [], config: OPENPOSE_SMALL } });
+    const out = join(tmp, 'openpose-export');
+    await exportCheckpoint({ ckpt: src, out, ema: false });
+    expect(JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')).extra).toMatchObject({ kind: 'openpose', step: 4 });
+    const loaded = await loadOpenPose(out);
+    const input = x();
+    const want = await body.forward(input).stages.at(-1)!.heatmap.data();
+    expect(maxRelDiff(await loaded.forward(input).stages.at(-1)!.heatmap.data(), want)).toBeLessThan(1e-2);
   });
 });

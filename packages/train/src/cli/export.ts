@@ -1,7 +1,6 @@
 import * as T from '@leffa-webgpu/core';
-import { LeffaModel } from '@leffa-webgpu/models';
-import { type SchpWeights, leffaConfigFromExtra, schpFrom } from '../pipeline/model-checkpoints.js';
-import { loadDensePose, loadOpenPose, openCheckpointFolder } from '../pipeline/load-models.js';
+import { type SchpWeights, densePoseFrom, leffaConfigFromExtra, leffaFrom, openPoseFrom, schpFrom } from '../pipeline/model-checkpoints.js';
+import { openCheckpointFolder } from '../pipeline/load-models.js';
 
 /** Training-run fields an inference copy keeps in its state.json (the rest is resume state). */
 const KEPT = ['kind', 'step', 'task', 'size', 'config', 'rounds', 'labelNoise', 'pck02'] as const;
@@ -24,13 +23,13 @@ export async function exportCheckpoint(args: { ckpt: string; out: string; ema: b
     // The chosen weights are now the model; a reader must not look for a second slot.
     describe = { rounds: 0, ...(schp.aggregate ? { aggregateOfRounds: extra.rounds ?? 0 } : { weights: 'network' }) };
   } else if (extra.kind === 'densepose') {
-    model = (await loadDensePose(args.ckpt)).model;
+    model = (await densePoseFrom(opened)).model;
   } else if (extra.kind === 'openpose' || extra.pck02 !== undefined) {
-    model = await loadOpenPose(args.ckpt);
+    // OpenPose runs say so; the first shipped OpenPose export only records its PCK.
+    model = await openPoseFrom(opened);
   } else {
     const config = leffaConfigFromExtra(extra);
-    const leffa = new LeffaModel(config);
-    await opened.load({ model: leffa });
+    const leffa = await leffaFrom(opened);
     if (args.ema) {
       const shadows = await T.loadSafetensors(`${opened.source}/ema.safetensors`);
       // EMA files hold trained parameters only; the frozen VAE keeps the weights loaded above.

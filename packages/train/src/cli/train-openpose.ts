@@ -46,7 +46,7 @@ export async function trainOpenPose(args: TrainOpenPoseArgs): Promise<void> {
   const history: number[] = [];
   const progress = new Progress('train-openpose', args.steps, ['loss'], trainer.stepCount);
   let seed = args.seed * 7919 + trainer.stepCount * args.batch;
-  const save = () => T.saveCheckpoint(`${args.out}/checkpoint`, { model: trainer.model, optimizer: trainer.optimizer, extra: { step: trainer.stepCount, rng: trainer.rng.getState(), history, config: OPENPOSE_SMALL } });
+  const save = () => T.saveCheckpoint(`${args.out}/checkpoint`, { model: trainer.model, optimizer: trainer.optimizer, extra: { kind: 'openpose', step: trainer.stepCount, rng: trainer.rng.getState(), history, config: OPENPOSE_SMALL } });
   while (trainer.stepCount < args.steps) {
     const batch = Array.from({ length: args.batch }, () => example(seed++));
     const loss = trainer.step(batch);
