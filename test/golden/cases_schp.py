@@ -110,8 +110,9 @@ class DecoderModule(nn.Module):
 
 class ResNet(nn.Module):
     def __init__(self, layers=(3, 4, 23, 3), num_classes=20, stem=(64, 128), planes=(64, 128, 256, 512), psp=512,
-                 edge=256, dec=256, dec_low=48, fusion=256, multi_grid=(1, 1, 1)):
+                 edge=256, dec=256, dec_low=48, fusion=256, multi_grid=(1, 1, 1), stem_pool=True):
         super().__init__()
+        self.stem_pool = stem_pool
         self.inplanes = stem[1]
         self.conv1 = nn.Conv2d(3, stem[0], 3, stride=2, padding=1, bias=False)
         self.bn1 = BN(stem[0])
@@ -146,7 +147,8 @@ class ResNet(nn.Module):
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
         x = F.relu(self.bn3(self.conv3(x)))
-        x = self.maxpool(x)
+        if self.stem_pool:
+            x = self.maxpool(x)
         x2 = self.layer1(x)
         x3 = self.layer2(x2)
         x4 = self.layer3(x3)
@@ -261,6 +263,14 @@ def build(out_dir):
     tensors["output/parsing"] = parsing
     tensors["output/fusion"] = fusion
     tensors["output/edge"] = edge
+    # SCHP_CONFIGS.small_stride2: the same weights without the stem's max-pool (output stride 2).
+    small.stem_pool = False
+    with torch.no_grad():
+        [[parsing, fusion], [edge]] = small(x)
+    small.stem_pool = True
+    tensors["stride2/parsing"] = parsing
+    tensors["stride2/fusion"] = fusion
+    tensors["stride2/edge"] = edge
     image = torch.rand(3, 37, 29, generator=gen)
     with torch.no_grad():
         # A non-square network input and a box padded top and bottom.
@@ -282,4 +292,4 @@ def build(out_dir):
     with open(f"{out_dir}/schp_lip_keys.json", "w") as f:
         json.dump({k: list(v.shape) for k, v in full.state_dict().items()}, f)
     n = sum(p.numel() for p in full.parameters())
-    return [(f"{out_dir}/schp_small.safetensors", 6), (f"{out_dir}/schp_lip_keys.json ({n} parameters)", len(full.state_dict()))]
+    return [(f"{out_dir}/schp_small.safetensors", 9), (f"{out_dir}/schp_lip_keys.json ({n} parameters)", len(full.state_dict()))]

@@ -37,6 +37,19 @@ describe('SCHP (CE2P) against PyTorch', () => {
     T.dispose([parsing, fusion, edge]);
   });
 
+  it('small_stride2: the same weights without the stem pool give logits at stride 2', async () => {
+    const s2 = new SCHPNetwork(SCHP_CONFIGS.small_stride2).eval();
+    s2.loadStateDict(g.stateDict());
+    const [[parsing, fusion], [edge]] = s2.forward(g.tensor('input/x'));
+    expect(parsing.shape.slice(2)).toEqual([33, 25]);
+    for (const [name, t] of [['parsing', parsing], ['fusion', fusion], ['edge', edge]] as const) {
+      const key = `stride2/${name}`;
+      expect([...t.shape], key).toEqual(g.host(key).shape);
+      expectClose(await t.data(), g.host(key).data, 1e-4, key);
+    }
+    T.dispose([parsing, fusion, edge]);
+  });
+
   it('the official ResNet-101 LIP model has the checkpoint key names and shapes (66.7M parameters)', () => {
     const expected = JSON.parse(readFileSync(fileURLToPath(new URL('../golden/out/schp_lip_keys.json', import.meta.url)), 'utf8')) as Record<string, number[]>;
     const full = T.nn.withoutInit(() => new SCHPNetwork(SCHP_CONFIGS.resnet101));

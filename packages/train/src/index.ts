@@ -1,6 +1,7 @@
 export * from './data/synthetic/index.js';
 export * from './io/png.js';
 export * from './leffa/batch.js';
+export * from './leffa/flow-supervision.js';
 export * from './leffa/trainer.js';
 export * from './leffa/synthetic-source.js';
 export * from './leffa/vae-trainer.js';

@@ -1,7 +1,7 @@
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LeffaTrainer, SyntheticLeffaSource, toBatch } from '../src/index.js';
+import { LeffaTrainer, SyntheticLeffaSource, flowEndPointError, flowSupervisionLoss, flowTargets, toBatch } from '../src/index.js';
 
 beforeAll(async () => {
   await T.init();
@@ -26,5 +26,53 @@ describe('Leffa training', () => {
     const first = (totals[0]! + totals[1]! + totals[2]!) / 3;
     const last = (totals[9]! + totals[10]! + totals[11]!) / 3;
     expect(last).toBeLessThan(first);
+  });
+});
+
+describe('supervised attention flow', () => {
+  // A 3x4 image whose layer flow has the image's own resolution, so upsampling is the identity.
+  const H = 3;
+  const W = 4;
+  const truthPx = Float32Array.from({ length: H * W * 2 }, (_, i) => (i % 2 === 0 ? (i / 2) % W : Math.floor(i / 2 / W)) * 0.5 + 0.25);
+  const valid = Uint8Array.from({ length: H * W }, (_, i) => (i === 5 ? 0 : 1));
+  const report = (offset: [number, number]) => {
+    const { grid } = flowTargets([truthPx], [valid], H, W);
+    const moved = T.add(T.reshape(grid, [1, H * W, 2]), T.tensor(offset, [1, 1, 2]));
+    grid.dispose();
+    return { layer: 'test', height: H, width: W, value: moved };
+  };
+
+  it('flow targets use grid_sample coordinates (align_corners=false), matching the EPE metric', async () => {
+    const { grid, valid: v } = flowTargets([truthPx], [valid], H, W);
+    const g = await grid.data();
+    // Pixel x maps to (2x + 1) / W - 1; y to (2y + 1) / H - 1.
+    expect(g[2 * 7]).toBeCloseTo((2 * truthPx[2 * 7]! + 1) / W - 1, 6);
+    expect(g[2 * 7 + 1]).toBeCloseTo((2 * truthPx[2 * 7 + 1]! + 1) / H - 1, 6);
+    expect((await v.data())[5]).toBe(0);
+    // The metric in pixels of the exact flow is 0.
+    const r = report([0, 0]);
+    expect(flowEndPointError(await r.value.data(), H, W, truthPx, valid, H, W)).toBeCloseTo(0, 4);
+    T.dispose([grid, v, r]);
+  });
+
+  it('is the mean end-point distance over valid pixels and weighted samples, and its gradient moves the flow to the truth', async () => {
+    const exact = report([0, 0]);
+    const off = report([0.3, -0.4]);
+    const target = flowTargets([truthPx, truthPx], [valid, valid], H, W);
+    const both = (r: ReturnType<typeof report>) => ({ ...r, value: T.concat([r.value, r.value], 0) });
+    expect(await flowSupervisionLoss([both(exact)], target).item()).toBeCloseTo(0, 3);
+    expect(await flowSupervisionLoss([both(off)], target).item()).toBeCloseTo(0.5, 4);
+    // Averaged over layers; a sample of weight 0 does not count.
+    expect(await flowSupervisionLoss([both(exact), both(off)], target, [1, 0]).item()).toBeCloseTo(0.25, 3);
+    const value = T.tensor(await off.value.data(), [1, H * W, 2]);
+    value.requiresGrad = true;
+    const one = flowTargets([truthPx], [valid], H, W);
+    flowSupervisionLoss([{ ...off, value }], one).backward();
+    const g = await value.grad!.data();
+    // d|d|/dd = d / |d| / count at valid pixels (all inside [-1, 1], so the clamp passes them through).
+    expect(g[0]).toBeCloseTo(0.6 / 11, 4);
+    expect(g[1]).toBeCloseTo(-0.8 / 11, 4);
+    expect(g[2 * 5]).toBe(0);
+    T.dispose([exact, off, target, value, one]);
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SCHP_CONFIGS } from '@leffa-webgpu/models';
 import {
   ConfusionMatrix,
   SchpTrainer,
@@ -248,5 +249,8 @@ describe('SCHP training', () => {
       l.dispose();
     }
     expect([...(await w(b.model, 'decoder.conv4.weight'))]).toEqual([...now]);
+    // Same parameter shapes, other structure: resuming into the stride-2 config is refused, not silently run.
+    const other = new SchpTrainer({ ...opts, config: SCHP_CONFIGS.small_stride2 });
+    await expect(other.load(join(tmp, 'ckpt'))).rejects.toThrow(/was trained with config .*"stemPool":true.*this trainer has .*"stemPool":false/);
   });
 });

@@ -31,6 +31,11 @@ export interface SCHPConfig {
   /** Fusion head width (256). */
   fusion: number;
   numClasses: number;
+  /**
+   * The stem's 3x3 stride-2 max-pool (official: present, output stride 4). Without it every stage runs at twice
+   * the resolution (output stride 2): small inputs keep the detail that an official model gets from 473x473.
+   */
+  stemPool?: boolean;
 }
 
 const RESNET101 = {
@@ -67,6 +72,25 @@ export const SCHP_CONFIGS = {
     decoderLow: 8,
     fusion: 16,
     numClasses: 20,
+  },
+  /**
+   * The small config without the stem's max-pool (output stride 2): trained here on 64x48 synthetic people,
+   * whose hands, shoes and hair are 2-4 pixels wide, it sees them at the detail an official model gets at 473x473.
+   */
+  small_stride2: {
+    layers: [1, 1, 1, 1],
+    stem: [8, 16],
+    planes: [8, 16, 24, 32],
+    multiGrid: [1, 1, 1],
+    psp: 32,
+    pspSizes: [1, 2, 3, 6],
+    edge: 16,
+    edgeClasses: 2,
+    decoder: 16,
+    decoderLow: 8,
+    fusion: 16,
+    numClasses: 20,
+    stemPool: false,
   },
 } satisfies Record<string, SCHPConfig>;
 
@@ -175,12 +199,12 @@ export interface DeepStem {
   bn3: IdentityABN;
 }
 
-/** The deep stem and its max-pool: stride 4. */
-export function deepStemForward(m: DeepStem, x: T.Tensor): T.Tensor {
+/** The deep stem and (unless `pool` is false) its max-pool: stride 4 (2 without the pool). */
+export function deepStemForward(m: DeepStem, x: T.Tensor, pool = true): T.Tensor {
   let h = T.relu(m.bn1.forward(m.conv1.forward(x)));
   h = T.relu(m.bn2.forward(m.conv2.forward(h)));
   h = T.relu(m.bn3.forward(m.conv3.forward(h)));
-  return T.maxPool2d(h, { kernelSize: 3, stride: 2, padding: 1 });
+  return pool ? T.maxPool2d(h, { kernelSize: 3, stride: 2, padding: 1 }) : h;
 }
 
 /** PSP context module: pooled branches upsampled (align_corners) and concatenated with the features. */
@@ -306,10 +330,10 @@ export class SCHPNetwork extends T.Module {
     );
   }
 
-  /** Input [N, 3, H, W] (normalised BGR, see parseHuman) to logits at stride 4 (layer-1 resolution). */
+  /** Input [N, 3, H, W] (normalised BGR, see parseHuman) to logits at layer-1 resolution (stride 4, or 2 without the stem pool). */
   forward(x: T.Tensor): SCHPOutput {
     if (x.rank !== 4 || x.shape[1] !== 3) throw new Error(`SCHPNetwork: expected [N, 3, H, W], got ${T.formatShape(x.shape)}`);
-    const x2 = this.layer1.forward(deepStemForward(this, x));
+    const x2 = this.layer1.forward(deepStemForward(this, x, this.config.stemPool ?? true));
     const x3 = this.layer2.forward(x2);
     const x4 = this.layer3.forward(x3);
     const x5 = this.layer4.forward(x4);

@@ -7,7 +7,7 @@ import { evaluate, generate, generateFromPhotos, loadInputs } from './generate.j
 import { parseCategory } from '../pipeline/photo.js';
 import { folderExamples, trainLeffa } from './train-leffa.js';
 import { pose, trainOpenPose } from './train-openpose.js';
-import { parse, trainSchp } from './train-schp.js';
+import { SCHP_TRAINABLE, parse, trainSchp } from './train-schp.js';
 import { densePose, trainDensePose } from './train-densepose.js';
 import { trainVae } from './train-vae.js';
 
@@ -51,6 +51,7 @@ program
   .option('--leffa <mode>', 'Leffa loss: on, off, or finetune (baseline first, then on)', 'on')
   .option('--finetune-after <n>', 'step at which finetune mode switches the Leffa loss on', int, 0)
   .option('--leffa-weight <w>', 'lambda of L_diffusion + lambda L_leffa', Number, 1e-3)
+  .option('--flow-supervision <w>', 'weight of a supervised loss on the attention flows against the exact synthetic flow (not Leffa; builds a starting point for experiment --init)', Number, 0)
   .option('--out <dir>', 'output folder', 'runs/leffa')
   .option('--steps <n>', 'training steps', int, 1000)
   .option('--batch <n>', 'examples per step', int, 4)
@@ -75,7 +76,7 @@ program
     const folder = o.data === 'synthetic' ? undefined : folderExamples(o.data, o.task, o.category, height, width);
     await trainLeffa({
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, leffa: o.leffa,
-      finetuneAfter: o.finetuneAfter, leffaWeight: o.leffaWeight, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
+      finetuneAfter: o.finetuneAfter, leffaWeight: o.leffaWeight, flowSupervision: o.flowSupervision, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
       resume: o.resume, saveEvery: o.saveEvery, sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, config: o.config, ...folder?.sources,
     });
   });
@@ -102,6 +103,8 @@ program
   .option('--init <dir>', 'Leffa checkpoint both runs fine-tune from (instead of --vae)')
   .option('--leffa-weight <w>', 'lambda of the Leffa run', Number, 1e-3)
   .option('--lr <lr>', 'learning rate', Number, 2e-4)
+  .option('--flow-warmup <n>', 'steps of supervised attention-flow training both runs start from (stands in for a pretrained model\'s roughly corresponding attention)', int, 0)
+  .option('--warmup-lr <lr>', 'learning rate of the flow warm-up (default --lr)', Number)
   .option('--task <task>', 'tryon or pose', 'tryon')
   .option('--out <dir>', 'output folder', 'runs/experiment')
   .option('--steps <n>', 'steps per run', int, 500)
@@ -114,7 +117,7 @@ program
     const [height, width] = size(o.size);
     await experiment({
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, pool: o.pool, seed: o.seed, vae: o.vae, init: o.init, lr: o.lr,
-      leffaWeight: o.leffaWeight, evalExamples: o.evalExamples,
+      leffaWeight: o.leffaWeight, flowWarmup: o.flowWarmup, warmupLr: o.warmupLr, evalExamples: o.evalExamples,
     });
   });
 
@@ -181,6 +184,7 @@ program
   .option('--steps <n>', 'training steps', int, 2000)
   .option('--batch <n>', 'images per step (at least 2)', int, 8)
   .option('--size <HxW>', 'image size', '128x96')
+  .option('--config <name>', `network: ${SCHP_TRAINABLE.join(' or ')} (small without the stem pool: output stride 2)`, 'small')
   .option('--cycles <n>', 'self-correction rounds; the last one ends the run (0: none)', int, 3)
   .option('--cycle-steps <n>', 'steps per self-correction cycle (default steps / 10)', int)
   .option('--lr <lr>', 'peak learning rate (default 7e-3 for sgd, 2e-3 for adamw)', Number)
@@ -195,7 +199,9 @@ program
   .action(async (o) => {
     const [height, width] = size(o.size);
     if (!['sgd', 'adamw'].includes(o.optimizer)) throw new Error(`--optimizer must be sgd or adamw, got '${o.optimizer}'`);
+    if (!SCHP_TRAINABLE.includes(o.config)) throw new Error(`--config must be ${SCHP_TRAINABLE.join(' or ')}, got '${o.config}'`);
     await trainSchp({
+      config: o.config,
       out: o.out, steps: o.steps, batch: o.batch, height, width, cycles: o.cycles, cycleSteps: o.cycleSteps, lr: o.lr, optimizer: o.optimizer,
       labelNoise: o.labelNoise, evalExamples: o.evalExamples, evalEvery: o.evalEvery, bnBatches: o.bnBatches, saveEvery: o.saveEvery, seed: o.seed, resume: o.resume,
     });

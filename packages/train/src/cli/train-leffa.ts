@@ -26,6 +26,8 @@ export interface TrainLeffaArgs {
   finetuneAfter: number;
   /** lambda of L = L_diffusion + lambda * L_leffa (default 1e-3, the paper's). */
   leffaWeight?: number;
+  /** Weight of the supervised attention-flow loss (synthetic data only; default 0). See flowSupervisionLoss. */
+  flowSupervision?: number;
   /** Examples in the training pool (seeds 0..pool-1); their VAE latents are encoded once. */
   pool: number;
   /** A trained VAE checkpoint (required to train from scratch) or a full Leffa checkpoint to start from. */
@@ -63,6 +65,7 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
       weightDecay: 0,
       emaDecay: 0.999,
       leffa: { mode: args.leffa, finetuneAfter: args.finetuneAfter, ...(args.leffaWeight !== undefined ? { weight: args.leffaWeight } : {}) },
+      flowSupervision: args.flowSupervision ?? 0,
     },
     model,
   );
@@ -86,8 +89,9 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
   };
 
   const held = Array.from({ length: args.evalExamples }, (_, i) => (args.heldOut ? args.heldOut(i) : example(HELD_OUT_SEED + i)));
-  const history: { step: number; total: number; diffusion: number; leffa: number }[] = [];
-  const progress = new Progress(`train ${args.task}`, args.steps, ['loss', 'diff', 'leffa'], trainer.stepCount);
+  const history: { step: number; total: number; diffusion: number; leffa: number; flow?: number }[] = [];
+  const supervised = (args.flowSupervision ?? 0) > 0;
+  const progress = new Progress(`train ${args.task}`, args.steps, ['loss', 'diff', 'leffa', ...(supervised ? ['flow'] : [])], trainer.stepCount);
 
   const writeOutputs = async (final: boolean) => {
     await trainer.save(`${args.out}/checkpoint`, { history, task: args.task, size: [args.height, args.width] });
@@ -115,9 +119,9 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
       return trainer.step(batch, latentsOf(indices));
     });
     if (trainer.stepCount % 10 === 0 || trainer.stepCount === args.steps) {
-      const [total, diffusion, leffa] = await Promise.all([losses.total.item(), losses.diffusion.item(), losses.leffa.item()]);
-      history.push({ step: trainer.stepCount, total, diffusion, leffa });
-      progress.update(trainer.stepCount, { loss: total, diff: diffusion, leffa });
+      const [total, diffusion, leffa, flow] = await Promise.all([losses.total.item(), losses.diffusion.item(), losses.leffa.item(), losses.flow.item()]);
+      history.push({ step: trainer.stepCount, total, diffusion, leffa, ...(supervised ? { flow } : {}) });
+      progress.update(trainer.stepCount, { loss: total, diff: diffusion, leffa, ...(supervised ? { flow } : {}) });
     }
     T.dispose(losses);
     await T.throttle();

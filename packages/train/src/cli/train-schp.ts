@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { LIP_LABELS, colorizeLabels, parseHuman, schpPalette } from '@leffa-webgpu/models';
+import { LIP_LABELS, SCHP_CONFIGS, colorizeLabels, parseHuman, schpPalette } from '@leffa-webgpu/models';
 import { tile } from '../data/synthetic/sheet.js';
 import { encodeLabelPng, readImage } from '../io/image-file.js';
 import { lineChart } from '../io/plot.js';
@@ -13,7 +13,12 @@ import { Progress } from './progress.js';
 /** Seeds of the held-out people (never drawn for training). */
 const HELD_OUT = 900_000_000;
 
+/** The SCHP configs train-schp trains (the ResNet-101 ones are for official weights). */
+export const SCHP_TRAINABLE = ['small', 'small_stride2'] as const;
+
 export interface TrainSchpArgs {
+  /** Network config (default small). */
+  config?: (typeof SCHP_TRAINABLE)[number];
   out: string;
   steps: number;
   batch: number;
@@ -66,6 +71,7 @@ export async function trainSchp(args: TrainSchpArgs): Promise<void> {
   await mkdir(args.out, { recursive: true });
   const plan = schpCyclePlan(args.steps, args.cycles, args.cycleSteps);
   const trainer = new SchpTrainer({
+    config: SCHP_CONFIGS[args.config ?? 'small'],
     seed: args.seed,
     optimizer: args.optimizer,
     ...(args.lr !== undefined ? { lr: args.lr } : {}),

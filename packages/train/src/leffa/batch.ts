@@ -1,4 +1,5 @@
 import * as T from '@leffa-webgpu/core';
+import { flowTargets } from './flow-supervision.js';
 
 /**
  * One Leffa training example on the CPU (images HWC RGB uint8, masks H*W uint8 in {0, 1}).
@@ -32,6 +33,8 @@ export interface LeffaBatch {
   /** [B, 1, H, W] in {0, 1}. */
   mask: T.Tensor;
   lossMask: T.Tensor;
+  /** The exact flow as a sampling grid [B, H, W, 2] and where it is defined [B, H, W, 1], when every example has one. */
+  flow?: { grid: T.Tensor; valid: T.Tensor };
 }
 
 /** HWC uint8 images to one NCHW float array in [-1, 1]. */
@@ -77,5 +80,8 @@ export function toBatch(examples: readonly LeffaExample[]): LeffaBatch {
     densepose: img((e) => e.densepose),
     mask: msk((e) => e.mask),
     lossMask: msk((e) => e.lossMask),
+    ...(examples.every((e) => e.flow && e.flowValid)
+      ? { flow: flowTargets(examples.map((e) => e.flow!), examples.map((e) => e.flowValid!), height, width) }
+      : {}),
   };
 }

@@ -2,6 +2,7 @@ import * as T from '@leffa-webgpu/core';
 import { type LeffaConfig, LeffaModel, leffaLoss } from '@leffa-webgpu/models';
 import { Rng } from '../data/synthetic/rng.js';
 import type { LeffaBatch } from './batch.js';
+import { flowSupervisionLoss } from './flow-supervision.js';
 
 export type LeffaLossMode = 'on' | 'off' | 'finetune';
 
@@ -26,6 +27,11 @@ export interface LeffaTrainOptions {
     minFraction?: number;
     distance?: 'l2' | 'smoothL1';
   };
+  /**
+   * Weight of the supervised attention-flow loss (flowSupervisionLoss; default 0, off). Not Leffa: it gives the
+   * experiment a starting point whose attention roughly corresponds. Needs batches with exact flows.
+   */
+  flowSupervision?: number;
 }
 
 export interface BatchLatents {
@@ -39,6 +45,8 @@ export interface StepLosses {
   diffusion: T.Tensor;
   /** Zero when the Leffa loss is inactive. */
   leffa: T.Tensor;
+  /** The supervised flow loss; zero when its weight is 0. */
+  flow: T.Tensor;
 }
 
 /**
@@ -104,6 +112,8 @@ export class LeffaTrainer {
     const pDrop = this.options.referenceDropout ?? 0.1;
     const keep = Array.from({ length: b }, () => (this.rng.next() < pDrop ? 0 : 1));
     const useLeffa = this.leffaActive();
+    const flowWeight = this.options.flowSupervision ?? 0;
+    if (flowWeight > 0 && !batch.flow) throw new Error('LeffaTrainer.step: flowSupervision needs batches with exact flows (synthetic data)');
 
     const losses = T.tidy(() => {
       const gen = { generator: this.generator };
@@ -122,7 +132,7 @@ export class LeffaTrainer {
         },
         timesteps,
         features,
-        useLeffa
+        useLeffa || flowWeight > 0
           ? { kind: 'flow', tau: l.tau ?? 2, minFraction: l.minFraction ?? 1 / 32, imageHeight: batch.height }
           : undefined,
       );
@@ -133,13 +143,14 @@ export class LeffaTrainer {
             { maxTimestep: l.maxTimestep ?? 500, distance: l.distance ?? 'l2' },
           )
         : T.zeros([]);
-      const total = T.add(diffusion, T.mul(leffa, l.weight ?? 1e-3));
+      const flow = flowWeight > 0 ? flowSupervisionLoss(out.reports, batch.flow!, keep) : T.zeros([]);
+      const total = T.add(T.add(diffusion, T.mul(leffa, l.weight ?? 1e-3)), T.mul(flow, flowWeight));
       total.backward();
       T.optim.clipGradNorm(this.trainable, this.options.clipNorm ?? 1);
       this.optimizer.step();
       this.optimizer.zeroGrad();
       this.ema.update();
-      return { total: total.detach(), diffusion: diffusion.detach(), leffa: leffa.detach() };
+      return { total: total.detach(), diffusion: diffusion.detach(), leffa: leffa.detach(), flow: flow.detach() };
     });
     this.stepCount++;
     return losses;

@@ -325,8 +325,14 @@ export class SchpTrainer {
   }
 
   async load(dir: string): Promise<Record<string, unknown>> {
-    const extra = (await T.loadCheckpoint(dir, { model: this.model, optimizer: this.optimizer, ema: schpPart(this.schp) })) as Record<string, unknown> | null;
+    const opened = await T.openCheckpoint(dir);
+    const extra = opened.extra as Record<string, unknown> | null;
     if (!extra || extra.kind !== 'schp') throw new Error(`SchpTrainer.load: '${dir}' is not an SCHP training checkpoint (state.json extra.kind is not 'schp')`);
+    // Configs that differ only in structure (the stem pool) share every parameter shape, so compare them whole.
+    const saved = JSON.stringify({ stemPool: true, ...(extra.config as object) });
+    const mine = JSON.stringify({ stemPool: true, ...this.config });
+    if (saved !== mine) throw new Error(`SchpTrainer.load: '${dir}' was trained with config ${saved}, this trainer has ${mine}`);
+    await opened.load({ model: this.model, optimizer: this.optimizer, ema: schpPart(this.schp) });
     this.stepCount = extra.step as number;
     this.rounds = extra.rounds as number;
     this.rng.setState(extra.rng as number);
