@@ -1,10 +1,10 @@
 import * as T from '@leffa-webgpu/core';
 import { LeffaModel, OPENPOSE_SMALL, OpenPoseBody } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { leffaConfigFromExtra, loadDensePose, loadSchp, resolveCheckpoint } from '../src/index.js';
+import { evaluateDensePose, evaluateParsing, leffaConfigFromExtra, loadDensePose, loadSchp, pck, resolveCheckpoint, syntheticDensePoseExample, syntheticParsingExample, syntheticPoseExample } from '../src/index.js';
 
 // Held-out scores the shipped parsers were exported with (see packages/train/README.md).
-const SCHP_MIOU = 0.5; // 0.518
+const SCHP_MIOU = 0.8;
 const DENSEPOSE_MIOU = 0.6; // 0.609
 
 beforeAll(async () => {
@@ -13,10 +13,14 @@ beforeAll(async () => {
 
 // The demo and the default `pose` / `tryon` checkpoints: they must load strictly into the models that use them.
 describe('shipped checkpoints', () => {
-  it('openpose-small loads into the small OpenPose model', async () => {
-    const model = new OpenPoseBody(OPENPOSE_SMALL);
+  it('openpose-small finds held-out synthetic people\'s keypoints at the PCK it records', async () => {
+    const model = new OpenPoseBody(OPENPOSE_SMALL).eval();
     const extra = (await T.loadCheckpoint(resolveCheckpoint('shipped:openpose-small'), { model })) as { pck02: number };
-    expect(extra.pck02).toBeGreaterThanOrEqual(0.8);
+    // train-openpose's held-out people (seeds from 800_000_000) at its default 128x96.
+    const held = Array.from({ length: 50 }, (_, i) => syntheticPoseExample(800_000_000 + i, 128, 96));
+    const score = await pck(model, held);
+    expect(score).toBeGreaterThanOrEqual(0.9);
+    expect(Math.abs(score - extra.pck02)).toBeLessThan(0.01);
   });
 
   it.each([
@@ -32,16 +36,28 @@ describe('shipped checkpoints', () => {
     T.dispose(model.parameters());
   });
 
-  it('schp-small and densepose-small (the photo pipeline defaults) load and record their held-out scores', async () => {
+  it('schp-small parses held-out synthetic people at the mIoU it records (>= 0.8)', async () => {
     const schp = await loadSchp('shipped:schp-small');
     expect(schp.model.config.numClasses).toBe(20);
     expect(schp.inputSize).toEqual([64, 48]);
+    // train-schp's held-out people (seeds from 900_000_000), never drawn for training.
+    const held = Array.from({ length: 50 }, (_, i) => syntheticParsingExample(900_000_000 + i, 64, 48));
+    const { metrics } = await evaluateParsing(schp.model, held);
+    expect(metrics.meanIoU).toBeGreaterThanOrEqual(SCHP_MIOU);
     const schpExtra = (await T.openCheckpoint(resolveCheckpoint('shipped:schp-small'))).extra as { meanIoU: number };
-    expect(schpExtra.meanIoU).toBeGreaterThanOrEqual(SCHP_MIOU);
+    // Recorded from the float32 run; the shipped copy is float16.
+    expect(Math.abs(metrics.meanIoU - schpExtra.meanIoU)).toBeLessThan(0.01);
+  });
+
+  it('densepose-small parses held-out synthetic people at the part mIoU it records', async () => {
     const dp = await loadDensePose('shipped:densepose-small');
     expect(dp.size).toEqual([64, 48]);
+    // train-densepose's held-out people (seeds from 700_000_000).
+    const held = Array.from({ length: 50 }, (_, i) => syntheticDensePoseExample(700_000_000 + i, 64, 48));
+    const { metrics } = await evaluateDensePose(dp.model, held);
+    expect(metrics.meanIoU).toBeGreaterThanOrEqual(DENSEPOSE_MIOU);
     const dpExtra = (await T.openCheckpoint(resolveCheckpoint('shipped:densepose-small'))).extra as { partMeanIoU: number };
-    expect(dpExtra.partMeanIoU).toBeGreaterThanOrEqual(DENSEPOSE_MIOU);
+    expect(Math.abs(metrics.meanIoU - dpExtra.partMeanIoU)).toBeLessThan(0.01);
   });
 
   it('names a checkpoint the package does not ship', () => {
