@@ -52,6 +52,21 @@ const RESNET101 = {
   fusion: 256,
 } satisfies Omit<SCHPConfig, 'numClasses'>;
 
+const SMALL: SCHPConfig = {
+  layers: [1, 1, 1, 1],
+  stem: [8, 16],
+  planes: [8, 16, 24, 32],
+  multiGrid: [1, 1, 1],
+  psp: 32,
+  pspSizes: [1, 2, 3, 6],
+  edge: 16,
+  edgeClasses: 2,
+  decoder: 16,
+  decoderLow: 8,
+  fusion: 16,
+  numClasses: 20,
+};
+
 export const SCHP_CONFIGS = {
   /** The official LIP / ATR / Pascal-Person-Part models (ResNet-101; 20 / 18 / 7 classes). */
   resnet101: { ...RESNET101, numClasses: 20 },
@@ -59,39 +74,12 @@ export const SCHP_CONFIGS = {
   resnet101_atr: { ...RESNET101, numClasses: 18 },
   resnet101_pascal: { ...RESNET101, numClasses: 7 },
   /** One bottleneck per stage and reduced widths, for tests and training here (LIP classes). */
-  small: {
-    layers: [1, 1, 1, 1],
-    stem: [8, 16],
-    planes: [8, 16, 24, 32],
-    multiGrid: [1, 1, 1],
-    psp: 32,
-    pspSizes: [1, 2, 3, 6],
-    edge: 16,
-    edgeClasses: 2,
-    decoder: 16,
-    decoderLow: 8,
-    fusion: 16,
-    numClasses: 20,
-  },
+  small: SMALL,
   /**
    * The small config without the stem's max-pool (output stride 2): trained here on 64x48 synthetic people,
    * whose hands, shoes and hair are 2-4 pixels wide, it sees them at the detail an official model gets at 473x473.
    */
-  small_stride2: {
-    layers: [1, 1, 1, 1],
-    stem: [8, 16],
-    planes: [8, 16, 24, 32],
-    multiGrid: [1, 1, 1],
-    psp: 32,
-    pspSizes: [1, 2, 3, 6],
-    edge: 16,
-    edgeClasses: 2,
-    decoder: 16,
-    decoderLow: 8,
-    fusion: 16,
-    numClasses: 20,
-    stemPool: false,
-  },
+  small_stride2: { ...SMALL, stemPool: false },
 } satisfies Record<string, SCHPConfig>;
 
 export const SCHP_RESNET101: SCHPConfig = SCHP_CONFIGS.resnet101;
