@@ -229,11 +229,12 @@ def build(out_dir):
     torch.save(model_sd, f"{out_dir}/pth_legacy.pth", _use_new_zipfile_serialization=False)
     torch.save(schp, f"{out_dir}/pth_legacy_schp_style.pth", _use_new_zipfile_serialization=False)
     write_safetensors(f"{out_dir}/pth_legacy_views_expected.safetensors", legacy_save_views(f"{out_dir}/pth_legacy_views.pth"))
-    # Cut inside the last storage's bytes.
-    with open(f"{out_dir}/pth_legacy_state_dict.pth", "rb") as f:
-        whole = f.read()
+    # Cut inside the last storage's bytes. A single non-empty storage: storages are written in the order of their
+    # keys (object ids), so with several the last one could be sd's empty tensor, whose record is its size alone.
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(12.0)}, buf, _use_new_zipfile_serialization=False)
     with open(f"{out_dir}/pth_legacy_truncated.pth", "wb") as f:
-        f.write(whole[:-3])
+        f.write(buf.getvalue()[:-3])
 
     # torch <= 0.3's tar format (tarfile, PAX): members sys_info, pickle, tensors, storages. Only its shape matters.
     with tarfile.open(f"{out_dir}/pth_legacy_tar.pth", "w", format=tarfile.PAX_FORMAT) as tar:
