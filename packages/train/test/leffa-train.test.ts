@@ -55,6 +55,17 @@ describe('supervised attention flow', () => {
     T.dispose([grid, v, r]);
   });
 
+  it('toBatch builds flow targets only when asked, and refuses examples without a flow', () => {
+    const source = new SyntheticLeffaSource('tryon', 32, 24, 0);
+    const [e] = source.take(1);
+    const plain = toBatch([e!]);
+    expect(plain.flow).toBeUndefined();
+    const withFlow = toBatch([e!], { flow: true });
+    expect(withFlow.flow!.grid.shape).toEqual([1, 32, 24, 2]);
+    expect(() => toBatch([{ ...e!, flow: undefined }], { flow: true })).toThrow('toBatch: example 0 has no exact flow');
+    T.dispose([plain, withFlow]);
+  });
+
   it('is the mean end-point distance over valid pixels and weighted samples, and its gradient moves the flow to the truth', async () => {
     const exact = report([0, 0]);
     const off = report([0.3, -0.4]);

@@ -115,7 +115,7 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
   while (trainer.stepCount < args.steps) {
     const indices = Array.from({ length: args.batch }, () => trainer.rng.int(0, args.pool));
     const losses = T.tidy(() => {
-      const batch = toBatch(indices.map((i) => pool[i]!));
+      const batch = toBatch(indices.map((i) => pool[i]!), { flow: supervised });
       return trainer.step(batch, latentsOf(indices));
     });
     if (trainer.stepCount % 10 === 0 || trainer.stepCount === args.steps) {

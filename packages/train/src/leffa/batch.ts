@@ -33,7 +33,7 @@ export interface LeffaBatch {
   /** [B, 1, H, W] in {0, 1}. */
   mask: T.Tensor;
   lossMask: T.Tensor;
-  /** The exact flow as a sampling grid [B, H, W, 2] and where it is defined [B, H, W, 1], when every example has one. */
+  /** The exact flow as a sampling grid [B, H, W, 2] and where it is defined [B, H, W, 1], when asked for. */
   flow?: { grid: T.Tensor; valid: T.Tensor };
 }
 
@@ -61,8 +61,17 @@ function masksToN1HW(masks: readonly Uint8Array[], height: number, width: number
   return out;
 }
 
-/** Uploads a list of examples (all the same size) as one batch. */
-export function toBatch(examples: readonly LeffaExample[]): LeffaBatch {
+function flowTargetsOf(examples: readonly LeffaExample[], height: number, width: number): { grid: T.Tensor; valid: T.Tensor } {
+  const missing = examples.findIndex((e) => !e.flow || !e.flowValid);
+  if (missing >= 0) throw new Error(`toBatch: example ${missing} has no exact flow (only synthetic examples carry one)`);
+  return flowTargets(examples.map((e) => e.flow!), examples.map((e) => e.flowValid!), height, width);
+}
+
+/**
+ * Uploads a list of examples (all the same size) as one batch; with `flow`, also their exact flows as sampling
+ * grids (for the supervised flow loss only, so not built otherwise).
+ */
+export function toBatch(examples: readonly LeffaExample[], options: { flow?: boolean } = {}): LeffaBatch {
   if (examples.length === 0) throw new Error('toBatch: empty batch');
   const { height, width } = examples[0]!;
   for (const e of examples) {
@@ -80,8 +89,6 @@ export function toBatch(examples: readonly LeffaExample[]): LeffaBatch {
     densepose: img((e) => e.densepose),
     mask: msk((e) => e.mask),
     lossMask: msk((e) => e.lossMask),
-    ...(examples.every((e) => e.flow && e.flowValid)
-      ? { flow: flowTargets(examples.map((e) => e.flow!), examples.map((e) => e.flowValid!), height, width) }
-      : {}),
+    ...(options.flow ? { flow: flowTargetsOf(examples, height, width) } : {}),
   };
 }

@@ -113,7 +113,7 @@ export class LeffaTrainer {
     const keep = Array.from({ length: b }, () => (this.rng.next() < pDrop ? 0 : 1));
     const useLeffa = this.leffaActive();
     const flowWeight = this.options.flowSupervision ?? 0;
-    if (flowWeight > 0 && !batch.flow) throw new Error('LeffaTrainer.step: flowSupervision needs batches with exact flows (synthetic data)');
+    if (flowWeight > 0 && !batch.flow) throw new Error('LeffaTrainer.step: flowSupervision needs batches with exact flows (toBatch(examples, { flow: true }), synthetic data)');
 
     const losses = T.tidy(() => {
       const gen = { generator: this.generator };
