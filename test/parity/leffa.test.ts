@@ -1,5 +1,5 @@
 import * as T from '@leffa-webgpu/core';
-import { leffaLoss } from '@leffa-webgpu/models';
+import { classifierFreeGuidance, leffaLoss } from '@leffa-webgpu/models';
 import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
 await T.init();
@@ -15,8 +15,10 @@ const OPS: Record<string, OpAdapter> = {
       width,
       value: T.flowField(xs[2 * i]!, xs[2 * i + 1]!, { height, width }, { tau: a.tau }),
     }));
-    return leffaLoss({ flows, reference, target, mask, timesteps: a.timesteps });
+    return leffaLoss({ flows, reference, target, mask, timesteps: a.timesteps }, { ...(a.normalization ? { normalization: a.normalization } : {}), ...(a.distance ? { distance: a.distance } : {}) });
   },
+  // Leffa's pipeline.py guidance (the rescale defaults to the scale, as released).
+  leffa_guidance: ([uncond, cond], a) => classifierFreeGuidance(uncond!, cond!, a.scale, a.rescale),
 };
 
 replayGoldenGroup('leffa', OPS);

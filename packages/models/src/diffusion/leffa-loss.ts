@@ -2,8 +2,15 @@ import * as T from '@leffa-webgpu/core';
 import type { AttentionReport } from './reference.js';
 
 export interface LeffaLossOptions {
-  /** 'l2' (the paper) or 'smoothL1'. */
+  /** 'smoothL1' (Leffa's released training code, beta 1) or 'l2' (the squared error of the paper's formula). */
   distance?: 'l2' | 'smoothL1';
+  /**
+   * How the per-pixel distances are averaged. 'released' (default, Leffa's training code): each sample's mean over
+   * C x H x W of the whole image (pixels outside the mask count as zeros), averaged over layers, then over the
+   * whole batch with inactive samples counting as zeros. 'maskArea': the sum over the active samples' masked
+   * pixels divided by their area x C, a stronger term by 1 / (mask fraction x active fraction).
+   */
+  normalization?: 'released' | 'maskArea';
   /** Only samples with a timestep below this contribute (the paper: 500). */
   maxTimestep?: number;
 }
@@ -41,23 +48,32 @@ export function warpByFlow(reference: T.Tensor, report: AttentionReport): T.Tens
 /**
  * The Leffa loss (Zhou et al. 2025): for each attn1 flow field, warp the reference image by the flow and
  * penalise its distance to the target inside the mask, averaged over layers. Samples with t >= maxTimestep
- * (or weight 0) do not contribute; the result is a scalar (0 when no sample qualifies).
+ * (or weight 0) contribute zero; the result is a scalar. The defaults follow Leffa's released training code:
+ * smooth L1 between warped x mask and target x mask, averaged as `normalization: 'released'` describes.
  */
 export function leffaLoss(inputs: LeffaLossInputs, options: LeffaLossOptions = {}): T.Tensor {
   const { flows, reference, target, mask, timesteps } = inputs;
   const maxT = options.maxTimestep ?? 500;
+  const normalization = options.normalization ?? 'released';
+  const distance = options.distance ?? 'smoothL1';
   if (flows.length === 0) throw new Error('leffaLoss: no flow fields (request attention reports of kind "flow")');
+  if (normalization !== 'released' && normalization !== 'maskArea') throw new Error(`leffaLoss: normalization must be 'released' or 'maskArea', got '${normalization}'`);
+  if (distance !== 'smoothL1' && distance !== 'l2') throw new Error(`leffaLoss: distance must be 'smoothL1' or 'l2', got '${distance}'`);
   const b = reference.shape[0]!;
   if (timesteps.length !== b) throw new Error(`leffaLoss: ${timesteps.length} timesteps for a batch of ${b}`);
   const weights = timesteps.map((t, i) => (t < maxT ? 1 : 0) * (inputs.sampleWeight?.[i] ?? 1));
   const active = T.tensor(weights, [b, 1, 1, 1]);
-  const weightedMask = T.mul(mask, active);
-  // Normaliser: masked pixels times channels (at least 1, so an all-inactive batch gives exactly 0).
-  const count = T.clamp(T.mul(T.sum(weightedMask), reference.shape[1]!), 1);
+  const maskedTarget = T.mul(target, mask);
+  const distanceOf = (warped: T.Tensor) => {
+    const pred = T.mul(warped, mask);
+    return distance === 'smoothL1' ? T.smoothL1Loss(pred, maskedTarget, { beta: 1, reduction: 'none' }) : T.square(T.sub(pred, maskedTarget));
+  };
   const perLayer = flows.map((report) => {
-    const diff = T.sub(warpByFlow(reference, report), target);
-    const dist = options.distance === 'smoothL1' ? T.smoothL1Loss(diff, T.zerosLike(diff), { beta: 1, reduction: 'none' }) : T.square(diff);
-    return T.div(T.sum(T.mul(dist, weightedMask)), count);
+    const dist = T.mul(distanceOf(warpByFlow(reference, report)), active);
+    if (normalization === 'released') return T.mean(dist); // = mean over B of each sample's C x H x W mean
+    // Masked pixels x channels of the active samples (at least 1, so an all-inactive batch gives exactly 0).
+    const count = T.clamp(T.mul(T.sum(T.mul(mask, active)), reference.shape[1]!), 1);
+    return T.div(T.sum(dist), count);
   });
   return T.div(perLayer.reduce((a, c) => T.add(a, c)), perLayer.length);
 }

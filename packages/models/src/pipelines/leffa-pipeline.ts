@@ -19,7 +19,10 @@ export interface LeffaSampleOptions {
   steps?: number;
   /** Classifier-free guidance scale; the unconditional branch uses an all-zero reference latent (Leffa: 2.5). */
   guidanceScale?: number;
-  /** Leffa's released code also rescales the guided noise (Lin et al.) by this factor; 0 disables it. */
+  /**
+   * Rescale of the guided noise toward the conditional prediction's std (Lin et al. 2023, section 3.4). Leffa's
+   * released pipeline always passes the guidance scale as this factor, which is the default here; 0 disables it.
+   */
   guidanceRescale?: number;
   sampler?: 'ddpm' | 'ddim';
   /** DDIM's eta (DDPM always injects noise). */
@@ -31,11 +34,17 @@ export interface LeffaSampleOptions {
   onStep?: (step: number, total: number) => void;
 }
 
-/** Rescales guided noise to the std of the conditional prediction (Lin et al. 2023, eq. 16). */
-function rescaleNoiseCfg(guided: T.Tensor, cond: T.Tensor, factor: number): T.Tensor {
-  const axes = [1, 2, 3];
+/**
+ * Leffa's classifier-free guidance: uncond + scale (cond - uncond), then (for a positive scale) mixed by `rescale`
+ * with its version rescaled to the conditional prediction's std over C, H, W (rescale_noise_cfg, Lin et al. 2023,
+ * section 3.4). The released pipeline passes the guidance scale as the rescale factor, the default here.
+ */
+export function classifierFreeGuidance(uncond: T.Tensor, cond: T.Tensor, scale: number, rescale = scale): T.Tensor {
+  const guided = T.add(uncond, T.mul(T.sub(cond, uncond), scale));
+  if (!(scale > 0) || rescale === 0) return guided;
+  const axes = Array.from({ length: cond.shape.length - 1 }, (_, i) => i + 1);
   const rescaled = T.mul(guided, T.div(T.std(cond, axes, true), T.std(guided, axes, true)));
-  return T.add(T.mul(rescaled, factor), T.mul(guided, 1 - factor));
+  return T.add(T.mul(rescaled, rescale), T.mul(guided, 1 - rescale));
 }
 
 /**
@@ -46,7 +55,9 @@ function rescaleNoiseCfg(guided: T.Tensor, cond: T.Tensor, factor: number): T.Te
 export async function leffaSample(model: LeffaModel, inputs: LeffaSampleInputs, options: LeffaSampleOptions = {}): Promise<T.Tensor> {
   const steps = options.steps ?? 50;
   const scale = options.guidanceScale ?? 2.5;
-  const cfg = scale > 1;
+  const rescale = options.guidanceRescale ?? scale;
+  // Leffa always runs both branches; at scale 1 the guided noise is the conditional one, so it is skipped there.
+  const cfg = scale !== 1;
   const generator = options.generator;
   const sampler: Sampler = options.sampler === 'ddim' ? new DDIMScheduler(model.config.schedule ?? {}) : new DDPMScheduler(model.config.schedule ?? {});
   sampler.setTimesteps(steps);
@@ -85,8 +96,7 @@ export async function leffaSample(model: LeffaModel, inputs: LeffaSampleInputs, 
         let noise = pred;
         if (cfg) {
           const [uncond, cond] = T.chunk(pred, 2, 0) as [T.Tensor, T.Tensor];
-          noise = T.add(uncond, T.mul(T.sub(cond, uncond), scale));
-          if (options.guidanceRescale) noise = rescaleNoiseCfg(noise, cond, options.guidanceRescale);
+          noise = classifierFreeGuidance(uncond, cond, scale, rescale);
         }
         const stepOptions = { ...(generator ? { generator } : {}), ...(options.sampler === 'ddim' ? { eta: options.eta ?? 0 } : {}) };
         return sampler.step(noise, t, latent, stepOptions).prevSample;

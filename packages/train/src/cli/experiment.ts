@@ -18,6 +18,9 @@ export interface ExperimentArgs {
   lr: number;
   /** lambda of the Leffa run (default 1e-3). */
   leffaWeight?: number;
+  /** The Leffa run's distance and averaging (defaults: Leffa's released training code). */
+  leffaDistance?: 'l2' | 'smoothL1';
+  leffaNormalization?: 'released' | 'maskArea';
   /**
    * Steps of supervised attention-flow training (flowSupervisionLoss, Leffa loss off) before the two runs, which
    * both start from its checkpoint (default 0: none). Stands in for the paper's pretrained Stable Diffusion,
@@ -54,6 +57,8 @@ export async function experiment(args: ExperimentArgs): Promise<void> {
     await trainLeffa({
       ...common, ...start, out: `${args.out}/${name}`, steps: args.steps, lr: args.lr, leffa,
       ...(args.leffaWeight !== undefined ? { leffaWeight: args.leffaWeight } : {}),
+      ...(args.leffaDistance ? { leffaDistance: args.leffaDistance } : {}),
+      ...(args.leffaNormalization ? { leffaNormalization: args.leffaNormalization } : {}),
     });
     await metricsOf(name);
   }

@@ -26,6 +26,14 @@ const int = (v: string) => {
   if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got '${v}'`);
   return n;
 };
+/** --leffa-distance / --leffa-normalization, checked. */
+const leffaLossOptions = (o: { leffaDistance: string; leffaNormalization: string }) => {
+  if (o.leffaDistance !== 'smoothL1' && o.leffaDistance !== 'l2') throw new Error(`--leffa-distance must be smoothL1 or l2, got '${o.leffaDistance}'`);
+  if (o.leffaNormalization !== 'released' && o.leffaNormalization !== 'maskArea') {
+    throw new Error(`--leffa-normalization must be released or maskArea, got '${o.leffaNormalization}'`);
+  }
+  return { leffaDistance: o.leffaDistance as 'smoothL1' | 'l2', leffaNormalization: o.leffaNormalization as 'released' | 'maskArea' };
+};
 
 program
   .command('train-vae')
@@ -51,6 +59,8 @@ program
   .option('--leffa <mode>', 'Leffa loss: on, off, or finetune (baseline first, then on)', 'on')
   .option('--finetune-after <n>', 'step at which finetune mode switches the Leffa loss on', int, 0)
   .option('--leffa-weight <w>', 'lambda of L_diffusion + lambda L_leffa', Number, 1e-3)
+  .option('--leffa-distance <d>', "Leffa loss distance: smoothL1 (Leffa's released code) or l2", 'smoothL1')
+  .option('--leffa-normalization <n>', "Leffa loss averaging: released (per-sample mean over C x H x W, then the batch) or maskArea (over the masked pixels)", 'released')
   .option('--flow-supervision <w>', 'weight of a supervised loss on the attention flows against the exact synthetic flow (not Leffa; builds a starting point for experiment --init)', Number, 0)
   .option('--out <dir>', 'output folder', 'runs/leffa')
   .option('--steps <n>', 'training steps', int, 1000)
@@ -76,7 +86,7 @@ program
     const folder = o.data === 'synthetic' ? undefined : folderExamples(o.data, o.task, o.category, height, width);
     await trainLeffa({
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, leffa: o.leffa,
-      finetuneAfter: o.finetuneAfter, leffaWeight: o.leffaWeight, flowSupervision: o.flowSupervision, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
+      finetuneAfter: o.finetuneAfter, leffaWeight: o.leffaWeight, ...leffaLossOptions(o), flowSupervision: o.flowSupervision, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
       resume: o.resume, saveEvery: o.saveEvery, sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, config: o.config, ...folder?.sources,
     });
   });
@@ -102,6 +112,8 @@ program
   .option('--vae <dir>', 'trained VAE checkpoint: both runs train from scratch')
   .option('--init <dir>', 'Leffa checkpoint both runs fine-tune from (instead of --vae)')
   .option('--leffa-weight <w>', 'lambda of the Leffa run', Number, 1e-3)
+  .option('--leffa-distance <d>', "Leffa loss distance: smoothL1 (Leffa's released code) or l2", 'smoothL1')
+  .option('--leffa-normalization <n>', "Leffa loss averaging: released (per-sample mean over C x H x W, then the batch) or maskArea (over the masked pixels)", 'released')
   .option('--lr <lr>', 'learning rate', Number, 2e-4)
   .option('--flow-warmup <n>', 'steps of supervised attention-flow training both runs start from (stands in for a pretrained model\'s roughly corresponding attention)', int, 0)
   .option('--warmup-lr <lr>', 'learning rate of the flow warm-up (default --lr)', Number)
@@ -117,7 +129,7 @@ program
     const [height, width] = size(o.size);
     await experiment({
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, pool: o.pool, seed: o.seed, vae: o.vae, init: o.init, lr: o.lr,
-      leffaWeight: o.leffaWeight, flowWarmup: o.flowWarmup, warmupLr: o.warmupLr, evalExamples: o.evalExamples,
+      leffaWeight: o.leffaWeight, ...leffaLossOptions(o), flowWarmup: o.flowWarmup, warmupLr: o.warmupLr, evalExamples: o.evalExamples,
     });
   });
 

@@ -26,6 +26,9 @@ export interface TrainLeffaArgs {
   finetuneAfter: number;
   /** lambda of L = L_diffusion + lambda * L_leffa (default 1e-3, the paper's). */
   leffaWeight?: number;
+  /** The Leffa loss's distance and averaging (defaults: Leffa's released training code; see leffaLoss). */
+  leffaDistance?: 'l2' | 'smoothL1';
+  leffaNormalization?: 'released' | 'maskArea';
   /** Weight of the supervised attention-flow loss (synthetic data only; default 0). See flowSupervisionLoss. */
   flowSupervision?: number;
   /** Examples in the training pool (seeds 0..pool-1); their VAE latents are encoded once. */
@@ -64,7 +67,13 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
       lr: args.lr,
       weightDecay: 0,
       emaDecay: 0.999,
-      leffa: { mode: args.leffa, finetuneAfter: args.finetuneAfter, ...(args.leffaWeight !== undefined ? { weight: args.leffaWeight } : {}) },
+      leffa: {
+        mode: args.leffa,
+        finetuneAfter: args.finetuneAfter,
+        ...(args.leffaWeight !== undefined ? { weight: args.leffaWeight } : {}),
+        ...(args.leffaDistance ? { distance: args.leffaDistance } : {}),
+        ...(args.leffaNormalization ? { normalization: args.leffaNormalization } : {}),
+      },
       flowSupervision: args.flowSupervision ?? 0,
     },
     model,

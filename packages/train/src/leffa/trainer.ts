@@ -25,7 +25,10 @@ export interface LeffaTrainOptions {
     tau?: number;
     maxTimestep?: number;
     minFraction?: number;
+    /** Default 'smoothL1', as Leffa's released training code. */
     distance?: 'l2' | 'smoothL1';
+    /** Default 'released' (Leffa's training code); 'maskArea' averages over the mask only (see leffaLoss). */
+    normalization?: 'released' | 'maskArea';
   };
   /**
    * Weight of the supervised attention-flow loss (flowSupervisionLoss; default 0, off). Not Leffa: it gives the
@@ -140,7 +143,7 @@ export class LeffaTrainer {
       const leffa = useLeffa
         ? leffaLoss(
             { flows: out.reports, reference: batch.reference, target: batch.source, mask: batch.lossMask, timesteps, sampleWeight: keep },
-            { maxTimestep: l.maxTimestep ?? 500, distance: l.distance ?? 'l2' },
+            { maxTimestep: l.maxTimestep ?? 500, distance: l.distance ?? 'smoothL1', normalization: l.normalization ?? 'released' },
           )
         : T.zeros([]);
       const flow = flowWeight > 0 ? flowSupervisionLoss(out.reports, batch.flow!, keep) : T.zeros([]);
