@@ -9,9 +9,8 @@ import { tensorToImages } from '../io/images.js';
 import { readImage } from '../io/image-file.js';
 import { type RgbImage, writePng } from '../io/png.js';
 import { type LeffaExample, toBatch } from '../leffa/batch.js';
-import { evaluateLeffa } from '../leffa/evaluate.js';
+import { HELD_OUT_SEED, type SeedAveragedEval, evaluateLeffaSeeds, formatSeedAveraged } from '../leffa/evaluate.js';
 import { type LeffaTask, exampleFromSample } from '../leffa/synthetic-source.js';
-import { HELD_OUT_SEED } from '../leffa/evaluate.js';
 import type { GarmentCategory } from '../data/synthetic/agnostic.js';
 import { type PhotoModels, runPhotoPipeline } from '../pipeline/photo.js';
 import { loadLeffa, loadPhotoModels } from '../pipeline/load-models.js';
@@ -77,20 +76,22 @@ export async function generate(args: { task: LeffaTask; ckpt: string; input: Lef
   console.log(`wrote ${args.out}`);
 }
 
-/** Metrics of a checkpoint on held-out synthetic examples. */
-export async function evaluate(args: { task: LeffaTask; ckpt: string; examples: number; out?: string; steps: number }): Promise<void> {
+/** Metrics of a checkpoint on held-out synthetic examples, averaged over noise seeds with their spread. */
+export async function evaluate(args: { task: LeffaTask; ckpt: string; examples: number; seeds: number[]; out?: string; steps: number }): Promise<SeedAveragedEval> {
   const model = await loadLeffa(args.ckpt);
   const examples = Array.from({ length: args.examples }, (_, i) =>
     exampleFromSample(args.task, generateSample({ seed: HELD_OUT_SEED + i, height: 128, width: 96, poseTransfer: args.task === 'pose' })),
   );
-  const { metrics, images } = await evaluateLeffa(model, examples, { steps: args.steps });
-  const text = JSON.stringify({ task: args.task, checkpoint: args.ckpt, examples: args.examples, ...metrics }, null, 2);
-  console.log(text);
+  const { summary, images } = await evaluateLeffaSeeds(model, examples, { steps: args.steps, seeds: args.seeds });
+  console.log(formatSeedAveraged(summary));
   if (args.out) {
     await mkdir(args.out, { recursive: true });
-    await writeFile(`${args.out}/metrics.json`, `${text}\n`);
-    await writePng(`${args.out}/samples.png`, tile(examples.map((e, i) => [e.source, e.reference, images.generated[i]!, images.warped[i]!]), 96, 128));
+    await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ task: args.task, checkpoint: args.ckpt, steps: args.steps, ...summary }, null, 2)}\n`);
+    // Rows: person (ground truth), reference, the generated image of every seed, the reference warped by the first seed's flow.
+    const rows = examples.map((e, i) => [e.source, e.reference, ...images.map((im) => im.generated[i]!), images[0]!.warped[i]!]);
+    await writePng(`${args.out}/samples.png`, tile(rows, 96, 128));
   }
+  return summary;
 }
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;

@@ -332,11 +332,14 @@ program
   .description('metrics of a checkpoint on held-out synthetic examples (L1, PSNR, SSIM, flow end-point error)')
   .option('--task <task>', 'tryon or pose', 'tryon')
   .option('--ckpt <dir>', 'Leffa checkpoint')
-  .option('--examples <n>', 'held-out examples', int, 8)
+  .option('--examples <n>', 'held-out examples', int, 12)
+  .option('--seeds <list>', 'noise seeds to average over (comma-separated)', '0,1,2')
   .option('--steps <n>', 'sampling steps', int, 20)
-  .option('--out <dir>', 'write metrics.json and samples.png here')
+  .option('--out <dir>', 'write metrics.json and samples.png (every seed) here')
   .action(async (o) => {
-    await evaluate({ task: o.task, ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON), examples: o.examples, out: o.out, steps: o.steps });
+    const seeds = String(o.seeds).split(',').map((v) => int(v.trim()));
+    if (o.examples < 1) throw new Error(`--examples must be at least 1, got ${o.examples}`);
+    await evaluate({ task: o.task, ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON), examples: o.examples, seeds, out: o.out, steps: o.steps });
   });
 
 program.parseAsync().catch((e: Error) => {

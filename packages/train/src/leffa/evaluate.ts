@@ -16,6 +16,8 @@ export interface EvalResult {
   flowEpe: { layer: string; height: number; width: number; epe: number }[];
   /** Mean over layers. */
   meanFlowEpe: number;
+  /** Each example's image metrics (same order as the examples). */
+  perExample: { l1: number; psnr: number; ssim: number }[];
 }
 
 export interface EvalImages {
@@ -95,13 +97,103 @@ export async function evaluateLeffa(model: LeffaModel, examples: LeffaExample[],
   });
   T.dispose([reports, batch]);
 
-  const mean = (f: (i: number) => number) => examples.reduce((a, _, i) => a + f(i), 0) / examples.length;
+  const perExample = examples.map((e, i) => ({
+    l1: l1(generated[i]!, e.source),
+    psnr: psnr(generated[i]!, e.source),
+    ssim: ssim(generated[i]!, e.source, width, height),
+  }));
+  const mean = (key: 'l1' | 'psnr' | 'ssim') => perExample.reduce((a, m) => a + m[key], 0) / perExample.length;
   const metrics: EvalResult = {
-    l1: mean((i) => l1(generated[i]!, examples[i]!.source)),
-    psnr: mean((i) => psnr(generated[i]!, examples[i]!.source)),
-    ssim: mean((i) => ssim(generated[i]!, examples[i]!.source, width, height)),
+    l1: mean('l1'),
+    psnr: mean('psnr'),
+    ssim: mean('ssim'),
     flowEpe,
     meanFlowEpe: flowEpe.reduce((a, f) => a + f.epe, 0) / Math.max(flowEpe.length, 1),
+    perExample,
   };
   return { metrics, images: { generated, warped } };
+}
+
+/** Mean and spread of one metric. */
+export interface MetricSummary {
+  mean: number;
+  /** Standard deviation of the per-seed means (how much the noise seed alone moves the figure). */
+  seedStd: number;
+  /** Standard deviation over examples of each example's mean over seeds (how much the people differ). */
+  exampleStd: number;
+  min: number;
+  max: number;
+}
+
+export interface SeedAveragedEval {
+  seeds: number[];
+  examples: number;
+  l1: MetricSummary;
+  psnr: MetricSummary;
+  ssim: MetricSummary;
+  /** Flow EPE (mean over layers); examples without a ground-truth flow are left out (NaN when none has one). */
+  meanFlowEpe: MetricSummary;
+  perSeed: EvalResult[];
+}
+
+const average = (xs: number[]) => xs.reduce((a, v) => a + v, 0) / xs.length;
+const stdOf = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, v) => a + (v - average(xs)) ** 2, 0) / (xs.length - 1)));
+
+function summarise(perSeed: number[], perExample: number[], all: number[]): MetricSummary {
+  return { mean: average(perSeed), seedStd: stdOf(perSeed), exampleStd: stdOf(perExample), min: Math.min(...all), max: Math.max(...all) };
+}
+
+/**
+ * `evaluateLeffa` repeated over several noise seeds (sampling noise and the flow probe's noise), on the same
+ * held-out examples: every figure is a mean over seeds x examples with its spread, so no single lucky seed
+ * can stand for the model. Images are those of each seed, in seed order.
+ */
+export async function evaluateLeffaSeeds(
+  model: LeffaModel,
+  examples: LeffaExample[],
+  options: Omit<EvalOptions, 'seed'> & { seeds: readonly number[] },
+): Promise<{ summary: SeedAveragedEval; images: EvalImages[] }> {
+  if (options.seeds.length === 0) throw new Error('evaluateLeffaSeeds: give at least one noise seed');
+  if (examples.length === 0) throw new Error('evaluateLeffaSeeds: no examples');
+  const perSeed: EvalResult[] = [];
+  const images: EvalImages[] = [];
+  for (const seed of options.seeds) {
+    const { metrics, images: im } = await evaluateLeffa(model, examples, { ...options, seed });
+    perSeed.push(metrics);
+    images.push(im);
+  }
+  const image = (key: 'l1' | 'psnr' | 'ssim') =>
+    summarise(
+      perSeed.map((m) => m[key]),
+      examples.map((_, i) => average(perSeed.map((m) => m.perExample[i]![key]))),
+      perSeed.flatMap((m) => m.perExample.map((e) => e[key])),
+    );
+  const epe = perSeed.map((m) => m.meanFlowEpe);
+  return {
+    summary: {
+      seeds: [...options.seeds],
+      examples: examples.length,
+      l1: image('l1'),
+      psnr: image('psnr'),
+      ssim: image('ssim'),
+      meanFlowEpe: { mean: average(epe), seedStd: stdOf(epe), exampleStd: NaN, min: Math.min(...epe), max: Math.max(...epe) },
+      perSeed,
+    },
+    images,
+  };
+}
+
+/** One line per metric: mean +- seed std (example std) [min, max]. */
+export function formatSeedAveraged(s: SeedAveragedEval): string {
+  const row = (name: string, m: MetricSummary, digits: number) =>
+    `| ${name} | ${m.mean.toFixed(digits)} | ${m.seedStd.toFixed(digits)} | ${Number.isFinite(m.exampleStd) ? m.exampleStd.toFixed(digits) : '-'} | ${m.min.toFixed(digits)} | ${m.max.toFixed(digits)} |`;
+  return [
+    `${s.examples} held-out examples x ${s.seeds.length} noise seeds (${s.seeds.join(', ')})`,
+    '| metric | mean | std over seeds | std over examples | min | max |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    row('SSIM', s.ssim, 3),
+    row('PSNR (dB)', s.psnr, 2),
+    row('L1', s.l1, 4),
+    row('flow EPE (px, mean of seeds)', s.meanFlowEpe, 2),
+  ].join('\n');
 }
