@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { existsSync, statSync } from 'node:fs';
 import { Command } from 'commander';
+import { demo } from './demo.js';
 import { experiment } from './experiment.js';
 import { exportCheckpoint } from './export.js';
 import { evaluate, generate, generateFromPhotos, loadInputs } from './generate.js';
@@ -93,17 +94,18 @@ program
 
 program
   .command('demo')
-  .description('the main job: fine-tune the shipped tiny try-on model on synthetic data for a few minutes and write samples, loss curve and metrics')
+  .description('the main job: evaluate the shipped tiny model on held-out people, fine-tune it for a few minutes, evaluate again and keep the better; writes before/after images, loss curve and metrics')
   .option('--out <dir>', 'output folder', 'runs/demo')
   .option('--steps <n>', 'fine-tuning steps', int, 30)
   .option('--task <task>', 'tryon or pose', 'tryon')
+  .option('--examples <n>', 'held-out people of the before/after evaluation', int, 6)
+  .option('--seeds <list>', 'noise seeds of the before/after evaluation (comma-separated)', '0,1,2')
   .action(async (o) => {
+    if (!['tryon', 'pose'].includes(o.task)) throw new Error(`--task must be tryon or pose, got '${o.task}'`);
     const init = o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON;
+    const seeds = String(o.seeds).split(',').map((v) => int(v.trim()));
     console.log(`demo: fine-tuning ${init} for ${o.steps} steps on synthetic ${o.task} data; outputs in ${o.out}/`);
-    await trainLeffa({
-      task: o.task, out: o.out, steps: o.steps, batch: 4, height: 128, width: 96, lr: 5e-5, seed: 7, leffa: 'on', finetuneAfter: 0,
-      pool: 64, init, saveEvery: 1_000_000, sampleEvery: 0, evalExamples: 4,
-    });
+    await demo({ task: o.task, init, out: o.out, steps: o.steps, examples: o.examples, seeds });
   });
 
 program
