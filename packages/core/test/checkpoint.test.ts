@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -191,6 +193,190 @@ describe('checkpoints', () => {
       await expect(T.openCheckpointUrl(`${base}/missing`)).rejects.toThrow(/fetching '.*\/missing\/state.json' failed \(HTTP 404/);
     } finally {
       server.close();
+    }
+  });
+
+  it('malformed state.json and optimizer metadata give errors naming the file', async () => {
+    const run = makeRun(2, 3);
+    trainStep(run, 0);
+    const dir = join(root, 'malformed');
+    await T.saveCheckpoint(dir, { model: run.net, optimizer: run.opt, ema: run.ema, extra: { step: 1 } });
+    const state = join(dir, 'state.json');
+    const good = readFileSync(state, 'utf8');
+    const stateCases: [string, RegExp][] = [
+      ['{"format": ', /'.*malformed\/state\.json' is not valid JSON \(.*\); the checkpoint is damaged/],
+      ['null', /'.*malformed\/state\.json' holds null, expected a leffa-webgpu-checkpoint object/],
+      ['[1]', /'.*malformed\/state\.json' holds an array/],
+      ['{"format": "other", "version": 1}', /'.*malformed\/state\.json' is not a leffa-webgpu-checkpoint v1 file \(format "other", version 1\)/],
+      [good.replace(/"files": \[[^\]]*\]/, '"files": "model.safetensors"'), /'.*malformed\/state\.json' has files "model\.safetensors", expected a list of file names/],
+    ];
+    for (const [text, message] of stateCases) {
+      writeFileSync(state, text);
+      await expect(T.loadCheckpoint(dir, { model: run.net }), text).rejects.toThrow(message);
+    }
+    writeFileSync(state, good);
+
+    // The optimizer's JSON state lives in optimizer.safetensors' metadata.
+    const optFile = join(dir, 'optimizer.safetensors');
+    const original = T.readSafetensors(new Uint8Array(readFileSync(optFile)));
+    const meta = JSON.parse(original.metadata.state!) as Record<string, unknown>;
+    const rewrite = (stateText: string) => {
+      const entries = Object.fromEntries([...original.tensors].map(([n, t]) => [n, { shape: t.shape, data: t.data }]));
+      writeFileSync(optFile, T.serializeSafetensors(entries, { state: stateText }));
+    };
+    const metaCases: [string, RegExp][] = [
+      ['{not json', /'.*malformed\/optimizer\.safetensors': its 'state' metadata is not valid JSON/],
+      ['null', /'.*malformed\/optimizer\.safetensors': AdamW\.loadStateDict: malformed optimizer state: expected an object \{type, groups, steps\}, got null/],
+      [JSON.stringify({ ...meta, groups: 3 }), /'.*malformed\/optimizer\.safetensors': AdamW\.loadStateDict: malformed optimizer state: groups is 3, expected a list/],
+      [JSON.stringify({ ...meta, steps: null }), /malformed optimizer state: steps is null, expected an object of step counts/],
+      [JSON.stringify({ ...meta, groups: [{ lr: 1 }, { lr: 1 }] }), /malformed optimizer state: group 0 is \{"lr":1\}, expected an object with a params list/],
+    ];
+    for (const [text, message] of metaCases) {
+      rewrite(text);
+      await expect(T.loadCheckpoint(dir, { model: run.net, optimizer: run.opt }), text).rejects.toThrow(message);
+    }
+    const emaFile = join(dir, 'ema.safetensors');
+    const ema = T.readSafetensors(new Uint8Array(readFileSync(emaFile)));
+    writeFileSync(emaFile, T.serializeSafetensors(Object.fromEntries([...ema.tensors].map(([n, t]) => [n, { shape: t.shape, data: t.data }])), { state: 'null' }));
+    await expect(T.loadCheckpoint(dir, { model: run.net, ema: run.ema })).rejects.toThrow(/'.*malformed\/ema\.safetensors': EMA\.loadStateDict: malformed EMA state: expected an object, got null/);
+  });
+
+  it('refuses to save non-finite weights with requireFinite, keeping the checkpoint on disk', async () => {
+    const dir = join(root, 'finite');
+    const run = makeRun(3, 4);
+    await T.saveCheckpoint(dir, { model: run.net, optimizer: run.opt, extra: { step: 1 }, requireFinite: true });
+    const bias = run.net.l2.bias!;
+    const poisoned = T.tensor([1, NaN, 2], [3]);
+    bias.assign(poisoned);
+    const sd = run.net.stateDict();
+    const values = await sd.get('l2.bias')!.data();
+    expect(Number.isNaN(values[1]!)).toBe(true);
+    await expect(T.saveCheckpoint(dir, { model: run.net, optimizer: run.opt, extra: { step: 2 }, requireFinite: true })).rejects.toThrow(
+      /tensor 'l2\.bias' has 1 of 3 values NaN or infinite; not written/,
+    );
+    expect(await T.loadCheckpoint(dir, { model: makeRun(3, 4).net })).toEqual({ step: 1 });
+    expect(readdirSync(root).filter((f) => f.startsWith('finite'))).toEqual(['finite']);
+  });
+
+  it('removes temporary folders of dead processes and failed saves, keeps those of live ones', async () => {
+    const dir = join(root, 'stale');
+    const run = makeRun(1, 1);
+    await T.saveCheckpoint(dir, { model: run.net, extra: { step: 1 } });
+    // A pid that is certainly dead: a child that has exited.
+    const deadPid = spawnSync(process.execPath, ['-e', '0']).pid!;
+    expect(T.processAlive(deadPid)).toBe(false);
+    const dead = `${dir}.tmp-${deadPid}-1-aaaaaa`;
+    const live = `${dir}.tmp-${process.ppid}-1-bbbbbb`;
+    const mine = `${dir}.tmp-${process.pid}-1-cccccc`;
+    const other = `${dir}x.tmp-${deadPid}-1-dddddd`; // another checkpoint's, not this one's
+    for (const d of [dead, live, mine, other]) {
+      mkdirSync(d);
+      writeFileSync(join(d, 'model.safetensors'), new Uint8Array(1 << 20));
+    }
+    await T.saveCheckpoint(dir, { model: run.net, extra: { step: 2 } });
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(mine)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(other)).toBe(true);
+    for (const d of [live, other]) rmSync(d, { recursive: true });
+  });
+
+  it('keeps one complete checkpoint on disk whichever file operation fails or the process dies at', async () => {
+    // Every mutating file operation of a save is made to fail in turn: once (EIO; the save's own cleanup
+    // runs), or for good (a SIGKILL: nothing after it reaches the disk). Starting from a complete checkpoint,
+    // from one a crash left only at <dir>.previous, or from nothing.
+    type Mode = 'eio' | 'kill';
+    const faulty = (failAt: number, mode: Mode) => {
+      let ops = 0;
+      let dead = false;
+      const hit = (what: string) => {
+        if (dead) throw Object.assign(new Error(`process killed (before ${what})`), { code: 'EKILLED' });
+        if (ops++ === failAt) {
+          if (mode === 'kill') dead = true;
+          throw Object.assign(new Error(`EIO: injected fault at ${what}`), { code: 'EIO' });
+        }
+      };
+      const alive = () => {
+        if (dead) throw Object.assign(new Error('process killed'), { code: 'EKILLED' });
+      };
+      const fs: T.FileSystem = {
+        stat: (async (...a: Parameters<typeof fsp.stat>) => (alive(), fsp.stat(...a))) as typeof fsp.stat,
+        readdir: (async (...a: Parameters<typeof fsp.readdir>) => (alive(), fsp.readdir(...a))) as typeof fsp.readdir,
+        readFile: (async (...a: Parameters<typeof fsp.readFile>) => (alive(), fsp.readFile(...a))) as typeof fsp.readFile,
+        mkdir: (async (...a: Parameters<typeof fsp.mkdir>) => (hit(`mkdir ${a[0]}`), fsp.mkdir(...a))) as typeof fsp.mkdir,
+        rm: (async (...a: Parameters<typeof fsp.rm>) => (hit(`rm ${a[0]}`), fsp.rm(...a))) as typeof fsp.rm,
+        rename: (async (...a: Parameters<typeof fsp.rename>) => (hit(`rename ${a[0]} ${a[1]}`), fsp.rename(...a))) as typeof fsp.rename,
+        open: (async (path: string, flags?: string) => {
+          if (flags === 'r') alive();
+          else hit(`open ${path}`);
+          const h = await fsp.open(path, flags);
+          return Object.assign(Object.create(h) as typeof h, {
+            writeFile: async (data: Uint8Array | string) => {
+              hit(`write ${path}`);
+              // A failing write may leave part of the data behind.
+              await h.writeFile(data);
+            },
+            sync: async () => {
+              hit(`sync ${path}`);
+              await h.sync();
+            },
+            close: () => h.close(),
+          });
+        }) as typeof fsp.open,
+      };
+      return { fs, ops: () => ops };
+    };
+
+    const oldRun = makeRun(11, 1);
+    const newRun = makeRun(12, 1);
+    const bias = async (r: Run) => Array.from(await r.net.l1.bias!.data());
+    const want = { 1: await bias(oldRun), 2: await bias(newRun) } as Record<number, number[]>;
+    const save = (dir: string, step: number, fs?: T.FileSystem) => {
+      const r = step === 1 ? oldRun : newRun;
+      return T.saveCheckpoint(dir, { model: r.net, optimizer: r.opt, extra: { step }, ...(fs ? { fs } : {}) });
+    };
+    /** The step of what loads from `dir` (null: nothing loadable), checking the weights match that step. */
+    const loadable = async (dir: string): Promise<number | null> => {
+      const probe = makeRun(13, 1);
+      let extra: { step: number };
+      try {
+        extra = (await T.loadCheckpoint(dir, { model: probe.net, optimizer: probe.opt })) as { step: number };
+      } catch (e) {
+        expect((e as Error).message).toMatch(/is not a checkpoint \(no state.json\)/);
+        return null;
+      }
+      expect(await bias(probe), `weights of step ${extra.step} in ${dir}`).toEqual(want[extra.step]);
+      return extra.step;
+    };
+
+    const counted = faulty(Infinity, 'eio');
+    const probeDir = join(root, 'fault-count');
+    await save(probeDir, 1);
+    await save(probeDir, 2, counted.fs);
+    const total = counted.ops();
+    expect(total).toBeGreaterThan(12);
+
+    let n = 0;
+    for (const start of ['complete', 'previous-only', 'none'] as const) {
+      for (const mode of ['eio', 'kill'] as const) {
+        for (let k = 0; k < total + 2; k++) {
+          const base = join(root, `fault-${n++}`);
+          mkdirSync(base);
+          const dir = join(base, 'checkpoint');
+          if (start !== 'none') await save(dir, 1);
+          if (start === 'previous-only') renameSync(dir, `${dir}.previous`);
+          const f = faulty(k, mode);
+          await save(dir, 2, f.fs).catch((e: Error) => expect(e.message).toMatch(/injected fault|process killed/));
+          const got = await loadable(dir);
+          const label = `${start}, ${mode} at operation ${k}`;
+          if (start === 'none') expect([null, 2], label).toContain(got);
+          else expect([1, 2], label).toContain(got);
+          // The next save (a restarted run) works, and leaves nothing else behind.
+          await save(dir, 2);
+          expect(await loadable(dir), label).toBe(2);
+          expect(readdirSync(base), label).toEqual(['checkpoint']);
+        }
+      }
     }
   });
 });

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { deflateRawSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -203,3 +204,150 @@ describe('loadPth', () => {
     expect(Array.from(await legacy.get('conv.weight')!.data())).toEqual(Array.from(want.get('conv.weight')!.data));
   });
 });
+
+// ---------------------------------------------------------------- hostile files, built here
+
+/** CRC-32 (the zip one). */
+function crc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of data) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+interface ZipInput {
+  name: string;
+  data: Uint8Array;
+  deflate?: boolean;
+  /** The uncompressed size written in the headers (default: the true one). */
+  declaredSize?: number;
+  /** The CRC-32 written in the headers (default: the true one). */
+  crc?: number;
+}
+
+/** A minimal zip archive (no ZIP64) as torch.save or a re-zipping tool would write it. */
+function zip(entries: ZipInput[]): Uint8Array {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const e of entries) {
+    const name = Buffer.from(e.name);
+    const body = e.deflate ? deflateRawSync(e.data) : Buffer.from(e.data);
+    const crc = e.crc ?? crc32(e.data);
+    const size = e.declaredSize ?? e.data.byteLength;
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(e.deflate ? 8 : 0, 8);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(body.byteLength, 18);
+    local.writeUInt32LE(size, 22);
+    local.writeUInt16LE(name.byteLength, 26);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE(20, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(e.deflate ? 8 : 0, 10);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(body.byteLength, 20);
+    central.writeUInt32LE(size, 24);
+    central.writeUInt16LE(name.byteLength, 28);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, name, body);
+    centrals.push(central, name);
+    offset += 30 + name.byteLength + body.byteLength;
+  }
+  const cd = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(cd.byteLength, 12);
+  end.writeUInt32LE(offset, 16);
+  return new Uint8Array(Buffer.concat([...locals, cd, end]));
+}
+
+const latin1 = (s: string) => Buffer.from(s, 'latin1');
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(n);
+  return b.toString('latin1');
+};
+const unicode = (s: string) => `X${u32(s.length)}${s}`;
+const tuple = (...items: number[]) => `(${items.map((n) => `J${u32(n)}`).join('')}t`;
+
+/** data.pkl of {'w': tensor over storage '0' (numel floats) with the given size and stride}. */
+function tensorPickle(numel: number, size: number[], stride: number[]): Uint8Array {
+  const storage = `(${unicode('storage')}ctorch\nFloatStorage\n${unicode('0')}${unicode('cpu')}J${u32(numel)}tQ`;
+  const rebuild = `ctorch._utils\n_rebuild_tensor_v2\n(${storage}K\x00${tuple(...size)}${tuple(...stride)}\x89ccollections\nOrderedDict\n)RtR`;
+  return new Uint8Array(latin1(`\x80\x02}${unicode('w')}${rebuild}s.`));
+}
+
+/** A zip-format checkpoint holding data.pkl (stored) and storage '0'. */
+const pthZip = (pkl: Uint8Array, storage: Omit<ZipInput, 'name'>) =>
+  zip([{ name: 'archive/data.pkl', data: pkl }, { name: 'archive/data/0', ...storage }]);
+
+/** A zip-format checkpoint whose data.pkl is the given pickle body (protocol 2 header and STOP added). */
+const pickleOnly = (body: string) => zip([{ name: 'archive/data.pkl', data: new Uint8Array(latin1(`\x80\x02${body}.`)) }]);
+
+describe('readPth, hostile files', () => {
+  it('the zip writer here makes files readPth reads exactly, stored or deflated', () => {
+    const values = new Float32Array([1.5, -2, 3.25, 4]);
+    for (const deflate of [false, true]) {
+      const got = T.readPth(pthZip(tensorPickle(4, [2, 2], [2, 1]), { data: new Uint8Array(values.buffer), deflate }), 'built.pth');
+      expect(got.get('w')!.shape).toEqual([2, 2]);
+      expect(Array.from(got.get('w')!.data)).toEqual([1.5, -2, 3.25, 4]);
+    }
+  });
+
+  it('stops inflating an entry at its declared size: a bomb that lies about its size costs no more', () => {
+    // 64 MiB of zeros deflate to ~64 KB; the headers claim 16 bytes.
+    const bomb = pthZip(tensorPickle(4, [4], [1]), { data: new Uint8Array(64 << 20), deflate: true, declaredSize: 16, crc: 0 });
+    expect(bomb.byteLength).toBeLessThan(100_000);
+    expect(() => T.readPth(bomb, 'bomb.pth')).toThrow(/bomb\.pth: corrupt zip archive: entry 'archive\/data\/0' inflates past its declared 16 bytes \(a decompression bomb\?\)/);
+  });
+
+  it('refuses an entry whose declared size is over the limit before inflating it; the option raises the limit', () => {
+    const numel = 2 << 20; // 8 MiB of floats
+    const data = new Uint8Array(numel * 4);
+    data.fill(0x3f);
+    const file = pthZip(tensorPickle(numel, [numel], [1]), { data, deflate: true });
+    expect(() => T.readPth(file, 'big.pth', { maxExpandedBytes: 4 << 20 })).toThrow(
+      /big\.pth: inflating zip entry 'archive\/data\/0' \(declared 8388608 bytes from \d+\) would bring the bytes decoded beyond the file to 8388608, over the limit of 4194304 \(a decompression bomb, or a genuinely large re-zipped checkpoint: raise PthOptions\.maxExpandedBytes\)/,
+    );
+    expect(T.readPth(file, 'big.pth', { maxExpandedBytes: 16 << 20 }).get('w')!.data.length).toBe(numel);
+    // The default (1 GiB) refuses a 2 GiB declaration at once, without inflating anything.
+    expect(T.PTH_MAX_EXPANDED_BYTES).toBe(1024 ** 3);
+    const liar = pthZip(tensorPickle(4, [4], [1]), { data: new Uint8Array(16), deflate: true, declaredSize: 2 ** 31 });
+    expect(() => T.readPth(liar, 'liar.pth')).toThrow(/liar\.pth: inflating zip entry 'archive\/data\/0' \(declared 2147483648 bytes .* over the limit of 1073741824/);
+  });
+
+  it('counts the copy a stride-0 view needs against the limit', () => {
+    // One float in the file, viewed as 100000 x 10000 (4 GB once copied).
+    const file = pthZip(tensorPickle(1, [100000, 10000], [0, 0]), { data: new Uint8Array(4) });
+    expect(() => T.readPth(file, 'view.pth')).toThrow(/view\.pth: copying strided tensor 'w' \(size \[100000,10000\], stride \[0,0\]\) would bring .* over the limit of 1073741824/);
+    const small = T.readPth(pthZip(tensorPickle(1, [2, 3], [0, 0]), { data: new Uint8Array(new Float32Array([7]).buffer) }), 'small.pth');
+    expect(Array.from(small.get('w')!.data)).toEqual([7, 7, 7, 7, 7, 7]);
+  });
+
+  it('refuses a dict that contains itself, and absurd nesting, instead of overflowing the stack', () => {
+    // d = {}; d['a'] = d
+    expect(() => T.readPth(pickleOnly(`}q\x00${unicode('a')}h\x00s`), 'cycle.pth')).toThrow(
+      /cycle\.pth: dict 'a' contains itself; only PyTorch tensor state dicts are accepted/,
+    );
+    const deep = `}${`${unicode('k')}}`.repeat(5000)}${'s'.repeat(5000)}`;
+    expect(() => T.readPth(pickleOnly(deep), 'deep.pth')).toThrow(/deep\.pth: dicts nested more than 100 deep \(at 'k\.k\.k/);
+    // d0 = {}; d(i+1) = {'a': di, 'b': di}: shared, not cyclic, but 2^40 names.
+    let shared = `}q\x00`;
+    for (let i = 1; i <= 40; i++) shared = `}(${unicode('a')}${shared}${unicode('b')}h${String.fromCharCode(i - 1)}uq${String.fromCharCode(i)}`;
+    expect(() => T.readPth(pickleOnly(shared), 'shared.pth')).toThrow(/shared\.pth: the checkpoint's dicts name more than 10000000 entries/);
+  });
+
+  it('reads a list of 300000 items appended at once (APPENDS) without overflowing the stack', () => {
+    const appends = `}${unicode('l')}](${'N'.repeat(300_000)}es${unicode('w')}K\x01s`;
+    expect(T.readPth(pickleOnly(appends), 'appends.pth').size).toBe(0);
+  });
+});
+

@@ -13,6 +13,7 @@ export * from './openpose/index.js';
 export * from './data/datasets/index.js';
 export * from './io/image-file.js';
 export * from './io/resize.js';
+export * from './io/image-limits.js';
 export * from './schp/index.js';
 export * from './densepose/index.js';
 export * from './pipeline/photo.js';

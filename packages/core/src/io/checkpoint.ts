@@ -5,14 +5,17 @@
  *   ema.safetensors        EMA shadows by parameter name (loadable as model weights); its state in the metadata
  *   state.json             format marker and the caller's JSON (`extra`: step, config, generator state, ...)
  *
- * Saving is atomic: everything is written and flushed into a temporary sibling directory, which then replaces
- * the target by rename. A crash leaves either the old checkpoint, or the new one, or (between the two renames)
- * the old one at `<dir>.previous`, which `loadCheckpoint` falls back to. Never a half-written checkpoint.
- */
+ * Saving is atomic: everything is written and flushed into a temporary sibling directory (`<dir>.tmp-<pid>-...`),
+ * which then replaces the target by two renames (old -> `<dir>.previous`, new -> `<dir>`). At every instant at
+ * least one complete checkpoint is on disk, at `<dir>` or at `<dir>.previous` (which `loadCheckpoint` falls back
+ * to): a crash, a kill or an I/O error at any point leaves the old checkpoint or the new one, never only a
+ * half-written one. A save after an interrupted one keeps `<dir>.previous` until the new `<dir>` is complete,
+ * and removes temporary directories that dead processes left behind.
+*/
 import type { Module } from '../nn/module.js';
 import { dispose } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { openSafetensors, readSafetensors, saveSafetensors, toDevice, writeFileAtomic } from './safetensors.js';
+import { type FileSystem, openSafetensors, readSafetensors, saveSafetensors, toDevice, writeFileAtomic } from './safetensors.js';
 
 const FORMAT = 'leffa-webgpu-checkpoint';
 const VERSION = 1;
@@ -35,6 +38,13 @@ export interface SaveCheckpointOptions extends CheckpointParts {
   extra?: unknown;
   /** Storage type of the model weights ('F16' halves the size of a shipped, inference-only checkpoint). */
   modelDtype?: 'F32' | 'F16';
+  /**
+   * Refuse to save when a model, optimizer or EMA tensor holds NaN or infinity (a diverged run): throws a
+   * `NonFiniteError` naming the tensor, and the checkpoint already on disk stays as it was.
+   */
+  requireFinite?: boolean;
+  /** The file system (default node:fs/promises); tests inject faults through it to check the crash guarantees. */
+  fs?: FileSystem;
 }
 
 export interface LoadCheckpointOptions extends CheckpointParts {
@@ -42,21 +52,28 @@ export interface LoadCheckpointOptions extends CheckpointParts {
   strict?: boolean;
 }
 
-async function nodeFs() {
+async function nodeFs(): Promise<FileSystem> {
   const name = 'node:fs/promises';
   return (await import(/* @vite-ignore */ name)) as typeof import('node:fs/promises');
 }
 
-type Fs = Awaited<ReturnType<typeof nodeFs>>;
-
-const exists = (fs: Fs, path: string) =>
+const exists = (fs: FileSystem, path: string) =>
   fs.stat(path).then(
     () => true,
     () => false,
   );
 
+/** A checkpoint directory is complete once its state.json exists (written last, see saveCheckpoint). */
+const isComplete = (fs: FileSystem, dir: string) => exists(fs, `${dir}/state.json`);
+
+/** Removes a checkpoint directory state.json first, so a removal cut short never looks complete. */
+async function removeCheckpointDir(fs: FileSystem, dir: string): Promise<void> {
+  await fs.rm(`${dir}/state.json`, { force: true });
+  await fs.rm(dir, { recursive: true, force: true });
+}
+
 /** Flushes a directory entry list to disk (best effort: not every platform can open directories). */
-async function syncDir(fs: Fs, path: string): Promise<void> {
+async function syncDir(fs: FileSystem, path: string): Promise<void> {
   try {
     const h = await fs.open(path, 'r');
     try {
@@ -69,12 +86,48 @@ async function syncDir(fs: Fs, path: string): Promise<void> {
   }
 }
 
+/** Whether a process with this id is running (EPERM: it is, but belongs to someone else). */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Temporary directories of saves in progress in this process (any other of this process's is a leftover). */
+const activeTemps = new Set<string>();
+
+/**
+ * Removes `<target>.tmp-<pid>-...` directories left by saves of processes that are no longer running, and by
+ * failed saves of this one whose own cleanup failed.
+ */
+async function removeStaleTemps(fs: FileSystem, target: string): Promise<void> {
+  const slash = target.lastIndexOf('/');
+  const parent = slash < 0 ? '.' : slash === 0 ? '/' : target.slice(0, slash);
+  const base = target.slice(slash + 1);
+  let names: string[];
+  try {
+    names = (await fs.readdir(parent)) as string[];
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^\.tmp-(\d+)-/.exec(name.startsWith(base) ? name.slice(base.length) : '');
+    const path = `${parent}/${name}`;
+    if (!m || activeTemps.has(path) || (Number(m[1]) !== process.pid && processAlive(Number(m[1])))) continue;
+    await fs.rm(path, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 const PART_FILES = { optimizer: 'optimizer.safetensors', ema: 'ema.safetensors' } as const;
 
 /** Writes a checkpoint directory atomically (see the module comment). Replaces an existing checkpoint at `dir`. */
 export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions): Promise<void> {
-  const { model, extra = null } = options;
-  const fs = await nodeFs();
+  const { extra = null } = options;
+  const fs = options.fs ?? (await nodeFs());
   const target = dir.replace(/\/+$/, '');
   // Serialise the JSON first: a value JSON cannot hold fails before anything is written.
   const files = ['model.safetensors', ...(['optimizer', 'ema'] as const).filter((k) => options[k]).map((k) => PART_FILES[k])];
@@ -86,38 +139,64 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   }
   if (await exists(fs, target)) {
     const entries = await fs.readdir(target);
-    if (entries.length > 0 && !(await exists(fs, `${target}/state.json`))) {
+    if (entries.length > 0 && !(await isComplete(fs, target))) {
       throw new Error(`saveCheckpoint: '${target}' exists and is not a checkpoint (no state.json); refusing to replace it`);
     }
   }
+  await removeStaleTemps(fs, target);
   const tmp = `${target}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-  const previous = `${target}.previous`;
-  await fs.mkdir(tmp, { recursive: true });
-  let movedOld = false;
+  activeTemps.add(tmp);
   try {
-    await saveSafetensors(`${tmp}/model.safetensors`, model.stateDict(), { dtype: options.modelDtype ?? 'F32' });
+    await swapIn(fs, target, tmp, options, stateJson);
+  } finally {
+    activeTemps.delete(tmp);
+  }
+}
+
+/** saveCheckpoint's two phases: write `tmp` completely, then swap it in for `target`. */
+async function swapIn(fs: FileSystem, target: string, tmp: string, options: SaveCheckpointOptions, stateJson: string): Promise<void> {
+  const { model, requireFinite = false } = options;
+  const previous = `${target}.previous`;
+  const parent = `${target}/..`;
+  // 1. The new checkpoint, complete and flushed, beside the old one.
+  try {
+    await fs.mkdir(tmp, { recursive: true });
+    await saveSafetensors(`${tmp}/model.safetensors`, model.stateDict(), { dtype: options.modelDtype ?? 'F32', requireFinite, fs });
     for (const key of ['optimizer', 'ema'] as const) {
       const part = options[key];
       if (!part) continue;
       const { tensors, meta } = part.stateDict();
-      await saveSafetensors(`${tmp}/${PART_FILES[key]}`, tensors, { metadata: { state: JSON.stringify(meta) } });
+      await saveSafetensors(`${tmp}/${PART_FILES[key]}`, tensors, { metadata: { state: JSON.stringify(meta) }, requireFinite, fs });
     }
     // state.json last: a directory with it is complete.
-    await writeFileAtomic(`${tmp}/state.json`, stateJson);
+    await writeFileAtomic(`${tmp}/state.json`, stateJson, fs);
     await syncDir(fs, tmp);
-    await fs.rm(previous, { recursive: true, force: true });
-    if (await exists(fs, target)) {
-      await fs.rename(target, previous);
-      movedOld = true;
-    }
-    await fs.rename(tmp, target);
-    await syncDir(fs, `${target}/..`);
   } catch (e) {
-    await fs.rm(tmp, { recursive: true, force: true });
-    if (movedOld && !(await exists(fs, target))) await fs.rename(previous, target);
+    await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     throw e;
   }
-  if (movedOld) await fs.rm(previous, { recursive: true, force: true });
+  // 2. The swap. Invariant: `target` or `previous` is complete at every instant.
+  try {
+    if (await isComplete(fs, target)) {
+      // The target is complete, so an older copy at `previous` can go; then the target becomes `previous`.
+      await removeCheckpointDir(fs, previous);
+      await fs.rename(target, previous);
+      await syncDir(fs, parent);
+    } else if (await exists(fs, target)) {
+      // An empty directory (anything else was refused above); `previous` may be the only complete copy: keep it.
+      await fs.rm(target, { recursive: true, force: true });
+    }
+    await fs.rename(tmp, target);
+    await syncDir(fs, parent);
+  } catch (e) {
+    // Put the old checkpoint back where it was when the new one did not arrive (best effort: `previous`
+    // is loadable either way).
+    if (!(await isComplete(fs, target)) && (await isComplete(fs, previous))) await fs.rename(previous, target).catch(() => undefined);
+    await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
+  }
+  // The new checkpoint is in place; the old one is no longer needed (a leftover is removed by the next save).
+  await removeCheckpointDir(fs, previous).catch(() => undefined);
 }
 
 /** A checkpoint whose state.json has been read: its `extra`, and a loader for its tensors. */
@@ -135,15 +214,34 @@ export interface OpenedCheckpoint {
 
 type TensorFile = { tensors: Map<string, Tensor>; metadata: Record<string, string> };
 
+/** Parses and checks state.json; every error names the file. */
+function parseState(source: string, stateText: string): { files: string[]; extra: unknown } {
+  const where = `loadCheckpoint: '${source}/state.json'`;
+  let state: unknown;
+  try {
+    state = JSON.parse(stateText);
+  } catch (e) {
+    throw new Error(`${where} is not valid JSON (${(e as Error).message}); the checkpoint is damaged`);
+  }
+  if (typeof state !== 'object' || state === null || Array.isArray(state)) {
+    throw new Error(`${where} holds ${state === null ? 'null' : Array.isArray(state) ? 'an array' : typeof state}, expected a ${FORMAT} object`);
+  }
+  const { format, version, files, extra } = state as { format?: unknown; version?: unknown; files?: unknown; extra?: unknown };
+  if (format !== FORMAT || version !== VERSION) {
+    throw new Error(`${where} is not a ${FORMAT} v${VERSION} file (format ${JSON.stringify(format)}, version ${JSON.stringify(version)})`);
+  }
+  if (files !== undefined && (!Array.isArray(files) || files.some((f) => typeof f !== 'string'))) {
+    throw new Error(`${where} has files ${JSON.stringify(files)}, expected a list of file names`);
+  }
+  return { files: (files as string[] | undefined) ?? [], extra: extra ?? null };
+}
+
 /** The storage-independent half of loading: format check, then each part from `read(fileName)`. */
 function openedCheckpoint(source: string, stateText: string, read: (file: string) => Promise<TensorFile>): OpenedCheckpoint {
-  const state = JSON.parse(stateText) as { format?: string; version?: number; files?: string[]; extra?: unknown };
-  if (state.format !== FORMAT || state.version !== VERSION) {
-    throw new Error(`loadCheckpoint: '${source}/state.json' is not a ${FORMAT} v${VERSION} file (format ${state.format}, version ${state.version})`);
-  }
+  const state = parseState(source, stateText);
   return {
     source,
-    extra: state.extra ?? null,
+    extra: state.extra,
     async load(options) {
       const model = await read('model.safetensors');
       try {
@@ -154,11 +252,22 @@ function openedCheckpoint(source: string, stateText: string, read: (file: string
       for (const key of ['optimizer', 'ema'] as const) {
         const part = options[key];
         if (!part) continue;
-        if (!state.files?.includes(PART_FILES[key])) throw new Error(`loadCheckpoint: '${source}' holds no ${key} state (${PART_FILES[key]})`);
+        if (!state.files.includes(PART_FILES[key])) throw new Error(`loadCheckpoint: '${source}' holds no ${key} state (${PART_FILES[key]})`);
         const { tensors, metadata } = await read(PART_FILES[key]);
+        const where = `loadCheckpoint: '${source}/${PART_FILES[key]}'`;
         try {
-          if (metadata.state === undefined) throw new Error(`loadCheckpoint: '${source}/${PART_FILES[key]}' has no 'state' metadata`);
-          part.loadStateDict({ tensors, meta: JSON.parse(metadata.state) });
+          if (metadata.state === undefined) throw new Error(`${where} has no 'state' metadata`);
+          let meta: unknown;
+          try {
+            meta = JSON.parse(metadata.state);
+          } catch (e) {
+            throw new Error(`${where}: its 'state' metadata is not valid JSON (${(e as Error).message})`);
+          }
+          try {
+            part.loadStateDict({ tensors, meta });
+          } catch (e) {
+            throw new Error(`${where}: ${(e as Error).message}`);
+          }
         } finally {
           dispose([...tensors.values()]);
         }
@@ -176,7 +285,13 @@ export async function openCheckpoint(dir: string): Promise<OpenedCheckpoint> {
     if (await exists(fs, `${src}.previous/state.json`)) src = `${src}.previous`;
     else throw new Error(`loadCheckpoint: '${dir}' is not a checkpoint (no state.json)`);
   }
-  return openedCheckpoint(src, await fs.readFile(`${src}/state.json`, 'utf8'), async (file) => {
+  let stateText: string;
+  try {
+    stateText = (await fs.readFile(`${src}/state.json`, 'utf8')) as string;
+  } catch (e) {
+    throw new Error(`loadCheckpoint: cannot read '${src}/state.json' (${(e as Error).message})`);
+  }
+  return openedCheckpoint(src, stateText, async (file) => {
     if (!(await exists(fs, `${src}/${file}`))) throw new Error(`loadCheckpoint: '${src}' has no ${file}`);
     return readTensors(`${src}/${file}`);
   });

@@ -22,6 +22,39 @@ import { decodeTensor, readFileBytes, toDevice, type HostTensor, type Safetensor
 export interface PthOptions {
   /** Removed from the start of every key that has it, e.g. 'module.' for checkpoints saved from DataParallel. */
   stripPrefix?: string;
+  /**
+   * Most bytes decoding may create beyond the file itself (default `PTH_MAX_EXPANDED_BYTES`, 1 GiB): deflated zip
+   * entries (checked against their declared size before inflating, and inflating stops at that size) plus the
+   * copies strided tensor views need. A decompression bomb is refused before it costs memory; raise this for a
+   * genuine re-zipped checkpoint larger than the default.
+   */
+  maxExpandedBytes?: number;
+}
+
+/** Default `PthOptions.maxExpandedBytes`: 1 GiB. torch.save stores entries uncompressed, which costs nothing here. */
+export const PTH_MAX_EXPANDED_BYTES = 1024 ** 3;
+
+/** Nested dicts deeper than this are no state dict (and would only serve to exhaust the stack). */
+const MAX_DICT_DEPTH = 100;
+/** More dict entries than any state dict has (Stable Diffusion's UNet has ~1700). */
+const MAX_DICT_ENTRIES = 10_000_000;
+
+/** Counts the bytes decoding creates beyond the file against `PthOptions.maxExpandedBytes`. */
+class ExpansionBudget {
+  private used = 0;
+  constructor(
+    readonly limit: number,
+    readonly source: string,
+  ) {}
+  take(bytes: number, what: string): void {
+    if (this.used + bytes > this.limit) {
+      throw new Error(
+        `${this.source}: ${what} would bring the bytes decoded beyond the file to ${this.used + bytes}, over the limit of ${this.limit} ` +
+          '(a decompression bomb, or a genuinely large re-zipped checkpoint: raise PthOptions.maxExpandedBytes)',
+      );
+    }
+    this.used += bytes;
+  }
 }
 
 const ONLY = 'only PyTorch tensor state dicts are accepted';
@@ -119,13 +152,19 @@ function readCentralDirectory(bytes: Uint8Array, source: string): Map<string, Zi
   return entries;
 }
 
-/** Synchronous raw-deflate from Node's zlib (torch.save stores entries uncompressed; re-zipped files may not). */
-function inflateRaw(data: Uint8Array, source: string, name: string): Uint8Array {
+/**
+ * Synchronous raw-deflate from Node's zlib (torch.save stores entries uncompressed; re-zipped files may not).
+ * Inflating stops one byte past `size`, the entry's declared size, so an entry that lies about it costs no more.
+ */
+function inflateRaw(data: Uint8Array, size: number, source: string, name: string): Uint8Array {
   const zlib = globalThis.process?.getBuiltinModule?.('node:zlib') as typeof import('node:zlib') | undefined;
   if (!zlib) throw new Error(`${source}: zip entry '${name}' is deflated, which needs Node's zlib; store it uncompressed`);
   try {
-    return new Uint8Array(zlib.inflateRawSync(data));
+    return new Uint8Array(zlib.inflateRawSync(data, { maxOutputLength: Math.max(1, size + 1) }));
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new Error(`${source}: corrupt zip archive: entry '${name}' inflates past its declared ${size} bytes (a decompression bomb?)`);
+    }
     throw new Error(`${source}: cannot inflate zip entry '${name}' (${(e as Error).message})`);
   }
 }
@@ -147,7 +186,7 @@ function crc32(data: Uint8Array): number {
 }
 
 /** The bytes of one entry, bounds-checked against its local header and checked against its CRC-32. */
-function entryBytes(bytes: Uint8Array, e: ZipEntry, source: string): Uint8Array {
+function entryBytes(bytes: Uint8Array, e: ZipEntry, source: string, budget: ExpansionBudget): Uint8Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const at = e.localOffset;
   if (at + 30 > bytes.byteLength || view.getUint32(at, true) !== 0x04034b50) {
@@ -161,7 +200,8 @@ function entryBytes(bytes: Uint8Array, e: ZipEntry, source: string): Uint8Array 
   }
   const raw = bytes.subarray(start, start + e.compressedSize);
   if (e.method !== 0 && e.method !== 8) throw new Error(`${source}: zip entry '${e.name}' uses unsupported compression method ${e.method}`);
-  const out = e.method === 0 ? raw : inflateRaw(raw, source, e.name);
+  if (e.method === 8) budget.take(e.size, `inflating zip entry '${e.name}' (declared ${e.size} bytes from ${e.compressedSize})`);
+  const out = e.method === 0 ? raw : inflateRaw(raw, e.size, source, e.name);
   if (out.byteLength !== e.size) throw new Error(`${source}: corrupt zip archive: entry '${e.name}' has ${out.byteLength} bytes, expected ${e.size}`);
   // Cheap next to decoding, and it turns damaged weights into an error instead of silently wrong values.
   if (crc32(out) !== e.crc) throw new Error(`${source}: corrupt zip archive: CRC-32 mismatch in entry '${e.name}'`);
@@ -317,7 +357,8 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
   };
   const append = (list: unknown, items: unknown[]) => {
     if (!Array.isArray(list)) throw new Error(`${where}: APPEND(S) on a ${describe(list)}, expected a list`);
-    list.push(...items);
+    // One by one: spreading a long APPENDS into push() would overflow the call stack.
+    for (const item of items) list.push(item);
   };
 
   /** Applies an allow-listed callable (REDUCE / NEWOBJ). */
@@ -563,18 +604,18 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
 // ---------------------------------------------------------------- the zip format (PyTorch >= 1.6)
 
 /** Runs `<archive>/data.pkl`; persistent ids ('storage', type, key, location, numel) name `<archive>/data/<key>`. */
-function readZipCheckpoint(bytes: Uint8Array, source: string): unknown {
+function readZipCheckpoint(bytes: Uint8Array, source: string, budget: ExpansionBudget): unknown {
   const entries = readCentralDirectory(bytes, source);
   const pklEntry = [...entries.values()].find((e) => /^[^/]+\/data\.pkl$/.test(e.name));
   if (!pklEntry) throw new Error(`${source}: zip archive has no <archive>/data.pkl, so it is not a torch.save checkpoint`);
   const prefix = pklEntry.name.slice(0, -'data.pkl'.length);
   const byteorder = entries.get(`${prefix}byteorder`);
   if (byteorder) {
-    const order = new TextDecoder().decode(entryBytes(bytes, byteorder, source)).trim();
+    const order = new TextDecoder().decode(entryBytes(bytes, byteorder, source, budget)).trim();
     if (order !== 'little') throw new Error(`${source}: storages are '${order}'-endian; only little-endian checkpoints are supported`);
   }
   const storages = new Map<string, Storage>();
-  return unpickle(entryBytes(bytes, pklEntry, source), source, {
+  return unpickle(entryBytes(bytes, pklEntry, source, budget), source, {
     label: 'data.pkl',
     storageIdForm: "('storage', type, key, location, numel)",
     storageIdLength: 5,
@@ -583,7 +624,7 @@ function readZipCheckpoint(bytes: Uint8Array, source: string): unknown {
       if (cached) return cached;
       const e = entries.get(`${prefix}data/${key}`);
       if (!e) throw new Error(`${source}: storage '${key}' is missing from the archive (expected ${prefix}data/${key})`);
-      const data = entryBytes(bytes, e, source);
+      const data = entryBytes(bytes, e, source, budget);
       if (data.byteLength < numel * ITEM_BYTES[dtype]) {
         throw new Error(`${source}: storage data/${key} has ${data.byteLength} bytes, expected ${numel} x ${dtype} = ${numel * ITEM_BYTES[dtype]}`);
       }
@@ -688,13 +729,14 @@ function readLegacyCheckpoint(bytes: Uint8Array, source: string): unknown {
 // ---------------------------------------------------------------- tensors
 
 /** Copies a (possibly strided, offset) view into contiguous bytes, then decodes them as safetensors does. */
-function materialize(name: string, t: TensorRef, source: string): HostTensor {
+function materialize(name: string, t: TensorRef, source: string, budget: ExpansionBudget): HostTensor {
   const { storage, shape, stride, offset } = t;
   const n = sizeOf(shape);
   const item = ITEM_BYTES[storage.dtype];
   if (shape.some((d) => d < 0) || stride.some((s) => s < 0) || offset < 0) {
     throw new Error(`${source}: tensor '${name}' has a negative size, stride or offset`);
   }
+  if (!Number.isSafeInteger(n) || !Number.isSafeInteger(n * item)) throw new Error(`${source}: tensor '${name}' has size [${shape}], too many elements`);
   if (n > 0) {
     const last = offset + shape.reduce((acc, d, i) => acc + (d - 1) * stride[i]!, 0);
     if (last >= storage.numel) {
@@ -706,7 +748,9 @@ function materialize(name: string, t: TensorRef, source: string): HostTensor {
   if (contiguous || n === 0) {
     bytes = storage.bytes.subarray(offset * item, (offset + n) * item);
   } else {
-    // Walk the view row by row; rows are copied whole when the last dimension is dense.
+    // Walk the view row by row; rows are copied whole when the last dimension is dense. A view can be far
+    // larger than its storage (stride 0), so the copy counts against the budget.
+    budget.take(n * item, `copying strided tensor '${name}' (size [${shape}], stride [${stride}])`);
     bytes = new Uint8Array(n * item);
     const rank = shape.length;
     const rowLen = shape[rank - 1]!;
@@ -737,7 +781,7 @@ function materialize(name: string, t: TensorRef, source: string): HostTensor {
 }
 
 /** Picks the state dict out of a checkpoint and flattens it to dotted names. */
-function flatten(root: unknown, source: string, options: PthOptions): Map<string, HostTensor> {
+function flatten(root: unknown, source: string, options: PthOptions, budget: ExpansionBudget): Map<string, HostTensor> {
   if (!(root instanceof Map)) throw new Error(`${source}: the checkpoint holds a ${describe(root)}, expected a dict of tensors; ${ONLY}`);
   let dict: PyDict = root;
   // A training checkpoint wraps the weights: {'epoch': 3, 'state_dict': {...}, 'optimizer': {...}}.
@@ -746,7 +790,16 @@ function flatten(root: unknown, source: string, options: PthOptions): Map<string
     if (wrapped) dict = wrapped as PyDict;
   }
   const out = new Map<string, HostTensor>();
+  const open = new Set<PyDict>();
+  const seen = new Set<TensorRef>();
+  let visits = 0;
   const walk = (d: PyDict, prefix: string) => {
+    // Shared dicts are legal pickles, but sharing nested k deep names 2^k entries: bounded here.
+    visits += d.size;
+    if (visits > MAX_DICT_ENTRIES) throw new Error(`${source}: the checkpoint's dicts name more than ${MAX_DICT_ENTRIES} entries; ${ONLY}`);
+    if (open.has(d)) throw new Error(`${source}: dict '${prefix.slice(0, -1)}' contains itself; ${ONLY}`);
+    if (open.size >= MAX_DICT_DEPTH) throw new Error(`${source}: dicts nested more than ${MAX_DICT_DEPTH} deep (at '${prefix.slice(0, 200)}...'); ${ONLY}`);
+    open.add(d);
     for (const [k, v] of d) {
       const name = prefix + String(k);
       if (v instanceof Map) walk(v, `${name}.`);
@@ -754,9 +807,13 @@ function flatten(root: unknown, source: string, options: PthOptions): Map<string
         const p = options.stripPrefix;
         const key = p && name.startsWith(p) ? name.slice(p.length) : name;
         if (out.has(key)) throw new Error(`${source}: two tensors are named '${key}' after flattening/prefix stripping`);
-        out.set(key, materialize(name, v, source));
+        // A tensor named twice is decoded twice: the second copy is no part of the file's size.
+        if (seen.has(v)) budget.take(sizeOf(v.shape) * 4, `decoding tensor '${name}' again (it is named more than once)`);
+        seen.add(v);
+        out.set(key, materialize(name, v, source, budget));
       }
     }
+    open.delete(d);
   };
   walk(dict, '');
   return out;
@@ -775,8 +832,11 @@ const isTar = (b: Uint8Array) => b.byteLength >= 262 && String.fromCharCode(...b
  * `options.stripPrefix` removes e.g. 'module.' from every key.
  */
 export function readPth(bytes: Uint8Array, source = 'pth', options: PthOptions = {}): Map<string, HostTensor> {
+  const limit = options.maxExpandedBytes ?? PTH_MAX_EXPANDED_BYTES;
+  if (!(limit >= 0)) throw new Error(`${source}: maxExpandedBytes must be a number >= 0, got ${limit}`);
+  const budget = new ExpansionBudget(limit, source);
   let root: unknown;
-  if (isZip(bytes)) root = readZipCheckpoint(bytes, source);
+  if (isZip(bytes)) root = readZipCheckpoint(bytes, source, budget);
   else if (isPickle(bytes)) root = readLegacyCheckpoint(bytes, source);
   else if (isTar(bytes)) {
     throw new Error(
@@ -786,7 +846,7 @@ export function readPth(bytes: Uint8Array, source = 'pth', options: PthOptions =
   } else {
     throw new Error(`${source}: not a torch.save checkpoint (neither a zip archive nor a legacy torch.save pickle stream)`);
   }
-  return flatten(root, source, options);
+  return flatten(root, source, options, budget);
 }
 
 /** Reads a .pth checkpoint from disk (Node) onto the device. */

@@ -35,6 +35,21 @@ export interface HostTensor {
 }
 
 const MAX_HEADER = 100 * 1024 * 1024;
+/** More dimensions than any real tensor has; a longer shape is a hostile or corrupt header. */
+const MAX_RANK = 64;
+
+/** `__metadata__` is a string-to-string map (the format's definition); anything else is refused. */
+function checkMetadata(raw: unknown, source: string): Record<string, string> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new Error(`${source}: __metadata__ is ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : typeof raw}, expected an object of strings`);
+  }
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string') throw new Error(`${source}: __metadata__ entry '${k}' is ${JSON.stringify(v)}, expected a string`);
+    out[k] = v;
+  }
+  return out;
+}
 
 /** Reads the header length from the first 8 bytes, checking it against the file size. */
 export function headerLength(first8: Uint8Array, fileSize: number, source = 'safetensors'): number {
@@ -62,31 +77,41 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, source = 
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(json)) {
     if (name === '__metadata__') {
-      metadata = raw as Record<string, string>;
+      metadata = checkMetadata(raw, source);
       continue;
     }
-    const e = raw as { dtype?: string; shape?: number[]; data_offsets?: number[] };
-    if (!e || typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) {
-      throw new Error(`${source}: tensor '${name}' has unsupported dtype ${JSON.stringify(e?.dtype)}`);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      throw new Error(`${source}: tensor '${name}' is described by ${JSON.stringify(raw)}, expected an object {dtype, shape, data_offsets}`);
     }
-    if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isInteger(d) || d < 0)) {
-      throw new Error(`${source}: tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
+    const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    // Own keys only: 'constructor' or '__proto__' must not find Object.prototype.
+    if (typeof e.dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, e.dtype)) {
+      throw new Error(`${source}: tensor '${name}' has unsupported dtype ${JSON.stringify(e.dtype)} (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
     }
-    const [begin, end] = e.data_offsets ?? [];
-    if (!Number.isInteger(begin) || !Number.isInteger(end) || begin! < 0 || end! < begin!) {
-      throw new Error(`${source}: tensor '${name}' has invalid data_offsets ${JSON.stringify(e.data_offsets)}`);
+    const shape = e.shape;
+    if (!Array.isArray(shape) || shape.length > MAX_RANK || shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) {
+      throw new Error(`${source}: tensor '${name}' has an invalid shape ${JSON.stringify(shape)} (expected at most ${MAX_RANK} non-negative integers)`);
     }
+    // Every dimension counts, zero-sized tensors included: [0, 1e300] is no shape a writer produces.
+    if ((shape as number[]).reduce((acc: number, d: number) => acc * Math.max(d, 1), 1) > Number.MAX_SAFE_INTEGER) {
+      throw new Error(`${source}: tensor '${name}' has shape ${JSON.stringify(shape)}, whose element count is too large`);
+    }
+    const offsets = e.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0) || offsets[1] < offsets[0]) {
+      throw new Error(`${source}: tensor '${name}' has invalid data_offsets ${JSON.stringify(offsets)} (expected [begin, end], 0 <= begin <= end)`);
+    }
+    const [begin, end] = offsets as [number, number];
     const dtype = e.dtype as SafetensorsDType;
-    const expected = sizeOf(e.shape) * DTYPE_BYTES[dtype];
-    if (end! - begin! !== expected) {
+    const expected = sizeOf(shape as number[]) * DTYPE_BYTES[dtype];
+    if (end - begin !== expected) {
       throw new Error(
-        `${source}: tensor '${name}' (${dtype} ${formatShape(e.shape)}) needs ${expected} bytes but data_offsets span ${end! - begin!}`,
+        `${source}: tensor '${name}' (${dtype} ${formatShape(shape as number[])}) needs ${expected} bytes but data_offsets span ${end - begin}`,
       );
     }
-    if (end! > dataSize) {
+    if (end > dataSize) {
       throw new Error(`${source}: tensor '${name}' ends at byte ${end} but the data section has ${dataSize} bytes (file truncated?)`);
     }
-    entries.set(name, { dtype, shape: e.shape, offsets: [begin!, end!] });
+    entries.set(name, { dtype, shape: shape as number[], offsets: [begin, end] });
   }
   const sorted = [...entries.entries()].sort((a, b) => a[1].offsets[0] - b[1].offsets[0]);
   for (let i = 1; i < sorted.length; i++) {
@@ -299,19 +324,49 @@ export async function loadSafetensors(source: string | Uint8Array): Promise<Map<
 export async function saveSafetensors(
   path: string,
   tensors: Record<string, Tensor> | Map<string, Tensor>,
-  options: { metadata?: Record<string, string>; dtype?: 'F32' | 'F16' } = {},
+  options: {
+    metadata?: Record<string, string>;
+    dtype?: 'F32' | 'F16';
+    /** Refuse (before writing anything) when a value is NaN or infinite; the error names the tensor. */
+    requireFinite?: boolean;
+    /** The file system (default node:fs/promises); tests inject faults through it. */
+    fs?: FileSystem;
+  } = {},
 ): Promise<void> {
   const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const datas = await Promise.all(list.map(([, t]) => (t.dtype === 'int32' ? t.intData() : t.data())));
   const entries: Record<string, SerializeEntry> = {};
   list.forEach(([name, t], i) => {
     const data = datas[i]!;
+    if (options.requireFinite && data instanceof Float32Array) {
+      let bad = 0;
+      for (let j = 0; j < data.length; j++) if (!Number.isFinite(data[j]!)) bad++;
+      if (bad > 0) throw new NonFiniteError(`saveSafetensors: '${path}': tensor '${name}' has ${bad} of ${data.length} values NaN or infinite; not written`, name);
+    }
     entries[name] = { shape: t.shape, data, dtype: data instanceof Int32Array ? 'I32' : (options.dtype ?? 'F32') };
   });
-  await writeFileAtomic(path, serializeSafetensors(entries, options.metadata));
+  await writeFileAtomic(path, serializeSafetensors(entries, options.metadata), options.fs);
 }
 
-async function nodeFs() {
+/** Thrown by `saveSafetensors` / `saveCheckpoint` with `requireFinite` when a tensor holds NaN or infinity. */
+export class NonFiniteError extends Error {
+  constructor(
+    message: string,
+    /** The offending tensor's name. */
+    readonly tensorName: string,
+  ) {
+    super(message);
+    this.name = 'NonFiniteError';
+  }
+}
+
+/**
+ * The part of node:fs/promises that atomic writes and checkpoints use. The default is Node's; tests pass a
+ * wrapper that fails chosen calls to check what survives a crash.
+ */
+export type FileSystem = Pick<typeof import('node:fs/promises'), 'open' | 'rename' | 'rm' | 'mkdir' | 'stat' | 'readdir' | 'readFile'>;
+
+async function nodeFs(): Promise<FileSystem> {
   const name = 'node:fs/promises';
   return (await import(/* @vite-ignore */ name)) as typeof import('node:fs/promises');
 }
@@ -325,16 +380,24 @@ export async function readFileBytes(path: string): Promise<Uint8Array> {
   }
 }
 
-/** Writes to a temporary sibling, flushes it, then renames over the target, so readers never see half a file. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
-  const fs = await nodeFs();
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const handle = await fs.open(tmp, 'w');
+/**
+ * Writes to a temporary sibling (`<path>.tmp-<pid>-...`), flushes it, then renames over the target, so readers
+ * never see half a file. On any failure the temporary file is removed and the target is left as it was.
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string, fs?: FileSystem): Promise<void> {
+  const io = fs ?? (await nodeFs());
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
   try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await io.open(tmp, 'w');
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await io.rename(tmp, path);
+  } catch (e) {
+    await io.rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
   }
-  await fs.rename(tmp, path);
 }

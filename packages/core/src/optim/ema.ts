@@ -163,6 +163,7 @@ export class EMA {
   loadStateDict(dict: EMAStateDict): void {
     const where = 'EMA.loadStateDict';
     const { meta, tensors } = dict;
+    if (typeof meta !== 'object' || meta === null) throw new Error(`${where}: malformed EMA state: expected an object, got ${JSON.stringify(meta)}`);
     if (meta.type !== 'EMA') throw new Error(`${where}: state is for ${String(meta.type)}, not EMA`);
     const mine = { decay: this.decay, minDecay: this.minDecay, updateAfterStep: this.updateAfterStep, warmup: this.warmup };
     const theirs = { decay: meta.decay, minDecay: meta.minDecay, updateAfterStep: meta.updateAfterStep, warmup: meta.warmup };

@@ -224,6 +224,7 @@ export abstract class Optimizer<H extends BaseHyper> {
   loadStateDict(dict: OptimizerStateDict): void {
     const { meta, tensors } = dict;
     const where = `${this.name}.loadStateDict`;
+    checkOptimizerMeta(meta, where);
     if (meta.type !== this.name) throw new Error(`${where}: state is for ${meta.type}, not ${this.name}`);
     if (meta.groups.length !== this.paramGroups.length) {
       throw new Error(`${where}: state has ${meta.groups.length} parameter groups, optimizer has ${this.paramGroups.length}`);
@@ -295,6 +296,21 @@ export abstract class Optimizer<H extends BaseHyper> {
       owners.set(p.storage, i);
     });
   }
+}
+
+/** The saved metadata's structure (a damaged or foreign file gives a message, not a TypeError). */
+function checkOptimizerMeta(meta: unknown, where: string): void {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const bad = (what: string) => new Error(`${where}: malformed optimizer state: ${what}`);
+  if (!isObject(meta)) throw bad(`expected an object {type, groups, steps}, got ${JSON.stringify(meta)}`);
+  if (typeof meta.type !== 'string') throw bad(`type is ${JSON.stringify(meta.type)}, expected a string`);
+  if (!Array.isArray(meta.groups)) throw bad(`groups is ${JSON.stringify(meta.groups)}, expected a list`);
+  meta.groups.forEach((g, gi) => {
+    if (!isObject(g) || !Array.isArray(g.params) || g.params.some((i) => !Number.isInteger(i))) {
+      throw bad(`group ${gi} is ${JSON.stringify(g)}, expected an object with a params list of indices`);
+    }
+  });
+  if (!isObject(meta.steps)) throw bad(`steps is ${JSON.stringify(meta.steps)}, expected an object of step counts`);
 }
 
 /** Learning rates must be finite and >= 0. */

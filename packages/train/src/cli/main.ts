@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { existsSync, statSync } from 'node:fs';
 import { Command } from 'commander';
+import { DEFAULT_MAX_PIXELS, setDefaultMaxPixels } from '../io/image-limits.js';
+import { intOption, listOption, numberOption } from './options.js';
 import { demo } from './demo.js';
 import { experiment } from './experiment.js';
 import { exportCheckpoint } from './export.js';
@@ -17,16 +19,17 @@ const DEFAULT_POSE = 'shipped:leffa-tiny-pose';
 
 const program = new Command('leffa').description('Leffa on WebGPU: train and run controllable person image generation');
 
-const size = (v: string): [number, number] => {
+const size = (v: string, option = '--size'): [number, number] => {
   const m = /^(\d+)x(\d+)$/.exec(v);
-  if (!m) throw new Error(`--size expects HxW (e.g. 128x96), got '${v}'`);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`${option} expects HxW with positive integers (e.g. 128x96), got '${v}'`);
   return [Number(m[1]), Number(m[2])];
 };
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got '${v}'`);
-  return n;
-};
+// Numeric options: every value is checked (finite, in range) before any work starts; see options.ts.
+const int = intOption(0);
+const count = intOption(1);
+const lrOption = numberOption({ above: 0 });
+const weight = numberOption({ min: 0 });
+const seeds = listOption(intOption(0));
 /** --leffa-distance / --leffa-normalization, checked. */
 const leffaLossOptions = (o: { leffaDistance: string; leffaNormalization: string }) => {
   if (o.leffaDistance !== 'smoothL1' && o.leffaDistance !== 'l2') throw new Error(`--leffa-distance must be smoothL1 or l2, got '${o.leffaDistance}'`);
@@ -40,17 +43,17 @@ program
   .command('train-vae')
   .description('train the tiny VAE on synthetic people and garments')
   .option('--out <dir>', 'output folder', 'runs/vae')
-  .option('--steps <n>', 'training steps', int, 2000)
-  .option('--batch <n>', 'images per step', int, 8)
+  .option('--steps <n>', 'training steps', count, 2000)
+  .option('--batch <n>', 'images per step', count, 8)
   .option('--size <HxW>', 'image size', '128x96')
-  .option('--lr <lr>', 'learning rate', Number, 2e-3)
+  .option('--lr <lr>', 'learning rate', lrOption, 2e-3)
   .option('--seed <n>', 'seed', int, 0)
-  .option('--save-every <n>', 'checkpoint interval', int, 200)
+  .option('--save-every <n>', 'checkpoint interval', count, 200)
   .option('--crop <HxW>', 'train on random crops of this size')
   .option('--resume <dir>', 'resume from a checkpoint')
   .action(async (o) => {
     const [height, width] = size(o.size);
-    await trainVae({ out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, resume: o.resume, saveEvery: o.saveEvery, ...(o.crop ? { crop: size(o.crop) } : {}) });
+    await trainVae({ out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, resume: o.resume, saveEvery: o.saveEvery, ...(o.crop ? { crop: size(o.crop, '--crop') } : {}) });
   });
 
 program
@@ -59,26 +62,26 @@ program
   .option('--task <task>', 'tryon or pose', 'tryon')
   .option('--leffa <mode>', 'Leffa loss: on, off, or finetune (baseline first, then on)', 'on')
   .option('--finetune-after <n>', 'step at which finetune mode switches the Leffa loss on', int, 0)
-  .option('--leffa-weight <w>', 'lambda of L_diffusion + lambda L_leffa', Number, 1e-3)
+  .option('--leffa-weight <w>', 'lambda of L_diffusion + lambda L_leffa', weight, 1e-3)
   .option('--leffa-distance <d>', "Leffa loss distance: smoothL1 (Leffa's released code) or l2", 'smoothL1')
   .option('--leffa-normalization <n>', "Leffa loss averaging: released (per-sample mean over C x H x W, then the batch) or maskArea (over the masked pixels)", 'released')
-  .option('--flow-supervision <w>', 'weight of a supervised loss on the attention flows against the exact synthetic flow (not Leffa; builds a starting point for experiment --init)', Number, 0)
+  .option('--flow-supervision <w>', 'weight of a supervised loss on the attention flows against the exact synthetic flow (not Leffa; builds a starting point for experiment --init)', weight, 0)
   .option('--out <dir>', 'output folder', 'runs/leffa')
-  .option('--steps <n>', 'training steps', int, 1000)
-  .option('--batch <n>', 'examples per step', int, 4)
+  .option('--steps <n>', 'training steps', count, 1000)
+  .option('--batch <n>', 'examples per step', count, 4)
   .option('--size <HxW>', 'image size', '128x96')
-  .option('--lr <lr>', 'learning rate', Number, 2e-4)
+  .option('--lr <lr>', 'learning rate', lrOption, 2e-4)
   .option('--seed <n>', 'seed', int, 0)
-  .option('--pool <n>', 'training examples (their latents are cached)', int, 256)
+  .option('--pool <n>', 'training examples (their latents are cached)', count, 256)
   .option('--data <source>', "'synthetic', or a VITON-HD / DressCode / DeepFashion folder", 'synthetic')
   .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
   .option('--vae <dir>', 'trained VAE checkpoint (see train-vae)')
   .option('--init <dir>', 'start from a Leffa checkpoint (e.g. the shipped tiny weights)')
   .option('--config <name>', 'architecture: tiny, or sd15 (Stable Diffusion 1.5 size, for official weights via --init)', 'tiny')
   .option('--resume <dir>', 'resume a run bit-for-bit from its checkpoint')
-  .option('--save-every <n>', 'checkpoint interval', int, 100)
+  .option('--save-every <n>', 'checkpoint interval', count, 100)
   .option('--sample-every <n>', 'sample-grid interval (0: only at the end)', int, 0)
-  .option('--eval-examples <n>', 'held-out examples for samples and metrics', int, 4)
+  .option('--eval-examples <n>', 'held-out examples for samples and metrics', count, 4)
   .action(async (o) => {
     const [height, width] = size(o.size);
     if (!['tryon', 'pose'].includes(o.task)) throw new Error(`--task must be tryon or pose, got '${o.task}'`);
@@ -96,16 +99,15 @@ program
   .command('demo')
   .description('the main job: evaluate the shipped tiny model on held-out people, fine-tune it for a few minutes, evaluate again and keep the better; writes before/after images, loss curve and metrics')
   .option('--out <dir>', 'output folder', 'runs/demo')
-  .option('--steps <n>', 'fine-tuning steps', int, 30)
+  .option('--steps <n>', 'fine-tuning steps', count, 30)
   .option('--task <task>', 'tryon or pose', 'tryon')
-  .option('--examples <n>', 'held-out people of the before/after evaluation', int, 6)
-  .option('--seeds <list>', 'noise seeds of the before/after evaluation (comma-separated)', '0,1,2')
+  .option('--examples <n>', 'held-out people of the before/after evaluation', count, 6)
+  .option('--seeds <list>', 'noise seeds of the before/after evaluation (comma-separated)', seeds, [0, 1, 2])
   .action(async (o) => {
     if (!['tryon', 'pose'].includes(o.task)) throw new Error(`--task must be tryon or pose, got '${o.task}'`);
     const init = o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON;
-    const seeds = String(o.seeds).split(',').map((v) => int(v.trim()));
     console.log(`demo: fine-tuning ${init} for ${o.steps} steps on synthetic ${o.task} data; outputs in ${o.out}/`);
-    await demo({ task: o.task, init, out: o.out, steps: o.steps, examples: o.examples, seeds });
+    await demo({ task: o.task, init, out: o.out, steps: o.steps, examples: o.examples, seeds: o.seeds });
   });
 
 program
@@ -113,20 +115,20 @@ program
   .description('train with and without the Leffa loss from the same seed and compare flow EPE and SSIM')
   .option('--vae <dir>', 'trained VAE checkpoint: both runs train from scratch')
   .option('--init <dir>', 'Leffa checkpoint both runs fine-tune from (instead of --vae)')
-  .option('--leffa-weight <w>', 'lambda of the Leffa run', Number, 1e-3)
+  .option('--leffa-weight <w>', 'lambda of the Leffa run', weight, 1e-3)
   .option('--leffa-distance <d>', "Leffa loss distance: smoothL1 (Leffa's released code) or l2", 'smoothL1')
   .option('--leffa-normalization <n>', "Leffa loss averaging: released (per-sample mean over C x H x W, then the batch) or maskArea (over the masked pixels)", 'released')
-  .option('--lr <lr>', 'learning rate', Number, 2e-4)
+  .option('--lr <lr>', 'learning rate', lrOption, 2e-4)
   .option('--flow-warmup <n>', 'steps of supervised attention-flow training both runs start from (stands in for a pretrained model\'s roughly corresponding attention)', int, 0)
-  .option('--warmup-lr <lr>', 'learning rate of the flow warm-up (default --lr)', Number)
+  .option('--warmup-lr <lr>', 'learning rate of the flow warm-up (default --lr)', lrOption)
   .option('--task <task>', 'tryon or pose', 'tryon')
   .option('--out <dir>', 'output folder', 'runs/experiment')
-  .option('--steps <n>', 'steps per run', int, 500)
-  .option('--batch <n>', 'examples per step', int, 4)
+  .option('--steps <n>', 'steps per run', count, 500)
+  .option('--batch <n>', 'examples per step', count, 4)
   .option('--size <HxW>', 'image size', '128x96')
-  .option('--pool <n>', 'training examples', int, 256)
+  .option('--pool <n>', 'training examples', count, 256)
   .option('--seed <n>', 'seed shared by both runs', int, 0)
-  .option('--eval-examples <n>', 'held-out examples', int, 8)
+  .option('--eval-examples <n>', 'held-out examples', count, 8)
   .action(async (o) => {
     const [height, width] = size(o.size);
     await experiment({
@@ -161,13 +163,13 @@ program
   .command('train-openpose')
   .description('train the small OpenPose body model on synthetic people; reports PCK@0.2 on held-out ones')
   .option('--out <dir>', 'output folder', 'runs/openpose')
-  .option('--steps <n>', 'training steps', int, 2000)
-  .option('--batch <n>', 'images per step', int, 8)
+  .option('--steps <n>', 'training steps', count, 2000)
+  .option('--batch <n>', 'images per step', count, 8)
   .option('--size <HxW>', 'image size', '128x96')
-  .option('--lr <lr>', 'learning rate', Number, 1e-3)
+  .option('--lr <lr>', 'learning rate', lrOption, 1e-3)
   .option('--optimizer <name>', 'adamw, or sgd (stages 2-6 at 4x lr)', 'adamw')
   .option('--seed <n>', 'seed', int, 0)
-  .option('--eval-examples <n>', 'held-out images for PCK', int, 50)
+  .option('--eval-examples <n>', 'held-out images for PCK', count, 50)
   .option('--resume <dir>', 'resume from a checkpoint')
   .option('--data <folder>', 'a COCO keypoints folder (annotations/person_keypoints_<split>.json, <split>/ images) instead of synthetic people')
   .option('--split <name>', 'COCO training split', 'train2017')
@@ -186,7 +188,7 @@ program
   .requiredOption('--image <png>', 'input image')
   .option('--ckpt <dir|file>', 'OpenPose checkpoint folder, or pytorch-openpose\'s official body_pose_model.pth (full-size COCO-18 model)', 'shipped:openpose-small')
   .option('--out <dir>', 'output folder', 'runs/pose')
-  .option('--scales <list>', 'person height per scale, as fractions of the image height', (v: string) => v.split(',').map(Number), [1])
+  .option('--scales <list>', 'person height per scale, as fractions of the image height', listOption(numberOption({ above: 0 })), [1])
   .action(async (o) => {
     await pose({ image: o.image, ckpt: o.ckpt, out: o.out, scales: o.scales });
   });
@@ -195,19 +197,19 @@ program
   .command('train-schp')
   .description('train the small SCHP human parser on synthetic people with self-correction (optionally on noisy labels); reports mIoU on held-out ones')
   .option('--out <dir>', 'output folder', 'runs/schp')
-  .option('--steps <n>', 'training steps', int, 2000)
-  .option('--batch <n>', 'images per step (at least 2)', int, 8)
+  .option('--steps <n>', 'training steps', count, 2000)
+  .option('--batch <n>', 'images per step (at least 2)', count, 8)
   .option('--size <HxW>', 'image size', '128x96')
   .option('--config <name>', `network: ${SCHP_TRAINABLE.join(' or ')} (small without the stem pool: output stride 2)`, 'small')
   .option('--cycles <n>', 'self-correction rounds; the last one ends the run (0: none)', int, 3)
-  .option('--cycle-steps <n>', 'steps per self-correction cycle (default steps / 10)', int)
-  .option('--lr <lr>', 'peak learning rate (default 7e-3 for sgd, 2e-3 for adamw)', Number)
+  .option('--cycle-steps <n>', 'steps per self-correction cycle (default steps / 10)', count)
+  .option('--lr <lr>', 'peak learning rate (default 7e-3 for sgd, 2e-3 for adamw)', lrOption)
   .option('--optimizer <name>', 'sgd (momentum 0.9, as the paper) or adamw', 'adamw')
-  .option('--label-noise <p>', 'label noise on the training labels, 0..1', Number, 0)
-  .option('--bn-batches <n>', 'batches of training images per BN re-estimation', int, 8)
-  .option('--eval-examples <n>', 'held-out images for mIoU', int, 50)
+  .option('--label-noise <p>', 'label noise on the training labels, 0..1', numberOption({ min: 0, max: 1 }), 0)
+  .option('--bn-batches <n>', 'batches of training images per BN re-estimation', count, 8)
+  .option('--eval-examples <n>', 'held-out images for mIoU', count, 50)
   .option('--eval-every <n>', 'held-out mIoU every n steps, in metrics.json as curve (0: at the end only)', int, 0)
-  .option('--save-every <n>', 'checkpoint interval (also after every self-correction round)', int, 200)
+  .option('--save-every <n>', 'checkpoint interval (also after every self-correction round)', count, 200)
   .option('--seed <n>', 'seed', int, 0)
   .option('--resume <dir>', 'resume from a checkpoint')
   .action(async (o) => {
@@ -239,13 +241,13 @@ program
   .command('train-densepose')
   .description('train a DensePose-style dense-correspondence network on synthetic people; reports part mIoU and UV error on held-out ones')
   .option('--out <dir>', 'output folder', 'runs/densepose')
-  .option('--steps <n>', 'training steps', int, 2000)
-  .option('--batch <n>', 'images per step (at least 2)', int, 8)
+  .option('--steps <n>', 'training steps', count, 2000)
+  .option('--batch <n>', 'images per step (at least 2)', count, 8)
   .option('--size <HxW>', 'image size', '128x96')
-  .option('--lr <lr>', 'peak AdamW learning rate (warm-up, then cosine to lr/100)', Number, 2e-3)
+  .option('--lr <lr>', 'peak AdamW learning rate (warm-up, then cosine to lr/100)', lrOption, 2e-3)
   .option('--config <name>', 'network: small or resnet50', 'small')
-  .option('--eval-examples <n>', 'held-out images for mIoU and UV error', int, 50)
-  .option('--save-every <n>', 'checkpoint interval', int, 200)
+  .option('--eval-examples <n>', 'held-out images for mIoU and UV error', count, 50)
+  .option('--save-every <n>', 'checkpoint interval', count, 200)
   .option('--seed <n>', 'seed', int, 0)
   .option('--resume <dir>', 'resume from a checkpoint')
   .action(async (o) => {
@@ -288,8 +290,8 @@ program
   .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
   .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official virtual_tryon.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_TRYON)
   .option('--out <png>', 'output image (a folder in batch mode)', 'runs/tryon.png')
-  .option('--steps <n>', 'sampling steps', int, 30)
-  .option('--guidance <s>', 'classifier-free guidance scale', Number, 2.5)
+  .option('--steps <n>', 'sampling steps', count, 30)
+  .option('--guidance <s>', 'classifier-free guidance scale', weight, 2.5)
   .option('--seed <n>', 'seed', int, 0)
   .action(async (o) => {
     if (isPhotoRun(o.person, [o.mask, o.densepose])) {
@@ -314,8 +316,8 @@ program
   .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
   .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official pose_transfer.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_POSE)
   .option('--out <png>', 'output image (a folder in batch mode)', 'runs/pose-transfer.png')
-  .option('--steps <n>', 'sampling steps', int, 30)
-  .option('--guidance <s>', 'classifier-free guidance scale', Number, 2.5)
+  .option('--steps <n>', 'sampling steps', count, 30)
+  .option('--guidance <s>', 'classifier-free guidance scale', weight, 2.5)
   .option('--seed <n>', 'seed', int, 0)
   .action(async (o) => {
     if (isPhotoRun(o.targetPose, [o.densepose])) {
@@ -334,14 +336,20 @@ program
   .description('metrics of a checkpoint on held-out synthetic examples (L1, PSNR, SSIM, flow end-point error)')
   .option('--task <task>', 'tryon or pose', 'tryon')
   .option('--ckpt <dir>', 'Leffa checkpoint')
-  .option('--examples <n>', 'held-out examples', int, 12)
-  .option('--seeds <list>', 'noise seeds to average over (comma-separated)', '0,1,2')
-  .option('--steps <n>', 'sampling steps', int, 20)
+  .option('--examples <n>', 'held-out examples', count, 12)
+  .option('--seeds <list>', 'noise seeds to average over (comma-separated)', seeds, [0, 1, 2])
+  .option('--steps <n>', 'sampling steps', count, 20)
   .option('--out <dir>', 'write metrics.json and samples.png (every seed) here')
   .action(async (o) => {
-    const seeds = String(o.seeds).split(',').map((v) => int(v.trim()));
     if (o.examples < 1) throw new Error(`--examples must be at least 1, got ${o.examples}`);
-    await evaluate({ task: o.task, ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON), examples: o.examples, seeds, out: o.out, steps: o.steps });
+    await evaluate({ task: o.task, ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON), examples: o.examples, seeds: o.seeds, out: o.out, steps: o.steps });
+  });
+
+program
+  .option('--max-pixels <n>', `largest image (width x height) any command decodes; bigger ones are refused from their header (default ${DEFAULT_MAX_PIXELS})`, intOption(1))
+  .hook('preAction', () => {
+    const { maxPixels } = program.opts<{ maxPixels?: number }>();
+    if (maxPixels !== undefined) setDefaultMaxPixels(maxPixels);
   });
 
 program.parseAsync().catch((e: Error) => {

@@ -11,6 +11,7 @@ import { lineChart } from '../io/plot.js';
 import { writePng } from '../io/png.js';
 import { loadDensePose } from '../pipeline/load-models.js';
 import { Progress } from './progress.js';
+import { RunGuard, withRunLock } from './run-guard.js';
 
 /** Seeds of the held-out people (never drawn for training). */
 const HELD_OUT = 700_000_000;
@@ -41,6 +42,11 @@ const fmt = (m: DensePoseMetrics) =>
  * predicted IUV render), truth.png and predicted.png (rows: parula, raw I, IUV) and loss.png.
  */
 export async function trainDensePose(args: TrainDensePoseArgs): Promise<void> {
+  await withRunLock(args.out, 'train-densepose', () => trainDensePoseLocked(args));
+}
+
+/** trainDensePose holding the lock of `out`; a non-finite loss stops the run, keeping the last good checkpoint (see run-guard.ts). */
+async function trainDensePoseLocked(args: TrainDensePoseArgs): Promise<void> {
   await T.init();
   if (args.batch < 2) throw new Error(`train-densepose: --batch must be at least 2 (batch norm in training), got ${args.batch}`);
   if (args.steps < 1) throw new Error('train-densepose: --steps must be at least 1');
@@ -57,7 +63,8 @@ export async function trainDensePose(args: TrainDensePoseArgs): Promise<void> {
     console.log(`resumed at step ${trainer.stepCount}`);
   }
   const ckpt = `${args.out}/checkpoint`;
-  const save = () => trainer.save(ckpt, { history, size: [args.height, args.width] });
+  const guard = new RunGuard('train-densepose', args.resume ? { step: trainer.stepCount, where: args.resume } : undefined);
+  const save = () => guard.save(trainer.stepCount, ckpt, () => trainer.save(ckpt, { history, size: [args.height, args.width] }));
   const base = args.seed * 7919;
   const logEvery = Math.max(1, Math.min(10, Math.floor(args.steps / 10)));
   const progress = new Progress('train-densepose', args.steps, ['loss', 'I', 'UV'], trainer.stepCount);
@@ -69,6 +76,7 @@ export async function trainDensePose(args: TrainDensePoseArgs): Promise<void> {
     const losses = trainer.step(Array.from({ length: args.batch }, (_, i) => syntheticDensePoseExample(first + i, args.height, args.width)));
     if (trainer.stepCount % logEvery === 0 || trainer.stepCount === args.steps) {
       const [total, part, uv] = await losses.data();
+      guard.check(trainer.stepCount, { total: total!, part: part!, uv: uv! });
       history.push({ step: trainer.stepCount, total: total!, part: part!, uv: uv!, lr });
       progress.update(trainer.stepCount, { loss: total!, I: part!, UV: uv! });
     }

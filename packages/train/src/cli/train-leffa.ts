@@ -12,6 +12,7 @@ import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/tr
 import { resolveCheckpoint } from '../assets.js';
 import { type FolderDataset, openDataset } from '../data/datasets/index.js';
 import { Progress } from './progress.js';
+import { RunGuard, withRunLock } from './run-guard.js';
 
 export interface TrainLeffaArgs {
   task: LeffaTask;
@@ -50,9 +51,14 @@ export interface TrainLeffaArgs {
 /**
  * Trains the tiny Leffa model (both UNets; VAE frozen) on synthetic try-on or pose-transfer data. Writes
  * checkpoints, sample grids (person, reference, agnostic, generated, reference warped by the attention flow),
- * the loss curve and metrics.json under `out`.
+ * the loss curve and metrics.json under `out` (whose lock it holds: see run-guard.ts). A run whose loss or
+ * weights turn non-finite stops with an error naming the step; the last good checkpoint stays.
  */
 export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
+  await withRunLock(args.out, 'train', () => trainLeffaLocked(args));
+}
+
+async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
   const config = LEFFA_CONFIGS[args.config ?? 'tiny'];
@@ -78,7 +84,7 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
     },
     model,
   );
-  if (args.resume) await trainer.load(args.resume);
+  const resumed = args.resume ? await trainer.load(args.resume) : null;
   const example = args.examples ?? ((seed: number) => syntheticExample(args.task, seed, args.height, args.width));
 
   const pool = Array.from({ length: args.pool }, (_, i) => example(i));
@@ -98,12 +104,17 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
   };
 
   const held = Array.from({ length: args.evalExamples }, (_, i) => (args.heldOut ? args.heldOut(i) : example(HELD_OUT_SEED + i)));
-  const history: { step: number; total: number; diffusion: number; leffa: number; flow?: number }[] = [];
+  type Entry = { step: number; total: number; diffusion: number; leffa: number; flow?: number };
+  // A resumed run continues the curve it was saved with, so metrics.json covers the whole run.
+  const history: Entry[] = Array.isArray(resumed?.history) ? [...(resumed.history as Entry[])] : [];
+  const guard = new RunGuard('train', resumed ? { step: trainer.stepCount, where: args.resume! } : undefined);
+  const ckpt = `${args.out}/checkpoint`;
+  const save = () => guard.save(trainer.stepCount, ckpt, () => trainer.save(ckpt, { history, task: args.task, size: [args.height, args.width] }));
   const supervised = (args.flowSupervision ?? 0) > 0;
   const progress = new Progress(`train ${args.task}`, args.steps, ['loss', 'diff', 'leffa', ...(supervised ? ['flow'] : [])], trainer.stepCount);
 
   const writeOutputs = async (final: boolean) => {
-    await trainer.save(`${args.out}/checkpoint`, { history, task: args.task, size: [args.height, args.width] });
+    await save();
     await writePng(`${args.out}/loss.png`, lineChart([
       { values: history.map((h) => h.diffusion), color: [40, 90, 200] },
       { values: history.map((h) => h.total), color: [200, 40, 40] },
@@ -129,12 +140,13 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
     });
     if (trainer.stepCount % 10 === 0 || trainer.stepCount === args.steps) {
       const [total, diffusion, leffa, flow] = await Promise.all([losses.total.item(), losses.diffusion.item(), losses.leffa.item(), losses.flow.item()]);
+      guard.check(trainer.stepCount, { total, diffusion, leffa, ...(supervised ? { flow } : {}) });
       history.push({ step: trainer.stepCount, total, diffusion, leffa, ...(supervised ? { flow } : {}) });
       progress.update(trainer.stepCount, { loss: total, diff: diffusion, leffa, ...(supervised ? { flow } : {}) });
     }
     T.dispose(losses);
     await T.throttle();
-    if (trainer.stepCount % args.saveEvery === 0 && trainer.stepCount < args.steps) await trainer.save(`${args.out}/checkpoint`, { history, task: args.task, size: [args.height, args.width] });
+    if (trainer.stepCount % args.saveEvery === 0 && trainer.stepCount < args.steps) await save();
     if (args.sampleEvery > 0 && trainer.stepCount % args.sampleEvery === 0 && trainer.stepCount < args.steps) await writeOutputs(false);
   }
   progress.stop();

@@ -10,6 +10,7 @@ import { OpenPoseTrainer, pck, syntheticPoseExample } from '../openpose/trainer.
 import { loadOpenPose } from '../pipeline/load-models.js';
 import { CocoKeypointsDataset } from '../data/datasets/coco-keypoints.js';
 import { Progress } from './progress.js';
+import { RunGuard, withRunLock } from './run-guard.js';
 
 const HELD_OUT = 800_000_000;
 
@@ -30,28 +31,45 @@ export interface TrainOpenPoseArgs {
   valSplit?: string;
 }
 
-/** Trains the small OpenPose model on synthetic people; writes a checkpoint, PCK@0.2 and sample skeletons. */
+/**
+ * Trains the small OpenPose model on synthetic people; writes a checkpoint, PCK@0.2 and sample skeletons (holding
+ * the lock of `out`; a non-finite loss stops the run, keeping the last good checkpoint: see run-guard.ts).
+ */
 export async function trainOpenPose(args: TrainOpenPoseArgs): Promise<void> {
+  await withRunLock(args.out, 'train-openpose', () => trainOpenPoseLocked(args));
+}
+
+async function trainOpenPoseLocked(args: TrainOpenPoseArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
   const trainer = new OpenPoseTrainer({ seed: args.seed, lr: args.lr, optimizer: args.optimizer });
+  type Saved = { step: number; rng: number; history?: unknown } | null;
+  let resumed: Saved = null;
   if (args.resume) {
-    const extra = (await T.loadCheckpoint(args.resume, { model: trainer.model, optimizer: trainer.optimizer })) as { step: number; rng: number };
-    trainer.stepCount = extra.step;
-    trainer.rng.setState(extra.rng);
+    resumed = (await T.loadCheckpoint(args.resume, { model: trainer.model, optimizer: trainer.optimizer })) as Saved;
+    if (!Number.isInteger(resumed?.step)) throw new Error(`train-openpose: '${args.resume}' holds no training step (state.json extra.step); is it a training checkpoint?`);
+    trainer.stepCount = resumed!.step;
+    trainer.rng.setState(resumed!.rng);
   }
   const coco = args.data ? new CocoKeypointsDataset(args.data, args.split ?? 'train2017', { height: args.height, width: args.width }) : null;
   const example = (i: number) => (coco ? coco.example(i) : syntheticPoseExample(i, args.height, args.width));
   if (coco) console.log(`train-openpose: ${coco.length} people from ${args.data} (${args.split ?? 'train2017'})`);
-  const history: number[] = [];
+  // A resumed run continues the curve it was saved with.
+  const history: number[] = Array.isArray(resumed?.history) ? [...(resumed.history as number[])] : [];
+  const guard = new RunGuard('train-openpose', resumed ? { step: trainer.stepCount, where: args.resume! } : undefined);
   const progress = new Progress('train-openpose', args.steps, ['loss'], trainer.stepCount);
   let seed = args.seed * 7919 + trainer.stepCount * args.batch;
-  const save = () => T.saveCheckpoint(`${args.out}/checkpoint`, { model: trainer.model, optimizer: trainer.optimizer, extra: { kind: 'openpose', step: trainer.stepCount, rng: trainer.rng.getState(), history, config: OPENPOSE_SMALL } });
+  const ckpt = `${args.out}/checkpoint`;
+  const save = () =>
+    guard.save(trainer.stepCount, ckpt, () =>
+      T.saveCheckpoint(ckpt, { model: trainer.model, optimizer: trainer.optimizer, extra: { kind: 'openpose', step: trainer.stepCount, rng: trainer.rng.getState(), history, config: OPENPOSE_SMALL }, requireFinite: true }),
+    );
   while (trainer.stepCount < args.steps) {
     const batch = Array.from({ length: args.batch }, () => example(seed++));
     const loss = trainer.step(batch);
     if (trainer.stepCount % 10 === 0) {
       const v = await loss.item();
+      guard.check(trainer.stepCount, { loss: v });
       history.push(v);
       progress.update(trainer.stepCount, { loss: v });
     }

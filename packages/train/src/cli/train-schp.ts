@@ -9,6 +9,7 @@ import { type ParsingMetrics, evaluateParsing } from '../schp/metrics.js';
 import { type ParsingExample, SchpTrainer, syntheticParsingExample } from '../schp/trainer.js';
 import { loadSchp } from '../pipeline/load-models.js';
 import { Progress } from './progress.js';
+import { RunGuard, withRunLock } from './run-guard.js';
 
 /** Seeds of the held-out people (never drawn for training). */
 const HELD_OUT = 900_000_000;
@@ -64,6 +65,11 @@ const fmt = (m: ParsingMetrics) => `mIoU ${m.meanIoU.toFixed(3)} (all-20 ${m.mea
  * samples.png (rows: image, truth, prediction) and loss.png.
  */
 export async function trainSchp(args: TrainSchpArgs): Promise<void> {
+  await withRunLock(args.out, 'train-schp', () => trainSchpLocked(args));
+}
+
+/** trainSchp holding the lock of `out`; a non-finite loss stops the run, keeping the last good checkpoint (see run-guard.ts). */
+async function trainSchpLocked(args: TrainSchpArgs): Promise<void> {
   await T.init();
   if (args.batch < 2) throw new Error(`train-schp: --batch must be at least 2 (batch norm in training), got ${args.batch}`);
   if (!(args.labelNoise >= 0 && args.labelNoise <= 1)) throw new Error(`train-schp: --label-noise must be in [0, 1], got ${args.labelNoise}`);
@@ -87,7 +93,8 @@ export async function trainSchp(args: TrainSchpArgs): Promise<void> {
     console.log(`resumed at step ${trainer.stepCount} (${trainer.rounds} self-correction rounds done)`);
   }
   const ckpt = `${args.out}/checkpoint`;
-  const save = () => trainer.save(ckpt, { history, curve, size: [args.height, args.width], labelNoise: args.labelNoise });
+  const guard = new RunGuard('train-schp', args.resume ? { step: trainer.stepCount, where: args.resume } : undefined);
+  const save = () => guard.save(trainer.stepCount, ckpt, () => trainer.save(ckpt, { history, curve, size: [args.height, args.width], labelNoise: args.labelNoise }));
   const held: ParsingExample[] = Array.from({ length: args.evalExamples }, (_, i) => syntheticParsingExample(HELD_OUT + i, args.height, args.width));
   const example = (seed: number) => syntheticParsingExample(seed, args.height, args.width, args.labelNoise);
   const base = args.seed * 7919;
@@ -106,6 +113,7 @@ export async function trainSchp(args: TrainSchpArgs): Promise<void> {
     const losses = trainer.step(Array.from({ length: args.batch }, (_, i) => example(first + i)));
     if (trainer.stepCount % logEvery === 0 || trainer.stepCount === args.steps) {
       const [total, parsing, edge, consistency] = await losses.data();
+      guard.check(trainer.stepCount, { total: total!, parsing: parsing!, edge: edge!, consistency: consistency! });
       history.push({ step: trainer.stepCount, total: total!, parsing: parsing!, edge: edge!, consistency: consistency!, lr });
       progress.update(trainer.stepCount, { loss: total!, parse: parsing!, edge: edge!, cons: consistency!, round: trainer.rounds });
     }

@@ -9,6 +9,7 @@ import { writePng } from '../io/png.js';
 import { imagesToNCHW } from '../leffa/batch.js';
 import { VaeTrainer } from '../leffa/vae-trainer.js';
 import { Progress } from './progress.js';
+import { RunGuard, withRunLock } from './run-guard.js';
 
 export interface TrainVaeArgs {
   out: string;
@@ -33,18 +34,25 @@ function crop(img: Uint8Array, width: number, y0: number, x0: number, h: number,
 
 /**
  * Trains the tiny VAE on synthetic people and flat garments (the two kinds of image Leffa encodes).
- * Writes checkpoints, reconstructions and a loss curve under `out`.
+ * Writes checkpoints, reconstructions and a loss curve under `out` (holding its lock; a non-finite loss stops
+ * the run, keeping the last good checkpoint: see run-guard.ts).
  */
 export async function trainVae(args: TrainVaeArgs): Promise<void> {
+  await withRunLock(args.out, 'train-vae', () => trainVaeLocked(args));
+}
+
+async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
   const trainer = new VaeTrainer({ config: LEFFA_CONFIGS.tiny.vae, seed: args.seed, lr: args.lr });
-  if (args.resume) await trainer.load(args.resume);
+  const resumed = args.resume ? await trainer.load(args.resume) : null;
   const images = (seed: number) => {
     const s = generateSample({ seed, height: args.height, width: args.width });
     return [s.person.image, s.garment];
   };
-  const history: number[] = [];
+  // A resumed run continues the curve it was saved with.
+  const history: number[] = Array.isArray(resumed?.history) ? [...(resumed.history as number[])] : [];
+  const guard = new RunGuard('train-vae', resumed ? { step: trainer.stepCount, where: args.resume! } : undefined);
   const progress = new Progress('train-vae', args.steps, ['loss', 'kl'], trainer.stepCount);
   let seed = args.seed * 1_000_003 + trainer.stepCount * args.batch;
   const [ch, cw] = args.crop ?? [args.height, args.width];
@@ -55,13 +63,14 @@ export async function trainVae(args: TrainVaeArgs): Promise<void> {
     const losses = trainer.step(batch, ch, cw);
     if (trainer.stepCount % 10 === 0 || trainer.stepCount === args.steps) {
       const [loss, kl] = await Promise.all([losses.reconstruction.item(), losses.kl.item()]);
+      guard.check(trainer.stepCount, { reconstruction: loss, kl });
       history.push(loss);
       progress.update(trainer.stepCount, { loss, kl });
     }
     T.dispose(losses);
     await T.throttle();
     if (trainer.stepCount % args.saveEvery === 0 || trainer.stepCount === args.steps) {
-      await trainer.save(`${args.out}/checkpoint`, { history });
+      await guard.save(trainer.stepCount, `${args.out}/checkpoint`, () => trainer.save(`${args.out}/checkpoint`, { history }));
       await writePng(`${args.out}/loss.png`, lineChart([{ values: history, color: [200, 40, 40] }]));
     }
   }

@@ -183,6 +183,7 @@ export class DensePoseTrainer {
       model: this.model,
       optimizer: this.optimizer,
       extra: { ...extra, kind: 'densepose', step: this.stepCount, rng: this.rng.getState(), generator: T.defaultGenerator.getState(), config: this.config, options: this.options },
+      requireFinite: true,
     });
   }
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { crc32, deflateSync } from 'node:zlib';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { checkDeclaredSize, getDefaultMaxPixels } from './image-limits.js';
 import { type RgbImage, decodePng } from './png.js';
 
 const isPng = (b: Uint8Array) => b.length > 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
@@ -13,15 +14,28 @@ export interface DecodeOptions {
    * them). Off by default: dataset files are annotated on the stored pixels, as PIL reads them.
    */
   exifOrientation?: boolean;
+  /**
+   * Most pixels an image may declare (default `DEFAULT_MAX_PIXELS`, 50 megapixels, or what `setDefaultMaxPixels`
+   * set): a larger declaration is refused from the header, before decoding (decompression bombs).
+   */
+  maxPixels?: number;
 }
 
 /** Decodes PNG or JPEG bytes (told apart by their signature, not the file name) to RGB. */
 export function decodeImage(bytes: Uint8Array, source = 'image', options: DecodeOptions = {}): RgbImage {
-  if (isPng(bytes)) return decodePng(bytes, source);
+  const maxPixels = options.maxPixels ?? getDefaultMaxPixels();
+  if (isPng(bytes)) return decodePng(bytes, source, maxPixels);
   if (isJpeg(bytes)) {
+    checkDeclaredSize(bytes, source, maxPixels);
     let img: { width: number; height: number; data: Uint8Array };
     try {
-      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 2048 });
+      // jpeg-js's own limits as a second guard (a frame header after the first one, progressive scans).
+      img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: false,
+        maxResolutionInMP: maxPixels / 1e6,
+        maxMemoryUsageInMB: Math.max(512, Math.ceil((maxPixels * 16) / 2 ** 20)),
+      });
     } catch (e) {
       throw new Error(`${source}: not a readable JPEG (${(e as Error).message})`);
     }
@@ -135,8 +149,9 @@ export interface LabelMap {
  * Reads a label map stored as PNG: a palette image yields its palette indices (the usual LIP/CIHP parsing
  * files), a grey or RGB image its first channel (grey-level label files).
  */
-export function decodeLabelPng(bytes: Uint8Array, source = 'labels'): LabelMap {
+export function decodeLabelPng(bytes: Uint8Array, source = 'labels', options: { maxPixels?: number } = {}): LabelMap {
   if (!isPng(bytes)) throw new Error(`${source}: label maps must be PNG (lossless); got another format`);
+  checkDeclaredSize(bytes, source, options.maxPixels);
   let png: { width: number; height: number; data: Uint8Array; palette?: number[][] | boolean; colorType?: number };
   try {
     png = PNG.sync.read(Buffer.from(bytes)) as unknown as typeof png;

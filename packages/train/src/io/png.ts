@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { PNG } from 'pngjs';
 import { writeFileAtomic } from '@leffa-webgpu/core';
+import { checkDeclaredSize } from './image-limits.js';
 
 /** An 8-bit RGB image, row-major HWC. */
 export interface RgbImage {
@@ -24,8 +25,12 @@ export function encodePng(image: RgbImage): Uint8Array {
   return new Uint8Array(PNG.sync.write(png));
 }
 
-/** Decodes a PNG to RGB (alpha composited on white). */
-export function decodePng(bytes: Uint8Array, source = 'png'): RgbImage {
+/**
+ * Decodes a PNG to RGB (alpha composited on white). Refuses, before decoding, an image whose header declares
+ * more than `maxPixels` (default: see image-limits.ts, 50 megapixels).
+ */
+export function decodePng(bytes: Uint8Array, source = 'png', maxPixels?: number): RgbImage {
+  checkDeclaredSize(bytes, source, maxPixels);
   let png: PNG;
   try {
     png = PNG.sync.read(Buffer.from(bytes));

@@ -166,14 +166,16 @@ export class LeffaTrainer {
       optimizer: this.optimizer,
       ema: this.ema,
       extra: { ...extra, step: this.stepCount, generator: this.generator.getState(), rng: this.rng.getState(), options: this.options },
+      requireFinite: true,
     });
   }
 
   async load(dir: string): Promise<Record<string, unknown>> {
-    const extra = (await T.loadCheckpoint(dir, { model: this.model, optimizer: this.optimizer, ema: this.ema })) as Record<string, unknown>;
-    this.stepCount = extra.step as number;
-    this.generator.setState(extra.generator as { seed: number; offset: number });
-    this.rng.setState(extra.rng as number);
-    return extra;
+    const extra = (await T.loadCheckpoint(dir, { model: this.model, optimizer: this.optimizer, ema: this.ema })) as Record<string, unknown> | null;
+    if (!Number.isInteger(extra?.step)) throw new Error(`LeffaTrainer.load: '${dir}' holds no training step (state.json extra.step); is it a training checkpoint?`);
+    this.stepCount = extra!.step as number;
+    this.generator.setState(extra!.generator as { seed: number; offset: number });
+    this.rng.setState(extra!.rng as number);
+    return extra!;
   }
 }

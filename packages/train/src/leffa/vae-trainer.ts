@@ -60,13 +60,15 @@ export class VaeTrainer {
       model: this.vae,
       optimizer: this.optimizer,
       extra: { ...extra, step: this.stepCount, generator: this.generator.getState(), config: this.options.config },
+      requireFinite: true,
     });
   }
 
   async load(dir: string): Promise<Record<string, unknown>> {
-    const extra = (await T.loadCheckpoint(dir, { model: this.vae, optimizer: this.optimizer })) as Record<string, unknown>;
-    this.stepCount = extra.step as number;
-    this.generator.setState(extra.generator as { seed: number; offset: number });
-    return extra;
+    const extra = (await T.loadCheckpoint(dir, { model: this.vae, optimizer: this.optimizer })) as Record<string, unknown> | null;
+    if (!Number.isInteger(extra?.step)) throw new Error(`VaeTrainer.load: '${dir}' holds no training step (state.json extra.step); is it a training checkpoint?`);
+    this.stepCount = extra!.step as number;
+    this.generator.setState(extra!.generator as { seed: number; offset: number });
+    return extra!;
   }
 }

@@ -321,6 +321,7 @@ export class SchpTrainer {
         config: this.config,
         options: this.options,
       },
+      requireFinite: true,
     });
   }
 
