@@ -46,6 +46,33 @@ describe('nn', () => {
     expect(loose.missing).toEqual(['layers.0.bias']);
   });
 
+  it('withoutInit defers weight buffers until first use; loading hands them the loaded storage', async () => {
+    const before = T.memoryStats().liveBytes;
+    // 4M + 16M floats of weights: neither is allocated by the build, nor by a shape check.
+    const big = T.nn.withoutInit(() => new ModuleList([new Linear(2048, 2048), new T.nn.Conv2d(1024, 1024, 4)]));
+    expect(big.stateDict().get('0.weight')!.shape).toEqual([2048, 2048]);
+    expect(big.checkStateDict(new Map([['0.weight', [2048, 2048]], ['0.bias', [2048]], ['1.weight', [1024, 1024, 4, 4]], ['1.bias', [1024]]])))
+      .toEqual({ missing: [], unexpected: [], mismatched: [] });
+    expect(T.memoryStats().liveBytes - before).toBe(0);
+    big.dispose();
+    expect(T.memoryStats().liveBytes).toBe(before);
+
+    // A loaded parameter takes the given storage (no second buffer); an unloaded one is allocated when used.
+    const m = T.nn.withoutInit(() => new Linear(3, 2));
+    const w = T.tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+    const loaded = T.memoryStats().liveBytes;
+    m.loadStateDict({ weight: w }, { strict: false });
+    expect(T.memoryStats().liveBytes).toBe(loaded);
+    expect(Array.from(await m.weight.data())).toEqual([1, 2, 3, 4, 5, 6]);
+    m.bias!.assign(T.tensor([0.5, -0.5]));
+    expect(Array.from(await m.forward(T.tensor([1, 0, 1], [1, 3])).data())).toEqual([4.5, 9.5]);
+    const fresh = T.nn.withoutInit(() => new Linear(3, 2));
+    const y = fresh.forward(T.ones([1, 3])); // runs on the (undefined) contents: buffers are taken on use
+    expect(y.shape).toEqual([1, 2]);
+    expect(T.memoryStats().liveBytes).toBeGreaterThan(loaded);
+    T.dispose([m.weight, m.bias!, fresh.weight, fresh.bias!, y]);
+  });
+
   it('trains a Sequential and switches dropout off in eval', async () => {
     const net = new Sequential(new Linear(2, 16, { generator: new T.Generator(1) }), new Identity(), new Dropout(0.5, new T.Generator(2)));
     const x = T.ones([8, 2]);

@@ -1,8 +1,10 @@
+import { activeDevice } from '../device/device.js';
 import { mul } from '../ops/elementwise.js';
 import { linear } from '../ops/matmul.js';
-import { emptyTensor } from '../ops/launch.js';
 import { type Generator, bernoulli, rand } from '../ops/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { sizeOf } from '../tensor/shape.js';
+import { Storage } from '../tensor/storage.js';
+import { BYTES_PER_ELEMENT, Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
 
 /** A module mapping one tensor to one tensor (what Sequential chains). */
@@ -13,8 +15,11 @@ export interface TensorModule extends Module {
 let skipInit = false;
 
 /**
- * Builds modules without drawing their initial weights (parameters are allocated, contents undefined):
- * for models whose weights are about to be loaded, like PyTorch's skip_init / meta-device construction.
+ * Builds modules without drawing their initial weights, like PyTorch's skip_init / meta-device construction:
+ * for models whose weights are about to be loaded, or whose parameter names and shapes are all that is needed
+ * (`Module.checkStateDict` of a full-size model). Linear and convolution weights get no GPU buffer until first
+ * used (contents undefined until written; `loadStateDict` hands them the loaded storage instead), so building
+ * even a multi-billion-parameter model this way allocates only its small normalisation parameters.
  */
 export function withoutInit<M>(build: () => M): M {
   const previous = skipInit;
@@ -28,7 +33,7 @@ export function withoutInit<M>(build: () => M): M {
 
 /** Kaiming-uniform-like default init scale, as PyTorch's Linear/Conv use: U(-1/sqrt(fanIn), 1/sqrt(fanIn)). */
 export function uniformInit(shape: number[], fanIn: number, generator?: Generator): Tensor {
-  if (skipInit) return emptyTensor(shape, 'float32', 'init');
+  if (skipInit) return new Tensor(new Storage(activeDevice(), null, sizeOf(shape) * BYTES_PER_ELEMENT.float32), [...shape], 'float32');
   const bound = 1 / Math.sqrt(Math.max(fanIn, 1));
   return randUniform(shape, -bound, bound, generator);
 }
