@@ -1,9 +1,14 @@
 """Diffusion model parity: random weights under diffusers' key names, inputs and outputs of the VAE mid-block,
-a ResnetBlock2D (with gradients), a Leffa Transformer2DModel with reference concat, a tiny VAE and a tiny
-reference + generative UNet pair."""
+a ResnetBlock2D (with gradients), a Leffa Transformer2DModel with reference concat, a tiny VAE, a tiny
+reference + generative UNet pair, the same pair in SDXL's layout at test size, and the full key sets and shapes of
+the SD 1.5 UNet / VAE and of Leffa's SDXL model (pose_transfer.pth), built without weights."""
+from contextlib import contextmanager
+
 import torch
 
 from golden import write_safetensors
+from torch import nn
+
 from torch_diffusion import VAE, ResnetBlock2D, Transformer2DModel, UNet, VaeMid
 
 TINY_UNET = {"in": 12, "out": 4, "boc": [32, 64, 64], "layers": 1, "heads": 2, "groups": 8, "cross": 32,
@@ -121,10 +126,94 @@ def sd15_key_shapes():
     return json.dumps(shapes)
 
 
+# SDXL's layout at test size; must match SDXL_TINY_UNET (packages/models/src/diffusion/unet.ts): per-block heads
+# [1, 2, 4] (head widths 24 and 16) and transformer depths [1, 2, 3] (mid block 3, up blocks reversed), linear
+# projections, an add_embedding (40 -> 128 -> 128) that is loaded and never used.
+SDXL_TINY = {"in": 12, "out": 4, "boc": [32, 48, 64], "layers": 1, "heads": [1, 2, 4], "depth": [1, 2, 3], "linear": True,
+             "addition": 40, "groups": 8, "cross": 32,
+             "down": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+             "up": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"]}
+
+# stable-diffusion-xl-1.0-inpainting-0.1's UNet as Leffa builds it for pose_transfer.pth (generative conv_in: 12).
+SDXL = {"in": 12, "out": 4, "boc": [320, 640, 1280], "layers": 2, "heads": [5, 10, 20], "depth": [1, 2, 10], "linear": True,
+        "addition": 2816, "groups": 32, "cross": 2048,
+        "down": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "up": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"]}
+
+
+def build_sdxl_tiny(out_dir):
+    """The Leffa reference + generative UNet pair in SDXL's layout: reference features and both outputs."""
+    gen = torch.Generator().manual_seed(29)
+    unet_ref = UNet({**SDXL_TINY, "in": 4})
+    unet_gen = UNet(SDXL_TINY)
+    randomize(unet_ref, gen, 0.1)
+    randomize(unet_gen, gen, 0.1)
+    assert unet_gen.add_embedding.linear_1.weight.shape == (128, 40)
+    lat_ref = torch.randn(2, 4, 6, 5, generator=gen)
+    lat_gen = torch.randn(2, 12, 6, 5, generator=gen)
+    t = torch.tensor([10, 870])
+    with torch.no_grad():
+        ctx = {"mode": "collect", "features": [], "cursor": 0}
+        out_ref = unet_ref(lat_ref, t, ctx)
+        out_gen = unet_gen(lat_gen, t, {"mode": "consume", "features": ctx["features"], "cursor": 0})
+    # down 1: 1 x 2 blocks, down 2: 1 x 3, mid 3, up 0: 2 x 3, up 1: 2 x 2
+    assert len(ctx["features"]) == 2 + 3 + 3 + 6 + 4
+    tens = {"input/latent_ref": lat_ref, "input/latent_gen": lat_gen, "input/t": t, "output/ref": out_ref, "output/gen": out_gen}
+    tens.update({f"refweights/{k}": v for k, v in unet_ref.state_dict().items()})
+    for i, f in enumerate(ctx["features"]):
+        tens[f"output/feature{i}"] = f
+    return save(out_dir, "diffusion_unet_sdxl", unet_gen, tens, {"features": len(ctx["features"])})
+
+
+@contextmanager
+def on_meta_device():
+    """Builds modules on PyTorch's meta device (shapes, no storage): torch 1.13 has no `with torch.device(...)`, so
+    the constructors of the parameterised layers get device='meta'."""
+    classes = (nn.Linear, nn.Conv2d, nn.GroupNorm, nn.LayerNorm)
+    saved = {c: c.__init__ for c in classes}
+
+    def on_meta(init):
+        def init_meta(self, *args, **kwargs):
+            kwargs.setdefault("device", "meta")
+            init(self, *args, **kwargs)
+        return init_meta
+
+    for c in classes:
+        c.__init__ = on_meta(saved[c])
+    try:
+        yield
+    finally:
+        for c, init in saved.items():
+            c.__init__ = init
+
+
+def sdxl_leffa_key_shapes():
+    """Key -> shape of Leffa's SDXL model as its pose_transfer.pth state dict holds it: vae.* (SDXL's VAE has SD's
+    layout), unet_encoder.* (reference UNet, conv_in 4) and unet.* (generative UNet, conv_in 12), both with
+    add_embedding.*. About 5.2 billion parameters, so built on the meta device."""
+    import json
+
+    with on_meta_device():
+        leffa = nn.Module()
+        leffa.vae = VAE([128, 256, 512, 512], 2, 32)
+        leffa.unet_encoder = UNet({**SDXL, "in": 4})
+        leffa.unet = UNet(SDXL)
+    state = leffa.state_dict()
+    assert all(v.is_meta for v in state.values())
+    shapes = {k: list(v.shape) for k, v in state.items()}
+    counts = {p: sum(v.numel() for k, v in state.items() if k.startswith(p + ".")) for p in ("vae", "unet_encoder", "unet")}
+    return json.dumps({"shapes": shapes, "parameters": counts})
+
+
 def build(out_dir):
     results = build_blocks(out_dir)
     path = f"{out_dir}/diffusion_sd15_keys.json"
     with open(path, "w") as f:
         f.write(sd15_key_shapes())
     results.append((path, 2))
+    results.append(build_sdxl_tiny(out_dir))
+    path = f"{out_dir}/diffusion_sdxl_leffa_keys.json"
+    with open(path, "w") as f:
+        f.write(sdxl_leffa_key_shapes())
+    results.append((path, 3))
     return results

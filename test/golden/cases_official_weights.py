@@ -9,11 +9,12 @@ random values at small shapes (the architectures come from the transcriptions th
   LIP's 20 and ATR's 18 classes;
 - Leffa's virtual_tryon.pth / pose_transfer.pth: a plain LeffaModel state dict (vae.*, unet_encoder.*, unet.*),
   and the same tensors as .safetensors with the VAE attention under diffusers' legacy names
-  (query / key / value / proj_attn);
+  (query / key / value / proj_attn); and pose_transfer.pth's SDXL layout (per-block transformer depths and heads,
+  linear projections, add_embedding.* in both UNets) at small shapes;
 - one OpenPose file with a wrong shape and one SCHP file with a missing key.
 
 The small configs below must match the MICRO_* configs of packages/train/test/official-weights.test.ts.
-Everything together stays well under 1 MB."""
+Everything together stays under 1.5 MB (torch.save costs about 700 bytes per tensor; the SDXL file has 704)."""
 from collections import OrderedDict
 
 import torch
@@ -39,6 +40,13 @@ LEFFA_UNET = {"in": 12, "out": 4, "boc": [8, 8], "layers": 1, "heads": 1, "group
               "down": ["DownBlock2D", "DownBlock2D"], "up": ["UpBlock2D", "UpBlock2D"]}
 
 
+# pose_transfer.pth's SDXL layout: UNet { blockOutChannels: [8, 8], down [DownBlock2D, CrossAttnDownBlock2D], up
+# [CrossAttnUpBlock2D, UpBlock2D], layersPerBlock 1, attentionHeads [1, 2], transformerLayersPerBlock [1, 2],
+# useLinearProjection, addition { projectionInputDim: 12 }, crossAttentionDim 4, normNumGroups 4 }; the VAE as above.
+LEFFA_SDXL_UNET = {"in": 12, "out": 4, "boc": [8, 8], "layers": 1, "heads": [1, 2], "depth": [1, 2], "linear": True, "addition": 12,
+                   "groups": 4, "cross": 4, "down": ["DownBlock2D", "CrossAttnDownBlock2D"], "up": ["CrossAttnUpBlock2D", "UpBlock2D"]}
+
+
 def randomize(module, gen):
     """Distinct random values everywhere (variances positive), so a misrouted tensor cannot go unnoticed."""
     with torch.no_grad():
@@ -53,11 +61,11 @@ def randomize(module, gen):
 class Leffa(nn.Module):
     """Leffa's LeffaModel as far as its state dict goes: vae, unet_encoder (4 input channels), unet (12)."""
 
-    def __init__(self):
+    def __init__(self, unet=LEFFA_UNET):
         super().__init__()
         self.vae = VAE(*LEFFA_VAE)
-        self.unet_encoder = UNet({**LEFFA_UNET, "in": 4})
-        self.unet = UNet(LEFFA_UNET)
+        self.unet_encoder = UNet({**unet, "in": 4})
+        self.unet = UNet(unet)
 
 
 def legacy_vae_names(key):
@@ -105,4 +113,11 @@ def build(out_dir):
     assert sum(k != legacy_vae_names(k) for k in sd) == 16  # 2 mid blocks x 4 linears x (weight, bias)
     write_safetensors(f"{out_dir}/official_leffa.safetensors", legacy)
     written += ["official_leffa.pth", "official_leffa.safetensors"]
+
+    # pose_transfer.pth: the SDXL-based LeffaModel's state dict, add_embedding.* included.
+    sdxl = randomize(Leffa(LEFFA_SDXL_UNET), gen)
+    sd = sdxl.state_dict()
+    assert sd["unet.add_embedding.linear_1.weight"].shape == (32, 12) and sd["unet.down_blocks.1.attentions.0.proj_in.weight"].dim() == 2
+    torch.save(sd, f"{out_dir}/official_leffa_sdxl.pth")
+    written.append("official_leffa_sdxl.pth")
     return [(f"{out_dir}/official_*.pth|safetensors", len(written))]

@@ -19,6 +19,18 @@ def betas_for(schedule, start=0.00085, end=0.012):
     return torch.tensor([min(1 - alpha_bar((i + 1) / T_TRAIN) / alpha_bar(i / T_TRAIN), 0.999) for i in range(T_TRAIN)], dtype=torch.float32)
 
 
+def rescale_zero_terminal_snr(betas):
+    """diffusers' rescale_zero_terminal_snr (schedulers/scheduling_ddpm.py), float32 as diffusers runs it."""
+    alphas_bar_sqrt = torch.cumprod(1.0 - betas, dim=0).sqrt()
+    a0 = alphas_bar_sqrt[0].clone()
+    aT = alphas_bar_sqrt[-1].clone()
+    alphas_bar_sqrt -= aT
+    alphas_bar_sqrt *= a0 / (a0 - aT)
+    alphas_bar = alphas_bar_sqrt ** 2
+    alphas = torch.cat([alphas_bar[0:1], alphas_bar[1:] / alphas_bar[:-1]])
+    return 1 - alphas
+
+
 def timesteps_for(spacing, n, offset):
     if spacing == "leading":
         ratio = T_TRAIN // n
@@ -97,4 +109,27 @@ def build(out_dir):
     g.case("add_noise", "add_noise", [x0, noise],
            lambda a, z: ac[ts].sqrt().view(3, 1, 1, 1) * a + (1 - ac[ts]).sqrt().view(3, 1, 1, 1) * z,
            attrs={"timesteps": ts}, grad=[False, False])
+
+    # Zero terminal SNR (SDXL as Leffa uses it: rescale_betas_zero_snr=True on SD's scaled-linear betas): the
+    # schedule (whole, and its last 100 values on their own scale), then DDPM/DDIM steps with alphas_cumprod[999]
+    # = 0 as diffusers leaves it (v and x0 predictions at t = 999, epsilon below it, the final step to t < 0).
+    # Not DDIM with eta = 1 at t = 999: there 1 - a_prev - std^2 is 0 up to rounding and diffusers' float32 sqrt of
+    # it can be NaN; ours clamps it at 0 (a test in schedulers.test.ts covers that step).
+    zbetas = rescale_zero_terminal_snr(betas_for("scaled_linear"))
+    zac = torch.cumprod(1 - zbetas, 0)
+    assert zac[-1].item() == 0.0 and zbetas[-1].item() == 1.0
+    g.case("alphas_cumprod_zero_snr", "alphas_cumprod", [], lambda: zac, attrs={"betaSchedule": "scaled_linear", "betaStart": 0.00085, "betaEnd": 0.012, "zeroSnr": True})
+    g.case("alphas_cumprod_zero_snr_tail", "alphas_cumprod_tail", [], lambda: zac[-100:], attrs={"betaSchedule": "scaled_linear", "betaStart": 0.00085, "betaEnd": 0.012, "zeroSnr": True, "tail": 100})
+    for k, (t, n, pred) in enumerate([(999, 20, "v_prediction"), (999, 10, "sample"), (981, 50, "epsilon"), (1, 50, "epsilon")]):
+        inputs = [g.randn(*shape), g.randn(*shape), g.randn(*shape)]
+        g.case(f"ddpm_step_zero_snr_{k}", "ddpm_step", inputs, lambda o, s, z: ddpm_step(zac, n, o, t, s, z, pred),
+               attrs={"t": t, "steps": n, "prediction": pred, "clip": False, "zeroSnr": True}, grad=[False] * 3)
+    for k, (t, n, eta, pred) in enumerate([(999, 20, 0.5, "v_prediction"), (981, 50, 0.0, "epsilon"), (1, 50, 0.5, "epsilon")]):
+        inputs = [g.randn(*shape), g.randn(*shape), g.randn(*shape)]
+        g.case(f"ddim_step_zero_snr_{k}", "ddim_step", inputs, lambda o, s, z: ddim_step(zac, n, o, t, s, z, eta, pred),
+               attrs={"t": t, "steps": n, "eta": eta, "prediction": pred, "zeroSnr": True}, grad=[False] * 3)
+    x0, noise = g.randn(3, 4, 2, 3), g.randn(3, 4, 2, 3)
+    g.case("add_noise_zero_snr", "add_noise", [x0, noise],
+           lambda a, z: zac[ts].sqrt().view(3, 1, 1, 1) * a + (1 - zac[ts]).sqrt().view(3, 1, 1, 1) * z,
+           attrs={"timesteps": ts, "zeroSnr": True}, grad=[False, False])
     return [g.save(out_dir)]

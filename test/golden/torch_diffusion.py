@@ -116,18 +116,27 @@ class BasicTransformerBlock(nn.Module):
 
 
 class Transformer2DModel(nn.Module):
-    def __init__(self, channels, heads, cross, groups, layers=1):
+    """diffusers' Transformer2DModel: 1x1-conv projections on the map (SD 1.5) or, with linear=True
+    (use_linear_projection, SDXL), Linear projections on the tokens."""
+
+    def __init__(self, channels, heads, cross, groups, layers=1, linear=False):
         super().__init__()
+        self.linear = linear
         self.norm = nn.GroupNorm(groups, channels, 1e-6)
-        self.proj_in = nn.Conv2d(channels, channels, 1)
+        self.proj_in = nn.Linear(channels, channels) if linear else nn.Conv2d(channels, channels, 1)
         self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(channels, heads, channels // heads, cross) for _ in range(layers)])
-        self.proj_out = nn.Conv2d(channels, channels, 1)
+        self.proj_out = nn.Linear(channels, channels) if linear else nn.Conv2d(channels, channels, 1)
 
     def forward(self, x, ctx):
         b, c, h, w = x.shape
-        t = self.proj_in(self.norm(x)).permute(0, 2, 3, 1).reshape(b, h * w, c)
+        if self.linear:
+            t = self.proj_in(self.norm(x).permute(0, 2, 3, 1).reshape(b, h * w, c))
+        else:
+            t = self.proj_in(self.norm(x)).permute(0, 2, 3, 1).reshape(b, h * w, c)
         for blk in self.transformer_blocks:
             t = blk(t, ctx)
+        if self.linear:
+            return self.proj_out(t).reshape(b, h, w, c).permute(0, 3, 1, 2) + x
         return self.proj_out(t.reshape(b, h, w, c).permute(0, 3, 1, 2)) + x
 
 
@@ -143,18 +152,39 @@ class Sampler(nn.Module):
         return self.conv(F.interpolate(x, size=size, mode="nearest") if size else F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+def per_block(value, n):
+    """diffusers' int-or-list UNet settings (attention heads, transformer depth) as one entry per down block."""
+    out = [value] * n if isinstance(value, int) else list(value)
+    assert len(out) == n, (value, n)
+    return out
+
+
 class UNet(nn.Module):
+    """cfg: in, out, boc, layers, heads (int or per block), groups, cross, down, up; optional depth (transformer
+    layers, int or per block), linear (use_linear_projection) and addition (SDXL's add_embedding input width:
+    projection_class_embeddings_input_dim). Per-block lists go down i -> entry i, mid -> the last entry, up i -> the
+    reversed list's entry i, as diffusers' UNet2DConditionModel does. add_embedding is built and never used, as in
+    Leffa (addition_embed_type set to None after building)."""
+
     def __init__(self, cfg):
         super().__init__()
-        boc, L, heads, groups, cross = cfg["boc"], cfg["layers"], cfg["heads"], cfg["groups"], cfg["cross"]
+        boc, L, groups, cross = cfg["boc"], cfg["layers"], cfg["groups"], cfg["cross"]
+        heads = per_block(cfg["heads"], len(boc))
+        depth = per_block(cfg.get("depth", 1), len(boc))
+        linear = cfg.get("linear", False)
         temb = boc[0] * 4
         self.cfg = cfg
         self.conv_in = nn.Conv2d(cfg["in"], boc[0], 3, padding=1)
         self.time_embedding = nn.Module()
         self.time_embedding.linear_1 = nn.Linear(boc[0], temb)
         self.time_embedding.linear_2 = nn.Linear(temb, temb)
+        if cfg.get("addition"):
+            self.add_embedding = nn.Module()
+            self.add_embedding.linear_1 = nn.Linear(cfg["addition"], temb)
+            self.add_embedding.linear_2 = nn.Linear(temb, temb)
         res = lambda i, o: ResnetBlock2D(i, o, temb, groups, 1e-5)
-        tr = lambda c: Transformer2DModel(c, heads, cross, groups)
+        tr = lambda c, k: Transformer2DModel(c, heads[k], cross, groups, depth[k], linear)
+        last = len(boc) - 1
         self.down_blocks = nn.ModuleList()
         ch = boc[0]
         pushed = [boc[0]]
@@ -162,14 +192,14 @@ class UNet(nn.Module):
             blk = nn.Module()
             blk.resnets = nn.ModuleList([res(ch if j == 0 else boc[i], boc[i]) for j in range(L)])
             if typ.startswith("CrossAttn"):
-                blk.attentions = nn.ModuleList([tr(boc[i]) for _ in range(L)])
+                blk.attentions = nn.ModuleList([tr(boc[i], i) for _ in range(L)])
             if i < len(boc) - 1:
                 blk.downsamplers = nn.ModuleList([Sampler(boc[i], True)])
             self.down_blocks.append(blk)
             pushed += [boc[i]] * L + ([boc[i]] if i < len(boc) - 1 else [])
             ch = boc[i]
         self.mid_block = nn.Module()
-        self.mid_block.attentions = nn.ModuleList([tr(boc[-1])])
+        self.mid_block.attentions = nn.ModuleList([tr(boc[-1], last)])
         self.mid_block.resnets = nn.ModuleList([res(boc[-1], boc[-1]), res(boc[-1], boc[-1])])
         rev = list(reversed(boc))
         self.up_blocks = nn.ModuleList()
@@ -180,7 +210,7 @@ class UNet(nn.Module):
             blk = nn.Module()
             blk.resnets = nn.ModuleList([res((prev if j == 0 else out) + s, out) for j, s in enumerate(skips)])
             if typ.startswith("CrossAttn"):
-                blk.attentions = nn.ModuleList([tr(out) for _ in range(L + 1)])
+                blk.attentions = nn.ModuleList([tr(out, last - i) for _ in range(L + 1)])
             if i < len(boc) - 1:
                 blk.upsamplers = nn.ModuleList([Sampler(out, False)])
             self.up_blocks.append(blk)

@@ -1,9 +1,13 @@
 import * as T from '@leffa-webgpu/core';
 import {
   AutoencoderKL,
+  LEFFA_CONFIGS,
+  LeffaModel,
   ReferenceContext,
   SD15_UNET,
   SD15_VAE,
+  SDXL_TINY_UNET,
+  SDXL_UNET,
   convertLegacyVaeKeys,
   ResnetBlock2D,
   TINY_UNET,
@@ -97,6 +101,75 @@ describe('diffusion blocks against PyTorch', () => {
     for (const [i, f] of r.referenceFeatures.entries()) await close(f, g, `output/feature${i}`);
     const out = genUnet.forward(g.tensor('input/latent_gen'), t, { reference: { mode: 'consume', features: r.referenceFeatures } });
     await close(out.sample, g, 'output/gen');
+  });
+});
+
+describe('SDXL layout at test size (per-block depths and heads, linear projections, add_embedding)', () => {
+  it('tiny SDXL Leffa UNet pair: reference features and generative output; add_embedding loaded and unused', async () => {
+    const g = new ModelGolden('diffusion_unet_sdxl');
+    const refUnet = new UNet2DConditionModel({ ...SDXL_TINY_UNET, inChannels: 4 });
+    const genUnet = new UNet2DConditionModel({ ...SDXL_TINY_UNET, inChannels: 12 });
+    // Strict loads: the golden state dicts hold add_embedding.* and [C, C] proj_in / proj_out weights.
+    refUnet.loadStateDict(g.stateDict('refweights'));
+    genUnet.loadStateDict(g.stateDict());
+    expect(genUnet.add_embedding!.linear_1.weight.shape).toEqual([128, 40]);
+    expect(genUnet.down_blocks.at(1).attentions!.at(0).proj_in.weight.shape).toEqual([48, 48]);
+    expect(genUnet.mid_block.attentions.at(0).transformer_blocks.length).toBe(3);
+    expect(genUnet.up_blocks.at(1).attentions!.at(0).transformer_blocks.length).toBe(2);
+    expect(genUnet.up_blocks.at(0).attentions!.at(0).transformer_blocks.at(0).attn1.heads).toBe(4);
+    const t = [10, 870];
+    const r = refUnet.forward(g.tensor('input/latent_ref'), t, { reference: { mode: 'collect' } });
+    await close(r.sample, g, 'output/ref');
+    expect(r.referenceFeatures.length).toBe(Number(g.metadata.features));
+    for (const [i, f] of r.referenceFeatures.entries()) await close(f, g, `output/feature${i}`);
+    const x = g.tensor('input/latent_gen');
+    const out = genUnet.forward(x, t, { reference: { mode: 'consume', features: r.referenceFeatures } });
+    await close(out.sample, g, 'output/gen');
+    // Nothing of add_embedding is on the path from input to output.
+    T.sum(out.sample).backward();
+    for (const [name, p] of genUnet.add_embedding!.namedParameters('add_embedding')) expect(p.grad, name).toBeNull();
+    expect(genUnet.time_embedding.linear_1.weight.grad).not.toBeNull();
+  });
+
+  it('per-block settings must have one entry per block and split the channels into whole heads', () => {
+    expect(() => new UNet2DConditionModel({ ...SDXL_TINY_UNET, transformerLayersPerBlock: [1, 2] })).toThrow(
+      'UNet config: transformerLayersPerBlock has 2 entries (1, 2) for 3 blocks',
+    );
+    expect(() => new UNet2DConditionModel({ ...SDXL_TINY_UNET, attentionHeads: [1, 2, 3, 4] })).toThrow('UNet config: attentionHeads has 4 entries (1, 2, 3, 4) for 3 blocks');
+    expect(() => new UNet2DConditionModel({ ...SDXL_TINY_UNET, attentionHeads: [1, 5, 4] })).toThrow('UNet block: 48 channels do not split into 5 heads');
+  });
+});
+
+describe('Leffa SDXL key layout (pose_transfer.pth)', () => {
+  it("LEFFA_CONFIGS.sdxl has exactly the torch model's keys and shapes, built without allocating its weights", async () => {
+    const { readFileSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const expected = JSON.parse(readFileSync(fileURLToPath(new URL('../golden/out/diffusion_sdxl_leffa_keys.json', import.meta.url)), 'utf8')) as {
+      shapes: Record<string, number[]>;
+      parameters: Record<'vae' | 'unet_encoder' | 'unet', number>;
+    };
+    const before = T.memoryStats().liveBytes;
+    // ~5.2 billion parameters (21 GB in float32): only the normalisation layers' few MB get buffers.
+    const model = T.nn.withoutInit(() => new LeffaModel(LEFFA_CONFIGS.sdxl));
+    expect(T.memoryStats().liveBytes - before).toBeLessThan(64 * 2 ** 20);
+    const shapes = new Map(Object.entries(expected.shapes));
+    expect(model.checkStateDict(shapes)).toEqual({ missing: [], unexpected: [], mismatched: [] });
+    expect(model.stateDict().size).toBe(shapes.size);
+    for (const part of ['vae', 'unet_encoder', 'unet'] as const) expect(model[part].numParameters(), part).toBe(expected.parameters[part]);
+    // The released UNet of SDXL base has 2,567,463,684 parameters; the reference UNet is that one (4 input channels).
+    expect(model.unet_encoder.numParameters()).toBe(2_567_463_684);
+    for (const key of ['unet.add_embedding.linear_1.weight', 'unet_encoder.add_embedding.linear_1.weight']) expect(shapes.get(key)).toEqual([1280, 2816]);
+    expect(shapes.get('unet.mid_block.attentions.0.transformer_blocks.9.attn1.to_q.weight')).toEqual([1280, 1280]);
+    expect(shapes.has('unet.down_blocks.0.attentions.0.norm.weight')).toBe(false);
+    // A wrong shape is reported by name (here: an SD 1.5-style 1x1-conv projection).
+    const victim = 'unet.down_blocks.1.attentions.1.proj_in.weight';
+    const wrong = new Map(shapes).set(victim, [640, 640, 1, 1]);
+    expect(model.checkStateDict(wrong).mismatched).toEqual([{ key: victim, expected: [640, 640], got: [640, 640, 1, 1] }]);
+    model.dispose();
+    expect(T.memoryStats().liveBytes).toBe(before);
+    expect(model.config.schedule?.rescaleBetasZeroSnr).toBe(true);
+    expect(model.config.vae.scalingFactor).toBe(0.13025);
+    expect(SDXL_UNET.inChannels).toBe(9); // the inpainting config; LeffaModel replaces conv_in (4 and 12)
   });
 });
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
 import {
+  LEFFA_CONFIGS,
   type LeffaConfig,
   OPENPOSE_BODY,
   type OpenPoseConfig,
@@ -18,6 +19,7 @@ import {
   type SCHPConfig,
   SD15_UNET,
   SD15_VAE,
+  SDXL_UNET,
 } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -28,6 +30,7 @@ import {
   loadOpenPoseWeights,
   loadSchp,
   loadSchpWeights,
+  officialLeffaConfig,
   officialSchpModel,
   openPoseKeyTable,
   readWeightsFile,
@@ -63,6 +66,24 @@ const MICRO_LEFFA: LeffaConfig = {
     crossAttentionDim: 4,
     normNumGroups: 4,
   },
+};
+
+/** pose_transfer.pth's SDXL layout at the small shapes of cases_official_weights.py (LEFFA_SDXL_UNET). */
+const MICRO_LEFFA_SDXL: LeffaConfig = {
+  vae: MICRO_LEFFA.vae,
+  unet: {
+    ...SDXL_UNET,
+    blockOutChannels: [8, 8],
+    downBlockTypes: ['DownBlock2D', 'CrossAttnDownBlock2D'],
+    upBlockTypes: ['CrossAttnUpBlock2D', 'UpBlock2D'],
+    layersPerBlock: 1,
+    attentionHeads: [1, 2],
+    transformerLayersPerBlock: [1, 2],
+    addition: { type: 'text_time', timeEmbedDim: 4, projectionInputDim: 12 },
+    crossAttentionDim: 4,
+    normNumGroups: 4,
+  },
+  schedule: LEFFA_CONFIGS.sdxl.schedule,
 };
 
 const tmp = mkdtempSync(join(tmpdir(), 'official-weights-'));
@@ -207,6 +228,36 @@ describe('official weights: Leffa (virtual_tryon.pth, .safetensors)', () => {
       'vae.encoder.mid_block.attentions.0.to_out.0.bias',
       'unet.conv_in.weight',
     ]);
+  });
+});
+
+describe('official weights: Leffa SDXL (pose_transfer.pth)', () => {
+  it('loads the SDXL layout (add_embedding.*, linear projections, per-block depths) strictly; every tensor is the file\'s', async () => {
+    const path = golden('official_leffa_sdxl.pth');
+    const model = await loadLeffaWeights(path, { config: MICRO_LEFFA_SDXL });
+    expect(model.training).toBe(false);
+    const file = readGolden('official_leffa_sdxl.pth');
+    expect(file.get('unet_encoder.add_embedding.linear_2.bias')?.shape).toEqual([32]);
+    expect(file.get('unet.down_blocks.1.attentions.0.proj_out.weight')?.shape).toEqual([8, 8]);
+    expect(file.has('unet.up_blocks.0.attentions.1.transformer_blocks.1.attn1.to_q.weight')).toBe(true);
+    await expectFileValues(model, file);
+    model.dispose();
+    // The SD 1.5 layout does not take it: the strict load lists what differs.
+    await expect(loadLeffaWeights(path, { config: MICRO_LEFFA })).rejects.toThrow(/LeffaModel\(config\)[\s\S]*unexpected: unet_encoder\.add_embedding\.linear_1\.weight/);
+  });
+
+  it('without a config, the keys pick LEFFA_CONFIGS.sdxl (add_embedding) or .sd15; the load is then strict at full size', async () => {
+    // The small files are told apart like the released ones, then fail the full-size shapes by name.
+    await expect(loadLeffaWeights(golden('official_leffa_sdxl.pth'))).rejects.toThrow(
+      /LeffaModel\(LEFFA_CONFIGS\.sdxl\)[\s\S]*shape mismatch for unet\.add_embedding\.linear_1\.weight: expected \[1280, 2816\], got \[32, 12\]/,
+    );
+    await expect(loadLeffaWeights(golden('official_leffa.pth'))).rejects.toThrow(/LeffaModel\(LEFFA_CONFIGS\.sd15\)[\s\S]*shape mismatch for unet\.conv_in\.weight: expected \[320, 12, 3, 3\], got \[8, 12, 3, 3\]/);
+    // Key sets as the released files have them (pose_transfer.pth: the full SDXL key set of the diffusion goldens).
+    const sdxlShapes = new Map(Object.entries((JSON.parse(readFileSync(golden('diffusion_sdxl_leffa_keys.json'), 'utf8')) as { shapes: Record<string, number[]> }).shapes));
+    expect(officialLeffaConfig(sdxlShapes)).toEqual({ name: 'sdxl', config: LEFFA_CONFIGS.sdxl });
+    const sd15Shapes = new Map([...sdxlShapes].filter(([k]) => !k.includes('add_embedding')));
+    expect(officialLeffaConfig(sd15Shapes).name).toBe('sd15');
+    expect(() => officialLeffaConfig(new Map([['conv1.weight', [64, 3, 3, 3]]]), 'x.pth')).toThrow(/x\.pth: no 'unet\.conv_in\.weight'.*not a Leffa state dict/);
   });
 });
 

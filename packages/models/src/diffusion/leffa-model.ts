@@ -1,9 +1,9 @@
 import * as T from '@leffa-webgpu/core';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
-import type { NoiseScheduleConfig } from '../schedulers/noise-schedule.js';
+import { type NoiseScheduleConfig, SDXL_SCHEDULE } from '../schedulers/noise-schedule.js';
 import type { AttentionReportRequest } from './reference.js';
-import { SD15_UNET, TINY_UNET, UNet2DConditionModel, type UNetConfig, type UNetOutput } from './unet.js';
-import { AutoencoderKL, SD15_VAE, TINY_VAE, type VaeConfig } from './vae.js';
+import { SD15_UNET, SDXL_TINY_UNET, SDXL_UNET, TINY_UNET, UNet2DConditionModel, type UNetConfig, type UNetOutput } from './unet.js';
+import { AutoencoderKL, SD15_VAE, SDXL_VAE, TINY_VAE, type VaeConfig } from './vae.js';
 
 /**
  * Channels of the generative UNet input, in Leffa's order: noisy latent 4, mask 1, masked-image latent 4,
@@ -17,9 +17,16 @@ export interface LeffaConfig {
   schedule?: Partial<NoiseScheduleConfig>;
 }
 
-export const LEFFA_CONFIGS: Record<'tiny' | 'sd15', LeffaConfig> = {
+/**
+ * `sd15`: virtual_tryon.pth (stable-diffusion-inpainting). `sdxl`: pose_transfer.pth
+ * (stable-diffusion-xl-1.0-inpainting-0.1: SDXL UNet and VAE, zero-terminal-SNR schedule). `tiny` and
+ * `sdxlTiny`: the two layouts at test size.
+ */
+export const LEFFA_CONFIGS: Record<'tiny' | 'sd15' | 'sdxl' | 'sdxlTiny', LeffaConfig> = {
   tiny: { vae: TINY_VAE, unet: TINY_UNET },
   sd15: { vae: SD15_VAE, unet: SD15_UNET },
+  sdxl: { vae: SDXL_VAE, unet: SDXL_UNET, schedule: SDXL_SCHEDULE },
+  sdxlTiny: { vae: { ...TINY_VAE, scalingFactor: SDXL_VAE.scalingFactor }, unet: SDXL_TINY_UNET, schedule: SDXL_SCHEDULE },
 };
 
 export interface LeffaInputs {

@@ -120,36 +120,47 @@ export class BasicTransformerBlock extends T.Module {
 }
 
 export interface Transformer2DOptions extends TransformerBlockOptions {
+  /** BasicTransformerBlocks in sequence (diffusers' transformer_layers_per_block; SDXL: 1, 2, 10). */
   layers: number;
   groups: number;
+  /**
+   * diffusers' use_linear_projection (SD 2.x, SDXL): proj_in / proj_out are Linear layers on the tokens
+   * ([inner, C] weights) instead of 1x1 convolutions on the feature map ([inner, C, 1, 1], SD 1.5). The two
+   * compute the same map; only the weights' layout, and so the checkpoint's shapes, differ.
+   */
+  linearProjection?: boolean;
 }
 
-/** Transformer2DModel (convolutional projections, as SD 1.5): GroupNorm, proj_in, blocks, proj_out, residual. */
+/** Transformer2DModel: GroupNorm, proj_in, blocks, proj_out, residual (convolutional or linear projections). */
 export class Transformer2DModel extends T.Module {
   readonly norm: T.nn.GroupNorm;
-  readonly proj_in: T.nn.Conv2d;
+  readonly proj_in: T.nn.Conv2d | T.nn.Linear;
   readonly transformer_blocks: T.nn.ModuleList<BasicTransformerBlock>;
-  readonly proj_out: T.nn.Conv2d;
+  readonly proj_out: T.nn.Conv2d | T.nn.Linear;
 
   constructor(channels: number, options: Transformer2DOptions) {
     super();
     const inner = options.heads * options.dimHead;
+    const linear = options.linearProjection ?? false;
     this.norm = this.addModule('norm', new GroupNorm(options.groups, channels, { eps: 1e-6 }));
-    this.proj_in = this.addModule('proj_in', new Conv2d(channels, inner, 1));
+    this.proj_in = this.addModule('proj_in', linear ? new Linear(channels, inner) : new Conv2d(channels, inner, 1));
     this.transformer_blocks = this.addModule(
       'transformer_blocks',
       new ModuleList(Array.from({ length: options.layers }, () => new BasicTransformerBlock(inner, options))),
     );
-    this.proj_out = this.addModule('proj_out', new Conv2d(inner, channels, 1));
+    this.proj_out = this.addModule('proj_out', linear ? new Linear(inner, channels) : new Conv2d(inner, channels, 1));
   }
 
   forward(x: T.Tensor, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
     const [b, , height, width] = x.shape as [number, number, number, number];
-    const projected = this.proj_in.forward(this.norm.forward(x));
-    const inner = projected.shape[1]!;
-    let tokens = T.reshape(T.permute(projected, [0, 2, 3, 1]), [b, height * width, inner]);
+    const toTokens = (m: T.Tensor) => T.reshape(T.permute(m, [0, 2, 3, 1]), [b, height * width, m.shape[1]!]);
+    const toMap = (t: T.Tensor) => T.permute(T.reshape(t, [b, height, width, t.shape[2]!]), [0, 3, 1, 2]);
+    const normed = this.norm.forward(x);
+    let tokens: T.Tensor;
+    if (this.proj_in instanceof Linear) tokens = this.proj_in.forward(toTokens(normed));
+    else tokens = toTokens(this.proj_in.forward(normed));
     for (const block of this.transformer_blocks) tokens = block.forward(tokens, { height, width }, ctx, context);
-    const spatial = T.permute(T.reshape(tokens, [b, height, width, inner]), [0, 3, 1, 2]);
-    return T.add(this.proj_out.forward(spatial), x);
+    const out = this.proj_out instanceof Linear ? toMap(this.proj_out.forward(tokens)) : this.proj_out.forward(toMap(tokens));
+    return T.add(out, x);
   }
 }

@@ -8,7 +8,19 @@ const { Conv2d, GroupNorm, Linear } = T.nn;
 export type DownBlockType = 'CrossAttnDownBlock2D' | 'DownBlock2D';
 export type UpBlockType = 'UpBlock2D' | 'CrossAttnUpBlock2D';
 
-/** The subset of diffusers' UNet2DConditionModel config that SD 1.5 and Leffa use (camelCase). */
+/**
+ * SDXL's added conditioning (diffusers' addition_embed_type 'text_time'): the pooled text embedding and six
+ * size/crop numbers, each sinusoidally embedded to `timeEmbedDim` (addition_time_embed_dim), concatenated to
+ * `projectionInputDim` (projection_class_embeddings_input_dim, 1280 + 6 x 256 = 2816) and mapped by
+ * `add_embedding` (a TimestepEmbedding to the time-embedding width) onto the timestep embedding.
+ */
+export interface AdditionEmbeddingConfig {
+  type: 'text_time';
+  timeEmbedDim: number;
+  projectionInputDim: number;
+}
+
+/** The subset of diffusers' UNet2DConditionModel config that SD 1.5, SDXL and Leffa use (camelCase). */
 export interface UNetConfig {
   inChannels: number;
   outChannels: number;
@@ -16,14 +28,30 @@ export interface UNetConfig {
   downBlockTypes: DownBlockType[];
   upBlockTypes: UpBlockType[];
   layersPerBlock: number;
-  /** Heads per attention (diffusers' SD 1.5 config calls this attention_head_dim = 8). */
-  attentionHeads: number;
+  /**
+   * Heads per attention: one number for all blocks or one per down block (diffusers' attention_head_dim, which
+   * it uses as the number of heads: SD 1.5 8, SDXL [5, 10, 20]); the mid block takes the last entry, the up
+   * blocks the entries in reverse. Each head has channels / heads dimensions (SDXL: 64 everywhere).
+   */
+  attentionHeads: number | number[];
   crossAttentionDim: number;
   normNumGroups: number;
   normEps: number;
   flipSinToCos: boolean;
   freqShift: number;
-  transformerLayersPerBlock: number;
+  /**
+   * BasicTransformerBlocks per Transformer2DModel: one number, or one per down block (SDXL [1, 2, 10]); the mid
+   * block takes the last entry, the up blocks the entries in reverse, as diffusers does.
+   */
+  transformerLayersPerBlock: number | number[];
+  /** Linear proj_in / proj_out in the transformers (diffusers' use_linear_projection; SDXL). Absent: false. */
+  useLinearProjection?: boolean;
+  /**
+   * SDXL's `add_embedding`, built so that the released weights load, and never used: Leffa builds its UNets
+   * from the SDXL config, which creates it, and only then sets addition_embed_type = None, so the forward pass
+   * skips it (the state dict still holds add_embedding.*). Absent: no such module (SD 1.5).
+   */
+  addition?: AdditionEmbeddingConfig | null;
   /** Leffa: cross-attention replaced by a pass-through (x + norm2(x)). */
   skipCrossAttention: boolean;
 }
@@ -57,6 +85,52 @@ export const TINY_UNET: UNetConfig = {
   normNumGroups: 8,
 };
 
+/**
+ * diffusers/stable-diffusion-xl-1.0-inpainting-0.1's unet/config.json, on which Leffa's pose_transfer.pth is
+ * built (LeffaModel replaces conv_in: 4 input channels for the reference UNet, 12 for the generative one).
+ */
+export const SDXL_UNET: UNetConfig = {
+  inChannels: 9,
+  outChannels: 4,
+  blockOutChannels: [320, 640, 1280],
+  downBlockTypes: ['DownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'],
+  upBlockTypes: ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'],
+  layersPerBlock: 2,
+  attentionHeads: [5, 10, 20],
+  crossAttentionDim: 2048,
+  normNumGroups: 32,
+  normEps: 1e-5,
+  flipSinToCos: true,
+  freqShift: 0,
+  transformerLayersPerBlock: [1, 2, 10],
+  useLinearProjection: true,
+  addition: { type: 'text_time', timeEmbedDim: 256, projectionInputDim: 2816 },
+  skipCrossAttention: true,
+};
+
+/**
+ * The SDXL layout at test size: the same block types, per-block transformer depths and head counts (head
+ * widths 24 and 16), linear projections and an (unused) add_embedding.
+ */
+export const SDXL_TINY_UNET: UNetConfig = {
+  ...SDXL_UNET,
+  inChannels: 4,
+  blockOutChannels: [32, 48, 64],
+  layersPerBlock: 1,
+  attentionHeads: [1, 2, 4],
+  crossAttentionDim: 32,
+  normNumGroups: 8,
+  transformerLayersPerBlock: [1, 2, 3],
+  addition: { type: 'text_time', timeEmbedDim: 8, projectionInputDim: 40 },
+};
+
+/** A per-block setting (one number for all, or one per down block) as one value per down block. */
+function perBlock(name: string, value: number | readonly number[], blocks: number): number[] {
+  if (typeof value === 'number') return new Array<number>(blocks).fill(value);
+  if (value.length !== blocks) throw new Error(`UNet config: ${name} has ${value.length} entries (${value.join(', ')}) for ${blocks} blocks`);
+  return [...value];
+}
+
 export interface UNetOutput {
   sample: T.Tensor;
   /** Reference features (reference UNet) in block order down -> mid -> up. */
@@ -80,6 +154,8 @@ export interface UNetForwardOptions {
 export class UNet2DConditionModel extends T.Module {
   readonly conv_in: T.nn.Conv2d;
   readonly time_embedding: TimestepEmbedding;
+  /** SDXL's added time/text embedding: loaded, never used (see UNetConfig.addition). */
+  readonly add_embedding: TimestepEmbedding | null;
   readonly down_blocks: T.nn.ModuleList<DownBlock>;
   readonly mid_block: MidBlock;
   readonly up_blocks: T.nn.ModuleList<UpBlock>;
@@ -93,48 +169,55 @@ export class UNet2DConditionModel extends T.Module {
     if (c.downBlockTypes.length !== boc.length || c.upBlockTypes.length !== boc.length) {
       throw new Error(`UNet config: ${boc.length} block_out_channels but ${c.downBlockTypes.length} down / ${c.upBlockTypes.length} up block types`);
     }
+    const heads = perBlock('attentionHeads', c.attentionHeads, boc.length);
+    const depths = perBlock('transformerLayersPerBlock', c.transformerLayersPerBlock, boc.length);
+    const last = boc.length - 1;
     const tembChannels = boc[0]! * 4;
-    const transformer = {
-      heads: c.attentionHeads,
-      dimHead: 0,
-      crossAttentionDim: c.crossAttentionDim,
-      skipCrossAttention: c.skipCrossAttention,
-      layers: c.transformerLayersPerBlock,
-      groups: c.normNumGroups,
-    };
-    const opts = (cross: boolean): BlockOptions => ({
+    // Block i of the down path uses entry i, the mid block the last entry, block i of the up path entry last - i.
+    const opts = (cross: boolean, entry: number): BlockOptions => ({
       tembChannels,
       groups: c.normNumGroups,
       eps: c.normEps,
-      ...(cross ? { transformer } : {}),
+      ...(cross
+        ? {
+            transformer: {
+              heads: heads[entry]!,
+              dimHead: 0,
+              crossAttentionDim: c.crossAttentionDim,
+              skipCrossAttention: c.skipCrossAttention,
+              layers: depths[entry]!,
+              groups: c.normNumGroups,
+              linearProjection: c.useLinearProjection ?? false,
+            },
+          }
+        : {}),
     });
 
     this.conv_in = this.addModule('conv_in', new Conv2d(c.inChannels, boc[0]!, 3, { padding: 1 }));
     this.time_embedding = this.addModule('time_embedding', new TimestepEmbedding(boc[0]!, tembChannels));
+    this.add_embedding = c.addition ? this.addModule('add_embedding', new TimestepEmbedding(c.addition.projectionInputDim, tembChannels)) : null;
 
     const down: DownBlock[] = [];
     let channels = boc[0]!;
     c.downBlockTypes.forEach((type, i) => {
-      const isFinal = i === boc.length - 1;
-      down.push(new DownBlock(channels, boc[i]!, c.layersPerBlock, !isFinal, opts(type === 'CrossAttnDownBlock2D')));
+      down.push(new DownBlock(channels, boc[i]!, c.layersPerBlock, i < last, opts(type === 'CrossAttnDownBlock2D', i)));
       channels = boc[i]!;
     });
     this.down_blocks = this.addModule('down_blocks', new T.nn.ModuleList(down));
-    this.mid_block = this.addModule('mid_block', new MidBlock(boc[boc.length - 1]!, opts(true)));
+    this.mid_block = this.addModule('mid_block', new MidBlock(boc[last]!, opts(true, last)));
 
     // Skip channels in the order the up path pops them (the reverse of the order the down path pushes them).
     const pushed = [boc[0]!];
     c.downBlockTypes.forEach((_, i) => {
       for (let l = 0; l < c.layersPerBlock; l++) pushed.push(boc[i]!);
-      if (i < boc.length - 1) pushed.push(boc[i]!);
+      if (i < last) pushed.push(boc[i]!);
     });
-    const reversed = [...boc].reverse();
     const up: UpBlock[] = [];
-    let prev = reversed[0]!;
+    let prev = boc[last]!;
     c.upBlockTypes.forEach((type, i) => {
-      const out = reversed[i]!;
+      const out = boc[last - i]!;
       const skipC = Array.from({ length: c.layersPerBlock + 1 }, () => pushed.pop()!);
-      up.push(new UpBlock(prev, out, skipC, i < boc.length - 1, opts(type === 'CrossAttnUpBlock2D')));
+      up.push(new UpBlock(prev, out, skipC, i < last, opts(type === 'CrossAttnUpBlock2D', last - i)));
       prev = out;
     });
     this.up_blocks = this.addModule('up_blocks', new T.nn.ModuleList(up));
@@ -144,7 +227,10 @@ export class UNet2DConditionModel extends T.Module {
     for (const [path, m] of this.namedModules()) if (m instanceof BasicTransformerBlock) m.path = path;
   }
 
-  /** Predicts noise for `sample` [B, inChannels, h, w] at `timesteps` (one per batch entry or one for all). */
+  /**
+   * Predicts noise for `sample` [B, inChannels, h, w] at `timesteps` (one per batch entry or one for all). The
+   * embedding is the timestep's alone: `add_embedding` (SDXL) is not applied, as in Leffa.
+   */
   forward(sample: T.Tensor, timesteps: number | readonly number[], options: UNetForwardOptions = {}): UNetOutput {
     const c = this.config;
     if (sample.rank !== 4 || sample.shape[1] !== c.inChannels) {

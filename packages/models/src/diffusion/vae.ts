@@ -26,6 +26,15 @@ export const SD15_VAE: VaeConfig = {
   scalingFactor: 0.18215,
 };
 
+/**
+ * SDXL's VAE (stable-diffusion-xl-1.0-inpainting-0.1's vae/config.json): SD's layout and key names, retrained,
+ * with latents scaled by 0.13025.
+ */
+export const SDXL_VAE: VaeConfig = {
+  ...SD15_VAE,
+  scalingFactor: 0.13025,
+};
+
 /** Same layout, 8x downsampling kept, narrow channels: for tests and for training from scratch here. */
 export const TINY_VAE: VaeConfig = {
   ...SD15_VAE,

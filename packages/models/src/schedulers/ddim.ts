@@ -9,7 +9,9 @@ export interface DDIMConfig extends NoiseScheduleConfig {
 
 /**
  * DDIM sampling (Song et al. 2021) with diffusers' DDIMScheduler formulas; eta = 0 is deterministic,
- * eta = 1 matches DDPM's variance.
+ * eta = 1 matches DDPM's variance. A zero-terminal-SNR schedule's alpha_bar(T - 1) = 0 is used as it is, as
+ * diffusers does; sqrt(1 - alpha_bar_prev - std^2), 0 up to rounding there at eta = 1, is clamped at 0 (diffusers'
+ * float32 can give NaN).
  */
 export class DDIMScheduler extends Sampler {
   private readonly finalAlphaBar: number;
@@ -37,7 +39,7 @@ export class DDIMScheduler extends Sampler {
     const variance = ((1 - abarPrev) / (1 - abar)) * (1 - abar / abarPrev);
     const std = eta * Math.sqrt(variance);
     return T.tidy(() => {
-      const split = splitPrediction(this.config.predictionType, modelOutput, sample, abar);
+      const split = this.split(t, modelOutput, sample);
       const x0 = this.clipped(split.x0);
       const eps = options.useClippedModelOutput ? splitPrediction('sample', x0, sample, abar).eps : split.eps;
       let prev = T.map('ddim.step', 'alpha * a + beta * b', [x0, eps], Math.sqrt(abarPrev), Math.sqrt(Math.max(1 - abarPrev - std * std, 0)));

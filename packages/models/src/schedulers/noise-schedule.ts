@@ -19,6 +19,13 @@ export interface NoiseScheduleConfig {
   /** Added to every inference timestep (Stable Diffusion uses 1 with 'leading' spacing). */
   stepsOffset: number;
   timestepSpacing: TimestepSpacing;
+  /**
+   * Rescale the betas to zero terminal SNR (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps
+   * are Flawed", Algorithm 1; diffusers' rescale_betas_zero_snr): sqrt(alpha_bar) is shifted so that its last
+   * value is 0 and scaled so that its first is unchanged. alpha_bar(T - 1) is then exactly 0 (the last beta is
+   * 1): x_T is pure noise, as at sampling time. Leffa sets it for its SDXL models. Absent: false.
+   */
+  rescaleBetasZeroSnr?: boolean;
 }
 
 /** Stable Diffusion 1.5 (and its inpainting variant, which Leffa starts from). */
@@ -32,6 +39,17 @@ export const SD15_SCHEDULE: NoiseScheduleConfig = {
   clipSampleRange: 1,
   stepsOffset: 1,
   timestepSpacing: 'leading',
+  rescaleBetasZeroSnr: false,
+};
+
+/**
+ * stable-diffusion-xl-1.0-inpainting-0.1's scheduler config as Leffa loads it into a DDPMScheduler for
+ * pose_transfer.pth: SD's scaled-linear betas and leading spacing, with `rescale_betas_zero_snr=True` (Leffa's
+ * LeffaModel.build_models).
+ */
+export const SDXL_SCHEDULE: NoiseScheduleConfig = {
+  ...SD15_SCHEDULE,
+  rescaleBetasZeroSnr: true,
 };
 
 export function makeBetas(config: NoiseScheduleConfig): Float64Array {
@@ -54,7 +72,35 @@ export function makeBetas(config: NoiseScheduleConfig): Float64Array {
     default:
       throw new Error(`noise schedule: unknown beta schedule '${config.betaSchedule as string}'`);
   }
-  return betas;
+  return config.rescaleBetasZeroSnr ? rescaleZeroTerminalSnr(betas) : betas;
+}
+
+/**
+ * diffusers' rescale_zero_terminal_snr (in float64): betas whose alpha_bar has sqrt shifted to end at exactly 0
+ * and scaled to start at its old value; the last beta becomes 1.
+ */
+export function rescaleZeroTerminalSnr(betas: Float64Array): Float64Array {
+  const n = betas.length;
+  const sqrtAlphaBar = new Float64Array(n);
+  let prod = 1;
+  for (let i = 0; i < n; i++) {
+    prod *= 1 - betas[i]!;
+    sqrtAlphaBar[i] = Math.sqrt(prod);
+  }
+  const first = sqrtAlphaBar[0]!;
+  const last = sqrtAlphaBar[n - 1]!;
+  if (!(first > last)) {
+    throw new Error(`noise schedule: zero-terminal-SNR rescaling needs alpha_bar to decrease (sqrt alpha_bar goes from ${first} to ${last} over ${n} timesteps)`);
+  }
+  const out = new Float64Array(n);
+  let prev = 1;
+  for (let i = 0; i < n; i++) {
+    const s = ((sqrtAlphaBar[i]! - last) * first) / (first - last);
+    const alphaBar = s * s;
+    out[i] = 1 - (i === 0 ? alphaBar : alphaBar / prev);
+    prev = alphaBar;
+  }
+  return out;
 }
 
 /** numpy's rounding (half to even), which diffusers' timestep arithmetic goes through. */

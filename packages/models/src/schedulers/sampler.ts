@@ -13,13 +13,24 @@ export interface StepResult {
   predOriginalSample: T.Tensor;
 }
 
-/** x0 and epsilon from a model output, for each prediction type (diffusers' formulas). */
+/**
+ * x0 and epsilon from a model output, for each prediction type (diffusers' formulas). At alpha_bar = 0 (the
+ * last timestep of a zero-terminal-SNR schedule) x_t is pure noise: v and x0 predictions still give both, but an
+ * epsilon prediction says nothing about x0 (diffusers divides by sqrt(alpha_bar) = 0 and returns inf/NaN), so
+ * that case is an error.
+ */
 export function splitPrediction(
   type: PredictionType,
   output: T.Tensor,
   sample: T.Tensor,
   alphaBar: number,
 ): { x0: T.Tensor; eps: T.Tensor } {
+  if (type === 'epsilon' && !(alphaBar > 0)) {
+    throw new Error(
+      `scheduler: alpha_bar = ${alphaBar} (the terminal step of a zero-terminal-SNR schedule): an epsilon prediction does not determine x0 there ` +
+        '(diffusers returns inf/NaN); start sampling below the last training timestep (e.g. leading spacing) or use v_prediction',
+    );
+  }
   const a = Math.sqrt(alphaBar);
   const b = Math.sqrt(1 - alphaBar);
   switch (type) {
@@ -81,6 +92,15 @@ export abstract class Sampler {
   /** The model input at timestep t (identity for DDPM/DDIM). */
   scaleModelInput(sample: T.Tensor, _t: number): T.Tensor {
     return sample;
+  }
+
+  /** x0 and epsilon of a model output at t (an epsilon prediction at alpha_bar(t) = 0 is an error naming t). */
+  protected split(t: number, modelOutput: T.Tensor, sample: T.Tensor): { x0: T.Tensor; eps: T.Tensor } {
+    try {
+      return splitPrediction(this.config.predictionType, modelOutput, sample, this.schedule.alphaBar(t));
+    } catch (e) {
+      throw new Error(`${this.constructor.name}.step(t=${t}): ${(e as Error).message}`, { cause: e });
+    }
   }
 
   protected clipped(x0: T.Tensor): T.Tensor {

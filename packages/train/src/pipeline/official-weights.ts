@@ -5,8 +5,9 @@
  * - pytorch-openpose's `body_pose_model.pth` -> `OpenPoseBody(OPENPOSE_BODY)`;
  * - SCHP's `exp-schp-201908261155-lip.pth` (and the ATR / Pascal-Person-Part ones) -> `SCHPNetwork` with
  *   `SCHP_CONFIGS.resnet101_lip | _atr | _pascal`, picked from the number of classes in the file;
- * - Leffa's `virtual_tryon.pth` / `pose_transfer.pth` (or the same state dict as `.safetensors`) ->
- *   `LeffaModel(LEFFA_CONFIGS.sd15)`.
+ * - Leffa's `virtual_tryon.pth` (stable-diffusion-inpainting) -> `LeffaModel(LEFFA_CONFIGS.sd15)` and
+ *   `pose_transfer.pth` (stable-diffusion-xl-1.0-inpainting-0.1) -> `LeffaModel(LEFFA_CONFIGS.sdxl)`, told apart by
+ *   the state dict's keys (or the same state dicts as `.safetensors`).
  *
  * `.pth`, `.pt` and `.bin` are read as torch.save files, zip or pre-1.6 legacy format (`T.loadPth`: no code is
  * ever run), `.safetensors` with `T.loadSafetensors`. The file's keys are mapped onto ours by the explicit tables below, then loaded
@@ -236,11 +237,31 @@ export function leffaKeys<V>(dict: Map<string, V>, source = 'leffa'): Map<string
   return out;
 }
 
-/** A Leffa model (eval mode) from virtual_tryon.pth / pose_transfer.pth or a .safetensors copy; default LEFFA_CONFIGS.sd15. */
+/** The key that only SDXL-based Leffa files have: the generative UNet's (unused) added time/text embedding. */
+export const LEFFA_SDXL_KEY = 'unet.add_embedding.linear_1.weight';
+
+/**
+ * Which released Leffa architecture a state dict (keys as mapped by `leffaKeys`) is: `sdxl` (pose_transfer.pth,
+ * on stable-diffusion-xl-1.0-inpainting-0.1) when it has SDXL's `add_embedding` (LeffaModel builds its UNets from
+ * the SDXL config, so the file holds it although Leffa never uses it), else `sd15` (virtual_tryon.pth). The
+ * strict load that follows checks every other key and shape.
+ */
+export function officialLeffaConfig(shapes: Map<string, readonly number[]>, source = 'leffa'): { name: 'sd15' | 'sdxl'; config: LeffaConfig } {
+  if (!shapes.has('unet.conv_in.weight')) throw new Error(`${source}: no 'unet.conv_in.weight' (the generative UNet's input convolution), so this is not a Leffa state dict (vae.*, unet_encoder.*, unet.*)`);
+  return shapes.has(LEFFA_SDXL_KEY) ? { name: 'sdxl', config: LEFFA_CONFIGS.sdxl } : { name: 'sd15', config: LEFFA_CONFIGS.sd15 };
+}
+
+/**
+ * A Leffa model (eval mode) from virtual_tryon.pth / pose_transfer.pth or a .safetensors copy; the config is
+ * LEFFA_CONFIGS.sd15 or .sdxl as `officialLeffaConfig` tells from the keys, unless given.
+ */
 export async function loadLeffaWeights(path: string, options: { config?: LeffaConfig } = {}): Promise<LeffaModel> {
-  const config = options.config ?? LEFFA_CONFIGS.sd15;
   return withFile(path, (dict) => {
+    const mapped = leffaKeys(dict, path);
+    const official = options.config ? null : officialLeffaConfig(new Map([...mapped].map(([k, t]) => [k, t.shape])), path);
+    const config = options.config ?? official!.config;
+    // withoutInit: the weights get the file's storage, none of their own (SDXL's pair of UNets is 5.2B parameters).
     const model = T.nn.withoutInit(() => new LeffaModel(config));
-    return loadStrict(model, () => leffaKeys(dict, path), path, `LeffaModel(${config === LEFFA_CONFIGS.sd15 ? 'LEFFA_CONFIGS.sd15' : 'config'})`).eval();
+    return loadStrict(model, () => mapped, path, official ? `LeffaModel(LEFFA_CONFIGS.${official.name})` : 'LeffaModel(config)').eval();
   });
 }
