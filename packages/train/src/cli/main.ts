@@ -77,7 +77,7 @@ program
   .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
   .option('--vae <dir>', 'trained VAE checkpoint (see train-vae)')
   .option('--init <dir>', 'start from a Leffa checkpoint (e.g. the shipped tiny weights)')
-  .option('--config <name>', 'architecture: tiny, or sd15 (Stable Diffusion 1.5 size, for official weights via --init)', 'tiny')
+  .option('--config <name>', 'architecture: tiny, sd15 or sdxl (Stable Diffusion 1.5 / SDXL inpainting size, for official weights via --init)', 'tiny')
   .option('--resume <dir>', 'resume a run bit-for-bit from its checkpoint')
   .option('--save-every <n>', 'checkpoint interval', count, 100)
   .option('--sample-every <n>', 'sample-grid interval (0: only at the end)', int, 0)
@@ -86,7 +86,7 @@ program
     const [height, width] = size(o.size);
     if (!['tryon', 'pose'].includes(o.task)) throw new Error(`--task must be tryon or pose, got '${o.task}'`);
     if (!['on', 'off', 'finetune'].includes(o.leffa)) throw new Error(`--leffa must be on, off or finetune, got '${o.leffa}'`);
-    if (!['tiny', 'sd15'].includes(o.config)) throw new Error(`--config must be tiny or sd15, got '${o.config}'`);
+    if (!['tiny', 'sd15', 'sdxl'].includes(o.config)) throw new Error(`--config must be tiny, sd15 or sdxl, got '${o.config}'`);
     const folder = o.data === 'synthetic' ? undefined : folderExamples(o.data, o.task, o.category, height, width);
     await trainLeffa({
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, leffa: o.leffa,
@@ -288,7 +288,7 @@ program
   .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)', 'shipped:densepose-small')
   .option('--repaint', 'photos: keep the person outside the mask exactly (soft edge inside it)')
   .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
-  .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official virtual_tryon.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_TRYON)
+  .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official virtual_tryon.pth / virtual_tryon_dc.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_TRYON)
   .option('--out <png>', 'output image (a folder in batch mode)', 'runs/tryon.png')
   .option('--steps <n>', 'sampling steps', count, 30)
   .option('--guidance <s>', 'classifier-free guidance scale', weight, 2.5)
@@ -314,7 +314,7 @@ program
   .option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth', 'shipped:openpose-small')
   .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)', 'shipped:densepose-small')
   .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
-  .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official pose_transfer.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_POSE)
+  .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official pose_transfer.pth (or its state dict as .safetensors; SDXL size, detected from its keys)', DEFAULT_POSE)
   .option('--out <png>', 'output image (a folder in batch mode)', 'runs/pose-transfer.png')
   .option('--steps <n>', 'sampling steps', count, 30)
   .option('--guidance <s>', 'classifier-free guidance scale', weight, 2.5)

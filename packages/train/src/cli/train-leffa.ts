@@ -37,8 +37,8 @@ export interface TrainLeffaArgs {
   /** A trained VAE checkpoint (required to train from scratch) or a full Leffa checkpoint to start from. */
   vae?: string;
   init?: string;
-  /** Architecture: the tiny config trained here (default) or Stable Diffusion 1.5's (for official weights). */
-  config?: 'tiny' | 'sd15';
+  /** Architecture: the tiny config trained here (default), or Stable Diffusion 1.5's / SDXL's (for official weights). */
+  config?: 'tiny' | 'sd15' | 'sdxl';
   resume?: string;
   saveEvery: number;
   sampleEvery: number;
