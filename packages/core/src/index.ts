@@ -24,7 +24,7 @@ export const throttle = (maxInFlight?: number): Promise<void> => activeDevice().
 /** Live and pooled GPU memory of the active device. */
 export const memoryStats = (): MemoryStats => activeDevice().memoryStats();
 export * from './io/safetensors.js';
-export { readPth, loadPth, PTH_MAX_EXPANDED_BYTES, type PthOptions } from './io/pth.js';
+export { readPth, loadPth, readPkl, loadPkl, PTH_MAX_EXPANDED_BYTES, type PthOptions } from './io/pth.js';
 export * as nn from './nn/index.js';
 export { Module, type LoadReport, type LoadOptions } from './nn/module.js';
 export * as optim from './optim/index.js';

@@ -58,6 +58,7 @@ class ExpansionBudget {
 }
 
 const ONLY = 'only PyTorch tensor state dicts are accepted';
+const ONLY_NUMPY = 'only pickled dicts of numpy arrays are accepted';
 
 // ---------------------------------------------------------------- ZIP reading
 
@@ -233,6 +234,23 @@ const ALLOWED_GLOBALS = new Set([
   ...Object.keys(STORAGE_DTYPES).map((s) => `torch.${s}`),
 ]);
 
+/**
+ * Globals a numpy-array pickle (detectron2's `.pkl` checkpoints) may name, in numpy 1.x and 2.x spelling, plus
+ * `_codecs.encode` and `bytes()`, which protocol-2 pickles written by Python 3 use for bytes. Each is emulated,
+ * never imported.
+ */
+const NUMPY_GLOBALS = new Set([
+  ...['numpy.core', 'numpy._core'].flatMap((m) => [`${m}.multiarray._reconstruct`, `${m}.multiarray.scalar`, `${m}.numeric._frombuffer`]),
+  'numpy.ndarray',
+  'numpy.dtype',
+  '_codecs.encode',
+  '__builtin__.bytes',
+  'builtins.bytes',
+]);
+
+/** numpy dtype codes (`dtype.str` without the byte order) and what they are read as. */
+const NUMPY_DTYPES: Record<string, SafetensorsDType> = { f4: 'F32', f2: 'F16', f8: 'F64', i8: 'I64', i4: 'I32', i2: 'I16', i1: 'I8', u1: 'U8', b1: 'BOOL' };
+
 /** A reference to an allow-listed Python global; only ever compared by name, never called. */
 class PyGlobal {
   constructor(readonly name: string) {}
@@ -264,6 +282,11 @@ interface UnpickleOptions {
   storageIdLength: number;
   /** Supplies the storage behind a persistent id; caching by key is its business. */
   storage: (id: StorageId) => Storage;
+  /**
+   * A plain pickle of numpy arrays (detectron2): the numpy globals, bytes opcodes, and Python 2 strings read as
+   * latin-1, as `pickle.load(f, encoding='latin1')` does (detectron2's own loader), rather than as UTF-8.
+   */
+  numpy?: boolean;
 }
 
 /** A tensor view as pickled: decoded lazily so errors can name the key. */
@@ -276,6 +299,17 @@ class TensorRef {
   ) {}
 }
 
+/** numpy.dtype(code, align, copy) as unpickled; BUILD then supplies the byte order. */
+class NumpyDType {
+  byteOrder = '|';
+  constructor(readonly code: string) {}
+}
+
+/** `_reconstruct(ndarray, (0,), b'b')`: an empty array that BUILD (version, shape, dtype, fortran, data) fills. */
+class NumpyArray {
+  ref: TensorRef | null = null;
+}
+
 /** A pickled tuple (kept apart from lists only for clearer error messages). */
 class PyTuple {
   constructor(readonly items: unknown[]) {}
@@ -286,9 +320,30 @@ type PyDict = Map<unknown, unknown>;
 function describe(v: unknown): string {
   if (v instanceof PyGlobal) return v.name;
   if (v instanceof Map) return 'dict';
+  if (v instanceof Uint8Array) return 'bytes';
+  if (v instanceof NumpyArray) return 'numpy array';
+  if (v instanceof NumpyDType) return `numpy dtype '${v.code}'`;
   if (v instanceof PyTuple) return 'tuple';
   if (Array.isArray(v)) return 'list';
   return v === null ? 'None' : typeof v;
+}
+
+/** latin-1 text to bytes (how numpy reads a Python 2 str array buffer); code points above 255 are an error. */
+function encodeLatin1(text: string, where: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 255) throw new Error(`${where}: latin1 text holds code point ${c} at ${i}, which is not a byte`);
+    out[i] = c;
+  }
+  return out;
+}
+
+/** Bytes to latin-1 text in chunks (String.fromCharCode(...big) would overflow the call stack). */
+function bytesToLatin1(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192));
+  return s;
 }
 
 const OPCODE_NAMES: Record<number, string> = { 0x69: 'INST', 0x6f: 'OBJ', 0x92: 'NEWOBJ_EX', 0x50: 'PERSID', 0x42: 'BINBYTES', 0x43: 'SHORT_BINBYTES' };
@@ -337,9 +392,14 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
     return s;
   };
   const str = (n: number) => decoder.decode(pkl.subarray(need(n), pos));
+  const latin1 = (n: number) => String.fromCharCode(...pkl.subarray(need(n), pos));
+  const bytesOf = (n: number) => pkl.slice(need(n), pos);
+  const only = options.numpy ? ONLY_NUMPY : ONLY;
   const global = (module: string, name: string): PyGlobal => {
     const full = `${module}.${name}`;
-    if (!ALLOWED_GLOBALS.has(full)) throw new Error(`${source}: pickle references global '${full}', which is not allowed; ${ONLY}`);
+    if (!(options.numpy ? NUMPY_GLOBALS : ALLOWED_GLOBALS).has(full)) {
+      throw new Error(`${source}: pickle references global '${full}', which is not allowed; ${only}`);
+    }
     return new PyGlobal(full);
   };
   const int = (v: unknown, what: string): number => {
@@ -361,11 +421,77 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
     for (const item of items) list.push(item);
   };
 
+  /** A numpy array's bytes (bytes, or a Python 2 str read as latin-1) as a tensor view of `shape`. */
+  const numpyTensor = (what: string, dtypeObj: unknown, shapeObj: unknown, data: unknown, fortran: boolean): TensorRef => {
+    if (!(dtypeObj instanceof NumpyDType)) throw new Error(`${where}: ${what} has dtype ${describe(dtypeObj)}, expected a numpy dtype; ${only}`);
+    const dtype = NUMPY_DTYPES[dtypeObj.code];
+    if (!dtype) throw new Error(`${where}: ${what} has numpy dtype '${dtypeObj.code}'; only ${Object.keys(NUMPY_DTYPES).join(', ')} arrays are read`);
+    if (dtypeObj.byteOrder === '>') throw new Error(`${where}: ${what} is big-endian ('>${dtypeObj.code}'); only little-endian arrays are read`);
+    let raw: Uint8Array;
+    if (data instanceof Uint8Array) raw = data;
+    else if (typeof data === 'string') raw = encodeLatin1(data, where);
+    else throw new Error(`${where}: ${what} holds its data as a ${describe(data)}, expected bytes (object arrays are not read); ${only}`);
+    const shape = ints(shapeObj, `${what} shape`);
+    if (shape.some((d) => d < 0)) throw new Error(`${where}: ${what} has a negative dimension in shape [${shape}]`);
+    const n = sizeOf(shape);
+    const item = ITEM_BYTES[dtype];
+    if (raw.byteLength !== n * item) {
+      throw new Error(`${where}: ${what} of shape [${shape}] and dtype '${dtypeObj.code}' needs ${n * item} bytes, the pickle holds ${raw.byteLength}`);
+    }
+    // Row-major strides, or column-major ones for a Fortran-ordered array (materialize copies it row-major).
+    const stride = new Array<number>(shape.length);
+    let s = 1;
+    for (let k = 0; k < shape.length; k++) {
+      const d = fortran ? k : shape.length - 1 - k;
+      stride[d] = s;
+      s *= shape[d]!;
+    }
+    return new TensorRef(new Storage(dtype, n, raw), 0, shape, stride);
+  };
+
   /** Applies an allow-listed callable (REDUCE / NEWOBJ). */
   const call = (fn: unknown, argsObj: unknown): unknown => {
-    if (!(fn instanceof PyGlobal)) throw new Error(`${where}: cannot call a ${describe(fn)}; ${ONLY}`);
+    if (!(fn instanceof PyGlobal)) throw new Error(`${where}: cannot call a ${describe(fn)}; ${only}`);
     if (!(argsObj instanceof PyTuple)) throw new Error(`${where}: ${fn.name} called with a ${describe(argsObj)}, expected a tuple`);
     const args = argsObj.items;
+    const numpyName = fn.name.replace(/^numpy\._core\./, 'numpy.core.');
+    switch (numpyName) {
+      case '_codecs.encode': {
+        // How protocol 2 spells bytes under Python 3: _codecs.encode(text, 'latin1').
+        const [text, encoding] = args;
+        if (typeof text !== 'string' || (encoding !== 'latin1' && encoding !== 'latin-1')) {
+          throw new Error(`${where}: _codecs.encode(${describe(text)}, ${JSON.stringify(encoding)}) is not supported; only latin1 bytes are read`);
+        }
+        return encodeLatin1(text, where);
+      }
+      case '__builtin__.bytes':
+      case 'builtins.bytes':
+        // Protocol 2 spells b'' as bytes(); nothing else is built this way.
+        if (args.length !== 0) throw new Error(`${where}: ${fn.name} with arguments is not supported; ${only}`);
+        return new Uint8Array(0);
+      case 'numpy.dtype': {
+        const [code] = args;
+        if (typeof code !== 'string') throw new Error(`${where}: numpy.dtype(${describe(code)}) is not supported; ${only}`);
+        return new NumpyDType(code);
+      }
+      case 'numpy.core.multiarray._reconstruct': {
+        const [cls] = args;
+        if (!(cls instanceof PyGlobal) || cls.name !== 'numpy.ndarray') {
+          throw new Error(`${where}: _reconstruct of ${describe(cls)} is not supported (only numpy.ndarray); ${only}`);
+        }
+        return new NumpyArray();
+      }
+      case 'numpy.core.numeric._frombuffer': {
+        // Protocol 5: _frombuffer(buffer, dtype, shape, order) with the buffer in-band.
+        const [buf, dtype, shape, order] = args;
+        return numpyTensor('numpy array', dtype, shape, buf, order === 'F');
+      }
+      case 'numpy.core.multiarray.scalar': {
+        // A numpy scalar (np.int64(3), np.float32(0.5)): a 0-d tensor.
+        const [dtype, data] = args;
+        return numpyTensor('numpy scalar', dtype, new PyTuple([]), data, false);
+      }
+    }
     switch (fn.name) {
       case 'collections.OrderedDict': {
         const d: PyDict = new Map();
@@ -397,7 +523,7 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
         if (!(args[0] instanceof TensorRef)) throw new Error(`${where}: ${fn.name} expects a tensor, got ${describe(args[0])}`);
         return args[0];
       default:
-        throw new Error(`${where}: ${fn.name} cannot be called; ${ONLY}`);
+        throw new Error(`${where}: ${fn.name} cannot be called; ${only}`);
     }
   };
 
@@ -406,10 +532,10 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
     const t = pid instanceof PyTuple ? pid.items : [];
     const [kind, type, key, , numelRaw, ...rest] = t;
     if (t.length !== options.storageIdLength || kind !== 'storage' || !(type instanceof PyGlobal) || typeof key !== 'string') {
-      throw new Error(`${where}: unsupported persistent id (expected ${options.storageIdForm}); ${ONLY}`);
+      throw new Error(`${where}: unsupported persistent id (expected ${options.storageIdForm}); ${only}`);
     }
     const dtype = STORAGE_DTYPES[type.name.slice('torch.'.length)];
-    if (!type.name.startsWith('torch.') || !dtype) throw new Error(`${where}: '${type.name}' is not a storage type; ${ONLY}`);
+    if (!type.name.startsWith('torch.') || !dtype) throw new Error(`${where}: '${type.name}' is not a storage type; ${only}`);
     return options.storage({ key, dtype, numel: int(numelRaw, 'storage size'), rest });
   };
 
@@ -466,14 +592,24 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
       case 0x8d: // BINUNICODE8
         stack.push(str(u64(view, need(8), where, 'string length')));
         break;
-      case 0x55: // SHORT_BINSTRING: a Python 2 str, read as UTF-8 as torch.load does
-        stack.push(str(pkl[need(1)]!));
+      case 0x55: // SHORT_BINSTRING: a Python 2 str, read as UTF-8 as torch.load does (latin-1 for numpy pickles)
+        stack.push(options.numpy ? latin1(pkl[need(1)]!) : str(pkl[need(1)]!));
         break;
       case 0x54: {
         // BINSTRING (Python 2 str, signed 4-byte length)
         const n = view.getInt32(need(4), true);
         if (n < 0) throw new Error(`${where}: negative string length at byte ${pos - 5}`);
-        stack.push(str(n));
+        stack.push(options.numpy ? bytesToLatin1(bytesOf(n)) : str(n));
+        break;
+      }
+      case 0x43: // SHORT_BINBYTES
+      case 0x42: // BINBYTES
+      case 0x8e: // BINBYTES8
+      case 0x96: {
+        // BYTEARRAY8 (protocol 5, an in-band writable buffer)
+        if (!options.numpy) throw new Error(`${source}: unsupported pickle opcode 0x${op.toString(16)} (bytes) at byte ${pos - 1} of ${label}; ${only}`);
+        const n = op === 0x43 ? pkl[need(1)]! : op === 0x42 ? view.getUint32(need(4), true) : u64(view, need(8), where, 'bytes length');
+        stack.push(bytesOf(n));
         break;
       }
       case 0x4a: // BININT
@@ -575,7 +711,7 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
         const args = pop();
         const cls = pop();
         if (!(cls instanceof PyGlobal) || cls.name !== 'collections.OrderedDict') {
-          throw new Error(`${where}: NEWOBJ of ${describe(cls)} is not supported; ${ONLY}`);
+          throw new Error(`${where}: NEWOBJ of ${describe(cls)} is not supported; ${only}`);
         }
         stack.push(call(cls, args));
         break;
@@ -584,10 +720,26 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
         // BUILD: a state dict's attributes (its `_metadata`) are not weights, so they are dropped.
         const state = pop();
         const target = top();
-        if (!(target instanceof Map)) throw new Error(`${where}: BUILD on a ${describe(target)} (state ${describe(state)}) is not supported; ${ONLY}`);
+        if (options.numpy && target instanceof NumpyDType) {
+          // (version, byte order, subarray, names, fields, elsize, alignment, flags)
+          const order = state instanceof PyTuple ? state.items[1] : undefined;
+          if (typeof order !== 'string') throw new Error(`${where}: numpy dtype '${target.code}' with state ${describe(state)}; ${only}`);
+          target.byteOrder = order;
+          break;
+        }
+        if (options.numpy && target instanceof NumpyArray) {
+          // (version, shape, dtype, is_fortran, data); pickles of numpy < 1.? leave out the version.
+          const items = state instanceof PyTuple ? state.items : [];
+          const s = items.length === 5 ? items.slice(1) : items;
+          if (s.length !== 4 || target.ref) throw new Error(`${where}: numpy array state ${describe(state)} of ${items.length} items; ${only}`);
+          target.ref = numpyTensor('numpy array', s[1], s[0], s[3], s[2] === true);
+          break;
+        }
+        if (!(target instanceof Map)) throw new Error(`${where}: BUILD on a ${describe(target)} (state ${describe(state)}) is not supported; ${only}`);
         break;
       }
       case 0x51: // BINPERSID
+        if (options.numpy) throw new Error(`${where}: a persistent id (PyTorch storage) at byte ${pos - 1}: a torch.save file, not a numpy pickle; read it with readPth`);
         stack.push(persistentLoad(pop()));
         break;
       case 0x2e: // STOP
@@ -595,7 +747,7 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
         return { value: stack[0], end: pos };
       default: {
         const name = OPCODE_NAMES[op] ?? (op >= 0x20 && op < 0x7f ? `'${String.fromCharCode(op)}'` : 'unknown');
-        throw new Error(`${source}: unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')} (${name}) at byte ${pos - 1} of ${label}; ${ONLY}`);
+        throw new Error(`${source}: unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')} (${name}) at byte ${pos - 1} of ${label}; ${only}`);
       }
     }
   }
@@ -781,11 +933,19 @@ function materialize(name: string, t: TensorRef, source: string, budget: Expansi
 }
 
 /** Picks the state dict out of a checkpoint and flattens it to dotted names. */
-function flatten(root: unknown, source: string, options: PthOptions, budget: ExpansionBudget): Map<string, HostTensor> {
-  if (!(root instanceof Map)) throw new Error(`${source}: the checkpoint holds a ${describe(root)}, expected a dict of tensors; ${ONLY}`);
+function flatten(root: unknown, source: string, options: PthOptions, budget: ExpansionBudget, only = ONLY): Map<string, HostTensor> {
+  // A numpy array is its tensor once BUILD has filled it; one never filled is no array.
+  const tensorOf = (v: unknown): TensorRef | null => {
+    if (v instanceof NumpyArray) {
+      if (!v.ref) throw new Error(`${source}: a numpy array was reconstructed but never given its data; ${only}`);
+      return v.ref;
+    }
+    return v instanceof TensorRef ? v : null;
+  };
+  if (!(root instanceof Map)) throw new Error(`${source}: the checkpoint holds a ${describe(root)}, expected a dict of tensors; ${only}`);
   let dict: PyDict = root;
   // A training checkpoint wraps the weights: {'epoch': 3, 'state_dict': {...}, 'optimizer': {...}}.
-  if (![...root.values()].some((v) => v instanceof TensorRef)) {
+  if (![...root.values()].some((v) => tensorOf(v) !== null)) {
     const wrapped = ['state_dict', 'model', 'module'].map((k) => root.get(k)).find((v) => v instanceof Map);
     if (wrapped) dict = wrapped as PyDict;
   }
@@ -796,21 +956,22 @@ function flatten(root: unknown, source: string, options: PthOptions, budget: Exp
   const walk = (d: PyDict, prefix: string) => {
     // Shared dicts are legal pickles, but sharing nested k deep names 2^k entries: bounded here.
     visits += d.size;
-    if (visits > MAX_DICT_ENTRIES) throw new Error(`${source}: the checkpoint's dicts name more than ${MAX_DICT_ENTRIES} entries; ${ONLY}`);
-    if (open.has(d)) throw new Error(`${source}: dict '${prefix.slice(0, -1)}' contains itself; ${ONLY}`);
-    if (open.size >= MAX_DICT_DEPTH) throw new Error(`${source}: dicts nested more than ${MAX_DICT_DEPTH} deep (at '${prefix.slice(0, 200)}...'); ${ONLY}`);
+    if (visits > MAX_DICT_ENTRIES) throw new Error(`${source}: the checkpoint's dicts name more than ${MAX_DICT_ENTRIES} entries; ${only}`);
+    if (open.has(d)) throw new Error(`${source}: dict '${prefix.slice(0, -1)}' contains itself; ${only}`);
+    if (open.size >= MAX_DICT_DEPTH) throw new Error(`${source}: dicts nested more than ${MAX_DICT_DEPTH} deep (at '${prefix.slice(0, 200)}...'); ${only}`);
     open.add(d);
     for (const [k, v] of d) {
       const name = prefix + String(k);
+      const t = tensorOf(v);
       if (v instanceof Map) walk(v, `${name}.`);
-      else if (v instanceof TensorRef) {
+      else if (t) {
         const p = options.stripPrefix;
         const key = p && name.startsWith(p) ? name.slice(p.length) : name;
         if (out.has(key)) throw new Error(`${source}: two tensors are named '${key}' after flattening/prefix stripping`);
         // A tensor named twice is decoded twice: the second copy is no part of the file's size.
-        if (seen.has(v)) budget.take(sizeOf(v.shape) * 4, `decoding tensor '${name}' again (it is named more than once)`);
-        seen.add(v);
-        out.set(key, materialize(name, v, source, budget));
+        if (seen.has(t)) budget.take(sizeOf(t.shape) * 4, `decoding tensor '${name}' again (it is named more than once)`);
+        seen.add(t);
+        out.set(key, materialize(name, t, source, budget));
       }
     }
     open.delete(d);
@@ -852,4 +1013,34 @@ export function readPth(bytes: Uint8Array, source = 'pth', options: PthOptions =
 /** Reads a .pth checkpoint from disk (Node) onto the device. */
 export async function loadPth(path: string, options: PthOptions = {}): Promise<Map<string, Tensor>> {
   return toDevice(readPth(await readFileBytes(path), path, options));
+}
+
+/**
+ * Parses a plain pickle of numpy arrays held in memory, as detectron2 releases its weights (`model_final_*.pkl`:
+ * `{'model': {name: ndarray}, '__author__': ...}`, pickled by Python 3 with any protocol 2-5, or by Python 2 as
+ * Detectron's converted ImageNet models are), into flat, contiguous host tensors with the dtype rules of
+ * `readPth`. The same restricted machine as `readPth` runs it, allowing only numpy's array, dtype and scalar
+ * reconstruction (emulated, never imported) besides dicts, lists and tuples: any other global, object arrays and
+ * big-endian data are refused, and nothing is ever executed. A `'model'` dict entry is the state dict (otherwise it
+ * is found as in `readPth`); `options.stripPrefix` removes a prefix from every key.
+ */
+export function readPkl(bytes: Uint8Array, source = 'pkl', options: PthOptions = {}): Map<string, HostTensor> {
+  const limit = options.maxExpandedBytes ?? PTH_MAX_EXPANDED_BYTES;
+  if (!(limit >= 0)) throw new Error(`${source}: maxExpandedBytes must be a number >= 0, got ${limit}`);
+  if (!isPickle(bytes)) {
+    throw new Error(`${source}: not a pickle of protocol 2 or later (first byte ${bytes.byteLength ? `0x${bytes[0]!.toString(16)}` : 'missing'}), so not a detectron2 .pkl checkpoint`);
+  }
+  const noStorage = (): Storage => {
+    throw new Error(`${source}: a PyTorch storage in a numpy pickle`);
+  };
+  const { value, end } = unpickle(bytes, source, { label: 'the pickle', storageIdForm: 'none', storageIdLength: -1, storage: noStorage, numpy: true });
+  if (end !== bytes.byteLength) throw new Error(`${source}: ${bytes.byteLength - end} bytes follow the pickle's STOP; ${ONLY_NUMPY}`);
+  // detectron2 keeps numpy scalars ('iteration') beside 'model', so the wrapper is recognised by name.
+  const model = value instanceof Map ? value.get('model') : undefined;
+  return flatten(model instanceof Map ? model : value, source, options, new ExpansionBudget(limit, source), ONLY_NUMPY);
+}
+
+/** Reads a detectron2-style `.pkl` (a pickle of numpy arrays, see `readPkl`) from disk (Node) onto the device. */
+export async function loadPkl(path: string, options: PthOptions = {}): Promise<Map<string, Tensor>> {
+  return toDevice(readPkl(await readFileBytes(path), path, options));
 }
