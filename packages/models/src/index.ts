@@ -4,3 +4,4 @@ export * from './pipelines/index.js';
 export * from './openpose/index.js';
 export * from './schp/index.js';
 export * from './densepose/index.js';
+export * from './densepose-rcnn/index.js';
