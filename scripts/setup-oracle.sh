@@ -5,6 +5,11 @@ set -euo pipefail
 PY=/usr/bin/python3
 if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
   echo "setup-oracle: torch $("$PY" -c 'import torch; print(torch.__version__)') found"
+  # Optional: torchvision's roi_align cross-checks the ROIAlign the DensePose R-CNN goldens write (skipped without it).
+  if ! "$PY" -c 'import torchvision' 2>/dev/null && [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then
+    echo "setup-oracle: installing python3-torchvision (optional cross-check)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torchvision >/dev/null || echo "setup-oracle: python3-torchvision not installed; the roi_align cross-check is skipped" >&2
+  fi
   exit 0
 fi
 if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
@@ -15,4 +20,5 @@ echo "setup-oracle: installing python3-torch"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq python3-torch python3-numpy >/dev/null
+apt-get install -y -qq python3-torchvision >/dev/null || echo "setup-oracle: python3-torchvision not installed; the roi_align cross-check is skipped" >&2
 "$PY" -c 'import torch; print("setup-oracle: torch", torch.__version__, "installed")'

@@ -196,6 +196,7 @@ def build(out_dir):
         [0, 10.0, 10.0, 10.0, 10.0],
         [1, 0.0, 0.0, 44.0, 52.0],
         [0, 35.0, 40.0, 70.0, 90.0],
+        [1, 100.0, 100.0, 140.0, 120.0],  # wholly outside: zeros
     ])
     t = {"input": feat, "rois": rois}
     for aligned in (False, True):

@@ -44,3 +44,34 @@ describe('DensePose R-CNN (detectron2 R_50_FPN) against a PyTorch re-implementat
     expect([...full.stateDict().keys()].sort()).toEqual([...shapes.keys()].sort());
   });
 });
+
+describe('roiAlign against torchvision.ops.roi_align semantics', () => {
+  it('aligned false/true, sampling ratio 2 and adaptive, square and oblong bins, boxes partly and wholly outside', async () => {
+    const g = new ModelGolden('densepose_rcnn_roi_align');
+    const x = g.tensor('input');
+    const rois = g.tensor('rois');
+    let n = 0;
+    for (const key of g.tensors.keys()) {
+      const m = /^out\/aligned(\d)_sr(\d)_(\d)x(\d)$/.exec(key);
+      if (!m) continue;
+      const out = T.roiAlign(x, rois, { outputSize: [Number(m[3]), Number(m[4])], spatialScale: 0.25, samplingRatio: Number(m[2]), aligned: m[1] === '1' });
+      expect([...out.shape], key).toEqual(g.host(key).shape);
+      expectClose(await out.data(), g.host(key).data, 1e-5, key);
+      // The last box lies wholly outside the map: zeros; the others are not.
+      const host = await out.data();
+      const per = Number(m[3]) * Number(m[4]) * 5;
+      expect(host.slice(7 * per, 8 * per).every((v) => v === 0), key).toBe(true);
+      expect(host.slice(0, per).some((v) => v !== 0), key).toBe(true);
+      n++;
+    }
+    expect(n).toBe(8);
+  });
+
+  it('refuses malformed arguments, naming the op and the shapes', () => {
+    const x = T.zeros([1, 2, 4, 4]);
+    expect(() => T.roiAlign(x, T.zeros([3, 4]), { outputSize: 2, spatialScale: 1 })).toThrow(/roiAlign: expected input \[N, C, H, W\] and rois \[K, 5\] .* got \[1, 2, 4, 4\] and \[3, 4\]/);
+    expect(() => T.roiAlign(x, T.zeros([3, 5]), { outputSize: 0, spatialScale: 1 })).toThrow(/roiAlign: outputSize must be positive integers/);
+    expect(() => T.roiAlign(x, T.zeros([3, 5]), { outputSize: 2, spatialScale: 1, samplingRatio: -1 })).toThrow(/roiAlign: samplingRatio must be an integer >= 0/);
+    expect(T.roiAlign(x, T.zeros([0, 5]), { outputSize: [3, 2], spatialScale: 1 }).shape).toEqual([0, 2, 3, 2]);
+  });
+});

@@ -14,3 +14,4 @@ export * from './attention.js';
 export * from './bitonic-sort.js';
 export * from './lovasz.js';
 export * from './indexing.js';
+export * from './roi-align.js';

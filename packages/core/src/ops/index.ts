@@ -19,3 +19,4 @@ export * from './attention.js';
 export * from './sort.js';
 export * from './lovasz.js';
 export * from './indexing.js';
+export * from './roi-align.js';
