@@ -160,6 +160,197 @@ def randomize(model, g):
                 t.copy_(torch.randn(t.shape, generator=g) * math.sqrt(2.0 / fan_in))
 
 
+
+# ---------------------------------------------------------------- RPN, box head and their post-processing
+
+PIXEL_MEAN = [103.530, 116.280, 123.675]  # BGR, PIXEL_STD 1
+SCALE_CLAMP = math.log(1000.0 / 16)
+
+
+class RPNHead(nn.Module):
+    def __init__(self, c, a=3):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+        self.objectness_logits = nn.Conv2d(c, a, 1)
+        self.anchor_deltas = nn.Conv2d(c, 4 * a, 1)
+
+    def forward(self, feats):
+        logits, deltas = [], []
+        for x in feats:
+            t = F.relu(self.conv(x))
+            logits.append(self.objectness_logits(t))
+            deltas.append(self.anchor_deltas(t))
+        return logits, deltas
+
+
+def grid_anchors(h, w, stride, size, ratios=(0.5, 1.0, 2.0)):
+    """DefaultAnchorGenerator (offset 0): cell anchors per size then ratio, locations row-major."""
+    cell = []
+    for r in ratios:
+        aw = math.sqrt(size * size / r)
+        ah = r * aw
+        cell.append([-aw / 2.0, -ah / 2.0, aw / 2.0, ah / 2.0])
+    cell = torch.tensor(cell)
+    sx = torch.arange(0, w * stride, step=stride, dtype=torch.float32)
+    sy = torch.arange(0, h * stride, step=stride, dtype=torch.float32)
+    yy, xx = torch.meshgrid(sy, sx, indexing="ij")
+    xx, yy = xx.reshape(-1), yy.reshape(-1)
+    shifts = torch.stack((xx, yy, xx, yy), dim=1)
+    return (shifts.view(-1, 1, 4) + cell.view(1, -1, 4)).reshape(-1, 4)
+
+
+def apply_deltas(deltas, boxes, weights):
+    widths = boxes[:, 2] - boxes[:, 0]
+    heights = boxes[:, 3] - boxes[:, 1]
+    cx = boxes[:, 0] + 0.5 * widths
+    cy = boxes[:, 1] + 0.5 * heights
+    wx, wy, ww, wh = weights
+    dx, dy = deltas[:, 0] / wx, deltas[:, 1] / wy
+    dw = torch.clamp(deltas[:, 2] / ww, max=SCALE_CLAMP)
+    dh = torch.clamp(deltas[:, 3] / wh, max=SCALE_CLAMP)
+    pcx, pcy = dx * widths + cx, dy * heights + cy
+    pw, ph = torch.exp(dw) * widths, torch.exp(dh) * heights
+    return torch.stack((pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph), dim=1)
+
+
+def clip(boxes, h, w):
+    return torch.stack((boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h), boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)), dim=1)
+
+
+def nms(boxes, scores, thresh):
+    """Greedy NMS as torchvision's CPU kernel: by descending score, drop boxes with IoU > thresh."""
+    order = torch.argsort(scores, descending=True).tolist()
+    b = boxes.tolist()
+    area = [(x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in b]
+    removed = [False] * len(b)
+    keep = []
+    for i in order:
+        if removed[i]:
+            continue
+        keep.append(i)
+        for j in order:
+            if removed[j] or j == i:
+                continue
+            iw = max(0.0, min(b[i][2], b[j][2]) - max(b[i][0], b[j][0]))
+            ih = max(0.0, min(b[i][3], b[j][3]) - max(b[i][1], b[j][1]))
+            inter = iw * ih
+            if inter / (area[i] + area[j] - inter) > thresh:
+                removed[j] = True
+    return torch.tensor(keep, dtype=torch.int64)
+
+
+def batched_nms(boxes, scores, groups, thresh):
+    keep = torch.cat([torch.nonzero(groups == g)[:, 0][nms(boxes[groups == g], scores[groups == g], thresh)] for g in groups.unique()])
+    keep = keep[torch.argsort(scores[keep], descending=True)]
+    try:
+        import torchvision
+        assert torch.equal(keep, torchvision.ops.batched_nms(boxes, scores, groups, thresh)), "batched_nms differs from torchvision"
+    except ImportError:
+        pass
+    return keep
+
+
+def level_pool(feats, boxes, size, sampling_ratio, aligned):
+    """ROIPooler over p2..p5: level = floor(4 + log2(sqrt(area) / 224 + eps)) clamped to [2, 5]."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    lvl = torch.floor(4 + torch.log2(torch.sqrt(area) / 224 + 2.220446049250313e-16)).clamp(2, 5).long() - 2
+    out = feats[0].new_zeros(len(boxes), feats[0].shape[1], size, size)
+    rois = torch.cat([torch.zeros(len(boxes), 1), boxes], dim=1)
+    for l in range(4):
+        idx = torch.nonzero(lvl == l)[:, 0]
+        if len(idx):
+            out[idx] = roi_align(feats[l], rois[idx], (size, size), 1.0 / 2 ** (l + 2), sampling_ratio, aligned)
+    return out, lvl
+
+
+class BoxHead(nn.Module):
+    def __init__(self, c, res, fc):
+        super().__init__()
+        self.fc1 = nn.Linear(c * res * res, fc)
+        self.fc2 = nn.Linear(fc, fc)
+
+    def forward(self, x):
+        return F.relu(self.fc2(F.relu(self.fc1(x.flatten(1)))))
+
+
+class BoxPredictor(nn.Module):
+    def __init__(self, fc, classes=1):
+        super().__init__()
+        self.cls_score = nn.Linear(fc, classes + 1)
+        self.bbox_pred = nn.Linear(fc, 4 * classes)
+
+
+def rcnn_case(out_dir, g):
+    c, fc = 16, 32
+    backbone = FPN(ResNet(**SMALL), [16, 32, 64, 128], out_channels=c).eval()
+    randomize(backbone, g)
+    rpn = RPNHead(c)
+    box_head, box_predictor = BoxHead(c, 7, fc), BoxPredictor(fc)
+    for m in (rpn, box_head, box_predictor):
+        for name, t in m.state_dict().items():
+            with torch.no_grad():
+                t.copy_(torch.randn(t.shape, generator=g) * (0.1 if name.endswith("bias") else math.sqrt(1.0 / t[0].numel())))
+    h, w = 128, 96
+    image = torch.rand(1, 3, h, w, generator=g) * 255  # BGR 0..255
+    with torch.no_grad():
+        # Weights scaled to the features' size, so that deltas move boxes by about their size.
+        x = image - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
+        s = max(v.std().item() for v in backbone(x).values())
+        rpn.conv.weight /= s
+        rpn.anchor_deltas.weight *= 0.3
+        box_head.fc1.weight /= s
+        box_predictor.bbox_pred.weight *= 0.3
+        box_predictor.cls_score.bias.copy_(torch.tensor([0.3, 0.0]))  # about half the boxes above 0.5
+    t = {f"weights/backbone.{k}": v for k, v in backbone.state_dict().items()}
+    t.update({f"weights/proposal_generator.rpn_head.{k}": v for k, v in rpn.state_dict().items()})
+    t.update({f"weights/roi_heads.box_head.{k}": v for k, v in box_head.state_dict().items()})
+    t.update({f"weights/roi_heads.box_predictor.{k}": v for k, v in box_predictor.state_dict().items()})
+    t["input"] = image
+    with torch.no_grad():
+        x = image - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
+        feats = backbone(x)
+        levels = [feats[k] for k in ("p2", "p3", "p4", "p5", "p6")]
+        logits, deltas = rpn(levels)
+        cand, cand_logits, cand_lvl = [], [], []
+        for l, (lg, dl) in enumerate(zip(logits, deltas)):
+            t[f"out/rpn_logits{l}"] = lg
+            t[f"out/rpn_deltas{l}"] = dl
+            _, a, hh, ww = lg.shape
+            lg = lg.permute(0, 2, 3, 1).reshape(-1)
+            dl = dl.view(1, a, 4, hh, ww).permute(0, 3, 4, 1, 2).reshape(-1, 4)
+            anchors = grid_anchors(hh, ww, 2 ** (l + 2), 32 * 2 ** l)
+            props = apply_deltas(dl, anchors, (1.0, 1.0, 1.0, 1.0))
+            k = min(1000, len(lg))
+            sc, idx = lg.sort(descending=True)
+            cand.append(props[idx[:k]])
+            cand_logits.append(sc[:k])
+            cand_lvl.append(torch.full((k,), l))
+        boxes, scores, lvl = torch.cat(cand), torch.cat(cand_logits), torch.cat(cand_lvl)
+        boxes = clip(boxes, h, w)
+        ok = ((boxes[:, 2] - boxes[:, 0]) > 0) & ((boxes[:, 3] - boxes[:, 1]) > 0)
+        boxes, scores, lvl = boxes[ok], scores[ok], lvl[ok]
+        keep = batched_nms(boxes, scores, lvl, 0.7)[:1000]
+        proposals, proposal_logits = boxes[keep], scores[keep]
+        t["out/proposals"] = proposals
+        t["out/proposal_logits"] = proposal_logits
+        pooled, plvl = level_pool(levels[:4], proposals, 7, 2, False)
+        t["out/box_pooled"] = pooled
+        t["out/box_levels"] = plvl.int()
+        feat = box_head(pooled)
+        cls, reg = box_predictor.cls_score(feat), box_predictor.bbox_pred(feat)
+        t["out/cls_logits"] = cls
+        t["out/bbox_deltas"] = reg
+        probs = F.softmax(cls, dim=-1)[:, 0]
+        det = clip(apply_deltas(reg, proposals, (10.0, 10.0, 5.0, 5.0)), h, w)
+        sel = probs > 0.5
+        det, probs = det[sel], probs[sel]
+        keep = batched_nms(det, probs, torch.zeros(len(det), dtype=torch.int64), 0.5)[:100]
+        t["out/det_boxes"] = det[keep]
+        t["out/det_scores"] = probs[keep]
+    assert 5 < len(keep) < 100 and len(proposals) > 50, (len(keep), len(proposals))
+    write_safetensors(f"{out_dir}/densepose_rcnn_detect.safetensors", t)
+    return (f"{out_dir}/densepose_rcnn_detect.safetensors", f"{len(proposals)} proposals, {len(keep)} detections")
+
 def build(out_dir):
     g = torch.Generator().manual_seed(11)
     results = []
@@ -216,4 +407,5 @@ def build(out_dir):
         pass
     write_safetensors(f"{out_dir}/densepose_rcnn_roi_align.safetensors", t)
     results.append((f"{out_dir}/densepose_rcnn_roi_align.safetensors", len(t) - 2))
+    results.append(rcnn_case(out_dir, g))
     return results

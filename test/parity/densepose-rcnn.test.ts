@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
-import { RESNET50_FPN, ResNetFPN } from '@leffa-webgpu/models';
+import { DENSEPOSE_RCNN_R50_FPN, RCNNDetector, RESNET50_FPN, ResNetFPN, batchedNms, poolBoxes, poolerLevels } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectClose } from '../helpers/compare.js';
 import { ModelGolden } from '../helpers/model-golden.js';
@@ -73,5 +73,53 @@ describe('roiAlign against torchvision.ops.roi_align semantics', () => {
     expect(() => T.roiAlign(x, T.zeros([3, 5]), { outputSize: 0, spatialScale: 1 })).toThrow(/roiAlign: outputSize must be positive integers/);
     expect(() => T.roiAlign(x, T.zeros([3, 5]), { outputSize: 2, spatialScale: 1, samplingRatio: -1 })).toThrow(/roiAlign: samplingRatio must be an integer >= 0/);
     expect(T.roiAlign(x, T.zeros([0, 5]), { outputSize: [3, 2], spatialScale: 1 }).shape).toEqual([0, 2, 3, 2]);
+  });
+});
+
+describe('DensePose R-CNN detection path (RPN, box head, NMS) against the PyTorch re-implementation', () => {
+  it('RPN outputs, proposals, box-head outputs and detections of a narrow model', async () => {
+    const g = new ModelGolden('densepose_rcnn_detect');
+    const config = { ...DENSEPOSE_RCNN_R50_FPN, backbone: SMALL, fcDim: 32 };
+    const model = new RCNNDetector(config);
+    model.loadStateDict(g.stateDict());
+    const { rpn, boxes } = await model.detect(g.tensor('input'));
+    for (let l = 0; l < 5; l++) {
+      for (const [name, t] of [[`rpn_logits${l}`, rpn.logits[l]!], [`rpn_deltas${l}`, rpn.deltas[l]!]] as const) {
+        expect([...t.shape], name).toEqual(g.host(`out/${name}`).shape);
+        expectClose(await t.data(), g.host(`out/${name}`).data, 1e-4, name);
+      }
+    }
+    // Proposals: same count and order (no near-ties at these weights), boxes and logits close.
+    const wantP = g.host('out/proposals');
+    expect(rpn.proposals.boxes.length).toBe(wantP.data.length);
+    expectClose(rpn.proposals.boxes, wantP.data, 1e-4, 'proposals');
+    expectClose(rpn.proposals.scores, g.host('out/proposal_logits').data, 1e-4, 'proposal logits');
+    // Box head on the same proposals: logits and deltas, then the detections after threshold 0.5 and NMS 0.5.
+    expect(poolerLevels(rpn.proposals.boxes)).toEqual(g.host('out/box_levels').data);
+    expectClose(await boxes.clsLogits.data(), g.host('out/cls_logits').data, 1e-4, 'cls logits');
+    expectClose(await boxes.bboxDeltas.data(), g.host('out/bbox_deltas').data, 1e-4, 'bbox deltas');
+    const wantD = g.host('out/det_boxes');
+    expect(boxes.detections.boxes.length).toBe(wantD.data.length);
+    expectClose(boxes.detections.boxes, wantD.data, 1e-4, 'detections');
+    expectClose(boxes.detections.scores, g.host('out/det_scores').data, 1e-4, 'detection scores');
+    expect(boxes.detections.scores.every((s) => s > 0.5)).toBe(true);
+  });
+
+  it('ROIPooler: boxes pooled from their FPN level, in their order', async () => {
+    const g = new ModelGolden('densepose_rcnn_detect');
+    const model = new RCNNDetector({ ...DENSEPOSE_RCNN_R50_FPN, backbone: SMALL, fcDim: 32 });
+    model.loadStateDict(g.stateDict());
+    const x = T.sub(g.tensor('input'), T.tensor(Float32Array.from(RCNNDetector.PIXEL_MEAN), [1, 3, 1, 1]));
+    const pooled = poolBoxes(model.backbone.forward(x), g.host('out/proposals').data as Float32Array, 7, 2, false);
+    expectClose(await pooled.data(), g.host('out/box_pooled').data, 1e-4, 'pooled');
+  });
+
+  it('batchedNms keeps the best box of each overlapping cluster, per group', () => {
+    const boxes = new Float32Array([0, 0, 10, 10, 1, 1, 11, 11, 20, 20, 30, 30, 0, 0, 10, 10]);
+    expect(batchedNms(boxes, [0.9, 0.8, 0.7, 0.95], null, 0.5)).toEqual([3, 2]);
+    expect(batchedNms(boxes, [0.9, 0.8, 0.7, 0.95], [0, 0, 0, 1], 0.5)).toEqual([3, 0, 2]);
+    // Boxes 0 and 3 are the same box (IoU 1): only a threshold of 1 keeps both.
+    expect(batchedNms(boxes, [0.9, 0.8, 0.7, 0.95], null, 0.99)).toEqual([3, 1, 2]);
+    expect(batchedNms(boxes, [0.9, 0.8, 0.7, 0.95], null, 1)).toEqual([3, 0, 1, 2]);
   });
 });

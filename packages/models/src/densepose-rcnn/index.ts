@@ -1,1 +1,2 @@
 export * from './backbone.js';
+export * from './rcnn.js';
