@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Makes sure the PyTorch oracle exists: Debian's python3-torch (PyTorch 1.13, CPU) under /usr/bin/python3.
+# Makes sure the PyTorch oracle exists: Debian's python3-torch (PyTorch 1.13, CPU) under /usr/bin/python3,
+# with python3-scipy (the OpenPose goldens use scipy.ndimage.gaussian_filter, as body.py does).
 # The parity tests compare every op against golden files it writes. Idempotent.
 set -euo pipefail
 PY=/usr/bin/python3
 if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
   echo "setup-oracle: torch $("$PY" -c 'import torch; print(torch.__version__)') found"
+  if ! "$PY" -c 'import scipy.ndimage' 2>/dev/null; then
+    if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
+      echo "setup-oracle: scipy not found under $PY; install Debian's python3-scipy (apt-get install python3-scipy)" >&2
+      exit 1
+    fi
+    echo "setup-oracle: installing python3-scipy"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-scipy >/dev/null
+  fi
   # Optional: torchvision's roi_align cross-checks the ROIAlign the DensePose R-CNN goldens write (skipped without it).
   if ! "$PY" -c 'import torchvision' 2>/dev/null && [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then
     echo "setup-oracle: installing python3-torchvision (optional cross-check)"
@@ -19,6 +28,6 @@ fi
 echo "setup-oracle: installing python3-torch"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq python3-torch python3-numpy >/dev/null
+apt-get install -y -qq python3-torch python3-numpy python3-scipy >/dev/null
 apt-get install -y -qq python3-torchvision >/dev/null || echo "setup-oracle: python3-torchvision not installed; the roi_align cross-check is skipped" >&2
 "$PY" -c 'import torch; print("setup-oracle: torch", torch.__version__, "installed")'

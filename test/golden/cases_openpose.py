@@ -1,11 +1,16 @@
 """OpenPose body model: a torch transcription of the COCO-18 CPM/PAF network with the PyTorch port's module
 layout (model0 = VGG front, model1_1/model1_2 = stage 1, modelS_1/modelS_2 = stages 2..6), random weights,
-all stage outputs; plus the full-size model's key names and shapes."""
+all stage outputs (and the last heatmap of the released layer list, whose `no_relu_layers` names
+Mconv7_stage6_L1 twice and so keeps a ReLU after the last L2 convolution); plus the full-size model's key names
+and shapes; plus body.py's peak smoothing, scipy.ndimage.gaussian_filter(sigma=3) (default 'reflect' border),
+and its 4-neighbour peaks, on maps with peaks at and next to the border."""
 import json
 from collections import OrderedDict
 
+import numpy as np
 import torch
 import torch.nn as nn
+from scipy.ndimage import gaussian_filter
 
 from golden import write_safetensors
 
@@ -23,7 +28,7 @@ def make_layers(spec, no_relu):
 
 
 class BodyPose(nn.Module):
-    def __init__(self, vgg=(64, 128, 256, 512), cpm=(256, 128), w=128, expand=512, stages=6, k=7):
+    def __init__(self, vgg=(64, 128, 256, 512), cpm=(256, 128), w=128, expand=512, stages=6, k=7, released=False):
         super().__init__()
         c1, c2, c3, c4 = vgg
         f1, f2 = cpm
@@ -47,7 +52,9 @@ class BodyPose(nn.Module):
                 spec = OrderedDict([(f"Mconv1_stage{s}_L{b}", [38 + 19 + f2, w, k, 1, k // 2])] +
                                    [(f"Mconv{j}_stage{s}_L{b}", [w, w, k, 1, k // 2]) for j in range(2, 6)] +
                                    [(f"Mconv6_stage{s}_L{b}", [w, w, 1, 1, 0]), (f"Mconv7_stage{s}_L{b}", [w, out, 1, 1, 0])])
-                setattr(self, f"model{s}_{b}", make_layers(spec, {f"Mconv7_stage{s}_L{b}"}))
+                # pytorch-openpose's list: every Mconv7 but the last stage's L2 (Mconv7_stage6_L1 is listed twice).
+                no_relu = {f"Mconv7_stage{s}_L{b}"} if not (released and s == stages and b == 2) else set()
+                setattr(self, f"model{s}_{b}", make_layers(spec, no_relu))
 
     def forward(self, x):
         f = self.model0(x)
@@ -75,7 +82,15 @@ def build(out_dir):
     for i, (paf, heat) in enumerate(outs):
         tensors[f"output/paf{i + 1}"] = paf
         tensors[f"output/heatmap{i + 1}"] = heat
+    released = BodyPose(vgg=(16, 32, 48, 64), cpm=(48, 32), w=32, expand=64, stages=3, k=5, released=True)
+    released.load_state_dict(small.state_dict())
+    with torch.no_grad():
+        rel = released(x)
+    assert (rel[-1][1] >= 0).all() and not (outs[-1][1] >= 0).all()
+    tensors["output_released/paf3"] = rel[-1][0]
+    tensors["output_released/heatmap3"] = rel[-1][1]
     write_safetensors(f"{out_dir}/openpose_small.safetensors", tensors, {"stages": "3"})
+    peaks = build_peaks(out_dir)
 
     saved = nn.Conv2d.reset_parameters
     nn.Conv2d.reset_parameters = lambda self: None
@@ -86,4 +101,40 @@ def build(out_dir):
     with open(f"{out_dir}/openpose_keys.json", "w") as f:
         json.dump({k: list(v.shape) for k, v in full.state_dict().items()}, f)
     n = sum(p.numel() for p in full.parameters())
-    return [(f"{out_dir}/openpose_small.safetensors", 6), (f"{out_dir}/openpose_keys.json ({n} parameters)", len(full.state_dict()))]
+    return [(f"{out_dir}/openpose_small.safetensors", 8), (f"{out_dir}/openpose_keys.json ({n} parameters)", len(full.state_dict())), peaks]
+
+
+def body_peaks(one_heatmap, thre1=0.1):
+    """body.py's peak test on a smoothed map (zeros outside)."""
+    m = one_heatmap
+    left = np.zeros(m.shape); left[1:, :] = m[:-1, :]
+    right = np.zeros(m.shape); right[:-1, :] = m[1:, :]
+    up = np.zeros(m.shape); up[:, 1:] = m[:, :-1]
+    down = np.zeros(m.shape); down[:, :-1] = m[:, 1:]
+    return np.logical_and.reduce((m >= left, m >= right, m >= up, m >= down, m > thre1))
+
+
+def build_peaks(out_dir):
+    """Per-plane gaussian_filter(sigma=3) as body.py calls it (float64 planes), 'reflect' and 'constant' (zeros)."""
+    rng = np.random.default_rng(5)
+    tensors = {}
+    cases = {"border": (3, 40, 50), "tiny": (2, 6, 9)}
+    for name, (c, h, w) in cases.items():
+        yy, xx = np.mgrid[0:h, 0:w]
+        maps = rng.uniform(0, 0.05, (c, h, w))
+        blobs = {
+            "border": [[(20, 0.4, 1.2, 1.0), (3, 30, 4, 0.8)], [(0.6, 25, 1.5, 0.9), (39, 49, 2, 0.7)], [(12, 48.7, 1.2, 1.0), (30, 20, 3, 0.5)]],
+            "tiny": [[(0.5, 1, 1.5, 1.0)], [(5, 7.5, 2, 0.8)]],
+        }[name]
+        for ch, bl in enumerate(blobs):
+            for (cy, cx, sd, amp) in bl:
+                maps[ch] += amp * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sd * sd))
+        reflect = np.stack([gaussian_filter(maps[i], sigma=3) for i in range(c)])
+        zeros = np.stack([gaussian_filter(maps[i], sigma=3, mode="constant", cval=0.0) for i in range(c)])
+        tensors[f"{name}/x"] = torch.from_numpy(maps.astype(np.float32))
+        tensors[f"{name}/reflect"] = torch.from_numpy(reflect.astype(np.float32))
+        tensors[f"{name}/zeros"] = torch.from_numpy(zeros.astype(np.float32))
+        tensors[f"{name}/peaks"] = torch.from_numpy(np.stack([body_peaks(reflect[i]) for i in range(c)]).astype(np.float32))
+        tensors[f"{name}/peaks_zeros"] = torch.from_numpy(np.stack([body_peaks(zeros[i]) for i in range(c)]).astype(np.float32))
+    write_safetensors(f"{out_dir}/openpose_peaks.safetensors", tensors, {})
+    return (f"{out_dir}/openpose_peaks.safetensors", len(tensors))

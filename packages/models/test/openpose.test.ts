@@ -1,5 +1,5 @@
 import * as T from '@leffa-webgpu/core';
-import { LIMB_SEQ, MAP_IDX, OPENPOSE_SMALL, OpenPoseBody, type Peak, assemblePeople, estimatePose, peakMask, renderSkeleton, toOpenPoseJson, toPeople } from '@leffa-webgpu/models';
+import { LIMB_SEQ, MAP_IDX, OPENPOSE_BODY, OPENPOSE_SMALL, OpenPoseBody, type Peak, assemblePeople, estimatePose, openPoseConfigFrom, peakMask, poseMaps, renderSkeleton, toOpenPoseJson, toPeople } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 beforeAll(async () => {
@@ -122,5 +122,49 @@ describe('OpenPose decoding', () => {
     // The neck joint is drawn in its colour (85, 255, 0 for part 1... index 1 is orange-red [255, 85, 0]).
     const [nx, ny] = person(60, 50, 1)[1]!;
     expect(Array.from(canvas.subarray(3 * (ny * W + nx), 3 * (ny * W + nx) + 3))).toEqual([255, 85, 0]);
+  });
+
+  it('finalHeatmapRelu: only the last heatmap is rectified (released config), not the small model\'s', async () => {
+    const x = T.randn([1, 3, 32, 24]);
+    const plain = new OpenPoseBody(OPENPOSE_SMALL);
+    const released = new OpenPoseBody({ ...OPENPOSE_SMALL, finalHeatmapRelu: true });
+    released.loadStateDict(plain.stateDict());
+    const a = plain.forward(x).stages;
+    const b = released.forward(x).stages;
+    const last = await b[2]!.heatmap.data();
+    const raw = await a[2]!.heatmap.data();
+    expect(Math.min(...raw)).toBeLessThan(0);
+    expect([...last]).toEqual([...raw].map((v) => Math.max(0, v)));
+    expect([...(await b[2]!.paf.data())]).toEqual([...(await a[2]!.paf.data())]);
+    expect([...(await b[1]!.heatmap.data())]).toEqual([...(await a[1]!.heatmap.data())]);
+    expect(OPENPOSE_BODY.finalHeatmapRelu).toBe(true);
+    expect(() => new OpenPoseBody({ ...OPENPOSE_SMALL, boxsize: 0 })).toThrow(/boxsize must be positive/);
+  });
+
+  it('configs recorded before finalHeatmapRelu / boxsize load as trained (no ReLU, 256 box)', () => {
+    const { finalHeatmapRelu: _r, boxsize: _b, ...old } = OPENPOSE_SMALL;
+    expect(openPoseConfigFrom(old)).toEqual({ ...old, finalHeatmapRelu: false, boxsize: 256 });
+    expect(openPoseConfigFrom(undefined)).toBe(OPENPOSE_SMALL);
+    expect(openPoseConfigFrom({ ...OPENPOSE_SMALL, boxsize: 512 }).boxsize).toBe(512);
+    const { stages: _s, ...broken } = old;
+    expect(() => openPoseConfigFrom(broken)).toThrow(/lacks 'stages'/);
+  });
+
+  it('the network sees scale x boxsize px tall images (body.py), and bad scales are refused', () => {
+    const model = new OpenPoseBody(OPENPOSE_SMALL);
+    const image = { width: 48, height: 64, data: new Uint8Array(48 * 64 * 3).fill(90) };
+    const seen: number[][] = [];
+    const forward = model.forward.bind(model);
+    model.forward = (x) => (seen.push([...x.shape]), forward(x));
+    const maps = poseMaps(model, image, { scales: [0.5, 0.25], boxsize: 200 });
+    // 100 x 75 (padded to 104 x 80) and 50 x 38 (56 x 40); the maps come back at the image size.
+    expect(seen).toEqual([[1, 3, 104, 80], [1, 3, 56, 40]]);
+    expect([...maps.heatmap.shape]).toEqual([19, 64, 48]);
+    // Default: the model's boxsize (256 for the small config) at scale 0.5.
+    seen.length = 0;
+    poseMaps(model, image);
+    expect(seen).toEqual([[1, 3, 128, 96]]);
+    expect(() => poseMaps(model, image, { scales: [] })).toThrow(/scales must be positive/);
+    expect(() => poseMaps(model, image, { scales: [0.5], boxsize: -1 })).toThrow(/boxsize must be/);
   });
 });

@@ -39,7 +39,7 @@ import {
 const golden = (name: string) => fileURLToPath(new URL(`../../../test/golden/out/${name}`, import.meta.url));
 const readGolden = (name: string) => T.readPth(new Uint8Array(readFileSync(golden(name))), name);
 
-const MICRO_OPENPOSE: OpenPoseConfig = { vgg: [4, 4, 8, 8], cpm: [8, 4], stageWidth: 4, stage1Expand: 8, stages: 3, refineKernel: 1 };
+const MICRO_OPENPOSE: OpenPoseConfig = { vgg: [4, 4, 8, 8], cpm: [8, 4], stageWidth: 4, stage1Expand: 8, stages: 3, refineKernel: 1, finalHeatmapRelu: true, boxsize: 368 };
 const MICRO_SCHP = (numClasses: number): SCHPConfig => ({
   layers: [1, 1, 1, 1],
   stem: [4, 4],

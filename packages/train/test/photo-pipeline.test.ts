@@ -154,9 +154,10 @@ describe('photo pipeline with random-weight models', () => {
 
   it('with the shipped OpenPose: keypoints found, arms in the agnostic mask, DensePose in the person box', async () => {
     const openpose = await loadOpenPose('shipped:openpose-small');
-    // The shipped model was trained on 128-pixel-tall people: run it at twice the 64-pixel canvas. The random
-    // SCHP labels everything 'left leg', which upper_body protects; 'dresses' leaves the arm strokes.
-    const prepared = await preparePhotoExample('tryon', { person: personImg, reference: garmentImg, category: 'dresses', models: { ...models, openpose }, size: [H, W], poseScales: [2] });
+    // The shipped model was trained on 128-pixel-tall people: its boxsize (256) at the default scale 0.5 runs it
+    // at twice the 64-pixel canvas. The random SCHP labels everything 'left leg', which upper_body protects;
+    // 'dresses' leaves the arm strokes.
+    const prepared = await preparePhotoExample('tryon', { person: personImg, reference: garmentImg, category: 'dresses', models: { ...models, openpose }, size: [H, W] });
     const visible = prepared.keypoints.filter((k) => k.visible);
     expect(visible.length).toBeGreaterThanOrEqual(8);
     for (const k of visible) {
@@ -178,7 +179,7 @@ describe('photo pipeline with random-weight models', () => {
   });
 
   it('runs Leffa and returns the result cropped to the person, plus a debug sheet', async () => {
-    const r = await runPhotoPipeline('tryon', { person: personImg, reference: garmentImg, models, size: [H, W], leffa, steps: 2, repaint: true, seed: 1, poseScales: [2], category: 'dresses' });
+    const r = await runPhotoPipeline('tryon', { person: personImg, reference: garmentImg, models, size: [H, W], leffa, steps: 2, repaint: true, seed: 1, category: 'dresses' });
     expect(r.prepared.example.mask.some((v) => v === 1)).toBe(true);
     expect([r.generated.width, r.generated.height]).toEqual([W, H]);
     expect([r.result.width, r.result.height]).toEqual([r.prepared.personBox.width, r.prepared.personBox.height]);

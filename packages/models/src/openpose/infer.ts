@@ -3,14 +3,25 @@ import { type Assembly, type Peak, type Person, assemblePeople, toPeople } from 
 import type { OpenPoseBody } from './network.js';
 
 export interface PoseOptions {
-  /** Person height as a fraction of 368 px per scale (the common port uses [0.5]; [0.5, 1, 1.5, 2] for accuracy). */
+  /**
+   * body.py's scale_search: at scale s the image is resized to s x boxsize px tall, whatever its own height
+   * ([0.5], as body.py; [0.5, 1, 1.5, 2] for accuracy).
+   */
   scales?: number[];
+  /** body.py's boxsize; defaults to the model's config (368 for the released model). */
   boxsize?: number;
   /** Peak threshold on the smoothed heatmap (0.1). */
   thre1?: number;
   /** PAF sample threshold (0.05). */
   thre2?: number;
+  /**
+   * Border of the peak smoothing: 'reflect' (scipy's gaussian_filter default, as body.py: d c b a | a b c d)
+   * or 'zeros' (this library's earlier behaviour, which pulls peaks near the border inwards).
+   */
+  smoothBorder?: SmoothBorder;
 }
+
+export type SmoothBorder = 'reflect' | 'zeros';
 
 /** An RGB image, HWC uint8. */
 export interface ImageRGB {
@@ -19,9 +30,9 @@ export interface ImageRGB {
   data: Uint8Array;
 }
 
-/** Gaussian taps (scipy's gaussian_filter: radius 4 sigma). */
+/** Gaussian taps as scipy's gaussian_filter1d: radius int(truncate * sigma + 0.5) with truncate 4. */
 function gaussianTaps(sigma: number): number[] {
-  const r = Math.round(4 * sigma);
+  const r = Math.floor(4 * sigma + 0.5);
   const w = Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
   const s = w.reduce((a, b) => a + b, 0);
   return w.map((v) => v / s);
@@ -29,13 +40,16 @@ function gaussianTaps(sigma: number): number[] {
 
 /**
  * Heatmaps and PAFs averaged over scales at the image's resolution, channels first ([19|38, H, W]):
- * per scale, resize (bicubic) so that the image is boxsize*scale tall, pad right/bottom to a multiple of 8
+ * per scale, resize (bicubic) so that the image is boxsize*scale tall (body.py's multiplier; the network sees
+ * people at the same size whatever the image resolution), pad right/bottom to a multiple of 8
  * with 128, BGR / 256 - 0.5, run the network, upsample x8 (bicubic), crop the padding, resize back.
  * Scales are averaged once each (the port double-counts heatmaps with several scales; this does not).
  */
 export function poseMaps(model: OpenPoseBody, image: ImageRGB, options: PoseOptions = {}): { heatmap: T.Tensor; paf: T.Tensor } {
   const scales = options.scales ?? [0.5];
-  const box = options.boxsize ?? 368;
+  const box = options.boxsize ?? model.config.boxsize;
+  if (scales.length === 0 || scales.some((s) => !(s > 0) || !Number.isFinite(s))) throw new Error(`poseMaps: scales must be positive numbers, got [${scales.join(', ')}]`);
+  if (!(box > 0) || !Number.isFinite(box)) throw new Error(`poseMaps: boxsize must be a positive number, got ${box}`);
   return T.noGrad(() =>
     T.tidy(() => {
       const { width: W, height: H } = image;
@@ -70,22 +84,66 @@ export function poseMaps(model: OpenPoseBody, image: ImageRGB, options: PoseOpti
 }
 
 /**
- * Peaks of each part's heatmap on the GPU: Gaussian smoothing (sigma 3, separable, zero padding at the
- * border where scipy reflects), then 4-neighbour local maxima above thre1. Returns the peak mask and the
- * unsmoothed heatmap values, for the CPU to list.
+ * Pads `x` by r on both sides of `dim` with scipy's 'reflect' extension (half-sample symmetric, period 2n:
+ * ... b a | a b c d | d c ...), also when r exceeds the size: contiguous runs of the extension are sliced and
+ * flipped, then concatenated.
  */
-export function peakMask(heatmap: T.Tensor, thre1 = 0.1): T.Tensor {
+function reflectPad(x: T.Tensor, dim: number, r: number): T.Tensor {
+  const n = x.shape[dim]!;
+  const source = (i: number) => {
+    const j = ((i % (2 * n)) + 2 * n) % (2 * n);
+    return j < n ? j : 2 * n - 1 - j;
+  };
+  const parts: T.Tensor[] = [];
+  let start = -r;
+  while (start < n + r) {
+    const a = source(start);
+    let end = start + 1;
+    const step = end < n + r && n > 1 ? source(end) - a : 0;
+    if (step === 1 || step === -1) while (end < n + r && source(end) - source(end - 1) === step) end++;
+    const lo = step === -1 ? source(end - 1) : a;
+    const hi = step === -1 ? a + 1 : source(end - 1) + 1;
+    const ranges = x.shape.map((_, d) => (d === dim ? { start: lo, end: hi } : null));
+    const piece = T.slice(x, ranges);
+    parts.push(step === -1 ? T.flip(piece, [dim]) : piece);
+    start = end;
+  }
+  return parts.length === 1 ? parts[0]! : T.concat(parts, dim);
+}
+
+/** scipy.ndimage.gaussian_filter of each plane of [C, H, W] (truncate 4), with 'reflect' or zero borders. */
+export function gaussianSmooth(maps: T.Tensor, sigma = 3, border: SmoothBorder = 'reflect'): T.Tensor {
+  if (maps.rank !== 3) throw new Error(`gaussianSmooth: expected [C, H, W], got ${T.formatShape(maps.shape)}`);
+  if (border !== 'reflect' && border !== 'zeros') throw new Error(`gaussianSmooth: border must be 'reflect' or 'zeros', got '${String(border)}'`);
+  if (!(sigma > 0)) throw new Error(`gaussianSmooth: sigma must be positive, got ${sigma}`);
   return T.noGrad(() =>
     T.tidy(() => {
-      const [C, H, W] = heatmap.shape as [number, number, number];
-      const taps = gaussianTaps(3);
+      const [C, H, W] = maps.shape as [number, number, number];
+      const taps = gaussianTaps(sigma);
       const k = taps.length;
-      const x = T.reshape(heatmap, [C, 1, H, W]);
+      const r = (k - 1) / 2;
+      const x = T.reshape(maps, [C, 1, H, W]);
       const kx = T.reshape(T.tensor(taps), [1, 1, 1, k]);
       const ky = T.reshape(T.tensor(taps), [1, 1, k, 1]);
-      const r = (k - 1) / 2;
-      const smooth = T.conv2d(T.conv2d(x, kx, undefined, { padding: [0, r] }), ky, undefined, { padding: [r, 0] });
-      const s = T.reshape(smooth, [C, H, W]);
+      // scipy filters axis 0 (rows) first, then axis 1; the order only changes rounding.
+      const smooth = border === 'zeros'
+        ? T.conv2d(T.conv2d(x, ky, undefined, { padding: [r, 0] }), kx, undefined, { padding: [0, r] })
+        : T.conv2d(reflectPad(T.conv2d(reflectPad(x, 2, r), ky), 3, r), kx);
+      return T.reshape(smooth, [C, H, W]);
+    }),
+  );
+}
+
+/**
+ * Peaks of each part's heatmap on the GPU, as body.py: Gaussian smoothing (sigma 3; scipy's 'reflect' border
+ * unless `border` says 'zeros'), then 4-neighbour local maxima above thre1. Returns the peak mask, for the
+ * CPU to list with the unsmoothed heatmap values.
+ */
+export function peakMask(heatmap: T.Tensor, thre1 = 0.1, border: SmoothBorder = 'reflect'): T.Tensor {
+  return T.noGrad(() =>
+    T.tidy(() => {
+      const [, H, W] = heatmap.shape as [number, number, number];
+      const s = gaussianSmooth(heatmap, 3, border);
       // Neighbours with -inf outside the image, so border pixels can be peaks.
       const shifted = (dy: number, dx: number) => T.slice(T.pad(s, [1, 1, 1, 1], -3.4e38), [null, { start: 1 + dy, end: 1 + dy + H }, { start: 1 + dx, end: 1 + dx + W }]);
       const isPeak = T.map('peaks', 'select(0.0, 1.0, a >= b && a >= c && a >= d)', [s, shifted(0, -1), shifted(0, 1), shifted(-1, 0)]);
@@ -101,7 +159,7 @@ export interface PoseResult extends Assembly {
 /** Full body-pose estimation on one image: maps, peaks (GPU), limbs and people (CPU). */
 export async function estimatePose(model: OpenPoseBody, image: ImageRGB, options: PoseOptions = {}): Promise<PoseResult> {
   const { heatmap, paf } = poseMaps(model, image, options);
-  const mask = peakMask(heatmap, options.thre1 ?? 0.1);
+  const mask = peakMask(heatmap, options.thre1 ?? 0.1, options.smoothBorder ?? 'reflect');
   const [maskData, heatData, pafData] = await Promise.all([mask.data(), heatmap.data(), paf.data()]);
   T.dispose([heatmap, paf, mask]);
   const { width: W, height: H } = image;

@@ -4,7 +4,9 @@ import * as T from '@leffa-webgpu/core';
  * The COCO-18 OpenPose body network (Cao et al. 2017; the widely used body_pose_model.pth): a VGG-19 front
  * to a stride-8 feature F, then six stages of two branches, L1 = part affinity fields (38 channels, 19 limbs
  * x (x, y)) and L2 = heatmaps (19 = 18 parts + background). Stage 1 sees F; stages 2..6 see
- * concat[L1, L2, F]. ReLU everywhere except each stage's last convolution.
+ * concat[L1, L2, F]. ReLU everywhere except each stage's last convolution, with one exception in the released
+ * model: pytorch-openpose's `no_relu_layers` lists `Mconv7_stage6_L1` twice and never `Mconv7_stage6_L2`, so
+ * the final heatmaps pass through a ReLU and are non-negative (config `finalHeatmapRelu`).
  *
  * Parameters carry the official file's flat names (conv1_1.weight ... Mconv7_stage6_L2.bias); the
  * `model0.` / `model1_1.` ... prefixed names of the PyTorch port's module layout are mapped on load.
@@ -21,12 +23,43 @@ export interface OpenPoseConfig {
   stages: number;
   /** Kernel of stages 2..6 (7 in the official model). */
   refineKernel: number;
+  /**
+   * ReLU after the last stage's heatmap convolution (Mconv7_stage6_L2 in the released model), as
+   * pytorch-openpose's model.py applies it. Only the final output changes; intermediate stages never have it.
+   */
+  finalHeatmapRelu: boolean;
+  /**
+   * The person-box height `boxsize` of body.py for this model: at scale s the image is resized to s x boxsize
+   * px tall before the network (368 for the released model).
+   */
+  boxsize: number;
 }
 
-export const OPENPOSE_BODY: OpenPoseConfig = { vgg: [64, 128, 256, 512], cpm: [256, 128], stageWidth: 128, stage1Expand: 512, stages: 6, refineKernel: 7 };
+export const OPENPOSE_BODY: OpenPoseConfig = {
+  vgg: [64, 128, 256, 512], cpm: [256, 128], stageWidth: 128, stage1Expand: 512, stages: 6, refineKernel: 7, finalHeatmapRelu: true, boxsize: 368,
+};
 
-/** A width/stage-reduced model for tests and training here. */
-export const OPENPOSE_SMALL: OpenPoseConfig = { vgg: [16, 32, 48, 64], cpm: [48, 32], stageWidth: 32, stage1Expand: 64, stages: 3, refineKernel: 5 };
+/**
+ * A width/stage-reduced model for tests and training here. The shipped openpose-small was trained without
+ * the final heatmap ReLU (its loss saw the raw last-stage heatmaps), so it keeps that behaviour. It was trained
+ * on 128x96 people, so its boxsize is 256: body.py's default scale 0.5 shows it 128-px-tall people, as in
+ * training, whatever the image resolution (at 368 it would see 184-px people, 1.4x its training scale).
+ */
+export const OPENPOSE_SMALL: OpenPoseConfig = {
+  vgg: [16, 32, 48, 64], cpm: [48, 32], stageWidth: 32, stage1Expand: 64, stages: 3, refineKernel: 5, finalHeatmapRelu: false, boxsize: 256,
+};
+
+/**
+ * A config recorded in a checkpoint trained here before `finalHeatmapRelu` / `boxsize` existed: those were
+ * trained without the final ReLU on native-size (128-px-tall by default) people.
+ */
+export function openPoseConfigFrom(recorded: Partial<OpenPoseConfig> | undefined): OpenPoseConfig {
+  if (!recorded) return OPENPOSE_SMALL;
+  for (const k of ['vgg', 'cpm', 'stageWidth', 'stage1Expand', 'stages', 'refineKernel'] as const) {
+    if (recorded[k] === undefined) throw new Error(`OpenPose config: recorded config lacks '${k}'`);
+  }
+  return { ...(recorded as OpenPoseConfig), finalHeatmapRelu: recorded.finalHeatmapRelu ?? false, boxsize: recorded.boxsize ?? OPENPOSE_SMALL.boxsize };
+}
 
 export const PAF_CHANNELS = 38;
 export const HEATMAP_CHANNELS = 19;
@@ -50,6 +83,8 @@ export class OpenPoseBody extends T.Module {
 
   constructor(readonly config: OpenPoseConfig = OPENPOSE_BODY) {
     super();
+    if (config.stages < 2 && config.finalHeatmapRelu) throw new Error('OpenPoseBody: finalHeatmapRelu needs at least 2 stages (it follows the last Mconv7)');
+    if (!(config.boxsize > 0)) throw new Error(`OpenPoseBody: boxsize must be positive, got ${config.boxsize}`);
     const [c1, c2, c3, c4] = config.vgg;
     const [f1, f2] = config.cpm;
     const w = config.stageWidth;
@@ -72,7 +107,8 @@ export class OpenPoseBody extends T.Module {
       for (const [branch, outC] of [[1, PAF_CHANNELS], [2, HEATMAP_CHANNELS]] as const) {
         for (let j = 1; j <= 5; j++) this.add({ name: `Mconv${j}_stage${s}_L${branch}`, inC: j === 1 ? stageIn : w, outC: w, k: config.refineKernel, relu: true });
         this.add({ name: `Mconv6_stage${s}_L${branch}`, inC: w, outC: w, k: 1, relu: true });
-        this.add({ name: `Mconv7_stage${s}_L${branch}`, inC: w, outC, k: 1, relu: false });
+        const relu = branch === 2 && s === config.stages && config.finalHeatmapRelu;
+        this.add({ name: `Mconv7_stage${s}_L${branch}`, inC: w, outC, k: 1, relu });
       }
     }
   }

@@ -188,9 +188,12 @@ program
   .requiredOption('--image <png>', 'input image')
   .option('--ckpt <dir|file>', 'OpenPose checkpoint folder, or pytorch-openpose\'s official body_pose_model.pth (full-size COCO-18 model)', 'shipped:openpose-small')
   .option('--out <dir>', 'output folder', 'runs/pose')
-  .option('--scales <list>', 'person height per scale, as fractions of the image height', listOption(numberOption({ above: 0 })), [1])
+  .option('--scales <list>', "body.py's scale_search: at scale s the image is resized to s x boxsize px tall", listOption(numberOption({ above: 0 })), [0.5])
+  .option('--boxsize <px>', "body.py's boxsize (default: the model's, 368 for body_pose_model.pth, 256 for models trained here on 128-px people)", numberOption({ above: 0 }))
+  .option('--scale-basis <basis>', "'box' (body.py) or 'image': scales as fractions of the image's own height (this tool's earlier behaviour)", 'box')
   .action(async (o) => {
-    await pose({ image: o.image, ckpt: o.ckpt, out: o.out, scales: o.scales });
+    if (!['box', 'image'].includes(o.scaleBasis)) throw new Error(`--scale-basis must be box or image, got '${o.scaleBasis}'`);
+    await pose({ image: o.image, ckpt: o.ckpt, out: o.out, scales: o.scales, boxsize: o.boxsize, scaleBasis: o.scaleBasis });
   });
 
 program

@@ -62,7 +62,7 @@ async function trainOpenPoseLocked(args: TrainOpenPoseArgs): Promise<void> {
   const ckpt = `${args.out}/checkpoint`;
   const save = () =>
     guard.save(trainer.stepCount, ckpt, () =>
-      T.saveCheckpoint(ckpt, { model: trainer.model, optimizer: trainer.optimizer, extra: { kind: 'openpose', step: trainer.stepCount, rng: trainer.rng.getState(), history, config: OPENPOSE_SMALL }, requireFinite: true }),
+      T.saveCheckpoint(ckpt, { model: trainer.model, optimizer: trainer.optimizer, extra: { kind: 'openpose', step: trainer.stepCount, rng: trainer.rng.getState(), history, config: { ...OPENPOSE_SMALL, boxsize: 2 * args.height } }, requireFinite: true }),
     );
   while (trainer.stepCount < args.steps) {
     const batch = Array.from({ length: args.batch }, () => example(seed++));
@@ -88,7 +88,7 @@ async function trainOpenPoseLocked(args: TrainOpenPoseArgs): Promise<void> {
     val ? val.example(i) : syntheticPoseExample(HELD_OUT + i, args.height, args.width),
   );
   const score = await pck(trainer.model, held);
-  const shown = await Promise.all(held.slice(0, 6).map((e) => estimatePose(trainer.model, { width: e.width, height: e.height, data: e.image }, { scales: [e.height / 368] })));
+  const shown = await Promise.all(held.slice(0, 6).map((e) => estimatePose(trainer.model, { width: e.width, height: e.height, data: e.image }, { scales: [1], boxsize: e.height })));
   await writePng(`${args.out}/skeletons.png`, tile([held.slice(0, 6).map((e) => e.image), shown.map((r) => renderSkeleton(r.people, args.width, args.height, 2))], args.width, args.height));
   await writePng(`${args.out}/loss.png`, lineChart([{ values: history, color: [200, 40, 40] }]));
   await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ steps: trainer.stepCount, pck02: score, heldOut: held.length, heldOutFrom: val ? `${args.data} (${valSplit})` : 'synthetic', history }, null, 2)}\n`);
@@ -96,12 +96,26 @@ async function trainOpenPoseLocked(args: TrainOpenPoseArgs): Promise<void> {
 }
 
 /** Body pose of one image: OpenPose JSON and the rendered skeleton. */
-export async function pose(args: { image: string; ckpt: string; out: string; scales: number[] }): Promise<void> {
+export interface PoseArgs {
+  image: string;
+  ckpt: string;
+  out: string;
+  /** body.py's scale_search ([0.5]). */
+  scales: number[];
+  /** body.py's boxsize; default the model's config. */
+  boxsize?: number;
+  /** 'image': scales are fractions of the image's own height (boxsize = image height), the earlier behaviour. */
+  scaleBasis?: 'box' | 'image';
+}
+
+export async function pose(args: PoseArgs): Promise<void> {
   await T.init();
   const img = readImage(args.image);
   // A checkpoint folder (its recorded config, else the small one) or an official body_pose_model.pth.
   const model = await loadOpenPose(args.ckpt);
-  const result = await estimatePose(model, { width: img.width, height: img.height, data: img.data }, { scales: args.scales.map((s) => (s * img.height) / 368) });
+  if (args.scaleBasis === 'image' && args.boxsize !== undefined) throw new Error('pose: --boxsize and --scale-basis image contradict each other (image uses the image height as the box)');
+  const boxsize = args.scaleBasis === 'image' ? img.height : args.boxsize;
+  const result = await estimatePose(model, { width: img.width, height: img.height, data: img.data }, { scales: args.scales, boxsize });
   await mkdir(args.out, { recursive: true });
   await writeFile(`${args.out}/keypoints.json`, `${JSON.stringify(toOpenPoseJson(result.people), null, 2)}\n`);
   await writePng(`${args.out}/skeleton.png`, { width: img.width, height: img.height, data: renderSkeleton(result.people, img.width, img.height) });

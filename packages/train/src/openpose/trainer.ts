@@ -99,13 +99,14 @@ function concat(parts: Float32Array[]): Float32Array {
 
 /**
  * PCK@threshold on single-person images: a keypoint is correct when the detected person's keypoint lies
- * within threshold x torso length (neck to mid-hip) of the truth; undetected keypoints count as wrong.
+ * within threshold x torso length (neck to mid-hip) of the truth; undetected keypoints count as wrong. The
+ * network sees each example at its own resolution (boxsize = its height, scale 1), as in training.
  */
 export async function pck(model: OpenPoseBody, examples: PoseExample[], threshold = 0.2): Promise<number> {
   let correct = 0;
   let total = 0;
   for (const e of examples) {
-    const result = await estimatePose(model, { width: e.width, height: e.height, data: e.image }, { scales: [e.height / 368] });
+    const result = await estimatePose(model, { width: e.width, height: e.height, data: e.image }, { scales: [1], boxsize: e.height });
     const truth = e.people[0]!;
     const neck = truth[1]!;
     const hip = { x: (truth[8]!.x + truth[11]!.x) / 2, y: (truth[8]!.y + truth[11]!.y) / 2 };

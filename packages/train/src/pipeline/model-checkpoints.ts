@@ -11,7 +11,7 @@ import {
   LEFFA_CONFIGS,
   type LeffaConfig,
   LeffaModel,
-  OPENPOSE_SMALL,
+  openPoseConfigFrom,
   type OpenPoseConfig,
   OpenPoseBody,
   SCHP_CONFIGS,
@@ -43,10 +43,10 @@ export async function leffaFrom(ckpt: T.OpenedCheckpoint): Promise<LeffaModel> {
   return model.eval();
 }
 
-/** An OpenPose body network in eval mode (small config unless the checkpoint records another). */
+/** An OpenPose body network in eval mode (small config unless the checkpoint records another; see openPoseConfigFrom for older records). */
 export async function openPoseFrom(ckpt: T.OpenedCheckpoint): Promise<OpenPoseBody> {
   const extra = checkKind(ckpt, 'openpose', 'openpose');
-  const model = T.nn.withoutInit(() => new OpenPoseBody((extra.config as OpenPoseConfig | undefined) ?? OPENPOSE_SMALL)).eval();
+  const model = T.nn.withoutInit(() => new OpenPoseBody(openPoseConfigFrom(extra.config as Partial<OpenPoseConfig> | undefined))).eval();
   await ckpt.load({ model });
   return model;
 }

@@ -157,7 +157,7 @@ export interface PhotoInputs {
   models: PhotoModels;
   /** Model size [H, W]. */
   size: [number, number];
-  /** OpenPose scales as fractions of the image height (as the `pose` command's --scales; default [1]). */
+  /** OpenPose scales as body.py's scale_search: the person canvas is resized to scale x the model's boxsize px tall (default [0.5]). */
   poseScales?: number[];
 }
 
@@ -236,8 +236,7 @@ export async function preparePhotoExample(task: LeffaTask, inputs: PhotoInputs):
   const img = (data: Uint8Array): RgbImage => ({ width, height, data });
 
   // OpenPose on the letterboxed person: keypoints land directly in model coordinates.
-  const scales = inputs.poseScales ?? [1];
-  const pose = await estimatePose(models.openpose, person.image, { scales: scales.map((s) => (s * height) / 368) });
+  const pose = await estimatePose(models.openpose, person.image, { scales: inputs.poseScales ?? [0.5] });
   const who = mainPerson(pose.people);
   if (!who) warnings.push(`OpenPose found no person in the ${task === 'tryon' ? 'person' : 'target-pose'} image: no arm strokes in the mask, DensePose on the whole image`);
   const keypoints: PhotoKeypoint[] = Array.from({ length: 18 }, (_, j) => {

@@ -1,0 +1,100 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as T from '@leffa-webgpu/core';
+import { OPENPOSE_BODY, OPENPOSE_SMALL, estimatePose } from '@leffa-webgpu/models';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pose } from '../src/cli/train-openpose.js';
+import { writePng } from '../src/io/png.js';
+import { type PoseExample, loadOpenPose, syntheticPoseExample } from '../src/index.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'pose-command-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const repo = new URL('../../../', import.meta.url).pathname;
+
+beforeAll(async () => {
+  await T.init();
+});
+
+/** Visible keypoints missed, and those found within 0.2 x torso of the truth, of the best person. */
+function score(e: PoseExample, keypoints: [number, number, number][] | undefined): { missing: number; correct: number; visible: number } {
+  const truth = e.people[0]!;
+  const hip = { x: (truth[8]!.x + truth[11]!.x) / 2, y: (truth[8]!.y + truth[11]!.y) / 2 };
+  const torso = Math.hypot(truth[1]!.x - hip.x, truth[1]!.y - hip.y);
+  let missing = 0;
+  let correct = 0;
+  let visible = 0;
+  truth.forEach((k, i) => {
+    if (!k.visible) return;
+    visible++;
+    const p = keypoints?.[i];
+    if (!p || p[2] <= 0) missing++;
+    else if (Math.hypot(p[0] - k.x, p[1] - k.y) <= 0.2 * torso) correct++;
+  });
+  return { missing, correct, visible };
+}
+
+// Regression: the network must see people at boxsize x scale px whatever the image resolution (body.py's
+// multiplier = scale * boxsize / image height). Scaling with the image's own height showed the shipped model
+// (trained on 128-px people) 256-px people on 256x192 images, where it missed keypoints and was 13-149 px off.
+describe('pose at body.py scales', () => {
+  it('the shipped model finds held-out people at 256x192 as at 128x96 (default scale 0.5 of its boxsize)', async () => {
+    const model = await loadOpenPose('shipped:openpose-small');
+    expect(model.config.boxsize).toBe(256);
+    expect(OPENPOSE_BODY.boxsize).toBe(368);
+    for (const [H, W] of [[256, 192], [128, 96]] as const) {
+      let missing = 0;
+      let correct = 0;
+      let visible = 0;
+      for (let i = 0; i < 6; i++) {
+        const e = syntheticPoseExample(800_000_000 + i, H, W);
+        const r = await estimatePose(model, { width: W, height: H, data: e.image });
+        const best = r.people.sort((a, b) => b.keypoints.filter((k) => k[2] > 0).length - a.keypoints.filter((k) => k[2] > 0).length)[0];
+        const s = score(e, best?.keypoints);
+        missing += s.missing;
+        correct += s.correct;
+        visible += s.visible;
+      }
+      expect(missing, `${H}x${W}: keypoints missed`).toBe(0);
+      expect(correct / visible, `${H}x${W}: PCK@0.2`).toBeGreaterThanOrEqual(0.9);
+    }
+    T.dispose(model.parameters());
+  });
+
+  it('the pose command with its defaults on a 256x192 person', async () => {
+    const e = syntheticPoseExample(800_000_000, 256, 192);
+    const image = join(tmp, 'person.png');
+    await writePng(image, { width: 192, height: 256, data: e.image });
+    const out = join(tmp, 'cli');
+    const code = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'packages/train/src/cli/main.ts', 'pose', '--image', image, '--out', out], {
+        cwd: repo,
+        env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+      });
+      let output = '';
+      child.stdout.on('data', (d) => (output += d));
+      child.stderr.on('data', (d) => (output += d));
+      child.on('close', (c) => resolve({ code: c, output }));
+    });
+    expect(code.code, code.output).toBe(0);
+    const json = JSON.parse(readFileSync(join(out, 'keypoints.json'), 'utf8')) as { people: { pose_keypoints_2d: number[] }[] };
+    const people = json.people.map((p) => Array.from({ length: 18 }, (_, i) => p.pose_keypoints_2d.slice(3 * i, 3 * i + 3) as [number, number, number]));
+    const best = people.sort((a, b) => b.filter((k) => k[2] > 0).length - a.filter((k) => k[2] > 0).length)[0];
+    const s = score(e, best);
+    expect(s.missing).toBe(0);
+    expect(s.correct).toBe(s.visible);
+  }, 60_000);
+
+  it("scale basis 'image' keeps the earlier behaviour (scales as fractions of the image height), and refuses a boxsize", async () => {
+    const e = syntheticPoseExample(800_000_001, 128, 96);
+    const image = join(tmp, 'small.png');
+    await writePng(image, { width: 96, height: 128, data: e.image });
+    // At 128 px tall, scale 1 of the image height and scale 0.5 of the small model's 256 box are the same input.
+    await pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'image'), scales: [1], scaleBasis: 'image' });
+    await pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'box'), scales: [0.5] });
+    expect(readFileSync(join(tmp, 'image', 'keypoints.json'), 'utf8')).toBe(readFileSync(join(tmp, 'box', 'keypoints.json'), 'utf8'));
+    await expect(pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'x'), scales: [1], scaleBasis: 'image', boxsize: 300 })).rejects.toThrow(/contradict/);
+    expect(OPENPOSE_SMALL.finalHeatmapRelu).toBe(false);
+  });
+});
