@@ -91,6 +91,7 @@ def build(out_dir):
     tensors["output_released/heatmap3"] = rel[-1][1]
     write_safetensors(f"{out_dir}/openpose_small.safetensors", tensors, {"stages": "3"})
     peaks = build_peaks(out_dir)
+    maps = build_maps(out_dir, small)
 
     saved = nn.Conv2d.reset_parameters
     nn.Conv2d.reset_parameters = lambda self: None
@@ -101,7 +102,7 @@ def build(out_dir):
     with open(f"{out_dir}/openpose_keys.json", "w") as f:
         json.dump({k: list(v.shape) for k, v in full.state_dict().items()}, f)
     n = sum(p.numel() for p in full.parameters())
-    return [(f"{out_dir}/openpose_small.safetensors", 8), (f"{out_dir}/openpose_keys.json ({n} parameters)", len(full.state_dict())), peaks]
+    return [(f"{out_dir}/openpose_small.safetensors", 8), (f"{out_dir}/openpose_keys.json ({n} parameters)", len(full.state_dict())), peaks, maps]
 
 
 def body_peaks(one_heatmap, thre1=0.1):
@@ -138,3 +139,43 @@ def build_peaks(out_dir):
         tensors[f"{name}/peaks_zeros"] = torch.from_numpy(np.stack([body_peaks(zeros[i]) for i in range(c)]).astype(np.float32))
     write_safetensors(f"{out_dir}/openpose_peaks.safetensors", tensors, {})
     return (f"{out_dir}/openpose_peaks.safetensors", len(tensors))
+
+
+def cubic(x, size):
+    """cv2.resize(INTER_CUBIC) stand-in for body.py (cv2 is not in the oracle): bicubic A=-0.75, half-pixel
+    centres, clamped borders, no antialiasing; float throughout (cv2 rounds the uint8 image, < 0.5 levels)."""
+    return torch.nn.functional.interpolate(x[None], size=size, mode="bicubic", align_corners=False)[0]
+
+
+def build_maps(out_dir, model):
+    """body.py's procedure for scale_search [0.5, 1.0] at boxsize 64 on a 60x44 image: per scale, the image
+    resized to scale * boxsize / height (cubic), padded right/bottom with 128 to a multiple of 8, BGR / 256 - 0.5,
+    the network, x8 cubic, the padding cropped, cubic back to the image size; averaged once per scale (body.py's
+    `heatmap_avg += heatmap_avg + ...` double-counts earlier scales; ours does not)."""
+    gen = torch.Generator().manual_seed(12)
+    H, W, boxsize, stride = 60, 44, 64, 8
+    yy, xx = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
+    base = torch.stack([128 + 100 * torch.sin(xx / 5 + c) * torch.cos(yy / 7 - c) for c in range(3)])
+    rgb = (base + 20 * torch.randn(3, H, W, generator=gen)).clamp(0, 255).round()
+    bgr = rgb.flip(0)
+    scales = [0.5, 1.0]
+    heat_avg = torch.zeros(19, H, W)
+    paf_avg = torch.zeros(38, H, W)
+    inputs = {}
+    for s in scales:
+        m = s * boxsize / H
+        h, w = int(np.floor(H * m + 0.5)), int(np.floor(W * m + 0.5))
+        im = cubic(bgr, (h, w))
+        ph, pw = (stride - h % stride) % stride, (stride - w % stride) % stride
+        im = torch.nn.functional.pad(im, (0, pw, 0, ph), value=128.0)
+        inputs[s] = im.shape
+        with torch.no_grad():
+            paf, heat = model(im[None] / 256 - 0.5)[-1]
+        back = lambda t: cubic(cubic(t[0], (t.shape[2] * stride, t.shape[3] * stride))[:, :h, :w], (H, W))
+        heat_avg += back(heat) / len(scales)
+        paf_avg += back(paf) / len(scales)
+    smooth = torch.from_numpy(np.stack([gaussian_filter(heat_avg[p].double().numpy(), sigma=3) for p in range(19)]).astype(np.float32))
+    tensors = {"input/rgb": rgb, "output/heatmap": heat_avg, "output/paf": paf_avg, "output/smoothed": smooth}
+    write_safetensors(f"{out_dir}/openpose_maps.safetensors", tensors, {"scales": "0.5,1.0", "boxsize": str(boxsize),
+                                                                          "inputs": json.dumps({str(k): list(v) for k, v in inputs.items()})})
+    return (f"{out_dir}/openpose_maps.safetensors", len(tensors))

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
-import { OPENPOSE_BODY, OPENPOSE_SMALL, OpenPoseBody, gaussianSmooth, openPoseKeys, peakMask } from '@leffa-webgpu/models';
+import { OPENPOSE_BODY, OPENPOSE_SMALL, OpenPoseBody, gaussianSmooth, openPoseKeys, peakMask, poseMaps } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectClose } from '../helpers/compare.js';
 import { ModelGolden } from '../helpers/model-golden.js';
@@ -83,5 +83,27 @@ describe('OpenPose peak smoothing against scipy.ndimage.gaussian_filter(sigma=3)
   it('refuses bad arguments with named errors', () => {
     expect(() => gaussianSmooth(T.zeros([4, 4]))).toThrow(/expected \[C, H, W\]/);
     expect(() => gaussianSmooth(T.zeros([1, 4, 4]), 3, 'wrap' as 'zeros')).toThrow(/border must be/);
+  });
+});
+
+describe("OpenPose maps against body.py's procedure (torch bicubic for cv2's INTER_CUBIC)", () => {
+  it('scale_search [0.5, 1] at boxsize 64: resize, pad to 8 with 128, network, x8, crop, resize back, average; then the smoothing', async () => {
+    const weights = new ModelGolden('openpose_small');
+    const g = new ModelGolden('openpose_maps');
+    const model = new OpenPoseBody(OPENPOSE_SMALL);
+    model.loadStateDict(openPoseKeys(weights.stateDict()));
+    const rgb = g.host('input/rgb');
+    const [, H, W] = rgb.shape as [number, number, number];
+    const data = new Uint8Array(H * W * 3);
+    for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) data[3 * i + c] = rgb.data[c * H * W + i]!;
+    const seen: number[][] = [];
+    const forward = model.forward.bind(model);
+    model.forward = (x) => (seen.push([...x.shape]), forward(x));
+    const maps = poseMaps(model, { width: W, height: H, data }, { scales: [0.5, 1], boxsize: Number(g.metadata.boxsize) });
+    const inputs = JSON.parse(g.metadata.inputs!) as Record<string, number[]>;
+    expect(seen).toEqual([[1, ...inputs['0.5']!], [1, ...inputs['1.0']!]]);
+    expectClose(await maps.heatmap.data(), g.host('output/heatmap').data, 1e-5, 'heatmap');
+    expectClose(await maps.paf.data(), g.host('output/paf').data, 1e-5, 'paf');
+    expectClose(await gaussianSmooth(maps.heatmap).data(), g.host('output/smoothed').data, 1e-5, 'smoothed');
   });
 });
