@@ -3,8 +3,27 @@ import { cachedKernel, FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from '
 /** Largest tensor rank the strided kernels index (after merging contiguous dimensions). */
 export const MAX_RANK = 8;
 
+/**
+ * NaN-safe helpers. WGSL lets compilers assume floats are never NaN or infinite (x != x, min, max and clamp
+ * may be folded or pick either operand), so NaN is tested on the bits and NaN/infinity are made by bitcast.
+ * max_/min_/clamp_ propagate NaN, as PyTorch's maximum, minimum, clamp and amax/amin do.
+ */
+export const NAN_WGSL = /* wgsl */ `
+fn isnan_(x: f32) -> bool {
+  let u = bitcast<u32>(x);
+  return (u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu) != 0u;
+}
+fn isfinite_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u; }
+// Through a let: a constant-expression bitcast to a non-finite f32 is a compile error in WGSL.
+fn inf_(sign: f32) -> f32 { let bits = 0x7f800000u; return sign * bitcast<f32>(bits); }
+fn max_(a: f32, b: f32) -> f32 { return select(select(max(a, b), b, isnan_(b)), a, isnan_(a)); }
+fn min_(a: f32, b: f32) -> f32 { return select(select(min(a, b), b, isnan_(b)), a, isnan_(a)); }
+// min(max(x, lo), hi): lo > hi gives hi, as torch.clamp does; bounds may be infinite.
+fn clamp_(x: f32, lo: f32, hi: f32) -> f32 { return select(min(max(x, lo), hi), x, isnan_(x)); }
+`;
+
 /** Shared WGSL math the elementwise expressions may call. */
-export const MATH_WGSL = /* wgsl */ `
+export const MATH_WGSL = /* wgsl */ `${NAN_WGSL}
 // erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26); WGSL has no builtin.
 fn erf_(x: f32) -> f32 {
   let t = 1.0 / (1.0 + 0.3275911 * abs(x));

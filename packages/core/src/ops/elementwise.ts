@@ -62,7 +62,8 @@ export const log = unary('log', 'log(a)', 'g / a');
 export const sqrt = unary('sqrt', 'sqrt(a)', 'g * 0.5 / y');
 export const rsqrt = unary('rsqrt', 'inverseSqrt(a)', '-0.5 * g * y * y * y');
 export const abs = unary('abs', 'abs(a)', 'g * sign(a)');
-export const relu = unary('relu', 'max(a, 0.0)', 'select(0.0, g, a > 0.0)');
+// NaN passes through relu, and so does the gradient (PyTorch tests result <= 0, false for NaN).
+export const relu = unary('relu', 'select(max(a, 0.0), a, isnan_(a))', 'select(0.0, g, a > 0.0 || isnan_(a))');
 export const sigmoid = unary('sigmoid', 'sigmoid_(a)', 'g * y * (1.0 - y)');
 export const tanh = unary('tanh', 'tanh_(a)', 'g * (1.0 - y * y)');
 export const silu = unary('silu', 'a * sigmoid_(a)', 'g * (sigmoid_(a) * (1.0 + a * (1.0 - sigmoid_(a))))');
@@ -82,16 +83,18 @@ const leakyReluOp = unary('leaky_relu', 'select(alpha * a, a, a > 0.0)', 'select
 export const leakyRelu = (x: Tensor, negativeSlope = 0.01) => leakyReluOp(x, negativeSlope);
 const eluOp = unary('elu', 'select(alpha * (exp(a) - 1.0), a, a > 0.0)', 'select(g * (y + alpha), g, a > 0.0)');
 export const elu = (x: Tensor, alpha = 1) => eluOp(x, alpha);
-const clampOp = unary('clamp', 'clamp(a, alpha, beta)', 'select(0.0, g, a >= alpha && a <= beta)');
-/** Clamps to [min, max]; gradient flows where the input is inside the range (PyTorch's convention). */
-export const clamp = (x: Tensor, min = -Infinity, max = Infinity) =>
-  clampOp(x, Math.max(min, -3.4028234663852886e38), Math.min(max, 3.4028234663852886e38));
+const clampOp = unary('clamp', 'clamp_(a, alpha, beta)', 'select(0.0, g, a >= alpha && a <= beta && !isnan_(a))');
+/**
+ * Clamps to [min, max] (an absent bound is infinite, so infinities pass through); NaN stays NaN with zero
+ * gradient; the gradient flows where the input is inside the range, bounds included (PyTorch's convention).
+ */
+export const clamp = (x: Tensor, min = -Infinity, max = Infinity) => clampOp(x, min, max);
 
 /** Non-differentiable elementwise functions (zero gradient almost everywhere). */
 export const sign = (x: Tensor) => map('sign', 'sign(a)', [x]);
 export const floor = (x: Tensor) => map('floor', 'floor(a)', [x]);
 export const round = (x: Tensor) => map('round', 'round(a)', [x]);
-export const isNan = (x: Tensor) => map('isNan', 'select(0.0, 1.0, a != a)', [x]);
+export const isNan = (x: Tensor) => map('isNan', 'select(0.0, 1.0, isnan_(a))', [x]);
 
 // ---------------------------------------------------------------- binary
 
@@ -137,14 +140,16 @@ export const sub = binary('sub', (x, y) => `${x} - ${y}`, ['g', '-g']);
 export const mul = binary('mul', (x, y) => `${x} * ${y}`, ['g * b', 'g * a']);
 export const div = binary('div', (x, y) => `${x} / ${y}`, ['g / b', '-g * a / (b * b)']);
 export const pow = binary('pow', (x, y) => `pow_(${x}, ${y})`, ['g * b * pow_(a, b - 1.0)', 'g * y * log(a)']);
-// Ties split the gradient evenly, as PyTorch does for maximum/minimum.
-export const maximum = binary('maximum', (x, y) => `max(${x}, ${y})`, [
-  'g * select(select(0.0, 0.5, a == b), 1.0, a > b)',
-  'g * select(select(0.0, 0.5, a == b), 1.0, b > a)',
+// Ties split the gradient evenly, as PyTorch does for maximum/minimum. NaN in either operand gives NaN
+// and the whole gradient to both operands (PyTorch 1.13's where(a == b, g / 2, g).masked_fill_(a < b, 0)).
+const nanPair = '(isnan_(a) || isnan_(b))';
+export const maximum = binary('maximum', (x, y) => `max_(${x}, ${y})`, [
+  `g * select(select(select(0.0, 0.5, a == b), 1.0, a > b), 1.0, ${nanPair})`,
+  `g * select(select(select(0.0, 0.5, a == b), 1.0, b > a), 1.0, ${nanPair})`,
 ]);
-export const minimum = binary('minimum', (x, y) => `min(${x}, ${y})`, [
-  'g * select(select(0.0, 0.5, a == b), 1.0, a < b)',
-  'g * select(select(0.0, 0.5, a == b), 1.0, b < a)',
+export const minimum = binary('minimum', (x, y) => `min_(${x}, ${y})`, [
+  `g * select(select(select(0.0, 0.5, a == b), 1.0, a < b), 1.0, ${nanPair})`,
+  `g * select(select(select(0.0, 0.5, a == b), 1.0, b < a), 1.0, ${nanPair})`,
 ]);
 
 // ---------------------------------------------------------------- comparisons (masks of 0/1, no gradient)

@@ -156,12 +156,17 @@ export const variance = defineOp('var', {
 export const std = (x: Tensor, axes?: Axes, keepdim = false, correction = 1) =>
   sqrt(variance(x, axes, keepdim, correction));
 
-/** log(sum(exp(x))) over axes, computed stably. */
+/**
+ * log(sum(exp(x))) over axes, computed stably: shifted by the maximum, except that an infinite maximum
+ * shifts by 0 (as PyTorch does), so [inf, 1] gives inf and all -inf gives -inf instead of NaN.
+ */
 export const logsumexp = defineOp('logsumexp', {
   forward: (ctx, x: Tensor, axes?: Axes, keepdim: boolean = false) => {
     const p = plan('logsumexp', x, axes, keepdim);
     ctx.save(p);
-    const mx = reduceRaw('logsumexp', 'max', x, { ...p, outShape: p.keepShape });
+    const mxRaw = reduceRaw('logsumexp', 'max', x, { ...p, outShape: p.keepShape });
+    const mx = map('logsumexp', 'select(a, 0.0, !isfinite_(a) && !isnan_(a))', [mxRaw]);
+    mxRaw.dispose();
     const e = map('logsumexp', 'exp(a - b)', [x, mx]);
     const s = reduceRaw('logsumexp', 'sum', e, p);
     const mxOut = reshape(mx, p.outShape);

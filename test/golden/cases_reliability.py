@@ -1,0 +1,64 @@
+"""Reliability: NaN and infinity through relu, maximum/minimum, clamp, amax/amin, logsumexp and sum (forward
+and gradient, PyTorch 1.13's conventions), and long float32 reductions whose inputs both sides build from a
+formula (a constant, or a short golden pattern tiled), so no large file is written."""
+import torch
+
+from golden import Group
+
+NAN = float("nan")
+INF = float("inf")
+
+
+def build(out_dir):
+    g = Group("reliability", seed=11)
+    t = torch.tensor
+    special = t([NAN, -1.5, 0.0, 2.0, INF, -INF, 0.5, NAN])
+    g.case("relu_nan_inf", "relu", [special.clone()], torch.relu)
+    a = t([NAN, 1.0, NAN, 2.0, INF, -INF, 3.0, -1.0, INF])
+    b = t([1.0, NAN, NAN, 2.0, -INF, 5.0, INF, -INF, INF])
+    g.case("maximum_nan_inf", "maximum", [a.clone(), b.clone()], torch.maximum)
+    g.case("minimum_nan_inf", "minimum", [a.clone(), b.clone()], torch.minimum)
+    # Broadcast: NaN in the row operand meets a column (the gradient of the broadcast side is summed).
+    g.case("maximum_broadcast_nan", "maximum", [t([[NAN, 1.0, -INF, 4.0]]), t([[0.5], [NAN], [2.0]])], torch.maximum)
+    g.case("maximum_scalar_nan", "maximum_scalar", [special.clone()], lambda x: torch.maximum(x, torch.zeros(())), attrs={"scalar": 0.0})
+    g.case("clamp_nan_inf", "clamp", [special.clone()], lambda x: x.clamp(-1.0, 1.0), attrs={"min": -1.0, "max": 1.0})
+    g.case("clamp_min_only_inf", "clamp", [special.clone()], lambda x: x.clamp(min=0.0), attrs={"min": 0.0, "max": None})
+    g.case("clamp_max_only_inf", "clamp", [special.clone()], lambda x: x.clamp(max=0.7), attrs={"min": None, "max": 0.7})
+
+    rows = t([[NAN, 1.0, 2.0, -3.0], [-INF, -INF, -INF, -INF], [1.0, 3.0, 3.0, 0.0], [INF, INF, INF, INF],
+              [NAN, NAN, 1.0, INF], [-INF, 2.0, INF, 1.0]])
+    for name, fn in [("max", torch.amax), ("min", torch.amin)]:
+        g.case(f"{name}_rows_nan_inf", name, [rows.clone()], lambda x, fn=fn: fn(x, dim=1), attrs={"axes": [1], "keepdim": False})
+        g.case(f"{name}_cols_nan_inf", name, [rows.clone()], lambda x, fn=fn: fn(x, dim=0), attrs={"axes": [0], "keepdim": False})
+        # Long rows take the workgroup (row-mode) kernel; NaN and +-inf placed at different lanes.
+        long = g.randn(3, 300)
+        long[0, 137] = NAN
+        long[1, :] = -INF
+        long[2, 5] = INF if name == "max" else -INF
+        g.case(f"{name}_long_nan_inf", name, [long], lambda x, fn=fn: fn(x, dim=1), attrs={"axes": [1], "keepdim": False})
+    g.case("max_all_neg_inf", "max", [t([-INF, -INF, -INF])], lambda x: torch.amax(x), attrs={"axes": None, "keepdim": False})
+    g.case("min_all_pos_inf", "min", [t([INF, INF])], lambda x: torch.amin(x), attrs={"axes": None, "keepdim": False})
+    g.case("max_all_nan", "max", [t([1.0, NAN, 2.0])], lambda x: torch.amax(x), attrs={"axes": None, "keepdim": False})
+
+    lse = t([[INF, 1.0, 0.0], [-INF, -INF, -INF], [NAN, 1.0, 0.0], [-INF, 1.0, 2.0], [INF, INF, 3.0], [1.0, 2.0, 3.0]])
+    g.case("logsumexp_nan_inf", "logsumexp", [lse], lambda x: torch.logsumexp(x, dim=1), attrs={"axes": [1], "keepdim": False})
+    g.case("sum_nan_inf", "sum", [t([[INF, 1.0, -1.0], [INF, -INF, 0.0], [NAN, 1.0, 2.0], [-INF, 3.0, 4.0]])],
+           lambda x: x.sum(dim=1), attrs={"axes": [1], "keepdim": False})
+
+    # -- accuracy of long reductions (float32 in torch, as on the GPU); only the results are stored.
+    n = 20_000_000
+    g.case("sum_20M_constant", "sum_full", [], lambda: torch.full((n,), 0.01).sum(), attrs={"shape": [n], "value": 0.01, "axes": None}, tol=2e-6)
+    g.case("sum_axis0_4Mx2_constant", "sum_full", [], lambda: torch.full((4_000_000, 2), 0.01).sum(0),
+           attrs={"shape": [4_000_000, 2], "value": 0.01, "axes": [0]}, tol=2e-6)
+    # A [1000, 2] pattern tiled to [4M, 2] (column kernel, one thread per output) and a [2, 1000] pattern
+    # tiled to [2, 2M] (row kernel): offset values so a drifting running sum shows.
+    col = g.randn(1000, 2) + 3.0
+    g.case("sum_axis0_tiled", "sum_tiled", [col], lambda x: x.repeat(4000, 1).sum(0), attrs={"times": [4000, 1], "axes": [0]}, grad=[False], tol=2e-6)
+    row = g.randn(2, 1000) + 3.0
+    g.case("sum_axis1_tiled", "sum_tiled", [row], lambda x: x.repeat(1, 2000).sum(1), attrs={"times": [1, 2000], "axes": [1]}, grad=[False], tol=2e-6)
+    g.case("mean_all_tiled", "mean_tiled", [row], lambda x: x.repeat(1, 2000).mean(), attrs={"times": [1, 2000], "axes": None}, grad=[False], tol=2e-6)
+    v = g.randn(1000, 2) * 0.5 + 5.0
+    g.case("var_axis0_tiled", "var_tiled", [v], lambda x: x.repeat(2000, 1).var(0), attrs={"times": [2000, 1], "axes": [0]}, grad=[False], tol=2e-6)
+    vr = g.randn(1, 1000) * 0.5 + 5.0
+    g.case("var_all_tiled", "var_tiled", [vr], lambda x: x.repeat(1, 4000).var(), attrs={"times": [1, 4000], "axes": None}, grad=[False], tol=2e-6)
+    return [g.save(out_dir)]

@@ -1,0 +1,28 @@
+import * as T from '@leffa-webgpu/core';
+import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
+
+// NaN and infinity through the ops PyTorch propagates them in, and the accuracy of long float32 reductions
+// (goldens from test/golden/cases_reliability.py). The long inputs are built here from the same formula as
+// on the PyTorch side: a constant, or a small golden pattern tiled with repeat.
+await T.init();
+
+const axes = (a: Record<string, any>) => (a.axes ?? undefined) as number[] | undefined;
+const tiled = (x: T.Tensor, a: Record<string, any>) => T.repeat(x, a.times);
+
+const OPS: Record<string, OpAdapter> = {
+  relu: ([x]) => T.relu(x!),
+  maximum: ([a, b]) => T.maximum(a!, b!),
+  minimum: ([a, b]) => T.minimum(a!, b!),
+  maximum_scalar: ([x], a) => T.maximum(x!, a.scalar),
+  clamp: ([x], a) => T.clamp(x!, a.min ?? undefined, a.max ?? undefined),
+  max: ([x], a) => T.max(x!, axes(a), a.keepdim),
+  min: ([x], a) => T.min(x!, axes(a), a.keepdim),
+  logsumexp: ([x], a) => T.logsumexp(x!, axes(a), a.keepdim),
+  sum: ([x], a) => T.sum(x!, axes(a), a.keepdim),
+  sum_full: (_, a) => T.sum(T.full(a.shape, a.value), axes(a)),
+  sum_tiled: ([x], a) => T.sum(tiled(x!, a), axes(a)),
+  mean_tiled: ([x], a) => T.mean(tiled(x!, a), axes(a)),
+  var_tiled: ([x], a) => T.variance(tiled(x!, a), axes(a)),
+};
+
+replayGoldenGroup('reliability', OPS);
