@@ -5,11 +5,11 @@ import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGrou
  * Reductions over the middle axis of a [O, R, I] view of a contiguous tensor (any set of adjacent axes can be
  * viewed this way; the core permutes other axis sets first). Output is [O, I].
  *
- * - sum / mean (sum times `scale`): each thread's serial loop sums in blocks (see BLOCKED) and partials
+ * - sum / mean (sum times `scale`): each thread's serial loop sums in blocks (blockedSum) and partials
  *   combine by a tree, so long rows keep float32 accuracy (a plain running sum of 20M x 0.01 drifts by 0.09%)
  * - max, min: start from -inf / +inf and propagate NaN (PyTorch's amax/amin)
  * - argmax / argmin: index along R as i32; ties resolve to the first index, as PyTorch does
- * - var: two passes (mean, then squared deviations) divided by (R - correction)
+ * - var: two blocked passes (mean, then squared deviations) divided by (R - correction)
  */
 export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin' | 'var';
 
@@ -28,31 +28,43 @@ interface Combine {
   step: string;
   /** Folds another partial (acc2, idx2) into (acc, idx); index ties go to the smaller index. */
   merge: string;
-  /** Declarations the step needs, and what closes the serial loop (both optional). */
-  decl?: string;
-  finish?: string;
 }
 
 /**
- * Blocked summation for a serial loop: values go into p1, every 32 values p1 moves into p2, every 1024 p2
- * into p3 and every 32768 p3 into `acc`, so no addend is ever much smaller than its running sum and the
- * error grows with about n / 32768 + 96 additions instead of n. (Kahan compensation does not survive here: lavapipe's optimiser
- * folds (t - s) - y to 0, and the plain sum came out bit for bit unchanged.) Infinities and NaN add up as in
- * a plain loop. `step` needs `k` counting the values folded so far, then `finish` adds the open blocks.
+ * Blocked summation of value(r) for r = start, start + step, ... < R into `acc`: nested loops add 32 values
+ * into p1, 32 p1 into p2, 32 p2 into p3, and each p3 into `acc`, so no addend is ever much smaller than its
+ * running sum and the error grows with about n / 32768 + 96 additions instead of n. Full blocks of 32 run
+ * a fixed-count loop the compiler can unroll, so there is no per-value branch. Kahan compensation does not survive here: lavapipe's optimiser
+ * folds (t - s) - y to 0, and the plain sum came out bit for bit unchanged. Infinities and NaN add up as in
+ * a plain loop.
  */
-const BLOCKED = {
-  decl: (p: string) => `var ${p}1 = 0.0; var ${p}2 = 0.0; var ${p}3 = 0.0; var ${p}k = 0u;`,
-  step: (acc: string, p: string, v: string) =>
-    `${p}1 += ${v}; ${p}k += 1u; if ((${p}k & 31u) == 0u) { ${p}2 += ${p}1; ${p}1 = 0.0; ` +
-    `if ((${p}k & 1023u) == 0u) { ${p}3 += ${p}2; ${p}2 = 0.0; if ((${p}k & 32767u) == 0u) { ${acc} += ${p}3; ${p}3 = 0.0; } } }`,
-  finish: (acc: string, p: string) => `${acc} += ${p}3 + (${p}2 + ${p}1);`,
-};
+function blockedSum(acc: string, start: string, step: number, value: string): string {
+  const span = (k: number) => `${step * k}u`;
+  return `for (var r3 = ${start}; r3 < params.R; r3 += ${span(32768)}) {
+      var p3 = 0.0; let e3 = min(r3 + ${span(32768)}, params.R);
+      for (var r2 = r3; r2 < e3; r2 += ${span(1024)}) {
+        var p2 = 0.0; let e2 = min(r2 + ${span(1024)}, e3);
+        for (var r1 = r2; r1 < e2; r1 += ${span(32)}) {
+          var p1 = 0.0;
+          if (r1 + ${span(32)} <= e2) {
+            for (var j = 0u; j < 32u; j++) { let r = r1 + j * ${step}u; p1 += ${value}; }
+          } else {
+            for (var r = r1; r < e2; r += ${step}u) { p1 += ${value}; }
+          }
+          p2 += p1;
+        }
+        p3 += p2;
+      }
+      ${acc} += p3;
+    }`;
+}
 
 const NEG_INF = 'inf_(-1.0)';
 const POS_INF = 'inf_(1.0)';
 
 const COMBINE: Record<Exclude<ReduceOp, 'var'>, Combine> = {
-  sum: { init: '0.0', step: BLOCKED.step('acc', 'part', 'v'), merge: 'acc += acc2;', decl: BLOCKED.decl('part'), finish: BLOCKED.finish('acc', 'part') },
+  // The sum's serial loop is blockedSum; this step only documents the combine.
+  sum: { init: '0.0', step: 'acc += v;', merge: 'acc += acc2;' },
   max: { init: NEG_INF, step: 'acc = max_(acc, v);', merge: 'acc = max_(acc, acc2);' },
   min: { init: POS_INF, step: 'acc = min_(acc, v);', merge: 'acc = min_(acc, acc2);' },
   argmax: {
@@ -86,13 +98,14 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
   if (mode === 'column') {
     const c = op === 'var' ? COMBINE.sum : COMBINE[op];
     const loop = (stmt: string) => `for (var r = 0u; r < params.R; r++) { let v = x[base + r * params.I]; ${stmt} }`;
+    const xr = 'x[base + r * params.I]';
     const body =
       op === 'var'
-        ? `var mean = 0.0; ${BLOCKED.decl('m')} ${loop(BLOCKED.step('mean', 'm', 'v'))} ${BLOCKED.finish('mean', 'm')}
+        ? `var mean = 0.0; ${blockedSum('mean', '0u', 1, xr)}
     mean = mean / f32(params.R);
-    var acc = 0.0; ${BLOCKED.decl('d')} ${loop(`let dv = v - mean; ${BLOCKED.step('acc', 'd', 'dv * dv')}`)} ${BLOCKED.finish('acc', 'd')}
+    var acc = 0.0; ${blockedSum('acc', '0u', 1, `(${xr} - mean) * (${xr} - mean)`)}
     out[o] = acc * params.scale;`
-        : `var acc: f32 = ${c.init}; var idx: i32 = -1; ${c.decl ?? ''} ${loop(c.step)} ${c.finish ?? ''}
+        : `var acc: f32 = ${c.init}; var idx: i32 = -1; ${op === 'sum' ? blockedSum('acc', '0u', 1, xr) : loop(c.step)}
     out[o] = ${result};`;
     return makeKernel({
       key,
@@ -117,9 +130,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   const c = op === 'var' ? COMBINE.sum : COMBINE[op];
   const treeReduce = (valueExpr: string, target: string) => `
   {
-    var acc: f32 = ${c.init}; var idx: i32 = -1; ${c.decl ?? ''}
-    for (var r = lid; r < params.R; r += ${ROW_WG}u) { let v = ${valueExpr}; ${c.step} }
-    ${c.finish ?? ''}
+    var acc: f32 = ${c.init}; var idx: i32 = -1;
+    ${c === COMBINE.sum ? blockedSum('acc', 'lid', ROW_WG, valueExpr) : `for (var r = lid; r < params.R; r += ${ROW_WG}u) { let v = ${valueExpr}; ${c.step} }`}
     s_acc[lid] = acc; s_idx[lid] = idx;
     workgroupBarrier();
     for (var stride = ${ROW_WG / 2}u; stride > 0u; stride = stride / 2u) {
