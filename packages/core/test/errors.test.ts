@@ -57,4 +57,22 @@ describe('bad input', () => {
   it('asks for one element in item()', async () => {
     await expect(T.zeros([2]).item()).rejects.toThrow('item: expected a tensor with one element, got shape [2]');
   });
+
+  it('reports out-of-range class targets and indices at the next readback, naming the op and the value', async () => {
+    const int = (v: number[]) => T.cast(T.tensor(v, [v.length]), 'int32');
+    const logits = T.zeros([3, 4]);
+    // In range (and the ignore index) passes; the loss reads back normally.
+    expect(await T.crossEntropy(logits, int([0, 3, -100])).item()).toBeCloseTo(Math.log(4), 5);
+    await expect(T.crossEntropy(logits, int([1, 4, 0])).item()).rejects.toThrow(
+      'crossEntropy: target 4 is out of range (expected 0 <= target < 4 and not the ignore index -100; target shape [3])',
+    );
+    await expect(T.crossEntropy(logits, int([-1, 0, 0])).item()).rejects.toThrow(/crossEntropy: target -1 is out of range/);
+    // The error is reported once; the device works normally afterwards.
+    expect(await T.sum(T.ones([5])).item()).toBe(5);
+    const weight = T.ones([5, 2]);
+    await expect(T.embedding(int([0, 7]), weight).data()).rejects.toThrow(/embedding: index 7 is out of range \(expected 0 <= index < 5/);
+    await expect(T.indexSelect(weight, 0, int([5])).data()).rejects.toThrow(/indexSelect: index 5 is out of range/);
+    await expect(T.gather(weight, 1, T.cast(T.tensor([0, 2], [1, 2]), 'int32')).data()).rejects.toThrow(/gather: index 2 is out of range \(expected 0 <= index < 2/);
+    expect(await T.embedding(int([4, 0]), weight).data()).toEqual(new Float32Array([1, 1, 1, 1]));
+  });
 });

@@ -149,3 +149,45 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 );
 
 export const indexingGrid = (n: number): Grid => grid1d(n, WG);
+
+/**
+ * Device-side index validation: the first index outside [lo, hi) (other than `ignore` when `useIgnore` is 1)
+ * claims flag[0] with this check's id and stores its value in flag[1]; the host reports it at the next readback.
+ * Nothing is written when every index is in range, so a clean check costs one read of the indices.
+ */
+export const indexRangeCheckKernel = cachedKernel(
+  (): Kernel =>
+    makeKernel({
+      key: 'index_range_check',
+      buffers: [
+        { name: 'idx', access: 'read', type: 'i32' },
+        { name: 'flag', access: 'read_write', type: 'atomic<u32>' },
+      ],
+      uniforms: [
+        { name: 'n', type: 'u32' },
+        { name: 'lo', type: 'i32' },
+        { name: 'hi', type: 'i32' },
+        { name: 'ignore', type: 'i32' },
+        { name: 'useIgnore', type: 'u32' },
+        { name: 'checkId', type: 'u32' },
+      ],
+      workgroupSize: [WG, 1, 1],
+      body: /* wgsl */ `
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatGroup(wid, nwg) * ${WG}u + lid;
+  if (i >= params.n) { return; }
+  let v = idx[i];
+  let ignored = params.useIgnore == 1u && v == params.ignore;
+  if (ignored || (v >= params.lo && v < params.hi)) { return; }
+  // A weak exchange may fail spuriously: retry until this thread or another has claimed the flag.
+  loop {
+    let r = atomicCompareExchangeWeak(&flag[0], 0u, params.checkId);
+    if (r.exchanged) { atomicStore(&flag[1], bitcast<u32>(v)); break; }
+    if (r.old_value != 0u) { break; }
+  }
+}`,
+    }),
+);

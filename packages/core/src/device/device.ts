@@ -40,8 +40,13 @@ export class Device {
   private uniformArena: GPUBuffer;
   private uniformCpu = new ArrayBuffer(UNIFORM_ARENA_BYTES);
   private uniformUsed = 0;
-  private pendingReads: { staging: GPUBuffer; resolve: (b: ArrayBuffer) => void; reject: (e: unknown) => void }[] =
+  private pendingReads: { staging: GPUBuffer; flag?: GPUBuffer; checkedUpTo?: number; resolve: (b: ArrayBuffer) => void; reject: (e: unknown) => void }[] =
     [];
+  /**
+   * Device-side index checks (`indexCheckFlag`): a two-word flag buffer that check kernels claim with their id
+   * and the offending value, the host messages of the checks recorded since the last readback, and whether any was.
+   */
+  private indexChecks: { flag: PooledBuffer; messages: Map<number, string>; nextId: number; armed: boolean } | null = null;
   private flushScheduled = false;
   /** Completion promises of submitted batches that have not finished yet, oldest first. */
   private inFlight: Promise<void>[] = [];
@@ -262,14 +267,42 @@ export class Device {
     }
   }
 
+  /**
+   * Registers a device-side index check whose failure `message` reports (`{value}` is replaced by the offending
+   * index): returns the flag buffer to bind and the id the check kernel writes. The next readback reports it.
+   */
+  indexCheckFlag(message: string): { flag: PooledBuffer; id: number } {
+    if (!this.indexChecks) {
+      const flag = this.pool.acquire(8);
+      this.gpu.queue.writeBuffer(flag.buffer, 0, new Uint32Array(2));
+      this.indexChecks = { flag, messages: new Map(), nextId: 1, armed: false };
+    }
+    const c = this.indexChecks;
+    const id = c.nextId++;
+    c.messages.set(id, message);
+    c.armed = true;
+    return { flag: c.flag, id };
+  }
+
   /** Copies `bytes` from the start of a buffer to the CPU. Reads requested in the same tick share one submit. */
   read(entry: PooledBuffer, bytes: number): Promise<ArrayBuffer> {
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
     const staging = this.gpu.createBuffer({ size, usage: MAP_READ_COPY_DST });
-    this.ensureEncoderOutsidePass().copyBufferToBuffer(entry.buffer, 0, staging, 0, size);
+    const encoder = this.ensureEncoderOutsidePass();
+    encoder.copyBufferToBuffer(entry.buffer, 0, staging, 0, size);
+    // Index checks recorded since the last readback are read with it, so a bad index fails this read.
+    let flag: GPUBuffer | undefined;
+    let checkedUpTo: number | undefined;
+    const checks = this.indexChecks;
+    if (checks?.armed) {
+      checkedUpTo = checks.nextId - 1;
+      flag = this.gpu.createBuffer({ size: 8, usage: MAP_READ_COPY_DST });
+      encoder.copyBufferToBuffer(checks.flag.buffer, 0, flag, 0, 8);
+      checks.armed = false;
+    }
     entry.lastBatch = this.batchId;
     this.counters.readbacks++;
-    const done = new Promise<ArrayBuffer>((resolve, reject) => this.pendingReads.push({ staging, resolve, reject }));
+    const done = new Promise<ArrayBuffer>((resolve, reject) => this.pendingReads.push({ staging, ...(flag ? { flag, checkedUpTo } : {}), resolve, reject }));
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
@@ -308,12 +341,12 @@ export class Device {
     const reads = this.pendingReads;
     this.pendingReads = [];
     for (const r of reads) {
-      r.staging.mapAsync(0x0001).then(
+      Promise.all([r.staging.mapAsync(0x0001), r.flag?.mapAsync(0x0001)]).then(
         () => {
           const copy = r.staging.getMappedRange().slice(0);
           r.staging.unmap();
           r.staging.destroy();
-          const err = this.takeErrors();
+          const err = this.takeErrors() ?? this.takeIndexError(r.flag, r.checkedUpTo ?? 0);
           if (err) r.reject(err);
           else r.resolve(copy);
         },
@@ -337,6 +370,25 @@ export class Device {
     this.flush();
     await this.gpu.queue.onSubmittedWorkDone();
     this.throwPendingErrors();
+  }
+
+  /** The failed index check in a read-back flag, if any (the flag is then cleared for the next checks). */
+  private takeIndexError(flag: GPUBuffer | undefined, checkedUpTo: number): Error | null {
+    if (!flag) return null;
+    const [id, bits] = new Uint32Array(flag.getMappedRange().slice(0));
+    flag.unmap();
+    flag.destroy();
+    const checks = this.indexChecks;
+    if (!checks) return null;
+    if (!id) {
+      // Every check recorded before this read passed: their messages are no longer needed.
+      for (const k of checks.messages.keys()) if (k <= checkedUpTo) checks.messages.delete(k);
+      return null;
+    }
+    const message = checks.messages.get(id!) ?? 'index check: an index was out of range ({value})';
+    checks.messages.clear();
+    this.gpu.queue.writeBuffer(checks.flag.buffer, 0, new Uint32Array(2));
+    return new RangeError(message.replace('{value}', String(new Int32Array(Uint32Array.of(bits!).buffer)[0])));
   }
 
   private takeErrors(): Error | null {

@@ -1,7 +1,9 @@
-import { MAX_RANK, gatherAxisKernel, indexSelectKernel, indexingGrid, oneHotKernel } from '@leffa-webgpu/kernels-wgsl';
+import { MAX_RANK, gatherAxisKernel, indexRangeCheckKernel, indexSelectKernel, indexingGrid, oneHotKernel } from '@leffa-webgpu/kernels-wgsl';
+import { activeDevice } from '../device/device.js';
+import { Storage } from '../tensor/storage.js';
 import { defineOp } from '../autograd/op.js';
 import { contiguousStrides, formatShape, normalizeAxis, sizeOf } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { zeros } from './creation.js';
 import { emptyTensor, launch } from './launch.js';
 import { reshape } from './shape.js';
@@ -13,6 +15,29 @@ import { reshape } from './shape.js';
 
 function checkIndex(op: string, index: Tensor): void {
   if (index.dtype !== 'int32') throw new Error(`${op}: index must be int32, got ${index.dtype} ${formatShape(index.shape)}`);
+}
+
+/**
+ * Validates int32 indices on the device, without a readback: an index outside [0, bound) (other than
+ * `ignoreIndex`) makes the next readback fail with a RangeError naming `op`, the offending value and the bound,
+ * as PyTorch raises. `what` names the indices in the message.
+ */
+export function checkIndexRange(op: string, index: Tensor, bound: number, what = 'index', ignoreIndex?: number): void {
+  checkIndex(op, index);
+  if (index.size === 0) return;
+  const device = activeDevice();
+  const ignore = ignoreIndex === undefined ? '' : ` and not the ignore index ${ignoreIndex}`;
+  const { flag, id } = device.indexCheckFlag(`${op}: ${what} {value} is out of range (expected 0 <= ${what} < ${bound}${ignore}; ${what} shape ${formatShape(index.shape)})`);
+  // The flag buffer is the device's: this tensor only binds it, and the extra reference keeps its disposal (by a
+  // scope or the garbage collector) from returning the buffer to the pool.
+  const flagTensor = new Tensor(new Storage(device, flag, 8).retain(), [2], 'int32');
+  launch(
+    indexRangeCheckKernel(),
+    [index],
+    [flagTensor],
+    { n: index.size, lo: 0, hi: bound, ignore: ignoreIndex ?? 0, useIgnore: ignoreIndex === undefined ? 0 : 1, checkId: id },
+    indexingGrid(index.size),
+  );
 }
 
 function checkFloat(op: string, x: Tensor): void {
@@ -48,6 +73,7 @@ export const gather = defineOp('gather', {
     if (index.rank > MAX_RANK) throw new Error(`${op}: rank ${index.rank} exceeds ${MAX_RANK}`);
     const out = emptyTensor(index.shape, 'float32', op);
     if (out.size === 0) return out;
+    checkIndexRange(op, index, x.shape[a] ?? 1);
     launch(gatherAxisKernel(Math.max(index.rank, 1), false), [x, index], [out], gatherUniforms(x, a, index), indexingGrid(out.size));
     return out;
   },
@@ -79,6 +105,7 @@ export const indexSelect = defineOp('index_select', {
     const { A, I } = selectView(x, a);
     const out = emptyTensor([...x.shape.slice(0, a), K, ...x.shape.slice(a + 1)], 'float32', op);
     if (out.size === 0) return out;
+    checkIndexRange(op, index, A);
     launch(indexSelectKernel(false), [x, index], [out], { n: out.size, A, K, I }, indexingGrid(out.size));
     return out;
   },
@@ -94,6 +121,7 @@ export const indexSelect = defineOp('index_select', {
 export function embedding(indices: Tensor, weight: Tensor): Tensor {
   checkIndex('embedding', indices);
   if (weight.rank !== 2) throw new Error(`embedding: weight must be [numEmbeddings, dim], got ${formatShape(weight.shape)}`);
+  checkIndexRange('embedding', indices, weight.shape[0]!);
   const rows = indexSelect(weight, 0, reshape(indices, [indices.size]));
   return reshape(rows, [...indices.shape, weight.shape[1]!]);
 }

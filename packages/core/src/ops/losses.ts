@@ -1,6 +1,6 @@
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { oneHot } from './indexing.js';
+import { checkIndexRange, oneHot } from './indexing.js';
 import { abs, add, clamp, div, map, mul, ne, neg, softplus, square, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { reshape } from './shape.js';
@@ -85,6 +85,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntro
   const C = logits.shape[1]!;
   if (options.weight && options.weight.shape.join() !== String(C)) throw new Error(`${op}: weight ${formatShape(options.weight.shape)} must be [${C}]`);
   const ignore = options.ignoreIndex ?? -100;
+  checkIndexRange(op, target, C, 'target', ignore);
   // Class axis last: [..., C].
   const perm = [0, ...Array.from({ length: logits.rank - 2 }, (_, i) => i + 2), 1];
   const logp = logits.rank === 2 ? logSoftmax(logits, 1) : permute(logSoftmax(logits, 1), perm);
