@@ -22,11 +22,16 @@ describe('bad input', () => {
   it('refuses a tensor over the storage binding limit with a clear error instead of a device error', async () => {
     const limit = T.activeDevice().gpu.limits.maxStorageBufferBindingSize;
     if (limit > 2 ** 28) return; // only adapters with small limits (lavapipe: 128 MiB) can afford the check
+    const before = T.memoryStats().liveBytes;
     expect(() => T.full([limit / 4 + 16], 1)).toThrow(
-      `fill: buffer 'out' needs ${limit + 64} bytes, over this adapter's storage binding limit of ${limit} bytes`,
+      new RegExp(`^\\w+: a tensor of shape \\[${limit / 4 + 16}\\] needs ${limit + 64} bytes, over this adapter's storage binding limit`),
     );
+    // Far over every limit (8 GiB): refused by the op that allocates, nothing counted as live, the next op unaffected.
+    expect(() => T.zeros([2 ** 31])).toThrow(/a tensor of shape \[2147483648\] needs 8589934592 bytes/);
+    expect(T.memoryStats().liveBytes).toBe(before);
     const ok = T.full([1024], 1); // the device is still usable
     expect((await ok.data())[0]).toBe(1);
+    expect(await T.sum(T.ones([3])).item()).toBe(3);
     ok.dispose();
   });
 

@@ -268,6 +268,23 @@ export class Device {
   }
 
   /**
+   * Refuses, before anything is allocated, a tensor that no kernel could bind (over maxStorageBufferBindingSize)
+   * or that the device cannot create at all (over maxBufferSize), naming the op and the shape: otherwise the
+   * failure would surface as an error of a later, unrelated op and the memory statistics would count it.
+   */
+  checkAllocation(op: string, shapeText: string, bytes: number): void {
+    const { maxBufferSize, maxStorageBufferBindingSize } = this.gpu.limits;
+    const limit = Math.min(maxBufferSize, maxStorageBufferBindingSize);
+    if (bytes > limit) {
+      const which = limit === maxStorageBufferBindingSize ? 'storage binding limit (maxStorageBufferBindingSize)' : 'buffer size limit (maxBufferSize)';
+      throw new RangeError(
+        `${op}: a tensor of shape ${shapeText} needs ${bytes} bytes, over this adapter's ${which} of ${limit} bytes ` +
+          `(${(limit / 2 ** 20).toFixed(0)} MiB); split the work into smaller pieces`,
+      );
+    }
+  }
+
+  /**
    * Registers a device-side index check whose failure `message` reports (`{value}` is replaced by the offending
    * index): returns the flag buffer to bind and the id the check kernel writes. The next readback reports it.
    */

@@ -1,6 +1,6 @@
 import type { Grid, Kernel } from '@leffa-webgpu/kernels-wgsl';
 import { type UniformValues, activeDevice } from '../device/device.js';
-import { assertShape } from '../tensor/shape.js';
+import { assertShape, formatShape } from '../tensor/shape.js';
 import { Storage } from '../tensor/storage.js';
 import { BYTES_PER_ELEMENT, type DType, Tensor } from '../tensor/tensor.js';
 
@@ -11,6 +11,7 @@ export function emptyTensor(shape: readonly number[], dtype: DType = 'float32', 
   let n = 1;
   for (const d of shape) n *= d;
   const bytes = n * BYTES_PER_ELEMENT[dtype];
+  device.checkAllocation(op, formatShape(shape), bytes);
   return new Tensor(new Storage(device, device.pool.acquire(bytes), bytes), [...shape], dtype);
 }
 
