@@ -290,7 +290,8 @@ export class Device {
    */
   indexCheckFlag(message: string): { flag: PooledBuffer; id: number } {
     if (!this.indexChecks) {
-      const flag = this.pool.acquire(8);
+      // Its own buffer, outside the pool: it lives as long as the device and is never recycled.
+      const flag: PooledBuffer = { buffer: this.gpu.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), size: 16, lastBatch: -1 };
       this.gpu.queue.writeBuffer(flag.buffer, 0, new Uint32Array(2));
       this.indexChecks = { flag, messages: new Map(), nextId: 1, armed: false };
     }
