@@ -25,6 +25,7 @@ export const throttle = (maxInFlight?: number): Promise<void> => activeDevice().
 export const memoryStats = (): MemoryStats => activeDevice().memoryStats();
 export * from './io/safetensors.js';
 export { readPth, loadPth, readPkl, loadPkl, PTH_MAX_EXPANDED_BYTES, type PthOptions } from './io/pth.js';
+export { crc32 } from './io/crc32.js';
 export * as nn from './nn/index.js';
 export { Module, type LoadReport, type LoadOptions } from './nn/module.js';
 export * as optim from './optim/index.js';

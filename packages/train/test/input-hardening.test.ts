@@ -184,7 +184,9 @@ describe('training runs', () => {
     expect(state.extra.step).toBe(20);
     // One entry per 10 steps, the first from before the resume.
     expect(state.extra.history).toHaveLength(2);
-    expect(readdirSync(out).sort()).toEqual(['checkpoint', 'loss.png', 'metrics.json', 'reconstructions.png']);
+    expect(readdirSync(out).sort()).toEqual(['checkpoint', 'loss.csv', 'loss.svg', 'metrics.json', 'reconstructions.png']);
+    // The curve continues across the resume: steps 10 and 20, the values of the checkpoint's history.
+    expect(readFileSync(join(out, 'loss.csv'), 'utf8')).toBe(`step,reconstruction\n10,${state.extra.history[0]}\n20,${state.extra.history[1]}\n`);
 
     // A learning rate of 1e38 sends the weights to infinity at once: the save at step 5 is refused, the run
     // stops with the step, and the step-20 checkpoint of the run before stays.
@@ -198,7 +200,7 @@ describe('training runs', () => {
     expect(existsSync(join(tmp, 'vae-nan', 'checkpoint'))).toBe(false);
     const after = JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')) as { extra: { step: number } };
     expect(after.extra.step).toBe(20);
-    expect(readdirSync(out).sort()).toEqual(['checkpoint', 'loss.png', 'metrics.json', 'reconstructions.png']);
+    expect(readdirSync(out).sort()).toEqual(['checkpoint', 'loss.csv', 'loss.svg', 'metrics.json', 'reconstructions.png']);
   });
 });
 

@@ -27,7 +27,7 @@ describe('train-schp command', () => {
     expect(metrics.curve.map((c: { step: number; rounds: number }) => [c.step, c.rounds])).toEqual([[2, 0], [4, 1]]);
     for (const c of metrics.curve) expect(c.meanIoU).toBeGreaterThanOrEqual(0);
     expect(metrics.aggregate.meanIoU).toBeGreaterThanOrEqual(0);
-    for (const f of ['samples.png', 'loss.png', 'checkpoint/state.json', 'checkpoint/ema.safetensors']) expect(existsSync(join(out, f)), f).toBe(true);
+    for (const f of ['samples.png', 'loss.svg', 'loss.csv', 'checkpoint/state.json', 'checkpoint/ema.safetensors']) expect(existsSync(join(out, f)), f).toBe(true);
 
     const shipped = join(tmp, 'exported');
     await exportCheckpoint({ ckpt: join(out, 'checkpoint'), out: shipped, ema: false, note: { meanIoU: metrics.aggregate.meanIoU } });

@@ -18,6 +18,7 @@
 import { sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { decodeTensor, readFileBytes, toDevice, type HostTensor, type SafetensorsDType } from './safetensors.js';
+import { crc32 } from './crc32.js';
 
 export interface PthOptions {
   /** Removed from the start of every key that has it, e.g. 'module.' for checkpoints saved from DataParallel. */
@@ -168,22 +169,6 @@ function inflateRaw(data: Uint8Array, size: number, source: string, name: string
     }
     throw new Error(`${source}: cannot inflate zip entry '${name}' (${(e as Error).message})`);
   }
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 /** The bytes of one entry, bounds-checked against its local header and checked against its CRC-32. */

@@ -7,10 +7,10 @@ import { type DensePoseMetrics, evaluateDensePose } from '../densepose/metrics.j
 import { renderDensePose } from '../densepose/render.js';
 import { type DensePoseExample, DensePoseTrainer, syntheticDensePoseExample } from '../densepose/trainer.js';
 import { readImage } from '../io/image-file.js';
-import { lineChart } from '../io/plot.js';
 import { writePng } from '../io/png.js';
 import { loadDensePose } from '../pipeline/load-models.js';
 import { Progress } from './progress.js';
+import { writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';
 
 /** Seeds of the held-out people (never drawn for training). */
@@ -39,7 +39,7 @@ const fmt = (m: DensePoseMetrics) =>
 /**
  * Trains a DensePoseHead on synthetic people, then writes the checkpoint, metrics.json (part mIoU, pixel
  * accuracy, UV error on held-out people), samples.png (rows: image, true / predicted parula render, true /
- * predicted IUV render), truth.png and predicted.png (rows: parula, raw I, IUV) and loss.png.
+ * predicted IUV render), truth.png and predicted.png (rows: parula, raw I, IUV), loss.svg and loss.csv.
  */
 export async function trainDensePose(args: TrainDensePoseArgs): Promise<void> {
   await withRunLock(args.out, 'train-densepose', () => trainDensePoseLocked(args));
@@ -101,7 +101,15 @@ async function trainDensePoseLocked(args: TrainDensePoseArgs): Promise<void> {
   const renders = (rs: typeof truth) => tile([rs.map((r) => r.parula.data), rs.map((r) => r.raw.data), rs.map((r) => r.iuv.data)], W, H);
   await writePng(`${args.out}/truth.png`, renders(truth));
   await writePng(`${args.out}/predicted.png`, renders(predicted));
-  await writePng(`${args.out}/loss.png`, lineChart([{ values: history.map((h) => h.total), color: [200, 40, 40] }, { values: history.map((h) => h.part), color: [40, 80, 200] }]));
+  await writeLossCurve(args.out, {
+    title: 'train-densepose',
+    steps: history.map((h) => h.step),
+    series: [
+      { name: 'total', values: history.map((h) => h.total) },
+      { name: 'part (I)', values: history.map((h) => h.part) },
+      { name: 'UV', values: history.map((h) => h.uv) },
+    ],
+  });
   const iou = Object.fromEntries(metrics.iou.flatMap((v, c) => (Number.isNaN(v) ? [] : [[`${c}:${DENSEPOSE_PART_NAMES[c]}`, v]])));
   await writeFile(
     `${args.out}/metrics.json`,
@@ -110,7 +118,7 @@ async function trainDensePoseLocked(args: TrainDensePoseArgs): Promise<void> {
   const last = history.at(-1);
   if (last) console.log(`final loss ${last.total.toFixed(4)} (I ${last.part.toFixed(4)}, UV ${last.uv.toFixed(4)})`);
   console.log(`held-out synthetic people (${args.evalExamples}): ${fmt(metrics)}`);
-  console.log(`wrote ${args.out}/checkpoint, metrics.json, samples.png, truth.png, predicted.png, loss.png`);
+  console.log(`wrote ${args.out}/checkpoint, metrics.json, samples.png, truth.png, predicted.png, loss.svg, loss.csv`);
 }
 
 /** The person's keypoints from an OpenPose JSON file (the first person's pose_keypoints_2d). */

@@ -3,7 +3,6 @@ import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS, LeffaModel } from '@leffa-webgpu/models';
 import { tile } from '../data/synthetic/sheet.js';
 import { maskToImage } from '../io/images.js';
-import { lineChart } from '../io/plot.js';
 import { writePng } from '../io/png.js';
 import { type LeffaExample, toBatch } from '../leffa/batch.js';
 import { HELD_OUT_SEED, evaluateLeffa } from '../leffa/evaluate.js';
@@ -12,6 +11,7 @@ import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/tr
 import { resolveCheckpoint } from '../assets.js';
 import { type FolderDataset, openDataset } from '../data/datasets/index.js';
 import { Progress } from './progress.js';
+import { writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';
 
 export interface TrainLeffaArgs {
@@ -115,10 +115,16 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
 
   const writeOutputs = async (final: boolean) => {
     await save();
-    await writePng(`${args.out}/loss.png`, lineChart([
-      { values: history.map((h) => h.diffusion), color: [40, 90, 200] },
-      { values: history.map((h) => h.total), color: [200, 40, 40] },
-    ]));
+    await writeLossCurve(args.out, {
+      title: `train ${args.task}`,
+      steps: history.map((h) => h.step),
+      series: [
+        { name: 'total', values: history.map((h) => h.total) },
+        { name: 'diffusion', values: history.map((h) => h.diffusion) },
+        { name: 'leffa', values: history.map((h) => h.leffa) },
+        ...(supervised ? [{ name: 'flow', values: history.map((h) => h.flow ?? Number.NaN) }] : []),
+      ],
+    });
     const { metrics, images } = await evaluateLeffa(trainer.model, held, { seed: args.seed });
     const grid = tile(
       held.map((e, i) => [e.source, e.reference, maskToImage(e.mask), images.generated[i]!, images.warped[i]!]),

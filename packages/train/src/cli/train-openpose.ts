@@ -3,13 +3,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
 import { OPENPOSE_SMALL, estimatePose, renderSkeleton, toOpenPoseJson } from '@leffa-webgpu/models';
 import { tile } from '../data/synthetic/sheet.js';
-import { lineChart } from '../io/plot.js';
 import { readImage } from '../io/image-file.js';
 import { writePng } from '../io/png.js';
 import { OpenPoseTrainer, pck, syntheticPoseExample } from '../openpose/trainer.js';
 import { loadOpenPose } from '../pipeline/load-models.js';
 import { CocoKeypointsDataset } from '../data/datasets/coco-keypoints.js';
 import { Progress } from './progress.js';
+import { loggedSteps, writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';
 
 const HELD_OUT = 800_000_000;
@@ -90,7 +90,7 @@ async function trainOpenPoseLocked(args: TrainOpenPoseArgs): Promise<void> {
   const score = await pck(trainer.model, held);
   const shown = await Promise.all(held.slice(0, 6).map((e) => estimatePose(trainer.model, { width: e.width, height: e.height, data: e.image }, { scales: [1], boxsize: e.height })));
   await writePng(`${args.out}/skeletons.png`, tile([held.slice(0, 6).map((e) => e.image), shown.map((r) => renderSkeleton(r.people, args.width, args.height, 2))], args.width, args.height));
-  await writePng(`${args.out}/loss.png`, lineChart([{ values: history, color: [200, 40, 40] }]));
+  await writeLossCurve(args.out, { title: 'train-openpose', steps: loggedSteps(history.length, 10), series: [{ name: 'loss', values: history }] });
   await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ steps: trainer.stepCount, pck02: score, heldOut: held.length, heldOutFrom: val ? `${args.data} (${valSplit})` : 'synthetic', history }, null, 2)}\n`);
   console.log(`PCK@0.2 on ${held.length} held-out ${val ? `people of ${valSplit}` : "synthetic people"}: ${score.toFixed(3)}`);
 }

@@ -3,12 +3,12 @@ import * as T from '@leffa-webgpu/core';
 import { LIP_LABELS, SCHP_CONFIGS, colorizeLabels, parseHuman, schpPalette } from '@leffa-webgpu/models';
 import { tile } from '../data/synthetic/sheet.js';
 import { encodeLabelPng, readImage } from '../io/image-file.js';
-import { lineChart } from '../io/plot.js';
 import { writePng } from '../io/png.js';
 import { type ParsingMetrics, evaluateParsing } from '../schp/metrics.js';
 import { type ParsingExample, SchpTrainer, syntheticParsingExample } from '../schp/trainer.js';
 import { loadSchp } from '../pipeline/load-models.js';
 import { Progress } from './progress.js';
+import { writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';
 
 /** Seeds of the held-out people (never drawn for training). */
@@ -62,7 +62,7 @@ const fmt = (m: ParsingMetrics) => `mIoU ${m.meanIoU.toFixed(3)} (all-20 ${m.mea
 /**
  * Trains the small SCHP network on synthetic people with self-correction (optionally on noisy labels), then
  * writes the checkpoint, metrics.json (mIoU / pixel accuracy on held-out people, network and aggregate),
- * samples.png (rows: image, truth, prediction) and loss.png.
+ * samples.png (rows: image, truth, prediction), loss.svg and loss.csv.
  */
 export async function trainSchp(args: TrainSchpArgs): Promise<void> {
   await withRunLock(args.out, 'train-schp', () => trainSchpLocked(args));
@@ -143,7 +143,11 @@ async function trainSchpLocked(args: TrainSchpArgs): Promise<void> {
     `${args.out}/samples.png`,
     tile([shown.map((e) => e.image), shown.map((e) => colorizeLabels(e.labels)), best.predictions.slice(0, 8).map((p) => colorizeLabels(p))], args.width, args.height),
   );
-  await writePng(`${args.out}/loss.png`, lineChart([{ values: history.map((h) => h.total), color: [200, 40, 40] }]));
+  await writeLossCurve(args.out, {
+    title: 'train-schp',
+    steps: history.map((h) => h.step),
+    series: (['total', 'parsing', 'edge', 'consistency'] as const).map((name) => ({ name, values: history.map((h) => h[name]) })),
+  });
   const classes = (m: ParsingMetrics) => Object.fromEntries(m.iou.flatMap((v, c) => (Number.isNaN(v) ? [] : [[LIP_LABELS.labels[c]!, v]])));
   await writeFile(
     `${args.out}/metrics.json`,
@@ -167,7 +171,7 @@ async function trainSchpLocked(args: TrainSchpArgs): Promise<void> {
   if (last) console.log(`final loss ${last.total.toFixed(4)} (parsing ${last.parsing.toFixed(4)}, edge ${last.edge.toFixed(4)}, consistency ${last.consistency.toFixed(4)})`);
   console.log(`held-out synthetic people (${args.evalExamples}), network: ${fmt(network.metrics)}`);
   if (aggregate) console.log(`held-out synthetic people (${args.evalExamples}), SCHP aggregate after ${trainer.rounds} rounds: ${fmt(aggregate.metrics)}`);
-  console.log(`mIoU: ${best.metrics.meanIoU.toFixed(4)}; wrote ${args.out}/checkpoint, metrics.json, samples.png, loss.png`);
+  console.log(`mIoU: ${best.metrics.meanIoU.toFixed(4)}; wrote ${args.out}/checkpoint, metrics.json, samples.png, loss.svg, loss.csv`);
 }
 
 export interface ParseArgs {

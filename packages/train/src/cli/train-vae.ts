@@ -4,11 +4,11 @@ import { LEFFA_CONFIGS } from '@leffa-webgpu/models';
 import { generateSample } from '../data/synthetic/sample.js';
 import { tile } from '../data/synthetic/sheet.js';
 import { tensorToImages } from '../io/images.js';
-import { lineChart } from '../io/plot.js';
 import { writePng } from '../io/png.js';
 import { imagesToNCHW } from '../leffa/batch.js';
 import { VaeTrainer } from '../leffa/vae-trainer.js';
 import { Progress } from './progress.js';
+import { loggedSteps, writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';
 
 export interface TrainVaeArgs {
@@ -71,7 +71,8 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
     await T.throttle();
     if (trainer.stepCount % args.saveEvery === 0 || trainer.stepCount === args.steps) {
       await guard.save(trainer.stepCount, `${args.out}/checkpoint`, () => trainer.save(`${args.out}/checkpoint`, { history }));
-      await writePng(`${args.out}/loss.png`, lineChart([{ values: history, color: [200, 40, 40] }]));
+      const steps = loggedSteps(history.length, 10, trainer.stepCount === args.steps ? args.steps : undefined);
+      await writeLossCurve(args.out, { title: 'train-vae', steps, series: [{ name: 'reconstruction', values: history }] });
     }
   }
   progress.stop();

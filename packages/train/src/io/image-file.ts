@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
+import { crc32 } from '@leffa-webgpu/core';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { checkDeclaredSize, getDefaultMaxPixels } from './image-limits.js';
