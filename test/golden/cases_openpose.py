@@ -141,41 +141,94 @@ def build_peaks(out_dir):
     return (f"{out_dir}/openpose_peaks.safetensors", len(tensors))
 
 
-def cubic(x, size):
-    """cv2.resize(INTER_CUBIC) stand-in for body.py (cv2 is not in the oracle): bicubic A=-0.75, half-pixel
-    centres, clamped borders, no antialiasing; float throughout (cv2 rounds the uint8 image, < 0.5 levels)."""
-    return torch.nn.functional.interpolate(x[None], size=size, mode="bicubic", align_corners=False)[0]
+def cv2_cubic_matrix(n_in, n_out, inv_scale):
+    """One axis of cv2.resize(INTER_CUBIC) (OpenCV imgproc/src/resize.cpp) as an [n_out, n_in] matrix: output o
+    samples source f = (o + 0.5) / inv_scale - 0.5, where inv_scale is the factor OpenCV keeps (fx as given;
+    dsize / ssize only when a size is given), taps floor(f) - 1 .. floor(f) + 2 clamped to the image (OpenCV's
+    border for resize), weights of interpolateCubic with A = -0.75."""
+    A = -0.75
+    M = np.zeros((n_out, n_in))
+    for o in range(n_out):
+        f = (o + 0.5) / inv_scale - 0.5
+        s = int(np.floor(f))
+        t = f - s
+        c0 = ((A * (t + 1) - 5 * A) * (t + 1) + 8 * A) * (t + 1) - 4 * A
+        c1 = ((A + 2) * t - (A + 3)) * t * t + 1
+        c2 = ((A + 2) * (1 - t) - (A + 3)) * (1 - t) * (1 - t) + 1
+        for k, c in enumerate((c0, c1, c2, 1 - c0 - c1 - c2)):
+            M[o, min(max(s - 1 + k, 0), n_in - 1)] += c
+    return M
+
+
+def cv2_resize(x, fx=None, size=None):
+    """cv2.resize(x, (0, 0), fx=fx, fy=fx, INTER_CUBIC) (output round(H fx) x round(W fx), cvRound = half to
+    even, as numpy rounds) or cv2.resize(x, (w, h), INTER_CUBIC), of a [C, H, W] float64 array. cv2 itself is not
+    in the oracle; this follows its definition and is checked against torch's bicubic where the two agree."""
+    C, H, W = x.shape
+    if size is None:
+        h, w = int(np.round(H * fx)), int(np.round(W * fx))
+        sy = sx = fx
+    else:
+        h, w = size
+        sy, sx = h / H, w / W
+    return np.einsum("oh,chw,pw->cop", cv2_cubic_matrix(H, h, sy), x, cv2_cubic_matrix(W, w, sx))
+
+
+def check_cv2_resize():
+    """The cv2 stand-in equals torch's bicubic (A = -0.75, clamped, half-pixel centres) for a given size, and for a
+    given factor where torch's floor size equals cv2's rounded one (torch then maps with 1 / factor too)."""
+    x = torch.randn(2, 13, 11, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    F = torch.nn.functional
+    for size in [(7, 5), (30, 41), (13, 11)]:
+        ref = F.interpolate(x[None], size=size, mode="bicubic", align_corners=False)[0].numpy()
+        assert np.abs(cv2_resize(x.numpy(), size=size) - ref).max() < 1e-9, size
+    for fx in [0.4, 8.0, 1.1]:
+        assert np.floor(13 * fx) == np.round(13 * fx) and np.floor(11 * fx) == np.round(11 * fx), fx
+        ref = F.interpolate(x[None], scale_factor=fx, mode="bicubic", align_corners=False, recompute_scale_factor=False)[0].numpy()
+        assert np.abs(cv2_resize(x.numpy(), fx=fx) - ref).max() < 1e-9, fx
+    # A factor whose width is not an integer: OpenCV maps with the factor, not with the rounded size.
+    assert np.abs(cv2_resize(x.numpy(), fx=0.55) - cv2_resize(x.numpy(), size=(7, 6))).max() > 1e-3
 
 
 def build_maps(out_dir, model):
-    """body.py's procedure for scale_search [0.5, 1.0] at boxsize 64 on a 60x44 image: per scale, the image
-    resized to scale * boxsize / height (cubic), padded right/bottom with 128 to a multiple of 8, BGR / 256 - 0.5,
-    the network, x8 cubic, the padding cropped, cubic back to the image size; averaged once per scale (body.py's
-    `heatmap_avg += heatmap_avg + ...` double-counts earlier scales; ours does not)."""
-    gen = torch.Generator().manual_seed(12)
+    """body.py's procedure for scale_search [0.5, 1.0, 1.5] at boxsize 64 on a 60x44 uint8 image: per scale,
+    multiplier m = scale * boxsize / height; cv2.resize(fx=m, INTER_CUBIC) of the uint8 image (widths 44 m = 23.47,
+    46.93, 70.4 round to 23, 47, 70: OpenCV maps with m, not with the rounded size) back into uint8 (rounded half
+    up, saturated); padded right/bottom with 128 to a multiple of 8, BGR / 256 -
+    0.5, the network, cv2.resize(fx=8), the padding cropped, cv2.resize to the image size; heatmaps accumulated
+    as body.py (`heatmap_avg += heatmap_avg + heatmap / n`) and, as the 'mean' option, once per scale; PAFs
+    averaged. OpenCV's fixed-point uint8 weights can move a value lying within about 1e-3 of a rounding
+    boundary by one level, so the unrounded resized images are stored too (the test accepts either level
+    there, and feeds the network this procedure's own input so that the maps compare tightly)."""
+    check_cv2_resize()
     H, W, boxsize, stride = 60, 44, 64, 8
+    scales = [0.5, 1.0, 1.5]
+    gen = torch.Generator().manual_seed(12)
     yy, xx = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
     base = torch.stack([128 + 100 * torch.sin(xx / 5 + c) * torch.cos(yy / 7 - c) for c in range(3)])
     rgb = (base + 20 * torch.randn(3, H, W, generator=gen)).clamp(0, 255).round()
-    bgr = rgb.flip(0)
-    scales = [0.5, 1.0]
-    heat_avg = torch.zeros(19, H, W)
-    paf_avg = torch.zeros(38, H, W)
-    inputs = {}
-    for s in scales:
-        m = s * boxsize / H
-        h, w = int(np.floor(H * m + 0.5)), int(np.floor(W * m + 0.5))
-        im = cubic(bgr, (h, w))
+    bgr = rgb.flip(0).double().numpy()
+    resized = [cv2_resize(bgr, fx=s * boxsize / H) for s in scales]
+    heat_body = np.zeros((19, H, W))
+    heat_mean = np.zeros((19, H, W))
+    paf_avg = np.zeros((38, H, W))
+    tensors = {"input/rgb": rgb}
+    for s, im in zip(scales, resized):
+        tensors[f"resized/scale{s}"] = torch.from_numpy(im.astype(np.float32))
+        im = np.clip(np.floor(im + 0.5), 0, 255)
+        h, w = im.shape[1:]
         ph, pw = (stride - h % stride) % stride, (stride - w % stride) % stride
-        im = torch.nn.functional.pad(im, (0, pw, 0, ph), value=128.0)
-        inputs[s] = im.shape
+        im = np.pad(im, ((0, 0), (0, ph), (0, pw)), constant_values=128.0)
+        net_in = torch.from_numpy(im[None] / 256 - 0.5).float()
+        tensors[f"input/scale{s}"] = net_in[0]
         with torch.no_grad():
-            paf, heat = model(im[None] / 256 - 0.5)[-1]
-        back = lambda t: cubic(cubic(t[0], (t.shape[2] * stride, t.shape[3] * stride))[:, :h, :w], (H, W))
-        heat_avg += back(heat) / len(scales)
+            paf, heat = model(net_in)[-1]
+        back = lambda t: cv2_resize(cv2_resize(t[0].double().numpy(), fx=stride)[:, :h, :w], size=(H, W))
+        heat_body += heat_body + back(heat) / len(scales)
+        heat_mean += back(heat) / len(scales)
         paf_avg += back(paf) / len(scales)
-    smooth = torch.from_numpy(np.stack([gaussian_filter(heat_avg[p].double().numpy(), sigma=3) for p in range(19)]).astype(np.float32))
-    tensors = {"input/rgb": rgb, "output/heatmap": heat_avg, "output/paf": paf_avg, "output/smoothed": smooth}
-    write_safetensors(f"{out_dir}/openpose_maps.safetensors", tensors, {"scales": "0.5,1.0", "boxsize": str(boxsize),
-                                                                          "inputs": json.dumps({str(k): list(v) for k, v in inputs.items()})})
+    smooth = np.stack([gaussian_filter(heat_body[p], sigma=3) for p in range(19)])
+    f32 = lambda a: torch.from_numpy(a.astype(np.float32))
+    tensors.update({"output/heatmap": f32(heat_body), "output/heatmap_mean": f32(heat_mean), "output/paf": f32(paf_avg), "output/smoothed": f32(smooth)})
+    write_safetensors(f"{out_dir}/openpose_maps.safetensors", tensors, {"scales": ",".join(map(str, scales)), "boxsize": str(boxsize)})
     return (f"{out_dir}/openpose_maps.safetensors", len(tensors))

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
-import { OPENPOSE_BODY, OPENPOSE_SMALL, OpenPoseBody, gaussianSmooth, openPoseKeys, peakMask, poseMaps } from '@leffa-webgpu/models';
+import { OPENPOSE_BODY, OPENPOSE_SMALL, OpenPoseBody, gaussianSmooth, openPoseKeys, peakMask, poseMaps, resizeByFactor } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { expectClose } from '../helpers/compare.js';
+import { expectClose, normalisedError } from '../helpers/compare.js';
 import { ModelGolden } from '../helpers/model-golden.js';
 
 beforeAll(async () => {
@@ -86,8 +86,8 @@ describe('OpenPose peak smoothing against scipy.ndimage.gaussian_filter(sigma=3)
   });
 });
 
-describe("OpenPose maps against body.py's procedure (torch bicubic for cv2's INTER_CUBIC)", () => {
-  it('scale_search [0.5, 1] at boxsize 64: resize, pad to 8 with 128, network, x8, crop, resize back, average; then the smoothing', async () => {
+describe("OpenPose maps against body.py's procedure (cv2.resize INTER_CUBIC transcribed in numpy)", () => {
+  const setup = () => {
     const weights = new ModelGolden('openpose_small');
     const g = new ModelGolden('openpose_maps');
     const model = new OpenPoseBody(OPENPOSE_SMALL);
@@ -96,14 +96,77 @@ describe("OpenPose maps against body.py's procedure (torch bicubic for cv2's INT
     const [, H, W] = rgb.shape as [number, number, number];
     const data = new Uint8Array(H * W * 3);
     for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) data[3 * i + c] = rgb.data[c * H * W + i]!;
-    const seen: number[][] = [];
+    const scales = g.metadata.scales!.split(',').map(Number);
+    return { g, model, image: { width: W, height: H, data }, scales, boxsize: Number(g.metadata.boxsize) };
+  };
+  const key = (s: number) => (Number.isInteger(s) ? s.toFixed(1) : String(s));
+
+  it('resizeByFactor is cv2.resize(fx=m): size round(W m), source (o + 0.5) / m - 0.5 (not the rounded size)', async () => {
+    const { g, image, scales, boxsize } = setup();
+    const { width: W, height: H } = image;
+    const bgr = T.flip(T.reshape(g.tensor('input/rgb'), [1, 3, H, W]), [1]);
+    for (const s of scales) {
+      const expected = g.host(`resized/scale${key(s)}`);
+      const m = (s * boxsize) / H;
+      const ours = resizeByFactor(bgr, m);
+      expect([...ours.shape], `scale ${s}`).toEqual([1, ...expected.shape]);
+      expectClose(await ours.data(), expected.data, 1e-6, `resized at scale ${s}`);
+      // A resize to the rounded size (what poseMaps did before) samples elsewhere wherever W m is not an integer.
+      if (!Number.isInteger(W * m)) {
+        const bySize = T.interpolate(bgr, { size: [expected.shape[1]!, expected.shape[2]!], mode: 'bicubic' });
+        expect(normalisedError(await bySize.data(), expected.data), `size-based at scale ${s}`).toBeGreaterThan(1e-3);
+      }
+    }
+    expect(() => resizeByFactor(bgr, 0)).toThrow(/factor must be a positive number/);
+    expect(() => resizeByFactor(bgr, 0.001)).toThrow(/is empty/);
+    expect(() => resizeByFactor(T.zeros([3, 4, 4]), 1)).toThrow(/expected \[N, C, H, W\]/);
+  });
+
+  it('scale_search [0.5, 1, 1.5] at boxsize 64: uint8 cubic resize by the multiplier, pad to 8 with 128, network, x8, crop, resize back, heatmaps accumulated as body.py; then the smoothing', async () => {
+    const { g, model, image, scales, boxsize } = setup();
+    // The network gets body.py's own input (so the maps compare tightly); ours is kept to be checked against it.
+    const seen: T.Tensor[] = [];
     const forward = model.forward.bind(model);
-    model.forward = (x) => (seen.push([...x.shape]), forward(x));
-    const maps = poseMaps(model, { width: W, height: H, data }, { scales: [0.5, 1], boxsize: Number(g.metadata.boxsize) });
-    const inputs = JSON.parse(g.metadata.inputs!) as Record<string, number[]>;
-    expect(seen).toEqual([[1, ...inputs['0.5']!], [1, ...inputs['1.0']!]]);
-    expectClose(await maps.heatmap.data(), g.host('output/heatmap').data, 1e-5, 'heatmap');
+    const theirs = (i: number) => T.unsqueeze(g.tensor(`input/scale${key(scales[i]!)}`), 0);
+    model.forward = (x) => forward(theirs(seen.push(T.keep(x)) - 1));
+    const maps = poseMaps(model, image, { scales, boxsize });
+    expect(seen.length).toBe(scales.length);
+    for (const [i, s] of scales.entries()) {
+      const expected = g.host(`input/scale${key(s)}`);
+      const unrounded = g.host(`resized/scale${key(s)}`);
+      expect([...seen[i]!.shape], `input shape at scale ${s}`).toEqual([1, ...expected.shape]);
+      const ours = await seen[i]!.data();
+      // Equal, except a value one level off where the unrounded resize lies within 1e-3 of a rounding boundary
+      // (OpenCV's fixed-point weights decide those; the network input is BGR / 256 - 0.5, padded with 128).
+      const [C, h, w] = unrounded.shape as [number, number, number];
+      const [, Hp, Wp] = expected.shape as [number, number, number];
+      let ties = 0;
+      for (let c = 0; c < C; c++) {
+        for (let y = 0; y < Hp; y++) {
+          for (let x = 0; x < Wp; x++) {
+            const j = (c * Hp + y) * Wp + x;
+            const d = Math.abs(ours[j]! - expected.data[j]!);
+            if (d <= 1e-6) continue;
+            const u = y < h && x < w ? unrounded.data[(c * h + y) * w + x]! : NaN;
+            const nearTie = Math.abs(u - Math.floor(u) - 0.5) < 1e-3;
+            expect(nearTie && Math.abs(d - 1 / 256) < 1e-6, `input at scale ${s}, channel ${c}, (${y}, ${x}): got ${ours[j]}, expected ${expected.data[j]} (unrounded ${u})`).toBe(true);
+            ties++;
+          }
+        }
+      }
+      expect(ties, `one-level ties at scale ${s}`).toBeLessThan(5);
+    }
+    T.dispose(seen);
+    expectClose(await maps.heatmap.data(), g.host('output/heatmap').data, 1e-5, 'heatmap (body.py accumulation)');
     expectClose(await maps.paf.data(), g.host('output/paf').data, 1e-5, 'paf');
     expectClose(await gaussianSmooth(maps.heatmap).data(), g.host('output/smoothed').data, 1e-5, 'smoothed');
+    // The 'mean' option: each scale once. The two differ by far more than the tolerance.
+    let calls = 0;
+    model.forward = () => forward(theirs(calls++));
+    const mean = poseMaps(model, image, { scales, boxsize, scaleAccumulation: 'mean' });
+    expectClose(await mean.heatmap.data(), g.host('output/heatmap_mean').data, 1e-5, 'heatmap (mean)');
+    expect(normalisedError(await mean.heatmap.data(), g.host('output/heatmap').data)).toBeGreaterThan(0.1);
+    expectClose(await mean.paf.data(), g.host('output/paf').data, 1e-5, 'paf (mean)');
+    expect(() => poseMaps(model, image, { scaleAccumulation: 'sum' as 'mean' })).toThrow(/scaleAccumulation must be/);
   });
 });

@@ -1,5 +1,5 @@
 import * as T from '@leffa-webgpu/core';
-import { LIMB_SEQ, MAP_IDX, OPENPOSE_BODY, OPENPOSE_SMALL, OpenPoseBody, type Peak, assemblePeople, estimatePose, openPoseConfigFrom, peakMask, poseMaps, renderSkeleton, toOpenPoseJson, toPeople } from '@leffa-webgpu/models';
+import { LIMB_SEQ, MAP_IDX, OPENPOSE_BODY, OPENPOSE_SMALL, OpenPoseBody, type Peak, assemblePeople, estimatePose, openPoseConfigFrom, peakMask, poseMaps, renderSkeleton, resizeByFactor, toOpenPoseJson, toPeople } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 beforeAll(async () => {
@@ -166,5 +166,18 @@ describe('OpenPose decoding', () => {
     expect(seen).toEqual([[1, 3, 128, 96]]);
     expect(() => poseMaps(model, image, { scales: [] })).toThrow(/scales must be positive/);
     expect(() => poseMaps(model, image, { scales: [0.5], boxsize: -1 })).toThrow(/boxsize must be/);
+  });
+
+  it("resizeByFactor sizes as OpenCV (cvRound: half to even) and keeps a constant image constant; poseMaps refuses a short buffer", async () => {
+    // 45 x 0.5 = 22.5 -> 22 and 43 x 0.5 = 21.5 -> 22 (Math.round would give 23 and 22).
+    expect([...resizeByFactor(T.zeros([1, 1, 4, 45]), 0.5).shape]).toEqual([1, 1, 2, 22]);
+    expect([...resizeByFactor(T.zeros([1, 1, 4, 43]), 0.5).shape]).toEqual([1, 1, 2, 22]);
+    // Upscaling past the floor size: 5 x 1.9 = 9.5 -> 10 (floor 9); the replicated border keeps values.
+    const up = resizeByFactor(T.full([1, 2, 5, 5], 7), 1.9);
+    expect([...up.shape]).toEqual([1, 2, 10, 10]);
+    for (const v of await up.data()) expect(v).toBeCloseTo(7, 5);
+    const model = new OpenPoseBody(OPENPOSE_SMALL);
+    expect(() => poseMaps(model, { width: 10, height: 10, data: new Uint8Array(299) })).toThrow(/expected a 10x10 RGB image \(300 bytes\), got 299/);
+    T.dispose(model.parameters());
   });
 });

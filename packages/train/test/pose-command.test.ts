@@ -62,6 +62,45 @@ describe('pose at body.py scales', () => {
     T.dispose(model.parameters());
   });
 
+  it('a 256x192 person gives the 128x96 detection at twice the coordinates, within 2.5 px (the network at the image resolution did not)', async () => {
+    const model = await loadOpenPose('shipped:openpose-small');
+    const best = (r: { people: { keypoints: [number, number, number][] }[] }) =>
+      r.people.sort((a, b) => b.keypoints.filter((k) => k[2] > 0).length - a.keypoints.filter((k) => k[2] > 0).length)[0]?.keypoints;
+    /** Keypoints found in one detection only, and the largest distance between those found in both. */
+    const compare = (big: [number, number, number][] | undefined, small: [number, number, number][] | undefined) => {
+      let oneOnly = 0;
+      let worst = 0;
+      for (let j = 0; j < 18; j++) {
+        const a = big?.[j];
+        const b = small?.[j];
+        const [fa, fb] = [!!a && a[2] > 0, !!b && b[2] > 0];
+        if (fa !== fb) oneOnly++;
+        // Pixel x of the 128-px image covers pixels 2x and 2x + 1 of the 256-px one: centre 2x + 0.5.
+        else if (fa) worst = Math.max(worst, Math.hypot(a![0] - (2 * b![0] + 0.5), a![1] - (2 * b![1] + 0.5)));
+      }
+      return { oneOnly, worst };
+    };
+    let oldOneOnly = 0;
+    let oldWorst = 0;
+    for (let i = 0; i < 3; i++) {
+      // The same synthetic person drawn at both sizes (its keypoints are exactly twice as far apart).
+      const big = syntheticPoseExample(800_000_000 + i, 256, 192);
+      const small = syntheticPoseExample(800_000_000 + i, 128, 96);
+      const ks = best(await estimatePose(model, { width: 96, height: 128, data: small.image }));
+      expect(ks?.filter((k) => k[2] > 0).length, `person ${i} at 128x96`).toBeGreaterThanOrEqual(14);
+      const now = compare(best(await estimatePose(model, { width: 192, height: 256, data: big.image })), ks);
+      expect(now.oneOnly, `person ${i}: keypoints found at one size only`).toBe(0);
+      expect(now.worst, `person ${i}: largest distance`).toBeLessThanOrEqual(2.5);
+      // The earlier mapping (scale 1 of the image's own height) showed the network the 256-px person as is.
+      const before = compare(best(await estimatePose(model, { width: 192, height: 256, data: big.image }, { scales: [1], boxsize: 256 })), ks);
+      oldOneOnly += before.oneOnly;
+      oldWorst = Math.max(oldWorst, before.worst);
+    }
+    expect(oldOneOnly).toBeGreaterThanOrEqual(6);
+    expect(oldWorst).toBeGreaterThan(40);
+    T.dispose(model.parameters());
+  }, 60_000);
+
   it('the pose command with its defaults on a 256x192 person', async () => {
     const e = syntheticPoseExample(800_000_000, 256, 192);
     const image = join(tmp, 'person.png');
@@ -96,5 +135,13 @@ describe('pose at body.py scales', () => {
     expect(readFileSync(join(tmp, 'image', 'keypoints.json'), 'utf8')).toBe(readFileSync(join(tmp, 'box', 'keypoints.json'), 'utf8'));
     await expect(pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'x'), scales: [1], scaleBasis: 'image', boxsize: 300 })).rejects.toThrow(/contradict/);
     expect(OPENPOSE_SMALL.finalHeatmapRelu).toBe(false);
+    // Several scales: heatmaps accumulate as body.py by default (h(0.5) + h(0.75) / 2 here: higher scores) or as a mean.
+    await pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'released'), scales: [0.5, 0.75] });
+    await pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'mean'), scales: [0.5, 0.75], scaleAccumulation: 'mean' });
+    const scores = (dir: string) =>
+      (JSON.parse(readFileSync(join(tmp, dir, 'keypoints.json'), 'utf8')) as { people: { pose_keypoints_2d: number[] }[] }).people[0]!.pose_keypoints_2d.filter((_, i) => i % 3 === 2);
+    const [released, mean] = [scores('released'), scores('mean')];
+    expect(released.reduce((a, b) => a + b, 0)).toBeGreaterThan(1.2 * mean.reduce((a, b) => a + b, 0));
+    await expect(pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'x'), scales: [0.5, 0.75], scaleAccumulation: 'sum' as 'mean' })).rejects.toThrow(/scaleAccumulation must be/);
   });
 });

@@ -1,6 +1,7 @@
 import * as T from '@leffa-webgpu/core';
 import { type Assembly, type Peak, type Person, assemblePeople, toPeople } from './assemble.js';
 import type { OpenPoseBody } from './network.js';
+import { roundHalfEven } from '../schedulers/noise-schedule.js';
 
 export interface PoseOptions {
   /**
@@ -19,9 +20,17 @@ export interface PoseOptions {
    * or 'zeros' (this library's earlier behaviour, which pulls peaks near the border inwards).
    */
   smoothBorder?: SmoothBorder;
+  /**
+   * How heatmaps of several scales combine: 'body.py' as the released code, `heatmap_avg += heatmap_avg +
+   * heatmap / n` (each scale doubles the sum so far: with [0.5, 1] the result is h(0.5) + h(1) / 2), or 'mean'
+   * (each scale once, this library's earlier behaviour). PAFs are averaged once per scale either way, as body.py
+   * does. One scale gives the same maps either way.
+   */
+  scaleAccumulation?: ScaleAccumulation;
 }
 
 export type SmoothBorder = 'reflect' | 'zeros';
+export type ScaleAccumulation = 'body.py' | 'mean';
 
 /** An RGB image, HWC uint8. */
 export interface ImageRGB {
@@ -39,20 +48,50 @@ function gaussianTaps(sigma: number): number[] {
 }
 
 /**
- * Heatmaps and PAFs averaged over scales at the image's resolution, channels first ([19|38, H, W]):
- * per scale, resize (bicubic) so that the image is boxsize*scale tall (body.py's multiplier; the network sees
- * people at the same size whatever the image resolution), pad right/bottom to a multiple of 8
- * with 128, BGR / 256 - 0.5, run the network, upsample x8 (bicubic), crop the padding, resize back.
- * Scales are averaged once each (the port double-counts heatmaps with several scales; this does not).
+ * OpenCV's `cv2.resize(x, (0, 0), fx=m, fy=m, interpolation=INTER_CUBIC)` of [N, C, H, W], as body.py scales
+ * its input: the output is round(H m) x round(W m) (cvRound, half to even), and output pixel o samples source
+ * (o + 0.5) / m - 0.5 with the factor as given (OpenCV does not re-derive it from the rounded size, so this
+ * differs from a resize to that size whenever W m is not an integer); bicubic A = -0.75, clamped borders.
+ * T.interpolate with a scale factor maps the same way but sizes floor(H m), so the input is first extended
+ * right/bottom by replicating its last row/column (which is what the clamped border reads there) and the
+ * result cropped.
+ */
+export function resizeByFactor(x: T.Tensor, m: number): T.Tensor {
+  if (x.rank !== 4) throw new Error(`resizeByFactor: expected [N, C, H, W], got ${T.formatShape(x.shape)}`);
+  if (!(m > 0) || !Number.isFinite(m)) throw new Error(`resizeByFactor: factor must be a positive number, got ${m}`);
+  const [H, W] = x.shape.slice(2) as [number, number];
+  const h = roundHalfEven(H * m);
+  const w = roundHalfEven(W * m);
+  if (h < 1 || w < 1) throw new Error(`resizeByFactor: ${H}x${W} at factor ${m} is empty (${h}x${w})`);
+  const extra = Math.ceil(1 / m) + 1;
+  const replicate = (t: T.Tensor, dim: 2 | 3) => {
+    const n = t.shape[dim]!;
+    const last = T.slice(t, t.shape.map((_, d) => (d === dim ? { start: n - 1, end: n } : null)));
+    return T.concat([t, ...Array.from({ length: extra }, () => last)], dim);
+  };
+  const up = T.interpolate(replicate(replicate(x, 2), 3), { scaleFactor: m, mode: 'bicubic' });
+  return T.slice(up, [null, null, { end: h }, { end: w }]);
+}
+
+/**
+ * Heatmaps and PAFs combined over scales at the image's resolution, channels first ([19|38, H, W]), as body.py:
+ * per scale s, multiplier m = s * boxsize / H (the network sees people at the same size whatever the image
+ * resolution); the uint8 image resized by m (`resizeByFactor`, then rounded and clamped to uint8 as OpenCV
+ * returns it), padded right/bottom to a multiple of 8 with 128, BGR / 256 - 0.5, the network, x8 (bicubic), the
+ * padding cropped, bicubic back to the image size. Heatmaps combine as `scaleAccumulation` says (body.py's by
+ * default), PAFs as a mean.
  */
 export function poseMaps(model: OpenPoseBody, image: ImageRGB, options: PoseOptions = {}): { heatmap: T.Tensor; paf: T.Tensor } {
   const scales = options.scales ?? [0.5];
   const box = options.boxsize ?? model.config.boxsize;
+  const accumulation = options.scaleAccumulation ?? 'body.py';
   if (scales.length === 0 || scales.some((s) => !(s > 0) || !Number.isFinite(s))) throw new Error(`poseMaps: scales must be positive numbers, got [${scales.join(', ')}]`);
   if (!(box > 0) || !Number.isFinite(box)) throw new Error(`poseMaps: boxsize must be a positive number, got ${box}`);
+  if (accumulation !== 'body.py' && accumulation !== 'mean') throw new Error(`poseMaps: scaleAccumulation must be 'body.py' or 'mean', got '${String(accumulation)}'`);
+  const { width: W, height: H } = image;
+  if (!(W >= 1 && H >= 1) || image.data.length !== W * H * 3) throw new Error(`poseMaps: expected a ${W}x${H} RGB image (${W * H * 3} bytes), got ${image.data.length} bytes`);
   return T.noGrad(() =>
     T.tidy(() => {
-      const { width: W, height: H } = image;
       const nchw = new Float32Array(3 * H * W);
       for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) nchw[c * H * W + i] = image.data[3 * i + c]!;
       const rgb = T.tensor(nchw, [1, 3, H, W]);
@@ -60,9 +99,9 @@ export function poseMaps(model: OpenPoseBody, image: ImageRGB, options: PoseOpti
       let paf: T.Tensor | null = null;
       for (const s of scales) {
         const m = (s * box) / H;
-        const h = Math.max(8, Math.round(H * m));
-        const w = Math.max(8, Math.round(W * m));
-        const resized = T.interpolate(rgb, { size: [h, w], mode: 'bicubic' });
+        // OpenCV resizes the uint8 image into uint8 (rounded half up, saturated).
+        const resized = T.clamp(T.floor(T.add(resizeByFactor(rgb, m), 0.5)), 0, 255);
+        const [h, w] = resized.shape.slice(2) as [number, number];
         const padH = (8 - (h % 8)) % 8;
         const padW = (8 - (w % 8)) % 8;
         const padded = T.pad(resized, [0, padW, 0, padH], 128);
@@ -75,7 +114,7 @@ export function poseMaps(model: OpenPoseBody, image: ImageRGB, options: PoseOpti
         };
         const hs = T.mul(back(last.heatmap), 1 / scales.length);
         const ps = T.mul(back(last.paf), 1 / scales.length);
-        heat = heat ? T.add(heat, hs) : hs;
+        heat = heat ? T.add(accumulation === 'body.py' ? T.mul(heat, 2) : heat, hs) : hs;
         paf = paf ? T.add(paf, ps) : ps;
       }
       return { heatmap: T.squeeze(heat!, 0), paf: T.squeeze(paf!, 0) };

@@ -191,9 +191,11 @@ program
   .option('--scales <list>', "body.py's scale_search: at scale s the image is resized to s x boxsize px tall", listOption(numberOption({ above: 0 })), [0.5])
   .option('--boxsize <px>', "body.py's boxsize (default: the model's, 368 for body_pose_model.pth, 256 for models trained here on 128-px people)", numberOption({ above: 0 }))
   .option('--scale-basis <basis>', "'box' (body.py) or 'image': scales as fractions of the image's own height (this tool's earlier behaviour)", 'box')
+  .option('--scale-accumulation <how>', "heatmaps of several scales: 'body.py' (heatmap_avg += heatmap_avg + heatmap / n, as released) or 'mean' (each scale once)", 'body.py')
   .action(async (o) => {
     if (!['box', 'image'].includes(o.scaleBasis)) throw new Error(`--scale-basis must be box or image, got '${o.scaleBasis}'`);
-    await pose({ image: o.image, ckpt: o.ckpt, out: o.out, scales: o.scales, boxsize: o.boxsize, scaleBasis: o.scaleBasis });
+    if (!['body.py', 'mean'].includes(o.scaleAccumulation)) throw new Error(`--scale-accumulation must be body.py or mean, got '${o.scaleAccumulation}'`);
+    await pose({ image: o.image, ckpt: o.ckpt, out: o.out, scales: o.scales, boxsize: o.boxsize, scaleBasis: o.scaleBasis, scaleAccumulation: o.scaleAccumulation });
   });
 
 program

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { OPENPOSE_SMALL, estimatePose, renderSkeleton, toOpenPoseJson } from '@leffa-webgpu/models';
+import { OPENPOSE_SMALL, type ScaleAccumulation, estimatePose, renderSkeleton, toOpenPoseJson } from '@leffa-webgpu/models';
 import { tile } from '../data/synthetic/sheet.js';
 import { readImage } from '../io/image-file.js';
 import { writePng } from '../io/png.js';
@@ -106,6 +106,8 @@ export interface PoseArgs {
   boxsize?: number;
   /** 'image': scales are fractions of the image's own height (boxsize = image height), the earlier behaviour. */
   scaleBasis?: 'box' | 'image';
+  /** How heatmaps of several scales combine: 'body.py' (default, as released) or 'mean'. */
+  scaleAccumulation?: ScaleAccumulation;
 }
 
 export async function pose(args: PoseArgs): Promise<void> {
@@ -115,7 +117,7 @@ export async function pose(args: PoseArgs): Promise<void> {
   const model = await loadOpenPose(args.ckpt);
   if (args.scaleBasis === 'image' && args.boxsize !== undefined) throw new Error('pose: --boxsize and --scale-basis image contradict each other (image uses the image height as the box)');
   const boxsize = args.scaleBasis === 'image' ? img.height : args.boxsize;
-  const result = await estimatePose(model, { width: img.width, height: img.height, data: img.data }, { scales: args.scales, boxsize });
+  const result = await estimatePose(model, { width: img.width, height: img.height, data: img.data }, { scales: args.scales, boxsize, scaleAccumulation: args.scaleAccumulation });
   await mkdir(args.out, { recursive: true });
   await writeFile(`${args.out}/keypoints.json`, `${JSON.stringify(toOpenPoseJson(result.people), null, 2)}\n`);
   await writePng(`${args.out}/skeleton.png`, { width: img.width, height: img.height, data: renderSkeleton(result.people, img.width, img.height) });
