@@ -13,11 +13,17 @@ import { pose, trainOpenPose } from './train-openpose.js';
 import { SCHP_TRAINABLE, parse, trainSchp } from './train-schp.js';
 import { densePose, trainDensePose } from './train-densepose.js';
 import { trainVae } from './train-vae.js';
+import { packageVersion } from './version.js';
 
 const DEFAULT_TRYON = 'shipped:leffa-tiny-tryon';
 const DEFAULT_POSE = 'shipped:leffa-tiny-pose';
+const DEFAULT_OPENPOSE = 'shipped:openpose-small';
+const DEFAULT_SCHP = 'shipped:schp-small';
+const DEFAULT_DENSEPOSE = 'shipped:densepose-small';
 
-const program = new Command('leffa').description('Leffa on WebGPU: train and run controllable person image generation');
+const program = new Command('leffa')
+  .description('Leffa on WebGPU: train and run controllable person image generation')
+  .version(packageVersion(), '-V, --version', 'print the version of @leffa-webgpu/train');
 
 const size = (v: string, option = '--size'): [number, number] => {
   const m = /^(\d+)x(\d+)$/.exec(v);
@@ -186,7 +192,7 @@ program
   .command('pose')
   .description('body pose of an image: OpenPose JSON and the rendered skeleton')
   .requiredOption('--image <png>', 'input image')
-  .option('--ckpt <dir|file>', 'OpenPose checkpoint folder, or pytorch-openpose\'s official body_pose_model.pth (full-size COCO-18 model)', 'shipped:openpose-small')
+  .option('--ckpt <dir|file>', 'OpenPose checkpoint folder, or pytorch-openpose\'s official body_pose_model.pth (full-size COCO-18 model)', DEFAULT_OPENPOSE)
   .option('--out <dir>', 'output folder', 'runs/pose')
   .option('--scales <list>', "body.py's scale_search: at scale s the image is resized to s x boxsize px tall", listOption(numberOption({ above: 0 })), [0.5])
   .option('--boxsize <px>', "body.py's boxsize (default: the model's, 368 for body_pose_model.pth, 256 for models trained here on 128-px people)", numberOption({ above: 0 }))
@@ -232,7 +238,7 @@ program
   .command('parse')
   .description('human parsing of an image with an SCHP checkpoint: palette label PNG and per-class masks')
   .requiredOption('--image <png|jpg>', 'input image')
-  .requiredOption('--ckpt <dir|file>', 'SCHP checkpoint (from train-schp), or an official SCHP .pth (exp-schp-*-lip|atr|pascal.pth: ResNet-101 chosen by class count, 473x473 LIP / 512x512 ATR and Pascal)')
+  .option('--ckpt <dir|file>', 'SCHP checkpoint (from train-schp; default: the shipped small model), or an official SCHP .pth (exp-schp-*-lip|atr|pascal.pth: ResNet-101 chosen by class count, 473x473 LIP / 512x512 ATR and Pascal)', DEFAULT_SCHP)
   .option('--out <dir>', 'output folder', 'runs/parse')
   .option('--size <HxW>', 'network input size (default: the checkpoint\'s training size)')
   .option('--flip', 'average with the mirrored prediction (left/right labels swapped)')
@@ -268,7 +274,7 @@ program
   .command('densepose')
   .description('DensePose of an image with a train-densepose checkpoint: parula (VITON-HD), raw I (DressCode) and IUV (pose transfer) renders')
   .requiredOption('--image <png|jpg>', 'input image')
-  .requiredOption('--ckpt <dir>', 'DensePose checkpoint (from train-densepose)')
+  .option('--ckpt <dir>', 'DensePose checkpoint (from train-densepose; default: the shipped small model)', DEFAULT_DENSEPOSE)
   .option('--out <dir>', 'output folder', 'runs/densepose-infer')
   .option('--size <HxW>', 'network input size (default: the training height, width from the aspect)')
   .option('--keypoints <json>', 'OpenPose JSON: predict inside the first person\'s box')
@@ -288,9 +294,9 @@ program
   .option('--mask <png>', 'agnostic mask (white = regenerate), for photo inputs with ready-made renders')
   .option('--densepose <png>', 'DensePose render, for photo inputs with ready-made renders')
   .option('--category <name>', 'garment category for photos: upper_body, lower_body or dresses (upper, lower, dress)', 'upper_body')
-  .option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth', 'shipped:openpose-small')
-  .option('--schp <dir|file>', 'SCHP checkpoint for photos (from train-schp), or an official exp-schp-*-lip.pth', 'shipped:schp-small')
-  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)', 'shipped:densepose-small')
+  .option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth', DEFAULT_OPENPOSE)
+  .option('--schp <dir|file>', 'SCHP checkpoint for photos (from train-schp), or an official exp-schp-*-lip.pth', DEFAULT_SCHP)
+  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)', DEFAULT_DENSEPOSE)
   .option('--repaint', 'photos: keep the person outside the mask exactly (soft edge inside it)')
   .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
   .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official virtual_tryon.pth / virtual_tryon_dc.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_TRYON)
@@ -316,8 +322,8 @@ program
   .requiredOption('--target-pose <png|jpg|folder|synthetic:SEED>', 'image in the target pose, a folder of them (batch), or a synthetic example (both views)')
   .option('--source <png|jpg>', 'source person image (defaults to the synthetic example\'s first view)')
   .option('--densepose <png>', 'DensePose IUV render of the target pose, for photo inputs with a ready-made render')
-  .option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth', 'shipped:openpose-small')
-  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)', 'shipped:densepose-small')
+  .option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth', DEFAULT_OPENPOSE)
+  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)', DEFAULT_DENSEPOSE)
   .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
   .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official pose_transfer.pth (or its state dict as .safetensors; SDXL size, detected from its keys)', DEFAULT_POSE)
   .option('--out <png>', 'output image (a folder in batch mode)', 'runs/pose-transfer.png')
