@@ -6,6 +6,7 @@ import { writePng } from '../io/png.js';
 import { HELD_OUT_SEED, type SeedAveragedEval, evaluateLeffaSeeds, formatSeedAveraged } from '../leffa/evaluate.js';
 import { type LeffaTask, syntheticExample } from '../leffa/synthetic-source.js';
 import { loadLeffa } from '../pipeline/load-models.js';
+import { Progress } from './progress.js';
 import { trainLeffa } from './train-leffa.js';
 
 export interface DemoArgs {
@@ -45,7 +46,10 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
   const evaluate = async (ckpt: string) => {
     const model = await loadLeffa(ckpt);
     try {
-      return await evaluateLeffaSeeds(model, held, { steps: 20, seeds });
+      const progress = new Progress('eval', 20 * seeds.length);
+      const result = await evaluateLeffaSeeds(model, held, { steps: 20, seeds, onStep: (s) => progress.update(s) });
+      progress.stop();
+      return result;
     } finally {
       model.dispose();
     }

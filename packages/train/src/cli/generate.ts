@@ -82,7 +82,9 @@ export async function evaluate(args: { task: LeffaTask; ckpt: string; examples: 
   const examples = Array.from({ length: args.examples }, (_, i) =>
     exampleFromSample(args.task, generateSample({ seed: HELD_OUT_SEED + i, height: 128, width: 96, poseTransfer: args.task === 'pose' })),
   );
-  const { summary, images } = await evaluateLeffaSeeds(model, examples, { steps: args.steps, seeds: args.seeds });
+  const progress = new Progress('eval', args.steps * args.seeds.length);
+  const { summary, images } = await evaluateLeffaSeeds(model, examples, { steps: args.steps, seeds: args.seeds, onStep: (s) => progress.update(s) });
+  progress.stop();
   console.log(formatSeedAveraged(summary));
   if (args.out) {
     await mkdir(args.out, { recursive: true });

@@ -79,7 +79,7 @@ async function trainDensePoseLocked(args: TrainDensePoseArgs): Promise<void> {
       guard.check(trainer.stepCount, { total: total!, part: part!, uv: uv! });
       history.push({ step: trainer.stepCount, total: total!, part: part!, uv: uv!, lr });
       progress.update(trainer.stepCount, { loss: total!, I: part!, UV: uv! });
-    }
+    } else progress.update(trainer.stepCount);
     losses.dispose();
     await T.throttle();
     if (trainer.stepCount % args.saveEvery === 0 && trainer.stepCount < args.steps) await save();

@@ -125,7 +125,10 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
         ...(supervised ? [{ name: 'flow', values: history.map((h) => h.flow ?? Number.NaN) }] : []),
       ],
     });
-    const { metrics, images } = await evaluateLeffa(trainer.model, held, { seed: args.seed });
+    // The final evaluation gets its own bar; one during training would draw over the training bar.
+    const evalProgress = final ? new Progress('eval', 20) : null;
+    const { metrics, images } = await evaluateLeffa(trainer.model, held, { seed: args.seed, steps: 20, onStep: (s) => evalProgress?.update(s) });
+    evalProgress?.stop();
     const grid = tile(
       held.map((e, i) => [e.source, e.reference, maskToImage(e.mask), images.generated[i]!, images.warped[i]!]),
       args.width,
@@ -149,7 +152,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
       guard.check(trainer.stepCount, { total, diffusion, leffa, ...(supervised ? { flow } : {}) });
       history.push({ step: trainer.stepCount, total, diffusion, leffa, ...(supervised ? { flow } : {}) });
       progress.update(trainer.stepCount, { loss: total, diff: diffusion, leffa, ...(supervised ? { flow } : {}) });
-    }
+    } else progress.update(trainer.stepCount);
     T.dispose(losses);
     await T.throttle();
     if (trainer.stepCount % args.saveEvery === 0 && trainer.stepCount < args.steps) await save();

@@ -72,7 +72,7 @@ async function trainOpenPoseLocked(args: TrainOpenPoseArgs): Promise<void> {
       guard.check(trainer.stepCount, { loss: v });
       history.push(v);
       progress.update(trainer.stepCount, { loss: v });
-    }
+    } else progress.update(trainer.stepCount);
     loss.dispose();
     await T.throttle();
     if (trainer.stepCount % 200 === 0) await save();

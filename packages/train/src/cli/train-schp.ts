@@ -116,7 +116,7 @@ async function trainSchpLocked(args: TrainSchpArgs): Promise<void> {
       guard.check(trainer.stepCount, { total: total!, parsing: parsing!, edge: edge!, consistency: consistency! });
       history.push({ step: trainer.stepCount, total: total!, parsing: parsing!, edge: edge!, consistency: consistency!, lr });
       progress.update(trainer.stepCount, { loss: total!, parse: parsing!, edge: edge!, cons: consistency!, round: trainer.rounds });
-    }
+    } else progress.update(trainer.stepCount);
     losses.dispose();
     await T.throttle();
     let corrected = false;

@@ -66,7 +66,7 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
       guard.check(trainer.stepCount, { reconstruction: loss, kl });
       history.push(loss);
       progress.update(trainer.stepCount, { loss, kl });
-    }
+    } else progress.update(trainer.stepCount);
     T.dispose(losses);
     await T.throttle();
     if (trainer.stepCount % args.saveEvery === 0 || trainer.stepCount === args.steps) {

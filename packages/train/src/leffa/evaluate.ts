@@ -32,6 +32,8 @@ export interface EvalOptions {
   /** Timestep at which the flows are probed (Leffa's loss acts below 500). */
   probeTimestep?: number;
   seed?: number;
+  /** Called after every sampling step; `evaluateLeffaSeeds` counts the steps of all its seeds. */
+  onStep?: (step: number, total: number) => void;
 }
 
 /**
@@ -73,7 +75,7 @@ export async function evaluateLeffa(model: LeffaModel, examples: LeffaExample[],
   const generatedT = await leffaSample(
     model,
     { image: batch.source, reference: batch.reference, mask: batch.mask, densepose: batch.densepose },
-    { steps: options.steps ?? 20, sampler: 'ddim', guidanceScale: options.guidanceScale ?? 2.5, refAcceleration: true, generator },
+    { steps: options.steps ?? 20, sampler: 'ddim', guidanceScale: options.guidanceScale ?? 2.5, refAcceleration: true, generator, ...(options.onStep ? { onStep: options.onStep } : {}) },
   );
   const generated = await tensorToImages(generatedT);
   generatedT.dispose();
@@ -157,8 +159,14 @@ export async function evaluateLeffaSeeds(
   if (examples.length === 0) throw new Error('evaluateLeffaSeeds: no examples');
   const perSeed: EvalResult[] = [];
   const images: EvalImages[] = [];
-  for (const seed of options.seeds) {
-    const { metrics, images: im } = await evaluateLeffa(model, examples, { ...options, seed });
+  const steps = options.steps ?? 20;
+  const onStep = options.onStep;
+  for (const [k, seed] of options.seeds.entries()) {
+    const { metrics, images: im } = await evaluateLeffa(model, examples, {
+      ...options,
+      seed,
+      ...(onStep ? { onStep: (s: number) => onStep(k * steps + s, options.seeds.length * steps) } : {}),
+    });
     perSeed.push(metrics);
     images.push(im);
   }
