@@ -14,6 +14,7 @@ import { SCHP_TRAINABLE, parse, trainSchp } from './train-schp.js';
 import { densePose, trainDensePose } from './train-densepose.js';
 import { trainVae } from './train-vae.js';
 import { packageVersion } from './version.js';
+import { relaunchWithoutDawnWarnings } from './dawn-stderr.js';
 
 const DEFAULT_TRYON = 'shipped:leffa-tiny-tryon';
 const DEFAULT_POSE = 'shipped:leffa-tiny-pose';
@@ -363,7 +364,10 @@ program
     if (maxPixels !== undefined) setDefaultMaxPixels(maxPixels);
   });
 
-program.parseAsync().catch((e: Error) => {
-  console.error(`leffa: ${e.message}`);
-  process.exit(1);
-});
+// Dawn prints two limit-clamp warnings on some Vulkan drivers; the command runs in a worker whose stderr is filtered.
+if (!relaunchWithoutDawnWarnings()) {
+  program.parseAsync().catch((e: Error) => {
+    console.error(`leffa: ${e.message}`);
+    process.exit(1);
+  });
+}
