@@ -155,12 +155,26 @@ function readCentralDirectory(bytes: Uint8Array, source: string): Map<string, Zi
 }
 
 /**
+ * Node's zlib as loaded by loadPth: process.getBuiltinModule, which gives it synchronously, only exists from
+ * Node 20.16 / 22.3, and this module must not import it statically (browsers).
+ */
+let nodeZlib: typeof import('node:zlib') | undefined;
+async function preloadNodeZlib(): Promise<void> {
+  if (nodeZlib || !globalThis.process?.versions?.node) return;
+  const name = 'node:zlib'; // kept out of bundlers' static analysis
+  nodeZlib = (await import(/* @vite-ignore */ name)) as typeof import('node:zlib');
+}
+
+/**
  * Synchronous raw-deflate from Node's zlib (torch.save stores entries uncompressed; re-zipped files may not).
  * Inflating stops one byte past `size`, the entry's declared size, so an entry that lies about it costs no more.
  */
 function inflateRaw(data: Uint8Array, size: number, source: string, name: string): Uint8Array {
-  const zlib = globalThis.process?.getBuiltinModule?.('node:zlib') as typeof import('node:zlib') | undefined;
-  if (!zlib) throw new Error(`${source}: zip entry '${name}' is deflated, which needs Node's zlib; store it uncompressed`);
+  const zlib = nodeZlib ?? (globalThis.process?.getBuiltinModule?.('node:zlib') as typeof import('node:zlib') | undefined);
+  if (!zlib) {
+    const node = globalThis.process?.versions?.node ? ' (readPth on Node < 20.16: use loadPth, which loads it first)' : '';
+    throw new Error(`${source}: zip entry '${name}' is deflated, which needs Node's zlib${node}; otherwise store it uncompressed`);
+  }
   try {
     return new Uint8Array(zlib.inflateRawSync(data, { maxOutputLength: Math.max(1, size + 1) }));
   } catch (e) {
@@ -997,6 +1011,7 @@ export function readPth(bytes: Uint8Array, source = 'pth', options: PthOptions =
 
 /** Reads a .pth checkpoint from disk (Node) onto the device. */
 export async function loadPth(path: string, options: PthOptions = {}): Promise<Map<string, Tensor>> {
+  await preloadNodeZlib();
   return toDevice(readPth(await readFileBytes(path), path, options));
 }
 
