@@ -2,6 +2,8 @@
  * `npm run bench [-- ci|full]` at the root, or with options
  * `npm run bench -w benchmarks -- [--profile ci|full] [--filter text] [--reps n] [--warmup n] [--skip-torch] [--out file]`
  * (the root script forwards its arguments without a `--`, so npm keeps the flags and passes on bare words).
+ * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15 [--steps n] [--out file]` instead prints the
+ * GPU time per kernel of one training step (see profile-step.ts).
  *
  * Runs every case of the profile with our library, tfjs-backend-webgpu on the same Dawn adapter, and
  * PyTorch on the CPU; checks each result against the others first (a mismatch fails the run, speed never
@@ -14,6 +16,7 @@ import * as T from '@leffa-webgpu/core';
 import type { BenchCase, HostTensor, Profile } from './case.js';
 import { CASES } from './cases/index.js';
 import { measureFmaCeiling } from './ceiling.js';
+import { PROFILE_TARGETS, type ProfileTarget, profileStep } from './profile-step.js';
 import { startTfjs } from './peers/tfjs.js';
 import { type TorchResult, runTorch } from './peers/torch.js';
 import { type CaseResult, formatBaselines, formatTable } from './report.js';
@@ -60,7 +63,27 @@ function parseArgs(argv: string[]): Options {
   return opts;
 }
 
+/** `--profile-step <target> [--steps n] [--out file]`, or null when the arguments ask for the benchmark table. */
+function parseProfileStep(argv: string[]): { target: ProfileTarget; steps: number; out?: string } | null {
+  const at = argv.indexOf('--profile-step');
+  if (at < 0) return null;
+  const target = argv[at + 1] as ProfileTarget;
+  if (!PROFILE_TARGETS.includes(target)) throw new Error(`bench: --profile-step needs one of ${PROFILE_TARGETS.join(', ')}, got '${argv[at + 1] ?? ''}'`);
+  const rest = argv.filter((_, i) => i !== at && i !== at + 1);
+  let steps = 1;
+  let out: string | undefined;
+  for (let i = 0; i < rest.length; i++) {
+    const v = rest[i + 1];
+    if (rest[i] === '--steps' && v !== undefined && Number.isInteger(Number(v)) && Number(v) >= 1) steps = Number(rest[++i]);
+    else if (rest[i] === '--out' && v !== undefined) out = rest[++i];
+    else throw new Error(`bench: --profile-step takes only --steps <n >= 1> and --out <file>, got '${rest[i]}'`);
+  }
+  return { target, steps, out };
+}
+
 async function main(): Promise<number> {
+  const step = parseProfileStep(process.argv.slice(2));
+  if (step) return profileStep(step.target, step);
   const opts = parseArgs(process.argv.slice(2));
   // One Dawn instance for everyone: our device and the tfjs peer both come from this navigator.gpu.
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
