@@ -1,6 +1,6 @@
-"""Reliability: NaN and infinity through relu, maximum/minimum, clamp, amax/amin, logsumexp and sum (forward
-and gradient, PyTorch 1.13's conventions), and long float32 reductions whose inputs both sides build from a
-formula (a constant, or a short golden pattern tiled), so no large file is written."""
+"""Reliability: NaN and infinity through relu, maximum/minimum, clamp, amax/amin, argmax/argmin, max_pool2d,
+logsumexp and sum (forward and gradient, PyTorch 1.13's conventions), and long float32 reductions whose inputs
+both sides build from a formula (a constant, or a short golden pattern tiled), so no large file is written."""
 import torch
 
 from golden import Group
@@ -39,6 +39,29 @@ def build(out_dir):
     g.case("max_all_neg_inf", "max", [t([-INF, -INF, -INF])], lambda x: torch.amax(x), attrs={"axes": None, "keepdim": False})
     g.case("min_all_pos_inf", "min", [t([INF, INF])], lambda x: torch.amin(x), attrs={"axes": None, "keepdim": False})
     g.case("max_all_nan", "max", [t([1.0, NAN, 2.0])], lambda x: torch.amax(x), attrs={"axes": None, "keepdim": False})
+
+    # argmax/argmin: NaN wins (the first NaN), ties go to the first index, all-infinite rows give index 0.
+    # Short rows take the column kernel (one thread per output), long rows the workgroup (row) kernel.
+    for name, fn in [("argmax", torch.argmax), ("argmin", torch.argmin)]:
+        g.case(f"{name}_rows_nan_inf", name, [rows.clone()], lambda x, fn=fn: fn(x, dim=1), attrs={"axis": 1})
+        g.case(f"{name}_cols_nan_inf", name, [rows.clone()], lambda x, fn=fn: fn(x, dim=0), attrs={"axis": 0})
+        long = g.randn(4, 300)
+        long[0, 137] = NAN
+        long[0, 250] = NAN
+        long[1, :] = INF if name == "argmax" else -INF
+        long[2, 3] = NAN
+        long[2, 299] = NAN
+        long[3, 64] = INF if name == "argmax" else -INF
+        g.case(f"{name}_long_nan_inf", name, [long], lambda x, fn=fn: fn(x, dim=1), attrs={"axis": 1})
+    # max_pool2d: NaN wins its windows (a later NaN over an earlier one, which the gradient shows), padding never does.
+    pool = g.randn(1, 2, 6, 6)
+    pool[0, 0, 0, 1] = NAN
+    pool[0, 0, 2, 2] = NAN
+    pool[0, 0, 3, 3] = NAN
+    pool[0, 1, :2, :2] = -INF
+    pool[0, 1, 4, 4] = INF
+    g.case("max_pool_nan_inf", "max_pool2d", [pool], lambda x: torch.nn.functional.max_pool2d(x, 3, 2, 1),
+           attrs={"kernelSize": 3, "stride": 2, "padding": 1})
 
     lse = t([[INF, 1.0, 0.0], [-INF, -INF, -INF], [NAN, 1.0, 0.0], [-INF, 1.0, 2.0], [INF, INF, 3.0], [1.0, 2.0, 3.0]])
     g.case("logsumexp_nan_inf", "logsumexp", [lse], lambda x: torch.logsumexp(x, dim=1), attrs={"axes": [1], "keepdim": False})

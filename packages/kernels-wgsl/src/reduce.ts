@@ -8,7 +8,7 @@ import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGrou
  * - sum / mean (sum times `scale`): each thread's serial loop sums in blocks (blockedSum) and partials
  *   combine by a tree, so long rows keep float32 accuracy (a plain running sum of 20M x 0.01 drifts by 0.09%)
  * - max, min: start from -inf / +inf and propagate NaN (PyTorch's amax/amin)
- * - argmax / argmin: index along R as i32; ties resolve to the first index, as PyTorch does
+ * - argmax / argmin: index along R as i32; ties resolve to the first index and NaN wins (the first NaN), as in PyTorch
  * - var: two blocked passes (mean, then squared deviations) divided by (R - correction)
  */
 export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin' | 'var';
@@ -59,6 +59,10 @@ function blockedSum(acc: string, start: string, step: number, value: string): st
     }`;
 }
 
+/** Whether partial (acc2, idx2) beats (acc, idx) for argmax ('>') or argmin ('<'): NaN first, ties to the smaller index. */
+const argBetter = (cmp: '>' | '<') =>
+  `(isnan_(acc2) && (!isnan_(acc) || idx2 < idx)) || (!isnan_(acc2) && !isnan_(acc) && (acc2 ${cmp} acc || (acc2 == acc && idx2 < idx)))`;
+
 const NEG_INF = 'inf_(-1.0)';
 const POS_INF = 'inf_(1.0)';
 
@@ -67,15 +71,17 @@ const COMBINE: Record<Exclude<ReduceOp, 'var'>, Combine> = {
   sum: { init: '0.0', step: 'acc += v;', merge: 'acc += acc2;' },
   max: { init: NEG_INF, step: 'acc = max_(acc, v);', merge: 'acc = max_(acc, acc2);' },
   min: { init: POS_INF, step: 'acc = min_(acc, v);', merge: 'acc = min_(acc, acc2);' },
+  // NaN ranks above every number for argmax and below every number for argmin, so both return the first NaN
+  // (PyTorch); NaN is tested on the bits, since comparisons with NaN may be folded away.
   argmax: {
     init: '-3.402823e38',
-    step: 'if (v > acc || idx < 0) { acc = v; idx = i32(r); }',
-    merge: 'if (idx2 >= 0 && (acc2 > acc || (acc2 == acc && idx2 < idx) || idx < 0)) { acc = acc2; idx = idx2; }',
+    step: 'if (idx < 0 || (!isnan_(acc) && (v > acc || isnan_(v)))) { acc = v; idx = i32(r); }',
+    merge: `if (idx2 >= 0 && (idx < 0 || ${argBetter('>')})) { acc = acc2; idx = idx2; }`,
   },
   argmin: {
     init: '3.402823e38',
-    step: 'if (v < acc || idx < 0) { acc = v; idx = i32(r); }',
-    merge: 'if (idx2 >= 0 && (acc2 < acc || (acc2 == acc && idx2 < idx) || idx < 0)) { acc = acc2; idx = idx2; }',
+    step: 'if (idx < 0 || (!isnan_(acc) && (v < acc || isnan_(v)))) { acc = v; idx = i32(r); }',
+    merge: `if (idx2 >= 0 && (idx < 0 || ${argBetter('<')})) { acc = acc2; idx = idx2; }`,
   },
 };
 

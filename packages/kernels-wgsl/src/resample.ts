@@ -1,3 +1,4 @@
+import { NAN_WGSL } from './elementwise.js';
 import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, makeKernel } from './kernel.js';
 
 /**
@@ -55,7 +56,8 @@ export const resampleGrid = (n: number): Grid => grid1d(n, WG);
 
 /**
  * Max pooling over [P, H, W] planes with the window geometry compiled in; writes the max and the flat index
- * (within the plane) of the first maximal element, as PyTorch does. Padding never wins (it is -inf).
+ * (within the plane) of the first maximal element, as PyTorch does. Padding never wins (it is -inf). NaN wins,
+ * a later NaN over an earlier one (PyTorch's `val > maxval || isnan(val)`), tested on the bits.
  */
 export const maxPoolKernel = cachedKernel((g: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number }): Kernel =>
   makeKernel({
@@ -74,6 +76,7 @@ export const maxPoolKernel = cachedKernel((g: { kh: number; kw: number; sh: numb
     ],
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `
+${NAN_WGSL}
 ${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -91,7 +94,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let ix = ox * ${g.sw} - ${g.pw} + kx * ${g.dw};
       if (ix < 0 || ix >= i32(params.W)) { continue; }
       let v = src[plane + u32(iy) * params.W + u32(ix)];
-      if (v > best || bestIdx < 0 || v != v) { best = v; bestIdx = iy * i32(params.W) + ix; }
+      if (bestIdx < 0 || isnan_(v) || (!isnan_(best) && v > best)) { best = v; bestIdx = iy * i32(params.W) + ix; }
     }
   }
   out[i] = best;
