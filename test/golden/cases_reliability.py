@@ -1,5 +1,5 @@
 """Reliability: NaN and infinity through relu, maximum/minimum, clamp, amax/amin, argmax/argmin, max_pool2d,
-logsumexp and sum (forward and gradient, PyTorch 1.13's conventions), and long float32 reductions whose inputs
+sort, logsumexp and sum (forward and gradient, PyTorch 1.13's conventions), and long float32 reductions whose inputs
 both sides build from a formula (a constant, or a short golden pattern tiled), so no large file is written."""
 import torch
 
@@ -62,6 +62,20 @@ def build(out_dir):
     pool[0, 1, 4, 4] = INF
     g.case("max_pool_nan_inf", "max_pool2d", [pool], lambda x: torch.nn.functional.max_pool2d(x, 3, 2, 1),
            attrs={"kernelSize": 3, "stride": 2, "padding": 1})
+
+    # sort: NaN of either sign sorts last ascending and first descending (stable, so NaNs keep their order);
+    # lengths 11 and 1500 take the single-workgroup and the multi-pass schedules.
+    for n in [11, 1500]:
+        x = g.randn(2, n)
+        x[0, 1] = NAN
+        x[0, 4] = -NAN
+        x[0, 5] = INF
+        x[0, 7] = -INF
+        x[1, n - 2] = -NAN
+        x[1, 0] = NAN
+        for desc in [False, True]:
+            g.case(f"sort_nan_inf_{n}_{'desc' if desc else 'asc'}", "sort", [x.clone()],
+                   lambda v, desc=desc: torch.sort(v, dim=-1, descending=desc, stable=True), attrs={"axis": -1, "descending": desc})
 
     lse = t([[INF, 1.0, 0.0], [-INF, -INF, -INF], [NAN, 1.0, 0.0], [-INF, 1.0, 2.0], [INF, INF, 3.0], [1.0, 2.0, 3.0]])
     g.case("logsumexp_nan_inf", "logsumexp", [lse], lambda x: torch.logsumexp(x, dim=1), attrs={"axes": [1], "keepdim": False})

@@ -20,6 +20,10 @@ const OPS: Record<string, OpAdapter> = {
   argmax: ([x], a) => T.argmax(x!, a.axis),
   argmin: ([x], a) => T.argmin(x!, a.axis),
   max_pool2d: ([x], a) => T.maxPool2d(x!, a as T.MaxPool2dOptions),
+  sort: ([x], a) => {
+    const { values, indices } = T.sort(x!, a.axis, a.descending);
+    return [values, indices];
+  },
   logsumexp: ([x], a) => T.logsumexp(x!, axes(a), a.keepdim),
   sum: ([x], a) => T.sum(x!, axes(a), a.keepdim),
   sum_full: (_, a) => T.sum(T.full(a.shape, a.value), axes(a)),

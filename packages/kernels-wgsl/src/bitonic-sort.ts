@@ -1,3 +1,4 @@
+import { NAN_WGSL } from './elementwise.js';
 import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
 
 /**
@@ -173,6 +174,7 @@ export const sortKeysKernel = cachedKernel(
       ],
       workgroupSize: [WG, 1, 1],
       body: /* wgsl */ `
+${NAN_WGSL}
 ${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
@@ -187,7 +189,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // -0 and +0 are equal keys (PyTorch compares values, so a stable sort keeps their order).
     let u = select(bitcast<u32>(v), 0u, v == 0.0);
     var ordered = select(u | 0x80000000u, ~u, (u & 0x80000000u) != 0u);
-    if (v != v) { ordered = 0xffffffffu; }
+    // NaN of either sign sorts above +inf (PyTorch puts NaN last ascending, first descending); tested on the
+    // bits, since v != v may be folded away.
+    if (isnan_(v)) { ordered = 0xffffffffu; }
     key = ${descending ? 'ordered' : '~ordered'};
   }
   pairs[id] = vec2<u32>(key, j);
