@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (npm packages, lavapipe, the PyTorch oracle, Chromium), regenerates the
-# golden files, type-checks, builds the packages and runs every test.
+# golden files, type-checks, builds the packages, checks them as an npm user installs them and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
@@ -11,4 +11,5 @@ bash scripts/setup-browser.sh
 npm run golden
 npm run typecheck
 npm run build
+bash scripts/check-packages.sh   # npm pack + install in an empty project: types, README examples, CLI, on the Node floor
 npx vitest run "$@"

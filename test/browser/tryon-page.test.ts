@@ -4,7 +4,7 @@
  * match the Node result of the same pipeline on the same inputs (lavapipe here, SwiftShader there: the same
  * kernels on two drivers, so within a small tolerance, not bit for bit). A screenshot is kept in test/browser/output.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +51,13 @@ afterAll(async () => {
 });
 
 describe('browser example (Vite + Chromium WebGPU)', () => {
+  it('the site carries only the checkpoints the page loads (no leffa-tiny-pose)', () => {
+    expect(readdirSync(outDir).sort()).toEqual(['assets', 'densepose-small', 'index.html', 'leffa-tiny-tryon', 'openpose-small', 'schp-small']);
+    for (const name of ['densepose-small', 'leffa-tiny-tryon', 'openpose-small', 'schp-small']) {
+      expect(readdirSync(join(outDir, name)).sort(), name).toEqual(['model.safetensors', 'state.json']);
+    }
+  });
+
   it('runs try-on on two uploaded photos and matches the Node result', async () => {
     // The same pipeline in Node, from the same shipped checkpoints.
     await T.init();

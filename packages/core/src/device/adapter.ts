@@ -40,6 +40,11 @@ export const SETUP_HINT =
   'driver: on Debian run `bash scripts/setup-webgpu.sh` as root (it installs Mesa 25 lavapipe from ' +
   'bookworm-backports), or install your GPU vendor\'s Vulkan driver. Dawn also needs XDG_RUNTIME_DIR to be set.';
 
+/** Node without the optional peer dependency `webgpu` (Dawn), which browsers do not need. */
+export const DAWN_MISSING =
+  'getDevice: Node has no WebGPU of its own; install the `webgpu` package (Dawn), an optional peer dependency of ' +
+  '@leffa-webgpu/core that browser users do not need: npm install webgpu';
+
 async function findGpu(options: AcquireOptions): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
@@ -49,10 +54,15 @@ async function findGpu(options: AcquireOptions): Promise<GPU> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   // Kept out of bundlers' static analysis: browsers never load the Dawn addon.
   const moduleName = 'webgpu';
-  const dawn = (await import(/* @vite-ignore */ moduleName)) as {
-    create: (flags: string[]) => GPU;
-    globals: Record<string, unknown>;
-  };
+  let dawn: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  try {
+    dawn = (await import(/* @vite-ignore */ moduleName)) as typeof dawn;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /'webgpu'/.test((e as Error).message)) {
+      throw new Error(DAWN_MISSING);
+    }
+    throw e;
+  }
   // Dawn's GPUBufferUsage & co. are needed as globals by code written for browsers.
   for (const [k, v] of Object.entries(dawn.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
