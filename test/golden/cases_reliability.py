@@ -2,6 +2,7 @@
 sort, logsumexp and sum (forward and gradient, PyTorch 1.13's conventions), and long float32 reductions whose inputs
 both sides build from a formula (a constant, or a short golden pattern tiled), so no large file is written."""
 import torch
+import torch.nn.functional as F
 
 from golden import Group
 
@@ -98,4 +99,13 @@ def build(out_dir):
     g.case("var_axis0_tiled", "var_tiled", [v], lambda x: x.repeat(2000, 1).var(0), attrs={"times": [2000, 1], "axes": [0]}, grad=[False], tol=2e-6)
     vr = g.randn(1, 1000) * 0.5 + 5.0
     g.case("var_all_tiled", "var_tiled", [vr], lambda x: x.repeat(1, 4000).var(), attrs={"times": [1, 4000], "axes": None}, grad=[False], tol=2e-6)
+    # GroupNorm/LayerNorm over rows of 4M values (an offset pattern tiled): every value shifts with the row's
+    # mean, so the first and last 2048 normalised values (all that is stored) show a drifting sum.
+    gn = g.randn(1, 4, 8, 1024) * 0.3 + 3.0
+    edges = lambda y: torch.cat([y.reshape(-1)[:2048], y.reshape(-1)[-2048:]])
+    g.case("group_norm_4M_tiled", "group_norm_tiled", [gn], lambda x: edges(F.group_norm(x.repeat(1, 1, 128, 1), 1)),
+           attrs={"times": [1, 1, 128, 1], "groups": 1}, grad=[False], tol=4e-6)
+    ln = g.randn(2, 4096) * 0.3 + 3.0
+    g.case("layer_norm_4M_tiled", "layer_norm_tiled", [ln], lambda x: edges(F.layer_norm(x.repeat(1, 1024), [4096 * 1024])),
+           attrs={"times": [1, 1024]}, grad=[False], tol=4e-6)
     return [g.save(out_dir)]

@@ -9,6 +9,12 @@ await T.init();
 const axes = (a: Record<string, any>) => (a.axes ?? undefined) as number[] | undefined;
 const tiled = (x: T.Tensor, a: Record<string, any>) => T.repeat(x, a.times);
 
+/** The first and last 2048 values of a flattened tensor. */
+const edges = (y: T.Tensor) => {
+  const flat = T.reshape(y, [y.size]);
+  return T.concat([T.narrow(flat, 0, 0, 2048), T.narrow(flat, 0, y.size - 2048, 2048)], 0);
+};
+
 const OPS: Record<string, OpAdapter> = {
   relu: ([x]) => T.relu(x!),
   maximum: ([a, b]) => T.maximum(a!, b!),
@@ -29,6 +35,11 @@ const OPS: Record<string, OpAdapter> = {
   sum_full: (_, a) => T.sum(T.full(a.shape, a.value), axes(a)),
   sum_tiled: ([x], a) => T.sum(tiled(x!, a), axes(a)),
   mean_tiled: ([x], a) => T.mean(tiled(x!, a), axes(a)),
+  group_norm_tiled: ([x], a) => edges(T.groupNorm(tiled(x!, a), a.groups)),
+  layer_norm_tiled: ([x], a) => {
+    const t = tiled(x!, a);
+    return edges(T.layerNorm(t, [t.shape[1]!]));
+  },
   var_tiled: ([x], a) => T.variance(tiled(x!, a), axes(a)),
 };
 
