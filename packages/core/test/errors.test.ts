@@ -27,7 +27,7 @@ describe('bad input', () => {
       new RegExp(`^\\w+: a tensor of shape \\[${limit / 4 + 16}\\] needs ${limit + 64} bytes, over this adapter's storage binding limit`),
     );
     // Far over every limit (8 GiB): refused by the op that allocates, nothing counted as live, the next op unaffected.
-    expect(() => T.zeros([2 ** 31])).toThrow(/a tensor of shape \[2147483648\] needs 8589934592 bytes/);
+    expect(() => T.zeros([2 ** 31])).toThrow(/^zeros: a tensor of shape \[2147483648\] needs 8589934592 bytes/);
     expect(T.memoryStats().liveBytes).toBe(before);
     const ok = T.full([1024], 1); // the device is still usable
     expect((await ok.data())[0]).toBe(1);
@@ -79,5 +79,74 @@ describe('bad input', () => {
     await expect(T.indexSelect(weight, 0, int([5])).data()).rejects.toThrow(/indexSelect: index 5 is out of range/);
     await expect(T.gather(weight, 1, T.cast(T.tensor([0, 2], [1, 2]), 'int32')).data()).rejects.toThrow(/gather: index 2 is out of range \(expected 0 <= index < 2/);
     expect(await T.embedding(int([4, 0]), weight).data()).toEqual(new Float32Array([1, 1, 1, 1]));
+  });
+});
+
+describe('failed allocations', () => {
+  it('an out-of-memory allocation is reported at the next readback naming the op that allocated, and not counted', async () => {
+    // WebGPU reports a buffer creation that runs out of memory asynchronously, through an 'out-of-memory' error
+    // scope. lavapipe cannot be driven out of memory within its binding limit, so the device answers one
+    // creation's scope with an out-of-memory error, as a real failure would.
+    const pool = T.activeDevice().pool;
+    const real = (pool as unknown as { device: GPUDevice }).device;
+    const bytes = 3 * 2 ** 20 + 4096; // a size class nothing else in this file uses
+    let failing = false;
+    const fake = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'createBuffer') {
+          return (d: GPUBufferDescriptor) => {
+            failing = d.size >= bytes && d.size < bytes * 1.25;
+            return target.createBuffer(d);
+          };
+        }
+        if (prop === 'popErrorScope') {
+          return async () => {
+            const err = await target.popErrorScope();
+            return failing ? { message: 'Out of memory (simulated)' } : err;
+          };
+        }
+        const v = Reflect.get(target, prop);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    // A readback of an unrelated op whose tensors are freed again, so the statistics compare exactly.
+    const sumOnes = async (n: number) => {
+      const [o, s] = T.tidy(() => {
+        const o = T.ones([n]);
+        return [o, T.sum(o)];
+      });
+      try {
+        return await s.item();
+      } finally {
+        T.dispose([o, s]);
+      }
+    };
+    (pool as unknown as { device: GPUDevice }).device = fake;
+    try {
+      await sumOnes(4);
+      const before = T.memoryStats();
+      const big = T.zeros([bytes / 4]);
+      expect(T.memoryStats().liveBytes).toBeGreaterThan(before.liveBytes); // counted until the device reports
+      await new Promise((r) => setTimeout(r, 50));
+      const after = T.memoryStats();
+      expect(after.liveBytes).toBe(before.liveBytes);
+      expect(after.liveBuffers).toBe(before.liveBuffers);
+      // The next readback, of an unrelated op, names the allocating op, the shape and the size.
+      await expect(sumOnes(3)).rejects.toThrow(
+        new RegExp(`^zeros: a tensor of shape \\[${bytes / 4}\\]: allocating ${bytes} bytes \\(a \\d+-byte buffer\\) failed, out of device memory \\(Out of memory \\(simulated\\)\\)`),
+      );
+      big.dispose();
+      expect(T.memoryStats()).toEqual(after); // the failed buffer is not pooled either
+      expect(await sumOnes(3)).toBe(3); // reported once; the device works on
+      // Released before the failure is reported: taken back out of the pool, never handed out again.
+      const early = T.zeros([bytes / 4]);
+      early.dispose();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(T.memoryStats().pooledBytes).toBe(after.pooledBytes);
+      await expect(sumOnes(3)).rejects.toThrow(/^zeros: a tensor of shape .* out of device memory/);
+    } finally {
+      (pool as unknown as { device: GPUDevice }).device = real;
+    }
+    expect(await sumOnes(2)).toBe(2);
   });
 });

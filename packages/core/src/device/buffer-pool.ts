@@ -10,6 +10,10 @@ export interface PooledBuffer {
   readonly size: number;
   /** Id of the last command batch that referenced this buffer (to order queue writes after it). */
   lastBatch: number;
+  /** Set when the device reported that creating the buffer ran out of memory (the buffer is unusable). */
+  failed?: boolean;
+  /** Set when `emptyCache` destroyed the buffer (it is counted nowhere). */
+  dropped?: boolean;
 }
 
 export interface MemoryStats {
@@ -40,7 +44,14 @@ export class BufferPool {
 
   constructor(private readonly device: GPUDevice) {}
 
-  acquire(bytes: number): PooledBuffer {
+  /**
+   * Called with a message when creating a buffer ran out of device memory. WebGPU reports that asynchronously,
+   * after `acquire` has returned: the message names `what` the buffer was for (the op and shape).
+   */
+  onOutOfMemory: ((message: string) => void) | null = null;
+
+  /** A buffer of at least `bytes`; `what` names its use (e.g. 'zeros: a tensor of shape [4, 4]') in errors. */
+  acquire(bytes: number, what = 'a buffer'): PooledBuffer {
     const size = sizeClass(bytes);
     const list = this.free.get(size);
     let entry = list?.pop();
@@ -48,7 +59,13 @@ export class BufferPool {
       this.stats.pooledBytes -= size;
       this.stats.pooledBuffers--;
     } else {
-      entry = { buffer: this.device.createBuffer({ size, usage: USAGE_STORAGE }), size, lastBatch: -1 };
+      this.device.pushErrorScope('out-of-memory');
+      const created: PooledBuffer = { buffer: this.device.createBuffer({ size, usage: USAGE_STORAGE }), size, lastBatch: -1 };
+      void this.device.popErrorScope().then(
+        (err) => err && this.failed(created, `${what}: allocating ${bytes} bytes (a ${size}-byte buffer) failed, out of device memory (${err.message})`),
+        () => {},
+      );
+      entry = created;
     }
     this.stats.liveBytes += size;
     this.stats.liveBuffers++;
@@ -56,7 +73,32 @@ export class BufferPool {
     return entry;
   }
 
+  /**
+   * A creation that ran out of memory: the buffer no longer counts (live, or pooled if its tensor is already
+   * gone), is never handed out again, and the message goes to `onOutOfMemory`.
+   */
+  private failed(entry: PooledBuffer, message: string): void {
+    entry.failed = true;
+    const list = this.free.get(entry.size);
+    const at = list?.indexOf(entry) ?? -1;
+    if (at >= 0) {
+      list!.splice(at, 1);
+      this.stats.pooledBytes -= entry.size;
+      this.stats.pooledBuffers--;
+      entry.buffer.destroy();
+    } else if (!entry.dropped) {
+      this.stats.liveBytes -= entry.size;
+      this.stats.liveBuffers--;
+    }
+    this.onOutOfMemory?.(message);
+  }
+
   release(entry: PooledBuffer): void {
+    if (entry.failed) {
+      // Uncounted when its failure was reported; nothing to pool.
+      entry.buffer.destroy();
+      return;
+    }
     this.stats.liveBytes -= entry.size;
     this.stats.liveBuffers--;
     this.stats.pooledBytes += entry.size;
@@ -68,7 +110,12 @@ export class BufferPool {
 
   /** Destroys every cached (released) buffer, returning their memory to the driver. */
   emptyCache(): void {
-    for (const list of this.free.values()) for (const e of list) e.buffer.destroy();
+    for (const list of this.free.values()) {
+      for (const e of list) {
+        e.buffer.destroy();
+        e.dropped = true;
+      }
+    }
     this.free.clear();
     this.stats.pooledBytes = 0;
     this.stats.pooledBuffers = 0;

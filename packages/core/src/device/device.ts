@@ -52,6 +52,7 @@ export class Device {
   private inFlight: Promise<void>[] = [];
   private warnedDepth = false;
   private errors: string[] = [];
+  private allocationErrors: string[] = [];
   /** Counters for benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
 
@@ -69,6 +70,9 @@ export class Device {
     gpu.addEventListener?.('uncapturederror', (e) => {
       this.errors.push((e as GPUUncapturedErrorEvent).error.message);
     });
+    // A failed allocation is reported first, naming the op that allocated: the errors of later ops that used
+    // the unusable buffer follow from it.
+    this.pool.onOutOfMemory = (message) => this.allocationErrors.push(message);
   }
 
   static async create(options: DeviceOptions = {}): Promise<Device> {
@@ -247,8 +251,8 @@ export class Device {
   }
 
   /** Allocates a pooled buffer and fills it with `data`, ordered after every dispatch recorded so far. */
-  upload(data: ArrayBufferView): PooledBuffer {
-    const entry = this.pool.acquire(data.byteLength);
+  upload(data: ArrayBufferView, what?: string): PooledBuffer {
+    const entry = this.pool.acquire(data.byteLength, what);
     this.write(entry, data);
     return entry;
   }
@@ -410,6 +414,12 @@ export class Device {
   }
 
   private takeErrors(): Error | null {
+    if (this.allocationErrors.length > 0) {
+      const msg = [...this.allocationErrors, ...this.errors.map((e) => `then: ${e}`)].join('\n');
+      this.allocationErrors = [];
+      this.errors = [];
+      return new RangeError(msg);
+    }
     if (this.errors.length === 0) return null;
     const msg = this.errors.join('\n');
     this.errors = [];

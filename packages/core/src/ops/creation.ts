@@ -45,20 +45,24 @@ export function tensor(
   const dt: DType = dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
   const typed = dt === 'int32' ? Int32Array.from(values) : values instanceof Float32Array ? values : Float32Array.from(values);
   const device = activeDevice();
-  return new Tensor(new Storage(device, device.upload(typed), typed.byteLength), finalShape, dt);
+  const shapeText = formatShape(finalShape);
+  device.checkAllocation('tensor', shapeText, typed.byteLength);
+  return new Tensor(new Storage(device, device.upload(typed, `tensor: a tensor of shape ${shapeText}`), typed.byteLength), finalShape, dt);
 }
 
 const bitsOf = (value: number, dtype: DType) =>
   dtype === 'int32' ? value | 0 : new Uint32Array(new Float32Array([value]).buffer)[0]!;
 
-export function full(shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor {
-  const t = emptyTensor(shape, dtype, 'full');
+/** A tensor of `value` (allocation errors name `op`). */
+function filled(op: string, shape: readonly number[], value: number, dtype: DType): Tensor {
+  const t = emptyTensor(shape, dtype, op);
   launch(fillKernel(), [], [t], { n: t.size, value: bitsOf(value, dtype) >>> 0 }, copyGrid(t.size));
   return t;
 }
 
-export const zeros = (shape: readonly number[], dtype: DType = 'float32') => full(shape, 0, dtype);
-export const ones = (shape: readonly number[], dtype: DType = 'float32') => full(shape, 1, dtype);
+export const full = (shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor => filled('full', shape, value, dtype);
+export const zeros = (shape: readonly number[], dtype: DType = 'float32') => filled('zeros', shape, 0, dtype);
+export const ones = (shape: readonly number[], dtype: DType = 'float32') => filled('ones', shape, 1, dtype);
 
 export function fullLike(like: { shape: readonly number[]; dtype: DType }, value: number): Tensor {
   return full(like.shape, value, like.dtype);

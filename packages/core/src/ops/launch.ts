@@ -11,8 +11,9 @@ export function emptyTensor(shape: readonly number[], dtype: DType = 'float32', 
   let n = 1;
   for (const d of shape) n *= d;
   const bytes = n * BYTES_PER_ELEMENT[dtype];
-  device.checkAllocation(op, formatShape(shape), bytes);
-  return new Tensor(new Storage(device, device.pool.acquire(bytes), bytes), [...shape], dtype);
+  const shapeText = formatShape(shape);
+  device.checkAllocation(op, shapeText, bytes);
+  return new Tensor(new Storage(device, device.pool.acquire(bytes, `${op}: a tensor of shape ${shapeText}`), bytes), [...shape], dtype);
 }
 
 /** Records a kernel dispatch reading `inputs` and writing `outputs` (bindings in that order). */
