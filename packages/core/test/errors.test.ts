@@ -26,6 +26,9 @@ describe('bad input', () => {
     expect(() => T.full([limit / 4 + 16], 1)).toThrow(
       new RegExp(`^\\w+: a tensor of shape \\[${limit / 4 + 16}\\] needs ${limit + 64} bytes, over this adapter's storage binding limit`),
     );
+    // Uploads too: tensor() from host data is refused before the buffer is created.
+    expect(() => T.tensor(new Float32Array(limit / 4 + 16))).toThrow(new RegExp(`^tensor: a tensor of shape \\[${limit / 4 + 16}\\] needs`));
+    expect(T.memoryStats().liveBytes).toBe(before);
     // Far over every limit (8 GiB): refused by the op that allocates, nothing counted as live, the next op unaffected.
     expect(() => T.zeros([2 ** 31])).toThrow(/^zeros: a tensor of shape \[2147483648\] needs 8589934592 bytes/);
     expect(T.memoryStats().liveBytes).toBe(before);
