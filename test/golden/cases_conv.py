@@ -25,6 +25,15 @@ def build(out_dir):
         ("valid", (2, 3, 6, 7), (2, 3, 3, 3), True, {"padding": "valid"}),
         # Few outputs, long reduction: the weight gradient is split along K.
         ("split_k", (4, 16, 40, 30), (3, 16, 3, 3), True, {"padding": 1}),
+        # Winograd F(2x2, 3x3) shapes (chosen automatically from 32 channels; conv.test.ts also forces it on
+        # every case): odd sizes (half tiles at the bottom and right edges), channel counts that are not
+        # multiples of 4, batches, padding 0 / 1 / 2 / asymmetric, tiny images, a tile count not a multiple of 4.
+        ("wino_odd", (3, 33, 9, 7), (34, 33, 3, 3), True, {"padding": 1}),
+        ("wino_pad0", (2, 35, 8, 11), (33, 35, 3, 3), False, {}),
+        ("wino_pad2", (2, 9, 5, 6), (10, 9, 3, 3), True, {"padding": 2}),
+        ("wino_asym", (1, 6, 7, 9), (5, 6, 3, 3), True, {"padding": [2, 1]}),
+        ("wino_thin", (2, 32, 1, 3), (33, 32, 3, 3), True, {"padding": 1}),
+        ("wino_big", (1, 64, 15, 13), (48, 64, 3, 3), True, {"padding": 1}),
     ]
     for name, xs, ws, bias, opts in cases:
         inputs = [r(*xs), r(*ws, scale=0.3)] + ([r(ws[0])] if bias else [])
@@ -35,6 +44,8 @@ def build(out_dir):
         ("k4s2", (1, 5, 6, 7), (5, 3, 4, 4), True, {"stride": 2, "padding": 1}),
         ("groups", (2, 4, 5, 5), (4, 3, 3, 3), False, {"stride": 1, "padding": 1, "groups": 2}),
         ("dil", (1, 3, 6, 5), (3, 2, 3, 2), True, {"stride": [2, 3], "dilation": [2, 1], "padding": [1, 0]}),
+        # Stride 1, 3x3: its forward is conv2d's input-gradient product, Winograd from 32 channels.
+        ("wino_s1", (2, 33, 7, 5), (33, 34, 3, 3), True, {"padding": 1}),
     ]
     for name, xs, ws, bias, opts in tcases:
         inputs = [r(*xs), r(*ws, scale=0.3)] + ([r(ws[1] * opts.get("groups", 1))] if bias else [])

@@ -1,11 +1,97 @@
 import * as T from '@leffa-webgpu/core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
-await T.init();
+const device = await T.init();
 
 const OPS: Record<string, OpAdapter> = {
   conv2d: ([x, w, b], a) => T.conv2d(x!, w!, b, a),
   conv_transpose2d: ([x, w, b], a) => T.convTranspose2d(x!, w!, b, a),
 };
 
+// The automatic choice, then every case with each algorithm forced (Winograd where it applies: stride-1
+// undilated ungrouped 3x3 products; the other cases stay direct and check that forcing leaves them alone).
 replayGoldenGroup('conv', OPS);
+for (const algorithm of ['direct', 'winograd'] as const) {
+  describe(`conv algorithm forced to ${algorithm}`, () => {
+    beforeAll(() => T.setConvAlgorithm(algorithm));
+    afterAll(() => T.setConvAlgorithm(null));
+    replayGoldenGroup('conv', OPS);
+  });
+}
+
+/** Kernel keys one conv2d forward + backward dispatches (needs timestamp queries). */
+async function kernelsOf(x: number[], w: number[], options: T.Conv2dOptions): Promise<string[]> {
+  const times = await device.profile(async () => {
+    const out = T.tidy(() => {
+      const xx = T.randn(x);
+      const ww = T.randn(w);
+      xx.requiresGrad = true;
+      ww.requiresGrad = true;
+      const y = T.conv2d(xx, ww, undefined, options);
+      T.sum(y).backward();
+      return T.concat([T.flatten(xx.grad!), T.flatten(ww.grad!)], 0);
+    });
+    await out.data();
+    out.dispose();
+  });
+  return [...times.keys()];
+}
+
+describe('conv algorithm choice', () => {
+  afterEach(() => T.setConvAlgorithm(null));
+
+  it('reports Winograd only for stride-1 undilated ungrouped 3x3 products, and forcing switches every product', () => {
+    T.setConvAlgorithm('winograd');
+    const all = (a: T.ConvAlgorithm) => ({ forward: a, inputGrad: a, weightGrad: a });
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 1 })).toEqual(all('winograd'));
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 1, stride: 2 })).toEqual(all('direct'));
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 2, dilation: 2 })).toEqual(all('direct'));
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 2, 3, 3], { padding: 1, groups: 2 })).toEqual(all('direct'));
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 5, 5], { padding: 2 })).toEqual(all('direct'));
+    // Padding 3 would make the input gradient's padding negative.
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 3 })).toEqual(all('direct'));
+    T.setConvAlgorithm('direct');
+    expect(T.conv2dAlgorithms([1, 64, 8, 8], [64, 64, 3, 3], { padding: 1 })).toEqual(all('direct'));
+    expect(() => T.setConvAlgorithm('fft' as T.ConvAlgorithm)).toThrow(/expected 'direct', 'winograd' or null/);
+  });
+
+  it('picks Winograd automatically on CPU adapters with the subgroup kernel where it was measured to win', () => {
+    const cpuBroadcast = T.matmulVariantFor(device) === 'broadcast';
+    const big = T.conv2dAlgorithms([2, 64, 16, 12], [64, 64, 3, 3], { padding: 1 });
+    expect(big).toEqual(cpuBroadcast ? { forward: 'winograd', inputGrad: 'winograd', weightGrad: 'winograd' } : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' });
+    // 16 channels: only the weight gradient wins.
+    const small = T.conv2dAlgorithms([8, 16, 64, 48], [16, 16, 3, 3], { padding: 1 });
+    expect(small).toEqual({ forward: 'direct', inputGrad: 'direct', weightGrad: cpuBroadcast ? 'winograd' : 'direct' });
+    expect(T.conv2dAlgorithms([1, 3, 16, 16], [16, 3, 3, 3], { padding: 1 }).weightGrad).toBe('direct');
+  });
+
+  it.runIf(device.report.features.includes('timestamp-query'))('dispatches the Winograd kernels when forced and none otherwise', async () => {
+    T.setConvAlgorithm('winograd');
+    const wino = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
+    for (const k of ['winograd:filter:false', 'winograd:filter:true', 'winograd:input', 'winograd:grad', 'winograd:output:false', 'winograd:filtergrad']) {
+      expect(wino, k).toContain(k);
+    }
+    expect(wino.filter((k) => k.startsWith('conv:'))).toEqual([]);
+    T.setConvAlgorithm('direct');
+    const direct = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
+    expect(direct.filter((k) => k.startsWith('winograd:'))).toEqual([]);
+    expect(direct.filter((k) => k.startsWith('conv:')).length).toBe(3);
+  });
+
+  it('passes a finite-difference gradient check on the Winograd path (odd sizes, bias, padding 1 and 2)', async () => {
+    T.setConvAlgorithm('winograd');
+    const leaf = (shape: number[], seed: number, scale = 1) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const t = T.tensor(Array.from({ length: n }, (_, i) => Math.sin(i * 1.913 + seed) * scale), shape);
+      t.requiresGrad = true;
+      return t;
+    };
+    for (const padding of [1, 2]) {
+      const inputs = [leaf([2, 3, 5, 3], 11), leaf([4, 3, 3, 3], 12, 0.5), leaf([4], 13)];
+      const r = await T.gradcheck((x, w, b) => T.conv2d(x!, w!, b, { padding }), inputs);
+      expect(r.ok, `padding ${padding}: ${JSON.stringify(r)}`).toBe(true);
+      T.dispose(inputs);
+    }
+  });
+});

@@ -15,3 +15,4 @@ export * from './bitonic-sort.js';
 export * from './lovasz.js';
 export * from './indexing.js';
 export * from './roi-align.js';
+export * from './winograd.js';

@@ -1,4 +1,17 @@
-import { type ConvGeometry, type ConvProduct, type ConvVariant, convGrid, convKernel } from '@leffa-webgpu/kernels-wgsl';
+import {
+  type ConvGeometry,
+  type ConvProduct,
+  type ConvVariant,
+  convGrid,
+  convKernel,
+  winogradFilterGradKernel,
+  winogradFilterGrid,
+  winogradFilterKernel,
+  winogradGradKernel,
+  winogradInputKernel,
+  winogradOutputKernel,
+  winogradTileGrid,
+} from '@leffa-webgpu/kernels-wgsl';
 import { type Device, activeDevice } from '../device/device.js';
 import { defineOp } from '../autograd/op.js';
 import { formatShape } from '../tensor/shape.js';
@@ -46,21 +59,25 @@ function checkPositive(op: string, what: string, v: [number, number], min: numbe
 }
 
 function planConv2d(x: Tensor, weight: Tensor, bias: Tensor | undefined, o: Conv2dOptions): ConvPlan {
+  if (x.dtype !== 'float32' || weight.dtype !== 'float32') throw new Error('conv2d: expected float32 tensors');
+  return planConv2dShapes(x.shape, weight.shape, bias?.shape, o);
+}
+
+function planConv2dShapes(xShape: readonly number[], wShape: readonly number[], biasShape: readonly number[] | undefined, o: Conv2dOptions): ConvPlan {
   const op = 'conv2d';
-  if (x.rank !== 4) throw new Error(`${op}: input must be [N, C, H, W], got ${formatShape(x.shape)}`);
-  if (weight.rank !== 4) throw new Error(`${op}: weight must be [out, in / groups, kh, kw], got ${formatShape(weight.shape)}`);
-  if (x.dtype !== 'float32' || weight.dtype !== 'float32') throw new Error(`${op}: expected float32 tensors`);
+  if (xShape.length !== 4) throw new Error(`${op}: input must be [N, C, H, W], got ${formatShape(xShape)}`);
+  if (wShape.length !== 4) throw new Error(`${op}: weight must be [out, in / groups, kh, kw], got ${formatShape(wShape)}`);
   const groups = o.groups ?? 1;
-  const [n, cin, H, W] = x.shape as [number, number, number, number];
-  const [cout, cinG, kh, kw] = weight.shape as [number, number, number, number];
+  const [n, cin, H, W] = xShape as [number, number, number, number];
+  const [cout, cinG, kh, kw] = wShape as [number, number, number, number];
   if (!Number.isInteger(groups) || groups < 1 || cin % groups !== 0 || cout % groups !== 0) {
     throw new Error(`${op}: groups ${groups} must divide input channels ${cin} and output channels ${cout}`);
   }
   if (cinG * groups !== cin) {
-    throw new Error(`${op}: input ${formatShape(x.shape)} has ${cin} channels, weight ${formatShape(weight.shape)} expects ${cinG} x groups ${groups}`);
+    throw new Error(`${op}: input ${formatShape(xShape)} has ${cin} channels, weight ${formatShape(wShape)} expects ${cinG} x groups ${groups}`);
   }
-  if (bias && (bias.rank !== 1 || bias.shape[0] !== cout)) {
-    throw new Error(`${op}: bias ${formatShape(bias.shape)} does not match ${cout} output channels`);
+  if (biasShape && (biasShape.length !== 1 || biasShape[0] !== cout)) {
+    throw new Error(`${op}: bias ${formatShape(biasShape)} does not match ${cout} output channels`);
   }
   const [strideH, strideW] = pair(o.stride, 1);
   const [dilationH, dilationW] = pair(o.dilation, 1);
@@ -95,11 +112,136 @@ function convVariantFor(device: Device): ConvVariant {
 }
 
 /**
- * Launches one implicit-GEMM product (see kernels-wgsl conv.ts for what A, B, M, N, K mean in each).
+ * How a convolution product runs: 'direct' is the implicit GEMM (any geometry); 'winograd' is F(2x2, 3x3)
+ * (kernels-wgsl winograd.ts: transforms plus 16 batched products on the matmul kernel), for stride-1,
+ * undilated, ungrouped 3x3 convolutions with padding at most 2.
+ */
+export type ConvAlgorithm = 'direct' | 'winograd';
+
+let forcedAlgorithm: ConvAlgorithm | null = null;
+
+/**
+ * Overrides the automatic choice of convolution algorithm for every later conv2d / convTranspose2d product
+ * (null restores it), for tests and benchmarks that exercise both paths. Forcing 'winograd' applies where
+ * Winograd can compute the product at all (see `convAlgorithmFor`); other convolutions stay direct.
+ */
+export function setConvAlgorithm(algorithm: ConvAlgorithm | null): void {
+  if (algorithm !== null && algorithm !== 'direct' && algorithm !== 'winograd') {
+    throw new Error(`setConvAlgorithm: expected 'direct', 'winograd' or null, got '${String(algorithm)}'`);
+  }
+  forcedAlgorithm = algorithm;
+}
+
+/** Rounds up to a multiple of 4 (the vec4 alignment the matmul kernel wants along the summed dimension). */
+const up4 = (n: number) => Math.ceil(n / 4) * 4;
+
+/** Bytes of the largest Winograd intermediate (V, M or dM: 16 x channels x tiles floats) of one product. */
+function winogradBytes(product: ConvProduct, p: ConvPlan): number {
+  const tiles = (h: number, w: number) => up4(p.n * Math.ceil(h / 2) * Math.ceil(w / 2));
+  if (product === 'inputGrad') return 16 * 4 * tiles(p.H, p.W) * Math.max(up4(p.cout), p.cin);
+  return 16 * 4 * tiles(p.Ho, p.Wo) * Math.max(up4(p.cin), p.cout);
+}
+
+/**
+ * The algorithm a product of this convolution runs with. Winograd needs a stride-1, undilated, ungrouped
+ * 3x3 kernel, padding at most 2 (the input gradient is a forward product with padding 2 - p) and
+ * intermediates that fit one storage binding. Chosen automatically on CPU adapters with the subgroup matmul
+ * (where it was measured) when both channel counts are large enough for the product; everywhere else the
+ * direct product stays, unless forced with `setConvAlgorithm`.
+ */
+function convAlgorithmFor(product: ConvProduct, p: ConvPlan, device: Device = activeDevice()): ConvAlgorithm {
+  const possible =
+    p.kh === 3 &&
+    p.kw === 3 &&
+    p.strideH === 1 &&
+    p.strideW === 1 &&
+    p.dilationH === 1 &&
+    p.dilationW === 1 &&
+    p.groups === 1 &&
+    p.padH <= 2 &&
+    p.padW <= 2 &&
+    winogradBytes(product, p) <= Math.min(device.gpu.limits.maxStorageBufferBindingSize, device.gpu.limits.maxBufferSize);
+  if (!possible) return 'direct';
+  if (forcedAlgorithm) return forcedAlgorithm;
+  if (convVariantFor(device) !== 'broadcast') return 'direct';
+  // Measured on lavapipe (BENCHMARKS.md): the weight gradient (a long reduction over tiles) wins from 8
+  // channels; the forward and input gradient only from 32 on both sides, below which writing and reading
+  // the 16 x channels x tiles intermediates costs more than the implicit GEMM's gathers.
+  const least = product === 'weightGrad' ? 8 : 32;
+  return p.cin >= least && p.cout >= least ? 'winograd' : 'direct';
+}
+
+/** Tile-transform uniforms for an image-side tensor of `C` channels and an output of `Ho` x `Wo`. */
+function tileParams(n: number, C: number, H: number, W: number, Ho: number, Wo: number, padH: number, padW: number) {
+  const th = Math.ceil(Ho / 2);
+  const tw = Math.ceil(Wo / 2);
+  const T = n * th * tw;
+  return { C, Cp: up4(C), H, W, th, tw, T, Tp: up4(T), padH, padW };
+}
+
+/**
+ * One product as Winograd F(2x2, 3x3) (see kernels-wgsl winograd.ts):
+ * - forward:    U = G w G^T [16, Cout, Cin'], V = transform(x) [16, Cin', T'], M = U @ V, out = A^T M A + bias;
+ * - inputGrad:  the forward on dy with the filter flipped and transposed, padding 2 - p (output H x W);
+ * - weightGrad: dM = A dy A^T [16, Cout, T'], V = transform(x), dU = dM @ V^T [16, Cout, Cin'], dw = G^T dU G.
+ * (' = rounded up to a multiple of 4, the padding written as zeros.)
+ */
+function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
+  const temps: Tensor[] = [];
+  const temp = (shape: number[]) => {
+    const t = emptyTensor(shape, 'float32', 'conv2d.winograd');
+    temps.push(t);
+    return t;
+  };
+  // V (or dy's transform for the input gradient) of an image-side tensor.
+  const transform = (src: Tensor, tp: ReturnType<typeof tileParams>) => {
+    const v = temp([16, tp.Cp, tp.Tp]);
+    launch(winogradInputKernel(), [src], [v], tp, winogradTileGrid(tp.Cp, tp.Tp));
+    return v;
+  };
+  try {
+    if (product === 'forward' || product === 'inputGrad') {
+      // The forward product of an image x [n, C, H, W] with filters [rows, C] into y [n, rows, Ho, Wo].
+      const fwd = product === 'forward';
+      const [rows, C] = fwd ? [p.cout, p.cin] : [p.cin, p.cout];
+      const tp = fwd
+        ? tileParams(p.n, p.cin, p.H, p.W, p.Ho, p.Wo, p.padH, p.padW)
+        : tileParams(p.n, p.cout, p.Ho, p.Wo, p.H, p.W, 2 - p.padH, 2 - p.padW);
+      const u = temp([16, rows, tp.Cp]);
+      launch(winogradFilterKernel(!fwd), [a], [u], { rows, cols: C, colsP: tp.Cp }, winogradFilterGrid(rows, tp.Cp));
+      const v = transform(b, tp);
+      const m = gemm(u, v, { batch: 16, M: rows, N: tp.Tp, K: tp.Cp });
+      temps.push(m);
+      const [Ho, Wo] = fwd ? [p.Ho, p.Wo] : [p.H, p.W];
+      const outParams = { ...tp, C: rows, Cp: rows, H: Ho, W: Wo };
+      launch(winogradOutputKernel(bias !== undefined), bias ? [m, bias] : [m], [out], outParams, winogradTileGrid(rows, tp.Tp));
+      return;
+    }
+    // weightGrad: a = dy [n, Cout, Ho, Wo], b = x [n, Cin, H, W].
+    const tp = tileParams(p.n, p.cin, p.H, p.W, p.Ho, p.Wo, p.padH, p.padW);
+    const v = transform(b, tp);
+    const gp = { ...tp, C: p.cout, Cp: p.cout, H: p.Ho, W: p.Wo };
+    const dm = temp([16, p.cout, tp.Tp]);
+    launch(winogradGradKernel(), [a], [dm], gp, winogradTileGrid(p.cout, tp.Tp));
+    const du = gemm(dm, v, { batch: 16, M: p.cout, N: tp.Cp, K: tp.Tp }, { transB: true });
+    temps.push(du);
+    launch(winogradFilterGradKernel(), [du], [out], { rows: p.cout, cols: p.cin, colsP: tp.Cp }, winogradFilterGrid(p.cout, p.cin));
+  } finally {
+    for (const t of temps) t.dispose();
+  }
+}
+
+/**
+ * Launches one convolution product: Winograd where `convAlgorithmFor` picks it, else one implicit-GEMM product
+ * (see kernels-wgsl conv.ts for what A, B, M, N, K mean in each).
  * Long reductions over few outputs (weight gradients of early layers: K = N*H*W, few output tiles) are split
  * along K into partial slabs, summed afterwards, so that both cores get work.
  */
 function convProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
+  if (out.size > 0 && convAlgorithmFor(product, p) === 'winograd') {
+    winogradProduct(product, p, a, b, out, bias);
+    return;
+  }
   const cinG = p.cin / p.groups;
   const coutG = p.cout / p.groups;
   const kk = p.kh * p.kw;
@@ -184,6 +326,20 @@ const conv2dOp = defineOp('conv2d', {
     return bias ? [...grads, needsGrad[2] ? sum(g, [0, 2, 3]) : null] : grads;
   },
 });
+
+/**
+ * The algorithm each product of `conv2d(x, weight, bias, options)` would run with on the active device now
+ * (after `setConvAlgorithm`): the forward, the input gradient and the weight gradient. 1x1 stride-1
+ * convolutions take the matmul path for the forward and input gradient and report 'direct'.
+ */
+export function conv2dAlgorithms(
+  xShape: readonly number[],
+  weightShape: readonly number[],
+  options: Omit<Conv2dOptions, 'padding'> & { padding?: Pair } = {},
+): Record<ConvProduct, ConvAlgorithm> {
+  const p = planConv2dShapes(xShape, weightShape, undefined, options);
+  return { forward: convAlgorithmFor('forward', p), inputGrad: convAlgorithmFor('inputGrad', p), weightGrad: convAlgorithmFor('weightGrad', p) };
+}
 
 /**
  * 2-D convolution (cross-correlation, as PyTorch) of x [N, C, H, W] with weight [O, C / groups, kh, kw],
