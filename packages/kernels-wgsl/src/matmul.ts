@@ -29,6 +29,12 @@ export interface MatmulSpec {
    */
   vecA?: boolean;
   vecB?: boolean;
+  /**
+   * 'broadcast' without transB only: N is a multiple of 4, so each lane's four adjacent columns are stored as
+   * one vec4 (C bound as vec4): a quarter of the per-lane store loops, which matter when K is short. Opt-in
+   * (the caller binds C as vec4 and guarantees N % 4 == 0).
+   */
+  vecC?: boolean;
 }
 
 /** Rows and columns of C that one workgroup of each variant computes. */
@@ -92,12 +98,12 @@ const tilePrologue = (tileM: number, tileN: number) => /* wgsl */ `
   let bBase = batch * params.strideB;
   let cBase = batch * params.M * params.N;`;
 
-function bindings(spec: MatmulSpec, aType: string, bType: string) {
+function bindings(spec: MatmulSpec, aType: string, bType: string, cType = 'f32') {
   return [
     { name: 'a', access: 'read' as const, type: aType },
     { name: 'b', access: 'read' as const, type: bType },
     ...(spec.bias !== 'none' ? [{ name: 'bias', access: 'read' as const, type: 'f32' }] : []),
-    { name: 'c', access: 'read_write' as const, type: 'f32' },
+    { name: 'c', access: 'read_write' as const, type: cType },
   ];
 }
 
@@ -122,6 +128,7 @@ function broadcastKernel(spec: MatmulSpec): Kernel {
   const { transA, transB, bias } = spec;
   const vecA = spec.vecA ?? false;
   const vecB = spec.vecB ?? false;
+  const vecC = (spec.vecC ?? false) && !transB;
   const rows = range(8);
   const ks = range(8);
   const cols = range(4);
@@ -172,18 +179,23 @@ function broadcastKernel(spec: MatmulSpec): Kernel {
     )
     .join('\n    ');
 
-  const stores = rows
-    .map(
-      (i) => `if (m0 + ${i}u < params.M) {
+  const biasVec = bias === 'col' ? ` + vec4<f32>(${cols.map((j) => `bias[${col(j)}]`).join(', ')})` : bias === 'row' ? ' + bias[row]' : '';
+  const stores = vecC
+    ? `if (${col(0)} < params.N) {
+  ${rows.map((i) => `if (m0 + ${i}u < params.M) { let row = m0 + ${i}u; c[(cBase + row * params.N + ${col(0)}) / 4u] = acc${i}${biasVec}; }`).join('\n  ')}
+  }`
+    : rows
+        .map(
+          (i) => `if (m0 + ${i}u < params.M) {
     let row = m0 + ${i}u;
     ${cols.map((j) => `if (${col(j)} < params.N) { c[cBase + row * params.N + ${col(j)}] = acc${i}[${j}]${biasTerm(bias, 'row', col(j))}; }`).join('\n    ')}
   }`,
-    )
-    .join('\n  ');
+        )
+        .join('\n  ');
 
   return makeKernel({
-    key: `matmul:broadcast:${transA}:${transB}:${bias}:${vecA}:${vecB}`,
-    buffers: bindings(spec, vecA ? 'vec4<f32>' : 'f32', vecB ? 'vec4<f32>' : 'f32'),
+    key: `matmul:broadcast:${transA}:${transB}:${bias}:${vecA}:${vecB}${vecC ? ':vecC' : ''}`,
+    buffers: bindings(spec, vecA ? 'vec4<f32>' : 'f32', vecB ? 'vec4<f32>' : 'f32', vecC ? 'vec4<f32>' : 'f32'),
     uniforms: UNIFORMS.map((u) => ({ ...u })),
     workgroupSize: [8, 1, 1],
     body: /* wgsl */ `

@@ -4,6 +4,9 @@ import {
   type ConvVariant,
   convGrid,
   convKernel,
+  matmulAlignment,
+  matmulGrid,
+  matmulKernel,
   winogradFilterGradKernel,
   winogradFilterGrid,
   winogradFilterKernel,
@@ -18,7 +21,7 @@ import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { emptyTensor, launch } from './launch.js';
 import { map } from './elementwise.js';
-import { gemm } from './matmul.js';
+import { gemm, matmulVariantFor } from './matmul.js';
 import { sum } from './reduce.js';
 import { pad, reshape } from './shape.js';
 
@@ -180,6 +183,20 @@ function tileParams(n: number, C: number, H: number, W: number, Ho: number, Wo: 
 }
 
 /**
+ * M[xi] = U[xi] @ V[xi] for the 16 positions: [16, rows, Tp]. With the subgroup matmul the output is stored as
+ * vec4 (Tp is a multiple of 4), which matters here because the channel sums (K) are often short.
+ */
+function transformedProduct(u: Tensor, v: Tensor, rows: number, Tp: number, Kp: number): Tensor {
+  const variant = matmulVariantFor(activeDevice());
+  if (variant !== 'broadcast') return gemm(u, v, { batch: 16, M: rows, N: Tp, K: Kp });
+  const out = emptyTensor([16, rows, Tp], 'float32', 'conv2d.winograd');
+  const { grid, tilesM, tilesN } = matmulGrid(variant, rows, Tp, 16);
+  const kernel = matmulKernel({ transA: false, transB: false, bias: 'none', variant, vecC: true, ...matmulAlignment(false, false, rows, Tp, Kp) });
+  launch(kernel, [u, v], [out], { M: rows, N: Tp, K: Kp, strideA: rows * Kp, strideB: Kp * Tp, tilesM, tilesN, batches: 16 }, grid);
+  return out;
+}
+
+/**
  * One product as Winograd F(2x2, 3x3) (see kernels-wgsl winograd.ts):
  * - forward:    U = G w G^T [16, Cout, Cin'], V = transform(x) [16, Cin', T'], M = U @ V, out = A^T M A + bias;
  * - inputGrad:  the forward on dy with the filter flipped and transposed, padding 2 - p (output H x W);
@@ -210,7 +227,7 @@ function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor
       const u = temp([16, rows, tp.Cp]);
       launch(winogradFilterKernel(!fwd), [a], [u], { rows, cols: C, colsP: tp.Cp }, winogradFilterGrid(rows, tp.Cp));
       const v = transform(b, tp);
-      const m = gemm(u, v, { batch: 16, M: rows, N: tp.Tp, K: tp.Cp });
+      const m = transformedProduct(u, v, rows, tp.Tp, tp.Cp);
       temps.push(m);
       const [Ho, Wo] = fwd ? [p.Ho, p.Wo] : [p.H, p.W];
       const outParams = { ...tp, C: rows, Cp: rows, H: Ho, W: Wo };
