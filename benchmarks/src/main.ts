@@ -2,7 +2,7 @@
  * `npm run bench [-- ci|full]` at the root, or with options
  * `npm run bench -w benchmarks -- [--profile ci|full] [--filter text] [--reps n] [--warmup n] [--skip-torch] [--out file]`
  * (the root script forwards its arguments without a `--`, so npm keeps the flags and passes on bare words).
- * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15 [--steps n] [--out file]` instead prints the
+ * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15 [--steps n] [--conv direct|winograd] [--out file]` instead prints the
  * GPU time per kernel of one training step (see profile-step.ts).
  *
  * Runs every case of the profile with our library, tfjs-backend-webgpu on the same Dawn adapter, and
@@ -64,7 +64,7 @@ function parseArgs(argv: string[]): Options {
 }
 
 /** `--profile-step <target> [--steps n] [--out file]`, or null when the arguments ask for the benchmark table. */
-function parseProfileStep(argv: string[]): { target: ProfileTarget; steps: number; out?: string } | null {
+function parseProfileStep(argv: string[]): { target: ProfileTarget; steps: number; out?: string; conv?: T.ConvAlgorithm } | null {
   const at = argv.indexOf('--profile-step');
   if (at < 0) return null;
   const target = argv[at + 1] as ProfileTarget;
@@ -72,13 +72,15 @@ function parseProfileStep(argv: string[]): { target: ProfileTarget; steps: numbe
   const rest = argv.filter((_, i) => i !== at && i !== at + 1);
   let steps = 1;
   let out: string | undefined;
+  let conv: T.ConvAlgorithm | undefined;
   for (let i = 0; i < rest.length; i++) {
     const v = rest[i + 1];
     if (rest[i] === '--steps' && v !== undefined && Number.isInteger(Number(v)) && Number(v) >= 1) steps = Number(rest[++i]);
     else if (rest[i] === '--out' && v !== undefined) out = rest[++i];
-    else throw new Error(`bench: --profile-step takes only --steps <n >= 1> and --out <file>, got '${rest[i]}'`);
+    else if (rest[i] === '--conv' && (v === 'direct' || v === 'winograd')) conv = rest[++i] as T.ConvAlgorithm;
+    else throw new Error(`bench: --profile-step takes only --steps <n >= 1>, --conv direct|winograd and --out <file>, got '${rest[i]}'`);
   }
-  return { target, steps, out };
+  return { target, steps, out, conv };
 }
 
 async function main(): Promise<number> {

@@ -1,6 +1,7 @@
 /**
  * Per-kernel GPU time of one whole training step (or forward pass):
- * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15 [--steps n] [--out file]`.
+ * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15 [--steps n] [--conv direct|winograd] [--out file]`
+ * (--conv forces the convolution algorithm where it applies, to compare with the automatic choice).
  *
  * - vae:  one step of the tiny VAE trainer (packages/train VaeTrainer, TINY_VAE, batch 8 of 64x48 crops):
  *         encode, posterior sample, decode, L1 + MSE + KL, backward, gradient clipping, AdamW.
@@ -138,9 +139,13 @@ function table(title: string, list: Row[], limit: number): string {
   return lines.join('\n');
 }
 
-export async function profileStep(target: ProfileTarget, args: { steps: number; out?: string }): Promise<number> {
+export async function profileStep(target: ProfileTarget, args: { steps: number; out?: string; conv?: T.ConvAlgorithm }): Promise<number> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const device = await T.init();
+  if (args.conv) {
+    T.setConvAlgorithm(args.conv);
+    console.log(`convolution algorithm forced to ${args.conv} where it applies`);
+  }
   console.log(`adapter: ${device.report.description || device.report.device}; conv/matmul kernel: ${T.matmulVariantFor(device)}`);
   const workload = target === 'vae' ? vaeWorkload() : target === 'unet' ? unetWorkload() : sd15Workload();
   console.log(`profiling: ${workload.description}`);
@@ -201,6 +206,7 @@ export async function profileStep(target: ProfileTarget, args: { steps: number; 
           description: workload.description,
           adapter: device.report.description || device.report.device,
           steps: args.steps,
+          conv_algorithm: args.conv ?? 'auto',
           gpu_ms_per_step: totalMs,
           wall_ms_unprofiled: wallMs,
           families: byFamily,

@@ -8,6 +8,7 @@ import { matmulCases } from './matmul.js';
 import { softmaxCase } from './softmax.js';
 import { sortCase } from './sort.js';
 import { unetTrainStepCase } from './unet-train-step.js';
+import { vaeTrainStepCase } from './vae-train-step.js';
 
 /** Every benchmark, in report order. New cases: one file in this folder, one line here. */
-export const CASES: BenchCase[] = [...matmulCases, ...conv2dCases, ...groupNormCases, ...attentionCases, adamwCase, unetTrainStepCase, ...dispatchCases, softmaxCase, sortCase];
+export const CASES: BenchCase[] = [...matmulCases, ...conv2dCases, ...groupNormCases, ...attentionCases, adamwCase, unetTrainStepCase, vaeTrainStepCase, ...dispatchCases, softmaxCase, sortCase];

@@ -16,22 +16,39 @@ export const unetTrainStepCase: BenchCase = {
   name: `train step tiny UNet b${BATCH} ${LATENT[1]}x${LATENT[2]} latent`,
   profile: 'ci',
   inputs: () => [randomInput([BATCH, ...LATENT], 61), randomInput([BATCH, ...LATENT], 62)],
-  ours: ([x, noise]) => {
-    const unet = new UNet2DConditionModel({ ...TINY_UNET, skipCrossAttention: true });
-    const optimizer = new T.AdamW(unet.parameters(), { lr: 1e-4, weightDecay: 0 });
-    const timesteps = Array.from({ length: BATCH }, (_, i) => 100 + 250 * i);
-    return {
-      run: () => {
-        const loss = T.mseLoss(unet.forward(x!, timesteps).sample, noise!);
-        loss.backward();
-        optimizer.step();
-        optimizer.zeroGrad();
-        return loss.detach();
-      },
-      dispose: () => {
-        optimizer.dispose();
-        T.dispose(unet.parameters());
-      },
-    };
-  },
+  ours: ([x, noise]) => unetRunner(x!, noise!, null),
+  // The same step with every convolution on the implicit GEMM (no Winograd): the speedup of that choice.
+  baseline: { label: 'implicit-GEMM convolutions only', impl: ([x, noise]) => unetRunner(x!, noise!, 'direct') },
 };
+
+/**
+ * A model (same seeded initial weights every time) and optimizer of their own; `algorithm` forces the
+ * convolution algorithm while a step records.
+ */
+function unetRunner(x: T.Tensor, noise: T.Tensor, algorithm: T.ConvAlgorithm | null) {
+  T.manualSeed(61);
+  const unet = new UNet2DConditionModel({ ...TINY_UNET, skipCrossAttention: true });
+  const optimizer = new T.AdamW(unet.parameters(), { lr: 1e-4, weightDecay: 0 });
+  const timesteps = Array.from({ length: BATCH }, (_, i) => 100 + 250 * i);
+  const step = () => {
+    const loss = T.mseLoss(unet.forward(x, timesteps).sample, noise);
+    loss.backward();
+    optimizer.step();
+    optimizer.zeroGrad();
+    return loss.detach();
+  };
+  return {
+    run: () => {
+      T.setConvAlgorithm(algorithm);
+      try {
+        return step();
+      } finally {
+        T.setConvAlgorithm(null);
+      }
+    },
+    dispose: () => {
+      optimizer.dispose();
+      T.dispose(unet.parameters());
+    },
+  };
+}
