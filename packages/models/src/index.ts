@@ -5,3 +5,4 @@ export * from './openpose/index.js';
 export * from './schp/index.js';
 export * from './densepose/index.js';
 export * from './densepose-rcnn/index.js';
+export * from './onnx/index.js';
