@@ -16,3 +16,6 @@ export * from './lovasz.js';
 export * from './indexing.js';
 export * from './roi-align.js';
 export * from './winograd.js';
+export * from './integer.js';
+export * from './scan.js';
+export * from './scatter-axis.js';
