@@ -39,6 +39,15 @@ fn tanh_(x: f32) -> f32 {
   let e = exp(-2.0 * abs(x));
   return sign(x) * (1.0 - e) / (1.0 + e);
 }
+// log(1 + x) without cancellation: near 0 (|x| < 0.5) as 2 atanh(z), z = x / (2 + x), by its odd series
+// (|z| <= 1/3, so eight terms reach float precision); log's own accuracy near 1 is not relied on.
+fn log1p_(x: f32) -> f32 {
+  if (abs(x) >= 0.5 || isnan_(x)) { return log(1.0 + x); }
+  let z = x / (2.0 + x);
+  let w = z * z;
+  let p = 1.0 + w * (1.0 / 3.0 + w * (0.2 + w * (1.0 / 7.0 + w * (1.0 / 9.0 + w * (1.0 / 11.0 + w * (1.0 / 13.0 + w / 15.0))))));
+  return 2.0 * z * p;
+}
 fn softplus_(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
 // Torch's pow: a negative base with an integral exponent keeps its sign pattern; WGSL's pow is NaN there.
 fn pow_(a: f32, b: f32) -> f32 {

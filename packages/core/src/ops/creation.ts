@@ -2,7 +2,7 @@ import { copyGrid, fillKernel } from '@leffa-webgpu/kernels-wgsl';
 import { activeDevice } from '../device/device.js';
 import { assertShape, formatShape, sizeOf } from '../tensor/shape.js';
 import { Storage } from '../tensor/storage.js';
-import { type DType, Tensor } from '../tensor/tensor.js';
+import { type DType, Tensor, checkDType } from '../tensor/tensor.js';
 import { emptyTensor, launch } from './launch.js';
 
 type Nested = number | readonly Nested[];
@@ -43,6 +43,7 @@ export function tensor(
     throw new Error(`tensor: ${values.length} values do not fill shape ${formatShape(finalShape)} (${sizeOf(finalShape)} elements)`);
   }
   const dt: DType = dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
+  checkDType('tensor', dt);
   const typed = dt === 'int32' ? Int32Array.from(values) : values instanceof Float32Array ? values : Float32Array.from(values);
   const device = activeDevice();
   const shapeText = formatShape(finalShape);
@@ -72,6 +73,7 @@ export const onesLike = (like: { shape: readonly number[]; dtype: DType }) => fu
 
 /** Values start, start+step, ... below end (PyTorch's arange), computed on the CPU in float64. */
 export function arange(start: number, end?: number, step = 1, dtype: DType = 'float32'): Tensor {
+  checkDType('arange', dtype);
   if (end === undefined) [start, end] = [0, start];
   if (step === 0) throw new Error('arange: step must be non-zero');
   const n = Math.max(0, Math.ceil((end - start) / step));

@@ -2,6 +2,8 @@ import { MAX_RANK, elementwiseGrid, elementwiseKernel } from '@leffa-webgpu/kern
 import { defineOp } from '../autograd/op.js';
 import { broadcastShapes, broadcastStrides, coalesceDims, formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { full } from './creation.js';
+import { binaryKind, hasIntBinary, intBinary, intCompare, intUnary, typedMap, withFloatOperands } from './integer.js';
 import { emptyTensor, launch } from './launch.js';
 import { sumTo } from './reduce.js';
 
@@ -56,12 +58,16 @@ function unary(name: string, expr: string, gradExpr: string) {
   });
 }
 
-export const neg = unary('neg', '-a', '-g');
+const negFloat = unary('neg', '-a', '-g');
+/** -x; int32 stays int32 (wrapping). */
+export const neg = (x: Tensor): Tensor => (x.dtype === 'int32' ? intUnary('neg', '-a', x) : negFloat(x));
 export const exp = unary('exp', 'exp(a)', 'g * y');
 export const log = unary('log', 'log(a)', 'g / a');
 export const sqrt = unary('sqrt', 'sqrt(a)', 'g * 0.5 / y');
 export const rsqrt = unary('rsqrt', 'inverseSqrt(a)', '-0.5 * g * y * y * y');
-export const abs = unary('abs', 'abs(a)', 'g * sign(a)');
+const absFloat = unary('abs', 'abs(a)', 'g * sign(a)');
+/** |x|; int32 stays int32 (abs of the int32 minimum wraps to itself, as PyTorch). */
+export const abs = (x: Tensor): Tensor => (x.dtype === 'int32' ? intUnary('abs', 'abs(a)', x) : absFloat(x));
 // NaN passes through relu, and so does the gradient (PyTorch tests result <= 0, false for NaN).
 export const relu = unary('relu', 'select(max(a, 0.0), a, isnan_(a))', 'select(0.0, g, a > 0.0 || isnan_(a))');
 export const sigmoid = unary('sigmoid', 'sigmoid_(a)', 'g * y * (1.0 - y)');
@@ -72,6 +78,10 @@ export const sin = unary('sin', 'sin(a)', 'g * cos(a)');
 export const cos = unary('cos', 'cos(a)', '-g * sin(a)');
 export const square = unary('square', 'a * a', '2.0 * g * a');
 export const reciprocal = unary('reciprocal', '1.0 / a', '-g * y * y');
+/** log(1 + x), accurate for small x. */
+export const log1p = unary('log1p', 'log1p_(a)', 'g / (1.0 + a)');
+/** The error function (|error| < 1.5e-7). */
+export const erf = unary('erf', 'erf_(a)', 'g * 1.1283791670955126 * exp(-a * a)');
 const geluErf = unary('gelu', '0.5 * a * (1.0 + erf_(a * 0.7071067811865476))',
   'g * (0.5 * (1.0 + erf_(a * 0.7071067811865476)) + a * 0.3989422804014327 * exp(-0.5 * a * a))');
 // tanh approximation: 0.5 a (1 + tanh(k (a + 0.044715 a^3))), k = sqrt(2/pi)
@@ -127,12 +137,18 @@ function binary(name: string, expr: (x: string, y: string) => string, grads: [st
       map(`${name}.backward`, rename(grads[1], { g: 'a', a: 'alpha', b: 'b', y: 'c' }), [g, b, y!], s),
     ],
   });
-  return (a: Operand, b: Operand): Tensor => {
+  const op = (a: Operand, b: Operand): Tensor => {
     if (typeof a === 'number' && typeof b === 'number') throw new Error(`${name}: at least one operand must be a tensor`);
+    // int32 operands: PyTorch's promotion (see integer.ts).
+    const kind = binaryKind(name, a, b);
+    if (kind === 'int' && hasIntBinary(name)) return intBinary(name, a, b);
+    if (kind === 'int' && name === 'pow') throw new Error(`pow: int32 operands are not supported (cast to float32 first)`);
+    if (kind !== null) return withFloatOperands([a, b], (x, y) => op(x!, y!));
     if (typeof b === 'number') return tensorScalar(a as Tensor, b);
     if (typeof a === 'number') return scalarTensor(a, b);
     return tensorTensor(a, b);
   };
+  return op;
 }
 
 export const add = binary('add', (x, y) => `${x} + ${y}`, ['g', 'g']);
@@ -155,12 +171,16 @@ export const minimum = binary('minimum', (x, y) => `min_(${x}, ${y})`, [
 // ---------------------------------------------------------------- comparisons (masks of 0/1, no gradient)
 
 function compare(name: string, cmp: string) {
-  return (a: Operand, b: Operand): Tensor => {
+  const op = (a: Operand, b: Operand): Tensor => {
     if (typeof a === 'number' && typeof b === 'number') throw new Error(`${name}: at least one operand must be a tensor`);
+    const kind = binaryKind(name, a, b);
+    if (kind === 'int') return intCompare(name, cmp, a, b);
+    if (kind === 'float') return withFloatOperands([a, b], (x, y) => op(x!, y!));
     if (typeof b === 'number') return map(name, `select(0.0, 1.0, a ${cmp} alpha)`, [a as Tensor], b);
     if (typeof a === 'number') return map(name, `select(0.0, 1.0, alpha ${cmp} a)`, [b], a);
     return map(name, `select(0.0, 1.0, a ${cmp} b)`, [a, b]);
   };
+  return op;
 }
 
 export const eq = compare('eq', '==');
@@ -170,8 +190,7 @@ export const le = compare('le', '<=');
 export const gt = compare('gt', '>');
 export const ge = compare('ge', '>=');
 
-/** cond ? a : b elementwise (cond is a 0/1 mask), with broadcasting; gradients flow to a and b. */
-export const where = defineOp('where', {
+const whereFloat = defineOp('where', {
   forward: (_ctx, cond: Tensor, a: Tensor, b: Tensor) => map('where', 'select(c, b, a != 0.0)', [cond, a, b]),
   backward: ({ args: [cond, a, b], needsGrad }, g) => [
     null,
@@ -179,6 +198,43 @@ export const where = defineOp('where', {
     needsGrad[2] ? sumTo(map('where.backward', 'select(b, 0.0, a != 0.0)', [cond, g]), b.shape) : null,
   ],
 });
+
+/**
+ * cond ? a : b elementwise (cond is a mask: non-zero is true, float32 or int32), with broadcasting; gradients
+ * flow to a and b. Two int32 branches give int32; an int32 branch with a float32 one gives float32.
+ */
+export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
+  if (a.dtype === 'int32' && b.dtype === 'int32') {
+    return typedMap('where', `select(c, b, a != ${cond.dtype === 'int32' ? '0' : '0.0'})`, [cond, a, b], 'int32');
+  }
+  if (cond.dtype === 'int32' || a.dtype === 'int32' || b.dtype === 'int32') {
+    return withFloatOperands([cond, a, b], (c, x, y) => whereFloat(c as Tensor, x as Tensor, y as Tensor));
+  }
+  return whereFloat(cond, a, b);
+}
+
+/**
+ * Python's a // b (PyTorch's floor_divide): int32 operands (or integral numbers) give int32, rounding toward
+ * negative infinity; a float operand gives float32 (PyTorch's div_floor). Not differentiable. A zero int32
+ * divisor raises for a number; inside an int32 tensor it gives 0 (PyTorch raises, which needs a readback).
+ */
+export function floorDivide(a: Operand, b: Operand): Tensor {
+  if (typeof a === 'number' && typeof b === 'number') throw new Error('floorDivide: at least one operand must be a tensor');
+  const kind = binaryKind('floorDivide', a, b);
+  if (kind === 'int') {
+    if (b === 0) throw new RangeError('floorDivide: integer division by zero');
+    return intBinary('floorDivide', a, b);
+  }
+  if (kind === 'float') return withFloatOperands([a, b], (x, y) => floorDivide(x!, y!));
+  // float32: a number operand becomes a 0-d tensor (the typed kernel's scalars are int32).
+  const temps: Tensor[] = [];
+  const asTensor = (v: Operand) => (typeof v === 'number' ? (temps.push(full([], v)), temps[temps.length - 1]!) : v);
+  try {
+    return typedMap('floorDivide', 'floordiv_f32(a, b)', [asTensor(a), asTensor(b)], 'float32');
+  } finally {
+    for (const t of temps) t.dispose();
+  }
+}
 
 /** a + alpha * (b - a): linear interpolation with a scalar weight. */
 export const lerp = (a: Tensor, b: Tensor, weight: number) => add(a, mul(sub(b, a), weight));

@@ -2,11 +2,12 @@ import type { Grid, Kernel } from '@leffa-webgpu/kernels-wgsl';
 import { type UniformValues, activeDevice } from '../device/device.js';
 import { assertShape, formatShape } from '../tensor/shape.js';
 import { Storage } from '../tensor/storage.js';
-import { BYTES_PER_ELEMENT, type DType, Tensor } from '../tensor/tensor.js';
+import { BYTES_PER_ELEMENT, type DType, Tensor, checkDType } from '../tensor/tensor.js';
 
 /** A new tensor with uninitialised contents (every op writes all of its output). */
 export function emptyTensor(shape: readonly number[], dtype: DType = 'float32', op = 'empty'): Tensor {
   assertShape(op, shape);
+  checkDType(op, dtype);
   const device = activeDevice();
   let n = 1;
   for (const d of shape) n *= d;

@@ -3,6 +3,7 @@ import { defineOp } from '../autograd/op.js';
 import { formatShape, normalizeAxes, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { map, sqrt } from './elementwise.js';
+import { serialReduce } from './integer.js';
 import { emptyTensor, launch } from './launch.js';
 import { expand, permute, reshape } from './shape.js';
 
@@ -76,7 +77,7 @@ const spread = (g: Tensor, p: Plan, shape: readonly number[]) => {
   return e;
 };
 
-export const sum = defineOp('sum', {
+const sumFloat = defineOp('sum', {
   forward: (ctx, x: Tensor, axes?: Axes, keepdim: boolean = false) => {
     const p = plan('sum', x, axes, keepdim);
     ctx.save(p);
@@ -84,6 +85,10 @@ export const sum = defineOp('sum', {
   },
   backward: ({ args: [x], saved }, g) => [spread(g, saved, x.shape)],
 });
+
+/** Sum over axes (all by default); int32 sums stay int32 (PyTorch gives int64) and wrap on overflow. */
+export const sum = (x: Tensor, axes?: Axes, keepdim = false): Tensor =>
+  x.dtype === 'int32' ? serialReduce('sum', 'sum', x, axes, keepdim) : sumFloat(x, axes, keepdim);
 
 export const mean = defineOp('mean', {
   forward: (ctx, x: Tensor, axes?: Axes, keepdim: boolean = false) => {
@@ -122,8 +127,14 @@ function extremum(name: 'max' | 'min') {
   });
 }
 
-export const max = extremum('max');
-export const min = extremum('min');
+const maxFloat = extremum('max');
+const minFloat = extremum('min');
+/** Largest value over axes (amax); int32 stays int32. */
+export const max = (x: Tensor, axes?: Axes, keepdim = false): Tensor =>
+  x.dtype === 'int32' ? serialReduce('max', 'max', x, axes, keepdim) : maxFloat(x, axes, keepdim);
+/** Smallest value over axes (amin); int32 stays int32. */
+export const min = (x: Tensor, axes?: Axes, keepdim = false): Tensor =>
+  x.dtype === 'int32' ? serialReduce('min', 'min', x, axes, keepdim) : minFloat(x, axes, keepdim);
 
 /** Index of the largest value along one axis (int32; first index on ties). */
 export function argmax(x: Tensor, axis = -1, keepdim = false): Tensor {

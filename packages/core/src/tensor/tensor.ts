@@ -16,6 +16,16 @@ type Axes = number | readonly number[];
 
 export const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, int32: 4 };
 
+/** The dtypes tensors can have. */
+export const DTYPES: readonly DType[] = ['float32', 'int32'];
+
+/** Throws naming `op` and the accepted dtypes unless `dtype` is one of DTYPES (a typo, or 'float16'). */
+export function checkDType(op: string, dtype: unknown): asserts dtype is DType {
+  if (!(DTYPES as readonly unknown[]).includes(dtype)) {
+    throw new TypeError(`${op}: unknown dtype ${JSON.stringify(dtype)} (accepted dtypes: ${DTYPES.join(', ')})`);
+  }
+}
+
 // Storage of tensors that were garbage collected without dispose() goes back to the pool.
 const collected = new FinalizationRegistry<Storage>((storage) => storage.release());
 
@@ -77,6 +87,7 @@ export class Tensor {
     readonly shape: readonly number[],
     readonly dtype: DType = 'float32',
   ) {
+    checkDType('Tensor', dtype);
     this.storageRef = storage;
     collected.register(this, storage, this);
     trackTensor(this);

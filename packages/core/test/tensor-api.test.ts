@@ -1,0 +1,73 @@
+import * as T from '@leffa-webgpu/core';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+beforeAll(async () => {
+  await T.init();
+});
+
+const values = (n: number, seed: number, scale = 1) => Array.from({ length: n }, (_, i) => Math.sin(i * 1.913 + seed) * scale);
+const leaf = (shape: number[], seed: number, scale = 1) => {
+  const t = T.tensor(values(shape.reduce((a, b) => a * b, 1), seed, scale), shape);
+  t.requiresGrad = true;
+  return t;
+};
+const ints = (data: number[], shape?: number[]) => T.tensor(Int32Array.from(data), shape ?? [data.length]);
+
+async function check(name: string, fn: (...xs: T.Tensor[]) => T.Tensor, inputs: T.Tensor[], options: T.GradcheckOptions = {}) {
+  const r = await T.gradcheck(fn, inputs, options);
+  expect(r.ok, `${name}: ${JSON.stringify(r.worst)}`).toBe(true);
+}
+
+describe('dtypes', () => {
+  it('an unknown dtype is refused naming the op and the accepted dtypes, before any allocation', () => {
+    const z = T.zeros([2]);
+    const before = T.memoryStats();
+    const bad = 'float16' as T.DType;
+    expect(() => T.zeros([2, 3], bad)).toThrow(`zeros: unknown dtype "float16" (accepted dtypes: float32, int32)`);
+    expect(() => T.full([2], 1, 'int64' as T.DType)).toThrow(/^full: unknown dtype "int64"/);
+    expect(() => T.tensor([1, 2], [2], 'bool' as T.DType)).toThrow(/^tensor: unknown dtype "bool"/);
+    expect(() => T.arange(5, undefined, 1, 'f32' as T.DType)).toThrow(/^arange: unknown dtype "f32"/);
+    expect(() => T.cast(z, 'uint8' as T.DType)).toThrow(/^cast: unknown dtype "uint8"/);
+    expect(() => T.emptyTensor([2], 'double' as T.DType, 'myOp')).toThrow(/^myOp: unknown dtype "double"/);
+    expect(T.memoryStats().liveBytes).toBe(before.liveBytes);
+  });
+
+  it('int32 arithmetic keeps int32 and wraps like PyTorch', async () => {
+    const a = ints([2147483647, -7, 5]);
+    const b = ints([1, 2, -3]);
+    const s = T.add(a, b);
+    expect(s.dtype).toBe('int32');
+    expect(Array.from(await s.intData())).toEqual([-2147483648, -5, 2]);
+    expect(Array.from(await T.sub(b, 1).intData())).toEqual([0, 1, -4]);
+    expect(Array.from(await T.floorDivide(ints([-7, 7, -7, 7]), ints([2, 2, -2, -2])).intData())).toEqual([-4, 3, 3, -4]);
+    expect(T.div(a, b).dtype).toBe('float32');
+    expect(T.mul(b, 0.5).dtype).toBe('float32');
+    expect(T.mul(b, 2).dtype).toBe('int32');
+    expect(Array.from(await a.add(b).sum().intData())).toEqual([-2147483651 | 0]);
+  });
+
+  it('int32 operands that cannot be int32 are refused clearly', () => {
+    const a = ints([1, 2]);
+    expect(() => T.add(a, 2 ** 40)).toThrow('add: the scalar 1099511627776 does not fit an int32 operand');
+    expect(() => T.floorDivide(a, 0)).toThrow('floorDivide: integer division by zero');
+    expect(() => T.pow(a, ints([1, 2]))).toThrow('pow: int32 operands are not supported (cast to float32 first)');
+    expect(() => T.exp(a)).toThrow('exp: input 0 has dtype int32, expected float32');
+    expect(() => T.mean(a)).toThrow(/mean: expected a float32 tensor, got int32/);
+  });
+
+  it('mixed int32/float32 operands promote to float32 and the gradient reaches the float operand', async () => {
+    const x = leaf([2, 3], 1);
+    const n = ints([1, -2, 3], [3]);
+    const y = T.mul(x, n);
+    expect(y.dtype).toBe('float32');
+    y.sum().backward();
+    expect(Array.from(await x.grad!.data())).toEqual([1, -2, 3, 1, -2, 3]);
+  });
+});
+
+describe('finite-difference gradients', () => {
+  it('log1p, erf', async () => {
+    await check('log1p', (x) => T.log1p(x), [T.tensor([0.3, -0.5, 2, 0.01, 4], [5])].map((t) => ((t.requiresGrad = true), t)), { eps: 1e-3 });
+    await check('erf', (x) => T.erf(x), [leaf([3, 4], 2, 1.5)], { eps: 1e-3 });
+  });
+});
