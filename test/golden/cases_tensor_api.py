@@ -70,8 +70,50 @@ def build_unary(g):
     g.case("erf_special", "erf", [torch.tensor([float("inf"), float("-inf"), float("nan"), 0.0, 6.0, -6.0, 1e-8])], torch.erf, grad=[False])
 
 
+def build_scan_norm(g):
+    r = g.randn
+    for k, (shape, axis) in enumerate([((7,), 0), ((3, 5, 4), 1), ((2, 3, 9), -1), ((5, 300), 1), ((700, 3), 0), ((3, 2, 1100), 2)]):
+        g.case(f"cumsum_{k}", "cumsum", [r(*shape)], lambda t, a=axis: torch.cumsum(t, a), attrs={"axis": axis}, tol=2e-5)
+    special = torch.tensor([[1.0, float("nan"), 2.0, 3.0], [float("inf"), 1.0, float("-inf"), 2.0], [1e30, 1e30, -1e30, 5.0]])
+    g.case("cumsum_nan_inf", "cumsum", [special], lambda t: torch.cumsum(t, 1), attrs={"axis": 1}, grad=[False])
+    g.case("cumsum_int", "cumsum", [g.randint(100, 4, 6, low=-100).to(torch.int32)], lambda t: torch.cumsum(t, 1).to(torch.int32),
+           attrs={"axis": 1, **I32})
+    # Products of values near 1 in magnitude (both signs), with single and double zeros in some rows.
+    x = g.rand(4, 5, 3, low=0.5, high=1.5) * (2 * g.randint(2, 4, 5, 3) - 1)
+    xz = x.clone()
+    xz[0, 1, 0] = 0.0
+    xz[1, 2, 1] = 0.0
+    xz[1, 4, 1] = 0.0
+    for k, (axes, keep) in enumerate([(None, False), ([1], False), ([0, 2], True), ([-1], False)]):
+        dims = tuple(range(3)) if axes is None else tuple(axes)
+        def fn(t, d=dims, kd=keep):
+            for a in sorted([a % 3 for a in d], reverse=True):
+                t = t.prod(a, keepdim=True)
+            return t if kd else t.reshape([s for i, s in enumerate(t.shape) if i not in [a % 3 for a in d]])
+        g.case(f"prod_{k}", "prod", [x], fn, attrs={"axes": axes, "keepdim": keep})
+        g.case(f"prod_zeros_{k}", "prod", [xz], fn, attrs={"axes": axes, "keepdim": keep})
+    g.case("prod_int", "prod", [g.randint(4, 3, 5, low=-4).to(torch.int32)], lambda t: t.prod(1).to(torch.int32),
+           attrs={"axes": [1], "keepdim": False, **I32})
+    x = r(4, 5, 6)
+    xzero = x.clone()
+    xzero[1] = 0.0
+    inf = float("inf")
+    for k, (p, axes, keep) in enumerate([(2, None, False), (2, [1, 2], False), (1, [0], True), (inf, [2], False), (-inf, [0, 2], False),
+                                         (0, [1], False), (3, [1], False), (0.5, [2], True), (1.5, None, False), (inf, None, False)]):
+        attrs = {"p": "inf" if p == inf else "-inf" if p == -inf else p, "axes": axes, "keepdim": keep}
+        g.case(f"norm_{k}", "norm", [x], lambda t, p=p, a=axes, kd=keep: torch.linalg.vector_norm(t, ord=p, dim=a, keepdim=kd),
+               attrs=attrs, tol=2e-5, grad_tol=2e-4)
+    for k, p in enumerate([2, 1.5, 3, inf]):
+        attrs = {"p": "inf" if p == inf else p, "axes": [1, 2], "keepdim": False}
+        g.case(f"norm_zero_row_{k}", "norm", [xzero], lambda t, p=p: torch.linalg.vector_norm(t, ord=p, dim=(1, 2)), attrs=attrs, tol=2e-5)
+    ties = torch.tensor([[1.0, -3.0, 3.0, 2.0], [0.5, float("nan"), -1.0, 0.25]])
+    g.case("norm_inf_ties_nan", "norm", [ties], lambda t: torch.linalg.vector_norm(t, ord=inf, dim=1), attrs={"p": "inf", "axes": [1], "keepdim": False})
+    g.case("clone", "clone", [r(3, 7)], torch.clone)
+
+
 def build(out_dir):
     g = Group("tensor_api", seed=31)
     build_integer(g)
     build_unary(g)
+    build_scan_norm(g)
     return [g.save(out_dir)]

@@ -22,6 +22,10 @@ const OPS: Record<string, OpAdapter> = {
   where: ([c, a, b]) => T.where(c!, a!, b!),
   log1p: ([x]) => T.log1p(x!),
   erf: ([x]) => T.erf(x!),
+  cumsum: ([x], a) => T.cumsum(x!, a.axis),
+  prod: ([x], a) => T.prod(x!, a.axes ?? undefined, a.keepdim),
+  norm: ([x], a) => T.norm(x!, a.p === 'inf' ? Infinity : a.p === '-inf' ? -Infinity : a.p, a.axes ?? undefined, a.keepdim),
+  clone: ([x]) => T.clone(x!),
 };
 
 /** Every adapter also checks the result dtype the case names (PyTorch's, with int64 as int32 and bool as float). */

@@ -65,9 +65,54 @@ describe('dtypes', () => {
   });
 });
 
+describe('scans, products, norms', () => {
+  it('int32 cumsum and prod stay int32; clone copies storage', async () => {
+    const a = ints([3, -1, 4, 1, -5, 9], [2, 3]);
+    const c = T.cumsum(a, 1);
+    expect(c.dtype).toBe('int32');
+    expect(Array.from(await c.intData())).toEqual([3, 2, 6, 1, -4, 5]);
+    expect(Array.from(await T.prod(a, 0).intData())).toEqual([3, 5, 36]);
+    const b = T.clone(a);
+    expect(b.storage).not.toBe(a.storage);
+    expect(Array.from(await b.intData())).toEqual([3, -1, 4, 1, -5, 9]);
+  });
+
+  it('a long row is scanned by a workgroup and agrees with a float64 running sum', async () => {
+    const n = 5000;
+    const v = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) + 0.01);
+    const out = await T.cumsum(T.tensor(v), 0).data();
+    let acc = 0;
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      acc += v[i]!;
+      worst = Math.max(worst, Math.abs(out[i]! - acc));
+    }
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  it('norm refuses a non-numeric p and int32 input', () => {
+    expect(() => T.norm(T.zeros([2]), 'fro' as unknown as number)).toThrow('norm: p must be a number (Infinity for the max norm), got fro');
+    expect(() => T.norm(ints([1, 2]))).toThrow('norm: expected a float32 tensor, got int32 [2]');
+  });
+});
+
 describe('finite-difference gradients', () => {
   it('log1p, erf', async () => {
     await check('log1p', (x) => T.log1p(x), [T.tensor([0.3, -0.5, 2, 0.01, 4], [5])].map((t) => ((t.requiresGrad = true), t)), { eps: 1e-3 });
     await check('erf', (x) => T.erf(x), [leaf([3, 4], 2, 1.5)], { eps: 1e-3 });
+  });
+
+  it('cumsum (short and workgroup-scanned rows), prod (with a zero), norm, clone', async () => {
+    await check('cumsum', (x) => T.cumsum(x, 1), [leaf([2, 5, 3], 3)]);
+    await check('cumsum long', (x) => T.cumsum(x, 0), [leaf([300, 1], 4, 0.1)], { atol: 5e-3 });
+    const z = T.tensor([0.9, -1.2, 0, 1.1, 0.8, 1.3, -0.7, 1.05, 0.95], [3, 3]);
+    z.requiresGrad = true;
+    await check('prod', (x) => T.prod(x, 1), [z]);
+    await check('prod all', (x) => T.prod(x), [leaf([2, 3], 5)]);
+    await check('norm 2', (x) => T.norm(x, 2, [1]), [leaf([3, 4], 6)]);
+    await check('norm 3', (x) => T.norm(x, 3, [0], true), [leaf([3, 4], 7)]);
+    await check('norm 0.5', (x) => T.norm(x, 0.5), [leaf([2, 3], 8)]);
+    await check('norm inf', (x) => T.norm(x, Infinity, [1]), [leaf([3, 4], 9)]);
+    await check('clone', (x) => T.clone(x), [leaf([2, 3], 10)]);
   });
 });

@@ -20,3 +20,5 @@ export * from './sort.js';
 export * from './lovasz.js';
 export * from './indexing.js';
 export * from './roi-align.js';
+export * from './scan.js';
+export * from './norm.js';
