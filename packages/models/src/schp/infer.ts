@@ -78,14 +78,21 @@ function defaultLabelSet(numClasses: number): SCHPLabelSet | undefined {
  * -> argmax. The warps use gridSample; the official code warps with cv2 (fixed-point 1/32-pixel weights).
  */
 export function parseHuman(model: SCHPNetwork, image: T.Tensor, options: ParseOptions = {}): ParseResult {
+  // Training mode would use batch statistics of this one image and drop channels.
+  if (model.training) throw new Error('parseHuman: the model is in training mode; call model.eval() first');
+  return parseHumanWith((x) => model.forward(x)[0][1], model.config.numClasses, image, options);
+}
+
+/**
+ * parseHuman around any SCHP-like network: `network(x)` maps the normalised BGR input [N, 3, h, w] to the fused
+ * head's logits [N, numClasses, h', w'] (e.g. an ONNX export of the network run by `OnnxGraph`).
+ */
+export function parseHumanWith(network: (x: T.Tensor) => T.Tensor, numClasses: number, image: T.Tensor, options: ParseOptions = {}): ParseResult {
   const op = 'parseHuman';
   const batched = image.rank === 4;
   if (!((image.rank === 3 && image.shape[0] === 3) || (batched && image.shape[0] === 1 && image.shape[1] === 3))) {
     throw new Error(`${op}: expected an RGB image [3, H, W] or [1, 3, H, W], got ${T.formatShape(image.shape)}`);
   }
-  // Training mode would use batch statistics of this one image and drop channels.
-  if (model.training) throw new Error(`${op}: the model is in training mode; call model.eval() first`);
-  const numClasses = model.config.numClasses;
   const set = options.labelSet ?? defaultLabelSet(numClasses);
   if (set && set.labels.length !== numClasses) {
     throw new Error(`${op}: label set '${set.name}' has ${set.labels.length} classes, the model ${numClasses}`);
@@ -112,7 +119,8 @@ export function parseHuman(model: SCHPNetwork, image: T.Tensor, options: ParseOp
       for (const s of scales) {
         const xs = s === 1 ? x : T.interpolate(x, { size: [Math.floor(inH * s), Math.floor(inW * s)], mode: 'bilinear', alignCorners: true });
         // The mirrored copy rides in the same batch, as evaluate.py does.
-        let out = model.forward(perm ? T.concat([xs, T.flip(xs, [3])], 0) : xs)[0][1];
+        let out = network(perm ? T.concat([xs, T.flip(xs, [3])], 0) : xs);
+        if (out.rank !== 4 || out.shape[1] !== numClasses) throw new Error(`${op}: the network gave ${T.formatShape(out.shape)}, expected [N, ${numClasses}, h, w]`);
         if (perm) {
           const [plain, mirrored] = T.split(out, 1, 0) as [T.Tensor, T.Tensor];
           out = T.mul(T.add(plain, T.flip(T.indexSelect(mirrored, 1, perm), [3])), 0.5);
