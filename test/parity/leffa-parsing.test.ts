@@ -1,7 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_NECK_LABEL, LeffaHumanParsing, OnnxGraph, combineLeffaParsing } from '@leffa-webgpu/models';
+import { loadLeffaHumanParsing } from '@leffa-webgpu/train';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectClose } from '../helpers/compare.js';
 import { ModelGolden } from '../helpers/model-golden.js';
@@ -70,5 +73,29 @@ describe("Leffa's human parsing (parsing_api.py) against its own code", () => {
     expectClose(await r.logits.data(), g.host('leffa/atr_logits').data, 1e-4, 'leffa/atr_logits');
     T.dispose([image, r.logits, r.labels]);
     atr.dispose();
+  });
+
+  it('loadLeffaHumanParsing reads the two files; missing, corrupt and swapped files are reported', async () => {
+    const parsing = await loadLeffaHumanParsing(out('onnx_leffa_atr.onnx'), out('onnx_leffa_lip.onnx'));
+    const image = g.tensor('leffa/image');
+    const r = await parsing.parse(image);
+    const [H, W] = g.host('leffa/image').shape.slice(1) as [number, number];
+    expect(mismatches(r.labels, g.host('leffa/labels').data)).toBeLessThanOrEqual(4 * Math.ceil(H * W * 0.002));
+    parsing.dispose();
+    const dir = mkdtempSync(join(tmpdir(), 'leffa-parsing-'));
+    try {
+      const cut = join(dir, 'parsing_atr.onnx');
+      const bytes = readFileSync(out('onnx_leffa_atr.onnx'));
+      writeFileSync(cut, bytes.subarray(0, bytes.length - 1000));
+      await expect(loadLeffaHumanParsing(cut, out('onnx_leffa_lip.onnx'))).rejects.toThrow(/ATR human parser '.*parsing_atr.onnx': ONNX: .*(corrupt or truncated)/);
+      await expect(loadLeffaHumanParsing(out('onnx_leffa_atr.onnx'), join(dir, 'nope.onnx'))).rejects.toThrow(/LIP human parser '.*nope.onnx': does not exist/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // Swapped: the 20-class LIP export where the 18-class ATR one belongs.
+    const swapped = await loadLeffaHumanParsing(out('onnx_leffa_lip.onnx'), out('onnx_leffa_atr.onnx'));
+    await expect(swapped.parse(image)).rejects.toThrow(/parseHuman: the network gave \[1, 20, \d+, \d+\], expected \[N, 18, h, w\]/);
+    swapped.dispose();
+    image.dispose();
   });
 });

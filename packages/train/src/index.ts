@@ -19,3 +19,4 @@ export * from './densepose/index.js';
 export * from './pipeline/photo.js';
 export * from './pipeline/model-checkpoints.js';
 export * from './pipeline/load-models.js';
+export * from './pipeline/leffa-parsing.js';
