@@ -91,6 +91,28 @@ describe('ONNX executor against PyTorch and ONNX Runtime', () => {
     expect(Math.max(...w.data.map(Math.abs))).toBeGreaterThan(0);
   });
 
+  it('releases every intermediate tensor: after the first run only the uploaded weights stay live', async () => {
+    const graph = OnnxGraph.fromBytes(new Uint8Array(readFileSync(out('onnx_ce2p_op13.onnx'))));
+    const x = g.tensor('ce2p/x');
+    await T.sync();
+    const before = T.memoryStats().liveBuffers;
+    T.dispose(Object.values(graph.run({ 'input.1': x })));
+    await T.sync();
+    const weights = T.memoryStats().liveBuffers - before;
+    // The folded BN scales and the convolution weights: one buffer per uploaded constant.
+    expect(weights).toBeGreaterThan(30);
+    const outs = graph.run({ 'input.1': x });
+    expect(Object.keys(outs).length).toBe(3);
+    await T.sync();
+    expect(T.memoryStats().liveBuffers - before).toBe(weights + 3);
+    T.dispose(Object.values(outs));
+    graph.dispose();
+    await T.sync();
+    expect(T.memoryStats().liveBuffers).toBe(before);
+    expect(x.isDisposed).toBe(false);
+    x.dispose();
+  });
+
   it('a feed of the wrong name or shape is refused', () => {
     const graph = OnnxGraph.fromBytes(new Uint8Array(readFileSync(out('onnx_ce2p_op11.onnx'))));
     const x = T.zeros([1, 3, 64, 64]);
