@@ -111,9 +111,119 @@ def build_scan_norm(g):
     g.case("clone", "clone", [r(3, 7)], torch.clone)
 
 
+def build_indexing(g):
+    r = g.randn
+    # masked_fill, tril / triu
+    x = r(3, 4, 5)
+    g.case("masked_fill", "masked_fill", [x, (g.randn(4, 1) > 0).float()], lambda t, m: t.masked_fill(m != 0, -2.5),
+           attrs={"value": -2.5}, grad=[True, False])
+    g.case("masked_fill_full_inf", "masked_fill", [x, (g.randn(3, 4, 5) > 0.3).to(torch.int32)],
+           lambda t, m: t.masked_fill(m != 0, float("-inf")), attrs={"value": "-inf"}, grad=[True, False])
+    g.case("masked_fill_int", "masked_fill", [g.randint(9, 3, 4).to(torch.int32), (g.randn(3, 4) > 0).float()],
+           lambda t, m: t.masked_fill(m != 0, 7), attrs={"value": 7, **I32})
+    for k, (shape, diag) in enumerate([((5, 5), 0), ((4, 7), 1), ((2, 6, 3), -1), ((3, 4), -5), ((2, 3, 5), 3)]):
+        g.case(f"tril_{k}", "tril", [r(*shape)], lambda t, d=diag: torch.tril(t, d), attrs={"diagonal": diag})
+        g.case(f"triu_{k}", "triu", [r(*shape)], lambda t, d=diag: torch.triu(t, d), attrs={"diagonal": diag})
+    inf_x = torch.full((3, 3), float("inf"))
+    g.case("triu_of_inf", "triu", [inf_x], lambda t: torch.triu(t), attrs={"diagonal": 0}, grad=[False])
+    # topk: distinct values so the order is unique; NaN counts as the largest
+    for k, (shape, kk, axis, largest) in enumerate([((3, 9), 4, -1, True), ((4, 17), 5, 1, False), ((5, 6, 3), 2, 1, True),
+                                                     ((2, 1030), 7, -1, True), ((6,), 6, 0, False)]):
+        x = (torch.randperm(math.prod(shape), generator=g.gen).float() * 0.1 - 3.0).reshape(shape)
+        g.case(f"topk_{k}", "topk", [x], lambda t, kk=kk, a=axis, lg=largest: torch.topk(t, kk, dim=a, largest=lg),
+               attrs={"k": kk, "axis": axis, "largest": largest})
+    nan = float("nan")
+    # One NaN per row: PyTorch leaves the order of tied values (NaNs included) unspecified.
+    xn = torch.tensor([[1.0, nan, 3.0, -2.0, 0.5], [-3.0, -1.0, 4.0, 2.0, nan]])
+    g.case("topk_nan_largest", "topk", [xn], lambda t: torch.topk(t, 3, dim=1), attrs={"k": 3, "axis": 1, "largest": True}, grad=[False])
+    g.case("topk_nan_smallest", "topk", [xn], lambda t: torch.topk(t, 3, dim=1, largest=False), attrs={"k": 3, "axis": 1, "largest": False},
+           grad=[False])
+    # scatter (distinct targets per line), scatter with a value, scatter_add (duplicates accumulate)
+    x = r(4, 6)
+    idx = torch.stack([torch.randperm(6, generator=g.gen)[:3] for _ in range(4)])
+    g.case("scatter_axis1", "scatter", [x, idx, r(4, 3)], lambda t, i, s: torch.scatter(t, 1, i, s), attrs={"axis": 1})
+    # A src larger than the index: PyTorch reads its leading part (and has no gradient for it).
+    g.case("scatter_larger_src", "scatter", [x, idx, r(4, 5)], lambda t, i, s: torch.scatter(t, 1, i, s), attrs={"axis": 1},
+           grad=[True, False, False])
+    idx0 = torch.stack([torch.randperm(5, generator=g.gen)[:2] for _ in range(3)], 1)
+    g.case("scatter_axis0", "scatter", [r(5, 3, 2), idx0.unsqueeze(-1).expand(2, 3, 2).contiguous(), r(2, 3, 2)],
+           lambda t, i, s: torch.scatter(t, 0, i, s), attrs={"axis": 0})
+    g.case("scatter_value", "scatter_value", [r(3, 5), torch.tensor([[4, 0], [2, 2], [1, 3]])],
+           lambda t, i: torch.scatter(t, 1, i, -1.5), attrs={"axis": 1, "value": -1.5})
+    g.case("scatter_add_dups", "scatter_add", [r(5, 4), g.randint(5, 7, 4), r(7, 4)], lambda t, i, s: torch.scatter_add(t, 0, i, s),
+           attrs={"axis": 0})
+    g.case("scatter_add_mid", "scatter_add", [r(2, 3, 4), g.randint(3, 2, 5, 3), r(2, 5, 3)], lambda t, i, s: torch.scatter_add(t, 1, i, s),
+           attrs={"axis": 1})
+    # negative-step slicing: Python semantics (PyTorch refuses negative steps), taken with index_select
+    def py_slice(t, specs):
+        for d, sp in enumerate(specs):
+            if sp is None:
+                continue
+            rng = range(*slice(sp.get("start"), sp.get("end"), sp.get("step")).indices(t.shape[d]))
+            t = torch.index_select(t, d, torch.tensor(list(rng), dtype=torch.long))
+        return t
+    x = r(7, 6, 5)
+    for k, specs in enumerate([
+        [{"step": -1}],
+        [{"start": 5, "end": 1, "step": -2}],
+        [None, {"start": -2, "step": -3}, {"start": 1, "end": 4}],
+        [{"start": 100, "end": -100, "step": -4}, None, {"step": -2}],
+        [{"start": 2, "end": 5, "step": -1}],
+        [None, None, {"start": -1, "end": -6, "step": -1}],
+    ]):
+        g.case(f"slice_negative_{k}", "slice", [x], lambda t, sp=specs: py_slice(t, sp), attrs={"specs": specs})
+    # einsum
+    E = [
+        ("ij,jk->ik", [(3, 4), (4, 5)]),
+        ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+        ("ii->i", [(4, 4)]),
+        ("ii", [(5, 5)]),
+        ("ij->", [(3, 4)]),
+        ("ij->ji", [(3, 4)]),
+        ("i,j->ij", [(3,), (5,)]),
+        ("bhqd,bhkd->bhqk", [(2, 3, 4, 5), (2, 3, 6, 5)]),
+        ("...ij,...jk->...ik", [(2, 3, 4), (1, 4, 5)]),
+        ("...ij,...jk->...ik", [(3, 2, 3, 4), (2, 4, 5)]),
+        ("...ij,jk", [(2, 3, 4), (4, 5)]),
+        ("ijk,ikl,il->jl", [(3, 2, 4), (3, 4, 5), (3, 5)]),
+        ("iij->j", [(3, 3, 4)]),
+        ("ba,ca", [(4, 3), (5, 3)]),
+        ("bij,bj->bi", [(1, 3, 4), (5, 4)]),
+    ]
+    for k, (eq, shapes) in enumerate(E):
+        g.case(f"einsum_{k}", "einsum", [r(*s) for s in shapes], lambda *ts, eq=eq: torch.einsum(eq, *ts), attrs={"equation": eq}, tol=2e-5)
+    # conv1d through conv2d
+    for k, (xs, ws, bias, opts) in enumerate([
+        ((2, 3, 11), (4, 3, 3), True, {"stride": 2, "padding": 1}),
+        ((1, 4, 9), (6, 2, 2), False, {"dilation": 3, "groups": 2}),
+        ((3, 7), (5, 3, 4), True, {"padding": 2}),
+        ((2, 2, 8), (3, 2, 5), True, {"padding": "same"}),
+    ]):
+        ins = [r(*xs), r(*ws, scale=0.5)] + ([r(ws[0])] if bias else [])
+        g.case(f"conv1d_{k}", "conv1d", ins, lambda x, w, b=None, o=opts: F.conv1d(x, w, b, **o), attrs=opts, tol=2e-5)
+
+
+def build_async(g):
+    r = g.randn
+    x = r(4, 5)
+    x[1, 2] = 0.0
+    mask = (g.randn(4, 5) > 0).float()
+    g.case("boolean_mask_full", "boolean_mask", [x, mask], lambda t, m: t[m != 0], grad=[True, False])
+    g.case("boolean_mask_leading", "boolean_mask", [r(5, 3, 2), torch.tensor([1, 0, 1, 1, 0], dtype=torch.int32)],
+           lambda t, m: t[m != 0], grad=[True, False])
+    g.case("boolean_mask_none", "boolean_mask", [r(3, 2), torch.zeros(3, dtype=torch.int32)], lambda t, m: t[m != 0], grad=[True, False])
+    g.case("boolean_mask_int", "boolean_mask", [g.randint(9, 3, 4).to(torch.int32), (g.randn(3, 4) > 0).float()],
+           lambda t, m: t[m != 0], attrs=I32)
+    g.case("nonzero", "nonzero", [torch.tensor([[0.0, 1.5, 0.0], [float("nan"), 0.0, -2.0]])], lambda t: torch.nonzero(t), attrs=I32)
+    g.case("nonzero_3d", "nonzero", [(g.randn(2, 3, 4) > 0.5).float()], lambda t: torch.nonzero(t), attrs=I32)
+
+
 def build(out_dir):
     g = Group("tensor_api", seed=31)
     build_integer(g)
     build_unary(g)
     build_scan_norm(g)
-    return [g.save(out_dir)]
+    build_indexing(g)
+    a = Group("tensor_api_async", seed=32)
+    build_async(a)
+    return [g.save(out_dir), a.save(out_dir)]

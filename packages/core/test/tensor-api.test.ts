@@ -96,6 +96,49 @@ describe('scans, products, norms', () => {
   });
 });
 
+describe('indexing and composites', () => {
+  it('booleanMask and nonzero read back and give data-dependent shapes', async () => {
+    const x = T.tensor([[1, 2], [3, 4], [5, 6]]);
+    const rows = await T.booleanMask(x, ints([1, 0, 1]));
+    expect(rows.shape).toEqual([2, 2]);
+    expect(Array.from(await rows.data())).toEqual([1, 2, 5, 6]);
+    const nz = await T.nonzero(T.tensor([[0, 2], [3, 0]]));
+    expect(nz.dtype).toBe('int32');
+    expect(Array.from(await nz.intData())).toEqual([0, 1, 1, 0]);
+    await expect(T.booleanMask(x, ints([1, 0]))).rejects.toThrow('booleanMask: mask [2] must match the leading dims of the input [3, 2]');
+  });
+
+  it('slice takes Python negative steps and refuses a zero step', async () => {
+    const x = T.arange(6);
+    expect(Array.from(await T.slice(x, [{ step: -1 }]).data())).toEqual([5, 4, 3, 2, 1, 0]);
+    expect(Array.from(await T.slice(x, [{ start: 5, end: 1, step: -2 }]).data())).toEqual([5, 3]);
+    expect(Array.from(await T.slice(x, [{ start: -1, end: -7, step: -4 }]).data())).toEqual([5, 1]);
+    expect(T.slice(x, [{ start: 1, end: 4, step: -1 }]).shape).toEqual([0]);
+    expect(() => T.slice(x, [{ step: 0 }])).toThrow('slice: step must be a non-zero integer, got 0');
+  });
+
+  it('errors name the op, the shapes and what was expected', () => {
+    const x = T.zeros([3, 4]);
+    expect(() => T.maskedFill(x, T.zeros([2, 4]), 1)).toThrow('maskedFill: shapes [3, 4] and [2, 4] are not broadcastable');
+    expect(() => T.maskedFill(x, T.zeros([2, 3, 4]), 1)).toThrow('maskedFill: mask [2, 3, 4] must broadcast to the input\'s shape [3, 4]');
+    expect(() => T.tril(T.zeros([3]))).toThrow('tril: expected a tensor of at least 2 dims, got [3]');
+    expect(() => T.topk(x, 5)).toThrow('topk: k = 5 is out of range for axis -1 of size 4 (input [3, 4])');
+    expect(() => T.scatter(x, 1, ints([0, 1]), 1)).toThrow('scatter: index [2] must have the rank of input [3, 4]');
+    expect(() => T.scatter(x, 1, T.zeros([3, 1]), 1)).toThrow('scatter: index must be int32, got float32 [3, 1]');
+    expect(() => T.scatterAdd(x, 0, ints([0, 1, 2, 0], [1, 4]), T.zeros([1, 3]))).toThrow(/scatterAdd: index \[1, 4\] must have the rank of input \[3, 4\], src \[1, 3\]/);
+    expect(() => T.einsum('ij,jk->ik', x, T.zeros([5, 2]))).toThrow("einsum: 'ij,jk->ik': label 'j' has size 4 in one operand and 5 in another");
+    expect(() => T.einsum('ij->k', x)).toThrow("einsum: 'ij->k': output label 'k' does not occur in the operands");
+    expect(() => T.einsum('ijk', x)).toThrow("einsum: 'ijk': operand 0 'ijk' names 3 dims, the operand has 2");
+    expect(() => T.einsum('ij,jk', x)).toThrow("einsum: 'ij,jk' names 2 operands, 1 given");
+    expect(() => T.conv1d(T.zeros([1, 2, 3, 4]), T.zeros([1, 2, 1]))).toThrow('conv1d: expected input [N, C, L] or [C, L], got [1, 2, 3, 4]');
+  });
+
+  it('scatter indices out of range fail the next readback naming the op', async () => {
+    const out = T.scatter(T.zeros([2, 3]), 1, ints([0, 3], [2, 1]), 1);
+    await expect(out.data()).rejects.toThrow(/scatter: index 3 is out of range \(expected 0 <= index < 3/);
+  });
+});
+
 describe('finite-difference gradients', () => {
   it('log1p, erf', async () => {
     await check('log1p', (x) => T.log1p(x), [T.tensor([0.3, -0.5, 2, 0.01, 4], [5])].map((t) => ((t.requiresGrad = true), t)), { eps: 1e-3 });
@@ -114,5 +157,20 @@ describe('finite-difference gradients', () => {
     await check('norm 0.5', (x) => T.norm(x, 0.5), [leaf([2, 3], 8)]);
     await check('norm inf', (x) => T.norm(x, Infinity, [1]), [leaf([3, 4], 9)]);
     await check('clone', (x) => T.clone(x), [leaf([2, 3], 10)]);
+  });
+
+  it('maskedFill, tril/triu, topk, scatter/scatterAdd, negative-step slice, einsum, conv1d', async () => {
+    const mask = T.tensor([1, 0, 0, 1, 1, 0], [2, 3]);
+    await check('maskedFill', (x) => T.maskedFill(x, mask, 3), [leaf([2, 3], 11)]);
+    await check('tril', (x) => T.tril(x, 1), [leaf([2, 3, 4], 12)]);
+    await check('triu', (x) => T.triu(x, -1), [leaf([4, 3], 13)]);
+    await check('topk', (x) => T.topk(x, 2, 1).values, [leaf([3, 5], 14)]);
+    const index = ints([2, 0, 1, 1, 3, 0], [2, 3]);
+    await check('scatter', (x, s) => T.scatter(x, 1, index.reshape([2, 3]).add(0), s), [leaf([2, 4], 15), leaf([2, 3], 16)]);
+    await check('scatterAdd', (x, s) => T.scatterAdd(x, 1, index, s), [leaf([2, 4], 17), leaf([2, 3], 18)]);
+    await check('slice negative', (x) => T.slice(x, [{ start: 4, end: 0, step: -2 }, { step: -1 }]), [leaf([5, 3], 19)]);
+    await check('einsum', (a, b) => T.einsum('bij,jk->bki', a, b), [leaf([2, 3, 4], 20), leaf([4, 2], 21)]);
+    await check('einsum diagonal', (a) => T.einsum('iij->ji', a), [leaf([3, 3, 2], 22)]);
+    await check('conv1d', (x, w, b) => T.conv1d(x, w, b, { stride: 2, padding: 1 }), [leaf([1, 2, 7], 23), leaf([3, 2, 3], 24, 0.5), leaf([3], 25)]);
   });
 });

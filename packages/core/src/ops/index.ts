@@ -22,3 +22,8 @@ export * from './indexing.js';
 export * from './roi-align.js';
 export * from './scan.js';
 export * from './norm.js';
+export * from './masking.js';
+export * from './topk.js';
+export * from './scatter.js';
+export * from './einsum.js';
+export * from './conv1d.js';

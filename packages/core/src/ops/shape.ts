@@ -131,15 +131,14 @@ export type SliceSpec = { start?: number; end?: number; step?: number } | null |
 /** Python-style bounds: negatives count from the end and out-of-range values clamp. */
 function resolveSlice(spec: SliceSpec, size: number): { start: number; count: number; step: number } {
   const step = spec?.step ?? 1;
-  if (!Number.isInteger(step) || step <= 0) throw new Error(`slice: step must be a positive integer, got ${step}`);
+  if (!Number.isInteger(step) || step <= 0) throw new Error(`slice: step must be a non-zero integer, got ${step}`);
   const clampIndex = (v: number) => Math.min(Math.max(v < 0 ? v + size : v, 0), size);
   const start = clampIndex(spec?.start ?? 0);
   const end = clampIndex(spec?.end ?? size);
   return { start, count: Math.max(0, Math.ceil((end - start) / step)), step };
 }
 
-/** Multi-axis slice: one spec per leading axis ({start, end, step}; null keeps the whole axis). */
-export const slice = defineOp('slice', {
+const sliceOp = defineOp('slice', {
   forward: (_ctx, x: Tensor, specs: readonly SliceSpec[]) => {
     if (specs.length > x.rank) throw new Error(`slice: ${specs.length} specs for a tensor of rank ${x.rank}`);
     const strides = contiguousStrides(x.shape);
@@ -167,6 +166,42 @@ export const slice = defineOp('slice', {
     return [gx];
   },
 });
+
+/**
+ * Python's slice.indices for a negative step: the first and last index taken and how many (empty when
+ * count is 0). Bounds clamp to [-1, size - 1]; start defaults to the end, end to before the beginning.
+ */
+function resolveNegativeSlice(spec: NonNullable<SliceSpec>, size: number): { first: number; last: number; count: number; step: number } {
+  const step = spec.step!;
+  if (!Number.isInteger(step)) throw new Error(`slice: step must be an integer, got ${step}`);
+  const clampIndex = (v: number) => Math.min(Math.max(v < 0 ? v + size : v, -1), size - 1);
+  const first = spec.start === undefined ? size - 1 : clampIndex(spec.start);
+  const end = spec.end === undefined ? -1 : clampIndex(spec.end);
+  const count = first > end ? Math.floor((first - end - 1) / -step) + 1 : 0;
+  return { first, last: first + (count - 1) * step, count, step };
+}
+
+/**
+ * Multi-axis slice: one spec per leading axis ({start, end, step}; null keeps the whole axis), with Python's
+ * semantics: negative bounds count from the end, out-of-range bounds clamp, and a negative step walks
+ * backwards (x[::-1], x[5:1:-2]; PyTorch refuses negative steps, numpy and Python lists take them). A negative
+ * step is the positive-step slice of the same elements, flipped.
+ */
+export function slice(x: Tensor, specs: readonly SliceSpec[]): Tensor {
+  if (!specs.some((s) => (s?.step ?? 1) < 0)) return sliceOp(x, specs);
+  if (specs.length > x.rank) throw new Error(`slice: ${specs.length} specs for a tensor of rank ${x.rank}`);
+  const flipAxes: number[] = [];
+  const forward = specs.map((s, d): SliceSpec => {
+    if ((s?.step ?? 1) > 0) return s;
+    const r = resolveNegativeSlice(s!, x.shape[d]!);
+    flipAxes.push(d);
+    return r.count === 0 ? { start: 0, end: 0 } : { start: r.last, end: r.first + 1, step: -r.step };
+  });
+  const sliced = sliceOp(x, forward);
+  const out = flip(sliced, flipAxes);
+  if (!out.requiresGrad) sliced.dispose();
+  return out;
+}
 
 /** `length` entries of `axis` starting at `start`. */
 export function narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
