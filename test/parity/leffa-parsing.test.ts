@@ -94,7 +94,7 @@ describe("Leffa's human parsing (parsing_api.py) against its own code", () => {
     }
     // Swapped: the 20-class LIP export where the 18-class ATR one belongs.
     const swapped = await loadLeffaHumanParsing(out('onnx_leffa_lip.onnx'), out('onnx_leffa_atr.onnx'));
-    await expect(swapped.parse(image)).rejects.toThrow(/parseHuman: the network gave \[1, 20, \d+, \d+\], expected \[N, 18, h, w\]/);
+    await expect(swapped.parse(image)).rejects.toThrow(/LeffaHumanParsing: the ATR graph gave \[1, 20, \d+, \d+\], not the 18 ATR classes: is it parsing_atr.onnx\?/);
     swapped.dispose();
     image.dispose();
   });

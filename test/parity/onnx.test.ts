@@ -91,7 +91,7 @@ describe('ONNX executor against PyTorch and ONNX Runtime', () => {
     expect(Math.max(...w.data.map(Math.abs))).toBeGreaterThan(0);
   });
 
-  it('releases every intermediate tensor: after the first run only the uploaded weights stay live', async () => {
+  it('releases every intermediate tensor: after the first run only the uploaded weights stay live; runAsync', async () => {
     const graph = OnnxGraph.fromBytes(new Uint8Array(readFileSync(out('onnx_ce2p_op13.onnx'))));
     const x = g.tensor('ce2p/x');
     await T.sync();
@@ -101,8 +101,10 @@ describe('ONNX executor against PyTorch and ONNX Runtime', () => {
     const weights = T.memoryStats().liveBuffers - before;
     // The folded BN scales and the convolution weights: one buffer per uploaded constant.
     expect(weights).toBeGreaterThan(30);
-    const outs = graph.run({ 'input.1': x });
+    // runAsync: the same nodes, awaiting the device every 16 of them.
+    const outs = await graph.runAsync({ 'input.1': x });
     expect(Object.keys(outs).length).toBe(3);
+    expectClose(await outs[graph.outputNames[1]!]!.data(), g.host('ce2p/fusion').data, 1e-4, 'runAsync fusion');
     await T.sync();
     expect(T.memoryStats().liveBuffers - before).toBe(weights + 3);
     T.dispose(Object.values(outs));

@@ -614,9 +614,27 @@ export class OnnxGraph {
 
   /**
    * Runs the graph on float32 feeds (one per graph input) and returns every graph output as a device tensor.
-   * Intermediate tensors are released as soon as their last consumer has run.
+   * Intermediate tensors are released as soon as their last consumer has run. Large graphs: prefer `runAsync`.
    */
   run(feeds: Record<string, T.Tensor>): Record<string, T.Tensor> {
+    const it = this.steps(feeds);
+    for (;;) {
+      const r = it.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** `run`, awaiting the device every 16 nodes so that a large graph never queues unbounded GPU work. */
+  async runAsync(feeds: Record<string, T.Tensor>): Promise<Record<string, T.Tensor>> {
+    const it = this.steps(feeds);
+    for (let k = 0; ; k++) {
+      const r = it.next();
+      if (r.done) return r.value;
+      if (k % 16 === 15) await T.throttle();
+    }
+  }
+
+  private *steps(feeds: Record<string, T.Tensor>): Generator<void, Record<string, T.Tensor>> {
     for (const name of this.inputNames) if (!feeds[name]) throw new Error(`ONNX: no feed for graph input '${name}' (inputs: ${this.inputNames.join(', ')})`);
     for (const name of Object.keys(feeds)) if (!this.inputNames.includes(name)) throw new Error(`ONNX: '${name}' is not a graph input (inputs: ${this.inputNames.join(', ')})`);
     for (const { name, shape } of this.inputInfo) {
@@ -644,49 +662,47 @@ export class OnnxGraph {
       }
     };
     try {
-      return T.noGrad(() => {
-        this.plan.forEach(({ node, impl, ctx }, k) => {
-          const ins = node.inputs.map((i) => (i ? (values.get(i) ?? this.constants.get(i)) : undefined));
-          const up = (v: Value | undefined, what: string): T.Tensor => {
-            if (v === undefined) throw new Error(`${ctx.what}: input ${what} is missing`);
-            if (!isHost(v)) return v;
-            const idx = ins.indexOf(v);
-            const name = node.inputs[idx]!;
-            return this.constants.get(name) === v ? this.upload(name, v) : deviceTensorFromHost(v);
-          };
-          const onHost = ins.every((v) => v === undefined || isHost(v));
-          let outs: Value[];
-          try {
-            outs = T.tidy(() => {
+      for (const [k, { node, impl, ctx }] of this.plan.entries()) {
+        const ins = node.inputs.map((i) => (i ? (values.get(i) ?? this.constants.get(i)) : undefined));
+        const up = (v: Value | undefined, what: string): T.Tensor => {
+          if (v === undefined) throw new Error(`${ctx.what}: input ${what} is missing`);
+          if (!isHost(v)) return v;
+          const name = node.inputs[ins.indexOf(v)]!;
+          return this.constants.get(name) === v ? this.upload(name, v) : deviceTensorFromHost(v);
+        };
+        const onHost = ins.every((v) => v === undefined || isHost(v));
+        let outs: Value[];
+        try {
+          outs = T.noGrad(() =>
+            T.tidy(() => {
               if (onHost && impl.host) return impl.host(ins as (OnnxTensor | undefined)[], ctx);
               if (!impl.device) throw new Error(`${ctx.what}: runs on the host only, but an input is a device tensor`);
               return impl.device(ins, ctx, up);
-            });
-          } catch (e) {
-            const msg = (e as Error).message;
-            throw new Error(msg.startsWith('ONNX') ? msg : `${ctx.what}: ${msg}`);
-          }
-          node.outputs.forEach((o, j) => {
-            if (!o) return;
-            const v = outs[j]!;
-            values.set(o, v);
-            if (!isHost(v) && !ins.includes(v) && !Object.values(feeds).includes(v) && ![...this.uploads.values()].includes(v)) {
-              owned.set(v, (owned.get(v) ?? 0) + 1);
-            } else if (!isHost(v) && owned.has(v)) {
-              owned.set(v, owned.get(v)! + 1);
-            }
-          });
-          for (const i of new Set(node.inputs)) if (i && lastUse.get(i) === k && !outputs.has(i) && values.has(i)) release(i);
-        });
-        const result: Record<string, T.Tensor> = {};
-        for (const o of this.outputNames) {
-          const v = values.get(o) ?? this.constants.get(o)!;
-          // Outputs the caller owns: constants and feeds passed through are copied.
-          result[o] = isHost(v) ? deviceTensorFromHost(v) : owned.has(v) ? v : T.mul(v, 1);
-          if (!isHost(v) && owned.has(v)) owned.delete(v);
+            }),
+          );
+        } catch (e) {
+          const msg = (e as Error).message;
+          throw new Error(msg.startsWith('ONNX') ? msg : `${ctx.what}: ${msg}`);
         }
-        return result;
-      });
+        node.outputs.forEach((o, j) => {
+          if (!o) return;
+          const v = outs[j]!;
+          values.set(o, v);
+          if (isHost(v)) return;
+          if (owned.has(v)) owned.set(v, owned.get(v)! + 1);
+          else if (!ins.includes(v) && !Object.values(feeds).includes(v) && ![...this.uploads.values()].includes(v)) owned.set(v, 1);
+        });
+        for (const i of new Set(node.inputs)) if (i && lastUse.get(i) === k && !outputs.has(i) && values.has(i)) release(i);
+        yield;
+      }
+      const result: Record<string, T.Tensor> = {};
+      for (const o of this.outputNames) {
+        const v = values.get(o) ?? this.constants.get(o)!;
+        // Outputs the caller owns: constants and feeds passed through are copied.
+        result[o] = isHost(v) ? deviceTensorFromHost(v) : owned.has(v) ? v : T.noGrad(() => T.mul(v, 1));
+        if (!isHost(v)) owned.delete(v);
+      }
+      return result;
     } finally {
       for (const t of owned.keys()) t.dispose();
     }

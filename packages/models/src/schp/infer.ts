@@ -110,11 +110,7 @@ export function parseHumanWith(network: (x: T.Tensor) => T.Tensor, numClasses: n
   return T.noGrad(() =>
     T.tidy(() => {
       const perm = flip ? T.tensor(Int32Array.from(flipPermutation(numClasses, pairs))) : null;
-      const rgb = batched ? image : T.unsqueeze(image, 0);
-      const { k, tx, ty } = personBoxTransform(H, W, inputSize);
-      // Warp first, normalise after: the border is a black pixel, as cv2's borderValue 0 on the uint8 image.
-      const warped = T.flip(warp(rgb, inH, inW, k, tx, ty), [1]);
-      const x = T.div(T.sub(warped, T.tensor(BGR_MEAN, [1, 3, 1, 1])), T.tensor(BGR_STD, [1, 3, 1, 1]));
+      const x = schpInputRaw(image, inputSize);
       let fused: T.Tensor | null = null;
       for (const s of scales) {
         const xs = s === 1 ? x : T.interpolate(x, { size: [Math.floor(inH * s), Math.floor(inW * s)], mode: 'bilinear', alignCorners: true });
@@ -128,9 +124,46 @@ export function parseHumanWith(network: (x: T.Tensor) => T.Tensor, numClasses: n
         const up = T.mul(T.interpolate(out, { size: [inH, inW], mode: 'bilinear', alignCorners: true }), 1 / scales.length);
         fused = fused ? T.add(fused, up) : up;
       }
-      // The inverse transform: image pixel (x, y) reads input pixel (k x + tx, k y + ty).
-      const back = warp(fused!, H, W, 1 / k, -tx / k, -ty / k);
-      return { logits: T.squeeze(back, 0), labels: T.squeeze(T.argmax(back, 1), 0) };
+      return warpBack(fused!, H, W, inputSize);
     }),
   );
+}
+
+function schpInputRaw(image: T.Tensor, inputSize: [number, number]): T.Tensor {
+  const [H, W] = image.shape.slice(-2) as [number, number];
+  const rgb = image.rank === 4 ? image : T.unsqueeze(image, 0);
+  const { k, tx, ty } = personBoxTransform(H, W, inputSize);
+  // Warp first, normalise after: the border is a black pixel, as cv2's borderValue 0 on the uint8 image.
+  const warped = T.flip(warp(rgb, inputSize[0], inputSize[1], k, tx, ty), [1]);
+  return T.div(T.sub(warped, T.tensor(BGR_MEAN, [1, 3, 1, 1])), T.tensor(BGR_STD, [1, 3, 1, 1]));
+}
+
+/** Logits at the input size [1, C, inH, inW] -> warped back to the image and argmax. */
+function warpBack(logits: T.Tensor, H: number, W: number, inputSize: [number, number]): ParseResult {
+  const { k, tx, ty } = personBoxTransform(H, W, inputSize);
+  // The inverse transform: image pixel (x, y) reads input pixel (k x + tx, k y + ty).
+  const back = warp(logits, H, W, 1 / k, -tx / k, -ty / k);
+  return { logits: T.squeeze(back, 0), labels: T.squeeze(T.argmax(back, 1), 0) };
+}
+
+/**
+ * parseHuman in two halves around a network that runs asynchronously (e.g. `OnnxGraph.runAsync`):
+ * `schpInput(image, inputSize)` gives the network input [1, 3, inH, inW] (person-box warp, BGR, normalised), and
+ * `schpOutput(fused, image, inputSize)` upsamples the fused logits [1, C, h, w] to the input size (align_corners),
+ * warps them back to the image and takes the argmax (scale 1, no flip).
+ */
+export function schpInput(image: T.Tensor, inputSize: [number, number]): T.Tensor {
+  const [H, W] = image.shape.slice(-2) as [number, number];
+  if (!((image.rank === 3 && image.shape[0] === 3) || (image.rank === 4 && image.shape[0] === 1 && image.shape[1] === 3)) || H < 2 || W < 2) {
+    throw new Error(`schpInput: expected an RGB image [3, H, W] or [1, 3, H, W] of at least 2x2, got ${T.formatShape(image.shape)}`);
+  }
+  return T.noGrad(() => T.tidy(() => schpInputRaw(image, inputSize)));
+}
+
+export function schpOutput(fused: T.Tensor, image: T.Tensor, inputSize: [number, number], numClasses: number): ParseResult {
+  if (fused.rank !== 4 || fused.shape[0] !== 1 || fused.shape[1] !== numClasses) {
+    throw new Error(`parseHuman: the network gave ${T.formatShape(fused.shape)}, expected [1, ${numClasses}, h, w]`);
+  }
+  const [H, W] = image.shape.slice(-2) as [number, number];
+  return T.noGrad(() => T.tidy(() => warpBack(T.interpolate(fused, { size: inputSize, mode: 'bilinear', alignCorners: true }), H, W, inputSize)));
 }

@@ -1,7 +1,7 @@
 import * as T from '@leffa-webgpu/core';
 import type { OnnxGraph } from '../onnx/graph.js';
 import { ATR_LABELS, LIP_LABELS } from './labels.js';
-import { parseHumanWith } from './infer.js';
+import { schpInput, schpOutput } from './infer.js';
 
 /**
  * Leffa's human parsing (preprocess/humanparsing/parsing_api.py, `Parsing(atr_path, lip_path)`): the released
@@ -137,19 +137,6 @@ export function combineLeffaParsing(atr: ArrayLike<number>, lip: ArrayLike<numbe
   return { labels, faceMask };
 }
 
-/** The fused-head logits (output 1 of the exported CE2P: parsing, fusion, edge) of an ONNX SCHP export. */
-function fusedOutput(graph: OnnxGraph, name: string): (x: T.Tensor) => T.Tensor {
-  if (graph.inputNames.length !== 1 || graph.outputNames.length < 2) {
-    throw new Error(`${name}: expected an SCHP export with one input and the (parsing, fusion, edge) outputs, got inputs [${graph.inputNames.join(', ')}] and ${graph.outputNames.length} outputs`);
-  }
-  return (x) => {
-    const outs = graph.run({ [graph.inputNames[0]!]: x });
-    const fused = outs[graph.outputNames[1]!]!;
-    for (const [k, t] of Object.entries(outs)) if (k !== graph.outputNames[1]) t.dispose();
-    return fused;
-  };
-}
-
 /**
  * Leffa's `Parsing`: the ATR and LIP SCHP exports run by the ONNX executor. `parse(image)` takes an RGB image
  * [3, H, W] or [1, 3, H, W] in [0, 1].
@@ -165,9 +152,28 @@ export class LeffaHumanParsing {
       const shape = graph.info().inputs[0]?.shape;
       const fixed = shape?.length === 4 && typeof shape[2] === 'number' && typeof shape[3] === 'number' && shape[2] > 0 && shape[3] > 0;
       const inputSize: [number, number] = fixed ? [shape[2] as number, shape[3] as number] : set.inputSize;
-      const r = parseHumanWith(fusedOutput(graph, `LeffaHumanParsing (${set.name})`), set.labels.length, image, { labelSet: set, inputSize });
-      maps.push(Uint8Array.from(await r.labels.intData()));
-      T.dispose([r.logits, r.labels]);
+      if (graph.inputNames.length !== 1 || graph.outputNames.length < 2) {
+        throw new Error(`LeffaHumanParsing (${set.name}): expected an SCHP export with one input and the (parsing, fusion, edge) outputs, got inputs [${graph.inputNames.join(', ')}] and ${graph.outputNames.length} outputs`);
+      }
+      // parsing_api.py: output[1], the fused head, upsampled to the input size and warped back (transform_logits).
+      const x = schpInput(image, inputSize);
+      let outs: Record<string, T.Tensor>;
+      try {
+        outs = await graph.runAsync({ [graph.inputNames[0]!]: x });
+      } finally {
+        x.dispose();
+      }
+      const fused = outs[graph.outputNames[1]!]!;
+      try {
+        if (fused.shape[1] !== set.labels.length) {
+          throw new Error(`LeffaHumanParsing: the ${set.name.toUpperCase()} graph gave ${T.formatShape(fused.shape)}, not the ${set.labels.length} ${set.name.toUpperCase()} classes: is it parsing_${set.name}.onnx?`);
+        }
+        const r = schpOutput(fused, image, inputSize, set.labels.length);
+        maps.push(Uint8Array.from(await r.labels.intData()));
+        T.dispose([r.logits, r.labels]);
+      } finally {
+        T.dispose(Object.values(outs));
+      }
     }
     const [atr, lip] = maps as [Uint8Array, Uint8Array];
     return { height, width, atr, lip, ...combineLeffaParsing(atr, lip, height, width) };
