@@ -32,13 +32,14 @@ def optimizer_case(g, name, kind, params, steps, defaults, groups=None, lr_scale
             G = G * torch.tensor(grad_scales, dtype=torch.float32).reshape(steps, *([1] * len(shape)))
         inputs.append(G)
     groups = groups or [{"params": list(range(len(params)))}]
-    state_names = {"sgd": ["momentum_buffer"], "adamw": ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]}[kind]
+    state_names = {"sgd": ["momentum_buffer"], "adamw": ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
+                   "adam": ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]}[kind]
     skip = [list(s) for s in skip]
 
     def run(*ins):
         ps = [ins[2 * i].detach().clone().requires_grad_(True) for i in range(len(params))]
         tgroups = [{"params": [ps[i] for i in grp["params"]], **torch_options({k: v for k, v in grp.items() if k != "params"})} for grp in groups]
-        cls = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}[kind]
+        cls = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[kind]
         opt = cls(tgroups, **torch_options(defaults))
         initial = [grp["lr"] for grp in opt.param_groups]
         for k in range(steps):
@@ -166,6 +167,17 @@ def build(out_dir):
                    grad_scales=[3.0, 2.0, 1.0, 0.5, 0.25, 0.1])
     optimizer_case(g, "adamw_groups_skip_schedule", "adamw", [(3, 5), (17,), (2, 1, 3)], 6, {"lr": 1e-2, "weightDecay": 1e-2},
                    groups=[{"params": [0]}, {"params": [1, 2], "lr": 4e-2, "weightDecay": 0.0, "betas": [0.5, 0.99]}],
+                   lr_scales=[0.1, 0.4, 1.0, 1.0, 0.7, 0.3], skip=[(0, 2), (1, 2), (4, 0)])
+
+    # -- Adam (L2-style weight decay)
+    optimizer_case(g, "adam_default", "adam", [(13, 3), (1, 7, 1)], 5, {"lr": 1e-2})
+    optimizer_case(g, "adam_l2_betas_eps", "adam", [(4, 9)], 6,
+                   {"lr": 3e-2, "betas": [0.8, 0.95], "eps": 1e-3, "weightDecay": 0.1})
+    optimizer_case(g, "adam_amsgrad", "adam", [(5, 7), (3,)], 6,
+                   {"lr": 2e-2, "betas": [0.7, 0.9], "eps": 1e-6, "weightDecay": 0.05, "amsgrad": True},
+                   grad_scales=[3.0, 2.0, 1.0, 0.5, 0.25, 0.1])
+    optimizer_case(g, "adam_groups_skip_schedule", "adam", [(3, 5), (17,), (2, 1, 3)], 6, {"lr": 1e-2},
+                   groups=[{"params": [0]}, {"params": [1, 2], "lr": 4e-2, "weightDecay": 0.2, "betas": [0.5, 0.99]}],
                    lr_scales=[0.1, 0.4, 1.0, 1.0, 0.7, 0.3], skip=[(0, 2), (1, 2), (4, 0)])
 
     # -- clip_grad_norm_

@@ -29,5 +29,5 @@ export { crc32 } from './io/crc32.js';
 export * as nn from './nn/index.js';
 export { Module, type LoadReport, type LoadOptions } from './nn/module.js';
 export * as optim from './optim/index.js';
-export { Optimizer, SGD, AdamW, EMA, clipGradNorm } from './optim/index.js';
+export { Optimizer, SGD, Adam, AdamW, EMA, clipGradNorm } from './optim/index.js';
 export * from './io/checkpoint.js';

@@ -85,3 +85,47 @@ describe('nn', () => {
     expect(Array.from(b)).toEqual(Array.from(c));
   });
 });
+
+describe('nn modules over existing ops', () => {
+  const int = (v: number[], shape: number[]) => T.cast(T.tensor(v, shape), 'int32');
+
+  it('Embedding looks rows up like the embedding op; paddingIdx starts at zero and gets no gradient', async () => {
+    const e = new T.nn.Embedding(5, 3, { paddingIdx: -1, generator: new T.Generator(2) });
+    expect(e.paddingIdx).toBe(4);
+    const w = await e.weight.data();
+    expect(Array.from(w.slice(12))).toEqual([0, 0, 0]);
+    const idx = int([1, 4, 1, 0], [2, 2]);
+    const out = e.forward(idx);
+    expect(out.shape).toEqual([2, 2, 3]);
+    expect(await out.data()).toEqual(await T.embedding(idx, e.weight).data());
+    T.sum(T.mul(out, 2)).backward();
+    const g = await e.weight.grad!.data();
+    // Row 1 is used twice, row 0 once, the padding row 4 not at all.
+    expect(Array.from(g)).toEqual([2, 2, 2, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(() => new T.nn.Embedding(5, 3, { paddingIdx: 5 })).toThrow('Embedding: paddingIdx 5 is out of range for 5 embeddings');
+    expect(() => new T.nn.Embedding(0, 3)).toThrow('Embedding: numEmbeddings must be a positive integer, got 0');
+  });
+
+  it('MaxPool2d is maxPool2d with its options (stride defaults to the kernel size)', async () => {
+    const x = T.randn([2, 3, 7, 5], { generator: new T.Generator(4) });
+    const pool = new T.nn.MaxPool2d(3, { stride: 2, padding: 1 });
+    expect(await pool.forward(x).data()).toEqual(await T.maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }).data());
+    expect(new T.nn.MaxPool2d(2).forward(x).shape).toEqual([2, 3, 3, 2]);
+  });
+
+  it('finds tensors and modules assigned without registration, ignoring registered (tied) ones', () => {
+    class Careless extends T.Module {
+      readonly ok: T.Tensor;
+      readonly tied: T.Tensor;
+      readonly stray: T.Tensor;
+      readonly child = new T.nn.Identity();
+      constructor() {
+        super();
+        this.ok = this.addParameter('ok', T.zeros([2]));
+        this.tied = this.ok;
+        this.stray = T.zeros([3]);
+      }
+    }
+    expect(new Careless().findUnregistered()).toEqual(['stray', 'child']);
+  });
+});

@@ -74,15 +74,18 @@ export const sgdKernel = cachedKernel((momentum: boolean, nesterov: boolean): Ke
 });
 
 /**
- * AdamW (decoupled weight decay) with optional AMSGrad, PyTorch's formulation:
- *   p *= 1 - lr * wd;  m = beta1 * m + (1 - beta1) g;  v = beta2 * v + (1 - beta2) g^2;  [vmax = max(vmax, v)]
+ * Adam with optional AMSGrad, PyTorch's formulation, with either kind of weight decay:
+ *   'decoupled' (torch.optim.AdamW): p *= decay (= 1 - lr * wd) before the update;
+ *   'l2' (torch.optim.Adam): g += wd * p before the moments.
+ *   m = beta1 * m + (1 - beta1) g;  v = beta2 * v + (1 - beta2) g^2;  [vmax = max(vmax, v)]
  *   p -= stepSize * m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps),  stepSize = lr / (1 - beta1^t)
  * The bias corrections are computed on the CPU in float64 per step and passed as uniforms.
  * Bindings: grad, then read_write: param, exp_avg, exp_avg_sq, [max_exp_avg_sq].
  */
-export const adamwKernel = cachedKernel((amsgrad: boolean): Kernel => {
+export const adamKernel = cachedKernel((amsgrad: boolean, weightDecay: 'decoupled' | 'l2'): Kernel => {
+  const decoupled = weightDecay === 'decoupled';
   return makeKernel({
-    key: `optim:adamw:${amsgrad}`,
+    key: `optim:adam:${weightDecay}:${amsgrad}`,
     buffers: [
       { name: 'grad', access: 'read', type: 'f32' },
       { name: 'param', access: 'read_write', type: 'f32' },
@@ -92,6 +95,7 @@ export const adamwKernel = cachedKernel((amsgrad: boolean): Kernel => {
     ],
     uniforms: [
       { name: 'n', type: 'u32' },
+      // 'decoupled': the factor 1 - lr * wd applied to the parameter; 'l2': wd, the gradient's L2 coefficient.
       { name: 'decay', type: 'f32' },
       { name: 'beta1', type: 'f32' },
       { name: 'oneMinusBeta1', type: 'f32' },
@@ -103,8 +107,7 @@ export const adamwKernel = cachedKernel((amsgrad: boolean): Kernel => {
     ],
     workgroupSize: [WG, 1, 1],
     body: elementwiseMain(`
-  let g = grad[i];
-  let p = param[i] * params.decay;
+  ${decoupled ? 'let g = grad[i];\n  let p = param[i] * params.decay;' : 'let p = param[i];\n  let g = grad[i] + params.decay * p;'}
   let m = exp_avg[i] * params.beta1 + params.oneMinusBeta1 * g;
   let v = exp_avg_sq[i] * params.beta2 + params.oneMinusBeta2 * g * g;
   exp_avg[i] = m;

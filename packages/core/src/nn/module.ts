@@ -1,6 +1,6 @@
 import { formatShape } from '../tensor/shape.js';
 import { keep } from '../tensor/scope.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 
 export interface LoadReport {
   missing: string[];
@@ -8,6 +8,9 @@ export interface LoadReport {
   /** Keys present on both sides with different shapes. */
   mismatched: { key: string; expected: number[]; got: number[] }[];
 }
+
+/** Class and property names already warned about by `Module.findUnregistered` (one warning each). */
+const warnedUnregistered = new Set<string>();
 
 export interface LoadOptions {
   /** Throw when any key is missing, unexpected or of the wrong shape (default true). */
@@ -77,7 +80,47 @@ export abstract class Module {
     for (const [name, m] of this.modules) yield* m.namedModules(prefix ? `${prefix}.${name}` : name);
   }
 
+  /**
+   * Own properties of this module and its descendants that hold a Tensor or a Module that was never
+   * registered (`this.w = tensor` instead of `this.w = this.addParameter('w', tensor)`): such a tensor is
+   * not trained, saved or loaded, and such a module's parameters are missed. Tensors registered anywhere in
+   * the tree (tied weights) do not count. Returned as dotted property paths.
+   */
+  findUnregistered(): string[] {
+    const registered = new Set<unknown>();
+    const modules = [...this.namedModules()];
+    for (const [, m] of modules) {
+      for (const t of m.params.values()) registered.add(t);
+      for (const b of m.buffers.values()) registered.add(b.tensor);
+      for (const c of m.modules.values()) registered.add(c);
+    }
+    const found: string[] = [];
+    for (const [path, m] of modules) {
+      for (const [key, value] of Object.entries(m)) {
+        const live = value instanceof Module || (value instanceof Tensor && !value.isDisposed);
+        if (live && !registered.has(value)) {
+          found.push(path ? `${path}.${key}` : key);
+        }
+      }
+    }
+    return found;
+  }
+
+  /** Warns once per class and property about unregistered tensors and modules (see findUnregistered). */
+  private warnUnregistered(): void {
+    for (const path of this.findUnregistered()) {
+      const key = `${this.constructor.name}:${path}`;
+      if (warnedUnregistered.has(key)) continue;
+      warnedUnregistered.add(key);
+      console.warn(
+        `${this.constructor.name}: property '${path}' holds a tensor or module that is not registered, so it is not a parameter ` +
+          `(not trained, saved or loaded); register it with addParameter / addBuffer(name, t, false) / addModule`,
+      );
+    }
+  }
+
   *namedParameters(prefix = ''): Generator<[string, Tensor]> {
+    this.warnUnregistered();
     for (const [path, m] of this.namedModules(prefix)) {
       for (const [name, t] of m.params) if (t) yield [path ? `${path}.${name}` : name, t];
     }
