@@ -80,6 +80,24 @@ const WG = 256;
 const INPUT_NAMES = ['a', 'b', 'c', 'd'];
 
 /**
+ * WGSL that turns the flat output index `i` into each input's element index `i_<name>` through the uniforms
+ * `shape` and `stride_<name>` (broadcast inputs have stride 0); rank 0 reads element i of every input.
+ */
+export function broadcastIndexWgsl(names: readonly string[], rank: number): string {
+  if (rank === 0) return names.map((x) => `  let i_${x} = i;`).join('\n');
+  return [
+    ...names.map((x) => `  var i_${x} = 0u;`),
+    '  var rem = i;',
+    `  for (var d = ${rank - 1}; d >= 0; d--) {`,
+    '    let s = params.shape[d / 4][d % 4];',
+    '    let coord = rem % s;',
+    '    rem = rem / s;',
+    ...names.map((x) => `    i_${x} += coord * params.stride_${x}[d / 4][d % 4];`),
+    '  }',
+  ].join('\n');
+}
+
+/**
  * out[i] = expr(a[ia], b[ib], ...) over the output's elements, each input read through its own strides
  * (stride 0 broadcasts). With rank 0 every input is read at i directly, the fast path for equal shapes.
  */
@@ -96,19 +114,7 @@ export const elementwiseKernel = cachedKernel((spec: ElementwiseSpec): Kernel =>
     { name: 'beta', type: 'f32' as const },
     ...(rank > 0 ? [{ name: 'shape', type: arr }, ...names.map((x) => ({ name: `stride_${x}`, type: arr }))] : []),
   ];
-  const index =
-    rank === 0
-      ? names.map((x) => `  let i_${x} = i;`).join('\n')
-      : [
-          ...names.map((x) => `  var i_${x} = 0u;`),
-          '  var rem = i;',
-          `  for (var d = ${rank - 1}; d >= 0; d--) {`,
-          '    let s = params.shape[d / 4][d % 4];',
-          '    let coord = rem % s;',
-          '    rem = rem / s;',
-          ...names.map((x) => `    i_${x} += coord * params.stride_${x}[d / 4][d % 4];`),
-          '  }',
-        ].join('\n');
+  const index = broadcastIndexWgsl(names, rank);
   return makeKernel({
     key: `ew:${arity}:${rank}:${expr}`,
     buffers: [

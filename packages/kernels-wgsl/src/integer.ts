@@ -1,4 +1,4 @@
-import { MAX_RANK } from './elementwise.js';
+import { MAX_RANK, broadcastIndexWgsl } from './elementwise.js';
 import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, makeKernel } from './kernel.js';
 
 /*
@@ -52,19 +52,7 @@ export const typedElementwiseKernel = cachedKernel((spec: TypedElementwiseSpec):
   if (rank > MAX_RANK) throw new Error(`typedElementwiseKernel: rank ${rank} exceeds ${MAX_RANK}`);
   const names = INPUT_NAMES.slice(0, inputs.length);
   const arr = { array: 'u32' as const, length: MAX_RANK };
-  const index =
-    rank === 0
-      ? names.map((x) => `  let i_${x} = i;`).join('\n')
-      : [
-          ...names.map((x) => `  var i_${x} = 0u;`),
-          '  var rem = i;',
-          `  for (var d = ${rank - 1}; d >= 0; d--) {`,
-          '    let s = params.shape[d / 4][d % 4];',
-          '    let coord = rem % s;',
-          '    rem = rem / s;',
-          ...names.map((x) => `    i_${x} += coord * params.stride_${x}[d / 4][d % 4];`),
-          '  }',
-        ].join('\n');
+  const index = broadcastIndexWgsl(names, rank);
   return makeKernel({
     key: `typed-ew:${inputs.join(',')}:${out}:${rank}:${expr}`,
     buffers: [
