@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import * as T from '@leffa-webgpu/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainVae } from '../src/cli/train-vae.js';
 import { RunGuard, lockRunFolder } from '../src/cli/run-guard.js';
-import { decodeImage, decodeLabelPng, encodeJpeg } from '../src/io/image-file.js';
+import { PNG_SIGNATURE, decodeImage, decodeLabelPng, encodeJpeg, pngChunk } from '../src/io/image-file.js';
 import { DEFAULT_MAX_PIXELS, declaredSize, setDefaultMaxPixels } from '../src/io/image-limits.js';
 import { decodePng, encodePng } from '../src/io/png.js';
 
@@ -31,20 +31,11 @@ function cli(...args: string[]): Promise<{ code: number | null; output: string }
 
 /** A PNG declaring width x height whose pixel data is a few compressed rows of zeros (a decompression bomb). */
 function pngBomb(width: number, height: number): Uint8Array {
-  const chunk = (type: string, body: Buffer) => {
-    const head = Buffer.alloc(8);
-    head.writeUInt32BE(body.length, 0);
-    head.write(type, 4, 'latin1');
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), body])), 0);
-    return Buffer.concat([head, body, crc]);
-  };
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return new Uint8Array(Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1 << 20))), chunk('IEND', Buffer.alloc(0))]));
+  return new Uint8Array(Buffer.concat([PNG_SIGNATURE, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(Buffer.alloc(1 << 20))), pngChunk('IEND', Buffer.alloc(0))]));
 }
 
 /** A real JPEG whose frame header (SOF0) is patched to declare width x height. */
