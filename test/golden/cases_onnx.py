@@ -18,27 +18,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cases_schp import SMALL, ResNet
+from cases_schp import SMALL, ResNet, randomize
 from golden import write_safetensors
 
 
 def random_ce2p(gen, num_classes=20):
-    m = ResNet(**dict(SMALL, num_classes=num_classes)).eval()
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if p.dim() == 4:
-                fan_in = p.shape[1] * p.shape[2] * p.shape[3]
-                p.copy_(torch.randn(p.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
-            elif name.endswith("weight"):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.6)
-            else:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-        for name, b in m.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=gen) * 0.2)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=gen) + 0.5)
-    return m
+    return randomize(ResNet(**dict(SMALL, num_classes=num_classes)).eval(), gen)
 
 
 class Misc(nn.Module):

@@ -236,11 +236,10 @@ SMALL = dict(layers=(1, 1, 1, 1), num_classes=20, stem=(8, 16), planes=(8, 16, 2
              dec_low=8, fusion=16)
 
 
-def build(out_dir):
-    gen = torch.Generator().manual_seed(47)
-    small = ResNet(**SMALL).eval()
+def randomize(model, gen):
+    """Random weights and BN statistics for a CE2P network, drawn from `gen` in parameter order; returns it."""
     with torch.no_grad():
-        for name, p in small.named_parameters():
+        for name, p in model.named_parameters():
             if p.dim() == 4:
                 # He-scaled so activations keep their size through the eval-mode BNs.
                 fan_in = p.shape[1] * p.shape[2] * p.shape[3]
@@ -250,11 +249,17 @@ def build(out_dir):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.6)
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-        for name, b in small.named_buffers():
+        for name, b in model.named_buffers():
             if name.endswith("running_mean"):
                 b.copy_(torch.randn(b.shape, generator=gen) * 0.2)
             elif name.endswith("running_var"):
                 b.copy_(torch.rand(b.shape, generator=gen) + 0.5)
+    return model
+
+
+def build(out_dir):
+    gen = torch.Generator().manual_seed(47)
+    small = randomize(ResNet(**SMALL).eval(), gen)
     x = torch.randn(1, 3, 65, 49, generator=gen)
     with torch.no_grad():
         [[parsing, fusion], [edge]] = small(x)
