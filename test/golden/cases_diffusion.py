@@ -34,6 +34,28 @@ def save(out_dir, name, module, tensors, meta):
     return path, len(tensors)
 
 
+def leffa_unet_pair(config, gen):
+    """A random Leffa reference (4 input channels) + generative UNet pair of `config` run on a 6x5 latent batch of
+    2: returns the generative UNet, the tensors to save (inputs, outputs, reference weights, every reference
+    feature) and the number of features."""
+    unet_ref = UNet({**config, "in": 4})
+    unet_gen = UNet(config)
+    randomize(unet_ref, gen, 0.1)
+    randomize(unet_gen, gen, 0.1)
+    lat_ref = torch.randn(2, 4, 6, 5, generator=gen)
+    lat_gen = torch.randn(2, 12, 6, 5, generator=gen)
+    t = torch.tensor([10, 870])
+    with torch.no_grad():
+        ctx = {"mode": "collect", "features": [], "cursor": 0}
+        out_ref = unet_ref(lat_ref, t, ctx)
+        out_gen = unet_gen(lat_gen, t, {"mode": "consume", "features": ctx["features"], "cursor": 0})
+    tens = {"input/latent_ref": lat_ref, "input/latent_gen": lat_gen, "input/t": t, "output/ref": out_ref, "output/gen": out_gen}
+    tens.update({f"refweights/{k}": v for k, v in unet_ref.state_dict().items()})
+    for i, f in enumerate(ctx["features"]):
+        tens[f"output/feature{i}"] = f
+    return unet_gen, tens, len(ctx["features"])
+
+
 def build_blocks(out_dir):
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(11)
@@ -86,22 +108,8 @@ def build_blocks(out_dir):
                                                           "output/decoded": vae.decode(z)}, {"boc": [16, 32, 32, 32]}))
 
     # Tiny Leffa UNet pair (generative conv_in takes 12 channels); odd latent size 6x5 exercises explicit upsample sizes.
-    unet_ref = UNet({**TINY_UNET, "in": 4})
-    unet_gen = UNet(TINY_UNET)
-    randomize(unet_ref, gen, 0.1)
-    randomize(unet_gen, gen, 0.1)
-    lat_ref = torch.randn(2, 4, 6, 5, generator=gen)
-    lat_gen = torch.randn(2, 12, 6, 5, generator=gen)
-    t = torch.tensor([10, 870])
-    with torch.no_grad():
-        ctx = {"mode": "collect", "features": [], "cursor": 0}
-        out_ref = unet_ref(lat_ref, t, ctx)
-        out_gen = unet_gen(lat_gen, t, {"mode": "consume", "features": ctx["features"], "cursor": 0})
-    tens = {"input/latent_ref": lat_ref, "input/latent_gen": lat_gen, "input/t": t, "output/ref": out_ref, "output/gen": out_gen}
-    tens.update({f"refweights/{k}": v for k, v in unet_ref.state_dict().items()})
-    for i, f in enumerate(ctx["features"]):
-        tens[f"output/feature{i}"] = f
-    results.append(save(out_dir, "diffusion_unet", unet_gen, tens, {"features": len(ctx["features"])}))
+    unet_gen, tens, n_features = leffa_unet_pair(TINY_UNET, gen)
+    results.append(save(out_dir, "diffusion_unet", unet_gen, tens, {"features": n_features}))
     return results
 
 
@@ -144,25 +152,11 @@ SDXL = {"in": 12, "out": 4, "boc": [320, 640, 1280], "layers": 2, "heads": [5, 1
 def build_sdxl_tiny(out_dir):
     """The Leffa reference + generative UNet pair in SDXL's layout: reference features and both outputs."""
     gen = torch.Generator().manual_seed(29)
-    unet_ref = UNet({**SDXL_TINY, "in": 4})
-    unet_gen = UNet(SDXL_TINY)
-    randomize(unet_ref, gen, 0.1)
-    randomize(unet_gen, gen, 0.1)
+    unet_gen, tens, n_features = leffa_unet_pair(SDXL_TINY, gen)
     assert unet_gen.add_embedding.linear_1.weight.shape == (128, 40)
-    lat_ref = torch.randn(2, 4, 6, 5, generator=gen)
-    lat_gen = torch.randn(2, 12, 6, 5, generator=gen)
-    t = torch.tensor([10, 870])
-    with torch.no_grad():
-        ctx = {"mode": "collect", "features": [], "cursor": 0}
-        out_ref = unet_ref(lat_ref, t, ctx)
-        out_gen = unet_gen(lat_gen, t, {"mode": "consume", "features": ctx["features"], "cursor": 0})
     # down 1: 1 x 2 blocks, down 2: 1 x 3, mid 3, up 0: 2 x 3, up 1: 2 x 2
-    assert len(ctx["features"]) == 2 + 3 + 3 + 6 + 4
-    tens = {"input/latent_ref": lat_ref, "input/latent_gen": lat_gen, "input/t": t, "output/ref": out_ref, "output/gen": out_gen}
-    tens.update({f"refweights/{k}": v for k, v in unet_ref.state_dict().items()})
-    for i, f in enumerate(ctx["features"]):
-        tens[f"output/feature{i}"] = f
-    return save(out_dir, "diffusion_unet_sdxl", unet_gen, tens, {"features": len(ctx["features"])})
+    assert n_features == 2 + 3 + 3 + 6 + 4
+    return save(out_dir, "diffusion_unet_sdxl", unet_gen, tens, {"features": n_features})
 
 
 @contextmanager
