@@ -5,9 +5,11 @@
  * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15 [--steps n] [--conv direct|winograd] [--out file]` instead prints the
  * GPU time per kernel of one training step (see profile-step.ts).
  *
- * Runs every case of the profile with our library, tfjs-backend-webgpu on the same Dawn adapter, and
- * PyTorch on the CPU; checks each result against the others first (a mismatch fails the run, speed never
- * does); prints the adapter, the FMA ceiling and a table; writes results/latest.json.
+ * Runs every case of the profile with our library, tfjs-backend-webgpu on the same Dawn adapter, Debian's
+ * PyTorch 1.13 on the CPU (the parity oracle) and pip's PyTorch 2.x (MKL, oneDNN; the speed peer, from the venv
+ * benchmarks/setup-torch.sh makes; its absence is printed); checks each result against the others first (a
+ * mismatch fails the run, speed never does); prints the adapter, the FMA ceiling and a table; writes
+ * results/latest.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -18,7 +20,7 @@ import { CASES } from './cases/index.js';
 import { measureFmaCeiling } from './ceiling.js';
 import { PROFILE_TARGETS, type ProfileTarget, profileStep } from './profile-step.js';
 import { startTfjs } from './peers/tfjs.js';
-import { type TorchResult, runTorch } from './peers/torch.js';
+import { TORCH_PYTHON, type TorchResult, runTorch, torch2Python } from './peers/torch.js';
 import { type CaseResult, formatBaselines, formatTable } from './report.js';
 import { median, normalisedError, timeInterleaved } from './timing.js';
 
@@ -119,20 +121,33 @@ async function main(): Promise<number> {
   const prepared = selected.map((c) => ({ c, inputs: c.inputs() }));
 
   let torch = new Map<string, TorchResult>();
+  let torch2 = new Map<string, TorchResult>();
+  let torch2Absent: string | null = 'skipped (--skip-torch)';
   if (!opts.skipTorch) {
-    console.log(`profile ${opts.profile}: ${selected.length} cases; timing PyTorch first (its own process)...`);
-    torch = runTorch(prepared, opts.reps, opts.warmup);
+    console.log(`profile ${opts.profile}: ${selected.length} cases; timing PyTorch first (its own processes)...`);
+    torch = runTorch(TORCH_PYTHON, prepared, opts.reps, opts.warmup);
     const any = torch.values().next().value;
-    if (any) console.log(`PyTorch ${any.version}, ${any.threads} threads`);
+    if (any) console.log(`PyTorch ${any.version} (parity oracle), ${any.threads} threads`);
+    const py2 = torch2Python();
+    if ('python' in py2) {
+      torch2 = runTorch(py2.python, prepared, opts.reps, opts.warmup);
+      torch2Absent = null;
+      const any2 = torch2.values().next().value;
+      if (any2) console.log(`PyTorch ${any2.version} (speed peer), ${any2.threads} threads`);
+    } else {
+      torch2Absent = py2.absent;
+      console.log(`PyTorch 2.x speed peer absent: ${py2.absent}`);
+    }
   }
 
   const results: CaseResult[] = [];
   const failures: string[] = [];
   for (const { c, inputs } of prepared) {
-    const result = await runCase(c, inputs, device, tfjs, torch.get(c.name) ?? null, ceiling.gflops, opts, failures);
+    const result = await runCase(c, inputs, device, tfjs, torch.get(c.name) ?? null, torch2.get(c.name) ?? null, ceiling.gflops, opts, failures);
     if (result) {
       results.push(result);
-      console.log(`  ${c.name}: ours ${result.ours_ms.toFixed(2)} ms, tfjs ${result.peer_ms?.toFixed(2) ?? '-'} ms, torch ${result.torch_ms?.toFixed(2) ?? '-'} ms`);
+      const ms = (x: number | null) => x?.toFixed(2) ?? '-';
+      console.log(`  ${c.name}: ours ${ms(result.ours_ms)} ms, tfjs ${ms(result.peer_ms)} ms, torch2 ${ms(result.torch2_ms)} ms, torch1.13 ${ms(result.torch_ms)} ms`);
     }
   }
 
@@ -140,9 +155,11 @@ async function main(): Promise<number> {
   const baselines = formatBaselines(results);
   if (baselines) console.log(`baselines (our own unfused paths; x base = their ms / ours):\n${baselines}\n`);
   console.log(`medians of ${opts.reps} timed reps after ${opts.warmup} warm-up runs; ours and tfjs interleaved, PyTorch in its own process.`);
-  console.log('x tfjs / x torch: speedup of ours (their ms / our ms). err: max|ours - theirs| / max|theirs|.');
+  console.log('x tfjs / x t2 / x t1.13: speedup of ours (their ms / our ms; below 1 = slower). err: max|ours - theirs| / max|theirs|.');
+  if (torch2Absent) console.log(`PyTorch 2.x speed peer absent: ${torch2Absent}`);
   mkdirSync(dirname(opts.out), { recursive: true });
   const torchInfo = torch.values().next().value;
+  const torch2Info = torch2.values().next().value;
   writeFileSync(
     opts.out,
     `${JSON.stringify(
@@ -153,6 +170,7 @@ async function main(): Promise<number> {
         adapter,
         fma_ceiling_gflops: ceiling.gflops,
         torch: torchInfo ? { version: torchInfo.version, threads: torchInfo.threads } : null,
+        torch2: torch2Info ? { version: torch2Info.version, threads: torch2Info.threads } : { absent: torch2Absent },
         cases: results,
       },
       null,
@@ -173,6 +191,7 @@ async function runCase(
   device: T.Device,
   tfjs: Awaited<ReturnType<typeof startTfjs>>,
   torch: TorchResult | null,
+  torch2: TorchResult | null,
   ceiling: number,
   opts: Options,
   failures: string[],
@@ -208,15 +227,18 @@ async function runCase(
     }
     let errPeer: number | null = null;
     let errTorch: number | null = null;
+    let errTorch2: number | null = null;
     if (peer) {
       const peerOut = tf.tidy(() => (c.tfjsToOurs ? c.tfjsToOurs(tf, peer.run()) : peer.run()));
       errPeer = normalisedError(ourData, (await peerOut.data()) as Float32Array);
       peerOut.dispose();
     }
     if (torch) errTorch = normalisedError(ourData, torch.output);
+    if (torch2) errTorch2 = normalisedError(ourData, torch2.output);
     const bad = [
       errPeer !== null && !(errPeer <= tol) ? `tfjs (error ${errPeer.toExponential(2)})` : null,
-      errTorch !== null && !(errTorch <= tol) ? `torch (error ${errTorch.toExponential(2)})` : null,
+      errTorch !== null && !(errTorch <= tol) ? `torch ${torch!.version} (error ${errTorch.toExponential(2)})` : null,
+      errTorch2 !== null && !(errTorch2 <= tol) ? `torch ${torch2!.version} (error ${errTorch2.toExponential(2)})` : null,
     ].filter(Boolean);
     if (bad.length > 0) {
       failures.push(`${c.name}: result differs from ${bad.join(' and ')}, tolerance ${tol}`);
@@ -262,6 +284,7 @@ async function runCase(
     const baseMs = baseTimes ? median(baseTimes) : null;
     const peerMs = peer ? median(peerTimes) : null;
     const torchMs = torch?.ms ?? null;
+    const torch2Ms = torch2?.ms ?? null;
     const gflops = c.flops ? c.flops / oursMs / 1e6 : null;
     return {
       case: c.name,
@@ -270,12 +293,15 @@ async function runCase(
       torch_ms: torchMs,
       ratio: peerMs !== null ? peerMs / oursMs : null,
       ratio_torch: torchMs !== null ? torchMs / oursMs : null,
+      torch2_ms: torch2Ms,
+      ratio_torch2: torch2Ms !== null ? torch2Ms / oursMs : null,
       gflops,
       gbps: c.bytes ? c.bytes / oursMs / 1e6 : null,
       pct_fma_ceiling: gflops !== null ? (100 * gflops) / ceiling : null,
       us_per_op: c.opsPerRun ? (oursMs * 1000) / c.opsPerRun : null,
       err_peer: errPeer,
       err_torch: errTorch,
+      err_torch2: errTorch2,
       peak_mb: peakMb,
       baseline: c.baseline?.label ?? null,
       baseline_ms: baseMs,

@@ -5,8 +5,12 @@ export interface CaseResult {
   torch_ms: number | null;
   /** Speedup over the tfjs peer: peer_ms / ours_ms. */
   ratio: number | null;
-  /** Speedup over PyTorch on the CPU: torch_ms / ours_ms. */
+  /** Speedup over the parity oracle, Debian's PyTorch 1.13 (reference BLAS): torch_ms / ours_ms. */
   ratio_torch: number | null;
+  /** pip's PyTorch 2.x (MKL, oneDNN), the speed peer; null when absent. */
+  torch2_ms: number | null;
+  /** Speedup over PyTorch 2.x: torch2_ms / ours_ms (below 1: ours is slower). */
+  ratio_torch2: number | null;
   gflops: number | null;
   gbps: number | null;
   /** Our GFLOP/s as a percentage of the measured FMA ceiling. */
@@ -14,6 +18,7 @@ export interface CaseResult {
   us_per_op: number | null;
   err_peer: number | null;
   err_torch: number | null;
+  err_torch2: number | null;
   /** Extra GPU memory (peak live bytes above the inputs) of our run, and of the baseline's. */
   peak_mb: number;
   baseline: string | null;
@@ -32,13 +37,15 @@ const err = (x: number | null) => (x === null ? '-' : x.toExponential(1));
 
 /** The results as an aligned text table. */
 export function formatTable(results: CaseResult[]): string {
-  const header = ['case', 'ours ms', 'tfjs ms', 'torch ms', 'x tfjs', 'x torch', 'GFLOP/s', 'GB/s', '% FMA', 'us/op', 'peak MB', 'x base', 'base MB', 'err tfjs', 'err torch'];
+  const header = ['case', 'ours ms', 'tfjs ms', 't2 ms', 't1.13 ms', 'x tfjs', 'x t2', 'x t1.13', 'GFLOP/s', 'GB/s', '% FMA', 'us/op', 'peak MB', 'x base', 'base MB', 'err tfjs', 'err t1.13'];
   const rows = results.map((r) => [
     r.case,
     fmt(r.ours_ms, 2),
     fmt(r.peer_ms, 2),
+    fmt(r.torch2_ms, 2),
     fmt(r.torch_ms, 2),
     fmt(r.ratio, 2),
+    fmt(r.ratio_torch2, 2),
     fmt(r.ratio_torch, 2),
     fmt(r.gflops),
     fmt(r.gbps, 2),

@@ -1,33 +1,13 @@
-import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
 import { AutoencoderKL, TINY_VAE } from '@leffa-webgpu/models';
-import { type BenchCase, type HostTensor, randomInput } from '../case.js';
+import { type BenchCase, randomInput } from '../case.js';
+import { lazyLayout, loadSeeded, seededParameters, torchSeededModule } from './seeded-module.js';
 
 const [BATCH, HEIGHT, WIDTH] = [8, 64, 48];
 const KL_WEIGHT = 1e-4;
 const LR = 2e-3;
 
-/** Parameter names and shapes of the tiny VAE, in our module's order (built once, then freed). */
-let layout: { name: string; shape: number[] }[] | null = null;
-function parameterLayout(): { name: string; shape: number[] }[] {
-  if (!layout) {
-    const vae = new AutoencoderKL(TINY_VAE);
-    layout = [...vae.namedParameters()].map(([name, t]) => ({ name, shape: [...t.shape] }));
-    T.dispose(vae.parameters());
-  }
-  return layout;
-}
-
-/** Seeded weights: fan-in scaled kernels, norm scales around 1, small biases. */
-function parameterInputs(): HostTensor[] {
-  return parameterLayout().map(({ name, shape }, i) => {
-    const seed = 1000 + i;
-    if (shape.length > 1) return randomInput(shape, seed, 1 / Math.sqrt(shape.slice(1).reduce((a, b) => a * b, 1)));
-    const x = randomInput(shape, seed, 0.1);
-    if (/norm[^.]*\.weight$/.test(name)) for (let j = 0; j < x.data.length; j++) x.data[j]! += 1;
-    return x;
-  });
-}
+const parameterLayout = lazyLayout(() => new AutoencoderKL(TINY_VAE));
 
 /**
  * One training step of the tiny VAE as VaeTrainer (packages/train) takes it: batch 8 of 64x48 crops, encode,
@@ -40,7 +20,7 @@ function parameterInputs(): HostTensor[] {
 export const vaeTrainStepCase: BenchCase = {
   name: `train step tiny VAE b${BATCH} ${HEIGHT}x${WIDTH}`,
   profile: 'ci',
-  inputs: () => [randomInput([BATCH, 3, HEIGHT, WIDTH], 71), randomInput([BATCH, TINY_VAE.latentChannels, HEIGHT / 8, WIDTH / 8], 72), ...parameterInputs()],
+  inputs: () => [randomInput([BATCH, 3, HEIGHT, WIDTH], 71), randomInput([BATCH, TINY_VAE.latentChannels, HEIGHT / 8, WIDTH / 8], 72), ...seededParameters(parameterLayout())],
   ours: ([x, eps, ...weights]) => vaeRunner(x!, eps!, weights, null),
   // The same step with every convolution on the implicit GEMM (no Winograd): the speedup of that choice.
   baseline: { label: 'implicit-GEMM convolutions only', impl: ([x, eps, ...weights]) => vaeRunner(x!, eps!, weights, 'direct') },
@@ -54,10 +34,7 @@ export const vaeTrainStepCase: BenchCase = {
 /** A model and optimizer of their own; `algorithm` forces the convolution algorithm while a step records. */
 function vaeRunner(x: T.Tensor, eps: T.Tensor, weights: T.Tensor[], algorithm: T.ConvAlgorithm | null) {
   const vae = new AutoencoderKL(TINY_VAE);
-  const names = parameterLayout().map((p) => p.name);
-  // Copies: a loaded module takes the given storage, and the optimizer updates it in place.
-  vae.loadStateDict(new Map(names.map((n, i) => [n, T.mul(weights[i]!, 1)])));
-  const params = vae.parameters();
+  const params = loadSeeded(vae, parameterLayout(), weights);
   const optimizer = new T.AdamW(params, { lr: LR, weightDecay: 0 });
   const step = (): T.Tensor => {
     const dist = vae.encode(x);
@@ -92,13 +69,12 @@ function vaeRunner(x: T.Tensor, eps: T.Tensor, weights: T.Tensor[], algorithm: T
 function torchSpec(): NonNullable<BenchCase['torch']> {
   return {
     setup: [
-      'import sys',
-      `sys.path.insert(0, ${JSON.stringify(fileURLToPath(new URL('../../../test/golden', import.meta.url)))})`,
-      'from torch_diffusion import VAE',
-      `vae = VAE(${JSON.stringify(TINY_VAE.blockOutChannels)}, ${TINY_VAE.layersPerBlock}, ${TINY_VAE.normNumGroups}, ${TINY_VAE.latentChannels})`,
-      `names = ${JSON.stringify(parameterLayout().map((p) => p.name))}`,
-      'vae.load_state_dict({n: globals()[f"x{i + 2}"] for i, n in enumerate(names)})',
-      'params = [dict(vae.named_parameters())[n] for n in names]',
+      ...torchSeededModule(
+        `td.VAE(${JSON.stringify(TINY_VAE.blockOutChannels)}, ${TINY_VAE.layersPerBlock}, ${TINY_VAE.normNumGroups}, ${TINY_VAE.latentChannels})`,
+        parameterLayout(),
+        2,
+      ),
+      'vae = m',
       `opt = torch.optim.AdamW(params, lr=${LR}, weight_decay=0)`,
     ].join('\n'),
     run: [

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +7,20 @@ import type { BenchCase, HostTensor } from '../case.js';
 
 /** Debian's python3-torch: the oracle the parity tests use too (not the python3 on PATH). */
 export const TORCH_PYTHON = process.env.LEFFA_TORCH_PYTHON ?? '/usr/bin/python3';
+/**
+ * pip's PyTorch 2.x CPU build (MKL, oneDNN) in the venv `benchmarks/setup-torch.sh` creates: the speed peer,
+ * what a PyTorch user gets on this CPU. Absent when that script has not run (or pip could not install it).
+ */
+export const TORCH2_PYTHON = process.env.LEFFA_TORCH2_PYTHON ?? fileURLToPath(new URL('../../.venv-torch/bin/python', import.meta.url));
 const RUNNER = fileURLToPath(new URL('../../torch_runner.py', import.meta.url));
+
+/** The PyTorch 2.x interpreter, or why there is none. */
+export function torch2Python(): { python: string } | { absent: string } {
+  if (!existsSync(TORCH2_PYTHON)) return { absent: `no ${TORCH2_PYTHON} (run benchmarks/setup-torch.sh, or set LEFFA_TORCH2_PYTHON)` };
+  const probe = spawnSync(TORCH2_PYTHON, ['-c', 'import numpy, torch; print(torch.__version__)'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { absent: `${TORCH2_PYTHON} cannot import torch and numpy: ${(probe.stderr ?? '').trim().split('\n').pop()}` };
+  return { python: TORCH2_PYTHON };
+}
 
 export interface TorchResult {
   ms: number;
@@ -20,7 +33,12 @@ export interface TorchResult {
  * Times every case's PyTorch spec in one Python process (after ours and the peer, so they never share the
  * cores): inputs go through raw float32 files, the runner reports medians and writes each result back.
  */
-export function runTorch(cases: { c: BenchCase; inputs: HostTensor[] }[], reps: number, warmup: number): Map<string, TorchResult> {
+export function runTorch(
+  python: string,
+  cases: { c: BenchCase; inputs: HostTensor[] }[],
+  reps: number,
+  warmup: number,
+): Map<string, TorchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'leffa-bench-'));
   try {
     const manifest = cases
@@ -36,13 +54,13 @@ export function runTorch(cases: { c: BenchCase; inputs: HostTensor[] }[], reps: 
         }),
         out: join(dir, `case${i}_out.f32`),
       }));
-    const proc = spawnSync(TORCH_PYTHON, [RUNNER], {
+    const proc = spawnSync(python, [RUNNER], {
       input: JSON.stringify({ reps, warmup, cases: manifest }),
       encoding: 'utf8',
       maxBuffer: 1 << 26,
     });
     if (proc.error || proc.status !== 0) {
-      throw new Error(`bench: the PyTorch runner failed (${TORCH_PYTHON} ${RUNNER}): ${proc.error?.message ?? proc.stderr}`);
+      throw new Error(`bench: the PyTorch runner failed (${python} ${RUNNER}): ${proc.error?.message ?? proc.stderr}`);
     }
     const report = JSON.parse(proc.stdout) as { version: string; threads: number; cases: { name: string; ms: number }[] };
     const results = new Map<string, TorchResult>();
