@@ -15,6 +15,8 @@ export default defineConfig({
   },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // Kernel variants forced by LEFFA_FORCE_KERNELS (scripts/gpu-check.sh); nothing when it is unset.
+    setupFiles: ['test/helpers/force-kernels.ts'],
     // Each file gets its own process and Dawn device; lavapipe already uses every core.
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },

@@ -1,6 +1,6 @@
 /**
  * Per-kernel GPU time of one whole training step (or forward pass):
- * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15 [--steps n] [--conv direct|winograd] [--out file]`
+ * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15|sd15-attn [--steps n] [--conv direct|winograd] [--out file]`
  * (--conv forces the convolution algorithm where it applies, to compare with the automatic choice).
  *
  * - vae:  one step of the tiny VAE trainer (packages/train VaeTrainer, TINY_VAE, batch 8 of 64x48 crops):
@@ -9,6 +9,8 @@
  *         benchmark case `train step tiny UNet`): forward, epsilon MSE, backward, AdamW.
  * - sd15: one SD1.5-size UNet forward (random weights) at a 16x12 latent with 77 tokens of context (slow:
  *         building the 860M parameters alone takes a while).
+ * - sd15-attn: forward + backward of one SD1.5 first-level Transformer2DModel (320 channels, 8 heads, Leffa's
+ *         pass-through cross-attention) at a 64x48 latent (the benchmark case of that name).
  *
  * The step runs once unprofiled (pipeline compilation, buffer pool warm-up), then `--steps` times (default 1)
  * under `Device.profile`, which gives every dispatch its own timestamped compute pass. The report lists GPU
@@ -21,10 +23,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
-import { SD15_UNET, TINY_UNET, TINY_VAE, UNet2DConditionModel } from '@leffa-webgpu/models';
+import { ReferenceContext, SD15_UNET, TINY_UNET, TINY_VAE, Transformer2DModel, UNet2DConditionModel } from '@leffa-webgpu/models';
 import { VaeTrainer } from '@leffa-webgpu/train';
 
-export const PROFILE_TARGETS = ['vae', 'unet', 'sd15'] as const;
+export const PROFILE_TARGETS = ['vae', 'unet', 'sd15', 'sd15-attn'] as const;
 export type ProfileTarget = (typeof PROFILE_TARGETS)[number];
 
 interface Workload {
@@ -95,6 +97,38 @@ function sd15Workload(): Workload {
   };
 }
 
+function sd15AttentionWorkload(): Workload {
+  const gen = new T.Generator(0);
+  const channels = SD15_UNET.blockOutChannels[0]!;
+  const heads = SD15_UNET.attentionHeads as number;
+  const block = new Transformer2DModel(channels, {
+    heads,
+    dimHead: channels / heads,
+    crossAttentionDim: SD15_UNET.crossAttentionDim,
+    skipCrossAttention: true,
+    layers: 1,
+    groups: SD15_UNET.normNumGroups,
+  });
+  const x = T.randn([1, channels, 64, 48], { generator: gen });
+  const g = T.randn([1, channels, 64, 48], { generator: gen });
+  return {
+    description: `SD1.5 Transformer2DModel (${channels} channels, ${heads} heads) forward + backward, 64x48 latent`,
+    step: () =>
+      T.tidy(() => {
+        const xx = x.detach();
+        xx.requiresGrad = true;
+        block.forward(xx, new ReferenceContext('none')).backward(g);
+        const out = T.sum(xx.grad!);
+        block.zeroGrad();
+        return out;
+      }),
+    dispose: () => {
+      block.dispose();
+      T.dispose([x, g]);
+    },
+  };
+}
+
 /** A readable name for a kernel key: conv keys carry their whole spec as JSON. */
 export function kernelLabel(key: string): string {
   if (key.startsWith('conv:{')) {
@@ -147,7 +181,8 @@ export async function profileStep(target: ProfileTarget, args: { steps: number; 
     console.log(`convolution algorithm forced to ${args.conv} where it applies`);
   }
   console.log(`adapter: ${device.report.description || device.report.device}; conv/matmul kernel: ${T.matmulVariantFor(device)}`);
-  const workload = target === 'vae' ? vaeWorkload() : target === 'unet' ? unetWorkload() : sd15Workload();
+  const workloads: Record<ProfileTarget, () => Workload> = { vae: vaeWorkload, unet: unetWorkload, sd15: sd15Workload, 'sd15-attn': sd15AttentionWorkload };
+  const workload = workloads[target]();
   console.log(`profiling: ${workload.description}`);
   try {
     // Warm-up: compiles every pipeline and fills the buffer pool, so the profiled steps time kernels only.

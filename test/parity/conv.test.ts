@@ -19,6 +19,24 @@ for (const algorithm of ['direct', 'winograd'] as const) {
     replayGoldenGroup('conv', OPS);
   });
 }
+// The implicit-GEMM kernel variants, each forced on this adapter (the register-tiled one is what GPUs get; the
+// subgroup-broadcast one needs the subgroups feature), on the direct path so that every product uses it.
+for (const variant of ['register', 'broadcast'] as const) {
+  describe.runIf(variant !== 'broadcast' || device.hasSubgroups)(`conv kernel variant forced to ${variant}`, () => {
+    beforeAll(() => {
+      T.setConvVariant(variant);
+      T.setConvAlgorithm('direct');
+    });
+    afterAll(() => {
+      T.setConvVariant(null);
+      T.setConvAlgorithm(null);
+    });
+    replayGoldenGroup('conv', OPS);
+  });
+}
+
+/** scripts/gpu-check.sh forces kernels for whole runs; the automatic choice is then not what runs. */
+const kernelsForced = Boolean(process.env.LEFFA_FORCE_KERNELS);
 
 /** Kernel keys one conv2d forward + backward dispatches (needs timestamp queries). */
 async function kernelsOf(x: number[], w: number[], options: T.Conv2dOptions): Promise<string[]> {
@@ -54,9 +72,10 @@ describe('conv algorithm choice', () => {
     T.setConvAlgorithm('direct');
     expect(T.conv2dAlgorithms([1, 64, 8, 8], [64, 64, 3, 3], { padding: 1 })).toEqual(all('direct'));
     expect(() => T.setConvAlgorithm('fft' as T.ConvAlgorithm)).toThrow(/expected 'direct', 'winograd' or null/);
+    expect(() => T.setConvVariant('tiled' as T.ConvVariant)).toThrow(/setConvVariant: expected 'register', 'broadcast' or null, got 'tiled'/);
   });
 
-  it('picks Winograd automatically on CPU adapters with the subgroup kernel where it was measured to win', () => {
+  it.skipIf(kernelsForced)('picks Winograd automatically on CPU adapters with the subgroup kernel where it was measured to win', () => {
     const cpuBroadcast = T.matmulVariantFor(device) === 'broadcast';
     const big = T.conv2dAlgorithms([2, 64, 16, 12], [64, 64, 3, 3], { padding: 1 });
     expect(big).toEqual(cpuBroadcast ? { forward: 'winograd', inputGrad: 'winograd', weightGrad: 'winograd' } : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' });

@@ -108,8 +108,24 @@ const geometry = (p: ConvPlan): ConvGeometry => ({
   dilationW: p.dilationW,
 });
 
+export type { ConvVariant } from '@leffa-webgpu/kernels-wgsl';
+
+let forcedVariant: ConvVariant | null = null;
+
+/**
+ * Overrides the adapter-based implicit-GEMM kernel choice for every later convolution (null restores it), for
+ * tests and checks that run each variant on one adapter; 'broadcast' needs the subgroups feature.
+ */
+export function setConvVariant(variant: ConvVariant | null): void {
+  if (variant !== null && variant !== 'register' && variant !== 'broadcast') {
+    throw new Error(`setConvVariant: expected 'register', 'broadcast' or null, got '${String(variant)}'`);
+  }
+  forcedVariant = variant;
+}
+
 /** The subgroup-broadcast kernel on CPU adapters with 8-wide subgroups (as for matmul), registers elsewhere. */
-function convVariantFor(device: Device): ConvVariant {
+export function convVariantFor(device: Device): ConvVariant {
+  if (forcedVariant) return forcedVariant;
   const minSubgroup = (device.gpu as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0;
   return device.report.isCpu && device.hasSubgroups && minSubgroup >= 8 ? 'broadcast' : 'register';
 }
