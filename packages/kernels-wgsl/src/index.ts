@@ -19,3 +19,4 @@ export * from './winograd.js';
 export * from './integer.js';
 export * from './scan.js';
 export * from './scatter-axis.js';
+export * from './half.js';

@@ -1,5 +1,6 @@
 import { add } from '../ops/elementwise.js';
 import { fullLike } from '../ops/creation.js';
+import { cast } from '../ops/cast.js';
 import { formatShape } from '../tensor/shape.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -103,7 +104,7 @@ function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
     if (!slots) continue;
     const ctx = node.ctx;
     if (!ctx) throw new Error(`backward: the graph through '${node.op}' was already freed (pass retainGraph to reuse it)`);
-    const grads = node.outputShapes.map((shape, i) => slots[i] ?? fullLike({ shape, dtype: 'float32' }, 0));
+    const grads = node.outputShapes.map((shape, i) => slots[i] ?? fullLike({ shape, dtype: ctx.outputs[i]?.dtype ?? 'float32' }, 0));
     for (const g of grads) claimed.delete(g);
     // The rule's intermediates are freed as soon as it returns.
     const inputGrads = tidy(() => node.backward(ctx, ...grads));
@@ -118,6 +119,11 @@ function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
         throw new Error(
           `backward of '${node.op}': gradient ${formatShape(g.shape)} for input ${i} of shape ${formatShape(input.shape)}`,
         );
+      }
+      // A gradient has its input's dtype (a float16 input of a float32 result gets a float16 gradient).
+      if (g.dtype !== input.dtype) {
+        deposit(input, cast(g, input.dtype));
+        return;
       }
       // The same object may be returned for several inputs (add); each holder gets its own alias.
       const shared = claimed.has(g) || graphTensors.has(g);

@@ -1,4 +1,4 @@
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, isFloatDType } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { formatShape } from '../tensor/shape.js';
 import { isGradEnabled, setGradEnabled } from './grad-mode.js';
@@ -80,7 +80,7 @@ export function defineOp<Args extends unknown[], Out extends Tensor | Tensor[], 
         backward: def.backward as GradNode['backward'],
       };
       outputs.forEach((o, i) => {
-        if (o.dtype === 'float32') o.attachGrad(node, i);
+        if (isFloatDType(o.dtype)) o.attachGrad(node, i);
       });
     }
     return out;

@@ -18,6 +18,11 @@ export interface AcquireOptions {
   powerPreference?: GPUPowerPreference;
   /** Dawn toggles for Node, e.g. ['enable-dawn-features=allow_unsafe_apis']. */
   dawnFlags?: string[];
+  /**
+   * Optional features not to request even where the adapter has them, e.g. ['shader-f16'] to run as on an
+   * adapter without float16 (tests of that path).
+   */
+  withoutFeatures?: string[];
 }
 
 /** Limits we raise to the adapter's maximum when it offers more than the defaults. */
@@ -82,7 +87,9 @@ export async function acquireGpuDevice(
     const v = (adapter.limits as unknown as Record<string, number>)[name];
     if (typeof v === 'number') requiredLimits[name] = v;
   }
-  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  const requiredFeatures = WANTED_FEATURES.filter(
+    (f) => adapter.features.has(f) && !options.withoutFeatures?.includes(f),
+  ) as GPUFeatureName[];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
 
   const info = adapter.info ?? ({} as GPUAdapterInfo);

@@ -84,6 +84,11 @@ export class Device {
     return this.report.features.includes('subgroups');
   }
 
+  /** Whether float16 tensors can be used (the shader-f16 feature). */
+  get hasF16(): boolean {
+    return this.report.features.includes('shader-f16');
+  }
+
   memoryStats(): MemoryStats {
     return this.pool.memoryStats();
   }

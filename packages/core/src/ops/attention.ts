@@ -15,7 +15,7 @@ import { broadcastShapes, formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { tensor } from './creation.js';
 import { add, map, mul } from './elementwise.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from './launch.js';
 import { matmul, matmulVariantFor } from './matmul.js';
 import { mean, sum, sumTo } from './reduce.js';
 import { reshape, transpose } from './shape.js';
@@ -49,7 +49,7 @@ function planAttention(op: string, q: Tensor, k: Tensor, v: Tensor, options: Att
   const [kb, kh, M, kd] = k.shape as [number, number, number, number];
   const [vb, vh, vm, Dv] = v.shape as [number, number, number, number];
   if (kd !== D || vm !== M || ![1, B].includes(kb) || ![1, H].includes(kh) || ![1, B].includes(vb) || ![1, H].includes(vh)) throw bad();
-  if ([q, k, v].some((t) => t.dtype !== 'float32')) throw new Error(`${op}: expected float32 tensors`);
+  floatResult(op, [q, k, v]);
   let mask: Tensor | undefined;
   let maskStrides = { maskB: 0, maskH: 0, maskN: 0 };
   if (options.mask) {
@@ -99,7 +99,7 @@ function planAttention(op: string, q: Tensor, k: Tensor, v: Tensor, options: Att
 export const flashAttention = defineOp('attention', {
   forward: (ctx, q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}) => {
     const p = planAttention('attention', q, k, v, options);
-    const out = emptyTensor([p.B, p.H, p.N, p.Dv], 'float32', 'attention');
+    const out = emptyTensor([p.B, p.H, p.N, p.Dv], floatResult('attention', [q, k, v]), 'attention');
     const lse = emptyTensor([p.B, p.H, p.N], 'float32', 'attention');
     if (out.size > 0) {
       const inputs = p.mask ? [q, k, v, p.mask] : [q, k, v];

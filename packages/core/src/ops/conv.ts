@@ -19,7 +19,8 @@ import { type Device, activeDevice } from '../device/device.js';
 import { defineOp } from '../autograd/op.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { emptyTensor, launch } from './launch.js';
+import { cast } from './cast.js';
+import { emptyTensor, floatResult, launch } from './launch.js';
 import { map } from './elementwise.js';
 import { gemm, matmulVariantFor } from './matmul.js';
 import { sum } from './reduce.js';
@@ -62,7 +63,7 @@ function checkPositive(op: string, what: string, v: [number, number], min: numbe
 }
 
 function planConv2d(x: Tensor, weight: Tensor, bias: Tensor | undefined, o: Conv2dOptions): ConvPlan {
-  if (x.dtype !== 'float32' || weight.dtype !== 'float32') throw new Error('conv2d: expected float32 tensors');
+  floatResult('conv2d', bias ? [x, weight, bias] : [x, weight]);
   return planConv2dShapes(x.shape, weight.shape, bias?.shape, o);
 }
 
@@ -314,9 +315,12 @@ function convProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, ou
     grid,
   );
   if (splits > 1) {
-    const total = sum(target, 0);
+    // The partial slabs are float32; a float16 output gets their sum rounded once.
+    const summed = sum(target, 0);
+    const total = cast(summed, out.dtype);
     out.assign(total);
     total.dispose();
+    summed.dispose();
     target.dispose();
   }
 }
@@ -330,20 +334,20 @@ function conv2dRaw(x: Tensor, weight: Tensor, bias: Tensor | undefined, p: ConvP
   if (isPointwise(p)) {
     return gemm(weight, x, { batch: p.n, M: p.cout, N: p.H * p.W, K: p.cin, broadcastA: true }, bias ? { bias, biasMode: 'row' } : {}, outShape);
   }
-  const out = emptyTensor(outShape, 'float32', 'conv2d');
+  const out = emptyTensor(outShape, floatResult('conv2d', bias ? [x, weight, bias] : [x, weight]), 'conv2d');
   convProduct('forward', p, weight, x, out, bias);
   return out;
 }
 
 function conv2dInputGrad(dy: Tensor, weight: Tensor, p: ConvPlan): Tensor {
-  const dx = emptyTensor([p.n, p.cin, p.H, p.W], 'float32', 'conv2d.backward');
+  const dx = emptyTensor([p.n, p.cin, p.H, p.W], floatResult('conv2d.backward', [dy, weight]), 'conv2d.backward');
   if (isPointwise(p)) return gemm(weight, dy, { batch: p.n, M: p.cin, N: p.H * p.W, K: p.cout, broadcastA: true }, { transA: true }, dx.shape);
   convProduct('inputGrad', p, weight, dy, dx);
   return dx;
 }
 
 function conv2dWeightGrad(dy: Tensor, x: Tensor, p: ConvPlan): Tensor {
-  const dw = emptyTensor([p.cout, p.cin / p.groups, p.kh, p.kw], 'float32', 'conv2d.backward');
+  const dw = emptyTensor([p.cout, p.cin / p.groups, p.kh, p.kw], floatResult('conv2d.backward', [dy, x]), 'conv2d.backward');
   convProduct('weightGrad', p, dy, x, dw);
   return dw;
 }
@@ -428,7 +432,7 @@ export const convTranspose2d = defineOp('conv_transpose2d', {
     // As the equivalent convolution: its input is our output, its output is our input.
     const p: ConvPlan = { n, cin: cout, cout: cin, groups, H: Ho, W: Wo, Ho: H, Wo: W, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW };
     ctx.save(p);
-    const out = emptyTensor([n, cout, Ho, Wo], 'float32', op);
+    const out = emptyTensor([n, cout, Ho, Wo], floatResult(op, [x, weight]), op);
     convProduct('inputGrad', p, weight, x, out);
     if (!bias) return out;
     const withBias = gemmBias(out, bias);

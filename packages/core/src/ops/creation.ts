@@ -3,7 +3,8 @@ import { activeDevice } from '../device/device.js';
 import { assertShape, formatShape, sizeOf } from '../tensor/shape.js';
 import { Storage } from '../tensor/storage.js';
 import { type DType, Tensor, checkDType } from '../tensor/tensor.js';
-import { emptyTensor, launch } from './launch.js';
+import { floatToHalf } from '../tensor/half.js';
+import { emptyTensor, launch, requireHalf } from './launch.js';
 
 type Nested = number | readonly Nested[];
 
@@ -19,7 +20,7 @@ function flatten(data: Nested, shape: number[], out: number[], depth = 0): void 
 
 /**
  * A tensor from CPU values: a typed array or (nested) number array, with an explicit shape for flat data.
- * dtype defaults to int32 for Int32Array input and float32 otherwise.
+ * dtype defaults to int32 for Int32Array input and float32 otherwise; float16 rounds the values to nearest even.
  */
 export function tensor(
   data: Nested | Float32Array | Int32Array | readonly number[],
@@ -44,8 +45,10 @@ export function tensor(
   }
   const dt: DType = dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
   checkDType('tensor', dt);
-  const typed = dt === 'int32' ? Int32Array.from(values) : values instanceof Float32Array ? values : Float32Array.from(values);
   const device = activeDevice();
+  if (dt === 'float16') requireHalf(device, 'tensor');
+  const typed =
+    dt === 'int32' ? Int32Array.from(values) : dt === 'float16' ? floatToHalf(values) : values instanceof Float32Array ? values : Float32Array.from(values);
   const shapeText = formatShape(finalShape);
   device.checkAllocation('tensor', shapeText, typed.byteLength);
   return new Tensor(new Storage(device, device.upload(typed, `tensor: a tensor of shape ${shapeText}`), typed.byteLength), finalShape, dt);

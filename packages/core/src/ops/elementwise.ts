@@ -4,7 +4,7 @@ import { broadcastShapes, broadcastStrides, coalesceDims, formatShape } from '..
 import type { Tensor } from '../tensor/tensor.js';
 import { full } from './creation.js';
 import { binaryKind, hasIntBinary, intBinary, intCompare, intUnary, typedMap, withFloatOperands } from './integer.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from './launch.js';
 import { sumTo } from './reduce.js';
 
 /**
@@ -13,11 +13,9 @@ import { sumTo } from './reduce.js';
  * to fuse their arithmetic into one dispatch.
  */
 export function map(op: string, expr: string, inputs: readonly Tensor[], alpha = 0, beta = 0): Tensor {
-  for (const [i, t] of inputs.entries()) {
-    if (t.dtype !== 'float32') throw new Error(`${op}: input ${i} has dtype ${t.dtype}, expected float32`);
-  }
+  const dtype = floatResult(op, inputs);
   const shape = broadcastShapes(op, ...inputs.map((t) => t.shape));
-  const out = emptyTensor(shape, 'float32', op);
+  const out = emptyTensor(shape, dtype, op);
   if (out.size === 0) return out;
   const sameShape = inputs.every((t) => t.size === out.size);
   if (sameShape && out.size % 4 === 0) {

@@ -5,7 +5,7 @@ import { defineOp } from '../autograd/op.js';
 import { contiguousStrides, formatShape, normalizeAxis, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { zeros } from './creation.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from './launch.js';
 import { reshape } from './shape.js';
 
 /*
@@ -41,7 +41,7 @@ export function checkIndexRange(op: string, index: Tensor, bound: number, what =
 }
 
 function checkFloat(op: string, x: Tensor): void {
-  if (x.dtype !== 'float32') throw new Error(`${op}: input must be float32, got ${x.dtype} ${formatShape(x.shape)}`);
+  floatResult(op, [x]);
 }
 
 function gatherUniforms(x: Tensor, axis: number, index: Tensor) {
@@ -71,7 +71,7 @@ export const gather = defineOp('gather', {
       );
     }
     if (index.rank > MAX_RANK) throw new Error(`${op}: rank ${index.rank} exceeds ${MAX_RANK}`);
-    const out = emptyTensor(index.shape, 'float32', op);
+    const out = emptyTensor(index.shape, x.dtype, op);
     if (out.size === 0) return out;
     checkIndexRange(op, index, x.shape[a] ?? 1);
     launch(gatherAxisKernel(Math.max(index.rank, 1), false), [x, index], [out], gatherUniforms(x, a, index), indexingGrid(out.size));
@@ -103,7 +103,7 @@ export const indexSelect = defineOp('index_select', {
     ctx.save(a);
     const K = index.size;
     const { A, I } = selectView(x, a);
-    const out = emptyTensor([...x.shape.slice(0, a), K, ...x.shape.slice(a + 1)], 'float32', op);
+    const out = emptyTensor([...x.shape.slice(0, a), K, ...x.shape.slice(a + 1)], x.dtype, op);
     if (out.size === 0) return out;
     checkIndexRange(op, index, A);
     launch(indexSelectKernel(false), [x, index], [out], { n: out.size, A, K, I }, indexingGrid(out.size));

@@ -3,7 +3,7 @@ import { defineOp } from '../autograd/op.js';
 import { type Device, activeDevice } from '../device/device.js';
 import { broadcastShapes, formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from './launch.js';
 import { sum, sumTo } from './reduce.js';
 import { expand, reshape } from './shape.js';
 
@@ -54,7 +54,7 @@ export function gemm(
   const { batch, M, N, K } = dims;
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
-  const out = emptyTensor(outShape, 'float32', 'matmul');
+  const out = emptyTensor(outShape, floatResult('matmul', options.bias ? [a, b, options.bias] : [a, b]), 'matmul');
   if (out.size === 0) return out;
   const biasMode = options.bias ? (options.biasMode ?? 'col') : 'none';
   const variant = matmulVariantFor(activeDevice());
@@ -79,7 +79,7 @@ export function gemm(
 }
 
 function checkFloat(op: string, ...ts: Tensor[]): void {
-  for (const t of ts) if (t.dtype !== 'float32') throw new Error(`${op}: expected float32 tensors, got ${t.dtype}`);
+  floatResult(op, ts);
 }
 
 interface MatmulPlan {

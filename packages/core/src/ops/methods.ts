@@ -1,5 +1,6 @@
 import { type BackwardOptions, backward } from '../autograd/engine.js';
 import { Tensor } from '../tensor/tensor.js';
+import { cast } from './cast.js';
 import * as ew from './elementwise.js';
 import { matmul } from './matmul.js';
 import * as red from './reduce.js';
@@ -42,3 +43,6 @@ P.expand = function (shape) { return shp.expand(this, shape); };
 P.matmul = function (o) { return matmul(this, o); };
 P.softmax = function (axis) { return softmax(this, axis); };
 P.logSoftmax = function (axis) { return logSoftmax(this, axis); };
+P.to = function (dtype) { return cast(this, dtype); };
+P.half = function () { return cast(this, 'float16'); };
+P.float = function () { return cast(this, 'float32'); };

@@ -1,6 +1,6 @@
 import { defineOp } from '../autograd/op.js';
 import { formatShape, normalizeAxes } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { type Tensor, isFloatDType } from '../tensor/tensor.js';
 import { abs, map, ne, pow, sqrt, square } from './elementwise.js';
 import { typedMap } from './integer.js';
 import { max, min, sum } from './reduce.js';
@@ -17,7 +17,7 @@ type Axes = number | readonly number[] | undefined;
 export const norm = defineOp('norm', {
   forward: (ctx, x: Tensor, p: number = 2, axes?: Axes, keepdim: boolean = false) => {
     if (typeof p !== 'number' || Number.isNaN(p)) throw new Error(`norm: p must be a number (Infinity for the max norm), got ${String(p)}`);
-    if (x.dtype !== 'float32') throw new Error(`norm: expected a float32 tensor, got ${x.dtype} ${formatShape(x.shape)}`);
+    if (!isFloatDType(x.dtype)) throw new Error(`norm: expected a float tensor, got ${x.dtype} ${formatShape(x.shape)}`);
     const list = normalizeAxes('norm', axes, x.rank);
     ctx.save({ list, keepShape: x.shape.map((d, i) => (list.includes(i) ? 1 : d)) });
     if (p === Infinity) return max(abs(x), list, keepdim);

@@ -13,7 +13,7 @@ import { noGrad } from '../autograd/grad-mode.js';
 import { formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { abs, add, leakyRelu, map, mul, rsqrt, sub } from './elementwise.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from './launch.js';
 import { mean, sum, variance } from './reduce.js';
 import { narrow, reshape } from './shape.js';
 
@@ -32,7 +32,8 @@ interface RowLayout {
 
 function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, weight?: Tensor, bias?: Tensor, silu = false) {
   const stats = emptyTensor([layout.rows, 2], 'float32', op);
-  const y = emptyTensor(x.shape, 'float32', op);
+  // Statistics stay float32; the output has the inputs' float dtype.
+  const y = emptyTensor(x.shape, floatResult(op, [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])]), op);
   if (x.size === 0) return { y, stats };
   const mode = chooseNormMode(layout.rows, layout.L);
   // vec4 paths when rows (and, for the affine, channel runs) come in fours.
@@ -60,7 +61,7 @@ function rowNormBackward(op: string, x: Tensor, g: Tensor, stats: Tensor, layout
     // vec4 when rows and channel runs come in fours (as in the forward).
     const vec = layout.L % 4 === 0 && (!affine || layout.inner % 4 === 0);
     launch(normGradSumsKernel(affine, mode, vec), affine ? [x, g, stats, weight] : [x, g, stats], [sums], { rows: layout.rows, ...u }, normRowGrid(layout.rows, mode));
-    dx = emptyTensor(x.shape, 'float32', op);
+    dx = emptyTensor(x.shape, x.dtype, op);
     launch(normGradInputKernel(affine, vec), affine ? [x, g, stats, sums, weight] : [x, g, stats, sums], [dx], u, normElementGrid(vec ? x.size / 4 : x.size));
   }
   let dw: Tensor | null = null;
@@ -129,7 +130,7 @@ export const groupNorm = defineOp('group_norm', {
 });
 
 function siluGrad(x: Tensor, g: Tensor, stats: Tensor, layout: RowLayout, weight?: Tensor, bias?: Tensor): Tensor {
-  const gz = emptyTensor(x.shape, 'float32', 'groupNorm.backward');
+  const gz = emptyTensor(x.shape, x.dtype, 'groupNorm.backward');
   const affine = weight !== undefined;
   launch(normSiluGradKernel(affine), affine ? [x, g, stats, weight, bias!] : [x, g, stats], [gz], { n: x.size, L: layout.L, inner: layout.inner, P: layout.P }, normElementGrid(x.size));
   return gz;

@@ -4,7 +4,7 @@ import { formatShape, normalizeAxes, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { map, sqrt } from './elementwise.js';
 import { serialReduce } from './integer.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from './launch.js';
 import { expand, permute, reshape } from './shape.js';
 
 type Axes = number | readonly number[] | undefined;
@@ -27,8 +27,8 @@ function plan(op: string, x: Tensor, axes: Axes, keepdim: boolean): Plan {
  * middle of an [O, R, I] view; any other set is first permuted to the end.
  */
 function reduceRaw(op: string, kind: ReduceOp, x: Tensor, p: Plan, correction = 0): Tensor {
-  if (x.dtype !== 'float32') throw new Error(`${op}: expected a float32 tensor, got ${x.dtype}`);
-  const out = emptyTensor(p.outShape, kind === 'argmax' || kind === 'argmin' ? 'int32' : 'float32', op);
+  const dtype = floatResult(op, [x]);
+  const out = emptyTensor(p.outShape, kind === 'argmax' || kind === 'argmin' ? 'int32' : dtype, op);
   const reduced = p.axes.filter((a) => x.shape[a] !== 1);
   const R = sizeOf(p.axes.map((a) => x.shape[a]!));
   if (R === 0 && kind !== 'sum') throw new Error(`${op}: cannot reduce over an empty dimension (shape ${formatShape(x.shape)})`);

@@ -1,9 +1,9 @@
 import { maxPoolBackwardKernel, maxPoolKernel, resampleGrid, resampleKernel } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
 import { formatShape } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { type Tensor, isFloatDType } from '../tensor/tensor.js';
 import { tensor } from './creation.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from './launch.js';
 import { matmul } from './matmul.js';
 import { reshape, transpose } from './shape.js';
 
@@ -60,7 +60,7 @@ function applyTables(op: string, x: Tensor, rows: Taps, cols: Taps): Tensor {
             Array.from({ length: taps }, (_, k) => (k < t.taps ? [t.index[o * t.taps + k]!, t.weight[o * t.taps + k]!] : [0, 0]) as [number, number])));
     const r = widen(rows);
     const c = widen(cols);
-    const out = emptyTensor(outShape, 'float32', op);
+    const out = emptyTensor(outShape, x.dtype, op);
     if (out.size === 0) return out;
     const tables = [tensor(r.index, [r.index.length], 'int32'), tensor(r.weight, [r.weight.length]), tensor(c.index, [c.index.length], 'int32'), tensor(c.weight, [c.weight.length])];
     launch(resampleKernel(taps), [x, ...tables], [out], { n: out.size, H, W, Ho: rows.outSize, Wo: cols.outSize }, resampleGrid(out.size));
@@ -77,7 +77,7 @@ function applyTables(op: string, x: Tensor, rows: Taps, cols: Taps): Tensor {
 /** Separable linear resampling as one op; its backward applies the transposed (dense) tables. */
 const resample2d = defineOp('resample2d', {
   forward: (_ctx, x: Tensor, rows: Taps, cols: Taps, op: string = 'resample2d') => {
-    if (x.rank < 2 || x.dtype !== 'float32') throw new Error(`${op}: expected a float32 tensor [..., H, W], got ${formatShape(x.shape)}`);
+    if (x.rank < 2 || !isFloatDType(x.dtype)) throw new Error(`${op}: expected a float tensor [..., H, W], got ${formatShape(x.shape)}`);
     const [H, W] = x.shape.slice(-2) as [number, number];
     if (H !== rows.inSize || W !== cols.inSize) throw new Error(`${op}: tables for ${rows.inSize}x${cols.inSize} applied to ${formatShape(x.shape)}`);
     return applyTables(op, x, rows, cols);
@@ -264,7 +264,7 @@ export const maxPool2d = defineOp('max_pool2d', {
     const Wo = pooledSize(W, kw, sw, pw, dw, ceil);
     if (Ho < 1 || Wo < 1) throw new Error(`${op}: window ${kh}x${kw} does not fit ${formatShape(x.shape)}`);
     const g = { kh, kw, sh, sw, ph, pw, dh, dw };
-    const out = emptyTensor([N, C, Ho, Wo], 'float32', op);
+    const out = emptyTensor([N, C, Ho, Wo], floatResult(op, [x]), op);
     const idx = emptyTensor([N, C, Ho, Wo], 'int32', op);
     if (out.size > 0) launch(maxPoolKernel(g), [x], [out, idx], { n: out.size, H, W, Ho, Wo }, resampleGrid(out.size));
     ctx.save({ idx, g });
@@ -273,7 +273,7 @@ export const maxPool2d = defineOp('max_pool2d', {
   backward: ({ args: [x], saved }, grad) => {
     const [, , H, W] = x.shape as [number, number, number, number];
     const [Ho, Wo] = grad.shape.slice(2) as [number, number];
-    const dx = emptyTensor(x.shape, 'float32', 'maxPool2d.backward');
+    const dx = emptyTensor(x.shape, x.dtype, 'maxPool2d.backward');
     if (dx.size > 0) launch(maxPoolBackwardKernel(saved.g), [grad, saved.idx], [dx], { n: dx.size, H, W, Ho, Wo }, resampleGrid(dx.size));
     return [dx];
   },

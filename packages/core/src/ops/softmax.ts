@@ -2,7 +2,7 @@ import { type SoftmaxKind, chooseRowMode, softmaxGrid, softmaxKernel } from '@le
 import { defineOp } from '../autograd/op.js';
 import { normalizeAxis, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from './launch.js';
 import { transpose } from './shape.js';
 
 /**
@@ -11,7 +11,7 @@ import { transpose } from './shape.js';
  */
 function overRows(kind: SoftmaxKind, backward: boolean, x: Tensor, axis: number, extra: Tensor[] = []): Tensor {
   const op = backward ? `${kind}.backward` : kind;
-  if (x.dtype !== 'float32') throw new Error(`${op}: expected float32, got ${x.dtype}`);
+  floatResult(op, [x]);
   const a = x.rank === 0 ? 0 : normalizeAxis(op, axis, x.rank);
   const cols = x.rank === 0 ? 1 : x.shape[a]!;
   const inner = sizeOf(x.shape.slice(a + 1));
@@ -24,7 +24,7 @@ function overRows(kind: SoftmaxKind, backward: boolean, x: Tensor, axis: number,
 function rowKernel(kind: SoftmaxKind, backward: boolean, inputs: Tensor[], cols: number, inner: number): Tensor {
   const x = inputs[0]!;
   const rows = x.size / Math.max(cols, 1);
-  const out = emptyTensor(x.shape, 'float32', kind);
+  const out = emptyTensor(x.shape, floatResult(kind, inputs), kind);
   if (out.size === 0) return out;
   const mode = chooseRowMode(cols);
   const vec = mode === 'row' && cols % 4 === 0;

@@ -1,23 +1,27 @@
 import type { BackwardOptions } from '../autograd/engine.js';
 import type { GradNode } from '../autograd/node.js';
 import type { Device } from '../device/device.js';
+import { halfToFloat } from './half.js';
 import { setTensorCheck, trackTensor } from './scope.js';
 import { formatShape, sizeOf } from './shape.js';
 import type { Storage } from './storage.js';
 
 /**
- * Element types. Math ops are float32; int32 holds indices and labels (argmax outputs, class targets).
- * Kernels are generated per dtype where it matters, so float16 can be added as a third member.
+ * Element types. float32 and float16 are the float types (float16 is stored in 2 bytes and computed in f32
+ * registers, see README); int32 holds indices and labels (argmax outputs, class targets).
  */
-export type DType = 'float32' | 'int32';
+export type DType = 'float32' | 'float16' | 'int32';
 
 type Operand = Tensor | number;
 type Axes = number | readonly number[];
 
-export const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, int32: 4 };
+export const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, float16: 2, int32: 4 };
 
 /** The dtypes tensors can have. */
-export const DTYPES: readonly DType[] = ['float32', 'int32'];
+export const DTYPES: readonly DType[] = ['float32', 'float16', 'int32'];
+
+/** float32 or float16. */
+export const isFloatDType = (dtype: DType): boolean => dtype === 'float32' || dtype === 'float16';
 
 /** Throws naming `op` and the accepted dtypes unless `dtype` is one of DTYPES (a typo, or 'float16'). */
 export function checkDType(op: string, dtype: unknown): asserts dtype is DType {
@@ -81,6 +85,12 @@ export class Tensor {
   declare matmul: (other: Tensor) => Tensor;
   declare softmax: (axis?: number) => Tensor;
   declare logSoftmax: (axis?: number) => Tensor;
+  /** A copy in `dtype` (an alias when it already has it and needs no gradient); differentiable between floats. */
+  declare to: (dtype: DType) => Tensor;
+  /** `to('float16')`. */
+  declare half: () => Tensor;
+  /** `to('float32')`. */
+  declare float: () => Tensor;
 
   constructor(
     storage: Storage,
@@ -125,8 +135,8 @@ export class Tensor {
   }
 
   set requiresGrad(value: boolean) {
-    if (value && this.dtype !== 'float32') {
-      throw new Error(`requiresGrad: only float32 tensors can require gradients (this one is ${this.dtype})`);
+    if (value && !isFloatDType(this.dtype)) {
+      throw new Error(`requiresGrad: only float tensors can require gradients (this one is ${this.dtype})`);
     }
     if (!value && this.gradFn) throw new Error('requiresGrad: cannot be cleared on a non-leaf tensor; use detach()');
     this.requiresGradFlag = value;
@@ -186,10 +196,17 @@ export class Tensor {
     return storage.device.read(storage.entry, this.byteLength);
   }
 
-  /** Copies the values to the CPU as float32 (int32 tensors are converted; they are exact below 2^24). */
+  /** Copies the values to the CPU as float32 (int32 tensors are converted, exact below 2^24; float16 exactly). */
   async data(): Promise<Float32Array> {
     const bytes = await this.readBytes();
+    if (this.dtype === 'float16') return halfToFloat(new Uint16Array(bytes));
     return this.dtype === 'int32' ? Float32Array.from(new Int32Array(bytes)) : new Float32Array(bytes);
+  }
+
+  /** The raw IEEE half bits of a float16 tensor. */
+  async halfBits(): Promise<Uint16Array> {
+    if (this.dtype !== 'float16') throw new Error(`halfBits: tensor is ${this.dtype}; use data()`);
+    return new Uint16Array(await this.readBytes());
   }
 
   /** Copies the values of an int32 tensor to the CPU. */
