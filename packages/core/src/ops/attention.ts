@@ -16,6 +16,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { tensor } from './creation.js';
 import { add, map, mul } from './elementwise.js';
 import { emptyTensor, floatResult, launch } from './launch.js';
+import { attentionBackwardGemm } from './attention-backward-gemm.js';
 import { matmul, matmulVariantFor } from './matmul.js';
 import { mean, sum, sumTo } from './reduce.js';
 import { reshape, transpose } from './shape.js';
@@ -119,6 +120,12 @@ export const flashAttention = defineOp('attention', {
     const base = p.mask ? [q, k, v, p.mask] : [q, k, v];
     // delta_n = dO_n . O_n, the softmax-backward correction shared by both passes.
     const delta = sum(mul(g, out!), -1);
+    // CPU adapters with the subgroup-broadcast matmul: block-wise products on it (unmasked, unbroadcast k, v).
+    const full = (t: Tensor) => t.shape[0] === p.B && t.shape[1] === p.H;
+    if (!p.mask && full(k) && full(v) && matmulVariantFor(activeDevice()) === 'broadcast') {
+      const want: [boolean, boolean, boolean] = [needsGrad[0] ?? false, needsGrad[1] ?? false, needsGrad[2] ?? false];
+      return attentionBackwardGemm({ q, k, v, g, lse: saved.lse!, delta, scale: p.scale, want });
+    }
     let dq: Tensor | null = null;
     if (needsGrad[0]) {
       dq = emptyTensor(q.shape, 'float32', 'attention.backward');
