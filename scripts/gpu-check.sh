@@ -22,10 +22,11 @@ SUMMARY="$OUT/summary.md"
 status=0
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
-if ! node scripts/probe-adapter.mjs > "$OUT/adapter.txt" 2>&1; then
-  echo "gpu-check: no WebGPU adapter ($(cat "$OUT/adapter.txt")); run scripts/setup-webgpu.sh" >&2
+if ! node scripts/probe-adapter.mjs > "$OUT/adapter.log" 2>&1; then
+  echo "gpu-check: no WebGPU adapter ($(tail -1 "$OUT/adapter.log")); run scripts/setup-webgpu.sh" >&2
   exit 1
 fi
+ADAPTER="$(grep -m1 '^webgpu adapter:' "$OUT/adapter.log" | sed 's/^webgpu adapter: //')"
 # The adapter's features decide which variants can run (the 'broadcast' kernels need subgroups).
 FEATURES="$(node -e "
   const { create, globals } = await import('webgpu'); Object.assign(globalThis, globals);
@@ -36,7 +37,7 @@ FEATURES="$(node -e "
 {
   echo "# gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo
-  echo "- adapter: $(cat "$OUT/adapter.txt")"
+  echo "- adapter: $ADAPTER"
   echo "- features: ${FEATURES:-?}"
   echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "- suites: $TESTS"
