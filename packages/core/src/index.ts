@@ -1,7 +1,8 @@
 export { Device, getDevice, activeDevice, type DeviceOptions, type UniformValues } from './device/device.js';
 export { type AdapterReport, SETUP_HINT } from './device/adapter.js';
 export { type MemoryStats, sizeClass } from './device/buffer-pool.js';
-export { Tensor, type DType, DTYPES, checkDType } from './tensor/tensor.js';
+export { Tensor, type DType, DTYPES, checkDType, isFloatDType, BYTES_PER_ELEMENT } from './tensor/tensor.js';
+export { floatToHalf, halfToFloat, bfloat16ToFloat } from './tensor/half.js';
 export { tidy, keep, dispose } from './tensor/scope.js';
 export * from './tensor/shape.js';
 export { defineOp, opRegistry, type ForwardContext, type OpDefinition } from './autograd/op.js';

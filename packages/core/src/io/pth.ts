@@ -17,10 +17,11 @@
  */
 import { sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { decodeTensor, readFileBytes, toDevice, type HostTensor, type SafetensorsDType } from './safetensors.js';
+import { decodeTensor, type FloatLoad, readFileBytes, toDevice, type HostTensor, type SafetensorsDType } from './safetensors.js';
 import { crc32 } from './crc32.js';
 
-export interface PthOptions {
+/** `FloatLoad` chooses float16 or float32 for the float tensors (HalfStorage is kept as it is when float16). */
+export interface PthOptions extends FloatLoad {
   /** Removed from the start of every key that has it, e.g. 'module.' for checkpoints saved from DataParallel. */
   stripPrefix?: string;
   /**
@@ -880,7 +881,7 @@ function readLegacyCheckpoint(bytes: Uint8Array, source: string): unknown {
 // ---------------------------------------------------------------- tensors
 
 /** Copies a (possibly strided, offset) view into contiguous bytes, then decodes them as safetensors does. */
-function materialize(name: string, t: TensorRef, source: string, budget: ExpansionBudget): HostTensor {
+function materialize(name: string, t: TensorRef, source: string, budget: ExpansionBudget, load: FloatLoad): HostTensor {
   const { storage, shape, stride, offset } = t;
   const n = sizeOf(shape);
   const item = ITEM_BYTES[storage.dtype];
@@ -925,7 +926,7 @@ function materialize(name: string, t: TensorRef, source: string, budget: Expansi
     }
   }
   try {
-    return decodeTensor(name, { dtype: storage.dtype, shape, offsets: [0, bytes.byteLength] }, bytes);
+    return decodeTensor(name, { dtype: storage.dtype, shape, offsets: [0, bytes.byteLength] }, bytes, load);
   } catch (e) {
     throw new Error(`${source}: ${(e as Error).message.replace(/^safetensors: /, '')}`);
   }
@@ -970,7 +971,7 @@ function flatten(root: unknown, source: string, options: PthOptions, budget: Exp
         // A tensor named twice is decoded twice: the second copy is no part of the file's size.
         if (seen.has(t)) budget.take(sizeOf(t.shape) * 4, `decoding tensor '${name}' again (it is named more than once)`);
         seen.add(t);
-        out.set(key, materialize(name, t, source, budget));
+        out.set(key, materialize(name, t, source, budget, options));
       }
     }
     open.delete(d);

@@ -4,9 +4,11 @@
  * "__metadata__" string map, then the raw little-endian data.
  *
  * Reading validates everything the header claims (lengths, dtype sizes, bounds, overlaps) before any tensor
- * is touched; F16 and BF16 are widened to float32, integer types to int32 (I64 must fit in 32 bits).
+ * is touched; F16 and BF16 are widened to float32 unless a `FloatLoad` asks for float16 tensors (then F16 data is
+ * uploaded as it is stored, never widened), integer types become int32 (I64 must fit in 32 bits).
  */
-import { tensor } from '../ops/creation.js';
+import { tensor, tensorFromHalfBits } from '../ops/creation.js';
+import { bfloat16ToFloat, floatToHalf, halfToFloat } from '../tensor/half.js';
 import { formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -28,10 +30,45 @@ export interface SafetensorsHeader {
   dataStart: number;
 }
 
-/** CPU-side tensor: float32 for float types, int32 for integer types. */
+/**
+ * CPU-side tensor: float32 for float types, int32 for integer types; or, where a `FloatLoad` made it float16,
+ * its half bits in `half` (and `data` empty).
+ */
 export interface HostTensor {
   shape: number[];
   data: Float32Array | Int32Array;
+  half?: Uint16Array;
+}
+
+/** What float tensors become when loaded (safetensors, .pth, .pkl). */
+export interface FloatLoad {
+  /**
+   * 'float32' (default): every float tensor is float32 (F16/BF16 widened exactly). 'float16': every float
+   * tensor is float16 (F32/F64 rounded to nearest even). 'keep': F16 stays float16, F32/F64 are float32.
+   */
+  dtype?: 'float32' | 'float16' | 'keep';
+  /**
+   * BF16 has float32's range, so where dtype is not 'float32' its target must be chosen: 'float16' rounds
+   * (values beyond 65504 become infinite), 'float32' is exact.
+   */
+  bf16?: 'float16' | 'float32';
+}
+
+const FLOAT_TYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'F64'];
+
+/** The device dtype a stored tensor gets under `load` (null for integer types). */
+export function floatTarget(name: string, stored: SafetensorsDType, load: FloatLoad = {}): 'float32' | 'float16' | null {
+  if (!FLOAT_TYPES.includes(stored)) return null;
+  const want = load.dtype ?? 'float32';
+  if (want === 'float32') return 'float32';
+  if (stored === 'BF16') {
+    if (!load.bf16) {
+      throw new Error(`tensor '${name}' is BF16: choose what it becomes with bf16: 'float16' (rounded, inf beyond 65504) or 'float32' (exact)`);
+    }
+    return load.bf16;
+  }
+  if (want === 'float16') return 'float16';
+  return stored === 'F16' ? 'float16' : 'float32';
 }
 
 const MAX_HEADER = 100 * 1024 * 1024;
@@ -124,21 +161,20 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, source = 
   return { entries, metadata, dataStart };
 }
 
-const f16Table = (() => {
-  // Exponent/mantissa decode via a shared float buffer.
-  return (h: number) => {
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >> 10) & 0x1f;
-    const m = h & 0x3ff;
-    if (e === 0) return s * m * 2 ** -24;
-    if (e === 31) return m ? NaN : s * Infinity;
-    return s * (1 + m / 1024) * 2 ** (e - 15);
-  };
-})();
+/** 2-byte little-endian values as a Uint16Array (copied, so alignment never matters). */
+function uint16s(bytes: Uint8Array, n: number): Uint16Array {
+  const out = new Uint16Array(n);
+  new Uint8Array(out.buffer).set(bytes.subarray(0, 2 * n));
+  return out;
+}
 
-/** Decodes one tensor's bytes (little-endian) to float32 or int32. */
-export function decodeTensor(name: string, entry: SafetensorsEntry, bytes: Uint8Array): HostTensor {
+/** Decodes one tensor's bytes (little-endian) to float32 or int32, or float16 bits where `load` asks. */
+export function decodeTensor(name: string, entry: SafetensorsEntry, bytes: Uint8Array, load?: FloatLoad): HostTensor {
   const n = sizeOf(entry.shape);
+  if (floatTarget(name, entry.dtype, load) === 'float16') {
+    const half = entry.dtype === 'F16' ? uint16s(bytes, n) : floatToHalf(decodeTensor(name, entry, bytes).data);
+    return { shape: entry.shape, data: new Float32Array(0), half };
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let data: Float32Array | Int32Array;
   switch (entry.dtype) {
@@ -151,15 +187,11 @@ export function decodeTensor(name: string, entry: SafetensorsEntry, bytes: Uint8
       for (let i = 0; i < n; i++) data[i] = view.getFloat64(8 * i, true);
       break;
     case 'F16':
-      data = new Float32Array(n);
-      for (let i = 0; i < n; i++) data[i] = f16Table(view.getUint16(2 * i, true));
+      data = halfToFloat(uint16s(bytes, n));
       break;
-    case 'BF16': {
-      data = new Float32Array(n);
-      const u = new Uint32Array(data.buffer);
-      for (let i = 0; i < n; i++) u[i] = view.getUint16(2 * i, true) << 16;
+    case 'BF16':
+      data = bfloat16ToFloat(uint16s(bytes, n));
       break;
-    }
     case 'I64':
       data = new Int32Array(n);
       for (let i = 0; i < n; i++) {
@@ -190,33 +222,18 @@ export function decodeTensor(name: string, entry: SafetensorsEntry, bytes: Uint8
 }
 
 /** Parses a whole safetensors file held in memory. */
-export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
+export function readSafetensors(
+  bytes: Uint8Array,
+  source = 'safetensors',
+  load?: FloatLoad,
+): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
   const n = headerLength(bytes.subarray(0, 8), bytes.byteLength, source);
   const header = parseHeader(bytes.subarray(8, 8 + n), bytes.byteLength, source);
   const tensors = new Map<string, HostTensor>();
   for (const [name, e] of header.entries) {
-    tensors.set(name, decodeTensor(name, e, bytes.subarray(header.dataStart + e.offsets[0], header.dataStart + e.offsets[1])));
+    tensors.set(name, decodeTensor(name, e, bytes.subarray(header.dataStart + e.offsets[0], header.dataStart + e.offsets[1]), load));
   }
   return { tensors, metadata: header.metadata };
-}
-
-function float32ToFloat16(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = ((x >>> 23) & 0xff) - 127 + 15;
-  const mant = x & 0x7fffff;
-  if (((x >>> 23) & 0xff) === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  if (exp >= 31) return sign | 0x7c00;
-  if (exp <= 0) {
-    if (exp < -10) return sign;
-    const m = (mant | 0x800000) >>> (1 - exp);
-    return sign | ((m + 0x1000) >>> 13);
-  }
-  // Round to nearest even on the 13 dropped bits.
-  const rounded = (exp << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  return sign | (rounded + (rest > 0x1000 || (rest === 0x1000 && rounded & 1) ? 1 : 0));
 }
 
 export interface SerializeEntry {
@@ -224,6 +241,8 @@ export interface SerializeEntry {
   data: Float32Array | Int32Array;
   /** Storage type in the file: F32 (default for floats), F16, or I32 (default for ints). */
   dtype?: 'F32' | 'F16' | 'I32';
+  /** F16 bits written as they are (a float16 tensor's own values; `data` is then ignored). */
+  half?: Uint16Array;
 }
 
 /** Builds a safetensors file in memory. Names are written sorted, data 8-byte aligned as the reference does. */
@@ -234,10 +253,11 @@ export function serializeSafetensors(entries: Record<string, SerializeEntry>, me
   let offset = 0;
   const layout = names.map((name) => {
     const e = entries[name]!;
-    const dtype = e.dtype ?? (e.data instanceof Int32Array ? 'I32' : 'F32');
+    const dtype = e.half ? 'F16' : (e.dtype ?? (e.data instanceof Int32Array ? 'I32' : 'F32'));
     const bytes = sizeOf(e.shape) * (dtype === 'F16' ? 2 : 4);
-    if (sizeOf(e.shape) !== e.data.length) {
-      throw new Error(`saveSafetensors: '${name}' has ${e.data.length} values for shape ${formatShape(e.shape)}`);
+    const count = (e.half ?? e.data).length;
+    if (sizeOf(e.shape) !== count) {
+      throw new Error(`saveSafetensors: '${name}' has ${count} values for shape ${formatShape(e.shape)}`);
     }
     header[name] = { dtype, shape: e.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
@@ -252,10 +272,14 @@ export function serializeSafetensors(entries: Record<string, SerializeEntry>, me
   out.set(headerBytes, 8);
   let at = 8 + headerBytes.byteLength;
   for (const { e, dtype, bytes } of layout) {
-    for (let i = 0; i < e.data.length; i++) {
-      if (dtype === 'F16') view.setUint16(at + 2 * i, float32ToFloat16(e.data[i]!), true);
-      else if (dtype === 'I32') view.setInt32(at + 4 * i, e.data[i]!, true);
-      else view.setFloat32(at + 4 * i, e.data[i]!, true);
+    if (dtype === 'F16') {
+      const half = e.half ?? floatToHalf(e.data);
+      for (let i = 0; i < half.length; i++) view.setUint16(at + 2 * i, half[i]!, true);
+    } else {
+      for (let i = 0; i < e.data.length; i++) {
+        if (dtype === 'I32') view.setInt32(at + 4 * i, e.data[i]!, true);
+        else view.setFloat32(at + 4 * i, e.data[i]!, true);
+      }
     }
     at += bytes;
   }
@@ -267,7 +291,9 @@ export function serializeSafetensors(entries: Record<string, SerializeEntry>, me
 /** Uploads host tensors to the device. */
 export function toDevice(tensors: Map<string, HostTensor>): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
-  for (const [name, t] of tensors) out.set(name, tensor(t.data, t.shape, t.data instanceof Int32Array ? 'int32' : 'float32'));
+  for (const [name, t] of tensors) {
+    out.set(name, t.half ? tensorFromHalfBits(t.half, t.shape) : tensor(t.data, t.shape, t.data instanceof Int32Array ? 'int32' : 'float32'));
+  }
   return out;
 }
 
@@ -290,12 +316,12 @@ export async function openSafetensors(path: string) {
     const header = parseHeader(headerBytes, size, path);
     return {
       header,
-      async read(name: string): Promise<HostTensor> {
+      async read(name: string, load?: FloatLoad): Promise<HostTensor> {
         const e = header.entries.get(name);
         if (!e) throw new Error(`${path}: no tensor named '${name}'`);
         const bytes = new Uint8Array(e.offsets[1] - e.offsets[0]);
         await handle.read(bytes, 0, bytes.byteLength, header.dataStart + e.offsets[0]);
-        return decodeTensor(name, e, bytes);
+        return decodeTensor(name, e, bytes, load);
       },
       close: () => handle.close(),
     };
@@ -305,14 +331,17 @@ export async function openSafetensors(path: string) {
   }
 }
 
-/** Reads the tensors of a safetensors file (a path in Node, or bytes) onto the device. */
-export async function loadSafetensors(source: string | Uint8Array): Promise<Map<string, Tensor>> {
-  if (typeof source !== 'string') return toDevice(readSafetensors(source).tensors);
+/**
+ * Reads the tensors of a safetensors file (a path in Node, or bytes) onto the device; `load` chooses float16
+ * or float32 for the float tensors (default float32).
+ */
+export async function loadSafetensors(source: string | Uint8Array, load?: FloatLoad): Promise<Map<string, Tensor>> {
+  if (typeof source !== 'string') return toDevice(readSafetensors(source, 'safetensors', load).tensors);
   const file = await openSafetensors(source);
   try {
     const out = new Map<string, Tensor>();
     for (const name of file.header.entries.keys()) {
-      out.set(name, toDevice(new Map([[name, await file.read(name)]])).get(name)!);
+      out.set(name, toDevice(new Map([[name, await file.read(name, load)]])).get(name)!);
     }
     return out;
   } finally {
@@ -326,6 +355,7 @@ export async function saveSafetensors(
   tensors: Record<string, Tensor> | Map<string, Tensor>,
   options: {
     metadata?: Record<string, string>;
+    /** Storage of float32 tensors (default F32); float16 tensors are written as F16 from their bits unless this is F32. */
     dtype?: 'F32' | 'F16';
     /** Refuse (before writing anything) when a value is NaN or infinite; the error names the tensor. */
     requireFinite?: boolean;
@@ -335,6 +365,8 @@ export async function saveSafetensors(
 ): Promise<void> {
   const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const datas = await Promise.all(list.map(([, t]) => (t.dtype === 'int32' ? t.intData() : t.data())));
+  // float16 tensors are written as F16 from their own bits unless F32 is asked for.
+  const halves = await Promise.all(list.map(([, t]) => (t.dtype === 'float16' && options.dtype !== 'F32' ? t.halfBits() : undefined)));
   const entries: Record<string, SerializeEntry> = {};
   list.forEach(([name, t], i) => {
     const data = datas[i]!;
@@ -343,7 +375,7 @@ export async function saveSafetensors(
       for (let j = 0; j < data.length; j++) if (!Number.isFinite(data[j]!)) bad++;
       if (bad > 0) throw new NonFiniteError(`saveSafetensors: '${path}': tensor '${name}' has ${bad} of ${data.length} values NaN or infinite; not written`, name);
     }
-    entries[name] = { shape: t.shape, data, dtype: data instanceof Int32Array ? 'I32' : (options.dtype ?? 'F32') };
+    entries[name] = { shape: t.shape, data, half: halves[i], dtype: data instanceof Int32Array ? 'I32' : (options.dtype ?? 'F32') };
   });
   await writeFileAtomic(path, serializeSafetensors(entries, options.metadata), options.fs);
 }

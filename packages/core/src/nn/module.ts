@@ -1,6 +1,11 @@
 import { formatShape } from '../tensor/shape.js';
 import { keep } from '../tensor/scope.js';
-import { Tensor } from '../tensor/tensor.js';
+import { BYTES_PER_ELEMENT, Tensor, isFloatDType } from '../tensor/tensor.js';
+import { Storage } from '../tensor/storage.js';
+import { cast } from '../ops/cast.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { activeDevice } from '../device/device.js';
+import { requireHalf } from '../ops/launch.js';
 
 export interface LoadReport {
   missing: string[];
@@ -159,7 +164,8 @@ export abstract class Module {
   }
 
   /**
-   * Copies tensors into parameters and buffers by name (the module's tensors take the given storage).
+   * Copies tensors into parameters and buffers by name (the module's tensors take the given storage; a tensor of the
+   * other float dtype is converted to the module's).
    * Reports missing, unexpected and wrong-shaped keys; a strict load throws listing all of them.
    */
   loadStateDict(dict: Map<string, Tensor> | Record<string, Tensor>, options: LoadOptions = {}): LoadReport {
@@ -178,7 +184,13 @@ export abstract class Module {
     const bad = new Set(report.mismatched.map((m) => m.key));
     for (const [key, t] of own) {
       const v = given.get(key);
-      if (v && !bad.has(key)) t.assign(v);
+      if (!v || bad.has(key)) continue;
+      // Values of another float dtype are converted to the module's (as PyTorch's load_state_dict copies).
+      if (v.dtype !== t.dtype && isFloatDType(v.dtype) && isFloatDType(t.dtype)) {
+        const converted = noGrad(() => cast(v, t.dtype));
+        t.assign(converted);
+        converted.dispose();
+      } else t.assign(v);
     }
     return report;
   }
@@ -201,6 +213,36 @@ export abstract class Module {
     }
     for (const key of shapes.keys()) if (!own.has(key) && !ignore(key)) report.unexpected.push(key);
     return report;
+  }
+
+  /**
+   * Converts every float parameter and buffer to `dtype` in place (PyTorch's `module.to(dtype)`; int32 buffers
+   * stay). Parameters whose storage was never allocated (`nn.withoutInit`) stay unallocated, so a model built
+   * to receive float16 weights costs nothing before loading.
+   */
+  to(dtype: 'float32' | 'float16'): this {
+    if (dtype === 'float16') requireHalf(activeDevice(), `${this.constructor.name}.half`);
+    const seen = new Set<Tensor>();
+    for (const t of [...this.parameters(), ...[...this.namedBuffers()].map(([, b]) => b)]) {
+      if (seen.has(t) || !isFloatDType(t.dtype) || t.dtype === dtype) continue;
+      seen.add(t);
+      const next = t.storage.allocated
+        ? noGrad(() => cast(t.detach(), dtype))
+        : new Tensor(new Storage(t.device, null, t.size * BYTES_PER_ELEMENT[dtype]), t.shape, dtype);
+      t.setData(next);
+      next.dispose();
+    }
+    return this;
+  }
+
+  /** `to('float16')`: float16 weights and buffers (needs the adapter's shader-f16). */
+  half(): this {
+    return this.to('float16');
+  }
+
+  /** `to('float32')`. */
+  float(): this {
+    return this.to('float32');
   }
 
   /** Drops the gradients of every parameter. */

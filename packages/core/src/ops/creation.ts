@@ -54,6 +54,19 @@ export function tensor(
   return new Tensor(new Storage(device, device.upload(typed, `tensor: a tensor of shape ${shapeText}`), typed.byteLength), finalShape, dt);
 }
 
+/** A float16 tensor holding IEEE half bits as they are (weights stored as F16: no widening, no rounding). */
+export function tensorFromHalfBits(bits: Uint16Array, shape: readonly number[]): Tensor {
+  assertShape('tensorFromHalfBits', shape);
+  if (sizeOf(shape) !== bits.length) {
+    throw new Error(`tensorFromHalfBits: ${bits.length} values do not fill shape ${formatShape(shape)} (${sizeOf(shape)} elements)`);
+  }
+  const device = activeDevice();
+  requireHalf(device, 'tensorFromHalfBits');
+  const shapeText = formatShape(shape);
+  device.checkAllocation('tensorFromHalfBits', shapeText, bits.byteLength);
+  return new Tensor(new Storage(device, device.upload(bits, `tensorFromHalfBits: a tensor of shape ${shapeText}`), bits.byteLength), [...shape], 'float16');
+}
+
 const bitsOf = (value: number, dtype: DType) =>
   dtype === 'int32' ? value | 0 : new Uint32Array(new Float32Array([value]).buffer)[0]!;
 

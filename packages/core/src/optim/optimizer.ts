@@ -102,6 +102,12 @@ export abstract class Optimizer<H extends BaseHyper> {
         const i = this.params.length;
         if (!(p instanceof Tensor)) throw new Error(`${name}: parameter ${i} is not a Tensor (got ${kindOf(p)})`);
         if (p.isDisposed) throw new Error(`${name}: parameter ${i} (shape ${formatShape(p.shape)}) was disposed`);
+        if (p.dtype === 'float16') {
+          // No hidden master copy: the update would round to half precision every step.
+          throw new Error(
+            `${name}: parameter ${i} is float16; optimizers update float32 parameters only: train the float32 model (float32 master weights) and call half() on a copy for inference`,
+          );
+        }
         if (p.dtype !== 'float32') throw new Error(`${name}: parameter ${i} is ${p.dtype}; only float32 tensors can be optimized`);
         if (!p.isLeaf) throw new Error(`${name}: parameter ${i} (shape ${formatShape(p.shape)}) is not a leaf tensor; optimize the tensors the graph starts from`);
         if (seen.has(p)) throw new Error(`${name}: parameter ${i} (shape ${formatShape(p.shape)}) appears more than once`);

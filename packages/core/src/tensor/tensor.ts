@@ -42,6 +42,7 @@ let nextId = 0;
 export class Tensor {
   readonly id = nextId++;
   private storageRef: Storage | null;
+  private dtypeValue: DType;
   /** Set for outputs of recorded ops: the node whose backward produces this tensor's gradient inputs. */
   gradFn: GradNode | null = null;
   /** Which output of `gradFn` this tensor is. */
@@ -95,12 +96,17 @@ export class Tensor {
   constructor(
     storage: Storage,
     readonly shape: readonly number[],
-    readonly dtype: DType = 'float32',
+    dtype: DType = 'float32',
   ) {
     checkDType('Tensor', dtype);
+    this.dtypeValue = dtype;
     this.storageRef = storage;
     collected.register(this, storage, this);
     trackTensor(this);
+  }
+
+  get dtype(): DType {
+    return this.dtypeValue;
   }
 
   get size(): number {
@@ -172,6 +178,26 @@ export class Tensor {
     if (value.shape.join() !== this.shape.join() || value.dtype !== this.dtype) {
       throw new Error(`assign: value ${formatShape(value.shape)} ${value.dtype} does not match ${formatShape(this.shape)} ${this.dtype}`);
     }
+    return this.share(value);
+  }
+
+  /**
+   * Makes this tensor hold `value`'s data and dtype (PyTorch's `t.data = value`): how `Module.half()` converts
+   * parameters that modules hold by reference. Shapes must match; gradients are dropped.
+   */
+  setData(value: Tensor): this {
+    if (value.shape.join() !== this.shape.join()) {
+      throw new Error(`setData: value ${formatShape(value.shape)} does not match ${formatShape(this.shape)}`);
+    }
+    if (this.requiresGrad && !isFloatDType(value.dtype)) throw new Error(`setData: a tensor that requires grad cannot become ${value.dtype}`);
+    this.grad?.dispose();
+    this.grad = null;
+    this.dtypeValue = value.dtype;
+    return this.share(value);
+  }
+
+  /** Takes a reference to `value`'s storage in place of this tensor's own. */
+  private share(value: Tensor): this {
     const next = value.storage.retain();
     const prev = this.storage;
     collected.unregister(this);
