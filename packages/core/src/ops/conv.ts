@@ -158,8 +158,10 @@ const up4 = (n: number) => Math.ceil(n / 4) * 4;
 /** Bytes of the largest Winograd intermediate (V, M or dM: 16 x channels x tiles floats) of one product. */
 function winogradBytes(product: ConvProduct, p: ConvPlan): number {
   const tiles = (h: number, w: number) => up4(p.n * Math.ceil(h / 2) * Math.ceil(w / 2));
-  if (product === 'inputGrad') return 16 * 4 * tiles(p.H, p.W) * Math.max(up4(p.cout), p.cin);
-  return 16 * 4 * tiles(p.Ho, p.Wo) * Math.max(up4(p.cin), p.cout);
+  // The filter-side transform [16, Cout, Cin'] (or its transpose) is as large as the image side for wide layers.
+  const filter = 16 * 4 * Math.max(p.cout, p.cin) * Math.max(up4(p.cin), up4(p.cout));
+  if (product === 'inputGrad') return Math.max(filter, 16 * 4 * tiles(p.H, p.W) * Math.max(up4(p.cout), p.cin));
+  return Math.max(filter, 16 * 4 * tiles(p.Ho, p.Wo) * Math.max(up4(p.cin), p.cout));
 }
 
 /**
