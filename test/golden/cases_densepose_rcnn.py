@@ -280,6 +280,56 @@ class BoxPredictor(nn.Module):
         self.bbox_pred = nn.Linear(fc, 4 * classes)
 
 
+
+def detect(backbone, rpn, box_head, box_predictor, image):
+    """GeneralizedRCNN's test-time detection on one BGR image [1, 3, h, w] (0..255, already resized, h and w
+    multiples of 32 or padded by the caller): RPN proposals, box head, score threshold 0.5 and NMS 0.5. Returns
+    the stage outputs by name and the FPN levels p2..p6."""
+    _, _, h, w = image.shape
+    t = {}
+    x = image - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
+    x = F.pad(x, (0, (32 - w % 32) % 32, 0, (32 - h % 32) % 32))
+    feats = backbone(x)
+    levels = [feats[k] for k in ("p2", "p3", "p4", "p5", "p6")]
+    logits, deltas = rpn(levels)
+    cand, cand_logits, cand_lvl = [], [], []
+    for l, (lg, dl) in enumerate(zip(logits, deltas)):
+        t[f"rpn_logits{l}"] = lg
+        t[f"rpn_deltas{l}"] = dl
+        _, a, hh, ww = lg.shape
+        lg = lg.permute(0, 2, 3, 1).reshape(-1)
+        dl = dl.view(1, a, 4, hh, ww).permute(0, 3, 4, 1, 2).reshape(-1, 4)
+        anchors = grid_anchors(hh, ww, 2 ** (l + 2), 32 * 2 ** l)
+        props = apply_deltas(dl, anchors, (1.0, 1.0, 1.0, 1.0))
+        k = min(1000, len(lg))
+        sc, idx = lg.sort(descending=True)
+        cand.append(props[idx[:k]])
+        cand_logits.append(sc[:k])
+        cand_lvl.append(torch.full((k,), l))
+    boxes, scores, lvl = torch.cat(cand), torch.cat(cand_logits), torch.cat(cand_lvl)
+    boxes = clip(boxes, h, w)
+    ok = ((boxes[:, 2] - boxes[:, 0]) > 0) & ((boxes[:, 3] - boxes[:, 1]) > 0)
+    boxes, scores, lvl = boxes[ok], scores[ok], lvl[ok]
+    keep = batched_nms(boxes, scores, lvl, 0.7)[:1000]
+    proposals, proposal_logits = boxes[keep], scores[keep]
+    t["proposals"] = proposals
+    t["proposal_logits"] = proposal_logits
+    pooled, plvl = level_pool(levels[:4], proposals, 7, 2, False)
+    t["box_pooled"] = pooled
+    t["box_levels"] = plvl.int()
+    feat = box_head(pooled)
+    cls, reg = box_predictor.cls_score(feat), box_predictor.bbox_pred(feat)
+    t["cls_logits"] = cls
+    t["bbox_deltas"] = reg
+    probs = F.softmax(cls, dim=-1)[:, 0]
+    det = clip(apply_deltas(reg, proposals, (10.0, 10.0, 5.0, 5.0)), h, w)
+    sel = probs > 0.5
+    det, probs = det[sel], probs[sel]
+    keep = batched_nms(det, probs, torch.zeros(len(det), dtype=torch.int64), 0.5)[:100]
+    t["det_boxes"] = det[keep]
+    t["det_scores"] = probs[keep]
+    return t, levels
+
 def rcnn_case(out_dir, g):
     c, fc = 16, 32
     backbone = FPN(ResNet(**SMALL), [16, 32, 64, 128], out_channels=c).eval()
@@ -307,46 +357,9 @@ def rcnn_case(out_dir, g):
     t.update({f"weights/roi_heads.box_predictor.{k}": v for k, v in box_predictor.state_dict().items()})
     t["input"] = image
     with torch.no_grad():
-        x = image - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
-        feats = backbone(x)
-        levels = [feats[k] for k in ("p2", "p3", "p4", "p5", "p6")]
-        logits, deltas = rpn(levels)
-        cand, cand_logits, cand_lvl = [], [], []
-        for l, (lg, dl) in enumerate(zip(logits, deltas)):
-            t[f"out/rpn_logits{l}"] = lg
-            t[f"out/rpn_deltas{l}"] = dl
-            _, a, hh, ww = lg.shape
-            lg = lg.permute(0, 2, 3, 1).reshape(-1)
-            dl = dl.view(1, a, 4, hh, ww).permute(0, 3, 4, 1, 2).reshape(-1, 4)
-            anchors = grid_anchors(hh, ww, 2 ** (l + 2), 32 * 2 ** l)
-            props = apply_deltas(dl, anchors, (1.0, 1.0, 1.0, 1.0))
-            k = min(1000, len(lg))
-            sc, idx = lg.sort(descending=True)
-            cand.append(props[idx[:k]])
-            cand_logits.append(sc[:k])
-            cand_lvl.append(torch.full((k,), l))
-        boxes, scores, lvl = torch.cat(cand), torch.cat(cand_logits), torch.cat(cand_lvl)
-        boxes = clip(boxes, h, w)
-        ok = ((boxes[:, 2] - boxes[:, 0]) > 0) & ((boxes[:, 3] - boxes[:, 1]) > 0)
-        boxes, scores, lvl = boxes[ok], scores[ok], lvl[ok]
-        keep = batched_nms(boxes, scores, lvl, 0.7)[:1000]
-        proposals, proposal_logits = boxes[keep], scores[keep]
-        t["out/proposals"] = proposals
-        t["out/proposal_logits"] = proposal_logits
-        pooled, plvl = level_pool(levels[:4], proposals, 7, 2, False)
-        t["out/box_pooled"] = pooled
-        t["out/box_levels"] = plvl.int()
-        feat = box_head(pooled)
-        cls, reg = box_predictor.cls_score(feat), box_predictor.bbox_pred(feat)
-        t["out/cls_logits"] = cls
-        t["out/bbox_deltas"] = reg
-        probs = F.softmax(cls, dim=-1)[:, 0]
-        det = clip(apply_deltas(reg, proposals, (10.0, 10.0, 5.0, 5.0)), h, w)
-        sel = probs > 0.5
-        det, probs = det[sel], probs[sel]
-        keep = batched_nms(det, probs, torch.zeros(len(det), dtype=torch.int64), 0.5)[:100]
-        t["out/det_boxes"] = det[keep]
-        t["out/det_scores"] = probs[keep]
+        out, _ = detect(backbone, rpn, box_head, box_predictor, image)
+    t.update({f"out/{k}": v for k, v in out.items()})
+    keep, proposals = out["det_scores"], out["proposals"]
     assert 5 < len(keep) < 100 and len(proposals) > 50, (len(keep), len(proposals))
     write_safetensors(f"{out_dir}/densepose_rcnn_detect.safetensors", t)
     return (f"{out_dir}/densepose_rcnn_detect.safetensors", f"{len(proposals)} proposals, {len(keep)} detections")
