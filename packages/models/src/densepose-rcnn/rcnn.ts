@@ -285,7 +285,7 @@ export interface BoxHeadOutputs {
   detections: Boxes;
 }
 
-/** `roi_heads`' box path; the DensePose head and predictor join it (densepose.ts). */
+/** `roi_heads`' box path; DensePoseROIHeads (chart-head.ts) adds the DensePose head and predictor. */
 export class BoxROIHeads extends T.Module {
   readonly box_head: FastRCNNConvFCHead;
   readonly box_predictor: FastRCNNOutputLayers;
