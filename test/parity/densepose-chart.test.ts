@@ -63,7 +63,7 @@ describe('DensePose chart head (DensePoseV1ConvXHead + DensePoseChartPredictor) 
     const [h, w] = resized.shape as [number, number, number];
     const planar = new Float32Array(3 * h * w);
     for (let p = 0; p < h * w; p++) for (let c = 0; c < 3; c++) planar[c * h * w + p] = resized.data[3 * p + c]!;
-    const { features, boxes } = await model.detect(T.tensor(planar, [1, 3, h, w]));
+    const { features, rpn, boxes } = await model.detect(T.tensor(planar, [1, 3, h, w]));
     expectClose(boxes.detections.boxes, g.host('out/det_boxes').data, 1e-4, 'detections');
     expectClose(boxes.detections.scores, g.host('out/det_scores').data, 1e-4, 'scores');
     const det = g.host('out/det_boxes').data as Float32Array;
@@ -74,6 +74,7 @@ describe('DensePose chart head (DensePoseV1ConvXHead + DensePoseChartPredictor) 
     }
     expect(charts.fineSegm.shape).toEqual([det.length / 4, 25, 112, 112]);
     expect(model.roi_heads.densepose(features, new Float32Array(0))).toBeNull();
+    T.dispose([features, rpn.logits, rpn.deltas, boxes.clsLogits, boxes.bboxDeltas, charts]);
   });
 
   it('the full-size model has the released checkpoint key set and shapes (roi_heads.densepose_head / densepose_predictor)', () => {
@@ -83,6 +84,7 @@ describe('DensePose chart head (DensePoseV1ConvXHead + DensePoseChartPredictor) 
     expect(full.checkStateDict(shapes)).toEqual({ missing: [], unexpected: [], mismatched: [] });
     expect([...shapes.keys()].filter((k) => k.includes('densepose')).length).toBe(8 * 2 + 4 * 2);
     expect(shapes.get('roi_heads.densepose_predictor.index_uv_lowres.weight')).toEqual([512, 25, 4, 4]);
+    full.dispose();
   });
 });
 
@@ -126,8 +128,12 @@ describe("Leffa's DensePosePredictor outputs from the released-format .pkl", () 
 
   it('predict_iuv: [I, V, U] of the best person pasted at its box; predict_seg: PARULA parts of the last person (cv2-rendered reference)', async () => {
     const { height: H, width: W } = image;
+    const live = T.memoryStats().liveBuffers;
     const iuv = await predictor.predictIUV(image);
     const seg = await predictor.predictSeg(image);
+    // Features, chart outputs and resized maps are freed (a run leaked 271 buffers before); earlier tests'
+    // garbage may be collected meanwhile, so the count can only fall.
+    expect(T.memoryStats().liveBuffers).toBeLessThanOrEqual(live);
     const wantIuv = g.host('out/predict_iuv');
     const wantSeg = g.host('out/predict_seg');
     expect(wantIuv.shape).toEqual([H, W, 3]);

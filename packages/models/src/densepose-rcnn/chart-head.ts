@@ -92,12 +92,7 @@ export class DensePoseChartPredictor extends T.Module {
   }
 
   forward(x: T.Tensor): ChartOutputs {
-    const up = (m: T.nn.ConvTranspose2d) => {
-      const low = m.forward(x);
-      const out = T.interpolate(low, { scaleFactor: this.config.upScale, mode: 'bilinear', alignCorners: false });
-      low.dispose();
-      return out;
-    };
+    const up = (m: T.nn.ConvTranspose2d) => T.tidy(() => T.interpolate(m.forward(x), { scaleFactor: this.config.upScale, mode: 'bilinear', alignCorners: false }));
     return { coarseSegm: up(this.ann_index_lowres), fineSegm: up(this.index_uv_lowres), u: up(this.u_lowres), v: up(this.v_lowres) };
   }
 }
@@ -117,12 +112,7 @@ export class DensePoseROIHeads extends BoxROIHeads {
   densepose(feats: FPNFeatures, boxes: Float32Array): ChartOutputs | null {
     if (boxes.length === 0) return null;
     const h = this.head;
-    const pooled = poolBoxes(feats, boxes, h.poolerResolution, h.samplingRatio, h.aligned);
-    const x = this.densepose_head.forward(pooled);
-    pooled.dispose();
-    const out = this.densepose_predictor.forward(x);
-    x.dispose();
-    return out;
+    return T.tidy(() => this.densepose_predictor.forward(this.densepose_head.forward(poolBoxes(feats, boxes, h.poolerResolution, h.samplingRatio, h.aligned))));
   }
 }
 

@@ -197,25 +197,28 @@ export function poolerLevels(boxes: Float32Array): Int32Array {
  * ([K, C, size, size]).
  */
 export function poolBoxes(feats: FPNFeatures, boxes: Float32Array, size: number, samplingRatio: number, aligned: boolean): T.Tensor {
-  const levels = poolerLevels(boxes);
-  const maps = [feats.p2, feats.p3, feats.p4, feats.p5];
-  const parts: T.Tensor[] = [];
-  const order: number[] = [];
-  for (let l = 0; l < 4; l++) {
-    const idx = [...levels.keys()].filter((i) => levels[i] === l);
-    if (!idx.length) continue;
-    const rois = new Float32Array(idx.length * 5);
-    idx.forEach((i, r) => rois.set([0, ...boxes.subarray(4 * i, 4 * i + 4)], 5 * r));
-    parts.push(T.roiAlign(maps[l]!, T.tensor(rois, [idx.length, 5]), { outputSize: size, spatialScale: 1 / FPN_STRIDES[l]!, samplingRatio, aligned }));
-    order.push(...idx);
-  }
-  const C = feats.p2.shape[1]!;
-  if (!parts.length) return T.zeros([0, C, size, size]);
-  const cat = parts.length === 1 ? parts[0]! : T.concat(parts, 0);
-  // Back to the boxes' order: position of box i in `order`.
-  const inverse = new Int32Array(order.length);
-  order.forEach((i, p) => (inverse[i] = p));
-  return T.indexSelect(cat, 0, T.tensor(inverse, [order.length], 'int32'));
+  // The rois, per-level pools and the index tensor are freed with the scope.
+  return T.tidy(() => {
+    const levels = poolerLevels(boxes);
+    const maps = [feats.p2, feats.p3, feats.p4, feats.p5];
+    const parts: T.Tensor[] = [];
+    const order: number[] = [];
+    for (let l = 0; l < 4; l++) {
+      const idx = [...levels.keys()].filter((i) => levels[i] === l);
+      if (!idx.length) continue;
+      const rois = new Float32Array(idx.length * 5);
+      idx.forEach((i, r) => rois.set([0, ...boxes.subarray(4 * i, 4 * i + 4)], 5 * r));
+      parts.push(T.roiAlign(maps[l]!, T.tensor(rois, [idx.length, 5]), { outputSize: size, spatialScale: 1 / FPN_STRIDES[l]!, samplingRatio, aligned }));
+      order.push(...idx);
+    }
+    const C = feats.p2.shape[1]!;
+    if (!parts.length) return T.zeros([0, C, size, size]);
+    const cat = parts.length === 1 ? parts[0]! : T.concat(parts, 0);
+    // Back to the boxes' order: position of box i in `order`.
+    const inverse = new Int32Array(order.length);
+    order.forEach((i, p) => (inverse[i] = p));
+    return T.indexSelect(cat, 0, T.tensor(inverse, [order.length], 'int32'));
+  });
 }
 
 export interface RPNOutputs {
@@ -236,7 +239,7 @@ export async function rpnProposals(rpn: RPN, feats: FPNFeatures, size: [number, 
   const candScores: number[] = [];
   const candLevels: number[] = [];
   for (let l = 0; l < levels.length; l++) {
-    const [lg, dl] = rpn.rpn_head.forward(levels[l]!);
+    const [lg, dl] = T.tidy(() => rpn.rpn_head.forward(levels[l]!));
     logits.push(lg);
     deltas.push(dl);
     const [, , H, W] = lg.shape as [number, number, number, number];
@@ -300,10 +303,13 @@ export class BoxROIHeads extends T.Module {
   async detect(feats: FPNFeatures, proposals: Float32Array, size: [number, number]): Promise<BoxHeadOutputs> {
     const c = this.config;
     const pooled = poolBoxes(feats, proposals, c.boxPoolerResolution, c.boxSamplingRatio, c.boxAligned);
-    const x = this.box_head.forward(pooled);
-    const clsLogits = this.box_predictor.cls_score.forward(x);
-    const bboxDeltas = this.box_predictor.bbox_pred.forward(x);
-    const probs = await T.softmax(clsLogits, -1).data();
+    const [clsLogits, bboxDeltas, softmax] = T.tidy(() => {
+      const x = this.box_head.forward(pooled);
+      const logits = this.box_predictor.cls_score.forward(x);
+      return [logits, this.box_predictor.bbox_pred.forward(x), T.softmax(logits, -1)];
+    });
+    const probs = await softmax.data();
+    softmax.dispose();
     const deltas = await bboxDeltas.data();
     const K = c.numClasses;
     const [h, w] = size;
@@ -358,9 +364,10 @@ export class RCNNDetector extends T.Module {
     if (image.rank !== 4 || image.shape[0] !== 1 || image.shape[1] !== 3) throw new Error(`RCNNDetector.detect: expected one BGR image [1, 3, H, W], got ${T.formatShape(image.shape)}`);
     const s: [number, number] = [image.shape[2]!, image.shape[3]!];
     const d = ResNetFPN.SIZE_DIVISIBILITY;
-    const normalised = T.sub(image, T.tensor(Float32Array.from(RCNNDetector.PIXEL_MEAN), [1, 3, 1, 1]));
-    const x = T.pad(normalised, [0, (d - (s[1] % d)) % d, 0, (d - (s[0] % d)) % d]);
-    const features = this.backbone.forward(x);
+    const features = T.tidy(() => {
+      const normalised = T.sub(image, T.tensor(Float32Array.from(RCNNDetector.PIXEL_MEAN), [1, 3, 1, 1]));
+      return this.backbone.forward(T.pad(normalised, [0, (d - (s[1] % d)) % d, 0, (d - (s[0] % d)) % d]));
+    });
     const rpn = await rpnProposals(this.proposal_generator, features, s, this.config);
     const boxes = await this.roi_heads.detect(features, rpn.proposals.boxes, s);
     return { features, rpn, boxes };
