@@ -184,7 +184,8 @@ describe('the released .pkl loader', () => {
     await expect(load('densepose_chart_pixel.pkl')).rejects.toThrow(/pixel_std is \[57, 57, 57\], but this model normalises with \[1, 1, 1\]/);
     // The full-size model refuses the narrow weights by shape.
     await expect(loadReleasedDensePose(bytesOf('densepose_chart_model.pkl'))).rejects.toThrow(/shape of backbone\.bottom_up\.stem\.conv1\.weight: expected \[64, 3, 7, 7\], got \[8, 3, 7, 7\]/);
-    await expect(loadReleasedDensePose(bytesOf('pkl_evil.pkl'))).rejects.toThrow(/pkl/);
+    await expect(loadReleasedDensePose(bytesOf('pkl_evil.pkl'))).rejects.toThrow(/pickle references global 'os\.system', which is not allowed/);
+    await expect(loadReleasedDensePose('/nonexistent/model_final_162be9.pkl')).rejects.toThrow(/cannot read '\/nonexistent\/model_final_162be9\.pkl'/);
     await expect(loadReleasedDensePose(new Uint8Array([0x50, 0x4b, 3, 4]))).rejects.toThrow(/not a pickle of protocol 2 or later .* not a detectron2 \.pkl checkpoint/);
   });
 });
