@@ -251,9 +251,9 @@ def batched_nms(boxes, scores, groups, thresh):
 
 
 def level_pool(feats, boxes, size, sampling_ratio, aligned):
-    """ROIPooler over p2..p5: level = floor(4 + log2(sqrt(area) / 224 + eps)) clamped to [2, 5]."""
+    """ROIPooler over p2..p5: level = floor(4 + log2(sqrt(area) / 224 + 1e-8)) clamped to [2, 5] (poolers.py)."""
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    lvl = torch.floor(4 + torch.log2(torch.sqrt(area) / 224 + 2.220446049250313e-16)).clamp(2, 5).long() - 2
+    lvl = torch.floor(4 + torch.log2(torch.sqrt(area) / 224 + 1e-8)).clamp(2, 5).long() - 2
     out = feats[0].new_zeros(len(boxes), feats[0].shape[1], size, size)
     rois = torch.cat([torch.zeros(len(boxes), 1), boxes], dim=1)
     for l in range(4):

@@ -12,6 +12,7 @@ import {
   leffaDensePoseImage,
   loadReleasedDensePose,
   pilResizeBilinear,
+  poolerLevels,
   renderSeg,
   shortestEdgeSize,
 } from '@leffa-webgpu/models';
@@ -85,6 +86,13 @@ describe('DensePose chart head (DensePoseV1ConvXHead + DensePoseChartPredictor) 
     expect([...shapes.keys()].filter((k) => k.includes('densepose')).length).toBe(8 * 2 + 4 * 2);
     expect(shapes.get('roi_heads.densepose_predictor.index_uv_lowres.weight')).toEqual([512, 25, 4, 4]);
     full.dispose();
+  });
+});
+
+describe('ROIPooler levels (assign_boxes_to_levels, canonical 224 at p4)', () => {
+  it('powers of two of 224 start a level; smaller and larger boxes clamp to p2 and p5', () => {
+    const boxes = new Float32Array([0, 0, 224, 224, 0, 0, 112, 112, 0, 0, 111.9, 112, 5, 5, 61, 61, 0, 0, 2000, 2000, 0, 0, 447.99, 448, 10, 20, 458, 468]);
+    expect([...poolerLevels(boxes)]).toEqual([2, 1, 0, 0, 3, 2, 3]);
   });
 });
 

@@ -181,13 +181,18 @@ export interface Boxes {
   scores: Float32Array;
 }
 
-/** ROIPooler's level of each box: floor(4 + log2(sqrt(area) / 224 + eps)) clamped to [2, 5], minus 2. */
+/**
+ * ROIPooler's level of each box (assign_boxes_to_levels): floor(4 + log2(sqrt(area) / 224 + 1e-8)) clamped to
+ * [2, 5], minus 2, in float32 as PyTorch computes it (detectron2 since 2020 adds 1e-8, before it machine epsilon).
+ */
 export function poolerLevels(boxes: Float32Array): Int32Array {
+  const f = Math.fround;
   const n = boxes.length / 4;
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    const area = (boxes[4 * i + 2]! - boxes[4 * i]!) * (boxes[4 * i + 3]! - boxes[4 * i + 1]!);
-    out[i] = Math.min(Math.max(Math.floor(4 + Math.log2(Math.sqrt(area) / 224 + 2.220446049250313e-16)), 2), 5) - 2;
+    const area = f(f(boxes[4 * i + 2]! - boxes[4 * i]!) * f(boxes[4 * i + 3]! - boxes[4 * i + 1]!));
+    const level = f(4 + f(Math.log2(f(f(f(Math.sqrt(area)) / 224) + f(1e-8)))));
+    out[i] = Math.min(Math.max(Math.floor(level), 2), 5) - 2;
   }
   return out;
 }
