@@ -77,6 +77,8 @@ describe('memory', () => {
     expect(T.sizeClass(1)).toBe(256);
     expect(T.sizeClass(1000)).toBe(1024);
     expect(T.sizeClass(1025)).toBe(1280);
+    expect(T.sizeClass(2 ** 20 + 1)).toBe(2 ** 20 + 2 ** 16);
+    expect(T.sizeClass(2 ** 21 - 100)).toBe(2 ** 21);
     const pooled = T.memoryStats().pooledBuffers;
     T.ones([300]).dispose();
     const again = T.memoryStats().pooledBuffers;

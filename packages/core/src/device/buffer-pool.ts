@@ -29,10 +29,14 @@ export interface MemoryStats {
 
 const MIN_CLASS = 256;
 
+/** Buffers from 1 MiB on are rounded to sixteenths of their power of two (at most 6% over), smaller ones to quarters. */
+const FINE_CLASSES_FROM = 2 ** 20;
+
 export function sizeClass(bytes: number): number {
   if (bytes <= MIN_CLASS) return MIN_CLASS;
   const pow = 2 ** Math.floor(Math.log2(bytes));
-  const step = pow / 4;
+  // Large buffers are mostly weights that live as long as the model: coarse classes would waste up to a quarter.
+  const step = pow / (bytes >= FINE_CLASSES_FROM ? 16 : 4);
   return Math.ceil(bytes / step) * step;
 }
 

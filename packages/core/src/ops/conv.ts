@@ -168,10 +168,10 @@ function winogradBytes(product: ConvProduct, p: ConvPlan): number {
  * The algorithm a product of this convolution runs with. Winograd needs a stride-1, undilated, ungrouped
  * 3x3 kernel, padding at most 2 (the input gradient is a forward product with padding 2 - p) and
  * intermediates that fit one storage binding. Chosen automatically on CPU adapters with the subgroup matmul
- * (where it was measured) when both channel counts are large enough for the product; everywhere else the
- * direct product stays, unless forced with `setConvAlgorithm`.
+ * (where it was measured) when both channel counts are large enough for the product and no tensor is float16;
+ * everywhere else the direct product stays, unless forced with `setConvAlgorithm`.
  */
-function convAlgorithmFor(product: ConvProduct, p: ConvPlan, device: Device = activeDevice()): ConvAlgorithm {
+function convAlgorithmFor(product: ConvProduct, p: ConvPlan, half = false, device: Device = activeDevice()): ConvAlgorithm {
   const possible =
     p.kh === 3 &&
     p.kw === 3 &&
@@ -185,7 +185,9 @@ function convAlgorithmFor(product: ConvProduct, p: ConvPlan, device: Device = ac
     winogradBytes(product, p) <= Math.min(device.gpu.limits.maxStorageBufferBindingSize, device.gpu.limits.maxBufferSize);
   if (!possible) return 'direct';
   if (forcedAlgorithm) return forcedAlgorithm;
-  if (convVariantFor(device) !== 'broadcast') return 'direct';
+  // float16 convolutions exist to save memory: Winograd's float32 intermediates are 16/9 of the filters and 4x
+  // the image (three to six times the float16 tensors they come from), so they take the direct product.
+  if (half || convVariantFor(device) !== 'broadcast') return 'direct';
   // Measured on lavapipe (BENCHMARKS.md): the weight gradient (a long reduction over tiles) wins from 8
   // channels; the forward and input gradient only from 32 on both sides, below which writing and reading
   // the 16 x channels x tiles intermediates costs more than the implicit GEMM's gathers.
@@ -274,7 +276,7 @@ function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor
  * along K into partial slabs, summed afterwards, so that both cores get work.
  */
 function convProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
-  if (out.size > 0 && convAlgorithmFor(product, p) === 'winograd') {
+  if (out.size > 0 && convAlgorithmFor(product, p, [a, b, out].some((t) => t.dtype === 'float16')) === 'winograd') {
     winogradProduct(product, p, a, b, out, bias);
     return;
   }
@@ -368,16 +370,18 @@ const conv2dOp = defineOp('conv2d', {
 
 /**
  * The algorithm each product of `conv2d(x, weight, bias, options)` would run with on the active device now
- * (after `setConvAlgorithm`): the forward, the input gradient and the weight gradient. 1x1 stride-1
- * convolutions take the matmul path for the forward and input gradient and report 'direct'.
+ * (after `setConvAlgorithm`) for tensors of `dtype`: the forward, the input gradient and the weight gradient.
+ * 1x1 stride-1 convolutions take the matmul path for the forward and input gradient and report 'direct'.
  */
 export function conv2dAlgorithms(
   xShape: readonly number[],
   weightShape: readonly number[],
   options: Omit<Conv2dOptions, 'padding'> & { padding?: Pair } = {},
+  dtype: 'float32' | 'float16' = 'float32',
 ): Record<ConvProduct, ConvAlgorithm> {
   const p = planConv2dShapes(xShape, weightShape, undefined, options);
-  return { forward: convAlgorithmFor('forward', p), inputGrad: convAlgorithmFor('inputGrad', p), weightGrad: convAlgorithmFor('weightGrad', p) };
+  const half = dtype === 'float16';
+  return { forward: convAlgorithmFor('forward', p, half), inputGrad: convAlgorithmFor('inputGrad', p, half), weightGrad: convAlgorithmFor('weightGrad', p, half) };
 }
 
 /**
