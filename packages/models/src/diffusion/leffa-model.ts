@@ -78,7 +78,10 @@ export class LeffaModel extends T.Module {
 
   /** The generative UNet's noise prediction given reference features (and optional attention reports). */
   predictNoise(inputs: LeffaInputs, t: number | readonly number[], features: T.Tensor[], report?: AttentionReportRequest): UNetOutput {
-    const x = T.concat([inputs.noisyLatent, inputs.maskLatent, inputs.maskedLatent, inputs.densepose], 1);
+    // In the UNet's dtype: a float16 model takes float32 latents and conditions.
+    const dtype = this.unet.conv_in.weight.dtype;
+    const parts = [inputs.noisyLatent, inputs.maskLatent, inputs.maskedLatent, inputs.densepose].map((t) => T.cast(t, dtype));
+    const x = T.concat(parts, 1);
     return this.unet.forward(x, t, { reference: { mode: 'consume', features }, ...(report ? { report } : {}) });
   }
 }

@@ -1,4 +1,4 @@
-import type * as T from '@leffa-webgpu/core';
+import * as T from '@leffa-webgpu/core';
 
 /**
  * How the Leffa UNets exchange reference features. The reference UNet `collect`s, for every transformer
@@ -26,6 +26,22 @@ export interface AttentionReport {
   width: number;
   /** [B, N, 2] flow in normalised key coordinates, or [B, N, M] attention map. */
   value: T.Tensor;
+}
+
+/**
+ * Runs one block of a forward pass. Without gradient recording its intermediates are freed as it returns (the
+ * reference features and attention reports it adds to `ctx` survive with its result), so inference holds one
+ * block's activations at a time instead of the whole pass's; with recording everything stays for backward.
+ */
+export function blockScope<R>(fn: () => R, ctx?: ReferenceContext): R {
+  if (T.isGradEnabled()) return fn();
+  const features = ctx?.features.length ?? 0;
+  const reports = ctx?.reports.length ?? 0;
+  return T.tidy(() => {
+    const result = fn();
+    const added = ctx ? [...(ctx.mode === 'collect' ? ctx.features.slice(features) : []), ...ctx.reports.slice(reports).map((r) => r.value)] : [];
+    return { result, added };
+  }).result;
 }
 
 /** Per-forward state threaded through the blocks. */

@@ -1,4 +1,5 @@
 import * as T from '@leffa-webgpu/core';
+import { blockScope } from './reference.js';
 
 const { Conv2d, GroupNorm, Linear } = T.nn;
 
@@ -37,6 +38,10 @@ export class ResnetBlock2D extends T.Module {
 
   /** `tembActivated` is silu(temb), computed once per UNet step and shared by every block. */
   forward(x: T.Tensor, tembActivated?: T.Tensor): T.Tensor {
+    return blockScope(() => this.compute(x, tembActivated));
+  }
+
+  private compute(x: T.Tensor, tembActivated?: T.Tensor): T.Tensor {
     let h = this.conv1.forward(this.norm1.forwardSilu(x));
     if (this.time_emb_proj) {
       if (!tembActivated) throw new Error('ResnetBlock2D: this block needs a timestep embedding');

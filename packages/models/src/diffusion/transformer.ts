@@ -1,6 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { Attention } from './attention.js';
-import type { ReferenceContext } from './reference.js';
+import { type ReferenceContext, blockScope } from './reference.js';
 
 const { Conv2d, Dropout, GroupNorm, LayerNorm, Linear, ModuleList } = T.nn;
 
@@ -75,6 +75,10 @@ export class BasicTransformerBlock extends T.Module {
   }
 
   forward(x: T.Tensor, grid: { height: number; width: number }, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
+    return blockScope(() => this.compute(x, grid, ctx, context), ctx);
+  }
+
+  private compute(x: T.Tensor, grid: { height: number; width: number }, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
     const n1 = this.norm1.forward(x);
     let h = T.add(x, ctx.mode === 'consume' ? this.referenceAttention(n1, grid, ctx) : this.attn1.forward(n1));
     if (ctx.mode === 'collect') ctx.features.push(n1);
@@ -85,7 +89,7 @@ export class BasicTransformerBlock extends T.Module {
       if (!context) throw new Error(`${this.path || 'BasicTransformerBlock'}: cross-attention needs encoder hidden states`);
       h = T.add(h, this.attn2.forward(n2, context));
     }
-    return T.add(h, this.ff.forward(this.norm3.forward(h)));
+    return T.add(h, blockScope(() => this.ff.forward(this.norm3.forward(h))));
   }
 
   /**
@@ -152,6 +156,10 @@ export class Transformer2DModel extends T.Module {
   }
 
   forward(x: T.Tensor, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
+    return blockScope(() => this.compute(x, ctx, context), ctx);
+  }
+
+  private compute(x: T.Tensor, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
     const [b, , height, width] = x.shape as [number, number, number, number];
     const toTokens = (m: T.Tensor) => T.reshape(T.permute(m, [0, 2, 3, 1]), [b, height * width, m.shape[1]!]);
     const toMap = (t: T.Tensor) => T.permute(T.reshape(t, [b, height, width, t.shape[2]!]), [0, 3, 1, 2]);

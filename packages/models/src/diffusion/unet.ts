@@ -238,14 +238,17 @@ export class UNet2DConditionModel extends T.Module {
     }
     const batch = sample.shape[0]!;
     const ctx = new ReferenceContext(options.reference?.mode ?? 'none', options.reference?.features ?? [], options.report);
-    const context = options.encoderHiddenStates;
+    // Inputs take the weights' dtype (as diffusers casts the timestep embedding), so a float16 model runs in
+    // float16 from float32 latents.
+    const dtype = this.conv_in.weight.dtype;
+    const context = options.encoderHiddenStates && T.cast(options.encoderHiddenStates, dtype);
 
     const t: number[] = typeof timesteps === 'number' ? new Array(batch).fill(timesteps) : [...timesteps];
     if (t.length !== batch) throw new Error(`UNet: ${t.length} timesteps for a batch of ${batch}`);
     const tProj = T.timestepEmbedding(t, c.blockOutChannels[0]!, { flipSinToCos: c.flipSinToCos, downscaleFreqShift: c.freqShift });
-    const temb = T.silu(this.time_embedding.forward(tProj));
+    const temb = T.silu(this.time_embedding.forward(T.cast(tProj, dtype)));
 
-    let h = this.conv_in.forward(sample);
+    let h = this.conv_in.forward(T.cast(sample, dtype));
     const skips: T.Tensor[] = [h];
     for (const block of this.down_blocks) {
       const r = block.forward(h, temb, ctx, context);

@@ -200,7 +200,8 @@ export class AutoencoderKL extends T.Module {
     if (x.rank !== 4 || x.shape[1] !== this.config.inChannels || x.shape[2]! % f !== 0 || x.shape[3]! % f !== 0) {
       throw new Error(`AutoencoderKL.encode: expected [B, ${this.config.inChannels}, H, W] with H and W multiples of ${f}, got ${T.formatShape(x.shape)}`);
     }
-    return new DiagonalGaussian(this.quant_conv.forward(this.encoder.forward(x)));
+    // Images take the weights' dtype (a float16 VAE encodes float32 images in float16).
+    return new DiagonalGaussian(this.quant_conv.forward(this.encoder.forward(T.cast(x, this.quant_conv.weight.dtype))));
   }
 
   /** Latents (unscaled) to images in roughly [-1, 1]. */
@@ -208,7 +209,7 @@ export class AutoencoderKL extends T.Module {
     if (z.rank !== 4 || z.shape[1] !== this.config.latentChannels) {
       throw new Error(`AutoencoderKL.decode: expected [B, ${this.config.latentChannels}, h, w], got ${T.formatShape(z.shape)}`);
     }
-    return this.decoder.forward(this.post_quant_conv.forward(z));
+    return this.decoder.forward(this.post_quant_conv.forward(T.cast(z, this.post_quant_conv.weight.dtype)));
   }
 }
 
