@@ -1,17 +1,15 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
+const src = (pkg: string, entry: string) => fileURLToPath(new URL(`./packages/${pkg}/src/${entry}.ts`, import.meta.url));
 
 export default defineConfig({
   resolve: {
     // Tests run against the TypeScript sources, so no build is needed between edits.
-    alias: {
-      '@leffa-webgpu/kernels-wgsl': src('kernels-wgsl'),
-      '@leffa-webgpu/core': src('core'),
-      '@leffa-webgpu/models': src('models'),
-      '@leffa-webgpu/train': src('train'),
-    },
+    alias: [
+      ...['kernels-wgsl', 'core', 'models', 'data', 'pipelines', 'train'].map((pkg) => ({ find: new RegExp(`^@leffa-webgpu/${pkg}$`), replacement: src(pkg, 'index') })),
+      ...['data', 'pipelines'].map((pkg) => ({ find: new RegExp(`^@leffa-webgpu/${pkg}/web$`), replacement: src(pkg, 'web') })),
+    ],
   },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],

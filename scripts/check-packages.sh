@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# What an npm user gets. Packs the four packages (after `npm run build`), installs the tarballs into an empty
+# What an npm user gets. Packs the six packages (after `npm run build`), installs the tarballs into an empty
 # project outside the repository and checks, on the declared Node floor (the packages' engines field):
 # - a strict type-check (skipLibCheck false) of every README example and of every entry point, as a Node project
 #   and as a browser (bundler) project, with no types added by hand;
 # - import of every entry point without the optional `webgpu` peer, and getDevice's error naming that package;
 # - require(): Node's own ERR_REQUIRE_ESM on the floor, a working require(esm) where Node has it;
-# - the shipped weights through package specifiers (@leffa-webgpu/train/assets/...);
+# - the shipped weights through package specifiers (@leffa-webgpu/pipelines/assets/...);
 # - the CLI: --version, --help, and a command's error without `webgpu`, with nothing else on stderr;
 # then installs `webgpu` and runs the README example and a CLI command, whose stderr must stay empty.
 set -euo pipefail
@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 step() { printf '== %s\n' "$*"; }
 fail() { printf 'check-packages: %s\n' "$*" >&2; exit 1; }
 
-pkgs=(kernels-wgsl core models train)
+pkgs=(kernels-wgsl core models data pipelines train)
 # The floor: every package must declare the same `>=X.Y.Z`.
 floor=$(node -e '
   const v = process.argv.slice(1).map((d) => require(`./packages/${d}/package.json`).engines?.node);
@@ -62,7 +62,7 @@ step "strict type-check on Node $floor: README examples and every entry point"
 import { readFileSync, writeFileSync } from 'node:fs';
 const root = process.argv[2];
 let n = 0;
-for (const readme of ['README.md', ...['kernels-wgsl', 'core', 'models', 'train'].map((p) => `packages/${p}/README.md`)]) {
+for (const readme of ['README.md', ...['kernels-wgsl', 'core', 'models', 'data', 'pipelines', 'train'].map((p) => `packages/${p}/README.md`)]) {
   const text = readFileSync(`${root}/${readme}`, 'utf8');
   for (const m of text.matchAll(/^```(js|ts)\n([\s\S]*?)^```/gm)) {
     if (!m[2].includes("from '@leffa-webgpu/")) continue;
@@ -76,9 +76,12 @@ cat >entry-points.ts <<'EOF'
 import * as core from '@leffa-webgpu/core';
 import * as kernels from '@leffa-webgpu/kernels-wgsl';
 import * as models from '@leffa-webgpu/models';
+import * as data from '@leffa-webgpu/data';
+import * as dataWeb from '@leffa-webgpu/data/web';
+import * as pipelines from '@leffa-webgpu/pipelines';
+import * as pipelinesWeb from '@leffa-webgpu/pipelines/web';
 import * as train from '@leffa-webgpu/train';
-import * as web from '@leffa-webgpu/train/web';
-export const entryPoints = [core, kernels, models, train, web];
+export const entryPoints = [core, kernels, models, data, dataWeb, pipelines, pipelinesWeb, train];
 export const device: Promise<core.Device> = core.getDevice();
 EOF
 cat >tsconfig.json <<'EOF'
@@ -96,8 +99,9 @@ EOF
 cat >web/page.ts <<'EOF'
 import * as core from '@leffa-webgpu/core';
 import * as models from '@leffa-webgpu/models';
-import * as web from '@leffa-webgpu/train/web';
-export const entryPoints = [core, models, web];
+import * as data from '@leffa-webgpu/data/web';
+import * as pipelines from '@leffa-webgpu/pipelines/web';
+export const entryPoints = [core, models, data, pipelines];
 export const checkpoint = (url: string) => core.openCheckpointUrl(url);
 EOF
 cat >web/tsconfig.json <<'EOF'
@@ -115,14 +119,15 @@ step "import without webgpu, require(), shipped weights by package specifier (No
 "$node_bin" --input-type=module -e "
   const T = await import('@leffa-webgpu/core');
   await import('@leffa-webgpu/kernels-wgsl'); await import('@leffa-webgpu/models');
-  const train = await import('@leffa-webgpu/train'); await import('@leffa-webgpu/train/web');
+  await import('@leffa-webgpu/data'); await import('@leffa-webgpu/data/web'); await import('@leffa-webgpu/train');
+  const pipelines = await import('@leffa-webgpu/pipelines'); await import('@leffa-webgpu/pipelines/web');
   const err = await T.init().then(() => null, (e) => e);
   if (!err || !/npm install webgpu/.test(err.message)) throw new Error('init() without webgpu: expected the install hint, got ' + (err && err.stack));
   const { createRequire } = await import('node:module');
   const { existsSync, statSync } = await import('node:fs');
-  const state = createRequire(process.cwd() + '/').resolve('@leffa-webgpu/train/assets/leffa-tiny-tryon/state.json');
+  const state = createRequire(process.cwd() + '/').resolve('@leffa-webgpu/pipelines/assets/leffa-tiny-tryon/state.json');
   if (!statSync(state).isFile()) throw new Error(state);
-  const dir = train.resolveCheckpoint('shipped:leffa-tiny-tryon');
+  const dir = pipelines.resolveCheckpoint('shipped:leffa-tiny-tryon');
   if (!existsSync(dir + '/model.safetensors')) throw new Error('shipped checkpoint missing in ' + dir);
 "
 check_require() { # $1: node binary

@@ -4,7 +4,7 @@
  * Leffa sampling), with weights fetched from the shipped checkpoints that Vite serves as static files.
  */
 import * as T from '@leffa-webgpu/core';
-import { type GarmentCategory, type PhotoModels, type RgbImage, leffaFrom, photoModelsFrom, runPhotoPipeline } from '@leffa-webgpu/train/web';
+import { type GarmentCategory, type PhotoModels, type RgbImage, leffaFrom, photoModelsFrom, runPhotoPipeline } from '@leffa-webgpu/pipelines/web';
 import type { LeffaModel } from '@leffa-webgpu/models';
 
 const $ = <E extends HTMLElement>(id: string) => document.getElementById(id) as E;

@@ -7,7 +7,7 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 /** The shipped checkpoints the page loads (main.ts); the package's other ones stay out of the site. */
 export const PAGE_CHECKPOINTS = ['openpose-small', 'schp-small', 'densepose-small', 'leffa-tiny-tryon'];
-const assets = here('../../packages/train/assets');
+const assets = here('../../packages/pipelines/assets');
 
 /** Serves (dev) and copies into the build (`<name>/state.json`, `<name>/model.safetensors`) only PAGE_CHECKPOINTS. */
 function shippedCheckpoints(): Plugin {
@@ -44,7 +44,8 @@ export default defineConfig({
       '@leffa-webgpu/kernels-wgsl': here('../../packages/kernels-wgsl/src/index.ts'),
       '@leffa-webgpu/core': here('../../packages/core/src/index.ts'),
       '@leffa-webgpu/models': here('../../packages/models/src/index.ts'),
-      '@leffa-webgpu/train/web': here('../../packages/train/src/web.ts'),
+      '@leffa-webgpu/data/web': here('../../packages/data/src/web.ts'),
+      '@leffa-webgpu/pipelines/web': here('../../packages/pipelines/src/web.ts'),
     },
   },
   build: { outDir: here('dist'), emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 2048 },

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_NECK_LABEL, LeffaHumanParsing, OnnxGraph, combineLeffaParsing } from '@leffa-webgpu/models';
-import { loadLeffaHumanParsing } from '@leffa-webgpu/train';
+import { loadLeffaHumanParsing } from '@leffa-webgpu/pipelines';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectClose } from '../helpers/compare.js';
 import { ModelGolden } from '../helpers/model-golden.js';

@@ -1,7 +1,9 @@
 import * as T from '@leffa-webgpu/core';
 import { LeffaModel, OPENPOSE_SMALL, OpenPoseBody } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { evaluateDensePose, evaluateParsing, leffaConfigFromExtra, loadDensePose, loadSchp, pck, resolveCheckpoint, syntheticDensePoseExample, syntheticParsingExample, syntheticPoseExample } from '../src/index.js';
+import { syntheticPoseExample } from '@leffa-webgpu/data';
+import { leffaConfigFromExtra, loadDensePose, loadSchp, resolveCheckpoint } from '@leffa-webgpu/pipelines';
+import { evaluateDensePose, evaluateParsing, pck, syntheticDensePoseExample, syntheticParsingExample } from '../src/index.js';
 
 // Held-out scores the shipped parsers were exported with (see packages/train/README.md).
 const SCHP_MIOU = 0.8;

@@ -8,8 +8,7 @@ import * as T from '@leffa-webgpu/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from '../src/cli/train-schp.js';
 import { densePose } from '../src/cli/train-densepose.js';
-import { writePng } from '../src/io/png.js';
-import { syntheticPoseExample } from '../src/index.js';
+import { syntheticPoseExample, writePng } from '@leffa-webgpu/data';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cli-defaults-'));

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COCO17_TO_OPENPOSE18, CocoKeypointsDataset, OpenPoseTrainer, encodePng, openPoseKeypointsFromCoco } from '../src/index.js';
+import { COCO17_TO_OPENPOSE18, CocoKeypointsDataset, encodePng, openPoseKeypointsFromCoco } from '@leffa-webgpu/data';
+import { OpenPoseTrainer } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'leffa-coco-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

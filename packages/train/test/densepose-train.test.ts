@@ -3,13 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DensePoseScore, DensePoseTrainer, densePoseLoss, renderDensePose, syntheticDensePoseExample, warpIuv } from '../src/index.js';
-import { parula } from '../src/data/synthetic/densepose.js';
-import { buildParts } from '../src/data/synthetic/body.js';
-import { sampleLowerGarment, sampleUpperGarment } from '../src/data/synthetic/garment.js';
-import { renderPerson } from '../src/data/synthetic/render.js';
-import { Rng } from '../src/data/synthetic/rng.js';
-import { type Pose, buildSkeleton, sampleBodyShape, samplePose } from '../src/data/synthetic/skeleton.js';
+import { DensePoseScore, DensePoseTrainer, densePoseLoss, syntheticDensePoseExample, warpIuv } from '../src/index.js';
+import { renderDensePose } from '@leffa-webgpu/pipelines';
+import {
+  buildParts, buildSkeleton, parula, type Pose, renderPerson, Rng, sampleBodyShape, sampleLowerGarment, samplePose, sampleUpperGarment,
+} from '@leffa-webgpu/data';
 
 const tmp = mkdtempSync(join(tmpdir(), 'densepose-train-'));
 

@@ -5,8 +5,7 @@ import * as T from '@leffa-webgpu/core';
 import { DENSEPOSE_CONFIGS, DensePoseHead, OPENPOSE_SMALL, OpenPoseBody, SCHP_CONFIGS, SCHPNetwork } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportCheckpoint } from '../src/cli/export.js';
-import { loadDensePose, loadOpenPose, loadSchp } from '../src/pipeline/load-models.js';
-import { schpPart } from '../src/schp/trainer.js';
+import { loadDensePose, loadOpenPose, loadSchp, schpPart } from '@leffa-webgpu/pipelines';
 
 const tmp = mkdtempSync(join(tmpdir(), 'export-'));
 const x = () => T.rand([2, 3, 40, 32], { generator: new T.Generator(5) });

@@ -7,9 +7,9 @@ import * as T from '@leffa-webgpu/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainVae } from '../src/cli/train-vae.js';
 import { RunGuard, lockRunFolder } from '../src/cli/run-guard.js';
-import { PNG_SIGNATURE, decodeImage, decodeLabelPng, encodeJpeg, pngChunk } from '../src/io/image-file.js';
-import { DEFAULT_MAX_PIXELS, declaredSize, setDefaultMaxPixels } from '../src/io/image-limits.js';
-import { decodePng, encodePng } from '../src/io/png.js';
+import {
+  declaredSize, decodeImage, decodeLabelPng, decodePng, DEFAULT_MAX_PIXELS, encodeJpeg, encodePng, PNG_SIGNATURE, pngChunk, setDefaultMaxPixels,
+} from '@leffa-webgpu/data';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardening-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,7 +1,8 @@
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS, LeffaModel } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SyntheticLeffaSource, evaluateLeffa, evaluateLeffaSeeds, formatSeedAveraged } from '../src/index.js';
+import { SyntheticLeffaSource } from '@leffa-webgpu/data';
+import { evaluateLeffa, evaluateLeffaSeeds, formatSeedAveraged } from '../src/index.js';
 
 beforeAll(async () => {
   await T.init();

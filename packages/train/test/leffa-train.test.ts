@@ -1,7 +1,8 @@
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LeffaTrainer, SyntheticLeffaSource, flowEndPointError, flowSupervisionLoss, flowTargets, toBatch } from '../src/index.js';
+import { SyntheticLeffaSource, flowSupervisionLoss, flowTargets, toBatch } from '@leffa-webgpu/data';
+import { LeffaTrainer, flowEndPointError } from '../src/index.js';
 
 beforeAll(async () => {
   await T.init();

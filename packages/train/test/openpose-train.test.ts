@@ -1,7 +1,8 @@
 import * as T from '@leffa-webgpu/core';
 import { MAP_IDX } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { COCO18_FLIP, OpenPoseTrainer, Rng, poseTargets, randomAffine, syntheticPoseExample, warpKeypoints } from '../src/index.js';
+import { COCO18_FLIP, Rng, poseTargets, randomAffine, syntheticPoseExample, warpKeypoints } from '@leffa-webgpu/data';
+import { OpenPoseTrainer } from '../src/index.js';
 
 beforeAll(async () => {
   await T.init();

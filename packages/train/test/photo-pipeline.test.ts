@@ -5,11 +5,12 @@ import * as T from '@leffa-webgpu/core';
 import { DENSEPOSE_CONFIGS, DensePoseHead, LEFFA_CONFIGS, LeffaModel, OPENPOSE_SMALL, OpenPoseBody, SCHP_CONFIGS, SCHPNetwork, personCrop } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFromPhotos } from '../src/cli/generate.js';
-import { loadOpenPose } from '../src/pipeline/load-models.js';
-import { generateSample } from '../src/data/synthetic/sample.js';
-import { applyOrientation, decodeImage, encodeJpeg, jpegOrientation, readImage } from '../src/io/image-file.js';
-import { encodePng, type RgbImage } from '../src/io/png.js';
-import { type PhotoModels, cropToBox, letterbox, parseCategory, preparePhotoExample, repaint, runPhotoPipeline } from '../src/pipeline/photo.js';
+import {
+  cropToBox, letterbox, loadOpenPose, parseCategory, type PhotoModels, preparePhotoExample, repaint, runPhotoPipeline,
+} from '@leffa-webgpu/pipelines';
+import {
+  applyOrientation, decodeImage, encodeJpeg, encodePng, generateSample, jpegOrientation, readImage, type RgbImage,
+} from '@leffa-webgpu/data';
 
 const tmp = mkdtempSync(join(tmpdir(), 'photo-pipeline-'));
 const H = 64;

@@ -6,8 +6,8 @@ import * as T from '@leffa-webgpu/core';
 import { OPENPOSE_BODY, OPENPOSE_SMALL, estimatePose } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pose } from '../src/cli/train-openpose.js';
-import { writePng } from '../src/io/png.js';
-import { type PoseExample, loadOpenPose, syntheticPoseExample } from '../src/index.js';
+import { type PoseExample, syntheticPoseExample, writePng } from '@leffa-webgpu/data';
+import { loadOpenPose } from '@leffa-webgpu/pipelines';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pose-command-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

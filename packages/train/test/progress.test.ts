@@ -7,7 +7,8 @@ import { LEFFA_CONFIGS, LeffaModel } from '@leffa-webgpu/models';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { Progress } from '../src/cli/progress.js';
 import { trainVae } from '../src/cli/train-vae.js';
-import { SyntheticLeffaSource, evaluateLeffaSeeds } from '../src/index.js';
+import { SyntheticLeffaSource } from '@leffa-webgpu/data';
+import { evaluateLeffaSeeds } from '../src/index.js';
 
 /** A stream that records what is written; `isTTY` makes it look like a terminal to the progress bar. */
 function capture(isTTY: boolean) {

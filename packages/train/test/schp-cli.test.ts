@@ -5,7 +5,7 @@ import * as T from '@leffa-webgpu/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportCheckpoint } from '../src/cli/export.js';
 import { trainSchp } from '../src/cli/train-schp.js';
-import { loadSchp } from '../src/pipeline/load-models.js';
+import { loadSchp } from '@leffa-webgpu/pipelines';
 
 const tmp = mkdtempSync(join(tmpdir(), 'schp-cli-'));
 beforeAll(async () => {

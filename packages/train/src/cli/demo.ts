@@ -1,11 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { tile } from '../data/synthetic/sheet.js';
-import { maskToImage } from '../io/images.js';
-import { writePng } from '../io/png.js';
+import { type LeffaTask, maskToImage, syntheticExample, tile, writePng } from '@leffa-webgpu/data';
 import { HELD_OUT_SEED, type SeedAveragedEval, evaluateLeffaSeeds, formatSeedAveraged } from '../leffa/evaluate.js';
-import { type LeffaTask, syntheticExample } from '../leffa/synthetic-source.js';
-import { loadLeffa } from '../pipeline/load-models.js';
+import { loadLeffa } from '@leffa-webgpu/pipelines';
 import { Progress } from './progress.js';
 import { trainLeffa } from './train-leffa.js';
 

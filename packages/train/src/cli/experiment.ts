@@ -1,5 +1,5 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import type { LeffaTask } from '../leffa/synthetic-source.js';
+import type { LeffaTask } from '@leffa-webgpu/data';
 import { trainLeffa } from './train-leffa.js';
 
 export interface ExperimentArgs {

@@ -1,6 +1,7 @@
 import * as T from '@leffa-webgpu/core';
-import { type SchpWeights, densePoseFrom, leffaConfigFromExtra, leffaFrom, openPoseFrom, schpFrom } from '../pipeline/model-checkpoints.js';
-import { openCheckpointFolder } from '../pipeline/load-models.js';
+import {
+  densePoseFrom, leffaConfigFromExtra, leffaFrom, openCheckpointFolder, openPoseFrom, schpFrom, type SchpWeights,
+} from '@leffa-webgpu/pipelines';
 
 /** Training-run fields an inference copy keeps in its state.json (the rest is resume state). */
 const KEPT = ['kind', 'step', 'task', 'size', 'config', 'rounds', 'labelNoise', 'pck02'] as const;

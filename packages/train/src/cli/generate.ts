@@ -3,17 +3,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { LeffaModel, leffaSample } from '@leffa-webgpu/models';
-import { generateSample } from '../data/synthetic/sample.js';
-import { tile } from '../data/synthetic/sheet.js';
-import { tensorToImages } from '../io/images.js';
-import { readImage } from '../io/image-file.js';
-import { type RgbImage, writePng } from '../io/png.js';
-import { type LeffaExample, toBatch } from '../leffa/batch.js';
+import {
+  exampleFromSample, type GarmentCategory, generateSample, type LeffaExample, type LeffaTask, readImage, type RgbImage, tensorToImages, tile, toBatch, writePng,
+} from '@leffa-webgpu/data';
 import { HELD_OUT_SEED, type SeedAveragedEval, evaluateLeffaSeeds, formatSeedAveraged } from '../leffa/evaluate.js';
-import { type LeffaTask, exampleFromSample } from '../leffa/synthetic-source.js';
-import type { GarmentCategory } from '../data/synthetic/agnostic.js';
-import { type PhotoModels, runPhotoPipeline } from '../pipeline/photo.js';
-import { loadLeffa, loadPhotoModels } from '../pipeline/load-models.js';
+import { loadLeffa, loadPhotoModels, type PhotoModels, runPhotoPipeline } from '@leffa-webgpu/pipelines';
 import { Progress } from './progress.js';
 
 function checkSize(name: string, img: RgbImage, height: number, width: number): Uint8Array {

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 import { existsSync, statSync } from 'node:fs';
 import { Command } from 'commander';
-import { DEFAULT_MAX_PIXELS, setDefaultMaxPixels } from '../io/image-limits.js';
+import { DEFAULT_MAX_PIXELS, setDefaultMaxPixels } from '@leffa-webgpu/data';
 import { intOption, listOption, numberOption } from './options.js';
 import { demo } from './demo.js';
 import { experiment } from './experiment.js';
 import { exportCheckpoint } from './export.js';
 import { evaluate, generate, generateFromPhotos, loadInputs } from './generate.js';
-import { parseCategory } from '../pipeline/photo.js';
+import { parseCategory } from '@leffa-webgpu/pipelines';
 import { folderExamples, trainLeffa } from './train-leffa.js';
 import { pose, trainOpenPose } from './train-openpose.js';
 import { SCHP_TRAINABLE, parse, trainSchp } from './train-schp.js';

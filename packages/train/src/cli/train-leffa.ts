@@ -1,15 +1,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS, LeffaModel } from '@leffa-webgpu/models';
-import { tile } from '../data/synthetic/sheet.js';
-import { maskToImage } from '../io/images.js';
-import { writePng } from '../io/png.js';
-import { type LeffaExample, toBatch } from '../leffa/batch.js';
+import {
+  type FolderDataset, type LeffaExample, type LeffaTask, maskToImage, openDataset, syntheticExample, tile, toBatch, writePng,
+} from '@leffa-webgpu/data';
 import { HELD_OUT_SEED, evaluateLeffa } from '../leffa/evaluate.js';
-import { type LeffaTask, syntheticExample } from '../leffa/synthetic-source.js';
 import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/trainer.js';
-import { resolveCheckpoint } from '../assets.js';
-import { type FolderDataset, openDataset } from '../data/datasets/index.js';
+import { resolveCheckpoint } from '@leffa-webgpu/pipelines';
 import { Progress } from './progress.js';
 import { writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';

@@ -1,12 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
 import { LIP_LABELS, SCHP_CONFIGS, colorizeLabels, parseHuman, schpPalette } from '@leffa-webgpu/models';
-import { tile } from '../data/synthetic/sheet.js';
-import { encodeLabelPng, readImage } from '../io/image-file.js';
-import { writePng } from '../io/png.js';
+import { encodeLabelPng, readImage, tile, writePng } from '@leffa-webgpu/data';
 import { type ParsingMetrics, evaluateParsing } from '../schp/metrics.js';
 import { type ParsingExample, SchpTrainer, syntheticParsingExample } from '../schp/trainer.js';
-import { loadSchp } from '../pipeline/load-models.js';
+import { loadSchp } from '@leffa-webgpu/pipelines';
 import { Progress } from './progress.js';
 import { writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';

@@ -1,11 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS } from '@leffa-webgpu/models';
-import { generateSample } from '../data/synthetic/sample.js';
-import { tile } from '../data/synthetic/sheet.js';
-import { tensorToImages } from '../io/images.js';
-import { writePng } from '../io/png.js';
-import { imagesToNCHW } from '../leffa/batch.js';
+import { generateSample, imagesToNCHW, tensorToImages, tile, writePng } from '@leffa-webgpu/data';
 import { VaeTrainer } from '../leffa/vae-trainer.js';
 import { Progress } from './progress.js';
 import { loggedSteps, writeLossCurve } from './loss-curve.js';

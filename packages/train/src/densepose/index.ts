@@ -1,4 +1,3 @@
 export * from './losses.js';
 export * from './trainer.js';
 export * from './metrics.js';
-export * from './render.js';

@@ -14,9 +14,7 @@
  */
 import * as T from '@leffa-webgpu/core';
 import { DENSEPOSE_CONFIGS, type DensePoseConfig, DensePoseHead } from '@leffa-webgpu/models';
-import { type Affine, type AugmentOptions, randomAffine, warpImage } from '../data/augment.js';
-import { Rng } from '../data/synthetic/rng.js';
-import { generateSample } from '../data/synthetic/sample.js';
+import { type Affine, type AugmentOptions, generateSample, randomAffine, Rng, warpImage } from '@leffa-webgpu/data';
 import { type DensePoseLossOptions, densePoseLoss } from './losses.js';
 
 /** One image with dense DensePose ground truth. */

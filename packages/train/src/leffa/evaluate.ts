@@ -1,7 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { type LeffaModel, leffaSample, warpByFlow } from '@leffa-webgpu/models';
-import { tensorToImages } from '../io/images.js';
-import { type LeffaBatch, type LeffaExample, toBatch } from './batch.js';
+import { type LeffaBatch, type LeffaExample, tensorToImages, toBatch } from '@leffa-webgpu/data';
 import { flowEndPointError, l1, psnr, ssim } from './metrics.js';
 
 /** Seeds of held-out examples: far from any training pool. */

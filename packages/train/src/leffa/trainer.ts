@@ -1,8 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { type LeffaConfig, LeffaModel, leffaLoss } from '@leffa-webgpu/models';
-import { Rng } from '../data/synthetic/rng.js';
-import type { LeffaBatch } from './batch.js';
-import { flowSupervisionLoss } from './flow-supervision.js';
+import { flowSupervisionLoss, type LeffaBatch, Rng } from '@leffa-webgpu/data';
 
 export type LeffaLossMode = 'on' | 'off' | 'finetune';
 

@@ -1,6 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { AutoencoderKL, type VaeConfig } from '@leffa-webgpu/models';
-import { imagesToNCHW } from './batch.js';
+import { imagesToNCHW } from '@leffa-webgpu/data';
 
 export interface VaeTrainOptions {
   config: VaeConfig;

@@ -1,2 +1,1 @@
-export * from './ground-truth.js';
 export * from './trainer.js';

@@ -1,22 +1,8 @@
 import * as T from '@leffa-webgpu/core';
 import { OPENPOSE_SMALL, type OpenPoseConfig, OpenPoseBody, estimatePose } from '@leffa-webgpu/models';
-import { randomAffine, warpImage, warpKeypoints } from '../data/augment.js';
-import { generateSample } from '../data/synthetic/sample.js';
-import { Rng } from '../data/synthetic/rng.js';
-import { type AnnotatedKeypoint, poseTargets } from './ground-truth.js';
-
-export interface PoseExample {
-  width: number;
-  height: number;
-  image: Uint8Array;
-  people: AnnotatedKeypoint[][];
-}
-
-/** A synthetic person with its 18 keypoints. */
-export function syntheticPoseExample(seed: number, height: number, width: number): PoseExample {
-  const s = generateSample({ seed, height, width });
-  return { width, height, image: s.person.image, people: [s.person.keypoints] };
-}
+import {
+  type AnnotatedKeypoint, generateSample, type PoseExample, poseTargets, randomAffine, Rng, warpImage, warpKeypoints,
+} from '@leffa-webgpu/data';
 
 /** The network input of HWC RGB images: BGR, / 256 - 0.5 (the official preprocessing). */
 export function poseInput(images: Uint8Array[], height: number, width: number): Float32Array {

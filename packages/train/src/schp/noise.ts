@@ -2,8 +2,7 @@
  * Label noise for the self-correction experiment: the kinds of mistakes human annotators make on LIP, applied
  * to clean synthetic parsing maps so that the benefit of SCHP's label refinement can be measured.
  */
-import { regionsOf } from '../data/synthetic/morphology.js';
-import { Rng } from '../data/synthetic/rng.js';
+import { regionsOf, Rng } from '@leffa-webgpu/data';
 
 export interface LabelNoiseOptions {
   /** 0 = clean (output equals input), 1 = every region disturbed. */

@@ -20,12 +20,11 @@
  */
 import * as T from '@leffa-webgpu/core';
 import { LIP_LABELS, SCHP_CONFIGS, type SCHPConfig, SCHPNetwork } from '@leffa-webgpu/models';
-import { type AugmentOptions, randomAffine, warpImage, warpLabels } from '../data/augment.js';
-import { Rng } from '../data/synthetic/rng.js';
-import { generateSample } from '../data/synthetic/sample.js';
+import { type AugmentOptions, generateSample, randomAffine, Rng, warpImage, warpLabels } from '@leffa-webgpu/data';
 import { edgeTargets } from './edges.js';
 import { IGNORE_LABEL, type SchpLossWeights, schpLoss } from './losses.js';
 import { corruptLabels } from './noise.js';
+import { schpPart } from '@leffa-webgpu/pipelines';
 
 /** One training or evaluation image with its parsing labels (LIP classes; 255 ignored). */
 export interface ParsingExample {
@@ -341,12 +340,4 @@ export class SchpTrainer {
     this.schp.eval();
     return extra;
   }
-}
-
-/** A whole module's state dict in a checkpoint's second slot (ema.safetensors). */
-export function schpPart(m: T.Module): T.StatefulPart {
-  return {
-    stateDict: () => ({ tensors: m.stateDict(), meta: { kind: 'schp-aggregate' } }),
-    loadStateDict: (d) => void m.loadStateDict(d.tensors),
-  };
 }

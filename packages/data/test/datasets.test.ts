@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   DRESSCODE_TO_LIP, DeepFashionDataset, DressCodeDataset, LIP_PALETTE, VitonHdDataset, decodeImage, decodeLabelPng, encodeJpeg,
   encodeLabelPng, encodePng, generateSample, openDataset, type SyntheticSample,
-} from '../src/index.js';
+} from '@leffa-webgpu/data';
 
 const H = 64;
 const W = 48;

@@ -5,7 +5,7 @@
  */
 import * as T from '@leffa-webgpu/core';
 import type { DensePoseHead, LeffaModel, OpenPoseBody, SCHPNetwork } from '@leffa-webgpu/models';
-import { resolveCheckpoint } from '../assets.js';
+import { resolveCheckpoint } from './assets.js';
 import { type SchpWeights, densePoseFrom, leffaFrom, openPoseFrom, photoModels, schpFrom } from './model-checkpoints.js';
 import {
   isWeightsFile,

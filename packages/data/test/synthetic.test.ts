@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LIP, generateSample } from '../src/data/synthetic/index.js';
+import { LIP, generateSample } from '@leffa-webgpu/data';
 
 const H = 128;
 const W = 96;

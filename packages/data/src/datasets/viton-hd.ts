@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { readImage } from '../../io/image-file.js';
-import { resizeRgb } from '../../io/resize.js';
+import { readImage } from '../io/image-file.js';
+import { resizeRgb } from '../io/resize.js';
 import {
   type DatasetExample, type FolderDataset, type PairLine, checkIndex, keypointsFromTriples, loadLabels, readJson, readPairs,
   requireFile, tryonExample, whiteOutside,

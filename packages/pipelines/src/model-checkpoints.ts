@@ -18,7 +18,6 @@ import {
   type SCHPConfig,
   SCHPNetwork,
 } from '@leffa-webgpu/models';
-import { schpPart } from '../schp/trainer.js';
 import type { PhotoModels } from './photo.js';
 
 const extraOf = (ckpt: T.OpenedCheckpoint): Record<string, unknown> => (ckpt.extra as Record<string, unknown> | null) ?? {};
@@ -95,4 +94,13 @@ export async function photoModelsFrom(ckpts: { openpose: T.OpenedCheckpoint; sch
   const openpose = await openPoseFrom(ckpts.openpose);
   const schp = ckpts.schp ? await schpFrom(ckpts.schp) : undefined;
   return photoModels(openpose, await densePoseFrom(ckpts.densepose), schp);
+}
+
+
+/** A whole module's state dict in a checkpoint's second slot (ema.safetensors). */
+export function schpPart(m: T.Module): T.StatefulPart {
+  return {
+    stateDict: () => ({ tensors: m.stateDict(), meta: { kind: 'schp-aggregate' } }),
+    loadStateDict: (d) => void m.loadStateDict(d.tensors),
+  };
 }

@@ -1,4 +1,4 @@
-import type { RgbImage } from '../../io/png.js';
+import type { RgbImage } from '../io/png.js';
 import type { SyntheticSample } from './sample.js';
 
 /** The standard LIP palette (as SCHP's visualisation), one RGB triple per label. */

@@ -1,4 +1,5 @@
 import { LIMB_SEQ, MAP_IDX } from '@leffa-webgpu/models';
+import { generateSample } from '../synthetic/sample.js';
 
 export interface AnnotatedKeypoint {
   x: number;
@@ -88,4 +89,17 @@ export function poseTargets(people: AnnotatedKeypoint[][], height: number, width
     heatmap[18 * h * w + i] = Math.max(1 - m, 0);
   }
   return { heatmap, paf, height: h, width: w };
+}
+
+export interface PoseExample {
+  width: number;
+  height: number;
+  image: Uint8Array;
+  people: AnnotatedKeypoint[][];
+}
+
+/** A synthetic person with its 18 keypoints. */
+export function syntheticPoseExample(seed: number, height: number, width: number): PoseExample {
+  const s = generateSample({ seed, height, width });
+  return { width, height, image: s.person.image, people: [s.person.keypoints] };
 }

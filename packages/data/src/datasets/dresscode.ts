@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { readImage } from '../../io/image-file.js';
-import { resizeRgb } from '../../io/resize.js';
+import { readImage } from '../io/image-file.js';
+import { resizeRgb } from '../io/resize.js';
 import type { GarmentCategory } from '../synthetic/agnostic.js';
 import {
   type DatasetExample, type FolderDataset, type PairLine, checkIndex, loadLabels, readJson, readPairs, requireFile, tryonExample,

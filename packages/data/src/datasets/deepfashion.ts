@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readImage } from '../../io/image-file.js';
-import { resizeRgb } from '../../io/resize.js';
+import { readImage } from '../io/image-file.js';
+import { resizeRgb } from '../io/resize.js';
 import type { Keypoint } from '../synthetic/sample.js';
 import { type DatasetExample, type FolderDataset, type PairLine, checkIndex, readPairs, requireFile } from './common.js';
 

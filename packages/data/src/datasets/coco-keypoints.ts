@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readImage } from '../../io/image-file.js';
-import type { RgbImage } from '../../io/png.js';
-import type { PoseExample } from '../../openpose/trainer.js';
-import type { AnnotatedKeypoint } from '../../openpose/ground-truth.js';
+import { readImage } from '../io/image-file.js';
+import type { RgbImage } from '../io/png.js';
+import type { PoseExample } from '../openpose/ground-truth.js';
+import type { AnnotatedKeypoint } from '../openpose/ground-truth.js';
 
 /**
  * COCO-17 index of each OpenPose COCO-18 keypoint (nose, neck, right shoulder/elbow/wrist, left

@@ -5,8 +5,7 @@
  * - raw: the part index 0..24 repeated over three channels (DressCode's layout);
  * - iuv: (I, U * 255, V * 255) per pixel, black background (pose transfer).
  */
-import { renderIuv, renderPartsParula, renderPartsRaw } from '../data/synthetic/densepose.js';
-import type { RgbImage } from '../io/png.js';
+import { renderIuv, renderPartsParula, renderPartsRaw, type RgbImage } from '@leffa-webgpu/data/web';
 
 export interface IuvMaps {
   width: number;

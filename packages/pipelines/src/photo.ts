@@ -29,15 +29,10 @@ import {
   predictIuv,
   renderSkeleton,
 } from '@leffa-webgpu/models';
-import { type GarmentCategory, agnosticMask } from '../data/synthetic/agnostic.js';
-import { LIP } from '../data/synthetic/render.js';
-import { tile } from '../data/synthetic/sheet.js';
-import { renderDensePose } from '../densepose/render.js';
-import { maskToImage, tensorToImages } from '../io/images.js';
-import type { RgbImage } from '../io/png.js';
-import { resizeRgb } from '../io/resize.js';
-import { type LeffaExample, toBatch } from '../leffa/batch.js';
-import type { LeffaTask } from '../leffa/synthetic-source.js';
+import {
+  agnosticMask, type GarmentCategory, type LeffaExample, type LeffaTask, LIP, maskToImage, resizeRgb, type RgbImage, tensorToImages, tile, toBatch,
+} from '@leffa-webgpu/data/web';
+import { renderDensePose } from './densepose-render.js';
 
 /** Where a letterboxed image's content lies on the canvas (integer pixels). */
 export interface ContentBox {

@@ -34,7 +34,7 @@ import {
   officialSchpModel,
   openPoseKeyTable,
   readWeightsFile,
-} from '../src/pipeline/load-models.js';
+} from '@leffa-webgpu/pipelines';
 
 const golden = (name: string) => fileURLToPath(new URL(`../../../test/golden/out/${name}`, import.meta.url));
 const readGolden = (name: string) => T.readPth(new Uint8Array(readFileSync(golden(name))), name);

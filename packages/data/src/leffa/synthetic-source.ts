@@ -1,4 +1,4 @@
-import { generateSample, type SyntheticSample } from '../data/synthetic/sample.js';
+import { generateSample, type SyntheticSample } from '../synthetic/sample.js';
 import type { LeffaExample } from './batch.js';
 
 export type LeffaTask = 'tryon' | 'pose';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LeffaTask } from '../../leffa/synthetic-source.js';
+import type { LeffaTask } from '../leffa/synthetic-source.js';
 import type { FolderDataset } from './common.js';
 import { DeepFashionDataset } from './deepfashion.js';
 import { DressCodeDataset } from './dresscode.js';

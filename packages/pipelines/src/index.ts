@@ -1,0 +1,5 @@
+/** Inference: everything in `./web`, plus official-weights loading, Leffa's human parsing and the shipped checkpoints (Node). */
+export * from './web.js';
+export * from './load-models.js';
+export * from './leffa-parsing.js';
+export * from './assets.js';

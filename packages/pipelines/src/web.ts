@@ -1,0 +1,8 @@
+/**
+ * The browser-safe part of the package (no Node modules): the photo pipeline and the checkpoint-backed model
+ * loaders (open checkpoints with `T.openCheckpointUrl`).
+ */
+export * from './photo.js';
+export * from './model-checkpoints.js';
+export * from './densepose-render.js';
+export type { GarmentCategory, RgbImage } from '@leffa-webgpu/data/web';
