@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 import { existsSync, statSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { DEFAULT_MAX_PIXELS, setDefaultMaxPixels } from '@leffa-webgpu/data';
 import { intOption, listOption, numberOption } from './options.js';
+import {
+  batchOption, count, densePoseCkptOption, evalExamplesOption, examplesOption, guidanceOption, imageOption, initOption, int, leffaDistanceOption,
+  leffaNormalizationOption, leffaWeightOption, lrOption, lrValue, openPoseCkptOption, outOption, parseSize, poolOption, resumeOption, saveEveryOption,
+  seedOption, seedsOption, sizeOption, stepsOption, taskOption, vaeOption, weight,
+} from './presets.js';
+// Numeric options: every value is checked (finite, in range) before any work starts; see options.ts and presets.ts.
 import { demo } from './demo.js';
 import { experiment } from './experiment.js';
 import { exportCheckpoint } from './export.js';
@@ -26,78 +32,57 @@ const program = new Command('leffa')
   .description('Leffa on WebGPU: train and run controllable person image generation')
   .version(packageVersion(), '-V, --version', 'print the version of @leffa-webgpu/train');
 
-const size = (v: string, option = '--size'): [number, number] => {
-  const m = /^(\d+)x(\d+)$/.exec(v);
-  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`${option} expects HxW with positive integers (e.g. 128x96), got '${v}'`);
-  return [Number(m[1]), Number(m[2])];
-};
-// Numeric options: every value is checked (finite, in range) before any work starts; see options.ts.
-const int = intOption(0);
-const count = intOption(1);
-const lrOption = numberOption({ above: 0 });
-const weight = numberOption({ min: 0 });
-const seeds = listOption(intOption(0));
-/** --leffa-distance / --leffa-normalization, checked. */
-const leffaLossOptions = (o: { leffaDistance: string; leffaNormalization: string }) => {
-  if (o.leffaDistance !== 'smoothL1' && o.leffaDistance !== 'l2') throw new Error(`--leffa-distance must be smoothL1 or l2, got '${o.leffaDistance}'`);
-  if (o.leffaNormalization !== 'released' && o.leffaNormalization !== 'maskArea') {
-    throw new Error(`--leffa-normalization must be released or maskArea, got '${o.leffaNormalization}'`);
-  }
-  return { leffaDistance: o.leffaDistance as 'smoothL1' | 'l2', leffaNormalization: o.leffaNormalization as 'released' | 'maskArea' };
-};
-
 program
   .command('train-vae')
   .description('train the tiny VAE on synthetic people and garments')
-  .option('--out <dir>', 'output folder', 'runs/vae')
-  .option('--steps <n>', 'training steps', count, 2000)
-  .option('--batch <n>', 'images per step', count, 8)
-  .option('--size <HxW>', 'image size', '128x96')
-  .option('--lr <lr>', 'learning rate', lrOption, 2e-3)
-  .option('--seed <n>', 'seed', int, 0)
-  .option('--save-every <n>', 'checkpoint interval', count, 200)
-  .option('--crop <HxW>', 'train on random crops of this size')
-  .option('--resume <dir>', 'resume from a checkpoint')
+  .addOption(outOption('runs/vae'))
+  .addOption(stepsOption(2000))
+  .addOption(batchOption(8))
+  .addOption(sizeOption('128x96'))
+  .addOption(lrOption(2e-3))
+  .addOption(seedOption())
+  .addOption(saveEveryOption(200))
+  .addOption(new Option('--crop <HxW>', 'train on random crops of this size').argParser(parseSize('--crop')))
+  .addOption(resumeOption())
   .action(async (o) => {
-    const [height, width] = size(o.size);
-    await trainVae({ out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, resume: o.resume, saveEvery: o.saveEvery, ...(o.crop ? { crop: size(o.crop, '--crop') } : {}) });
+    const [height, width] = o.size as [number, number];
+    await trainVae({ out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, resume: o.resume, saveEvery: o.saveEvery, ...(o.crop ? { crop: o.crop as [number, number] } : {}) });
   });
 
 program
   .command('train')
   .description('train the tiny Leffa model (reference + generative UNet) on synthetic data or a dataset folder')
-  .option('--task <task>', 'tryon or pose', 'tryon')
+  .addOption(taskOption())
   .option('--leffa <mode>', 'Leffa loss: on, off, or finetune (baseline first, then on)', 'on')
   .option('--finetune-after <n>', 'step at which finetune mode switches the Leffa loss on', int, 0)
-  .option('--leffa-weight <w>', 'lambda of L_diffusion + lambda L_leffa', weight, 1e-3)
-  .option('--leffa-distance <d>', "Leffa loss distance: smoothL1 (Leffa's released code) or l2", 'smoothL1')
-  .option('--leffa-normalization <n>', "Leffa loss averaging: released (per-sample mean over C x H x W, then the batch) or maskArea (over the masked pixels)", 'released')
+  .addOption(leffaWeightOption('lambda of L_diffusion + lambda L_leffa'))
+  .addOption(leffaDistanceOption())
+  .addOption(leffaNormalizationOption())
   .option('--flow-supervision <w>', 'weight of a supervised loss on the attention flows against the exact synthetic flow (not Leffa; builds a starting point for experiment --init)', weight, 0)
-  .option('--out <dir>', 'output folder', 'runs/leffa')
-  .option('--steps <n>', 'training steps', count, 1000)
-  .option('--batch <n>', 'examples per step', count, 4)
-  .option('--size <HxW>', 'image size', '128x96')
-  .option('--lr <lr>', 'learning rate', lrOption, 2e-4)
-  .option('--seed <n>', 'seed', int, 0)
-  .option('--pool <n>', 'training examples (their latents are cached)', count, 256)
+  .addOption(outOption('runs/leffa'))
+  .addOption(stepsOption(1000))
+  .addOption(batchOption(4, 'examples per step'))
+  .addOption(sizeOption('128x96'))
+  .addOption(lrOption(2e-4))
+  .addOption(seedOption())
+  .addOption(poolOption('training examples (their latents are cached)'))
   .option('--data <source>', "'synthetic', or a VITON-HD / DressCode / DeepFashion folder", 'synthetic')
   .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
-  .option('--vae <dir>', 'trained VAE checkpoint (see train-vae)')
-  .option('--init <dir>', 'start from a Leffa checkpoint (e.g. the shipped tiny weights)')
+  .addOption(vaeOption('trained VAE checkpoint (see train-vae)'))
+  .addOption(initOption('start from a Leffa checkpoint (e.g. the shipped tiny weights)'))
   .option('--config <name>', 'architecture: tiny, sd15 or sdxl (Stable Diffusion 1.5 / SDXL inpainting size, for official weights via --init)', 'tiny')
-  .option('--resume <dir>', 'resume a run bit-for-bit from its checkpoint')
-  .option('--save-every <n>', 'checkpoint interval', count, 100)
+  .addOption(resumeOption('resume a run bit-for-bit from its checkpoint'))
+  .addOption(saveEveryOption(100))
   .option('--sample-every <n>', 'sample-grid interval (0: only at the end)', int, 0)
-  .option('--eval-examples <n>', 'held-out examples for samples and metrics', count, 4)
+  .addOption(evalExamplesOption(4, 'held-out examples for samples and metrics'))
   .action(async (o) => {
-    const [height, width] = size(o.size);
-    if (!['tryon', 'pose'].includes(o.task)) throw new Error(`--task must be tryon or pose, got '${o.task}'`);
+    const [height, width] = o.size as [number, number];
     if (!['on', 'off', 'finetune'].includes(o.leffa)) throw new Error(`--leffa must be on, off or finetune, got '${o.leffa}'`);
     if (!['tiny', 'sd15', 'sdxl'].includes(o.config)) throw new Error(`--config must be tiny, sd15 or sdxl, got '${o.config}'`);
     const folder = o.data === 'synthetic' ? undefined : folderExamples(o.data, o.task, o.category, height, width);
     await trainLeffa({
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, leffa: o.leffa,
-      finetuneAfter: o.finetuneAfter, leffaWeight: o.leffaWeight, ...leffaLossOptions(o), flowSupervision: o.flowSupervision, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
+      finetuneAfter: o.finetuneAfter, leffaWeight: o.leffaWeight, leffaDistance: o.leffaDistance, leffaNormalization: o.leffaNormalization, flowSupervision: o.flowSupervision, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
       resume: o.resume, saveEvery: o.saveEvery, sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, config: o.config, ...folder?.sources,
     });
   });
@@ -105,13 +90,12 @@ program
 program
   .command('demo')
   .description('the main job: evaluate the shipped tiny model on held-out people, fine-tune it for a few minutes, evaluate again and keep the better; writes before/after images, loss curve and metrics')
-  .option('--out <dir>', 'output folder', 'runs/demo')
-  .option('--steps <n>', 'fine-tuning steps', count, 30)
-  .option('--task <task>', 'tryon or pose', 'tryon')
-  .option('--examples <n>', 'held-out people of the before/after evaluation', count, 6)
-  .option('--seeds <list>', 'noise seeds of the before/after evaluation (comma-separated)', seeds, [0, 1, 2])
+  .addOption(outOption('runs/demo'))
+  .addOption(stepsOption(30, 'fine-tuning steps'))
+  .addOption(taskOption())
+  .addOption(examplesOption(6, 'held-out people of the before/after evaluation'))
+  .addOption(seedsOption('noise seeds of the before/after evaluation (comma-separated)'))
   .action(async (o) => {
-    if (!['tryon', 'pose'].includes(o.task)) throw new Error(`--task must be tryon or pose, got '${o.task}'`);
     const init = o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON;
     console.log(`demo: fine-tuning ${init} for ${o.steps} steps on synthetic ${o.task} data; outputs in ${o.out}/`);
     await demo({ task: o.task, init, out: o.out, steps: o.steps, examples: o.examples, seeds: o.seeds });
@@ -120,27 +104,27 @@ program
 program
   .command('experiment')
   .description('train with and without the Leffa loss from the same seed and compare flow EPE and SSIM')
-  .option('--vae <dir>', 'trained VAE checkpoint: both runs train from scratch')
-  .option('--init <dir>', 'Leffa checkpoint both runs fine-tune from (instead of --vae)')
-  .option('--leffa-weight <w>', 'lambda of the Leffa run', weight, 1e-3)
-  .option('--leffa-distance <d>', "Leffa loss distance: smoothL1 (Leffa's released code) or l2", 'smoothL1')
-  .option('--leffa-normalization <n>', "Leffa loss averaging: released (per-sample mean over C x H x W, then the batch) or maskArea (over the masked pixels)", 'released')
-  .option('--lr <lr>', 'learning rate', lrOption, 2e-4)
+  .addOption(vaeOption('trained VAE checkpoint: both runs train from scratch'))
+  .addOption(initOption('Leffa checkpoint both runs fine-tune from (instead of --vae)'))
+  .addOption(leffaWeightOption('lambda of the Leffa run'))
+  .addOption(leffaDistanceOption())
+  .addOption(leffaNormalizationOption())
+  .addOption(lrOption(2e-4))
   .option('--flow-warmup <n>', 'steps of supervised attention-flow training both runs start from (stands in for a pretrained model\'s roughly corresponding attention)', int, 0)
-  .option('--warmup-lr <lr>', 'learning rate of the flow warm-up (default --lr)', lrOption)
-  .option('--task <task>', 'tryon or pose', 'tryon')
-  .option('--out <dir>', 'output folder', 'runs/experiment')
-  .option('--steps <n>', 'steps per run', count, 500)
-  .option('--batch <n>', 'examples per step', count, 4)
-  .option('--size <HxW>', 'image size', '128x96')
-  .option('--pool <n>', 'training examples', count, 256)
-  .option('--seed <n>', 'seed shared by both runs', int, 0)
-  .option('--eval-examples <n>', 'held-out examples', count, 8)
+  .option('--warmup-lr <lr>', 'learning rate of the flow warm-up (default --lr)', lrValue)
+  .addOption(taskOption())
+  .addOption(outOption('runs/experiment'))
+  .addOption(stepsOption(500, 'steps per run'))
+  .addOption(batchOption(4, 'examples per step'))
+  .addOption(sizeOption('128x96'))
+  .addOption(poolOption('training examples'))
+  .addOption(seedOption('seed shared by both runs'))
+  .addOption(evalExamplesOption(8, 'held-out examples'))
   .action(async (o) => {
-    const [height, width] = size(o.size);
+    const [height, width] = o.size as [number, number];
     await experiment({
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, pool: o.pool, seed: o.seed, vae: o.vae, init: o.init, lr: o.lr,
-      leffaWeight: o.leffaWeight, ...leffaLossOptions(o), flowWarmup: o.flowWarmup, warmupLr: o.warmupLr, evalExamples: o.evalExamples,
+      leffaWeight: o.leffaWeight, leffaDistance: o.leffaDistance, leffaNormalization: o.leffaNormalization, flowWarmup: o.flowWarmup, warmupLr: o.warmupLr, evalExamples: o.evalExamples,
     });
   });
 
@@ -148,7 +132,7 @@ program
   .command('export')
   .description('write an inference-only float16 copy of a training checkpoint (Leffa, OpenPose, SCHP or DensePose)')
   .requiredOption('--ckpt <dir>', 'training checkpoint')
-  .requiredOption('--out <dir>', 'output checkpoint folder')
+  .addOption(outOption(undefined, 'output checkpoint folder').makeOptionMandatory())
   .option('--ema', 'Leffa: export the EMA weights')
   .option('--weights <which>', 'SCHP: auto, network or aggregate (auto: the aggregate when a round ran)', 'auto')
   .option('--note <json>', 'a JSON object added to state.json (e.g. held-out metrics)')
@@ -169,20 +153,20 @@ program
 program
   .command('train-openpose')
   .description('train the small OpenPose body model on synthetic people; reports PCK@0.2 on held-out ones')
-  .option('--out <dir>', 'output folder', 'runs/openpose')
-  .option('--steps <n>', 'training steps', count, 2000)
-  .option('--batch <n>', 'images per step', count, 8)
-  .option('--size <HxW>', 'image size', '128x96')
-  .option('--lr <lr>', 'learning rate', lrOption, 1e-3)
+  .addOption(outOption('runs/openpose'))
+  .addOption(stepsOption(2000))
+  .addOption(batchOption(8))
+  .addOption(sizeOption('128x96'))
+  .addOption(lrOption(1e-3))
   .option('--optimizer <name>', 'adamw, or sgd (stages 2-6 at 4x lr)', 'adamw')
-  .option('--seed <n>', 'seed', int, 0)
-  .option('--eval-examples <n>', 'held-out images for PCK', count, 50)
-  .option('--resume <dir>', 'resume from a checkpoint')
+  .addOption(seedOption())
+  .addOption(evalExamplesOption(50, 'held-out images for PCK'))
+  .addOption(resumeOption())
   .option('--data <folder>', 'a COCO keypoints folder (annotations/person_keypoints_<split>.json, <split>/ images) instead of synthetic people')
   .option('--split <name>', 'COCO training split', 'train2017')
   .option('--val-split <name>', 'COCO split for PCK (synthetic people when the folder has none)', 'val2017')
   .action(async (o) => {
-    const [height, width] = size(o.size);
+    const [height, width] = o.size as [number, number];
     await trainOpenPose({
       out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, optimizer: o.optimizer, evalExamples: o.evalExamples, resume: o.resume,
       data: o.data, split: o.split, valSplit: o.valSplit,
@@ -192,9 +176,9 @@ program
 program
   .command('pose')
   .description('body pose of an image: OpenPose JSON and the rendered skeleton')
-  .requiredOption('--image <png>', 'input image')
+  .addOption(imageOption('--image <png>'))
   .option('--ckpt <dir|file>', 'OpenPose checkpoint folder, or pytorch-openpose\'s official body_pose_model.pth (full-size COCO-18 model)', DEFAULT_OPENPOSE)
-  .option('--out <dir>', 'output folder', 'runs/pose')
+  .addOption(outOption('runs/pose'))
   .option('--scales <list>', "body.py's scale_search: at scale s the image is resized to s x boxsize px tall", listOption(numberOption({ above: 0 })), [0.5])
   .option('--boxsize <px>', "body.py's boxsize (default: the model's, 368 for body_pose_model.pth, 256 for models trained here on 128-px people)", numberOption({ above: 0 }))
   .option('--scale-basis <basis>', "'box' (body.py) or 'image': scales as fractions of the image's own height (this tool's earlier behaviour)", 'box')
@@ -208,24 +192,24 @@ program
 program
   .command('train-schp')
   .description('train the small SCHP human parser on synthetic people with self-correction (optionally on noisy labels); reports mIoU on held-out ones')
-  .option('--out <dir>', 'output folder', 'runs/schp')
-  .option('--steps <n>', 'training steps', count, 2000)
-  .option('--batch <n>', 'images per step (at least 2)', count, 8)
-  .option('--size <HxW>', 'image size', '128x96')
+  .addOption(outOption('runs/schp'))
+  .addOption(stepsOption(2000))
+  .addOption(batchOption(8, 'images per step (at least 2)'))
+  .addOption(sizeOption('128x96'))
   .option('--config <name>', `network: ${SCHP_TRAINABLE.join(' or ')} (small without the stem pool: output stride 2)`, 'small')
   .option('--cycles <n>', 'self-correction rounds; the last one ends the run (0: none)', int, 3)
   .option('--cycle-steps <n>', 'steps per self-correction cycle (default steps / 10)', count)
-  .option('--lr <lr>', 'peak learning rate (default 7e-3 for sgd, 2e-3 for adamw)', lrOption)
+  .addOption(lrOption(undefined, 'peak learning rate (default 7e-3 for sgd, 2e-3 for adamw)'))
   .option('--optimizer <name>', 'sgd (momentum 0.9, as the paper) or adamw', 'adamw')
   .option('--label-noise <p>', 'label noise on the training labels, 0..1', numberOption({ min: 0, max: 1 }), 0)
   .option('--bn-batches <n>', 'batches of training images per BN re-estimation', count, 8)
-  .option('--eval-examples <n>', 'held-out images for mIoU', count, 50)
+  .addOption(evalExamplesOption(50, 'held-out images for mIoU'))
   .option('--eval-every <n>', 'held-out mIoU every n steps, in metrics.json as curve (0: at the end only)', int, 0)
-  .option('--save-every <n>', 'checkpoint interval (also after every self-correction round)', count, 200)
-  .option('--seed <n>', 'seed', int, 0)
-  .option('--resume <dir>', 'resume from a checkpoint')
+  .addOption(saveEveryOption(200, 'checkpoint interval (also after every self-correction round)'))
+  .addOption(seedOption())
+  .addOption(resumeOption())
   .action(async (o) => {
-    const [height, width] = size(o.size);
+    const [height, width] = o.size as [number, number];
     if (!['sgd', 'adamw'].includes(o.optimizer)) throw new Error(`--optimizer must be sgd or adamw, got '${o.optimizer}'`);
     if (!SCHP_TRAINABLE.includes(o.config)) throw new Error(`--config must be ${SCHP_TRAINABLE.join(' or ')}, got '${o.config}'`);
     await trainSchp({
@@ -238,32 +222,32 @@ program
 program
   .command('parse')
   .description('human parsing of an image with an SCHP checkpoint: palette label PNG and per-class masks')
-  .requiredOption('--image <png|jpg>', 'input image')
+  .addOption(imageOption())
   .option('--ckpt <dir|file>', 'SCHP checkpoint (from train-schp; default: the shipped small model), or an official SCHP .pth (exp-schp-*-lip|atr|pascal.pth: ResNet-101 chosen by class count, 473x473 LIP / 512x512 ATR and Pascal)', DEFAULT_SCHP)
-  .option('--out <dir>', 'output folder', 'runs/parse')
-  .option('--size <HxW>', 'network input size (default: the checkpoint\'s training size)')
+  .addOption(outOption('runs/parse'))
+  .addOption(sizeOption(undefined, 'network input size (default: the checkpoint\'s training size)'))
   .option('--flip', 'average with the mirrored prediction (left/right labels swapped)')
   .option('--weights <which>', 'auto, network or aggregate (auto: the SCHP aggregate when the checkpoint has one)', 'auto')
   .action(async (o) => {
     if (!['auto', 'network', 'aggregate'].includes(o.weights)) throw new Error(`--weights must be auto, network or aggregate, got '${o.weights}'`);
-    await parse({ image: o.image, ckpt: o.ckpt, out: o.out, flip: o.flip === true, weights: o.weights, ...(o.size ? { size: size(o.size) } : {}) });
+    await parse({ image: o.image, ckpt: o.ckpt, out: o.out, flip: o.flip === true, weights: o.weights, ...(o.size ? { size: o.size as [number, number] } : {}) });
   });
 
 program
   .command('train-densepose')
   .description('train a DensePose-style dense-correspondence network on synthetic people; reports part mIoU and UV error on held-out ones')
-  .option('--out <dir>', 'output folder', 'runs/densepose')
-  .option('--steps <n>', 'training steps', count, 2000)
-  .option('--batch <n>', 'images per step (at least 2)', count, 8)
-  .option('--size <HxW>', 'image size', '128x96')
-  .option('--lr <lr>', 'peak AdamW learning rate (warm-up, then cosine to lr/100)', lrOption, 2e-3)
+  .addOption(outOption('runs/densepose'))
+  .addOption(stepsOption(2000))
+  .addOption(batchOption(8, 'images per step (at least 2)'))
+  .addOption(sizeOption('128x96'))
+  .addOption(lrOption(2e-3, 'peak AdamW learning rate (warm-up, then cosine to lr/100)'))
   .option('--config <name>', 'network: small or resnet50', 'small')
-  .option('--eval-examples <n>', 'held-out images for mIoU and UV error', count, 50)
-  .option('--save-every <n>', 'checkpoint interval', count, 200)
-  .option('--seed <n>', 'seed', int, 0)
-  .option('--resume <dir>', 'resume from a checkpoint')
+  .addOption(evalExamplesOption(50, 'held-out images for mIoU and UV error'))
+  .addOption(saveEveryOption(200))
+  .addOption(seedOption())
+  .addOption(resumeOption())
   .action(async (o) => {
-    const [height, width] = size(o.size);
+    const [height, width] = o.size as [number, number];
     if (!['small', 'resnet50'].includes(o.config)) throw new Error(`--config must be small or resnet50, got '${o.config}'`);
     await trainDensePose({
       out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, config: o.config, evalExamples: o.evalExamples,
@@ -274,13 +258,13 @@ program
 program
   .command('densepose')
   .description('DensePose of an image with a train-densepose checkpoint: parula (VITON-HD), raw I (DressCode) and IUV (pose transfer) renders')
-  .requiredOption('--image <png|jpg>', 'input image')
+  .addOption(imageOption())
   .option('--ckpt <dir>', 'DensePose checkpoint (from train-densepose; default: the shipped small model)', DEFAULT_DENSEPOSE)
-  .option('--out <dir>', 'output folder', 'runs/densepose-infer')
-  .option('--size <HxW>', 'network input size (default: the training height, width from the aspect)')
+  .addOption(outOption('runs/densepose-infer'))
+  .addOption(sizeOption(undefined, 'network input size (default: the training height, width from the aspect)'))
   .option('--keypoints <json>', 'OpenPose JSON: predict inside the first person\'s box')
   .action(async (o) => {
-    await densePose({ image: o.image, ckpt: o.ckpt, out: o.out, ...(o.size ? { size: size(o.size) } : {}), ...(o.keypoints ? { keypoints: o.keypoints } : {}) });
+    await densePose({ image: o.image, ckpt: o.ckpt, out: o.out, ...(o.size ? { size: o.size as [number, number] } : {}), ...(o.keypoints ? { keypoints: o.keypoints } : {}) });
   });
 
 /** Photo inputs go through the preprocessing pipeline unless the mask / DensePose renders are given. */
@@ -295,21 +279,21 @@ program
   .option('--mask <png>', 'agnostic mask (white = regenerate), for photo inputs with ready-made renders')
   .option('--densepose <png>', 'DensePose render, for photo inputs with ready-made renders')
   .option('--category <name>', 'garment category for photos: upper_body, lower_body or dresses (upper, lower, dress)', 'upper_body')
-  .option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth', DEFAULT_OPENPOSE)
+  .addOption(openPoseCkptOption(DEFAULT_OPENPOSE))
   .option('--schp <dir|file>', 'SCHP checkpoint for photos (from train-schp), or an official exp-schp-*-lip.pth', DEFAULT_SCHP)
-  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)', DEFAULT_DENSEPOSE)
+  .addOption(densePoseCkptOption(DEFAULT_DENSEPOSE))
   .option('--repaint', 'photos: keep the person outside the mask exactly (soft edge inside it)')
-  .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
+  .addOption(sizeOption('128x96', 'model size for photos (letterboxed on white)'))
   .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official virtual_tryon.pth / virtual_tryon_dc.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_TRYON)
-  .option('--out <png>', 'output image (a folder in batch mode)', 'runs/tryon.png')
-  .option('--steps <n>', 'sampling steps', count, 30)
-  .option('--guidance <s>', 'classifier-free guidance scale', weight, 2.5)
-  .option('--seed <n>', 'seed', int, 0)
+  .addOption(outOption('runs/tryon.png', 'output image (a folder in batch mode)', '--out <png>'))
+  .addOption(stepsOption(30, 'sampling steps'))
+  .addOption(guidanceOption())
+  .addOption(seedOption())
   .action(async (o) => {
     if (isPhotoRun(o.person, [o.mask, o.densepose])) {
       await generateFromPhotos({
         task: 'tryon', person: o.person, reference: o.garment, ckpt: o.ckpt, openpose: o.openpose, schp: o.schp, densepose: o.denseposeCkpt,
-        category: parseCategory(o.category), size: size(o.size), out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance, repaint: o.repaint === true,
+        category: parseCategory(o.category), size: o.size as [number, number], out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance, repaint: o.repaint === true,
       });
       return;
     }
@@ -323,19 +307,19 @@ program
   .requiredOption('--target-pose <png|jpg|folder|synthetic:SEED>', 'image in the target pose, a folder of them (batch), or a synthetic example (both views)')
   .option('--source <png|jpg>', 'source person image (defaults to the synthetic example\'s first view)')
   .option('--densepose <png>', 'DensePose IUV render of the target pose, for photo inputs with a ready-made render')
-  .option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth', DEFAULT_OPENPOSE)
-  .option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)', DEFAULT_DENSEPOSE)
-  .option('--size <HxW>', 'model size for photos (letterboxed on white)', '128x96')
+  .addOption(openPoseCkptOption(DEFAULT_OPENPOSE))
+  .addOption(densePoseCkptOption(DEFAULT_DENSEPOSE))
+  .addOption(sizeOption('128x96', 'model size for photos (letterboxed on white)'))
   .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official pose_transfer.pth (or its state dict as .safetensors; SDXL size, detected from its keys)', DEFAULT_POSE)
-  .option('--out <png>', 'output image (a folder in batch mode)', 'runs/pose-transfer.png')
-  .option('--steps <n>', 'sampling steps', count, 30)
-  .option('--guidance <s>', 'classifier-free guidance scale', weight, 2.5)
-  .option('--seed <n>', 'seed', int, 0)
+  .addOption(outOption('runs/pose-transfer.png', 'output image (a folder in batch mode)', '--out <png>'))
+  .addOption(stepsOption(30, 'sampling steps'))
+  .addOption(guidanceOption())
+  .addOption(seedOption())
   .action(async (o) => {
     if (isPhotoRun(o.targetPose, [o.densepose])) {
       await generateFromPhotos({
         task: 'pose', person: o.targetPose, reference: o.source, ckpt: o.ckpt, openpose: o.openpose, densepose: o.denseposeCkpt,
-        size: size(o.size), out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance,
+        size: o.size as [number, number], out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance,
       });
       return;
     }
@@ -346,12 +330,12 @@ program
 program
   .command('eval')
   .description('metrics of a checkpoint on held-out synthetic examples (L1, PSNR, SSIM, flow end-point error)')
-  .option('--task <task>', 'tryon or pose', 'tryon')
+  .addOption(taskOption())
   .option('--ckpt <dir>', 'Leffa checkpoint')
-  .option('--examples <n>', 'held-out examples', count, 12)
-  .option('--seeds <list>', 'noise seeds to average over (comma-separated)', seeds, [0, 1, 2])
-  .option('--steps <n>', 'sampling steps', count, 20)
-  .option('--out <dir>', 'write metrics.json and samples.png (every seed) here')
+  .addOption(examplesOption(12, 'held-out examples'))
+  .addOption(seedsOption('noise seeds to average over (comma-separated)'))
+  .addOption(stepsOption(20, 'sampling steps'))
+  .addOption(outOption(undefined, 'write metrics.json and samples.png (every seed) here'))
   .action(async (o) => {
     if (o.examples < 1) throw new Error(`--examples must be at least 1, got ${o.examples}`);
     await evaluate({ task: o.task, ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON), examples: o.examples, seeds: o.seeds, out: o.out, steps: o.steps });

@@ -1,0 +1,55 @@
+/**
+ * The options several commands share, each declared once here: commands add them with `addOption(preset(...))`
+ * and only choose the default and, where it differs, the help text. Values arrive parsed and checked
+ * (`--size` as [height, width]).
+ */
+import { InvalidArgumentError, Option } from 'commander';
+import { intOption, listOption, numberOption } from './options.js';
+
+export const int = intOption(0);
+export const count = intOption(1);
+export const lrValue = numberOption({ above: 0 });
+export const weight = numberOption({ min: 0 });
+
+/** HxW with positive integers, as [height, width]. */
+export const parseSize =
+  (option = '--size') =>
+  (v: string): [number, number] => {
+    const m = /^(\d+)x(\d+)$/.exec(v);
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new InvalidArgumentError(`${option} expects HxW with positive integers (e.g. 128x96), got '${v}'`);
+    return [Number(m[1]), Number(m[2])];
+  };
+
+const withDefault = (o: Option, value: unknown, shown?: string) => (value === undefined ? o : o.default(value, shown));
+
+export const outOption = (dflt: string | undefined, description = 'output folder', flags = '--out <dir>') => withDefault(new Option(flags, description), dflt);
+export const stepsOption = (dflt: number, description = 'training steps') => new Option('--steps <n>', description).argParser(count).default(dflt);
+export const batchOption = (dflt: number, description = 'images per step') => new Option('--batch <n>', description).argParser(count).default(dflt);
+/** `--size HxW`; without a default the option is absent unless given. */
+export const sizeOption = (dflt: string | undefined, description = 'image size') =>
+  withDefault(new Option('--size <HxW>', description).argParser(parseSize()), dflt === undefined ? undefined : parseSize()(dflt), dflt);
+export const lrOption = (dflt: number | undefined, description = 'learning rate') => withDefault(new Option('--lr <lr>', description).argParser(lrValue), dflt);
+export const seedOption = (description = 'seed') => new Option('--seed <n>', description).argParser(int).default(0);
+export const resumeOption = (description = 'resume from a checkpoint') => new Option('--resume <dir>', description);
+export const saveEveryOption = (dflt: number, description = 'checkpoint interval') => new Option('--save-every <n>', description).argParser(count).default(dflt);
+export const evalExamplesOption = (dflt: number, description: string) => new Option('--eval-examples <n>', description).argParser(count).default(dflt);
+export const taskOption = () => new Option('--task <task>', 'tryon or pose').choices(['tryon', 'pose']).default('tryon');
+export const seedsOption = (description: string) => new Option('--seeds <list>', description).argParser(listOption(intOption(0))).default([0, 1, 2], '0,1,2');
+export const guidanceOption = () => new Option('--guidance <s>', 'classifier-free guidance scale').argParser(weight).default(2.5);
+
+/** The Leffa loss: --leffa-weight, --leffa-distance, --leffa-normalization. */
+export const leffaWeightOption = (description: string) => new Option('--leffa-weight <w>', description).argParser(weight).default(1e-3);
+export const leffaDistanceOption = () =>
+  new Option('--leffa-distance <d>', "Leffa loss distance: smoothL1 (Leffa's released code) or l2").choices(['smoothL1', 'l2']).default('smoothL1');
+export const leffaNormalizationOption = () =>
+  new Option('--leffa-normalization <n>', 'Leffa loss averaging: released (per-sample mean over C x H x W, then the batch) or maskArea (over the masked pixels)')
+    .choices(['released', 'maskArea'])
+    .default('released');
+export const poolOption = (description: string) => new Option('--pool <n>', description).argParser(count).default(256);
+export const examplesOption = (dflt: number, description: string) => new Option('--examples <n>', description).argParser(count).default(dflt);
+export const imageOption = (flags = '--image <png|jpg>') => new Option(flags, 'input image').makeOptionMandatory();
+export const vaeOption = (description: string) => new Option('--vae <dir>', description);
+export const initOption = (description: string) => new Option('--init <dir>', description);
+/** The photo pipeline's preprocessing networks (tryon, pose-transfer). */
+export const openPoseCkptOption = (dflt: string) => new Option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth').default(dflt);
+export const densePoseCkptOption = (dflt: string) => new Option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)').default(dflt);
