@@ -30,6 +30,49 @@ function attentionCase(profile: Profile, tokens: number, dim: number, refTokens 
   };
 }
 
+/** dq, dk, dv of sum(attention(q, k, v) * g), concatenated; `mask` (zeros) routes the backward to the kernels. */
+function attentionGrads(q: T.Tensor, k: T.Tensor, v: T.Tensor, g: T.Tensor, mask?: T.Tensor): T.Tensor {
+  const [qq, kk, vv] = [q, k, v].map((t) => {
+    const d = t.detach();
+    d.requiresGrad = true;
+    return d;
+  }) as [T.Tensor, T.Tensor, T.Tensor];
+  T.attention(qq, kk, vv, mask ? { mask } : {}).backward(g);
+  return T.concat([qq, kk, vv].map((t) => T.flatten(t.grad!)), 0);
+}
+
+/**
+ * Self-attention forward + backward over 8 heads: the backward on the batched matmul (CPU adapters with the
+ * subgroup kernel) against the FlashAttention-2 backward kernels it replaced there (the baseline: a zero mask,
+ * which the matmul path does not take, sends the backward to them) and PyTorch's autograd.
+ */
+function attentionBackwardCase(profile: Profile, tokens: number, dim: number): BenchCase {
+  return {
+    name: `attention h${HEADS} d${dim} ${tokens} self fwd+bwd`,
+    profile,
+    inputs: () => [31, 32, 33, 34].map((seed) => randomInput([1, HEADS, tokens, dim], seed)),
+    // Forward 2 products, backward 5 (S recomputed, dV, dP, dQ, dK).
+    flops: 7 * 2 * HEADS * tokens * tokens * dim,
+    ours: ([q, k, v, g]) => ({ run: () => attentionGrads(q!, k!, v!, g!) }),
+    baseline: {
+      label: 'FlashAttention-2 backward kernels',
+      impl: ([q, k, v, g]) => {
+        const zeros = T.zeros([tokens]);
+        return { run: () => attentionGrads(q!, k!, v!, g!, zeros), dispose: () => zeros.dispose() };
+      },
+    },
+    torch: {
+      run: [
+        'q, k, v = (t.detach().requires_grad_(True) for t in (x0, x1, x2))',
+        'with torch.enable_grad():',
+        `    (torch.softmax(q @ k.transpose(-1, -2) * ${1 / Math.sqrt(dim)}, -1) @ v).backward(x3)`,
+        'return torch.cat([q.grad.flatten(), k.grad.flatten(), v.grad.flatten()])',
+      ].join('\n'),
+    },
+    tol: 1e-3,
+  };
+}
+
 /**
  * Leffa's flow field: the head-averaged attention map times the normalised key grid, fused into the flash
  * kernel (a 2-wide value) against materialising the map and multiplying (the baseline and PyTorch).
@@ -68,6 +111,8 @@ export const attentionCases: BenchCase[] = [
   attentionCase('full', 4096, 40),
   attentionCase('full', 4096, 64),
   attentionCase('full', 4096, 40, 4096),
+  attentionBackwardCase('ci', 1024, 40),
+  attentionBackwardCase('full', 3072, 40),
   flowFieldCase('ci', 32, 40),
   flowFieldCase('full', 64, 40),
 ];
