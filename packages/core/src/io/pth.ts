@@ -19,6 +19,7 @@ import { sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { decodeTensor, type FloatLoad, readFileBytes, toDevice, type HostTensor, type SafetensorsDType } from './safetensors.js';
 import { crc32 } from './crc32.js';
+import { Inflate } from 'fflate';
 
 /** `FloatLoad` chooses float16 or float32 for the float tensors (HalfStorage is kept as it is when float16). */
 export interface PthOptions extends FloatLoad {
@@ -155,35 +156,35 @@ function readCentralDirectory(bytes: Uint8Array, source: string): Map<string, Zi
   return entries;
 }
 
-/**
- * Node's zlib as loaded by loadPth: process.getBuiltinModule, which gives it synchronously, only exists from
- * Node 20.16 / 22.3, and this module must not import it statically (browsers).
- */
-let nodeZlib: typeof import('node:zlib') | undefined;
-async function preloadNodeZlib(): Promise<void> {
-  if (nodeZlib || !globalThis.process?.versions?.node) return;
-  const name = 'node:zlib'; // kept out of bundlers' static analysis
-  nodeZlib = (await import(/* @vite-ignore */ name)) as typeof import('node:zlib');
-}
+/** Compressed bytes fed to the inflater at a time: a lying entry stops within one chunk's output past its size. */
+const INFLATE_CHUNK = 16 * 1024;
 
 /**
- * Synchronous raw-deflate from Node's zlib (torch.save stores entries uncompressed; re-zipped files may not).
- * Inflating stops one byte past `size`, the entry's declared size, so an entry that lies about it costs no more.
+ * Raw deflate (torch.save stores entries uncompressed; re-zipped files may not) with fflate, which runs the same
+ * in browsers and Node. Inflating stops once the output passes `size`, the entry's declared size, so an entry
+ * that lies about it costs at most one chunk's expansion more.
  */
 function inflateRaw(data: Uint8Array, size: number, source: string, name: string): Uint8Array {
-  const zlib = nodeZlib ?? (globalThis.process?.getBuiltinModule?.('node:zlib') as typeof import('node:zlib') | undefined);
-  if (!zlib) {
-    const node = globalThis.process?.versions?.node ? ' (readPth on Node < 20.16: use loadPth, which loads it first)' : '';
-    throw new Error(`${source}: zip entry '${name}' is deflated, which needs Node's zlib${node}; otherwise store it uncompressed`);
-  }
-  try {
-    return new Uint8Array(zlib.inflateRawSync(data, { maxOutputLength: Math.max(1, size + 1) }));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+  const out = new Uint8Array(size);
+  let written = 0;
+  const inflater = new Inflate((chunk) => {
+    if (written + chunk.length > size) {
       throw new Error(`${source}: corrupt zip archive: entry '${name}' inflates past its declared ${size} bytes (a decompression bomb?)`);
     }
+    out.set(chunk, written);
+    written += chunk.length;
+  });
+  try {
+    for (let at = 0; at < data.length; at += INFLATE_CHUNK) {
+      const end = Math.min(data.length, at + INFLATE_CHUNK);
+      inflater.push(data.subarray(at, end), end === data.length);
+    }
+    if (data.length === 0) inflater.push(data, true);
+  } catch (e) {
+    if (/decompression bomb/.test((e as Error).message)) throw e;
     throw new Error(`${source}: cannot inflate zip entry '${name}' (${(e as Error).message})`);
   }
+  return out.subarray(0, written);
 }
 
 /** The bytes of one entry, bounds-checked against its local header and checked against its CRC-32. */
@@ -1012,7 +1013,6 @@ export function readPth(bytes: Uint8Array, source = 'pth', options: PthOptions =
 
 /** Reads a .pth checkpoint from disk (Node) onto the device. */
 export async function loadPth(path: string, options: PthOptions = {}): Promise<Map<string, Tensor>> {
-  await preloadNodeZlib();
   return toDevice(readPth(await readFileBytes(path), path, options));
 }
 
