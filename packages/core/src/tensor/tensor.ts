@@ -1,6 +1,7 @@
 import type { BackwardOptions } from '../autograd/engine.js';
 import type { GradNode } from '../autograd/node.js';
 import type { Device } from '../device/device.js';
+import { formatValues } from './format.js';
 import { halfToFloat } from './half.js';
 import { setTensorCheck, trackTensor } from './scope.js';
 import { formatShape, sizeOf } from './shape.js';
@@ -258,9 +259,37 @@ export class Tensor {
     return nest(0, 0);
   }
 
+  /**
+   * Shape and dtype only: the values live on the GPU and WebGPU reads them back asynchronously only, so a
+   * synchronous toString (and Node's inspect / console.log) cannot show them; use toStringAsync() or print().
+   */
   toString(): string {
     const state = this.isDisposed ? ', disposed' : this.requiresGrad ? ', requiresGrad' : '';
     return `Tensor(${formatShape(this.shape)}, ${this.dtype}${state})`;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+
+  /** The values as PyTorch's repr prints them (over 1000 elements summarised with '...'), after a readback. */
+  async toStringAsync(): Promise<string> {
+    if (this.isDisposed) return this.toString();
+    const values = await this.data();
+    const summarised = this.size > 1000;
+    const extra = [
+      ...(summarised ? [`shape=${formatShape(this.shape)}`] : []),
+      ...(this.dtype === 'float32' ? [] : [`dtype=${this.dtype}`]),
+      "device='webgpu'",
+      ...(this.requiresGrad ? ['requiresGrad=true'] : []),
+    ];
+    const prefix = 'tensor(';
+    return `${prefix}${formatValues(values, this.shape, this.dtype === 'int32', prefix.length)}, ${extra.join(', ')})`;
+  }
+
+  /** Reads the values back and prints them (console.log) as toStringAsync() writes them. */
+  async print(): Promise<void> {
+    console.log(await this.toStringAsync());
   }
 }
 
