@@ -23,7 +23,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
-import { ReferenceContext, SD15_UNET, TINY_UNET, TINY_VAE, Transformer2DModel, UNet2DConditionModel } from '@leffa-webgpu/models';
+import { SD15_UNET, TINY_UNET, TINY_VAE, Transformer2DModel, UNet2DConditionModel } from '@leffa-webgpu/models';
 import { VaeTrainer } from '@leffa-webgpu/train';
 
 export const PROFILE_TARGETS = ['vae', 'unet', 'sd15', 'sd15-attn'] as const;
@@ -117,7 +117,7 @@ function sd15AttentionWorkload(): Workload {
       T.tidy(() => {
         const xx = x.detach();
         xx.requiresGrad = true;
-        block.forward(xx, new ReferenceContext('none')).backward(g);
+        block.forward(xx).backward(g);
         const out = T.sum(xx.grad!);
         block.zeroGrad();
         return out;

@@ -3,7 +3,9 @@ import {
   AutoencoderKL,
   LEFFA_CONFIGS,
   LeffaModel,
-  ReferenceContext,
+  ReferenceCollectProcessor,
+  ReferenceConsumeProcessor,
+  ReferenceStore,
   SD15_UNET,
   SD15_VAE,
   SDXL_TINY_UNET,
@@ -61,12 +63,14 @@ describe('diffusion blocks against PyTorch', () => {
     const gen = new Transformer2DModel(32, opts);
     ref.loadStateDict(g.stateDict('refweights'));
     gen.loadStateDict(g.stateDict());
-    const collect = new ReferenceContext('collect');
-    await close(ref.forward(g.tensor('input/x_ref'), collect), g, 'output/y_ref');
+    const collect = new ReferenceStore();
+    ref.transformer_blocks.at(0).attn1.processor = new ReferenceCollectProcessor(collect);
+    await close(ref.forward(g.tensor('input/x_ref')), g, 'output/y_ref');
     await close(collect.features[0]!, g, 'output/feature0');
+    gen.transformer_blocks.at(0).attn1.processor = new ReferenceConsumeProcessor(new ReferenceStore(collect.features));
     const x = g.tensor('input/x_gen');
     x.requiresGrad = true;
-    const y = gen.forward(x, new ReferenceContext('consume', collect.features));
+    const y = gen.forward(x);
     await close(y, g, 'output/y_gen');
     T.sum(T.mul(y, g.tensor('gout/y_gen'))).backward();
     await close(x.grad!, g, 'grad/input.x_gen');

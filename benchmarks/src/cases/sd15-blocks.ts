@@ -1,5 +1,5 @@
 import * as T from '@leffa-webgpu/core';
-import { ReferenceContext, ResnetBlock2D, SD15_UNET, Transformer2DModel } from '@leffa-webgpu/models';
+import { ResnetBlock2D, SD15_UNET, Transformer2DModel } from '@leffa-webgpu/models';
 import { type BenchCase, type HostTensor, randomInput } from '../case.js';
 import { type ParameterLayout, lazyLayout, loadSeeded, seededParameters, torchSeededModule } from './seeded-module.js';
 
@@ -102,7 +102,7 @@ export const sd15BlockCases: BenchCase[] = [
         layers: 1,
         groups: GROUPS,
       }),
-    forward: (m, x) => (m as Transformer2DModel).forward(x, new ReferenceContext('none')),
+    forward: (m, x) => (m as Transformer2DModel).forward(x),
     extra: () => [],
     torchConstruct: `td.Transformer2DModel(${CHANNELS}, ${HEADS}, ${SD15_UNET.crossAttentionDim}, ${GROUPS})`,
     torchCall: 'm(xx, {"mode": None})',

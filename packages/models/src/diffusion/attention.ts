@@ -13,6 +13,33 @@ export interface AttentionOptions {
   groupNorm?: { groups: number; eps: number };
 }
 
+/** Where an attention call sits: its dotted path and, for token grids, the feature map's size. */
+export interface AttentionCallInfo {
+  /** Dotted name of the attention module inside its model ('' when it was not named). */
+  layer: string;
+  grid?: { height: number; width: number };
+}
+
+/**
+ * diffusers' attention processor: what an `Attention` module computes from its weights. Swapping the processor
+ * changes the computation without changing the module or its state-dict keys (Leffa's reference attention).
+ */
+export interface AttnProcessor {
+  call(attn: Attention, hidden: T.Tensor, context: T.Tensor | undefined, info: AttentionCallInfo): T.Tensor;
+}
+
+/** Multi-head attention of the tokens over `context` (themselves by default). */
+export class DefaultAttnProcessor implements AttnProcessor {
+  call(attn: Attention, hidden: T.Tensor, context: T.Tensor = hidden): T.Tensor {
+    const q = attn.splitHeads(attn.to_q.forward(hidden));
+    const k = attn.splitHeads(attn.to_k.forward(context));
+    const v = attn.splitHeads(attn.to_v.forward(context));
+    return attn.project(T.attention(q, k, v) as T.Tensor);
+  }
+}
+
+const DEFAULT_PROCESSOR = new DefaultAttnProcessor();
+
 /** diffusers' `Attention`: to_q, to_k, to_v, to_out.0 (and group_norm for the VAE's spatial attention). */
 export class Attention extends T.Module {
   readonly to_q: T.nn.Linear;
@@ -22,6 +49,10 @@ export class Attention extends T.Module {
   readonly group_norm: T.nn.GroupNorm | null;
   readonly heads: number;
   readonly dimHead: number;
+  /** What forward computes; not a module, so it adds no state-dict keys. */
+  processor: AttnProcessor = DEFAULT_PROCESSOR;
+  /** Dotted path inside the model, set by the model that names it, for processors' reports and errors. */
+  path = '';
 
   constructor(
     readonly queryDim: number,
@@ -54,12 +85,12 @@ export class Attention extends T.Module {
     return T.reshape(T.permute(x, [0, 2, 1, 3]), [b, n, this.heads * this.dimHead]);
   }
 
-  /** Multi-head attention of tokens [B, N, C] over `context` [B, M, C'] (themselves by default). */
-  forward(x: T.Tensor, context: T.Tensor = x): T.Tensor {
-    const q = this.splitHeads(this.to_q.forward(x));
-    const k = this.splitHeads(this.to_k.forward(context));
-    const v = this.splitHeads(this.to_v.forward(context));
-    return this.project(T.attention(q, k, v) as T.Tensor);
+  /**
+   * Tokens [B, N, C] through the processor, by default multi-head attention over `context` [B, M, C']
+   * (themselves when absent); `grid` is the token grid's size where the tokens come from a feature map.
+   */
+  forward(x: T.Tensor, context?: T.Tensor, grid?: { height: number; width: number }): T.Tensor {
+    return this.processor.call(this, x, context, { layer: this.path, ...(grid ? { grid } : {}) });
   }
 
   /** to_out applied to per-head outputs [B, heads, N, d]. */

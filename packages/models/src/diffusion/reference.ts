@@ -1,9 +1,10 @@
 import * as T from '@leffa-webgpu/core';
+import { Attention, type AttentionCallInfo, type AttnProcessor, DefaultAttnProcessor } from './attention.js';
 
 /**
- * How the Leffa UNets exchange reference features. The reference UNet `collect`s, for every transformer
- * block in order down -> mid -> up, its hidden state after norm1; the generative UNet `consume`s them in the
- * same order, each attn1 attending over [own tokens ; reference tokens].
+ * How the Leffa UNets exchange reference features, through attn1 processors. The reference UNet `collect`s,
+ * for every transformer block in order down -> mid -> up, attn1's input (the hidden state after norm1); the
+ * generative UNet `consume`s them in the same order, each attn1 attending over [own tokens ; reference tokens].
  */
 export type ReferenceMode = 'none' | 'collect' | 'consume';
 
@@ -29,36 +30,18 @@ export interface AttentionReport {
 }
 
 /**
- * Runs one block of a forward pass. Without gradient recording its intermediates are freed as it returns (the
- * reference features and attention reports it adds to `ctx` survive with its result), so inference holds one
- * block's activations at a time instead of the whole pass's; with recording everything stays for backward.
+ * What one forward pass's reference processors share: the reference features (collected or given), the
+ * consumer's cursor into them, the attention reports, and every tensor the processors hand out of the pass.
  */
-export function blockScope<R>(fn: () => R, ctx?: ReferenceContext): R {
-  if (T.isGradEnabled()) return fn();
-  const features = ctx?.features.length ?? 0;
-  const reports = ctx?.reports.length ?? 0;
-  return T.tidy(() => {
-    const result = fn();
-    const added = ctx ? [...(ctx.mode === 'collect' ? ctx.features.slice(features) : []), ...ctx.reports.slice(reports).map((r) => r.value)] : [];
-    return { result, added };
-  }).result;
-}
-
-/** Per-forward state threaded through the blocks. */
-export class ReferenceContext {
-  features: T.Tensor[] = [];
+export class ReferenceStore {
   private cursor = 0;
   readonly reports: AttentionReport[] = [];
+  /** Tensors produced for use after the pass (collected features, report values), in production order. */
+  readonly produced: T.Tensor[] = [];
 
-  constructor(
-    readonly mode: ReferenceMode,
-    features: T.Tensor[] = [],
-    readonly request?: AttentionReportRequest,
-  ) {
-    this.features = features;
-  }
+  constructor(readonly features: T.Tensor[] = []) {}
 
-  /** The next reference feature for a consuming block. */
+  /** The next reference feature for a consuming layer. */
   next(layer: string): T.Tensor {
     const f = this.features[this.cursor++];
     if (!f) {
@@ -67,10 +50,92 @@ export class ReferenceContext {
     return f;
   }
 
-  /** Checks that every reference feature was used exactly once. */
-  finish(): void {
-    if (this.mode === 'consume' && this.cursor !== this.features.length) {
+  /** Checks that a consumer used every reference feature exactly once. */
+  finishConsume(): void {
+    if (this.cursor !== this.features.length) {
       throw new Error(`Leffa UNet: ${this.features.length} reference features given, ${this.cursor} used`);
     }
   }
+}
+
+/** Processors that hand tensors out of a pass name their store, so blockScope keeps those tensors. */
+interface StoreProcessor extends AttnProcessor {
+  readonly store: ReferenceStore;
+}
+
+/** The reference UNet's attn1: ordinary self-attention that also collects its input tokens. */
+export class ReferenceCollectProcessor extends DefaultAttnProcessor implements StoreProcessor {
+  constructor(readonly store: ReferenceStore) {
+    super();
+  }
+
+  override call(attn: Attention, hidden: T.Tensor, context?: T.Tensor): T.Tensor {
+    const out = super.call(attn, hidden, context);
+    this.store.features.push(hidden);
+    this.store.produced.push(hidden);
+    return out;
+  }
+}
+
+/**
+ * The generative UNet's attn1: queries from its own tokens, keys and values from [own ; reference] (only
+ * own-token outputs are kept, so queries of reference tokens are never computed). With a request it also
+ * reports the target-query x reference-key flow field or attention map the Leffa loss reads.
+ */
+export class ReferenceConsumeProcessor implements StoreProcessor {
+  constructor(
+    readonly store: ReferenceStore,
+    private readonly request?: AttentionReportRequest,
+  ) {}
+
+  call(attn: Attention, hidden: T.Tensor, _context: T.Tensor | undefined, info: AttentionCallInfo): T.Tensor {
+    const { layer, grid } = info;
+    const ref = this.store.next(layer);
+    if (ref.shape[0] !== hidden.shape[0] || ref.shape[2] !== hidden.shape[2]) {
+      throw new Error(`${layer}: reference feature ${T.formatShape(ref.shape)} does not match tokens ${T.formatShape(hidden.shape)} (batch and width must agree)`);
+    }
+    const q = attn.splitHeads(attn.to_q.forward(hidden));
+    const kRef = attn.splitHeads(attn.to_k.forward(ref));
+    const k = T.concat([attn.splitHeads(attn.to_k.forward(hidden)), kRef], 2);
+    const v = T.concat([attn.splitHeads(attn.to_v.forward(hidden)), attn.splitHeads(attn.to_v.forward(ref))], 2);
+    const out = attn.project(T.attention(q, k, v) as T.Tensor);
+    if (this.request && grid) this.report(q, kRef, layer, grid);
+    return out;
+  }
+
+  /** Layers at least `minFraction` of the image high, whose reference tokens cover the same grid. */
+  private report(q: T.Tensor, kRef: T.Tensor, layer: string, grid: { height: number; width: number }): void {
+    const req = this.request!;
+    if (grid.height < req.imageHeight * req.minFraction || kRef.shape[2] !== grid.height * grid.width) return;
+    const value =
+      req.kind === 'flow' ? T.flowField(q, kRef, grid, { tau: req.tau }) : T.attentionMap(q, kRef, { tau: req.tau, headMean: true });
+    this.store.reports.push({ layer, height: grid.height, width: grid.width, value });
+    this.store.produced.push(value);
+  }
+}
+
+/** The reference stores behind `module`'s attention processors. */
+function storesOf(module: T.Module): ReferenceStore[] {
+  const stores = new Set<ReferenceStore>();
+  for (const [, m] of module.namedModules()) {
+    const store = m instanceof Attention ? (m.processor as Partial<StoreProcessor>).store : undefined;
+    if (store instanceof ReferenceStore) stores.add(store);
+  }
+  return [...stores];
+}
+
+/**
+ * Runs one block of a forward pass. Without gradient recording its intermediates are freed as it returns (the
+ * reference features and attention reports its processors produce survive with its result), so inference holds
+ * one block's activations at a time instead of the whole pass's; with recording everything stays for backward.
+ */
+export function blockScope<R>(fn: () => R, owner?: T.Module): R {
+  if (T.isGradEnabled()) return fn();
+  const stores = owner ? storesOf(owner) : [];
+  const before = stores.map((s) => s.produced.length);
+  return T.tidy(() => {
+    const result = fn();
+    const added = stores.flatMap((s, i) => s.produced.slice(before[i]));
+    return { result, added };
+  }).result;
 }

@@ -1,6 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { Attention } from './attention.js';
-import { type ReferenceContext, blockScope } from './reference.js';
+import { blockScope } from './reference.js';
 
 const { Conv2d, Dropout, GroupNorm, LayerNorm, Linear, ModuleList } = T.nn;
 
@@ -47,8 +47,8 @@ export interface TransformerBlockOptions {
 }
 
 /**
- * BasicTransformerBlock: x += attn1(norm1 x); x += attn2(norm2 x, context); x += ff(norm3 x), with Leffa's
- * reference hooks around attn1.
+ * BasicTransformerBlock: x += attn1(norm1 x); x += attn2(norm2 x, context); x += ff(norm3 x). Leffa's reference
+ * attention is attn1's processor (see reference.ts).
  */
 export class BasicTransformerBlock extends T.Module {
   readonly norm1: T.nn.LayerNorm;
@@ -74,15 +74,12 @@ export class BasicTransformerBlock extends T.Module {
     this.ff = this.addModule('ff', new FeedForward(dim));
   }
 
-  forward(x: T.Tensor, grid: { height: number; width: number }, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
-    return blockScope(() => this.compute(x, grid, ctx, context), ctx);
+  forward(x: T.Tensor, grid: { height: number; width: number }, context?: T.Tensor): T.Tensor {
+    return blockScope(() => this.compute(x, grid, context), this);
   }
 
-  private compute(x: T.Tensor, grid: { height: number; width: number }, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
-    const n1 = this.norm1.forward(x);
-    let h = T.add(x, ctx.mode === 'consume' ? this.referenceAttention(n1, grid, ctx) : this.attn1.forward(n1));
-    if (ctx.mode === 'collect') ctx.features.push(n1);
-
+  private compute(x: T.Tensor, grid: { height: number; width: number }, context?: T.Tensor): T.Tensor {
+    let h = T.add(x, this.attn1.forward(this.norm1.forward(x), undefined, grid));
     const n2 = this.norm2.forward(h);
     if (this.options.skipCrossAttention) h = T.add(h, n2);
     else {
@@ -90,36 +87,6 @@ export class BasicTransformerBlock extends T.Module {
       h = T.add(h, this.attn2.forward(n2, context));
     }
     return T.add(h, blockScope(() => this.ff.forward(this.norm3.forward(h))));
-  }
-
-  /**
-   * attn1 of the generative UNet: queries from its own tokens, keys and values from [own ; reference]
-   * (only own-token outputs are kept, so queries of reference tokens are never computed). Reports the
-   * target-query x reference-key flow or map when asked.
-   */
-  private referenceAttention(n1: T.Tensor, grid: { height: number; width: number }, ctx: ReferenceContext): T.Tensor {
-    const attn = this.attn1;
-    const layer = `${this.path}.attn1`;
-    const ref = ctx.next(layer);
-    if (ref.shape[0] !== n1.shape[0] || ref.shape[2] !== n1.shape[2]) {
-      throw new Error(`${layer}: reference feature ${T.formatShape(ref.shape)} does not match tokens ${T.formatShape(n1.shape)} (batch and width must agree)`);
-    }
-    const q = attn.splitHeads(attn.to_q.forward(n1));
-    const kRef = attn.splitHeads(attn.to_k.forward(ref));
-    const k = T.concat([attn.splitHeads(attn.to_k.forward(n1)), kRef], 2);
-    const v = T.concat([attn.splitHeads(attn.to_v.forward(n1)), attn.splitHeads(attn.to_v.forward(ref))], 2);
-    const out = attn.project(T.attention(q, k, v) as T.Tensor);
-
-    const req = ctx.request;
-    const refTokens = ref.shape[1]!;
-    if (req && grid.height >= req.imageHeight * req.minFraction && refTokens === grid.height * grid.width) {
-      const value =
-        req.kind === 'flow'
-          ? T.flowField(q, kRef, grid, { tau: req.tau })
-          : T.attentionMap(q, kRef, { tau: req.tau, headMean: true });
-      ctx.reports.push({ layer, height: grid.height, width: grid.width, value });
-    }
-    return out;
   }
 }
 
@@ -155,11 +122,11 @@ export class Transformer2DModel extends T.Module {
     this.proj_out = this.addModule('proj_out', linear ? new Linear(inner, channels) : new Conv2d(inner, channels, 1));
   }
 
-  forward(x: T.Tensor, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
-    return blockScope(() => this.compute(x, ctx, context), ctx);
+  forward(x: T.Tensor, context?: T.Tensor): T.Tensor {
+    return blockScope(() => this.compute(x, context), this);
   }
 
-  private compute(x: T.Tensor, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
+  private compute(x: T.Tensor, context?: T.Tensor): T.Tensor {
     const [b, , height, width] = x.shape as [number, number, number, number];
     const toTokens = (m: T.Tensor) => T.reshape(T.permute(m, [0, 2, 3, 1]), [b, height * width, m.shape[1]!]);
     const toMap = (t: T.Tensor) => T.permute(T.reshape(t, [b, height, width, t.shape[2]!]), [0, 3, 1, 2]);
@@ -167,7 +134,7 @@ export class Transformer2DModel extends T.Module {
     let tokens: T.Tensor;
     if (this.proj_in instanceof Linear) tokens = this.proj_in.forward(toTokens(normed));
     else tokens = toTokens(this.proj_in.forward(normed));
-    for (const block of this.transformer_blocks) tokens = block.forward(tokens, { height, width }, ctx, context);
+    for (const block of this.transformer_blocks) tokens = block.forward(tokens, { height, width }, context);
     const out = this.proj_out instanceof Linear ? toMap(this.proj_out.forward(tokens)) : this.proj_out.forward(toMap(tokens));
     return T.add(out, x);
   }

@@ -1,5 +1,4 @@
 import * as T from '@leffa-webgpu/core';
-import type { ReferenceContext } from './reference.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
 import { Transformer2DModel, type Transformer2DOptions } from './transformer.js';
 
@@ -39,12 +38,12 @@ export class DownBlock extends T.Module {
   }
 
   /** Returns the output and the skip states handed to the up path. */
-  forward(x: T.Tensor, temb: T.Tensor, ctx: ReferenceContext, context?: T.Tensor): { out: T.Tensor; skips: T.Tensor[] } {
+  forward(x: T.Tensor, temb: T.Tensor, context?: T.Tensor): { out: T.Tensor; skips: T.Tensor[] } {
     const skips: T.Tensor[] = [];
     let h = x;
     for (let i = 0; i < this.resnets.length; i++) {
       h = this.resnets.at(i).forward(h, temb);
-      if (this.attentions) h = this.attentions.at(i).forward(h, ctx, context);
+      if (this.attentions) h = this.attentions.at(i).forward(h, context);
       skips.push(h);
     }
     if (this.downsamplers) {
@@ -66,10 +65,10 @@ export class MidBlock extends T.Module {
     this.resnets = this.addModule('resnets', new ModuleList(Array.from({ length: layers + 1 }, () => resnet(channels, channels, o))));
   }
 
-  forward(x: T.Tensor, temb: T.Tensor, ctx: ReferenceContext, context?: T.Tensor): T.Tensor {
+  forward(x: T.Tensor, temb: T.Tensor, context?: T.Tensor): T.Tensor {
     let h = this.resnets.at(0).forward(x, temb);
     for (let i = 0; i < this.attentions.length; i++) {
-      h = this.attentions.at(i).forward(h, ctx, context);
+      h = this.attentions.at(i).forward(h, context);
       h = this.resnets.at(i + 1).forward(h, temb);
     }
     return h;
@@ -96,13 +95,13 @@ export class UpBlock extends T.Module {
   }
 
   /** Consumes skip states from the end of `skips`; `upsampleSize` is set when the next skip has an odd size. */
-  forward(x: T.Tensor, skips: T.Tensor[], temb: T.Tensor, ctx: ReferenceContext, context?: T.Tensor, upsampleSize?: [number, number]): T.Tensor {
+  forward(x: T.Tensor, skips: T.Tensor[], temb: T.Tensor, context?: T.Tensor, upsampleSize?: [number, number]): T.Tensor {
     let h = x;
     for (let i = 0; i < this.resnets.length; i++) {
       const skip = skips.pop();
       if (!skip) throw new Error('UNet up block: ran out of skip connections');
       h = this.resnets.at(i).forward(T.concat([h, skip], 1), temb);
-      if (this.attentions) h = this.attentions.at(i).forward(h, ctx, context);
+      if (this.attentions) h = this.attentions.at(i).forward(h, context);
     }
     return this.upsamplers ? this.upsamplers.at(0).forward(h, upsampleSize) : h;
   }

@@ -1,5 +1,6 @@
 import * as T from '@leffa-webgpu/core';
-import { type AttentionReportRequest, ReferenceContext, type ReferenceMode } from './reference.js';
+import { type AttentionReport, type AttentionReportRequest, ReferenceCollectProcessor, ReferenceConsumeProcessor, type ReferenceMode, ReferenceStore } from './reference.js';
+import { Attention, type AttnProcessor } from './attention.js';
 import { BasicTransformerBlock } from './transformer.js';
 import { type BlockOptions, DownBlock, MidBlock, UpBlock } from './unet-blocks.js';
 
@@ -136,7 +137,7 @@ export interface UNetOutput {
   /** Reference features (reference UNet) in block order down -> mid -> up. */
   referenceFeatures: T.Tensor[];
   /** attn1 flow fields / maps (generative UNet, when requested). */
-  reports: ReferenceContext['reports'];
+  reports: AttentionReport[];
 }
 
 export interface UNetForwardOptions {
@@ -224,7 +225,29 @@ export class UNet2DConditionModel extends T.Module {
     this.conv_norm_out = this.addModule('conv_norm_out', new GroupNorm(c.normNumGroups, boc[0]!, { eps: c.normEps }));
     this.conv_out = this.addModule('conv_out', new Conv2d(boc[0]!, c.outChannels, 3, { padding: 1 }));
 
-    for (const [path, m] of this.namedModules()) if (m instanceof BasicTransformerBlock) m.path = path;
+    for (const [path, m] of this.namedModules()) {
+      if (m instanceof BasicTransformerBlock) m.path = path;
+      if (m instanceof Attention) m.path = path;
+    }
+  }
+
+  /** Every attention module's processor by dotted module name (diffusers' attn_processors). */
+  attnProcessors(): Map<string, AttnProcessor> {
+    const out = new Map<string, AttnProcessor>();
+    for (const [path, m] of this.namedModules()) if (m instanceof Attention) out.set(path, m.processor);
+    return out;
+  }
+
+  /**
+   * diffusers' set_attn_processor: one processor for every attention module, or a function choosing per module
+   * name (null leaves that module's processor as it is).
+   */
+  setAttnProcessor(processor: AttnProcessor | ((name: string, attn: Attention) => AttnProcessor | null)): void {
+    for (const [path, m] of this.namedModules()) {
+      if (!(m instanceof Attention)) continue;
+      const p = typeof processor === 'function' ? processor(path, m) : processor;
+      if (p) m.processor = p;
+    }
   }
 
   /**
@@ -237,7 +260,25 @@ export class UNet2DConditionModel extends T.Module {
       throw new Error(`UNet: expected sample [B, ${c.inChannels}, H, W], got ${T.formatShape(sample.shape)}`);
     }
     const batch = sample.shape[0]!;
-    const ctx = new ReferenceContext(options.reference?.mode ?? 'none', options.reference?.features ?? [], options.report);
+    // A Leffa role installs reference processors on every attn1 for this pass and restores the previous ones.
+    const mode = options.reference?.mode ?? 'none';
+    const store = new ReferenceStore(options.reference?.features ?? []);
+    const roleProcessor =
+      mode === 'collect' ? new ReferenceCollectProcessor(store) : mode === 'consume' ? new ReferenceConsumeProcessor(store, options.report) : null;
+    const previous = this.attnProcessors();
+    if (roleProcessor) this.setAttnProcessor((name) => (name.endsWith('.attn1') ? roleProcessor : null));
+    try {
+      const sampleOut = this.predict(sample, timesteps, batch, options);
+      if (mode === 'consume') store.finishConsume();
+      return { sample: sampleOut, referenceFeatures: store.features, reports: store.reports };
+    } finally {
+      if (roleProcessor) this.setAttnProcessor((name) => previous.get(name) ?? null);
+    }
+  }
+
+  /** The UNet proper, with whatever attention processors are installed. */
+  private predict(sample: T.Tensor, timesteps: number | readonly number[], batch: number, options: UNetForwardOptions): T.Tensor {
+    const c = this.config;
     // Inputs take the weights' dtype (as diffusers casts the timestep embedding), so a float16 model runs in
     // float16 from float32 latents.
     const dtype = this.conv_in.weight.dtype;
@@ -251,21 +292,19 @@ export class UNet2DConditionModel extends T.Module {
     let h = this.conv_in.forward(T.cast(sample, dtype));
     const skips: T.Tensor[] = [h];
     for (const block of this.down_blocks) {
-      const r = block.forward(h, temb, ctx, context);
+      const r = block.forward(h, temb, context);
       h = r.out;
       skips.push(...r.skips);
     }
-    h = this.mid_block.forward(h, temb, ctx, context);
+    h = this.mid_block.forward(h, temb, context);
     for (const [i, block] of [...this.up_blocks].entries()) {
       const isFinal = i === this.up_blocks.length - 1;
       // The skip this block's upsampler must match is the last one left after it pops its own.
       const next = skips[skips.length - 1 - block.resnets.length];
       const size = !isFinal && next ? ([next.shape[2]!, next.shape[3]!] as [number, number]) : undefined;
-      h = block.forward(h, skips, temb, ctx, context, size);
+      h = block.forward(h, skips, temb, context, size);
     }
-    const out = this.conv_out.forward(this.conv_norm_out.forwardSilu(h));
-    ctx.finish();
-    return { sample: out, referenceFeatures: ctx.features, reports: ctx.reports };
+    return this.conv_out.forward(this.conv_norm_out.forwardSilu(h));
   }
 }
 
