@@ -2,7 +2,7 @@
  * float16 for the Leffa models. `npm run half -w benchmarks -- diff` compares each model's float16 output with
  * its float32 output on the same (seeded, random) weights and inputs: the tiny VAE and tiny Leffa pair, the
  * SD1.5 VAE on a 128x96 image, and the SD1.5-size generative UNet (every SD1.5 block shape) at a 16x12 latent.
- * `npm run half -w benchmarks -- memory [--height 1024 --width 768] [--vae-height H --vae-width W]` builds SD1.5
+ * `npm run half -w benchmarks -- memory [--height 1024 --width 768] [--vae-height H --vae-width W] [--only unets|vae]` builds SD1.5
  * Leffa (two UNets + VAE) in float16 with random weights and runs its stages one after the other: both UNets at
  * batch 2 (guidance) for one step, then the VAE (two encodes, one decode). Per stage it reports the time and the
  * device memory: the peak of the live tensors, and everything the buffer pool holds at the end (live + cached,
@@ -104,6 +104,7 @@ async function memory(): Promise<void> {
   const width = arg('width', 768);
   const vaeHeight = arg('vae-height', height);
   const vaeWidth = arg('vae-width', width);
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
   const gen = new T.Generator(0);
   let t0 = performance.now();
   const model = T.nn.withoutInit(() => new LeffaModel(LEFFA_CONFIGS.sd15)).half();
@@ -132,14 +133,14 @@ async function memory(): Promise<void> {
   };
   const [h, w] = [height / 8, width / 8];
   const latent = (c: number) => T.randn([2, c, h, w], { generator: gen });
-  await stage(`UNets at ${height}x${width} (reference UNet + generative UNet, batch 2 for guidance, one step)`, () => {
+  if (only !== 'vae') await stage(`UNets at ${height}x${width} (reference UNet + generative UNet, batch 2 for guidance, one step)`, () => {
     const features = model.referenceFeatures(latent(4), 500);
     const pred = model.predictNoise({ noisyLatent: latent(4), maskLatent: latent(1), maskedLatent: latent(4), densepose: latent(3) }, 500, features).sample;
     const [uncond, cond] = T.chunk(pred, 2, 0) as [T.Tensor, T.Tensor];
     return classifierFreeGuidance(uncond, cond, 2.5);
   });
   const image = () => T.clamp(T.randn([1, 3, vaeHeight, vaeWidth], { generator: gen }), -1, 1);
-  await stage(`VAE at ${vaeHeight}x${vaeWidth} (encode x2, decode)`, () => {
+  if (only !== 'unets') await stage(`VAE at ${vaeHeight}x${vaeWidth} (encode x2, decode)`, () => {
     const a = model.encodeImage(image(), { generator: gen });
     const b = model.encodeImage(image(), { generator: gen });
     return model.decodeLatent(T.add(a, b));
@@ -148,5 +149,5 @@ async function memory(): Promise<void> {
 
 if (mode === 'diff') await diff();
 else if (mode === 'memory') await memory();
-else throw new Error('usage: leffa-half.ts diff | memory [--height H --width W] [--vae-height H --vae-width W]');
+else throw new Error('usage: leffa-half.ts diff | memory [--height H --width W] [--vae-height H --vae-width W] [--only unets|vae]');
 process.exit(0);
