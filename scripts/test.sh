@@ -10,6 +10,8 @@ bash scripts/setup-oracle.sh
 bash scripts/setup-browser.sh
 npm run golden
 npm run typecheck
+npm run lint
+npm run docs        # API reference from TSDoc into docs/api (not committed); fails on TSDoc errors
 npm run build
 bash scripts/check-packages.sh   # npm pack + install in an empty project: types, README examples, CLI, on the Node floor
 npx vitest run "$@"

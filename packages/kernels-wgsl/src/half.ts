@@ -29,7 +29,7 @@ export function halfStorageKernel(kernel: Kernel, names: readonly string[]): Ker
   for (const n of names) if (!types.has(n)) throw new Error(`halfStorageKernel: ${kernel.key} has no buffer '${n}'`);
   let code = kernel.code;
   for (const [name, t] of types) {
-    const decl = new RegExp(`(var<storage, (?:read|read_write)> ${name}: array<)${escape(kernel.buffers.find((b) => b.name === name)!.type)}>`);
+    const decl = new RegExp(`(var<storage, (?:read|read_write)> ${name}: array<)${escapeAngles(kernel.buffers.find((b) => b.name === name)!.type)}>`);
     code = code.replace(decl, `$1${t.half}>`);
     code = rewriteAccesses(code, name, t);
   }
@@ -53,7 +53,7 @@ const HALF_OF: Record<string, Conversion> = {
   u32: { half: 'f16', read: (a) => `bitcast<u32>(f32(${a}))`, write: (v) => `f16(bitcast<f32>(${v}))`, arithmetic: false },
 };
 const variants = new WeakMap<Kernel, Map<string, Kernel>>();
-const escape = (s: string) => s.replace(/[<>]/g, '\\$&');
+const escapeAngles = (s: string) => s.replace(/[<>]/g, '\\$&');
 
 /** Index of the bracket closing the one at `open` (which must be `[` or `(`). */
 function closing(code: string, open: number): number {

@@ -245,7 +245,7 @@ export async function preparePhotoExample(task: LeffaTask, inputs: PhotoInputs):
   const box = who ? personCrop(who.keypoints, { aspect: dpH / dpW }) : undefined;
   const region = box ?? { x: 0, y: 0, width, height };
   const x = chw01(person.image);
-  let iuvMaps;
+  let iuvMaps: Awaited<ReturnType<typeof predictIuv>>;
   let labels: Uint8Array | undefined;
   try {
     iuvMaps = await predictIuv(models.densepose, x, {
