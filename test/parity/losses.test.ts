@@ -1,4 +1,5 @@
 import * as T from '@leffa-webgpu/core';
+import { timestepEmbedding } from '@leffa-webgpu/models';
 import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
 await T.init();
@@ -11,7 +12,7 @@ const OPS: Record<string, OpAdapter> = {
   ce: ([x, t, w], o) => T.crossEntropy(x!, t!, { ...o, ...(w ? { weight: w } : {}) }),
   kl: ([a, b], o) => T.klDiv(a!, b!, o.reduction),
   // The embedding takes CPU timesteps (the golden also stores them as its input tensor).
-  timestep_embedding: (_, o) => T.timestepEmbedding(o.timesteps, o.dim, { flipSinToCos: o.flip, downscaleFreqShift: o.shift }),
+  timestep_embedding: (_, o) => timestepEmbedding(o.timesteps, o.dim, { flipSinToCos: o.flip, downscaleFreqShift: o.shift }),
   one_hot: ([t], o) => T.oneHot(t!, o.classes),
 };
 

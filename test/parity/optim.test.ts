@@ -1,4 +1,5 @@
 import * as T from '@leffa-webgpu/core';
+import { schpCyclicalLR } from '@leffa-webgpu/models';
 import { beforeAll } from 'vitest';
 import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
@@ -11,7 +12,7 @@ const SCHEDULES: Record<string, (o: any) => T.optim.LRSchedule> = {
   constant: (o) => T.optim.constantLR(o.baseLr, o),
   cosineAnnealing: (o) => T.optim.cosineAnnealingLR(o),
   warmupCosine: (o) => T.optim.warmupCosineLR(o),
-  schp: (o) => T.optim.schpCyclicalLR(o),
+  schp: (o) => schpCyclicalLR(o),
 };
 
 const OPS: Record<string, OpAdapter> = {

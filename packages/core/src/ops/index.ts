@@ -13,7 +13,6 @@ export * from './normalization.js';
 export * from './resample.js';
 export * from './grid-sample.js';
 export * from './cast.js';
-export * from './embedding.js';
 export * from './losses.js';
 export * from './attention.js';
 export * from './sort.js';

@@ -1,8 +1,7 @@
 /**
  * Learning-rate schedules as plain functions of the step (0-based; the lr to use for that step), so a
  * training loop sets `optimizer.lr = schedule(step)` before `optimizer.step()` and resuming needs nothing
- * but the step count. Each matches a PyTorch scheduler stepped once per optimizer step (or, for SCHP's
- * schedule, per epoch).
+ * but the step count. Each matches a PyTorch scheduler stepped once per optimizer step.
  */
 export type LRSchedule = (step: number) => number;
 
@@ -84,50 +83,5 @@ export function warmupCosineLR(options: WarmupCosineOptions): LRSchedule {
     if (step < warmupSteps) return (baseLr * step) / warmupSteps;
     const progress = Math.min(1, (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps));
     return minLr + ((baseLr - minLr) * (1 + Math.cos(Math.PI * progress))) / 2;
-  };
-}
-
-export interface SCHPCyclicalOptions {
-  baseLr: number;
-  /** Floor of every phase (SCHP: baseLr / 100). */
-  etaMin?: number;
-  /** Linear warmup from etaMin to baseLr (SCHP: 10 epochs). */
-  warmupSteps?: number;
-  /** Where the cosine annealing from baseLr to etaMin ends and the cycles begin (SCHP: epoch 100). */
-  cyclicalStart?: number;
-  /** Peak of each cycle (SCHP: baseLr / 2). */
-  cyclicalBaseLr?: number;
-  /** Length of each cycle (SCHP: 10 epochs). */
-  cyclicalSteps?: number;
-}
-
-/**
- * SCHP's SGDRScheduler (Self-Correction for Human Parsing): linear warmup from etaMin to baseLr, cosine
- * annealing down to etaMin at `cyclicalStart`, then repeated cosine cycles from cyclicalBaseLr down towards
- * etaMin, each `cyclicalSteps` long (one self-correction round per cycle). SCHP steps it once per epoch.
- * Defaults are SCHP's training script's, derived from baseLr.
- */
-export function schpCyclicalLR(options: SCHPCyclicalOptions): LRSchedule {
-  const name = 'schpCyclicalLR';
-  const { baseLr } = options;
-  checkLrValue(name, 'baseLr', baseLr);
-  const etaMin = options.etaMin ?? baseLr / 100;
-  const warmup = options.warmupSteps ?? 10;
-  const start = options.cyclicalStart ?? 100;
-  const cycleLr = options.cyclicalBaseLr ?? baseLr / 2;
-  const cycle = options.cyclicalSteps ?? 10;
-  checkLrValue(name, 'etaMin', etaMin);
-  checkLrValue(name, 'cyclicalBaseLr', cycleLr);
-  checkPositiveInt(name, 'warmupSteps', warmup, true);
-  checkPositiveInt(name, 'cyclicalSteps', cycle);
-  if (!Number.isInteger(start) || start <= warmup) {
-    throw new Error(`${name}: cyclicalStart must be an integer after the warmup (> ${warmup}), got ${start}`);
-  }
-  const cosine = (hi: number, t: number, period: number) => etaMin + ((hi - etaMin) * (1 + Math.cos((Math.PI * t) / period))) / 2;
-  return (step) => {
-    checkStep(name, step);
-    if (step < warmup) return etaMin + (step * (baseLr - etaMin)) / warmup;
-    if (step < start) return cosine(baseLr, step - warmup, start - warmup);
-    return cosine(cycleLr, (step - start) % cycle, cycle);
   };
 }

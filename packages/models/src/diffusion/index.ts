@@ -7,3 +7,4 @@ export * from './unet.js';
 export * from './vae.js';
 export * from './leffa-model.js';
 export * from './leffa-loss.js';
+export * from './timestep-embedding.js';

@@ -1,6 +1,7 @@
 import * as T from '@leffa-webgpu/core';
 import { type AttentionReport, type AttentionReportRequest, ReferenceCollectProcessor, ReferenceConsumeProcessor, type ReferenceMode, ReferenceStore } from './reference.js';
 import { Attention, type AttnProcessor } from './attention.js';
+import { timestepEmbedding } from './timestep-embedding.js';
 import { BasicTransformerBlock } from './transformer.js';
 import { type BlockOptions, DownBlock, MidBlock, UpBlock } from './unet-blocks.js';
 
@@ -286,7 +287,7 @@ export class UNet2DConditionModel extends T.Module {
 
     const t: number[] = typeof timesteps === 'number' ? new Array(batch).fill(timesteps) : [...timesteps];
     if (t.length !== batch) throw new Error(`UNet: ${t.length} timesteps for a batch of ${batch}`);
-    const tProj = T.timestepEmbedding(t, c.blockOutChannels[0]!, { flipSinToCos: c.flipSinToCos, downscaleFreqShift: c.freqShift });
+    const tProj = timestepEmbedding(t, c.blockOutChannels[0]!, { flipSinToCos: c.flipSinToCos, downscaleFreqShift: c.freqShift });
     const temb = T.silu(this.time_embedding.forward(T.cast(tProj, dtype)));
 
     let h = this.conv_in.forward(T.cast(sample, dtype));

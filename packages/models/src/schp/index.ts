@@ -2,3 +2,4 @@ export * from './network.js';
 export * from './labels.js';
 export * from './infer.js';
 export * from './leffa-parsing.js';
+export * from './schedule.js';

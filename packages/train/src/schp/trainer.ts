@@ -3,7 +3,7 @@
  *
  * - Cycle 0: warm-up, then cosine annealing (lr -> lr / 100) up to `cycleStart`, with the cycle-0 loss (hard
  *   labels). Then cosine cycles of `cycleSteps` steps (peak lr / 2), as the official SGDRScheduler
- *   (core's schpCyclicalLR, stepped per optimizer step here instead of per epoch).
+ *   (models' schpCyclicalLR, stepped per optimizer step here instead of per epoch).
  * - At the end of cycle 0 and of every later cycle (round m = 0, 1, ...):
  *   1. online model aggregation of the parameters: w_schp = m/(m+1) w_schp + 1/(m+1) w (round 0 copies w);
  *   2. BN re-estimation of the aggregated model: running statistics reset and re-accumulated as a cumulative
@@ -19,7 +19,7 @@
  * keeps updating the running statistics it has just re-estimated.
  */
 import * as T from '@leffa-webgpu/core';
-import { LIP_LABELS, SCHP_CONFIGS, type SCHPConfig, SCHPNetwork } from '@leffa-webgpu/models';
+import { LIP_LABELS, SCHP_CONFIGS, type SCHPConfig, SCHPNetwork, schpCyclicalLR } from '@leffa-webgpu/models';
 import { type AugmentOptions, generateSample, randomAffine, Rng, warpImage, warpLabels } from '@leffa-webgpu/data';
 import { edgeTargets } from './edges.js';
 import { IGNORE_LABEL, type SchpLossWeights, schpLoss } from './losses.js';
@@ -196,7 +196,7 @@ export class SchpTrainer {
     if (!(Number.isInteger(cycleStart) && cycleStart > warmupSteps)) {
       throw new Error(`SchpTrainer: cycleStart must be an integer after the ${warmupSteps} warm-up steps, got ${cycleStart}`);
     }
-    this.schedule = T.optim.schpCyclicalLR({ baseLr: lr, warmupSteps, cyclicalStart: cycleStart, cyclicalSteps: cycleSteps });
+    this.schedule = schpCyclicalLR({ baseLr: lr, warmupSteps, cyclicalStart: cycleStart, cyclicalSteps: cycleSteps });
   }
 
   /** Self-correction rounds that are due once `step` steps are done. */

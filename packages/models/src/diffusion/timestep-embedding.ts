@@ -1,5 +1,4 @@
-import type { Tensor } from '../tensor/tensor.js';
-import { tensor } from './creation.js';
+import * as T from '@leffa-webgpu/core';
 
 export interface TimestepEmbeddingOptions {
   flipSinToCos?: boolean;
@@ -13,7 +12,7 @@ export interface TimestepEmbeddingOptions {
  * t * exp(-ln(maxPeriod) * i / (half - shift)). Computed on the CPU (in double precision from float32
  * frequencies), because GPU sin loses accuracy at the large arguments (up to ~1000 rad) timesteps produce.
  */
-export function timestepEmbedding(timesteps: readonly number[], dim: number, options: TimestepEmbeddingOptions = {}): Tensor {
+export function timestepEmbedding(timesteps: readonly number[], dim: number, options: TimestepEmbeddingOptions = {}): T.Tensor {
   const half = Math.floor(dim / 2);
   const shift = options.downscaleFreqShift ?? 1;
   const scale = options.scale ?? 1;
@@ -29,5 +28,5 @@ export function timestepEmbedding(timesteps: readonly number[], dim: number, opt
       out[b * dim + half + i] = second;
     }
   });
-  return tensor(out, [timesteps.length, dim]);
+  return T.tensor(out, [timesteps.length, dim]);
 }
