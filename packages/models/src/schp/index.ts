@@ -3,3 +3,4 @@ export * from './labels.js';
 export * from './infer.js';
 export * from './leffa-parsing.js';
 export * from './schedule.js';
+export * from './lovasz.js';

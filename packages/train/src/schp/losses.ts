@@ -23,7 +23,7 @@
  *   branches.
  */
 import * as T from '@leffa-webgpu/core';
-import type { SCHPOutput } from '@leffa-webgpu/models';
+import { lovaszSoftmax, type SCHPOutput } from '@leffa-webgpu/models';
 import { EDGE_NEIGHBOURS } from './edges.js';
 
 export const IGNORE_LABEL = 255;
@@ -177,7 +177,7 @@ export function schpLoss(out: SCHPOutput, targets: SchpLossTargets, options: Sch
   for (const o of outputs) {
     checkTargets('schpLoss', o, labels);
     const up = upsampleTo(o, H, W);
-    const lovasz = T.lovaszSoftmax(T.softmax(up, 1), labels, { ignoreIndex: IGNORE_LABEL });
+    const lovasz = lovaszSoftmax(T.softmax(up, 1), labels, { ignoreIndex: IGNORE_LABEL });
     const pixel = soft ? softTargetKL(up, soft.parsing, labels, soft.alpha, labels, options.klPerElement) : T.crossEntropy(up, labels, { ignoreIndex: IGNORE_LABEL });
     const term = T.add(T.mul(lovasz, 0.5), T.mul(pixel, 0.5));
     parsing = parsing ? T.add(parsing, term) : term;

@@ -10,20 +10,15 @@ import {
   lovaszScanKernel,
   nextPowerOfTwo,
 } from '@leffa-webgpu/kernels-wgsl';
-import { defineOp } from '../autograd/op.js';
-import { formatShape, sizeOf } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { zeros } from './creation.js';
-import { map } from './elementwise.js';
-import { emptyTensor, launch } from './launch.js';
-import { sum } from './reduce.js';
-import { reshape } from './shape.js';
-import { sortPairsInPlace } from './sort.js';
+import * as T from '@leffa-webgpu/core';
+
+const { defineOp, emptyTensor, formatShape, launch, map, reshape, sizeOf, sortPairsInPlace, sum, zeros } = T;
+type Tensor = T.Tensor;
 
 export interface LovaszSoftmaxOptions {
   /** Average over the classes present in the labels (default), or over all classes. */
   classes?: 'present' | 'all';
-  /** Label of pixels to leave out (SCHP: 255). */
+  /** Label of pixels to leave out (default 255, as SCHP). */
   ignoreIndex?: number;
 }
 
