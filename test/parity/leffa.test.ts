@@ -1,5 +1,5 @@
 import * as T from '@leffa-webgpu/core';
-import { classifierFreeGuidance, leffaLoss } from '@leffa-webgpu/models';
+import { classifierFreeGuidance, flowField, leffaLoss } from '@leffa-webgpu/models';
 import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
 await T.init();
@@ -13,7 +13,7 @@ const OPS: Record<string, OpAdapter> = {
       layer: `layer${i}`,
       height,
       width,
-      value: T.flowField(xs[2 * i]!, xs[2 * i + 1]!, { height, width }, { tau: a.tau }),
+      value: flowField(xs[2 * i]!, xs[2 * i + 1]!, { height, width }, { tau: a.tau }),
     }));
     return leffaLoss({ flows, reference, target, mask, timesteps: a.timesteps }, { ...(a.normalization ? { normalization: a.normalization } : {}), ...(a.distance ? { distance: a.distance } : {}) });
   },

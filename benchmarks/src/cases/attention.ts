@@ -1,4 +1,5 @@
 import * as T from '@leffa-webgpu/core';
+import { flowField, keyGridCoordinates } from '@leffa-webgpu/models';
 import { type BenchCase, type Profile, randomInput } from '../case.js';
 
 const HEADS = 8;
@@ -86,10 +87,10 @@ function flowFieldCase(profile: Profile, grid: number, dim: number): BenchCase {
     profile,
     inputs: () => [randomInput([1, HEADS, tokens, dim], 41), randomInput([1, HEADS, tokens, dim], 42)],
     flops: 2 * HEADS * tokens * tokens * (dim + 2),
-    ours: ([q, k]) => ({ run: () => T.flowField(q!, k!, { height: grid, width: grid }, { tau }) }),
+    ours: ([q, k]) => ({ run: () => flowField(q!, k!, { height: grid, width: grid }, { tau }) }),
     baseline: {
       label: 'attention map (head mean) @ key grid',
-      impl: ([q, k]) => ({ run: () => T.matmul(T.attentionMap(q!, k!, { tau, headMean: true }), T.reshape(T.keyGridCoordinates(grid, grid), [1, tokens, 2])) }),
+      impl: ([q, k]) => ({ run: () => T.matmul(T.attentionMap(q!, k!, { tau, headMean: true }), T.reshape(keyGridCoordinates(grid, grid), [1, tokens, 2])) }),
     },
     torch: {
       setup: [

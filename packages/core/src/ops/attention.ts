@@ -13,13 +13,12 @@ import { defineOp } from '../autograd/op.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { broadcastShapes, formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { tensor } from './creation.js';
-import { add, map, mul } from './elementwise.js';
+import { add, mul } from './elementwise.js';
 import { emptyTensor, floatResult, launch } from './launch.js';
 import { attentionBackwardGemm } from './attention-backward-gemm.js';
 import { matmul, matmulVariantFor } from './matmul.js';
 import { mean, sum, sumTo } from './reduce.js';
-import { reshape, transpose } from './shape.js';
+import { transpose } from './shape.js';
 import { softmax } from './softmax.js';
 
 export interface AttentionOptions {
@@ -147,16 +146,20 @@ export const flashAttention = defineOp('attention', {
 });
 
 /** The same attention, materialised with matmul + softmax (the reference path the benchmarks compare against). */
-export function attentionMaterialized(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
-  const scale = options.scale ?? 1 / Math.sqrt(q.shape[3]!);
+/** softmax(q k^T * scale + mask) over the keys, materialised as [B, H, N, M]. */
+function attentionProbs(q: Tensor, k: Tensor, scale: number, mask?: Tensor): Tensor {
   let scores = mul(matmul(q, transpose(k)), scale);
-  if (options.mask) scores = add(scores, options.mask);
-  return matmul(softmax(scores, -1), v);
+  if (mask) scores = add(scores, mask);
+  return softmax(scores, -1);
+}
+
+export function attentionMaterialized(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
+  return matmul(attentionProbs(q, k, options.scale ?? 1 / Math.sqrt(q.shape[3]!), options.mask), v);
 }
 
 export interface AttentionMapOptions {
   scale?: number;
-  /** Softmax temperature: scores are divided by it (Leffa: 2.0). */
+  /** Softmax temperature: scores are divided by it. */
   tau?: number;
   /** Average over heads: [B, N, M] instead of [B, H, N, M]. */
   headMean?: boolean;
@@ -164,8 +167,7 @@ export interface AttentionMapOptions {
 
 /** The softmax attention map softmax(q k^T * scale / tau), materialised (for inspection and tests). */
 export function attentionMap(q: Tensor, k: Tensor, options: AttentionMapOptions = {}): Tensor {
-  const scale = (options.scale ?? 1 / Math.sqrt(q.shape[3]!)) / (options.tau ?? 1);
-  const p = softmax(mul(matmul(q, transpose(k)), scale), -1);
+  const p = attentionProbs(q, k, (options.scale ?? 1 / Math.sqrt(q.shape[3]!)) / (options.tau ?? 1));
   return options.headMean ? mean(p, 1) : p;
 }
 
@@ -190,58 +192,8 @@ export function attention(
   const out = flashAttention(q, k, v, rest);
   if (!returnAttention) return out;
   const map = noGrad(() => {
-    let s = mul(matmul(q, transpose(k)), rest.scale ?? 1 / Math.sqrt(q.shape[3]!));
-    if (rest.mask) s = add(s, rest.mask);
-    const p = softmax(s, -1);
+    const p = attentionProbs(q, k, rest.scale ?? 1 / Math.sqrt(q.shape[3]!), rest.mask);
     return returnAttention === 'headMean' ? mean(p, 1) : p;
   });
   return { out, attention: map };
 }
-
-/** The normalised coordinates of a height x width key grid, row-major, (x, y) from (-1, -1) to (1, 1). */
-export function keyGridCoordinates(height: number, width: number): Tensor {
-  const c = new Float32Array(height * width * 2);
-  const lin = (i: number, n: number) => (n === 1 ? 0 : -1 + (2 * i) / (n - 1));
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      c[2 * (y * width + x)] = lin(x, width);
-      c[2 * (y * width + x) + 1] = lin(y, height);
-    }
-  }
-  return tensor(c, [1, 1, height * width, 2]);
-}
-
-export interface FlowFieldOptions {
-  scale?: number;
-  /** Softmax temperature (the Leffa paper uses 2.0). */
-  tau?: number;
-}
-
-/**
- * Leffa's flow field: F = mean over heads of softmax(q k^T * scale / tau) @ C, where C holds the normalised
- * (x, y) of each key on its height x width grid. Computed by the flash kernel with C as a 2-wide value shared
- * by every batch entry and head, so the N x M map never exists. Returns [B, N, 2], differentiable in q and k.
- */
-export function flowField(q: Tensor, k: Tensor, grid: { height: number; width: number }, options: FlowFieldOptions = {}): Tensor {
-  const M = k.shape[2];
-  if (grid.height * grid.width !== M) {
-    throw new Error(`flowField: key grid ${grid.height}x${grid.width} has ${grid.height * grid.width} positions, k ${formatShape(k.shape)} has ${M} keys`);
-  }
-  const coords = keyGridCoordinates(grid.height, grid.width);
-  const scale = (options.scale ?? 1 / Math.sqrt(q.shape[3]!)) / (options.tau ?? 1);
-  return mean(flashAttention(q, k, coords, { scale }), 1);
-}
-
-/** [B, N, H*D] -> [B, H, N, D]. */
-export function splitHeads(x: Tensor, heads: number): Tensor {
-  const [b, n, c] = x.shape as [number, number, number];
-  if (x.rank !== 3 || c % heads !== 0) throw new Error(`splitHeads: ${formatShape(x.shape)} does not split into ${heads} heads`);
-  return transpose(map('splitHeads', 'a', [x]).alias([b, n, heads, c / heads]), 1, 2);
-}
-
-/** [B, H, N, D] -> [B, N, H*D]. */
-export function mergeHeads(x: Tensor): Tensor {
-  const [b, h, n, d] = x.shape as [number, number, number, number];
-  return transpose(x, 1, 2).alias([b, n, h * d]);
-}
-

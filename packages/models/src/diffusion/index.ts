@@ -8,3 +8,4 @@ export * from './vae.js';
 export * from './leffa-model.js';
 export * from './leffa-loss.js';
 export * from './timestep-embedding.js';
+export * from './flow-field.js';

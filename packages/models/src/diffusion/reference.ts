@@ -1,5 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { Attention, type AttentionCallInfo, type AttnProcessor, DefaultAttnProcessor } from './attention.js';
+import { flowField } from './flow-field.js';
 
 /**
  * How the Leffa UNets exchange reference features, through attn1 processors. The reference UNet `collect`s,
@@ -108,7 +109,7 @@ export class ReferenceConsumeProcessor implements StoreProcessor {
     const req = this.request!;
     if (grid.height < req.imageHeight * req.minFraction || kRef.shape[2] !== grid.height * grid.width) return;
     const value =
-      req.kind === 'flow' ? T.flowField(q, kRef, grid, { tau: req.tau }) : T.attentionMap(q, kRef, { tau: req.tau, headMean: true });
+      req.kind === 'flow' ? flowField(q, kRef, grid, { tau: req.tau }) : T.attentionMap(q, kRef, { tau: req.tau, headMean: true });
     this.store.reports.push({ layer, height: grid.height, width: grid.width, value });
     this.store.produced.push(value);
   }
