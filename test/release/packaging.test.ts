@@ -27,10 +27,15 @@ const pkgs = dirs
   .filter(({ pkg }) => !pkg.private);
 
 describe('publishable packages', () => {
-  it('are the four workspace packages', () => {
-    expect(pkgs.map(({ pkg }) => pkg.name).sort()).toEqual(
-      ['@leffa-webgpu/core', '@leffa-webgpu/kernels-wgsl', '@leffa-webgpu/models', '@leffa-webgpu/train'],
-    );
+  it('are the six workspace packages', () => {
+    expect(pkgs.map(({ pkg }) => pkg.name).sort()).toEqual([
+      '@leffa-webgpu/core',
+      '@leffa-webgpu/data',
+      '@leffa-webgpu/kernels-wgsl',
+      '@leffa-webgpu/models',
+      '@leffa-webgpu/pipelines',
+      '@leffa-webgpu/train',
+    ]);
   });
 
   it('the root LICENSE is the MIT licence', () => {
