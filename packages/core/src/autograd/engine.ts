@@ -1,16 +1,17 @@
-import { add } from '../ops/elementwise.js';
-import { fullLike } from '../ops/creation.js';
-import { cast } from '../ops/cast.js';
+// The engine runs on the forward layer only (plain kernels, never recorded), so no differentiable op is needed here.
+import { castCopy } from '../forward/cast.js';
+import { fullLike } from '../forward/creation.js';
+import { map } from '../forward/map.js';
 import { formatShape } from '../tensor/shape.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { setGradEnabled } from './grad-mode.js';
-import type { GradNode } from './node.js';
+import type { BackwardOptions, GradNode } from './node.js';
 
-export interface BackwardOptions {
-  /** Keep the graph's saved state so backward can run through it again. */
-  retainGraph?: boolean;
-}
+export type { BackwardOptions } from './node.js';
+
+/** a + b of two gradients of one shape and dtype: the accumulation kernel. */
+const accumulate = (a: Tensor, b: Tensor): Tensor => map('add', 'a + b', [a, b]);
 
 /** Nodes reachable from `root`, ordered so that every node comes after all nodes that consume its outputs. */
 function topologicalOrder(root: GradNode): GradNode[] {
@@ -61,7 +62,7 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
     if (root.gradFn) {
       run(root, seed, options);
     } else if (root.grad) {
-      const sum = add(root.grad, seed);
+      const sum = accumulate(root.grad, seed);
       root.grad.dispose();
       seed.dispose();
       root.grad = keep(sum);
@@ -87,7 +88,7 @@ function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
       if (!slots) pending.set(input.gradFn, (slots = []));
     }
     const prev = slots ? slots[input.gradIndex] : input.grad;
-    const next = prev ? add(prev, g) : g;
+    const next = prev ? accumulate(prev, g) : g;
     if (prev) {
       claimed.delete(prev);
       prev.dispose();
@@ -122,7 +123,7 @@ function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
       }
       // A gradient has its input's dtype (a float16 input of a float32 result gets a float16 gradient).
       if (g.dtype !== input.dtype) {
-        deposit(input, cast(g, input.dtype));
+        deposit(input, castCopy(g, input.dtype));
         return;
       }
       // The same object may be returned for several inputs (add); each holder gets its own alias.

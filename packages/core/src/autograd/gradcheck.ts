@@ -1,5 +1,5 @@
 import { noGrad } from './grad-mode.js';
-import { tensor } from '../ops/creation.js';
+import { tensor } from '../forward/creation.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { backward } from './engine.js';

@@ -20,3 +20,8 @@ export interface GradNode {
   ctx: BackwardContext | null;
   readonly backward: (ctx: BackwardContext, ...grads: Tensor[]) => readonly (Tensor | null | undefined)[];
 }
+
+export interface BackwardOptions {
+  /** Keep the graph's saved state so backward can run through it again. */
+  retainGraph?: boolean;
+}

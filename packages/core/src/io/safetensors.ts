@@ -7,7 +7,7 @@
  * is touched; F16 and BF16 are widened to float32 unless a `FloatLoad` asks for float16 tensors (then F16 data is
  * uploaded as it is stored, never widened), integer types become int32 (I64 must fit in 32 bits).
  */
-import { tensor, tensorFromHalfBits } from '../ops/creation.js';
+import { tensor, tensorFromHalfBits } from '../forward/creation.js';
 import { bfloat16ToFloat, floatToHalf, halfToFloat } from '../tensor/half.js';
 import { formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';

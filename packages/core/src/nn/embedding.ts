@@ -1,4 +1,4 @@
-import { tensor, zeros } from '../ops/creation.js';
+import { tensor, zeros } from '../forward/creation.js';
 import { dispose } from '../tensor/scope.js';
 import { eq, where } from '../ops/elementwise.js';
 import { embedding } from '../ops/indexing.js';

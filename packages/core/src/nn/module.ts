@@ -5,7 +5,7 @@ import { Storage } from '../tensor/storage.js';
 import { cast } from '../ops/cast.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { activeDevice } from '../device/device.js';
-import { requireHalf } from '../ops/launch.js';
+import { requireHalf } from '../forward/launch.js';
 
 export interface LoadReport {
   missing: string[];

@@ -1,4 +1,4 @@
-import { full, ones, zeros } from '../ops/creation.js';
+import { full, ones, zeros } from '../forward/creation.js';
 import { type BatchNormOptions, activatedBatchNorm, batchNorm, groupNorm, layerNorm } from '../ops/normalization.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { TensorModule } from './layers.js';

@@ -14,7 +14,7 @@ import { noGrad } from '../autograd/grad-mode.js';
 import { broadcastShapes, formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, mul } from './elementwise.js';
-import { emptyTensor, floatResult, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from '../forward/launch.js';
 import { attentionBackwardGemm } from './attention-backward-gemm.js';
 import { matmul, matmulVariantFor } from './matmul.js';
 import { mean, sum, sumTo } from './reduce.js';

@@ -1,20 +1,9 @@
-import { castKernel, copyGrid, elementwiseGrid, elementwiseKernel } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
 import { type DType, type Tensor, checkDType, isFloatDType } from '../tensor/tensor.js';
-import { emptyTensor, launch } from './launch.js';
+import { castCopy } from '../forward/cast.js';
 
 const castOp: (x: Tensor, dtype: DType) => Tensor = defineOp('cast', {
-  forward: (_ctx, x: Tensor, dtype: DType) => {
-    const out = emptyTensor(x.shape, dtype, 'cast');
-    if (out.size === 0) return out;
-    if (x.dtype === 'int32' || dtype === 'int32') {
-      launch(castKernel(dtype === 'int32' ? 'int32' : 'float32'), [x], [out], { n: out.size }, copyGrid(out.size));
-    } else {
-      // Between float dtypes the identity kernel converts on load and store (rounding to nearest even).
-      launch(elementwiseKernel({ expr: 'a', arity: 1, rank: 0 }), [x], [out], { n: out.size, alpha: 0, beta: 0 }, elementwiseGrid(out.size));
-    }
-    return out;
-  },
+  forward: (_ctx, x: Tensor, dtype: DType) => castCopy(x, dtype),
   // Between float dtypes the gradient is cast back; int32 outputs carry none.
   backward: ({ args: [x] }, g): (Tensor | null)[] => [isFloatDType(x.dtype) ? castOp(g, x.dtype) : null],
 });

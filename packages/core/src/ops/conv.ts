@@ -20,7 +20,7 @@ import { defineOp } from '../autograd/op.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { cast } from './cast.js';
-import { emptyTensor, floatResult, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from '../forward/launch.js';
 import { map } from './elementwise.js';
 import { gemm, matmulVariantFor } from './matmul.js';
 import { sum } from './reduce.js';

@@ -1,6 +1,6 @@
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { eye } from './creation.js';
+import { eye } from '../forward/creation.js';
 import { mul } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { sum } from './reduce.js';

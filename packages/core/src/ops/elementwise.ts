@@ -1,42 +1,12 @@
-import { MAX_RANK, elementwiseGrid, elementwiseKernel } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
-import { broadcastShapes, broadcastStrides, coalesceDims, formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { full } from './creation.js';
+import { full } from '../forward/creation.js';
 import { binaryKind, hasIntBinary, intBinary, intCompare, intUnary, typedMap, withFloatOperands } from './integer.js';
-import { emptyTensor, floatResult, launch } from './launch.js';
-import { sumTo } from './reduce.js';
+import { map } from '../forward/map.js';
+import { sumTo } from '../forward/reduce.js';
 
-/**
- * Fused elementwise kernel with broadcasting: out = expr(a, b, ...) where the WGSL expression names its
- * inputs a, b, c, d and the scalars alpha, beta. Not recorded by autograd: ops and backward rules use it
- * to fuse their arithmetic into one dispatch.
- */
-export function map(op: string, expr: string, inputs: readonly Tensor[], alpha = 0, beta = 0): Tensor {
-  const dtype = floatResult(op, inputs);
-  const shape = broadcastShapes(op, ...inputs.map((t) => t.shape));
-  const out = emptyTensor(shape, dtype, op);
-  if (out.size === 0) return out;
-  const sameShape = inputs.every((t) => t.size === out.size);
-  if (sameShape && out.size % 4 === 0) {
-    const n = out.size / 4;
-    launch(elementwiseKernel({ expr, arity: inputs.length, rank: 0, vec4: true }), inputs, [out], { n, alpha, beta }, elementwiseGrid(n));
-    return out;
-  }
-  let rank = 0;
-  const uniforms: Record<string, number | number[]> = { n: out.size, alpha, beta };
-  if (!sameShape) {
-    const c = coalesceDims(shape, inputs.map((t) => broadcastStrides(t.shape, shape)));
-    if (c.shape.length > MAX_RANK) {
-      throw new Error(`${op}: broadcasting ${inputs.map((t) => formatShape(t.shape)).join(', ')} needs more than ${MAX_RANK} dims`);
-    }
-    rank = Math.max(1, c.shape.length);
-    uniforms.shape = c.shape.length ? c.shape : [1];
-    c.strides.forEach((s, k) => (uniforms[`stride_${'abcd'[k]}`] = s.length ? s : [0]));
-  }
-  launch(elementwiseKernel({ expr, arity: inputs.length, rank }), inputs, [out], uniforms, elementwiseGrid(out.size));
-  return out;
-}
+// The fused elementwise kernel is forward-layer code; re-exported here, where users have found it.
+export { map };
 
 // ---------------------------------------------------------------- unary
 

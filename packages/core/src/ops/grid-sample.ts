@@ -2,8 +2,8 @@ import { type GridSampleSpec, gridSampleBackwardKernel, gridSampleGrid, gridSamp
 import { defineOp } from '../autograd/op.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { zeros } from './creation.js';
-import { emptyTensor, launch } from './launch.js';
+import { zeros } from '../forward/creation.js';
+import { emptyTensor, launch } from '../forward/launch.js';
 
 export interface GridSampleOptions {
   mode?: 'bilinear' | 'nearest';

@@ -1,13 +1,13 @@
 import './methods.js';
 
-export * from './creation.js';
+export * from '../forward/creation.js';
 export * from './random.js';
 export * from './elementwise.js';
 export * from './reduce.js';
 export * from './shape.js';
 export * from './matmul.js';
 export * from './softmax.js';
-export { emptyTensor, launch } from './launch.js';
+export { emptyTensor, launch } from '../forward/launch.js';
 export * from './conv.js';
 export * from './normalization.js';
 export * from './resample.js';

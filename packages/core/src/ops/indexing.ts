@@ -4,8 +4,8 @@ import { Storage } from '../tensor/storage.js';
 import { defineOp } from '../autograd/op.js';
 import { contiguousStrides, formatShape, normalizeAxis, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { zeros } from './creation.js';
-import { emptyTensor, floatResult, launch } from './launch.js';
+import { zeros } from '../forward/creation.js';
+import { emptyTensor, floatResult, launch } from '../forward/launch.js';
 import { reshape } from './shape.js';
 
 /*

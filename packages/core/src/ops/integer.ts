@@ -10,7 +10,7 @@ import {
 import { broadcastShapes, broadcastStrides, coalesceDims, formatShape, normalizeAxes, sizeOf } from '../tensor/shape.js';
 import type { DType, Tensor } from '../tensor/tensor.js';
 import { cast } from './cast.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, launch } from '../forward/launch.js';
 
 /*
  * int32 arithmetic with PyTorch's semantics and result dtypes (int64 results of PyTorch are int32 here):

@@ -6,7 +6,7 @@ import { mean, sum } from './reduce.js';
 import { reshape } from './shape.js';
 import { logSoftmax } from './softmax.js';
 import { cast } from './cast.js';
-import { tensor } from './creation.js';
+import { tensor } from '../forward/creation.js';
 import { permute } from './shape.js';
 
 /*

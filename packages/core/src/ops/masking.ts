@@ -2,7 +2,7 @@ import { defineOp } from '../autograd/op.js';
 import { broadcastShapes, formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { cast } from './cast.js';
-import { tensor } from './creation.js';
+import { tensor } from '../forward/creation.js';
 import { map } from './elementwise.js';
 import { indexSelect } from './indexing.js';
 import { typedMap } from './integer.js';

@@ -3,7 +3,7 @@ import { defineOp } from '../autograd/op.js';
 import { type Device, activeDevice } from '../device/device.js';
 import { broadcastShapes, formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { emptyTensor, floatResult, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from '../forward/launch.js';
 import { sum, sumTo } from './reduce.js';
 import { expand, reshape } from './shape.js';
 

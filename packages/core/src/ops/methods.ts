@@ -1,4 +1,4 @@
-import { type BackwardOptions, backward } from '../autograd/engine.js';
+import { backward } from '../autograd/engine.js';
 import { Tensor } from '../tensor/tensor.js';
 import { cast } from './cast.js';
 import * as ew from './elementwise.js';

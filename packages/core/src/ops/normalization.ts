@@ -13,7 +13,7 @@ import { noGrad } from '../autograd/grad-mode.js';
 import { formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { abs, add, leakyRelu, map, mul, rsqrt, sub } from './elementwise.js';
-import { emptyTensor, floatResult, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from '../forward/launch.js';
 import { mean, sum, variance } from './reduce.js';
 import { narrow, reshape } from './shape.js';
 

@@ -1,6 +1,6 @@
 import { type RandomDistribution, randomCounters, randomGrid, randomKernel } from '@leffa-webgpu/kernels-wgsl';
 import type { Tensor } from '../tensor/tensor.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, launch } from '../forward/launch.js';
 
 /**
  * A seeded stream of random numbers (Philox counter-based, like PyTorch's CUDA generator): the same seed

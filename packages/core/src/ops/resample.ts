@@ -2,8 +2,8 @@ import { maxPoolBackwardKernel, maxPoolKernel, resampleGrid, resampleKernel } fr
 import { defineOp } from '../autograd/op.js';
 import { formatShape } from '../tensor/shape.js';
 import { type Tensor, isFloatDType } from '../tensor/tensor.js';
-import { tensor } from './creation.js';
-import { emptyTensor, floatResult, launch } from './launch.js';
+import { tensor } from '../forward/creation.js';
+import { emptyTensor, floatResult, launch } from '../forward/launch.js';
 import { matmul } from './matmul.js';
 import { reshape, transpose } from './shape.js';
 

@@ -2,7 +2,7 @@ import { roiAlignGrid, roiAlignKernel } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, launch } from '../forward/launch.js';
 
 export interface RoiAlignOptions {
   /** [PH, PW] bins per box (or one number for both). */

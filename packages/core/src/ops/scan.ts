@@ -4,7 +4,7 @@ import { normalizeAxes, normalizeAxis, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { map } from './elementwise.js';
 import { serialReduce } from './integer.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, launch } from '../forward/launch.js';
 import { permute, reshape } from './shape.js';
 
 type Axes = number | readonly number[] | undefined;

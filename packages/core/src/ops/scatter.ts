@@ -4,7 +4,7 @@ import { contiguousStrides, formatShape, normalizeAxis } from '../tensor/shape.j
 import type { Tensor } from '../tensor/tensor.js';
 import { checkIndexRange, gather } from './indexing.js';
 import { clone } from './norm.js';
-import { launch } from './launch.js';
+import { launch } from '../forward/launch.js';
 import { pad, slice } from './shape.js';
 
 /*

@@ -1,7 +1,6 @@
-import { MAX_RANK, copyGrid, gatherKernel, scatterKernel } from '@leffa-webgpu/kernels-wgsl';
+import { copyGrid, gatherKernel } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
 import {
-  coalesceDims,
   contiguousStrides,
   formatShape,
   inferShape,
@@ -9,49 +8,15 @@ import {
   sizeOf,
 } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { zeros } from './creation.js';
-import { emptyTensor, launch } from './launch.js';
-import { sumTo } from './reduce.js';
+import { zeros } from '../forward/creation.js';
+import { emptyTensor, launch } from '../forward/launch.js';
+import { checkRank, gatherStrided, permuteCopy, scatterStrided } from '../forward/layout.js';
+import { sumTo } from '../forward/reduce.js';
 
 /*
  * Layout ops. Tensors are contiguous, so reshape/flatten/squeeze/unsqueeze are free views and everything
  * else (permute, expand, slice, pad, flip, concat) copies through one strided gather/scatter kernel.
  */
-
-function checkRank(op: string, rank: number): void {
-  if (rank > MAX_RANK) throw new Error(`${op}: rank ${rank} exceeds the supported maximum of ${MAX_RANK}`);
-}
-
-/** out[c] = x[offset + sum c_d * stride_d], coalescing dims so the kernel's index math stays short. */
-function gatherStrided(op: string, x: Tensor, outShape: number[], strides: number[], offset = 0): Tensor {
-  const out = emptyTensor(outShape, x.dtype, op);
-  if (out.size === 0) return out;
-  const c = coalesceDims(outShape, [strides, contiguousStrides(outShape)]);
-  const rank = Math.max(1, c.shape.length);
-  checkRank(op, rank);
-  launch(
-    gatherKernel(rank, false),
-    [x],
-    [out],
-    { n: out.size, offset, fill: 0, shape: c.shape.length ? c.shape : [1], stride: c.strides[0]!.length ? c.strides[0]! : [0], lo: [], srcShape: [] },
-    copyGrid(out.size),
-  );
-  return out;
-}
-
-/** Writes contiguous `src` into `out` at offset + sum c_d * stride_d (one slab of concat, or a slice's grad). */
-function scatterStrided(src: Tensor, out: Tensor, strides: number[], offset: number): void {
-  if (src.size === 0) return;
-  const c = coalesceDims(src.shape, [contiguousStrides(src.shape), strides]);
-  const rank = Math.max(1, c.shape.length);
-  launch(
-    scatterKernel(rank),
-    [src],
-    [out],
-    { n: src.size, offset, shape: c.shape.length ? c.shape : [1], stride: c.strides[1]!.length ? c.strides[1]! : [0] },
-    copyGrid(src.size),
-  );
-}
 
 // ---------------------------------------------------------------- views
 
@@ -83,14 +48,7 @@ export function squeeze(x: Tensor, axes?: number | readonly number[]): Tensor {
 // ---------------------------------------------------------------- copies
 
 export const permute: (x: Tensor, dims: readonly number[]) => Tensor = defineOp('permute', {
-  forward: (_ctx, x: Tensor, dims: readonly number[]) => {
-    const d = dims.map((a) => normalizeAxis('permute', a, x.rank));
-    if (d.length !== x.rank || new Set(d).size !== d.length) {
-      throw new Error(`permute: dims [${dims.join(', ')}] are not a permutation of ${x.rank} axes (input ${formatShape(x.shape)})`);
-    }
-    const strides = contiguousStrides(x.shape);
-    return gatherStrided('permute', x, d.map((a) => x.shape[a]!), d.map((a) => strides[a]!));
-  },
+  forward: (_ctx, x: Tensor, dims: readonly number[]) => permuteCopy('permute', x, dims),
   backward: ({ args: [x, dims] }, g) => {
     const inverse = new Array<number>(x.rank);
     dims.forEach((a, i) => (inverse[normalizeAxis('permute', a, x.rank)] = i));

@@ -2,7 +2,7 @@ import { type SoftmaxKind, chooseRowMode, softmaxGrid, softmaxKernel } from '@le
 import { defineOp } from '../autograd/op.js';
 import { normalizeAxis, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { emptyTensor, floatResult, launch } from './launch.js';
+import { emptyTensor, floatResult, launch } from '../forward/launch.js';
 import { transpose } from './shape.js';
 
 /**

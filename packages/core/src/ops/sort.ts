@@ -4,7 +4,7 @@ import { tidy } from '../tensor/scope.js';
 import { normalizeAxis } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { gather } from './indexing.js';
-import { emptyTensor, launch } from './launch.js';
+import { emptyTensor, launch } from '../forward/launch.js';
 import { transpose } from './shape.js';
 
 export type SortSchedule = 'workgroup' | 'fused';

@@ -1,6 +1,6 @@
 import { adamKernel, optimGrid } from '@leffa-webgpu/kernels-wgsl';
-import { zeros } from '../ops/creation.js';
-import { launch } from '../ops/launch.js';
+import { zeros } from '../forward/creation.js';
+import { launch } from '../forward/launch.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type BaseHyper, Optimizer, type ParamGroup, type ParamState, type ParamsInput, checkLr, checkRange } from './optimizer.js';
 

@@ -7,8 +7,8 @@ import {
   optimGrid,
   scaleByKernel,
 } from '@leffa-webgpu/kernels-wgsl';
-import { zeros } from '../ops/creation.js';
-import { emptyTensor, launch } from '../ops/launch.js';
+import { zeros } from '../forward/creation.js';
+import { emptyTensor, launch } from '../forward/launch.js';
 import type { Storage } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
 import { kindOf } from './optimizer.js';

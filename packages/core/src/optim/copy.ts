@@ -1,5 +1,5 @@
 import { copyGrid, gatherKernel } from '@leffa-webgpu/kernels-wgsl';
-import { emptyTensor, launch } from '../ops/launch.js';
+import { emptyTensor, launch } from '../forward/launch.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 

@@ -1,5 +1,5 @@
 import { emaKernel, optimGrid } from '@leffa-webgpu/kernels-wgsl';
-import { launch } from '../ops/launch.js';
+import { launch } from '../forward/launch.js';
 import { Module } from '../nn/module.js';
 import { dispose, keep } from '../tensor/scope.js';
 import { formatShape } from '../tensor/shape.js';

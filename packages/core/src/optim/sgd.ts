@@ -1,5 +1,5 @@
 import { optimGrid, sgdKernel } from '@leffa-webgpu/kernels-wgsl';
-import { emptyTensor, launch } from '../ops/launch.js';
+import { emptyTensor, launch } from '../forward/launch.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type BaseHyper, Optimizer, type ParamGroup, type ParamState, type ParamsInput, checkLr, checkRange } from './optimizer.js';
 

@@ -1,25 +1,29 @@
-import type { Tensor } from './tensor.js';
-
 /**
  * Scoped auto-dispose. `tidy(fn)` disposes every tensor created while `fn` runs, except the ones it returns
  * (which move to the enclosing scope) and the ones marked with `keep()`. Tensors created outside any scope
  * live until `dispose()` (or, as a safety net, until they are garbage collected).
  */
 
-const scopes: Set<Tensor>[] = [];
+/** What a scope needs of a tensor (declared here so that scopes do not depend on the Tensor class). */
+export interface Scoped {
+  kept: boolean;
+  dispose(): void;
+}
 
-export function trackTensor(t: Tensor): void {
+const scopes: Set<Scoped>[] = [];
+
+export function trackTensor(t: Scoped): void {
   scopes[scopes.length - 1]?.add(t);
 }
 
 /** Excludes a tensor from automatic disposal by every enclosing and future scope. */
-export function keep<T extends Tensor>(t: T): T {
+export function keep<T extends Scoped>(t: T): T {
   t.kept = true;
   for (const s of scopes) s.delete(t);
   return t;
 }
 
-function collect(value: unknown, into: Set<Tensor>, isTensor: (v: unknown) => v is Tensor): void {
+function collect(value: unknown, into: Set<Scoped>, isTensor: (v: unknown) => v is Scoped): void {
   if (isTensor(value)) into.add(value);
   else if (Array.isArray(value)) for (const v of value) collect(v, into, isTensor);
   else if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
@@ -27,8 +31,8 @@ function collect(value: unknown, into: Set<Tensor>, isTensor: (v: unknown) => v 
   }
 }
 
-let isTensorFn: (v: unknown) => v is Tensor = (v): v is Tensor => false;
-export function setTensorCheck(f: (v: unknown) => v is Tensor): void {
+let isTensorFn: (v: unknown) => v is Scoped = (v): v is Scoped => false;
+export function setTensorCheck(f: (v: unknown) => v is Scoped): void {
   isTensorFn = f;
 }
 
@@ -37,7 +41,7 @@ export function setTensorCheck(f: (v: unknown) => v is Tensor): void {
  * objects of them). `fn` must be synchronous: a promise would outlive the scope.
  */
 export function tidy<T>(fn: () => T): T {
-  const scope = new Set<Tensor>();
+  const scope = new Set<Scoped>();
   scopes.push(scope);
   let result: T;
   try {
@@ -52,7 +56,7 @@ export function tidy<T>(fn: () => T): T {
     for (const t of scope) t.dispose();
     throw new Error('tidy: the function returned a Promise; tidy scopes must be synchronous (await outside of tidy)');
   }
-  const returned = new Set<Tensor>();
+  const returned = new Set<Scoped>();
   collect(result, returned, isTensorFn);
   for (const t of scope) {
     if (returned.has(t)) trackTensor(t);
@@ -63,7 +67,7 @@ export function tidy<T>(fn: () => T): T {
 
 /** Disposes tensors found in a value (a tensor, or arrays/plain objects of them). */
 export function dispose(value: unknown): void {
-  const found = new Set<Tensor>();
+  const found = new Set<Scoped>();
   collect(value, found, isTensorFn);
   for (const t of found) t.dispose();
 }

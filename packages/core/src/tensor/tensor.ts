@@ -1,5 +1,4 @@
-import type { BackwardOptions } from '../autograd/engine.js';
-import type { GradNode } from '../autograd/node.js';
+import type { BackwardOptions, GradNode } from '../autograd/node.js';
 import type { Device } from '../device/device.js';
 import { formatValues } from './format.js';
 import { halfToFloat } from './half.js';
