@@ -7,5 +7,5 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'es2022',
-  external: [/^@leffa-webgpu\//, 'webgpu', 'pngjs', 'jpeg-js'],
+  external: [/^@leffa-webgpu\//, 'webgpu', 'fast-png', 'jpeg-js', 'sharp'],
 });

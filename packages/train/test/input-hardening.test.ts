@@ -8,8 +8,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainVae } from '../src/cli/train-vae.js';
 import { RunGuard, lockRunFolder } from '../src/cli/run-guard.js';
 import {
-  declaredSize, decodeImage, decodeLabelPng, decodePng, DEFAULT_MAX_PIXELS, encodeJpeg, encodePng, PNG_SIGNATURE, pngChunk, setDefaultMaxPixels,
+  declaredSize, decodeImage, decodeLabelPng, decodePng, DEFAULT_MAX_PIXELS, encodeJpeg, encodePng, setDefaultMaxPixels,
 } from '@leffa-webgpu/data';
+
+/** One PNG chunk: length, type, body and the CRC-32 of type and body. */
+function pngChunk(type: string, body: Uint8Array): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(body.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(T.crc32(Buffer.concat([head.subarray(4), body])), 0);
+  return Buffer.concat([head, body, crc]);
+}
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardening-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 // Node >= 20.0.0 is the floor (engines). zlib.crc32 only exists from Node 20.15 / 22.2, and importing it by name
 // crashed the PNG codecs (now `@leffa-webgpu/data`) on older Nodes ("'zlib' does not provide an export named 'crc32'"). Here a child
 // process removes zlib.crc32 before anything loads, as an older Node lacks it, then imports the package and
-// writes a PNG, whose chunk CRCs pngjs verifies while decoding.
+// writes a PNG, whose chunk CRCs fast-png verifies while decoding.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,10 +22,10 @@ describe('Node floor', () => {
       if (typeof zlib.crc32 === 'function') throw new Error('zlib.crc32 was not removed');
       await import('./packages/train/src/index.ts');
       const data = await import('./packages/data/src/index.ts');
-      const { PNG } = await import('pngjs');
+      const { decode } = await import('fast-png');
       const labels = Uint8Array.from({ length: 6 * 5 }, (_, i) => i % 4);
       const png = data.encodeLabelPng({ width: 5, height: 6, labels }, [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]);
-      const img = PNG.sync.read(Buffer.from(png), { checkCRC: true });
+      const img = decode(png, { checkCrc: true });
       const back = data.decodeLabelPng(png);
       console.log(JSON.stringify({ width: img.width, height: img.height, same: back.labels.every((v, i) => v === labels[i]) }));
     `;

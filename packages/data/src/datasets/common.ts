@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { LeffaExample } from '../leffa/batch.js';
 import type { LeffaTask } from '../leffa/synthetic-source.js';
-import { type LabelMap, readImage, readLabelMap } from '../io/image-file.js';
-import type { RgbImage } from '../io/png.js';
+import { readImage, readLabelMap } from '../io/image-file.js';
+import type { LabelMap, RgbImage } from '../io/png.js';
 import { resizeNearest, resizeRgb } from '../io/resize.js';
 import { type GarmentCategory, agnosticMask } from '../synthetic/agnostic.js';
 import type { Keypoint } from '../synthetic/sample.js';
