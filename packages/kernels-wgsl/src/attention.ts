@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Memory-efficient ("flash") attention: out = softmax(q k^T * scale + mask) v without an N x M buffer.
@@ -57,7 +57,7 @@ function dims(spec: AttentionSpec): string {
 
 const maskTerm = (spec: AttentionSpec, n: string, m: string) => (spec.mask ? ` + mask[maskBase + ${n} * params.maskN + ${m}]` : '');
 
-const maskBuffer = (spec: AttentionSpec) => (spec.mask ? [{ name: 'mask', access: 'read' as const, type: 'f32' }] : []);
+const maskBuffer = (spec: AttentionSpec) => (spec.mask ? [readOnly('mask')] : []);
 
 /**
  * Keys per workgroup-memory tile: as many as fit in 16 KiB (the portable WebGPU minimum) next to their
@@ -82,14 +82,7 @@ export const attentionForwardKernel = cachedKernel((spec: AttentionSpec): Kernel
   const TK = attentionKeyTile(spec);
   return makeKernel({
     key: `attn:fwd-tiled:${spec.D}:${spec.Dv}:${spec.mask}`,
-    buffers: [
-      { name: 'q', access: 'read', type: 'f32' },
-      { name: 'k', access: 'read', type: 'f32' },
-      { name: 'v', access: 'read', type: 'f32' },
-      ...maskBuffer(spec),
-      { name: 'out', access: 'read_write', type: 'f32' },
-      { name: 'lse', access: 'read_write', type: 'f32' },
-    ],
+    buffers: [readOnly('q'), readOnly('k'), readOnly('v'), ...maskBuffer(spec), readWrite('out'), readWrite('lse')],
     uniforms: UNIFORMS,
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `
@@ -253,12 +246,12 @@ export const attentionForwardBroadcastKernel = cachedKernel((spec: AttentionBroa
   return makeKernel({
     key: `attn:fwd-broadcast:${D}:${Dv}:${spec.mask}:${vecQK}:${vecV}`,
     buffers: [
-      { name: 'q', access: 'read', type: qkType },
-      { name: 'k', access: 'read', type: qkType },
-      { name: 'v', access: 'read', type: vecV ? 'vec4<f32>' : 'f32' },
+      readOnly('q', qkType),
+      readOnly('k', qkType),
+      readOnly('v', vecV ? 'vec4<f32>' : 'f32'),
       ...maskBuffer(spec),
-      { name: 'out', access: 'read_write', type: 'f32' },
-      { name: 'lse', access: 'read_write', type: 'f32' },
+      readWrite('out'),
+      readWrite('lse'),
     ],
     uniforms: UNIFORMS.map((u) => ({ ...u })),
     workgroupSize: [8, 1, 1],
@@ -312,14 +305,14 @@ export const attentionGradQKernel = cachedKernel((spec: AttentionSpec): Kernel =
   makeKernel({
     key: `attn:dq:${spec.D}:${spec.Dv}:${spec.mask}`,
     buffers: [
-      { name: 'q', access: 'read', type: 'f32' },
-      { name: 'k', access: 'read', type: 'f32' },
-      { name: 'v', access: 'read', type: 'f32' },
+      readOnly('q'),
+      readOnly('k'),
+      readOnly('v'),
       ...maskBuffer(spec),
-      { name: 'dout', access: 'read', type: 'f32' },
-      { name: 'lse', access: 'read', type: 'f32' },
-      { name: 'delta', access: 'read', type: 'f32' },
-      { name: 'dq', access: 'read_write', type: 'f32' },
+      readOnly('dout'),
+      readOnly('lse'),
+      readOnly('delta'),
+      readWrite('dq'),
     ],
     uniforms: UNIFORMS,
     workgroupSize: [WG, 1, 1],
@@ -358,15 +351,15 @@ export const attentionGradKVKernel = cachedKernel((spec: AttentionSpec & { wantV
   makeKernel({
     key: `attn:dkv:${spec.D}:${spec.Dv}:${spec.mask}:${spec.wantV}`,
     buffers: [
-      { name: 'q', access: 'read', type: 'f32' },
-      { name: 'k', access: 'read', type: 'f32' },
-      { name: 'v', access: 'read', type: 'f32' },
+      readOnly('q'),
+      readOnly('k'),
+      readOnly('v'),
       ...maskBuffer(spec),
-      { name: 'dout', access: 'read', type: 'f32' },
-      { name: 'lse', access: 'read', type: 'f32' },
-      { name: 'delta', access: 'read', type: 'f32' },
-      { name: 'dk', access: 'read_write', type: 'f32' },
-      ...(spec.wantV ? [{ name: 'dv', access: 'read_write' as const, type: 'f32' }] : []),
+      readOnly('dout'),
+      readOnly('lse'),
+      readOnly('delta'),
+      readWrite('dk'),
+      ...(spec.wantV ? [readWrite('dv')] : []),
     ],
     uniforms: UNIFORMS,
     workgroupSize: [WG, 1, 1],

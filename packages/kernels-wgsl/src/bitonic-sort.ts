@@ -1,5 +1,5 @@
 import { NAN_WGSL } from './elementwise.js';
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, fields, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Bitonic sort of (key, index) pairs stored as vec2<u32>, in independent segments of a power-of-two length L,
@@ -50,12 +50,8 @@ export const bitonicLocalKernel = cachedKernel((block: number, phase: 'sort' | '
   }`;
   return makeKernel({
     key: `bitonic.local:${block}:${phase}`,
-    buffers: [{ name: 'pairs', access: 'read_write', type: 'vec2<u32>' }],
-    uniforms: [
-      { name: 'L', type: 'u32' },
-      { name: 'k', type: 'u32' },
-      { name: 'blocks', type: 'u32' },
-    ],
+    buffers: [readWrite('pairs', 'vec2<u32>')],
+    uniforms: fields('u32', 'L', 'k', 'blocks'),
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `
 ${FLAT_INDEX_WGSL}
@@ -91,13 +87,8 @@ export const bitonicFusedKernel = cachedKernel((r: number): Kernel => {
   }
   return makeKernel({
     key: `bitonic.fused:${r}`,
-    buffers: [{ name: 'pairs', access: 'read_write', type: 'vec2<u32>' }],
-    uniforms: [
-      { name: 'L', type: 'u32' },
-      { name: 'k', type: 'u32' },
-      { name: 's', type: 'u32' },
-      { name: 'groups', type: 'u32' },
-    ],
+    buffers: [readWrite('pairs', 'vec2<u32>')],
+    uniforms: fields('u32', 'L', 'k', 's', 'groups'),
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `
 ${FLAT_INDEX_WGSL}
@@ -161,26 +152,14 @@ export const nextPowerOfTwo = (n: number): number => (n <= 1 ? 1 : 2 ** Math.cei
  */
 export const sortKeysKernel = cachedKernel(
   (descending: boolean): Kernel =>
-    makeKernel({
+    flatKernel({
       key: `sort.keys:${descending}`,
-      buffers: [
-        { name: 'x', access: 'read', type: 'f32' },
-        { name: 'pairs', access: 'read_write', type: 'vec2<u32>' },
-      ],
-      uniforms: [
-        { name: 'n', type: 'u32' },
-        { name: 'L', type: 'u32' },
-        { name: 'total', type: 'u32' },
-      ],
-      workgroupSize: [WG, 1, 1],
+      buffers: [readOnly('x'), readWrite('pairs', 'vec2<u32>')],
+      uniforms: fields('u32', 'n', 'L', 'total'),
+      workgroupSize: WG, index: 'id', bound: 'params.total',
+      helpers: /* wgsl */ `
+${NAN_WGSL}`,
       body: /* wgsl */ `
-${NAN_WGSL}
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let id = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (id >= params.total) { return; }
   let r = id / params.L;
   let j = id % params.L;
   var key = 0u;
@@ -194,35 +173,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (isnan_(v)) { ordered = 0xffffffffu; }
     key = ${descending ? 'ordered' : '~ordered'};
   }
-  pairs[id] = vec2<u32>(key, j);
-}`,
+  pairs[id] = vec2<u32>(key, j);`,
     }),
 );
 
 /** indices[r, j] = pairs[r * L + j].y for j < n: the permutation a sort produced. */
 export const sortIndicesKernel = cachedKernel(
   (): Kernel =>
-    makeKernel({
+    flatKernel({
       key: 'sort.indices',
-      buffers: [
-        { name: 'pairs', access: 'read', type: 'vec2<u32>' },
-        { name: 'indices', access: 'read_write', type: 'i32' },
-      ],
-      uniforms: [
-        { name: 'n', type: 'u32' },
-        { name: 'L', type: 'u32' },
-        { name: 'total', type: 'u32' },
-      ],
-      workgroupSize: [WG, 1, 1],
+      buffers: [readOnly('pairs', 'vec2<u32>'), readWrite('indices', 'i32')],
+      uniforms: fields('u32', 'n', 'L', 'total'),
+      workgroupSize: WG, index: 'id', bound: 'params.total',
       body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let id = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (id >= params.total) { return; }
-  indices[id] = i32(pairs[(id / params.n) * params.L + id % params.n].y);
-}`,
+  indices[id] = i32(pairs[(id / params.n) * params.L + id % params.n].y);`,
     }),
 );
 

@@ -1,4 +1,4 @@
-import { cachedKernel, type Grid, type Kernel, MAX_WORKGROUPS_PER_DIM, makeKernel } from './kernel.js';
+import { cachedKernel, type Grid, type Kernel, makeKernel, MAX_WORKGROUPS_PER_DIM, readOnly, readWrite } from './kernel.js';
 
 /**
  * 2-D convolution as implicit GEMM: C[m, n] = sum_k A[m, k] * B[k, n] where B is never materialised; its
@@ -260,8 +260,8 @@ export const convKernel = cachedKernel((spec: ConvLaunchSpec): Kernel => {
     buffers: [
       { name: aName, access: 'read', type: 'f32' },
       { name: bName, access: 'read', type: 'f32' },
-      ...(bias ? [{ name: 'bias', access: 'read' as const, type: 'f32' }] : []),
-      { name: 'c', access: 'read_write', type: 'f32' },
+      ...(bias ? [readOnly('bias')] : []),
+      readWrite('c'),
     ],
     uniforms: UNIFORMS,
     workgroupSize: spec.variant === 'broadcast' ? [8, 1, 1] : [WG_X, WG_Y, 1],

@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, fields, flatKernel, grid1d, type Kernel, readOnly, readWrite } from './kernel.js';
 import { MAX_RANK } from './elementwise.js';
 
 const WG = 256;
@@ -11,29 +11,18 @@ const arr = (type: 'u32' | 'i32') => ({ array: type, length: MAX_RANK });
  * Copies raw 32-bit words, so it is dtype-agnostic for 4-byte types.
  */
 export const gatherKernel = cachedKernel((rank: number, padded: boolean): Kernel => {
-  return makeKernel({
+  return flatKernel({
     key: `gather:${rank}:${padded}`,
-    buffers: [
-      { name: 'src', access: 'read', type: 'u32' },
-      { name: 'out', access: 'read_write', type: 'u32' },
-    ],
+    buffers: [readOnly('src', 'u32'), readWrite('out', 'u32')],
     uniforms: [
       { name: 'n', type: 'u32' },
       { name: 'offset', type: 'i32' },
       { name: 'fill', type: 'u32' },
       { name: 'shape', type: arr('u32') },
-      { name: 'stride', type: arr('i32') },
-      { name: 'lo', type: arr('i32') },
-      { name: 'srcShape', type: arr('i32') },
+      ...fields(arr('i32'), 'stride', 'lo', 'srcShape'),
     ],
-    workgroupSize: [WG, 1, 1],
+    workgroupSize: WG,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   var rem = i;
   var src_i = params.offset;
   var inside = true;
@@ -45,8 +34,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     src_i += c * params.stride[d / 4][d % 4];
   }
   ${padded ? 'if (!inside) { out[i] = params.fill; return; }' : ''}
-  out[i] = src[u32(src_i)];
-}`,
+  out[i] = src[u32(src_i)];`,
   });
 });
 
@@ -55,26 +43,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * Writes one slab of a larger tensor, as concat does for each of its inputs.
  */
 export const scatterKernel = cachedKernel((rank: number): Kernel => {
-  return makeKernel({
+  return flatKernel({
     key: `scatter:${rank}`,
-    buffers: [
-      { name: 'src', access: 'read', type: 'u32' },
-      { name: 'out', access: 'read_write', type: 'u32' },
-    ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'offset', type: 'u32' },
-      { name: 'shape', type: arr('u32') },
-      { name: 'stride', type: arr('u32') },
-    ],
-    workgroupSize: [WG, 1, 1],
+    buffers: [readOnly('src', 'u32'), readWrite('out', 'u32')],
+    uniforms: [...fields('u32', 'n', 'offset'), ...fields(arr('u32'), 'shape', 'stride')],
+    workgroupSize: WG,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   var rem = i;
   var dst = params.offset;
   for (var d = ${rank - 1}; d >= 0; d--) {
@@ -82,30 +56,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     dst += (rem % s) * params.stride[d / 4][d % 4];
     rem = rem / s;
   }
-  out[dst] = src[i];
-}`,
+  out[dst] = src[i];`,
   });
 });
 
 /** Fills a buffer with one 32-bit word. */
 export const fillKernel = cachedKernel((): Kernel => {
-  return makeKernel({
+  return flatKernel({
     key: 'fill',
-    buffers: [{ name: 'out', access: 'read_write', type: 'u32' }],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'value', type: 'u32' },
-    ],
-    workgroupSize: [WG, 1, 1],
+    buffers: [readWrite('out', 'u32')],
+    uniforms: fields('u32', 'n', 'value'),
+    workgroupSize: WG,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
-  out[i] = params.value;
-}`,
+  out[i] = params.value;`,
   });
 });
 
@@ -113,22 +76,12 @@ export const copyGrid = (n: number) => grid1d(n, WG);
 
 /** Converts between float32 and int32 (float to int truncates toward zero, as PyTorch's .int()). */
 export const castKernel = cachedKernel((to: 'float32' | 'int32'): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `cast:${to}`,
-    buffers: [
-      { name: 'src', access: 'read', type: to === 'float32' ? 'i32' : 'f32' },
-      { name: 'out', access: 'read_write', type: to === 'float32' ? 'f32' : 'i32' },
-    ],
+    buffers: [readOnly('src', to === 'float32' ? 'i32' : 'f32'), readWrite('out', to === 'float32' ? 'f32' : 'i32')],
     uniforms: [{ name: 'n', type: 'u32' }],
-    workgroupSize: [WG, 1, 1],
+    workgroupSize: WG,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
-  out[i] = ${to === 'float32' ? 'f32' : 'i32'}(src[i]);
-}`,
+  out[i] = ${to === 'float32' ? 'f32' : 'i32'}(src[i]);`,
   }),
 );

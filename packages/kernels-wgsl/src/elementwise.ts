@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, fields, flatKernel, grid1d, type Kernel, readOnly, readWrite } from './kernel.js';
 
 /** Largest tensor rank the strided kernels index (after merging contiguous dimensions). */
 export const MAX_RANK = 8;
@@ -115,28 +115,19 @@ export const elementwiseKernel = cachedKernel((spec: ElementwiseSpec): Kernel =>
     ...(rank > 0 ? [{ name: 'shape', type: arr }, ...names.map((x) => ({ name: `stride_${x}`, type: arr }))] : []),
   ];
   const index = broadcastIndexWgsl(names, rank);
-  return makeKernel({
+  return flatKernel({
     key: `ew:${arity}:${rank}:${expr}`,
-    buffers: [
-      ...names.map((x) => ({ name: `in_${x}`, access: 'read' as const, type: 'f32' })),
-      { name: 'out', access: 'read_write', type: 'f32' },
-    ],
+    buffers: [...names.map((x) => (readOnly(`in_${x}`))), readWrite('out')],
     uniforms,
-    workgroupSize: [WG, 1, 1],
+    workgroupSize: WG,
+    helpers: /* wgsl */ `
+${MATH_WGSL}`,
     body: /* wgsl */ `
-${MATH_WGSL}
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   let alpha = params.alpha;
   let beta = params.beta;
 ${index}
 ${names.map((x) => `  let ${x} = in_${x}[i_${x}];`).join('\n')}
-  out[i] = ${expr};
-}`,
+  out[i] = ${expr};`,
   });
 });
 
@@ -146,33 +137,20 @@ function vec4Kernel(expr: string, arity: number): Kernel {
   const lanes = [0, 1, 2, 3]
     .map((k) => `  { ${names.map((x) => `let ${x} = v_${x}[${k}];`).join(' ')} r[${k}] = ${expr}; }`)
     .join('\n');
-  return makeKernel({
+  return flatKernel({
     key: `ew4:${arity}:${expr}`,
-    buffers: [
-      ...names.map((x) => ({ name: `in_${x}`, access: 'read' as const, type: 'vec4<f32>' })),
-      { name: 'out', access: 'read_write', type: 'vec4<f32>' },
-    ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'alpha', type: 'f32' },
-      { name: 'beta', type: 'f32' },
-    ],
-    workgroupSize: [WG, 1, 1],
+    buffers: [...names.map((x) => (readOnly(`in_${x}`, 'vec4<f32>'))), readWrite('out', 'vec4<f32>')],
+    uniforms: [{ name: 'n', type: 'u32' }, ...fields('f32', 'alpha', 'beta')],
+    workgroupSize: WG,
+    helpers: /* wgsl */ `
+${MATH_WGSL}`,
     body: /* wgsl */ `
-${MATH_WGSL}
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   let alpha = params.alpha;
   let beta = params.beta;
 ${names.map((x) => `  let v_${x} = in_${x}[i];`).join('\n')}
   var r: vec4<f32>;
 ${lanes}
-  out[i] = r;
-}`,
+  out[i] = r;`,
   });
 }
 

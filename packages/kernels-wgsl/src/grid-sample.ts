@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, type Grid, grid1d, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * grid_sample of input [N, C, H, W] at grid [N, Ho, Wo, 2] (x, y in [-1, 1]) with PyTorch's semantics:
@@ -64,11 +64,7 @@ fn at(x: i32, y: i32) -> u32 { return u32(max(y, 0)) * params.W + u32(max(x, 0))
 export const gridSampleKernel = cachedKernel((spec: GridSampleSpec): Kernel =>
   makeKernel({
     key: `gridsample:${spec.mode}:${spec.padding}:${spec.alignCorners}`,
-    buffers: [
-      { name: 'src', access: 'read', type: 'f32' },
-      { name: 'grid', access: 'read', type: 'f32' },
-      { name: 'out', access: 'read_write', type: 'f32' },
-    ],
+    buffers: [readOnly('src'), readOnly('grid'), readWrite('out')],
     uniforms: UNIFORMS,
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `
@@ -103,13 +99,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 export const gridSampleBackwardKernel = cachedKernel((spec: GridSampleSpec): Kernel =>
   makeKernel({
     key: `gridsample:bwd:${spec.mode}:${spec.padding}:${spec.alignCorners}`,
-    buffers: [
-      { name: 'src', access: 'read', type: 'f32' },
-      { name: 'grid', access: 'read', type: 'f32' },
-      { name: 'g', access: 'read', type: 'f32' },
-      { name: 'dsrc', access: 'read_write', type: 'atomic<u32>' },
-      { name: 'dgrid', access: 'read_write', type: 'f32' },
-    ],
+    buffers: [readOnly('src'), readOnly('grid'), readOnly('g'), readWrite('dsrc', 'atomic<u32>'), readWrite('dgrid')],
     uniforms: UNIFORMS,
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `

@@ -1,5 +1,5 @@
 import { MAX_RANK } from './elementwise.js';
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, fields, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Integer indexing: gather along an axis (torch.gather), index_select, their backward as a scatter-add, and
@@ -37,22 +37,16 @@ export const gatherAxisKernel = cachedKernel((rank: number, backward: boolean): 
     key: `gather.axis:${rank}:${backward}`,
     buffers: backward
       ? [
-          { name: 'g', access: 'read', type: 'f32' },
-          { name: 'index', access: 'read', type: 'i32' },
-          { name: 'gx', access: 'read_write', type: 'atomic<u32>' },
+          readOnly('g'),
+          readOnly('index', 'i32'),
+          readWrite('gx', 'atomic<u32>'),
         ]
       : [
-          { name: 'x', access: 'read', type: 'f32' },
-          { name: 'index', access: 'read', type: 'i32' },
-          { name: 'out', access: 'read_write', type: 'f32' },
+          readOnly('x'),
+          readOnly('index', 'i32'),
+          readWrite('out'),
         ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'axis', type: 'u32' },
-      { name: 'axisSize', type: 'u32' },
-      { name: 'ishape', type: arr },
-      { name: 'xstride', type: arr },
-    ],
+    uniforms: [...fields('u32', 'n', 'axis', 'axisSize'), ...fields(arr, 'ishape', 'xstride')],
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `
 ${FLAT_INDEX_WGSL}
@@ -84,21 +78,16 @@ export const indexSelectKernel = cachedKernel((backward: boolean): Kernel =>
     key: `index_select:${backward}`,
     buffers: backward
       ? [
-          { name: 'g', access: 'read', type: 'f32' },
-          { name: 'index', access: 'read', type: 'i32' },
-          { name: 'gx', access: 'read_write', type: 'atomic<u32>' },
+          readOnly('g'),
+          readOnly('index', 'i32'),
+          readWrite('gx', 'atomic<u32>'),
         ]
       : [
-          { name: 'x', access: 'read', type: 'f32' },
-          { name: 'index', access: 'read', type: 'i32' },
-          { name: 'out', access: 'read_write', type: 'f32' },
+          readOnly('x'),
+          readOnly('index', 'i32'),
+          readWrite('out'),
         ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'A', type: 'u32' },
-      { name: 'K', type: 'u32' },
-      { name: 'I', type: 'u32' },
-    ],
+    uniforms: fields('u32', 'n', 'A', 'K', 'I'),
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `
 ${FLAT_INDEX_WGSL}
@@ -124,14 +113,8 @@ export const oneHotKernel = cachedKernel(
   (): Kernel =>
     makeKernel({
       key: 'one_hot',
-      buffers: [
-        { name: 'labels', access: 'read', type: 'i32' },
-        { name: 'out', access: 'read_write', type: 'f32' },
-      ],
-      uniforms: [
-        { name: 'n', type: 'u32' },
-        { name: 'K', type: 'u32' },
-      ],
+      buffers: [readOnly('labels', 'i32'), readWrite('out')],
+      uniforms: fields('u32', 'n', 'K'),
       workgroupSize: [WG, 1, 1],
       body: /* wgsl */ `
 ${FLAT_INDEX_WGSL}
@@ -157,28 +140,16 @@ export const indexingGrid = (n: number): Grid => grid1d(n, WG);
  */
 export const indexRangeCheckKernel = cachedKernel(
   (): Kernel =>
-    makeKernel({
+    flatKernel({
       key: 'index_range_check',
-      buffers: [
-        { name: 'idx', access: 'read', type: 'i32' },
-        { name: 'flag', access: 'read_write', type: 'atomic<u32>' },
-      ],
+      buffers: [readOnly('idx', 'i32'), readWrite('flag', 'atomic<u32>')],
       uniforms: [
         { name: 'n', type: 'u32' },
-        { name: 'lo', type: 'i32' },
-        { name: 'hi', type: 'i32' },
-        { name: 'ignore', type: 'i32' },
-        { name: 'useIgnore', type: 'u32' },
-        { name: 'checkId', type: 'u32' },
+        ...fields('i32', 'lo', 'hi', 'ignore'),
+        ...fields('u32', 'useIgnore', 'checkId'),
       ],
-      workgroupSize: [WG, 1, 1],
+      workgroupSize: WG,
       body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   let v = idx[i];
   let ignored = params.useIgnore == 1u && v == params.ignore;
   if (ignored || (v >= params.lo && v < params.hi)) { return; }
@@ -187,7 +158,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let r = atomicCompareExchangeWeak(&flag[0], 0u, params.checkId);
     if (r.exchanged) { atomicStore(&flag[1], bitcast<u32>(v)); break; }
     if (r.old_value != 0u) { break; }
-  }
-}`,
+  }`,
     }),
 );

@@ -1,5 +1,5 @@
 import { MAX_RANK, broadcastIndexWgsl } from './elementwise.js';
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, fields, flatKernel, type Grid, grid1d, type Kernel, readOnly, readWrite } from './kernel.js';
 
 /*
  * Typed kernels for int32 arithmetic (PyTorch's integer semantics: wrapping two's-complement add, sub and mul,
@@ -53,33 +53,23 @@ export const typedElementwiseKernel = cachedKernel((spec: TypedElementwiseSpec):
   const names = INPUT_NAMES.slice(0, inputs.length);
   const arr = { array: 'u32' as const, length: MAX_RANK };
   const index = broadcastIndexWgsl(names, rank);
-  return makeKernel({
+  return flatKernel({
     key: `typed-ew:${inputs.join(',')}:${out}:${rank}:${expr}`,
-    buffers: [
-      ...names.map((x, k) => ({ name: `in_${x}`, access: 'read' as const, type: inputs[k]! })),
-      { name: 'out', access: 'read_write', type: out },
-    ],
+    buffers: [...names.map((x, k) => (readOnly(`in_${x}`, inputs[k]!))), readWrite('out', out)],
     uniforms: [
       { name: 'n', type: 'u32' },
-      { name: 'alpha', type: 'i32' },
-      { name: 'beta', type: 'i32' },
+      ...fields('i32', 'alpha', 'beta'),
       ...(rank > 0 ? [{ name: 'shape', type: arr }, ...names.map((x) => ({ name: `stride_${x}`, type: arr }))] : []),
     ],
-    workgroupSize: [WG, 1, 1],
+    workgroupSize: WG,
+    helpers: /* wgsl */ `
+${INTEGER_WGSL}`,
     body: /* wgsl */ `
-${INTEGER_WGSL}
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   let alpha = params.alpha;
   let beta = params.beta;
 ${index}
 ${names.map((x) => `  let ${x} = in_${x}[i_${x}];`).join('\n')}
-  out[i] = ${expr};
-}`,
+  out[i] = ${expr};`,
   });
 });
 
@@ -101,25 +91,12 @@ const FOLD: Record<SerialReduceOp, { init: (t: WgslScalar) => string; step: stri
  */
 export const serialReduceKernel = cachedKernel((op: SerialReduceOp, type: WgslScalar): Kernel => {
   const f = FOLD[op];
-  return makeKernel({
+  return flatKernel({
     key: `serial-reduce:${op}:${type}`,
-    buffers: [
-      { name: 'x', access: 'read', type },
-      { name: 'out', access: 'read_write', type },
-    ],
-    uniforms: [
-      { name: 'O', type: 'u32' },
-      { name: 'R', type: 'u32' },
-      { name: 'I', type: 'u32' },
-    ],
-    workgroupSize: [WG, 1, 1],
+    buffers: [{ name: 'x', access: 'read', type }, { name: 'out', access: 'read_write', type }],
+    uniforms: fields('u32', 'O', 'R', 'I'),
+    workgroupSize: WG, index: 'j', bound: 'params.O * params.I',
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let j = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (j >= params.O * params.I) { return; }
   let o = j / params.I;
   let inner = j % params.I;
   let base = o * params.R * params.I + inner;
@@ -128,8 +105,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let v = x[base + r * params.I];
     acc = ${f.step};
   }
-  out[j] = acc;
-}`,
+  out[j] = acc;`,
   });
 });
 

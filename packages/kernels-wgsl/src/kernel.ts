@@ -90,6 +90,46 @@ export function makeKernel(spec: Omit<Kernel, 'code'> & { body: string }): Kerne
   return { ...rest, code: `${bindingDeclarations(spec.buffers, spec.uniforms)}\n${body}` };
 }
 
+/** A storage buffer the kernel only reads (`var<storage, read>`), of f32 unless `type` says otherwise. */
+export const readOnly = (name: string, type = 'f32'): BufferBinding => ({ name, access: 'read', type });
+/** A storage buffer the kernel writes (`var<storage, read_write>`), of f32 unless `type` says otherwise. */
+export const readWrite = (name: string, type = 'f32'): BufferBinding => ({ name, access: 'read_write', type });
+/** Uniform fields of one type, in order: `fields('u32', 'n', 'H', 'W')`. */
+export const fields = (type: UniformType, ...names: string[]): UniformField[] => names.map((name) => ({ name, type }));
+
+/** The entry point of a kernel launched over a 1-D grid (`grid1d` or `gridGroups`). */
+export interface FlatEntry {
+  workgroupSize: number;
+  /** 'invocation' (default): the index counts invocations; 'workgroup': it counts workgroups (`gridGroups`). */
+  per?: 'invocation' | 'workgroup';
+  /** Per invocation: the index of the first invocation of workgroup w is w * stride (default workgroupSize). */
+  stride?: number;
+  /** The index's WGSL name (default `i`). */
+  index?: string;
+  /** Indices at or past this WGSL expression return at once (default `params.n`); null: no guard. */
+  bound?: string | null;
+}
+
+/**
+ * A kernel that declares only what is its own: buffers, uniforms, module-scope WGSL (`helpers`) and the body of
+ * `main`, which starts with the flat index (`i`, or `entry.index`) already computed and bounds-checked; the
+ * builtins `wid`, `lid` (local invocation index) and `nwg` are in scope.
+ */
+export function flatKernel(spec: Omit<Kernel, 'code' | 'workgroupSize'> & FlatEntry & { helpers?: string; body: string }): Kernel {
+  const { workgroupSize: size, per = 'invocation', stride = size, index = 'i', bound = 'params.n', helpers = '', body, ...rest } = spec;
+  const first = per === 'invocation' ? `flatGroup(wid, nwg) * ${stride}u + lid` : 'flatGroup(wid, nwg)';
+  return makeKernel({
+    ...rest,
+    workgroupSize: [size, 1, 1],
+    body: /* wgsl */ `${helpers}
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${size})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let ${index} = ${first};${bound === null ? '' : `\n  if (${index} >= ${bound}) { return; }`}${body}
+}`,
+  });
+}
+
 /**
  * A 1-D launch of `n` invocations, folded into two dimensions when it exceeds the per-dimension limit.
  * Shaders recover the flat index with `flatIndex(wid, lid, nwg)` from `FLAT_INDEX_WGSL`.

@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Lovasz-softmax (Berman et al. 2018) for probabilities [N, C, HW] and int32 labels [N, HW]; P = N * HW
@@ -37,11 +37,7 @@ export const lovaszKeysKernel = cachedKernel(
   (): Kernel =>
     makeKernel({
       key: 'lovasz.keys',
-      buffers: [
-        { name: 'probas', access: 'read', type: 'f32' },
-        { name: 'labels', access: 'read', type: 'i32' },
-        { name: 'pairs', access: 'read_write', type: 'vec2<u32>' },
-      ],
+      buffers: [readOnly('probas'), readOnly('labels', 'i32'), readWrite('pairs', 'vec2<u32>')],
       uniforms: UNIFORMS,
       workgroupSize: [WG, 1, 1],
       body: /* wgsl */ `
@@ -77,10 +73,10 @@ export const lovaszScanKernel = cachedKernel(
     makeKernel({
       key: 'lovasz.scan',
       buffers: [
-        { name: 'pairs', access: 'read', type: 'vec2<u32>' },
-        { name: 'labels', access: 'read', type: 'i32' },
-        { name: 'cum', access: 'read_write', type: 'u32' },
-        { name: 'totals', access: 'read_write', type: 'u32' },
+        readOnly('pairs', 'vec2<u32>'),
+        readOnly('labels', 'i32'),
+        readWrite('cum', 'u32'),
+        readWrite('totals', 'u32'),
       ],
       uniforms: UNIFORMS,
       workgroupSize: [WG, 1, 1],
@@ -127,21 +123,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /** Per class: exclusive scan of the block totals in place, and the class's foreground count gts[c]. */
 export const lovaszOffsetsKernel = cachedKernel(
   (): Kernel =>
-    makeKernel({
+    flatKernel({
       key: 'lovasz.offsets',
-      buffers: [
-        { name: 'totals', access: 'read_write', type: 'u32' },
-        { name: 'gts', access: 'read_write', type: 'u32' },
-      ],
+      buffers: [readWrite('totals', 'u32'), readWrite('gts', 'u32')],
       uniforms: UNIFORMS,
-      workgroupSize: [WG, 1, 1],
+      workgroupSize: WG, index: 'c', bound: 'params.C',
       body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let c = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (c >= params.C) { return; }
   let blocks = params.L / params.block;
   var run = 0u;
   for (var b = 0u; b < blocks; b++) {
@@ -149,8 +136,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     totals[c * blocks + b] = run;
     run += v;
   }
-  gts[c] = run;
-}`,
+  gts[c] = run;`,
     }),
 );
 
@@ -159,14 +145,14 @@ export const lovaszGradKernel = cachedKernel(
     makeKernel({
       key: 'lovasz.grad',
       buffers: [
-        { name: 'pairs', access: 'read', type: 'vec2<u32>' },
-        { name: 'labels', access: 'read', type: 'i32' },
-        { name: 'probas', access: 'read', type: 'f32' },
-        { name: 'cum', access: 'read', type: 'u32' },
-        { name: 'totals', access: 'read', type: 'u32' },
-        { name: 'gts', access: 'read', type: 'u32' },
-        { name: 'contrib', access: 'read_write', type: 'f32' },
-        { name: 'grad', access: 'read_write', type: 'f32' },
+        readOnly('pairs', 'vec2<u32>'),
+        readOnly('labels', 'i32'),
+        readOnly('probas'),
+        readOnly('cum', 'u32'),
+        readOnly('totals', 'u32'),
+        readOnly('gts', 'u32'),
+        readWrite('contrib'),
+        readWrite('grad'),
       ],
       uniforms: UNIFORMS,
       workgroupSize: [WG, 1, 1],
@@ -210,12 +196,7 @@ export const lovaszCombineKernel = cachedKernel(
   (allClasses: boolean): Kernel =>
     makeKernel({
       key: `lovasz.combine:${allClasses}`,
-      buffers: [
-        { name: 'perClass', access: 'read', type: 'f32' },
-        { name: 'gts', access: 'read', type: 'u32' },
-        { name: 'loss', access: 'read_write', type: 'f32' },
-        { name: 'coef', access: 'read_write', type: 'f32' },
-      ],
+      buffers: [readOnly('perClass'), readOnly('gts', 'u32'), readWrite('loss'), readWrite('coef')],
       uniforms: [{ name: 'C', type: 'u32' }],
       workgroupSize: [1, 1, 1],
       body: /* wgsl */ `

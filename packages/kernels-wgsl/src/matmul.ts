@@ -1,4 +1,4 @@
-import { cachedKernel, type Grid, type Kernel, MAX_WORKGROUPS_PER_DIM, makeKernel } from './kernel.js';
+import { cachedKernel, type Grid, type Kernel, makeKernel, MAX_WORKGROUPS_PER_DIM, readOnly, readWrite } from './kernel.js';
 
 /**
  * Batched C[b] = op(A[b]) @ op(B[b]) (+ bias), op = optional transpose, for any M, N, K.
@@ -100,10 +100,10 @@ const tilePrologue = (tileM: number, tileN: number) => /* wgsl */ `
 
 function bindings(spec: MatmulSpec, aType: string, bType: string, cType = 'f32') {
   return [
-    { name: 'a', access: 'read' as const, type: aType },
-    { name: 'b', access: 'read' as const, type: bType },
-    ...(spec.bias !== 'none' ? [{ name: 'bias', access: 'read' as const, type: 'f32' }] : []),
-    { name: 'c', access: 'read_write' as const, type: cType },
+    readOnly('a', aType),
+    readOnly('b', bType),
+    ...(spec.bias !== 'none' ? [readOnly('bias')] : []),
+    readWrite('c', cType),
   ];
 }
 

@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, fields, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Normalisation over contiguous rows (GroupNorm: a row is one (image, group); LayerNorm: one token).
@@ -53,24 +53,12 @@ const THREAD_ROWS = 64;
 
 /** Row statistics with one invocation per row. */
 const threadMoments = (): Kernel =>
-  makeKernel({
+  flatKernel({
     key: 'norm:moments:thread',
-    buffers: [
-      { name: 'x', access: 'read', type: 'f32' },
-      { name: 'stats', access: 'read_write', type: 'f32' },
-    ],
-    uniforms: [
-      { name: 'rows', type: 'u32' },
-      { name: 'L', type: 'u32' },
-      { name: 'eps', type: 'f32' },
-    ],
-    workgroupSize: [THREAD_ROWS, 1, 1],
+    buffers: [readOnly('x'), readWrite('stats')],
+    uniforms: [...fields('u32', 'rows', 'L'), { name: 'eps', type: 'f32' }],
+    workgroupSize: THREAD_ROWS, index: 'row', bound: 'params.rows',
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${THREAD_ROWS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = flatGroup(wid, nwg) * ${THREAD_ROWS}u + lid;
-  if (row >= params.rows) { return; }
   let base = row * params.L;
   var mean = 0.0;
   for (var i = 0u; i < params.L; i++) { mean += x[base + i]; }
@@ -78,8 +66,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var variance = 0.0;
   for (var i = 0u; i < params.L; i++) { let d = x[base + i] - mean; variance += d * d; }
   stats[2u * row] = mean;
-  stats[2u * row + 1u] = inverseSqrt(variance / f32(params.L) + params.eps);
-}`,
+  stats[2u * row + 1u] = inverseSqrt(variance / f32(params.L) + params.eps);`,
   });
 
 /**
@@ -89,15 +76,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 export const rowMomentsKernel = cachedKernel((mode: NormRowMode = 'group', vec = false): Kernel =>
   mode === 'thread' ? threadMoments() : makeKernel({
     key: `norm:moments:${vec}`,
-    buffers: [
-      { name: 'x', access: 'read', type: vec ? 'vec4<f32>' : 'f32' },
-      { name: 'stats', access: 'read_write', type: 'f32' },
-    ],
-    uniforms: [
-      { name: 'rows', type: 'u32' },
-      { name: 'L', type: 'u32' },
-      { name: 'eps', type: 'f32' },
-    ],
+    buffers: [readOnly('x', vec ? 'vec4<f32>' : 'f32'), readWrite('stats')],
+    uniforms: [...fields('u32', 'rows', 'L'), { name: 'eps', type: 'f32' }],
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `
 ${ROW_PROLOGUE}
@@ -143,15 +123,15 @@ export const normApplyKernel = cachedKernel((affine: boolean, silu = false, vec 
   return makeKernel({
     key: `norm:apply:${affine}:${silu}:${vec}`,
     buffers: [
-      { name: 'x', access: 'read', type: t },
-      { name: 'stats', access: 'read', type: 'f32' },
+      readOnly('x', t),
+      readOnly('stats'),
       ...(affine
         ? [
-            { name: 'w', access: 'read' as const, type: 'f32' },
-            { name: 'b', access: 'read' as const, type: 'f32' },
+            readOnly('w'),
+            readOnly('b'),
           ]
         : []),
-      { name: 'y', access: 'read_write', type: t },
+      readWrite('y', t),
     ],
     uniforms: AFFINE_UNIFORMS,
     workgroupSize: [256, 1, 1],
@@ -175,16 +155,16 @@ export const normSiluGradKernel = cachedKernel((affine: boolean): Kernel =>
   makeKernel({
     key: `norm:silugrad:${affine}`,
     buffers: [
-      { name: 'x', access: 'read', type: 'f32' },
-      { name: 'g', access: 'read', type: 'f32' },
-      { name: 'stats', access: 'read', type: 'f32' },
+      readOnly('x'),
+      readOnly('g'),
+      readOnly('stats'),
       ...(affine
         ? [
-            { name: 'w', access: 'read' as const, type: 'f32' },
-            { name: 'b', access: 'read' as const, type: 'f32' },
+            readOnly('w'),
+            readOnly('b'),
           ]
         : []),
-      { name: 'gz', access: 'read_write', type: 'f32' },
+      readWrite('gz'),
     ],
     uniforms: AFFINE_UNIFORMS,
     workgroupSize: [256, 1, 1],
@@ -205,23 +185,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 /** Per-row gradient sums with one invocation per row. */
 const threadGradSums = (affine: boolean): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `norm:gradsums:thread:${affine}`,
-    buffers: [
-      { name: 'x', access: 'read', type: 'f32' },
-      { name: 'g', access: 'read', type: 'f32' },
-      { name: 'stats', access: 'read', type: 'f32' },
-      ...(affine ? [{ name: 'w', access: 'read' as const, type: 'f32' }] : []),
-      { name: 'sums', access: 'read_write', type: 'f32' },
-    ],
+    buffers: [readOnly('x'), readOnly('g'), readOnly('stats'), ...(affine ? [readOnly('w')] : []), readWrite('sums')],
     uniforms: [{ name: 'rows', type: 'u32' }, ...AFFINE_UNIFORMS],
-    workgroupSize: [THREAD_ROWS, 1, 1],
+    workgroupSize: THREAD_ROWS, index: 'row', bound: 'params.rows',
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${THREAD_ROWS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = flatGroup(wid, nwg) * ${THREAD_ROWS}u + lid;
-  if (row >= params.rows) { return; }
   let base = row * params.L;
   let mean = stats[2u * row];
   let rstd = stats[2u * row + 1u];
@@ -234,8 +203,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     s2 += gw * (x[i] - mean) * rstd;
   }
   sums[2u * row] = s1;
-  sums[2u * row + 1u] = s2;
-}`,
+  sums[2u * row + 1u] = s2;`,
   });
 
 /** `vec`: as normApply's (L and, with an affine, inner multiples of 4): g and x read as vec4. */
@@ -259,11 +227,11 @@ export const normGradSumsKernel = cachedKernel((affine: boolean, mode: NormRowMo
   return makeKernel({
     key: `norm:gradsums:${affine}:${vec}`,
     buffers: [
-      { name: 'x', access: 'read', type: t },
-      { name: 'g', access: 'read', type: t },
-      { name: 'stats', access: 'read', type: 'f32' },
-      ...(affine ? [{ name: 'w', access: 'read' as const, type: 'f32' }] : []),
-      { name: 'sums', access: 'read_write', type: 'f32' },
+      readOnly('x', t),
+      readOnly('g', t),
+      readOnly('stats'),
+      ...(affine ? [readOnly('w')] : []),
+      readWrite('sums'),
     ],
     uniforms: [{ name: 'rows', type: 'u32' }, ...AFFINE_UNIFORMS],
     workgroupSize: [WG, 1, 1],
@@ -298,12 +266,12 @@ export const normGradInputKernel = cachedKernel((affine: boolean, vec = false): 
   return makeKernel({
     key: `norm:gradinput:${affine}:${vec}`,
     buffers: [
-      { name: 'x', access: 'read', type: t },
-      { name: 'g', access: 'read', type: t },
-      { name: 'stats', access: 'read', type: 'f32' },
-      { name: 'sums', access: 'read', type: 'f32' },
-      ...(affine ? [{ name: 'w', access: 'read' as const, type: 'f32' }] : []),
-      { name: 'dx', access: 'read_write', type: t },
+      readOnly('x', t),
+      readOnly('g', t),
+      readOnly('stats'),
+      readOnly('sums'),
+      ...(affine ? [readOnly('w')] : []),
+      readWrite('dx', t),
     ],
     uniforms: AFFINE_UNIFORMS,
     workgroupSize: [256, 1, 1],

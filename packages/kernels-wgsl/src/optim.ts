@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, fields, FLAT_INDEX_WGSL, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /*
  * Training-loop kernels: fused optimizer steps that update a parameter and its state in place (one dispatch
@@ -51,19 +51,8 @@ export const sgdKernel = cachedKernel((momentum: boolean, nesterov: boolean): Ke
     : '';
   return makeKernel({
     key: `optim:sgd:${momentum}:${nesterov}`,
-    buffers: [
-      { name: 'grad', access: 'read', type: 'f32' },
-      { name: 'param', access: 'read_write', type: 'f32' },
-      ...(momentum ? [{ name: 'buf', access: 'read_write' as const, type: 'f32' }] : []),
-    ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'first', type: 'u32' },
-      { name: 'lr', type: 'f32' },
-      { name: 'weightDecay', type: 'f32' },
-      { name: 'momentum', type: 'f32' },
-      { name: 'oneMinusDampening', type: 'f32' },
-    ],
+    buffers: [readOnly('grad'), readWrite('param'), ...(momentum ? [readWrite('buf')] : [])],
+    uniforms: [...fields('u32', 'n', 'first'), ...fields('f32', 'lr', 'weightDecay', 'momentum', 'oneMinusDampening')],
     workgroupSize: [WG, 1, 1],
     body: elementwiseMain(`
   let p = param[i];
@@ -87,23 +76,16 @@ export const adamKernel = cachedKernel((amsgrad: boolean, weightDecay: 'decouple
   return makeKernel({
     key: `optim:adam:${weightDecay}:${amsgrad}`,
     buffers: [
-      { name: 'grad', access: 'read', type: 'f32' },
-      { name: 'param', access: 'read_write', type: 'f32' },
-      { name: 'exp_avg', access: 'read_write', type: 'f32' },
-      { name: 'exp_avg_sq', access: 'read_write', type: 'f32' },
-      ...(amsgrad ? [{ name: 'max_exp_avg_sq', access: 'read_write' as const, type: 'f32' }] : []),
+      readOnly('grad'),
+      readWrite('param'),
+      readWrite('exp_avg'),
+      readWrite('exp_avg_sq'),
+      ...(amsgrad ? [readWrite('max_exp_avg_sq')] : []),
     ],
     uniforms: [
       { name: 'n', type: 'u32' },
       // 'decoupled': the factor 1 - lr * wd applied to the parameter; 'l2': wd, the gradient's L2 coefficient.
-      { name: 'decay', type: 'f32' },
-      { name: 'beta1', type: 'f32' },
-      { name: 'oneMinusBeta1', type: 'f32' },
-      { name: 'beta2', type: 'f32' },
-      { name: 'oneMinusBeta2', type: 'f32' },
-      { name: 'stepSize', type: 'f32' },
-      { name: 'biasCorrection2Sqrt', type: 'f32' },
-      { name: 'eps', type: 'f32' },
+      ...fields('f32', 'decay', 'beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'stepSize', 'biasCorrection2Sqrt', 'eps'),
     ],
     workgroupSize: [WG, 1, 1],
     body: elementwiseMain(`
@@ -126,14 +108,8 @@ export const adamKernel = cachedKernel((amsgrad: boolean, weightDecay: 'decouple
 export const emaKernel = cachedKernel((): Kernel => {
   return makeKernel({
     key: 'optim:ema',
-    buffers: [
-      { name: 'param', access: 'read', type: 'f32' },
-      { name: 'shadow', access: 'read_write', type: 'f32' },
-    ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'weight', type: 'f32' },
-    ],
+    buffers: [readOnly('param'), readWrite('shadow')],
+    uniforms: [{ name: 'n', type: 'u32' }, { name: 'weight', type: 'f32' }],
     workgroupSize: [WG, 1, 1],
     body: elementwiseMain(`
   let s = shadow[i];
@@ -190,15 +166,8 @@ export const gradNormPartialKernel = cachedKernel((kind: GradNormKind): Kernel =
   const c = NORM[kind];
   return makeKernel({
     key: `optim:gradnorm-partial:${kind}`,
-    buffers: [
-      { name: 'grad', access: 'read', type: 'f32' },
-      { name: 'partials', access: 'read_write', type: 'f32' },
-    ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'offset', type: 'u32' },
-      { name: 'p', type: 'f32' },
-    ],
+    buffers: [readOnly('grad'), readWrite('partials')],
+    uniforms: [...fields('u32', 'n', 'offset'), { name: 'p', type: 'f32' }],
     workgroupSize: [NORM_WG, 1, 1],
     body: /* wgsl */ `
 ${POW_WGSL}
@@ -232,16 +201,8 @@ export const gradNormFinalizeKernel = cachedKernel((kind: GradNormKind): Kernel 
   const root = kind === 'l1' || kind === 'inf' ? 's_acc[0]' : kind === 'l2' ? 'sqrt(s_acc[0])' : 'powOrZero(s_acc[0], 1.0 / params.p)';
   return makeKernel({
     key: `optim:gradnorm-finalize:${kind}`,
-    buffers: [
-      { name: 'partials', access: 'read', type: 'f32' },
-      { name: 'norm', access: 'read_write', type: 'f32' },
-      { name: 'coef', access: 'read_write', type: 'f32' },
-    ],
-    uniforms: [
-      { name: 'count', type: 'u32' },
-      { name: 'maxNorm', type: 'f32' },
-      { name: 'p', type: 'f32' },
-    ],
+    buffers: [readOnly('partials'), readWrite('norm'), readWrite('coef')],
+    uniforms: [{ name: 'count', type: 'u32' }, ...fields('f32', 'maxNorm', 'p')],
     workgroupSize: [NORM_WG, 1, 1],
     body: /* wgsl */ `
 ${POW_WGSL}
@@ -264,10 +225,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 export const scaleByKernel = cachedKernel((): Kernel => {
   return makeKernel({
     key: 'optim:scale-by',
-    buffers: [
-      { name: 'coef', access: 'read', type: 'f32' },
-      { name: 'x', access: 'read_write', type: 'f32' },
-    ],
+    buffers: [readOnly('coef'), readWrite('x')],
     uniforms: [{ name: 'n', type: 'u32' }],
     workgroupSize: [WG, 1, 1],
     body: elementwiseMain('  x[i] = x[i] * coef[0];'),

@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, type Kernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, fields, flatKernel, grid1d, type Kernel, readWrite } from './kernel.js';
 
 /**
  * Counter-based random numbers (Philox4x32-10): value i depends only on (seed, counter offset, i), so results
@@ -50,26 +50,14 @@ const DRAW: Record<RandomDistribution, string> = {
 };
 
 export const randomKernel = cachedKernel((dist: RandomDistribution): Kernel => {
-  return makeKernel({
+  return flatKernel({
     key: `random:${dist}`,
-    buffers: [{ name: 'out', access: 'read_write', type: 'f32' }],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'seedLo', type: 'u32' },
-      { name: 'seedHi', type: 'u32' },
-      { name: 'offsetLo', type: 'u32' },
-      { name: 'offsetHi', type: 'u32' },
-      { name: 'a', type: 'f32' },
-      { name: 'b', type: 'f32' },
-    ],
-    workgroupSize: [WG, 1, 1],
+    buffers: [readWrite('out')],
+    uniforms: [...fields('u32', 'n', 'seedLo', 'seedHi', 'offsetLo', 'offsetHi'), ...fields('f32', 'a', 'b')],
+    workgroupSize: WG, bound: null,
+    helpers: /* wgsl */ `
+${PHILOX_WGSL}`,
     body: /* wgsl */ `
-${PHILOX_WGSL}
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
   if (i * 4u >= params.n) { return; }
   let lo = params.offsetLo + i;
   let carry = select(0u, 1u, lo < i);
@@ -78,8 +66,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${DRAW[dist]}
   for (var j = 0u; j < 4u; j++) {
     if (i * 4u + j < params.n) { out[i * 4u + j] = v[j]; }
-  }
-}`,
+  }`,
   });
 });
 

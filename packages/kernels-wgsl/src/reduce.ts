@@ -1,5 +1,5 @@
 import { NAN_WGSL } from './elementwise.js';
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Reductions over the middle axis of a [O, R, I] view of a contiguous tensor (any set of adjacent axes can be
@@ -95,8 +95,8 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
     { name: 'scale', type: 'f32' as const },
   ];
   const buffers = [
-    { name: 'x', access: 'read' as const, type: 'f32' },
-    { name: 'out', access: 'read_write' as const, type: outType },
+    readOnly('x'),
+    readWrite('out', outType),
   ];
   const key = `reduce:${op}:${mode}`;
   const result = isArg ? 'idx' : op === 'sum' ? 'acc * params.scale' : 'acc';
@@ -113,22 +113,16 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
     out[o] = acc * params.scale;`
         : `var acc: f32 = ${c.init}; var idx: i32 = -1; ${op === 'sum' ? blockedSum('acc', '0u', 1, xr) : loop(c.step)}
     out[o] = ${result};`;
-    return makeKernel({
+    return flatKernel({
       key,
       buffers,
       uniforms,
-      workgroupSize: [COL_WG, 1, 1],
+      workgroupSize: COL_WG, index: 'o', bound: 'params.O * params.I',
+      helpers: /* wgsl */ `
+${NAN_WGSL}`,
       body: /* wgsl */ `
-${NAN_WGSL}
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = flatGroup(wid, nwg) * ${COL_WG}u + lid;
-  if (o >= params.O * params.I) { return; }
   let base = (o / params.I) * params.R * params.I + o % params.I;
-  ${body}
-}`,
+  ${body}`,
     });
   }
 

@@ -1,5 +1,5 @@
 import { NAN_WGSL } from './elementwise.js';
-import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, fields, flatKernel, type Grid, grid1d, type Kernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Separable linear resampling of [P, H, W] planes: out[p, y, x] = sum_a sum_b wy[y, a] wx[x, b] in[p, iy[y, a], ix[x, b]]
@@ -10,30 +10,19 @@ import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, makeKern
 const WG = 256;
 
 export const resampleKernel = cachedKernel((taps: number): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `resample:${taps}`,
     buffers: [
-      { name: 'src', access: 'read', type: 'f32' },
-      { name: 'rowIdx', access: 'read', type: 'i32' },
-      { name: 'rowW', access: 'read', type: 'f32' },
-      { name: 'colIdx', access: 'read', type: 'i32' },
-      { name: 'colW', access: 'read', type: 'f32' },
-      { name: 'out', access: 'read_write', type: 'f32' },
+      readOnly('src'),
+      readOnly('rowIdx', 'i32'),
+      readOnly('rowW'),
+      readOnly('colIdx', 'i32'),
+      readOnly('colW'),
+      readWrite('out'),
     ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'H', type: 'u32' },
-      { name: 'W', type: 'u32' },
-      { name: 'Ho', type: 'u32' },
-      { name: 'Wo', type: 'u32' },
-    ],
-    workgroupSize: [WG, 1, 1],
+    uniforms: fields('u32', 'n', 'H', 'W', 'Ho', 'Wo'),
+    workgroupSize: WG,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   let x = i % params.Wo;
   let y = (i / params.Wo) % params.Ho;
   let plane = (i / (params.Wo * params.Ho)) * params.H * params.W;
@@ -47,8 +36,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     acc += wy * racc;
   }
-  out[i] = acc;
-}`,
+  out[i] = acc;`,
   }),
 );
 
@@ -60,28 +48,14 @@ export const resampleGrid = (n: number): Grid => grid1d(n, WG);
  * a later NaN over an earlier one (PyTorch's `val > maxval || isnan(val)`), tested on the bits.
  */
 export const maxPoolKernel = cachedKernel((g: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number }): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `maxpool:${JSON.stringify(g)}`,
-    buffers: [
-      { name: 'src', access: 'read', type: 'f32' },
-      { name: 'out', access: 'read_write', type: 'f32' },
-      { name: 'idx', access: 'read_write', type: 'i32' },
-    ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'H', type: 'u32' },
-      { name: 'W', type: 'u32' },
-      { name: 'Ho', type: 'u32' },
-      { name: 'Wo', type: 'u32' },
-    ],
-    workgroupSize: [WG, 1, 1],
+    buffers: [readOnly('src'), readWrite('out'), readWrite('idx', 'i32')],
+    uniforms: fields('u32', 'n', 'H', 'W', 'Ho', 'Wo'),
+    workgroupSize: WG,
+    helpers: /* wgsl */ `
+${NAN_WGSL}`,
     body: /* wgsl */ `
-${NAN_WGSL}
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   let ox = i32(i % params.Wo);
   let oy = i32((i / params.Wo) % params.Ho);
   let plane = (i / (params.Wo * params.Ho)) * params.H * params.W;
@@ -98,8 +72,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   out[i] = best;
-  idx[i] = bestIdx;
-}`,
+  idx[i] = bestIdx;`,
   }),
 );
 
@@ -108,27 +81,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * cover it and chose it as their maximum.
  */
 export const maxPoolBackwardKernel = cachedKernel((g: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number }): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `maxpool:bwd:${JSON.stringify(g)}`,
-    buffers: [
-      { name: 'grad', access: 'read', type: 'f32' },
-      { name: 'idx', access: 'read', type: 'i32' },
-      { name: 'dx', access: 'read_write', type: 'f32' },
-    ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'H', type: 'u32' },
-      { name: 'W', type: 'u32' },
-      { name: 'Ho', type: 'u32' },
-      { name: 'Wo', type: 'u32' },
-    ],
-    workgroupSize: [WG, 1, 1],
+    buffers: [readOnly('grad'), readOnly('idx', 'i32'), readWrite('dx')],
+    uniforms: fields('u32', 'n', 'H', 'W', 'Ho', 'Wo'),
+    workgroupSize: WG,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   let ix = i32(i % params.W);
   let iy = i32((i / params.W) % params.H);
   let plane = i / (params.W * params.H);
@@ -148,7 +106,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (idx[o] == me) { acc += grad[o]; }
     }
   }
-  dx[i] = acc;
-}`,
+  dx[i] = acc;`,
   }),
 );

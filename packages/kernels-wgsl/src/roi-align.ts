@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, fields, FLAT_INDEX_WGSL, type Grid, grid1d, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * ROIAlign (He et al., Mask R-CNN) with the semantics of detectron2's / torchvision's kernel: input [N, C, H, W],
@@ -18,22 +18,8 @@ const WG = 64;
 export const roiAlignKernel = cachedKernel((spec: RoiAlignSpec): Kernel =>
   makeKernel({
     key: `roialign:${spec.aligned}`,
-    buffers: [
-      { name: 'src', access: 'read', type: 'f32' },
-      { name: 'rois', access: 'read', type: 'f32' },
-      { name: 'out', access: 'read_write', type: 'f32' },
-    ],
-    uniforms: [
-      { name: 'N', type: 'u32' },
-      { name: 'C', type: 'u32' },
-      { name: 'H', type: 'u32' },
-      { name: 'W', type: 'u32' },
-      { name: 'K', type: 'u32' },
-      { name: 'PH', type: 'u32' },
-      { name: 'PW', type: 'u32' },
-      { name: 'samplingRatio', type: 'u32' },
-      { name: 'scale', type: 'f32' },
-    ],
+    buffers: [readOnly('src'), readOnly('rois'), readWrite('out')],
+    uniforms: [...fields('u32', 'N', 'C', 'H', 'W', 'K', 'PH', 'PW', 'samplingRatio'), { name: 'scale', type: 'f32' }],
     workgroupSize: [WG, 1, 1],
     body: /* wgsl */ `
 ${FLAT_INDEX_WGSL}

@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel } from './kernel.js';
 import type { WgslScalar } from './integer.js';
 
 /*
@@ -53,21 +53,14 @@ ${emit}
   ];
   const key = `scan:${op}:${type}:${exclusive}:${reverse}:${mode}`;
   if (mode === 'line') {
-    return makeKernel({
+    return flatKernel({
       key,
       buffers,
       uniforms,
-      workgroupSize: [LINE_WG, 1, 1],
+      workgroupSize: LINE_WG, index: 'line', bound: 'params.lines',
       body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${LINE_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let line = flatGroup(wid, nwg) * ${LINE_WG}u + lid;
-  if (line >= params.lines) { return; }
   let base = (line / params.I) * params.N * params.I + line % params.I;
-  var run: ${type} = ${zero};${scanRange('0u', 'params.N')}
-}`,
+  var run: ${type} = ${zero};${scanRange('0u', 'params.N')}`,
     });
   }
   return makeKernel({

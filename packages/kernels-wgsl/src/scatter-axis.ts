@@ -1,5 +1,5 @@
 import { MAX_RANK } from './elementwise.js';
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, fields, flatKernel, type Grid, grid1d, type Kernel, readOnly, readWrite } from './kernel.js';
 
 const WG = 256;
 const arr = { array: 'u32' as const, length: MAX_RANK };
@@ -11,29 +11,12 @@ const arr = { array: 'u32' as const, length: MAX_RANK };
  * device first); duplicate indices leave one of the written values, unspecified which, as in PyTorch.
  */
 export const scatterAxisKernel = cachedKernel((rank: number, fromValue: boolean): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `scatter.axis:${rank}:${fromValue}`,
-    buffers: [
-      ...(fromValue ? [] : [{ name: 'src', access: 'read' as const, type: 'u32' }]),
-      { name: 'index', access: 'read', type: 'i32' },
-      { name: 'out', access: 'read_write', type: 'u32' },
-    ],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'axis', type: 'u32' },
-      { name: 'axisSize', type: 'u32' },
-      { name: 'value', type: 'u32' },
-      { name: 'ishape', type: arr },
-      { name: 'ostride', type: arr },
-    ],
-    workgroupSize: [WG, 1, 1],
+    buffers: [...(fromValue ? [] : [readOnly('src', 'u32')]), readOnly('index', 'i32'), readWrite('out', 'u32')],
+    uniforms: [...fields('u32', 'n', 'axis', 'axisSize', 'value'), ...fields(arr, 'ishape', 'ostride')],
+    workgroupSize: WG,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   var rem = i;
   var off = 0u;
   for (var d = ${rank - 1}; d >= 0; d--) {
@@ -44,8 +27,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let k = index[i];
   if (k < 0 || u32(k) >= params.axisSize) { return; }
-  out[off + u32(k) * params.ostride[params.axis / 4u][params.axis % 4u]] = ${fromValue ? 'params.value' : 'src[i]'};
-}`,
+  out[off + u32(k) * params.ostride[params.axis / 4u][params.axis % 4u]] = ${fromValue ? 'params.value' : 'src[i]'};`,
   }),
 );
 

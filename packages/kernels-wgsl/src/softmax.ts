@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, type Kernel, grid1d, gridGroups, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Softmax and log-softmax over the last axis of a [rows, cols] tensor, forward and backward.
@@ -61,9 +61,9 @@ export const softmaxKernel = cachedKernel((kind: SoftmaxKind, backward: boolean,
   const { passes, write } = vec ? rowBodyVec(kind, backward) : rowBody(kind, backward);
   const t = vec ? 'vec4<f32>' : 'f32';
   const buffers = [
-    { name: 'x', access: 'read' as const, type: t },
-    ...(backward ? [{ name: 'g', access: 'read' as const, type: t }] : []),
-    { name: 'out', access: 'read_write' as const, type: t },
+    readOnly('x', t),
+    ...(backward ? [readOnly('g', t)] : []),
+    readWrite('out', t),
   ];
   const uniforms = [
     { name: 'rows', type: 'u32' as const },
@@ -77,23 +77,16 @@ export const softmaxKernel = cachedKernel((kind: SoftmaxKind, backward: boolean,
     const body = passes
       .map((p, i) => `var r${i} = ${p.init}; { var acc = r${i}; for (var c = 0u; c < params.cols; c++) { acc = ${strided(p.acc)}; } r${i} = acc; }`)
       .join('\n  ');
-    return makeKernel({
+    return flatKernel({
       key,
       buffers,
       uniforms,
-      workgroupSize: [THREAD_WG, 1, 1],
+      workgroupSize: THREAD_WG, index: 'row', bound: 'params.rows',
       body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${THREAD_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = flatGroup(wid, nwg) * ${THREAD_WG}u + lid;
-  if (row >= params.rows) { return; }
   let i = row % params.inner;
   let base = (row - i) * params.cols + i;
   ${body}
-  for (var c = 0u; c < params.cols; c++) { ${strided(write)} }
-}`,
+  for (var c = 0u; c < params.cols; c++) { ${strided(write)} }`,
     });
   }
   const body = passes

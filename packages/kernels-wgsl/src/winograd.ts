@@ -1,4 +1,4 @@
-import { FLAT_INDEX_WGSL, type Grid, type Kernel, cachedKernel, grid1d, makeKernel } from './kernel.js';
+import { cachedKernel, FLAT_INDEX_WGSL, type Grid, grid1d, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Winograd F(2x2, 3x3) transforms for stride-1, undilated, ungrouped 3x3 convolutions. The output is cut
@@ -71,10 +71,7 @@ export const winogradInputKernel = cachedKernel(
   (): Kernel =>
     makeKernel({
       key: 'winograd:input',
-      buffers: [
-        { name: 'x', access: 'read', type: 'f32' },
-        { name: 'v', access: 'read_write', type: 'f32' },
-      ],
+      buffers: [readOnly('x'), readWrite('v')],
       uniforms: UNIFORMS_PLANE,
       workgroupSize: [WG, 1, 1],
       body: /* wgsl */ `${ENTRY}
@@ -120,10 +117,7 @@ export const winogradGradKernel = cachedKernel(
   (): Kernel =>
     makeKernel({
       key: 'winograd:grad',
-      buffers: [
-        { name: 'dy', access: 'read', type: 'f32' },
-        { name: 'dm', access: 'read_write', type: 'f32' },
-      ],
+      buffers: [readOnly('dy'), readWrite('dm')],
       uniforms: UNIFORMS_PLANE,
       workgroupSize: [WG, 1, 1],
       body: /* wgsl */ `${ENTRY}
@@ -158,11 +152,7 @@ export const winogradOutputKernel = cachedKernel(
   (bias: boolean): Kernel =>
     makeKernel({
       key: `winograd:output:${bias}`,
-      buffers: [
-        { name: 'm', access: 'read', type: 'f32' },
-        ...(bias ? [{ name: 'bias', access: 'read' as const, type: 'f32' }] : []),
-        { name: 'y', access: 'read_write', type: 'f32' },
-      ],
+      buffers: [readOnly('m'), ...(bias ? [readOnly('bias')] : []), readWrite('y')],
       uniforms: UNIFORMS_PLANE,
       workgroupSize: [WG, 1, 1],
       body: /* wgsl */ `${ENTRY}
@@ -210,10 +200,7 @@ export const winogradFilterKernel = cachedKernel(
   (flip: boolean): Kernel =>
     makeKernel({
       key: `winograd:filter:${flip}`,
-      buffers: [
-        { name: 'w', access: 'read', type: 'f32' },
-        { name: 'u', access: 'read_write', type: 'f32' },
-      ],
+      buffers: [readOnly('w'), readWrite('u')],
       uniforms: UNIFORMS_FILTER,
       workgroupSize: [WG, 1, 1],
       body: /* wgsl */ `${ENTRY}
@@ -253,10 +240,7 @@ export const winogradFilterGradKernel = cachedKernel(
   (): Kernel =>
     makeKernel({
       key: 'winograd:filtergrad',
-      buffers: [
-        { name: 'du', access: 'read', type: 'f32' },
-        { name: 'dw', access: 'read_write', type: 'f32' },
-      ],
+      buffers: [readOnly('du'), readWrite('dw')],
       uniforms: UNIFORMS_FILTER,
       workgroupSize: [WG, 1, 1],
       body: /* wgsl */ `${ENTRY}
