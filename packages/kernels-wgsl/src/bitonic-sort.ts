@@ -1,5 +1,5 @@
 import { NAN_WGSL } from './elementwise.js';
-import { cachedKernel, fields, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import { cachedKernel, fields, flatKernel, type Grid, grid1d, gridGroups, type Kernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Bitonic sort of (key, index) pairs stored as vec2<u32>, in independent segments of a power-of-two length L,
@@ -48,26 +48,20 @@ export const bitonicLocalKernel = cachedKernel((block: number, phase: 'sort' | '
       : `let k = params.k;
   for (var j = ${block / 2}u; j > 0u; j = j >> 1u) {${stage}
   }`;
-  return makeKernel({
+  return flatKernel({
     key: `bitonic.local:${block}:${phase}`,
     buffers: [readWrite('pairs', 'vec2<u32>')],
     uniforms: fields('u32', 'L', 'k', 'blocks'),
-    workgroupSize: [WG, 1, 1],
-    body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
+    workgroupSize: WG, per: 'workgroup', index: 'blk', bound: 'params.blocks',
+    helpers: /* wgsl */ `
 ${BEFORE_WGSL}
-var<workgroup> tile: array<vec2<u32>, ${block}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let blk = flatGroup(wid, nwg);
-  if (blk >= params.blocks) { return; }
+var<workgroup> tile: array<vec2<u32>, ${block}>;`,
+    body: /* wgsl */ `
   let start = blk * ${block}u;
   for (var t = lid; t < ${block}u; t += ${WG}u) { tile[t] = pairs[start + t]; }
   workgroupBarrier();
   ${stages}
-  for (var t = lid; t < ${block}u; t += ${WG}u) { pairs[start + t] = tile[t]; }
-}`,
+  for (var t = lid; t < ${block}u; t += ${WG}u) { pairs[start + t] = tile[t]; }`,
   });
 });
 
@@ -85,27 +79,20 @@ export const bitonicFusedKernel = cachedKernel((r: number): Kernel => {
       if ((m & d) === 0) exchanges.push(`  if (before(v${m + d}, v${m}) == up) { let t = v${m}; v${m} = v${m + d}; v${m + d} = t; }`);
     }
   }
-  return makeKernel({
+  return flatKernel({
     key: `bitonic.fused:${r}`,
     buffers: [readWrite('pairs', 'vec2<u32>')],
     uniforms: fields('u32', 'L', 'k', 's', 'groups'),
-    workgroupSize: [WG, 1, 1],
+    workgroupSize: WG, index: 'g', bound: 'params.groups',
+    helpers: BEFORE_WGSL,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-${BEFORE_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (g >= params.groups) { return; }
   let s = params.s;
   let low = g & (s - 1u);
   let base = ((g - low) << ${r}u) | low;
   let up = ((base & (params.L - 1u)) & params.k) == 0u;
 ${Array.from({ length: n }, (_, m) => `  var v${m} = pairs[base + ${m}u * s];`).join('\n')}
 ${exchanges.join('\n')}
-${Array.from({ length: n }, (_, m) => `  pairs[base + ${m}u * s] = v${m};`).join('\n')}
-}`,
+${Array.from({ length: n }, (_, m) => `  pairs[base + ${m}u * s] = v${m};`).join('\n')}`,
   });
 });
 
@@ -157,8 +144,7 @@ export const sortKeysKernel = cachedKernel(
       buffers: [readOnly('x'), readWrite('pairs', 'vec2<u32>')],
       uniforms: fields('u32', 'n', 'L', 'total'),
       workgroupSize: WG, index: 'id', bound: 'params.total',
-      helpers: /* wgsl */ `
-${NAN_WGSL}`,
+      helpers: NAN_WGSL,
       body: /* wgsl */ `
   let r = id / params.L;
   let j = id % params.L;

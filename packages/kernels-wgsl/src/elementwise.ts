@@ -117,11 +117,10 @@ export const elementwiseKernel = cachedKernel((spec: ElementwiseSpec): Kernel =>
   const index = broadcastIndexWgsl(names, rank);
   return flatKernel({
     key: `ew:${arity}:${rank}:${expr}`,
-    buffers: [...names.map((x) => (readOnly(`in_${x}`))), readWrite('out')],
+    buffers: [...names.map((x) => readOnly(`in_${x}`)), readWrite('out')],
     uniforms,
     workgroupSize: WG,
-    helpers: /* wgsl */ `
-${MATH_WGSL}`,
+    helpers: MATH_WGSL,
     body: /* wgsl */ `
   let alpha = params.alpha;
   let beta = params.beta;
@@ -139,11 +138,10 @@ function vec4Kernel(expr: string, arity: number): Kernel {
     .join('\n');
   return flatKernel({
     key: `ew4:${arity}:${expr}`,
-    buffers: [...names.map((x) => (readOnly(`in_${x}`, 'vec4<f32>'))), readWrite('out', 'vec4<f32>')],
+    buffers: [...names.map((x) => readOnly(`in_${x}`, 'vec4<f32>')), readWrite('out', 'vec4<f32>')],
     uniforms: [{ name: 'n', type: 'u32' }, ...fields('f32', 'alpha', 'beta')],
     workgroupSize: WG,
-    helpers: /* wgsl */ `
-${MATH_WGSL}`,
+    helpers: MATH_WGSL,
     body: /* wgsl */ `
   let alpha = params.alpha;
   let beta = params.beta;

@@ -1,5 +1,5 @@
 import { MAX_RANK } from './elementwise.js';
-import { cachedKernel, fields, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import { cachedKernel, fields, flatKernel, type Grid, grid1d, type Kernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Integer indexing: gather along an axis (torch.gather), index_select, their backward as a scatter-add, and
@@ -33,7 +33,7 @@ const arr = { array: 'u32' as const, length: MAX_RANK };
  * sum_{d != axis} c_d * xstride_d + index[c] * xstride_axis. Forward reads x there; backward adds g into gx.
  */
 export const gatherAxisKernel = cachedKernel((rank: number, backward: boolean): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `gather.axis:${rank}:${backward}`,
     buffers: backward
       ? [
@@ -47,15 +47,10 @@ export const gatherAxisKernel = cachedKernel((rank: number, backward: boolean): 
           readWrite('out'),
         ],
     uniforms: [...fields('u32', 'n', 'axis', 'axisSize'), ...fields(arr, 'ishape', 'xstride')],
-    workgroupSize: [WG, 1, 1],
+    workgroupSize: WG,
+    helpers: /* wgsl */ `
+${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}`,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   var rem = i;
   var off = 0u;
   for (var d = ${rank - 1}; d >= 0; d--) {
@@ -67,14 +62,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let k = index[i];
   let inside = k >= 0 && u32(k) < params.axisSize;
   let at = off + u32(k) * params.xstride[params.axis / 4u][params.axis % 4u];
-  ${backward ? 'if (inside) { atomicAddF32(at, g[i]); }' : 'out[i] = select(nan_(), x[select(0u, at, inside)], inside);'}
-}`,
+  ${backward ? 'if (inside) { atomicAddF32(at, g[i]); }' : 'out[i] = select(nan_(), x[select(0u, at, inside)], inside);'}`,
   }),
 );
 
 /** index_select on x viewed as [O, A, I] with index [K]: out[o, k, i] = x[o, index[k], i] (backward adds). */
 export const indexSelectKernel = cachedKernel((backward: boolean): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `index_select:${backward}`,
     buffers: backward
       ? [
@@ -88,46 +82,33 @@ export const indexSelectKernel = cachedKernel((backward: boolean): Kernel =>
           readWrite('out'),
         ],
     uniforms: fields('u32', 'n', 'A', 'K', 'I'),
-    workgroupSize: [WG, 1, 1],
+    workgroupSize: WG,
+    helpers: /* wgsl */ `
+${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}`,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   let inner = i % params.I;
   let kk = (i / params.I) % params.K;
   let o = i / (params.I * params.K);
   let k = index[kk];
   let inside = k >= 0 && u32(k) < params.A;
   let at = (o * params.A + u32(k)) * params.I + inner;
-  ${backward ? 'if (inside) { atomicAddF32(at, g[i]); }' : 'out[i] = select(nan_(), x[select(0u, at, inside)], inside);'}
-}`,
+  ${backward ? 'if (inside) { atomicAddF32(at, g[i]); }' : 'out[i] = select(nan_(), x[select(0u, at, inside)], inside);'}`,
   }),
 );
 
 /** out[i * K + k] = 1 where labels[i] == k, else 0; a label outside [0, K) makes its row NaN. */
 export const oneHotKernel = cachedKernel(
   (): Kernel =>
-    makeKernel({
+    flatKernel({
       key: 'one_hot',
       buffers: [readOnly('labels', 'i32'), readWrite('out')],
       uniforms: fields('u32', 'n', 'K'),
-      workgroupSize: [WG, 1, 1],
+      workgroupSize: WG,
+      helpers: NAN_WGSL,
       body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-${NAN_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (i >= params.n) { return; }
   let lab = labels[i / params.K];
   let hit = select(0.0, 1.0, lab == i32(i % params.K));
-  out[i] = select(nan_(), hit, lab >= 0 && u32(lab) < params.K);
-}`,
+  out[i] = select(nan_(), hit, lab >= 0 && u32(lab) < params.K);`,
     }),
 );
 

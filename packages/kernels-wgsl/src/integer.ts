@@ -55,15 +55,14 @@ export const typedElementwiseKernel = cachedKernel((spec: TypedElementwiseSpec):
   const index = broadcastIndexWgsl(names, rank);
   return flatKernel({
     key: `typed-ew:${inputs.join(',')}:${out}:${rank}:${expr}`,
-    buffers: [...names.map((x, k) => (readOnly(`in_${x}`, inputs[k]!))), readWrite('out', out)],
+    buffers: [...names.map((x, k) => readOnly(`in_${x}`, inputs[k]!)), readWrite('out', out)],
     uniforms: [
       { name: 'n', type: 'u32' },
       ...fields('i32', 'alpha', 'beta'),
       ...(rank > 0 ? [{ name: 'shape', type: arr }, ...names.map((x) => ({ name: `stride_${x}`, type: arr }))] : []),
     ],
     workgroupSize: WG,
-    helpers: /* wgsl */ `
-${INTEGER_WGSL}`,
+    helpers: INTEGER_WGSL,
     body: /* wgsl */ `
   let alpha = params.alpha;
   let beta = params.beta;

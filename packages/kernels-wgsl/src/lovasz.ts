@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import { cachedKernel, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Lovasz-softmax (Berman et al. 2018) for probabilities [N, C, HW] and int32 labels [N, HW]; P = N * HW
@@ -35,19 +35,13 @@ const UNIFORMS = [
 
 export const lovaszKeysKernel = cachedKernel(
   (): Kernel =>
-    makeKernel({
+    flatKernel({
       key: 'lovasz.keys',
       buffers: [readOnly('probas'), readOnly('labels', 'i32'), readWrite('pairs', 'vec2<u32>')],
       uniforms: UNIFORMS,
-      workgroupSize: [WG, 1, 1],
+      workgroupSize: WG, index: 'id', bound: 'params.C * params.L',
+      helpers: PIXEL,
       body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-${PIXEL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let id = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (id >= params.C * params.L) { return; }
   let c = id / params.L;
   let i = id % params.L;
   var key = 0u;
@@ -58,8 +52,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       key = bitcast<u32>(abs(fg - probas[probaIndex(i, c)])) + 1u;
     }
   }
-  pairs[id] = vec2<u32>(key, i);
-}`,
+  pairs[id] = vec2<u32>(key, i);`,
     }),
 );
 
@@ -70,7 +63,7 @@ fn isFg(pr: vec2<u32>, c: u32) -> u32 { return select(0u, 1u, pr.x != 0u && labe
 /** Block-local inclusive foreground counts; each invocation scans block / 64 consecutive positions. */
 export const lovaszScanKernel = cachedKernel(
   (): Kernel =>
-    makeKernel({
+    flatKernel({
       key: 'lovasz.scan',
       buffers: [
         readOnly('pairs', 'vec2<u32>'),
@@ -79,15 +72,11 @@ export const lovaszScanKernel = cachedKernel(
         readWrite('totals', 'u32'),
       ],
       uniforms: UNIFORMS,
-      workgroupSize: [WG, 1, 1],
-      body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
+      workgroupSize: WG, per: 'workgroup', index: 'blk', bound: null,
+      helpers: /* wgsl */ `
 ${FG}
-var<workgroup> part: array<u32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let blk = flatGroup(wid, nwg);
+var<workgroup> part: array<u32, ${WG}>;`,
+      body: /* wgsl */ `
   if (blk * params.block >= params.C * params.L) { return; }
   let c = (blk * params.block) / params.L;
   let per = max(params.block / ${WG}u, 1u);
@@ -115,8 +104,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       run += isFg(pairs[first + q], c);
       cum[first + q] = run;
     }
-  }
-}`,
+  }`,
     }),
 );
 
@@ -142,7 +130,7 @@ export const lovaszOffsetsKernel = cachedKernel(
 
 export const lovaszGradKernel = cachedKernel(
   (): Kernel =>
-    makeKernel({
+    flatKernel({
       key: 'lovasz.grad',
       buffers: [
         readOnly('pairs', 'vec2<u32>'),
@@ -155,16 +143,11 @@ export const lovaszGradKernel = cachedKernel(
         readWrite('grad'),
       ],
       uniforms: UNIFORMS,
-      workgroupSize: [WG, 1, 1],
-      body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
+      workgroupSize: WG, index: 'id', bound: 'params.C * params.L',
+      helpers: /* wgsl */ `
 ${PIXEL}
-${FG}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let id = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (id >= params.C * params.L) { return; }
+${FG}`,
+      body: /* wgsl */ `
   let c = id / params.L;
   let j = id % params.L;
   let pr = pairs[id];
@@ -182,8 +165,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let g = jac - jacPrev;
   contrib[id] = bitcast<f32>(pr.x - 1u) * g;
   let p = probas[probaIndex(pr.y, c)];
-  grad[probaIndex(pr.y, c)] = g * sign(p - f32(fgBit));
-}`,
+  grad[probaIndex(pr.y, c)] = g * sign(p - f32(fgBit));`,
     }),
 );
 

@@ -38,8 +38,7 @@ const chunkedSum = (value: string, end: string) => `for (var r0 = lid; r0 < ${en
 const ROW_PROLOGUE = /* wgsl */ `
 var<workgroup> scratch: array<f32, ${WG}>;
 fn sqdev(v: f32, m: f32) -> f32 { let d = v - m; return d * d; }
-fn sqdev4(v: vec4<f32>, m: f32) -> f32 { let d = v - vec4<f32>(m); return dot(d, d); }
-${FLAT_INDEX_WGSL}`;
+fn sqdev4(v: vec4<f32>, m: f32) -> f32 { let d = v - vec4<f32>(m); return dot(d, d); }`;
 
 /**
  * 'group': a workgroup per row, combining in workgroup memory (long rows, few of them: GroupNorm).
@@ -74,17 +73,13 @@ const threadMoments = (): Kernel =>
  * per-invocation load is a loop over the SIMD lanes, so this is what sets the speed.
  */
 export const rowMomentsKernel = cachedKernel((mode: NormRowMode = 'group', vec = false): Kernel =>
-  mode === 'thread' ? threadMoments() : makeKernel({
+  mode === 'thread' ? threadMoments() : flatKernel({
     key: `norm:moments:${vec}`,
     buffers: [readOnly('x', vec ? 'vec4<f32>' : 'f32'), readWrite('stats')],
     uniforms: [...fields('u32', 'rows', 'L'), { name: 'eps', type: 'f32' }],
-    workgroupSize: [WG, 1, 1],
+    workgroupSize: WG, per: 'workgroup', index: 'row', bound: 'params.rows',
+    helpers: ROW_PROLOGUE,
     body: /* wgsl */ `
-${ROW_PROLOGUE}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = flatGroup(wid, nwg);
-  if (row >= params.rows) { return; }
   let base = row * params.L;
   var mean: f32;
   var variance: f32;
@@ -102,8 +97,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (lid == 0u) {
     stats[2u * row] = mean;
     stats[2u * row + 1u] = inverseSqrt(variance / f32(params.L) + params.eps);
-  }
-}`,
+  }`,
   }),
 );
 
@@ -224,7 +218,7 @@ export const normGradSumsKernel = cachedKernel((affine: boolean, mode: NormRowMo
     acc += gw;
     acc2 += gw * (x[i] - mean) * rstd;
   }`;
-  return makeKernel({
+  return flatKernel({
     key: `norm:gradsums:${affine}:${vec}`,
     buffers: [
       readOnly('x', t),
@@ -234,13 +228,9 @@ export const normGradSumsKernel = cachedKernel((affine: boolean, mode: NormRowMo
       readWrite('sums'),
     ],
     uniforms: [{ name: 'rows', type: 'u32' }, ...AFFINE_UNIFORMS],
-    workgroupSize: [WG, 1, 1],
+    workgroupSize: WG, per: 'workgroup', index: 'row', bound: 'params.rows',
+    helpers: ROW_PROLOGUE,
     body: /* wgsl */ `
-${ROW_PROLOGUE}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = flatGroup(wid, nwg);
-  if (row >= params.rows) { return; }
   let base = row * params.L;
   let mean = stats[2u * row];
   let rstd = stats[2u * row + 1u];
@@ -255,8 +245,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (lid == 0u) {
     sums[2u * row] = s1;
     sums[2u * row + 1u] = s2;
-  }
-}`,
+  }`,
   });
 });
 

@@ -1,4 +1,4 @@
-import { cachedKernel, fields, FLAT_INDEX_WGSL, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import { cachedKernel, fields, type FlatEntry, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /*
  * Training-loop kernels: fused optimizer steps that update a parameter and its state in place (one dispatch
@@ -17,18 +17,21 @@ const WG = 256;
 const ITEMS = 16;
 const TILE = WG * ITEMS;
 
-const elementwiseMain = (body: string) => /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let base = flatGroup(wid, nwg) * ${TILE}u + lid;
+/** A kernel whose body runs once per element `i` of ITEMS elements per invocation, strided by WG. */
+const itemsKernel = (spec: Omit<Parameters<typeof flatKernel>[0], keyof FlatEntry>): Kernel =>
+  flatKernel({
+    ...spec,
+    workgroupSize: WG,
+    stride: TILE,
+    index: 'base',
+    bound: null,
+    body: /* wgsl */ `
   for (var k = 0u; k < ${ITEMS}u; k++) {
     let i = base + k * ${WG}u;
     if (i >= params.n) { break; }
-${body}
-  }
-}`;
+${spec.body}
+  }`,
+  });
 
 /** Launch geometry of the optimizer, EMA and scaling kernels (each workgroup covers WG x ITEMS elements). */
 export const optimGrid = (n: number): Grid => grid1d(n, TILE);
@@ -49,16 +52,15 @@ export const sgdKernel = cachedKernel((momentum: boolean, nesterov: boolean): Ke
   buf[i] = b;
   ${nesterov ? 'd = d + params.momentum * b;' : 'd = b;'}`
     : '';
-  return makeKernel({
+  return itemsKernel({
     key: `optim:sgd:${momentum}:${nesterov}`,
     buffers: [readOnly('grad'), readWrite('param'), ...(momentum ? [readWrite('buf')] : [])],
     uniforms: [...fields('u32', 'n', 'first'), ...fields('f32', 'lr', 'weightDecay', 'momentum', 'oneMinusDampening')],
-    workgroupSize: [WG, 1, 1],
-    body: elementwiseMain(`
+    body: /* wgsl */ `
   let p = param[i];
   var d = grad[i];
   if (params.weightDecay != 0.0) { d = d + params.weightDecay * p; }${update}
-  param[i] = p - params.lr * d;`),
+  param[i] = p - params.lr * d;`,
   });
 });
 
@@ -73,7 +75,7 @@ export const sgdKernel = cachedKernel((momentum: boolean, nesterov: boolean): Ke
  */
 export const adamKernel = cachedKernel((amsgrad: boolean, weightDecay: 'decoupled' | 'l2'): Kernel => {
   const decoupled = weightDecay === 'decoupled';
-  return makeKernel({
+  return itemsKernel({
     key: `optim:adam:${weightDecay}:${amsgrad}`,
     buffers: [
       readOnly('grad'),
@@ -87,8 +89,7 @@ export const adamKernel = cachedKernel((amsgrad: boolean, weightDecay: 'decouple
       // 'decoupled': the factor 1 - lr * wd applied to the parameter; 'l2': wd, the gradient's L2 coefficient.
       ...fields('f32', 'decay', 'beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'stepSize', 'biasCorrection2Sqrt', 'eps'),
     ],
-    workgroupSize: [WG, 1, 1],
-    body: elementwiseMain(`
+    body: /* wgsl */ `
   ${decoupled ? 'let g = grad[i];\n  let p = param[i] * params.decay;' : 'let p = param[i];\n  let g = grad[i] + params.decay * p;'}
   let m = exp_avg[i] * params.beta1 + params.oneMinusBeta1 * g;
   let v = exp_avg_sq[i] * params.beta2 + params.oneMinusBeta2 * g * g;
@@ -96,7 +97,7 @@ export const adamKernel = cachedKernel((amsgrad: boolean, weightDecay: 'decouple
   exp_avg_sq[i] = v;
   ${amsgrad ? 'let vhat = max(max_exp_avg_sq[i], v);\n  max_exp_avg_sq[i] = vhat;' : 'let vhat = v;'}
   let denom = sqrt(vhat) / params.biasCorrection2Sqrt + params.eps;
-  param[i] = p - params.stepSize * (m / denom);`),
+  param[i] = p - params.stepSize * (m / denom);`,
   });
 });
 
@@ -106,16 +107,15 @@ export const adamKernel = cachedKernel((amsgrad: boolean, weightDecay: 'decouple
  * Bindings: param, shadow (read_write).
  */
 export const emaKernel = cachedKernel((): Kernel => {
-  return makeKernel({
+  return itemsKernel({
     key: 'optim:ema',
     buffers: [readOnly('param'), readWrite('shadow')],
     uniforms: [{ name: 'n', type: 'u32' }, { name: 'weight', type: 'f32' }],
-    workgroupSize: [WG, 1, 1],
-    body: elementwiseMain(`
+    body: /* wgsl */ `
   let s = shadow[i];
   let p = param[i];
   let w = params.weight;
-  shadow[i] = select(p - (p - s) * (1.0 - w), s + w * (p - s), w < 0.5);`),
+  shadow[i] = select(p - (p - s) * (1.0 - w), s + w * (p - s), w < 0.5);`,
   });
 });
 
@@ -164,19 +164,15 @@ export const gradNormGrid = (n: number): Grid => gridGroups(gradNormGroups(n));
  */
 export const gradNormPartialKernel = cachedKernel((kind: GradNormKind): Kernel => {
   const c = NORM[kind];
-  return makeKernel({
+  return flatKernel({
     key: `optim:gradnorm-partial:${kind}`,
     buffers: [readOnly('grad'), readWrite('partials')],
     uniforms: [...fields('u32', 'n', 'offset'), { name: 'p', type: 'f32' }],
-    workgroupSize: [NORM_WG, 1, 1],
-    body: /* wgsl */ `
+    workgroupSize: NORM_WG, per: 'workgroup', index: 'group', bound: null,
+    helpers: /* wgsl */ `
 ${POW_WGSL}
-${FLAT_INDEX_WGSL}
-var<workgroup> s_acc: array<f32, ${NORM_WG}>;
-@compute @workgroup_size(${NORM_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let group = flatGroup(wid, nwg);
+var<workgroup> s_acc: array<f32, ${NORM_WG}>;`,
+    body: /* wgsl */ `
   let base = group * ${NORM_TILE}u + lid;
   var acc: f32 = ${c.init};
   for (var k = 0u; k < ${NORM_ITEMS}u; k++) {
@@ -186,8 +182,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     acc = ${c.combine('acc', c.term)};
   }
   ${treeReduce(c.combine)}
-  if (lid == 0u) { partials[params.offset + group] = s_acc[0]; }
-}`,
+  if (lid == 0u) { partials[params.offset + group] = s_acc[0]; }`,
   });
 });
 
@@ -223,11 +218,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 
 /** x[i] *= coef[0], in place, with the factor read from the GPU (no readback). Bindings: coef, x (read_write). */
 export const scaleByKernel = cachedKernel((): Kernel => {
-  return makeKernel({
+  return itemsKernel({
     key: 'optim:scale-by',
     buffers: [readOnly('coef'), readWrite('x')],
     uniforms: [{ name: 'n', type: 'u32' }],
-    workgroupSize: [WG, 1, 1],
-    body: elementwiseMain('  x[i] = x[i] * coef[0];'),
+    body: '  x[i] = x[i] * coef[0];',
   });
 });

@@ -55,8 +55,7 @@ export const randomKernel = cachedKernel((dist: RandomDistribution): Kernel => {
     buffers: [readWrite('out')],
     uniforms: [...fields('u32', 'n', 'seedLo', 'seedHi', 'offsetLo', 'offsetHi'), ...fields('f32', 'a', 'b')],
     workgroupSize: WG, bound: null,
-    helpers: /* wgsl */ `
-${PHILOX_WGSL}`,
+    helpers: PHILOX_WGSL,
     body: /* wgsl */ `
   if (i * 4u >= params.n) { return; }
   let lo = params.offsetLo + i;

@@ -1,5 +1,5 @@
 import { NAN_WGSL } from './elementwise.js';
-import { cachedKernel, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import { cachedKernel, flatKernel, type Grid, grid1d, gridGroups, type Kernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Reductions over the middle axis of a [O, R, I] view of a contiguous tensor (any set of adjacent axes can be
@@ -118,8 +118,7 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
       buffers,
       uniforms,
       workgroupSize: COL_WG, index: 'o', bound: 'params.O * params.I',
-      helpers: /* wgsl */ `
-${NAN_WGSL}`,
+      helpers: NAN_WGSL,
       body: /* wgsl */ `
   let base = (o / params.I) * params.R * params.I + o % params.I;
   ${body}`,
@@ -150,25 +149,19 @@ ${NAN_WGSL}`,
       ? `${treeReduce('x[base + r]', 'mean = s_acc[0] / f32(params.R); workgroupBarrier();')}
   ${treeReduce('(x[base + r] - mean) * (x[base + r] - mean)', 'if (lid == 0u) { out[o] = s_acc[0] * params.scale; }')}`
       : treeReduce('x[base + r]', `if (lid == 0u) { acc = s_acc[0]; idx = s_idx[0]; out[o] = ${result}; }`);
-  return makeKernel({
+  return flatKernel({
     key,
     buffers,
     uniforms,
-    workgroupSize: [ROW_WG, 1, 1],
-    body: /* wgsl */ `
+    workgroupSize: ROW_WG, per: 'workgroup', index: 'o', bound: 'params.O',
+    helpers: /* wgsl */ `
 ${NAN_WGSL}
-${FLAT_INDEX_WGSL}
 var<workgroup> s_acc: array<f32, ${ROW_WG}>;
-var<workgroup> s_idx: array<i32, ${ROW_WG}>;
-@compute @workgroup_size(${ROW_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = flatGroup(wid, nwg);
-  if (o >= params.O) { return; }
+var<workgroup> s_idx: array<i32, ${ROW_WG}>;`,
+    body: /* wgsl */ `
   let base = o * params.R;
   var mean = 0.0;
-  ${body}
-}`,
+  ${body}`,
   });
 });
 

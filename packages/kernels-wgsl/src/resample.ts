@@ -53,8 +53,7 @@ export const maxPoolKernel = cachedKernel((g: { kh: number; kw: number; sh: numb
     buffers: [readOnly('src'), readWrite('out'), readWrite('idx', 'i32')],
     uniforms: fields('u32', 'n', 'H', 'W', 'Ho', 'Wo'),
     workgroupSize: WG,
-    helpers: /* wgsl */ `
-${NAN_WGSL}`,
+    helpers: NAN_WGSL,
     body: /* wgsl */ `
   let ox = i32(i % params.Wo);
   let oy = i32((i / params.Wo) % params.Ho);

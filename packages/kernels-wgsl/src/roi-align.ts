@@ -1,4 +1,4 @@
-import { cachedKernel, fields, FLAT_INDEX_WGSL, type Grid, grid1d, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import { cachedKernel, fields, flatKernel, type Grid, grid1d, type Kernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * ROIAlign (He et al., Mask R-CNN) with the semantics of detectron2's / torchvision's kernel: input [N, C, H, W],
@@ -16,13 +16,12 @@ export interface RoiAlignSpec {
 const WG = 64;
 
 export const roiAlignKernel = cachedKernel((spec: RoiAlignSpec): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `roialign:${spec.aligned}`,
     buffers: [readOnly('src'), readOnly('rois'), readWrite('out')],
     uniforms: [...fields('u32', 'N', 'C', 'H', 'W', 'K', 'PH', 'PW', 'samplingRatio'), { name: 'scale', type: 'f32' }],
-    workgroupSize: [WG, 1, 1],
-    body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
+    workgroupSize: WG, index: 'p', bound: 'params.K * params.C * params.PH * params.PW',
+    helpers: /* wgsl */ `
 fn bilinear(base: u32, yIn: f32, xIn: f32) -> f32 {
   let h = i32(params.H);
   let w = i32(params.W);
@@ -44,12 +43,8 @@ fn bilinear(base: u32, yIn: f32, xIn: f32) -> f32 {
   let v3 = src[base + u32(yh * w + xl)];
   let v4 = src[base + u32(yh * w + xh)];
   return hy * hx * v1 + hy * lx * v2 + ly * hx * v3 + ly * lx * v4;
-}
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (p >= params.K * params.C * params.PH * params.PW) { return; }
+}`,
+    body: /* wgsl */ `
   let pw = p % params.PW;
   let ph = (p / params.PW) % params.PH;
   let c = (p / (params.PW * params.PH)) % params.C;
@@ -81,8 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       acc += bilinear(base, y, x);
     }
   }
-  out[p] = acc / count;
-}`,
+  out[p] = acc / count;`,
   }),
 );
 

@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel } from './kernel.js';
+import { cachedKernel, flatKernel, type Grid, grid1d, gridGroups, type Kernel } from './kernel.js';
 import type { WgslScalar } from './integer.js';
 
 /*
@@ -63,19 +63,14 @@ ${emit}
   var run: ${type} = ${zero};${scanRange('0u', 'params.N')}`,
     });
   }
-  return makeKernel({
+  return flatKernel({
     key,
     buffers,
     uniforms,
-    workgroupSize: [SCAN_WG, 1, 1],
+    workgroupSize: SCAN_WG, per: 'workgroup', index: 'line', bound: 'params.lines',
+    helpers: /* wgsl */ `
+var<workgroup> part: array<${type}, ${SCAN_WG}>;`,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-var<workgroup> part: array<${type}, ${SCAN_WG}>;
-@compute @workgroup_size(${SCAN_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let line = flatGroup(wid, nwg);
-  if (line >= params.lines) { return; }
   let base = (line / params.I) * params.N * params.I + line % params.I;
   let chunk = (params.N + ${SCAN_WG - 1}u) / ${SCAN_WG}u;
   let lo = min(lid * chunk, params.N);
@@ -91,8 +86,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     part[lid] = ${combine('other', 'part[lid]')};
     workgroupBarrier();
   }
-  var run: ${type} = select(${zero}, part[select(0u, lid - 1u, lid > 0u)], lid > 0u);${scanRange('lo', 'hi')}
-}`,
+  var run: ${type} = select(${zero}, part[select(0u, lid - 1u, lid > 0u)], lid > 0u);${scanRange('lo', 'hi')}`,
   });
 });
 

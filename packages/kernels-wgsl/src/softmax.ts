@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import { cachedKernel, flatKernel, type Grid, grid1d, gridGroups, type Kernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Softmax and log-softmax over the last axis of a [rows, cols] tensor, forward and backward.
@@ -107,24 +107,18 @@ export const softmaxKernel = cachedKernel((kind: SoftmaxKind, backward: boolean,
   }`,
     )
     .join('');
-  return makeKernel({
+  return flatKernel({
     key,
     buffers,
     uniforms,
-    workgroupSize: [ROW_WG, 1, 1],
+    workgroupSize: ROW_WG, per: 'workgroup', index: 'row', bound: 'params.rows',
+    helpers: /* wgsl */ `
+var<workgroup> scratch: array<f32, ${ROW_WG}>;`,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-var<workgroup> scratch: array<f32, ${ROW_WG}>;
-@compute @workgroup_size(${ROW_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = flatGroup(wid, nwg);
-  if (row >= params.rows) { return; }
   let cols = ${vec ? 'params.cols / 4u' : 'params.cols'};
   let base = row * cols;
   ${body}
-  for (var c = lid; c < cols; c += ${ROW_WG}u) { ${write} }
-}`,
+  for (var c = lid; c < cols; c += ${ROW_WG}u) { ${write} }`,
   });
 });
 
