@@ -28,6 +28,12 @@ fn atomicAddF32(i: u32, v: f32) {
 
 const arr = { array: 'u32' as const, length: MAX_RANK };
 
+/** Forward reads x at indexed offsets into out; backward adds g into gx there (float atomics on u32 words). */
+const indexedBuffers = (backward: boolean) =>
+  backward
+    ? [readOnly('g'), readOnly('index', 'i32'), readWrite('gx', 'atomic<u32>')]
+    : [readOnly('x'), readOnly('index', 'i32'), readWrite('out')];
+
 /**
  * gather: for each position c of the index tensor (shape `ishape`), the x offset is
  * sum_{d != axis} c_d * xstride_d + index[c] * xstride_axis. Forward reads x there; backward adds g into gx.
@@ -35,17 +41,7 @@ const arr = { array: 'u32' as const, length: MAX_RANK };
 export const gatherAxisKernel = cachedKernel((rank: number, backward: boolean): Kernel =>
   flatKernel({
     key: `gather.axis:${rank}:${backward}`,
-    buffers: backward
-      ? [
-          readOnly('g'),
-          readOnly('index', 'i32'),
-          readWrite('gx', 'atomic<u32>'),
-        ]
-      : [
-          readOnly('x'),
-          readOnly('index', 'i32'),
-          readWrite('out'),
-        ],
+    buffers: indexedBuffers(backward),
     uniforms: [...fields('u32', 'n', 'axis', 'axisSize'), ...fields(arr, 'ishape', 'xstride')],
     workgroupSize: WG,
     helpers: /* wgsl */ `
@@ -70,17 +66,7 @@ ${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}`,
 export const indexSelectKernel = cachedKernel((backward: boolean): Kernel =>
   flatKernel({
     key: `index_select:${backward}`,
-    buffers: backward
-      ? [
-          readOnly('g'),
-          readOnly('index', 'i32'),
-          readWrite('gx', 'atomic<u32>'),
-        ]
-      : [
-          readOnly('x'),
-          readOnly('index', 'i32'),
-          readWrite('out'),
-        ],
+    buffers: indexedBuffers(backward),
     uniforms: fields('u32', 'n', 'A', 'K', 'I'),
     workgroupSize: WG,
     helpers: /* wgsl */ `

@@ -1,5 +1,5 @@
 import { MAX_RANK, elementwiseGrid, elementwiseKernel } from '@leffa-webgpu/kernels-wgsl';
-import { broadcastShapes, broadcastStrides, coalesceDims, formatShape } from '../tensor/shape.js';
+import { broadcastShapes, broadcastStrides, coalesceDims, formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { emptyTensor, floatResult, launch } from './launch.js';
 
@@ -19,17 +19,30 @@ export function map(op: string, expr: string, inputs: readonly Tensor[], alpha =
     launch(elementwiseKernel({ expr, arity: inputs.length, rank: 0, vec4: true }), inputs, [out], { n, alpha, beta }, elementwiseGrid(n));
     return out;
   }
-  let rank = 0;
   const uniforms: Record<string, number | number[]> = { n: out.size, alpha, beta };
-  if (!sameShape) {
-    const c = coalesceDims(shape, inputs.map((t) => broadcastStrides(t.shape, shape)));
-    if (c.shape.length > MAX_RANK) {
-      throw new Error(`${op}: broadcasting ${inputs.map((t) => formatShape(t.shape)).join(', ')} needs more than ${MAX_RANK} dims`);
-    }
-    rank = Math.max(1, c.shape.length);
-    uniforms.shape = c.shape.length ? c.shape : [1];
-    c.strides.forEach((s, k) => (uniforms[`stride_${'abcd'[k]}`] = s.length ? s : [0]));
-  }
+  const rank = broadcastLayout(op, shape, inputs, uniforms);
   launch(elementwiseKernel({ expr, arity: inputs.length, rank }), inputs, [out], uniforms, elementwiseGrid(out.size));
   return out;
+}
+
+/**
+ * How an elementwise kernel reads its inputs for an output of `shape`: rank 0 when every input has the output's
+ * size (each is read at the flat index), else the coalesced output shape and each input's strides (0 where it
+ * broadcasts), written into `uniforms` as `shape` and `stride_a`, `stride_b`, ...; returns the rank.
+ */
+export function broadcastLayout(
+  op: string,
+  shape: readonly number[],
+  inputs: readonly Tensor[],
+  uniforms: Record<string, number | number[]>,
+): number {
+  const size = sizeOf(shape);
+  if (inputs.every((t) => t.size === size)) return 0;
+  const c = coalesceDims(shape, inputs.map((t) => broadcastStrides(t.shape, shape)));
+  if (c.shape.length > MAX_RANK) {
+    throw new Error(`${op}: broadcasting ${inputs.map((t) => formatShape(t.shape)).join(', ')} needs more than ${MAX_RANK} dims`);
+  }
+  uniforms.shape = c.shape.length ? c.shape : [1];
+  c.strides.forEach((s, k) => (uniforms[`stride_${'abcd'[k]}`] = s.length ? s : [0]));
+  return Math.max(1, c.shape.length);
 }

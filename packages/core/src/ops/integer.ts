@@ -1,5 +1,4 @@
 import {
-  MAX_RANK,
   type SerialReduceOp,
   type WgslScalar,
   serialReduceGrid,
@@ -7,10 +6,11 @@ import {
   typedElementwiseGrid,
   typedElementwiseKernel,
 } from '@leffa-webgpu/kernels-wgsl';
-import { broadcastShapes, broadcastStrides, coalesceDims, formatShape, normalizeAxes, sizeOf } from '../tensor/shape.js';
+import { broadcastShapes, formatShape, normalizeAxes, sizeOf } from '../tensor/shape.js';
 import type { DType, Tensor } from '../tensor/tensor.js';
 import { cast } from './cast.js';
 import { emptyTensor, launch } from '../forward/launch.js';
+import { broadcastLayout } from '../forward/map.js';
 
 /*
  * int32 arithmetic with PyTorch's semantics and result dtypes (int64 results of PyTorch are int32 here):
@@ -80,16 +80,7 @@ export function typedMap(op: string, expr: string, inputs: readonly Tensor[], ou
   const result = emptyTensor(shape, out, op);
   if (result.size === 0) return result;
   const uniforms: Record<string, number | number[]> = { n: result.size, alpha, beta };
-  let rank = 0;
-  if (!inputs.every((t) => t.size === result.size)) {
-    const c = coalesceDims(shape, inputs.map((t) => broadcastStrides(t.shape, shape)));
-    if (c.shape.length > MAX_RANK) {
-      throw new Error(`${op}: broadcasting ${inputs.map((t) => formatShape(t.shape)).join(', ')} needs more than ${MAX_RANK} dims`);
-    }
-    rank = Math.max(1, c.shape.length);
-    uniforms.shape = c.shape.length ? c.shape : [1];
-    c.strides.forEach((s, k) => (uniforms[`stride_${'abc'[k]}`] = s.length ? s : [0]));
-  }
+  const rank = broadcastLayout(op, shape, inputs, uniforms);
   const kernel = typedElementwiseKernel({ expr, inputs: inputs.map((t) => wgslType(t.dtype)), out: wgslType(out), rank });
   launch(kernel, inputs, [result], uniforms, typedElementwiseGrid(result.size));
   return result;
