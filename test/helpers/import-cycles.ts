@@ -30,9 +30,8 @@ const onlyTypes = (clause: string | undefined): boolean => {
   return !!braces && braces[1]!.split(',').every((s) => s.trim() === '' || /^type\s/.test(s.trim()));
 };
 
-/** Every strongly connected component with more than one file (or a file importing itself) under `dir`. */
-export function importCycles(dir: string): ImportCycle[] {
-  const root = resolve(dir);
+/** Relative imports between the files under `dir`: absolute path of each file to the files it imports. */
+function importGraph(root: string): Map<string, { to: string; typeOnly: boolean }[]> {
   const edges = new Map<string, { to: string; typeOnly: boolean }[]>();
   for (const file of tsFiles(root)) {
     const text = readFileSync(file, 'utf8').replace(COMMENT, '');
@@ -43,6 +42,21 @@ export function importCycles(dir: string): ImportCycle[] {
     }
     edges.set(file, out);
   }
+  return edges;
+}
+
+/** Every import under `dir` as `from -> to` (paths relative to `dir`), with whether it is type-only. */
+export function importEdges(dir: string): { from: string; to: string; typeOnly: boolean }[] {
+  const root = resolve(dir);
+  return [...importGraph(root)].flatMap(([from, out]) =>
+    out.map((e) => ({ from: relative(root, from), to: relative(root, e.to), typeOnly: e.typeOnly })),
+  );
+}
+
+/** Every strongly connected component with more than one file (or a file importing itself) under `dir`. */
+export function importCycles(dir: string): ImportCycle[] {
+  const root = resolve(dir);
+  const edges = importGraph(root);
   // Tarjan's algorithm (recursive: source folders are shallow enough).
   const index = new Map<string, number>();
   const low = new Map<string, number>();

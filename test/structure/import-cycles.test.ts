@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { importCycles } from '../helpers/import-cycles.js';
+import { importCycles, importEdges } from '../helpers/import-cycles.js';
 
 const packages = fileURLToPath(new URL('../../packages', import.meta.url));
 
@@ -30,6 +30,15 @@ describe('import cycles', () => {
     expect(unexpected.map((c) => `${c.typeOnly ? 'type-only: ' : ''}${c.files.join(' -> ')}`)).toEqual([]);
     // An allowance that no longer matches a loop is stale.
     for (const a of allowed) expect(cycles.map((c) => c.files.join())).toContain(a.join());
+  });
+
+  it('core imports downwards: tensor <- forward <- autograd <- ops', () => {
+    const rank: Record<string, number> = { device: 0, tensor: 1, forward: 2, autograd: 3, ops: 4 };
+    const layer = (file: string) => rank[file.split('/')[0]!];
+    const upwards = importEdges(join(packages, 'core', 'src'))
+      .filter((e) => !e.typeOnly && layer(e.from) !== undefined && layer(e.to) !== undefined && layer(e.to)! > layer(e.from)!)
+      .map((e) => `${e.from} -> ${e.to}`);
+    expect(upwards).toEqual([]);
   });
 
   describe('the analysis', () => {
