@@ -1,4 +1,4 @@
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, grid1d, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import { cachedKernel, fields, flatKernel, type Grid, grid1d, type Kernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * grid_sample of input [N, C, H, W] at grid [N, Ho, Wo, 2] (x, y in [-1, 1]) with PyTorch's semantics:
@@ -16,14 +16,7 @@ export interface GridSampleSpec {
 
 const WG = 64;
 
-const UNIFORMS = [
-  { name: 'N', type: 'u32' },
-  { name: 'C', type: 'u32' },
-  { name: 'H', type: 'u32' },
-  { name: 'W', type: 'u32' },
-  { name: 'Ho', type: 'u32' },
-  { name: 'Wo', type: 'u32' },
-] as const;
+const UNIFORMS = fields('u32', 'N', 'C', 'H', 'W', 'Ho', 'Wo');
 
 /** Unnormalised source coordinate and d(coordinate)/d(grid value), with border clamping when asked. */
 function coordinateCode(spec: GridSampleSpec): string {
@@ -46,9 +39,8 @@ function coordinateCode(spec: GridSampleSpec): string {
   }`;
 }
 
+/** The body's start: output pixel p (the entry's index) of image n, its grid value and where its channels go. */
 const HEAD = /* wgsl */ `
-  let p = flatGroup(wid, nwg) * ${WG}u + lid;
-  if (p >= params.N * params.Ho * params.Wo) { return; }
   let n = p / (params.Ho * params.Wo);
   let gx = grid[2u * p];
   let gy = grid[2u * p + 1u];
@@ -62,16 +54,14 @@ const INSIDE = `fn inside(x: i32, y: i32) -> bool { return x >= 0 && y >= 0 && x
 fn at(x: i32, y: i32) -> u32 { return u32(max(y, 0)) * params.W + u32(max(x, 0)); }`;
 
 export const gridSampleKernel = cachedKernel((spec: GridSampleSpec): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `gridsample:${spec.mode}:${spec.padding}:${spec.alignCorners}`,
     buffers: [readOnly('src'), readOnly('grid'), readWrite('out')],
     uniforms: UNIFORMS,
-    workgroupSize: [WG, 1, 1],
+    workgroupSize: WG, index: 'p', bound: 'params.N * params.Ho * params.Wo',
+    helpers: /* wgsl */ `
+${INSIDE}`,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-${INSIDE}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
   ${HEAD}
   ${coordinateCode(spec)}
   ${
@@ -91,19 +81,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let b = inBase + c * plane;
     out[outBase + c * outStride] = k00 * src[b + at(x0, y0)] + k10 * src[b + at(x1, y0)] + k01 * src[b + at(x0, y1)] + k11 * src[b + at(x1, y1)];
   }`
-  }
-}`,
+  }`,
   }),
 );
 
 export const gridSampleBackwardKernel = cachedKernel((spec: GridSampleSpec): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `gridsample:bwd:${spec.mode}:${spec.padding}:${spec.alignCorners}`,
     buffers: [readOnly('src'), readOnly('grid'), readOnly('g'), readWrite('dsrc', 'atomic<u32>'), readWrite('dgrid')],
     uniforms: UNIFORMS,
-    workgroupSize: [WG, 1, 1],
-    body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
+    workgroupSize: WG, index: 'p', bound: 'params.N * params.Ho * params.Wo',
+    helpers: /* wgsl */ `
 ${INSIDE}
 fn atomicAddF32(i: u32, v: f32) {
   var old = atomicLoad(&dsrc[i]);
@@ -115,9 +103,8 @@ fn atomicAddF32(i: u32, v: f32) {
 }
 fn scatter(b: u32, x: i32, y: i32, v: f32) {
   if (inside(x, y) && v != 0.0) { atomicAddF32(b + at(x, y), v); }
-}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+}`,
+    body: /* wgsl */ `
   ${HEAD}
   ${coordinateCode(spec)}
   ${
@@ -150,8 +137,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   dgrid[2u * p] = gix * dix;
   dgrid[2u * p + 1u] = giy * diy;`
-  }
-}`,
+  }`,
   }),
 );
 

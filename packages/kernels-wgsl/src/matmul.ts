@@ -1,4 +1,4 @@
-import { cachedKernel, type Grid, type Kernel, makeKernel, MAX_WORKGROUPS_PER_DIM, readOnly, readWrite } from './kernel.js';
+import { cachedKernel, fields, type Grid, type Kernel, makeKernel, MAX_WORKGROUPS_PER_DIM, readOnly, readWrite } from './kernel.js';
 
 /**
  * Batched C[b] = op(A[b]) @ op(B[b]) (+ bias), op = optional transpose, for any M, N, K.
@@ -52,16 +52,7 @@ export function matmulAlignment(transA: boolean, transB: boolean, M: number, N: 
   return { vecA: K > 0 && (transA ? M : K) % 4 === 0, vecB: K > 0 && (transB ? K : N) % 4 === 0 };
 }
 
-const UNIFORMS = [
-  { name: 'M', type: 'u32' },
-  { name: 'N', type: 'u32' },
-  { name: 'K', type: 'u32' },
-  { name: 'strideA', type: 'u32' },
-  { name: 'strideB', type: 'u32' },
-  { name: 'tilesM', type: 'u32' },
-  { name: 'tilesN', type: 'u32' },
-  { name: 'batches', type: 'u32' },
-] as const;
+const UNIFORMS = fields('u32', 'M', 'N', 'K', 'strideA', 'strideB', 'tilesM', 'tilesN', 'batches');
 
 /**
  * The launch of any variant: one workgroup per output tile per batch, enumerated flat and folded over

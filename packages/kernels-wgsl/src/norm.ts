@@ -1,4 +1,4 @@
-import { cachedKernel, fields, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import { cachedKernel, fields, flatKernel, type Grid, grid1d, gridGroups, type Kernel, readOnly, readWrite } from './kernel.js';
 
 /**
  * Normalisation over contiguous rows (GroupNorm: a row is one (image, group); LayerNorm: one token).
@@ -12,6 +12,8 @@ import { cachedKernel, fields, FLAT_INDEX_WGSL, flatKernel, type Grid, grid1d, g
  * - normGradInput:   dx = rstd * (g*w - sum1/L - xhat * sum2/L)
  */
 const WG = 64;
+/** Elementwise passes (normalise, gradients): one invocation per element. */
+const ELEM_WG = 256;
 
 const treeSum = (target: string) => `
     scratch[lid] = acc;
@@ -101,12 +103,7 @@ export const rowMomentsKernel = cachedKernel((mode: NormRowMode = 'group', vec =
   }),
 );
 
-const AFFINE_UNIFORMS = [
-  { name: 'n', type: 'u32' },
-  { name: 'L', type: 'u32' },
-  { name: 'inner', type: 'u32' },
-  { name: 'P', type: 'u32' },
-] as const;
+const AFFINE_UNIFORMS = fields('u32', 'n', 'L', 'inner', 'P');
 
 /**
  * `vec` (L and inner multiples of 4): each invocation normalises 4 consecutive values, which share their row
@@ -114,66 +111,45 @@ const AFFINE_UNIFORMS = [
  */
 export const normApplyKernel = cachedKernel((affine: boolean, silu = false, vec = false): Kernel => {
   const t = vec ? 'vec4<f32>' : 'f32';
-  return makeKernel({
+  return flatKernel({
     key: `norm:apply:${affine}:${silu}:${vec}`,
     buffers: [
       readOnly('x', t),
       readOnly('stats'),
-      ...(affine
-        ? [
-            readOnly('w'),
-            readOnly('b'),
-          ]
-        : []),
+      ...(affine ? [readOnly('w'), readOnly('b')] : []),
       readWrite('y', t),
     ],
     uniforms: AFFINE_UNIFORMS,
-    workgroupSize: [256, 1, 1],
+    workgroupSize: ELEM_WG, index: 'e', bound: null,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let e = flatGroup(wid, nwg) * 256u + lid;
   ${vec ? 'let i = 4u * e;' : 'let i = e;'}
   if (i >= params.n) { return; }
   let r = i / params.L;
   let xhat = (x[e] - ${t}(stats[2u * r])) * stats[2u * r + 1u];
   ${affine ? 'let p = (i / params.inner) % params.P;\n  let z = xhat * w[p] + b[p];' : 'let z = xhat;'}
-  y[e] = ${silu ? `z / (${t}(1.0) + exp(-z))` : 'z'};
-}`,
+  y[e] = ${silu ? `z / (${t}(1.0) + exp(-z))` : 'z'};`,
   });
 });
 
 /** The gradient through a fused SiLU: g * silu'(z), z = xhat * w + b recomputed from the statistics. */
 export const normSiluGradKernel = cachedKernel((affine: boolean): Kernel =>
-  makeKernel({
+  flatKernel({
     key: `norm:silugrad:${affine}`,
     buffers: [
       readOnly('x'),
       readOnly('g'),
       readOnly('stats'),
-      ...(affine
-        ? [
-            readOnly('w'),
-            readOnly('b'),
-          ]
-        : []),
+      ...(affine ? [readOnly('w'), readOnly('b')] : []),
       readWrite('gz'),
     ],
     uniforms: AFFINE_UNIFORMS,
-    workgroupSize: [256, 1, 1],
+    workgroupSize: ELEM_WG,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatGroup(wid, nwg) * 256u + lid;
-  if (i >= params.n) { return; }
   let r = i / params.L;
   let xhat = (x[i] - stats[2u * r]) * stats[2u * r + 1u];
   ${affine ? 'let p = (i / params.inner) % params.P;\n  let z = xhat * w[p] + b[p];' : 'let z = xhat;'}
   let s = 1.0 / (1.0 + exp(-z));
-  gz[i] = g[i] * s * (1.0 + z * (1.0 - s));
-}`,
+  gz[i] = g[i] * s * (1.0 + z * (1.0 - s));`,
   }),
 );
 
@@ -252,7 +228,7 @@ export const normGradSumsKernel = cachedKernel((affine: boolean, mode: NormRowMo
 /** `vec`: four consecutive values per invocation (same row and channel), g, x and dx as vec4. */
 export const normGradInputKernel = cachedKernel((affine: boolean, vec = false): Kernel => {
   const t = vec ? 'vec4<f32>' : 'f32';
-  return makeKernel({
+  return flatKernel({
     key: `norm:gradinput:${affine}:${vec}`,
     buffers: [
       readOnly('x', t),
@@ -263,12 +239,8 @@ export const normGradInputKernel = cachedKernel((affine: boolean, vec = false): 
       readWrite('dx', t),
     ],
     uniforms: AFFINE_UNIFORMS,
-    workgroupSize: [256, 1, 1],
+    workgroupSize: ELEM_WG, index: 'e', bound: null,
     body: /* wgsl */ `
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let e = flatGroup(wid, nwg) * 256u + lid;
   let i = ${vec ? '4u * e' : 'e'};
   if (i >= params.n) { return; }
   let r = i / params.L;
@@ -276,8 +248,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let xhat = (x[e] - ${t}(stats[2u * r])) * rstd;
   let gw = g[e]${affine ? ' * w[(i / params.inner) % params.P]' : ''};
   let invL = 1.0 / f32(params.L);
-  dx[e] = rstd * (gw - ${t}(sums[2u * r] * invL) - xhat * (sums[2u * r + 1u] * invL));
-}`,
+  dx[e] = rstd * (gw - ${t}(sums[2u * r] * invL) - xhat * (sums[2u * r + 1u] * invL));`,
   });
 });
 
