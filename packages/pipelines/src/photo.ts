@@ -30,7 +30,7 @@ import {
   renderSkeleton,
 } from '@leffa-webgpu/models';
 import {
-  agnosticMask, type GarmentCategory, type LeffaExample, type LeffaTask, LIP, maskToImage, resizeRgb, type RgbImage, tensorToImages, tile, toBatch,
+  agnosticMask, fitWithin, type GarmentCategory, type LeffaExample, type LeffaTask, LIP, maskToImage, resizeRgb, type RgbImage, tensorToImages, tile, toBatch,
 } from '@leffa-webgpu/data/web';
 import { renderDensePose } from './densepose-render.js';
 
@@ -49,9 +49,7 @@ export interface ContentBox {
 export function letterbox(image: RgbImage, height: number, width: number, fill = 255): { image: RgbImage; box: ContentBox } {
   if (!(Number.isInteger(height) && Number.isInteger(width) && height > 0 && width > 0)) throw new Error(`letterbox: size must be positive integers, got ${height}x${width}`);
   if (image.width < 1 || image.height < 1) throw new Error(`letterbox: empty image ${image.width}x${image.height}`);
-  const s = Math.min(height / image.height, width / image.width);
-  const h = Math.min(height, Math.max(1, Math.round(image.height * s)));
-  const w = Math.min(width, Math.max(1, Math.round(image.width * s)));
+  const { height: h, width: w } = fitWithin(image.height, image.width, height, width);
   const resized = resizeRgb(image, h, w);
   const box = { x: Math.floor((width - w) / 2), y: Math.floor((height - h) / 2), width: w, height: h };
   const data = new Uint8Array(width * height * 3).fill(fill);

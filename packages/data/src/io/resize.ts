@@ -54,3 +54,12 @@ export function resizeNearest(values: Uint8Array, w0: number, h0: number, height
   }
   return out;
 }
+
+/**
+ * The size an h0 x w0 image takes when fitted inside `height` x `width` keeping its aspect ratio (a letterbox's
+ * content): the scale is the smaller of the two ratios, each side rounded and kept within 1..the bound.
+ */
+export function fitWithin(h0: number, w0: number, height: number, width: number): { height: number; width: number } {
+  const s = Math.min(height / h0, width / w0);
+  return { height: Math.min(height, Math.max(1, Math.round(h0 * s))), width: Math.min(width, Math.max(1, Math.round(w0 * s))) };
+}
