@@ -6,10 +6,15 @@ import { SD15_UNET, SDXL_TINY_UNET, SDXL_UNET, TINY_UNET, UNet2DConditionModel, 
 import { AutoencoderKL, SD15_VAE, SDXL_VAE, TINY_VAE, type VaeConfig } from './vae.js';
 
 /**
- * Channels of the generative UNet input, in Leffa's order: noisy latent 4, mask 1, masked-image latent 4,
- * DensePose (resized to the latent) 3.
+ * Channels of the generative UNet input, in Leffa's order: noisy latent, mask 1, masked-image latent,
+ * DensePose (resized to the latent) 3. 12 for the released models' 4-channel latents.
  */
-export const LEFFA_IN_CHANNELS = 12;
+export function leffaInChannels(latentChannels: number): number {
+  return 2 * latentChannels + 4;
+}
+
+/** The released models' generative UNet input channels (4-channel latents). */
+export const LEFFA_IN_CHANNELS = leffaInChannels(4);
 
 export interface LeffaConfig {
   vae: VaeConfig;
@@ -55,7 +60,7 @@ export class LeffaModel extends T.Module {
     const latent = config.vae.latentChannels;
     this.vae = this.addModule('vae', new AutoencoderKL(config.vae));
     this.unet_encoder = this.addModule('unet_encoder', new UNet2DConditionModel({ ...config.unet, inChannels: latent, outChannels: latent }));
-    this.unet = this.addModule('unet', new UNet2DConditionModel({ ...config.unet, inChannels: LEFFA_IN_CHANNELS, outChannels: latent }));
+    this.unet = this.addModule('unet', new UNet2DConditionModel({ ...config.unet, inChannels: leffaInChannels(latent), outChannels: latent }));
     this.scheduler = new DDPMScheduler(config.schedule ?? {});
   }
 

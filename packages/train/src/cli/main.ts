@@ -5,7 +5,7 @@ import { DEFAULT_MAX_PIXELS, setDefaultMaxPixels } from '@leffa-webgpu/data';
 import { intOption, listOption, numberOption } from './options.js';
 import {
   batchOption, count, densePoseCkptOption, evalExamplesOption, examplesOption, guidanceOption, imageOption, initOption, int, leffaDistanceOption,
-  leffaNormalizationOption, leffaWeightOption, lrOption, lrValue, openPoseCkptOption, outOption, parseSize, poolOption, resumeOption, saveEveryOption,
+  leffaNormalizationOption, leffaWeightOption, lrOption, lrValue, openPoseCkptOption, outOption, parseSize, poolOption, lrScheduleOption, warmupStepsOption, minLrOption, resumeOption, saveEveryOption,
   seedOption, seedsOption, sizeOption, stepsOption, taskOption, vaeOption, weight,
 } from './presets.js';
 // Numeric options: every value is checked (finite, in range) before any work starts; see options.ts and presets.ts.
@@ -43,10 +43,18 @@ program
   .addOption(seedOption())
   .addOption(saveEveryOption(200))
   .addOption(new Option('--crop <HxW>', 'train on random crops of this size').argParser(parseSize('--crop')))
-  .addOption(resumeOption())
+  .addOption(new Option('--block-channels <list>', 'channels of each VAE stage (one 2x downsampling between stages)').argParser(listOption(count)).default([16, 32, 32, 32], '16,32,32,32'))
+  .addOption(new Option('--latent-channels <n>', 'latent channels (the Leffa UNets trained on this VAE follow it)').argParser(count).default(4))
+  .addOption(lrScheduleOption())
+  .addOption(warmupStepsOption())
+  .addOption(minLrOption())
+  .addOption(resumeOption('resume a run bit-for-bit from its checkpoint (its VAE shape is kept)'))
   .action(async (o) => {
     const [height, width] = o.size as [number, number];
-    await trainVae({ out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, resume: o.resume, saveEvery: o.saveEvery, ...(o.crop ? { crop: o.crop as [number, number] } : {}) });
+    await trainVae({
+      out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, resume: o.resume, saveEvery: o.saveEvery, ...(o.crop ? { crop: o.crop as [number, number] } : {}),
+      blockChannels: o.blockChannels, latentChannels: o.latentChannels, lrSchedule: o.lrSchedule, warmupSteps: o.warmupSteps, minLr: o.minLr,
+    });
   });
 
 program
@@ -64,8 +72,11 @@ program
   .addOption(batchOption(4, 'examples per step'))
   .addOption(sizeOption('128x96'))
   .addOption(lrOption(2e-4))
+  .addOption(lrScheduleOption())
+  .addOption(warmupStepsOption())
+  .addOption(minLrOption())
   .addOption(seedOption())
-  .addOption(poolOption('training examples (their latents are cached)'))
+  .addOption(poolOption("training examples (their latents are cached), or 'fresh': new examples every step", 'fresh'))
   .option('--data <source>', "'synthetic', or a VITON-HD / DressCode / DeepFashion folder", 'synthetic')
   .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
   .addOption(vaeOption('trained VAE checkpoint (see train-vae)'))
@@ -84,6 +95,7 @@ program
       task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, leffa: o.leffa,
       finetuneAfter: o.finetuneAfter, leffaWeight: o.leffaWeight, leffaDistance: o.leffaDistance, leffaNormalization: o.leffaNormalization, flowSupervision: o.flowSupervision, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
       resume: o.resume, saveEvery: o.saveEvery, sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, config: o.config, ...folder?.sources,
+      lrSchedule: o.lrSchedule, warmupSteps: o.warmupSteps, minLr: o.minLr,
     });
   });
 

@@ -45,7 +45,15 @@ export const leffaNormalizationOption = () =>
   new Option('--leffa-normalization <n>', 'Leffa loss averaging: released (per-sample mean over C x H x W, then the batch) or maskArea (over the masked pixels)')
     .choices(['released', 'maskArea'])
     .default('released');
-export const poolOption = (description: string) => new Option('--pool <n>', description).argParser(count).default(256);
+/** A fixed pool of n training examples, or 'fresh' (0): every step draws new ones from the generator. */
+export const poolOption = (description: string, dflt: number | 'fresh' = 256) =>
+  new Option('--pool <n>', description)
+    .argParser((v: string) => (v === 'fresh' ? 0 : count(v)))
+    .default(dflt === 'fresh' ? 0 : dflt, String(dflt));
+/** Learning-rate schedule: constant, or warm-up then cosine decay to --min-lr at --steps. */
+export const lrScheduleOption = () => new Option('--lr-schedule <kind>', 'learning-rate schedule over --steps').choices(['constant', 'cosine']).default('constant');
+export const warmupStepsOption = () => new Option('--warmup-steps <n>', 'linear learning-rate warm-up steps').argParser(int).default(0);
+export const minLrOption = () => new Option('--min-lr <lr>', 'final learning rate of the cosine schedule').argParser(weight).default(0);
 export const examplesOption = (dflt: number, description: string) => new Option('--examples <n>', description).argParser(count).default(dflt);
 export const imageOption = (flags = '--image <png|jpg>') => new Option(flags, 'input image').makeOptionMandatory();
 export const vaeOption = (description: string) => new Option('--vae <dir>', description);

@@ -1,12 +1,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { LEFFA_CONFIGS, LeffaModel } from '@leffa-webgpu/models';
+import { LEFFA_CONFIGS, type LeffaConfig, LeffaModel, type VaeConfig } from '@leffa-webgpu/models';
 import {
   type FolderDataset, type LeffaExample, type LeffaTask, maskToImage, openDataset, syntheticExample, tile, toBatch, writePng,
 } from '@leffa-webgpu/data';
 import { HELD_OUT_SEED, evaluateLeffa } from '../leffa/evaluate.js';
 import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/trainer.js';
-import { resolveCheckpoint } from '@leffa-webgpu/pipelines';
+import { leffaConfigFromExtra, resolveCheckpoint } from '@leffa-webgpu/pipelines';
 import { Progress } from './progress.js';
 import { writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';
@@ -29,8 +29,15 @@ export interface TrainLeffaArgs {
   leffaNormalization?: 'released' | 'maskArea';
   /** Weight of the supervised attention-flow loss (synthetic data only; default 0). See flowSupervisionLoss. */
   flowSupervision?: number;
-  /** Examples in the training pool (seeds 0..pool-1); their VAE latents are encoded once. */
+  /**
+   * Examples in the training pool (seeds 0..pool-1; their VAE latents are encoded once), or 0 for data drawn
+   * fresh from the generator: step s uses seeds s * batch .. s * batch + batch - 1, encoded at every step.
+   */
   pool: number;
+  /** Learning-rate schedule over `steps` (default constant): cosine decays to `minLr` after `warmupSteps`. */
+  lrSchedule?: 'constant' | 'cosine';
+  warmupSteps?: number;
+  minLr?: number;
   /** A trained VAE checkpoint (required to train from scratch) or a full Leffa checkpoint to start from. */
   vae?: string;
   init?: string;
@@ -58,11 +65,16 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
 async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
-  const config = LEFFA_CONFIGS[args.config ?? 'tiny'];
+  if (!args.init && !args.vae) throw new Error('train: give --vae (a trained VAE checkpoint) or --init (a Leffa checkpoint); no pretrained VAE can be downloaded here');
+  // The architecture is the checkpoint's: a Leffa checkpoint records it whole, a VAE checkpoint its VAE shape.
+  const start = await T.openCheckpoint(resolveCheckpoint(args.init ?? args.vae!));
+  const named = LEFFA_CONFIGS[args.config ?? 'tiny'];
+  const recorded = start.extra as { config?: unknown; options?: { config?: unknown } } | null;
+  const config: LeffaConfig = args.init
+    ? recorded?.config || recorded?.options?.config ? leffaConfigFromExtra(recorded) : named
+    : { ...named, vae: (recorded?.config as VaeConfig | undefined) ?? named.vae };
   const model = new LeffaModel(config);
-  if (args.init) await T.loadCheckpoint(resolveCheckpoint(args.init), { model });
-  else if (args.vae) await T.loadCheckpoint(resolveCheckpoint(args.vae), { model: model.vae });
-  else throw new Error('train: give --vae (a trained VAE checkpoint) or --init (a Leffa checkpoint); no pretrained VAE can be downloaded here');
+  await start.load({ model: args.init ? model : model.vae });
   const trainer = new LeffaTrainer(
     {
       config,
@@ -138,9 +150,18 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     return metrics;
   };
 
+  const schedule = args.lrSchedule === 'cosine'
+    ? T.optim.warmupCosineLR({ baseLr: args.lr, warmupSteps: args.warmupSteps ?? 0, totalSteps: args.steps, minLr: args.minLr ?? 0 })
+    : T.optim.constantLR(args.lr, { warmupSteps: args.warmupSteps ?? 0 });
   while (trainer.stepCount < args.steps) {
-    const indices = Array.from({ length: args.batch }, () => trainer.rng.int(0, args.pool));
+    trainer.optimizer.lr = schedule(trainer.stepCount);
     const losses = T.tidy(() => {
+      if (args.pool === 0) {
+        // Fresh data: the step number fixes the seeds, so a resumed run sees the same examples.
+        const seeds = Array.from({ length: args.batch }, (_, k) => trainer.stepCount * args.batch + k);
+        return trainer.step(toBatch(seeds.map(example), { flow: supervised }));
+      }
+      const indices = Array.from({ length: args.batch }, () => trainer.rng.int(0, args.pool));
       const batch = toBatch(indices.map((i) => pool[i]!), { flow: supervised });
       return trainer.step(batch, latentsOf(indices));
     });

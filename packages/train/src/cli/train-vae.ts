@@ -1,8 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { LEFFA_CONFIGS } from '@leffa-webgpu/models';
+import { LEFFA_CONFIGS, type VaeConfig } from '@leffa-webgpu/models';
 import { generateSample, imagesToNCHW, tensorToImages, tile, writePng } from '@leffa-webgpu/data';
 import { VaeTrainer } from '../leffa/vae-trainer.js';
+import { HELD_OUT_SEED } from '../leffa/evaluate.js';
+import { type ReconstructionScores, reconstructionScores } from '../leffa/metrics.js';
 import { Progress } from './progress.js';
 import { loggedSteps, writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';
@@ -19,6 +21,12 @@ export interface TrainVaeArgs {
   saveEvery: number;
   /** Train on random crops of this size (the VAE is convolutional: crops teach it the same thing, cheaper). */
   crop?: [number, number];
+  /** The VAE's shape (default: the tiny config's); a resumed run keeps its checkpoint's. */
+  blockChannels?: number[];
+  latentChannels?: number;
+  lrSchedule?: 'constant' | 'cosine';
+  warmupSteps?: number;
+  minLr?: number;
 }
 
 /** A crop of an HWC RGB image. */
@@ -40,8 +48,18 @@ export async function trainVae(args: TrainVaeArgs): Promise<void> {
 async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
-  const trainer = new VaeTrainer({ config: LEFFA_CONFIGS.tiny.vae, seed: args.seed, lr: args.lr });
+  const recorded = args.resume ? ((await T.openCheckpoint(args.resume)).extra as { config?: VaeConfig } | null)?.config : undefined;
+  const tiny = LEFFA_CONFIGS.tiny.vae;
+  const config: VaeConfig = recorded ?? {
+    ...tiny,
+    ...(args.blockChannels ? { blockOutChannels: args.blockChannels } : {}),
+    ...(args.latentChannels ? { latentChannels: args.latentChannels } : {}),
+  };
+  const trainer = new VaeTrainer({ config, seed: args.seed, lr: args.lr });
   const resumed = args.resume ? await trainer.load(args.resume) : null;
+  const schedule = args.lrSchedule === 'cosine'
+    ? T.optim.warmupCosineLR({ baseLr: args.lr, warmupSteps: args.warmupSteps ?? 0, totalSteps: args.steps, minLr: args.minLr ?? 0 })
+    : T.optim.constantLR(args.lr, { warmupSteps: args.warmupSteps ?? 0 });
   const images = (seed: number) => {
     const s = generateSample({ seed, height: args.height, width: args.width });
     return [s.person.image, s.garment];
@@ -56,6 +74,7 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
     const full = Array.from({ length: Math.ceil(args.batch / 2) }, () => images(seed++)).flat().slice(0, args.batch);
     // Crop offsets come from the image seed, so a resumed run sees the same crops.
     const batch = full.map((img, i) => crop(img, args.width, (seed * 7 + i * 13) % (args.height - ch + 1), (seed * 11 + i * 5) % (args.width - cw + 1), ch, cw));
+    trainer.optimizer.lr = schedule(trainer.stepCount);
     const losses = trainer.step(batch, ch, cw);
     if (trainer.stepCount % 10 === 0 || trainer.stepCount === args.steps) {
       const [loss, kl] = await Promise.all([losses.reconstruction.item(), losses.kl.item()]);
@@ -72,15 +91,32 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
     }
   }
   progress.stop();
-  // Reconstructions of held-out images (seeds outside the training stream).
-  const held = Array.from({ length: 4 }, (_, i) => images(900_000_000 + i)).flat();
-  const recon = await T.noGrad(async () => {
-    const x = T.tensor(imagesToNCHW(held, args.height, args.width), [held.length, 3, args.height, args.width]);
-    const y = trainer.vae.decode(trainer.vae.encode(x).mode());
-    const out = await tensorToImages(y);
-    T.dispose([x, y]);
-    return out;
-  });
-  await writePng(`${args.out}/reconstructions.png`, tile([held, recon], args.width, args.height));
-  await writeFile(`${args.out}/metrics.json`, JSON.stringify({ steps: trainer.stepCount, reconstructionLoss: history[history.length - 1] }, null, 2));
+  // Held-out people and garments (seeds outside the training stream): reconstructions and their scores.
+  const held = Array.from({ length: 12 }, (_, i) => images(HELD_OUT_SEED + i));
+  const people = held.map((h) => h[0]!);
+  const garments = held.map((h) => h[1]!);
+  const [peopleRecon, garmentRecon] = [await reconstruct(trainer, people, args.height, args.width), await reconstruct(trainer, garments, args.height, args.width)];
+  const metrics = { people: reconstructionScores(people, peopleRecon), garments: reconstructionScores(garments, garmentRecon) };
+  await writePng(`${args.out}/reconstructions.png`, tile([people.slice(0, 6), peopleRecon.slice(0, 6), garments.slice(0, 6), garmentRecon.slice(0, 6)], args.width, args.height));
+  await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ steps: trainer.stepCount, config, reconstructionLoss: history[history.length - 1], heldOut: metrics }, null, 2)}\n`);
+  const line = (name: string, m: ReconstructionScores) => `${name} PSNR ${m.psnr.mean.toFixed(2)} dB (std ${m.psnr.std.toFixed(2)}), colour kept ${(100 * m.colourKept).toFixed(0)}%`;
+  console.log(`held-out (12 each): ${line('people', metrics.people)}; ${line('garments', metrics.garments)}`);
+}
+
+/** Posterior-mean reconstructions of HWC images, a few at a time. */
+async function reconstruct(trainer: VaeTrainer, imgs: Uint8Array[], height: number, width: number): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < imgs.length; i += 4) {
+    const part = imgs.slice(i, i + 4);
+    out.push(
+      ...(await T.noGrad(async () => {
+        const x = T.tensor(imagesToNCHW(part, height, width), [part.length, 3, height, width]);
+        const y = trainer.vae.decode(trainer.vae.encode(x).mode());
+        const decoded = await tensorToImages(y);
+        T.dispose([x, y]);
+        return decoded;
+      })),
+    );
+  }
+  return out;
 }

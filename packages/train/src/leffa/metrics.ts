@@ -17,6 +17,32 @@ export function psnr(a: Uint8Array, b: Uint8Array): number {
   return mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
 }
 
+/** Mean distance of each channel from the pixel's grey level, in [0, 1] units: how colourful an HWC image is. */
+export function colourfulness(img: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < img.length; i += 3) {
+    const grey = (img[i]! + img[i + 1]! + img[i + 2]!) / 3;
+    s += Math.abs(img[i]! - grey) + Math.abs(img[i + 1]! - grey) + Math.abs(img[i + 2]! - grey);
+  }
+  return s / img.length / 255;
+}
+
+export interface ReconstructionScores {
+  /** PSNR per image: mean and standard deviation. */
+  psnr: { mean: number; std: number };
+  /** Colourfulness of the reconstructions over that of the inputs (1: colours kept). */
+  colourKept: number;
+}
+
+/** How well reconstructions keep their inputs: PSNR per image and the colourfulness kept. */
+export function reconstructionScores(inputs: Uint8Array[], outputs: Uint8Array[]): ReconstructionScores {
+  const values = inputs.map((x, i) => psnr(x, outputs[i]!));
+  const mean = values.reduce((a, v) => a + v, 0) / values.length;
+  const std = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length);
+  const colour = (imgs: Uint8Array[]) => imgs.reduce((a, im) => a + colourfulness(im), 0);
+  return { psnr: { mean, std }, colourKept: colour(outputs) / colour(inputs) };
+}
+
 /**
  * SSIM (Wang et al. 2004) on the luma of RGB images with an 11x11 Gaussian window (sigma 1.5),
  * K1 = 0.01, K2 = 0.03, averaged over valid windows.
