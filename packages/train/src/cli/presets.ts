@@ -4,6 +4,7 @@
  * (`--size` as [height, width]).
  */
 import { InvalidArgumentError, Option } from 'commander';
+import * as T from '@leffa-webgpu/core';
 import { intOption, listOption, numberOption } from './options.js';
 
 export const int = intOption(0);
@@ -53,6 +54,12 @@ export const poolOption = (description: string, dflt: number | 'fresh' = 256) =>
 /** Learning-rate schedule: constant, or warm-up then cosine decay to --min-lr at --steps. */
 export const lrScheduleOption = () => new Option('--lr-schedule <kind>', 'learning-rate schedule over --steps').choices(['constant', 'cosine']).default('constant');
 export const warmupStepsOption = () => new Option('--warmup-steps <n>', 'linear learning-rate warm-up steps').argParser(int).default(0);
+/** The schedule those options describe, over a run of `steps`. */
+export function lrScheduleFrom(o: { lr: number; steps: number; lrSchedule?: 'constant' | 'cosine'; warmupSteps?: number; minLr?: number }): T.optim.LRSchedule {
+  return o.lrSchedule === 'cosine'
+    ? T.optim.warmupCosineLR({ baseLr: o.lr, warmupSteps: o.warmupSteps ?? 0, totalSteps: o.steps, minLr: o.minLr ?? 0 })
+    : T.optim.constantLR(o.lr, { warmupSteps: o.warmupSteps ?? 0 });
+}
 export const minLrOption = () => new Option('--min-lr <lr>', 'final learning rate of the cosine schedule').argParser(weight).default(0);
 export const examplesOption = (dflt: number, description: string) => new Option('--examples <n>', description).argParser(count).default(dflt);
 export const imageOption = (flags = '--image <png|jpg>') => new Option(flags, 'input image').makeOptionMandatory();

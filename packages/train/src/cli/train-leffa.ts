@@ -7,6 +7,7 @@ import {
 import { HELD_OUT_SEED, evaluateLeffa } from '../leffa/evaluate.js';
 import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/trainer.js';
 import { leffaConfigFromExtra, resolveCheckpoint } from '@leffa-webgpu/pipelines';
+import { lrScheduleFrom } from './presets.js';
 import { Progress } from './progress.js';
 import { writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';
@@ -150,9 +151,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     return metrics;
   };
 
-  const schedule = args.lrSchedule === 'cosine'
-    ? T.optim.warmupCosineLR({ baseLr: args.lr, warmupSteps: args.warmupSteps ?? 0, totalSteps: args.steps, minLr: args.minLr ?? 0 })
-    : T.optim.constantLR(args.lr, { warmupSteps: args.warmupSteps ?? 0 });
+  const schedule = lrScheduleFrom(args);
   while (trainer.stepCount < args.steps) {
     trainer.optimizer.lr = schedule(trainer.stepCount);
     const losses = T.tidy(() => {

@@ -5,6 +5,7 @@ import { generateSample, imagesToNCHW, tensorToImages, tile, writePng } from '@l
 import { VaeTrainer } from '../leffa/vae-trainer.js';
 import { HELD_OUT_SEED } from '../leffa/evaluate.js';
 import { type ReconstructionScores, reconstructionScores } from '../leffa/metrics.js';
+import { lrScheduleFrom } from './presets.js';
 import { Progress } from './progress.js';
 import { loggedSteps, writeLossCurve } from './loss-curve.js';
 import { RunGuard, withRunLock } from './run-guard.js';
@@ -57,9 +58,7 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   };
   const trainer = new VaeTrainer({ config, seed: args.seed, lr: args.lr });
   const resumed = args.resume ? await trainer.load(args.resume) : null;
-  const schedule = args.lrSchedule === 'cosine'
-    ? T.optim.warmupCosineLR({ baseLr: args.lr, warmupSteps: args.warmupSteps ?? 0, totalSteps: args.steps, minLr: args.minLr ?? 0 })
-    : T.optim.constantLR(args.lr, { warmupSteps: args.warmupSteps ?? 0 });
+  const schedule = lrScheduleFrom(args);
   const images = (seed: number) => {
     const s = generateSample({ seed, height: args.height, width: args.width });
     return [s.person.image, s.garment];
