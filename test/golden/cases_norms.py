@@ -47,6 +47,24 @@ def build(out_dir):
 def build_fused(g):
     g.case("group_norm_silu", "group_norm_silu", [g.randn(2, 6, 5, 3, scale=2), g.randn(6), g.randn(6)], lambda x, w, b: F.silu(F.group_norm(x, 3, w, b, 1e-6)),
            attrs={"groups": 3, "eps": 1e-6})
+    # GroupNorm's backward sums per (image, channel) run in chunks of 32 x 64 values (vec4: 32 x 64 vec4): runs
+    # past one chunk, odd and vec4, with and without the affine and the fused SiLU.
+    g.case("group_norm_silu_long", "group_norm_silu", [g.randn(3, 12, 47, 53, scale=2) + 0.5, g.randn(12), g.randn(12)],
+           lambda x, w, b: F.silu(F.group_norm(x, 4, w, b, 1e-6)), attrs={"groups": 4, "eps": 1e-6})
+    g.case("group_norm_silu_long_vec4", "group_norm_silu", [g.randn(2, 4, 96, 92) - 0.5, g.randn(4), g.randn(4)],
+           lambda x, w, b: F.silu(F.group_norm(x, 2, w, b, 1e-6)), attrs={"groups": 2, "eps": 1e-6})
+    g.case("group_norm_silu_noaffine", "group_norm_silu", [g.randn(2, 6, 5, 7, scale=3)], lambda x: F.silu(F.group_norm(x, 2, eps=1e-5)),
+           attrs={"groups": 2, "eps": 1e-5})
+    g.case("group_norm_silu_1d", "group_norm_silu", [g.randn(5, 12, scale=2), g.randn(12), g.randn(12)], lambda x, w, b: F.silu(F.group_norm(x, 3, w, b, 1e-5)),
+           attrs={"groups": 3, "eps": 1e-5})
+    # NaN in one (image, group) and infinity in another: those groups' outputs and input gradients are NaN, and so
+    # are the affine gradients of their channels, except the bias gradient without a SiLU (a plain sum of g).
+    for name, op, fn in [("group_norm_nan_inf", "group_norm", lambda x, w, b: F.group_norm(x, 3, w, b, 1e-5)),
+                         ("group_norm_silu_nan_inf", "group_norm_silu", lambda x, w, b: F.silu(F.group_norm(x, 3, w, b, 1e-5)))]:
+        x = g.randn(2, 6, 3, 4)
+        x[0, 1, 2, 3] = float("nan")
+        x[1, 4, 0, 1] = float("inf")
+        g.case(name, op, [x, g.randn(6), g.randn(6)], fn, attrs={"groups": 3, "eps": 1e-5})
 
 
 def build_vec4(g):

@@ -26,6 +26,8 @@ describe('finite-difference gradients of the NN kernel set', () => {
 
   it('normalisation', async () => {
     await check('groupNorm', (x, w, b) => T.groupNorm(x, 2, w, b), [leaf([2, 4, 3, 2], 9, 2), leaf([4], 10), leaf([4], 11)], { eps: 1e-2, rtol: 3e-2 });
+    await check('groupNormSilu', (x, w, b) => T.groupNormSilu(x, 2, w, b), [leaf([2, 4, 3, 5], 18, 2), leaf([4], 19), leaf([4], 20)], { eps: 1e-2, rtol: 3e-2 });
+    await check('groupNormSilu without affine', (x) => T.groupNormSilu(x, 3, undefined, undefined), [leaf([2, 6, 4], 21, 2)], { eps: 1e-2, rtol: 3e-2 });
     await check('layerNorm', (x, w, b) => T.layerNorm(x, [5], w, b), [leaf([3, 5], 12, 2), leaf([5], 13), leaf([5], 14)], { eps: 1e-2, rtol: 3e-2 });
     await check('batchNorm', (x, w, b) => T.batchNorm(x, null, null, w, b, { training: true }), [leaf([3, 2, 2, 2], 15, 2), leaf([2], 16), leaf([2], 17)], { eps: 1e-2, rtol: 3e-2 });
   });

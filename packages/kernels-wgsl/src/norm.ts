@@ -10,6 +10,10 @@ import { cachedKernel, fields, flatKernel, type Grid, grid1d, gridGroups, type K
  * - normApply:       y = (x - mean) * rstd (* w[p] + b[p])
  * - normGradSums:    sums[r] = (sum g*w, sum g*w*xhat) over the row
  * - normGradInput:   dx = rstd * (g*w - sum1/L - xhat * sum2/L)
+ *
+ * GroupNorm's backward takes three passes instead (channelGradSums, channelGradCombine, normGradInput): the
+ * per-(image, channel) sums give the affine gradients and the row sums at once, and a fused SiLU's gradient is
+ * recomputed from x in both full passes rather than stored.
  */
 const WG = 64;
 /** Elementwise passes (normalise, gradients): one invocation per element. */
@@ -25,17 +29,31 @@ const treeSum = (target: string) => `
     ${target} = scratch[0];
     workgroupBarrier();`;
 
+/** Combines the invocations' (acc, acc2) over the workgroup and stores the two totals at out[2 idx], out[2 idx + 1]. */
+const storePairSum = (out: string, idx: string) => `
+  var s1: f32;
+  var s2: f32;
+  ${treeSum('s1')}
+  acc = acc2;
+  ${treeSum('s2')}
+  if (lid == 0u) {
+    ${out}[2u * ${idx}] = s1;
+    ${out}[2u * ${idx} + 1u] = s2;
+  }`;
+
 /**
- * Sums value(r) for r = lid, lid + WG, ... < end into `acc` in chunks of 32 values per invocation, so a long row's
+ * Runs `body` for r = lid, lid + WG, ... < end, which adds to `<acc>_part` for each accumulator in `accs`; the
+ * parts are folded into the accumulators in chunks of 32 values per invocation, so a long row's
  * error grows with about n / 32 + 32 additions per invocation instead of n (rows of 4M values: 9e-6 -> 1.6e-6 from
  * PyTorch, normalised) at the cost of a plain loop (the three-level blockedSum of the reductions was measurably
  * slower here, and GroupNorm is on every UNet block's path).
  */
-const chunkedSum = (value: string, end: string) => `for (var r0 = lid; r0 < ${end}; r0 += ${32 * WG}u) {
-      var part = 0.0; let e0 = min(r0 + ${32 * WG}u, ${end});
-      for (var r = r0; r < e0; r += ${WG}u) { part += ${value}; }
-      acc += part;
+const chunkedSums = (end: string, accs: readonly string[], body: string) => `for (var r0 = lid; r0 < ${end}; r0 += ${32 * WG}u) {
+      ${accs.map((a) => `var ${a}_part = 0.0;`).join(' ')} let e0 = min(r0 + ${32 * WG}u, ${end});
+      for (var r = r0; r < e0; r += ${WG}u) { ${body} }
+      ${accs.map((a) => `${a} += ${a}_part;`).join(' ')}
     }`;
+const chunkedSum = (value: string, end: string) => chunkedSums(end, ['acc'], `acc_part += ${value};`);
 
 const ROW_PROLOGUE = /* wgsl */ `
 var<workgroup> scratch: array<f32, ${WG}>;
@@ -131,27 +149,89 @@ export const normApplyKernel = cachedKernel((affine: boolean, silu = false, vec 
   });
 });
 
-/** The gradient through a fused SiLU: g * silu'(z), z = xhat * w + b recomputed from the statistics. */
-export const normSiluGradKernel = cachedKernel((affine: boolean): Kernel =>
-  flatKernel({
-    key: `norm:silugrad:${affine}`,
+/** g * silu'(z) with z = xhat * w + b: the gradient through a fused SiLU, recomputed from x. */
+const siluGradWgsl = (t: string, g: string, affine: boolean, wv: string, bv: string) => `
+  let z = ${affine ? `xhat * ${wv} + ${t}(${bv})` : 'xhat'};
+  let sg = ${t}(1.0) / (${t}(1.0) + exp(-z));
+  let gz = ${g} * sg * (${t}(1.0) + z * (${t}(1.0) - sg));`;
+
+const CHANNEL_UNIFORMS = fields('u32', 'segs', 'inner', 'C', 'Cg');
+
+/**
+ * GroupNorm backward, pass 1: a workgroup per (image, channel) run of `inner` values (segment s = n * C + c,
+ * in row s / Cg) sums gz and gz * xhat, where gz is g, or g * silu'(z) with a fused SiLU. `vec`: inner a
+ * multiple of 4, x and g read as vec4.
+ */
+export const channelGradSumsKernel = cachedKernel((silu: boolean, affine: boolean, vec = false): Kernel => {
+  const t = vec ? 'vec4<f32>' : 'f32';
+  const sum = (v: string) => (vec ? `dot(${v}, vec4<f32>(1.0))` : v);
+  return flatKernel({
+    key: `norm:chansums:${silu}:${affine}:${vec}`,
     buffers: [
-      readOnly('x'),
-      readOnly('g'),
+      readOnly('x', t),
+      readOnly('g', t),
       readOnly('stats'),
-      ...(affine ? [readOnly('w'), readOnly('b')] : []),
-      readWrite('gz'),
+      ...(silu && affine ? [readOnly('w'), readOnly('b')] : []),
+      readWrite('parts'),
     ],
-    uniforms: AFFINE_UNIFORMS,
-    workgroupSize: ELEM_WG,
+    uniforms: CHANNEL_UNIFORMS,
+    workgroupSize: WG, per: 'workgroup', index: 'seg', bound: 'params.segs',
+    helpers: ROW_PROLOGUE,
     body: /* wgsl */ `
-  let r = i / params.L;
-  let xhat = (x[i] - stats[2u * r]) * stats[2u * r + 1u];
-  ${affine ? 'let p = (i / params.inner) % params.P;\n  let z = xhat * w[p] + b[p];' : 'let z = xhat;'}
-  let s = 1.0 / (1.0 + exp(-z));
-  gz[i] = g[i] * s * (1.0 + z * (1.0 - s));`,
+  let row = seg / params.Cg;
+  let mean = ${t}(stats[2u * row]);
+  let rstd = stats[2u * row + 1u];
+  ${silu && affine ? 'let wc = w[seg % params.C];\n  let bc = b[seg % params.C];' : ''}
+  let base = seg * ${vec ? 'params.inner / 4u' : 'params.inner'};
+  var acc = 0.0;
+  var acc2 = 0.0;
+  ${chunkedSums(vec ? 'params.inner / 4u' : 'params.inner', ['acc', 'acc2'], `
+        let xhat = (x[base + r] - mean) * rstd;
+        ${silu ? siluGradWgsl(t, 'g[base + r]', affine, 'wc', 'bc') : 'let gz = g[base + r];'}
+        acc_part += ${sum('gz')};
+        acc2_part += ${vec ? 'dot(gz, xhat)' : 'gz * xhat'};`)}
+  ${storePairSum('parts', 'seg')}`,
+  });
+});
+
+/**
+ * GroupNorm backward, pass 2, from pass 1's (sum gz, sum gz * xhat) per segment: invocations below `rows` write
+ * the row sums (sum w gz, sum w gz xhat) over the row's Cg channels; with an affine, the next C invocations
+ * write db[c] = sum over images of sum gz and dw[c] = sum over images of sum gz * xhat.
+ */
+export const channelGradCombineKernel = cachedKernel((affine: boolean): Kernel =>
+  flatKernel({
+    key: `norm:chancombine:${affine}`,
+    buffers: [readOnly('parts'), ...(affine ? [readOnly('w')] : []), readWrite('sums'), ...(affine ? [readWrite('dw'), readWrite('db')] : [])],
+    uniforms: fields('u32', 'n', 'rows', 'images', 'C', 'Cg'),
+    workgroupSize: WG,
+    body: /* wgsl */ `
+  if (i < params.rows) {
+    var s1 = 0.0;
+    var s2 = 0.0;
+    for (var j = 0u; j < params.Cg; j++) {
+      let seg = i * params.Cg + j;
+      let wc = ${affine ? 'w[seg % params.C]' : '1.0'};
+      s1 += wc * parts[2u * seg];
+      s2 += wc * parts[2u * seg + 1u];
+    }
+    sums[2u * i] = s1;
+    sums[2u * i + 1u] = s2;
+    return;
+  }${affine ? `
+  let c = i - params.rows;
+  var sb = 0.0;
+  var sw = 0.0;
+  for (var m = 0u; m < params.images; m++) {
+    sb += parts[2u * (m * params.C + c)];
+    sw += parts[2u * (m * params.C + c) + 1u];
+  }
+  db[c] = sb;
+  dw[c] = sw;` : ''}`,
   }),
 );
+
+export const channelGradGrid = (n: number): Grid => grid1d(n, WG);
 
 /** Per-row gradient sums with one invocation per row. */
 const threadGradSums = (affine: boolean): Kernel =>
@@ -210,32 +290,28 @@ export const normGradSumsKernel = cachedKernel((affine: boolean, mode: NormRowMo
   let base = row * params.L;
   let mean = stats[2u * row];
   let rstd = stats[2u * row + 1u];
-  var s1: f32;
-  var s2: f32;
   var acc = 0.0;
   var acc2 = 0.0;
   ${loop}
-  ${treeSum('s1')}
-  acc = acc2;
-  ${treeSum('s2')}
-  if (lid == 0u) {
-    sums[2u * row] = s1;
-    sums[2u * row + 1u] = s2;
-  }`,
+  ${storePairSum('sums', 'row')}`,
   });
 });
 
-/** `vec`: four consecutive values per invocation (same row and channel), g, x and dx as vec4. */
-export const normGradInputKernel = cachedKernel((affine: boolean, vec = false): Kernel => {
+/**
+ * `vec`: four consecutive values per invocation (same row and channel), g, x and dx as vec4. `silu`: g is the
+ * gradient of silu(z), z = xhat * w + b, and the SiLU's gradient is recomputed here (GroupNorm's fused SiLU).
+ */
+export const normGradInputKernel = cachedKernel((affine: boolean, vec = false, silu = false): Kernel => {
   const t = vec ? 'vec4<f32>' : 'f32';
   return flatKernel({
-    key: `norm:gradinput:${affine}:${vec}`,
+    key: `norm:gradinput:${affine}:${vec}${silu ? ':silu' : ''}`,
     buffers: [
       readOnly('x', t),
       readOnly('g', t),
       readOnly('stats'),
       readOnly('sums'),
       ...(affine ? [readOnly('w')] : []),
+      ...(affine && silu ? [readOnly('b')] : []),
       readWrite('dx', t),
     ],
     uniforms: AFFINE_UNIFORMS,
@@ -246,7 +322,9 @@ export const normGradInputKernel = cachedKernel((affine: boolean, vec = false): 
   let r = i / params.L;
   let rstd = stats[2u * r + 1u];
   let xhat = (x[e] - ${t}(stats[2u * r])) * rstd;
-  let gw = g[e]${affine ? ' * w[(i / params.inner) % params.P]' : ''};
+  ${affine ? 'let p = (i / params.inner) % params.P;' : ''}
+  ${silu ? siluGradWgsl(t, 'g[e]', affine, 'w[p]', 'b[p]') : 'let gz = g[e];'}
+  let gw = gz${affine ? ' * w[p]' : ''};
   let invL = 1.0 / f32(params.L);
   dx[e] = rstd * (gw - ${t}(sums[2u * r] * invL) - xhat * (sums[2u * r + 1u] * invL));`,
   });

@@ -1,11 +1,13 @@
 import {
+  channelGradCombineKernel,
+  channelGradGrid,
+  channelGradSumsKernel,
   chooseNormMode,
   normApplyKernel,
   normElementGrid,
   normGradInputKernel,
   normGradSumsKernel,
   normRowGrid,
-  normSiluGradKernel,
   rowMomentsKernel,
 } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
@@ -13,6 +15,7 @@ import { noGrad } from '../autograd/grad-mode.js';
 import { formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { abs, add, leakyRelu, map, mul, rsqrt, sub } from './elementwise.js';
+import { zeros } from '../forward/creation.js';
 import { emptyTensor, floatResult, launch } from '../forward/launch.js';
 import { mean, sum, variance } from './reduce.js';
 import { narrow, reshape } from './shape.js';
@@ -26,8 +29,6 @@ interface RowLayout {
   L: number;
   inner: number;
   P: number;
-  /** Axes of x the affine gradients sum over, and the parameter shape they reshape to. */
-  paramAxes: number[];
 }
 
 function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, weight?: Tensor, bias?: Tensor, silu = false) {
@@ -51,7 +52,9 @@ function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, w
   return { y, stats };
 }
 
-function rowNormBackward(op: string, x: Tensor, g: Tensor, stats: Tensor, layout: RowLayout, weight: Tensor | undefined, needs: boolean[]) {
+/** LayerNorm's backward: row sums and dx, then the affine gradients summed over the leading axes. */
+function layerNormBackward(x: Tensor, g: Tensor, stats: Tensor, layout: RowLayout, weight: Tensor | undefined, needs: boolean[]) {
+  const op = 'layerNorm';
   const affine = weight !== undefined;
   const u = { n: x.size, L: layout.L, inner: layout.inner, P: layout.P };
   let dx: Tensor | null = null;
@@ -68,6 +71,7 @@ function rowNormBackward(op: string, x: Tensor, g: Tensor, stats: Tensor, layout
   let db: Tensor | null = null;
   if (affine && (needs[1] || needs[2])) {
     const pShape = weight.shape;
+    const leading = x.shape.slice(0, x.rank - weight.rank).map((_, i) => i);
     if (needs[1]) {
       // xhat is recomputed from the saved statistics rather than stored.
       const rowStats = reshape(stats, [layout.rows, 1, 2]);
@@ -76,9 +80,9 @@ function rowNormBackward(op: string, x: Tensor, g: Tensor, stats: Tensor, layout
       const mu = reshape(narrowStat(rowStats, 0), [layout.rows, 1, 1]);
       const rs = reshape(narrowStat(rowStats, 1), [layout.rows, 1, 1]);
       const gx = reshape(map(op, 'a * (b - c) * d', [gr, xr, mu, rs]), x.shape);
-      dw = reshape(sum(gx, layout.paramAxes), pShape);
+      dw = reshape(sum(gx, leading), pShape);
     }
-    if (needs[2]) db = reshape(sum(g, layout.paramAxes), pShape);
+    if (needs[2]) db = reshape(sum(g, leading), pShape);
   }
   return { dx, dw, db };
 }
@@ -116,24 +120,49 @@ export const groupNorm = defineOp('group_norm', {
       L: (c / numGroups) * spatial,
       inner: spatial,
       P: c,
-      paramAxes: [0, ...x.shape.slice(2).map((_, i) => i + 2)],
     };
     const { y, stats } = rowNormForward(op, x, layout, eps, weight, bias, activation === 'silu');
     ctx.save({ stats, layout });
     return y;
   },
-  backward: ({ args: [x, , weight, bias, , activation], saved, needsGrad }, g) => {
-    // Through the fused SiLU first, then the normalisation's own backward.
-    const gz = activation === 'silu' ? siluGrad(x, g, saved.stats, saved.layout, weight, bias) : g;
-    return affineGrads(rowNormBackward('groupNorm', x, gz, saved.stats, saved.layout, weight, [...needsGrad]), weight !== undefined);
-  },
+  backward: ({ args: [x, , weight, bias, , activation], saved, needsGrad }, g) =>
+    affineGrads(groupNormBackward(x, g, saved.stats, saved.layout, weight, bias, activation === 'silu', [...needsGrad]), weight !== undefined),
 });
 
-function siluGrad(x: Tensor, g: Tensor, stats: Tensor, layout: RowLayout, weight?: Tensor, bias?: Tensor): Tensor {
-  const gz = emptyTensor(x.shape, x.dtype, 'groupNorm.backward');
+/**
+ * GroupNorm's backward in three passes: sums of gz and gz * xhat per (image, channel) (gz = g, or the gradient
+ * through the fused SiLU, recomputed from x rather than stored), which give the affine gradients and the row
+ * sums in one small pass, then dx elementwise.
+ */
+function groupNormBackward(x: Tensor, g: Tensor, stats: Tensor, layout: RowLayout, weight: Tensor | undefined, bias: Tensor | undefined, silu: boolean, needs: boolean[]) {
+  const op = 'groupNorm.backward';
   const affine = weight !== undefined;
-  launch(normSiluGradKernel(affine), affine ? [x, g, stats, weight, bias!] : [x, g, stats], [gz], { n: x.size, L: layout.L, inner: layout.inner, P: layout.P }, normElementGrid(x.size));
-  return gz;
+  if (x.size === 0) {
+    return { dx: needs[0] ? emptyTensor(x.shape, x.dtype, op) : null, dw: affine && needs[1] ? zeros(weight.shape) : null, db: affine && needs[2] ? zeros(weight.shape) : null };
+  }
+  const { rows, L, inner, P: C } = layout;
+  const segs = x.size / inner;
+  const Cg = L / inner;
+  const vec = inner % 4 === 0;
+  const siluParams = silu && affine ? [weight, bias!] : [];
+  const parts = emptyTensor([segs, 2], 'float32', op);
+  launch(channelGradSumsKernel(silu, affine, vec), [x, g, stats, ...siluParams], [parts], { segs, inner, C, Cg }, normRowGrid(segs));
+  const sums = emptyTensor([rows, 2], 'float32', op);
+  const dw = affine ? emptyTensor(weight.shape, 'float32', op) : null;
+  const db = affine ? emptyTensor(weight.shape, 'float32', op) : null;
+  const n = rows + (affine ? C : 0);
+  launch(channelGradCombineKernel(affine), affine ? [parts, weight] : [parts], affine ? [sums, dw!, db!] : [sums], { n, rows, images: segs / C, C, Cg }, channelGradGrid(n));
+  parts.dispose();
+  let dx: Tensor | null = null;
+  if (needs[0]) {
+    dx = emptyTensor(x.shape, x.dtype, op);
+    const u = { n: x.size, L, inner, P: C };
+    launch(normGradInputKernel(affine, vec, silu), affine ? [x, g, stats, sums, weight, ...(silu ? [bias!] : [])] : [x, g, stats, sums], [dx], u, normElementGrid(vec ? x.size / 4 : x.size));
+  }
+  sums.dispose();
+  if (!needs[1]) dw?.dispose();
+  if (!needs[2]) db?.dispose();
+  return { dx, dw: needs[1] ? dw : null, db: needs[2] ? db : null };
 }
 
 /** GroupNorm followed by SiLU in one pass (the norm -> nonlinearity pair of every diffusers resnet). */
@@ -155,14 +184,13 @@ export const layerNorm = defineOp('layer_norm', {
       L,
       inner: 1,
       P: L,
-      paramAxes: x.shape.slice(0, x.rank - k).map((_, i) => i),
     };
     const { y, stats } = rowNormForward(op, x, layout, eps, weight, bias);
     ctx.save({ stats, layout });
     return y;
   },
   backward: ({ args: [x, , weight], saved, needsGrad }, g) =>
-    affineGrads(rowNormBackward('layerNorm', x, g, saved.stats, saved.layout, weight, [...needsGrad]), weight !== undefined),
+    affineGrads(layerNormBackward(x, g, saved.stats, saved.layout, weight, [...needsGrad]), weight !== undefined),
 });
 
 export interface BatchNormOptions {
