@@ -5,4 +5,5 @@
 export * from './photo.js';
 export * from './model-checkpoints.js';
 export * from './densepose-render.js';
+export * from './leffa-masks.js';
 export type { GarmentCategory, RgbImage } from '@leffa-webgpu/data/web';
