@@ -176,6 +176,11 @@ def person(h, w, rng, garment, extras=()):
     el_l = (sh_l[0] + u(rng.uniform(5, 30)), u(200 + rng.uniform(-10, 10)))
     wr_r = (el_r[0] + u(rng.uniform(-20, 25)), u(265 + rng.uniform(-15, 15)))
     wr_l = (el_l[0] + u(rng.uniform(-25, 20)), u(265 + rng.uniform(-15, 15)))
+    if "raised" in extras:
+        # the right hand above the head (Leffa's 1.2x wrist extension leaves the image: uint16 wrap-around), the
+        # left one out at the right edge
+        el_r, wr_r = (el_r[0], u(100.3)), (el_r[0] + u(9.7), u(4.6))
+        el_l, wr_l = (w - u(40.2), u(180.7)), (w - u(2.3), u(190.1))
     hip_r, hip_l = (cx - u(32), u(275)), (cx + u(32), u(275))
     kn_r, kn_l = (cx - u(36), u(375)), (cx + u(36), u(375))
     an_r, an_l = (cx - u(38), u(470)), (cx + u(38), u(470))
@@ -236,6 +241,8 @@ def build(out_dir):
         ("noarm_l", 287, 211, "pants", ("bag",), (6, 7), [("dresses", "hd"), ("upper_body", "dc")]),
         ("nowrist_l", 199, 151, "dress", (), (7,), [("dresses", "dc"), ("upper_body", "hd")]),
         ("nowrists", 512, 384, "pants", (), (4, 7), [("upper_body", "hd"), ("upper_body", "dc")]),
+        ("raised", 512, 384, "pants", ("raised",), (), [("upper_body", "hd"), ("dresses", "hd"), ("upper_body", "dc")]),
+        ("raised_odd", 401, 263, "skirt", ("raised",), (), [("upper_body", "hd"), ("upper_body", "dc")]),
         ("noshoulder", 256, 193, "pants", (), (2,), [("upper_body", "hd"), ("upper_body", "dc")]),
     ]
     for name, h, w, garment, extras, missing, variants in specs:
