@@ -34,6 +34,10 @@ def build(out_dir):
         ("wino_asym", (1, 6, 7, 9), (5, 6, 3, 3), True, {"padding": [2, 1]}),
         ("wino_thin", (2, 32, 1, 3), (33, 32, 3, 3), True, {"padding": 1}),
         ("wino_big", (1, 64, 15, 13), (48, 64, 3, 3), True, {"padding": 1}),
+        # The sliding kernel (up to 32 channels): strips of 4 pixels past the row end (W 37), 8-strip groups
+        # spanning rows, output channels not a multiple of 8, a 1-pixel-wide image.
+        ("slide_wide", (2, 3, 5, 37), (11, 3, 3, 3), True, {"padding": 1}),
+        ("slide_narrow", (3, 17, 6, 1), (9, 17, 3, 3), False, {"padding": [1, 2]}),
     ]
     for name, xs, ws, bias, opts in cases:
         inputs = [r(*xs), r(*ws, scale=0.3)] + ([r(ws[0])] if bias else [])

@@ -9,10 +9,11 @@ const OPS: Record<string, OpAdapter> = {
   conv_transpose2d: ([x, w, b], a) => T.convTranspose2d(x!, w!, b, a),
 };
 
-// The automatic choice, then every case with each algorithm forced (Winograd where it applies: stride-1
-// undilated ungrouped 3x3 products; the other cases stay direct and check that forcing leaves them alone).
+// The automatic choice, then every case with each algorithm forced (Winograd and the sliding kernel where they
+// apply: stride-1 undilated ungrouped 3x3 products, the sliding kernel for the forward and input gradient only;
+// the other cases stay direct and check that forcing leaves them alone).
 replayGoldenGroup('conv', OPS);
-for (const algorithm of ['direct', 'winograd'] as const) {
+for (const algorithm of ['direct', 'winograd', 'sliding'] as const) {
   describe(`conv algorithm forced to ${algorithm}`, () => {
     beforeAll(() => T.setConvAlgorithm(algorithm));
     afterAll(() => T.setConvAlgorithm(null));
@@ -75,18 +76,29 @@ describe('conv algorithm choice', () => {
     if (16 * 4 * 1280 * 2560 > limit) expect(T.conv2dAlgorithms([1, 2560, 16, 12], [1280, 2560, 3, 3], { padding: 1 })).toEqual(all('direct'));
     T.setConvAlgorithm('direct');
     expect(T.conv2dAlgorithms([1, 64, 8, 8], [64, 64, 3, 3], { padding: 1 })).toEqual(all('direct'));
-    expect(() => T.setConvAlgorithm('fft' as T.ConvAlgorithm)).toThrow(/expected 'direct', 'winograd' or null/);
+    expect(() => T.setConvAlgorithm('fft' as T.ConvAlgorithm)).toThrow(/expected 'direct', 'winograd', 'sliding' or null, got 'fft'/);
     expect(() => T.setConvVariant('tiled' as T.ConvVariant)).toThrow(/setConvVariant: expected 'register', 'broadcast' or null, got 'tiled'/);
   });
 
-  it.skipIf(kernelsForced)('picks Winograd automatically on CPU adapters with the subgroup kernel where it was measured to win', () => {
+  it.skipIf(kernelsForced)('picks Winograd or the sliding kernel automatically on CPU adapters with the subgroup kernel where they were measured to win', () => {
     const cpuBroadcast = T.matmulVariantFor(device) === 'broadcast';
     const big = T.conv2dAlgorithms([2, 64, 16, 12], [64, 64, 3, 3], { padding: 1 });
     expect(big).toEqual(cpuBroadcast ? { forward: 'winograd', inputGrad: 'winograd', weightGrad: 'winograd' } : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' });
-    // 16 channels: only the weight gradient wins.
+    // Up to 32 channels on either side: the sliding kernel for the forward and input gradient, Winograd's weight gradient from 8.
     const small = T.conv2dAlgorithms([8, 16, 64, 48], [16, 16, 3, 3], { padding: 1 });
-    expect(small).toEqual({ forward: 'direct', inputGrad: 'direct', weightGrad: cpuBroadcast ? 'winograd' : 'direct' });
+    expect(small).toEqual(cpuBroadcast ? { forward: 'sliding', inputGrad: 'sliding', weightGrad: 'winograd' } : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' });
+    expect(T.conv2dAlgorithms([1, 32, 16, 12], [320, 32, 3, 3], { padding: 1 }).forward).toBe(cpuBroadcast ? 'sliding' : 'direct');
     expect(T.conv2dAlgorithms([1, 3, 16, 16], [16, 3, 3, 3], { padding: 1 }).weightGrad).toBe('direct');
+    // Strided convolutions stay on the implicit GEMM.
+    expect(T.conv2dAlgorithms([1, 16, 16, 16], [16, 16, 3, 3], { padding: 1, stride: 2 })).toEqual({ forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' });
+  });
+
+  it('forces the sliding kernel for the forward and input gradient of stride-1 3x3 products only', () => {
+    T.setConvAlgorithm('sliding');
+    const sliding = device.hasSubgroups ? 'sliding' : 'direct';
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 1 })).toEqual({ forward: sliding, inputGrad: sliding, weightGrad: 'direct' });
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 1, stride: 2 }).forward).toBe('direct');
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 3 }).forward).toBe('direct');
   });
 
   it.runIf(device.report.features.includes('timestamp-query'))('dispatches the Winograd kernels when forced and none otherwise', async () => {
@@ -100,6 +112,14 @@ describe('conv algorithm choice', () => {
     const direct = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
     expect(direct.filter((k) => k.startsWith('winograd:'))).toEqual([]);
     expect(direct.filter((k) => k.startsWith('conv:')).length).toBe(3);
+  });
+
+  it.runIf(device.report.features.includes('timestamp-query') && device.hasSubgroups)('dispatches the sliding kernel when forced: forward, flipped for the input gradient', async () => {
+    T.setConvAlgorithm('sliding');
+    const keys = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
+    expect(keys).toContain('conv.sliding:false:false:1:1');
+    expect(keys).toContain('conv.sliding:true:false:1:1');
+    expect(keys.filter((k) => k.startsWith('conv:'))).toHaveLength(1);
   });
 
   it('passes a finite-difference gradient check on the Winograd path (odd sizes, bias, padding 1 and 2)', async () => {

@@ -7,6 +7,7 @@ export * from './random.js';
 export * from './softmax.js';
 export * from './optim.js';
 export * from './conv.js';
+export * from './conv-sliding.js';
 export * from './norm.js';
 export * from './resample.js';
 export * from './grid-sample.js';

@@ -7,6 +7,8 @@ import {
   matmulAlignment,
   matmulGrid,
   matmulKernel,
+  slidingConvKernel,
+  slidingConvLaunch,
   winogradFilterGradKernel,
   winogradFilterGrid,
   winogradFilterKernel,
@@ -124,30 +126,35 @@ export function setConvVariant(variant: ConvVariant | null): void {
   forcedVariant = variant;
 }
 
+/** Whether the device's subgroups hold the 8 lanes the subgroup-broadcast kernels share values among. */
+const hasSubgroupsOf8 = (device: Device) =>
+  device.hasSubgroups && ((device.gpu as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0) >= 8;
+
 /** The subgroup-broadcast kernel on CPU adapters with 8-wide subgroups (as for matmul), registers elsewhere. */
 export function convVariantFor(device: Device): ConvVariant {
   if (forcedVariant) return forcedVariant;
-  const minSubgroup = (device.gpu as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0;
-  return device.report.isCpu && device.hasSubgroups && minSubgroup >= 8 ? 'broadcast' : 'register';
+  return device.report.isCpu && hasSubgroupsOf8(device) ? 'broadcast' : 'register';
 }
 
 /**
  * How a convolution product runs: 'direct' is the implicit GEMM (any geometry); 'winograd' is F(2x2, 3x3)
- * (kernels-wgsl winograd.ts: transforms plus 16 batched products on the matmul kernel), for stride-1,
- * undilated, ungrouped 3x3 convolutions with padding at most 2.
+ * (kernels-wgsl winograd.ts: transforms plus 16 batched products on the matmul kernel) and 'sliding' a direct
+ * sliding-window kernel (kernels-wgsl conv-sliding.ts; forward and input gradient only, needs subgroups), both
+ * for stride-1, undilated, ungrouped 3x3 convolutions with padding at most 2.
  */
-export type ConvAlgorithm = 'direct' | 'winograd';
+export type ConvAlgorithm = 'direct' | 'winograd' | 'sliding';
+const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['direct', 'winograd', 'sliding'];
 
 let forcedAlgorithm: ConvAlgorithm | null = null;
 
 /**
  * Overrides the automatic choice of convolution algorithm for every later conv2d / convTranspose2d product
- * (null restores it), for tests and benchmarks that exercise both paths. Forcing 'winograd' applies where
- * Winograd can compute the product at all (see `convAlgorithmFor`); other convolutions stay direct.
+ * (null restores it), for tests and benchmarks that exercise every path. Forcing 'winograd' or 'sliding' applies
+ * where that algorithm can compute the product at all (see `convAlgorithmFor`); other products stay direct.
  */
 export function setConvAlgorithm(algorithm: ConvAlgorithm | null): void {
-  if (algorithm !== null && algorithm !== 'direct' && algorithm !== 'winograd') {
-    throw new Error(`setConvAlgorithm: expected 'direct', 'winograd' or null, got '${String(algorithm)}'`);
+  if (algorithm !== null && !CONV_ALGORITHMS.includes(algorithm)) {
+    throw new Error(`setConvAlgorithm: expected ${CONV_ALGORITHMS.map((a) => `'${a}'`).join(', ')} or null, got '${String(algorithm)}'`);
   }
   forcedAlgorithm = algorithm;
 }
@@ -164,35 +171,52 @@ function winogradBytes(product: ConvProduct, p: ConvPlan): number {
   return Math.max(filter, 16 * 4 * tiles(p.Ho, p.Wo) * Math.max(up4(p.cin), p.cout));
 }
 
+/** The sliding kernel's launch for a forward or input-gradient product (null: its grid would not fit). */
+function slidingLaunch(product: ConvProduct, p: ConvPlan) {
+  return product === 'forward'
+    ? slidingConvLaunch(p.n, p.cout, p.cin, p.H, p.W, p.Ho, p.Wo)
+    : slidingConvLaunch(p.n, p.cin, p.cout, p.Ho, p.Wo, p.H, p.W);
+}
+
 /**
- * The algorithm a product of this convolution runs with. Winograd needs a stride-1, undilated, ungrouped
- * 3x3 kernel, padding at most 2 (the input gradient is a forward product with padding 2 - p) and
- * intermediates that fit one storage binding. Chosen automatically on CPU adapters with the subgroup matmul
- * (where it was measured) when both channel counts are large enough for the product and no tensor is float16;
- * everywhere else the direct product stays, unless forced with `setConvAlgorithm`.
+ * The algorithm a product of this convolution runs with. Winograd and the sliding kernel need a stride-1,
+ * undilated, ungrouped 3x3 kernel and padding at most 2 (the input gradient is a forward product with padding
+ * 2 - p); Winograd also needs intermediates that fit one storage binding, the sliding kernel subgroups of at least
+ * 8 lanes, and it computes no weight gradient. Chosen automatically on CPU adapters with the subgroup matmul (where
+ * they were measured) when no tensor is float16; everywhere else the direct product stays, unless forced with
+ * `setConvAlgorithm`.
  */
 function convAlgorithmFor(product: ConvProduct, p: ConvPlan, half = false, device: Device = activeDevice()): ConvAlgorithm {
-  const possible =
-    p.kh === 3 &&
-    p.kw === 3 &&
-    p.strideH === 1 &&
-    p.strideW === 1 &&
-    p.dilationH === 1 &&
-    p.dilationW === 1 &&
-    p.groups === 1 &&
-    p.padH <= 2 &&
-    p.padW <= 2 &&
-    winogradBytes(product, p) <= Math.min(device.gpu.limits.maxStorageBufferBindingSize, device.gpu.limits.maxBufferSize);
-  if (!possible) return 'direct';
-  if (forcedAlgorithm) return forcedAlgorithm;
+  const stride1x3 =
+    p.kh === 3 && p.kw === 3 && p.strideH === 1 && p.strideW === 1 && p.dilationH === 1 && p.dilationW === 1 && p.groups === 1 && p.padH <= 2 && p.padW <= 2;
+  if (!stride1x3) return 'direct';
+  const winogradFits = winogradBytes(product, p) <= Math.min(device.gpu.limits.maxStorageBufferBindingSize, device.gpu.limits.maxBufferSize);
+  const slidingFits = product !== 'weightGrad' && hasSubgroupsOf8(device) && slidingLaunch(product, p) !== null;
+  if (forcedAlgorithm) {
+    const fits = forcedAlgorithm === 'direct' || (forcedAlgorithm === 'winograd' ? winogradFits : slidingFits);
+    return fits ? forcedAlgorithm : 'direct';
+  }
   // float16 convolutions exist to save memory: Winograd's float32 intermediates are 16/9 of the filters and 4x
   // the image (three to six times the float16 tensors they come from), so they take the direct product.
   if (half || convVariantFor(device) !== 'broadcast') return 'direct';
-  // Measured on lavapipe (BENCHMARKS.md): the weight gradient (a long reduction over tiles) wins from 8
-  // channels; the forward and input gradient only from 32 on both sides, below which writing and reading
-  // the 16 x channels x tiles intermediates costs more than the implicit GEMM's gathers.
-  const least = product === 'weightGrad' ? 8 : 32;
-  return p.cin >= least && p.cout >= least ? 'winograd' : 'direct';
+  // Measured on lavapipe (BENCHMARKS.md): the weight gradient (a long reduction over tiles) wins with Winograd
+  // from 8 channels. The forward and input gradient run the sliding kernel up to 32 channels on either side
+  // (1.2-1.6x the implicit GEMM at 16, level with or ahead of Winograd at 32, whose intermediates cost more
+  // than they save there) and Winograd above (1.5x the sliding kernel at 64 channels).
+  if (product === 'weightGrad') return winogradFits && p.cin >= 8 && p.cout >= 8 ? 'winograd' : 'direct';
+  if (Math.min(p.cin, p.cout) <= 32 && slidingFits) return 'sliding';
+  return winogradFits && p.cin >= 32 && p.cout >= 32 ? 'winograd' : 'direct';
+}
+
+/**
+ * A forward or input-gradient product on the sliding kernel: `a` the weight, `b` the image (x, or dy for the
+ * input gradient, read with the weight flipped and transposed and padding 2 - p).
+ */
+function slidingProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
+  const fwd = product === 'forward';
+  const { uniforms, grid } = slidingLaunch(product, p)!;
+  const pads = fwd ? { padH: p.padH, padW: p.padW } : { padH: 2 - p.padH, padW: 2 - p.padW };
+  launch(slidingConvKernel({ flip: !fwd, bias: bias !== undefined, ...pads }), bias ? [a, b, bias] : [a, b], [out], uniforms, grid);
 }
 
 /** Tile-transform uniforms for an image-side tensor of `C` channels and an output of `Ho` x `Wo`. */
@@ -270,14 +294,19 @@ function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor
 }
 
 /**
- * Launches one convolution product: Winograd where `convAlgorithmFor` picks it, else one implicit-GEMM product
+ * Launches one convolution product: Winograd or the sliding kernel where `convAlgorithmFor` picks them, else one implicit-GEMM product
  * (see kernels-wgsl conv.ts for what A, B, M, N, K mean in each).
  * Long reductions over few outputs (weight gradients of early layers: K = N*H*W, few output tiles) are split
  * along K into partial slabs, summed afterwards, so that both cores get work.
  */
 function convProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
-  if (out.size > 0 && convAlgorithmFor(product, p, [a, b, out].some((t) => t.dtype === 'float16')) === 'winograd') {
+  const algorithm = out.size > 0 ? convAlgorithmFor(product, p, [a, b, out].some((t) => t.dtype === 'float16')) : 'direct';
+  if (algorithm === 'winograd') {
     winogradProduct(product, p, a, b, out, bias);
+    return;
+  }
+  if (algorithm === 'sliding') {
+    slidingProduct(product, p, a, b, out, bias);
     return;
   }
   const cinG = p.cin / p.groups;
