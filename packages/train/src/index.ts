@@ -1,4 +1,5 @@
 /** Training: the Leffa, VAE, OpenPose, SCHP and DensePose trainers, their metrics and evaluation. */
+export * from './trainer.js';
 export * from './leffa/trainer.js';
 export * from './leffa/vae-trainer.js';
 export * from './leffa/metrics.js';

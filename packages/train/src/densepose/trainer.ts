@@ -16,6 +16,7 @@ import * as T from '@leffa-webgpu/core';
 import { DENSEPOSE_CONFIGS, type DensePoseConfig, DensePoseHead } from '@leffa-webgpu/models';
 import { type Affine, type AugmentOptions, generateSample, randomAffine, Rng, warpImage } from '@leffa-webgpu/data';
 import { type DensePoseLossOptions, densePoseLoss } from './losses.js';
+import { TrainerBase, withGenerator } from '../trainer.js';
 
 /** One image with dense DensePose ground truth. */
 export interface DensePoseExample {
@@ -91,7 +92,7 @@ export function warpIuv(e: Pick<DensePoseExample, 'width' | 'height' | 'parts' |
 
 export interface DensePoseTrainOptions {
   config?: DensePoseConfig;
-  /** Seeds the initial weights (default generator) and the augmentation. */
+  /** Seeds the trainer's generator (the initial weights of a model it builds) and the augmentation. */
   seed?: number;
   /** Peak AdamW learning rate (2e-3). */
   lr?: number;
@@ -111,22 +112,26 @@ export interface DensePoseTrainOptions {
 const DEFAULT_AUGMENT: AugmentOptions = { maxRotation: 20, scale: [0.8, 1.2], flip: true };
 
 /** DensePose training (see the module comment); a loop calls `step(batch)`. */
-export class DensePoseTrainer {
+export class DensePoseTrainer extends TrainerBase {
+  protected readonly name = 'DensePoseTrainer';
+  protected override readonly kind = 'densepose';
   readonly model: DensePoseHead;
   readonly optimizer: T.optim.AdamW;
   readonly schedule: T.optim.LRSchedule;
+  /** Draws the initial weights of a model the trainer builds (and anything random in the network's forward). */
+  readonly generator: T.Generator;
   readonly rng: Rng;
   readonly config: DensePoseConfig;
-  stepCount = 0;
 
   constructor(
     readonly options: DensePoseTrainOptions = {},
     model?: DensePoseHead,
   ) {
+    super();
     const seed = options.seed ?? 0;
     this.config = model?.config ?? options.config ?? DENSEPOSE_CONFIGS.small;
-    if (!model) T.manualSeed(seed);
-    this.model = model ?? new DensePoseHead(this.config);
+    this.generator = new T.Generator(seed);
+    this.model = model ?? withGenerator(this.generator, () => new DensePoseHead(this.config));
     this.rng = new Rng(seed ^ 0x5bd1e995);
     const lr = options.lr ?? 2e-3;
     this.optimizer = new T.optim.AdamW(this.model.parameters(), { lr, weightDecay: options.weightDecay ?? 1e-4 });
@@ -162,7 +167,7 @@ export class DensePoseTrainer {
     });
     this.optimizer.lr = this.schedule(this.stepCount);
     this.model.train();
-    const losses = T.tidy(() => {
+    const losses = withGenerator(this.generator, () => T.tidy(() => {
       const x = T.tensor(densePoseInput(views.map((e) => e.image), H, W), [batch.length, 3, H, W]);
       const shape = [batch.length, H, W];
       const l = densePoseLoss(this.model.forward(x), { parts: T.tensor(parts, shape), u: T.tensor(u, shape), v: T.tensor(v, shape) }, this.options.loss);
@@ -170,31 +175,22 @@ export class DensePoseTrainer {
       this.optimizer.step();
       this.optimizer.zeroGrad();
       return T.noGrad(() => T.stack([l.total, l.part, l.uv].map((t) => t.detach())));
-    });
+    }));
     this.stepCount++;
     return losses;
   }
 
-  /** Model, optimizer and training state (step, augmentation RNG, default generator) written atomically. */
-  async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
-    await T.saveCheckpoint(dir, {
-      model: this.model,
-      optimizer: this.optimizer,
-      extra: { ...extra, kind: 'densepose', step: this.stepCount, rng: this.rng.getState(), generator: T.defaultGenerator.getState(), config: this.config, options: this.options },
-      requireFinite: true,
-    });
+  protected parts(): T.CheckpointParts {
+    return { model: this.model, optimizer: this.optimizer };
   }
 
-  /** Restores a `save`d state; returns the checkpoint's extra JSON. */
-  async load(dir: string): Promise<Record<string, unknown>> {
-    const extra = (await T.loadCheckpoint(dir, { model: this.model, optimizer: this.optimizer })) as Record<string, unknown> | null;
-    if (!extra || extra.kind !== 'densepose') throw new Error(`DensePoseTrainer.load: '${dir}' is not a DensePose training checkpoint (state.json extra.kind is not 'densepose')`);
+  protected override ownExtra(): Record<string, unknown> {
+    return { config: this.config, options: this.options };
+  }
+
+  protected override checkExtra(extra: Record<string, unknown>, dir: string): void {
     if (JSON.stringify(extra.config) !== JSON.stringify(this.config)) {
       throw new Error(`DensePoseTrainer.load: '${dir}' holds config ${JSON.stringify(extra.config)}, the trainer ${JSON.stringify(this.config)}`);
     }
-    this.stepCount = extra.step as number;
-    this.rng.setState(extra.rng as number);
-    T.defaultGenerator.setState(extra.generator as { seed: number; offset: number });
-    return extra;
   }
 }

@@ -1,6 +1,7 @@
 import * as T from '@leffa-webgpu/core';
 import { type LeffaConfig, LeffaModel, leffaLoss } from '@leffa-webgpu/models';
 import { flowSupervisionLoss, type LeffaBatch, Rng } from '@leffa-webgpu/data';
+import { TrainerBase } from '../trainer.js';
 
 export type LeffaLossMode = 'on' | 'off' | 'finetune';
 
@@ -55,19 +56,20 @@ export interface StepLosses {
  * AdamW + clipping + EMA, reference dropout for classifier-free guidance. One `step()` records the whole
  * iteration on the GPU; nothing is read back.
  */
-export class LeffaTrainer {
+export class LeffaTrainer extends TrainerBase {
+  protected readonly name = 'LeffaTrainer';
   readonly model: LeffaModel;
   readonly optimizer: T.optim.AdamW;
   readonly ema: T.optim.EMA;
   readonly generator: T.Generator;
   readonly rng: Rng;
   readonly trainable: T.Tensor[];
-  stepCount = 0;
 
   constructor(
     readonly options: LeffaTrainOptions,
     model?: LeffaModel,
   ) {
+    super();
     const seed = options.seed ?? 0;
     this.generator = new T.Generator(seed);
     this.rng = new Rng(seed ^ 0x5bd1e995);
@@ -157,23 +159,11 @@ export class LeffaTrainer {
     return losses;
   }
 
-  /** Everything needed to resume bit-for-bit. */
-  async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
-    await T.saveCheckpoint(dir, {
-      model: this.model,
-      optimizer: this.optimizer,
-      ema: this.ema,
-      extra: { ...extra, step: this.stepCount, generator: this.generator.getState(), rng: this.rng.getState(), options: this.options },
-      requireFinite: true,
-    });
+  protected parts(): T.CheckpointParts {
+    return { model: this.model, optimizer: this.optimizer, ema: this.ema };
   }
 
-  async load(dir: string): Promise<Record<string, unknown>> {
-    const extra = (await T.loadCheckpoint(dir, { model: this.model, optimizer: this.optimizer, ema: this.ema })) as Record<string, unknown> | null;
-    if (!Number.isInteger(extra?.step)) throw new Error(`LeffaTrainer.load: '${dir}' holds no training step (state.json extra.step); is it a training checkpoint?`);
-    this.stepCount = extra!.step as number;
-    this.generator.setState(extra!.generator as { seed: number; offset: number });
-    this.rng.setState(extra!.rng as number);
-    return extra!;
+  protected override ownExtra(): Record<string, unknown> {
+    return { options: this.options };
   }
 }

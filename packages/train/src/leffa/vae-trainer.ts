@@ -1,6 +1,7 @@
 import * as T from '@leffa-webgpu/core';
 import { AutoencoderKL, type VaeConfig } from '@leffa-webgpu/models';
 import { imagesToNCHW } from '@leffa-webgpu/data';
+import { TrainerBase } from '../trainer.js';
 
 export interface VaeTrainOptions {
   config: VaeConfig;
@@ -21,16 +22,18 @@ export interface VaeLosses {
  * the decoded posterior sample plus a small KL to N(0, I), AdamW. The latents it learns are what the Leffa
  * UNets are trained on.
  */
-export class VaeTrainer {
+export class VaeTrainer extends TrainerBase {
+  protected readonly name = 'VaeTrainer';
   readonly vae: AutoencoderKL;
   readonly optimizer: T.optim.AdamW;
   readonly generator: T.Generator;
-  stepCount = 0;
+  readonly rng = null;
 
   constructor(
     readonly options: VaeTrainOptions,
     vae?: AutoencoderKL,
   ) {
+    super();
     this.vae = vae ?? new AutoencoderKL(options.config);
     this.generator = new T.Generator(options.seed ?? 0);
     this.optimizer = new T.optim.AdamW(this.vae.parameters(), { lr: options.lr ?? 2e-3, weightDecay: 0 });
@@ -55,20 +58,11 @@ export class VaeTrainer {
     return losses;
   }
 
-  async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
-    await T.saveCheckpoint(dir, {
-      model: this.vae,
-      optimizer: this.optimizer,
-      extra: { ...extra, step: this.stepCount, generator: this.generator.getState(), config: this.options.config },
-      requireFinite: true,
-    });
+  protected parts(): T.CheckpointParts {
+    return { model: this.vae, optimizer: this.optimizer };
   }
 
-  async load(dir: string): Promise<Record<string, unknown>> {
-    const extra = (await T.loadCheckpoint(dir, { model: this.vae, optimizer: this.optimizer })) as Record<string, unknown> | null;
-    if (!Number.isInteger(extra?.step)) throw new Error(`VaeTrainer.load: '${dir}' holds no training step (state.json extra.step); is it a training checkpoint?`);
-    this.stepCount = extra!.step as number;
-    this.generator.setState(extra!.generator as { seed: number; offset: number });
-    return extra!;
+  protected override ownExtra(): Record<string, unknown> {
+    return { config: this.options.config };
   }
 }

@@ -3,6 +3,7 @@ import { OPENPOSE_SMALL, type OpenPoseConfig, OpenPoseBody, estimatePose } from 
 import {
   type AnnotatedKeypoint, generateSample, type PoseExample, poseTargets, randomAffine, Rng, warpImage, warpKeypoints,
 } from '@leffa-webgpu/data';
+import { TrainerBase } from '../trainer.js';
 
 /** The network input of HWC RGB images: BGR, / 256 - 0.5 (the official preprocessing). */
 export function poseInput(images: Uint8Array[], height: number, width: number): Float32Array {
@@ -25,15 +26,19 @@ export interface OpenPoseTrainOptions {
 
 /**
  * OpenPose training: L2 between every stage's PAFs/heatmaps and the targets (intermediate supervision), on
- * augmented images (rotation, scale, flip with left/right swap).
+ * augmented images (rotation, scale, flip with left/right swap). Nothing random runs on the GPU (no generator);
+ * a model it builds takes its initial weights from the global generator.
  */
-export class OpenPoseTrainer {
+export class OpenPoseTrainer extends TrainerBase {
+  protected readonly name = 'OpenPoseTrainer';
+  protected override readonly kind = 'openpose';
   readonly model: OpenPoseBody;
   readonly optimizer: T.optim.AdamW | T.optim.SGD;
+  readonly generator = null;
   readonly rng: Rng;
-  stepCount = 0;
 
   constructor(readonly options: OpenPoseTrainOptions = {}, model?: OpenPoseBody) {
+    super();
     this.model = model ?? new OpenPoseBody(options.config ?? OPENPOSE_SMALL);
     this.rng = new Rng((options.seed ?? 0) ^ 0x2545f491);
     const lr = options.lr ?? 1e-3;
@@ -70,6 +75,15 @@ export class OpenPoseTrainer {
     });
     this.stepCount++;
     return loss;
+  }
+
+  protected parts(): T.CheckpointParts {
+    return { model: this.model, optimizer: this.optimizer };
+  }
+
+  /** The network's config, inference box size included: what `loadOpenPose` builds. */
+  protected override ownExtra(): Record<string, unknown> {
+    return { config: this.model.config };
   }
 }
 

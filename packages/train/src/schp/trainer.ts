@@ -25,6 +25,7 @@ import { edgeTargets } from './edges.js';
 import { IGNORE_LABEL, type SchpLossWeights, schpLoss } from './losses.js';
 import { corruptLabels } from './noise.js';
 import { schpPart } from '@leffa-webgpu/pipelines';
+import { TrainerBase, withGenerator } from '../trainer.js';
 
 /** One training or evaluation image with its parsing labels (LIP classes; 255 ignored). */
 export interface ParsingExample {
@@ -129,7 +130,7 @@ export function reestimateBatchNorm(model: T.Module & { forward(x: T.Tensor): un
 
 export interface SchpTrainOptions {
   config?: SCHPConfig;
-  /** Seeds the model's initial weights (through the default generator), the augmentation and dropout. */
+  /** Seeds the trainer's generator (the model's initial weights, dropout) and the augmentation. */
   seed?: number;
   /** 'sgd' as the paper (momentum 0.9, weight decay 5e-4) or 'adamw' (no weight decay; easier from scratch). */
   optimizer?: 'sgd' | 'adamw';
@@ -160,15 +161,18 @@ export type SchpStepLosses = T.Tensor;
  * the self-correction schedule. A loop calls `step(batch)` and, when `correctionDue` is true, `selfCorrect`
  * with a few batches of training images for the BN re-estimation.
  */
-export class SchpTrainer {
+export class SchpTrainer extends TrainerBase {
+  protected readonly name = 'SchpTrainer';
+  protected override readonly kind = 'schp';
   readonly model: SCHPNetwork;
   /** The aggregated model: the average of the end-of-cycle weights, with re-estimated BN statistics. */
   readonly schp: SCHPNetwork;
   readonly optimizer: T.optim.SGD | T.optim.AdamW;
   readonly schedule: T.optim.LRSchedule;
+  /** Draws the initial weights of a model the trainer builds and the network's dropout masks. */
+  readonly generator: T.Generator;
   readonly rng: Rng;
   readonly config: SCHPConfig;
-  stepCount = 0;
   /** Self-correction rounds done (the official cycle_n). */
   rounds = 0;
 
@@ -176,10 +180,11 @@ export class SchpTrainer {
     readonly options: SchpTrainOptions,
     model?: SCHPNetwork,
   ) {
+    super();
     const seed = options.seed ?? 0;
     this.config = model?.config ?? options.config ?? SCHP_CONFIGS.small;
-    if (!model) T.manualSeed(seed);
-    this.model = model ?? new SCHPNetwork(this.config);
+    this.generator = new T.Generator(seed);
+    this.model = model ?? withGenerator(this.generator, () => new SCHPNetwork(this.config));
     this.schp = T.nn.withoutInit(() => new SCHPNetwork(this.config));
     copyModule(this.schp, this.model);
     this.schp.eval();
@@ -233,7 +238,8 @@ export class SchpTrainer {
     });
     this.optimizer.lr = this.schedule(this.stepCount);
     this.model.train();
-    const losses = T.tidy(() => {
+    // The network's Dropout2d draws from the global generator: the trainer's own stands in for it.
+    const losses = withGenerator(this.generator, () => T.tidy(() => {
       const x = T.tensor(parsingInput(views.map((v) => v.image), H, W), [batch.length, 3, H, W]);
       const targets = { labels: T.tensor(labels, [batch.length, H, W]), edges: T.tensor(edges, [batch.length, H, W]) };
       let soft: { parsing: T.Tensor; edge: T.Tensor; alpha: number } | undefined;
@@ -249,7 +255,7 @@ export class SchpTrainer {
       this.optimizer.step();
       this.optimizer.zeroGrad();
       return T.noGrad(() => T.stack([l.total, l.parsing, l.edge, l.consistency].map((t) => t.detach())));
-    });
+    }));
     this.stepCount++;
     return losses;
   }
@@ -262,12 +268,15 @@ export class SchpTrainer {
     if (bnBatches.length === 0) throw new Error('SchpTrainer.selfCorrect: BN re-estimation needs at least one batch of training images');
     aggregateModels(this.schp, this.model, 1 / (this.rounds + 1));
     this.rounds++;
-    reestimateBatchNorm(this.schp, bnBatches.length, (i) => {
-      const b = bnBatches[i]!;
-      if (b.length < 2) throw new Error(`SchpTrainer.selfCorrect: BN batch ${i} has ${b.length} image(s); batch norm needs at least 2`);
-      const { height: H, width: W } = b[0]!;
-      return T.tensor(parsingInput(b.map((e) => e.image), H, W), [b.length, 3, H, W]);
-    });
+    // The re-estimation runs in training mode (dropout on), drawing from the trainer's generator.
+    withGenerator(this.generator, () =>
+      reestimateBatchNorm(this.schp, bnBatches.length, (i) => {
+        const b = bnBatches[i]!;
+        if (b.length < 2) throw new Error(`SchpTrainer.selfCorrect: BN batch ${i} has ${b.length} image(s); batch norm needs at least 2`);
+        const { height: H, width: W } = b[0]!;
+        return T.tensor(parsingInput(b.map((e) => e.image), H, W), [b.length, 3, H, W]);
+      }),
+    );
     this.schp.eval();
   }
 
@@ -301,43 +310,27 @@ export class SchpTrainer {
   }
 
   /**
-   * Writes both networks, the optimizer and the training state (step, rounds, augmentation RNG, the default
-   * generator that drives dropout) atomically: model.safetensors holds the trained network, ema.safetensors
-   * the aggregated one (same keys, loadable into an SCHPNetwork).
+   * Checkpoints hold both networks: model.safetensors the trained one, ema.safetensors the aggregate (same keys,
+   * loadable into an SCHPNetwork); extra adds the rounds, config and options to the step and random state.
    */
-  async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
-    await T.saveCheckpoint(dir, {
-      model: this.model,
-      optimizer: this.optimizer,
-      ema: schpPart(this.schp),
-      extra: {
-        ...extra,
-        kind: 'schp',
-        step: this.stepCount,
-        rounds: this.rounds,
-        rng: this.rng.getState(),
-        generator: T.defaultGenerator.getState(),
-        config: this.config,
-        options: this.options,
-      },
-      requireFinite: true,
-    });
+  protected parts(): T.CheckpointParts {
+    return { model: this.model, optimizer: this.optimizer, ema: schpPart(this.schp) };
   }
 
-  async load(dir: string): Promise<Record<string, unknown>> {
-    const opened = await T.openCheckpoint(dir);
-    const extra = opened.extra as Record<string, unknown> | null;
-    if (!extra || extra.kind !== 'schp') throw new Error(`SchpTrainer.load: '${dir}' is not an SCHP training checkpoint (state.json extra.kind is not 'schp')`);
+  protected override ownExtra(): Record<string, unknown> {
+    return { rounds: this.rounds, config: this.config, options: this.options };
+  }
+
+  protected override checkExtra(extra: Record<string, unknown>, dir: string): void {
     // Configs that differ only in structure (the stem pool) share every parameter shape, so compare them whole.
     const saved = JSON.stringify({ stemPool: true, ...(extra.config as object) });
     const mine = JSON.stringify({ stemPool: true, ...this.config });
     if (saved !== mine) throw new Error(`SchpTrainer.load: '${dir}' was trained with config ${saved}, this trainer has ${mine}`);
-    await opened.load({ model: this.model, optimizer: this.optimizer, ema: schpPart(this.schp) });
-    this.stepCount = extra.step as number;
+    if (!Number.isInteger(extra.rounds)) throw new Error(`SchpTrainer.load: '${dir}' records no self-correction rounds (state.json extra.rounds)`);
+  }
+
+  protected override restore(extra: Record<string, unknown>): void {
     this.rounds = extra.rounds as number;
-    this.rng.setState(extra.rng as number);
-    T.defaultGenerator.setState(extra.generator as { seed: number; offset: number });
     this.schp.eval();
-    return extra;
   }
 }
