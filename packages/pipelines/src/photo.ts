@@ -33,6 +33,9 @@ import {
   agnosticMask, fitWithin, type GarmentCategory, type LeffaExample, type LeffaTask, LIP, maskToImage, resizeRgb, type RgbImage, tensorToImages, tile, toBatch,
 } from '@leffa-webgpu/data/web';
 import { renderDensePose } from './densepose-render.js';
+import { PhotoCheckError, type PhotoCheckLimits, type PhotoKeypoint, photoProblems } from './photo-checks.js';
+
+export type { PhotoKeypoint } from './photo-checks.js';
 
 /** Where a letterboxed image's content lies on the canvas (integer pixels). */
 export interface ContentBox {
@@ -152,14 +155,8 @@ export interface PhotoInputs {
   size: [number, number];
   /** OpenPose scales as body.py's scale_search: the person canvas is resized to scale x the model's boxsize px tall (default [0.5]). */
   poseScales?: number[];
-}
-
-/** A keypoint in model-size pixels; `visible` false where OpenPose found no such part. */
-export interface PhotoKeypoint {
-  x: number;
-  y: number;
-  score: number;
-  visible: boolean;
+  /** Limits of the preprocessing checks (`problems`): default PHOTO_CHECK_LIMITS; SHIPPED_PHOTO_CHECK_LIMITS for the shipped networks. */
+  checkLimits?: PhotoCheckLimits;
 }
 
 export interface PreparedPhoto {
@@ -185,6 +182,12 @@ export interface PreparedPhoto {
   };
   /** Things that went wrong but did not stop the pipeline (e.g. no person found). */
   warnings: string[];
+  /**
+   * Failed checks of the preprocessing (`photoProblems` with `checkLimits`: no person, too few or unsure keypoints,
+   * a try-on mask that is empty or covers the face, parsing and DensePose disagreeing on the person);
+   * `runPhotoPipeline` with `strict` stops on them.
+   */
+  problems: string[];
 }
 
 const chw01 = (img: RgbImage): T.Tensor => {
@@ -303,6 +306,16 @@ export async function preparePhotoExample(task: LeffaTask, inputs: PhotoInputs):
       agnostic: img(agnostic),
     },
     warnings,
+    problems: photoProblems(
+      {
+        task,
+        width,
+        height,
+        keypoints,
+        ...(labels ? { mask, parsingForeground: labels, denseposeForeground: Uint8Array.from(iuvMaps.parts, (p) => (p > 0 ? 1 : 0)) } : {}),
+      },
+      inputs.checkLimits,
+    ),
   };
 }
 
@@ -316,6 +329,8 @@ export interface PhotoPipelineOptions extends PhotoInputs {
   /** Composite the result over the person inside the mask (try-on): true (radius H / 50, as Leffa) or a blur radius. */
   repaint?: boolean | number;
   onStep?: (step: number, total: number) => void;
+  /** Throw a PhotoCheckError instead of sampling when the preprocessing failed its checks (default false). */
+  strict?: boolean;
 }
 
 export interface PhotoPipelineResult {
@@ -334,6 +349,7 @@ export interface PhotoPipelineResult {
  */
 export async function runPhotoPipeline(task: LeffaTask, options: PhotoPipelineOptions): Promise<PhotoPipelineResult> {
   const prepared = await preparePhotoExample(task, options);
+  if (options.strict && prepared.problems.length) throw new PhotoCheckError(prepared.problems);
   const e = prepared.example;
   const batch = toBatch([e]);
   let y: T.Tensor;

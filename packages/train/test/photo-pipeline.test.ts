@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
 import { DENSEPOSE_CONFIGS, DensePoseHead, LEFFA_CONFIGS, LeffaModel, OPENPOSE_SMALL, OpenPoseBody, SCHP_CONFIGS, SCHPNetwork, personCrop } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,7 +196,8 @@ describe('photo pipeline with random-weight models', () => {
   });
 
   it('CLI: writes the result and sheet for one photo, and every image of a folder (batch)', async () => {
-    const common = { ckpt: ckpt.leffa, openpose: ckpt.openpose, schp: ckpt.schp, densepose: ckpt.densepose, size: [H, W] as [number, number], steps: 2, seed: 0, guidance: 2.5 };
+    // Random-weight networks fail the preprocessing checks (next test): this one checks the plumbing only.
+    const common = { ckpt: ckpt.leffa, openpose: ckpt.openpose, schp: ckpt.schp, densepose: ckpt.densepose, size: [H, W] as [number, number], steps: 2, seed: 0, guidance: 2.5, checks: false };
     const out = join(tmp, 'out', 'tryon.png');
     await generateFromPhotos({ ...common, task: 'tryon', person: join(tmp, 'person.jpg'), reference: join(tmp, 'garment.png'), category: 'upper_body', out, repaint: true });
     expect(existsSync(out)).toBe(true);
@@ -212,6 +214,18 @@ describe('photo pipeline with random-weight models', () => {
     expect(readdirSync(join(tmp, 'batch')).sort()).toEqual(['a-sheet.png', 'a.png', 'b-sheet.png', 'b.png']);
     expect(readImage(join(tmp, 'batch', 'b.png')).width).toBe(W);
   });
+
+  it('CLI: stops on a photo the preprocessing fails on, naming the problems and what to do', async () => {
+    const out = join(tmp, 'refused', 'r.png');
+    // Random networks given as folders: the plain failures, and a look at the networks given.
+    const own = { task: 'tryon' as const, person: join(tmp, 'person.jpg'), reference: join(tmp, 'garment.png'), ckpt: ckpt.leffa, openpose: ckpt.openpose, schp: ckpt.schp, densepose: ckpt.densepose, size: [H, W] as [number, number], out, steps: 2, seed: 0, guidance: 2.5 };
+    await expect(generateFromPhotos(own)).rejects.toThrow(/^the photo preprocessing failed: OpenPose found no person\. Look at the preprocessing networks given .*--ckpts <folder>/);
+    // The shipped networks on a real photo (scikit-image's astronaut): the hint says they learned only synthetic people.
+    const astronaut = fileURLToPath(new URL('../../pipelines/test/fixtures/astronaut-192x256.jpg', import.meta.url));
+    const shipped = { ...own, person: astronaut, ckpt: 'shipped:leffa-tiny-tryon', openpose: 'shipped:openpose-small', schp: 'shipped:schp-small', densepose: 'shipped:densepose-small', size: [128, 96] as [number, number] };
+    await expect(generateFromPhotos(shipped)).rejects.toThrow(/not confident about the person.*learned only synthetic people.*--ckpts <folder>/);
+    expect(existsSync(out)).toBe(false);
+  }, 120_000);
 
   it('CLI: clear errors for a missing SCHP checkpoint, a missing DensePose checkpoint and a file that is no image', async () => {
     const base = { task: 'tryon' as const, person: join(tmp, 'person.jpg'), reference: join(tmp, 'garment.png'), ckpt: ckpt.leffa, openpose: ckpt.openpose, size: [H, W] as [number, number], out: join(tmp, 'x.png'), steps: 2, seed: 0, guidance: 2.5 };

@@ -4,10 +4,12 @@ import { basename, dirname, extname, join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { LeffaModel, leffaSample } from '@leffa-webgpu/models';
 import {
-  exampleFromSample, type GarmentCategory, generateSample, type LeffaExample, type LeffaTask, readImage, type RgbImage, tensorToImages, tile, toBatch, writePng,
+  exampleFromSample, type GarmentCategory, generateSample, type LeffaExample, type LeffaTask, readImage, readImageAsync, type RgbImage, tensorToImages, tile, toBatch, writePng,
 } from '@leffa-webgpu/data';
 import { HELD_OUT_SEED, type SeedAveragedEval, evaluateLeffaSeeds, formatSeedAveraged } from '../leffa/evaluate.js';
-import { loadLeffa, loadPhotoModels, type PhotoModels, runPhotoPipeline } from '@leffa-webgpu/pipelines';
+import {
+  loadLeffa, loadPhotoModels, PHOTO_CHECK_LIMITS, PhotoCheckError, type PhotoModels, runPhotoPipeline, SHIPPED_PHOTO_CHECK_LIMITS,
+} from '@leffa-webgpu/pipelines';
 import { Progress } from './progress.js';
 
 function checkSize(name: string, img: RgbImage, height: number, width: number): Uint8Array {
@@ -111,7 +113,13 @@ export interface PhotoGenerateArgs {
   seed: number;
   guidance: number;
   repaint?: boolean;
+  /** Stop with a PhotoCheckError when the preprocessing fails its checks (default true). */
+  checks?: boolean;
 }
+
+/** The hint of a failed check when the preprocessing networks are not (all) the shipped ones. */
+const OWN_PARSERS_HINT =
+  'Look at the preprocessing networks given (--openpose, --schp, --densepose-ckpt), or run Leffa\'s released weights (`--ckpts <folder>`; see the pipelines README).';
 
 /**
  * tryon / pose-transfer on photos: runs the preprocessing networks (OpenPose, SCHP for try-on, DensePose) and
@@ -130,8 +138,13 @@ export async function generateFromPhotos(args: PhotoGenerateArgs): Promise<strin
   if (files.length === 0) throw new Error(`${personFlag} '${args.person}' holds no .png/.jpg/.jpeg images`);
   const outDir = batch ? args.out.replace(/\.png$/i, '') : dirname(args.out);
   const outFor = (file: string) => (batch ? join(outDir, `${basename(file, extname(file))}.png`) : args.out);
-  // Decode everything before the slow model loads, so a bad file fails fast.
-  const reference = readImage(args.reference, { exifOrientation: true });
+  // Decode everything before the slow model loads, so a bad file fails fast; photos are shrunk to the model size
+  // while decoding (sharp when it is installed).
+  const [height, width] = args.size;
+  const read = (file: string) => readImageAsync(file, { exifOrientation: true, fit: { height, width } });
+  const reference = await read(args.reference);
+  // The shipped networks get the limits measured on them; other networks only the plain failures.
+  const shipped = [args.openpose, args.densepose, ...(tryon ? [args.schp] : [])].every((c) => c?.startsWith('shipped:'));
 
   const leffa = await loadLeffa(args.ckpt);
   const models: PhotoModels = await loadPhotoModels({ openpose: args.openpose, densepose: args.densepose, ...(tryon && args.schp ? { schp: args.schp } : {}) });
@@ -141,13 +154,15 @@ export async function generateFromPhotos(args: PhotoGenerateArgs): Promise<strin
   const failed: string[] = [];
   for (const [i, file] of files.entries()) {
     try {
-      const person = readImage(file, { exifOrientation: true });
+      const person = await read(file);
       const r = await runPhotoPipeline(args.task, {
         person,
         reference,
         ...(args.category ? { category: args.category } : {}),
         models,
         size: args.size,
+        strict: args.checks !== false,
+        checkLimits: shipped ? SHIPPED_PHOTO_CHECK_LIMITS : PHOTO_CHECK_LIMITS,
         leffa,
         steps: args.steps,
         guidance: args.guidance,
@@ -160,7 +175,8 @@ export async function generateFromPhotos(args: PhotoGenerateArgs): Promise<strin
       await writePng(out, r.result);
       await writePng(out.replace(/\.png$/i, '') + '-sheet.png', r.sheet);
       written.push(out);
-    } catch (e) {
+    } catch (caught) {
+      const e = caught instanceof PhotoCheckError && !shipped ? new PhotoCheckError(caught.problems, OWN_PARSERS_HINT) : caught;
       if (!batch) throw e;
       failed.push(`${file}: ${(e as Error).message}`);
     }
