@@ -162,6 +162,18 @@ def state_dict(backbone, rpn, box_head, box_predictor, dp_head, dp_predictor):
     return {f"{p}.{k}": v for p, m in parts for k, v in m.state_dict().items()}
 
 
+def scale_to_features(model, xn):
+    """Weights scaled to the features' size of the (normalised, padded) image xn, so that deltas move boxes by
+    about their size."""
+    backbone, rpn, box_head, box_predictor, dp_head, _ = model
+    s = max(v.std().item() for v in backbone(xn).values())
+    rpn.conv.weight /= s
+    rpn.anchor_deltas.weight *= 0.3
+    box_head.fc1.weight /= s
+    dp_head.body_conv_fcn1.weight /= s
+    box_predictor.bbox_pred.weight *= 0.3
+
+
 SHORT, MAX = 96, 160  # the narrow test's MIN_SIZE_TEST / MAX_SIZE_TEST (the released config: 800, 1333)
 
 
@@ -173,14 +185,8 @@ def pipeline_case(out_dir, g):
     resized = pil_resize(image, h, w)
     x = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))[None]
     with torch.no_grad():
-        # Weights scaled to the features' size, so that deltas move boxes by about their size.
         xn = F.pad(x - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), (0, (32 - w % 32) % 32, 0, (32 - h % 32) % 32))
-        s = max(v.std().item() for v in backbone(xn).values())
-        rpn.conv.weight /= s
-        rpn.anchor_deltas.weight *= 0.3
-        box_head.fc1.weight /= s
-        dp_head.body_conv_fcn1.weight /= s
-        box_predictor.bbox_pred.weight *= 0.3
+        scale_to_features(model, xn)
         box_predictor.cls_score.weight *= 10
         box_predictor.cls_score.bias.copy_(torch.tensor([-0.1, 0.0]))  # 11 people, no score within 5e-3 of 0.5
         det, levels = detect(backbone, rpn, box_head, box_predictor, x)

@@ -46,14 +46,14 @@ export function isWeightsFile(ckpt: string): boolean {
   return extensionOf(ckpt) !== undefined && !(existsSync(ckpt) && statSync(ckpt).isDirectory());
 }
 
-/** Reads a weights file's tensors onto the device (initialising it first), keys as in the file. */
-export async function readWeightsFile(path: string): Promise<Map<string, T.Tensor>> {
+/** Reads a weights file's tensors onto the device (initialising it first), keys as in the file; `load` picks float dtypes. */
+export async function readWeightsFile(path: string, load: T.FloatLoad = {}): Promise<Map<string, T.Tensor>> {
   const ext = extensionOf(path);
   if (!ext) throw new Error(`'${path}' is not a weights file: expected a .pth, .pt or .bin (torch.save) or a .safetensors file`);
   if (!existsSync(path)) throw new Error(`weights file '${path}' does not exist`);
   if (!statSync(path).isFile()) throw new Error(`weights file '${path}' is not a regular file`);
   await T.init();
-  return ext === '.safetensors' ? T.loadSafetensors(path) : T.loadPth(path);
+  return ext === '.safetensors' ? T.loadSafetensors(path, load) : T.loadPth(path, load);
 }
 
 /** Renames a state dict's keys; two file keys landing on the same name is an error naming both. */
@@ -91,8 +91,8 @@ function loadStrict<M extends T.Module>(model: M, mapped: () => Map<string, T.Te
 }
 
 /** Reads a weights file, hands its tensors to `use` (which maps and loads them), then releases the file's tensors. */
-async function withFile<R>(path: string, use: (dict: Map<string, T.Tensor>) => R): Promise<R> {
-  const dict = await readWeightsFile(path);
+async function withFile<R>(path: string, use: (dict: Map<string, T.Tensor>) => R, load: T.FloatLoad = {}): Promise<R> {
+  const dict = await readWeightsFile(path, load);
   try {
     return use(dict);
   } finally {
@@ -253,15 +253,18 @@ export function officialLeffaConfig(shapes: Map<string, readonly number[]>, sour
 
 /**
  * A Leffa model (eval mode) from virtual_tryon.pth / pose_transfer.pth or a .safetensors copy; the config is
- * LEFFA_CONFIGS.sd15 or .sdxl as `officialLeffaConfig` tells from the keys, unless given.
+ * LEFFA_CONFIGS.sd15 or .sdxl as `officialLeffaConfig` tells from the keys, unless given. `dtype: 'float16'`
+ * reads the weights as float16 (no float32 copy on the device) into a halved model, as app.py runs Leffa.
  */
-export async function loadLeffaWeights(path: string, options: { config?: LeffaConfig } = {}): Promise<LeffaModel> {
+export async function loadLeffaWeights(path: string, options: { config?: LeffaConfig; dtype?: 'float32' | 'float16' } = {}): Promise<LeffaModel> {
+  const dtype = options.dtype ?? 'float32';
   return withFile(path, (dict) => {
     const mapped = leffaKeys(dict, path);
     const official = options.config ? null : officialLeffaConfig(new Map([...mapped].map(([k, t]) => [k, t.shape])), path);
     const config = options.config ?? official!.config;
     // withoutInit: the weights get the file's storage, none of their own (SDXL's pair of UNets is 5.2B parameters).
     const model = T.nn.withoutInit(() => new LeffaModel(config));
+    if (dtype === 'float16') model.half();
     return loadStrict(model, () => mapped, path, official ? `LeffaModel(LEFFA_CONFIGS.${official.name})` : 'LeffaModel(config)').eval();
-  });
+  }, { dtype });
 }

@@ -1,11 +1,11 @@
 /**
  * detectron2's test-time resize as DefaultPredictor applies it: ResizeShortestEdge([MIN_SIZE_TEST] * 2,
  * MAX_SIZE_TEST) (800 and 1333 unless a config says otherwise; the DensePose configs keep them) and
- * ResizeTransform, which resizes uint8 images with Pillow's bilinear filter. Pillow's filter is reproduced
- * exactly here (Resample.c, 8 bits per channel): a triangle filter whose support widens with the downscale
- * factor (so shrinking averages, enlarging interpolates), coefficients rounded to 22-bit fixed point, a
- * horizontal pass over the rows the vertical pass needs, then the vertical pass, each rounded and clipped to
- * 0..255.
+ * ResizeTransform, which resizes uint8 images with Pillow's bilinear filter. Pillow's resampling is reproduced
+ * exactly here (Resample.c, 8 bits per channel): a triangle (bilinear) or Keys a = -0.5 (bicubic, the default
+ * of `Image.resize`) filter whose support widens with the downscale factor (so shrinking averages, enlarging
+ * interpolates), coefficients rounded to 22-bit fixed point, a horizontal pass over the rows the vertical pass
+ * needs, then the vertical pass, each rounded and clipped to 0..255.
  */
 
 /** cfg.INPUT.MIN_SIZE_TEST and MAX_SIZE_TEST (detectron2's defaults, kept by the DensePose configs). */
@@ -26,11 +26,27 @@ export function shortestEdgeSize(h: number, w: number, shortEdge: number, maxSiz
 
 const PRECISION_BITS = 32 - 8 - 2;
 
-/** Pillow's precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter: per output, first tap, tap count, weights. */
-function coefficients(inSize: number, outSize: number): { bounds: Int32Array; kk: Int32Array; ksize: number } {
+/** Pillow's resampling filters (Resample.c): the kernel and its support at scale 1. */
+export type PilFilter = 'bilinear' | 'bicubic';
+const PIL_FILTERS: Record<PilFilter, { support: number; kernel: (x: number) => number }> = {
+  bilinear: { support: 1, kernel: (x) => (x < 1 ? 1 - x : 0) },
+  bicubic: {
+    support: 2,
+    kernel: (x) => {
+      const a = -0.5;
+      if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+      if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+      return 0;
+    },
+  },
+};
+
+/** Pillow's precompute_coeffs + normalize_coeffs_8bpc: per output, first tap, tap count, weights. */
+function coefficients(inSize: number, outSize: number, filter: PilFilter): { bounds: Int32Array; kk: Int32Array; ksize: number } {
+  const { support: base, kernel } = PIL_FILTERS[filter];
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
-  const support = filterscale; // the bilinear filter's support is 1
+  const support = base * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const bounds = new Int32Array(outSize * 2);
   const kk = new Int32Array(outSize * ksize);
@@ -42,8 +58,7 @@ function coefficients(inSize: number, outSize: number): { bounds: Int32Array; kk
     const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
     let ww = 0;
     for (let x = 0; x < xmax; x++) {
-      const t = Math.abs((x + xmin - center + 0.5) * ss);
-      w[x] = t < 1 ? 1 - t : 0;
+      w[x] = kernel(Math.abs((x + xmin - center + 0.5) * ss));
       ww += w[x]!;
     }
     for (let x = 0; x < xmax; x++) {
@@ -64,13 +79,21 @@ const clip8 = (v: number) => (v >= 1 << (PRECISION_BITS + 8) ? 255 : v <= 0 ? 0 
  * (row-major [h, w, channels]), bit-exact with Pillow.
  */
 export function pilResizeBilinear(data: Uint8Array, h: number, w: number, channels: number, height: number, width: number): Uint8Array {
-  if (data.length !== h * w * channels) throw new Error(`pilResizeBilinear: expected ${h}x${w}x${channels} = ${h * w * channels} bytes, got ${data.length}`);
-  if (!(height >= 1 && width >= 1 && Number.isInteger(height) && Number.isInteger(width))) throw new Error(`pilResizeBilinear: output size must be positive integers, got ${height}x${width}`);
+  return pilResize(data, h, w, channels, height, width, 'bilinear', 'pilResizeBilinear');
+}
+
+/**
+ * PIL.Image.resize((width, height), filter) of an interleaved uint8 image with `channels` channels (row-major
+ * [h, w, channels]), bit-exact with Pillow; 'bicubic' is what `Image.resize` uses when no filter is named.
+ */
+export function pilResize(data: Uint8Array, h: number, w: number, channels: number, height: number, width: number, filter: PilFilter, op = 'pilResize'): Uint8Array {
+  if (data.length !== h * w * channels) throw new Error(`${op}: expected ${h}x${w}x${channels} = ${h * w * channels} bytes, got ${data.length}`);
+  if (!(height >= 1 && width >= 1 && Number.isInteger(height) && Number.isInteger(width))) throw new Error(`${op}: output size must be positive integers, got ${height}x${width}`);
   if (height === h && width === w) return data.slice();
   const C = channels;
   const half = 1 << (PRECISION_BITS - 1);
-  const vert = coefficients(h, height);
-  const horiz = coefficients(w, width);
+  const vert = coefficients(h, height, filter);
+  const horiz = coefficients(w, width, filter);
   // The horizontal pass runs over the source rows the vertical pass reads (all of them when only the width changes).
   const needH = width !== w;
   const needV = height !== h;

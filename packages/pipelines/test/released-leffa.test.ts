@@ -1,0 +1,225 @@
+/**
+ * The released Leffa folder end to end (loadReleasedLeffa) on random-weight files PyTorch wrote in the released
+ * formats and layout (test/golden/cases_released_leffa.py), at small shapes and a 64x48 model size.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as T from '@leffa-webgpu/core';
+import {
+  DENSEPOSE_CHART_HEAD,
+  DENSEPOSE_RCNN_R50_FPN,
+  type DensePoseRCNNConfig,
+  type OpenPoseConfig,
+  pilResize,
+} from '@leffa-webgpu/models';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type LoadReleasedLeffaOptions,
+  type RgbImage,
+  leffaAgnosticMask,
+  leffaConfigFromDiffusers,
+  loadLeffaWeights,
+  leffaOpenPoseKeypoints,
+  leffaRepaint,
+  leffaTransform,
+  loadReleasedLeffa,
+  missingReleasedLeffaFiles,
+  resizeAndCenter,
+} from '@leffa-webgpu/pipelines';
+
+const FOLDER = fileURLToPath(new URL('../../../test/golden/out/released_leffa', import.meta.url));
+// The small shapes of cases_official_weights.py (OpenPose) and cases_densepose_chart.py (the narrow R-CNN).
+const OPENPOSE: OpenPoseConfig = {
+  vgg: [4, 4, 8, 8],
+  cpm: [8, 4],
+  stageWidth: 4,
+  stage1Expand: 8,
+  stages: 3,
+  refineKernel: 1,
+  finalHeatmapRelu: true,
+  boxsize: 368,
+};
+const BACKBONE = {
+  blocks: [3, 4, 6, 3] as [number, number, number, number],
+  stem: 8,
+  res2Out: 16,
+  bottleneck: 4,
+  strideInOneByOne: true,
+  fpnOut: 16,
+};
+// Every box of the random detector scores 0.88, so a few proposals and detections keep the test short.
+const DENSEPOSE: DensePoseRCNNConfig = {
+  detector: {
+    ...DENSEPOSE_RCNN_R50_FPN,
+    backbone: BACKBONE,
+    fcDim: 32,
+    rpnPreNmsTopK: 100,
+    rpnPostNmsTopK: 20,
+    detectionsPerImage: 3,
+  },
+  head: { ...DENSEPOSE_CHART_HEAD, hidden: 16 },
+};
+const SMALL: LoadReleasedLeffaOptions = {
+  size: [64, 48],
+  openposeConfig: OPENPOSE,
+  densepose: { config: DENSEPOSE, resize: { shortEdge: 96, maxSize: 160 } },
+};
+
+/** A deterministic test photo: smooth colour fields with a darker figure in the middle. */
+function photo(width: number, height: number, seed: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const inside = Math.abs(x - width / 2) < width / 5 && y > height / 6;
+      for (let c = 0; c < 3; c++)
+        data[3 * (y * width + x) + c] =
+          (inside ? 60 : 170) + Math.round(60 * Math.sin((x + 3 * c + seed) / 7) * Math.cos((y - seed) / 9));
+    }
+  }
+  return { width, height, data };
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'released-leffa-'));
+beforeAll(async () => {
+  await T.init();
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('loadReleasedLeffa on the released layout', () => {
+  it('viton_hd try-on: app.py preprocessing, then Leffa (DDPM, guidance with rescale, repaint)', async () => {
+    const leffa = await loadReleasedLeffa(FOLDER, { ...SMALL, model: 'viton_hd' });
+    const person = photo(53, 77, 1);
+    const garment = photo(90, 40, 2);
+    const r = await leffa.tryon(person, garment, { garmentType: 'upper_body', steps: 2, seed: 3, repaint: true });
+    const p = r.prepared;
+    expect([r.image.width, r.image.height]).toEqual([48, 64]);
+    // The stages are app.py's: resize_and_center, the 24x32 parse and keypoints, the mask back up, LeffaTransform.
+    expect(p.src).toEqual(resizeAndCenter(person, 64, 48));
+    expect(p.ref).toEqual(resizeAndCenter(garment, 64, 48));
+    expect(p.parse!.size).toEqual([32, 24]);
+    const frame =
+      p.parse!.keypoints?.map(([x, y]) => [(x * 512) / 32, (y * 512) / 32] as const) ?? new Array(18).fill(null);
+    const small = leffaAgnosticMask(p.parse!.labels, 32, 24, frame, 'upper_body', 'hd');
+    expect(p.mask).toEqual(pilResize(small, 32, 24, 1, 64, 48, 'bicubic'));
+    expect(p.inputs).toEqual(
+      leffaTransform({ src: p.src, ref: p.ref, mask: p.mask, densepose: p.densepose }, 'virtual_tryon'),
+    );
+    // The same seed gives the same image (repaint: do_repaint of it); another seed another one.
+    const plain = await leffa.generate(p, { steps: 2, seed: 3 });
+    expect(r.image).toEqual(leffaRepaint(p.src, plain, p.inputs.mask));
+    const other = await leffa.generate(p, { steps: 2, seed: 4 });
+    expect(other.data).not.toEqual(plain.data);
+  });
+
+  it('dress_code uses the DressCode mask and the I x 3 densepose', async () => {
+    const leffa = await loadReleasedLeffa(FOLDER, { ...SMALL, model: 'dress_code' });
+    const p = await leffa.prepare(photo(50, 70, 5), photo(40, 40, 6), 'dresses');
+    const frame =
+      p.parse!.keypoints?.map(([x, y]) => [(x * 512) / 32, (y * 512) / 32] as const) ?? new Array(18).fill(null);
+    expect(p.mask).toEqual(
+      pilResize(leffaAgnosticMask(p.parse!.labels, 32, 24, frame, 'dresses', 'dc'), 32, 24, 1, 64, 48, 'bicubic'),
+    );
+    for (let i = 0; i < 64 * 48; i++) expect(p.densepose.data[3 * i]).toBe(p.densepose.data[3 * i + 2]);
+    const out = await leffa.generate(p, { steps: 1, refAcceleration: true });
+    expect(out.data.length).toBe(64 * 48 * 3);
+  });
+
+  it('pose transfer (SDXL layout): everything masked, the IUV densepose, float16 where the adapter has it', async () => {
+    const half = T.activeDevice().hasF16;
+    const leffa = await loadReleasedLeffa(FOLDER, { ...SMALL, model: 'pose_transfer', half });
+    const r = await leffa.poseTransfer(photo(48, 64, 7), photo(48, 64, 8), { steps: 2, refAcceleration: true });
+    expect(r.prepared.mask.every((v) => v === 255)).toBe(true);
+    expect(r.prepared.parse).toBeUndefined();
+    expect(r.prepared.inputs).toEqual(
+      leffaTransform(
+        { src: r.prepared.src, ref: r.prepared.ref, mask: r.prepared.mask, densepose: r.prepared.densepose },
+        'pose_transfer',
+      ),
+    );
+    expect(r.image.data.length).toBe(64 * 48 * 3);
+    await expect(leffa.tryon(photo(48, 64, 7), photo(48, 64, 8))).rejects.toThrow(/this is the pose-transfer model/);
+    await expect(leffa.poseTransfer(photo(48, 64, 7), photo(48, 64, 8), { repaint: true })).rejects.toThrow(
+      /repaint is a try-on option/,
+    );
+  });
+});
+
+describe('float16, as app.py runs Leffa', () => {
+  it('half: the weights are read as float16 into a halved model (adapters with shader-f16)', async (ctx) => {
+    if (!T.activeDevice().hasF16) ctx.skip();
+    const dir = join(FOLDER, 'stable-diffusion-xl-1.0-inpainting-0.1');
+    const json = (p: string) => JSON.parse(readFileSync(join(dir, p), 'utf8')) as Record<string, unknown>;
+    const config = leffaConfigFromDiffusers(
+      {
+        unet: json('unet/config.json'),
+        vae: json('vae/config.json'),
+        scheduler: json('scheduler/scheduler_config.json'),
+      },
+      { sdxl: true },
+    );
+    const model = await loadLeffaWeights(join(FOLDER, 'pose_transfer.pth'), { config, dtype: 'float16' });
+    const dtypes = new Set([...model.stateDict().values()].map((t) => t.dtype));
+    expect([...dtypes]).toEqual(['float16']);
+    model.dispose();
+  });
+});
+
+describe('missing files are named with where they go', () => {
+  it('try-on needs OpenPose and both parsers; pose transfer does not', async () => {
+    const partial = join(tmp, 'ckpts');
+    cpSync(FOLDER, partial, { recursive: true });
+    rmSync(join(partial, 'openpose'), { recursive: true });
+    rmSync(join(partial, 'humanparsing/parsing_lip.onnx'));
+    const err = await loadReleasedLeffa(partial, { model: 'viton_hd' }).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/the viton_hd pipeline needs 2 more file\(s\)/);
+    expect((err as Error).message).toContain(
+      `openpose/body_pose_model.pth (the OpenPose body model) is missing: put it at ${join(partial, 'openpose/body_pose_model.pth')}`,
+    );
+    expect((err as Error).message).toContain(
+      `humanparsing/parsing_lip.onnx (the LIP human parser) is missing: put it at ${join(partial, 'humanparsing/parsing_lip.onnx')}`,
+    );
+    expect(missingReleasedLeffaFiles(partial, 'pose_transfer')).toEqual([]);
+    rmSync(join(partial, 'stable-diffusion-xl-1.0-inpainting-0.1/vae'), { recursive: true });
+    expect(missingReleasedLeffaFiles(partial, 'pose_transfer')).toEqual([
+      `stable-diffusion-xl-1.0-inpainting-0.1/vae/config.json (the stable-diffusion-xl-1.0-inpainting-0.1 VAE config (diffusers)) is missing: put it at ${join(partial, 'stable-diffusion-xl-1.0-inpainting-0.1/vae/config.json')}`,
+    ]);
+    await expect(loadReleasedLeffa(join(tmp, 'nope'))).rejects.toThrow(/'.*nope' is not a folder/);
+  });
+
+  it("weights that do not fit the folder's configs fail at first use, naming the file", async () => {
+    const swapped = join(tmp, 'swapped');
+    cpSync(FOLDER, swapped, { recursive: true });
+    cpSync(join(FOLDER, 'pose_transfer.pth'), join(swapped, 'virtual_tryon.pth'));
+    const leffa = await loadReleasedLeffa(swapped, { ...SMALL, model: 'viton_hd' });
+    const [src, ref] = [photo(48, 64, 1), photo(48, 64, 2)];
+    const mask = new Uint8Array(64 * 48).fill(255);
+    const inputs = leffaTransform({ src, ref, mask, densepose: src }, 'virtual_tryon');
+    await expect(
+      leffa.generate({ inputs, src, ref, mask, densepose: src, warnings: [] }, { steps: 1 }),
+    ).rejects.toThrow(/virtual_tryon\.pth: the weights do not fit LeffaModel\(config\)/);
+  });
+});
+
+describe("run_openpose's keypoint order", () => {
+  it('takes the first person, (0, 0) for missing parts, pixels from the normalised candidates', () => {
+    // Person 0 has parts 0, 1 and 3 (candidates 0, 1, 2); part 2 is missing.
+    const candidate = [
+      [10, 20],
+      [11, 21],
+      [13, 23],
+      [50, 60],
+    ];
+    const subset = [[0, 1, -1, 2, ...new Array(14).fill(-1), 10, 3]];
+    const k = leffaOpenPoseKeypoints(candidate, subset, 48, 64)!;
+    expect(
+      k
+        .slice(0, 4)
+        .flat()
+        .map((v) => Math.round(v * 1e9) / 1e9),
+    ).toEqual([10, 20, 11, 21, 0, 0, 13, 23]);
+    expect(k.slice(4).every(([x, y]) => x === 0 && y === 0)).toBe(true);
+    expect(leffaOpenPoseKeypoints(candidate, [], 48, 64)).toBeNull();
+  });
+});
