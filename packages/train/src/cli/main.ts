@@ -21,6 +21,7 @@ import { densePose, trainDensePose } from './train-densepose.js';
 import { trainVae } from './train-vae.js';
 import { packageVersion } from './version.js';
 import { relaunchWithoutDawnWarnings } from './dawn-stderr.js';
+import { addReleasedOptions, checkReleasedOptions, generateReleased } from './released.js';
 
 const DEFAULT_TRYON = 'shipped:leffa-tiny-tryon';
 const DEFAULT_POSE = 'shipped:leffa-tiny-pose';
@@ -301,7 +302,12 @@ program
   .addOption(stepsOption(30, 'sampling steps'))
   .addOption(guidanceOption())
   .addOption(seedOption())
-  .action(async (o) => {
+  .action(async (o, cmd: Command) => {
+    checkReleasedOptions(cmd, o);
+    if (o.ckpts !== undefined) {
+      await generateReleased(cmd, o, 'tryon');
+      return;
+    }
     if (isPhotoRun(o.person, [o.mask, o.densepose])) {
       await generateFromPhotos({
         task: 'tryon', person: o.person, reference: o.garment, ckpt: o.ckpt, openpose: o.openpose, schp: o.schp, densepose: o.denseposeCkpt,
@@ -327,7 +333,12 @@ program
   .addOption(stepsOption(30, 'sampling steps'))
   .addOption(guidanceOption())
   .addOption(seedOption())
-  .action(async (o) => {
+  .action(async (o, cmd: Command) => {
+    checkReleasedOptions(cmd, o);
+    if (o.ckpts !== undefined) {
+      await generateReleased(cmd, o, 'pose');
+      return;
+    }
     if (isPhotoRun(o.targetPose, [o.densepose])) {
       await generateFromPhotos({
         task: 'pose', person: o.targetPose, reference: o.source, ckpt: o.ckpt, openpose: o.openpose, densepose: o.denseposeCkpt,
@@ -338,6 +349,9 @@ program
     const input = await loadInputs('pose', o.targetPose, o.source, o.densepose ? o.targetPose : undefined, o.densepose);
     await generate({ task: 'pose', ckpt: o.ckpt, input, out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance });
   });
+
+// tryon / pose-transfer --ckpts <folder>: Leffa's released checkpoints (released.ts).
+for (const [name, task] of [['tryon', 'tryon'], ['pose-transfer', 'pose']] as const) addReleasedOptions(program.commands.find((c) => c.name() === name)!, task);
 
 program
   .command('eval')
