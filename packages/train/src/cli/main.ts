@@ -286,7 +286,7 @@ const isPhotoRun = (input: string, renders: (string | undefined)[]) =>
 
 program
   .command('tryon')
-  .description('virtual try-on: put the garment on the person (photos: OpenPose, SCHP and DensePose prepare the inputs)')
+  .description('virtual try-on: put the garment on the person (photos: OpenPose, SCHP and DensePose prepare the inputs; the shipped ones learned only synthetic people, so a photo they fail on stops with the reason: run Leffa\'s released weights, --ckpts <folder>, for real photos)')
   .requiredOption('--person <png|jpg|folder|synthetic:SEED>', 'person photo, a folder of them (batch, one garment), or a synthetic example')
   .option('--garment <png|jpg>', 'flat garment image (defaults to the synthetic example\'s garment)')
   .option('--mask <png>', 'agnostic mask (white = regenerate), for photo inputs with ready-made renders')
@@ -296,6 +296,7 @@ program
   .option('--schp <dir|file>', 'SCHP checkpoint for photos (from train-schp), or an official exp-schp-*-lip.pth', DEFAULT_SCHP)
   .addOption(densePoseCkptOption(DEFAULT_DENSEPOSE))
   .option('--repaint', 'photos: keep the person outside the mask exactly (soft edge inside it)')
+  .option('--no-checks', 'photos: sample even when the preprocessing fails its checks (no person, too few or unsure keypoints, a mask over the face)')
   .addOption(sizeOption('128x96', 'model size for photos (letterboxed on white)'))
   .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official virtual_tryon.pth / virtual_tryon_dc.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_TRYON)
   .addOption(outOption('runs/tryon.png', 'output image (a folder in batch mode)', '--out <png>'))
@@ -311,7 +312,7 @@ program
     if (isPhotoRun(o.person, [o.mask, o.densepose])) {
       await generateFromPhotos({
         task: 'tryon', person: o.person, reference: o.garment, ckpt: o.ckpt, openpose: o.openpose, schp: o.schp, densepose: o.denseposeCkpt,
-        category: parseCategory(o.category), size: o.size as [number, number], out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance, repaint: o.repaint === true,
+        category: parseCategory(o.category), size: o.size as [number, number], out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance, repaint: o.repaint === true, checks: o.checks !== false,
       });
       return;
     }
@@ -321,12 +322,13 @@ program
 
 program
   .command('pose-transfer')
-  .description('pose transfer: re-render the source person in the target pose (photos: OpenPose and DensePose of the target)')
+  .description('pose transfer: re-render the source person in the target pose (photos: OpenPose and DensePose of the target; the shipped ones learned only synthetic people, so a photo they fail on stops with the reason: run Leffa\'s released weights, --ckpts <folder>, for real photos)')
   .requiredOption('--target-pose <png|jpg|folder|synthetic:SEED>', 'image in the target pose, a folder of them (batch), or a synthetic example (both views)')
   .option('--source <png|jpg>', 'source person image (defaults to the synthetic example\'s first view)')
   .option('--densepose <png>', 'DensePose IUV render of the target pose, for photo inputs with a ready-made render')
   .addOption(openPoseCkptOption(DEFAULT_OPENPOSE))
   .addOption(densePoseCkptOption(DEFAULT_DENSEPOSE))
+  .option('--no-checks', 'photos: sample even when the preprocessing fails its checks (no person, too few or unsure keypoints, a mask over the face)')
   .addOption(sizeOption('128x96', 'model size for photos (letterboxed on white)'))
   .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official pose_transfer.pth (or its state dict as .safetensors; SDXL size, detected from its keys)', DEFAULT_POSE)
   .addOption(outOption('runs/pose-transfer.png', 'output image (a folder in batch mode)', '--out <png>'))
@@ -342,7 +344,7 @@ program
     if (isPhotoRun(o.targetPose, [o.densepose])) {
       await generateFromPhotos({
         task: 'pose', person: o.targetPose, reference: o.source, ckpt: o.ckpt, openpose: o.openpose, densepose: o.denseposeCkpt,
-        size: o.size as [number, number], out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance,
+        size: o.size as [number, number], out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance, checks: o.checks !== false,
       });
       return;
     }
