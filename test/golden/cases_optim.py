@@ -186,6 +186,10 @@ def build(out_dir):
     clip_case(g, "clip_l1_skip_none", [(6, 7), (9,), (1, 3)], 2.5, 1.0, no_grad=(1,))
     clip_case(g, "clip_inf", [(5, 5), (31,)], 0.5, math.inf)
     clip_case(g, "clip_p3", [(4, 3), (10,)], 0.7, 3.0)
+    # More gradients than one dispatch binds (16, fewer on adapters with fewer storage buffers), one of them over
+    # one workgroup's tile (32768 values), one without a gradient.
+    clip_case(g, "clip_l2_many", [(k % 7 + 1, 3) for k in range(18)] + [(201, 200), (5,)], 1.0, 2.0, no_grad=(4,))
+    clip_case(g, "clip_inf_many", [(k % 5 + 2,) for k in range(17)] + [(3, 11000)], 0.5, math.inf)
     # Several workgroups' partial sums per gradient (over 4096 elements each).
     clip_case(g, "clip_l2_large", [(70001,), (3, 4099), (7,)], 5.0, 2.0)
 

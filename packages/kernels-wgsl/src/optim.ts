@@ -154,33 +154,55 @@ const treeReduce = (combine: (a: string, b: string) => string) => `
 /** Workgroups (= partial results) `gradNormPartialKernel` uses for a gradient of n elements. */
 export const gradNormGroups = (n: number) => Math.max(1, Math.ceil(n / NORM_TILE));
 
-/** Launch grid of `gradNormPartialKernel` for a gradient of n elements. */
-export const gradNormGrid = (n: number): Grid => gridGroups(gradNormGroups(n));
+/** The most tensors one multi-tensor dispatch (gradient norms, scaling) binds: the size of its uniform arrays. */
+export const MULTI_TENSORS = 16;
+const MULTI_UNIFORMS = fields({ array: 'u32', length: MULTI_TENSORS }, 'n', 'first');
 
 /**
- * Stage 1: each workgroup folds one tile of a gradient (sum of |x|^p, or max |x|) into
- * partials[offset + workgroup]. One dispatch per gradient, all writing disjoint slots of one buffer.
- * Bindings: grad, partials (read_write). Grid: `gradNormGrid(n)`.
+ * Prologue of a kernel over `count` tensors x0..x{count-1} (n[k] elements each) in one dispatch: tensor k owns
+ * the workgroups from first[k] on (a uniform branch per workgroup). Sets `k` and `local`, the workgroup's
+ * index within its tensor, and runs `perTensor(name)` for the tensor's buffer.
  */
-export const gradNormPartialKernel = cachedKernel((kind: GradNormKind): Kernel => {
+const multiTensor = (count: number, perTensor: (name: string) => string) => `
+  var k = 0u;
+  for (var j = 1u; j < ${count}u; j++) { if (group >= params.first[j / 4u][j % 4u]) { k = j; } }
+  let n = params.n[k / 4u][k % 4u];
+  let local = group - params.first[k / 4u][k % 4u];
+  switch k {
+    ${Array.from({ length: count }, (_, t) => `case ${t}u: { ${perTensor(`x${t}`)} }`).join('\n    ')}
+    default: {}
+  }`;
+
+const multiBuffers = (count: number, access: 'read' | 'read_write') =>
+  Array.from({ length: count }, (_, t) => (access === 'read' ? readOnly(`x${t}`) : readWrite(`x${t}`)));
+
+/**
+ * Stage 1: each workgroup folds one tile of a gradient (sum of |x|^p, or max |x|) into partials[offset + workgroup],
+ * for `count` gradients in one dispatch (gradient k's tiles from workgroup first[k] on, so the partials come in
+ * gradient order). Bindings: x0..x{count-1}, partials (read_write). Grid: gridGroups(total of gradNormGroups).
+ */
+export const gradNormPartialKernel = cachedKernel((kind: GradNormKind, count: number = 1): Kernel => {
   const c = NORM[kind];
   return flatKernel({
-    key: `optim:gradnorm-partial:${kind}`,
-    buffers: [readOnly('grad'), readWrite('partials')],
-    uniforms: [...fields('u32', 'n', 'offset'), { name: 'p', type: 'f32' }],
+    key: `optim:gradnorm-partial:${kind}:${count}`,
+    buffers: [...multiBuffers(count, 'read'), readWrite('partials')],
+    uniforms: [{ name: 'offset', type: 'u32' }, { name: 'p', type: 'f32' }, ...MULTI_UNIFORMS],
     workgroupSize: NORM_WG, per: 'workgroup', index: 'group', bound: null,
     helpers: /* wgsl */ `
 ${POW_WGSL}
 var<workgroup> s_acc: array<f32, ${NORM_WG}>;`,
     body: /* wgsl */ `
-  let base = group * ${NORM_TILE}u + lid;
   var acc: f32 = ${c.init};
-  for (var k = 0u; k < ${NORM_ITEMS}u; k++) {
-    let i = base + k * ${NORM_WG}u;
-    if (i >= params.n) { break; }
-    let x = grad[i];
-    acc = ${c.combine('acc', c.term)};
-  }
+  ${multiTensor(
+    count,
+    (x) => `let base = local * ${NORM_TILE}u + lid;
+      for (var t = 0u; t < ${NORM_ITEMS}u; t++) {
+        let i = base + t * ${NORM_WG}u;
+        if (i >= n) { break; }
+        let x = ${x}[i];
+        acc = ${c.combine('acc', c.term)};
+      }`,
+  )}
   ${treeReduce(c.combine)}
   if (lid == 0u) { partials[params.offset + group] = s_acc[0]; }`,
   });
@@ -216,12 +238,28 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   });
 });
 
-/** x[i] *= coef[0], in place, with the factor read from the GPU (no readback). Bindings: coef, x (read_write). */
-export const scaleByKernel = cachedKernel((): Kernel => {
-  return itemsKernel({
-    key: 'optim:scale-by',
-    buffers: [readOnly('coef'), readWrite('x')],
-    uniforms: [{ name: 'n', type: 'u32' }],
-    body: '  x[i] = x[i] * coef[0];',
-  });
-});
+/** Workgroups `scaleByKernel` uses for a tensor of n elements. */
+export const scaleByGroups = (n: number) => Math.max(1, Math.ceil(n / TILE));
+
+/**
+ * x[i] *= coef[0], in place, with the factor read from the GPU (no readback), for `count` tensors in one dispatch
+ * (tensor k's tiles from workgroup first[k] on). Bindings: coef, x0..x{count-1} (read_write), distinct buffers.
+ * Grid: gridGroups(total of scaleByGroups).
+ */
+export const scaleByKernel = cachedKernel((count: number = 1): Kernel =>
+  flatKernel({
+    key: `optim:scale-by:${count}`,
+    buffers: [readOnly('coef'), ...multiBuffers(count, 'read_write')],
+    uniforms: MULTI_UNIFORMS,
+    workgroupSize: WG, per: 'workgroup', index: 'group', bound: null,
+    body: multiTensor(
+      count,
+      (x) => `let base = local * ${TILE}u + lid;
+      for (var t = 0u; t < ${ITEMS}u; t++) {
+        let i = base + t * ${WG}u;
+        if (i >= n) { break; }
+        ${x}[i] = ${x}[i] * coef[0];
+      }`,
+    ),
+  }),
+);

@@ -1,12 +1,14 @@
 import {
   type GradNormKind,
   gradNormFinalizeKernel,
-  gradNormGrid,
   gradNormGroups,
   gradNormPartialKernel,
-  optimGrid,
+  gridGroups,
+  MULTI_TENSORS,
+  scaleByGroups,
   scaleByKernel,
 } from '@leffa-webgpu/kernels-wgsl';
+import { activeDevice } from '../device/device.js';
 import { zeros } from '../forward/creation.js';
 import { emptyTensor, launch } from '../forward/launch.js';
 import type { Storage } from '../tensor/storage.js';
@@ -44,22 +46,46 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
   const partials = emptyTensor([counts.reduce((a, b) => a + b, 0)], 'float32', 'clipGradNorm');
   const norm = emptyTensor([], 'float32', 'clipGradNorm');
   const coef = emptyTensor([1], 'float32', 'clipGradNorm');
+  // Many gradients per dispatch (as many as the stage binds besides its one other buffer): a model's small
+  // gradients (biases, norms) would otherwise cost a dispatch each, twice.
+  const batch = Math.min(MULTI_TENSORS, activeDevice().gpu.limits.maxStorageBuffersPerShaderStage - 1);
   let offset = 0;
-  grads.forEach((g, k) => {
-    // An empty gradient runs no iterations and contributes 0, the identity of both sum and max of |g|.
-    launch(gradNormPartialKernel(kind), [g], [partials], { n: g.size, offset, p: normType }, gradNormGrid(g.size));
-    offset += counts[k]!;
-  });
+  for (const chunk of chunks(grads, batch)) {
+    // An empty gradient's workgroup runs no iterations and contributes 0, the identity of both sum and max of |g|.
+    const { n, first, groups } = multiLayout(chunk, gradNormGroups);
+    launch(gradNormPartialKernel(kind, chunk.length), chunk, [partials], { offset, p: normType, n, first }, gridGroups(groups));
+    offset += groups;
+  }
   launch(gradNormFinalizeKernel(kind), [partials], [norm, coef], { count: offset, maxNorm, p: normType }, [1, 1, 1]);
   // Gradients may share storage (a gradient the engine hands to several inputs becomes aliases of one
-  // buffer): each buffer is scaled once, while the norm above counted every gradient, as PyTorch does.
-  const scaled = new Set<Storage>();
-  for (const g of grads) {
-    if (scaled.has(g.storage) || g.size === 0) continue;
-    scaled.add(g.storage);
-    launch(scaleByKernel(), [coef], [g], { n: g.size }, optimGrid(g.size));
+  // buffer): each buffer is scaled once (and bound once: a dispatch may not write one buffer twice), while the
+  // norm above counted every gradient, as PyTorch does.
+  const distinct = new Map<Storage, Tensor>();
+  for (const g of grads) if (g.size > 0 && !distinct.has(g.storage)) distinct.set(g.storage, g);
+  for (const chunk of chunks([...distinct.values()], batch)) {
+    const { n, first, groups } = multiLayout(chunk, scaleByGroups);
+    launch(scaleByKernel(chunk.length), [coef], chunk, { n, first }, gridGroups(groups));
   }
   partials.dispose();
   coef.dispose();
   return norm;
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Element counts and first workgroups of the tensors of one multi-tensor dispatch, and its workgroup total. */
+function multiLayout(tensors: readonly Tensor[], groupsOf: (n: number) => number) {
+  const n: number[] = [];
+  const first: number[] = [];
+  let groups = 0;
+  for (const t of tensors) {
+    n.push(t.size);
+    first.push(groups);
+    groups += groupsOf(t.size);
+  }
+  return { n, first, groups };
 }
