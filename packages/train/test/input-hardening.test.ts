@@ -182,13 +182,14 @@ describe('training runs', () => {
     const base = { out, batch: 2, height: 32, width: 32, seed: 0 };
     await trainVae({ ...base, steps: 10, lr: 1e-3, saveEvery: 10 });
     await trainVae({ ...base, steps: 20, lr: 1e-3, saveEvery: 10, resume: join(out, 'checkpoint') });
-    const state = JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')) as { extra: { step: number; history: number[] } };
+    const state = JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')) as { extra: { step: number; history: { step: number; reconstruction: number }[] } };
     expect(state.extra.step).toBe(20);
     // One entry per 10 steps, the first from before the resume.
     expect(state.extra.history).toHaveLength(2);
     expect(readdirSync(out).sort()).toEqual(['checkpoint', 'loss.csv', 'loss.svg', 'metrics.json', 'reconstructions.png']);
     // The curve continues across the resume: steps 10 and 20, the values of the checkpoint's history.
-    expect(readFileSync(join(out, 'loss.csv'), 'utf8')).toBe(`step,reconstruction\n10,${state.extra.history[0]}\n20,${state.extra.history[1]}\n`);
+    expect(state.extra.history.map((h) => h.step)).toEqual([10, 20]);
+    expect(readFileSync(join(out, 'loss.csv'), 'utf8')).toBe(`step,reconstruction\n10,${state.extra.history[0]!.reconstruction}\n20,${state.extra.history[1]!.reconstruction}\n`);
 
     // A learning rate of 1e38 sends the weights to infinity at once: the save at step 5 is refused, the run
     // stops with the step, and the step-20 checkpoint of the run before stays.

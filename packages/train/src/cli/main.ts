@@ -4,9 +4,9 @@ import { Command, Option } from 'commander';
 import { DEFAULT_MAX_PIXELS, setDefaultMaxPixels } from '@leffa-webgpu/data';
 import { intOption, listOption, numberOption } from './options.js';
 import {
-  batchOption, count, densePoseCkptOption, evalExamplesOption, examplesOption, guidanceOption, imageOption, initOption, int, leffaDistanceOption,
-  leffaNormalizationOption, leffaWeightOption, lrOption, lrValue, openPoseCkptOption, outOption, parseSize, poolOption, lrScheduleOption, warmupStepsOption, minLrOption, resumeOption, saveEveryOption,
-  seedOption, seedsOption, sizeOption, stepsOption, taskOption, vaeOption, weight,
+  addTrainingOptions, batchOption, count, densePoseCkptOption, evalExamplesOption, examplesOption, guidanceOption, imageOption, initOption, int, leffaDistanceOption,
+  leffaNormalizationOption, leffaWeightOption, lrOption, lrValue, openPoseCkptOption, outOption, parseSize, poolOption,
+  seedOption, seedsOption, sizeOption, stepsOption, taskOption, trainingArgs, vaeOption, weight,
 } from './presets.js';
 // Numeric options: every value is checked (finite, in range) before any work starts; see options.ts and presets.ts.
 import { demo } from './demo.js';
@@ -33,34 +33,20 @@ const program = new Command('leffa')
   .description('Leffa on WebGPU: train and run controllable person image generation')
   .version(packageVersion(), '-V, --version', 'print the version of @leffa-webgpu/train');
 
-program
-  .command('train-vae')
-  .description('train the tiny VAE on synthetic people and garments')
-  .addOption(outOption('runs/vae'))
-  .addOption(stepsOption(2000))
-  .addOption(batchOption(8))
-  .addOption(sizeOption('128x96'))
-  .addOption(lrOption(2e-3))
-  .addOption(seedOption())
-  .addOption(saveEveryOption(200))
+addTrainingOptions(program.command('train-vae').description('train the tiny VAE on synthetic people and garments'), {
+  out: 'runs/vae', steps: 2000, batch: 8, size: '128x96', lr: 2e-3, saveEvery: 200, schedule: true,
+  resumeHelp: 'resume a run bit-for-bit from its checkpoint (its VAE shape is kept)',
+})
   .addOption(new Option('--crop <HxW>', 'train on random crops of this size').argParser(parseSize('--crop')))
   .addOption(new Option('--block-channels <list>', 'channels of each VAE stage (one 2x downsampling between stages)').argParser(listOption(count)).default([16, 32, 32, 32], '16,32,32,32'))
   .addOption(new Option('--latent-channels <n>', 'latent channels (the Leffa UNets trained on this VAE follow it)').argParser(count).default(4))
-  .addOption(lrScheduleOption())
-  .addOption(warmupStepsOption())
-  .addOption(minLrOption())
-  .addOption(resumeOption('resume a run bit-for-bit from its checkpoint (its VAE shape is kept)'))
   .action(async (o) => {
-    const [height, width] = o.size as [number, number];
-    await trainVae({
-      out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, resume: o.resume, saveEvery: o.saveEvery, ...(o.crop ? { crop: o.crop as [number, number] } : {}),
-      blockChannels: o.blockChannels, latentChannels: o.latentChannels, lrSchedule: o.lrSchedule, warmupSteps: o.warmupSteps, minLr: o.minLr,
-    });
+    await trainVae({ ...trainingArgs(o), ...(o.crop ? { crop: o.crop as [number, number] } : {}), blockChannels: o.blockChannels, latentChannels: o.latentChannels });
   });
 
-program
-  .command('train')
-  .description('train the tiny Leffa model (reference + generative UNet) on synthetic data or a dataset folder')
+addTrainingOptions(program.command('train').description('train the tiny Leffa model (reference + generative UNet) on synthetic data or a dataset folder'), {
+  out: 'runs/leffa', steps: 1000, batch: 4, batchHelp: 'examples per step', size: '128x96', lr: 2e-4, saveEvery: 100, schedule: true,
+})
   .addOption(taskOption())
   .option('--leffa <mode>', 'Leffa loss: on, off, or finetune (baseline first, then on)', 'on')
   .option('--finetune-after <n>', 'step at which finetune mode switches the Leffa loss on', int, 0)
@@ -68,23 +54,12 @@ program
   .addOption(leffaDistanceOption())
   .addOption(leffaNormalizationOption())
   .option('--flow-supervision <w>', 'weight of a supervised loss on the attention flows against the exact synthetic flow (not Leffa; builds a starting point for experiment --init)', weight, 0)
-  .addOption(outOption('runs/leffa'))
-  .addOption(stepsOption(1000))
-  .addOption(batchOption(4, 'examples per step'))
-  .addOption(sizeOption('128x96'))
-  .addOption(lrOption(2e-4))
-  .addOption(lrScheduleOption())
-  .addOption(warmupStepsOption())
-  .addOption(minLrOption())
-  .addOption(seedOption())
   .addOption(poolOption("training examples (their latents are cached), or 'fresh': new examples every step", 'fresh'))
   .option('--data <source>', "'synthetic', or a VITON-HD / DressCode / DeepFashion folder", 'synthetic')
   .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
   .addOption(vaeOption('trained VAE checkpoint (see train-vae)'))
   .addOption(initOption('start from a Leffa checkpoint (e.g. the shipped tiny weights)'))
   .option('--config <name>', 'architecture: tiny, sd15 or sdxl (Stable Diffusion 1.5 / SDXL inpainting size, for official weights via --init)', 'tiny')
-  .addOption(resumeOption('resume a run bit-for-bit from its checkpoint'))
-  .addOption(saveEveryOption(100))
   .option('--sample-every <n>', 'sample-grid interval (0: only at the end)', int, 0)
   .addOption(evalExamplesOption(4, 'held-out examples for samples and metrics'))
   .action(async (o) => {
@@ -93,10 +68,9 @@ program
     if (!['tiny', 'sd15', 'sdxl'].includes(o.config)) throw new Error(`--config must be tiny, sd15 or sdxl, got '${o.config}'`);
     const folder = o.data === 'synthetic' ? undefined : folderExamples(o.data, o.task, o.category, height, width);
     await trainLeffa({
-      task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, leffa: o.leffa,
+      ...trainingArgs(o), task: o.task, leffa: o.leffa,
       finetuneAfter: o.finetuneAfter, leffaWeight: o.leffaWeight, leffaDistance: o.leffaDistance, leffaNormalization: o.leffaNormalization, flowSupervision: o.flowSupervision, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
-      resume: o.resume, saveEvery: o.saveEvery, sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, config: o.config, ...folder?.sources,
-      lrSchedule: o.lrSchedule, warmupSteps: o.warmupSteps, minLr: o.minLr,
+      sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, config: o.config, ...folder?.sources,
     });
   });
 
@@ -163,27 +137,16 @@ program
     await exportCheckpoint({ ckpt: o.ckpt, out: o.out, ema: o.ema === true, schpWeights: o.weights, ...(note ? { note } : {}) });
   });
 
-program
-  .command('train-openpose')
-  .description('train the small OpenPose body model on synthetic people; reports PCK@0.2 on held-out ones')
-  .addOption(outOption('runs/openpose'))
-  .addOption(stepsOption(2000))
-  .addOption(batchOption(8))
-  .addOption(sizeOption('128x96'))
-  .addOption(lrOption(1e-3))
+addTrainingOptions(program.command('train-openpose').description('train the small OpenPose body model on synthetic people; reports PCK@0.2 on held-out ones'), {
+  out: 'runs/openpose', steps: 2000, batch: 8, size: '128x96', lr: 1e-3, saveEvery: 200,
+})
   .option('--optimizer <name>', 'adamw, or sgd (stages 2-6 at 4x lr)', 'adamw')
-  .addOption(seedOption())
   .addOption(evalExamplesOption(50, 'held-out images for PCK'))
-  .addOption(resumeOption())
   .option('--data <folder>', 'a COCO keypoints folder (annotations/person_keypoints_<split>.json, <split>/ images) instead of synthetic people')
   .option('--split <name>', 'COCO training split', 'train2017')
   .option('--val-split <name>', 'COCO split for PCK (synthetic people when the folder has none)', 'val2017')
   .action(async (o) => {
-    const [height, width] = o.size as [number, number];
-    await trainOpenPose({
-      out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, seed: o.seed, optimizer: o.optimizer, evalExamples: o.evalExamples, resume: o.resume,
-      data: o.data, split: o.split, valSplit: o.valSplit,
-    });
+    await trainOpenPose({ ...trainingArgs(o), optimizer: o.optimizer, evalExamples: o.evalExamples, data: o.data, split: o.split, valSplit: o.valSplit });
   });
 
 program
@@ -202,33 +165,30 @@ program
     await pose({ image: o.image, ckpt: o.ckpt, out: o.out, scales: o.scales, boxsize: o.boxsize, scaleBasis: o.scaleBasis, scaleAccumulation: o.scaleAccumulation });
   });
 
-program
-  .command('train-schp')
-  .description('train the small SCHP human parser on synthetic people with self-correction (optionally on noisy labels); reports mIoU on held-out ones')
-  .addOption(outOption('runs/schp'))
-  .addOption(stepsOption(2000))
-  .addOption(batchOption(8, 'images per step (at least 2)'))
-  .addOption(sizeOption('128x96'))
+addTrainingOptions(
+  program
+    .command('train-schp')
+    .description('train the small SCHP human parser on synthetic people with self-correction (optionally on noisy labels); reports mIoU on held-out ones'),
+  {
+    out: 'runs/schp', steps: 2000, batch: 8, batchHelp: 'images per step (at least 2)', size: '128x96',
+    lr: undefined, lrHelp: 'peak learning rate (default 7e-3 for sgd, 2e-3 for adamw)',
+    saveEvery: 200, saveEveryHelp: 'checkpoint interval (also after every self-correction round)',
+  },
+)
   .option('--config <name>', `network: ${SCHP_TRAINABLE.join(' or ')} (small without the stem pool: output stride 2)`, 'small')
   .option('--cycles <n>', 'self-correction rounds; the last one ends the run (0: none)', int, 3)
   .option('--cycle-steps <n>', 'steps per self-correction cycle (default steps / 10)', count)
-  .addOption(lrOption(undefined, 'peak learning rate (default 7e-3 for sgd, 2e-3 for adamw)'))
   .option('--optimizer <name>', 'sgd (momentum 0.9, as the paper) or adamw', 'adamw')
   .option('--label-noise <p>', 'label noise on the training labels, 0..1', numberOption({ min: 0, max: 1 }), 0)
   .option('--bn-batches <n>', 'batches of training images per BN re-estimation', count, 8)
   .addOption(evalExamplesOption(50, 'held-out images for mIoU'))
   .option('--eval-every <n>', 'held-out mIoU every n steps, in metrics.json as curve (0: at the end only)', int, 0)
-  .addOption(saveEveryOption(200, 'checkpoint interval (also after every self-correction round)'))
-  .addOption(seedOption())
-  .addOption(resumeOption())
   .action(async (o) => {
-    const [height, width] = o.size as [number, number];
     if (!['sgd', 'adamw'].includes(o.optimizer)) throw new Error(`--optimizer must be sgd or adamw, got '${o.optimizer}'`);
     if (!SCHP_TRAINABLE.includes(o.config)) throw new Error(`--config must be ${SCHP_TRAINABLE.join(' or ')}, got '${o.config}'`);
     await trainSchp({
-      config: o.config,
-      out: o.out, steps: o.steps, batch: o.batch, height, width, cycles: o.cycles, cycleSteps: o.cycleSteps, lr: o.lr, optimizer: o.optimizer,
-      labelNoise: o.labelNoise, evalExamples: o.evalExamples, evalEvery: o.evalEvery, bnBatches: o.bnBatches, saveEvery: o.saveEvery, seed: o.seed, resume: o.resume,
+      ...trainingArgs(o), config: o.config, cycles: o.cycles, cycleSteps: o.cycleSteps, optimizer: o.optimizer,
+      labelNoise: o.labelNoise, evalExamples: o.evalExamples, evalEvery: o.evalEvery, bnBatches: o.bnBatches,
     });
   });
 
@@ -246,26 +206,20 @@ program
     await parse({ image: o.image, ckpt: o.ckpt, out: o.out, flip: o.flip === true, weights: o.weights, ...(o.size ? { size: o.size as [number, number] } : {}) });
   });
 
-program
-  .command('train-densepose')
-  .description('train a DensePose-style dense-correspondence network on synthetic people; reports part mIoU and UV error on held-out ones')
-  .addOption(outOption('runs/densepose'))
-  .addOption(stepsOption(2000))
-  .addOption(batchOption(8, 'images per step (at least 2)'))
-  .addOption(sizeOption('128x96'))
-  .addOption(lrOption(2e-3, 'peak AdamW learning rate (warm-up, then cosine to lr/100)'))
+addTrainingOptions(
+  program
+    .command('train-densepose')
+    .description('train a DensePose-style dense-correspondence network on synthetic people; reports part mIoU and UV error on held-out ones'),
+  {
+    out: 'runs/densepose', steps: 2000, batch: 8, batchHelp: 'images per step (at least 2)', size: '128x96',
+    lr: 2e-3, lrHelp: 'peak AdamW learning rate (warm-up, then cosine to lr/100)', saveEvery: 200,
+  },
+)
   .option('--config <name>', 'network: small or resnet50', 'small')
   .addOption(evalExamplesOption(50, 'held-out images for mIoU and UV error'))
-  .addOption(saveEveryOption(200))
-  .addOption(seedOption())
-  .addOption(resumeOption())
   .action(async (o) => {
-    const [height, width] = o.size as [number, number];
     if (!['small', 'resnet50'].includes(o.config)) throw new Error(`--config must be small or resnet50, got '${o.config}'`);
-    await trainDensePose({
-      out: o.out, steps: o.steps, batch: o.batch, height, width, lr: o.lr, config: o.config, evalExamples: o.evalExamples,
-      saveEvery: Math.max(1, o.saveEvery), seed: o.seed, resume: o.resume,
-    });
+    await trainDensePose({ ...trainingArgs(o), config: o.config, evalExamples: o.evalExamples });
   });
 
 program

@@ -3,7 +3,7 @@
  * and only choose the default and, where it differs, the help text. Values arrive parsed and checked
  * (`--size` as [height, width]).
  */
-import { InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import * as T from '@leffa-webgpu/core';
 import { intOption, listOption, numberOption } from './options.js';
 
@@ -68,3 +68,59 @@ export const initOption = (description: string) => new Option('--init <dir>', de
 /** The photo pipeline's preprocessing networks (tryon, pose-transfer). */
 export const openPoseCkptOption = (dflt: string) => new Option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth').default(dflt);
 export const densePoseCkptOption = (dflt: string) => new Option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)').default(dflt);
+
+/** A training command's defaults for the options every training command takes (help texts where they differ). */
+export interface TrainingDefaults {
+  out: string;
+  steps: number;
+  batch: number;
+  batchHelp?: string;
+  size: string;
+  /** undefined: no default (the command picks one from its other options). */
+  lr: number | undefined;
+  lrHelp?: string;
+  saveEvery: number;
+  saveEveryHelp?: string;
+  resumeHelp?: string;
+  /** Also --lr-schedule, --warmup-steps and --min-lr (lrScheduleFrom). */
+  schedule?: boolean;
+}
+
+/** Adds the options every training command shares: --out, --steps, --batch, --size, --lr, --seed, --save-every, --resume. */
+export function addTrainingOptions(command: Command, d: TrainingDefaults): Command {
+  command.addOption(outOption(d.out)).addOption(stepsOption(d.steps)).addOption(batchOption(d.batch, d.batchHelp)).addOption(sizeOption(d.size)).addOption(lrOption(d.lr, d.lrHelp));
+  if (d.schedule) command.addOption(lrScheduleOption()).addOption(warmupStepsOption()).addOption(minLrOption());
+  return command
+    .addOption(seedOption())
+    .addOption(saveEveryOption(d.saveEvery, d.saveEveryHelp))
+    .addOption(resumeOption(d.resumeHelp ?? 'resume a run bit-for-bit from its checkpoint'));
+}
+
+/** The values of the shared training options, as the train* functions take them. */
+export interface TrainingArgs {
+  out: string;
+  steps: number;
+  batch: number;
+  height: number;
+  width: number;
+  lr: number;
+  seed: number;
+  saveEvery: number;
+  resume?: string;
+  lrSchedule?: 'constant' | 'cosine';
+  warmupSteps?: number;
+  minLr?: number;
+}
+
+/** The shared options' values from a command's parsed options (`--size` split into height and width). */
+export function trainingArgs(o: Record<string, unknown>): TrainingArgs {
+  const [height, width] = o.size as [number, number];
+  const args: TrainingArgs = {
+    out: o.out as string, steps: o.steps as number, batch: o.batch as number, height, width, lr: o.lr as number, seed: o.seed as number, saveEvery: o.saveEvery as number,
+  };
+  if (o.resume !== undefined) args.resume = o.resume as string;
+  if (o.lrSchedule !== undefined) args.lrSchedule = o.lrSchedule as 'constant' | 'cosine';
+  if (o.warmupSteps !== undefined) args.warmupSteps = o.warmupSteps as number;
+  if (o.minLr !== undefined) args.minLr = o.minLr as number;
+  return args;
+}

@@ -6,28 +6,19 @@ import { readImage, tile, writePng } from '@leffa-webgpu/data';
 import { type DensePoseMetrics, evaluateDensePose } from '../densepose/metrics.js';
 import { loadDensePose, renderDensePose } from '@leffa-webgpu/pipelines';
 import { type DensePoseExample, DensePoseTrainer, syntheticDensePoseExample } from '../densepose/trainer.js';
-import { Progress } from './progress.js';
-import { writeLossCurve } from './loss-curve.js';
-import { RunGuard, withRunLock } from './run-guard.js';
+import type { TrainingArgs } from './presets.js';
+import { withRunLock } from './run-guard.js';
+import { runTraining } from './training-loop.js';
 
 /** Seeds of the held-out people (never drawn for training). */
 const HELD_OUT = 700_000_000;
 
-export interface TrainDensePoseArgs {
-  out: string;
-  steps: number;
-  batch: number;
-  height: number;
-  width: number;
-  lr: number;
+export interface TrainDensePoseArgs extends TrainingArgs {
   /** 'small' (default) or 'resnet50'. */
   config: keyof typeof DENSEPOSE_CONFIGS;
   /** Linear warm-up steps (default steps / 20, at most 100). */
   warmupSteps?: number;
   evalExamples: number;
-  saveEvery: number;
-  seed: number;
-  resume?: string;
 }
 
 const fmt = (m: DensePoseMetrics) =>
@@ -53,36 +44,22 @@ async function trainDensePoseLocked(args: TrainDensePoseArgs): Promise<void> {
   await mkdir(args.out, { recursive: true });
   const warmupSteps = args.warmupSteps ?? Math.min(100, Math.floor(args.steps / 20));
   const trainer = new DensePoseTrainer({ config, seed: args.seed, lr: args.lr, warmupSteps, totalSteps: args.steps });
-  let history: { step: number; total: number; part: number; uv: number; lr: number }[] = [];
-  if (args.resume) {
-    const extra = await trainer.load(args.resume);
-    history = (extra.history as typeof history | undefined) ?? [];
-    console.log(`resumed at step ${trainer.stepCount}`);
-  }
-  const ckpt = `${args.out}/checkpoint`;
-  const guard = new RunGuard('train-densepose', args.resume ? { step: trainer.stepCount, where: args.resume } : undefined);
-  const save = () => guard.save(trainer.stepCount, ckpt, () => trainer.save(ckpt, { history, size: [args.height, args.width] }));
   const base = args.seed * 7919;
-  const logEvery = Math.max(1, Math.min(10, Math.floor(args.steps / 10)));
-  const progress = new Progress('train-densepose', args.steps, ['loss', 'I', 'UV'], trainer.stepCount);
   console.log(`train-densepose: ${args.steps} steps of ${args.batch} ${args.height}x${args.width} images, ${args.config} network, lr ${args.lr} (warm-up ${warmupSteps}, cosine to lr/100)`);
-  while (trainer.stepCount < args.steps) {
+  const { history } = await runTraining(args, {
+    command: 'train-densepose',
+    trainer,
+    logEvery: Math.max(1, Math.min(10, Math.floor(args.steps / 10))),
     // Training people depend only on the step, so a resumed run sees the same data.
-    const first = base + trainer.stepCount * args.batch;
-    const lr = trainer.schedule(trainer.stepCount);
-    const losses = trainer.step(Array.from({ length: args.batch }, (_, i) => syntheticDensePoseExample(first + i, args.height, args.width)));
-    if (trainer.stepCount % logEvery === 0 || trainer.stepCount === args.steps) {
+    step: () => trainer.step(Array.from({ length: args.batch }, (_, i) => syntheticDensePoseExample(base + trainer.stepCount * args.batch + i, args.height, args.width))),
+    read: async (losses) => {
       const [total, part, uv] = await losses.data();
-      guard.check(trainer.stepCount, { total: total!, part: part!, uv: uv! });
-      history.push({ step: trainer.stepCount, total: total!, part: part!, uv: uv!, lr });
-      progress.update(trainer.stepCount, { loss: total!, I: part!, UV: uv! });
-    } else progress.update(trainer.stepCount);
-    losses.dispose();
-    await T.throttle();
-    if (trainer.stepCount % args.saveEvery === 0 && trainer.stepCount < args.steps) await save();
-  }
-  progress.stop();
-  await save();
+      return { total: total!, part: part!, uv: uv!, lr: trainer.optimizer.lr };
+    },
+    progress: { fields: ['loss', 'I', 'UV'], show: (e) => ({ loss: e.total!, I: e.part!, UV: e.uv! }) },
+    series: [['total', 'total'], ['part (I)', 'part'], ['UV', 'uv']],
+    checkpointExtra: () => ({ size: [args.height, args.width] }),
+  });
 
   const held: DensePoseExample[] = Array.from({ length: args.evalExamples }, (_, i) => syntheticDensePoseExample(HELD_OUT + i, args.height, args.width));
   const { metrics, predictions } = await evaluateDensePose(trainer.model, held);
@@ -98,15 +75,6 @@ async function trainDensePoseLocked(args: TrainDensePoseArgs): Promise<void> {
   const renders = (rs: typeof truth) => tile([rs.map((r) => r.parula.data), rs.map((r) => r.raw.data), rs.map((r) => r.iuv.data)], W, H);
   await writePng(`${args.out}/truth.png`, renders(truth));
   await writePng(`${args.out}/predicted.png`, renders(predicted));
-  await writeLossCurve(args.out, {
-    title: 'train-densepose',
-    steps: history.map((h) => h.step),
-    series: [
-      { name: 'total', values: history.map((h) => h.total) },
-      { name: 'part (I)', values: history.map((h) => h.part) },
-      { name: 'UV', values: history.map((h) => h.uv) },
-    ],
-  });
   const iou = Object.fromEntries(metrics.iou.flatMap((v, c) => (Number.isNaN(v) ? [] : [[`${c}:${DENSEPOSE_PART_NAMES[c]}`, v]])));
   await writeFile(
     `${args.out}/metrics.json`,

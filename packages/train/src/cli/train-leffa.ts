@@ -7,20 +7,13 @@ import {
 import { HELD_OUT_SEED, evaluateLeffa } from '../leffa/evaluate.js';
 import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/trainer.js';
 import { leffaConfigFromExtra, resolveCheckpoint } from '@leffa-webgpu/pipelines';
-import { lrScheduleFrom } from './presets.js';
+import { lrScheduleFrom, type TrainingArgs } from './presets.js';
 import { Progress } from './progress.js';
-import { writeLossCurve } from './loss-curve.js';
-import { RunGuard, withRunLock } from './run-guard.js';
+import { withRunLock } from './run-guard.js';
+import { runTraining } from './training-loop.js';
 
-export interface TrainLeffaArgs {
+export interface TrainLeffaArgs extends TrainingArgs {
   task: LeffaTask;
-  out: string;
-  steps: number;
-  batch: number;
-  height: number;
-  width: number;
-  lr: number;
-  seed: number;
   leffa: LeffaLossMode;
   finetuneAfter: number;
   /** lambda of L = L_diffusion + lambda * L_leffa (default 1e-3, the paper's). */
@@ -35,17 +28,11 @@ export interface TrainLeffaArgs {
    * fresh from the generator: step s uses seeds s * batch .. s * batch + batch - 1, encoded at every step.
    */
   pool: number;
-  /** Learning-rate schedule over `steps` (default constant): cosine decays to `minLr` after `warmupSteps`. */
-  lrSchedule?: 'constant' | 'cosine';
-  warmupSteps?: number;
-  minLr?: number;
   /** A trained VAE checkpoint (required to train from scratch) or a full Leffa checkpoint to start from. */
   vae?: string;
   init?: string;
   /** Architecture: the tiny config trained here (default), or Stable Diffusion 1.5's / SDXL's (for official weights). */
   config?: 'tiny' | 'sd15' | 'sdxl';
-  resume?: string;
-  saveEvery: number;
   sampleEvery: number;
   evalExamples: number;
   /** Examples from a folder dataset instead of synthetic ones: training examples and held-out ones. */
@@ -94,7 +81,6 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     },
     model,
   );
-  const resumed = args.resume ? await trainer.load(args.resume) : null;
   const example = args.examples ?? ((seed: number) => syntheticExample(args.task, seed, args.height, args.width));
 
   const pool = Array.from({ length: args.pool }, (_, i) => example(i));
@@ -114,27 +100,11 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
   };
 
   const held = Array.from({ length: args.evalExamples }, (_, i) => (args.heldOut ? args.heldOut(i) : example(HELD_OUT_SEED + i)));
-  type Entry = { step: number; total: number; diffusion: number; leffa: number; flow?: number };
-  // A resumed run continues the curve it was saved with, so metrics.json covers the whole run.
-  const history: Entry[] = Array.isArray(resumed?.history) ? [...(resumed.history as Entry[])] : [];
-  const guard = new RunGuard('train', resumed ? { step: trainer.stepCount, where: args.resume! } : undefined);
-  const ckpt = `${args.out}/checkpoint`;
-  const save = () => guard.save(trainer.stepCount, ckpt, () => trainer.save(ckpt, { history, task: args.task, size: [args.height, args.width] }));
   const supervised = (args.flowSupervision ?? 0) > 0;
-  const progress = new Progress(`train ${args.task}`, args.steps, ['loss', 'diff', 'leffa', ...(supervised ? ['flow'] : [])], trainer.stepCount);
+  const title = `train ${args.task}`;
 
-  const writeOutputs = async (final: boolean) => {
-    await save();
-    await writeLossCurve(args.out, {
-      title: `train ${args.task}`,
-      steps: history.map((h) => h.step),
-      series: [
-        { name: 'total', values: history.map((h) => h.total) },
-        { name: 'diffusion', values: history.map((h) => h.diffusion) },
-        { name: 'leffa', values: history.map((h) => h.leffa) },
-        ...(supervised ? [{ name: 'flow', values: history.map((h) => h.flow ?? Number.NaN) }] : []),
-      ],
-    });
+  /** Held-out metrics and the sample grid (`samples-<step>.png`, or samples-final.png). */
+  const samples = async (final: boolean) => {
     // The final evaluation gets its own bar; one during training would draw over the training bar.
     const evalProgress = final ? new Progress('eval', 20) : null;
     const { metrics, images } = await evaluateLeffa(trainer.model, held, { seed: args.seed, steps: 20, onStep: (s) => evalProgress?.update(s) });
@@ -145,38 +115,47 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
       args.height,
     );
     await writePng(`${args.out}/samples-${final ? 'final' : String(trainer.stepCount).padStart(6, '0')}.png`, grid);
-    if (final) {
-      await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ task: args.task, steps: trainer.stepCount, leffa: args.leffa, eval: metrics, history }, null, 2)}\n`);
-    }
     return metrics;
   };
 
   const schedule = lrScheduleFrom(args);
-  while (trainer.stepCount < args.steps) {
-    trainer.optimizer.lr = schedule(trainer.stepCount);
-    const losses = T.tidy(() => {
-      if (args.pool === 0) {
-        // Fresh data: the step number fixes the seeds, so a resumed run sees the same examples.
-        const seeds = Array.from({ length: args.batch }, (_, k) => trainer.stepCount * args.batch + k);
-        return trainer.step(toBatch(seeds.map(example), { flow: supervised }));
-      }
-      const indices = Array.from({ length: args.batch }, () => trainer.rng.int(0, args.pool));
-      const batch = toBatch(indices.map((i) => pool[i]!), { flow: supervised });
-      return trainer.step(batch, latentsOf(indices));
-    });
-    if (trainer.stepCount % 10 === 0 || trainer.stepCount === args.steps) {
+  const { history } = await runTraining(args, {
+    command: 'train',
+    title,
+    trainer,
+    logEvery: 10,
+    step: () => {
+      trainer.optimizer.lr = schedule(trainer.stepCount);
+      return T.tidy(() => {
+        if (args.pool === 0) {
+          // Fresh data: the step number fixes the seeds, so a resumed run sees the same examples.
+          const seeds = Array.from({ length: args.batch }, (_, k) => trainer.stepCount * args.batch + k);
+          return trainer.step(toBatch(seeds.map(example), { flow: supervised }));
+        }
+        const indices = Array.from({ length: args.batch }, () => trainer.rng.int(0, args.pool));
+        const batch = toBatch(indices.map((i) => pool[i]!), { flow: supervised });
+        return trainer.step(batch, latentsOf(indices));
+      });
+    },
+    read: async (losses) => {
       const [total, diffusion, leffa, flow] = await Promise.all([losses.total.item(), losses.diffusion.item(), losses.leffa.item(), losses.flow.item()]);
-      guard.check(trainer.stepCount, { total, diffusion, leffa, ...(supervised ? { flow } : {}) });
-      history.push({ step: trainer.stepCount, total, diffusion, leffa, ...(supervised ? { flow } : {}) });
-      progress.update(trainer.stepCount, { loss: total, diff: diffusion, leffa, ...(supervised ? { flow } : {}) });
-    } else progress.update(trainer.stepCount);
-    T.dispose(losses);
-    await T.throttle();
-    if (trainer.stepCount % args.saveEvery === 0 && trainer.stepCount < args.steps) await save();
-    if (args.sampleEvery > 0 && trainer.stepCount % args.sampleEvery === 0 && trainer.stepCount < args.steps) await writeOutputs(false);
-  }
-  progress.stop();
-  const metrics = await writeOutputs(true);
+      return { total, diffusion, leffa, ...(supervised ? { flow } : {}) };
+    },
+    progress: {
+      fields: ['loss', 'diff', 'leffa', ...(supervised ? ['flow'] : [])],
+      show: (e) => ({ loss: e.total!, diff: e.diffusion!, leffa: e.leffa!, ...(supervised ? { flow: e.flow! } : {}) }),
+    },
+    series: [['total', 'total'], ['diffusion', 'diffusion'], ['leffa', 'leffa'], ...(supervised ? ([['flow', 'flow']] as const) : [])],
+    checkpointExtra: () => ({ task: args.task, size: [args.height, args.width] }),
+    afterStep: async () => {
+      if (args.sampleEvery > 0 && trainer.stepCount % args.sampleEvery === 0 && trainer.stepCount < args.steps) {
+        await samples(false);
+        return true;
+      }
+    },
+  });
+  const metrics = await samples(true);
+  await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ task: args.task, steps: trainer.stepCount, leffa: args.leffa, eval: metrics, history }, null, 2)}\n`);
   console.log(`final: L1 ${metrics.l1.toFixed(4)}, PSNR ${metrics.psnr.toFixed(2)} dB, SSIM ${metrics.ssim.toFixed(3)}, flow EPE ${metrics.meanFlowEpe.toFixed(2)} px`);
 }
 

@@ -5,23 +5,15 @@ import { OPENPOSE_SMALL, type ScaleAccumulation, estimatePose, renderSkeleton, t
 import { CocoKeypointsDataset, readImage, syntheticPoseExample, tile, writePng } from '@leffa-webgpu/data';
 import { OpenPoseTrainer, pck } from '../openpose/trainer.js';
 import { loadOpenPose } from '@leffa-webgpu/pipelines';
-import { Progress } from './progress.js';
-import { loggedSteps, writeLossCurve } from './loss-curve.js';
-import { RunGuard, withRunLock } from './run-guard.js';
+import type { TrainingArgs } from './presets.js';
+import { withRunLock } from './run-guard.js';
+import { runTraining } from './training-loop.js';
 
 const HELD_OUT = 800_000_000;
 
-export interface TrainOpenPoseArgs {
-  out: string;
-  steps: number;
-  batch: number;
-  height: number;
-  width: number;
-  lr: number;
-  seed: number;
+export interface TrainOpenPoseArgs extends TrainingArgs {
   optimizer: 'adamw' | 'sgd';
   evalExamples: number;
-  resume?: string;
   /** A COCO keypoints folder (annotations/person_keypoints_<split>.json + <split>/) instead of synthetic people. */
   data?: string;
   split?: string;
@@ -39,43 +31,26 @@ export async function trainOpenPose(args: TrainOpenPoseArgs): Promise<void> {
 async function trainOpenPoseLocked(args: TrainOpenPoseArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
-  const trainer = new OpenPoseTrainer({ seed: args.seed, lr: args.lr, optimizer: args.optimizer });
-  type Saved = { step: number; rng: number; history?: unknown } | null;
-  let resumed: Saved = null;
-  if (args.resume) {
-    resumed = (await T.loadCheckpoint(args.resume, { model: trainer.model, optimizer: trainer.optimizer })) as Saved;
-    if (!Number.isInteger(resumed?.step)) throw new Error(`train-openpose: '${args.resume}' holds no training step (state.json extra.step); is it a training checkpoint?`);
-    trainer.stepCount = resumed!.step;
-    trainer.rng.setState(resumed!.rng);
-  }
+  // The recorded box size is twice the training height: `pose` shows the network its training-size people (README).
+  const config = { ...OPENPOSE_SMALL, boxsize: 2 * args.height };
+  const trainer = new OpenPoseTrainer({ config, seed: args.seed, lr: args.lr, optimizer: args.optimizer });
   const coco = args.data ? new CocoKeypointsDataset(args.data, args.split ?? 'train2017', { height: args.height, width: args.width }) : null;
   const example = (i: number) => (coco ? coco.example(i) : syntheticPoseExample(i, args.height, args.width));
   if (coco) console.log(`train-openpose: ${coco.length} people from ${args.data} (${args.split ?? 'train2017'})`);
-  // A resumed run continues the curve it was saved with.
-  const history: number[] = Array.isArray(resumed?.history) ? [...(resumed.history as number[])] : [];
-  const guard = new RunGuard('train-openpose', resumed ? { step: trainer.stepCount, where: args.resume! } : undefined);
-  const progress = new Progress('train-openpose', args.steps, ['loss'], trainer.stepCount);
-  let seed = args.seed * 7919 + trainer.stepCount * args.batch;
-  const ckpt = `${args.out}/checkpoint`;
-  const save = () =>
-    guard.save(trainer.stepCount, ckpt, () =>
-      T.saveCheckpoint(ckpt, { model: trainer.model, optimizer: trainer.optimizer, extra: { kind: 'openpose', step: trainer.stepCount, rng: trainer.rng.getState(), history, config: { ...OPENPOSE_SMALL, boxsize: 2 * args.height } }, requireFinite: true }),
-    );
-  while (trainer.stepCount < args.steps) {
-    const batch = Array.from({ length: args.batch }, () => example(seed++));
-    const loss = trainer.step(batch);
-    if (trainer.stepCount % 10 === 0) {
-      const v = await loss.item();
-      guard.check(trainer.stepCount, { loss: v });
-      history.push(v);
-      progress.update(trainer.stepCount, { loss: v });
-    } else progress.update(trainer.stepCount);
-    loss.dispose();
-    await T.throttle();
-    if (trainer.stepCount % 200 === 0) await save();
-  }
-  progress.stop();
-  await save();
+  const { history } = await runTraining(args, {
+    command: 'train-openpose',
+    trainer,
+    logEvery: 10,
+    logLast: false,
+    step: () => {
+      // The step number fixes the examples, so a resumed run sees the same data.
+      const first = args.seed * 7919 + trainer.stepCount * args.batch;
+      return trainer.step(Array.from({ length: args.batch }, (_, i) => example(first + i)));
+    },
+    read: async (loss) => ({ loss: await loss.item() }),
+    series: [['loss', 'loss']],
+    legacyName: 'loss',
+  });
   // Held out: the validation split of a COCO folder when it has one, else synthetic people never trained on.
   const valSplit = args.valSplit ?? 'val2017';
   const val = args.data && existsSync(`${args.data}/annotations/person_keypoints_${valSplit}.json`)
@@ -87,7 +62,6 @@ async function trainOpenPoseLocked(args: TrainOpenPoseArgs): Promise<void> {
   const score = await pck(trainer.model, held);
   const shown = await Promise.all(held.slice(0, 6).map((e) => estimatePose(trainer.model, { width: e.width, height: e.height, data: e.image }, { scales: [1], boxsize: e.height })));
   await writePng(`${args.out}/skeletons.png`, tile([held.slice(0, 6).map((e) => e.image), shown.map((r) => renderSkeleton(r.people, args.width, args.height, 2))], args.width, args.height));
-  await writeLossCurve(args.out, { title: 'train-openpose', steps: loggedSteps(history.length, 10), series: [{ name: 'loss', values: history }] });
   await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ steps: trainer.stepCount, pck02: score, heldOut: held.length, heldOutFrom: val ? `${args.data} (${valSplit})` : 'synthetic', history }, null, 2)}\n`);
   console.log(`PCK@0.2 on ${held.length} held-out ${val ? `people of ${valSplit}` : "synthetic people"}: ${score.toFixed(3)}`);
 }

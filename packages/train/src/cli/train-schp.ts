@@ -5,9 +5,9 @@ import { encodeLabelPng, readImage, tile, writePng } from '@leffa-webgpu/data';
 import { type ParsingMetrics, evaluateParsing } from '../schp/metrics.js';
 import { type ParsingExample, SchpTrainer, syntheticParsingExample } from '../schp/trainer.js';
 import { loadSchp } from '@leffa-webgpu/pipelines';
-import { Progress } from './progress.js';
-import { writeLossCurve } from './loss-curve.js';
-import { RunGuard, withRunLock } from './run-guard.js';
+import type { TrainingArgs } from './presets.js';
+import { withRunLock } from './run-guard.js';
+import { runTraining } from './training-loop.js';
 
 /** Seeds of the held-out people (never drawn for training). */
 const HELD_OUT = 900_000_000;
@@ -15,14 +15,9 @@ const HELD_OUT = 900_000_000;
 /** The SCHP configs train-schp trains (the ResNet-101 ones are for official weights). */
 export const SCHP_TRAINABLE = ['small', 'small_stride2'] as const;
 
-export interface TrainSchpArgs {
+export interface TrainSchpArgs extends Omit<TrainingArgs, 'lr'> {
   /** Network config (default small). */
   config?: (typeof SCHP_TRAINABLE)[number];
-  out: string;
-  steps: number;
-  batch: number;
-  height: number;
-  width: number;
   /** Self-correction rounds; the last one ends the run (0: plain training, no aggregation). */
   cycles: number;
   /** Steps per self-correction cycle (default steps / 10). */
@@ -36,9 +31,6 @@ export interface TrainSchpArgs {
   evalEvery?: number;
   /** Batches of training images for each BN re-estimation. */
   bnBatches: number;
-  saveEvery: number;
-  seed: number;
-  resume?: string;
 }
 
 /** Where cycle 0 ends so that `cycles` rounds of `cycleSteps` finish exactly at `steps`. */
@@ -82,56 +74,53 @@ async function trainSchpLocked(args: TrainSchpArgs): Promise<void> {
     ...plan,
     maxRounds: args.cycles,
   });
-  let history: { step: number; total: number; parsing: number; edge: number; consistency: number; lr: number }[] = [];
   let curve: { step: number; rounds: number; meanIoU: number }[] = [];
-  if (args.resume) {
-    const extra = await trainer.load(args.resume);
-    history = (extra.history as typeof history | undefined) ?? [];
-    curve = (extra.curve as typeof curve | undefined) ?? [];
-    console.log(`resumed at step ${trainer.stepCount} (${trainer.rounds} self-correction rounds done)`);
-  }
-  const ckpt = `${args.out}/checkpoint`;
-  const guard = new RunGuard('train-schp', args.resume ? { step: trainer.stepCount, where: args.resume } : undefined);
-  const save = () => guard.save(trainer.stepCount, ckpt, () => trainer.save(ckpt, { history, curve, size: [args.height, args.width], labelNoise: args.labelNoise }));
   const held: ParsingExample[] = Array.from({ length: args.evalExamples }, (_, i) => syntheticParsingExample(HELD_OUT + i, args.height, args.width));
   const example = (seed: number) => syntheticParsingExample(seed, args.height, args.width, args.labelNoise);
   const base = args.seed * 7919;
   // BN re-estimation images: the first training images (only the images matter, not their labels).
   const bnBatches = () =>
     Array.from({ length: Math.max(1, args.bnBatches) }, (_, j) => Array.from({ length: args.batch }, (_, i) => syntheticParsingExample(base + j * args.batch + i, args.height, args.width)));
-  const logEvery = Math.max(1, Math.min(10, Math.floor(args.steps / 10)));
-  const progress = new Progress('train-schp', args.steps, ['loss', 'parse', 'edge', 'cons', 'round'], trainer.stepCount);
   console.log(
     `train-schp: ${args.steps} steps of ${args.batch} ${args.height}x${args.width} images, cycle 0 until step ${plan.cycleStart} ` +
       `(warm-up ${plan.warmupSteps}), then ${args.cycles > 0 ? `${args.cycles - 1} more cycles of ${plan.cycleSteps}` : 'no self-correction'}; label noise ${args.labelNoise}`,
   );
-  while (trainer.stepCount < args.steps) {
-    const first = base + trainer.stepCount * args.batch;
-    const lr = trainer.schedule(trainer.stepCount);
-    const losses = trainer.step(Array.from({ length: args.batch }, (_, i) => example(first + i)));
-    if (trainer.stepCount % logEvery === 0 || trainer.stepCount === args.steps) {
+  const { history } = await runTraining(args, {
+    command: 'train-schp',
+    trainer,
+    onResume: (extra) => {
+      curve = (extra.curve as typeof curve | undefined) ?? [];
+      console.log(`train-schp: ${trainer.rounds} self-correction rounds done`);
+    },
+    logEvery: Math.max(1, Math.min(10, Math.floor(args.steps / 10))),
+    // Training people depend only on the step, so a resumed run sees the same data.
+    step: () => trainer.step(Array.from({ length: args.batch }, (_, i) => example(base + trainer.stepCount * args.batch + i))),
+    read: async (losses) => {
       const [total, parsing, edge, consistency] = await losses.data();
-      guard.check(trainer.stepCount, { total: total!, parsing: parsing!, edge: edge!, consistency: consistency! });
-      history.push({ step: trainer.stepCount, total: total!, parsing: parsing!, edge: edge!, consistency: consistency!, lr });
-      progress.update(trainer.stepCount, { loss: total!, parse: parsing!, edge: edge!, cons: consistency!, round: trainer.rounds });
-    } else progress.update(trainer.stepCount);
-    losses.dispose();
-    await T.throttle();
-    let corrected = false;
-    while (trainer.correctionDue) {
-      trainer.selfCorrect(bnBatches());
-      corrected = true;
-      console.log(`self-correction round ${trainer.rounds} at step ${trainer.stepCount}: weights aggregated (1/${trainer.rounds}), BN re-estimated`);
-    }
-    if (args.evalEvery && trainer.stepCount % args.evalEvery === 0 && trainer.stepCount < args.steps) {
-      const { metrics } = await evaluateParsing(trainer.best, held);
-      curve.push({ step: trainer.stepCount, rounds: trainer.rounds, meanIoU: metrics.meanIoU });
-      console.log(`step ${trainer.stepCount}: held-out mIoU ${metrics.meanIoU.toFixed(4)} (${trainer.rounds >= 1 ? 'SCHP aggregate' : 'network'})`);
-    }
-    if (corrected || (trainer.stepCount % args.saveEvery === 0 && trainer.stepCount < args.steps)) await save();
-  }
-  progress.stop();
-  await save();
+      return { total: total!, parsing: parsing!, edge: edge!, consistency: consistency!, lr: trainer.optimizer.lr };
+    },
+    progress: {
+      fields: ['loss', 'parse', 'edge', 'cons', 'round'],
+      show: (e) => ({ loss: e.total!, parse: e.parsing!, edge: e.edge!, cons: e.consistency!, round: trainer.rounds }),
+    },
+    series: [['total', 'total'], ['parsing', 'parsing'], ['edge', 'edge'], ['consistency', 'consistency']],
+    checkpointExtra: () => ({ curve, size: [args.height, args.width], labelNoise: args.labelNoise }),
+    afterStep: async () => {
+      let corrected = false;
+      while (trainer.correctionDue) {
+        trainer.selfCorrect(bnBatches());
+        corrected = true;
+        console.log(`self-correction round ${trainer.rounds} at step ${trainer.stepCount}: weights aggregated (1/${trainer.rounds}), BN re-estimated`);
+      }
+      if (args.evalEvery && trainer.stepCount % args.evalEvery === 0 && trainer.stepCount < args.steps) {
+        const { metrics } = await evaluateParsing(trainer.best, held);
+        curve.push({ step: trainer.stepCount, rounds: trainer.rounds, meanIoU: metrics.meanIoU });
+        console.log(`step ${trainer.stepCount}: held-out mIoU ${metrics.meanIoU.toFixed(4)} (${trainer.rounds >= 1 ? 'SCHP aggregate' : 'network'})`);
+      }
+      // A checkpoint after every round, so a resume never repeats one.
+      return corrected;
+    },
+  });
 
   const network = await evaluateParsing(trainer.model, held);
   const aggregate = trainer.rounds >= 1 ? await evaluateParsing(trainer.schp, held) : null;
@@ -141,11 +130,6 @@ async function trainSchpLocked(args: TrainSchpArgs): Promise<void> {
     `${args.out}/samples.png`,
     tile([shown.map((e) => e.image), shown.map((e) => colorizeLabels(e.labels)), best.predictions.slice(0, 8).map((p) => colorizeLabels(p))], args.width, args.height),
   );
-  await writeLossCurve(args.out, {
-    title: 'train-schp',
-    steps: history.map((h) => h.step),
-    series: (['total', 'parsing', 'edge', 'consistency'] as const).map((name) => ({ name, values: history.map((h) => h[name]) })),
-  });
   const classes = (m: ParsingMetrics) => Object.fromEntries(m.iou.flatMap((v, c) => (Number.isNaN(v) ? [] : [[LIP_LABELS.labels[c]!, v]])));
   await writeFile(
     `${args.out}/metrics.json`,

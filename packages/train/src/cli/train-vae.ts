@@ -5,29 +5,16 @@ import { generateSample, imagesToNCHW, tensorToImages, tile, writePng } from '@l
 import { VaeTrainer } from '../leffa/vae-trainer.js';
 import { HELD_OUT_SEED } from '../leffa/evaluate.js';
 import { type ReconstructionScores, reconstructionScores } from '../leffa/metrics.js';
-import { lrScheduleFrom } from './presets.js';
-import { Progress } from './progress.js';
-import { loggedSteps, writeLossCurve } from './loss-curve.js';
-import { RunGuard, withRunLock } from './run-guard.js';
+import { lrScheduleFrom, type TrainingArgs } from './presets.js';
+import { withRunLock } from './run-guard.js';
+import { runTraining } from './training-loop.js';
 
-export interface TrainVaeArgs {
-  out: string;
-  steps: number;
-  batch: number;
-  height: number;
-  width: number;
-  lr: number;
-  seed: number;
-  resume?: string;
-  saveEvery: number;
+export interface TrainVaeArgs extends TrainingArgs {
   /** Train on random crops of this size (the VAE is convolutional: crops teach it the same thing, cheaper). */
   crop?: [number, number];
   /** The VAE's shape (default: the tiny config's); a resumed run keeps its checkpoint's. */
   blockChannels?: number[];
   latentChannels?: number;
-  lrSchedule?: 'constant' | 'cosine';
-  warmupSteps?: number;
-  minLr?: number;
 }
 
 /** A crop of an HWC RGB image. */
@@ -57,39 +44,35 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
     ...(args.latentChannels ? { latentChannels: args.latentChannels } : {}),
   };
   const trainer = new VaeTrainer({ config, seed: args.seed, lr: args.lr });
-  const resumed = args.resume ? await trainer.load(args.resume) : null;
   const schedule = lrScheduleFrom(args);
   const images = (seed: number) => {
     const s = generateSample({ seed, height: args.height, width: args.width });
     return [s.person.image, s.garment];
   };
-  // A resumed run continues the curve it was saved with.
-  const history: number[] = Array.isArray(resumed?.history) ? [...(resumed.history as number[])] : [];
-  const guard = new RunGuard('train-vae', resumed ? { step: trainer.stepCount, where: args.resume! } : undefined);
-  const progress = new Progress('train-vae', args.steps, ['loss', 'kl'], trainer.stepCount);
-  let seed = args.seed * 1_000_003 + trainer.stepCount * args.batch;
   const [ch, cw] = args.crop ?? [args.height, args.width];
-  while (trainer.stepCount < args.steps) {
-    const full = Array.from({ length: Math.ceil(args.batch / 2) }, () => images(seed++)).flat().slice(0, args.batch);
-    // Crop offsets come from the image seed, so a resumed run sees the same crops.
-    const batch = full.map((img, i) => crop(img, args.width, (seed * 7 + i * 13) % (args.height - ch + 1), (seed * 11 + i * 5) % (args.width - cw + 1), ch, cw));
-    trainer.optimizer.lr = schedule(trainer.stepCount);
-    const losses = trainer.step(batch, ch, cw);
-    if (trainer.stepCount % 10 === 0 || trainer.stepCount === args.steps) {
-      const [loss, kl] = await Promise.all([losses.reconstruction.item(), losses.kl.item()]);
-      guard.check(trainer.stepCount, { reconstruction: loss, kl });
-      history.push(loss);
-      progress.update(trainer.stepCount, { loss, kl });
-    } else progress.update(trainer.stepCount);
-    T.dispose(losses);
-    await T.throttle();
-    if (trainer.stepCount % args.saveEvery === 0 || trainer.stepCount === args.steps) {
-      await guard.save(trainer.stepCount, `${args.out}/checkpoint`, () => trainer.save(`${args.out}/checkpoint`, { history }));
-      const steps = loggedSteps(history.length, 10, trainer.stepCount === args.steps ? args.steps : undefined);
-      await writeLossCurve(args.out, { title: 'train-vae', steps, series: [{ name: 'reconstruction', values: history }] });
-    }
-  }
-  progress.stop();
+  const pairs = Math.ceil(args.batch / 2);
+  const { history } = await runTraining(args, {
+    command: 'train-vae',
+    trainer,
+    logEvery: 10,
+    step: () => {
+      // Each step draws `pairs` people with their garments; the step number fixes their seeds, so a resumed run sees the same images.
+      const first = args.seed * 1_000_003 + trainer.stepCount * pairs;
+      const full = Array.from({ length: pairs }, (_, i) => images(first + i)).flat().slice(0, args.batch);
+      // Crop offsets come from the image seed, so a resumed run sees the same crops.
+      const seed = first + pairs;
+      const batch = full.map((img, i) => crop(img, args.width, (seed * 7 + i * 13) % (args.height - ch + 1), (seed * 11 + i * 5) % (args.width - cw + 1), ch, cw));
+      trainer.optimizer.lr = schedule(trainer.stepCount);
+      return trainer.step(batch, ch, cw);
+    },
+    read: async (l) => {
+      const [reconstruction, kl] = await Promise.all([l.reconstruction.item(), l.kl.item()]);
+      return { reconstruction: reconstruction!, kl: kl! };
+    },
+    progress: { fields: ['loss', 'kl'], show: (e) => ({ loss: e.reconstruction!, kl: e.kl! }) },
+    series: [['reconstruction', 'reconstruction']],
+    legacyName: 'reconstruction',
+  });
   // Held-out people and garments (seeds outside the training stream): reconstructions and their scores.
   const held = Array.from({ length: 12 }, (_, i) => images(HELD_OUT_SEED + i));
   const people = held.map((h) => h[0]!);
@@ -97,7 +80,7 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   const [peopleRecon, garmentRecon] = [await reconstruct(trainer, people, args.height, args.width), await reconstruct(trainer, garments, args.height, args.width)];
   const metrics = { people: reconstructionScores(people, peopleRecon), garments: reconstructionScores(garments, garmentRecon) };
   await writePng(`${args.out}/reconstructions.png`, tile([people.slice(0, 6), peopleRecon.slice(0, 6), garments.slice(0, 6), garmentRecon.slice(0, 6)], args.width, args.height));
-  await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ steps: trainer.stepCount, config, reconstructionLoss: history[history.length - 1], heldOut: metrics }, null, 2)}\n`);
+  await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ steps: trainer.stepCount, config, reconstructionLoss: history.at(-1)?.reconstruction, heldOut: metrics }, null, 2)}\n`);
   const line = (name: string, m: ReconstructionScores) => `${name} PSNR ${m.psnr.mean.toFixed(2)} dB (std ${m.psnr.std.toFixed(2)}), colour kept ${(100 * m.colourKept).toFixed(0)}%`;
   console.log(`held-out (12 each): ${line('people', metrics.people)}; ${line('garments', metrics.garments)}`);
 }
