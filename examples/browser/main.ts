@@ -4,7 +4,9 @@
  * Leffa sampling), with weights fetched from the shipped checkpoints that Vite serves as static files.
  */
 import * as T from '@leffa-webgpu/core';
-import { type GarmentCategory, type PhotoModels, type RgbImage, leffaFrom, photoModelsFrom, runPhotoPipeline } from '@leffa-webgpu/pipelines/web';
+import {
+  type GarmentCategory, type PhotoModels, type RgbImage, SHIPPED_PHOTO_CHECK_LIMITS, leffaFrom, photoModelsFrom, runPhotoPipeline,
+} from '@leffa-webgpu/pipelines/web';
 import type { LeffaModel } from '@leffa-webgpu/models';
 
 const $ = <E extends HTMLElement>(id: string) => document.getElementById(id) as E;
@@ -87,6 +89,8 @@ async function run(): Promise<void> {
     category: $<HTMLSelectElement>('category').value as GarmentCategory,
     models: photo,
     size: SIZE,
+    // The page runs the shipped networks: their checks say when a photo is outside what they learned.
+    checkLimits: SHIPPED_PHOTO_CHECK_LIMITS,
     leffa,
     steps,
     seed,
@@ -100,7 +104,10 @@ async function run(): Promise<void> {
   draw($<HTMLCanvasElement>('result'), out.result);
   draw($<HTMLCanvasElement>('sheet'), out.sheet);
   const warnings = out.prepared.warnings.length ? ` Warnings: ${out.prepared.warnings.join('; ')}.` : '';
-  setStatus('done', `Done in ${((performance.now() - started) / 1000).toFixed(1)} s.${warnings}`);
+  const problems = out.prepared.problems.length
+    ? ` The preprocessing failed its checks (${out.prepared.problems.join('; ')}): the shipped networks learned only synthetic people, expect a poor result on real photos.`
+    : '';
+  setStatus('done', `Done in ${((performance.now() - started) / 1000).toFixed(1)} s.${warnings}${problems}`);
 }
 
 $<HTMLFormElement>('form').addEventListener('submit', (event) => {
