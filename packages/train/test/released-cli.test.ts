@@ -1,0 +1,151 @@
+// tryon / pose-transfer --ckpts <folder> on the random-weight released folder of test/golden/cases_released_leffa.py.
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readImage, writePng } from '@leffa-webgpu/data';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+const FOLDER = join(repo, 'test/golden/out/released_leffa');
+const tmp = mkdtempSync(join(tmpdir(), 'released-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'packages/train/src/cli/main.ts', ...args], {
+      cwd: repo,
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const person = join(tmp, 'person.png');
+const garment = join(tmp, 'garment.png');
+const overrides = join(tmp, 'small.json');
+beforeAll(async () => {
+  const img = (w: number, h: number, k: number) => ({
+    width: w,
+    height: h,
+    data: Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * k + (i >> 7)) % 251),
+  });
+  await writePng(person, img(53, 77, 7));
+  await writePng(garment, img(60, 40, 13));
+  // The small models of the golden folder (packages/pipelines/test/released-leffa.test.ts has the same).
+  const backbone = { blocks: [3, 4, 6, 3], stem: 8, res2Out: 16, bottleneck: 4, strideInOneByOne: true, fpnOut: 16 };
+  const detector = {
+    backbone,
+    anchorSizes: [32, 64, 128, 256, 512],
+    aspectRatios: [0.5, 1, 2],
+    rpnPreNmsTopK: 100,
+    rpnPostNmsTopK: 20,
+    rpnNmsThresh: 0.7,
+    boxPoolerResolution: 7,
+    boxSamplingRatio: 2,
+    boxAligned: false,
+    fcDim: 32,
+    numClasses: 1,
+    boxRegWeights: [10, 10, 5, 5],
+    scoreThresh: 0.5,
+    nmsThresh: 0.5,
+    detectionsPerImage: 3,
+  };
+  const { DENSEPOSE_CHART_HEAD } = await import('@leffa-webgpu/models');
+  writeFileSync(
+    overrides,
+    JSON.stringify({
+      size: [64, 48],
+      openpose: {
+        vgg: [4, 4, 8, 8],
+        cpm: [8, 4],
+        stageWidth: 4,
+        stage1Expand: 8,
+        stages: 3,
+        refineKernel: 1,
+        finalHeatmapRelu: true,
+        boxsize: 368,
+      },
+      densepose: {
+        config: { detector, head: { ...DENSEPOSE_CHART_HEAD, hidden: 16 } },
+        resize: { shortEdge: 96, maxSize: 160 },
+      },
+    }),
+  );
+});
+
+describe('--ckpts <folder>', () => {
+  it('tryon writes the image, the mask and the densepose at the model size', async () => {
+    const out = join(tmp, 'tryon.png');
+    const r = await cli(
+      'tryon',
+      '--ckpts',
+      FOLDER,
+      '--released-overrides',
+      overrides,
+      '--person',
+      person,
+      '--garment',
+      garment,
+      '--model-type',
+      'dress_code',
+      '--garment-type',
+      'lower_body',
+      '--steps',
+      '2',
+      '--repaint',
+      '--ref-acceleration',
+      '--out',
+      out,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    for (const f of [out, join(tmp, 'tryon-mask.png'), join(tmp, 'tryon-densepose.png')]) {
+      const img = readImage(f);
+      expect([img.width, img.height], f).toEqual([48, 64]);
+    }
+  });
+
+  it('pose-transfer runs the SDXL-layout model', async () => {
+    const out = join(tmp, 'pose.png');
+    const r = await cli(
+      'pose-transfer',
+      '--ckpts',
+      FOLDER,
+      '--released-overrides',
+      overrides,
+      '--target-pose',
+      person,
+      '--source',
+      garment,
+      '--steps',
+      '1',
+      '--out',
+      out,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(out)).toBe(true);
+  });
+
+  it('refuses bad combinations and names missing files', async () => {
+    const both = await cli('tryon', '--ckpts', FOLDER, '--ckpt', 'x', '--person', person, '--garment', garment);
+    expect(both.code).not.toBe(0);
+    expect(both.stderr).toMatch(
+      /--ckpts runs Leffa's released models; --ckpt belong to this project's models and cannot be combined with it/,
+    );
+    const stray = await cli('tryon', '--model-type', 'dress_code', '--half', '--person', person, '--garment', garment);
+    expect(stray.stderr).toMatch(/--half, --model-type only apply with --ckpts <folder>/);
+    const partial = join(tmp, 'ckpts');
+    cpSync(FOLDER, partial, { recursive: true });
+    rmSync(join(partial, 'densepose'), { recursive: true });
+    const missing = await cli('pose-transfer', '--ckpts', partial, '--target-pose', person, '--source', garment);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain(
+      `densepose/model_final_162be9.pkl (the DensePose R-CNN (densepose_rcnn_R_50_FPN_s1x)) is missing: put it at ${join(partial, 'densepose/model_final_162be9.pkl')}`,
+    );
+  });
+});
