@@ -181,6 +181,12 @@ def person(h, w, rng, garment, extras=()):
         # left one out at the right edge
         el_r, wr_r = (el_r[0], u(100.3)), (el_r[0] + u(9.7), u(4.6))
         el_l, wr_l = (w - u(40.2), u(180.7)), (w - u(2.3), u(190.1))
+    if "wild" in extras:
+        # arms anywhere: crossed, raised, behind the body, out of the image
+        el_r = (rng.uniform(-0.1, 0.8) * w, rng.uniform(0.05, 0.7) * h)
+        el_l = (rng.uniform(0.2, 1.1) * w, rng.uniform(0.05, 0.7) * h)
+        wr_r = (rng.uniform(-0.1, 1.1) * w, rng.uniform(-0.05, 0.8) * h)
+        wr_l = (rng.uniform(-0.1, 1.1) * w, rng.uniform(-0.05, 0.8) * h)
     hip_r, hip_l = (cx - u(32), u(275)), (cx + u(32), u(275))
     kn_r, kn_l = (cx - u(36), u(375)), (cx + u(36), u(375))
     an_r, an_l = (cx - u(38), u(470)), (cx + u(38), u(470))
@@ -245,6 +251,16 @@ def build(out_dir):
         ("raised_odd", 401, 263, "skirt", ("raised",), (), [("upper_body", "hd"), ("upper_body", "dc")]),
         ("noshoulder", 256, 193, "pants", (), (2,), [("upper_body", "hd"), ("upper_body", "dc")]),
     ]
+    # random people, poses and missing points, small sizes: many draws of the rasterisers
+    garments = ["pants", "skirt", "dress"]
+    extras_pool = ["hat", "glasses", "bag", "scarf", "belt", "blob"]
+    combos = [(c, m) for c in ("upper_body", "lower_body", "dresses") for m in ("hd", "dc")]
+    for j in range(24):
+        h = int(rng.integers(100, 280))
+        w = int(rng.integers(int(h * 0.6), int(h * 0.9)))
+        extras = ("wild",) + tuple(e for e in extras_pool if rng.random() < 0.3)
+        missing = tuple(int(i) for i in rng.choice([2, 3, 4, 5, 6, 7], size=int(rng.integers(0, 3)), replace=False))
+        specs.append((f"random{j}", h, w, garments[j % 3], extras, missing, [combos[j % 6], combos[(j * 5 + 1) % 6]]))
     for name, h, w, garment, extras, missing, variants in specs:
         lab, kp = person(h, w, rng, garment, extras)
         for i in missing:
