@@ -149,16 +149,28 @@ const chw01 = (img: RgbImage): T.Tensor => {
   return T.tensor(out, [3, img.height, img.width]);
 };
 
-/** A lazily loaded model: loaded on the first call, the same promise after (a failed load is retried). */
-function once<M>(load: () => Promise<M>): () => Promise<M> {
-  let p: Promise<M> | null = null;
-  return () => {
-    p ??= load().catch((e) => {
-      p = null;
+/** A lazily loaded model: loaded on the first `get`, the same promise after (a failed load is retried); `release` frees it. */
+class Lazy<M> {
+  private p: Promise<M> | null = null;
+  constructor(
+    private readonly load: () => Promise<M>,
+    private readonly free: (m: M) => void,
+  ) {}
+
+  get(): Promise<M> {
+    this.p ??= this.load().catch((e) => {
+      this.p = null;
       throw e;
     });
-    return p;
-  };
+    return this.p;
+  }
+
+  /** Frees the model if it loaded (the next `get` loads it again). */
+  async release(): Promise<void> {
+    const p = this.p;
+    this.p = null;
+    if (p) this.free(await p.catch(() => null as M));
+  }
 }
 
 export interface ReleasedLeffaOptions {
@@ -172,7 +184,10 @@ export interface ReleasedLeffaOptions {
 /** A released Leffa model with app.py's preprocessing around it. */
 export class ReleasedLeffa {
   readonly size: [number, number];
-  private readonly sources: ReleasedLeffaSources;
+  private readonly leffa: Lazy<LeffaModel>;
+  private readonly densepose: Lazy<DensePosePredictor>;
+  private readonly parsing: Lazy<LeffaHumanParsing> | null;
+  private readonly openpose: Lazy<OpenPoseBody> | null;
 
   constructor(
     readonly model: ReleasedLeffaModel,
@@ -186,12 +201,24 @@ export class ReleasedLeffa {
     if (model !== 'pose_transfer' && !(sources.parsing && sources.openpose))
       throw new Error(`ReleasedLeffa (${model}): try-on needs the human parsing and OpenPose sources`);
     this.size = [h, w];
-    this.sources = {
-      leffa: once(sources.leffa),
-      densepose: once(sources.densepose),
-      ...(sources.parsing ? { parsing: once(sources.parsing) } : {}),
-      ...(sources.openpose ? { openpose: once(sources.openpose) } : {}),
-    };
+    const free = (m: T.Module | null) => m?.dispose();
+    this.leffa = new Lazy(sources.leffa, free);
+    this.densepose = new Lazy(sources.densepose, (p) => p?.model.dispose());
+    this.parsing = sources.parsing ? new Lazy(sources.parsing, (p) => p?.dispose()) : null;
+    this.openpose = sources.openpose ? new Lazy(sources.openpose, free) : null;
+  }
+
+  /**
+   * Frees the preprocessing models (parsers, OpenPose, DensePose) that have loaded, e.g. between `prepare` and
+   * `generate` where device memory is short; they load again when needed.
+   */
+  async releasePreprocessing(): Promise<void> {
+    await Promise.all([this.densepose.release(), this.parsing?.release(), this.openpose?.release()]);
+  }
+
+  /** Frees every model that has loaded. */
+  async dispose(): Promise<void> {
+    await Promise.all([this.releasePreprocessing(), this.leffa.release()]);
   }
 
   /** The person's mask as app.py builds it at the model size (255 = regenerate), with the parse and keypoints. */
@@ -202,7 +229,7 @@ export class ReleasedLeffa {
     const [H, W] = this.size;
     const [h, w] = [H / 2, W / 2];
     const small: RgbImage = { width: w, height: h, data: pilResize(src.data, H, W, 3, h, w, 'bicubic') };
-    const parsing = await this.sources.parsing!();
+    const parsing = await this.parsing!.get();
     const x = chw01(small);
     let labels: Uint8Array;
     try {
@@ -210,7 +237,7 @@ export class ReleasedLeffa {
     } finally {
       x.dispose();
     }
-    const openpose = await this.sources.openpose!();
+    const openpose = await this.openpose!.get();
     const pose = await estimatePose(openpose, small);
     const keypoints = leffaOpenPoseKeypoints(pose.candidate, pose.subset, w, h);
     const category = this.model === 'dress_code' ? 'dc' : 'hd';
@@ -246,7 +273,7 @@ export class ReleasedLeffa {
     } else {
       ({ mask, parse, warnings } = await this.tryOnMask(src, garmentType));
     }
-    const predictor = await this.sources.densepose();
+    const predictor = await this.densepose.get();
     const densepose: RgbImage = { width: W, height: H, data: await predictor.leffaDensePose(src, this.model) };
     const kind = this.model === 'pose_transfer' ? 'pose_transfer' : 'virtual_tryon';
     const inputs = leffaTransform({ src, ref, mask, densepose }, kind);
@@ -260,7 +287,7 @@ export class ReleasedLeffa {
       throw new Error(`ReleasedLeffa: steps must be a positive integer, got ${steps}`);
     const guidance = options.guidance ?? 2.5;
     if (!(guidance >= 0)) throw new Error(`ReleasedLeffa: guidance must be >= 0, got ${guidance}`);
-    const leffa = await this.sources.leffa();
+    const leffa = await this.leffa.get();
     const t = leffaTransformTensors(prepared.inputs);
     let y: T.Tensor;
     try {

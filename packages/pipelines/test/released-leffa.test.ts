@@ -122,8 +122,17 @@ describe('loadReleasedLeffa on the released layout', () => {
       pilResize(leffaAgnosticMask(p.parse!.labels, 32, 24, frame, 'dresses', 'dc'), 32, 24, 1, 64, 48, 'bicubic'),
     );
     for (let i = 0; i < 64 * 48; i++) expect(p.densepose.data[3 * i]).toBe(p.densepose.data[3 * i + 2]);
+    // The preprocessing models can leave the device before sampling; they load again when needed.
+    const live = () => T.activeDevice().memoryStats().liveBytes;
+    const before = live();
+    await leffa.releasePreprocessing();
+    expect(live()).toBeLessThan(before);
     const out = await leffa.generate(p, { steps: 1, refAcceleration: true });
     expect(out.data.length).toBe(64 * 48 * 3);
+    expect((await leffa.prepare(photo(50, 70, 5), photo(40, 40, 6), 'dresses')).mask).toEqual(p.mask);
+    const loaded = live();
+    await leffa.dispose();
+    expect(live()).toBeLessThan(loaded);
   });
 
   it('pose transfer (SDXL layout): everything masked, the IUV densepose, float16 where the adapter has it', async () => {

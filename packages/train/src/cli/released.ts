@@ -3,7 +3,7 @@
  * instead of this project's models. The options here only apply with --ckpts; the project's ones (--ckpt,
  * --openpose, ...) are refused next to it, as are options left at a default that app.py sets differently.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
@@ -137,6 +137,8 @@ export async function generateReleased(cmd: Command, o: Record<string, unknown>,
   const refPath = (tryon ? o.garment : o.source) as string | undefined;
   if (/^synthetic:/.test(personPath))
     throw new Error(`--ckpts takes photos; ${personFlag} ${personPath} is a synthetic example`);
+  if (existsSync(personPath) && statSync(personPath).isDirectory())
+    throw new Error(`--ckpts runs one image at a time; ${personFlag} '${personPath}' is a folder`);
   if (!refPath) throw new Error(`--ckpts needs ${refFlag} <png|jpg>`);
   if (!tryon && o.repaint) throw new Error('--repaint is a try-on option (app.py repaints try-on results only)');
   const steps = given(cmd, 'steps') ? (o.steps as number) : RELEASED_DEFAULTS.steps;
@@ -159,13 +161,13 @@ export async function generateReleased(cmd: Command, o: Record<string, unknown>,
     refAcceleration: o.refAcceleration === true,
     onStep: (s: number) => progress.update(s),
   };
-  const r = tryon
-    ? await leffa.tryon(person, reference, {
-        ...run,
-        garmentType: (o.garmentType as GarmentCategory | undefined) ?? 'upper_body',
-        repaint: o.repaint === true,
-      })
-    : await leffa.poseTransfer(person, reference, run);
+  const garmentType = (o.garmentType as GarmentCategory | undefined) ?? 'upper_body';
+  const prepared = await leffa.prepare(person, reference, garmentType);
+  // Only Leffa is needed from here on: the preprocessing models leave the device before it loads.
+  await leffa.releasePreprocessing();
+  const image = await leffa.generate(prepared, { ...run, repaint: tryon && o.repaint === true });
+  await leffa.dispose();
+  const r = { prepared, image };
   progress.stop();
   for (const w of r.prepared.warnings) console.warn(`warning: ${w}`);
   await mkdir(dirname(out) || '.', { recursive: true });
