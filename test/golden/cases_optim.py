@@ -170,6 +170,10 @@ def build(out_dir):
                    lr_scales=[0.1, 0.4, 1.0, 1.0, 0.7, 0.3], skip=[(0, 2), (1, 2), (4, 0)])
 
     # -- Adam (L2-style weight decay)
+    # Several parameters per dispatch (as many as the adapter's storage buffers allow, 4 or 3 with AMSGrad on
+    # lavapipe), one of them over a workgroup's tile (4096 values).
+    optimizer_case(g, "adamw_many", "adamw", [(k % 5 + 1, 2) for k in range(9)] + [(70, 61)], 3, {"lr": 1e-2})
+    optimizer_case(g, "adamw_amsgrad_many", "adamw", [(k % 3 + 2,) for k in range(7)], 3, {"lr": 2e-2, "amsgrad": True})
     optimizer_case(g, "adam_default", "adam", [(13, 3), (1, 7, 1)], 5, {"lr": 1e-2})
     optimizer_case(g, "adam_l2_betas_eps", "adam", [(4, 9)], 6,
                    {"lr": 3e-2, "betas": [0.8, 0.95], "eps": 1e-3, "weightDecay": 0.1})

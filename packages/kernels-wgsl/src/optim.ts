@@ -1,8 +1,8 @@
 import { cachedKernel, fields, type FlatEntry, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
 
 /*
- * Training-loop kernels: fused optimizer steps that update a parameter and its state in place (one dispatch
- * per parameter per step), the exponential moving average of weights, and gradient-norm clipping.
+ * Training-loop kernels: fused optimizer steps that update a parameter and its state in place (Adam: several
+ * parameters per dispatch), the exponential moving average of weights, and gradient-norm clipping.
  *
  * Everything that changes between steps (learning rate, bias corrections, decay) is a uniform, so a
  * schedule never triggers a pipeline compile. The arithmetic follows PyTorch's order of operations
@@ -35,6 +35,39 @@ ${spec.body}
 
 /** Launch geometry of the optimizer, EMA and scaling kernels (each workgroup covers WG x ITEMS elements). */
 export const optimGrid = (n: number): Grid => grid1d(n, TILE);
+
+/** The most tensors one multi-tensor dispatch (gradient norms, scaling, Adam) covers: the size of its uniform arrays. */
+export const MULTI_TENSORS = 16;
+const MULTI_UNIFORMS = fields({ array: 'u32', length: MULTI_TENSORS }, 'n', 'first');
+
+/** Workgroups a multi-tensor optimizer kernel (scaling, Adam) uses for a tensor of n elements. */
+export const optimGroups = (n: number) => Math.max(1, Math.ceil(n / TILE));
+
+/**
+ * Body of a kernel over `count` tensors in one dispatch (tensor t has n[t] elements): tensor t owns the
+ * workgroups from first[t] on (a uniform branch per workgroup). Sets `n` and `local`, the workgroup's index
+ * within its tensor, and runs `perTensor(t)` for it.
+ */
+const multiTensor = (count: number, perTensor: (t: number) => string) => `
+  var k = 0u;
+  for (var j = 1u; j < ${count}u; j++) { if (group >= params.first[j / 4u][j % 4u]) { k = j; } }
+  let n = params.n[k / 4u][k % 4u];
+  let local = group - params.first[k / 4u][k % 4u];
+  switch k {
+    ${Array.from({ length: count }, (_, t) => `case ${t}u: { ${perTensor(t)} }`).join('\n    ')}
+    default: {}
+  }`;
+
+/** Per tensor of a multi-tensor kernel: `elementBody(t)` for element i of ITEMS per invocation, strided by WG. */
+const itemsLoop = (elementBody: (t: number) => string) => (t: number) => `let base = local * ${TILE}u + lid;
+      for (var it = 0u; it < ${ITEMS}u; it++) {
+        let i = base + it * ${WG}u;
+        if (i >= n) { break; }
+        ${elementBody(t)}
+      }`;
+
+const multiBuffers = (count: number, name: string, access: 'read' | 'read_write') =>
+  Array.from({ length: count }, (_, t) => (access === 'read' ? readOnly(`${name}${t}`) : readWrite(`${name}${t}`)));
 
 /**
  * SGD with optional weight decay and momentum (PyTorch's formulation):
@@ -71,33 +104,40 @@ export const sgdKernel = cachedKernel((momentum: boolean, nesterov: boolean): Ke
  *   m = beta1 * m + (1 - beta1) g;  v = beta2 * v + (1 - beta2) g^2;  [vmax = max(vmax, v)]
  *   p -= stepSize * m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps),  stepSize = lr / (1 - beta1^t)
  * The bias corrections are computed on the CPU in float64 per step and passed as uniforms.
- * Bindings: grad, then read_write: param, exp_avg, exp_avg_sq, [max_exp_avg_sq].
+ * `count` parameters (with the same hyperparameters and step) per dispatch. Bindings: grad0..grad{count-1}, then
+ * read_write for each parameter: param, exp_avg, exp_avg_sq, [max_exp_avg_sq]. Grid: gridGroups(total of optimGroups).
  */
-export const adamKernel = cachedKernel((amsgrad: boolean, weightDecay: 'decoupled' | 'l2'): Kernel => {
+export const adamKernel = cachedKernel((amsgrad: boolean, weightDecay: 'decoupled' | 'l2', count: number = 1): Kernel => {
   const decoupled = weightDecay === 'decoupled';
-  return itemsKernel({
-    key: `optim:adam:${weightDecay}:${amsgrad}`,
+  const state = ['param', 'exp_avg', 'exp_avg_sq', ...(amsgrad ? ['max_exp_avg_sq'] : [])];
+  return flatKernel({
+    key: `optim:adam:${weightDecay}:${amsgrad}:${count}`,
     buffers: [
-      readOnly('grad'),
-      readWrite('param'),
-      readWrite('exp_avg'),
-      readWrite('exp_avg_sq'),
-      ...(amsgrad ? [readWrite('max_exp_avg_sq')] : []),
+      ...multiBuffers(count, 'grad', 'read'),
+      ...Array.from({ length: count }, (_, t) => state.map((name) => readWrite(`${name}${t}`))).flat(),
     ],
     uniforms: [
-      { name: 'n', type: 'u32' },
       // 'decoupled': the factor 1 - lr * wd applied to the parameter; 'l2': wd, the gradient's L2 coefficient.
       ...fields('f32', 'decay', 'beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'stepSize', 'biasCorrection2Sqrt', 'eps'),
+      ...MULTI_UNIFORMS,
     ],
-    body: /* wgsl */ `
-  ${decoupled ? 'let g = grad[i];\n  let p = param[i] * params.decay;' : 'let p = param[i];\n  let g = grad[i] + params.decay * p;'}
-  let m = exp_avg[i] * params.beta1 + params.oneMinusBeta1 * g;
-  let v = exp_avg_sq[i] * params.beta2 + params.oneMinusBeta2 * g * g;
-  exp_avg[i] = m;
-  exp_avg_sq[i] = v;
-  ${amsgrad ? 'let vhat = max(max_exp_avg_sq[i], v);\n  max_exp_avg_sq[i] = vhat;' : 'let vhat = v;'}
-  let denom = sqrt(vhat) / params.biasCorrection2Sqrt + params.eps;
-  param[i] = p - params.stepSize * (m / denom);`,
+    workgroupSize: WG, per: 'workgroup', index: 'group', bound: null,
+    body: multiTensor(
+      count,
+      itemsLoop(
+        (t) => /* wgsl */ `${decoupled ? `let g = grad${t}[i];
+        let p = param${t}[i] * params.decay;` : `let p = param${t}[i];
+        let g = grad${t}[i] + params.decay * p;`}
+        let m = exp_avg${t}[i] * params.beta1 + params.oneMinusBeta1 * g;
+        let v = exp_avg_sq${t}[i] * params.beta2 + params.oneMinusBeta2 * g * g;
+        exp_avg${t}[i] = m;
+        exp_avg_sq${t}[i] = v;
+        ${amsgrad ? `let vhat = max(max_exp_avg_sq${t}[i], v);
+        max_exp_avg_sq${t}[i] = vhat;` : 'let vhat = v;'}
+        let denom = sqrt(vhat) / params.biasCorrection2Sqrt + params.eps;
+        param${t}[i] = p - params.stepSize * (m / denom);`,
+      ),
+    ),
   });
 });
 
@@ -154,28 +194,6 @@ const treeReduce = (combine: (a: string, b: string) => string) => `
 /** Workgroups (= partial results) `gradNormPartialKernel` uses for a gradient of n elements. */
 export const gradNormGroups = (n: number) => Math.max(1, Math.ceil(n / NORM_TILE));
 
-/** The most tensors one multi-tensor dispatch (gradient norms, scaling) binds: the size of its uniform arrays. */
-export const MULTI_TENSORS = 16;
-const MULTI_UNIFORMS = fields({ array: 'u32', length: MULTI_TENSORS }, 'n', 'first');
-
-/**
- * Prologue of a kernel over `count` tensors x0..x{count-1} (n[k] elements each) in one dispatch: tensor k owns
- * the workgroups from first[k] on (a uniform branch per workgroup). Sets `k` and `local`, the workgroup's
- * index within its tensor, and runs `perTensor(name)` for the tensor's buffer.
- */
-const multiTensor = (count: number, perTensor: (name: string) => string) => `
-  var k = 0u;
-  for (var j = 1u; j < ${count}u; j++) { if (group >= params.first[j / 4u][j % 4u]) { k = j; } }
-  let n = params.n[k / 4u][k % 4u];
-  let local = group - params.first[k / 4u][k % 4u];
-  switch k {
-    ${Array.from({ length: count }, (_, t) => `case ${t}u: { ${perTensor(`x${t}`)} }`).join('\n    ')}
-    default: {}
-  }`;
-
-const multiBuffers = (count: number, access: 'read' | 'read_write') =>
-  Array.from({ length: count }, (_, t) => (access === 'read' ? readOnly(`x${t}`) : readWrite(`x${t}`)));
-
 /**
  * Stage 1: each workgroup folds one tile of a gradient (sum of |x|^p, or max |x|) into partials[offset + workgroup],
  * for `count` gradients in one dispatch (gradient k's tiles from workgroup first[k] on, so the partials come in
@@ -185,7 +203,7 @@ export const gradNormPartialKernel = cachedKernel((kind: GradNormKind, count: nu
   const c = NORM[kind];
   return flatKernel({
     key: `optim:gradnorm-partial:${kind}:${count}`,
-    buffers: [...multiBuffers(count, 'read'), readWrite('partials')],
+    buffers: [...multiBuffers(count, 'x', 'read'), readWrite('partials')],
     uniforms: [{ name: 'offset', type: 'u32' }, { name: 'p', type: 'f32' }, ...MULTI_UNIFORMS],
     workgroupSize: NORM_WG, per: 'workgroup', index: 'group', bound: null,
     helpers: /* wgsl */ `
@@ -195,11 +213,11 @@ var<workgroup> s_acc: array<f32, ${NORM_WG}>;`,
   var acc: f32 = ${c.init};
   ${multiTensor(
     count,
-    (x) => `let base = local * ${NORM_TILE}u + lid;
-      for (var t = 0u; t < ${NORM_ITEMS}u; t++) {
-        let i = base + t * ${NORM_WG}u;
+    (t) => `let base = local * ${NORM_TILE}u + lid;
+      for (var it = 0u; it < ${NORM_ITEMS}u; it++) {
+        let i = base + it * ${NORM_WG}u;
         if (i >= n) { break; }
-        let x = ${x}[i];
+        let x = x${t}[i];
         acc = ${c.combine('acc', c.term)};
       }`,
   )}
@@ -238,28 +256,16 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   });
 });
 
-/** Workgroups `scaleByKernel` uses for a tensor of n elements. */
-export const scaleByGroups = (n: number) => Math.max(1, Math.ceil(n / TILE));
-
 /**
- * x[i] *= coef[0], in place, with the factor read from the GPU (no readback), for `count` tensors in one dispatch
- * (tensor k's tiles from workgroup first[k] on). Bindings: coef, x0..x{count-1} (read_write), distinct buffers.
- * Grid: gridGroups(total of scaleByGroups).
+ * x[i] *= coef[0], in place, with the factor read from the GPU (no readback), for `count` tensors in one dispatch.
+ * Bindings: coef, x0..x{count-1} (read_write, distinct buffers). Grid: gridGroups(total of optimGroups).
  */
 export const scaleByKernel = cachedKernel((count: number = 1): Kernel =>
   flatKernel({
     key: `optim:scale-by:${count}`,
-    buffers: [readOnly('coef'), ...multiBuffers(count, 'read_write')],
+    buffers: [readOnly('coef'), ...multiBuffers(count, 'x', 'read_write')],
     uniforms: MULTI_UNIFORMS,
     workgroupSize: WG, per: 'workgroup', index: 'group', bound: null,
-    body: multiTensor(
-      count,
-      (x) => `let base = local * ${TILE}u + lid;
-      for (var t = 0u; t < ${ITEMS}u; t++) {
-        let i = base + t * ${WG}u;
-        if (i >= n) { break; }
-        ${x}[i] = ${x}[i] * coef[0];
-      }`,
-    ),
+    body: multiTensor(count, itemsLoop((t) => `x${t}[i] = x${t}[i] * coef[0];`)),
   }),
 );

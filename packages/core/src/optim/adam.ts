@@ -1,5 +1,7 @@
-import { adamKernel, optimGrid } from '@leffa-webgpu/kernels-wgsl';
+import { adamKernel, gridGroups, MULTI_TENSORS, optimGroups } from '@leffa-webgpu/kernels-wgsl';
+import { activeDevice } from '../device/device.js';
 import { zeros } from '../forward/creation.js';
+import { chunks, multiLayout } from './multi-tensor.js';
 import { launch } from '../forward/launch.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type BaseHyper, Optimizer, type ParamGroup, type ParamState, type ParamsInput, checkLr, checkRange } from './optimizer.js';
@@ -13,8 +15,9 @@ export type AdamWOptions = AdamOptions;
 
 /**
  * The Adam family: bias-corrected moments, optionally with AMSGrad's running maximum of the second moment,
- * and one of two kinds of weight decay (see `adamKernel`). One fused kernel per parameter and step updates the
- * parameter and its moments in place; state names and step counts as PyTorch's.
+ * and one of two kinds of weight decay (see `adamKernel`). A fused kernel updates parameters and their moments in
+ * place, several parameters with the same hyperparameters and step per dispatch; state names and step counts as
+ * PyTorch's.
  */
 abstract class AdamFamily extends Optimizer<AdamOptions> {
   constructor(
@@ -50,23 +53,38 @@ abstract class AdamFamily extends Optimizer<AdamOptions> {
     const [beta1, beta2] = group.betas;
     // Bias corrections in float64, as PyTorch computes them on the host.
     const t = state.step;
-    launch(
-      adamKernel(group.amsgrad, this.decayKind),
-      [grad],
-      maxSq ? [param, expAvg, expAvgSq, maxSq] : [param, expAvg, expAvgSq],
-      {
-        n: param.size,
-        decay: this.decayKind === 'decoupled' ? 1 - group.lr * group.weightDecay : group.weightDecay,
-        beta1,
-        oneMinusBeta1: 1 - beta1,
-        beta2,
-        oneMinusBeta2: 1 - beta2,
-        stepSize: group.lr / (1 - beta1 ** t),
-        biasCorrection2Sqrt: Math.sqrt(1 - beta2 ** t),
-        eps: group.eps,
-      },
-      optimGrid(param.size),
-    );
+    const uniforms = {
+      decay: this.decayKind === 'decoupled' ? 1 - group.lr * group.weightDecay : group.weightDecay,
+      beta1,
+      oneMinusBeta1: 1 - beta1,
+      beta2,
+      oneMinusBeta2: 1 - beta2,
+      stepSize: group.lr / (1 - beta1 ** t),
+      biasCorrection2Sqrt: Math.sqrt(1 - beta2 ** t),
+      eps: group.eps,
+    };
+    const key = `${group.amsgrad}:${Object.values(uniforms).join(':')}`;
+    let batch = this.pending.get(key);
+    if (!batch) this.pending.set(key, (batch = { amsgrad: group.amsgrad, uniforms, grads: [], states: [] }));
+    batch.grads.push(grad);
+    batch.states.push(maxSq ? [param, expAvg, expAvgSq, maxSq] : [param, expAvg, expAvgSq]);
+  }
+
+  /** Parameters collected by `update`, grouped by identical uniforms, as many per dispatch as the stage binds. */
+  private readonly pending = new Map<string, { amsgrad: boolean; uniforms: Record<string, number>; grads: Tensor[]; states: Tensor[][] }>();
+
+  protected override flush(): void {
+    const perParam = (amsgrad: boolean) => (amsgrad ? 5 : 4);
+    for (const { amsgrad, uniforms, grads, states } of this.pending.values()) {
+      const size = Math.max(1, Math.min(MULTI_TENSORS, Math.floor(activeDevice().gpu.limits.maxStorageBuffersPerShaderStage / perParam(amsgrad))));
+      const gradChunks = chunks(grads, size);
+      const stateChunks = chunks(states, size);
+      gradChunks.forEach((g, c) => {
+        const { n, first, groups } = multiLayout(g, optimGroups);
+        launch(adamKernel(amsgrad, this.decayKind, g.length), g, stateChunks[c]!.flat(), { ...uniforms, n, first }, gridGroups(groups));
+      });
+    }
+    this.pending.clear();
   }
 }
 

@@ -5,7 +5,7 @@ import {
   gradNormPartialKernel,
   gridGroups,
   MULTI_TENSORS,
-  scaleByGroups,
+  optimGroups,
   scaleByKernel,
 } from '@leffa-webgpu/kernels-wgsl';
 import { activeDevice } from '../device/device.js';
@@ -13,6 +13,7 @@ import { zeros } from '../forward/creation.js';
 import { emptyTensor, launch } from '../forward/launch.js';
 import type { Storage } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
+import { chunks, multiLayout } from './multi-tensor.js';
 import { kindOf } from './optimizer.js';
 
 /**
@@ -63,29 +64,10 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
   const distinct = new Map<Storage, Tensor>();
   for (const g of grads) if (g.size > 0 && !distinct.has(g.storage)) distinct.set(g.storage, g);
   for (const chunk of chunks([...distinct.values()], batch)) {
-    const { n, first, groups } = multiLayout(chunk, scaleByGroups);
+    const { n, first, groups } = multiLayout(chunk, optimGroups);
     launch(scaleByKernel(chunk.length), [coef], chunk, { n, first }, gridGroups(groups));
   }
   partials.dispose();
   coef.dispose();
   return norm;
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/** Element counts and first workgroups of the tensors of one multi-tensor dispatch, and its workgroup total. */
-function multiLayout(tensors: readonly Tensor[], groupsOf: (n: number) => number) {
-  const n: number[] = [];
-  const first: number[] = [];
-  let groups = 0;
-  for (const t of tensors) {
-    n.push(t.size);
-    first.push(groups);
-    groups += groupsOf(t.size);
-  }
-  return { n, first, groups };
 }

@@ -132,6 +132,9 @@ export abstract class Optimizer<H extends BaseHyper> {
   /** Records the in-place update of one parameter from its gradient; `state.step` already counts this step. */
   protected abstract update(param: Tensor, grad: Tensor, group: ParamGroup<H>, state: ParamState): void;
 
+  /** Records what `update` collected rather than launched at once (several parameters per dispatch). */
+  protected flush(): void {}
+
   /** The first group's learning rate. */
   get lr(): number {
     return this.paramGroups[0]!.lr;
@@ -184,6 +187,7 @@ export abstract class Optimizer<H extends BaseHyper> {
       state.step++;
       this.update(p, g, group, state);
     }
+    this.flush();
   }
 
   /** How errors name a group: by index when the optimizer was given groups. */

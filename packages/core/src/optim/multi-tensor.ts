@@ -1,0 +1,23 @@
+// Launch layout of the multi-tensor optimizer kernels (kernels-wgsl optim.ts): several tensors per dispatch,
+// tensor k owning the workgroups from first[k] on.
+import type { Tensor } from '../tensor/tensor.js';
+
+/** `items` in consecutive runs of at most `size`. */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Element counts and first workgroups of the tensors of one multi-tensor dispatch, and its workgroup total. */
+export function multiLayout(tensors: readonly Tensor[], groupsOf: (n: number) => number) {
+  const n: number[] = [];
+  const first: number[] = [];
+  let groups = 0;
+  for (const t of tensors) {
+    n.push(t.size);
+    first.push(groups);
+    groups += groupsOf(t.size);
+  }
+  return { n, first, groups };
+}
