@@ -5,18 +5,11 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
-import {
-  DENSEPOSE_CHART_HEAD,
-  DENSEPOSE_RCNN_R50_FPN,
-  type DensePoseRCNNConfig,
-  type OpenPoseConfig,
-  pilResize,
-} from '@leffa-webgpu/models';
+import { pilResize } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RELEASED_FOLDER, SMALL_RELEASED } from '../../../test/helpers/released-leffa.js';
 import {
-  type LoadReleasedLeffaOptions,
   type RgbImage,
   leffaAgnosticMask,
   leffaConfigFromDiffusers,
@@ -28,44 +21,6 @@ import {
   missingReleasedLeffaFiles,
   resizeAndCenter,
 } from '@leffa-webgpu/pipelines';
-
-const FOLDER = fileURLToPath(new URL('../../../test/golden/out/released_leffa', import.meta.url));
-// The small shapes of cases_official_weights.py (OpenPose) and cases_densepose_chart.py (the narrow R-CNN).
-const OPENPOSE: OpenPoseConfig = {
-  vgg: [4, 4, 8, 8],
-  cpm: [8, 4],
-  stageWidth: 4,
-  stage1Expand: 8,
-  stages: 3,
-  refineKernel: 1,
-  finalHeatmapRelu: true,
-  boxsize: 368,
-};
-const BACKBONE = {
-  blocks: [3, 4, 6, 3] as [number, number, number, number],
-  stem: 8,
-  res2Out: 16,
-  bottleneck: 4,
-  strideInOneByOne: true,
-  fpnOut: 16,
-};
-// Every box of the random detector scores 0.88, so a few proposals and detections keep the test short.
-const DENSEPOSE: DensePoseRCNNConfig = {
-  detector: {
-    ...DENSEPOSE_RCNN_R50_FPN,
-    backbone: BACKBONE,
-    fcDim: 32,
-    rpnPreNmsTopK: 100,
-    rpnPostNmsTopK: 20,
-    detectionsPerImage: 3,
-  },
-  head: { ...DENSEPOSE_CHART_HEAD, hidden: 16 },
-};
-const SMALL: LoadReleasedLeffaOptions = {
-  size: [64, 48],
-  openposeConfig: OPENPOSE,
-  densepose: { config: DENSEPOSE, resize: { shortEdge: 96, maxSize: 160 } },
-};
 
 /** A deterministic test photo: smooth colour fields with a darker figure in the middle. */
 function photo(width: number, height: number, seed: number): RgbImage {
@@ -89,7 +44,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('loadReleasedLeffa on the released layout', () => {
   it('viton_hd try-on: app.py preprocessing, then Leffa (DDPM, guidance with rescale, repaint)', async () => {
-    const leffa = await loadReleasedLeffa(FOLDER, { ...SMALL, model: 'viton_hd' });
+    const leffa = await loadReleasedLeffa(RELEASED_FOLDER, { ...SMALL_RELEASED, model: 'viton_hd' });
     const person = photo(53, 77, 1);
     const garment = photo(90, 40, 2);
     const r = await leffa.tryon(person, garment, { garmentType: 'upper_body', steps: 2, seed: 3, repaint: true });
@@ -114,7 +69,7 @@ describe('loadReleasedLeffa on the released layout', () => {
   });
 
   it('dress_code uses the DressCode mask and the I x 3 densepose', async () => {
-    const leffa = await loadReleasedLeffa(FOLDER, { ...SMALL, model: 'dress_code' });
+    const leffa = await loadReleasedLeffa(RELEASED_FOLDER, { ...SMALL_RELEASED, model: 'dress_code' });
     const p = await leffa.prepare(photo(50, 70, 5), photo(40, 40, 6), 'dresses');
     const frame =
       p.parse!.keypoints?.map(([x, y]) => [(x * 512) / 32, (y * 512) / 32] as const) ?? new Array(18).fill(null);
@@ -137,7 +92,7 @@ describe('loadReleasedLeffa on the released layout', () => {
 
   it('pose transfer (SDXL layout): everything masked, the IUV densepose, float16 where the adapter has it', async () => {
     const half = T.activeDevice().hasF16;
-    const leffa = await loadReleasedLeffa(FOLDER, { ...SMALL, model: 'pose_transfer', half });
+    const leffa = await loadReleasedLeffa(RELEASED_FOLDER, { ...SMALL_RELEASED, model: 'pose_transfer', half });
     const r = await leffa.poseTransfer(photo(48, 64, 7), photo(48, 64, 8), { steps: 2, refAcceleration: true });
     expect(r.prepared.mask.every((v) => v === 255)).toBe(true);
     expect(r.prepared.parse).toBeUndefined();
@@ -158,7 +113,7 @@ describe('loadReleasedLeffa on the released layout', () => {
 describe('float16, as app.py runs Leffa', () => {
   it('half: the weights are read as float16 into a halved model (adapters with shader-f16)', async (ctx) => {
     if (!T.activeDevice().hasF16) ctx.skip();
-    const dir = join(FOLDER, 'stable-diffusion-xl-1.0-inpainting-0.1');
+    const dir = join(RELEASED_FOLDER, 'stable-diffusion-xl-1.0-inpainting-0.1');
     const json = (p: string) => JSON.parse(readFileSync(join(dir, p), 'utf8')) as Record<string, unknown>;
     const config = leffaConfigFromDiffusers(
       {
@@ -168,7 +123,7 @@ describe('float16, as app.py runs Leffa', () => {
       },
       { sdxl: true },
     );
-    const model = await loadLeffaWeights(join(FOLDER, 'pose_transfer.pth'), { config, dtype: 'float16' });
+    const model = await loadLeffaWeights(join(RELEASED_FOLDER, 'pose_transfer.pth'), { config, dtype: 'float16' });
     const dtypes = new Set([...model.stateDict().values()].map((t) => t.dtype));
     expect([...dtypes]).toEqual(['float16']);
     model.dispose();
@@ -178,7 +133,7 @@ describe('float16, as app.py runs Leffa', () => {
 describe('missing files are named with where they go', () => {
   it('try-on needs OpenPose and both parsers; pose transfer does not', async () => {
     const partial = join(tmp, 'ckpts');
-    cpSync(FOLDER, partial, { recursive: true });
+    cpSync(RELEASED_FOLDER, partial, { recursive: true });
     rmSync(join(partial, 'openpose'), { recursive: true });
     rmSync(join(partial, 'humanparsing/parsing_lip.onnx'));
     const err = await loadReleasedLeffa(partial, { model: 'viton_hd' }).catch((e: Error) => e);
@@ -199,9 +154,9 @@ describe('missing files are named with where they go', () => {
 
   it("weights that do not fit the folder's configs fail at first use, naming the file", async () => {
     const swapped = join(tmp, 'swapped');
-    cpSync(FOLDER, swapped, { recursive: true });
-    cpSync(join(FOLDER, 'pose_transfer.pth'), join(swapped, 'virtual_tryon.pth'));
-    const leffa = await loadReleasedLeffa(swapped, { ...SMALL, model: 'viton_hd' });
+    cpSync(RELEASED_FOLDER, swapped, { recursive: true });
+    cpSync(join(RELEASED_FOLDER, 'pose_transfer.pth'), join(swapped, 'virtual_tryon.pth'));
+    const leffa = await loadReleasedLeffa(swapped, { ...SMALL_RELEASED, model: 'viton_hd' });
     const [src, ref] = [photo(48, 64, 1), photo(48, 64, 2)];
     const mask = new Uint8Array(64 * 48).fill(255);
     const inputs = leffaTransform({ src, ref, mask, densepose: src }, 'virtual_tryon');

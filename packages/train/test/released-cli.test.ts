@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readImage, writePng } from '@leffa-webgpu/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RELEASED_FOLDER, SMALL_RELEASED } from '../../../test/helpers/released-leffa.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
-const FOLDER = join(repo, 'test/golden/out/released_leffa');
 const tmp = mkdtempSync(join(tmpdir(), 'released-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -37,46 +37,8 @@ beforeAll(async () => {
   });
   await writePng(person, img(53, 77, 7));
   await writePng(garment, img(60, 40, 13));
-  // The small models of the golden folder (packages/pipelines/test/released-leffa.test.ts has the same).
-  const backbone = { blocks: [3, 4, 6, 3], stem: 8, res2Out: 16, bottleneck: 4, strideInOneByOne: true, fpnOut: 16 };
-  const detector = {
-    backbone,
-    anchorSizes: [32, 64, 128, 256, 512],
-    aspectRatios: [0.5, 1, 2],
-    rpnPreNmsTopK: 100,
-    rpnPostNmsTopK: 20,
-    rpnNmsThresh: 0.7,
-    boxPoolerResolution: 7,
-    boxSamplingRatio: 2,
-    boxAligned: false,
-    fcDim: 32,
-    numClasses: 1,
-    boxRegWeights: [10, 10, 5, 5],
-    scoreThresh: 0.5,
-    nmsThresh: 0.5,
-    detectionsPerImage: 3,
-  };
-  const { DENSEPOSE_CHART_HEAD } = await import('@leffa-webgpu/models');
-  writeFileSync(
-    overrides,
-    JSON.stringify({
-      size: [64, 48],
-      openpose: {
-        vgg: [4, 4, 8, 8],
-        cpm: [8, 4],
-        stageWidth: 4,
-        stage1Expand: 8,
-        stages: 3,
-        refineKernel: 1,
-        finalHeatmapRelu: true,
-        boxsize: 368,
-      },
-      densepose: {
-        config: { detector, head: { ...DENSEPOSE_CHART_HEAD, hidden: 16 } },
-        resize: { shortEdge: 96, maxSize: 160 },
-      },
-    }),
-  );
+  const { size, openposeConfig: openpose, densepose } = SMALL_RELEASED;
+  writeFileSync(overrides, JSON.stringify({ size, openpose, densepose }));
 });
 
 describe('--ckpts <folder>', () => {
@@ -85,7 +47,7 @@ describe('--ckpts <folder>', () => {
     const r = await cli(
       'tryon',
       '--ckpts',
-      FOLDER,
+      RELEASED_FOLDER,
       '--released-overrides',
       overrides,
       '--person',
@@ -115,7 +77,7 @@ describe('--ckpts <folder>', () => {
     const r = await cli(
       'pose-transfer',
       '--ckpts',
-      FOLDER,
+      RELEASED_FOLDER,
       '--released-overrides',
       overrides,
       '--target-pose',
@@ -132,7 +94,17 @@ describe('--ckpts <folder>', () => {
   });
 
   it('refuses bad combinations and names missing files', async () => {
-    const both = await cli('tryon', '--ckpts', FOLDER, '--ckpt', 'x', '--person', person, '--garment', garment);
+    const both = await cli(
+      'tryon',
+      '--ckpts',
+      RELEASED_FOLDER,
+      '--ckpt',
+      'x',
+      '--person',
+      person,
+      '--garment',
+      garment,
+    );
     expect(both.code).not.toBe(0);
     expect(both.stderr).toMatch(
       /--ckpts runs Leffa's released models; --ckpt belong to this project's models and cannot be combined with it/,
@@ -140,7 +112,7 @@ describe('--ckpts <folder>', () => {
     const stray = await cli('tryon', '--model-type', 'dress_code', '--half', '--person', person, '--garment', garment);
     expect(stray.stderr).toMatch(/--half, --model-type only apply with --ckpts <folder>/);
     const partial = join(tmp, 'ckpts');
-    cpSync(FOLDER, partial, { recursive: true });
+    cpSync(RELEASED_FOLDER, partial, { recursive: true });
     rmSync(join(partial, 'densepose'), { recursive: true });
     const missing = await cli('pose-transfer', '--ckpts', partial, '--target-pose', person, '--source', garment);
     expect(missing.code).not.toBe(0);
