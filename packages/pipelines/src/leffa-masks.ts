@@ -58,7 +58,11 @@ function labelsIn(parsing: Uint8Array, labels: readonly number[]): Mask {
   return parsing.map((v) => set[v]!);
 }
 
-const or = (...masks: Mask[]): Mask => masks[0]!.map((_, i) => (masks.some((m) => m[i]) ? 1 : 0));
+function or(...masks: Mask[]): Mask {
+  const out = new Uint8Array(masks[0]!.length);
+  for (const m of masks) for (let i = 0; i < m.length; i++) if (m[i]) out[i] = 1;
+  return out;
+}
 const andNot = (a: Mask, b: Mask): Mask => a.map((v, i) => (v && !b[i] ? 1 : 0));
 const canvasMask = (c: Canvas): Mask => c.data.map((v) => (v ? 1 : 0));
 
