@@ -37,8 +37,36 @@ beforeAll(async () => {
   });
   await writePng(person, img(53, 77, 7));
   await writePng(garment, img(60, 40, 13));
-  const { size, openposeConfig: openpose, densepose } = SMALL_RELEASED;
-  writeFileSync(overrides, JSON.stringify({ size, openpose, densepose }));
+  // Only what differs from the released models (the command merges the rest in).
+  const { size, openposeConfig, densepose } = SMALL_RELEASED;
+  const head = densepose.config!.head;
+  writeFileSync(
+    overrides,
+    JSON.stringify({
+      size,
+      openpose: {
+        vgg: openposeConfig.vgg,
+        cpm: openposeConfig.cpm,
+        stageWidth: 4,
+        stage1Expand: 8,
+        stages: 3,
+        refineKernel: 1,
+      },
+      densepose: {
+        config: {
+          detector: {
+            backbone: { stem: 8, res2Out: 16, bottleneck: 4, fpnOut: 16 },
+            fcDim: 32,
+            rpnPreNmsTopK: 100,
+            rpnPostNmsTopK: 20,
+            detectionsPerImage: 3,
+          },
+          head: { hidden: head.hidden },
+        },
+        resize: densepose.resize,
+      },
+    }),
+  );
 });
 
 describe('--ckpts <folder>', () => {

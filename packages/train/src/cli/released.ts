@@ -8,6 +8,15 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { readImage, writePng } from '@leffa-webgpu/data';
+import {
+  DENSEPOSE_CHART_HEAD,
+  DENSEPOSE_RCNN_R50_FPN,
+  type DensePoseHeadConfig,
+  OPENPOSE_BODY,
+  type OpenPoseConfig,
+  type RCNNConfig,
+  RESNET50_FPN,
+} from '@leffa-webgpu/models';
 import type { GarmentCategory } from '@leffa-webgpu/data/web';
 import { type LoadReleasedLeffaOptions, loadReleasedLeffa, parseCategory } from '@leffa-webgpu/pipelines';
 import { Progress } from './progress.js';
@@ -29,7 +38,7 @@ export function addReleasedOptions(cmd: Command, task: Task): Command {
     .addOption(
       new Option(
         '--released-overrides <json>',
-        '--ckpts with small test models: a JSON file with size [H, W], openpose (OpenPoseConfig), densepose ({config, resize})',
+        '--ckpts with small test models: a JSON file with size [H, W] and the parts of openpose (OpenPoseConfig) and densepose ({config: {detector, head}, resize}) that differ from the released models',
       ),
     );
   if (task === 'tryon') {
@@ -114,10 +123,34 @@ function readOverrides(path: string): Pick<LoadReleasedLeffaOptions, 'size' | 'o
   ) {
     throw new Error(`--released-overrides '${path}': size must be [height, width], got ${JSON.stringify(size)}`);
   }
+  // Each part is merged onto the released model's settings, so a file names only what differs.
+  type Part = Record<string, unknown> | undefined;
+  const op = json.openpose as Part;
+  const dp = json.densepose as
+    | {
+        config?: { detector?: Part & { backbone?: Part }; head?: Part };
+        resize?: { shortEdge: number; maxSize: number };
+      }
+    | undefined;
+  const detector = dp?.config?.detector;
   return {
     ...(size ? { size: size as [number, number] } : {}),
-    ...(json.openpose ? { openposeConfig: json.openpose as LoadReleasedLeffaOptions['openposeConfig'] } : {}),
-    ...(json.densepose ? { densepose: json.densepose as LoadReleasedLeffaOptions['densepose'] } : {}),
+    ...(op ? { openposeConfig: { ...OPENPOSE_BODY, ...op } as OpenPoseConfig } : {}),
+    ...(dp
+      ? {
+          densepose: {
+            config: {
+              detector: {
+                ...DENSEPOSE_RCNN_R50_FPN,
+                ...detector,
+                backbone: { ...RESNET50_FPN, ...detector?.backbone },
+              } as RCNNConfig,
+              head: { ...DENSEPOSE_CHART_HEAD, ...dp.config?.head } as DensePoseHeadConfig,
+            },
+            ...(dp.resize ? { resize: dp.resize } : {}),
+          },
+        }
+      : {}),
   };
 }
 
