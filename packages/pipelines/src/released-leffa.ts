@@ -308,7 +308,7 @@ export class ReleasedLeffa {
     }
     const values = await y.data();
     y.dispose();
-    const [H, W] = this.size;
+    const { height: H, width: W } = prepared.inputs;
     const plane = H * W;
     const data = new Uint8Array(plane * 3);
     // latent_to_image + numpy_to_pil: (x / 2 + 0.5) clamped to [0, 1], x 255, rounded.
