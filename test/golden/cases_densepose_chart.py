@@ -177,18 +177,15 @@ def scale_to_features(model, xn):
 SHORT, MAX = 96, 160  # the narrow test's MIN_SIZE_TEST / MAX_SIZE_TEST (the released config: 800, 1333)
 
 
-def pipeline_case(out_dir, g):
-    backbone, rpn, box_head, box_predictor, dp_head, dp_predictor = model = narrow_model(g)
-    H, W = 75, 57
-    image = (torch.rand(H, W, 3, generator=g) * 256).clamp(max=255).to(torch.uint8).numpy()
-    h, w = shortest_edge_size(H, W, SHORT, MAX)
+def run_predictor(model, image, short=SHORT, max_size=MAX):
+    """DefaultPredictor + the chart head on one HWC uint8 image (Leffa passes its RGB arrays as they are): the
+    resize, detection, densepose head, detector_postprocess and chart results of the kept people."""
+    backbone, rpn, box_head, box_predictor, dp_head, dp_predictor = model
+    H, W = image.shape[:2]
+    h, w = shortest_edge_size(H, W, short, max_size)
     resized = pil_resize(image, h, w)
     x = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))[None]
     with torch.no_grad():
-        xn = F.pad(x - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), (0, (32 - w % 32) % 32, 0, (32 - h % 32) % 32))
-        scale_to_features(model, xn)
-        box_predictor.cls_score.weight *= 10
-        box_predictor.cls_score.bias.copy_(torch.tensor([-0.1, 0.0]))  # 11 people, no score within 5e-3 of 0.5
         det, levels = detect(backbone, rpn, box_head, box_predictor, x)
         boxes = det["det_boxes"]
         pooled, _ = level_pool(levels[:4], boxes, 28, 2, False)
@@ -207,6 +204,25 @@ def pipeline_case(out_dir, g):
     boxes_xywh = out_boxes[idx].clone()
     boxes_xywh[:, 2] -= boxes_xywh[:, 0]
     boxes_xywh[:, 3] -= boxes_xywh[:, 1]
+    return dict(resized=resized, det=det, boxes=boxes, pooled=pooled, charts=(coarse, fine, u, v), out_boxes=out_boxes,
+                idx=idx, results=results, boxes_xywh=boxes_xywh)
+
+
+def pipeline_case(out_dir, g):
+    backbone, rpn, box_head, box_predictor, dp_head, dp_predictor = model = narrow_model(g)
+    H, W = 75, 57
+    image = (torch.rand(H, W, 3, generator=g) * 256).clamp(max=255).to(torch.uint8).numpy()
+    h, w = shortest_edge_size(H, W, SHORT, MAX)
+    x = torch.as_tensor(pil_resize(image, h, w).astype("float32").transpose(2, 0, 1))[None]
+    with torch.no_grad():
+        xn = F.pad(x - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), (0, (32 - w % 32) % 32, 0, (32 - h % 32) % 32))
+        scale_to_features(model, xn)
+        box_predictor.cls_score.weight *= 10
+        box_predictor.cls_score.bias.copy_(torch.tensor([-0.1, 0.0]))  # 11 people, no score within 5e-3 of 0.5
+    r = run_predictor(model, image)
+    resized, det, boxes, pooled, out_boxes, idx, results, boxes_xywh = (
+        r[k] for k in ("resized", "det", "boxes", "pooled", "out_boxes", "idx", "results", "boxes_xywh"))
+    coarse, fine, u, v = r["charts"]
     n = len(results)
     assert 2 <= n <= 12, n
     iuv = predict_iuv(image, results, boxes_xywh)

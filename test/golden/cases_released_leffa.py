@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from cases_densepose_chart import PIXEL_MEAN, narrow_model, scale_to_features, state_dict
+from cases_densepose_chart import PIXEL_MEAN, narrow_model, predict_iuv, run_predictor, scale_to_features, state_dict
 from cases_official_weights import LEFFA_SDXL_UNET, OPENPOSE, Leffa, randomize
 from cases_onnx import export, random_ce2p
 from cases_openpose import BodyPose
@@ -112,7 +112,7 @@ def u8(a):
     return torch.from_numpy(np.ascontiguousarray(a).astype(np.int64))
 
 
-def transform_cases(out_dir, g):
+def transform_cases(g):
     t = {}
     H, W = 64, 48
     # resize_and_center of a wide, a tall (RGBA) and a grey image: downscaling and upscaling.
@@ -160,8 +160,7 @@ def transform_cases(out_dir, g):
     t["blur/in"] = u8(m)
     for r in (1, 2, 5, 1.5):
         t[f"blur/r{r}"] = u8(np.array(Image.fromarray(m).filter(ImageFilter.GaussianBlur(r))))
-    write_safetensors(f"{out_dir}/released_leffa.safetensors", t)
-    return len(t)
+    return t
 
 
 # ---------------------------------------------------------------- the released folder at small shapes
@@ -246,23 +245,46 @@ def folder_case(out_dir, g):
         with open(f"{root}/humanparsing/parsing_{name}.onnx", "wb") as f:
             f.write(export(net, torch.zeros(1, 3, *size), 11))
     # DensePose: the narrow R-CNN as detectron2's model zoo pickles it, scaled as cases_densepose_chart.py does so
-    # that boxes have about their size, and every box scored 0.88 (logits [2, 0]): app.py stops when no person is
-    # found, so the random model must find one in any image.
+    # that boxes have about their size, and person logits raised by 2: app.py stops when no person is found, so
+    # the random model must find people in any image (their scores still differ, so the best one is well defined).
     os.makedirs(f"{root}/densepose")
     model = narrow_model(g)
-    box_predictor = model[3]
     with torch.no_grad():
         scale_to_features(model, torch.rand(1, 3, 128, 96, generator=g) * 255 - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1))
-        box_predictor.cls_score.weight.zero_()
-        box_predictor.cls_score.bias.copy_(torch.tensor([2.0, 0.0]))
+        model[3].cls_score.bias.copy_(torch.tensor([2.0, 0.0]))
     weights = {k: v.numpy() for k, v in state_dict(*model).items()}
     with open(f"{root}/densepose/model_final_162be9.pkl", "wb") as f:
         pickle.dump({"model": weights, "__author__": "Detectron2 Model Zoo"}, f, protocol=2)
-    return sum(len(files) for _, _, files in os.walk(root))
+    return sum(len(files) for _, _, files in os.walk(root)), pose_transfer_case(model, g)
+
+
+def pose_transfer_case(densepose, g):
+    """app.py's pose-transfer preprocessing end to end at 64x48 with the folder's DensePose R-CNN (its released
+    detector settings: 1000 proposals, 100 detections): resize_and_center of both images, the all-white mask,
+    predict_iuv reversed to [U, V, I], LeffaTransform."""
+    H, W = 64, 48
+    target, source = smooth_image(g, 61, 45), smooth_image(g, 50, 70)
+    src = np.array(resize_and_center(Image.fromarray(target), W, H))
+    ref = resize_and_center(Image.fromarray(source), W, H)
+    r = run_predictor(densepose, src, 96, 160)
+    scores = r["det"]["det_scores"][r["idx"]].sort(descending=True).values
+    assert len(scores) >= 2 and scores[0] - scores[1] > 1e-3 and (scores - 0.5).abs().min() > 1e-3, scores[:4]
+    iuv = predict_iuv(src, r["results"], r["boxes_xywh"])[:, :, ::-1]
+    mask = Image.fromarray(np.ones_like(src) * 255)
+    return {
+        "pose_e2e/target": u8(target),
+        "pose_e2e/source": u8(source),
+        "pose_e2e/src": vae_preprocess(Image.fromarray(src)),
+        "pose_e2e/ref": vae_preprocess(ref),
+        "pose_e2e/mask": mask_preprocess(mask),
+        "pose_e2e/densepose_image": u8(iuv),
+        "pose_e2e/densepose": prepare_densepose(Image.fromarray(np.ascontiguousarray(iuv)).resize((W, H), Image.NEAREST)),
+    }
 
 
 def build(out_dir):
     g = torch.Generator().manual_seed(211)
-    n = transform_cases(out_dir, g)
-    files = folder_case(out_dir, g)
-    return [(f"{out_dir}/released_leffa.safetensors", n), (f"{out_dir}/released_leffa/", files)]
+    t = transform_cases(g)
+    files, pose = folder_case(out_dir, g)
+    write_safetensors(f"{out_dir}/released_leffa.safetensors", {**t, **pose})
+    return [(f"{out_dir}/released_leffa.safetensors", len(t) + len(pose)), (f"{out_dir}/released_leffa/", files)]

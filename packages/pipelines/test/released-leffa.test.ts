@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { pilResize } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelGolden } from '../../../test/helpers/model-golden.js';
 import { RELEASED_FOLDER, SMALL_RELEASED } from '../../../test/helpers/released-leffa.js';
 import {
   type RgbImage,
@@ -107,6 +108,33 @@ describe('loadReleasedLeffa on the released layout', () => {
     await expect(leffa.poseTransfer(photo(48, 64, 7), photo(48, 64, 8), { repaint: true })).rejects.toThrow(
       /repaint is a try-on option/,
     );
+  });
+});
+
+describe("against app.py's preprocessing in Python (test/golden/cases_released_leffa.py)", () => {
+  it('pose transfer: resize_and_center, the mask, the DensePose IUV and LeffaTransform from the same files', async () => {
+    const g = new ModelGolden('released_leffa');
+    const image = (key: string): RgbImage => {
+      const h = g.host(key);
+      return { width: h.shape[1]!, height: h.shape[0]!, data: Uint8Array.from(h.data) };
+    };
+    // The released detector settings (1000 proposals, 100 detections), as the Python reference runs them.
+    const dp = SMALL_RELEASED.densepose;
+    const detector = { ...dp.config!.detector, rpnPreNmsTopK: 1000, rpnPostNmsTopK: 1000, detectionsPerImage: 100 };
+    const leffa = await loadReleasedLeffa(RELEASED_FOLDER, {
+      ...SMALL_RELEASED,
+      densepose: { ...dp, config: { ...dp.config!, detector } },
+      model: 'pose_transfer',
+    });
+    const p = await leffa.prepare(image('pose_e2e/target'), image('pose_e2e/source'));
+    await leffa.dispose();
+    for (const k of ['src', 'ref', 'mask'] as const)
+      expect([...p.inputs[k]], k).toEqual([...g.host(`pose_e2e/${k}`).data]);
+    // The IUV image ([U, V, I]) and its normalisation, exactly; the random detector found people here.
+    const want = g.host('pose_e2e/densepose_image').data;
+    expect([...p.densepose.data]).toEqual([...want]);
+    expect(want.some((v, i) => i % 3 === 2 && v > 0)).toBe(true);
+    expect([...p.inputs.densepose]).toEqual([...g.host('pose_e2e/densepose').data]);
   });
 });
 
