@@ -23,7 +23,7 @@ export const SMALL_RELEASED: Required<Pick<LoadReleasedLeffaOptions, 'size' | 'o
   },
   densepose: {
     config: {
-      // Every box of the random detector scores 0.88, so a few proposals and detections keep the tests short.
+      // The random detector scores nearly every box above 0.5, so few proposals and detections keep the tests short.
       detector: {
         ...DENSEPOSE_RCNN_R50_FPN,
         backbone: { blocks: [3, 4, 6, 3], stem: 8, res2Out: 16, bottleneck: 4, strideInOneByOne: true, fpnOut: 16 },
