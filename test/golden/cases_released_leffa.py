@@ -21,9 +21,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from cases_densepose_chart import PIXEL_MEAN, narrow_model, predict_iuv, run_predictor, scale_to_features, state_dict
+from cases_densepose_chart import PIXEL_MEAN, narrow_model, predict_iuv, predict_seg, run_predictor, scale_to_features, state_dict
 from cases_official_weights import LEFFA_SDXL_UNET, OPENPOSE, Leffa, randomize
-from cases_onnx import export, random_ce2p
+from cases_leffa_masks import mask_hd
+from cases_onnx import combine_official, export, random_ce2p
+from cases_schp import parse_reference
 from cases_openpose import BodyPose
 from golden import write_safetensors
 
@@ -240,10 +242,28 @@ def folder_case(out_dir, g):
     torch.save({".".join(k.split(".")[1:]): v for k, v in body.state_dict().items()}, f"{root}/openpose/body_pose_model.pth")
     # Human parsing: SCHP exports at ATR's 18 and LIP's 20 classes (small input sizes).
     os.makedirs(f"{root}/humanparsing")
+    # The try-on case's images: the ATR parser is tuned on the person below.
+    H, W = 64, 48
+    gi = torch.Generator().manual_seed(212)
+    tryon_images = smooth_image(gi, 70, 50), smooth_image(gi, 44, 44)
+    src_small = np.array(resize_and_center(Image.fromarray(tryon_images[0]), W, H).resize((W // 2, H // 2)))
+    small = torch.from_numpy(src_small.astype(np.float32).transpose(2, 0, 1) / 255)
+    parsers = {}
     for name, classes, size in (("atr", 18, (89, 81)), ("lip", 20, (85, 95))):
         net = random_ce2p(g, classes)
+        with torch.no_grad():
+            # As cases_onnx.py: no head biases and larger head weights give maps with several classes.
+            net.fushion[3].bias.zero_()
+            net.fushion[3].weight.mul_(3.0)
+            if name == "atr":
+                # Upper clothes (4) raised to win on about half of the person's pixels, so that the try-on mask has
+                # a garment region and an outside.
+                logits = parse_reference(net, small, size, flip_idx=())
+                others = torch.cat([logits[:4], logits[5:]]).max(0).values
+                net.fushion[3].bias[4] = (others - logits[4]).median() + 1e-3
         with open(f"{root}/humanparsing/parsing_{name}.onnx", "wb") as f:
             f.write(export(net, torch.zeros(1, 3, *size), 11))
+        parsers[name] = (net, size)
     # DensePose: the narrow R-CNN as detectron2's model zoo pickles it, scaled as cases_densepose_chart.py does so
     # that boxes have about their size, and person logits raised by 2: app.py stops when no person is found, so
     # the random model must find people in any image (their scores still differ, so the best one is well defined).
@@ -255,7 +275,7 @@ def folder_case(out_dir, g):
     weights = {k: v.numpy() for k, v in state_dict(*model).items()}
     with open(f"{root}/densepose/model_final_162be9.pkl", "wb") as f:
         pickle.dump({"model": weights, "__author__": "Detectron2 Model Zoo"}, f, protocol=2)
-    return sum(len(files) for _, _, files in os.walk(root)), pose_transfer_case(model, g)
+    return sum(len(files) for _, _, files in os.walk(root)), {**pose_transfer_case(model, g), **tryon_case(model, parsers, tryon_images)}
 
 
 def pose_transfer_case(densepose, g):
@@ -267,9 +287,12 @@ def pose_transfer_case(densepose, g):
     src = np.array(resize_and_center(Image.fromarray(target), W, H))
     ref = resize_and_center(Image.fromarray(source), W, H)
     r = run_predictor(densepose, src, 96, 160)
+    # The random model's best person is well defined (its score apart from the next, none near the threshold)
+    # and has body parts.
     scores = r["det"]["det_scores"][r["idx"]].sort(descending=True).values
-    assert len(scores) >= 2 and scores[0] - scores[1] > 1e-3 and (scores - 0.5).abs().min() > 1e-3, scores[:4]
+    assert len(scores) >= 2 and scores[0] - scores[1] > 1e-4 and (scores - 0.5).abs().min() > 1e-4, scores[:4]
     iuv = predict_iuv(src, r["results"], r["boxes_xywh"])[:, :, ::-1]
+    assert (iuv[:, :, 2] > 0).any()
     mask = Image.fromarray(np.ones_like(src) * 255)
     return {
         "pose_e2e/target": u8(target),
@@ -279,6 +302,38 @@ def pose_transfer_case(densepose, g):
         "pose_e2e/mask": mask_preprocess(mask),
         "pose_e2e/densepose_image": u8(iuv),
         "pose_e2e/densepose": prepare_densepose(Image.fromarray(np.ascontiguousarray(iuv)).resize((W, H), Image.NEAREST)),
+    }
+
+
+def tryon_case(densepose, parsers, images):
+    """app.py's viton_hd try-on preprocessing at 64x48 on the folder's models: the parsers (SCHP's extractor on the
+    exported networks, then parsing_api's combination) on the 24x32 resize, get_agnostic_mask_hd with OpenPose's
+    points all missing (the folder's random OpenPose finds no person; app.py would stop there, this library goes on
+    without arm strokes), the mask back to 64x48, predict_seg reversed, LeffaTransform."""
+    H, W = 64, 48
+    person, garment = images
+    src = resize_and_center(Image.fromarray(person), W, H)
+    ref = resize_and_center(Image.fromarray(garment), W, H)
+    small = torch.from_numpy(np.array(src.resize((W // 2, H // 2))).astype(np.float32).transpose(2, 0, 1) / 255)
+    with torch.no_grad():
+        labels = {name: parse_reference(net, small, size, flip_idx=()).argmax(0).numpy() for name, (net, size) in parsers.items()}
+    parse, _ = combine_official(labels["atr"], labels["lip"])
+    parse = np.asarray(parse, np.uint8)
+    small_mask = np.array(mask_hd(parse, [[0.0, 0.0]] * 18, "upper_body", "hd"))
+    mask = Image.fromarray(small_mask).resize((W, H))
+    src_array = np.array(src)
+    r = run_predictor(densepose, src_array, 96, 160)
+    seg = predict_seg(src_array, r["results"], r["boxes_xywh"])[:, :, ::-1]
+    return {
+        "tryon_e2e/person": u8(person),
+        "tryon_e2e/garment": u8(garment),
+        "tryon_e2e/parse": u8(parse),
+        "tryon_e2e/mask_small": u8(small_mask),
+        "tryon_e2e/src": vae_preprocess(src),
+        "tryon_e2e/ref": vae_preprocess(ref),
+        "tryon_e2e/mask": mask_preprocess(mask),
+        "tryon_e2e/densepose_image": u8(seg),
+        "tryon_e2e/densepose": vae_preprocess(Image.fromarray(np.ascontiguousarray(seg))),
     }
 
 

@@ -111,21 +111,29 @@ describe('loadReleasedLeffa on the released layout', () => {
   });
 });
 
+/**
+ * The Python reference's golden file, its images, and the folder's pipeline with the released detector settings
+ * (1000 proposals, 100 detections), as the reference runs them.
+ */
+async function pythonCase(model: 'viton_hd' | 'pose_transfer') {
+  const g = new ModelGolden('released_leffa');
+  const image = (key: string): RgbImage => {
+    const h = g.host(key);
+    return { width: h.shape[1]!, height: h.shape[0]!, data: Uint8Array.from(h.data) };
+  };
+  const dp = SMALL_RELEASED.densepose;
+  const detector = { ...dp.config!.detector, rpnPreNmsTopK: 1000, rpnPostNmsTopK: 1000, detectionsPerImage: 100 };
+  const leffa = await loadReleasedLeffa(RELEASED_FOLDER, {
+    ...SMALL_RELEASED,
+    densepose: { ...dp, config: { ...dp.config!, detector } },
+    model,
+  });
+  return { g, image, leffa };
+}
+
 describe("against app.py's preprocessing in Python (test/golden/cases_released_leffa.py)", () => {
   it('pose transfer: resize_and_center, the mask, the DensePose IUV and LeffaTransform from the same files', async () => {
-    const g = new ModelGolden('released_leffa');
-    const image = (key: string): RgbImage => {
-      const h = g.host(key);
-      return { width: h.shape[1]!, height: h.shape[0]!, data: Uint8Array.from(h.data) };
-    };
-    // The released detector settings (1000 proposals, 100 detections), as the Python reference runs them.
-    const dp = SMALL_RELEASED.densepose;
-    const detector = { ...dp.config!.detector, rpnPreNmsTopK: 1000, rpnPostNmsTopK: 1000, detectionsPerImage: 100 };
-    const leffa = await loadReleasedLeffa(RELEASED_FOLDER, {
-      ...SMALL_RELEASED,
-      densepose: { ...dp, config: { ...dp.config!, detector } },
-      model: 'pose_transfer',
-    });
+    const { g, image, leffa } = await pythonCase('pose_transfer');
     const p = await leffa.prepare(image('pose_e2e/target'), image('pose_e2e/source'));
     await leffa.dispose();
     for (const k of ['src', 'ref', 'mask'] as const)
@@ -135,6 +143,26 @@ describe("against app.py's preprocessing in Python (test/golden/cases_released_l
     expect([...p.densepose.data]).toEqual([...want]);
     expect(want.some((v, i) => i % 3 === 2 && v > 0)).toBe(true);
     expect([...p.inputs.densepose]).toEqual([...g.host('pose_e2e/densepose').data]);
+  });
+});
+
+describe("against app.py's try-on preprocessing in Python (test/golden/cases_released_leffa.py)", () => {
+  it('viton_hd: the parse, the agnostic mask, the DensePose segmentation and LeffaTransform from the same files', async () => {
+    const { g, image, leffa } = await pythonCase('viton_hd');
+    const p = await leffa.prepare(image('tryon_e2e/person'), image('tryon_e2e/garment'), 'upper_body');
+    await leffa.dispose();
+    // The reference takes OpenPose's points as missing, as the folder's random OpenPose finds no person.
+    expect(p.parse!.keypoints).toBeNull();
+    expect(p.warnings).toEqual([expect.stringMatching(/OpenPose found no person/)]);
+    for (const k of ['src', 'ref'] as const) expect([...p.inputs[k]], k).toEqual([...g.host(`tryon_e2e/${k}`).data]);
+    // Label maps are argmaxes of float logits (near-ties could fall either way); on these files none does.
+    expect([...p.parse!.labels]).toEqual([...g.host('tryon_e2e/parse').data]);
+    const mask = g.host('tryon_e2e/mask').data;
+    expect([...p.inputs.mask]).toEqual([...mask]);
+    expect(new Set(mask).size).toBe(2);
+    expect([...p.densepose.data]).toEqual([...g.host('tryon_e2e/densepose_image').data]);
+    expect(g.host('tryon_e2e/densepose_image').data.some((v) => v > 0)).toBe(true);
+    expect([...p.inputs.densepose]).toEqual([...g.host('tryon_e2e/densepose').data]);
   });
 });
 
