@@ -40,8 +40,9 @@ addTrainingOptions(program.command('train-vae').description('train the tiny VAE 
   .addOption(new Option('--crop <HxW>', 'train on random crops of this size').argParser(parseSize('--crop')))
   .addOption(new Option('--block-channels <list>', 'channels of each VAE stage (one 2x downsampling between stages)').argParser(listOption(count)).default([16, 32, 32, 32], '16,32,32,32'))
   .addOption(new Option('--latent-channels <n>', 'latent channels (the Leffa UNets trained on this VAE follow it)').argParser(count).default(4))
+  .addOption(new Option('--chroma-weight <w>', 'weight of an extra L1 + MSE on each pixel\'s colour (RGB minus its grey level): without it tiny VAEs learn colour last').argParser(weight).default(0))
   .action(async (o) => {
-    await trainVae({ ...trainingArgs(o), ...(o.crop ? { crop: o.crop as [number, number] } : {}), blockChannels: o.blockChannels, latentChannels: o.latentChannels });
+    await trainVae({ ...trainingArgs(o), ...(o.crop ? { crop: o.crop as [number, number] } : {}), blockChannels: o.blockChannels, latentChannels: o.latentChannels, chromaWeight: o.chromaWeight });
   });
 
 addTrainingOptions(program.command('train').description('train the tiny Leffa model (reference + generative UNet) on synthetic data or a dataset folder'), {

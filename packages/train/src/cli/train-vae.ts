@@ -15,6 +15,8 @@ export interface TrainVaeArgs extends TrainingArgs {
   /** The VAE's shape (default: the tiny config's); a resumed run keeps its checkpoint's. */
   blockChannels?: number[];
   latentChannels?: number;
+  /** Weight of the colour loss (VaeTrainOptions.chromaWeight); a resumed run keeps its checkpoint's. */
+  chromaWeight?: number;
 }
 
 /** A crop of an HWC RGB image. */
@@ -36,14 +38,16 @@ export async function trainVae(args: TrainVaeArgs): Promise<void> {
 async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
-  const recorded = args.resume ? ((await T.openCheckpoint(args.resume)).extra as { config?: VaeConfig } | null)?.config : undefined;
+  const recordedExtra = args.resume ? ((await T.openCheckpoint(args.resume)).extra as { config?: VaeConfig; chromaWeight?: number } | null) : null;
+  const recorded = recordedExtra?.config;
   const tiny = LEFFA_CONFIGS.tiny.vae;
   const config: VaeConfig = recorded ?? {
     ...tiny,
     ...(args.blockChannels ? { blockOutChannels: args.blockChannels } : {}),
     ...(args.latentChannels ? { latentChannels: args.latentChannels } : {}),
   };
-  const trainer = new VaeTrainer({ config, seed: args.seed, lr: args.lr });
+  const chromaWeight = recordedExtra?.chromaWeight ?? args.chromaWeight ?? 0;
+  const trainer = new VaeTrainer({ config, seed: args.seed, lr: args.lr, chromaWeight });
   const schedule = lrScheduleFrom(args);
   const images = (seed: number) => {
     const s = generateSample({ seed, height: args.height, width: args.width });
