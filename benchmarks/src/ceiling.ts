@@ -34,7 +34,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }`,
     });
     const out = device.pool.acquire(groups * workgroup * 4);
-    const launch = () => device.dispatch(kernel, [{ entry: out, bytes: groups * workgroup * 4 }], { iterations }, [groups, 1, 1]);
+    const launch = () =>
+      device.dispatch(kernel, [{ entry: out, bytes: groups * workgroup * 4 }], { iterations }, [groups, 1, 1]);
     launch();
     await device.sync();
     const times: number[] = [];

@@ -9,7 +9,15 @@
  * which only grows within a stage, so it is the stage's footprint); both include the weights.
  */
 import * as T from '@leffa-webgpu/core';
-import { AutoencoderKL, LEFFA_CONFIGS, LeffaModel, SD15_UNET, SD15_VAE, UNet2DConditionModel, classifierFreeGuidance } from '@leffa-webgpu/models';
+import {
+  AutoencoderKL,
+  LEFFA_CONFIGS,
+  LeffaModel,
+  SD15_UNET,
+  SD15_VAE,
+  UNet2DConditionModel,
+  classifierFreeGuidance,
+} from '@leffa-webgpu/models';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 const mode = process.argv[2];
@@ -68,8 +76,10 @@ async function diff(): Promise<void> {
       maskedLatent: T.randn([1, 4, 16, 12], { generator: gen }),
       densepose: image(16, 12),
     };
-    await compare('tiny Leffa (reference UNet + generative UNet), 16x12 latent', leffa, () =>
-      leffa.predictNoise(inputs, 500, leffa.referenceFeatures(ref, 500)).sample,
+    await compare(
+      'tiny Leffa (reference UNet + generative UNet), 16x12 latent',
+      leffa,
+      () => leffa.predictNoise(inputs, 500, leffa.referenceFeatures(ref, 500)).sample,
     );
   }
   {
@@ -111,7 +121,9 @@ async function memory(): Promise<void> {
   randomHalfWeights(model, gen);
   await model.parameters().at(-1)!.data();
   const weights = device.memoryStats().liveBytes;
-  console.log(`SD1.5 Leffa (vae + unet_encoder + unet): ${(model.numParameters() / 1e6).toFixed(0)}M float16 parameters, ${MiB(weights)} on the device, built in ${seconds(t0)}`);
+  console.log(
+    `SD1.5 Leffa (vae + unet_encoder + unet): ${(model.numParameters() / 1e6).toFixed(0)}M float16 parameters, ${MiB(weights)} on the device, built in ${seconds(t0)}`,
+  );
   // Each stage starts from the weights alone (cache emptied): the figures are the weights plus that stage.
   const stage = async (name: string, run: () => T.Tensor) => {
     device.pool.emptyCache();
@@ -126,28 +138,42 @@ async function memory(): Promise<void> {
     }
     // Buffers are taken when ops are recorded, so the memory figures are final before the device finishes.
     const stats = device.memoryStats();
-    console.log(`${name}: peak live ${MiB(stats.peakLiveBytes)}, live + cached ${MiB(stats.liveBytes + stats.pooledBytes)} (recorded in ${seconds(t0)})`);
+    console.log(
+      `${name}: peak live ${MiB(stats.peakLiveBytes)}, live + cached ${MiB(stats.liveBytes + stats.pooledBytes)} (recorded in ${seconds(t0)})`,
+    );
     const data = await out.data();
     console.log(`  finished in ${seconds(t0)}; output ${data.every(Number.isFinite) ? 'finite' : 'NOT finite'}`);
     out.dispose();
   };
   const [h, w] = [height / 8, width / 8];
   const latent = (c: number) => T.randn([2, c, h, w], { generator: gen });
-  if (only !== 'vae') await stage(`UNets at ${height}x${width} (reference UNet + generative UNet, batch 2 for guidance, one step)`, () => {
-    const features = model.referenceFeatures(latent(4), 500);
-    const pred = model.predictNoise({ noisyLatent: latent(4), maskLatent: latent(1), maskedLatent: latent(4), densepose: latent(3) }, 500, features).sample;
-    const [uncond, cond] = T.chunk(pred, 2, 0) as [T.Tensor, T.Tensor];
-    return classifierFreeGuidance(uncond, cond, 2.5);
-  });
+  if (only !== 'vae')
+    await stage(
+      `UNets at ${height}x${width} (reference UNet + generative UNet, batch 2 for guidance, one step)`,
+      () => {
+        const features = model.referenceFeatures(latent(4), 500);
+        const pred = model.predictNoise(
+          { noisyLatent: latent(4), maskLatent: latent(1), maskedLatent: latent(4), densepose: latent(3) },
+          500,
+          features,
+        ).sample;
+        const [uncond, cond] = T.chunk(pred, 2, 0) as [T.Tensor, T.Tensor];
+        return classifierFreeGuidance(uncond, cond, 2.5);
+      },
+    );
   const image = () => T.clamp(T.randn([1, 3, vaeHeight, vaeWidth], { generator: gen }), -1, 1);
-  if (only !== 'unets') await stage(`VAE at ${vaeHeight}x${vaeWidth} (encode x2, decode)`, () => {
-    const a = model.encodeImage(image(), { generator: gen });
-    const b = model.encodeImage(image(), { generator: gen });
-    return model.decodeLatent(T.add(a, b));
-  });
+  if (only !== 'unets')
+    await stage(`VAE at ${vaeHeight}x${vaeWidth} (encode x2, decode)`, () => {
+      const a = model.encodeImage(image(), { generator: gen });
+      const b = model.encodeImage(image(), { generator: gen });
+      return model.decodeLatent(T.add(a, b));
+    });
 }
 
 if (mode === 'diff') await diff();
 else if (mode === 'memory') await memory();
-else throw new Error('usage: leffa-half.ts diff | memory [--height H --width W] [--vae-height H --vae-width W] [--only unets|vae]');
+else
+  throw new Error(
+    'usage: leffa-half.ts diff | memory [--height H --width W] [--vae-height H --vae-width W] [--only unets|vae]',
+  );
 process.exit(0);

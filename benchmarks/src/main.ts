@@ -61,26 +61,35 @@ function parseArgs(argv: string[]): Options {
     else if (arg === 'ci' || arg === 'full') opts.profile = arg;
     else throw new Error(`bench: unknown argument '${arg}'`);
   }
-  if (!(opts.reps >= 5)) throw new Error(`bench: --reps must be at least 5 (medians of fewer are noise), got ${opts.reps}`);
+  if (!(opts.reps >= 5))
+    throw new Error(`bench: --reps must be at least 5 (medians of fewer are noise), got ${opts.reps}`);
   return opts;
 }
 
 /** `--profile-step <target> [--steps n] [--out file]`, or null when the arguments ask for the benchmark table. */
-function parseProfileStep(argv: string[]): { target: ProfileTarget; steps: number; out?: string; conv?: T.ConvAlgorithm } | null {
+function parseProfileStep(
+  argv: string[],
+): { target: ProfileTarget; steps: number; out?: string; conv?: T.ConvAlgorithm } | null {
   const at = argv.indexOf('--profile-step');
   if (at < 0) return null;
   const target = argv[at + 1] as ProfileTarget;
-  if (!PROFILE_TARGETS.includes(target)) throw new Error(`bench: --profile-step needs one of ${PROFILE_TARGETS.join(', ')}, got '${argv[at + 1] ?? ''}'`);
+  if (!PROFILE_TARGETS.includes(target))
+    throw new Error(`bench: --profile-step needs one of ${PROFILE_TARGETS.join(', ')}, got '${argv[at + 1] ?? ''}'`);
   const rest = argv.filter((_, i) => i !== at && i !== at + 1);
   let steps = 1;
   let out: string | undefined;
   let conv: T.ConvAlgorithm | undefined;
   for (let i = 0; i < rest.length; i++) {
     const v = rest[i + 1];
-    if (rest[i] === '--steps' && v !== undefined && Number.isInteger(Number(v)) && Number(v) >= 1) steps = Number(rest[++i]);
+    if (rest[i] === '--steps' && v !== undefined && Number.isInteger(Number(v)) && Number(v) >= 1)
+      steps = Number(rest[++i]);
     else if (rest[i] === '--out' && v !== undefined) out = rest[++i];
-    else if (rest[i] === '--conv' && (v === 'direct' || v === 'winograd' || v === 'sliding')) conv = rest[++i] as T.ConvAlgorithm;
-    else throw new Error(`bench: --profile-step takes only --steps <n >= 1>, --conv direct|winograd|sliding and --out <file>, got '${rest[i]}'`);
+    else if (rest[i] === '--conv' && (v === 'direct' || v === 'winograd' || v === 'sliding'))
+      conv = rest[++i] as T.ConvAlgorithm;
+    else
+      throw new Error(
+        `bench: --profile-step takes only --steps <n >= 1>, --conv direct|winograd|sliding and --out <file>, got '${rest[i]}'`,
+      );
   }
   return { target, steps, out, conv };
 }
@@ -110,14 +119,23 @@ async function main(): Promise<number> {
     matmulKernel: T.matmulVariantFor(device),
     tfjsAdapter: tfjs.adapter,
   };
-  console.log(`adapter: ${r.description || r.device} [${r.vendor} ${r.architecture}] via ${adapter.backend}${r.isCpu ? ' (CPU)' : ''}`);
+  console.log(
+    `adapter: ${r.description || r.device} [${r.vendor} ${r.architecture}] via ${adapter.backend}${r.isCpu ? ' (CPU)' : ''}`,
+  );
   console.log(`features: ${r.features.join(', ')}`);
   console.log(`matmul kernel: ${adapter.matmulKernel}`);
   const ceiling = await measureFmaCeiling(device);
-  console.log(`FMA ceiling: ${ceiling.gflops.toFixed(1)} GFLOP/s (micro-kernel, ${ceiling.chains} independent fma chains per invocation)`);
+  console.log(
+    `FMA ceiling: ${ceiling.gflops.toFixed(1)} GFLOP/s (micro-kernel, ${ceiling.chains} independent fma chains per invocation)`,
+  );
 
-  const selected = CASES.filter((c) => (opts.profile === 'full' || c.profile === 'ci') && (!opts.filter || c.name.includes(opts.filter)));
-  if (selected.length === 0) throw new Error(`bench: no case matches profile '${opts.profile}'${opts.filter ? ` and filter '${opts.filter}'` : ''}`);
+  const selected = CASES.filter(
+    (c) => (opts.profile === 'full' || c.profile === 'ci') && (!opts.filter || c.name.includes(opts.filter)),
+  );
+  if (selected.length === 0)
+    throw new Error(
+      `bench: no case matches profile '${opts.profile}'${opts.filter ? ` and filter '${opts.filter}'` : ''}`,
+    );
   const prepared = selected.map((c) => ({ c, inputs: c.inputs() }));
 
   let torch = new Map<string, TorchResult>();
@@ -143,19 +161,35 @@ async function main(): Promise<number> {
   const results: CaseResult[] = [];
   const failures: string[] = [];
   for (const { c, inputs } of prepared) {
-    const result = await runCase(c, inputs, device, tfjs, torch.get(c.name) ?? null, torch2.get(c.name) ?? null, ceiling.gflops, opts, failures);
+    const result = await runCase(
+      c,
+      inputs,
+      device,
+      tfjs,
+      torch.get(c.name) ?? null,
+      torch2.get(c.name) ?? null,
+      ceiling.gflops,
+      opts,
+      failures,
+    );
     if (result) {
       results.push(result);
       const ms = (x: number | null) => x?.toFixed(2) ?? '-';
-      console.log(`  ${c.name}: ours ${ms(result.ours_ms)} ms, tfjs ${ms(result.peer_ms)} ms, torch2 ${ms(result.torch2_ms)} ms, torch1.13 ${ms(result.torch_ms)} ms`);
+      console.log(
+        `  ${c.name}: ours ${ms(result.ours_ms)} ms, tfjs ${ms(result.peer_ms)} ms, torch2 ${ms(result.torch2_ms)} ms, torch1.13 ${ms(result.torch_ms)} ms`,
+      );
     }
   }
 
   console.log(`\n${formatTable(results)}\n`);
   const baselines = formatBaselines(results);
   if (baselines) console.log(`baselines (our own unfused paths; x base = their ms / ours):\n${baselines}\n`);
-  console.log(`medians of ${opts.reps} timed reps after ${opts.warmup} warm-up runs; ours and tfjs interleaved, PyTorch in its own process.`);
-  console.log('x tfjs / x t2 / x t1.13: speedup of ours (their ms / our ms; below 1 = slower). err: max|ours - theirs| / max|theirs|.');
+  console.log(
+    `medians of ${opts.reps} timed reps after ${opts.warmup} warm-up runs; ours and tfjs interleaved, PyTorch in its own process.`,
+  );
+  console.log(
+    'x tfjs / x t2 / x t1.13: speedup of ours (their ms / our ms; below 1 = slower). err: max|ours - theirs| / max|theirs|.',
+  );
   if (torch2Absent) console.log(`PyTorch 2.x speed peer absent: ${torch2Absent}`);
   mkdirSync(dirname(opts.out), { recursive: true });
   const torchInfo = torch.values().next().value;
@@ -218,7 +252,10 @@ async function runCase(
         const b = await checkedRun(base.run, device);
         baselinePeakMb = b.peakMb;
         const errBase = normalisedError(b.data, torch?.output ?? ourData);
-        if (!(errBase <= tol)) failures.push(`${c.name}: baseline '${c.baseline.label}' differs from the reference (error ${errBase.toExponential(2)})`);
+        if (!(errBase <= tol))
+          failures.push(
+            `${c.name}: baseline '${c.baseline.label}' differs from the reference (error ${errBase.toExponential(2)})`,
+          );
       } catch (e) {
         baselineError = (e as Error).message.split('\n')[0]!.slice(0, 200);
         base?.dispose?.();
@@ -238,7 +275,9 @@ async function runCase(
     const bad = [
       errPeer !== null && !(errPeer <= tol) ? `tfjs (error ${errPeer.toExponential(2)})` : null,
       errTorch !== null && !(errTorch <= tol) ? `torch ${torch!.version} (error ${errTorch.toExponential(2)})` : null,
-      errTorch2 !== null && !(errTorch2 <= tol) ? `torch ${torch2!.version} (error ${errTorch2.toExponential(2)})` : null,
+      errTorch2 !== null && !(errTorch2 <= tol)
+        ? `torch ${torch2!.version} (error ${errTorch2.toExponential(2)})`
+        : null,
     ].filter(Boolean);
     if (bad.length > 0) {
       failures.push(`${c.name}: result differs from ${bad.join(' and ')}, tolerance ${tol}`);

@@ -163,25 +163,39 @@ function rows(entries: Iterable<[string, { ms: number; count: number }]>, steps:
 function table(title: string, list: Row[], limit: number): string {
   const shown = list.slice(0, limit);
   const width = Math.max(title.length, ...shown.map((r) => r.name.length));
-  const lines = [`${title.padEnd(width)}  ${'ms'.padStart(9)}  ${'share'.padStart(6)}  ${'cum'.padStart(6)}  dispatches`];
+  const lines = [
+    `${title.padEnd(width)}  ${'ms'.padStart(9)}  ${'share'.padStart(6)}  ${'cum'.padStart(6)}  dispatches`,
+  ];
   let cum = 0;
   for (const r of shown) {
     cum += r.share;
-    lines.push(`${r.name.padEnd(width)}  ${r.ms.toFixed(2).padStart(9)}  ${(100 * r.share).toFixed(1).padStart(5)}%  ${(100 * cum).toFixed(1).padStart(5)}%  ${r.count}`);
+    lines.push(
+      `${r.name.padEnd(width)}  ${r.ms.toFixed(2).padStart(9)}  ${(100 * r.share).toFixed(1).padStart(5)}%  ${(100 * cum).toFixed(1).padStart(5)}%  ${r.count}`,
+    );
   }
   if (list.length > limit) lines.push(`... ${list.length - limit} more (${(100 * (1 - cum)).toFixed(1)}% of the time)`);
   return lines.join('\n');
 }
 
-export async function profileStep(target: ProfileTarget, args: { steps: number; out?: string; conv?: T.ConvAlgorithm }): Promise<number> {
+export async function profileStep(
+  target: ProfileTarget,
+  args: { steps: number; out?: string; conv?: T.ConvAlgorithm },
+): Promise<number> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const device = await T.init();
   if (args.conv) {
     T.setConvAlgorithm(args.conv);
     console.log(`convolution algorithm forced to ${args.conv} where it applies`);
   }
-  console.log(`adapter: ${device.report.description || device.report.device}; conv/matmul kernel: ${T.matmulVariantFor(device)}`);
-  const workloads: Record<ProfileTarget, () => Workload> = { vae: vaeWorkload, unet: unetWorkload, sd15: sd15Workload, 'sd15-attn': sd15AttentionWorkload };
+  console.log(
+    `adapter: ${device.report.description || device.report.device}; conv/matmul kernel: ${T.matmulVariantFor(device)}`,
+  );
+  const workloads: Record<ProfileTarget, () => Workload> = {
+    vae: vaeWorkload,
+    unet: unetWorkload,
+    sd15: sd15Workload,
+    'sd15-attn': sd15AttentionWorkload,
+  };
   const workload = workloads[target]();
   console.log(`profiling: ${workload.description}`);
   try {
@@ -197,7 +211,8 @@ export async function profileStep(target: ProfileTarget, args: { steps: number; 
     plain.dispose();
     const wallMs = performance.now() - t0;
     console.log(`unprofiled step: ${wallMs.toFixed(0)} ms wall`);
-    if (!Array.from(firstValue).every(Number.isFinite)) throw new Error(`profile-step ${target}: the step's result is not finite`);
+    if (!Array.from(firstValue).every(Number.isFinite))
+      throw new Error(`profile-step ${target}: the step's result is not finite`);
 
     t0 = performance.now();
     const times = await device.profile(async () => {

@@ -37,7 +37,25 @@ const err = (x: number | null) => (x === null ? '-' : x.toExponential(1));
 
 /** The results as an aligned text table. */
 export function formatTable(results: CaseResult[]): string {
-  const header = ['case', 'ours ms', 'tfjs ms', 't2 ms', 't1.13 ms', 'x tfjs', 'x t2', 'x t1.13', 'GFLOP/s', 'GB/s', '% FMA', 'us/op', 'peak MB', 'x base', 'base MB', 'err tfjs', 'err t1.13'];
+  const header = [
+    'case',
+    'ours ms',
+    'tfjs ms',
+    't2 ms',
+    't1.13 ms',
+    'x tfjs',
+    'x t2',
+    'x t1.13',
+    'GFLOP/s',
+    'GB/s',
+    '% FMA',
+    'us/op',
+    'peak MB',
+    'x base',
+    'base MB',
+    'err tfjs',
+    'err t1.13',
+  ];
   const rows = results.map((r) => [
     r.case,
     fmt(r.ours_ms, 2),
@@ -58,7 +76,8 @@ export function formatTable(results: CaseResult[]): string {
     err(r.err_torch),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 

@@ -16,7 +16,9 @@ let t0 = performance.now();
 const unet = new UNet2DConditionModel({ ...SD15_UNET, inChannels });
 await unet.parameters().at(-1)!.data(); // waits for the initialisation
 const params = unet.parameters().reduce((n, p) => n + p.size, 0);
-console.log(`SD1.5 UNet: ${(params / 1e6).toFixed(0)}M parameters, in_channels ${inChannels}, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+console.log(
+  `SD1.5 UNet: ${(params / 1e6).toFixed(0)}M parameters, in_channels ${inChannels}, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);
 const sample = T.randn([1, inChannels, 64, 48], { generator: gen });
 const context = T.randn([1, 77, SD15_UNET.crossAttentionDim], { generator: gen });
 for (const pass of ['cold', 'warm']) {
@@ -26,7 +28,9 @@ for (const pass of ['cold', 'warm']) {
   const data = await out.data();
   const ms = performance.now() - t0;
   if (!data.every(Number.isFinite)) throw new Error('sd15: the UNet output has non-finite values');
-  console.log(`forward 1x${inChannels}x64x48 (${pass}): ${(ms / 1000).toFixed(2)} s, peak GPU memory ${(device.memoryStats().peakLiveBytes / 2 ** 20).toFixed(0)} MiB`);
+  console.log(
+    `forward 1x${inChannels}x64x48 (${pass}): ${(ms / 1000).toFixed(2)} s, peak GPU memory ${(device.memoryStats().peakLiveBytes / 2 ** 20).toFixed(0)} MiB`,
+  );
   out.dispose();
 }
 process.exit(0);

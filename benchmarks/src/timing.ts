@@ -22,7 +22,11 @@ export function normalisedError(actual: ArrayLike<number>, expected: ArrayLike<n
  * a slow spell of a shared machine hits all of them alike. Each timing covers recording, submit and the
  * wait for the device to finish.
  */
-export async function timeInterleaved(impls: { run: () => Promise<void> }[], warmup: number, reps: number): Promise<number[][]> {
+export async function timeInterleaved(
+  impls: { run: () => Promise<void> }[],
+  warmup: number,
+  reps: number,
+): Promise<number[][]> {
   for (let w = 0; w < warmup; w++) for (const impl of impls) await impl.run();
   const times = impls.map(() => [] as number[]);
   for (let r = 0; r < reps; r++) {

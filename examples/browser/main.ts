@@ -5,7 +5,13 @@
  */
 import * as T from '@leffa-webgpu/core';
 import {
-  type GarmentCategory, type PhotoModels, type RgbImage, SHIPPED_PHOTO_CHECK_LIMITS, leffaFrom, photoModelsFrom, runPhotoPipeline,
+  type GarmentCategory,
+  type PhotoModels,
+  type RgbImage,
+  SHIPPED_PHOTO_CHECK_LIMITS,
+  leffaFrom,
+  photoModelsFrom,
+  runPhotoPipeline,
 } from '@leffa-webgpu/pipelines/web';
 import type { LeffaModel } from '@leffa-webgpu/models';
 
@@ -60,9 +66,14 @@ function loadModels(): Promise<{ photo: PhotoModels; leffa: LeffaModel }> {
   models ??= (async () => {
     await T.init();
     const [openpose, schp, densepose, leffa] = await Promise.all(
-      ['openpose-small', 'schp-small', 'densepose-small', 'leffa-tiny-tryon'].map((name) => T.openCheckpointUrl(url(name))),
+      ['openpose-small', 'schp-small', 'densepose-small', 'leffa-tiny-tryon'].map((name) =>
+        T.openCheckpointUrl(url(name)),
+      ),
     );
-    return { photo: await photoModelsFrom({ openpose: openpose!, schp: schp!, densepose: densepose! }), leffa: await leffaFrom(leffa!) };
+    return {
+      photo: await photoModelsFrom({ openpose: openpose!, schp: schp!, densepose: densepose! }),
+      leffa: await leffaFrom(leffa!),
+    };
   })();
   models.catch(() => (models = undefined));
   return models;
@@ -74,7 +85,8 @@ async function run(): Promise<void> {
   if (!person || !garment) throw new Error('choose a person photo and a garment photo');
   const steps = Number($<HTMLInputElement>('steps').value);
   const seed = Number($<HTMLInputElement>('seed').value);
-  if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`sampling steps must be a positive integer, got '${$<HTMLInputElement>('steps').value}'`);
+  if (!(Number.isInteger(steps) && steps >= 1))
+    throw new Error(`sampling steps must be a positive integer, got '${$<HTMLInputElement>('steps').value}'`);
   progress.max = steps + 1;
   progress.value = 0;
   setStatus('busy', 'Loading the weights...');

@@ -29,7 +29,8 @@ function shippedCheckpoints(): Plugin {
     },
     generateBundle() {
       for (const name of PAGE_CHECKPOINTS) {
-        for (const f of readdirSync(join(assets, name))) this.emitFile({ type: 'asset', fileName: `${name}/${f}`, source: readFileSync(join(assets, name, f)) });
+        for (const f of readdirSync(join(assets, name)))
+          this.emitFile({ type: 'asset', fileName: `${name}/${f}`, source: readFileSync(join(assets, name, f)) });
       }
     },
   };

@@ -33,11 +33,17 @@ const person: RgbImage = { width: 150, height: 200, data: sample.person.image };
 const garment: RgbImage = { width: 150, height: 200, data: sample.garment };
 
 beforeAll(async () => {
-  if (!existsSync(chromiumPath)) throw new Error(`browser test: no Chromium at ${chromiumPath}; run scripts/setup-browser.sh or set CHROMIUM_PATH`);
+  if (!existsSync(chromiumPath))
+    throw new Error(`browser test: no Chromium at ${chromiumPath}; run scripts/setup-browser.sh or set CHROMIUM_PATH`);
   writeFileSync(join(tmp, 'person.png'), encodePng(person));
   writeFileSync(join(tmp, 'garment.png'), encodePng(garment));
   await build({ configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
-  server = await preview({ configFile, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port: 0, strictPort: false } });
+  server = await preview({
+    configFile,
+    logLevel: 'warn',
+    build: { outDir },
+    preview: { host: '127.0.0.1', port: 0, strictPort: false },
+  });
   browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
@@ -53,7 +59,14 @@ afterAll(async () => {
 
 describe('browser example (Vite + Chromium WebGPU)', () => {
   it('the site carries only the checkpoints the page loads (no leffa-tiny-pose)', () => {
-    expect(readdirSync(outDir).sort()).toEqual(['assets', 'densepose-small', 'index.html', 'leffa-tiny-tryon', 'openpose-small', 'schp-small']);
+    expect(readdirSync(outDir).sort()).toEqual([
+      'assets',
+      'densepose-small',
+      'index.html',
+      'leffa-tiny-tryon',
+      'openpose-small',
+      'schp-small',
+    ]);
     for (const name of ['densepose-small', 'leffa-tiny-tryon', 'openpose-small', 'schp-small']) {
       expect(readdirSync(join(outDir, name)).sort(), name).toEqual(['model.safetensors', 'state.json']);
     }
@@ -62,9 +75,24 @@ describe('browser example (Vite + Chromium WebGPU)', () => {
   it('runs try-on on two uploaded photos and matches the Node result', async () => {
     // The same pipeline in Node, from the same shipped checkpoints.
     await T.init();
-    const models = await loadPhotoModels({ openpose: 'shipped:openpose-small', schp: 'shipped:schp-small', densepose: 'shipped:densepose-small' });
+    const models = await loadPhotoModels({
+      openpose: 'shipped:openpose-small',
+      schp: 'shipped:schp-small',
+      densepose: 'shipped:densepose-small',
+    });
     const leffa = await loadLeffa('shipped:leffa-tiny-tryon');
-    const expected = (await runPhotoPipeline('tryon', { person, reference: garment, models, leffa, size: [128, 96], steps: STEPS, seed: SEED, repaint: true })).result;
+    const expected = (
+      await runPhotoPipeline('tryon', {
+        person,
+        reference: garment,
+        models,
+        leffa,
+        size: [128, 96],
+        steps: STEPS,
+        seed: SEED,
+        repaint: true,
+      })
+    ).result;
 
     const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
     const logs: string[] = [];
@@ -77,12 +105,18 @@ describe('browser example (Vite + Chromium WebGPU)', () => {
     await page.fill('#seed', String(SEED));
     expect(await page.isChecked('#repaint')).toBe(true);
     await page.click('#run');
-    await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('status')!.dataset.state!), null, { timeout: 540_000, polling: 500 });
+    await page.waitForFunction(
+      () => ['done', 'error'].includes(document.getElementById('status')!.dataset.state!),
+      null,
+      { timeout: 540_000, polling: 500 },
+    );
     mkdirSync(output, { recursive: true });
     await page.screenshot({ path: join(output, 'tryon-page.png'), fullPage: true });
     const status = await page.textContent('#status');
     expect(await page.getAttribute('#status', 'data-state'), `${status}\n${logs.join('\n')}`).toBe('done');
-    expect(await page.$eval('#progress', (p) => [(p as HTMLProgressElement).value, (p as HTMLProgressElement).max])).toEqual([STEPS + 1, STEPS + 1]);
+    expect(
+      await page.$eval('#progress', (p) => [(p as HTMLProgressElement).value, (p as HTMLProgressElement).max]),
+    ).toEqual([STEPS + 1, STEPS + 1]);
 
     const shown = await page.$eval('#result', (c) => {
       const canvas = c as HTMLCanvasElement;
@@ -99,7 +133,9 @@ describe('browser example (Vite + Chromium WebGPU)', () => {
     }
     const meanDiff = sum / shown.rgb.length;
     const farShare = far / shown.rgb.length;
-    console.log(`browser vs Node: mean |diff| ${meanDiff.toFixed(3)} / 255, ${(100 * farShare).toFixed(2)}% of values off by more than 24`);
+    console.log(
+      `browser vs Node: mean |diff| ${meanDiff.toFixed(3)} / 255, ${(100 * farShare).toFixed(2)}% of values off by more than 24`,
+    );
     expect(meanDiff).toBeLessThan(2);
     expect(farShare).toBeLessThan(0.01);
     await page.close();

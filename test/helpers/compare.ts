@@ -34,6 +34,8 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     };
     let worst = 0;
     for (let i = 0; i < expected.length; i++) if (gap(i) > gap(worst)) worst = i;
-    throw new Error(`${what}: normalised error ${err.toExponential(2)} > ${tol} (worst at ${worst}: got ${actual[worst]}, expected ${expected[worst]})`);
+    throw new Error(
+      `${what}: normalised error ${err.toExponential(2)} > ${tol} (worst at ${worst}: got ${actual[worst]}, expected ${expected[worst]})`,
+    );
   }
 }

@@ -80,7 +80,12 @@ export function replayGoldenGroup(group: string, ops: Record<string, OpAdapter>,
           expectClose(await o.data(), e.data, tol, `${c.name} output ${j}`);
         }
         for (const [k, i] of c.grads.entries()) {
-          expectClose(await results.grads[k]!.data(), host(g, `${c.name}.grad${i}`).data, gradTol, `${c.name} grad of input ${i}`);
+          expectClose(
+            await results.grads[k]!.data(),
+            host(g, `${c.name}.grad${i}`).data,
+            gradTol,
+            `${c.name} grad of input ${i}`,
+          );
         }
         T.dispose(results);
       });

@@ -82,7 +82,10 @@ export function importCycles(dir: string): ImportCycle[] {
     } while (w !== v);
     const inner = [...component].flatMap((f) => edges.get(f)!.filter((e) => component.has(e.to)));
     if (component.size > 1 || inner.length > 0) {
-      cycles.push({ files: [...component].map((f) => relative(root, f)).sort(), typeOnly: inner.every((e) => e.typeOnly) });
+      cycles.push({
+        files: [...component].map((f) => relative(root, f)).sort(),
+        typeOnly: inner.every((e) => e.typeOnly),
+      });
     }
   };
   for (const v of edges.keys()) if (!index.has(v)) visit(v);

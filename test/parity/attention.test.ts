@@ -5,7 +5,8 @@ import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 await T.init();
 
 const OPS: Record<string, OpAdapter> = {
-  attention: ([q, k, v, mask], a) => T.attention(q!, k!, v!, { ...(a.scale ? { scale: a.scale } : {}), ...(mask ? { mask } : {}) }),
+  attention: ([q, k, v, mask], a) =>
+    T.attention(q!, k!, v!, { ...(a.scale ? { scale: a.scale } : {}), ...(mask ? { mask } : {}) }),
   flow_field: ([q, k], a) => flowField(q!, k!, { height: a.height, width: a.width }, { tau: a.tau }),
   attention_map: ([q, k], a) => T.attentionMap(q!, k!, { tau: a.tau, headMean: a.headMean }),
 };

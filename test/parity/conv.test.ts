@@ -73,60 +73,102 @@ describe('conv algorithm choice', () => {
     // SD1.5's widest up-block conv (2560 -> 1280 at 16x12): the filter transform [16, 1280, 2560] would need 200 MiB,
     // over lavapipe's 128 MiB binding, though the image side is small.
     const limit = device.gpu.limits.maxStorageBufferBindingSize;
-    if (16 * 4 * 1280 * 2560 > limit) expect(T.conv2dAlgorithms([1, 2560, 16, 12], [1280, 2560, 3, 3], { padding: 1 })).toEqual(all('direct'));
+    if (16 * 4 * 1280 * 2560 > limit)
+      expect(T.conv2dAlgorithms([1, 2560, 16, 12], [1280, 2560, 3, 3], { padding: 1 })).toEqual(all('direct'));
     T.setConvAlgorithm('direct');
     expect(T.conv2dAlgorithms([1, 64, 8, 8], [64, 64, 3, 3], { padding: 1 })).toEqual(all('direct'));
-    expect(() => T.setConvAlgorithm('fft' as T.ConvAlgorithm)).toThrow(/expected 'direct', 'winograd', 'sliding' or null, got 'fft'/);
-    expect(() => T.setConvVariant('tiled' as T.ConvVariant)).toThrow(/setConvVariant: expected 'register', 'broadcast' or null, got 'tiled'/);
+    expect(() => T.setConvAlgorithm('fft' as T.ConvAlgorithm)).toThrow(
+      /expected 'direct', 'winograd', 'sliding' or null, got 'fft'/,
+    );
+    expect(() => T.setConvVariant('tiled' as T.ConvVariant)).toThrow(
+      /setConvVariant: expected 'register', 'broadcast' or null, got 'tiled'/,
+    );
   });
 
-  it.skipIf(kernelsForced)('picks Winograd or the sliding kernel automatically on CPU adapters with the subgroup kernel where they were measured to win', () => {
-    const cpuBroadcast = T.matmulVariantFor(device) === 'broadcast';
-    const big = T.conv2dAlgorithms([2, 64, 16, 12], [64, 64, 3, 3], { padding: 1 });
-    expect(big).toEqual(cpuBroadcast ? { forward: 'winograd', inputGrad: 'winograd', weightGrad: 'winograd' } : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' });
-    // Up to 32 channels on either side: the sliding kernel for the forward and input gradient, Winograd's weight gradient from 8.
-    const small = T.conv2dAlgorithms([8, 16, 64, 48], [16, 16, 3, 3], { padding: 1 });
-    expect(small).toEqual(cpuBroadcast ? { forward: 'sliding', inputGrad: 'sliding', weightGrad: 'winograd' } : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' });
-    expect(T.conv2dAlgorithms([1, 32, 16, 12], [320, 32, 3, 3], { padding: 1 }).forward).toBe(cpuBroadcast ? 'sliding' : 'direct');
-    expect(T.conv2dAlgorithms([1, 3, 16, 16], [16, 3, 3, 3], { padding: 1 }).weightGrad).toBe('direct');
-    // Strided convolutions stay on the implicit GEMM.
-    expect(T.conv2dAlgorithms([1, 16, 16, 16], [16, 16, 3, 3], { padding: 1, stride: 2 })).toEqual({ forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' });
-  });
+  it.skipIf(kernelsForced)(
+    'picks Winograd or the sliding kernel automatically on CPU adapters with the subgroup kernel where they were measured to win',
+    () => {
+      const cpuBroadcast = T.matmulVariantFor(device) === 'broadcast';
+      const big = T.conv2dAlgorithms([2, 64, 16, 12], [64, 64, 3, 3], { padding: 1 });
+      expect(big).toEqual(
+        cpuBroadcast
+          ? { forward: 'winograd', inputGrad: 'winograd', weightGrad: 'winograd' }
+          : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' },
+      );
+      // Up to 32 channels on either side: the sliding kernel for the forward and input gradient, Winograd's weight gradient from 8.
+      const small = T.conv2dAlgorithms([8, 16, 64, 48], [16, 16, 3, 3], { padding: 1 });
+      expect(small).toEqual(
+        cpuBroadcast
+          ? { forward: 'sliding', inputGrad: 'sliding', weightGrad: 'winograd' }
+          : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' },
+      );
+      expect(T.conv2dAlgorithms([1, 32, 16, 12], [320, 32, 3, 3], { padding: 1 }).forward).toBe(
+        cpuBroadcast ? 'sliding' : 'direct',
+      );
+      expect(T.conv2dAlgorithms([1, 3, 16, 16], [16, 3, 3, 3], { padding: 1 }).weightGrad).toBe('direct');
+      // Strided convolutions stay on the implicit GEMM.
+      expect(T.conv2dAlgorithms([1, 16, 16, 16], [16, 16, 3, 3], { padding: 1, stride: 2 })).toEqual({
+        forward: 'direct',
+        inputGrad: 'direct',
+        weightGrad: 'direct',
+      });
+    },
+  );
 
   it('forces the sliding kernel for the forward and input gradient of stride-1 3x3 products only', () => {
     T.setConvAlgorithm('sliding');
     const sliding = device.hasSubgroups ? 'sliding' : 'direct';
-    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 1 })).toEqual({ forward: sliding, inputGrad: sliding, weightGrad: 'direct' });
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 1 })).toEqual({
+      forward: sliding,
+      inputGrad: sliding,
+      weightGrad: 'direct',
+    });
     expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 1, stride: 2 }).forward).toBe('direct');
     expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 3 }).forward).toBe('direct');
   });
 
-  it.runIf(device.report.features.includes('timestamp-query'))('dispatches the Winograd kernels when forced and none otherwise', async () => {
-    T.setConvAlgorithm('winograd');
-    const wino = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
-    for (const k of ['winograd:filter:false', 'winograd:filter:true', 'winograd:input', 'winograd:grad', 'winograd:output:false', 'winograd:filtergrad']) {
-      expect(wino, k).toContain(k);
-    }
-    expect(wino.filter((k) => k.startsWith('conv:'))).toEqual([]);
-    T.setConvAlgorithm('direct');
-    const direct = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
-    expect(direct.filter((k) => k.startsWith('winograd:'))).toEqual([]);
-    expect(direct.filter((k) => k.startsWith('conv:')).length).toBe(3);
-  });
+  it.runIf(device.report.features.includes('timestamp-query'))(
+    'dispatches the Winograd kernels when forced and none otherwise',
+    async () => {
+      T.setConvAlgorithm('winograd');
+      const wino = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
+      for (const k of [
+        'winograd:filter:false',
+        'winograd:filter:true',
+        'winograd:input',
+        'winograd:grad',
+        'winograd:output:false',
+        'winograd:filtergrad',
+      ]) {
+        expect(wino, k).toContain(k);
+      }
+      expect(wino.filter((k) => k.startsWith('conv:'))).toEqual([]);
+      T.setConvAlgorithm('direct');
+      const direct = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
+      expect(direct.filter((k) => k.startsWith('winograd:'))).toEqual([]);
+      expect(direct.filter((k) => k.startsWith('conv:')).length).toBe(3);
+    },
+  );
 
-  it.runIf(device.report.features.includes('timestamp-query') && device.hasSubgroups)('dispatches the sliding kernel when forced: forward, flipped for the input gradient', async () => {
-    T.setConvAlgorithm('sliding');
-    const keys = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
-    expect(keys).toContain('conv.sliding:false:false:1:1');
-    expect(keys).toContain('conv.sliding:true:false:1:1');
-    expect(keys.filter((k) => k.startsWith('conv:'))).toHaveLength(1);
-  });
+  it.runIf(device.report.features.includes('timestamp-query') && device.hasSubgroups)(
+    'dispatches the sliding kernel when forced: forward, flipped for the input gradient',
+    async () => {
+      T.setConvAlgorithm('sliding');
+      const keys = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
+      expect(keys).toContain('conv.sliding:false:false:1:1');
+      expect(keys).toContain('conv.sliding:true:false:1:1');
+      expect(keys.filter((k) => k.startsWith('conv:'))).toHaveLength(1);
+    },
+  );
 
   it('passes a finite-difference gradient check on the Winograd path (odd sizes, bias, padding 1 and 2)', async () => {
     T.setConvAlgorithm('winograd');
     const leaf = (shape: number[], seed: number, scale = 1) => {
       const n = shape.reduce((a, b) => a * b, 1);
-      const t = T.tensor(Array.from({ length: n }, (_, i) => Math.sin(i * 1.913 + seed) * scale), shape);
+      const t = T.tensor(
+        Array.from({ length: n }, (_, i) => Math.sin(i * 1.913 + seed) * scale),
+        shape,
+      );
       t.requiresGrad = true;
       return t;
     };

@@ -4,27 +4,57 @@ import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
 await T.init();
 
-const unary = (f: (x: T.Tensor) => T.Tensor): OpAdapter => ([x]) => f(x!);
-const binary = (f: (a: T.Tensor, b: T.Tensor) => T.Tensor): OpAdapter => ([a, b]) => f(a!, b!);
-const reduce = (f: (x: T.Tensor, axes: number[] | undefined, keep: boolean) => T.Tensor): OpAdapter =>
-  ([x], a) => f(x!, a.axes ?? undefined, a.keepdim);
+const unary =
+  (f: (x: T.Tensor) => T.Tensor): OpAdapter =>
+  ([x]) =>
+    f(x!);
+const binary =
+  (f: (a: T.Tensor, b: T.Tensor) => T.Tensor): OpAdapter =>
+  ([a, b]) =>
+    f(a!, b!);
+const reduce =
+  (f: (x: T.Tensor, axes: number[] | undefined, keep: boolean) => T.Tensor): OpAdapter =>
+  ([x], a) =>
+    f(x!, a.axes ?? undefined, a.keepdim);
 
 const OPS: Record<string, OpAdapter> = {
-  neg: unary(T.neg), exp: unary(T.exp), log: unary(T.log), sqrt: unary(T.sqrt), rsqrt: unary(T.rsqrt),
-  abs: unary(T.abs), relu: unary(T.relu), sigmoid: unary(T.sigmoid), tanh: unary(T.tanh), silu: unary(T.silu),
-  softplus: unary(T.softplus), gelu: unary((x) => T.gelu(x)), gelu_tanh: unary((x) => T.gelu(x, 'tanh')),
-  sin: unary(T.sin), cos: unary(T.cos), square: unary(T.square), reciprocal: unary(T.reciprocal), elu: unary((x) => T.elu(x)),
+  neg: unary(T.neg),
+  exp: unary(T.exp),
+  log: unary(T.log),
+  sqrt: unary(T.sqrt),
+  rsqrt: unary(T.rsqrt),
+  abs: unary(T.abs),
+  relu: unary(T.relu),
+  sigmoid: unary(T.sigmoid),
+  tanh: unary(T.tanh),
+  silu: unary(T.silu),
+  softplus: unary(T.softplus),
+  gelu: unary((x) => T.gelu(x)),
+  gelu_tanh: unary((x) => T.gelu(x, 'tanh')),
+  sin: unary(T.sin),
+  cos: unary(T.cos),
+  square: unary(T.square),
+  reciprocal: unary(T.reciprocal),
+  elu: unary((x) => T.elu(x)),
   leaky_relu: ([x], a) => T.leakyRelu(x!, a.slope),
   clamp: ([x], a) => T.clamp(x!, a.min ?? undefined, a.max ?? undefined),
   pow_scalar: ([x], a) => T.pow(x!, a.exponent),
-  add: binary(T.add), sub: binary(T.sub), mul: binary(T.mul), div: binary(T.div), pow: binary(T.pow),
-  maximum: binary(T.maximum), minimum: binary(T.minimum),
+  add: binary(T.add),
+  sub: binary(T.sub),
+  mul: binary(T.mul),
+  div: binary(T.div),
+  pow: binary(T.pow),
+  maximum: binary(T.maximum),
+  minimum: binary(T.minimum),
   add_scalar: ([x], a) => T.add(x!, a.scalar),
   rsub_scalar: ([x], a) => T.sub(a.scalar, x!),
   rdiv_scalar: ([x], a) => T.div(a.scalar, x!),
   mul_scalar: ([x], a) => T.mul(x!, a.scalar),
   where: ([c, a, b]) => T.where(c!, a!, b!),
-  sum: reduce(T.sum), mean: reduce(T.mean), max: reduce(T.max), min: reduce(T.min),
+  sum: reduce(T.sum),
+  mean: reduce(T.mean),
+  max: reduce(T.max),
+  min: reduce(T.min),
   var: ([x], a) => T.variance(x!, a.axes ?? undefined, a.keepdim, a.correction ?? 1),
   logsumexp: reduce(T.logsumexp),
   argmax: ([x], a) => T.argmax(x!, a.axis),

@@ -20,8 +20,18 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { expectClose } from '../helpers/compare.js';
 import { ModelGolden } from '../helpers/model-golden.js';
 
-const SMALL = { blocks: [3, 4, 6, 3] as [number, number, number, number], stem: 8, res2Out: 16, bottleneck: 4, strideInOneByOne: true, fpnOut: 16 };
-const NARROW: DensePoseRCNNConfig = { detector: { ...DENSEPOSE_RCNN_R50_FPN, backbone: SMALL, fcDim: 32 }, head: { ...DENSEPOSE_CHART_HEAD, hidden: 16 } };
+const SMALL = {
+  blocks: [3, 4, 6, 3] as [number, number, number, number],
+  stem: 8,
+  res2Out: 16,
+  bottleneck: 4,
+  strideInOneByOne: true,
+  fpnOut: 16,
+};
+const NARROW: DensePoseRCNNConfig = {
+  detector: { ...DENSEPOSE_RCNN_R50_FPN, backbone: SMALL, fcDim: 32 },
+  head: { ...DENSEPOSE_CHART_HEAD, hidden: 16 },
+};
 /** The oracle's MIN_SIZE_TEST / MAX_SIZE_TEST for the narrow model. */
 const RESIZE = { shortEdge: 96, maxSize: 160 };
 
@@ -69,7 +79,12 @@ describe('DensePose chart head (DensePoseV1ConvXHead + DensePoseChartPredictor) 
     expectClose(boxes.detections.scores, g.host('out/det_scores').data, 1e-4, 'scores');
     const det = g.host('out/det_boxes').data as Float32Array;
     const charts = model.roi_heads.densepose(features, det)!;
-    for (const [key, t] of [['coarse_segm', charts.coarseSegm], ['fine_segm', charts.fineSegm], ['u', charts.u], ['v', charts.v]] as const) {
+    for (const [key, t] of [
+      ['coarse_segm', charts.coarseSegm],
+      ['fine_segm', charts.fineSegm],
+      ['u', charts.u],
+      ['v', charts.v],
+    ] as const) {
       expect([...t.shape], key).toEqual(g.host(`out/${key}`).shape);
       expectClose(await t.data(), g.host(`out/${key}`).data, 1e-4, key);
     }
@@ -80,7 +95,15 @@ describe('DensePose chart head (DensePoseV1ConvXHead + DensePoseChartPredictor) 
 
   it('the full-size model has the released checkpoint key set and shapes (roi_heads.densepose_head / densepose_predictor)', () => {
     const text = readFileSync(out('densepose_chart_s1x_keys.txt'), 'utf8');
-    const shapes = new Map(text.trim().split('\n').map((l) => { const [k, s] = l.split(' '); return [k!, s!.split(',').map(Number)] as [string, number[]]; }));
+    const shapes = new Map(
+      text
+        .trim()
+        .split('\n')
+        .map((l) => {
+          const [k, s] = l.split(' ');
+          return [k!, s!.split(',').map(Number)] as [string, number[]];
+        }),
+    );
     const full = T.nn.withoutInit(() => new DensePoseRCNN(DENSEPOSE_RCNN_R50_FPN_S1X));
     expect(full.checkStateDict(shapes)).toEqual({ missing: [], unexpected: [], mismatched: [] });
     expect([...shapes.keys()].filter((k) => k.includes('densepose')).length).toBe(8 * 2 + 4 * 2);
@@ -91,7 +114,10 @@ describe('DensePose chart head (DensePoseV1ConvXHead + DensePoseChartPredictor) 
 
 describe('ROIPooler levels (assign_boxes_to_levels, canonical 224 at p4)', () => {
   it('powers of two of 224 start a level; smaller and larger boxes clamp to p2 and p5', () => {
-    const boxes = new Float32Array([0, 0, 224, 224, 0, 0, 112, 112, 0, 0, 111.9, 112, 5, 5, 61, 61, 0, 0, 2000, 2000, 0, 0, 447.99, 448, 10, 20, 458, 468]);
+    const boxes = new Float32Array([
+      0, 0, 224, 224, 0, 0, 112, 112, 0, 0, 111.9, 112, 5, 5, 61, 61, 0, 0, 2000, 2000, 0, 0, 447.99, 448, 10, 20, 458,
+      468,
+    ]);
     expect([...poolerLevels(boxes)]).toEqual([2, 1, 0, 0, 3, 2, 3]);
   });
 });
@@ -105,7 +131,9 @@ describe("DefaultPredictor's test-time resize (ResizeShortestEdge through Pillow
       const got = pilResizeBilinear(u8(r.host(`in${k}`)), H!, W!, 3, h!, w!);
       expect(differing(got, r.host(`out${k}`).data), `case ${k}: ${H}x${W} -> ${h}x${w}`).toBe(0);
     }
-    expect(() => pilResizeBilinear(new Uint8Array(5), 2, 2, 3, 4, 4)).toThrow(/pilResizeBilinear: expected 2x2x3 = 12 bytes, got 5/);
+    expect(() => pilResizeBilinear(new Uint8Array(5), 2, 2, 3, 4, 4)).toThrow(
+      /pilResizeBilinear: expected 2x2x3 = 12 bytes, got 5/,
+    );
   });
 });
 
@@ -125,10 +153,14 @@ describe("Leffa's DensePosePredictor outputs from the released-format .pkl", () 
       for (let i = 0; i < n; i++) {
         if (p.labels[i] !== labels.data[i]) continue;
         for (const c of [0, 1]) {
-          if (Math.abs(p.uv[c * n + i]! - uv[c * n + i]!) > 1e-4) throw new Error(`person ${k}: uv[${c}] at ${i}: ${p.uv[c * n + i]} vs ${uv[c * n + i]}`);
+          if (Math.abs(p.uv[c * n + i]! - uv[c * n + i]!) > 1e-4)
+            throw new Error(`person ${k}: uv[${c}] at ${i}: ${p.uv[c * n + i]} vs ${uv[c * n + i]}`);
         }
       }
-      expect(p.labels.some((l) => l > 0), `person ${k} has body parts`).toBe(true);
+      expect(
+        p.labels.some((l) => l > 0),
+        `person ${k} has body parts`,
+      ).toBe(true);
     }
     // By descending score, all above Leffa's threshold.
     expect(people.every((p, i) => p.score > 0.5 && (i === 0 || p.score <= people[i - 1]!.score))).toBe(true);
@@ -167,7 +199,9 @@ describe("Leffa's DensePosePredictor outputs from the released-format .pkl", () 
   });
 
   it('no person above the threshold is an error naming the image, not an empty picture', () => {
-    expect(() => leffaDensePoseImage([], 20, 30, 'viton_hd')).toThrow(/predict_seg: DensePose R-CNN found no person .* in the 20x30 image/);
+    expect(() => leffaDensePoseImage([], 20, 30, 'viton_hd')).toThrow(
+      /predict_seg: DensePose R-CNN found no person .* in the 20x30 image/,
+    );
     expect(() => leffaDensePoseImage([], 20, 30, 'dress_code')).toThrow(/predict_iuv: DensePose R-CNN found no person/);
   });
 });
@@ -186,14 +220,30 @@ describe('the released .pkl loader', () => {
 
   it('refuses Caffe2 blobs, missing or extra keys and other pixel statistics, naming the file and the key', async () => {
     const load = (name: string) => loadReleasedDensePose(bytesOf(name), { config: NARROW });
-    await expect(load('densepose_chart_blobs.pkl')).rejects.toThrow(/a Detectron \(Caffe2\) blob dict \('blobs\.conv1_w', \.\.\.\).*expected model_final_162be9\.pkl/);
-    await expect(load('densepose_chart_missing.pkl')).rejects.toThrow(/not the densepose_rcnn_R_50_FPN_s1x checkpoint .*1 problem\(s\):\n {2}missing roi_heads\.densepose_predictor\.u_lowres\.bias/);
-    await expect(load('densepose_chart_confidence.pkl')).rejects.toThrow(/unexpected roi_heads\.densepose_predictor\.sigma_2_lowres\.weight/);
-    await expect(load('densepose_chart_pixel.pkl')).rejects.toThrow(/pixel_std is \[57, 57, 57\], but this model normalises with \[1, 1, 1\]/);
+    await expect(load('densepose_chart_blobs.pkl')).rejects.toThrow(
+      /a Detectron \(Caffe2\) blob dict \('blobs\.conv1_w', \.\.\.\).*expected model_final_162be9\.pkl/,
+    );
+    await expect(load('densepose_chart_missing.pkl')).rejects.toThrow(
+      /not the densepose_rcnn_R_50_FPN_s1x checkpoint .*1 problem\(s\):\n {2}missing roi_heads\.densepose_predictor\.u_lowres\.bias/,
+    );
+    await expect(load('densepose_chart_confidence.pkl')).rejects.toThrow(
+      /unexpected roi_heads\.densepose_predictor\.sigma_2_lowres\.weight/,
+    );
+    await expect(load('densepose_chart_pixel.pkl')).rejects.toThrow(
+      /pixel_std is \[57, 57, 57\], but this model normalises with \[1, 1, 1\]/,
+    );
     // The full-size model refuses the narrow weights by shape.
-    await expect(loadReleasedDensePose(bytesOf('densepose_chart_model.pkl'))).rejects.toThrow(/shape of backbone\.bottom_up\.stem\.conv1\.weight: expected \[64, 3, 7, 7\], got \[8, 3, 7, 7\]/);
-    await expect(loadReleasedDensePose(bytesOf('pkl_evil.pkl'))).rejects.toThrow(/pickle references global 'os\.system', which is not allowed/);
-    await expect(loadReleasedDensePose('/nonexistent/model_final_162be9.pkl')).rejects.toThrow(/cannot read '\/nonexistent\/model_final_162be9\.pkl'/);
-    await expect(loadReleasedDensePose(new Uint8Array([0x50, 0x4b, 3, 4]))).rejects.toThrow(/not a pickle of protocol 2 or later .* not a detectron2 \.pkl checkpoint/);
+    await expect(loadReleasedDensePose(bytesOf('densepose_chart_model.pkl'))).rejects.toThrow(
+      /shape of backbone\.bottom_up\.stem\.conv1\.weight: expected \[64, 3, 7, 7\], got \[8, 3, 7, 7\]/,
+    );
+    await expect(loadReleasedDensePose(bytesOf('pkl_evil.pkl'))).rejects.toThrow(
+      /pickle references global 'os\.system', which is not allowed/,
+    );
+    await expect(loadReleasedDensePose('/nonexistent/model_final_162be9.pkl')).rejects.toThrow(
+      /cannot read '\/nonexistent\/model_final_162be9\.pkl'/,
+    );
+    await expect(loadReleasedDensePose(new Uint8Array([0x50, 0x4b, 3, 4]))).rejects.toThrow(
+      /not a pickle of protocol 2 or later .* not a detectron2 \.pkl checkpoint/,
+    );
   });
 });

@@ -1,17 +1,40 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
-import { DENSEPOSE_RCNN_R50_FPN, RCNNDetector, RESNET50_FPN, ResNetFPN, batchedNms, poolBoxes, poolerLevels } from '@leffa-webgpu/models';
+import {
+  DENSEPOSE_RCNN_R50_FPN,
+  RCNNDetector,
+  RESNET50_FPN,
+  ResNetFPN,
+  batchedNms,
+  poolBoxes,
+  poolerLevels,
+} from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectClose } from '../helpers/compare.js';
 import { ModelGolden } from '../helpers/model-golden.js';
 
-const SMALL = { blocks: [3, 4, 6, 3] as [number, number, number, number], stem: 8, res2Out: 16, bottleneck: 4, strideInOneByOne: true, fpnOut: 16 };
+const SMALL = {
+  blocks: [3, 4, 6, 3] as [number, number, number, number],
+  stem: 8,
+  res2Out: 16,
+  bottleneck: 4,
+  strideInOneByOne: true,
+  fpnOut: 16,
+};
 
 /** `name shape` lines written by the oracle from its detectron2-layout modules. */
 function keyFile(name: string): Map<string, number[]> {
   const text = readFileSync(fileURLToPath(new URL(`../golden/out/${name}`, import.meta.url)), 'utf8');
-  return new Map(text.trim().split('\n').map((l) => { const [k, s] = l.split(' '); return [k!, s ? s.split(',').map(Number) : []]; }));
+  return new Map(
+    text
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const [k, s] = l.split(' ');
+        return [k!, s ? s.split(',').map(Number) : []];
+      }),
+  );
 }
 
 beforeAll(async () => {
@@ -33,7 +56,9 @@ describe('DensePose R-CNN (detectron2 R_50_FPN) against a PyTorch re-implementat
       expectClose(await t.data(), g.host(key).data, 1e-4, key);
     }
     expect(p.p6.shape).toEqual([1, 16, 2, 1]);
-    expect(() => model.forward(T.zeros([1, 3, 96, 70]))).toThrow(/ResNetFPN: expected \[N, 3, H, W\] with H and W multiples of 32 .* got \[1, 3, 96, 70\]/);
+    expect(() => model.forward(T.zeros([1, 3, 96, 70]))).toThrow(
+      /ResNetFPN: expected \[N, 3, H, W\] with H and W multiples of 32 .* got \[1, 3, 96, 70\]/,
+    );
   });
 
   it('the full-size ResNet-50 + FPN has detectron2 key names and shapes', () => {
@@ -54,14 +79,25 @@ describe('roiAlign against torchvision.ops.roi_align semantics', () => {
     for (const key of g.tensors.keys()) {
       const m = /^out\/aligned(\d)_sr(\d)_(\d)x(\d)$/.exec(key);
       if (!m) continue;
-      const out = T.roiAlign(x, rois, { outputSize: [Number(m[3]), Number(m[4])], spatialScale: 0.25, samplingRatio: Number(m[2]), aligned: m[1] === '1' });
+      const out = T.roiAlign(x, rois, {
+        outputSize: [Number(m[3]), Number(m[4])],
+        spatialScale: 0.25,
+        samplingRatio: Number(m[2]),
+        aligned: m[1] === '1',
+      });
       expect([...out.shape], key).toEqual(g.host(key).shape);
       expectClose(await out.data(), g.host(key).data, 1e-5, key);
       // The last box lies wholly outside the map: zeros; the others are not.
       const host = await out.data();
       const per = Number(m[3]) * Number(m[4]) * 5;
-      expect(host.slice(7 * per, 8 * per).every((v) => v === 0), key).toBe(true);
-      expect(host.slice(0, per).some((v) => v !== 0), key).toBe(true);
+      expect(
+        host.slice(7 * per, 8 * per).every((v) => v === 0),
+        key,
+      ).toBe(true);
+      expect(
+        host.slice(0, per).some((v) => v !== 0),
+        key,
+      ).toBe(true);
       n++;
     }
     expect(n).toBe(8);
@@ -69,9 +105,15 @@ describe('roiAlign against torchvision.ops.roi_align semantics', () => {
 
   it('refuses malformed arguments, naming the op and the shapes', () => {
     const x = T.zeros([1, 2, 4, 4]);
-    expect(() => T.roiAlign(x, T.zeros([3, 4]), { outputSize: 2, spatialScale: 1 })).toThrow(/roiAlign: expected input \[N, C, H, W\] and rois \[K, 5\] .* got \[1, 2, 4, 4\] and \[3, 4\]/);
-    expect(() => T.roiAlign(x, T.zeros([3, 5]), { outputSize: 0, spatialScale: 1 })).toThrow(/roiAlign: outputSize must be positive integers/);
-    expect(() => T.roiAlign(x, T.zeros([3, 5]), { outputSize: 2, spatialScale: 1, samplingRatio: -1 })).toThrow(/roiAlign: samplingRatio must be an integer >= 0/);
+    expect(() => T.roiAlign(x, T.zeros([3, 4]), { outputSize: 2, spatialScale: 1 })).toThrow(
+      /roiAlign: expected input \[N, C, H, W\] and rois \[K, 5\] .* got \[1, 2, 4, 4\] and \[3, 4\]/,
+    );
+    expect(() => T.roiAlign(x, T.zeros([3, 5]), { outputSize: 0, spatialScale: 1 })).toThrow(
+      /roiAlign: outputSize must be positive integers/,
+    );
+    expect(() => T.roiAlign(x, T.zeros([3, 5]), { outputSize: 2, spatialScale: 1, samplingRatio: -1 })).toThrow(
+      /roiAlign: samplingRatio must be an integer >= 0/,
+    );
     expect(T.roiAlign(x, T.zeros([0, 5]), { outputSize: [3, 2], spatialScale: 1 }).shape).toEqual([0, 2, 3, 2]);
   });
 });
@@ -84,7 +126,10 @@ describe('DensePose R-CNN detection path (RPN, box head, NMS) against the PyTorc
     model.loadStateDict(g.stateDict());
     const { rpn, boxes } = await model.detect(g.tensor('input'));
     for (let l = 0; l < 5; l++) {
-      for (const [name, t] of [[`rpn_logits${l}`, rpn.logits[l]!], [`rpn_deltas${l}`, rpn.deltas[l]!]] as const) {
+      for (const [name, t] of [
+        [`rpn_logits${l}`, rpn.logits[l]!],
+        [`rpn_deltas${l}`, rpn.deltas[l]!],
+      ] as const) {
         expect([...t.shape], name).toEqual(g.host(`out/${name}`).shape);
         expectClose(await t.data(), g.host(`out/${name}`).data, 1e-4, name);
       }

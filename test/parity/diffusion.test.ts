@@ -103,7 +103,9 @@ describe('diffusion blocks against PyTorch', () => {
     await close(r.sample, g, 'output/ref');
     expect(r.referenceFeatures.length).toBe(Number(g.metadata.features));
     for (const [i, f] of r.referenceFeatures.entries()) await close(f, g, `output/feature${i}`);
-    const out = genUnet.forward(g.tensor('input/latent_gen'), t, { reference: { mode: 'consume', features: r.referenceFeatures } });
+    const out = genUnet.forward(g.tensor('input/latent_gen'), t, {
+      reference: { mode: 'consume', features: r.referenceFeatures },
+    });
     await close(out.sample, g, 'output/gen');
   });
 });
@@ -139,8 +141,12 @@ describe('SDXL layout at test size (per-block depths and heads, linear projectio
     expect(() => new UNet2DConditionModel({ ...SDXL_TINY_UNET, transformerLayersPerBlock: [1, 2] })).toThrow(
       'UNet config: transformerLayersPerBlock has 2 entries (1, 2) for 3 blocks',
     );
-    expect(() => new UNet2DConditionModel({ ...SDXL_TINY_UNET, attentionHeads: [1, 2, 3, 4] })).toThrow('UNet config: attentionHeads has 4 entries (1, 2, 3, 4) for 3 blocks');
-    expect(() => new UNet2DConditionModel({ ...SDXL_TINY_UNET, attentionHeads: [1, 5, 4] })).toThrow('UNet block: 48 channels do not split into 5 heads');
+    expect(() => new UNet2DConditionModel({ ...SDXL_TINY_UNET, attentionHeads: [1, 2, 3, 4] })).toThrow(
+      'UNet config: attentionHeads has 4 entries (1, 2, 3, 4) for 3 blocks',
+    );
+    expect(() => new UNet2DConditionModel({ ...SDXL_TINY_UNET, attentionHeads: [1, 5, 4] })).toThrow(
+      'UNet block: 48 channels do not split into 5 heads',
+    );
   });
 });
 
@@ -148,7 +154,9 @@ describe('Leffa SDXL key layout (pose_transfer.pth)', () => {
   it("LEFFA_CONFIGS.sdxl has exactly the torch model's keys and shapes, built without allocating its weights", async () => {
     const { readFileSync } = await import('node:fs');
     const { fileURLToPath } = await import('node:url');
-    const expected = JSON.parse(readFileSync(fileURLToPath(new URL('../golden/out/diffusion_sdxl_leffa_keys.json', import.meta.url)), 'utf8')) as {
+    const expected = JSON.parse(
+      readFileSync(fileURLToPath(new URL('../golden/out/diffusion_sdxl_leffa_keys.json', import.meta.url)), 'utf8'),
+    ) as {
       shapes: Record<string, number[]>;
       parameters: Record<'vae' | 'unet_encoder' | 'unet', number>;
     };
@@ -159,16 +167,20 @@ describe('Leffa SDXL key layout (pose_transfer.pth)', () => {
     const shapes = new Map(Object.entries(expected.shapes));
     expect(model.checkStateDict(shapes)).toEqual({ missing: [], unexpected: [], mismatched: [] });
     expect(model.stateDict().size).toBe(shapes.size);
-    for (const part of ['vae', 'unet_encoder', 'unet'] as const) expect(model[part].numParameters(), part).toBe(expected.parameters[part]);
+    for (const part of ['vae', 'unet_encoder', 'unet'] as const)
+      expect(model[part].numParameters(), part).toBe(expected.parameters[part]);
     // The released UNet of SDXL base has 2,567,463,684 parameters; the reference UNet is that one (4 input channels).
     expect(model.unet_encoder.numParameters()).toBe(2_567_463_684);
-    for (const key of ['unet.add_embedding.linear_1.weight', 'unet_encoder.add_embedding.linear_1.weight']) expect(shapes.get(key)).toEqual([1280, 2816]);
+    for (const key of ['unet.add_embedding.linear_1.weight', 'unet_encoder.add_embedding.linear_1.weight'])
+      expect(shapes.get(key)).toEqual([1280, 2816]);
     expect(shapes.get('unet.mid_block.attentions.0.transformer_blocks.9.attn1.to_q.weight')).toEqual([1280, 1280]);
     expect(shapes.has('unet.down_blocks.0.attentions.0.norm.weight')).toBe(false);
     // A wrong shape is reported by name (here: an SD 1.5-style 1x1-conv projection).
     const victim = 'unet.down_blocks.1.attentions.1.proj_in.weight';
     const wrong = new Map(shapes).set(victim, [640, 640, 1, 1]);
-    expect(model.checkStateDict(wrong).mismatched).toEqual([{ key: victim, expected: [640, 640], got: [640, 640, 1, 1] }]);
+    expect(model.checkStateDict(wrong).mismatched).toEqual([
+      { key: victim, expected: [640, 640], got: [640, 640, 1, 1] },
+    ]);
     model.dispose();
     expect(T.memoryStats().liveBytes).toBe(before);
     expect(model.config.schedule?.rescaleBetasZeroSnr).toBe(true);
@@ -181,18 +193,28 @@ describe('Stable Diffusion 1.5 key layout', () => {
   it('the SD1.5-size Leffa UNet and VAE have exactly the diffusers keys and shapes', async () => {
     const { readFileSync } = await import('node:fs');
     const { fileURLToPath } = await import('node:url');
-    const expected = JSON.parse(readFileSync(fileURLToPath(new URL('../golden/out/diffusion_sd15_keys.json', import.meta.url)), 'utf8')) as Record<'unet' | 'vae', Record<string, number[]>>;
+    const expected = JSON.parse(
+      readFileSync(fileURLToPath(new URL('../golden/out/diffusion_sd15_keys.json', import.meta.url)), 'utf8'),
+    ) as Record<'unet' | 'vae', Record<string, number[]>>;
     // 860M parameters: allocated but not initialised (nothing is loaded, only names and shapes are compared).
     const unet = T.nn.withoutInit(() => new UNet2DConditionModel({ ...SD15_UNET, inChannels: 12 }));
     const vae = T.nn.withoutInit(() => new AutoencoderKL(SD15_VAE));
-    for (const [model, key] of [[unet, 'unet'], [vae, 'vae']] as const) {
+    for (const [model, key] of [
+      [unet, 'unet'],
+      [vae, 'vae'],
+    ] as const) {
       const shapes = new Map(Object.entries(expected[key]));
       expect(model.checkStateDict(shapes)).toEqual({ missing: [], unexpected: [], mismatched: [] });
       // One wrong shape is reported by name.
       const wrong = new Map(shapes);
-      const victim = key === 'unet' ? 'down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight' : 'decoder.mid_block.attentions.0.to_v.weight';
+      const victim =
+        key === 'unet'
+          ? 'down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight'
+          : 'decoder.mid_block.attentions.0.to_v.weight';
       wrong.set(victim, [7, 7]);
-      expect(model.checkStateDict(wrong).mismatched).toEqual([{ key: victim, expected: expected[key][victim], got: [7, 7] }]);
+      expect(model.checkStateDict(wrong).mismatched).toEqual([
+        { key: victim, expected: expected[key][victim], got: [7, 7] },
+      ]);
       model.dispose();
     }
     expect(T.memoryStats().liveBytes).toBeLessThan(1e9);

@@ -12,7 +12,10 @@ await T.init();
 const onHalf =
   (op: (xs: T.Tensor[], a: Record<string, any>) => T.Tensor): OpAdapter =>
   (inputs, attrs) => {
-    const out = op(inputs.map((x) => x.half()), attrs);
+    const out = op(
+      inputs.map((x) => x.half()),
+      attrs,
+    );
     if (out.dtype !== 'float16') throw new Error(`result is ${out.dtype}, expected float16`);
     return out;
   };
@@ -64,7 +67,12 @@ describe('float16 tensors', () => {
     expect(x.grad!.dtype).toBe('float32');
     const [wv, xv, gw, gx] = await Promise.all([w.data(), x.data(), w.grad!.data(), x.grad!.data()]);
     expectClose(gw, T.halfToFloat(T.floatToHalf(xv.map((v) => 2 * v))), 0, 'd/dw');
-    expectClose(gx, wv.map((v) => 2 * v), 0, 'd/dx');
+    expectClose(
+      gx,
+      wv.map((v) => 2 * v),
+      0,
+      'd/dx',
+    );
   });
 
   it('modules convert with half() (unallocated parameters stay unallocated) and optimizers refuse float16 parameters', async () => {
@@ -75,7 +83,9 @@ describe('float16 tensors', () => {
     expectClose(await lin.weight.data(), T.halfToFloat(T.floatToHalf(before)), 0, 'weight');
     const y = lin.forward(T.ones([2, 5]).half());
     expect(y.dtype).toBe('float16');
-    expect(() => new T.AdamW(lin.parameters(), { lr: 1e-3 })).toThrow(/parameter 0 is float16; optimizers update float32 parameters only/);
+    expect(() => new T.AdamW(lin.parameters(), { lr: 1e-3 })).toThrow(
+      /parameter 0 is float16; optimizers update float32 parameters only/,
+    );
     lin.float();
     expect(lin.weight.dtype).toBe('float32');
     const deferred = T.nn.withoutInit(() => new T.nn.Linear(64, 64));
@@ -118,14 +128,21 @@ describe('float16 weights in files PyTorch wrote', () => {
   it('safetensors F16 stays float16 (its bits uploaded), BF16 as chosen, F32 by the dtype asked', async () => {
     const want = expected('st_expected.safetensors');
     const kept = await T.loadSafetensors(out('st_dtypes.safetensors'), { dtype: 'keep', bf16: 'float32' });
-    expect([kept.get('f16')!.dtype, kept.get('bf16')!.dtype, kept.get('f32')!.dtype, kept.get('i64')!.dtype]).toEqual(['float16', 'float32', 'float32', 'int32']);
+    expect([kept.get('f16')!.dtype, kept.get('bf16')!.dtype, kept.get('f32')!.dtype, kept.get('i64')!.dtype]).toEqual([
+      'float16',
+      'float32',
+      'float32',
+      'int32',
+    ]);
     expectClose(await kept.get('f16')!.data(), want.get('f16')!.data, 0, 'F16 kept');
     expectClose(await kept.get('bf16')!.data(), want.get('bf16')!.data, 0, 'BF16 as float32');
     const halves = await T.loadSafetensors(out('st_dtypes.safetensors'), { dtype: 'float16', bf16: 'float16' });
     expect(halves.get('f32')!.dtype).toBe('float16');
     expectClose(await halves.get('f32')!.data(), rounded(want.get('f32')!.data as Float32Array), 0, 'F32 rounded');
     expectClose(await halves.get('bf16')!.data(), rounded(want.get('bf16')!.data as Float32Array), 0, 'BF16 rounded');
-    await expect(T.loadSafetensors(out('st_dtypes.safetensors'), { dtype: 'keep' })).rejects.toThrow(/tensor 'bf16' is BF16: choose what it becomes with bf16/);
+    await expect(T.loadSafetensors(out('st_dtypes.safetensors'), { dtype: 'keep' })).rejects.toThrow(
+      /tensor 'bf16' is BF16: choose what it becomes with bf16/,
+    );
   });
 
   it('.pth HalfStorage (also a transposed view) stays float16; saving a float16 tensor writes its F16 bits', async () => {

@@ -14,7 +14,8 @@ const OPS: Record<string, OpAdapter> = {
   index_select: ([x, index], a) => T.indexSelect(x!, a.axis, index!),
   embedding: ([indices, weight]) => T.embedding(indices!, weight!),
   one_hot: ([labels], a) => T.oneHot(labels!, a.classes),
-  lovasz_softmax: ([probas, labels], a) => lovaszSoftmax(probas!, labels!, { classes: a.classes, ignoreIndex: a.ignoreIndex }),
+  lovasz_softmax: ([probas, labels], a) =>
+    lovaszSoftmax(probas!, labels!, { classes: a.classes, ignoreIndex: a.ignoreIndex }),
 };
 
 // Both bitonic schedules (sort and the Lovasz loss sort), not only the one this adapter gets.

@@ -40,7 +40,9 @@ describe("Leffa's human parsing (parsing_api.py) against its own code", () => {
     // Without the neck rule the face would be larger: the LIP map matters.
     const noLip = combineLeffaParsing(atr.data, new Uint8Array(H * W).fill(13), H, W);
     expect(noLip.labels.filter((l) => l === LEFFA_NECK_LABEL).length).toBe(0);
-    expect(() => combineLeffaParsing(atr.data, new Uint8Array(3), H, W)).toThrow(/combineLeffaParsing: expected 19500 labels/);
+    expect(() => combineLeffaParsing(atr.data, new Uint8Array(3), H, W)).toThrow(
+      /combineLeffaParsing: expected 19500 labels/,
+    );
   });
 
   it('end to end on random-weight ATR (18 classes) and LIP (20 classes) exports: logits, label maps, combination', async () => {
@@ -69,7 +71,10 @@ describe("Leffa's human parsing (parsing_api.py) against its own code", () => {
     const { parseHumanWith, ATR_LABELS } = await import('@leffa-webgpu/models');
     const atr = OnnxGraph.fromBytes(new Uint8Array(readFileSync(out('onnx_leffa_atr.onnx'))));
     const image = g.tensor('leffa/image');
-    const r = parseHumanWith((x) => atr.run({ 'input.1': x })[atr.outputNames[1]!]!, 18, image, { labelSet: ATR_LABELS, inputSize: [89, 81] });
+    const r = parseHumanWith((x) => atr.run({ 'input.1': x })[atr.outputNames[1]!]!, 18, image, {
+      labelSet: ATR_LABELS,
+      inputSize: [89, 81],
+    });
     expectClose(await r.logits.data(), g.host('leffa/atr_logits').data, 1e-4, 'leffa/atr_logits');
     T.dispose([image, r.logits, r.labels]);
     atr.dispose();
@@ -87,14 +92,20 @@ describe("Leffa's human parsing (parsing_api.py) against its own code", () => {
       const cut = join(dir, 'parsing_atr.onnx');
       const bytes = readFileSync(out('onnx_leffa_atr.onnx'));
       writeFileSync(cut, bytes.subarray(0, bytes.length - 1000));
-      await expect(loadLeffaHumanParsing(cut, out('onnx_leffa_lip.onnx'))).rejects.toThrow(/ATR human parser '.*parsing_atr.onnx': ONNX: .*(corrupt or truncated)/);
-      await expect(loadLeffaHumanParsing(out('onnx_leffa_atr.onnx'), join(dir, 'nope.onnx'))).rejects.toThrow(/LIP human parser '.*nope.onnx': does not exist/);
+      await expect(loadLeffaHumanParsing(cut, out('onnx_leffa_lip.onnx'))).rejects.toThrow(
+        /ATR human parser '.*parsing_atr.onnx': ONNX: .*(corrupt or truncated)/,
+      );
+      await expect(loadLeffaHumanParsing(out('onnx_leffa_atr.onnx'), join(dir, 'nope.onnx'))).rejects.toThrow(
+        /LIP human parser '.*nope.onnx': does not exist/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
     // Swapped: the 20-class LIP export where the 18-class ATR one belongs.
     const swapped = await loadLeffaHumanParsing(out('onnx_leffa_lip.onnx'), out('onnx_leffa_atr.onnx'));
-    await expect(swapped.parse(image)).rejects.toThrow(/LeffaHumanParsing: the ATR graph gave \[1, 20, \d+, \d+\], not the 18 ATR classes: is it parsing_atr.onnx\?/);
+    await expect(swapped.parse(image)).rejects.toThrow(
+      /LeffaHumanParsing: the ATR graph gave \[1, 20, \d+, \d+\], not the 18 ATR classes: is it parsing_atr.onnx\?/,
+    );
     swapped.dispose();
     image.dispose();
   });

@@ -15,7 +15,13 @@ const OPS: Record<string, OpAdapter> = {
       width,
       value: flowField(xs[2 * i]!, xs[2 * i + 1]!, { height, width }, { tau: a.tau }),
     }));
-    return leffaLoss({ flows, reference, target, mask, timesteps: a.timesteps }, { ...(a.normalization ? { normalization: a.normalization } : {}), ...(a.distance ? { distance: a.distance } : {}) });
+    return leffaLoss(
+      { flows, reference, target, mask, timesteps: a.timesteps },
+      {
+        ...(a.normalization ? { normalization: a.normalization } : {}),
+        ...(a.distance ? { distance: a.distance } : {}),
+      },
+    );
   },
   // Leffa's pipeline.py guidance (the rescale defaults to the scale, as released).
   leffa_guidance: ([uncond, cond], a) => classifierFreeGuidance(uncond!, cond!, a.scale, a.rescale),

@@ -12,7 +12,8 @@ const OPS: Record<string, OpAdapter> = {
   ce: ([x, t, w], o) => T.crossEntropy(x!, t!, { ...o, ...(w ? { weight: w } : {}) }),
   kl: ([a, b], o) => T.klDiv(a!, b!, o.reduction),
   // The embedding takes CPU timesteps (the golden also stores them as its input tensor).
-  timestep_embedding: (_, o) => timestepEmbedding(o.timesteps, o.dim, { flipSinToCos: o.flip, downscaleFreqShift: o.shift }),
+  timestep_embedding: (_, o) =>
+    timestepEmbedding(o.timesteps, o.dim, { flipSinToCos: o.flip, downscaleFreqShift: o.shift }),
   one_hot: ([t], o) => T.oneHot(t!, o.classes),
 };
 

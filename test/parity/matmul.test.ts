@@ -11,7 +11,14 @@ const OPS: Record<string, OpAdapter> = {
     T.gemm(
       a!,
       b!,
-      { batch: at.batch, M: at.M, N: at.N, K: at.K, broadcastA: at.broadcastA ?? false, broadcastB: at.broadcastB ?? false },
+      {
+        batch: at.batch,
+        M: at.M,
+        N: at.N,
+        K: at.K,
+        broadcastA: at.broadcastA ?? false,
+        broadcastB: at.broadcastB ?? false,
+      },
       { transA: at.transA, transB: at.transB, bias, biasMode: at.biasMode },
       at.batch === 1 ? [at.M, at.N] : [at.batch, at.M, at.N],
     ),

@@ -19,7 +19,9 @@ beforeAll(async () => {
 /** ONNX Runtime's outputs for one float32 feed, in graph-output order. */
 async function runOrt(path: string, input: T.HostTensor): Promise<Float32Array[]> {
   const session = await ort.InferenceSession.create(path);
-  const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', Float32Array.from(input.data), [...input.shape]) };
+  const feeds = {
+    [session.inputNames[0]!]: new ort.Tensor('float32', Float32Array.from(input.data), [...input.shape]),
+  };
   const res = await session.run(feeds);
   const outs = session.outputNames.map((n) => res[n]!.data as Float32Array);
   await session.release();
@@ -58,7 +60,18 @@ describe('ONNX executor against PyTorch and ONNX Runtime', () => {
       expect(info.producer).toMatch(/^pytorch /);
       // The exported InPlaceABN's Abs(weight) + eps are folded at load; the network ops remain.
       expect(info.ops.Abs).toBeUndefined();
-      for (const op of ['Conv', 'BatchNormalization', 'LeakyRelu', 'Relu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Resize', 'Concat', 'Add']) {
+      for (const op of [
+        'Conv',
+        'BatchNormalization',
+        'LeakyRelu',
+        'Relu',
+        'MaxPool',
+        'AveragePool',
+        'GlobalAveragePool',
+        'Resize',
+        'Concat',
+        'Add',
+      ]) {
         expect(info.ops[op], op).toBeGreaterThan(0);
       }
       // Resize sizes come from Shape -> Slice -> Concat evaluated on the host at run time.
@@ -74,7 +87,19 @@ describe('ONNX executor against PyTorch and ONNX Runtime', () => {
         expectClose(ours[i]!, ortOuts[i]!, 1e-4, `${k} vs onnxruntime`);
       });
       const ops = graph.info().ops;
-      for (const op of ['Softmax', 'LogSoftmax', 'Transpose', 'Pad', 'Resize', 'AveragePool', 'Clip', 'Slice', 'Sigmoid', 'MatMul']) expect(ops[op], op).toBeGreaterThan(0);
+      for (const op of [
+        'Softmax',
+        'LogSoftmax',
+        'Transpose',
+        'Pad',
+        'Resize',
+        'AveragePool',
+        'Clip',
+        'Slice',
+        'Sigmoid',
+        'MatMul',
+      ])
+        expect(ops[op], op).toBeGreaterThan(0);
       graph.dispose();
     });
   }
@@ -82,7 +107,9 @@ describe('ONNX executor against PyTorch and ONNX Runtime', () => {
   it('reads initializers with their names, shapes and values', () => {
     const model = readOnnx(new Uint8Array(readFileSync(out('onnx_ce2p_op11.onnx'))));
     expect(model.opsets.get('')).toBe(11);
-    expect(model.graph.inputs.map((i) => [i.name, i.elemType, i.shape])).toEqual([['input.1', 'float32', [1, 3, 89, 81]]]);
+    expect(model.graph.inputs.map((i) => [i.name, i.elemType, i.shape])).toEqual([
+      ['input.1', 'float32', [1, 3, 89, 81]],
+    ]);
     const w = model.graph.initializers.get('conv1.weight')!;
     expect(w.dataType).toBe('float32');
     expect(w.dims).toEqual([8, 3, 3, 3]);
@@ -118,7 +145,9 @@ describe('ONNX executor against PyTorch and ONNX Runtime', () => {
   it('a feed of the wrong name or shape is refused', () => {
     const graph = OnnxGraph.fromBytes(new Uint8Array(readFileSync(out('onnx_ce2p_op11.onnx'))));
     const x = T.zeros([1, 3, 64, 64]);
-    expect(() => graph.run({ 'input.1': x })).toThrow(/graph input 'input.1' expects shape \[1, 3, 89, 81\], got \[1, 3, 64, 64\]/);
+    expect(() => graph.run({ 'input.1': x })).toThrow(
+      /graph input 'input.1' expects shape \[1, 3, 89, 81\], got \[1, 3, 64, 64\]/,
+    );
     expect(() => graph.run({ image: x })).toThrow(/no feed for graph input 'input.1'/);
     x.dispose();
     graph.dispose();
@@ -146,15 +175,30 @@ message Dim { optional int64 dim_value = 1; }
 `;
 const ModelType = protobuf.parse(SCHEMA, { keepCase: true }).root.lookupType('Model');
 
-interface TensorSpec { name: string; dims: number[]; data_type: number; float_data?: number[]; int32_data?: number[]; int64_data?: number[]; raw_data?: Uint8Array; data_location?: number; external_data?: { key: string; value: string }[] }
+interface TensorSpec {
+  name: string;
+  dims: number[];
+  data_type: number;
+  float_data?: number[];
+  int32_data?: number[];
+  int64_data?: number[];
+  raw_data?: Uint8Array;
+  data_location?: number;
+  external_data?: { key: string; value: string }[];
+}
 
 function encode(nodes: object[], initializer: TensorSpec[], opset = 13): Uint8Array {
-  const vi = (name: string, dims: number[]) => ({ name, type: { tensor_type: { elem_type: 1, shape: { dim: dims.map((d) => ({ dim_value: d })) } } } });
-  return ModelType.encode(ModelType.fromObject({
-    ir_version: 7,
-    opset_import: [{ domain: '', version: opset }],
-    graph: { node: nodes, initializer, input: [vi('x', [2, 3])], output: [vi('y', [2, 3])] },
-  })).finish();
+  const vi = (name: string, dims: number[]) => ({
+    name,
+    type: { tensor_type: { elem_type: 1, shape: { dim: dims.map((d) => ({ dim_value: d })) } } },
+  });
+  return ModelType.encode(
+    ModelType.fromObject({
+      ir_version: 7,
+      opset_import: [{ domain: '', version: opset }],
+      graph: { node: nodes, initializer, input: [vi('x', [2, 3])], output: [vi('y', [2, 3])] },
+    }),
+  ).finish();
 }
 
 describe('ONNX reader: tensor encodings and corrupt files', () => {
@@ -187,42 +231,90 @@ describe('ONNX reader: tensor encodings and corrupt files', () => {
     const x = T.tensor([1, 2, 3, 4, 5, 6], [2, 3]);
     const { y } = graph.run({ x });
     expect([...y!.shape]).toEqual([2, 3]);
-    expect([...(await y!.data())]).toEqual([(1 + 1) * 1, (2 - 2) * 2, (3 + 0.5) * 3, (4 + 2 ** -24) * 1, Math.fround(5 + 65504) * 2, 6 * 3].map(Math.fround));
+    expect([...(await y!.data())]).toEqual(
+      [(1 + 1) * 1, (2 - 2) * 2, (3 + 0.5) * 3, (4 + 2 ** -24) * 1, Math.fround(5 + 65504) * 2, 6 * 3].map(Math.fround),
+    );
     T.dispose([x, y!]);
     graph.dispose();
   });
 
   it('declared sizes are checked against the data: short raw data, wrong typed-field counts, bad dims', () => {
     const node = [{ name: 'add', op_type: 'Add', input: ['x', 'w'], output: ['y'] }];
-    expect(() => readOnnx(encode(node, [{ name: 'w', dims: [2, 3], data_type: 1, raw_data: new Uint8Array(20) }]))).toThrow(
+    expect(() =>
+      readOnnx(encode(node, [{ name: 'w', dims: [2, 3], data_type: 1, raw_data: new Uint8Array(20) }])),
+    ).toThrow(
       /initializer 'w' \(float32 \[2, 3\]\) needs 24 bytes of raw data, the file holds 20: the file is corrupt or truncated/,
     );
-    expect(() => readOnnx(encode(node, [{ name: 'w', dims: [2, 3], data_type: 1, float_data: [1, 2, 3] }]))).toThrow(/initializer 'w' \(float32 \[2, 3\]\) declares 6 elements, the file holds 3/);
-    expect(() => readOnnx(encode(node, [{ name: 'w', dims: [2, -3], data_type: 1, float_data: [] }]))).toThrow(/initializer 'w' declares a bad dimension -3/);
-    expect(() => readOnnx(encode(node, [{ name: 'w', dims: [65536, 65536], data_type: 1, raw_data: new Uint8Array(8) }]))).toThrow(/declares 4294967296 elements/);
-    expect(() => readOnnx(encode(node, [{ name: 'w', dims: [3], data_type: 8, raw_data: new Uint8Array(3) }]))).toThrow(/initializer 'w' has data type string, which is not supported/);
-    expect(() => readOnnx(encode(node, [{ name: 'w', dims: [3], data_type: 1, data_location: 1, external_data: [{ key: 'location', value: 'w.bin' }] }]))).toThrow(
-      /initializer 'w' keeps its data in an external file/,
+    expect(() => readOnnx(encode(node, [{ name: 'w', dims: [2, 3], data_type: 1, float_data: [1, 2, 3] }]))).toThrow(
+      /initializer 'w' \(float32 \[2, 3\]\) declares 6 elements, the file holds 3/,
     );
+    expect(() => readOnnx(encode(node, [{ name: 'w', dims: [2, -3], data_type: 1, float_data: [] }]))).toThrow(
+      /initializer 'w' declares a bad dimension -3/,
+    );
+    expect(() =>
+      readOnnx(encode(node, [{ name: 'w', dims: [65536, 65536], data_type: 1, raw_data: new Uint8Array(8) }])),
+    ).toThrow(/declares 4294967296 elements/);
+    expect(() => readOnnx(encode(node, [{ name: 'w', dims: [3], data_type: 8, raw_data: new Uint8Array(3) }]))).toThrow(
+      /initializer 'w' has data type string, which is not supported/,
+    );
+    expect(() =>
+      readOnnx(
+        encode(node, [
+          {
+            name: 'w',
+            dims: [3],
+            data_type: 1,
+            data_location: 1,
+            external_data: [{ key: 'location', value: 'w.bin' }],
+          },
+        ]),
+      ),
+    ).toThrow(/initializer 'w' keeps its data in an external file/);
   });
 
   it('a truncated or foreign file errors as corrupt', () => {
     const bytes = new Uint8Array(readFileSync(out('onnx_ce2p_op11.onnx')));
-    expect(() => readOnnx(bytes.subarray(0, Math.floor(bytes.length * 0.6)))).toThrow(/ONNX: (not a readable ONNX model \(corrupt or truncated protobuf\)|.*corrupt or truncated)/);
-    expect(() => readOnnx(new TextEncoder().encode('{"not": "onnx"}'))).toThrow(/ONNX: (not a readable ONNX model|the file holds no graph)/);
+    expect(() => readOnnx(bytes.subarray(0, Math.floor(bytes.length * 0.6)))).toThrow(
+      /ONNX: (not a readable ONNX model \(corrupt or truncated protobuf\)|.*corrupt or truncated)/,
+    );
+    expect(() => readOnnx(new TextEncoder().encode('{"not": "onnx"}'))).toThrow(
+      /ONNX: (not a readable ONNX model|the file holds no graph)/,
+    );
   });
 
   it('unsupported ops, attributes and opsets are refused at load with the node, op type and what is supported', () => {
     const w = [{ name: 'w', dims: [2, 3], data_type: 1, float_data: [1, 2, 3, 4, 5, 6] }];
     const einsum = encode([{ name: 'mix', op_type: 'Einsum', input: ['x', 'w'], output: ['y'] }], w);
-    expect(() => OnnxGraph.fromBytes(einsum)).toThrow(/ONNX node 'mix' \(Einsum\): op type 'Einsum' is not supported; supported \(default domain\): .*Conv, .*Resize/);
-    const cubic = encode([{ name: 'up', op_type: 'Resize', input: ['x', '', 'w'], output: ['y'], attribute: [{ name: 'mode', type: 3 }] }], w);
+    expect(() => OnnxGraph.fromBytes(einsum)).toThrow(
+      /ONNX node 'mix' \(Einsum\): op type 'Einsum' is not supported; supported \(default domain\): .*Conv, .*Resize/,
+    );
+    const cubic = encode(
+      [{ name: 'up', op_type: 'Resize', input: ['x', '', 'w'], output: ['y'], attribute: [{ name: 'mode', type: 3 }] }],
+      w,
+    );
     // mode '' (an empty string attribute) is not a supported mode.
-    expect(() => OnnxGraph.fromBytes(cubic)).toThrow(/ONNX node 'up' \(Resize\): mode '' is not supported \(nearest, linear\)/);
-    const convSame = encode([{ name: 'c', op_type: 'Conv', input: ['x', 'w'], output: ['y'], attribute: [{ name: 'kernel_shape', type: 7, ints: [3, 3, 3] }] }], w);
+    expect(() => OnnxGraph.fromBytes(cubic)).toThrow(
+      /ONNX node 'up' \(Resize\): mode '' is not supported \(nearest, linear\)/,
+    );
+    const convSame = encode(
+      [
+        {
+          name: 'c',
+          op_type: 'Conv',
+          input: ['x', 'w'],
+          output: ['y'],
+          attribute: [{ name: 'kernel_shape', type: 7, ints: [3, 3, 3] }],
+        },
+      ],
+      w,
+    );
     expect(() => OnnxGraph.fromBytes(convSame)).toThrow(/ONNX node 'c' \(Conv\): only 2-D convolutions are supported/);
-    expect(() => OnnxGraph.fromBytes(encode([{ name: 'a', op_type: 'Add', input: ['x', 'w'], output: ['y'] }], w, 21))).toThrow(/opset 21 is not supported \(9-17\)/);
-    expect(() => OnnxGraph.fromBytes(encode([{ name: 'a', op_type: 'Add', input: ['x', 'nope'], output: ['y'] }], w))).toThrow(/ONNX node 'a' \(Add\): input 'nope' is not produced before this node/);
+    expect(() =>
+      OnnxGraph.fromBytes(encode([{ name: 'a', op_type: 'Add', input: ['x', 'w'], output: ['y'] }], w, 21)),
+    ).toThrow(/opset 21 is not supported \(9-17\)/);
+    expect(() =>
+      OnnxGraph.fromBytes(encode([{ name: 'a', op_type: 'Add', input: ['x', 'nope'], output: ['y'] }], w)),
+    ).toThrow(/ONNX node 'a' \(Add\): input 'nope' is not produced before this node/);
     expect(ONNX_SUPPORTED_OPS).toContain('BatchNormalization');
   });
 });

@@ -1,7 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
-import { OPENPOSE_BODY, OPENPOSE_SMALL, OpenPoseBody, gaussianSmooth, openPoseKeys, peakMask, poseMaps, resizeByFactor } from '@leffa-webgpu/models';
+import {
+  OPENPOSE_BODY,
+  OPENPOSE_SMALL,
+  OpenPoseBody,
+  gaussianSmooth,
+  openPoseKeys,
+  peakMask,
+  poseMaps,
+  resizeByFactor,
+} from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectClose, normalisedError } from '../helpers/compare.js';
 import { ModelGolden } from '../helpers/model-golden.js';
@@ -19,7 +28,10 @@ describe('OpenPose body network against PyTorch', () => {
     const out = model.forward(g.tensor('input/x'));
     expect(out.stages.length).toBe(3);
     for (const [i, s] of out.stages.entries()) {
-      for (const [name, t] of [['paf', s.paf], ['heatmap', s.heatmap]] as const) {
+      for (const [name, t] of [
+        ['paf', s.paf],
+        ['heatmap', s.heatmap],
+      ] as const) {
         const key = `output/${name}${i + 1}`;
         expect([...t.shape]).toEqual(g.host(key).shape);
         expectClose(await t.data(), g.host(key).data, 1e-4, key);
@@ -43,7 +55,9 @@ describe('OpenPose body network against PyTorch', () => {
   });
 
   it('the full model has the official key names and shapes (52.3M parameters)', () => {
-    const expected = JSON.parse(readFileSync(fileURLToPath(new URL('../golden/out/openpose_keys.json', import.meta.url)), 'utf8')) as Record<string, number[]>;
+    const expected = JSON.parse(
+      readFileSync(fileURLToPath(new URL('../golden/out/openpose_keys.json', import.meta.url)), 'utf8'),
+    ) as Record<string, number[]>;
     const model = T.nn.withoutInit(() => new OpenPoseBody(OPENPOSE_BODY));
     const flat = openPoseKeys(new Map(Object.entries(expected)));
     expect(model.checkStateDict(flat)).toEqual({ missing: [], unexpected: [], mismatched: [] });
@@ -70,7 +84,8 @@ describe('OpenPose peak smoothing against scipy.ndimage.gaussian_filter(sigma=3)
   it('a peak one pixel from the border stays there with reflect; zeros pull it inwards', async () => {
     const g = new ModelGolden('openpose_peaks');
     const [C, H, W] = g.host('border/x').shape as [number, number, number];
-    const at = (mask: Float32Array | Int32Array | Uint8Array, c: number, y: number, x: number) => mask[c * H * W + y * W + x]!;
+    const at = (mask: Float32Array | Int32Array | Uint8Array, c: number, y: number, x: number) =>
+      mask[c * H * W + y * W + x]!;
     const reflect = await peakMask(g.tensor('border/x')).data();
     const zeros = await peakMask(g.tensor('border/x'), 0.1, 'zeros').data();
     expect(C).toBe(3);
@@ -149,7 +164,10 @@ describe("OpenPose maps against body.py's procedure (cv2.resize INTER_CUBIC tran
             if (d <= 1e-6) continue;
             const u = y < h && x < w ? unrounded.data[(c * h + y) * w + x]! : NaN;
             const nearTie = Math.abs(u - Math.floor(u) - 0.5) < 1e-3;
-            expect(nearTie && Math.abs(d - 1 / 256) < 1e-6, `input at scale ${s}, channel ${c}, (${y}, ${x}): got ${ours[j]}, expected ${expected.data[j]} (unrounded ${u})`).toBe(true);
+            expect(
+              nearTie && Math.abs(d - 1 / 256) < 1e-6,
+              `input at scale ${s}, channel ${c}, (${y}, ${x}): got ${ours[j]}, expected ${expected.data[j]} (unrounded ${u})`,
+            ).toBe(true);
             ties++;
           }
         }

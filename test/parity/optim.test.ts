@@ -25,7 +25,12 @@ const OPS: Record<string, OpAdapter> = {
       params: idx.map((i) => params[i]!),
       ...overrides,
     }));
-    const opt = a.optimizer === 'sgd' ? new T.SGD(groups, a.defaults) : a.optimizer === 'adam' ? new T.Adam(groups, a.defaults) : new T.AdamW(groups, a.defaults);
+    const opt =
+      a.optimizer === 'sgd'
+        ? new T.SGD(groups, a.defaults)
+        : a.optimizer === 'adam'
+          ? new T.Adam(groups, a.defaults)
+          : new T.AdamW(groups, a.defaults);
     const skip = new Set((a.skip as number[][]).map(([k, i]) => `${k}:${i}`));
     for (let k = 0; k < a.steps; k++) {
       if (a.lrScales) opt.lr = a.defaults.lr * a.lrScales[k];

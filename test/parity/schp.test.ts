@@ -1,7 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
-import { LIP_LABELS, SCHP_CONFIGS, SCHPNetwork, flipPermutation, parseHuman, schpKeys, schpPalette } from '@leffa-webgpu/models';
+import {
+  LIP_LABELS,
+  SCHP_CONFIGS,
+  SCHPNetwork,
+  flipPermutation,
+  parseHuman,
+  schpKeys,
+  schpPalette,
+} from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectClose } from '../helpers/compare.js';
 import { ModelGolden } from '../helpers/model-golden.js';
@@ -21,7 +29,8 @@ beforeAll(async () => {
 function mirrorSwap(t: Float32Array, C: number, H: number, W: number, perm: number[]): Float32Array {
   const out = new Float32Array(t.length);
   for (let c = 0; c < C; c++) {
-    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[(c * H + y) * W + x] = t[(perm[c]! * H + y) * W + (W - 1 - x)]!;
+    for (let y = 0; y < H; y++)
+      for (let x = 0; x < W; x++) out[(c * H + y) * W + x] = t[(perm[c]! * H + y) * W + (W - 1 - x)]!;
   }
   return out;
 }
@@ -29,7 +38,11 @@ function mirrorSwap(t: Float32Array, C: number, H: number, W: number, perm: numb
 describe('SCHP (CE2P) against PyTorch', () => {
   it('parsing, fusion and edge logits of a small model with official key names', async () => {
     const [[parsing, fusion], [edge]] = model.forward(g.tensor('input/x'));
-    for (const [name, t] of [['parsing', parsing], ['fusion', fusion], ['edge', edge]] as const) {
+    for (const [name, t] of [
+      ['parsing', parsing],
+      ['fusion', fusion],
+      ['edge', edge],
+    ] as const) {
       const key = `output/${name}`;
       expect([...t.shape], key).toEqual(g.host(key).shape);
       expectClose(await t.data(), g.host(key).data, 1e-4, key);
@@ -42,7 +55,11 @@ describe('SCHP (CE2P) against PyTorch', () => {
     s2.loadStateDict(g.stateDict());
     const [[parsing, fusion], [edge]] = s2.forward(g.tensor('input/x'));
     expect(parsing.shape.slice(2)).toEqual([33, 25]);
-    for (const [name, t] of [['parsing', parsing], ['fusion', fusion], ['edge', edge]] as const) {
+    for (const [name, t] of [
+      ['parsing', parsing],
+      ['fusion', fusion],
+      ['edge', edge],
+    ] as const) {
       const key = `stride2/${name}`;
       expect([...t.shape], key).toEqual(g.host(key).shape);
       expectClose(await t.data(), g.host(key).data, 1e-4, key);
@@ -51,7 +68,9 @@ describe('SCHP (CE2P) against PyTorch', () => {
   });
 
   it('the official ResNet-101 LIP model has the checkpoint key names and shapes (66.7M parameters)', () => {
-    const expected = JSON.parse(readFileSync(fileURLToPath(new URL('../golden/out/schp_lip_keys.json', import.meta.url)), 'utf8')) as Record<string, number[]>;
+    const expected = JSON.parse(
+      readFileSync(fileURLToPath(new URL('../golden/out/schp_lip_keys.json', import.meta.url)), 'utf8'),
+    ) as Record<string, number[]>;
     const full = T.nn.withoutInit(() => new SCHPNetwork(SCHP_CONFIGS.resnet101));
     // Checkpoints are saved from DataParallel: 'module.' prefixes.
     const shapes = schpKeys(new Map(Object.entries(expected).map(([k, v]) => [`module.${k}`, v])));
@@ -62,7 +81,10 @@ describe('SCHP (CE2P) against PyTorch', () => {
   });
 
   it('parseHuman matches the official preprocessing, inference and warp back (box padded top/bottom and left/right)', async () => {
-    for (const [image, key] of [['parse/image', 'parse/logits'], ['parse/image_tall', 'parse/logits_tall']] as const) {
+    for (const [image, key] of [
+      ['parse/image', 'parse/logits'],
+      ['parse/image_tall', 'parse/logits_tall'],
+    ] as const) {
       const r = parseHuman(model, g.tensor(image), { inputSize: [57, 41] });
       const h = g.host(image);
       expect([...r.logits.shape]).toEqual([20, h.shape[1], h.shape[2]]);
@@ -115,7 +137,12 @@ describe('SCHP (CE2P) against PyTorch', () => {
     expect(labels.every((v) => v >= 0 && v < 20)).toBe(true);
     // get_palette(20): label bits 0/1/2 into R/G/B from the top bit down.
     const p = schpPalette(20);
-    expect(p.slice(0, 4)).toEqual([[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]);
+    expect(p.slice(0, 4)).toEqual([
+      [0, 0, 0],
+      [128, 0, 0],
+      [0, 128, 0],
+      [128, 128, 0],
+    ]);
     expect(p[8]).toEqual([64, 0, 0]);
     expect(p[19]).toEqual([128, 192, 0]);
     expect(() => parseHuman(model, T.rand([2, 3, 8, 8]))).toThrow(/parseHuman: expected an RGB image/);

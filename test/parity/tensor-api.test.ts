@@ -7,8 +7,19 @@ await T.init();
 
 type Fn = (a: T.Tensor | number, b: T.Tensor | number) => T.Tensor;
 const BINARY: Record<string, Fn> = {
-  add: T.add, sub: T.sub, mul: T.mul, div: T.div, maximum: T.maximum, minimum: T.minimum, floorDivide: T.floorDivide,
-  lt: T.lt, le: T.le, eq: T.eq, ne: T.ne, gt: T.gt, ge: T.ge,
+  add: T.add,
+  sub: T.sub,
+  mul: T.mul,
+  div: T.div,
+  maximum: T.maximum,
+  minimum: T.minimum,
+  floorDivide: T.floorDivide,
+  lt: T.lt,
+  le: T.le,
+  eq: T.eq,
+  ne: T.ne,
+  gt: T.gt,
+  ge: T.ge,
 };
 const UNARY: Record<string, (x: T.Tensor) => T.Tensor> = { neg: T.neg, abs: T.abs };
 
@@ -25,7 +36,8 @@ const OPS: Record<string, OpAdapter> = {
   erf: ([x]) => T.erf(x!),
   cumsum: ([x], a) => T.cumsum(x!, a.axis),
   prod: ([x], a) => T.prod(x!, a.axes ?? undefined, a.keepdim),
-  norm: ([x], a) => T.norm(x!, a.p === 'inf' ? Infinity : a.p === '-inf' ? -Infinity : a.p, a.axes ?? undefined, a.keepdim),
+  norm: ([x], a) =>
+    T.norm(x!, a.p === 'inf' ? Infinity : a.p === '-inf' ? -Infinity : a.p, a.axes ?? undefined, a.keepdim),
   clone: ([x]) => T.clone(x!),
   masked_fill: ([x, m], a) => T.maskedFill(x!, m!, a.value === '-inf' ? -Infinity : a.value),
   tril: ([x], a) => T.tril(x!, a.diagonal),
@@ -37,9 +49,18 @@ const OPS: Record<string, OpAdapter> = {
   scatter: ([x, i, s], a) => T.scatter(x!, a.axis, i!, s!),
   scatter_value: ([x, i], a) => T.scatter(x!, a.axis, i!, a.value),
   scatter_add: ([x, i, s], a) => T.scatterAdd(x!, a.axis, i!, s!),
-  slice: ([x], a) => T.slice(x!, (a.specs as (Record<string, number | null> | null)[]).map((s) => s && {
-    ...(s.start != null ? { start: s.start } : {}), ...(s.end != null ? { end: s.end } : {}), ...(s.step != null ? { step: s.step } : {}),
-  })),
+  slice: ([x], a) =>
+    T.slice(
+      x!,
+      (a.specs as (Record<string, number | null> | null)[]).map(
+        (s) =>
+          s && {
+            ...(s.start != null ? { start: s.start } : {}),
+            ...(s.end != null ? { end: s.end } : {}),
+            ...(s.step != null ? { step: s.step } : {}),
+          },
+      ),
+    ),
   einsum: (xs, a) => T.einsum(a.equation, ...xs),
   conv1d: ([x, w, b], a) => T.conv1d(x!, w!, b, a),
 };
@@ -80,12 +101,19 @@ describe('parity: tensor_api_async', () => {
       const expected = host(`${c.name}.out0`);
       expect([...out.shape]).toEqual(expected.shape);
       expect(out.dtype).toBe(c.attrs.dtype ?? 'float32');
-      expect(Array.from(out.dtype === 'int32' ? await out.intData() : await out.data())).toEqual(Array.from(expected.data));
+      expect(Array.from(out.dtype === 'int32' ? await out.intData() : await out.data())).toEqual(
+        Array.from(expected.data),
+      );
       if (c.grads.length > 0) {
         const go = host(`${c.name}.gout0`);
         T.tidy(() => T.sum(T.mul(out, T.tensor(go.data, go.shape))).backward());
         for (const i of c.grads) {
-          expectClose(await inputs[i]!.grad!.data(), host(`${c.name}.grad${i}`).data, 1e-6, `${c.name} grad of input ${i}`);
+          expectClose(
+            await inputs[i]!.grad!.data(),
+            host(`${c.name}.grad${i}`).data,
+            1e-6,
+            `${c.name} grad of input ${i}`,
+          );
         }
       }
       T.dispose([out, ...inputs]);

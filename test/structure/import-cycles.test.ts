@@ -36,7 +36,9 @@ describe('import cycles', () => {
     const rank: Record<string, number> = { device: 0, tensor: 1, forward: 2, autograd: 3, ops: 4 };
     const layer = (file: string) => rank[file.split('/')[0]!];
     const upwards = importEdges(join(packages, 'core', 'src'))
-      .filter((e) => !e.typeOnly && layer(e.from) !== undefined && layer(e.to) !== undefined && layer(e.to)! > layer(e.from)!)
+      .filter(
+        (e) => !e.typeOnly && layer(e.from) !== undefined && layer(e.to) !== undefined && layer(e.to)! > layer(e.from)!,
+      )
       .map((e) => `${e.from} -> ${e.to}`);
     expect(upwards).toEqual([]);
   });
@@ -58,7 +60,10 @@ describe('import cycles', () => {
         'd.ts': "import { a } from './a.js';\n",
       });
       expect(importCycles(loop)).toEqual([{ files: ['a.ts', 'b.ts', 'c.ts'], typeOnly: false }]);
-      const chain = write({ 'a.ts': "import { b } from './b.js';\n", 'b.ts': '// import { a } from "./a.js";\nexport const b = 1;\n' });
+      const chain = write({
+        'a.ts': "import { b } from './b.js';\n",
+        'b.ts': '// import { a } from "./a.js";\nexport const b = 1;\n',
+      });
       expect(importCycles(chain)).toEqual([]);
     });
 

@@ -36,7 +36,9 @@ export const adamwCase: BenchCase = {
     };
   },
   tfjs: (tf, [p, g]) => {
-    const vars = Array.from({ length: TENSORS }, (_, i) => tf.variable(tf.reshape(tf.slice(p!, [i, 0], [1, EACH]), [EACH]), true, `p${i}`));
+    const vars = Array.from({ length: TENSORS }, (_, i) =>
+      tf.variable(tf.reshape(tf.slice(p!, [i, 0], [1, EACH]), [EACH]), true, `p${i}`),
+    );
     const grads = Array.from({ length: TENSORS }, (_, i) => tf.reshape(tf.slice(g!, [i, 0], [1, EACH]), [EACH]));
     const optimizer = tf.train.adam(LR, 0.9, 0.999, 1e-8);
     const named = vars.map((v, i) => ({ name: v.name, tensor: grads[i]! }));

@@ -18,13 +18,22 @@ function attentionCase(profile: Profile, tokens: number, dim: number, refTokens 
   return {
     name: `attention h${HEADS} d${dim} ${tokens}${refTokens ? ` x [${tokens};${refTokens}] (Leffa concat)` : ' self'}`,
     profile,
-    inputs: () => [randomInput([1, HEADS, tokens, dim], 31), randomInput([1, HEADS, keys, dim], 32), randomInput([1, HEADS, keys, dim], 33)],
+    inputs: () => [
+      randomInput([1, HEADS, tokens, dim], 31),
+      randomInput([1, HEADS, keys, dim], 32),
+      randomInput([1, HEADS, keys, dim], 33),
+    ],
     flops: 4 * HEADS * tokens * keys * dim,
     ours: ([q, k, v]) => ({ run: () => T.attention(q!, k!, v!) }),
-    baseline: { label: 'matmul + softmax + matmul', impl: ([q, k, v]) => ({ run: () => T.attentionMaterialized(q!, k!, v!) }) },
+    baseline: {
+      label: 'matmul + softmax + matmul',
+      impl: ([q, k, v]) => ({ run: () => T.attentionMaterialized(q!, k!, v!) }),
+    },
     tfjs:
       scoreBytes <= MAX_SCORE_BYTES
-        ? (tf, [q, k, v]) => ({ run: () => tf.matMul(tf.softmax(tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(dim))), v!) })
+        ? (tf, [q, k, v]) => ({
+            run: () => tf.matMul(tf.softmax(tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(dim))), v!),
+          })
         : undefined,
     torch: { run: `return torch.softmax(x0 @ x1.transpose(-1, -2) * ${1 / Math.sqrt(dim)}, -1) @ x2` },
     tol: 1e-3,
@@ -39,7 +48,10 @@ function attentionGrads(q: T.Tensor, k: T.Tensor, v: T.Tensor, g: T.Tensor, mask
     return d;
   }) as [T.Tensor, T.Tensor, T.Tensor];
   T.attention(qq, kk, vv, mask ? { mask } : {}).backward(g);
-  return T.concat([qq, kk, vv].map((t) => T.flatten(t.grad!)), 0);
+  return T.concat(
+    [qq, kk, vv].map((t) => T.flatten(t.grad!)),
+    0,
+  );
 }
 
 /**
@@ -90,7 +102,13 @@ function flowFieldCase(profile: Profile, grid: number, dim: number): BenchCase {
     ours: ([q, k]) => ({ run: () => flowField(q!, k!, { height: grid, width: grid }, { tau }) }),
     baseline: {
       label: 'attention map (head mean) @ key grid',
-      impl: ([q, k]) => ({ run: () => T.matmul(T.attentionMap(q!, k!, { tau, headMean: true }), T.reshape(keyGridCoordinates(grid, grid), [1, tokens, 2])) }),
+      impl: ([q, k]) => ({
+        run: () =>
+          T.matmul(
+            T.attentionMap(q!, k!, { tau, headMean: true }),
+            T.reshape(keyGridCoordinates(grid, grid), [1, tokens, 2]),
+          ),
+      }),
     },
     torch: {
       setup: [

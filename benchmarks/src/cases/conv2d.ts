@@ -22,7 +22,11 @@ function convCase(name: string, profile: Profile, [n, c, h, w]: number[], out: n
   return {
     name: `${name} ${backward ? 'fwd+bwd' : 'fwd'}`,
     profile,
-    inputs: () => [randomInput([n!, c!, h!, w!], 11), randomInput([out, c!, 3, 3], 12, 0.2), randomInput([n!, out, h!, w!], 13)],
+    inputs: () => [
+      randomInput([n!, c!, h!, w!], 11),
+      randomInput([out, c!, 3, 3], 12, 0.2),
+      randomInput([n!, out, h!, w!], 13),
+    ],
     flops,
     // Backward: forward plus the input and weight gradients, seeded with g.
     ours: ([x, wt, g]) => ({ run: () => convRun(x!, wt!, g!, backward) }),
@@ -57,7 +61,10 @@ function convCase(name: string, profile: Profile, [n, c, h, w]: number[], out: n
         run: () => {
           if (!backward) return tf.conv2d(xh, wh, 1, 'same');
           const [dx, dw] = backprop() as [TF.Tensor4D, TF.Tensor4D];
-          return tf.concat([tf.reshape(tf.transpose(dx, [0, 3, 1, 2]), [-1]), tf.reshape(tf.transpose(dw, [3, 2, 0, 1]), [-1])]);
+          return tf.concat([
+            tf.reshape(tf.transpose(dx, [0, 3, 1, 2]), [-1]),
+            tf.reshape(tf.transpose(dw, [3, 2, 0, 1]), [-1]),
+          ]);
         },
         dispose: () => tf.dispose([xh, wh, gh]),
       };

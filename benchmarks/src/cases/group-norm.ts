@@ -15,7 +15,12 @@ function groupNormCase(profile: Profile, [n, c, h, w]: [number, number, number, 
   return {
     name: `groupNorm(32) ${n}x${c}x${h}x${w} ${backward ? 'fwd+bwd' : 'fwd'}`,
     profile,
-    inputs: () => [randomInput([n, c, h, w], 21, 2), randomInput([c], 22), randomInput([c], 23), randomInput([n, c, h, w], 24)],
+    inputs: () => [
+      randomInput([n, c, h, w], 21, 2),
+      randomInput([c], 22),
+      randomInput([c], 23),
+      randomInput([n, c, h, w], 24),
+    ],
     bytes: (backward ? 5 : 2) * size * 4,
     ours: ([x, weight, bias, g]) => ({
       run: () => {
@@ -35,7 +40,10 @@ function groupNormCase(profile: Profile, [n, c, h, w]: [number, number, number, 
             const grouped = tf.reshape(x!, [n, GROUPS, (c / GROUPS) * h * w]);
             const { mean, variance } = tf.moments(grouped, 2, true);
             const normed = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, 1e-5))), [n, c, h, w]);
-            return tf.add(tf.mul(normed, tf.reshape(weight!, [1, c, 1, 1])), tf.reshape(bias!, [1, c, 1, 1])) as TF.Tensor;
+            return tf.add(
+              tf.mul(normed, tf.reshape(weight!, [1, c, 1, 1])),
+              tf.reshape(bias!, [1, c, 1, 1]),
+            ) as TF.Tensor;
           },
         }),
     torch: backward

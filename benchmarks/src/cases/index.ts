@@ -12,4 +12,16 @@ import { unetTrainStepCase } from './unet-train-step.js';
 import { vaeTrainStepCase } from './vae-train-step.js';
 
 /** Every benchmark, in report order. New cases: one file in this folder, one line here. */
-export const CASES: BenchCase[] = [...matmulCases, ...conv2dCases, ...groupNormCases, ...attentionCases, adamwCase, ...sd15BlockCases, unetTrainStepCase, vaeTrainStepCase, ...dispatchCases, softmaxCase, sortCase];
+export const CASES: BenchCase[] = [
+  ...matmulCases,
+  ...conv2dCases,
+  ...groupNormCases,
+  ...attentionCases,
+  adamwCase,
+  ...sd15BlockCases,
+  unetTrainStepCase,
+  vaeTrainStepCase,
+  ...dispatchCases,
+  softmaxCase,
+  sortCase,
+];

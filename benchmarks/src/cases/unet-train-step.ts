@@ -20,10 +20,17 @@ const parameterLayout = lazyLayout(() => new UNet2DConditionModel(CONFIG));
 export const unetTrainStepCase: BenchCase = {
   name: `train step tiny UNet b${BATCH} ${LATENT[1]}x${LATENT[2]} latent`,
   profile: 'ci',
-  inputs: () => [randomInput([BATCH, ...LATENT], 61), randomInput([BATCH, ...LATENT], 62), ...seededParameters(parameterLayout())],
+  inputs: () => [
+    randomInput([BATCH, ...LATENT], 61),
+    randomInput([BATCH, ...LATENT], 62),
+    ...seededParameters(parameterLayout()),
+  ],
   ours: ([x, noise, ...weights]) => unetRunner(x!, noise!, weights, null),
   // The same step with every convolution on the implicit GEMM (no Winograd): the speedup of that choice.
-  baseline: { label: 'implicit-GEMM convolutions only', impl: ([x, noise, ...weights]) => unetRunner(x!, noise!, weights, 'direct') },
+  baseline: {
+    label: 'implicit-GEMM convolutions only',
+    impl: ([x, noise, ...weights]) => unetRunner(x!, noise!, weights, 'direct'),
+  },
   get torch() {
     const c = CONFIG;
     const cfg = {
@@ -66,7 +73,10 @@ function unetRunner(x: T.Tensor, noise: T.Tensor, weights: T.Tensor[], algorithm
   const step = () => {
     const loss = T.mseLoss(unet.forward(x, TIMESTEPS).sample, noise);
     loss.backward();
-    const out = T.concat([T.reshape(loss.detach(), [1]), ...params.filter((p) => p.grad).map((p) => T.flatten(p.grad!))], 0);
+    const out = T.concat(
+      [T.reshape(loss.detach(), [1]), ...params.filter((p) => p.grad).map((p) => T.flatten(p.grad!))],
+      0,
+    );
     optimizer.step();
     optimizer.zeroGrad();
     return out;

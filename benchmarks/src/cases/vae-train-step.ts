@@ -20,10 +20,17 @@ const parameterLayout = lazyLayout(() => new AutoencoderKL(TINY_VAE));
 export const vaeTrainStepCase: BenchCase = {
   name: `train step tiny VAE b${BATCH} ${HEIGHT}x${WIDTH}`,
   profile: 'ci',
-  inputs: () => [randomInput([BATCH, 3, HEIGHT, WIDTH], 71), randomInput([BATCH, TINY_VAE.latentChannels, HEIGHT / 8, WIDTH / 8], 72), ...seededParameters(parameterLayout())],
+  inputs: () => [
+    randomInput([BATCH, 3, HEIGHT, WIDTH], 71),
+    randomInput([BATCH, TINY_VAE.latentChannels, HEIGHT / 8, WIDTH / 8], 72),
+    ...seededParameters(parameterLayout()),
+  ],
   ours: ([x, eps, ...weights]) => vaeRunner(x!, eps!, weights, null),
   // The same step with every convolution on the implicit GEMM (no Winograd): the speedup of that choice.
-  baseline: { label: 'implicit-GEMM convolutions only', impl: ([x, eps, ...weights]) => vaeRunner(x!, eps!, weights, 'direct') },
+  baseline: {
+    label: 'implicit-GEMM convolutions only',
+    impl: ([x, eps, ...weights]) => vaeRunner(x!, eps!, weights, 'direct'),
+  },
   // A getter: the parameter names come from a model, which needs the device (created after the cases load).
   get torch() {
     return torchSpec();

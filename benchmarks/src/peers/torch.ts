@@ -11,14 +11,19 @@ export const TORCH_PYTHON = process.env.LEFFA_TORCH_PYTHON ?? '/usr/bin/python3'
  * pip's PyTorch 2.x CPU build (MKL, oneDNN) in the venv `benchmarks/setup-torch.sh` creates: the speed peer,
  * what a PyTorch user gets on this CPU. Absent when that script has not run (or pip could not install it).
  */
-export const TORCH2_PYTHON = process.env.LEFFA_TORCH2_PYTHON ?? fileURLToPath(new URL('../../.venv-torch/bin/python', import.meta.url));
+export const TORCH2_PYTHON =
+  process.env.LEFFA_TORCH2_PYTHON ?? fileURLToPath(new URL('../../.venv-torch/bin/python', import.meta.url));
 const RUNNER = fileURLToPath(new URL('../../torch_runner.py', import.meta.url));
 
 /** The PyTorch 2.x interpreter, or why there is none. */
 export function torch2Python(): { python: string } | { absent: string } {
-  if (!existsSync(TORCH2_PYTHON)) return { absent: `no ${TORCH2_PYTHON} (run benchmarks/setup-torch.sh, or set LEFFA_TORCH2_PYTHON)` };
+  if (!existsSync(TORCH2_PYTHON))
+    return { absent: `no ${TORCH2_PYTHON} (run benchmarks/setup-torch.sh, or set LEFFA_TORCH2_PYTHON)` };
   const probe = spawnSync(TORCH2_PYTHON, ['-c', 'import numpy, torch; print(torch.__version__)'], { encoding: 'utf8' });
-  if (probe.status !== 0) return { absent: `${TORCH2_PYTHON} cannot import torch and numpy: ${(probe.stderr ?? '').trim().split('\n').pop()}` };
+  if (probe.status !== 0)
+    return {
+      absent: `${TORCH2_PYTHON} cannot import torch and numpy: ${(probe.stderr ?? '').trim().split('\n').pop()}`,
+    };
   return { python: TORCH2_PYTHON };
 }
 
@@ -62,7 +67,11 @@ export function runTorch(
     if (proc.error || proc.status !== 0) {
       throw new Error(`bench: the PyTorch runner failed (${python} ${RUNNER}): ${proc.error?.message ?? proc.stderr}`);
     }
-    const report = JSON.parse(proc.stdout) as { version: string; threads: number; cases: { name: string; ms: number }[] };
+    const report = JSON.parse(proc.stdout) as {
+      version: string;
+      threads: number;
+      cases: { name: string; ms: number }[];
+    };
     const results = new Map<string, TorchResult>();
     for (const [i, r] of report.cases.entries()) {
       const raw = readFileSync(manifest[i]!.out);

@@ -10,7 +10,10 @@ afterEach(() => T.setMatmulVariant(null));
 
 const seeded = (shape: number[], seed: number) => {
   const n = shape.reduce((a, b) => a * b, 1);
-  return T.tensor(Array.from({ length: n }, (_, i) => Math.sin(i * 1.37 + seed) * 0.9), shape);
+  return T.tensor(
+    Array.from({ length: n }, (_, i) => Math.sin(i * 1.37 + seed) * 0.9),
+    shape,
+  );
 };
 
 /** dq, dk, dv of sum(attention(q, k, v) * g) through autograd, on the matmul variant given. */
@@ -55,13 +58,15 @@ describe('attention backward on the batched matmul', () => {
     // 5 rows per block (query rows split, one head at a time) and 2 heads of all rows per block.
     for (const rows of [5, 2 * N]) {
       const blocked = await Promise.all(attentionBackwardGemm(inputs, rows * M * 4).map((t) => t!.data()));
-      for (let i = 0; i < 3; i++) expect(maxDiff(blocked[i]!, whole[i]!), `rows ${rows}, gradient ${i}`).toBeLessThan(1e-6);
+      for (let i = 0; i < 3; i++)
+        expect(maxDiff(blocked[i]!, whole[i]!), `rows ${rows}, gradient ${i}`).toBeLessThan(1e-6);
     }
     // Against the materialised path's autograd.
     for (const t of [q, k, v]) t.requiresGrad = true;
     T.sum(T.mul(T.attentionMaterialized(q, k, v), g)).backward();
     const ref = await Promise.all([q.grad!.data(), k.grad!.data(), v.grad!.data()]);
-    for (let i = 0; i < 3; i++) expect(maxDiff(whole[i]!, ref[i]!), `gradient ${i} against autograd`).toBeLessThan(2e-5);
+    for (let i = 0; i < 3; i++)
+      expect(maxDiff(whole[i]!, ref[i]!), `gradient ${i} against autograd`).toBeLessThan(2e-5);
     // Only what is asked for.
     const onlyQ = attentionBackwardGemm({ ...inputs, want: [true, false, false] });
     expect(onlyQ[1]).toBeNull();

@@ -7,7 +7,10 @@ beforeAll(async () => {
 
 describe('basics', () => {
   it('creates, computes and reads back', async () => {
-    const a = T.tensor([[1, 2, 3], [4, 5, 6]]);
+    const a = T.tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     const b = T.tensor([10, 20, 30]);
     const c = a.add(b).mul(2);
     expect(Array.from(await c.data())).toEqual([22, 44, 66, 28, 50, 72]);

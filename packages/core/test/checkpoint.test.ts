@@ -1,5 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,7 +31,10 @@ class Net extends T.Module {
   readonly l1: InstanceType<typeof Linear>;
   readonly drop: InstanceType<typeof Dropout>;
   readonly l2: InstanceType<typeof Linear>;
-  constructor(init: T.Generator, readonly dropoutGen: T.Generator) {
+  constructor(
+    init: T.Generator,
+    readonly dropoutGen: T.Generator,
+  ) {
     super();
     this.l1 = this.addModule('l1', new Linear(5, 16, { generator: init }));
     this.drop = this.addModule('drop', new Dropout(0.3, dropoutGen));
@@ -41,10 +53,13 @@ interface Run {
 
 function makeRun(initSeed: number, dropoutSeed: number): Run {
   const net = new Net(new T.Generator(initSeed), new T.Generator(dropoutSeed));
-  const opt = new T.AdamW([{ params: [net.l1.weight, net.l1.bias!] }, { params: [net.l2.weight, net.l2.bias!], lr: 4e-2 }], {
-    lr: 1e-2,
-    weightDecay: 0.05,
-  });
+  const opt = new T.AdamW(
+    [{ params: [net.l1.weight, net.l1.bias!] }, { params: [net.l2.weight, net.l2.bias!], lr: 4e-2 }],
+    {
+      lr: 1e-2,
+      weightDecay: 0.05,
+    },
+  );
   return { net, opt, ema: new T.EMA(net, { decay: 0.9, warmup: true }) };
 }
 
@@ -77,11 +92,21 @@ describe('checkpoints', () => {
     const M = 5;
     const a = makeRun(1, 7);
     for (let s = 0; s < N; s++) trainStep(a, s);
-    await T.saveCheckpoint(dir, { model: a.net, optimizer: a.opt, ema: a.ema, extra: { step: N, generator: a.net.dropoutGen.getState() } });
+    await T.saveCheckpoint(dir, {
+      model: a.net,
+      optimizer: a.opt,
+      ema: a.ema,
+      extra: { step: N, generator: a.net.dropoutGen.getState() },
+    });
     for (let s = N; s < N + M; s++) trainStep(a, s);
     const expected = await snapshot(a);
 
-    expect(readdirSync(dir).sort()).toEqual(['ema.safetensors', 'model.safetensors', 'optimizer.safetensors', 'state.json']);
+    expect(readdirSync(dir).sort()).toEqual([
+      'ema.safetensors',
+      'model.safetensors',
+      'optimizer.safetensors',
+      'state.json',
+    ]);
     const b = makeRun(2, 99);
     const extra = (await T.loadCheckpoint(dir, { model: b.net, optimizer: b.opt, ema: b.ema })) as {
       step: number;
@@ -107,7 +132,9 @@ describe('checkpoints', () => {
     await T.saveCheckpoint(dir, { model: run.net, ema: run.ema });
     const fresh = new Net(new T.Generator(8), new T.Generator(9));
     fresh.loadStateDict(await T.loadSafetensors(join(dir, 'ema.safetensors')));
-    expect(Array.from(await fresh.l2.weight.data())).toEqual(Array.from(await run.ema.stateDict().tensors.get('l2.weight')!.data()));
+    expect(Array.from(await fresh.l2.weight.data())).toEqual(
+      Array.from(await run.ema.stateDict().tensors.get('l2.weight')!.data()),
+    );
   });
 
   it('a failed save leaves the previous checkpoint untouched and no temporary files', async () => {
@@ -118,14 +145,18 @@ describe('checkpoints', () => {
     trainStep(run, 0);
     // Break the optimizer state after the model file would have been written into the temporary directory.
     run.opt.stateDict().tensors.get('state.3.exp_avg')!.dispose();
-    await expect(T.saveCheckpoint(dir, { model: run.net, optimizer: run.opt, extra: { step: 1 } })).rejects.toThrow(/used after dispose/);
+    await expect(T.saveCheckpoint(dir, { model: run.net, optimizer: run.opt, extra: { step: 1 } })).rejects.toThrow(
+      /used after dispose/,
+    );
     const after = Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))]));
     expect(after).toEqual(before);
     expect(readdirSync(root).filter((f) => f.startsWith('atomic'))).toEqual(['atomic']);
     await expect(T.saveCheckpoint(dir, { model: run.net, extra: { bad: 1n } })).rejects.toThrow(
       'saveCheckpoint: extra is not JSON-serialisable',
     );
-    expect((JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { extra: unknown }).extra).toEqual({ step: 0 });
+    expect((JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { extra: unknown }).extra).toEqual({
+      step: 0,
+    });
   });
 
   it('falls back to <dir>.previous when a save was interrupted between its renames', async () => {
@@ -147,13 +178,19 @@ describe('checkpoints', () => {
     mkdirSync(notCkpt);
     writeFileSync(join(notCkpt, 'notes.txt'), 'keep me');
     const run = makeRun(1, 2);
-    await expect(T.saveCheckpoint(notCkpt, { model: run.net })).rejects.toThrow(/is not a checkpoint \(no state.json\); refusing to replace it/);
+    await expect(T.saveCheckpoint(notCkpt, { model: run.net })).rejects.toThrow(
+      /is not a checkpoint \(no state.json\); refusing to replace it/,
+    );
     expect(readFileSync(join(notCkpt, 'notes.txt'), 'utf8')).toBe('keep me');
-    await expect(T.loadCheckpoint(notCkpt, { model: run.net })).rejects.toThrow(/is not a checkpoint \(no state.json\)/);
+    await expect(T.loadCheckpoint(notCkpt, { model: run.net })).rejects.toThrow(
+      /is not a checkpoint \(no state.json\)/,
+    );
 
     const dir = join(root, 'model-only');
     await T.saveCheckpoint(dir, { model: run.net });
-    await expect(T.loadCheckpoint(dir, { model: run.net, optimizer: run.opt })).rejects.toThrow(/holds no optimizer state \(optimizer.safetensors\)/);
+    await expect(T.loadCheckpoint(dir, { model: run.net, optimizer: run.opt })).rejects.toThrow(
+      /holds no optimizer state \(optimizer.safetensors\)/,
+    );
     const other = new Linear(5, 16);
     await expect(T.loadCheckpoint(dir, { model: other })).rejects.toThrow(/loadStateDict\(Linear\): \d+ problem\(s\)/);
   });
@@ -190,7 +227,9 @@ describe('checkpoints', () => {
       trainStep(fromUrl, 3);
       trainStep(fromDir, 3);
       expect(await fromUrl.net.l2.weight.data()).toEqual(await fromDir.net.l2.weight.data());
-      await expect(T.openCheckpointUrl(`${base}/missing`)).rejects.toThrow(/fetching '.*\/missing\/state.json' failed \(HTTP 404/);
+      await expect(T.openCheckpointUrl(`${base}/missing`)).rejects.toThrow(
+        /fetching '.*\/missing\/state.json' failed \(HTTP 404/,
+      );
     } finally {
       server.close();
     }
@@ -207,8 +246,14 @@ describe('checkpoints', () => {
       ['{"format": ', /'.*malformed\/state\.json' is not valid JSON \(.*\); the checkpoint is damaged/],
       ['null', /'.*malformed\/state\.json' holds null, expected a leffa-webgpu-checkpoint object/],
       ['[1]', /'.*malformed\/state\.json' holds an array/],
-      ['{"format": "other", "version": 1}', /'.*malformed\/state\.json' is not a leffa-webgpu-checkpoint v1 file \(format "other", version 1\)/],
-      [good.replace(/"files": \[[^\]]*\]/, '"files": "model.safetensors"'), /'.*malformed\/state\.json' has files "model\.safetensors", expected a list of file names/],
+      [
+        '{"format": "other", "version": 1}',
+        /'.*malformed\/state\.json' is not a leffa-webgpu-checkpoint v1 file \(format "other", version 1\)/,
+      ],
+      [
+        good.replace(/"files": \[[^\]]*\]/, '"files": "model.safetensors"'),
+        /'.*malformed\/state\.json' has files "model\.safetensors", expected a list of file names/,
+      ],
     ];
     for (const [text, message] of stateCases) {
       writeFileSync(state, text);
@@ -226,10 +271,22 @@ describe('checkpoints', () => {
     };
     const metaCases: [string, RegExp][] = [
       ['{not json', /'.*malformed\/optimizer\.safetensors': its 'state' metadata is not valid JSON/],
-      ['null', /'.*malformed\/optimizer\.safetensors': AdamW\.loadStateDict: malformed optimizer state: expected an object \{type, groups, steps\}, got null/],
-      [JSON.stringify({ ...meta, groups: 3 }), /'.*malformed\/optimizer\.safetensors': AdamW\.loadStateDict: malformed optimizer state: groups is 3, expected a list/],
-      [JSON.stringify({ ...meta, steps: null }), /malformed optimizer state: steps is null, expected an object of step counts/],
-      [JSON.stringify({ ...meta, groups: [{ lr: 1 }, { lr: 1 }] }), /malformed optimizer state: group 0 is \{"lr":1\}, expected an object with a params list/],
+      [
+        'null',
+        /'.*malformed\/optimizer\.safetensors': AdamW\.loadStateDict: malformed optimizer state: expected an object \{type, groups, steps\}, got null/,
+      ],
+      [
+        JSON.stringify({ ...meta, groups: 3 }),
+        /'.*malformed\/optimizer\.safetensors': AdamW\.loadStateDict: malformed optimizer state: groups is 3, expected a list/,
+      ],
+      [
+        JSON.stringify({ ...meta, steps: null }),
+        /malformed optimizer state: steps is null, expected an object of step counts/,
+      ],
+      [
+        JSON.stringify({ ...meta, groups: [{ lr: 1 }, { lr: 1 }] }),
+        /malformed optimizer state: group 0 is \{"lr":1\}, expected an object with a params list/,
+      ],
     ];
     for (const [text, message] of metaCases) {
       rewrite(text);
@@ -237,8 +294,16 @@ describe('checkpoints', () => {
     }
     const emaFile = join(dir, 'ema.safetensors');
     const ema = T.readSafetensors(new Uint8Array(readFileSync(emaFile)));
-    writeFileSync(emaFile, T.serializeSafetensors(Object.fromEntries([...ema.tensors].map(([n, t]) => [n, { shape: t.shape, data: t.data }])), { state: 'null' }));
-    await expect(T.loadCheckpoint(dir, { model: run.net, ema: run.ema })).rejects.toThrow(/'.*malformed\/ema\.safetensors': EMA\.loadStateDict: malformed EMA state: expected an object, got null/);
+    writeFileSync(
+      emaFile,
+      T.serializeSafetensors(
+        Object.fromEntries([...ema.tensors].map(([n, t]) => [n, { shape: t.shape, data: t.data }])),
+        { state: 'null' },
+      ),
+    );
+    await expect(T.loadCheckpoint(dir, { model: run.net, ema: run.ema })).rejects.toThrow(
+      /'.*malformed\/ema\.safetensors': EMA\.loadStateDict: malformed EMA state: expected an object, got null/,
+    );
   });
 
   it('refuses to save non-finite weights with requireFinite, keeping the checkpoint on disk', async () => {
@@ -251,9 +316,9 @@ describe('checkpoints', () => {
     const sd = run.net.stateDict();
     const values = await sd.get('l2.bias')!.data();
     expect(Number.isNaN(values[1]!)).toBe(true);
-    await expect(T.saveCheckpoint(dir, { model: run.net, optimizer: run.opt, extra: { step: 2 }, requireFinite: true })).rejects.toThrow(
-      /tensor 'l2\.bias' has 1 of 3 values NaN or infinite; not written/,
-    );
+    await expect(
+      T.saveCheckpoint(dir, { model: run.net, optimizer: run.opt, extra: { step: 2 }, requireFinite: true }),
+    ).rejects.toThrow(/tensor 'l2\.bias' has 1 of 3 values NaN or infinite; not written/);
     expect(await T.loadCheckpoint(dir, { model: makeRun(3, 4).net })).toEqual({ step: 1 });
     expect(readdirSync(root).filter((f) => f.startsWith('finite'))).toEqual(['finite']);
   });
@@ -302,10 +367,16 @@ describe('checkpoints', () => {
       const fs: T.FileSystem = {
         stat: (async (...a: Parameters<typeof fsp.stat>) => (alive(), fsp.stat(...a))) as typeof fsp.stat,
         readdir: (async (...a: Parameters<typeof fsp.readdir>) => (alive(), fsp.readdir(...a))) as typeof fsp.readdir,
-        readFile: (async (...a: Parameters<typeof fsp.readFile>) => (alive(), fsp.readFile(...a))) as typeof fsp.readFile,
-        mkdir: (async (...a: Parameters<typeof fsp.mkdir>) => (hit(`mkdir ${a[0]}`), fsp.mkdir(...a))) as typeof fsp.mkdir,
+        readFile: (async (...a: Parameters<typeof fsp.readFile>) => (
+          alive(), fsp.readFile(...a)
+        )) as typeof fsp.readFile,
+        mkdir: (async (...a: Parameters<typeof fsp.mkdir>) => (
+          hit(`mkdir ${a[0]}`), fsp.mkdir(...a)
+        )) as typeof fsp.mkdir,
         rm: (async (...a: Parameters<typeof fsp.rm>) => (hit(`rm ${a[0]}`), fsp.rm(...a))) as typeof fsp.rm,
-        rename: (async (...a: Parameters<typeof fsp.rename>) => (hit(`rename ${a[0]} ${a[1]}`), fsp.rename(...a))) as typeof fsp.rename,
+        rename: (async (...a: Parameters<typeof fsp.rename>) => (
+          hit(`rename ${a[0]} ${a[1]}`), fsp.rename(...a)
+        )) as typeof fsp.rename,
         open: (async (path: string, flags?: string) => {
           if (flags === 'r') alive();
           else hit(`open ${path}`);

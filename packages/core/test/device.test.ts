@@ -62,7 +62,9 @@ describe('device', () => {
     expect(Math.max(...u)).toBeLessThan(3);
     // A generator continues its stream: two draws differ.
     const g = new T.Generator(5);
-    expect(Array.from(await T.rand([8], { generator: g }).data())).not.toEqual(Array.from(await T.rand([8], { generator: g }).data()));
+    expect(Array.from(await T.rand([8], { generator: g }).data())).not.toEqual(
+      Array.from(await T.rand([8], { generator: g }).data()),
+    );
   });
 
   it('creates tensors of every kind', async () => {
@@ -70,8 +72,22 @@ describe('device', () => {
     expect(Array.from(await T.arange(1, 2, 0.25).data())).toEqual([1, 1.25, 1.5, 1.75]);
     expect(Array.from(await T.full([2], -3).data())).toEqual([-3, -3]);
     expect(Array.from(await T.eye(2).data())).toEqual([1, 0, 0, 1]);
-    expect(await T.tensor([[1, 2], [3, 4]]).array()).toEqual([[1, 2], [3, 4]]);
-    const idx = T.argmax(T.tensor([[1, 5, 2], [7, 0, 7]]), 1);
+    expect(
+      await T.tensor([
+        [1, 2],
+        [3, 4],
+      ]).array(),
+    ).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
+    const idx = T.argmax(
+      T.tensor([
+        [1, 5, 2],
+        [7, 0, 7],
+      ]),
+      1,
+    );
     expect(idx.dtype).toBe('int32');
     expect(Array.from(await idx.data())).toEqual([1, 0]);
   });

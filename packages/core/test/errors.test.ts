@@ -11,11 +11,15 @@ describe('bad input', () => {
   });
 
   it('rejects matmul with mismatched inner dims', () => {
-    expect(() => T.matmul(T.zeros([2, 3]), T.zeros([4, 5]))).toThrow('matmul: inner dimensions differ: [2, 3] @ [4, 5] (3 vs 4)');
+    expect(() => T.matmul(T.zeros([2, 3]), T.zeros([4, 5]))).toThrow(
+      'matmul: inner dimensions differ: [2, 3] @ [4, 5] (3 vs 4)',
+    );
   });
 
   it('rejects out-of-range axes', () => {
-    expect(() => T.sum(T.zeros([2, 3]), 2)).toThrow('sum: axis 2 is out of range for a tensor of rank 2 (expected -2..1)');
+    expect(() => T.sum(T.zeros([2, 3]), 2)).toThrow(
+      'sum: axis 2 is out of range for a tensor of rank 2 (expected -2..1)',
+    );
     expect(() => T.softmax(T.zeros([2, 3]), -3)).toThrow(/softmax: axis -3 is out of range/);
   });
 
@@ -24,10 +28,14 @@ describe('bad input', () => {
     if (limit > 2 ** 28) return; // only adapters with small limits (lavapipe: 128 MiB) can afford the check
     const before = T.memoryStats().liveBytes;
     expect(() => T.full([limit / 4 + 16], 1)).toThrow(
-      new RegExp(`^\\w+: a tensor of shape \\[${limit / 4 + 16}\\] needs ${limit + 64} bytes, over this adapter's storage binding limit`),
+      new RegExp(
+        `^\\w+: a tensor of shape \\[${limit / 4 + 16}\\] needs ${limit + 64} bytes, over this adapter's storage binding limit`,
+      ),
     );
     // Uploads too: tensor() from host data is refused before the buffer is created.
-    expect(() => T.tensor(new Float32Array(limit / 4 + 16))).toThrow(new RegExp(`^tensor: a tensor of shape \\[${limit / 4 + 16}\\] needs`));
+    expect(() => T.tensor(new Float32Array(limit / 4 + 16))).toThrow(
+      new RegExp(`^tensor: a tensor of shape \\[${limit / 4 + 16}\\] needs`),
+    );
     expect(T.memoryStats().liveBytes).toBe(before);
     // Far over every limit (8 GiB): refused by the op that allocates, nothing counted as live, the next op unaffected.
     expect(() => T.zeros([2 ** 31])).toThrow(/^zeros: a tensor of shape \[2147483648\] needs 8589934592 bytes/);
@@ -74,13 +82,19 @@ describe('bad input', () => {
     await expect(T.crossEntropy(logits, int([1, 4, 0])).item()).rejects.toThrow(
       'crossEntropy: target 4 is out of range (expected 0 <= target < 4 and not the ignore index -100; target shape [3])',
     );
-    await expect(T.crossEntropy(logits, int([-1, 0, 0])).item()).rejects.toThrow(/crossEntropy: target -1 is out of range/);
+    await expect(T.crossEntropy(logits, int([-1, 0, 0])).item()).rejects.toThrow(
+      /crossEntropy: target -1 is out of range/,
+    );
     // The error is reported once; the device works normally afterwards.
     expect(await T.sum(T.ones([5])).item()).toBe(5);
     const weight = T.ones([5, 2]);
-    await expect(T.embedding(int([0, 7]), weight).data()).rejects.toThrow(/embedding: index 7 is out of range \(expected 0 <= index < 5/);
+    await expect(T.embedding(int([0, 7]), weight).data()).rejects.toThrow(
+      /embedding: index 7 is out of range \(expected 0 <= index < 5/,
+    );
     await expect(T.indexSelect(weight, 0, int([5])).data()).rejects.toThrow(/indexSelect: index 5 is out of range/);
-    await expect(T.gather(weight, 1, T.cast(T.tensor([0, 2], [1, 2]), 'int32')).data()).rejects.toThrow(/gather: index 2 is out of range \(expected 0 <= index < 2/);
+    await expect(T.gather(weight, 1, T.cast(T.tensor([0, 2], [1, 2]), 'int32')).data()).rejects.toThrow(
+      /gather: index 2 is out of range \(expected 0 <= index < 2/,
+    );
     expect(await T.embedding(int([4, 0]), weight).data()).toEqual(new Float32Array([1, 1, 1, 1]));
   });
 });
@@ -136,7 +150,9 @@ describe('failed allocations', () => {
       expect(after.liveBuffers).toBe(before.liveBuffers);
       // The next readback, of an unrelated op, names the allocating op, the shape and the size.
       await expect(sumOnes(3)).rejects.toThrow(
-        new RegExp(`^zeros: a tensor of shape \\[${bytes / 4}\\]: allocating ${bytes} bytes \\(a \\d+-byte buffer\\) failed, out of device memory \\(Out of memory \\(simulated\\)\\)`),
+        new RegExp(
+          `^zeros: a tensor of shape \\[${bytes / 4}\\]: allocating ${bytes} bytes \\(a \\d+-byte buffer\\) failed, out of device memory \\(Out of memory \\(simulated\\)\\)`,
+        ),
       );
       big.dispose();
       expect(T.memoryStats()).toEqual(after); // the failed buffer is not pooled either

@@ -9,14 +9,18 @@ describe('float16 on a device without shader-f16', () => {
     expect(device.hasF16).toBe(false);
     const x = T.tensor([1, 2, 3]);
     const live = T.memoryStats().liveBytes;
-    expect(() => x.half()).toThrow(/cast: float16 tensors need the adapter's 'shader-f16' feature, which this device lacks/);
+    expect(() => x.half()).toThrow(
+      /cast: float16 tensors need the adapter's 'shader-f16' feature, which this device lacks/,
+    );
     expect(() => T.tensor([1, 2], [2], 'float16')).toThrow(/^tensor: float16 tensors need the adapter's 'shader-f16'/);
     expect(() => T.zeros([2], 'float16')).toThrow(/^zeros: float16 tensors need/);
     expect(() => T.nn.withoutInit(() => new T.nn.Linear(2, 2)).half()).toThrow(/^Linear\.half: float16 tensors need/);
     expect(() => T.tensorFromHalfBits(T.floatToHalf([1]), [1])).toThrow(/^tensorFromHalfBits: float16 tensors need/);
     expect(T.memoryStats().liveBytes).toBe(live);
     const bytes = T.serializeSafetensors({ w: { shape: [3], data: new Float32Array([0.1, 2, -3]), dtype: 'F16' } });
-    await expect(T.loadSafetensors(bytes, { dtype: 'keep' })).rejects.toThrow(/float16 tensors need the adapter's 'shader-f16'/);
+    await expect(T.loadSafetensors(bytes, { dtype: 'keep' })).rejects.toThrow(
+      /float16 tensors need the adapter's 'shader-f16'/,
+    );
     const w = (await T.loadSafetensors(bytes)).get('w')!;
     expect(w.dtype).toBe('float32');
     expect([...(await T.mul(w, 2).data())]).toEqual([...T.halfToFloat(T.floatToHalf([0.2, 4, -6]))]);

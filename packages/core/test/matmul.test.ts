@@ -9,7 +9,10 @@ beforeAll(async () => {
 afterEach(() => T.setMatmulVariant(null));
 
 const leaf = (n: number, shape: number[], seed: number) => {
-  const t = T.tensor(Array.from({ length: n }, (_, i) => Math.sin(i * 1.9 + seed) * 0.8 + 0.1), shape);
+  const t = T.tensor(
+    Array.from({ length: n }, (_, i) => Math.sin(i * 1.9 + seed) * 0.8 + 0.1),
+    shape,
+  );
   t.requiresGrad = true;
   return t;
 };
@@ -45,7 +48,13 @@ describe('matmul kernels', () => {
   }
 
   it('returns zeros (plus bias) when K is 0', async () => {
-    const out = T.gemm(T.zeros([0]), T.zeros([0]), { batch: 1, M: 2, N: 3, K: 0 }, { bias: T.tensor([1, 2, 3]) }, [2, 3]);
+    const out = T.gemm(
+      T.zeros([0]),
+      T.zeros([0]),
+      { batch: 1, M: 2, N: 3, K: 0 },
+      { bias: T.tensor([1, 2, 3]) },
+      [2, 3],
+    );
     expect(Array.from(await out.data())).toEqual([1, 2, 3, 1, 2, 3]);
   });
 
@@ -55,6 +64,8 @@ describe('matmul kernels', () => {
     expect(grid[0] * grid[1] * grid[2]).toBeGreaterThanOrEqual(tilesM * tilesN);
     expect(Math.max(...grid)).toBeLessThanOrEqual(65535);
     expect(MATMUL_TILES.tiled).toEqual({ m: 64, n: 64 });
-    expect(() => matmulGrid('broadcast', 2 ** 31, 2 ** 20, 65535)).toThrow(/matmul: 65535 x 2147483648x1048576 output needs .* workgroups, too many for one dispatch/);
+    expect(() => matmulGrid('broadcast', 2 ** 31, 2 ** 20, 65535)).toThrow(
+      /matmul: 65535 x 2147483648x1048576 output needs .* workgroups, too many for one dispatch/,
+    );
   });
 });

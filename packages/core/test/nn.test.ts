@@ -23,7 +23,12 @@ describe('nn', () => {
   it('names parameters and buffers with dotted paths', () => {
     const m = new Block();
     expect([...m.stateDict().keys()]).toEqual([
-      'proj.weight', 'proj.bias', 'layers.0.weight', 'layers.0.bias', 'layers.1.weight', 'scale',
+      'proj.weight',
+      'proj.bias',
+      'layers.0.weight',
+      'layers.0.bias',
+      'layers.1.weight',
+      'scale',
     ]);
     expect(m.numParameters()).toBe(12 + 4 + 16 + 4 + 8);
     expect(m.parameters().every((p) => p.requiresGrad)).toBe(true);
@@ -51,8 +56,16 @@ describe('nn', () => {
     // 4M + 16M floats of weights: neither is allocated by the build, nor by a shape check.
     const big = T.nn.withoutInit(() => new ModuleList([new Linear(2048, 2048), new T.nn.Conv2d(1024, 1024, 4)]));
     expect(big.stateDict().get('0.weight')!.shape).toEqual([2048, 2048]);
-    expect(big.checkStateDict(new Map([['0.weight', [2048, 2048]], ['0.bias', [2048]], ['1.weight', [1024, 1024, 4, 4]], ['1.bias', [1024]]])))
-      .toEqual({ missing: [], unexpected: [], mismatched: [] });
+    expect(
+      big.checkStateDict(
+        new Map([
+          ['0.weight', [2048, 2048]],
+          ['0.bias', [2048]],
+          ['1.weight', [1024, 1024, 4, 4]],
+          ['1.bias', [1024]],
+        ]),
+      ),
+    ).toEqual({ missing: [], unexpected: [], mismatched: [] });
     expect(T.memoryStats().liveBytes - before).toBe(0);
     big.dispose();
     expect(T.memoryStats().liveBytes).toBe(before);
@@ -74,7 +87,11 @@ describe('nn', () => {
   });
 
   it('trains a Sequential and switches dropout off in eval', async () => {
-    const net = new Sequential(new Linear(2, 16, { generator: new T.Generator(1) }), new Identity(), new Dropout(0.5, new T.Generator(2)));
+    const net = new Sequential(
+      new Linear(2, 16, { generator: new T.Generator(1) }),
+      new Identity(),
+      new Dropout(0.5, new T.Generator(2)),
+    );
     const x = T.ones([8, 2]);
     net.train();
     const a = await net.forward(x).data();
@@ -102,7 +119,9 @@ describe('nn modules over existing ops', () => {
     const g = await e.weight.grad!.data();
     // Row 1 is used twice, row 0 once, the padding row 4 not at all.
     expect(Array.from(g)).toEqual([2, 2, 2, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    expect(() => new T.nn.Embedding(5, 3, { paddingIdx: 5 })).toThrow('Embedding: paddingIdx 5 is out of range for 5 embeddings');
+    expect(() => new T.nn.Embedding(5, 3, { paddingIdx: 5 })).toThrow(
+      'Embedding: paddingIdx 5 is out of range for 5 embeddings',
+    );
     expect(() => new T.nn.Embedding(0, 3)).toThrow('Embedding: numEmbeddings must be a positive integer, got 0');
   });
 

@@ -48,13 +48,23 @@ const unaryCase = (api: string, f: (x: T.Tensor) => T.Tensor, positive = false):
 });
 
 /** The three registered forms of a binary op: tensor-tensor (broadcasting), tensor-number, number-tensor. */
-function binaryCases(name: string, f: (a: T.Tensor | number, b: T.Tensor | number) => T.Tensor, opts: { positiveA?: boolean; positiveB?: boolean; sameShape?: boolean; scalar?: number } = {}): Record<string, OpCase> {
+function binaryCases(
+  name: string,
+  f: (a: T.Tensor | number, b: T.Tensor | number) => T.Tensor,
+  opts: { positiveA?: boolean; positiveB?: boolean; sameShape?: boolean; scalar?: number } = {},
+): Record<string, OpCase> {
   const s = opts.scalar ?? 0.7;
   // maximum/minimum compare elementwise: same shapes with b = a shifted by 0.3 either way keep every pair apart.
   const pair = (): T.Tensor[] => {
     if (!opts.sameShape) return [leaf([2, 3], 2, opts.positiveA), leaf([3], 3, opts.positiveB)];
     const a = values(6, 2);
-    return [fromData(a, [2, 3]), fromData(a.map((v, i) => v + (i % 2 ? 0.3 : -0.3)), [2, 3])];
+    return [
+      fromData(a, [2, 3]),
+      fromData(
+        a.map((v, i) => v + (i % 2 ? 0.3 : -0.3)),
+        [2, 3],
+      ),
+    ];
   };
   return {
     [name]: { api: name, inputs: pair, run: (a, b) => f(a!, b!) },
@@ -116,7 +126,11 @@ export const OP_CASES: Record<string, OpCase> = {
   reshape: { api: 'reshape', inputs: () => [leaf([2, 3], 1)], run: (x) => T.reshape(x!, [3, 2]) },
   permute: { api: 'permute', inputs: () => [leaf([2, 3, 2], 1)], run: (x) => T.permute(x!, [2, 0, 1]) },
   expand: { api: 'expand', inputs: () => [leaf([3, 1], 1)], run: (x) => T.expand(x!, [2, 3, 4]) },
-  slice: { api: 'slice', inputs: () => [leaf([3, 4], 1)], run: (x) => T.slice(x!, [{ start: 1 }, { start: 0, end: 3, step: 2 }]) },
+  slice: {
+    api: 'slice',
+    inputs: () => [leaf([3, 4], 1)],
+    run: (x) => T.slice(x!, [{ start: 1 }, { start: 0, end: 3, step: 2 }]),
+  },
   pad: { api: 'pad', inputs: () => [leaf([2, 3], 1)], run: (x) => T.pad(x!, [1, 2], 0.5) },
   flip: { api: 'flip', inputs: () => [leaf([2, 3], 1)], run: (x) => T.flip(x!, [0, 1]) },
   concat: { api: 'concat', inputs: () => [leaf([2, 2], 1), leaf([2, 3], 2)], run: (a, b) => T.concat([a!, b!], 1) },
@@ -129,7 +143,11 @@ export const OP_CASES: Record<string, OpCase> = {
   var: { api: 'variance', inputs: () => [leaf([3, 4], 1)], run: (x) => T.variance(x!, [1]) },
   logsumexp: { api: 'logsumexp', inputs: () => [leaf([3, 4], 1)], run: (x) => T.logsumexp(x!, [1]) },
   matmul: { api: 'matmul', inputs: () => [leaf([2, 3], 1), leaf([3, 4], 2)], run: (a, b) => T.matmul(a!, b!) },
-  linear: { api: 'linear', inputs: () => [leaf([2, 3], 1), leaf([4, 3], 2), leaf([4], 3)], run: (x, w, b) => T.linear(x!, w!, b) },
+  linear: {
+    api: 'linear',
+    inputs: () => [leaf([2, 3], 1), leaf([4, 3], 2), leaf([4], 3)],
+    run: (x, w, b) => T.linear(x!, w!, b),
+  },
   softmax: { api: 'softmax', inputs: () => [leaf([2, 5], 1)], run: (x) => T.softmax(x!, -1) },
   logsoftmax: { api: 'logSoftmax', inputs: () => [leaf([2, 5], 1)], run: (x) => T.logSoftmax(x!, 0) },
   conv2d: {
@@ -168,7 +186,17 @@ export const OP_CASES: Record<string, OpCase> = {
     api: 'gridSample',
     inputs: () => [
       leaf([1, 2, 3, 4], 1),
-      fromData(gridFor(3, 4, [[0.3, 0.4], [1.6, 1.3], [2.5, 0.7], [0.7, 1.6], [3.4, 2.3], [1.3, 0.6]]), [1, 2, 3, 2]),
+      fromData(
+        gridFor(3, 4, [
+          [0.3, 0.4],
+          [1.6, 1.3],
+          [2.5, 0.7],
+          [0.7, 1.6],
+          [3.4, 2.3],
+          [1.3, 0.6],
+        ]),
+        [1, 2, 3, 2],
+      ),
     ],
     run: (x, g) => T.gridSample(x!, g!, { alignCorners: false }),
   },

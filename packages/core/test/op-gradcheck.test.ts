@@ -25,7 +25,9 @@ function recordedOps(t: T.Tensor): Set<string> {
 describe('gradcheck sweep over opRegistry', () => {
   it('has a case or a stated reason for every differentiable op, and nothing else', () => {
     expect(differentiable.filter((name) => !OP_CASES[name] && !OP_CASES_EXCLUDED[name])).toEqual([]);
-    expect(Object.keys({ ...OP_CASES, ...OP_CASES_EXCLUDED }).filter((name) => !differentiable.includes(name))).toEqual([]);
+    expect(Object.keys({ ...OP_CASES, ...OP_CASES_EXCLUDED }).filter((name) => !differentiable.includes(name))).toEqual(
+      [],
+    );
   });
 
   it.each(Object.keys(OP_CASES))('%s', async (name) => {

@@ -136,18 +136,24 @@ describe('optimizers', () => {
   it('rejects bad parameter lists with messages that say what is wrong', () => {
     const p = param([1, 2]);
     expect(() => new SGD([], { lr: 0.1 })).toThrow('SGD: got an empty parameter list');
-    expect(() => new SGD(p as never, { lr: 0.1 })).toThrow('SGD: expected an array of tensors or of parameter groups, got Tensor([2], float32, requiresGrad)');
+    expect(() => new SGD(p as never, { lr: 0.1 })).toThrow(
+      'SGD: expected an array of tensors or of parameter groups, got Tensor([2], float32, requiresGrad)',
+    );
     expect(() => new SGD([p, 3] as never, { lr: 0.1 })).toThrow('SGD: parameter 1 is not a Tensor (got number)');
     expect(() => new SGD([p, p], { lr: 0.1 })).toThrow('SGD: parameter 1 (shape [2]) appears more than once');
     expect(() => new SGD([p, p.alias()], { lr: 0.1 })).toThrow('SGD: parameters 0 and 1 share one buffer');
     expect(() => new AdamW([T.mul(p, 2)], { lr: 0.1 })).toThrow('AdamW: parameter 0 (shape [2]) is not a leaf tensor');
-    expect(() => new AdamW([T.tensor(new Int32Array([1]))], { lr: 0.1 })).toThrow('AdamW: parameter 0 is int32; only float32 tensors can be optimized');
+    expect(() => new AdamW([T.tensor(new Int32Array([1]))], { lr: 0.1 })).toThrow(
+      'AdamW: parameter 0 is int32; only float32 tensors can be optimized',
+    );
     const gone = T.zeros([3]);
     gone.dispose();
     expect(() => new SGD([gone], { lr: 0.1 })).toThrow('SGD: parameter 0 (shape [3]) was disposed');
     expect(() => new SGD([{ params: [p] }, p] as never, { lr: 0.1 })).toThrow(/entry 1 is Tensor.*not a mix/);
     expect(() => new SGD([{ params: [] }], { lr: 0.1 })).toThrow('SGD group 0: has no parameters');
-    expect(() => new SGD([{ params: [p], weight_decay: 1 } as never], { lr: 0.1 })).toThrow("SGD group 0: unknown option 'weight_decay'");
+    expect(() => new SGD([{ params: [p], weight_decay: 1 } as never], { lr: 0.1 })).toThrow(
+      "SGD group 0: unknown option 'weight_decay'",
+    );
     expect(() => new SGD([p], { lr: 0.1, momentom: 0.9 } as never)).toThrow("SGD: unknown option 'momentom'");
   });
 
@@ -156,8 +162,12 @@ describe('optimizers', () => {
     expect(() => new SGD([p], { lr: -0.1 })).toThrow('SGD: invalid learning rate -0.1 (must be a finite number >= 0)');
     expect(() => new SGD([p], {} as never)).toThrow('SGD: invalid learning rate undefined');
     expect(() => new AdamW([p], { lr: NaN })).toThrow('AdamW: invalid learning rate NaN');
-    expect(() => new SGD([p], { lr: 0.1, nesterov: true })).toThrow('SGD: Nesterov momentum needs momentum > 0 and dampening = 0');
-    expect(() => new SGD([p], { lr: 0.1, weightDecay: -1 })).toThrow('SGD: invalid weightDecay -1 (must be in [0, Infinity))');
+    expect(() => new SGD([p], { lr: 0.1, nesterov: true })).toThrow(
+      'SGD: Nesterov momentum needs momentum > 0 and dampening = 0',
+    );
+    expect(() => new SGD([p], { lr: 0.1, weightDecay: -1 })).toThrow(
+      'SGD: invalid weightDecay -1 (must be in [0, Infinity))',
+    );
     expect(() => new AdamW([p], { lr: 0.1, betas: [0.9, 1] })).toThrow('AdamW: invalid beta2 1 (must be in [0, 1))');
     expect(() => new AdamW([{ params: [p], eps: -1 }], { lr: 0.1 })).toThrow('AdamW group 0: invalid eps -1');
     const opt = new AdamW([p], { lr: 0.1 });
@@ -176,7 +186,11 @@ describe('optimizers', () => {
 
   it('round-trips its state dict: a restored optimizer continues identically', async () => {
     const init = [0.3, -1.2, 2.5, 0.7, -0.1];
-    const grads = [[0.5, -1, 2, 0.1, 0], [-0.3, 0.2, 1, -2, 0.4], [1, 1, -1, 0.5, 0.2]];
+    const grads = [
+      [0.5, -1, 2, 0.1, 0],
+      [-0.3, 0.2, 1, -2, 0.4],
+      [1, 1, -1, 0.5, 0.2],
+    ];
     const run = (opt: T.Optimizer<any>, p: T.Tensor, from: number, to: number) => {
       for (let k = from; k < to; k++) {
         p.grad = T.keep(T.tensor(grads[k]!));
@@ -202,11 +216,17 @@ describe('optimizers', () => {
     const sgd = new SGD([param([1])], { lr: 0.1 });
     expect(() => sgd.loadStateDict(saved)).toThrow('SGD.loadStateDict: state is for AdamW, not SGD');
     const two = new AdamW([param(init), param([1])], { lr: 0.1 });
-    expect(() => two.loadStateDict(saved)).toThrow('AdamW.loadStateDict: group 0 holds parameters [0] in the state, [0, 1] here');
+    expect(() => two.loadStateDict(saved)).toThrow(
+      'AdamW.loadStateDict: group 0 holds parameters [0] in the state, [0, 1] here',
+    );
     const wrongShape = new AdamW([param([1, 2])], { lr: 0.1 });
-    expect(() => wrongShape.loadStateDict(saved)).toThrow("AdamW.loadStateDict: 'state.0.exp_avg' is [5] float32, parameter 0 is [2] float32");
+    expect(() => wrongShape.loadStateDict(saved)).toThrow(
+      "AdamW.loadStateDict: 'state.0.exp_avg' is [5] float32, parameter 0 is [2] float32",
+    );
     const extra = { tensors: new Map([...saved.tensors, ['state.0.velocity', T.zeros([5])]]), meta: saved.meta };
-    expect(() => new AdamW([param(init)], { lr: 0.1 }).loadStateDict(extra)).toThrow("unexpected state tensor 'state.0.velocity'");
+    expect(() => new AdamW([param(init)], { lr: 0.1 }).loadStateDict(extra)).toThrow(
+      "unexpected state tensor 'state.0.velocity'",
+    );
   });
 });
 
@@ -272,7 +292,9 @@ describe('clipGradNorm', () => {
     const p = param([1]);
     expect(await clipGradNorm([p], 1).item()).toBe(0);
     expect(() => clipGradNorm([p], -1)).toThrow('clipGradNorm: maxNorm must be a number >= 0, got -1');
-    expect(() => clipGradNorm([p], 1, 0)).toThrow('clipGradNorm: normType must be a positive number or Infinity, got 0');
+    expect(() => clipGradNorm([p], 1, 0)).toThrow(
+      'clipGradNorm: normType must be a positive number or Infinity, got 0',
+    );
     expect(() => clipGradNorm(p as never, 1)).toThrow('clipGradNorm: expected an array of tensors, got Tensor');
     expect(() => clipGradNorm([p, {}] as never, 1)).toThrow('clipGradNorm: parameter 1 is not a Tensor (got object)');
   });
@@ -330,7 +352,9 @@ describe('EMA', () => {
     expect(() => new EMA(twin, { decay: 0.5 }).loadStateDict(sd)).toThrow(/saved hyper-parameters .* differ/);
     const partial = { tensors: new Map([...sd.tensors].filter(([k]) => k !== '1.bias')), meta: sd.meta };
     expect(() => other.loadStateDict(partial)).toThrow('EMA.loadStateDict: 1 problem(s)\n  missing: 1.bias');
-    expect(() => ema.copyTo(new Sequential(new Linear(3, 4)))).toThrow('EMA.copyTo: the module has no parameter(s) 1.weight, 1.bias');
+    expect(() => ema.copyTo(new Sequential(new Linear(3, 4)))).toThrow(
+      'EMA.copyTo: the module has no parameter(s) 1.weight, 1.bias',
+    );
     expect(() => ema.copyTo([T.zeros([4, 3])])).toThrow('EMA.copyTo: expected a Module or 4 tensors, got 1 tensors');
   });
 
@@ -354,8 +378,12 @@ describe('schedules', () => {
 
   it('reject bad arguments', () => {
     expect(() => T.optim.constantLR(-1)).toThrow('constantLR: baseLr must be a finite number >= 0, got -1');
-    expect(() => T.optim.cosineAnnealingLR({ baseLr: 1, tMax: 0 })).toThrow('cosineAnnealingLR: tMax must be an integer >= 1, got 0');
-    expect(() => T.optim.warmupCosineLR({ baseLr: 1, warmupSteps: 5, totalSteps: 3 })).toThrow('totalSteps 3 is shorter than warmupSteps 5');
+    expect(() => T.optim.cosineAnnealingLR({ baseLr: 1, tMax: 0 })).toThrow(
+      'cosineAnnealingLR: tMax must be an integer >= 1, got 0',
+    );
+    expect(() => T.optim.warmupCosineLR({ baseLr: 1, warmupSteps: 5, totalSteps: 3 })).toThrow(
+      'totalSteps 3 is shorter than warmupSteps 5',
+    );
     expect(() => T.optim.constantLR(1)(-1)).toThrow('constantLR: step must be an integer >= 0, got -1');
   });
 });

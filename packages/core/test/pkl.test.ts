@@ -21,7 +21,13 @@ describe('readPkl (detectron2 numpy pickles)', () => {
   const want = () => T.readSafetensors(bytes('pkl_expected.safetensors')).tensors;
 
   it('reads the model dict exactly with pickle protocols 2, 3, 4, 5 and as Python 2 wrote it', () => {
-    for (const file of ['pkl_protocol2.pkl', 'pkl_protocol3.pkl', 'pkl_protocol4.pkl', 'pkl_protocol5.pkl', 'pkl_py2.pkl']) {
+    for (const file of [
+      'pkl_protocol2.pkl',
+      'pkl_protocol3.pkl',
+      'pkl_protocol4.pkl',
+      'pkl_protocol5.pkl',
+      'pkl_py2.pkl',
+    ]) {
       const got = T.readPkl(bytes(file), file);
       expectSame(got, want());
       // The cases easy to get silently wrong: column-major data, 0-d, empty, 64-bit integers.
@@ -38,21 +44,32 @@ describe('readPkl (detectron2 numpy pickles)', () => {
     const got = T.readPkl(bytes('pkl_bare.pkl'), 'pkl_bare.pkl');
     expect([...got.keys()]).toEqual(['a.weight', 'b.c']);
     expect(Array.from(got.get('a.weight')!.data)).toEqual([7, -8]);
-    expect([...T.readPkl(bytes('pkl_bare.pkl'), 'pkl_bare.pkl', { stripPrefix: 'b.' }).keys()]).toEqual(['a.weight', 'c']);
+    expect([...T.readPkl(bytes('pkl_bare.pkl'), 'pkl_bare.pkl', { stripPrefix: 'b.' }).keys()]).toEqual([
+      'a.weight',
+      'c',
+    ]);
   });
 
   it('refuses hostile or foreign pickles with an error naming the file and the reason', () => {
     expect(() => T.readPkl(bytes('pkl_evil.pkl'), 'pkl_evil.pkl')).toThrow(
       /pkl_evil\.pkl: pickle references global 'os\.system', which is not allowed; only pickled dicts of numpy arrays are accepted/,
     );
-    expect(() => T.readPkl(bytes('pkl_object.pkl'), 'pkl_object.pkl')).toThrow(/pkl_object\.pkl: the pickle: numpy array has numpy dtype 'O8'; only f4, .* arrays are read/);
-    expect(() => T.readPkl(bytes('pkl_bigendian.pkl'), 'pkl_bigendian.pkl')).toThrow(/pkl_bigendian\.pkl: the pickle: numpy array is big-endian \('>f4'\)/);
+    expect(() => T.readPkl(bytes('pkl_object.pkl'), 'pkl_object.pkl')).toThrow(
+      /pkl_object\.pkl: the pickle: numpy array has numpy dtype 'O8'; only f4, .* arrays are read/,
+    );
+    expect(() => T.readPkl(bytes('pkl_bigendian.pkl'), 'pkl_bigendian.pkl')).toThrow(
+      /pkl_bigendian\.pkl: the pickle: numpy array is big-endian \('>f4'\)/,
+    );
     expect(() => T.readPkl(bytes('pkl_short.pkl'), 'pkl_short.pkl')).toThrow(
       /pkl_short\.pkl: the pickle: numpy array of shape \[4\] and dtype 'f4' needs 16 bytes, the pickle holds 12/,
     );
     // torch.save's legacy stream starts with a pickle of the magic number, then storages as persistent ids.
-    expect(() => T.readPkl(bytes('pkl_torch_legacy.pkl'), 'pkl_torch_legacy.pkl')).toThrow(/pkl_torch_legacy\.pkl: .*(bytes follow the pickle's STOP|torch\.save file)/);
-    expect(() => T.readPkl(new Uint8Array([0x50, 0x4b, 3, 4]), 'zip.pkl')).toThrow(/zip\.pkl: not a pickle of protocol 2 or later \(first byte 0x50\)/);
+    expect(() => T.readPkl(bytes('pkl_torch_legacy.pkl'), 'pkl_torch_legacy.pkl')).toThrow(
+      /pkl_torch_legacy\.pkl: .*(bytes follow the pickle's STOP|torch\.save file)/,
+    );
+    expect(() => T.readPkl(new Uint8Array([0x50, 0x4b, 3, 4]), 'zip.pkl')).toThrow(
+      /zip\.pkl: not a pickle of protocol 2 or later \(first byte 0x50\)/,
+    );
     // readPth still refuses bytes opcodes and numpy globals: the numpy allowances are the .pkl reader's only.
     const p3 = bytes('pkl_protocol3.pkl');
     expect(() => T.readPth(p3, 'as.pth')).toThrow(/as\.pth: /);
@@ -61,7 +78,9 @@ describe('readPkl (detectron2 numpy pickles)', () => {
   it('says a truncated pickle is truncated, wherever it is cut', () => {
     const whole = bytes('pkl_protocol4.pkl');
     for (const cut of [1, 2, 40, 200, whole.byteLength >> 1, whole.byteLength - 1]) {
-      expect(() => T.readPkl(whole.subarray(0, cut), 'cut.pkl'), `cut at ${cut}`).toThrow(/cut\.pkl: .*(ends unexpectedly|truncated)/);
+      expect(() => T.readPkl(whole.subarray(0, cut), 'cut.pkl'), `cut at ${cut}`).toThrow(
+        /cut\.pkl: .*(ends unexpectedly|truncated)/,
+      );
     }
   });
 });

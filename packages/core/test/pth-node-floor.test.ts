@@ -25,18 +25,27 @@ function child(script: string): unknown {
       `  return next(spec, ctx);\n}\n`,
   );
   const register = join(dir, 'register-no-zlib.mjs');
-  writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(new URL(`file://${hooks}`).href)});\n`);
-  const out = execFileSync(process.execPath, ['--require', preload, '--import', register, '--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
-  });
+  writeFileSync(
+    register,
+    `import { register } from 'node:module';\nregister(${JSON.stringify(new URL(`file://${hooks}`).href)});\n`,
+  );
+  const out = execFileSync(
+    process.execPath,
+    ['--require', preload, '--import', register, '--import', 'tsx', '--input-type=module', '-e', script],
+    {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+    },
+  );
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
 describe('deflated .pth without zlib or process.getBuiltinModule (browsers, Node < 20.16)', () => {
-  it.skipIf(!existsSync(deflated))('readPth and loadPth read it as this process does', () => {
-    const got = child(`
+  it.skipIf(!existsSync(deflated))(
+    'readPth and loadPth read it as this process does',
+    () => {
+      const got = child(`
       if (process.getBuiltinModule) throw new Error('process.getBuiltinModule was not removed');
       let zlibRefused = false;
       try { await import('node:zlib'); } catch { zlibRefused = true; }
@@ -50,14 +59,16 @@ describe('deflated .pth without zlib or process.getBuiltinModule (browsers, Node
       for (const [k, t] of loaded) shapes[k] = t.shape;
       console.log(JSON.stringify({ zlibRefused, shapes, host }));
     `) as { zlibRefused: boolean; shapes: Record<string, number[]>; host: Record<string, number[]> };
-    expect(got.zlibRefused).toBe(true);
-    // The same tensors as this process reads.
-    const want = readPth(new Uint8Array(readFileSync(deflated)), 'x.pth');
-    expect(want.size).toBeGreaterThan(0);
-    expect(Object.keys(got.shapes).sort()).toEqual([...want.keys()].sort());
-    for (const [k, h] of want) {
-      expect(got.shapes[k], k).toEqual(h.shape);
-      expect(got.host[k], k).toEqual(Array.from(h.data));
-    }
-  }, 60_000);
+      expect(got.zlibRefused).toBe(true);
+      // The same tensors as this process reads.
+      const want = readPth(new Uint8Array(readFileSync(deflated)), 'x.pth');
+      expect(want.size).toBeGreaterThan(0);
+      expect(Object.keys(got.shapes).sort()).toEqual([...want.keys()].sort());
+      for (const [k, h] of want) {
+        expect(got.shapes[k], k).toEqual(h.shape);
+        expect(got.host[k], k).toEqual(Array.from(h.data));
+      }
+    },
+    60_000,
+  );
 });

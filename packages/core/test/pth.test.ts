@@ -21,7 +21,11 @@ const MODEL_KEYS = [
 ];
 
 /** Same names, shapes, element types and bit-exact values. */
-function expectSame(got: Map<string, T.HostTensor>, want: Map<string, T.HostTensor>, names: string[] = [...want.keys()]) {
+function expectSame(
+  got: Map<string, T.HostTensor>,
+  want: Map<string, T.HostTensor>,
+  names: string[] = [...want.keys()],
+) {
   for (const name of names) {
     const g = got.get(name);
     const w = want.get(name)!;
@@ -50,7 +54,8 @@ describe('readPth', () => {
 
   it('reads the same state dict deflated, with ZIP64 records and pickled with protocol 4', () => {
     const want = expected();
-    for (const file of ['pth_deflate.pth', 'pth_zip64.pth', 'pth_protocol4.pth']) expectSame(T.readPth(bytes(file), file), want);
+    for (const file of ['pth_deflate.pth', 'pth_zip64.pth', 'pth_protocol4.pth'])
+      expectSame(T.readPth(bytes(file), file), want);
   });
 
   it('unwraps an SCHP-style checkpoint and strips the DataParallel prefix', () => {
@@ -83,13 +88,21 @@ describe('readPth', () => {
     const zip64 = bytes('pth_zip64.pth');
     const flipped = zip64.slice();
     flipped[zip64.indexOf(0x80, 30)]! ^= 1; // the pickle's PROTO byte, inside the first entry
-    expect(() => T.readPth(flipped, 'flipped.pth')).toThrow(/flipped\.pth: corrupt zip archive: CRC-32 mismatch in entry 'pth_state_dict\/data\.pkl'/);
+    expect(() => T.readPth(flipped, 'flipped.pth')).toThrow(
+      /flipped\.pth: corrupt zip archive: CRC-32 mismatch in entry 'pth_state_dict\/data\.pkl'/,
+    );
     const headerless = zip64.slice();
     const second = Buffer.from(zip64).indexOf(Buffer.from('PK\x03\x04', 'latin1'), 4); // the second local header
     headerless.fill(0, second, second + 4);
-    expect(() => T.readPth(headerless, 'headerless.pth')).toThrow(/headerless\.pth: corrupt zip archive: no local header for '.*' at byte \d+/);
-    expect(() => T.readPth(new Uint8Array([0x50, 0x4b]), 'tiny.pth')).toThrow(/tiny\.pth: not a torch\.save checkpoint \(neither a zip archive nor a legacy torch\.save pickle stream\)/);
-    expect(() => T.readPth(new Uint8Array([0x50, 0x4b, 0x03, 0x04, 0, 0]), 'stub.pth')).toThrow(/stub\.pth: corrupt zip archive/);
+    expect(() => T.readPth(headerless, 'headerless.pth')).toThrow(
+      /headerless\.pth: corrupt zip archive: no local header for '.*' at byte \d+/,
+    );
+    expect(() => T.readPth(new Uint8Array([0x50, 0x4b]), 'tiny.pth')).toThrow(
+      /tiny\.pth: not a torch\.save checkpoint \(neither a zip archive nor a legacy torch\.save pickle stream\)/,
+    );
+    expect(() => T.readPth(new Uint8Array([0x50, 0x4b, 0x03, 0x04, 0, 0]), 'stub.pth')).toThrow(
+      /stub\.pth: corrupt zip archive/,
+    );
   });
 });
 
@@ -107,7 +120,9 @@ describe('readPth, legacy (non-zip) format', () => {
       const got = T.readPth(bytes(file), file);
       expect([...got.keys()].sort(), file).toEqual([...want.keys()].sort());
       expectSame(got, want);
-      expect(Array.from(got.get('extra.slice')!.data), file).toEqual(Array.from(want.get('extra.base')!.data.slice(3, 7)));
+      expect(Array.from(got.get('extra.slice')!.data), file).toEqual(
+        Array.from(want.get('extra.base')!.data.slice(3, 7)),
+      );
       expect(got.get('extra.permuted')!.shape, file).toEqual([4, 2, 3]);
     }
     const model = T.readPth(bytes('pth_legacy.pth'), 'pth_legacy.pth');
@@ -162,11 +177,19 @@ describe('readPth, legacy (non-zip) format', () => {
       /big\.pth: saved on a big-endian machine \(sys_info little_endian=False\); only little-endian checkpoints are supported/,
     );
     const evil = legacyStream(MAGIC, VERSION, '}', 'cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03');
-    expect(() => T.readPth(evil, 'evil.pth')).toThrow(/evil\.pth: pickle references global 'os\.system', which is not allowed; only PyTorch tensor state dicts/);
+    expect(() => T.readPth(evil, 'evil.pth')).toThrow(
+      /evil\.pth: pickle references global 'os\.system', which is not allowed; only PyTorch tensor state dicts/,
+    );
     const inst = legacyStream(MAGIC, VERSION, '}', '(X\x04\x00\x00\x00trueios\nsystem\n');
-    expect(() => T.readPth(inst, 'inst.pth')).toThrow(/inst\.pth: unsupported pickle opcode 0x69 \(INST\) at byte \d+ of the pickled checkpoint/);
-    expect(() => T.readPth(legacyStream('K\x05'), 'five.pth')).toThrow(/five\.pth: starts with a pickle that is not torch\.save's magic number/);
-    expect(() => T.readPth(legacyStream(MAGIC, 'M\xe8\x03'), 'v1000.pth')).toThrow(/v1000\.pth: legacy torch\.save protocol version 1000, expected 1001/);
+    expect(() => T.readPth(inst, 'inst.pth')).toThrow(
+      /inst\.pth: unsupported pickle opcode 0x69 \(INST\) at byte \d+ of the pickled checkpoint/,
+    );
+    expect(() => T.readPth(legacyStream('K\x05'), 'five.pth')).toThrow(
+      /five\.pth: starts with a pickle that is not torch\.save's magic number/,
+    );
+    expect(() => T.readPth(legacyStream(MAGIC, 'M\xe8\x03'), 'v1000.pth')).toThrow(
+      /v1000\.pth: legacy torch\.save protocol version 1000, expected 1001/,
+    );
     // A storage no tensor uses (its element size is unknown), and one used but never written.
     expect(() => T.readPth(legacyStream(MAGIC, VERSION, '}', '}', ']X\x01\x00\x00\x000a'), 'extra.pth')).toThrow(
       /extra\.pth: storage '0' is in the file but no tensor uses it/,
@@ -175,13 +198,20 @@ describe('readPth, legacy (non-zip) format', () => {
       `ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00${key}X\x03\x00\x00\x00cpuK\x02Nt` +
       'QK\x00K\x02\x85K\x01\x85\x89ccollections\nOrderedDict\n)Rtq\x00R';
     const unwritten = legacyStream(MAGIC, VERSION, '}', `}X\x01\x00\x00\x00w${tensorOf('7')}s`, ']');
-    expect(() => T.readPth(unwritten, 'unwritten.pth')).toThrow(/unwritten\.pth: storage '7' is used by the checkpoint but its bytes are not in the file/);
+    expect(() => T.readPth(unwritten, 'unwritten.pth')).toThrow(
+      /unwritten\.pth: storage '7' is used by the checkpoint but its bytes are not in the file/,
+    );
     const count = (n: number) => String.fromCharCode(n, 0, 0, 0, 0, 0, 0, 0);
     const floats = '\x00\x00\x80\x3f\x00\x00\x00\x40'; // 1, 2
-    const ok = new Uint8Array([...unwritten.subarray(0, -2), ...Buffer.from(`]X\x01\x00\x00\x007a.${count(2)}${floats}`, 'latin1')]);
+    const ok = new Uint8Array([
+      ...unwritten.subarray(0, -2),
+      ...Buffer.from(`]X\x01\x00\x00\x007a.${count(2)}${floats}`, 'latin1'),
+    ]);
     expect(T.readPth(ok, 'ok.pth').get('w')).toEqual({ shape: [2], data: new Float32Array([1, 2]) });
     const wrongCount = new Uint8Array([...ok.subarray(0, -16), ...Buffer.from(`${count(3)}${floats}`, 'latin1')]);
-    expect(() => T.readPth(wrongCount, 'count.pth')).toThrow(/count\.pth: storage '7' holds 3 elements, but the checkpoint says 2/);
+    expect(() => T.readPth(wrongCount, 'count.pth')).toThrow(
+      /count\.pth: storage '7' holds 3 elements, but the checkpoint says 2/,
+    );
   });
 });
 
@@ -287,16 +317,23 @@ function tensorPickle(numel: number, size: number[], stride: number[]): Uint8Arr
 
 /** A zip-format checkpoint holding data.pkl (stored) and storage '0'. */
 const pthZip = (pkl: Uint8Array, storage: Omit<ZipInput, 'name'>) =>
-  zip([{ name: 'archive/data.pkl', data: pkl }, { name: 'archive/data/0', ...storage }]);
+  zip([
+    { name: 'archive/data.pkl', data: pkl },
+    { name: 'archive/data/0', ...storage },
+  ]);
 
 /** A zip-format checkpoint whose data.pkl is the given pickle body (protocol 2 header and STOP added). */
-const pickleOnly = (body: string) => zip([{ name: 'archive/data.pkl', data: new Uint8Array(latin1(`\x80\x02${body}.`)) }]);
+const pickleOnly = (body: string) =>
+  zip([{ name: 'archive/data.pkl', data: new Uint8Array(latin1(`\x80\x02${body}.`)) }]);
 
 describe('readPth, hostile files', () => {
   it('the zip writer here makes files readPth reads exactly, stored or deflated', () => {
     const values = new Float32Array([1.5, -2, 3.25, 4]);
     for (const deflate of [false, true]) {
-      const got = T.readPth(pthZip(tensorPickle(4, [2, 2], [2, 1]), { data: new Uint8Array(values.buffer), deflate }), 'built.pth');
+      const got = T.readPth(
+        pthZip(tensorPickle(4, [2, 2], [2, 1]), { data: new Uint8Array(values.buffer), deflate }),
+        'built.pth',
+      );
       expect(got.get('w')!.shape).toEqual([2, 2]);
       expect(Array.from(got.get('w')!.data)).toEqual([1.5, -2, 3.25, 4]);
     }
@@ -304,9 +341,16 @@ describe('readPth, hostile files', () => {
 
   it('stops inflating an entry at its declared size: a bomb that lies about its size costs no more', () => {
     // 64 MiB of zeros deflate to ~64 KB; the headers claim 16 bytes.
-    const bomb = pthZip(tensorPickle(4, [4], [1]), { data: new Uint8Array(64 << 20), deflate: true, declaredSize: 16, crc: 0 });
+    const bomb = pthZip(tensorPickle(4, [4], [1]), {
+      data: new Uint8Array(64 << 20),
+      deflate: true,
+      declaredSize: 16,
+      crc: 0,
+    });
     expect(bomb.byteLength).toBeLessThan(100_000);
-    expect(() => T.readPth(bomb, 'bomb.pth')).toThrow(/bomb\.pth: corrupt zip archive: entry 'archive\/data\/0' inflates past its declared 16 bytes \(a decompression bomb\?\)/);
+    expect(() => T.readPth(bomb, 'bomb.pth')).toThrow(
+      /bomb\.pth: corrupt zip archive: entry 'archive\/data\/0' inflates past its declared 16 bytes \(a decompression bomb\?\)/,
+    );
   });
 
   it('refuses an entry whose declared size is over the limit before inflating it; the option raises the limit', () => {
@@ -321,14 +365,21 @@ describe('readPth, hostile files', () => {
     // The default (1 GiB) refuses a 2 GiB declaration at once, without inflating anything.
     expect(T.PTH_MAX_EXPANDED_BYTES).toBe(1024 ** 3);
     const liar = pthZip(tensorPickle(4, [4], [1]), { data: new Uint8Array(16), deflate: true, declaredSize: 2 ** 31 });
-    expect(() => T.readPth(liar, 'liar.pth')).toThrow(/liar\.pth: inflating zip entry 'archive\/data\/0' \(declared 2147483648 bytes .* over the limit of 1073741824/);
+    expect(() => T.readPth(liar, 'liar.pth')).toThrow(
+      /liar\.pth: inflating zip entry 'archive\/data\/0' \(declared 2147483648 bytes .* over the limit of 1073741824/,
+    );
   });
 
   it('counts the copy a stride-0 view needs against the limit', () => {
     // One float in the file, viewed as 100000 x 10000 (4 GB once copied).
     const file = pthZip(tensorPickle(1, [100000, 10000], [0, 0]), { data: new Uint8Array(4) });
-    expect(() => T.readPth(file, 'view.pth')).toThrow(/view\.pth: copying strided tensor 'w' \(size \[100000,10000\], stride \[0,0\]\) would bring .* over the limit of 1073741824/);
-    const small = T.readPth(pthZip(tensorPickle(1, [2, 3], [0, 0]), { data: new Uint8Array(new Float32Array([7]).buffer) }), 'small.pth');
+    expect(() => T.readPth(file, 'view.pth')).toThrow(
+      /view\.pth: copying strided tensor 'w' \(size \[100000,10000\], stride \[0,0\]\) would bring .* over the limit of 1073741824/,
+    );
+    const small = T.readPth(
+      pthZip(tensorPickle(1, [2, 3], [0, 0]), { data: new Uint8Array(new Float32Array([7]).buffer) }),
+      'small.pth',
+    );
     expect(Array.from(small.get('w')!.data)).toEqual([7, 7, 7, 7, 7, 7]);
   });
 
@@ -338,11 +389,16 @@ describe('readPth, hostile files', () => {
       /cycle\.pth: dict 'a' contains itself; only PyTorch tensor state dicts are accepted/,
     );
     const deep = `}${`${unicode('k')}}`.repeat(5000)}${'s'.repeat(5000)}`;
-    expect(() => T.readPth(pickleOnly(deep), 'deep.pth')).toThrow(/deep\.pth: dicts nested more than 100 deep \(at 'k\.k\.k/);
+    expect(() => T.readPth(pickleOnly(deep), 'deep.pth')).toThrow(
+      /deep\.pth: dicts nested more than 100 deep \(at 'k\.k\.k/,
+    );
     // d0 = {}; d(i+1) = {'a': di, 'b': di}: shared, not cyclic, but 2^40 names.
     let shared = `}q\x00`;
-    for (let i = 1; i <= 40; i++) shared = `}(${unicode('a')}${shared}${unicode('b')}h${String.fromCharCode(i - 1)}uq${String.fromCharCode(i)}`;
-    expect(() => T.readPth(pickleOnly(shared), 'shared.pth')).toThrow(/shared\.pth: the checkpoint's dicts name more than 10000000 entries/);
+    for (let i = 1; i <= 40; i++)
+      shared = `}(${unicode('a')}${shared}${unicode('b')}h${String.fromCharCode(i - 1)}uq${String.fromCharCode(i)}`;
+    expect(() => T.readPth(pickleOnly(shared), 'shared.pth')).toThrow(
+      /shared\.pth: the checkpoint's dicts name more than 10000000 entries/,
+    );
   });
 
   it('reads a list of 300000 items appended at once (APPENDS) without overflowing the stack', () => {
@@ -350,4 +406,3 @@ describe('readPth, hostile files', () => {
     expect(T.readPth(pickleOnly(appends), 'appends.pth').size).toBe(0);
   });
 });
-

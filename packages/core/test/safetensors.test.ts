@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-const golden = (name: string) => fileURLToPath(new URL(`../../../test/golden/out/${name}.safetensors`, import.meta.url));
+const golden = (name: string) =>
+  fileURLToPath(new URL(`../../../test/golden/out/${name}.safetensors`, import.meta.url));
 
 beforeAll(async () => {
   await T.init();
@@ -35,7 +36,9 @@ describe('safetensors', () => {
     expect(Array.from(await back.get('a')!.data())).toEqual(Array.from(await a.data()));
     expect(Array.from(await back.get('idx')!.intData())).toEqual([1, -2, 3]);
     const half = await (await T.loadSafetensors(join(dir, 'f16.safetensors'))).get('a')!.data();
-    [0.1, -2.5, 1e-3, 65504, 3.14159].forEach((v, i) => expect(Math.abs(half[i]! - v)).toBeLessThanOrEqual(Math.abs(v) * 1e-3));
+    [0.1, -2.5, 1e-3, 65504, 3.14159].forEach((v, i) =>
+      expect(Math.abs(half[i]! - v)).toBeLessThanOrEqual(Math.abs(v) * 1e-3),
+    );
     const { metadata } = T.readSafetensors(new Uint8Array(readFileSync(join(dir, 'f32.safetensors'))));
     expect(metadata.note).toBe('hello');
   });
@@ -50,7 +53,9 @@ describe('safetensors', () => {
       ['st_bad_json', /header is not valid JSON/],
     ];
     for (const [file, message] of cases) await expect(T.loadSafetensors(golden(file)), file).rejects.toThrow(message);
-    await expect(T.loadSafetensors('/nonexistent/file.safetensors')).rejects.toThrow(/cannot open '\/nonexistent\/file.safetensors'/);
+    await expect(T.loadSafetensors('/nonexistent/file.safetensors')).rejects.toThrow(
+      /cannot open '\/nonexistent\/file.safetensors'/,
+    );
   });
 
   it('validates headers strictly: dtype names, shapes, offsets and __metadata__', () => {
@@ -66,20 +71,36 @@ describe('safetensors', () => {
     expect(T.readSafetensors(file({ a: ok, __metadata__: { note: 'x' } }, 8), 'good').metadata).toEqual({ note: 'x' });
     const cases: [unknown, RegExp][] = [
       // Names Object.prototype has must not pass for dtypes.
-      [{ a: { ...ok, dtype: '__proto__' } }, /bad: tensor 'a' has unsupported dtype "__proto__" \(expected one of F32, F16/],
+      [
+        { a: { ...ok, dtype: '__proto__' } },
+        /bad: tensor 'a' has unsupported dtype "__proto__" \(expected one of F32, F16/,
+      ],
       [{ a: { ...ok, dtype: 'constructor' } }, /tensor 'a' has unsupported dtype "constructor"/],
-      [{ a: { dtype: 'F32', shape: [0, 1e300], data_offsets: [0, 0] } }, /tensor 'a' has an invalid shape \[0,1e\+300\]/],
-      [{ a: { dtype: 'F32', shape: [0, 2 ** 40, 2 ** 40], data_offsets: [0, 0] } }, /tensor 'a' has shape \[0,1099511627776,1099511627776\], whose element count is too large/],
-      [{ a: { dtype: 'F32', shape: new Array(65).fill(1), data_offsets: [0, 4] } }, /tensor 'a' has an invalid shape .* \(expected at most 64 non-negative integers\)/],
+      [
+        { a: { dtype: 'F32', shape: [0, 1e300], data_offsets: [0, 0] } },
+        /tensor 'a' has an invalid shape \[0,1e\+300\]/,
+      ],
+      [
+        { a: { dtype: 'F32', shape: [0, 2 ** 40, 2 ** 40], data_offsets: [0, 0] } },
+        /tensor 'a' has shape \[0,1099511627776,1099511627776\], whose element count is too large/,
+      ],
+      [
+        { a: { dtype: 'F32', shape: new Array(65).fill(1), data_offsets: [0, 4] } },
+        /tensor 'a' has an invalid shape .* \(expected at most 64 non-negative integers\)/,
+      ],
       [{ a: { dtype: 'F32', shape: [2.5], data_offsets: [0, 8] } }, /tensor 'a' has an invalid shape \[2.5\]/],
-      [{ a: { ...ok, data_offsets: [0, 8, 16] } }, /tensor 'a' has invalid data_offsets \[0,8,16\] \(expected \[begin, end\]/],
+      [
+        { a: { ...ok, data_offsets: [0, 8, 16] } },
+        /tensor 'a' has invalid data_offsets \[0,8,16\] \(expected \[begin, end\]/,
+      ],
       [{ a: { ...ok, data_offsets: [-8, 0] } }, /tensor 'a' has invalid data_offsets \[-8,0\]/],
       [{ a: null }, /tensor 'a' is described by null, expected an object \{dtype, shape, data_offsets\}/],
       [{ a: ok, __metadata__: null }, /bad: __metadata__ is null, expected an object of strings/],
       [{ a: ok, __metadata__: ['x'] }, /bad: __metadata__ is an array, expected an object of strings/],
       [{ a: ok, __metadata__: { step: 3 } }, /bad: __metadata__ entry 'step' is 3, expected a string/],
     ];
-    for (const [header, message] of cases) expect(() => T.readSafetensors(file(header, 8), 'bad'), JSON.stringify(header).slice(0, 80)).toThrow(message);
+    for (const [header, message] of cases)
+      expect(() => T.readSafetensors(file(header, 8), 'bad'), JSON.stringify(header).slice(0, 80)).toThrow(message);
   });
 
   it('a failed save leaves neither the target nor a temporary file behind', async () => {

@@ -5,15 +5,28 @@ beforeAll(async () => {
   await T.init();
 });
 
-const values = (n: number, seed: number, scale = 1) => Array.from({ length: n }, (_, i) => Math.sin(i * 1.913 + seed) * scale);
+const values = (n: number, seed: number, scale = 1) =>
+  Array.from({ length: n }, (_, i) => Math.sin(i * 1.913 + seed) * scale);
 const leaf = (shape: number[], seed: number, scale = 1) => {
-  const t = T.tensor(values(shape.reduce((a, b) => a * b, 1), seed, scale), shape);
+  const t = T.tensor(
+    values(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+      scale,
+    ),
+    shape,
+  );
   t.requiresGrad = true;
   return t;
 };
 const ints = (data: number[], shape?: number[]) => T.tensor(Int32Array.from(data), shape ?? [data.length]);
 
-async function check(name: string, fn: (...xs: T.Tensor[]) => T.Tensor, inputs: T.Tensor[], options: T.GradcheckOptions = {}) {
+async function check(
+  name: string,
+  fn: (...xs: T.Tensor[]) => T.Tensor,
+  inputs: T.Tensor[],
+  options: T.GradcheckOptions = {},
+) {
   const r = await T.gradcheck(fn, inputs, options);
   expect(r.ok, `${name}: ${JSON.stringify(r.worst)}`).toBe(true);
 }
@@ -23,7 +36,9 @@ describe('dtypes', () => {
     const z = T.zeros([2]);
     const before = T.memoryStats();
     const bad = 'bfloat16' as T.DType;
-    expect(() => T.zeros([2, 3], bad)).toThrow(`zeros: unknown dtype "bfloat16" (accepted dtypes: float32, float16, int32)`);
+    expect(() => T.zeros([2, 3], bad)).toThrow(
+      `zeros: unknown dtype "bfloat16" (accepted dtypes: float32, float16, int32)`,
+    );
     expect(() => T.full([2], 1, 'int64' as T.DType)).toThrow(/^full: unknown dtype "int64"/);
     expect(() => T.tensor([1, 2], [2], 'bool' as T.DType)).toThrow(/^tensor: unknown dtype "bool"/);
     expect(() => T.arange(5, undefined, 1, 'f32' as T.DType)).toThrow(/^arange: unknown dtype "f32"/);
@@ -39,7 +54,9 @@ describe('dtypes', () => {
     expect(s.dtype).toBe('int32');
     expect(Array.from(await s.intData())).toEqual([-2147483648, -5, 2]);
     expect(Array.from(await T.sub(b, 1).intData())).toEqual([0, 1, -4]);
-    expect(Array.from(await T.floorDivide(ints([-7, 7, -7, 7]), ints([2, 2, -2, -2])).intData())).toEqual([-4, 3, 3, -4]);
+    expect(Array.from(await T.floorDivide(ints([-7, 7, -7, 7]), ints([2, 2, -2, -2])).intData())).toEqual([
+      -4, 3, 3, -4,
+    ]);
     expect(T.div(a, b).dtype).toBe('float32');
     expect(T.mul(b, 0.5).dtype).toBe('float32');
     expect(T.mul(b, 2).dtype).toBe('int32');
@@ -91,21 +108,34 @@ describe('scans, products, norms', () => {
   });
 
   it('norm refuses a non-numeric p and int32 input', () => {
-    expect(() => T.norm(T.zeros([2]), 'fro' as unknown as number)).toThrow('norm: p must be a number (Infinity for the max norm), got fro');
+    expect(() => T.norm(T.zeros([2]), 'fro' as unknown as number)).toThrow(
+      'norm: p must be a number (Infinity for the max norm), got fro',
+    );
     expect(() => T.norm(ints([1, 2]))).toThrow('norm: expected a float tensor, got int32 [2]');
   });
 });
 
 describe('indexing and composites', () => {
   it('booleanMask and nonzero read back and give data-dependent shapes', async () => {
-    const x = T.tensor([[1, 2], [3, 4], [5, 6]]);
+    const x = T.tensor([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
     const rows = await T.booleanMask(x, ints([1, 0, 1]));
     expect(rows.shape).toEqual([2, 2]);
     expect(Array.from(await rows.data())).toEqual([1, 2, 5, 6]);
-    const nz = await T.nonzero(T.tensor([[0, 2], [3, 0]]));
+    const nz = await T.nonzero(
+      T.tensor([
+        [0, 2],
+        [3, 0],
+      ]),
+    );
     expect(nz.dtype).toBe('int32');
     expect(Array.from(await nz.intData())).toEqual([0, 1, 1, 0]);
-    await expect(T.booleanMask(x, ints([1, 0]))).rejects.toThrow('booleanMask: mask [2] must match the leading dims of the input [3, 2]');
+    await expect(T.booleanMask(x, ints([1, 0]))).rejects.toThrow(
+      'booleanMask: mask [2] must match the leading dims of the input [3, 2]',
+    );
   });
 
   it('slice takes Python negative steps and refuses a zero step', async () => {
@@ -119,18 +149,28 @@ describe('indexing and composites', () => {
 
   it('errors name the op, the shapes and what was expected', () => {
     const x = T.zeros([3, 4]);
-    expect(() => T.maskedFill(x, T.zeros([2, 4]), 1)).toThrow('maskedFill: shapes [3, 4] and [2, 4] are not broadcastable');
-    expect(() => T.maskedFill(x, T.zeros([2, 3, 4]), 1)).toThrow('maskedFill: mask [2, 3, 4] must broadcast to the input\'s shape [3, 4]');
+    expect(() => T.maskedFill(x, T.zeros([2, 4]), 1)).toThrow(
+      'maskedFill: shapes [3, 4] and [2, 4] are not broadcastable',
+    );
+    expect(() => T.maskedFill(x, T.zeros([2, 3, 4]), 1)).toThrow(
+      "maskedFill: mask [2, 3, 4] must broadcast to the input's shape [3, 4]",
+    );
     expect(() => T.tril(T.zeros([3]))).toThrow('tril: expected a tensor of at least 2 dims, got [3]');
     expect(() => T.topk(x, 5)).toThrow('topk: k = 5 is out of range for axis -1 of size 4 (input [3, 4])');
     expect(() => T.scatter(x, 1, ints([0, 1]), 1)).toThrow('scatter: index [2] must have the rank of input [3, 4]');
     expect(() => T.scatter(x, 1, T.zeros([3, 1]), 1)).toThrow('scatter: index must be int32, got float32 [3, 1]');
-    expect(() => T.scatterAdd(x, 0, ints([0, 1, 2, 0], [1, 4]), T.zeros([1, 3]))).toThrow(/scatterAdd: index \[1, 4\] must have the rank of input \[3, 4\], src \[1, 3\]/);
-    expect(() => T.einsum('ij,jk->ik', x, T.zeros([5, 2]))).toThrow("einsum: 'ij,jk->ik': label 'j' has size 4 in one operand and 5 in another");
+    expect(() => T.scatterAdd(x, 0, ints([0, 1, 2, 0], [1, 4]), T.zeros([1, 3]))).toThrow(
+      /scatterAdd: index \[1, 4\] must have the rank of input \[3, 4\], src \[1, 3\]/,
+    );
+    expect(() => T.einsum('ij,jk->ik', x, T.zeros([5, 2]))).toThrow(
+      "einsum: 'ij,jk->ik': label 'j' has size 4 in one operand and 5 in another",
+    );
     expect(() => T.einsum('ij->k', x)).toThrow("einsum: 'ij->k': output label 'k' does not occur in the operands");
     expect(() => T.einsum('ijk', x)).toThrow("einsum: 'ijk': operand 0 'ijk' names 3 dims, the operand has 2");
     expect(() => T.einsum('ij,jk', x)).toThrow("einsum: 'ij,jk' names 2 operands, 1 given");
-    expect(() => T.conv1d(T.zeros([1, 2, 3, 4]), T.zeros([1, 2, 1]))).toThrow('conv1d: expected input [N, C, L] or [C, L], got [1, 2, 3, 4]');
+    expect(() => T.conv1d(T.zeros([1, 2, 3, 4]), T.zeros([1, 2, 1]))).toThrow(
+      'conv1d: expected input [N, C, L] or [C, L], got [1, 2, 3, 4]',
+    );
   });
 
   it('scatter indices out of range fail the next readback naming the op', async () => {
@@ -141,7 +181,12 @@ describe('indexing and composites', () => {
 
 describe('finite-difference gradients', () => {
   it('log1p, erf', async () => {
-    await check('log1p', (x) => T.log1p(x), [T.tensor([0.3, -0.5, 2, 0.01, 4], [5])].map((t) => ((t.requiresGrad = true), t)), { eps: 1e-3 });
+    await check(
+      'log1p',
+      (x) => T.log1p(x),
+      [T.tensor([0.3, -0.5, 2, 0.01, 4], [5])].map((t) => ((t.requiresGrad = true), t)),
+      { eps: 1e-3 },
+    );
     await check('erf', (x) => T.erf(x), [leaf([3, 4], 2, 1.5)], { eps: 1e-3 });
   });
 
@@ -166,11 +211,20 @@ describe('finite-difference gradients', () => {
     await check('triu', (x) => T.triu(x, -1), [leaf([4, 3], 13)]);
     await check('topk', (x) => T.topk(x, 2, 1).values, [leaf([3, 5], 14)]);
     const index = ints([2, 0, 1, 1, 3, 0], [2, 3]);
-    await check('scatter', (x, s) => T.scatter(x, 1, index.reshape([2, 3]).add(0), s), [leaf([2, 4], 15), leaf([2, 3], 16)]);
+    await check('scatter', (x, s) => T.scatter(x, 1, index.reshape([2, 3]).add(0), s), [
+      leaf([2, 4], 15),
+      leaf([2, 3], 16),
+    ]);
     await check('scatterAdd', (x, s) => T.scatterAdd(x, 1, index, s), [leaf([2, 4], 17), leaf([2, 3], 18)]);
-    await check('slice negative', (x) => T.slice(x, [{ start: 4, end: 0, step: -2 }, { step: -1 }]), [leaf([5, 3], 19)]);
+    await check('slice negative', (x) => T.slice(x, [{ start: 4, end: 0, step: -2 }, { step: -1 }]), [
+      leaf([5, 3], 19),
+    ]);
     await check('einsum', (a, b) => T.einsum('bij,jk->bki', a, b), [leaf([2, 3, 4], 20), leaf([4, 2], 21)]);
     await check('einsum diagonal', (a) => T.einsum('iij->ji', a), [leaf([3, 3, 2], 22)]);
-    await check('conv1d', (x, w, b) => T.conv1d(x, w, b, { stride: 2, padding: 1 }), [leaf([1, 2, 7], 23), leaf([3, 2, 3], 24, 0.5), leaf([3], 25)]);
+    await check('conv1d', (x, w, b) => T.conv1d(x, w, b, { stride: 2, padding: 1 }), [
+      leaf([1, 2, 7], 23),
+      leaf([3, 2, 3], 24, 0.5),
+      leaf([3], 25),
+    ]);
   });
 });

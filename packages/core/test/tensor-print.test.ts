@@ -10,20 +10,45 @@ const cases: Record<string, () => T.Tensor> = {
   mixed: () => T.tensor([1.5, -2.25, 3, 4, 5, 6.125], [2, 3]),
   integral: () => T.tensor([1, 2, -3], [3]),
   sci: () => T.tensor([1e-5, 1, 1000], [3]),
-  int32: () => T.tensor(range(12, (i) => i - 5), [3, 4], 'int32'),
-  summarised: () => T.tensor(range(2000, (i) => Math.fround(i / 7)), [2, 1000]),
-  three_d: () => T.tensor(range(24, (i) => i * 0.5), [2, 3, 4]),
+  int32: () =>
+    T.tensor(
+      range(12, (i) => i - 5),
+      [3, 4],
+      'int32',
+    ),
+  summarised: () =>
+    T.tensor(
+      range(2000, (i) => Math.fround(i / 7)),
+      [2, 1000],
+    ),
+  three_d: () =>
+    T.tensor(
+      range(24, (i) => i * 0.5),
+      [2, 3, 4],
+    ),
   nonfinite: () => T.tensor([NaN, Infinity, -Infinity, 1.5], [4]),
   scalar: () => T.tensor([3.5], []),
-  wrapped: () => T.tensor(range(30, (i) => Math.fround(i * Math.fround(1.1))), [30]),
-  big3d: () => T.tensor(range(8 * 9 * 20, (i) => ((i % 13) - 6) * 0.25), [8, 9, 20]),
+  wrapped: () =>
+    T.tensor(
+      range(30, (i) => Math.fround(i * Math.fround(1.1))),
+      [30],
+    ),
+  big3d: () =>
+    T.tensor(
+      range(8 * 9 * 20, (i) => ((i % 13) - 6) * 0.25),
+      [8, 9, 20],
+    ),
 };
 
 /** PyTorch's repr with our suffix: dtype without 'torch.', shape when summarised, the device. */
 function expected(name: string, t: T.Tensor): string {
   const repr = TORCH_REPR[name]!;
   const body = repr.replace(/, dtype=torch\.\w+\)$/, ')').slice(0, -1);
-  const extra = [...(t.size > 1000 ? [`shape=[${t.shape.join(', ')}]`] : []), ...(t.dtype === 'float32' ? [] : [`dtype=${t.dtype}`]), "device='webgpu'"];
+  const extra = [
+    ...(t.size > 1000 ? [`shape=[${t.shape.join(', ')}]`] : []),
+    ...(t.dtype === 'float32' ? [] : [`dtype=${t.dtype}`]),
+    "device='webgpu'",
+  ];
   return `${body}, ${extra.join(', ')})`;
 }
 
@@ -47,7 +72,11 @@ describe('tensor text', () => {
   });
 
   it('sync toString and Node inspect show shape and dtype (values need an async readback)', () => {
-    const t = T.tensor(range(6, (i) => i), [2, 3], 'int32');
+    const t = T.tensor(
+      range(6, (i) => i),
+      [2, 3],
+      'int32',
+    );
     expect(String(t)).toBe('Tensor([2, 3], int32)');
     expect(inspect(t)).toBe('Tensor([2, 3], int32)');
     expect(inspect({ w: t })).toBe('{ w: Tensor([2, 3], int32) }');

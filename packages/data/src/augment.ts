@@ -57,8 +57,11 @@ export function warpImage(img: Uint8Array, width: number, height: number, t: Aff
       const fx = sx - x0;
       const fy = sy - y0;
       for (let ch = 0; ch < 3; ch++) {
-        const at = (xx: number, yy: number) => (xx < 0 || yy < 0 || xx >= width || yy >= height ? fill : img[3 * (yy * width + xx) + ch]!);
-        const v = (at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy) + (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy;
+        const at = (xx: number, yy: number) =>
+          xx < 0 || yy < 0 || xx >= width || yy >= height ? fill : img[3 * (yy * width + xx) + ch]!;
+        const v =
+          (at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy) +
+          (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy;
         out[3 * (y * width + x) + ch] = Math.round(v);
       }
     }
@@ -67,7 +70,14 @@ export function warpImage(img: Uint8Array, width: number, height: number, t: Aff
 }
 
 /** Warps a label map (nearest; outside is `fill`) and swaps left/right labels when the transform flips. */
-export function warpLabels(labels: Uint8Array, width: number, height: number, t: Affine, swap: readonly [number, number][] = [], fill = 0): Uint8Array {
+export function warpLabels(
+  labels: Uint8Array,
+  width: number,
+  height: number,
+  t: Affine,
+  swap: readonly [number, number][] = [],
+  fill = 0,
+): Uint8Array {
   const out = new Uint8Array(labels.length).fill(fill);
   const map = new Map<number, number>();
   if (t.flip) for (const [l, r] of swap) map.set(l, r).set(r, l);
@@ -85,10 +95,25 @@ export function warpLabels(labels: Uint8Array, width: number, height: number, t:
 }
 
 /** COCO-18 left/right pairs (OpenPose order). */
-export const COCO18_FLIP: readonly [number, number][] = [[2, 5], [3, 6], [4, 7], [8, 11], [9, 12], [10, 13], [14, 15], [16, 17]];
+export const COCO18_FLIP: readonly [number, number][] = [
+  [2, 5],
+  [3, 6],
+  [4, 7],
+  [8, 11],
+  [9, 12],
+  [10, 13],
+  [14, 15],
+  [16, 17],
+];
 
 /** Transforms keypoints (pixel coordinates) and swaps left/right parts when the transform flips. */
-export function warpKeypoints<K extends { x: number; y: number; visible: boolean }>(keypoints: K[], width: number, height: number, t: Affine, pairs = COCO18_FLIP): K[] {
+export function warpKeypoints<K extends { x: number; y: number; visible: boolean }>(
+  keypoints: K[],
+  width: number,
+  height: number,
+  t: Affine,
+  pairs = COCO18_FLIP,
+): K[] {
   const [a, b, c, d, e, f] = invertAffine(t.inverse);
   const moved = keypoints.map((k) => {
     const x = a * k.x + b * k.y + c;

@@ -3,8 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  DRESSCODE_TO_LIP, DeepFashionDataset, DressCodeDataset, LIP_PALETTE, VitonHdDataset, decodeImage, decodeLabelPng, encodeJpeg,
-  encodeLabelPng, encodePng, generateSample, openDataset, type SyntheticSample,
+  DRESSCODE_TO_LIP,
+  DeepFashionDataset,
+  DressCodeDataset,
+  LIP_PALETTE,
+  VitonHdDataset,
+  decodeImage,
+  decodeLabelPng,
+  encodeJpeg,
+  encodeLabelPng,
+  encodePng,
+  generateSample,
+  openDataset,
+  type SyntheticSample,
 } from '@leffa-webgpu/data';
 
 const H = 64;
@@ -35,11 +46,20 @@ function vitonHd(list: SyntheticSample[]): string {
     const dir = (sub: string) => join(root, 'train', sub);
     write(join(dir('image'), `${name}.jpg`), jpegOf(s.person.image));
     write(join(dir('cloth'), `${name}.jpg`), jpegOf(s.garment));
-    write(join(dir('cloth-mask'), `${name}.jpg`), jpegOf(Uint8Array.from({ length: H * W * 3 }, (_, k) => (s.garmentMask[Math.floor(k / 3)] ? 255 : 0))));
-    write(join(dir('image-parse-v3'), `${name}.png`), encodeLabelPng({ width: W, height: H, labels: s.person.parsing }, LIP_PALETTE));
+    write(
+      join(dir('cloth-mask'), `${name}.jpg`),
+      jpegOf(Uint8Array.from({ length: H * W * 3 }, (_, k) => (s.garmentMask[Math.floor(k / 3)] ? 255 : 0))),
+    );
+    write(
+      join(dir('image-parse-v3'), `${name}.png`),
+      encodeLabelPng({ width: W, height: H, labels: s.person.parsing }, LIP_PALETTE),
+    );
     write(join(dir('image-densepose'), `${name}.jpg`), jpegOf(s.person.densepose));
     const flat = s.person.keypoints.flatMap((k) => (k.visible ? [k.x, k.y, 0.9] : [0, 0, 0]));
-    write(join(dir('openpose_json'), `${name}_keypoints.json`), JSON.stringify({ version: 1.3, people: [{ pose_keypoints_2d: flat }] }));
+    write(
+      join(dir('openpose_json'), `${name}_keypoints.json`),
+      JSON.stringify({ version: 1.3, people: [{ pose_keypoints_2d: flat }] }),
+    );
   });
   write(join(root, 'train_pairs.txt'), list.map((_, i) => `0000${i}_00.jpg 0000${i}_00.jpg`).join('\n') + '\n');
   return root;
@@ -67,7 +87,9 @@ describe('VITON-HD layout', () => {
     expect(e.name).toBe('00001_00.jpg + 00001_00.jpg');
     expect(Array.from(e.parsing!)).toEqual(Array.from(s.person.parsing));
     expect(Array.from(e.mask)).toEqual(Array.from(s.person.agnosticMask));
-    expect(Array.from(e.lossMask)).toEqual(Array.from(s.person.parsing, (l) => (l === 5 || l === 6 || l === 7 ? 1 : 0)));
+    expect(Array.from(e.lossMask)).toEqual(
+      Array.from(s.person.parsing, (l) => (l === 5 || l === 6 || l === 7 ? 1 : 0)),
+    );
     expect(meanAbs(e.source, s.person.image)).toBeLessThan(4);
     expect(meanAbs(e.densepose, s.person.densepose)).toBeLessThan(4);
     // Outside the garment mask the reference is pure white.
@@ -80,7 +102,13 @@ describe('VITON-HD layout', () => {
   it('resizes images and scales keypoints to the requested size', () => {
     const ds = new VitonHdDataset(vitonHd(samples));
     const e = ds.example(0, 32, 24);
-    expect([e.height, e.width, e.source.length, e.mask.length, e.parsing!.length]).toEqual([32, 24, 32 * 24 * 3, 32 * 24, 32 * 24]);
+    expect([e.height, e.width, e.source.length, e.mask.length, e.parsing!.length]).toEqual([
+      32,
+      24,
+      32 * 24 * 3,
+      32 * 24,
+      32 * 24,
+    ]);
     expect(e.keypoints[1]!.x).toBeCloseTo(samples[0]!.person.keypoints[1]!.x / 2, 4);
     expect(e.keypoints[1]!.y).toBeCloseTo(samples[0]!.person.keypoints[1]!.y / 2, 4);
   });
@@ -88,7 +116,9 @@ describe('VITON-HD layout', () => {
   it('names the missing file and the pairs line that referred to it', () => {
     const root = vitonHd(samples);
     rmSync(join(root, 'train', 'cloth-mask', '00001_00.jpg'));
-    expect(() => new VitonHdDataset(root)).toThrow(/viton-hd: missing garment mask file .*cloth-mask.00001_00\.jpg \(referenced by line 2 of .*train_pairs\.txt/);
+    expect(() => new VitonHdDataset(root)).toThrow(
+      /viton-hd: missing garment mask file .*cloth-mask.00001_00\.jpg \(referenced by line 2 of .*train_pairs\.txt/,
+    );
   });
 
   it('rejects malformed pair lines and out-of-range indices', () => {
@@ -109,9 +139,14 @@ describe('DressCode layout', () => {
       const dir = (sub: string) => join(root, 'upper_body', sub);
       write(join(dir('images'), `${id}_0.jpg`), jpegOf(s.person.image));
       write(join(dir('images'), `${id}_1.jpg`), jpegOf(s.garment));
-      write(join(dir('label_maps'), `${id}_4.png`), encodePng({ width: W, height: H, data: Uint8Array.from(s.person.parsing, toDressCode) }));
+      write(
+        join(dir('label_maps'), `${id}_4.png`),
+        encodePng({ width: W, height: H, data: Uint8Array.from(s.person.parsing, toDressCode) }),
+      );
       write(join(dir('dense'), `${id}_5.png`), encodePng({ width: W, height: H, data: s.person.iuv.I }));
-      const rows = s.person.keypoints.map((k, j) => (k.visible ? [(k.x * 384) / W, (k.y * 512) / H, 0.8, j] : [-1, -1, 0, j]));
+      const rows = s.person.keypoints.map((k, j) =>
+        k.visible ? [(k.x * 384) / W, (k.y * 512) / H, 0.8, j] : [-1, -1, 0, j],
+      );
       write(join(dir('keypoints'), `${id}_2.json`), JSON.stringify({ keypoints: rows }));
     });
     write(join(root, 'upper_body', 'train_pairs.txt'), '048390_0.jpg 048390_1.jpg\n048391_0.jpg 048391_1.jpg\n');
@@ -123,9 +158,18 @@ describe('DressCode layout', () => {
     expect(e.keypoints[4]!.x).toBeCloseTo(s.person.keypoints[4]!.x, 4);
     expect(Array.from(e.mask)).toEqual(Array.from(s.person.agnosticMask));
     // The part index map repeated over three channels.
-    expect(Array.from(e.densepose.subarray(0, 6))).toEqual([s.person.iuv.I[0], s.person.iuv.I[0], s.person.iuv.I[0], s.person.iuv.I[1], s.person.iuv.I[1], s.person.iuv.I[1]]);
+    expect(Array.from(e.densepose.subarray(0, 6))).toEqual([
+      s.person.iuv.I[0],
+      s.person.iuv.I[0],
+      s.person.iuv.I[0],
+      s.person.iuv.I[1],
+      s.person.iuv.I[1],
+      s.person.iuv.I[1],
+    ]);
     rmSync(join(root, 'upper_body', 'dense', '048391_5.png'));
-    expect(() => openDataset(root)).toThrow(/dresscode: missing DensePose part map file .*048391_5\.png \(referenced by line 2/);
+    expect(() => openDataset(root)).toThrow(
+      /dresscode: missing DensePose part map file .*048391_5\.png \(referenced by line 2/,
+    );
   });
 });
 
@@ -137,7 +181,10 @@ describe('DeepFashion pose-transfer layout', () => {
     const annotation = ['name:keypoints_y:keypoints_x'];
     for (const [name, v] of Object.entries(views)) {
       write(join(root, 'train', name), jpegOf(v.image));
-      write(join(root, 'densepose', 'train', name.replace('.jpg', '.png')), encodePng({ width: W, height: H, data: v.iuvImage }));
+      write(
+        join(root, 'densepose', 'train', name.replace('.jpg', '.png')),
+        encodePng({ width: W, height: H, data: v.iuvImage }),
+      );
       const ys = v.keypoints.map((k) => (k.visible ? Math.round(k.y) : -1));
       const xs = v.keypoints.map((k) => (k.visible ? Math.round(k.x) : -1));
       annotation.push(`${name}: ${JSON.stringify(ys)}: ${JSON.stringify(xs)}`);

@@ -21,18 +21,40 @@ interface PngCase {
   rgb: number[];
   labels: number[];
 }
-const cases: Record<string, PngCase> = existsSync(join(golden, 'png.json')) ? JSON.parse(readFileSync(join(golden, 'png.json'), 'utf8')) : {};
+const cases: Record<string, PngCase> = existsSync(join(golden, 'png.json'))
+  ? JSON.parse(readFileSync(join(golden, 'png.json'), 'utf8'))
+  : {};
 const file = (name: string) => new Uint8Array(readFileSync(join(golden, 'png', `${name}.png`)));
 
 const python = '/usr/bin/python3';
 const pil = spawnSync(python, ['-c', 'import PIL, numpy'], { encoding: 'utf8' });
-const noPil = pil.status === 0 ? null : `${python} with PIL and numpy is not available (${pil.error?.message ?? pil.stderr.trim().split('\n').pop()})`;
+const noPil =
+  pil.status === 0
+    ? null
+    : `${python} with PIL and numpy is not available (${pil.error?.message ?? pil.stderr.trim().split('\n').pop()})`;
 if (noPil) console.log(`png.test: PIL read-back skipped: ${noPil}`);
 
 describe('PNG files written by PIL', () => {
   it.skipIf(Object.keys(cases).length === 0)('every colour type and bit depth decodes to RGB and to labels', () => {
     expect(Object.keys(cases).sort()).toEqual(
-      ['bilevel', 'grey', 'grey16', 'grey4', 'grey_alpha', 'grey_alpha16', 'grey_key', 'palette4', 'palette8', 'palette_repeated', 'palette_trns', 'rgb', 'rgb16', 'rgb_key', 'rgba', 'rgba16'].sort(),
+      [
+        'bilevel',
+        'grey',
+        'grey16',
+        'grey4',
+        'grey_alpha',
+        'grey_alpha16',
+        'grey_key',
+        'palette4',
+        'palette8',
+        'palette_repeated',
+        'palette_trns',
+        'rgb',
+        'rgb16',
+        'rgb_key',
+        'rgba',
+        'rgba16',
+      ].sort(),
     );
     for (const [name, c] of Object.entries(cases)) {
       const img = decodePng(file(name), name);
@@ -42,18 +64,23 @@ describe('PNG files written by PIL', () => {
     }
   });
 
-  it.skipIf(Object.keys(cases).length === 0)('refuses interlaced sub-byte PNGs and corrupt chunks by name; the size check comes first', () => {
-    expect(() => decodePng(file('bilevel_adam7'), 'i.png')).toThrow(/i\.png: interlaced \(Adam7\) PNG with 1-bit samples is not supported/);
-    const corrupt = file('rgb');
-    corrupt[corrupt.length - 20]! ^= 0xff; // inside IDAT: its CRC no longer matches
-    expect(() => decodePng(corrupt, 'c.png')).toThrow(/c\.png: not a readable PNG \(.*CRC/i);
-    // A huge declared size is refused before anything else is looked at, the IHDR CRC included.
-    const bomb = file('rgb');
-    new DataView(bomb.buffer).setUint32(16, 20000);
-    new DataView(bomb.buffer).setUint32(20, 20000);
-    expect(() => decodePng(bomb, 'b.png')).toThrow(/b\.png: the image declares 20000x20000 pixels/);
-    expect(() => decodeLabelPng(bomb, 'b.png')).toThrow(/b\.png: the image declares 20000x20000 pixels/);
-  });
+  it.skipIf(Object.keys(cases).length === 0)(
+    'refuses interlaced sub-byte PNGs and corrupt chunks by name; the size check comes first',
+    () => {
+      expect(() => decodePng(file('bilevel_adam7'), 'i.png')).toThrow(
+        /i\.png: interlaced \(Adam7\) PNG with 1-bit samples is not supported/,
+      );
+      const corrupt = file('rgb');
+      corrupt[corrupt.length - 20]! ^= 0xff; // inside IDAT: its CRC no longer matches
+      expect(() => decodePng(corrupt, 'c.png')).toThrow(/c\.png: not a readable PNG \(.*CRC/i);
+      // A huge declared size is refused before anything else is looked at, the IHDR CRC included.
+      const bomb = file('rgb');
+      new DataView(bomb.buffer).setUint32(16, 20000);
+      new DataView(bomb.buffer).setUint32(20, 20000);
+      expect(() => decodePng(bomb, 'b.png')).toThrow(/b\.png: the image declares 20000x20000 pixels/);
+      expect(() => decodeLabelPng(bomb, 'b.png')).toThrow(/b\.png: the image declares 20000x20000 pixels/);
+    },
+  );
 });
 
 describe('PNG encoding', () => {
@@ -70,16 +97,29 @@ describe('PNG encoding', () => {
     const adam7 = encode({ width: W, height: H, data: rgb, depth: 8, channels: 3 }, { interlace: 'Adam7' });
     expect(decodePng(adam7).data).toEqual(rgb);
     // v * 257 is v at 16 bits exactly (round(v * 257 * 255 / 65535) = v).
-    const wide = encode({ width: W, height: H, data: Uint16Array.from(rgb, (v) => v * 257), depth: 16, channels: 3 }, { interlace: 'Adam7' });
+    const wide = encode(
+      { width: W, height: H, data: Uint16Array.from(rgb, (v) => v * 257), depth: 16, channels: 3 },
+      { interlace: 'Adam7' },
+    );
     expect(decodePng(wide).data).toEqual(rgb);
   });
 
   it('names bad input', () => {
-    expect(() => encodePng({ width: W, height: H, data: new Uint8Array(W * H * 2) })).toThrow(/encodePng: 414 bytes is neither RGB nor grey for 23x9/);
-    expect(() => encodeLabelPng({ width: W, height: H, labels }, LIP_PALETTE.slice(0, 5))).toThrow(/encodeLabelPng: label 7 has no palette colour \(5 entries\)/);
-    expect(() => encodeLabelPng({ width: W, height: H, labels }, [])).toThrow(/encodeLabelPng: 0 palette entries, expected 1\.\.256/);
-    expect(() => encodeLabelPng({ width: W, height: 2, labels }, LIP_PALETTE)).toThrow(/encodeLabelPng: 207 labels for 23x2/);
-    expect(() => decodeLabelPng(new Uint8Array([0xff, 0xd8, 0xff, 0xe0]), 'x.jpg')).toThrow(/x\.jpg: label maps must be PNG/);
+    expect(() => encodePng({ width: W, height: H, data: new Uint8Array(W * H * 2) })).toThrow(
+      /encodePng: 414 bytes is neither RGB nor grey for 23x9/,
+    );
+    expect(() => encodeLabelPng({ width: W, height: H, labels }, LIP_PALETTE.slice(0, 5))).toThrow(
+      /encodeLabelPng: label 7 has no palette colour \(5 entries\)/,
+    );
+    expect(() => encodeLabelPng({ width: W, height: H, labels }, [])).toThrow(
+      /encodeLabelPng: 0 palette entries, expected 1\.\.256/,
+    );
+    expect(() => encodeLabelPng({ width: W, height: 2, labels }, LIP_PALETTE)).toThrow(
+      /encodeLabelPng: 207 labels for 23x2/,
+    );
+    expect(() => decodeLabelPng(new Uint8Array([0xff, 0xd8, 0xff, 0xe0]), 'x.jpg')).toThrow(
+      /x\.jpg: label maps must be PNG/,
+    );
   });
 
   it.skipIf(noPil !== null)('PIL reads a label map back as mode P with the same palette and indices', () => {
@@ -87,7 +127,11 @@ describe('PNG encoding', () => {
     writeFileSync(path, encodeLabelPng({ width: W, height: H, labels }, LIP_PALETTE));
     const out = execFileSync(
       python,
-      ['-c', 'import sys, json, numpy as np; from PIL import Image; im = Image.open(sys.argv[1]); print(json.dumps({"mode": im.mode, "size": im.size, "palette": im.getpalette()[:60], "labels": np.array(im).reshape(-1).tolist()}))', path],
+      [
+        '-c',
+        'import sys, json, numpy as np; from PIL import Image; im = Image.open(sys.argv[1]); print(json.dumps({"mode": im.mode, "size": im.size, "palette": im.getpalette()[:60], "labels": np.array(im).reshape(-1).tolist()}))',
+        path,
+      ],
       { encoding: 'utf8' },
     );
     const got = JSON.parse(out);
@@ -114,7 +158,10 @@ describe('the PNG codec in a runtime without Node modules', () => {
         `  return next(spec, { ...ctx, conditions: [...ctx.conditions.filter((c) => c !== 'node'), 'browser'] });\n}\n`,
     );
     const register = join(dir, 'register.mjs');
-    writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(new URL(`file://${hooks}`).href)});\n`);
+    writeFileSync(
+      register,
+      `import { register } from 'node:module';\nregister(${JSON.stringify(new URL(`file://${hooks}`).href)});\n`,
+    );
     const script = `
       const data = await import('./packages/data/src/web.ts');
       const labels = Uint8Array.from({ length: 35 }, (_, i) => i % 3);
@@ -122,7 +169,11 @@ describe('the PNG codec in a runtime without Node modules', () => {
       const rgb = data.decodePng(data.encodePng({ width: 7, height: 5, data: Uint8Array.from({ length: 105 }, (_, i) => i) }));
       console.log(JSON.stringify({ labels: back.labels.every((v, i) => v === labels[i]), rgb: rgb.data.every((v, i) => v === i) }));
     `;
-    const out = execFileSync(process.execPath, ['--import', register, '--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+    const out = execFileSync(
+      process.execPath,
+      ['--import', register, '--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: root, encoding: 'utf8' },
+    );
     expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ labels: true, rgb: true });
   }, 60_000);
 });

@@ -3,7 +3,15 @@
 // sharp cannot be loaded; the pure-JS side of decodeImageAsync is tested either way.
 import { describe, expect, it } from 'vitest';
 import {
-  type RgbImage, applyOrientation, decodeImage, decodeImageAsync, encodeJpeg, encodePng, fitWithin, loadSharp, resizeRgb,
+  type RgbImage,
+  applyOrientation,
+  decodeImage,
+  decodeImageAsync,
+  encodeJpeg,
+  encodePng,
+  fitWithin,
+  loadSharp,
+  resizeRgb,
 } from '@leffa-webgpu/data';
 
 const sharp = await loadSharp();
@@ -21,7 +29,8 @@ function photo(width: number, height: number): RgbImage {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const v = [(255 * x) / width, (255 * y) / height, 127.5 + 127.5 * Math.sin(x / 23) * Math.cos(y / 31)];
-      for (let c = 0; c < 3; c++) data[3 * (y * width + x) + c] = Math.max(0, Math.min(255, Math.round(v[c]! + noise())));
+      for (let c = 0; c < 3; c++)
+        data[3 * (y * width + x) + c] = Math.max(0, Math.min(255, Math.round(v[c]! + noise())));
     }
   }
   return { width, height, data };
@@ -54,7 +63,15 @@ const within = (d: { mean: number; p99: number }, t: { mean: number; p99: number
 function withOrientation(jpeg: Uint8Array, orientation: number): Uint8Array {
   const tiff = [0x49, 0x49, 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, orientation, 0, 0, 0, 0, 0, 0, 0];
   const body = [0x45, 0x78, 0x69, 0x66, 0, 0, ...tiff];
-  return new Uint8Array([...jpeg.subarray(0, 2), 0xff, 0xe1, (body.length + 2) >> 8, (body.length + 2) & 255, ...body, ...jpeg.subarray(2)]);
+  return new Uint8Array([
+    ...jpeg.subarray(0, 2),
+    0xff,
+    0xe1,
+    (body.length + 2) >> 8,
+    (body.length + 2) & 255,
+    ...body,
+    ...jpeg.subarray(2),
+  ]);
 }
 
 const image = photo(640, 480);
@@ -66,15 +83,23 @@ describe('decodeImageAsync without sharp', () => {
     expect(await decodeImageAsync(jpeg, 'p.jpg', { sharp: false })).toEqual(plain);
     const fit = fitWithin(480, 640, 192, 200);
     expect(fit).toEqual({ height: 150, width: 200 });
-    expect(await decodeImageAsync(jpeg, 'p.jpg', { sharp: false, fit: { height: 192, width: 200 } })).toEqual(resizeRgb(plain, 150, 200));
+    expect(await decodeImageAsync(jpeg, 'p.jpg', { sharp: false, fit: { height: 192, width: 200 } })).toEqual(
+      resizeRgb(plain, 150, 200),
+    );
     // Already inside the box: left as it is (no enlarging), PNG included.
     expect(await decodeImageAsync(jpeg, 'p.jpg', { sharp: false, fit: { height: 1000, width: 1000 } })).toEqual(plain);
     const png = encodePng(image);
-    expect(await decodeImageAsync(png, 'p.png', { fit: { height: 240, width: 240 } })).toEqual(resizeRgb(image, 180, 240));
-    const turned = withOrientation(jpeg, 6);
-    expect(await decodeImageAsync(turned, 't.jpg', { sharp: false, exifOrientation: true, fit: { height: 320, width: 320 } })).toEqual(
-      resizeRgb(applyOrientation(plain, 6), 320, 240),
+    expect(await decodeImageAsync(png, 'p.png', { fit: { height: 240, width: 240 } })).toEqual(
+      resizeRgb(image, 180, 240),
     );
+    const turned = withOrientation(jpeg, 6);
+    expect(
+      await decodeImageAsync(turned, 't.jpg', {
+        sharp: false,
+        exifOrientation: true,
+        fit: { height: 320, width: 320 },
+      }),
+    ).toEqual(resizeRgb(applyOrientation(plain, 6), 320, 240));
   });
 });
 
@@ -103,7 +128,11 @@ describe.skipIf(!sharp.available)('sharp against the pure-JS path', () => {
     const small = encodeJpeg(photo(96, 64), 95);
     for (let o = 1; o <= 8; o++) {
       const tagged = withOrientation(small, o);
-      const js = await decodeImageAsync(tagged, 'o.jpg', { sharp: false, exifOrientation: true, fit: { height: 40, width: 40 } });
+      const js = await decodeImageAsync(tagged, 'o.jpg', {
+        sharp: false,
+        exifOrientation: true,
+        fit: { height: 40, width: 40 },
+      });
       const native = await decodeImageAsync(tagged, 'o.jpg', { exifOrientation: true, fit: { height: 40, width: 40 } });
       expect([native.width, native.height], `orientation ${o}`).toEqual(o >= 5 ? [27, 40] : [40, 27]);
       within(difference(native, js), SHRUNK);
@@ -118,7 +147,9 @@ describe.skipIf(!sharp.available)('sharp against the pure-JS path', () => {
     const sof = Buffer.from(bomb).indexOf(Buffer.from([0xff, 0xc0]));
     new DataView(bomb.buffer, bomb.byteOffset).setUint16(sof + 5, 12000);
     new DataView(bomb.buffer, bomb.byteOffset).setUint16(sof + 7, 12000);
-    await expect(decodeImageAsync(bomb, 'bomb.jpg')).rejects.toThrow(/bomb\.jpg: the image declares 12000x12000 pixels \(144\.0 megapixels\), over the limit/);
+    await expect(decodeImageAsync(bomb, 'bomb.jpg')).rejects.toThrow(
+      /bomb\.jpg: the image declares 12000x12000 pixels \(144\.0 megapixels\), over the limit/,
+    );
     const cut = jpeg.slice(0, 600);
     await expect(decodeImageAsync(cut, 'cut.jpg')).rejects.toThrow(/cut\.jpg: not a readable JPEG \(sharp: /);
   });

@@ -3,7 +3,9 @@ import { LIP, generateSample } from '@leffa-webgpu/data';
 
 const H = 128;
 const W = 96;
-const samples = Array.from({ length: 6 }, (_, i) => generateSample({ seed: 100 + i, height: H, width: W, poseTransfer: true }));
+const samples = Array.from({ length: 6 }, (_, i) =>
+  generateSample({ seed: 100 + i, height: H, width: W, poseTransfer: true }),
+);
 
 /** Bilinear RGB lookup at continuous pixel coordinates (pixel centres at integers). */
 function bilinear(img: Uint8Array, x: number, y: number): number[] {

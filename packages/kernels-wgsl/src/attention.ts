@@ -1,4 +1,14 @@
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import {
+  cachedKernel,
+  FLAT_INDEX_WGSL,
+  type Grid,
+  grid1d,
+  gridGroups,
+  type Kernel,
+  makeKernel,
+  readOnly,
+  readWrite,
+} from './kernel.js';
 
 /**
  * Memory-efficient ("flash") attention: out = softmax(q k^T * scale + mask) v without an N x M buffer.
@@ -55,7 +65,8 @@ function dims(spec: AttentionSpec): string {
   return `const D = ${spec.D}u;\nconst DV = ${spec.Dv}u;`;
 }
 
-const maskTerm = (spec: AttentionSpec, n: string, m: string) => (spec.mask ? ` + mask[maskBase + ${n} * params.maskN + ${m}]` : '');
+const maskTerm = (spec: AttentionSpec, n: string, m: string) =>
+  spec.mask ? ` + mask[maskBase + ${n} * params.maskN + ${m}]` : '';
 
 const maskBuffer = (spec: AttentionSpec) => (spec.mask ? [readOnly('mask')] : []);
 
@@ -176,7 +187,8 @@ export interface AttentionBroadcastSpec extends AttentionSpec {
 export const ATTENTION_BROADCAST_ROWS = 8;
 
 /** Workgroups of the subgroup forward: one per 8 query rows of each (b, h). */
-export const attentionBroadcastGrid = (bh: number, rows: number): Grid => gridGroups(bh * Math.ceil(rows / ATTENTION_BROADCAST_ROWS));
+export const attentionBroadcastGrid = (bh: number, rows: number): Grid =>
+  gridGroups(bh * Math.ceil(rows / ATTENTION_BROADCAST_ROWS));
 
 export const attentionForwardBroadcastKernel = cachedKernel((spec: AttentionBroadcastSpec): Kernel => {
   const { D, Dv, vecQK, vecV } = spec;
@@ -199,7 +211,10 @@ export const attentionForwardBroadcastKernel = cachedKernel((spec: AttentionBroa
       ${rows.map((i) => `s${i} = fma(vec4<f32>(subgroupBroadcast(qd, ${i}u)), kv, s${i});`).join('\n      ')} }`;
   const maskAdd = spec.mask
     ? rows
-        .map((i) => `s${i} += vec4<f32>(${keys.map((j) => `mask[maskBase + min(m0 + ${i}u, params.N - 1u) * params.maskN + min(${key(j)}, params.M - 1u)]`).join(', ')});`)
+        .map(
+          (i) =>
+            `s${i} += vec4<f32>(${keys.map((j) => `mask[maskBase + min(m0 + ${i}u, params.N - 1u) * params.maskN + min(${key(j)}, params.M - 1u)]`).join(', ')});`,
+        )
         .join('\n    ')
     : '';
   // Lane l's columns of chunk c start at 32c + 4l (clamped so that loads stay inside the row; such
@@ -207,7 +222,9 @@ export const attentionForwardBroadcastKernel = cachedKernel((spec: AttentionBroa
   const vLoad = (c: number) =>
     vecV
       ? `v[(vRow + min(${32 * c}u + 4u * lane, DV - 4u)) / 4u]`
-      : `vec4<f32>(${range(4).map((e) => `v[vRow + min(${32 * c}u + 4u * lane + ${e}u, DV - 1u)]`).join(', ')})`;
+      : `vec4<f32>(${range(4)
+          .map((e) => `v[vRow + min(${32 * c}u + 4u * lane + ${e}u, DV - 1u)]`)
+          .join(', ')})`;
   // Keys n0 + L + 8j: the probability of row i sits in lane L, component j. The loop over j stays a loop
   // (runtime bound, also skipping groups past M); the 8 lanes are unrolled because subgroupBroadcast
   // takes a constant lane.
@@ -236,7 +253,14 @@ export const attentionForwardBroadcastKernel = cachedKernel((spec: AttentionBroa
     let outRow = (bh * params.N + m0 + ${i}u) * DV;
     let inv = 1.0 / den${i};
     ${chunks
-      .map((c) => range(4).map((e) => `if (${32 * c}u + 4u * lane + ${e}u < DV) { out[outRow + ${32 * c}u + 4u * lane + ${e}u] = o${i}_${c}[${e}] * inv; }`).join('\n    '))
+      .map((c) =>
+        range(4)
+          .map(
+            (e) =>
+              `if (${32 * c}u + 4u * lane + ${e}u < DV) { out[outRow + ${32 * c}u + 4u * lane + ${e}u] = o${i}_${c}[${e}] * inv; }`,
+          )
+          .join('\n    '),
+      )
       .join('\n    ')}
     if (lane == 0u) { lse[bh * params.N + m0 + ${i}u] = mx${i} + log(den${i}); }
   }`,
@@ -301,22 +325,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** dQ: per query row, dq = scale * sum_m p (dO.v_m - delta) k_m with p recomputed from lse. */
-export const attentionGradQKernel = cachedKernel((spec: AttentionSpec): Kernel =>
-  makeKernel({
-    key: `attn:dq:${spec.D}:${spec.Dv}:${spec.mask}`,
-    buffers: [
-      readOnly('q'),
-      readOnly('k'),
-      readOnly('v'),
-      ...maskBuffer(spec),
-      readOnly('dout'),
-      readOnly('lse'),
-      readOnly('delta'),
-      readWrite('dq'),
-    ],
-    uniforms: UNIFORMS,
-    workgroupSize: [WG, 1, 1],
-    body: /* wgsl */ `
+export const attentionGradQKernel = cachedKernel(
+  (spec: AttentionSpec): Kernel =>
+    makeKernel({
+      key: `attn:dq:${spec.D}:${spec.Dv}:${spec.mask}`,
+      buffers: [
+        readOnly('q'),
+        readOnly('k'),
+        readOnly('v'),
+        ...maskBuffer(spec),
+        readOnly('dout'),
+        readOnly('lse'),
+        readOnly('delta'),
+        readWrite('dq'),
+      ],
+      uniforms: UNIFORMS,
+      workgroupSize: [WG, 1, 1],
+      body: /* wgsl */ `
 ${dims(spec)}
 ${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${WG})
@@ -340,30 +365,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   for (var d = 0u; d < D; d++) { dq[qBase + row * D + d] = acc[d] * params.scale; }
 }`,
-  }),
+    }),
 );
 
 /**
  * dK, dV: per key row of one (b, h), dv = sum_n p dO_n and dk = scale * sum_n p (dO_n.v - delta_n) q_n.
  * When k/v broadcast over batch or heads, the caller sums these per-(b, h) gradients afterwards.
  */
-export const attentionGradKVKernel = cachedKernel((spec: AttentionSpec & { wantV: boolean }): Kernel =>
-  makeKernel({
-    key: `attn:dkv:${spec.D}:${spec.Dv}:${spec.mask}:${spec.wantV}`,
-    buffers: [
-      readOnly('q'),
-      readOnly('k'),
-      readOnly('v'),
-      ...maskBuffer(spec),
-      readOnly('dout'),
-      readOnly('lse'),
-      readOnly('delta'),
-      readWrite('dk'),
-      ...(spec.wantV ? [readWrite('dv')] : []),
-    ],
-    uniforms: UNIFORMS,
-    workgroupSize: [WG, 1, 1],
-    body: /* wgsl */ `
+export const attentionGradKVKernel = cachedKernel(
+  (spec: AttentionSpec & { wantV: boolean }): Kernel =>
+    makeKernel({
+      key: `attn:dkv:${spec.D}:${spec.Dv}:${spec.mask}:${spec.wantV}`,
+      buffers: [
+        readOnly('q'),
+        readOnly('k'),
+        readOnly('v'),
+        ...maskBuffer(spec),
+        readOnly('dout'),
+        readOnly('lse'),
+        readOnly('delta'),
+        readWrite('dk'),
+        ...(spec.wantV ? [readWrite('dv')] : []),
+      ],
+      uniforms: UNIFORMS,
+      workgroupSize: [WG, 1, 1],
+      body: /* wgsl */ `
 ${dims(spec)}
 ${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${WG})
@@ -394,7 +420,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var d = 0u; d < D; d++) { dk[outRow * D + d] = dkAcc[d] * params.scale; }
   ${spec.wantV ? 'for (var d = 0u; d < DV; d++) { dv[outRow * DV + d] = dvAcc[d]; }' : ''}
 }`,
-  }),
+    }),
 );
 
 export const attentionGrid = (rows: number): Grid => grid1d(rows, WG);

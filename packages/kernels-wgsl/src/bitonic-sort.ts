@@ -1,5 +1,15 @@
 import { NAN_WGSL } from './elementwise.js';
-import { cachedKernel, fields, flatKernel, type Grid, grid1d, gridGroups, type Kernel, readOnly, readWrite } from './kernel.js';
+import {
+  cachedKernel,
+  fields,
+  flatKernel,
+  type Grid,
+  grid1d,
+  gridGroups,
+  type Kernel,
+  readOnly,
+  readWrite,
+} from './kernel.js';
 
 /**
  * Bitonic sort of (key, index) pairs stored as vec2<u32>, in independent segments of a power-of-two length L,
@@ -52,7 +62,10 @@ export const bitonicLocalKernel = cachedKernel((block: number, phase: 'sort' | '
     key: `bitonic.local:${block}:${phase}`,
     buffers: [readWrite('pairs', 'vec2<u32>')],
     uniforms: fields('u32', 'L', 'k', 'blocks'),
-    workgroupSize: WG, per: 'workgroup', index: 'blk', bound: 'params.blocks',
+    workgroupSize: WG,
+    per: 'workgroup',
+    index: 'blk',
+    bound: 'params.blocks',
     helpers: /* wgsl */ `
 ${BEFORE_WGSL}
 var<workgroup> tile: array<vec2<u32>, ${block}>;`,
@@ -76,14 +89,17 @@ export const bitonicFusedKernel = cachedKernel((r: number): Kernel => {
   const exchanges: string[] = [];
   for (let d = n >> 1; d >= 1; d >>= 1) {
     for (let m = 0; m < n; m++) {
-      if ((m & d) === 0) exchanges.push(`  if (before(v${m + d}, v${m}) == up) { let t = v${m}; v${m} = v${m + d}; v${m + d} = t; }`);
+      if ((m & d) === 0)
+        exchanges.push(`  if (before(v${m + d}, v${m}) == up) { let t = v${m}; v${m} = v${m + d}; v${m + d} = t; }`);
     }
   }
   return flatKernel({
     key: `bitonic.fused:${r}`,
     buffers: [readWrite('pairs', 'vec2<u32>')],
     uniforms: fields('u32', 'L', 'k', 's', 'groups'),
-    workgroupSize: WG, index: 'g', bound: 'params.groups',
+    workgroupSize: WG,
+    index: 'g',
+    bound: 'params.groups',
     helpers: BEFORE_WGSL,
     body: /* wgsl */ `
   let s = params.s;
@@ -101,7 +117,11 @@ export type BitonicDispatch =
   | { kernel: Kernel; uniforms: { L: number; k: number; s: number; groups: number }; grid: Grid };
 
 /** The dispatches that sort `segments` segments of length L (a power of two), in order (see the module comment). */
-export function bitonicSchedule(segments: number, L: number, schedule: 'workgroup' | 'fused' = 'workgroup'): BitonicDispatch[] {
+export function bitonicSchedule(
+  segments: number,
+  L: number,
+  schedule: 'workgroup' | 'fused' = 'workgroup',
+): BitonicDispatch[] {
   if (L < 2) return [];
   if (schedule === 'fused') {
     const out: BitonicDispatch[] = [];
@@ -119,7 +139,9 @@ export function bitonicSchedule(segments: number, L: number, schedule: 'workgrou
   }
   const block = Math.min(L, SORT_MAX_BLOCK);
   const blocks = (segments * L) / block;
-  const out: BitonicDispatch[] = [{ kernel: bitonicLocalKernel(block, 'sort'), uniforms: { L, k: 0, blocks }, grid: gridGroups(blocks) }];
+  const out: BitonicDispatch[] = [
+    { kernel: bitonicLocalKernel(block, 'sort'), uniforms: { L, k: 0, blocks }, grid: gridGroups(blocks) },
+  ];
   const half = (segments * L) / 2;
   for (let k = 2 * block; k <= L; k *= 2) {
     for (let j = k / 2; j >= block; j /= 2) {
@@ -143,7 +165,9 @@ export const sortKeysKernel = cachedKernel(
       key: `sort.keys:${descending}`,
       buffers: [readOnly('x'), readWrite('pairs', 'vec2<u32>')],
       uniforms: fields('u32', 'n', 'L', 'total'),
-      workgroupSize: WG, index: 'id', bound: 'params.total',
+      workgroupSize: WG,
+      index: 'id',
+      bound: 'params.total',
       helpers: NAN_WGSL,
       body: /* wgsl */ `
   let r = id / params.L;
@@ -170,7 +194,9 @@ export const sortIndicesKernel = cachedKernel(
       key: 'sort.indices',
       buffers: [readOnly('pairs', 'vec2<u32>'), readWrite('indices', 'i32')],
       uniforms: fields('u32', 'n', 'L', 'total'),
-      workgroupSize: WG, index: 'id', bound: 'params.total',
+      workgroupSize: WG,
+      index: 'id',
+      bound: 'params.total',
       body: /* wgsl */ `
   indices[id] = i32(pairs[(id / params.n) * params.L + id % params.n].y);`,
     }),

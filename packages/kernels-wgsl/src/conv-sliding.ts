@@ -1,4 +1,13 @@
-import { cachedKernel, fields, type Grid, type Kernel, makeKernel, MAX_WORKGROUPS_PER_DIM, readOnly, readWrite } from './kernel.js';
+import {
+  cachedKernel,
+  fields,
+  type Grid,
+  type Kernel,
+  makeKernel,
+  MAX_WORKGROUPS_PER_DIM,
+  readOnly,
+  readWrite,
+} from './kernel.js';
 
 /**
  * A stride-1, undilated, ungrouped 3x3 convolution computed directly on the image, for CPU adapters with
@@ -29,7 +38,9 @@ const LANES = 8;
 export const slidingConvKernel = cachedKernel((spec: SlidingConvSpec): Kernel => {
   const rows = [0, 1, 2, 3, 4, 5, 6, 7];
   const weight = (kx: number) =>
-    spec.flip ? `w[(c * params.M + m) * 9u + (2u - ky) * 3u + ${2 - kx}u]` : `w[(m * params.C + c) * 9u + ky * 3u + ${kx}u]`;
+    spec.flip
+      ? `w[(c * params.M + m) * 9u + (2u - ky) * 3u + ${2 - kx}u]`
+      : `w[(m * params.C + c) * 9u + ky * 3u + ${kx}u]`;
   return makeKernel({
     key: `conv.sliding:${spec.flip}:${spec.bias}:${spec.padH}:${spec.padW}`,
     buffers: [readOnly('w'), readOnly('x'), ...(spec.bias ? [readOnly('bias')] : []), readWrite('out')],

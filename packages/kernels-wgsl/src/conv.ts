@@ -1,4 +1,12 @@
-import { cachedKernel, type Grid, type Kernel, makeKernel, MAX_WORKGROUPS_PER_DIM, readOnly, readWrite } from './kernel.js';
+import {
+  cachedKernel,
+  type Grid,
+  type Kernel,
+  makeKernel,
+  MAX_WORKGROUPS_PER_DIM,
+  readOnly,
+  readWrite,
+} from './kernel.js';
 
 /**
  * 2-D convolution as implicit GEMM: C[m, n] = sum_k A[m, k] * B[k, n] where B is never materialised; its
@@ -64,7 +72,13 @@ const UNIFORMS = [
 ] as const;
 
 /** WGSL computing `aIdx` (index into A) and `bVal` (gathered B value) for k and a column's precomputed terms. */
-function productCode(spec: ConvKernelSpec): { names: [string, string]; colSetup: string; kSetup: string; aIdx: string; bVal: string } {
+function productCode(spec: ConvKernelSpec): {
+  names: [string, string];
+  colSetup: string;
+  kSetup: string;
+  aIdx: string;
+  bVal: string;
+} {
   const g = spec;
   const kk = g.kh * g.kw;
   switch (spec.product) {
@@ -273,12 +287,20 @@ export const convKernel = cachedKernel((spec: ConvLaunchSpec): Kernel => {
  * Grid for a product of M x N per batch entry, with K optionally split into `splits` chunks whose partial
  * products land in consecutive output slabs (summed afterwards).
  */
-export function convGrid(variant: ConvVariant, M: number, N: number, batches: number, splits = 1): { grid: Grid; tilesN: number } {
+export function convGrid(
+  variant: ConvVariant,
+  M: number,
+  N: number,
+  batches: number,
+  splits = 1,
+): { grid: Grid; tilesN: number } {
   const tile = CONV_TILES[variant];
   const tilesM = Math.ceil(M / tile.m);
   const tilesN = Math.ceil(N / tile.n);
   if (tilesM * tilesN > MAX_WORKGROUPS_PER_DIM) {
-    throw new Error(`conv2d: an output of ${M} x ${N} per image needs ${tilesM * tilesN} tiles, more than ${MAX_WORKGROUPS_PER_DIM}`);
+    throw new Error(
+      `conv2d: an output of ${M} x ${N} per image needs ${tilesM * tilesN} tiles, more than ${MAX_WORKGROUPS_PER_DIM}`,
+    );
   }
   const entries = batches * splits;
   const z = Math.ceil(entries / MAX_WORKGROUPS_PER_DIM);

@@ -75,13 +75,14 @@ export const fillKernel = cachedKernel((): Kernel => {
 export const copyGrid = (n: number) => grid1d(n, WG);
 
 /** Converts between float32 and int32 (float to int truncates toward zero, as PyTorch's .int()). */
-export const castKernel = cachedKernel((to: 'float32' | 'int32'): Kernel =>
-  flatKernel({
-    key: `cast:${to}`,
-    buffers: [readOnly('src', to === 'float32' ? 'i32' : 'f32'), readWrite('out', to === 'float32' ? 'f32' : 'i32')],
-    uniforms: [{ name: 'n', type: 'u32' }],
-    workgroupSize: WG,
-    body: /* wgsl */ `
+export const castKernel = cachedKernel(
+  (to: 'float32' | 'int32'): Kernel =>
+    flatKernel({
+      key: `cast:${to}`,
+      buffers: [readOnly('src', to === 'float32' ? 'i32' : 'f32'), readWrite('out', to === 'float32' ? 'f32' : 'i32')],
+      uniforms: [{ name: 'n', type: 'u32' }],
+      workgroupSize: WG,
+      body: /* wgsl */ `
   out[i] = ${to === 'float32' ? 'f32' : 'i32'}(src[i]);`,
-  }),
+    }),
 );

@@ -53,15 +53,18 @@ const HEAD = /* wgsl */ `
 const INSIDE = `fn inside(x: i32, y: i32) -> bool { return x >= 0 && y >= 0 && x < i32(params.W) && y < i32(params.H); }
 fn at(x: i32, y: i32) -> u32 { return u32(max(y, 0)) * params.W + u32(max(x, 0)); }`;
 
-export const gridSampleKernel = cachedKernel((spec: GridSampleSpec): Kernel =>
-  flatKernel({
-    key: `gridsample:${spec.mode}:${spec.padding}:${spec.alignCorners}`,
-    buffers: [readOnly('src'), readOnly('grid'), readWrite('out')],
-    uniforms: UNIFORMS,
-    workgroupSize: WG, index: 'p', bound: 'params.N * params.Ho * params.Wo',
-    helpers: /* wgsl */ `
+export const gridSampleKernel = cachedKernel(
+  (spec: GridSampleSpec): Kernel =>
+    flatKernel({
+      key: `gridsample:${spec.mode}:${spec.padding}:${spec.alignCorners}`,
+      buffers: [readOnly('src'), readOnly('grid'), readWrite('out')],
+      uniforms: UNIFORMS,
+      workgroupSize: WG,
+      index: 'p',
+      bound: 'params.N * params.Ho * params.Wo',
+      helpers: /* wgsl */ `
 ${INSIDE}`,
-    body: /* wgsl */ `
+      body: /* wgsl */ `
   ${HEAD}
   ${coordinateCode(spec)}
   ${
@@ -82,16 +85,19 @@ ${INSIDE}`,
     out[outBase + c * outStride] = k00 * src[b + at(x0, y0)] + k10 * src[b + at(x1, y0)] + k01 * src[b + at(x0, y1)] + k11 * src[b + at(x1, y1)];
   }`
   }`,
-  }),
+    }),
 );
 
-export const gridSampleBackwardKernel = cachedKernel((spec: GridSampleSpec): Kernel =>
-  flatKernel({
-    key: `gridsample:bwd:${spec.mode}:${spec.padding}:${spec.alignCorners}`,
-    buffers: [readOnly('src'), readOnly('grid'), readOnly('g'), readWrite('dsrc', 'atomic<u32>'), readWrite('dgrid')],
-    uniforms: UNIFORMS,
-    workgroupSize: WG, index: 'p', bound: 'params.N * params.Ho * params.Wo',
-    helpers: /* wgsl */ `
+export const gridSampleBackwardKernel = cachedKernel(
+  (spec: GridSampleSpec): Kernel =>
+    flatKernel({
+      key: `gridsample:bwd:${spec.mode}:${spec.padding}:${spec.alignCorners}`,
+      buffers: [readOnly('src'), readOnly('grid'), readOnly('g'), readWrite('dsrc', 'atomic<u32>'), readWrite('dgrid')],
+      uniforms: UNIFORMS,
+      workgroupSize: WG,
+      index: 'p',
+      bound: 'params.N * params.Ho * params.Wo',
+      helpers: /* wgsl */ `
 ${INSIDE}
 fn atomicAddF32(i: u32, v: f32) {
   var old = atomicLoad(&dsrc[i]);
@@ -104,7 +110,7 @@ fn atomicAddF32(i: u32, v: f32) {
 fn scatter(b: u32, x: i32, y: i32, v: f32) {
   if (inside(x, y) && v != 0.0) { atomicAddF32(b + at(x, y), v); }
 }`,
-    body: /* wgsl */ `
+      body: /* wgsl */ `
   ${HEAD}
   ${coordinateCode(spec)}
   ${
@@ -138,7 +144,7 @@ fn scatter(b: u32, x: i32, y: i32, v: f32) {
   dgrid[2u * p] = gix * dix;
   dgrid[2u * p + 1u] = giy * diy;`
   }`,
-  }),
+    }),
 );
 
 export const gridSampleGrid = (points: number): Grid => grid1d(points, WG);

@@ -22,14 +22,19 @@ export function halfStorageKernel(kernel: Kernel, names: readonly string[]): Ker
   const buffers = kernel.buffers.map((b) => {
     if (!names.includes(b.name)) return b;
     const t = HALF_OF[b.type];
-    if (!t) throw new Error(`halfStorageKernel: ${kernel.key}: buffer '${b.name}' has type ${b.type}, which has no float16 form`);
+    if (!t)
+      throw new Error(
+        `halfStorageKernel: ${kernel.key}: buffer '${b.name}' has type ${b.type}, which has no float16 form`,
+      );
     types.set(b.name, t);
     return { ...b, type: t.half };
   });
   for (const n of names) if (!types.has(n)) throw new Error(`halfStorageKernel: ${kernel.key} has no buffer '${n}'`);
   let code = kernel.code;
   for (const [name, t] of types) {
-    const decl = new RegExp(`(var<storage, (?:read|read_write)> ${name}: array<)${escapeAngles(kernel.buffers.find((b) => b.name === name)!.type)}>`);
+    const decl = new RegExp(
+      `(var<storage, (?:read|read_write)> ${name}: array<)${escapeAngles(kernel.buffers.find((b) => b.name === name)!.type)}>`,
+    );
     code = code.replace(decl, `$1${t.half}>`);
     code = rewriteAccesses(code, name, t);
   }
@@ -50,7 +55,12 @@ interface Conversion {
 const HALF_OF: Record<string, Conversion> = {
   f32: { half: 'f16', read: (a) => `f32(${a})`, write: (v) => `f16(${v})`, arithmetic: true },
   'vec4<f32>': { half: 'vec4<f16>', read: (a) => `vec4<f32>(${a})`, write: (v) => `vec4<f16>(${v})`, arithmetic: true },
-  u32: { half: 'f16', read: (a) => `bitcast<u32>(f32(${a}))`, write: (v) => `f16(bitcast<f32>(${v}))`, arithmetic: false },
+  u32: {
+    half: 'f16',
+    read: (a) => `bitcast<u32>(f32(${a}))`,
+    write: (v) => `f16(bitcast<f32>(${v}))`,
+    arithmetic: false,
+  },
 };
 const variants = new WeakMap<Kernel, Map<string, Kernel>>();
 const escapeAngles = (s: string) => s.replace(/[<>]/g, '\\$&');
@@ -99,7 +109,8 @@ function rewriteAccesses(code: string, name: string, t: Conversion): string {
       const rhsStart = close + 1 + assign[0].length;
       const end = statementEnd(code, rhsStart);
       const rhs = rewriteAccesses(code.slice(rhsStart, end), name, t);
-      if (assign[1] && !t.arithmetic) throw new Error(`halfStorageKernel: '${name}[...] ${assign[1]}=' on a bit-copy buffer`);
+      if (assign[1] && !t.arithmetic)
+        throw new Error(`halfStorageKernel: '${name}[...] ${assign[1]}=' on a bit-copy buffer`);
       out += `${target} = ${t.write(assign[1] ? `${t.read(target)} ${assign[1]} (${rhs})` : rhs)}`;
       pos = end;
     } else {

@@ -38,15 +38,16 @@ const indexedBuffers = (backward: boolean) =>
  * gather: for each position c of the index tensor (shape `ishape`), the x offset is
  * sum_{d != axis} c_d * xstride_d + index[c] * xstride_axis. Forward reads x there; backward adds g into gx.
  */
-export const gatherAxisKernel = cachedKernel((rank: number, backward: boolean): Kernel =>
-  flatKernel({
-    key: `gather.axis:${rank}:${backward}`,
-    buffers: indexedBuffers(backward),
-    uniforms: [...fields('u32', 'n', 'axis', 'axisSize'), ...fields(arr, 'ishape', 'xstride')],
-    workgroupSize: WG,
-    helpers: /* wgsl */ `
+export const gatherAxisKernel = cachedKernel(
+  (rank: number, backward: boolean): Kernel =>
+    flatKernel({
+      key: `gather.axis:${rank}:${backward}`,
+      buffers: indexedBuffers(backward),
+      uniforms: [...fields('u32', 'n', 'axis', 'axisSize'), ...fields(arr, 'ishape', 'xstride')],
+      workgroupSize: WG,
+      helpers: /* wgsl */ `
 ${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}`,
-    body: /* wgsl */ `
+      body: /* wgsl */ `
   var rem = i;
   var off = 0u;
   for (var d = ${rank - 1}; d >= 0; d--) {
@@ -59,19 +60,20 @@ ${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}`,
   let inside = k >= 0 && u32(k) < params.axisSize;
   let at = off + u32(k) * params.xstride[params.axis / 4u][params.axis % 4u];
   ${backward ? 'if (inside) { atomicAddF32(at, g[i]); }' : 'out[i] = select(nan_(), x[select(0u, at, inside)], inside);'}`,
-  }),
+    }),
 );
 
 /** index_select on x viewed as [O, A, I] with index [K]: out[o, k, i] = x[o, index[k], i] (backward adds). */
-export const indexSelectKernel = cachedKernel((backward: boolean): Kernel =>
-  flatKernel({
-    key: `index_select:${backward}`,
-    buffers: indexedBuffers(backward),
-    uniforms: fields('u32', 'n', 'A', 'K', 'I'),
-    workgroupSize: WG,
-    helpers: /* wgsl */ `
+export const indexSelectKernel = cachedKernel(
+  (backward: boolean): Kernel =>
+    flatKernel({
+      key: `index_select:${backward}`,
+      buffers: indexedBuffers(backward),
+      uniforms: fields('u32', 'n', 'A', 'K', 'I'),
+      workgroupSize: WG,
+      helpers: /* wgsl */ `
 ${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}`,
-    body: /* wgsl */ `
+      body: /* wgsl */ `
   let inner = i % params.I;
   let kk = (i / params.I) % params.K;
   let o = i / (params.I * params.K);
@@ -79,7 +81,7 @@ ${backward ? ATOMIC_ADD_WGSL : NAN_WGSL}`,
   let inside = k >= 0 && u32(k) < params.A;
   let at = (o * params.A + u32(k)) * params.I + inner;
   ${backward ? 'if (inside) { atomicAddF32(at, g[i]); }' : 'out[i] = select(nan_(), x[select(0u, at, inside)], inside);'}`,
-  }),
+    }),
 );
 
 /** out[i * K + k] = 1 where labels[i] == k, else 0; a label outside [0, K) makes its row NaN. */

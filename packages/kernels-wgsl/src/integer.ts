@@ -48,7 +48,8 @@ export interface TypedElementwiseSpec {
 /** out[i] = expr(a[ia], b[ib], ...) with typed (i32/f32) buffers and i32 scalars; strides as elementwiseKernel. */
 export const typedElementwiseKernel = cachedKernel((spec: TypedElementwiseSpec): Kernel => {
   const { expr, inputs, out, rank } = spec;
-  if (inputs.length < 1 || inputs.length > INPUT_NAMES.length) throw new Error(`typedElementwiseKernel: arity ${inputs.length} not in 1..3`);
+  if (inputs.length < 1 || inputs.length > INPUT_NAMES.length)
+    throw new Error(`typedElementwiseKernel: arity ${inputs.length} not in 1..3`);
   if (rank > MAX_RANK) throw new Error(`typedElementwiseKernel: rank ${rank} exceeds ${MAX_RANK}`);
   const names = INPUT_NAMES.slice(0, inputs.length);
   const arr = { array: 'u32' as const, length: MAX_RANK };
@@ -92,9 +93,14 @@ export const serialReduceKernel = cachedKernel((op: SerialReduceOp, type: WgslSc
   const f = FOLD[op];
   return flatKernel({
     key: `serial-reduce:${op}:${type}`,
-    buffers: [{ name: 'x', access: 'read', type }, { name: 'out', access: 'read_write', type }],
+    buffers: [
+      { name: 'x', access: 'read', type },
+      { name: 'out', access: 'read_write', type },
+    ],
     uniforms: fields('u32', 'O', 'R', 'I'),
-    workgroupSize: WG, index: 'j', bound: 'params.O * params.I',
+    workgroupSize: WG,
+    index: 'j',
+    bound: 'params.O * params.I',
     body: /* wgsl */ `
   let o = j / params.I;
   let inner = j % params.I;

@@ -115,8 +115,19 @@ export interface FlatEntry {
  * `main`, which starts with the flat index (`i`, or `entry.index`) already computed and bounds-checked; the
  * builtins `wid`, `lid` (local invocation index) and `nwg` are in scope.
  */
-export function flatKernel(spec: Omit<Kernel, 'code' | 'workgroupSize'> & FlatEntry & { helpers?: string; body: string }): Kernel {
-  const { workgroupSize: size, per = 'invocation', stride = size, index = 'i', bound = 'params.n', helpers = '', body, ...rest } = spec;
+export function flatKernel(
+  spec: Omit<Kernel, 'code' | 'workgroupSize'> & FlatEntry & { helpers?: string; body: string },
+): Kernel {
+  const {
+    workgroupSize: size,
+    per = 'invocation',
+    stride = size,
+    index = 'i',
+    bound = 'params.n',
+    helpers = '',
+    body,
+    ...rest
+  } = spec;
   const first = per === 'invocation' ? `flatGroup(wid, nwg) * ${stride}u + lid` : 'flatGroup(wid, nwg)';
   return makeKernel({
     ...rest,

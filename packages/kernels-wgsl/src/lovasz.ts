@@ -1,4 +1,14 @@
-import { cachedKernel, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import {
+  cachedKernel,
+  flatKernel,
+  type Grid,
+  grid1d,
+  gridGroups,
+  type Kernel,
+  makeKernel,
+  readOnly,
+  readWrite,
+} from './kernel.js';
 
 /**
  * Lovasz-softmax (Berman et al. 2018) for probabilities [N, C, HW] and int32 labels [N, HW]; P = N * HW
@@ -39,7 +49,9 @@ export const lovaszKeysKernel = cachedKernel(
       key: 'lovasz.keys',
       buffers: [readOnly('probas'), readOnly('labels', 'i32'), readWrite('pairs', 'vec2<u32>')],
       uniforms: UNIFORMS,
-      workgroupSize: WG, index: 'id', bound: 'params.C * params.L',
+      workgroupSize: WG,
+      index: 'id',
+      bound: 'params.C * params.L',
       helpers: PIXEL,
       body: /* wgsl */ `
   let c = id / params.L;
@@ -72,7 +84,10 @@ export const lovaszScanKernel = cachedKernel(
         readWrite('totals', 'u32'),
       ],
       uniforms: UNIFORMS,
-      workgroupSize: WG, per: 'workgroup', index: 'blk', bound: null,
+      workgroupSize: WG,
+      per: 'workgroup',
+      index: 'blk',
+      bound: null,
       helpers: /* wgsl */ `
 ${FG}
 var<workgroup> part: array<u32, ${WG}>;`,
@@ -115,7 +130,9 @@ export const lovaszOffsetsKernel = cachedKernel(
       key: 'lovasz.offsets',
       buffers: [readWrite('totals', 'u32'), readWrite('gts', 'u32')],
       uniforms: UNIFORMS,
-      workgroupSize: WG, index: 'c', bound: 'params.C',
+      workgroupSize: WG,
+      index: 'c',
+      bound: 'params.C',
       body: /* wgsl */ `
   let blocks = params.L / params.block;
   var run = 0u;
@@ -143,7 +160,9 @@ export const lovaszGradKernel = cachedKernel(
         readWrite('grad'),
       ],
       uniforms: UNIFORMS,
-      workgroupSize: WG, index: 'id', bound: 'params.C * params.L',
+      workgroupSize: WG,
+      index: 'id',
+      bound: 'params.C * params.L',
       helpers: /* wgsl */ `
 ${PIXEL}
 ${FG}`,

@@ -1,4 +1,13 @@
-import { cachedKernel, fields, type Grid, type Kernel, makeKernel, MAX_WORKGROUPS_PER_DIM, readOnly, readWrite } from './kernel.js';
+import {
+  cachedKernel,
+  fields,
+  type Grid,
+  type Kernel,
+  makeKernel,
+  MAX_WORKGROUPS_PER_DIM,
+  readOnly,
+  readWrite,
+} from './kernel.js';
 
 /**
  * Batched C[b] = op(A[b]) @ op(B[b]) (+ bias), op = optional transpose, for any M, N, K.
@@ -48,7 +57,13 @@ export const MATMUL_TILES: Record<MatmulVariant, { m: number; n: number }> = {
  * vec4 alignment of each operand's contiguous dimension (K, or M / N when transposed). Empty operands
  * (K = 0) stay scalar: a vec4 binding needs at least 16 bytes.
  */
-export function matmulAlignment(transA: boolean, transB: boolean, M: number, N: number, K: number): { vecA: boolean; vecB: boolean } {
+export function matmulAlignment(
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
+): { vecA: boolean; vecB: boolean } {
   return { vecA: K > 0 && (transA ? M : K) % 4 === 0, vecB: K > 0 && (transB ? K : N) % 4 === 0 };
 }
 
@@ -73,7 +88,8 @@ export function matmulGrid(
   const yz = Math.ceil(groups / x);
   const y = Math.min(yz, MAX_WORKGROUPS_PER_DIM);
   const z = Math.ceil(yz / y);
-  if (z > MAX_WORKGROUPS_PER_DIM) throw new Error(`matmul: ${batch} x ${M}x${N} output needs ${groups} workgroups, too many for one dispatch`);
+  if (z > MAX_WORKGROUPS_PER_DIM)
+    throw new Error(`matmul: ${batch} x ${M}x${N} output needs ${groups} workgroups, too many for one dispatch`);
   return { grid: [x, y, z], tilesM, tilesN };
 }
 
@@ -153,9 +169,16 @@ function broadcastKernel(spec: MatmulSpec): Kernel {
       ? `let bCol = min(n0 + 4u * lane, params.N - 4u);`
       : cols.map((j) => `let bCol${j} = min(${col(j)}, params.N - 1u);`).join('\n  ');
   const bRowNN = (k: string) =>
-    vecB ? `b[(bBase + ${k} * params.N + bCol) / 4u]` : `vec4<f32>(${cols.map((j) => `b[bBase + ${k} * params.N + bCol${j}]`).join(', ')})`;
+    vecB
+      ? `b[(bBase + ${k} * params.N + bCol) / 4u]`
+      : `vec4<f32>(${cols.map((j) => `b[bBase + ${k} * params.N + bCol${j}]`).join(', ')})`;
   const bBlockLoads = transB
-    ? cols.map((j) => `let bc${j}0 = ${quad('b', vecB, `bRow${j} + k0`)}; let bc${j}1 = ${quad('b', vecB, `bRow${j} + k0 + 4u`)};`).join('\n    ')
+    ? cols
+        .map(
+          (j) =>
+            `let bc${j}0 = ${quad('b', vecB, `bRow${j} + k0`)}; let bc${j}1 = ${quad('b', vecB, `bRow${j} + k0 + 4u`)};`,
+        )
+        .join('\n    ')
     : '';
   const bAt = (kk: number) =>
     transB ? `vec4<f32>(${cols.map((j) => `bc${j}${kk >> 2}[${kk & 3}]`).join(', ')})` : bRowNN(`(k0 + ${kk}u)`);
@@ -170,7 +193,12 @@ function broadcastKernel(spec: MatmulSpec): Kernel {
     )
     .join('\n    ');
 
-  const biasVec = bias === 'col' ? ` + vec4<f32>(${cols.map((j) => `bias[${col(j)}]`).join(', ')})` : bias === 'row' ? ' + bias[row]' : '';
+  const biasVec =
+    bias === 'col'
+      ? ` + vec4<f32>(${cols.map((j) => `bias[${col(j)}]`).join(', ')})`
+      : bias === 'row'
+        ? ' + bias[row]'
+        : '';
   const stores = vecC
     ? `if (${col(0)} < params.N) {
   ${rows.map((i) => `if (m0 + ${i}u < params.M) { let row = m0 + ${i}u; c[(cBase + row * params.N + ${col(0)}) / 4u] = acc${i}${biasVec}; }`).join('\n  ')}

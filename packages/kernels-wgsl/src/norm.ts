@@ -1,4 +1,14 @@
-import { cachedKernel, fields, flatKernel, type Grid, grid1d, gridGroups, type Kernel, readOnly, readWrite } from './kernel.js';
+import {
+  cachedKernel,
+  fields,
+  flatKernel,
+  type Grid,
+  grid1d,
+  gridGroups,
+  type Kernel,
+  readOnly,
+  readWrite,
+} from './kernel.js';
 
 /**
  * Normalisation over contiguous rows (GroupNorm: a row is one (image, group); LayerNorm: one token).
@@ -48,7 +58,11 @@ const storePairSum = (out: string, idx: string) => `
  * PyTorch, normalised) at the cost of a plain loop (the three-level blockedSum of the reductions was measurably
  * slower here, and GroupNorm is on every UNet block's path).
  */
-const chunkedSums = (end: string, accs: readonly string[], body: string) => `for (var r0 = lid; r0 < ${end}; r0 += ${32 * WG}u) {
+const chunkedSums = (
+  end: string,
+  accs: readonly string[],
+  body: string,
+) => `for (var r0 = lid; r0 < ${end}; r0 += ${32 * WG}u) {
       ${accs.map((a) => `var ${a}_part = 0.0;`).join(' ')} let e0 = min(r0 + ${32 * WG}u, ${end});
       for (var r = r0; r < e0; r += ${WG}u) { ${body} }
       ${accs.map((a) => `${a} += ${a}_part;`).join(' ')}
@@ -76,7 +90,9 @@ const threadMoments = (): Kernel =>
     key: 'norm:moments:thread',
     buffers: [readOnly('x'), readWrite('stats')],
     uniforms: [...fields('u32', 'rows', 'L'), { name: 'eps', type: 'f32' }],
-    workgroupSize: THREAD_ROWS, index: 'row', bound: 'params.rows',
+    workgroupSize: THREAD_ROWS,
+    index: 'row',
+    bound: 'params.rows',
     body: /* wgsl */ `
   let base = row * params.L;
   var mean = 0.0;
@@ -92,14 +108,20 @@ const threadMoments = (): Kernel =>
  * `vec` (rows of a multiple of 4 values): x is read as vec4, a quarter of the loads; on CPU adapters every
  * per-invocation load is a loop over the SIMD lanes, so this is what sets the speed.
  */
-export const rowMomentsKernel = cachedKernel((mode: NormRowMode = 'group', vec = false): Kernel =>
-  mode === 'thread' ? threadMoments() : flatKernel({
-    key: `norm:moments:${vec}`,
-    buffers: [readOnly('x', vec ? 'vec4<f32>' : 'f32'), readWrite('stats')],
-    uniforms: [...fields('u32', 'rows', 'L'), { name: 'eps', type: 'f32' }],
-    workgroupSize: WG, per: 'workgroup', index: 'row', bound: 'params.rows',
-    helpers: ROW_PROLOGUE,
-    body: /* wgsl */ `
+export const rowMomentsKernel = cachedKernel(
+  (mode: NormRowMode = 'group', vec = false): Kernel =>
+    mode === 'thread'
+      ? threadMoments()
+      : flatKernel({
+          key: `norm:moments:${vec}`,
+          buffers: [readOnly('x', vec ? 'vec4<f32>' : 'f32'), readWrite('stats')],
+          uniforms: [...fields('u32', 'rows', 'L'), { name: 'eps', type: 'f32' }],
+          workgroupSize: WG,
+          per: 'workgroup',
+          index: 'row',
+          bound: 'params.rows',
+          helpers: ROW_PROLOGUE,
+          body: /* wgsl */ `
   let base = row * params.L;
   var mean: f32;
   var variance: f32;
@@ -118,7 +140,7 @@ export const rowMomentsKernel = cachedKernel((mode: NormRowMode = 'group', vec =
     stats[2u * row] = mean;
     stats[2u * row + 1u] = inverseSqrt(variance / f32(params.L) + params.eps);
   }`,
-  }),
+        }),
 );
 
 const AFFINE_UNIFORMS = fields('u32', 'n', 'L', 'inner', 'P');
@@ -138,7 +160,9 @@ export const normApplyKernel = cachedKernel((affine: boolean, silu = false, vec 
       readWrite('y', t),
     ],
     uniforms: AFFINE_UNIFORMS,
-    workgroupSize: ELEM_WG, index: 'e', bound: null,
+    workgroupSize: ELEM_WG,
+    index: 'e',
+    bound: null,
     body: /* wgsl */ `
   ${vec ? 'let i = 4u * e;' : 'let i = e;'}
   if (i >= params.n) { return; }
@@ -175,7 +199,10 @@ export const channelGradSumsKernel = cachedKernel((silu: boolean, affine: boolea
       readWrite('parts'),
     ],
     uniforms: CHANNEL_UNIFORMS,
-    workgroupSize: WG, per: 'workgroup', index: 'seg', bound: 'params.segs',
+    workgroupSize: WG,
+    per: 'workgroup',
+    index: 'seg',
+    bound: 'params.segs',
     helpers: ROW_PROLOGUE,
     body: /* wgsl */ `
   let row = seg / params.Cg;
@@ -185,11 +212,15 @@ export const channelGradSumsKernel = cachedKernel((silu: boolean, affine: boolea
   let base = seg * ${vec ? 'params.inner / 4u' : 'params.inner'};
   var acc = 0.0;
   var acc2 = 0.0;
-  ${chunkedSums(vec ? 'params.inner / 4u' : 'params.inner', ['acc', 'acc2'], `
+  ${chunkedSums(
+    vec ? 'params.inner / 4u' : 'params.inner',
+    ['acc', 'acc2'],
+    `
         let xhat = (x[base + r] - mean) * rstd;
         ${silu ? siluGradWgsl(t, 'g[base + r]', affine, 'wc', 'bc') : 'let gz = g[base + r];'}
         acc_part += ${sum('gz')};
-        acc2_part += ${vec ? 'dot(gz, xhat)' : 'gz * xhat'};`)}
+        acc2_part += ${vec ? 'dot(gz, xhat)' : 'gz * xhat'};`,
+  )}
   ${storePairSum('parts', 'seg')}`,
   });
 });
@@ -199,13 +230,19 @@ export const channelGradSumsKernel = cachedKernel((silu: boolean, affine: boolea
  * the row sums (sum w gz, sum w gz xhat) over the row's Cg channels; with an affine, the next C invocations
  * write db[c] = sum over images of sum gz and dw[c] = sum over images of sum gz * xhat.
  */
-export const channelGradCombineKernel = cachedKernel((affine: boolean): Kernel =>
-  flatKernel({
-    key: `norm:chancombine:${affine}`,
-    buffers: [readOnly('parts'), ...(affine ? [readOnly('w')] : []), readWrite('sums'), ...(affine ? [readWrite('dw'), readWrite('db')] : [])],
-    uniforms: fields('u32', 'n', 'rows', 'images', 'C', 'Cg'),
-    workgroupSize: WG,
-    body: /* wgsl */ `
+export const channelGradCombineKernel = cachedKernel(
+  (affine: boolean): Kernel =>
+    flatKernel({
+      key: `norm:chancombine:${affine}`,
+      buffers: [
+        readOnly('parts'),
+        ...(affine ? [readOnly('w')] : []),
+        readWrite('sums'),
+        ...(affine ? [readWrite('dw'), readWrite('db')] : []),
+      ],
+      uniforms: fields('u32', 'n', 'rows', 'images', 'C', 'Cg'),
+      workgroupSize: WG,
+      body: /* wgsl */ `
   if (i < params.rows) {
     var s1 = 0.0;
     var s2 = 0.0;
@@ -218,7 +255,9 @@ export const channelGradCombineKernel = cachedKernel((affine: boolean): Kernel =
     sums[2u * i] = s1;
     sums[2u * i + 1u] = s2;
     return;
-  }${affine ? `
+  }${
+    affine
+      ? `
   let c = i - params.rows;
   var sb = 0.0;
   var sw = 0.0;
@@ -227,8 +266,10 @@ export const channelGradCombineKernel = cachedKernel((affine: boolean): Kernel =
     sw += parts[2u * (m * params.C + c) + 1u];
   }
   db[c] = sb;
-  dw[c] = sw;` : ''}`,
-  }),
+  dw[c] = sw;`
+      : ''
+  }`,
+    }),
 );
 
 export const channelGradGrid = (n: number): Grid => grid1d(n, WG);
@@ -239,7 +280,9 @@ const threadGradSums = (affine: boolean): Kernel =>
     key: `norm:gradsums:thread:${affine}`,
     buffers: [readOnly('x'), readOnly('g'), readOnly('stats'), ...(affine ? [readOnly('w')] : []), readWrite('sums')],
     uniforms: [{ name: 'rows', type: 'u32' }, ...AFFINE_UNIFORMS],
-    workgroupSize: THREAD_ROWS, index: 'row', bound: 'params.rows',
+    workgroupSize: THREAD_ROWS,
+    index: 'row',
+    bound: 'params.rows',
     body: /* wgsl */ `
   let base = row * params.L;
   let mean = stats[2u * row];
@@ -284,7 +327,10 @@ export const normGradSumsKernel = cachedKernel((affine: boolean, mode: NormRowMo
       readWrite('sums'),
     ],
     uniforms: [{ name: 'rows', type: 'u32' }, ...AFFINE_UNIFORMS],
-    workgroupSize: WG, per: 'workgroup', index: 'row', bound: 'params.rows',
+    workgroupSize: WG,
+    per: 'workgroup',
+    index: 'row',
+    bound: 'params.rows',
     helpers: ROW_PROLOGUE,
     body: /* wgsl */ `
   let base = row * params.L;
@@ -315,7 +361,9 @@ export const normGradInputKernel = cachedKernel((affine: boolean, vec = false, s
       readWrite('dx', t),
     ],
     uniforms: AFFINE_UNIFORMS,
-    workgroupSize: ELEM_WG, index: 'e', bound: null,
+    workgroupSize: ELEM_WG,
+    index: 'e',
+    bound: null,
     body: /* wgsl */ `
   let i = ${vec ? '4u * e' : 'e'};
   if (i >= params.n) { return; }
@@ -330,5 +378,6 @@ export const normGradInputKernel = cachedKernel((affine: boolean, vec = false, s
   });
 });
 
-export const normRowGrid = (rows: number, mode: NormRowMode = 'group'): Grid => (mode === 'thread' ? grid1d(rows, THREAD_ROWS) : gridGroups(rows));
+export const normRowGrid = (rows: number, mode: NormRowMode = 'group'): Grid =>
+  mode === 'thread' ? grid1d(rows, THREAD_ROWS) : gridGroups(rows);
 export const normElementGrid = (n: number): Grid => grid1d(n, 256);

@@ -1,4 +1,16 @@
-import { cachedKernel, fields, type FlatEntry, flatKernel, type Grid, grid1d, gridGroups, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import {
+  cachedKernel,
+  fields,
+  type FlatEntry,
+  flatKernel,
+  type Grid,
+  grid1d,
+  gridGroups,
+  type Kernel,
+  makeKernel,
+  readOnly,
+  readWrite,
+} from './kernel.js';
 
 /*
  * Training-loop kernels: fused optimizer steps that update a parameter and its state in place (Adam: several
@@ -59,7 +71,8 @@ const multiTensor = (count: number, perTensor: (t: number) => string) => `
   }`;
 
 /** Per tensor of a multi-tensor kernel: `elementBody(t)` for element i of ITEMS per invocation, strided by WG. */
-const itemsLoop = (elementBody: (t: number) => string) => (t: number) => `let base = local * ${TILE}u + lid;
+const itemsLoop = (elementBody: (t: number) => string) => (t: number) =>
+  `let base = local * ${TILE}u + lid;
       for (var it = 0u; it < ${ITEMS}u; it++) {
         let i = base + it * ${WG}u;
         if (i >= n) { break; }
@@ -107,39 +120,62 @@ export const sgdKernel = cachedKernel((momentum: boolean, nesterov: boolean): Ke
  * `count` parameters (with the same hyperparameters and step) per dispatch. Bindings: grad0..grad{count-1}, then
  * read_write for each parameter: param, exp_avg, exp_avg_sq, [max_exp_avg_sq]. Grid: gridGroups(total of optimGroups).
  */
-export const adamKernel = cachedKernel((amsgrad: boolean, weightDecay: 'decoupled' | 'l2', count: number = 1): Kernel => {
-  const decoupled = weightDecay === 'decoupled';
-  const state = ['param', 'exp_avg', 'exp_avg_sq', ...(amsgrad ? ['max_exp_avg_sq'] : [])];
-  return flatKernel({
-    key: `optim:adam:${weightDecay}:${amsgrad}:${count}`,
-    buffers: [
-      ...multiBuffers(count, 'grad', 'read'),
-      ...Array.from({ length: count }, (_, t) => state.map((name) => readWrite(`${name}${t}`))).flat(),
-    ],
-    uniforms: [
-      // 'decoupled': the factor 1 - lr * wd applied to the parameter; 'l2': wd, the gradient's L2 coefficient.
-      ...fields('f32', 'decay', 'beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'stepSize', 'biasCorrection2Sqrt', 'eps'),
-      ...MULTI_UNIFORMS,
-    ],
-    workgroupSize: WG, per: 'workgroup', index: 'group', bound: null,
-    body: multiTensor(
-      count,
-      itemsLoop(
-        (t) => /* wgsl */ `${decoupled ? `let g = grad${t}[i];
-        let p = param${t}[i] * params.decay;` : `let p = param${t}[i];
-        let g = grad${t}[i] + params.decay * p;`}
+export const adamKernel = cachedKernel(
+  (amsgrad: boolean, weightDecay: 'decoupled' | 'l2', count: number = 1): Kernel => {
+    const decoupled = weightDecay === 'decoupled';
+    const state = ['param', 'exp_avg', 'exp_avg_sq', ...(amsgrad ? ['max_exp_avg_sq'] : [])];
+    return flatKernel({
+      key: `optim:adam:${weightDecay}:${amsgrad}:${count}`,
+      buffers: [
+        ...multiBuffers(count, 'grad', 'read'),
+        ...Array.from({ length: count }, (_, t) => state.map((name) => readWrite(`${name}${t}`))).flat(),
+      ],
+      uniforms: [
+        // 'decoupled': the factor 1 - lr * wd applied to the parameter; 'l2': wd, the gradient's L2 coefficient.
+        ...fields(
+          'f32',
+          'decay',
+          'beta1',
+          'oneMinusBeta1',
+          'beta2',
+          'oneMinusBeta2',
+          'stepSize',
+          'biasCorrection2Sqrt',
+          'eps',
+        ),
+        ...MULTI_UNIFORMS,
+      ],
+      workgroupSize: WG,
+      per: 'workgroup',
+      index: 'group',
+      bound: null,
+      body: multiTensor(
+        count,
+        itemsLoop(
+          (t) => /* wgsl */ `${
+            decoupled
+              ? `let g = grad${t}[i];
+        let p = param${t}[i] * params.decay;`
+              : `let p = param${t}[i];
+        let g = grad${t}[i] + params.decay * p;`
+          }
         let m = exp_avg${t}[i] * params.beta1 + params.oneMinusBeta1 * g;
         let v = exp_avg_sq${t}[i] * params.beta2 + params.oneMinusBeta2 * g * g;
         exp_avg${t}[i] = m;
         exp_avg_sq${t}[i] = v;
-        ${amsgrad ? `let vhat = max(max_exp_avg_sq${t}[i], v);
-        max_exp_avg_sq${t}[i] = vhat;` : 'let vhat = v;'}
+        ${
+          amsgrad
+            ? `let vhat = max(max_exp_avg_sq${t}[i], v);
+        max_exp_avg_sq${t}[i] = vhat;`
+            : 'let vhat = v;'
+        }
         let denom = sqrt(vhat) / params.biasCorrection2Sqrt + params.eps;
         param${t}[i] = p - params.stepSize * (m / denom);`,
+        ),
       ),
-    ),
-  });
-});
+    });
+  },
+);
 
 /**
  * Exponential moving average: shadow <- lerp(shadow, param, weight) with weight = 1 - decay, in PyTorch's
@@ -150,7 +186,10 @@ export const emaKernel = cachedKernel((): Kernel => {
   return itemsKernel({
     key: 'optim:ema',
     buffers: [readOnly('param'), readWrite('shadow')],
-    uniforms: [{ name: 'n', type: 'u32' }, { name: 'weight', type: 'f32' }],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'weight', type: 'f32' },
+    ],
     body: /* wgsl */ `
   let s = shadow[i];
   let p = param[i];
@@ -205,7 +244,10 @@ export const gradNormPartialKernel = cachedKernel((kind: GradNormKind, count: nu
     key: `optim:gradnorm-partial:${kind}:${count}`,
     buffers: [...multiBuffers(count, 'x', 'read'), readWrite('partials')],
     uniforms: [{ name: 'offset', type: 'u32' }, { name: 'p', type: 'f32' }, ...MULTI_UNIFORMS],
-    workgroupSize: NORM_WG, per: 'workgroup', index: 'group', bound: null,
+    workgroupSize: NORM_WG,
+    per: 'workgroup',
+    index: 'group',
+    bound: null,
     helpers: /* wgsl */ `
 ${POW_WGSL}
 var<workgroup> s_acc: array<f32, ${NORM_WG}>;`,
@@ -233,7 +275,12 @@ var<workgroup> s_acc: array<f32, ${NORM_WG}>;`,
  */
 export const gradNormFinalizeKernel = cachedKernel((kind: GradNormKind): Kernel => {
   const c = NORM[kind];
-  const root = kind === 'l1' || kind === 'inf' ? 's_acc[0]' : kind === 'l2' ? 'sqrt(s_acc[0])' : 'powOrZero(s_acc[0], 1.0 / params.p)';
+  const root =
+    kind === 'l1' || kind === 'inf'
+      ? 's_acc[0]'
+      : kind === 'l2'
+        ? 'sqrt(s_acc[0])'
+        : 'powOrZero(s_acc[0], 1.0 / params.p)';
   return makeKernel({
     key: `optim:gradnorm-finalize:${kind}`,
     buffers: [readOnly('partials'), readWrite('norm'), readWrite('coef')],
@@ -260,12 +307,19 @@ fn main(@builtin(local_invocation_index) lid: u32) {
  * x[i] *= coef[0], in place, with the factor read from the GPU (no readback), for `count` tensors in one dispatch.
  * Bindings: coef, x0..x{count-1} (read_write, distinct buffers). Grid: gridGroups(total of optimGroups).
  */
-export const scaleByKernel = cachedKernel((count: number = 1): Kernel =>
-  flatKernel({
-    key: `optim:scale-by:${count}`,
-    buffers: [readOnly('coef'), ...multiBuffers(count, 'x', 'read_write')],
-    uniforms: MULTI_UNIFORMS,
-    workgroupSize: WG, per: 'workgroup', index: 'group', bound: null,
-    body: multiTensor(count, itemsLoop((t) => `x${t}[i] = x${t}[i] * coef[0];`)),
-  }),
+export const scaleByKernel = cachedKernel(
+  (count: number = 1): Kernel =>
+    flatKernel({
+      key: `optim:scale-by:${count}`,
+      buffers: [readOnly('coef'), ...multiBuffers(count, 'x', 'read_write')],
+      uniforms: MULTI_UNIFORMS,
+      workgroupSize: WG,
+      per: 'workgroup',
+      index: 'group',
+      bound: null,
+      body: multiTensor(
+        count,
+        itemsLoop((t) => `x${t}[i] = x${t}[i] * coef[0];`),
+      ),
+    }),
 );

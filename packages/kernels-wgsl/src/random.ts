@@ -54,7 +54,8 @@ export const randomKernel = cachedKernel((dist: RandomDistribution): Kernel => {
     key: `random:${dist}`,
     buffers: [readWrite('out')],
     uniforms: [...fields('u32', 'n', 'seedLo', 'seedHi', 'offsetLo', 'offsetHi'), ...fields('f32', 'a', 'b')],
-    workgroupSize: WG, bound: null,
+    workgroupSize: WG,
+    bound: null,
     helpers: PHILOX_WGSL,
     body: /* wgsl */ `
   if (i * 4u >= params.n) { return; }

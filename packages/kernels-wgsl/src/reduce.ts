@@ -94,10 +94,7 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
     { name: 'I', type: 'u32' as const },
     { name: 'scale', type: 'f32' as const },
   ];
-  const buffers = [
-    readOnly('x'),
-    readWrite('out', outType),
-  ];
+  const buffers = [readOnly('x'), readWrite('out', outType)];
   const key = `reduce:${op}:${mode}`;
   const result = isArg ? 'idx' : op === 'sum' ? 'acc * params.scale' : 'acc';
 
@@ -117,7 +114,9 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
       key,
       buffers,
       uniforms,
-      workgroupSize: COL_WG, index: 'o', bound: 'params.O * params.I',
+      workgroupSize: COL_WG,
+      index: 'o',
+      bound: 'params.O * params.I',
       helpers: NAN_WGSL,
       body: /* wgsl */ `
   let base = (o / params.I) * params.R * params.I + o % params.I;
@@ -153,7 +152,10 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
     key,
     buffers,
     uniforms,
-    workgroupSize: ROW_WG, per: 'workgroup', index: 'o', bound: 'params.O',
+    workgroupSize: ROW_WG,
+    per: 'workgroup',
+    index: 'o',
+    bound: 'params.O',
     helpers: /* wgsl */ `
 ${NAN_WGSL}
 var<workgroup> s_acc: array<f32, ${ROW_WG}>;

@@ -9,20 +9,21 @@ import { cachedKernel, fields, flatKernel, type Grid, grid1d, type Kernel, readO
  */
 const WG = 256;
 
-export const resampleKernel = cachedKernel((taps: number): Kernel =>
-  flatKernel({
-    key: `resample:${taps}`,
-    buffers: [
-      readOnly('src'),
-      readOnly('rowIdx', 'i32'),
-      readOnly('rowW'),
-      readOnly('colIdx', 'i32'),
-      readOnly('colW'),
-      readWrite('out'),
-    ],
-    uniforms: fields('u32', 'n', 'H', 'W', 'Ho', 'Wo'),
-    workgroupSize: WG,
-    body: /* wgsl */ `
+export const resampleKernel = cachedKernel(
+  (taps: number): Kernel =>
+    flatKernel({
+      key: `resample:${taps}`,
+      buffers: [
+        readOnly('src'),
+        readOnly('rowIdx', 'i32'),
+        readOnly('rowW'),
+        readOnly('colIdx', 'i32'),
+        readOnly('colW'),
+        readWrite('out'),
+      ],
+      uniforms: fields('u32', 'n', 'H', 'W', 'Ho', 'Wo'),
+      workgroupSize: WG,
+      body: /* wgsl */ `
   let x = i % params.Wo;
   let y = (i / params.Wo) % params.Ho;
   let plane = (i / (params.Wo * params.Ho)) * params.H * params.W;
@@ -37,7 +38,7 @@ export const resampleKernel = cachedKernel((taps: number): Kernel =>
     acc += wy * racc;
   }
   out[i] = acc;`,
-  }),
+    }),
 );
 
 export const resampleGrid = (n: number): Grid => grid1d(n, WG);
@@ -47,14 +48,15 @@ export const resampleGrid = (n: number): Grid => grid1d(n, WG);
  * (within the plane) of the first maximal element, as PyTorch does. Padding never wins (it is -inf). NaN wins,
  * a later NaN over an earlier one (PyTorch's `val > maxval || isnan(val)`), tested on the bits.
  */
-export const maxPoolKernel = cachedKernel((g: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number }): Kernel =>
-  flatKernel({
-    key: `maxpool:${JSON.stringify(g)}`,
-    buffers: [readOnly('src'), readWrite('out'), readWrite('idx', 'i32')],
-    uniforms: fields('u32', 'n', 'H', 'W', 'Ho', 'Wo'),
-    workgroupSize: WG,
-    helpers: NAN_WGSL,
-    body: /* wgsl */ `
+export const maxPoolKernel = cachedKernel(
+  (g: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number }): Kernel =>
+    flatKernel({
+      key: `maxpool:${JSON.stringify(g)}`,
+      buffers: [readOnly('src'), readWrite('out'), readWrite('idx', 'i32')],
+      uniforms: fields('u32', 'n', 'H', 'W', 'Ho', 'Wo'),
+      workgroupSize: WG,
+      helpers: NAN_WGSL,
+      body: /* wgsl */ `
   let ox = i32(i % params.Wo);
   let oy = i32((i / params.Wo) % params.Ho);
   let plane = (i / (params.Wo * params.Ho)) * params.H * params.W;
@@ -72,20 +74,21 @@ export const maxPoolKernel = cachedKernel((g: { kh: number; kw: number; sh: numb
   }
   out[i] = best;
   idx[i] = bestIdx;`,
-  }),
+    }),
 );
 
 /**
  * Max-pool backward without atomics: each input pixel sums the gradients of the (few) output windows that
  * cover it and chose it as their maximum.
  */
-export const maxPoolBackwardKernel = cachedKernel((g: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number }): Kernel =>
-  flatKernel({
-    key: `maxpool:bwd:${JSON.stringify(g)}`,
-    buffers: [readOnly('grad'), readOnly('idx', 'i32'), readWrite('dx')],
-    uniforms: fields('u32', 'n', 'H', 'W', 'Ho', 'Wo'),
-    workgroupSize: WG,
-    body: /* wgsl */ `
+export const maxPoolBackwardKernel = cachedKernel(
+  (g: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number }): Kernel =>
+    flatKernel({
+      key: `maxpool:bwd:${JSON.stringify(g)}`,
+      buffers: [readOnly('grad'), readOnly('idx', 'i32'), readWrite('dx')],
+      uniforms: fields('u32', 'n', 'H', 'W', 'Ho', 'Wo'),
+      workgroupSize: WG,
+      body: /* wgsl */ `
   let ix = i32(i % params.W);
   let iy = i32((i / params.W) % params.H);
   let plane = i / (params.W * params.H);
@@ -106,5 +109,5 @@ export const maxPoolBackwardKernel = cachedKernel((g: { kh: number; kw: number; 
     }
   }
   dx[i] = acc;`,
-  }),
+    }),
 );

@@ -15,13 +15,19 @@ export interface RoiAlignSpec {
 
 const WG = 64;
 
-export const roiAlignKernel = cachedKernel((spec: RoiAlignSpec): Kernel =>
-  flatKernel({
-    key: `roialign:${spec.aligned}`,
-    buffers: [readOnly('src'), readOnly('rois'), readWrite('out')],
-    uniforms: [...fields('u32', 'N', 'C', 'H', 'W', 'K', 'PH', 'PW', 'samplingRatio'), { name: 'scale', type: 'f32' }],
-    workgroupSize: WG, index: 'p', bound: 'params.K * params.C * params.PH * params.PW',
-    helpers: /* wgsl */ `
+export const roiAlignKernel = cachedKernel(
+  (spec: RoiAlignSpec): Kernel =>
+    flatKernel({
+      key: `roialign:${spec.aligned}`,
+      buffers: [readOnly('src'), readOnly('rois'), readWrite('out')],
+      uniforms: [
+        ...fields('u32', 'N', 'C', 'H', 'W', 'K', 'PH', 'PW', 'samplingRatio'),
+        { name: 'scale', type: 'f32' },
+      ],
+      workgroupSize: WG,
+      index: 'p',
+      bound: 'params.K * params.C * params.PH * params.PW',
+      helpers: /* wgsl */ `
 fn bilinear(base: u32, yIn: f32, xIn: f32) -> f32 {
   let h = i32(params.H);
   let w = i32(params.W);
@@ -44,7 +50,7 @@ fn bilinear(base: u32, yIn: f32, xIn: f32) -> f32 {
   let v4 = src[base + u32(yh * w + xh)];
   return hy * hx * v1 + hy * lx * v2 + ly * hx * v3 + ly * lx * v4;
 }`,
-    body: /* wgsl */ `
+      body: /* wgsl */ `
   let pw = p % params.PW;
   let ph = (p / params.PW) % params.PH;
   let c = (p / (params.PW * params.PH)) % params.C;
@@ -77,7 +83,7 @@ fn bilinear(base: u32, yIn: f32, xIn: f32) -> f32 {
     }
   }
   out[p] = acc / count;`,
-  }),
+    }),
 );
 
 export const roiAlignGrid = (outputs: number): Grid => grid1d(outputs, WG);

@@ -57,7 +57,9 @@ ${emit}
       key,
       buffers,
       uniforms,
-      workgroupSize: LINE_WG, index: 'line', bound: 'params.lines',
+      workgroupSize: LINE_WG,
+      index: 'line',
+      bound: 'params.lines',
       body: /* wgsl */ `
   let base = (line / params.I) * params.N * params.I + line % params.I;
   var run: ${type} = ${zero};${scanRange('0u', 'params.N')}`,
@@ -67,7 +69,10 @@ ${emit}
     key,
     buffers,
     uniforms,
-    workgroupSize: SCAN_WG, per: 'workgroup', index: 'line', bound: 'params.lines',
+    workgroupSize: SCAN_WG,
+    per: 'workgroup',
+    index: 'line',
+    bound: 'params.lines',
     helpers: /* wgsl */ `
 var<workgroup> part: array<${type}, ${SCAN_WG}>;`,
     body: /* wgsl */ `

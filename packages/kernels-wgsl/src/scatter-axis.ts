@@ -10,13 +10,14 @@ const arr = { array: 'u32' as const, length: MAX_RANK };
  * raw 32-bit words (any 4-byte dtype). Indices outside [0, axisSize) are skipped (the op checks them on the
  * device first); duplicate indices leave one of the written values, unspecified which, as in PyTorch.
  */
-export const scatterAxisKernel = cachedKernel((rank: number, fromValue: boolean): Kernel =>
-  flatKernel({
-    key: `scatter.axis:${rank}:${fromValue}`,
-    buffers: [...(fromValue ? [] : [readOnly('src', 'u32')]), readOnly('index', 'i32'), readWrite('out', 'u32')],
-    uniforms: [...fields('u32', 'n', 'axis', 'axisSize', 'value'), ...fields(arr, 'ishape', 'ostride')],
-    workgroupSize: WG,
-    body: /* wgsl */ `
+export const scatterAxisKernel = cachedKernel(
+  (rank: number, fromValue: boolean): Kernel =>
+    flatKernel({
+      key: `scatter.axis:${rank}:${fromValue}`,
+      buffers: [...(fromValue ? [] : [readOnly('src', 'u32')]), readOnly('index', 'i32'), readWrite('out', 'u32')],
+      uniforms: [...fields('u32', 'n', 'axis', 'axisSize', 'value'), ...fields(arr, 'ishape', 'ostride')],
+      workgroupSize: WG,
+      body: /* wgsl */ `
   var rem = i;
   var off = 0u;
   for (var d = ${rank - 1}; d >= 0; d--) {
@@ -28,7 +29,7 @@ export const scatterAxisKernel = cachedKernel((rank: number, fromValue: boolean)
   let k = index[i];
   if (k < 0 || u32(k) >= params.axisSize) { return; }
   out[off + u32(k) * params.ostride[params.axis / 4u][params.axis % 4u]] = ${fromValue ? 'params.value' : 'src[i]'};`,
-  }),
+    }),
 );
 
 export const scatterAxisGrid = (n: number): Grid => grid1d(n, WG);

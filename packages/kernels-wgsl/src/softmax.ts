@@ -14,19 +14,27 @@ export type RowMode = 'row' | 'thread';
 const ROW_WG = 64;
 const THREAD_WG = 64;
 
-function rowBody(kind: SoftmaxKind, backward: boolean): { passes: { init: string; acc: string; combine: string }[]; write: string } {
+function rowBody(
+  kind: SoftmaxKind,
+  backward: boolean,
+): { passes: { init: string; acc: string; combine: string }[]; write: string } {
   if (!backward) {
     return {
       passes: [
         { init: '-3.402823e38', acc: 'max(acc, x[base + c])', combine: 'max' },
         { init: '0.0', acc: 'acc + exp(x[base + c] - r0)', combine: '+' },
       ],
-      write: kind === 'softmax' ? 'out[base + c] = exp(x[base + c] - r0) / r1;' : 'out[base + c] = x[base + c] - r0 - log(r1);',
+      write:
+        kind === 'softmax'
+          ? 'out[base + c] = exp(x[base + c] - r0) / r1;'
+          : 'out[base + c] = x[base + c] - r0 - log(r1);',
     };
   }
   // x holds y (the forward output), g the incoming gradient.
   return {
-    passes: [{ init: '0.0', acc: kind === 'softmax' ? 'acc + g[base + c] * x[base + c]' : 'acc + g[base + c]', combine: '+' }],
+    passes: [
+      { init: '0.0', acc: kind === 'softmax' ? 'acc + g[base + c] * x[base + c]' : 'acc + g[base + c]', combine: '+' },
+    ],
     write:
       kind === 'softmax'
         ? 'out[base + c] = x[base + c] * (g[base + c] - r0);'
@@ -38,7 +46,10 @@ function rowBody(kind: SoftmaxKind, backward: boolean): { passes: { init: string
  * The same passes over vec4s (row mode, columns a multiple of 4): a quarter of the loads, which is what a
  * streaming kernel costs on CPU adapters (every per-invocation load is a loop over the SIMD lanes).
  */
-function rowBodyVec(kind: SoftmaxKind, backward: boolean): { passes: { init: string; acc: string; combine: string }[]; write: string } {
+function rowBodyVec(
+  kind: SoftmaxKind,
+  backward: boolean,
+): { passes: { init: string; acc: string; combine: string }[]; write: string } {
   const x = 'x[base + c]';
   const g = 'g[base + c]';
   if (!backward) {
@@ -51,47 +62,56 @@ function rowBodyVec(kind: SoftmaxKind, backward: boolean): { passes: { init: str
     };
   }
   return {
-    passes: [{ init: '0.0', acc: kind === 'softmax' ? `acc + dot(${g}, ${x})` : `acc + dot(${g}, vec4<f32>(1.0))`, combine: '+' }],
+    passes: [
+      {
+        init: '0.0',
+        acc: kind === 'softmax' ? `acc + dot(${g}, ${x})` : `acc + dot(${g}, vec4<f32>(1.0))`,
+        combine: '+',
+      },
+    ],
     write: kind === 'softmax' ? `out[base + c] = ${x} * (${g} - r0);` : `out[base + c] = ${g} - exp(${x}) * r0;`,
   };
 }
 
-export const softmaxKernel = cachedKernel((kind: SoftmaxKind, backward: boolean, mode: RowMode, vec = false): Kernel => {
-  if (vec && mode !== 'row') throw new Error('softmaxKernel: the vec4 variant is for row mode');
-  const { passes, write } = vec ? rowBodyVec(kind, backward) : rowBody(kind, backward);
-  const t = vec ? 'vec4<f32>' : 'f32';
-  const buffers = [
-    readOnly('x', t),
-    ...(backward ? [readOnly('g', t)] : []),
-    readWrite('out', t),
-  ];
-  const uniforms = [
-    { name: 'rows', type: 'u32' as const },
-    { name: 'cols', type: 'u32' as const },
-    ...(mode === 'thread' ? [{ name: 'inner', type: 'u32' as const }] : []),
-  ];
-  const key = `softmax:${kind}:${backward}:${mode}:${vec}`;
-  const merge = (p: { combine: string }, a: string, b: string) => (p.combine === '+' ? `${a} + ${b}` : `${p.combine}(${a}, ${b})`);
-  if (mode === 'thread') {
-    const strided = (code: string) => code.replaceAll('[base + c]', '[base + c * params.inner]');
-    const body = passes
-      .map((p, i) => `var r${i} = ${p.init}; { var acc = r${i}; for (var c = 0u; c < params.cols; c++) { acc = ${strided(p.acc)}; } r${i} = acc; }`)
-      .join('\n  ');
-    return flatKernel({
-      key,
-      buffers,
-      uniforms,
-      workgroupSize: THREAD_WG, index: 'row', bound: 'params.rows',
-      body: /* wgsl */ `
+export const softmaxKernel = cachedKernel(
+  (kind: SoftmaxKind, backward: boolean, mode: RowMode, vec = false): Kernel => {
+    if (vec && mode !== 'row') throw new Error('softmaxKernel: the vec4 variant is for row mode');
+    const { passes, write } = vec ? rowBodyVec(kind, backward) : rowBody(kind, backward);
+    const t = vec ? 'vec4<f32>' : 'f32';
+    const buffers = [readOnly('x', t), ...(backward ? [readOnly('g', t)] : []), readWrite('out', t)];
+    const uniforms = [
+      { name: 'rows', type: 'u32' as const },
+      { name: 'cols', type: 'u32' as const },
+      ...(mode === 'thread' ? [{ name: 'inner', type: 'u32' as const }] : []),
+    ];
+    const key = `softmax:${kind}:${backward}:${mode}:${vec}`;
+    const merge = (p: { combine: string }, a: string, b: string) =>
+      p.combine === '+' ? `${a} + ${b}` : `${p.combine}(${a}, ${b})`;
+    if (mode === 'thread') {
+      const strided = (code: string) => code.replaceAll('[base + c]', '[base + c * params.inner]');
+      const body = passes
+        .map(
+          (p, i) =>
+            `var r${i} = ${p.init}; { var acc = r${i}; for (var c = 0u; c < params.cols; c++) { acc = ${strided(p.acc)}; } r${i} = acc; }`,
+        )
+        .join('\n  ');
+      return flatKernel({
+        key,
+        buffers,
+        uniforms,
+        workgroupSize: THREAD_WG,
+        index: 'row',
+        bound: 'params.rows',
+        body: /* wgsl */ `
   let i = row % params.inner;
   let base = (row - i) * params.cols + i;
   ${body}
   for (var c = 0u; c < params.cols; c++) { ${strided(write)} }`,
-    });
-  }
-  const body = passes
-    .map(
-      (p, i) => `
+      });
+    }
+    const body = passes
+      .map(
+        (p, i) => `
   var r${i}: f32;
   {
     var acc: f32 = ${p.init};
@@ -105,22 +125,26 @@ export const softmaxKernel = cachedKernel((kind: SoftmaxKind, backward: boolean,
     r${i} = scratch[0];
     workgroupBarrier();
   }`,
-    )
-    .join('');
-  return flatKernel({
-    key,
-    buffers,
-    uniforms,
-    workgroupSize: ROW_WG, per: 'workgroup', index: 'row', bound: 'params.rows',
-    helpers: /* wgsl */ `
+      )
+      .join('');
+    return flatKernel({
+      key,
+      buffers,
+      uniforms,
+      workgroupSize: ROW_WG,
+      per: 'workgroup',
+      index: 'row',
+      bound: 'params.rows',
+      helpers: /* wgsl */ `
 var<workgroup> scratch: array<f32, ${ROW_WG}>;`,
-    body: /* wgsl */ `
+      body: /* wgsl */ `
   let cols = ${vec ? 'params.cols / 4u' : 'params.cols'};
   let base = row * cols;
   ${body}
   for (var c = lid; c < cols; c += ${ROW_WG}u) { ${write} }`,
-  });
-});
+    });
+  },
+);
 
 export const chooseRowMode = (cols: number): RowMode => (cols >= 64 ? 'row' : 'thread');
 

@@ -1,4 +1,13 @@
-import { cachedKernel, FLAT_INDEX_WGSL, type Grid, grid1d, type Kernel, makeKernel, readOnly, readWrite } from './kernel.js';
+import {
+  cachedKernel,
+  FLAT_INDEX_WGSL,
+  type Grid,
+  grid1d,
+  type Kernel,
+  makeKernel,
+  readOnly,
+  readWrite,
+} from './kernel.js';
 
 /**
  * Winograd F(2x2, 3x3) transforms for stride-1, undilated, ungrouped 3x3 convolutions. The output is cut

@@ -10,7 +10,8 @@ beforeAll(async () => {
   model = new DensePoseHead(DENSEPOSE_SMALL);
 });
 
-const minMax = (d: Float32Array) => d.reduce(([lo, hi], x) => [Math.min(lo, x), Math.max(hi, x)], [Infinity, -Infinity]);
+const minMax = (d: Float32Array) =>
+  d.reduce(([lo, hi], x) => [Math.min(lo, x), Math.max(hi, x)], [Infinity, -Infinity]);
 
 describe('DensePoseHead', () => {
   it('gives stride-4 maps on odd sizes (ceil at each stride) and input-size maps on request, U/V in [0, 1]', async () => {
@@ -34,15 +35,31 @@ describe('DensePoseHead', () => {
   });
 
   it('rejects bad inputs with the shape and the expectation', () => {
-    expect(() => model.forward(T.zeros([1, 1, 64, 48]))).toThrow(/DensePoseHead: expected images \[N, 3, H, W\] in \[0, 1\], got \[1, 1, 64, 48\]/);
+    expect(() => model.forward(T.zeros([1, 1, 64, 48]))).toThrow(
+      /DensePoseHead: expected images \[N, 3, H, W\] in \[0, 1\], got \[1, 1, 64, 48\]/,
+    );
     expect(() => model.forward(T.zeros([3, 64, 48]))).toThrow(/expected images \[N, 3, H, W\]/);
-    expect(() => model.forward(T.zeros([1, 3, 20, 48]))).toThrow(/\[1, 3, 20, 48\] is too small; H and W must be at least 32/);
+    expect(() => model.forward(T.zeros([1, 3, 20, 48]))).toThrow(
+      /\[1, 3, 20, 48\] is too small; H and W must be at least 32/,
+    );
   });
 
   it('state dict: SCHP bottleneck keys, strict round trip gives the same outputs, strict load rejects strays', async () => {
     model.eval();
     const dict = model.stateDict();
-    for (const key of ['conv1.weight', 'bn1.running_var', 'layer1.0.conv2.weight', 'layer4.0.downsample.0.weight', 'layer2.0.bn3.bias', 'lateral.3.weight', 'smooth.bias', 'head.1.weight', 'index_uv.weight', 'u.bias', 'v.weight']) {
+    for (const key of [
+      'conv1.weight',
+      'bn1.running_var',
+      'layer1.0.conv2.weight',
+      'layer4.0.downsample.0.weight',
+      'layer2.0.bn3.bias',
+      'lateral.3.weight',
+      'smooth.bias',
+      'head.1.weight',
+      'index_uv.weight',
+      'u.bias',
+      'v.weight',
+    ]) {
       expect(dict.has(key), key).toBe(true);
     }
     expect(dict.get('index_uv.weight')!.shape).toEqual([25, DENSEPOSE_SMALL.headWidth, 1, 1]);
@@ -62,7 +79,7 @@ describe('DensePoseHead', () => {
     expect(() => copy.loadStateDict(stray, { strict: true })).toThrow(/extra\.weight/);
   });
 
-  it('iuvFromOutput: argmax part, U/V read from that part\'s channel, zero on background', async () => {
+  it("iuvFromOutput: argmax part, U/V read from that part's channel, zero on background", async () => {
     // Two pixels: the first predicts part 3, the second background.
     const I = new Float32Array(25 * 2);
     I[3 * 2 + 0] = 5;
@@ -71,11 +88,17 @@ describe('DensePoseHead', () => {
     const V = new Float32Array(24 * 2).fill(0.1);
     U[2 * 2 + 0] = 0.25; // channel 2 = part 3
     V[2 * 2 + 0] = 0.75;
-    const r = iuvFromOutput({ I: T.tensor(I, [1, 25, 1, 2]), U: T.tensor(U, [1, 24, 1, 2]), V: T.tensor(V, [1, 24, 1, 2]) });
+    const r = iuvFromOutput({
+      I: T.tensor(I, [1, 25, 1, 2]),
+      U: T.tensor(U, [1, 24, 1, 2]),
+      V: T.tensor(V, [1, 24, 1, 2]),
+    });
     expect([...(await r.parts.intData())]).toEqual([3, 0]);
     expect([...(await r.u.data())]).toEqual([0.25, 0]);
     expect([...(await r.v.data())]).toEqual([0.75, 0]);
-    expect(() => iuvFromOutput({ I: T.zeros([1, 24, 1, 2]), U: T.zeros([1, 24, 1, 2]), V: T.zeros([1, 24, 1, 2]) })).toThrow(/iuvFromOutput: expected I \[N, 25, H, W\]/);
+    expect(() =>
+      iuvFromOutput({ I: T.zeros([1, 24, 1, 2]), U: T.zeros([1, 24, 1, 2]), V: T.zeros([1, 24, 1, 2]) }),
+    ).toThrow(/iuvFromOutput: expected I \[N, 25, H, W\]/);
   });
 
   it('predictIuv: maps at the image size, parts 0..24, U/V in [0, 1]; a box predicts only inside it', async () => {
@@ -103,7 +126,9 @@ describe('DensePoseHead', () => {
       expect(p).toBe(x < box.x + box.width && y >= box.y ? 5 : 0);
       if (p === 5) expect(boxed.u[i]).toBeGreaterThan(0);
     });
-    await expect(predictIuv(model, T.zeros([1, 50, 37]))).rejects.toThrow(/predictIuv: expected an RGB image \[3, H, W\]/);
+    await expect(predictIuv(model, T.zeros([1, 50, 37]))).rejects.toThrow(
+      /predictIuv: expected an RGB image \[3, H, W\]/,
+    );
     model.train();
     await expect(predictIuv(model, image)).rejects.toThrow(/training mode/);
     model.eval();
@@ -112,11 +137,21 @@ describe('DensePoseHead', () => {
 
   it('personCrop: padded keypoint box at the aspect, missing keypoints left out', () => {
     // Keypoints span x 40..60, y 10..90 (the (0, 0, 0) one is missing).
-    const kp: [number, number, number][] = [[50, 10, 0.9], [40, 50, 0.8], [60, 50, 0.7], [50, 90, 0.9], [0, 0, 0]];
+    const kp: [number, number, number][] = [
+      [50, 10, 0.9],
+      [40, 50, 0.8],
+      [60, 50, 0.7],
+      [50, 90, 0.9],
+      [0, 0, 0],
+    ];
     // 20 x 80 padded by 0.25 each side -> 30 x 120; aspect 4/3 widens to 90 x 120 about the centre (50, 50).
     expect(personCrop(kp, { margin: 0.25 })).toEqual({ x: 5, y: -10, width: 90, height: 120 });
     // A wide box gets taller instead: 80 x 10 -> 120 x 15 -> 120 x 160.
-    const wide = [{ x: 10, y: 30 }, { x: 90, y: 40 }, { x: 500, y: 500, visible: false }];
+    const wide = [
+      { x: 10, y: 30 },
+      { x: 90, y: 40 },
+      { x: 500, y: 500, visible: false },
+    ];
     expect(personCrop(wide, { margin: 0.25 })).toEqual({ x: -10, y: -45, width: 120, height: 160 });
     expect(() => personCrop([[1, 2, 0]])).toThrow(/none of the 1 keypoints is visible/);
   });

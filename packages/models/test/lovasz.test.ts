@@ -22,6 +22,8 @@ describe('lovaszSoftmax', () => {
 
   it('names the shapes it cannot pair', () => {
     const probas = T.zeros([1, 3, 2, 2]);
-    expect(() => lovaszSoftmax(probas, T.tensor(new Int32Array(6), [1, 2, 3]))).toThrow('lovaszSoftmax: probas [1, 3, 2, 2] and labels [1, 2, 3] do not match');
+    expect(() => lovaszSoftmax(probas, T.tensor(new Int32Array(6), [1, 2, 3]))).toThrow(
+      'lovaszSoftmax: probas [1, 3, 2, 2] and labels [1, 2, 3] do not match',
+    );
   });
 });

@@ -1,5 +1,21 @@
 import * as T from '@leffa-webgpu/core';
-import { LIMB_SEQ, MAP_IDX, OPENPOSE_BODY, OPENPOSE_SMALL, OpenPoseBody, type Peak, assemblePeople, estimatePose, openPoseConfigFrom, peakMask, poseMaps, renderSkeleton, resizeByFactor, toOpenPoseJson, toPeople } from '@leffa-webgpu/models';
+import {
+  LIMB_SEQ,
+  MAP_IDX,
+  OPENPOSE_BODY,
+  OPENPOSE_SMALL,
+  OpenPoseBody,
+  type Peak,
+  assemblePeople,
+  estimatePose,
+  openPoseConfigFrom,
+  peakMask,
+  poseMaps,
+  renderSkeleton,
+  resizeByFactor,
+  toOpenPoseJson,
+  toPeople,
+} from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 beforeAll(async () => {
@@ -13,8 +29,24 @@ const H = 100;
 function person(cx: number, cy: number, s: number): [number, number][] {
   const p = (x: number, y: number): [number, number] => [Math.round(cx + x * s), Math.round(cy + y * s)];
   return [
-    p(0, -30), p(0, -20), p(-8, -20), p(-12, -8), p(-14, 4), p(8, -20), p(12, -8), p(14, 4),
-    p(-5, 4), p(-6, 18), p(-6, 32), p(5, 4), p(6, 18), p(6, 32), p(-2, -32), p(2, -32), p(-4, -30), p(4, -30),
+    p(0, -30),
+    p(0, -20),
+    p(-8, -20),
+    p(-12, -8),
+    p(-14, 4),
+    p(8, -20),
+    p(12, -8),
+    p(14, 4),
+    p(-5, 4),
+    p(-6, 18),
+    p(-6, 32),
+    p(5, 4),
+    p(6, 18),
+    p(6, 32),
+    p(-2, -32),
+    p(2, -32),
+    p(-4, -30),
+    p(4, -30),
   ];
 }
 
@@ -45,11 +77,20 @@ function pafFor(people: [number, number][][], width = 2): Float32Array {
 function peaksFor(people: [number, number][][], drop: [number, number][] = []): Peak[][] {
   let id = 0;
   return Array.from({ length: 18 }, (_, part) =>
-    people.flatMap((kp, n) => (drop.some(([pn, pp]) => pn === n && pp === part) ? [] : [{ x: kp[part]![0], y: kp[part]![1], score: 0.9, id: id++ }])),
+    people.flatMap((kp, n) =>
+      drop.some(([pn, pp]) => pn === n && pp === part)
+        ? []
+        : [{ x: kp[part]![0], y: kp[part]![1], score: 0.9, id: id++ }],
+    ),
   );
 }
 
-const field = (paf: Float32Array) => ({ width: W, height: H, value: (x: number, y: number, c: number) => paf[c * H * W + Math.min(H - 1, Math.max(0, y)) * W + Math.min(W - 1, Math.max(0, x))]! });
+const field = (paf: Float32Array) => ({
+  width: W,
+  height: H,
+  value: (x: number, y: number, c: number) =>
+    paf[c * H * W + Math.min(H - 1, Math.max(0, y)) * W + Math.min(W - 1, Math.max(0, x))]!,
+});
 
 describe('OpenPose decoding', () => {
   it('separates two overlapping people', () => {
@@ -58,7 +99,10 @@ describe('OpenPose decoding', () => {
     const result = toPeople(assemblePeople(peaksFor([a, b]), field(pafFor([a, b])), { imageHeight: H }));
     expect(result.length).toBe(2);
     const sorted = result.sort((p, q) => p.keypoints[1]![0] - q.keypoints[1]![0]);
-    for (const [found, truth] of [[sorted[0]!, a], [sorted[1]!, b]] as const) {
+    for (const [found, truth] of [
+      [sorted[0]!, a],
+      [sorted[1]!, b],
+    ] as const) {
       found.keypoints.forEach(([x, y, s], i) => {
         expect(s).toBeGreaterThan(0);
         expect([x, y]).toEqual(truth[i]);
@@ -68,7 +112,19 @@ describe('OpenPose decoding', () => {
 
   it('keeps a person with a missing limb, without that part', () => {
     const a = person(60, 50, 1.2);
-    const result = toPeople(assemblePeople(peaksFor([a], [[0, 4], [0, 7]]), field(pafFor([a])), { imageHeight: H }));
+    const result = toPeople(
+      assemblePeople(
+        peaksFor(
+          [a],
+          [
+            [0, 4],
+            [0, 7],
+          ],
+        ),
+        field(pafFor([a])),
+        { imageHeight: H },
+      ),
+    );
     expect(result.length).toBe(1);
     expect(result[0]!.keypoints[4]![2]).toBe(0);
     expect(result[0]!.keypoints[7]![2]).toBe(0);
@@ -100,14 +156,20 @@ describe('OpenPose decoding', () => {
   it('finds heatmap peaks on the GPU after Gaussian smoothing', async () => {
     const heat = new Float32Array(19 * 40 * 50);
     const blob = (c: number, x0: number, y0: number, amp: number) => {
-      for (let y = 0; y < 40; y++) for (let x = 0; x < 50; x++) heat[c * 2000 + y * 50 + x]! += amp * Math.exp(-((x - x0) ** 2 + (y - y0) ** 2) / 18);
+      for (let y = 0; y < 40; y++)
+        for (let x = 0; x < 50; x++)
+          heat[c * 2000 + y * 50 + x]! += amp * Math.exp(-((x - x0) ** 2 + (y - y0) ** 2) / 18);
     };
     blob(0, 10, 12, 1);
     blob(0, 35, 25, 0.8);
     blob(3, 20, 30, 0.05); // below thre1 after smoothing
     const mask = await peakMask(T.tensor(heat, [19, 40, 50])).data();
-    const found = (c: number) => [...mask.subarray(c * 2000, (c + 1) * 2000)].flatMap((v, i) => (v > 0.5 ? [[i % 50, Math.floor(i / 50)]] : []));
-    expect(found(0)).toEqual([[10, 12], [35, 25]]);
+    const found = (c: number) =>
+      [...mask.subarray(c * 2000, (c + 1) * 2000)].flatMap((v, i) => (v > 0.5 ? [[i % 50, Math.floor(i / 50)]] : []));
+    expect(found(0)).toEqual([
+      [10, 12],
+      [35, 25],
+    ]);
     expect(found(3)).toEqual([]);
   });
 
@@ -124,7 +186,7 @@ describe('OpenPose decoding', () => {
     expect(Array.from(canvas.subarray(3 * (ny * W + nx), 3 * (ny * W + nx) + 3))).toEqual([255, 85, 0]);
   });
 
-  it('finalHeatmapRelu: only the last heatmap is rectified (released config), not the small model\'s', async () => {
+  it("finalHeatmapRelu: only the last heatmap is rectified (released config), not the small model's", async () => {
     const x = T.randn([1, 3, 32, 24]);
     const plain = new OpenPoseBody(OPENPOSE_SMALL);
     const released = new OpenPoseBody({ ...OPENPOSE_SMALL, finalHeatmapRelu: true });
@@ -158,7 +220,10 @@ describe('OpenPose decoding', () => {
     model.forward = (x) => (seen.push([...x.shape]), forward(x));
     const maps = poseMaps(model, image, { scales: [0.5, 0.25], boxsize: 200 });
     // 100 x 75 (padded to 104 x 80) and 50 x 38 (56 x 40); the maps come back at the image size.
-    expect(seen).toEqual([[1, 3, 104, 80], [1, 3, 56, 40]]);
+    expect(seen).toEqual([
+      [1, 3, 104, 80],
+      [1, 3, 56, 40],
+    ]);
     expect([...maps.heatmap.shape]).toEqual([19, 64, 48]);
     // Default: the model's boxsize (256 for the small config) at scale 0.5.
     seen.length = 0;
@@ -168,7 +233,7 @@ describe('OpenPose decoding', () => {
     expect(() => poseMaps(model, image, { scales: [0.5], boxsize: -1 })).toThrow(/boxsize must be/);
   });
 
-  it("resizeByFactor sizes as OpenCV (cvRound: half to even) and keeps a constant image constant; poseMaps refuses a short buffer", async () => {
+  it('resizeByFactor sizes as OpenCV (cvRound: half to even) and keeps a constant image constant; poseMaps refuses a short buffer', async () => {
     // 45 x 0.5 = 22.5 -> 22 and 43 x 0.5 = 21.5 -> 22 (Math.round would give 23 and 22).
     expect([...resizeByFactor(T.zeros([1, 1, 4, 45]), 0.5).shape]).toEqual([1, 1, 2, 22]);
     expect([...resizeByFactor(T.zeros([1, 1, 4, 43]), 0.5).shape]).toEqual([1, 1, 2, 22]);
@@ -177,7 +242,9 @@ describe('OpenPose decoding', () => {
     expect([...up.shape]).toEqual([1, 2, 10, 10]);
     for (const v of await up.data()) expect(v).toBeCloseTo(7, 5);
     const model = new OpenPoseBody(OPENPOSE_SMALL);
-    expect(() => poseMaps(model, { width: 10, height: 10, data: new Uint8Array(299) })).toThrow(/expected a 10x10 RGB image \(300 bytes\), got 299/);
+    expect(() => poseMaps(model, { width: 10, height: 10, data: new Uint8Array(299) })).toThrow(
+      /expected a 10x10 RGB image \(300 bytes\), got 299/,
+    );
     T.dispose(model.parameters());
   });
 });

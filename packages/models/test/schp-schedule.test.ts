@@ -12,9 +12,13 @@ describe('schpCyclicalLR', () => {
   });
 
   it('rejects bad arguments', () => {
-    expect(() => schpCyclicalLR({ baseLr: 1, warmupSteps: 10, cyclicalStart: 5 })).toThrow('cyclicalStart must be an integer after the warmup');
+    expect(() => schpCyclicalLR({ baseLr: 1, warmupSteps: 10, cyclicalStart: 5 })).toThrow(
+      'cyclicalStart must be an integer after the warmup',
+    );
     expect(() => schpCyclicalLR({ baseLr: -1 })).toThrow('schpCyclicalLR: baseLr must be a finite number >= 0, got -1');
-    expect(() => schpCyclicalLR({ baseLr: 1, cyclicalSteps: 0 })).toThrow('schpCyclicalLR: cyclicalSteps must be an integer >= 1, got 0');
+    expect(() => schpCyclicalLR({ baseLr: 1, cyclicalSteps: 0 })).toThrow(
+      'schpCyclicalLR: cyclicalSteps must be an integer >= 1, got 0',
+    );
     expect(() => schpCyclicalLR({ baseLr: 1 })(-1)).toThrow('schpCyclicalLR: step must be an integer >= 0, got -1');
   });
 });

@@ -13,7 +13,9 @@ export function assetsDir(): string {
   throw new Error('leffa: the package assets folder (shipped checkpoints) was not found');
 }
 
-export const shippedCheckpoint = (name: 'leffa-tiny-tryon' | 'leffa-tiny-pose' | 'openpose-small' | 'schp-small' | 'densepose-small') => `${assetsDir()}${name}`;
+export const shippedCheckpoint = (
+  name: 'leffa-tiny-tryon' | 'leffa-tiny-pose' | 'openpose-small' | 'schp-small' | 'densepose-small',
+) => `${assetsDir()}${name}`;
 
 /** A checkpoint folder, with `shipped:NAME` naming one of the package's shipped checkpoints. */
 export function resolveCheckpoint(ckpt: string): string {
@@ -21,7 +23,9 @@ export function resolveCheckpoint(ckpt: string): string {
   if (!m) return ckpt;
   const dir = shippedCheckpoint(m[1] as Parameters<typeof shippedCheckpoint>[0]);
   if (!existsSync(`${dir}/state.json`)) {
-    throw new Error(`${ckpt}: this package ships no such checkpoint (looked in ${dir}); train one (see packages/train/README.md) and pass its folder instead`);
+    throw new Error(
+      `${ckpt}: this package ships no such checkpoint (looked in ${dir}); train one (see packages/train/README.md) and pass its folder instead`,
+    );
   }
   return dir;
 }

@@ -25,16 +25,23 @@ export function renderDensePose(maps: IuvMaps): DensePoseRenders {
   const { width, height } = maps;
   const n = width * height;
   if (maps.parts.length !== n || maps.u.length !== n || maps.v.length !== n) {
-    throw new Error(`renderDensePose: ${width}x${height} needs ${n} values per map, got parts ${maps.parts.length}, u ${maps.u.length}, v ${maps.v.length}`);
+    throw new Error(
+      `renderDensePose: ${width}x${height} needs ${n} values per map, got parts ${maps.parts.length}, u ${maps.u.length}, v ${maps.v.length}`,
+    );
   }
   const parts = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const p = maps.parts[i]!;
-    if (!(Number.isInteger(p) && p >= 0 && p <= 24)) throw new Error(`renderDensePose: part index ${p} at pixel ${i} is outside 0..24`);
+    if (!(Number.isInteger(p) && p >= 0 && p <= 24))
+      throw new Error(`renderDensePose: part index ${p} at pixel ${i} is outside 0..24`);
     parts[i] = p;
   }
   // U/V are clamped: the IUV render stores them as bytes.
   const clamp01 = (a: ArrayLike<number>) => Float32Array.from({ length: n }, (_, i) => Math.min(1, Math.max(0, a[i]!)));
   const img = (data: Uint8Array): RgbImage => ({ width, height, data });
-  return { parula: img(renderPartsParula(parts)), raw: img(renderPartsRaw(parts)), iuv: img(renderIuv(parts, clamp01(maps.u), clamp01(maps.v))) };
+  return {
+    parula: img(renderPartsParula(parts)),
+    raw: img(renderPartsRaw(parts)),
+    iuv: img(renderIuv(parts, clamp01(maps.u), clamp01(maps.v))),
+  };
 }

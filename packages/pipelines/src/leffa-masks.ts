@@ -66,18 +66,30 @@ function or(...masks: Mask[]): Mask {
 const andNot = (a: Mask, b: Mask): Mask => a.map((v, i) => (v && !b[i] ? 1 : 0));
 const canvasMask = (c: Canvas): Mask => c.data.map((v) => (v ? 1 : 0));
 
-function checkInputs(parsing: Uint8Array, height: number, width: number, keypoints: LeffaKeypoints, category: string, modelType: string) {
+function checkInputs(
+  parsing: Uint8Array,
+  height: number,
+  width: number,
+  keypoints: LeffaKeypoints,
+  category: string,
+  modelType: string,
+) {
   if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) {
     throw new Error(`leffaAgnosticMask: bad size ${width}x${height}`);
   }
   if (parsing.length !== height * width) {
-    throw new Error(`leffaAgnosticMask: parsing has ${parsing.length} labels, ${width}x${height} needs ${height * width}`);
+    throw new Error(
+      `leffaAgnosticMask: parsing has ${parsing.length} labels, ${width}x${height} needs ${height * width}`,
+    );
   }
-  if (height < MIN_HEIGHT) throw new Error(`leffaAgnosticMask: height ${height} is below ${MIN_HEIGHT} (Leffa's arm lines would vanish)`);
+  if (height < MIN_HEIGHT)
+    throw new Error(`leffaAgnosticMask: height ${height} is below ${MIN_HEIGHT} (Leffa's arm lines would vanish)`);
   for (let i = 0; i < parsing.length; i++) {
-    if (parsing[i]! > 18) throw new Error(`leffaAgnosticMask: label ${parsing[i]} at pixel ${i} is not one of Leffa's 0..18`);
+    if (parsing[i]! > 18)
+      throw new Error(`leffaAgnosticMask: label ${parsing[i]} at pixel ${i} is not one of Leffa's 0..18`);
   }
-  if (keypoints.length < 18) throw new Error(`leffaAgnosticMask: ${keypoints.length} keypoints, OpenPose's body model gives 18`);
+  if (keypoints.length < 18)
+    throw new Error(`leffaAgnosticMask: ${keypoints.length} keypoints, OpenPose's body model gives 18`);
   for (const [i, p] of keypoints.entries()) {
     if (p !== null && !(p.length === 2 && Number.isFinite(p[0]) && Number.isFinite(p[1]))) {
       throw new Error(`leffaAgnosticMask: keypoint ${i} is ${JSON.stringify(p)}, not [x, y] or null`);
@@ -86,7 +98,8 @@ function checkInputs(parsing: Uint8Array, height: number, width: number, keypoin
   if (category !== 'upper_body' && category !== 'lower_body' && category !== 'dresses') {
     throw new Error(`leffaAgnosticMask: category '${category}' is not upper_body, lower_body or dresses`);
   }
-  if (modelType !== 'hd' && modelType !== 'dc') throw new Error(`leffaAgnosticMask: model type '${modelType}' is not 'hd' or 'dc'`);
+  if (modelType !== 'hd' && modelType !== 'dc')
+    throw new Error(`leffaAgnosticMask: model type '${modelType}' is not 'hd' or 'dc'`);
 }
 
 /**
@@ -150,11 +163,19 @@ function maskHd({ parsing, height, width, pt, category }: Inputs): Uint8Array {
   if (withArms) {
     const armsLeft = labelsIn(parsing, [L.left_arm]);
     const armsRight = labelsIn(parsing, [L.right_arm]);
-    const side = (shoulder: [number, number], elbow: [number, number], wrist: [number, number], parsed: Mask, wristFirst: boolean): Mask => {
+    const side = (
+      shoulder: [number, number],
+      elbow: [number, number],
+      wrist: [number, number],
+      parsed: Mask,
+      wristFirst: boolean,
+    ): Mask => {
       if (missing(wrist)) return parsed;
       const c = newCanvas(width, height);
       const ext: [number, number] = [elbow[0] + 1.2 * (wrist[0] - elbow[0]), elbow[1] + 1.2 * (wrist[1] - elbow[1])];
-      const chain = (wristFirst ? [ext, elbow, shoulder] : [shoulder, elbow, ext]).map((p) => [toUint16(p[0]), toUint16(p[1])] as const);
+      const chain = (wristFirst ? [ext, elbow, shoulder] : [shoulder, elbow, ext]).map(
+        (p) => [toUint16(p[0]), toUint16(p[1])] as const,
+      );
       drawLine(c, chain, 255, armWidth, true);
       const r = Math.floor(armWidth / 2);
       drawArc(c, [shoulder[0] - r, shoulder[1] - r, shoulder[0] + r, shoulder[1] + r], 0, 360, 255, r);
@@ -196,7 +217,10 @@ function maskDc({ parsing, height, width, pt, category }: Inputs): Uint8Array {
 
   let headKept = head;
   if (category !== 'lower_body') {
-    const [sr, sl, er, el, wr, wl] = [R_SHOULDER, L_SHOULDER, R_ELBOW, L_ELBOW, R_WRIST, L_WRIST].map(pt) as [number, number][];
+    const [sr, sl, er, el, wr, wl] = [R_SHOULDER, L_SHOULDER, R_ELBOW, L_ELBOW, R_WRIST, L_WRIST].map(pt) as [
+      number,
+      number,
+    ][];
     // One polyline through both arms and shoulders; Leffa leaves out the end of an arm whose wrist is missing.
     let chain: [number, number][];
     if (missing(wr!)) chain = missing(er!) ? [wl!, el!, sl!, sr!] : [wl!, el!, sl!, sr!, er!];
@@ -218,7 +242,11 @@ function maskDc({ parsing, height, width, pt, category }: Inputs): Uint8Array {
   const k = height > 512 ? 20 : height > 256 ? 10 : 5;
   parseMask = dilateRect(parseMask, width, height, k, 5);
   const keep = or(andNot(changeable, parseMask), fixed);
-  return holeFill(keep.map((v) => (v ? 0 : 255)), width, height);
+  return holeFill(
+    keep.map((v) => (v ? 0 : 255)),
+    width,
+    height,
+  );
 }
 
 /**

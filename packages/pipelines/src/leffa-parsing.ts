@@ -13,7 +13,9 @@ function readGraph(path: string, what: string): OnnxGraph {
     if (!st.isFile()) throw new Error('not a regular file');
     size = st.size;
   } catch (e) {
-    throw new Error(`${what} '${path}': ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (e as Error).message}`);
+    throw new Error(
+      `${what} '${path}': ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (e as Error).message}`,
+    );
   }
   if (size < 16) throw new Error(`${what} '${path}': ${size} bytes is not an ONNX model`);
   try {

@@ -20,12 +20,14 @@ import {
 } from '@leffa-webgpu/models';
 import type { PhotoModels } from './photo.js';
 
-const extraOf = (ckpt: T.OpenedCheckpoint): Record<string, unknown> => (ckpt.extra as Record<string, unknown> | null) ?? {};
+const extraOf = (ckpt: T.OpenedCheckpoint): Record<string, unknown> =>
+  (ckpt.extra as Record<string, unknown> | null) ?? {};
 
 /** Rejects a checkpoint that says it holds another kind of model (older checkpoints may not say). */
 function checkKind(ckpt: T.OpenedCheckpoint, kind: string, what: string): Record<string, unknown> {
   const extra = extraOf(ckpt);
-  if (extra.kind !== undefined && extra.kind !== kind) throw new Error(`${what}: '${ckpt.source}' is a '${String(extra.kind)}' checkpoint, not a ${kind} one`);
+  if (extra.kind !== undefined && extra.kind !== kind)
+    throw new Error(`${what}: '${ckpt.source}' is a '${String(extra.kind)}' checkpoint, not a ${kind} one`);
   return extra;
 }
 
@@ -45,7 +47,9 @@ export async function leffaFrom(ckpt: T.OpenedCheckpoint): Promise<LeffaModel> {
 /** An OpenPose body network in eval mode (small config unless the checkpoint records another; see openPoseConfigFrom for older records). */
 export async function openPoseFrom(ckpt: T.OpenedCheckpoint): Promise<OpenPoseBody> {
   const extra = checkKind(ckpt, 'openpose', 'openpose');
-  const model = T.nn.withoutInit(() => new OpenPoseBody(openPoseConfigFrom(extra.config as Partial<OpenPoseConfig> | undefined))).eval();
+  const model = T.nn
+    .withoutInit(() => new OpenPoseBody(openPoseConfigFrom(extra.config as Partial<OpenPoseConfig> | undefined)))
+    .eval();
   await ckpt.load({ model });
   return model;
 }
@@ -54,11 +58,19 @@ export async function openPoseFrom(ckpt: T.OpenedCheckpoint): Promise<OpenPoseBo
 export type SchpWeights = 'auto' | 'network' | 'aggregate';
 
 /** An SCHP parser in eval mode, whether it is the aggregate, and its training size. Training checkpoints keep the aggregate in the EMA slot. */
-export async function schpFrom(ckpt: T.OpenedCheckpoint, weights: SchpWeights = 'auto'): Promise<{ model: SCHPNetwork; aggregate: boolean; inputSize?: [number, number] }> {
+export async function schpFrom(
+  ckpt: T.OpenedCheckpoint,
+  weights: SchpWeights = 'auto',
+): Promise<{ model: SCHPNetwork; aggregate: boolean; inputSize?: [number, number] }> {
   const extra = checkKind(ckpt, 'schp', 'schp');
   const rounds = (extra.rounds as number | undefined) ?? 0;
-  if (weights === 'aggregate' && rounds < 1) throw new Error(`schp: '${ckpt.source}' has no aggregated model (no self-correction round ran); use the network weights`);
-  const model = T.nn.withoutInit(() => new SCHPNetwork((extra.config as SCHPConfig | undefined) ?? SCHP_CONFIGS.small)).eval();
+  if (weights === 'aggregate' && rounds < 1)
+    throw new Error(
+      `schp: '${ckpt.source}' has no aggregated model (no self-correction round ran); use the network weights`,
+    );
+  const model = T.nn
+    .withoutInit(() => new SCHPNetwork((extra.config as SCHPConfig | undefined) ?? SCHP_CONFIGS.small))
+    .eval();
   const aggregate = weights === 'aggregate' || (weights === 'auto' && rounds >= 1);
   // Loading the aggregate after the network overwrites every tensor of it.
   await ckpt.load(aggregate ? { model, ema: schpPart(model) } : { model });
@@ -67,9 +79,13 @@ export async function schpFrom(ckpt: T.OpenedCheckpoint, weights: SchpWeights = 
 }
 
 /** A DensePose head in eval mode and its training size. */
-export async function densePoseFrom(ckpt: T.OpenedCheckpoint): Promise<{ model: DensePoseHead; size?: [number, number] }> {
+export async function densePoseFrom(
+  ckpt: T.OpenedCheckpoint,
+): Promise<{ model: DensePoseHead; size?: [number, number] }> {
   const extra = checkKind(ckpt, 'densepose', 'densepose');
-  const model = T.nn.withoutInit(() => new DensePoseHead((extra.config as DensePoseConfig | undefined) ?? DENSEPOSE_CONFIGS.small)).eval();
+  const model = T.nn
+    .withoutInit(() => new DensePoseHead((extra.config as DensePoseConfig | undefined) ?? DENSEPOSE_CONFIGS.small))
+    .eval();
   await ckpt.load({ model });
   const size = extra.size as [number, number] | undefined;
   return { model, ...(size ? { size } : {}) };
@@ -90,12 +106,15 @@ export function photoModels(
 }
 
 /** The photo pipeline's preprocessing networks from their checkpoints (SCHP is needed for try-on only). */
-export async function photoModelsFrom(ckpts: { openpose: T.OpenedCheckpoint; schp?: T.OpenedCheckpoint; densepose: T.OpenedCheckpoint }): Promise<PhotoModels> {
+export async function photoModelsFrom(ckpts: {
+  openpose: T.OpenedCheckpoint;
+  schp?: T.OpenedCheckpoint;
+  densepose: T.OpenedCheckpoint;
+}): Promise<PhotoModels> {
   const openpose = await openPoseFrom(ckpts.openpose);
   const schp = ckpts.schp ? await schpFrom(ckpts.schp) : undefined;
   return photoModels(openpose, await densePoseFrom(ckpts.densepose), schp);
 }
-
 
 /** A whole module's state dict in a checkpoint's second slot (ema.safetensors). */
 export function schpPart(m: T.Module): T.StatefulPart {

@@ -49,7 +49,10 @@ export function isWeightsFile(ckpt: string): boolean {
 /** Reads a weights file's tensors onto the device (initialising it first), keys as in the file; `load` picks float dtypes. */
 export async function readWeightsFile(path: string, load: T.FloatLoad = {}): Promise<Map<string, T.Tensor>> {
   const ext = extensionOf(path);
-  if (!ext) throw new Error(`'${path}' is not a weights file: expected a .pth, .pt or .bin (torch.save) or a .safetensors file`);
+  if (!ext)
+    throw new Error(
+      `'${path}' is not a weights file: expected a .pth, .pt or .bin (torch.save) or a .safetensors file`,
+    );
   if (!existsSync(path)) throw new Error(`weights file '${path}' does not exist`);
   if (!statSync(path).isFile()) throw new Error(`weights file '${path}' is not a regular file`);
   await T.init();
@@ -57,7 +60,11 @@ export async function readWeightsFile(path: string, load: T.FloatLoad = {}): Pro
 }
 
 /** Renames a state dict's keys; two file keys landing on the same name is an error naming both. */
-function renameKeys(dict: Map<string, T.Tensor>, rename: (key: string) => string, source: string): Map<string, T.Tensor> {
+function renameKeys(
+  dict: Map<string, T.Tensor>,
+  rename: (key: string) => string,
+  source: string,
+): Map<string, T.Tensor> {
   const out = new Map<string, T.Tensor>();
   const from = new Map<string, string>();
   for (const [key, t] of dict) {
@@ -70,10 +77,18 @@ function renameKeys(dict: Map<string, T.Tensor>, rename: (key: string) => string
 }
 
 /** A single key through one of the models package's whole-dict key converters (schpKeys, convertLegacyVaeKeys). */
-const convertKey = (convert: (dict: Map<string, null>) => Map<string, null>, key: string): string => convert(new Map([[key, null]])).keys().next().value!;
+const convertKey = (convert: (dict: Map<string, null>) => Map<string, null>, key: string): string =>
+  convert(new Map([[key, null]]))
+    .keys()
+    .next().value!;
 
 /** Strict load of mapped weights into a freshly built model (disposed again when mapping or loading fails). */
-function loadStrict<M extends T.Module>(model: M, mapped: () => Map<string, T.Tensor>, source: string, what: string): M {
+function loadStrict<M extends T.Module>(
+  model: M,
+  mapped: () => Map<string, T.Tensor>,
+  source: string,
+  what: string,
+): M {
   let dict: Map<string, T.Tensor>;
   try {
     dict = mapped();
@@ -86,7 +101,10 @@ function loadStrict<M extends T.Module>(model: M, mapped: () => Map<string, T.Te
     return model;
   } catch (e) {
     model.dispose();
-    throw new Error(`${source}: the weights do not fit ${what} (keys as mapped from the file)\n${(e as Error).message}`, { cause: e });
+    throw new Error(
+      `${source}: the weights do not fit ${what} (keys as mapped from the file)\n${(e as Error).message}`,
+      { cause: e },
+    );
   }
 }
 
@@ -133,7 +151,10 @@ export function openPoseKeyTable(keys: Iterable<string>): Map<string, string> {
 }
 
 /** The OpenPose body model (eval mode) from body_pose_model.pth; `config` defaults to the official size. */
-export async function loadOpenPoseWeights(path: string, options: { config?: OpenPoseConfig } = {}): Promise<OpenPoseBody> {
+export async function loadOpenPoseWeights(
+  path: string,
+  options: { config?: OpenPoseConfig } = {},
+): Promise<OpenPoseBody> {
   const config = options.config ?? OPENPOSE_BODY;
   return withFile(path, (dict) => {
     const model = T.nn.withoutInit(() => new OpenPoseBody(config)).eval();
@@ -141,7 +162,12 @@ export async function loadOpenPoseWeights(path: string, options: { config?: Open
       const table = openPoseKeyTable(model.stateDict().keys());
       return renameKeys(dict, (k) => table.get(k) ?? k, path);
     };
-    return loadStrict(model, mapped, path, `OpenPoseBody(${config === OPENPOSE_BODY ? 'OPENPOSE_BODY' : JSON.stringify(config)})`);
+    return loadStrict(
+      model,
+      mapped,
+      path,
+      `OpenPoseBody(${config === OPENPOSE_BODY ? 'OPENPOSE_BODY' : JSON.stringify(config)})`,
+    );
   });
 }
 
@@ -152,7 +178,12 @@ export const SCHP_OFFICIAL_MODELS = [
   { name: 'resnet101_lip', dataset: 'LIP', classes: 20, inputSize: [473, 473] },
   { name: 'resnet101_atr', dataset: 'ATR', classes: 18, inputSize: [512, 512] },
   { name: 'resnet101_pascal', dataset: 'Pascal-Person-Part', classes: 7, inputSize: [512, 512] },
-] as const satisfies readonly { name: keyof typeof SCHP_CONFIGS; dataset: string; classes: number; inputSize: readonly [number, number] }[];
+] as const satisfies readonly {
+  name: keyof typeof SCHP_CONFIGS;
+  dataset: string;
+  classes: number;
+  inputSize: readonly [number, number];
+}[];
 
 /** The fusion head's classifier (a 1x1 convolution to the classes): its weight's first dimension is the class count. */
 export const SCHP_CLASSIFIER_KEY = 'fushion.3.weight';
@@ -161,16 +192,28 @@ export const SCHP_CLASSIFIER_KEY = 'fushion.3.weight';
  * Which released SCHP model a state dict (keys without `module.`) is, from its class count: 20 LIP, 18 ATR,
  * 7 Pascal-Person-Part.
  */
-export function officialSchpModel(shapes: Map<string, readonly number[]>, source = 'schp'): { name: string; dataset: string; config: SCHPConfig; classes: number; inputSize: [number, number] } {
+export function officialSchpModel(
+  shapes: Map<string, readonly number[]>,
+  source = 'schp',
+): { name: string; dataset: string; config: SCHPConfig; classes: number; inputSize: [number, number] } {
   const shape = shapes.get(SCHP_CLASSIFIER_KEY);
-  if (!shape) throw new Error(`${source}: no '${SCHP_CLASSIFIER_KEY}' (SCHP's fusion classifier, 'module.${SCHP_CLASSIFIER_KEY}' in the official files), so this is not an SCHP checkpoint`);
+  if (!shape)
+    throw new Error(
+      `${source}: no '${SCHP_CLASSIFIER_KEY}' (SCHP's fusion classifier, 'module.${SCHP_CLASSIFIER_KEY}' in the official files), so this is not an SCHP checkpoint`,
+    );
   const classes = shape[0]!;
   const found = SCHP_OFFICIAL_MODELS.find((m) => m.classes === classes);
   if (!found) {
     const known = SCHP_OFFICIAL_MODELS.map((m) => `${m.classes} (${m.dataset})`).join(', ');
     throw new Error(`${source}: the SCHP classifier has ${classes} classes; the released models have ${known}`);
   }
-  return { name: found.name, dataset: found.dataset, config: SCHP_CONFIGS[found.name], classes, inputSize: [...found.inputSize] };
+  return {
+    name: found.name,
+    dataset: found.dataset,
+    config: SCHP_CONFIGS[found.name],
+    classes,
+    inputSize: [...found.inputSize],
+  };
 }
 
 export interface SchpWeightsOptions {
@@ -185,14 +228,19 @@ export interface SchpWeightsOptions {
  * `module.` prefix is stripped, the config and input size follow the class count. The file holds one set of
  * weights, returned as the network (`aggregate: false`).
  */
-export async function loadSchpWeights(path: string, options: SchpWeightsOptions = {}): Promise<{ model: SCHPNetwork; aggregate: false; inputSize: [number, number] }> {
+export async function loadSchpWeights(
+  path: string,
+  options: SchpWeightsOptions = {},
+): Promise<{ model: SCHPNetwork; aggregate: false; inputSize: [number, number] }> {
   return withFile(path, (dict) => {
     const mapped = renameKeys(dict, (k) => convertKey(schpKeys, k), path);
     const shapes = new Map([...mapped].map(([k, t]) => [k, t.shape]));
     const official = options.config && options.inputSize ? null : officialSchpModel(shapes, path);
     const config = options.config ?? official!.config;
     const model = T.nn.withoutInit(() => new SCHPNetwork(config)).eval();
-    const what = options.config ? `SCHPNetwork(${JSON.stringify(config)})` : `SCHPNetwork(SCHP_CONFIGS.${official!.name})`;
+    const what = options.config
+      ? `SCHPNetwork(${JSON.stringify(config)})`
+      : `SCHPNetwork(SCHP_CONFIGS.${official!.name})`;
     loadStrict(model, () => mapped, path, what);
     return { model, aggregate: false, inputSize: options.inputSize ?? official!.inputSize };
   });
@@ -204,14 +252,20 @@ export async function loadSchpWeights(path: string, options: SchpWeightsOptions 
  * The DensePose-style head (eval mode) from a plain state dict of it (no official release has this
  * architecture): the config is the DENSEPOSE_CONFIGS entry whose stem width matches `conv1.weight`, unless given.
  */
-export async function loadDensePoseWeights(path: string, options: { config?: DensePoseConfig; size?: [number, number] } = {}): Promise<{ model: DensePoseHead; size?: [number, number] }> {
+export async function loadDensePoseWeights(
+  path: string,
+  options: { config?: DensePoseConfig; size?: [number, number] } = {},
+): Promise<{ model: DensePoseHead; size?: [number, number] }> {
   return withFile(path, (dict) => {
     let config = options.config;
     let name = 'config';
     if (!config) {
       const stem = dict.get('conv1.weight')?.shape[0];
       const entry = Object.entries(DENSEPOSE_CONFIGS).find(([, c]) => c.stem[0] === stem);
-      if (!entry) throw new Error(`${path}: 'conv1.weight' ${stem === undefined ? 'is missing' : `has ${stem} channels`}; no DENSEPOSE_CONFIGS entry matches (pass a config)`);
+      if (!entry)
+        throw new Error(
+          `${path}: 'conv1.weight' ${stem === undefined ? 'is missing' : `has ${stem} channels`}; no DENSEPOSE_CONFIGS entry matches (pass a config)`,
+        );
       [name, config] = [`DENSEPOSE_CONFIGS.${entry[0]}`, entry[1]];
     }
     const model = T.nn.withoutInit(() => new DensePoseHead(config)).eval();
@@ -231,7 +285,8 @@ export function leffaKeys<V>(dict: Map<string, V>, source = 'leffa'): Map<string
   const out = new Map<string, V>();
   for (const [key, v] of dict) {
     const name = key.startsWith('vae.') ? `vae.${convertKey(convertLegacyVaeKeys, key.slice('vae.'.length))}` : key;
-    if (out.has(name)) throw new Error(`${source}: two tensors map to '${name}' (legacy and current VAE attention names together?)`);
+    if (out.has(name))
+      throw new Error(`${source}: two tensors map to '${name}' (legacy and current VAE attention names together?)`);
     out.set(name, v);
   }
   return out;
@@ -246,9 +301,17 @@ export const LEFFA_SDXL_KEY = 'unet.add_embedding.linear_1.weight';
  * the SDXL config, so the file holds it although Leffa never uses it), else `sd15` (virtual_tryon.pth). The
  * strict load that follows checks every other key and shape.
  */
-export function officialLeffaConfig(shapes: Map<string, readonly number[]>, source = 'leffa'): { name: 'sd15' | 'sdxl'; config: LeffaConfig } {
-  if (!shapes.has('unet.conv_in.weight')) throw new Error(`${source}: no 'unet.conv_in.weight' (the generative UNet's input convolution), so this is not a Leffa state dict (vae.*, unet_encoder.*, unet.*)`);
-  return shapes.has(LEFFA_SDXL_KEY) ? { name: 'sdxl', config: LEFFA_CONFIGS.sdxl } : { name: 'sd15', config: LEFFA_CONFIGS.sd15 };
+export function officialLeffaConfig(
+  shapes: Map<string, readonly number[]>,
+  source = 'leffa',
+): { name: 'sd15' | 'sdxl'; config: LeffaConfig } {
+  if (!shapes.has('unet.conv_in.weight'))
+    throw new Error(
+      `${source}: no 'unet.conv_in.weight' (the generative UNet's input convolution), so this is not a Leffa state dict (vae.*, unet_encoder.*, unet.*)`,
+    );
+  return shapes.has(LEFFA_SDXL_KEY)
+    ? { name: 'sdxl', config: LEFFA_CONFIGS.sdxl }
+    : { name: 'sd15', config: LEFFA_CONFIGS.sd15 };
 }
 
 /**
@@ -256,15 +319,29 @@ export function officialLeffaConfig(shapes: Map<string, readonly number[]>, sour
  * LEFFA_CONFIGS.sd15 or .sdxl as `officialLeffaConfig` tells from the keys, unless given. `dtype: 'float16'`
  * reads the weights as float16 (no float32 copy on the device) into a halved model, as app.py runs Leffa.
  */
-export async function loadLeffaWeights(path: string, options: { config?: LeffaConfig; dtype?: 'float32' | 'float16' } = {}): Promise<LeffaModel> {
+export async function loadLeffaWeights(
+  path: string,
+  options: { config?: LeffaConfig; dtype?: 'float32' | 'float16' } = {},
+): Promise<LeffaModel> {
   const dtype = options.dtype ?? 'float32';
-  return withFile(path, (dict) => {
-    const mapped = leffaKeys(dict, path);
-    const official = options.config ? null : officialLeffaConfig(new Map([...mapped].map(([k, t]) => [k, t.shape])), path);
-    const config = options.config ?? official!.config;
-    // withoutInit: the weights get the file's storage, none of their own (SDXL's pair of UNets is 5.2B parameters).
-    const model = T.nn.withoutInit(() => new LeffaModel(config));
-    if (dtype === 'float16') model.half();
-    return loadStrict(model, () => mapped, path, official ? `LeffaModel(LEFFA_CONFIGS.${official.name})` : 'LeffaModel(config)').eval();
-  }, { dtype });
+  return withFile(
+    path,
+    (dict) => {
+      const mapped = leffaKeys(dict, path);
+      const official = options.config
+        ? null
+        : officialLeffaConfig(new Map([...mapped].map(([k, t]) => [k, t.shape])), path);
+      const config = options.config ?? official!.config;
+      // withoutInit: the weights get the file's storage, none of their own (SDXL's pair of UNets is 5.2B parameters).
+      const model = T.nn.withoutInit(() => new LeffaModel(config));
+      if (dtype === 'float16') model.half();
+      return loadStrict(
+        model,
+        () => mapped,
+        path,
+        official ? `LeffaModel(LEFFA_CONFIGS.${official.name})` : 'LeffaModel(config)',
+      ).eval();
+    },
+    { dtype },
+  );
 }

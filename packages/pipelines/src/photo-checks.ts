@@ -27,7 +27,12 @@ export interface PhotoCheckLimits {
 }
 
 /** Limits for any preprocessing networks: only plain failures. */
-export const PHOTO_CHECK_LIMITS: PhotoCheckLimits = { minKeypoints: 8, minMeanScore: 0.3, maxFaceMasked: 0.3, minParserAgreement: 0.2 };
+export const PHOTO_CHECK_LIMITS: PhotoCheckLimits = {
+  minKeypoints: 8,
+  minMeanScore: 0.3,
+  maxFaceMasked: 0.3,
+  minParserAgreement: 0.2,
+};
 
 /**
  * Limits for the shipped networks, measured at 128x96 on 40 held-out synthetic people: at least 17 points, mean
@@ -35,7 +40,12 @@ export const PHOTO_CHECK_LIMITS: PhotoCheckLimits = { minKeypoints: 8, minMeanSc
  * 4 points at mean score 0.29 (whole photo, IoU 0.01), or 18 made-up ones (legs below a bust) at mean score 0.57
  * with IoU 0.27 (portrait crop).
  */
-export const SHIPPED_PHOTO_CHECK_LIMITS: PhotoCheckLimits = { minKeypoints: 8, minMeanScore: 0.7, maxFaceMasked: 0.3, minParserAgreement: 0.4 };
+export const SHIPPED_PHOTO_CHECK_LIMITS: PhotoCheckLimits = {
+  minKeypoints: 8,
+  minMeanScore: 0.7,
+  maxFaceMasked: 0.3,
+  minParserAgreement: 0.4,
+};
 
 export interface PhotoCheckInput {
   task: LeffaTask;
@@ -76,8 +86,13 @@ export function faceDisc(keypoints: readonly PhotoKeypoint[]): { x: number; y: n
 /** Every failed check, as a sentence each (empty when the photo looks usable). */
 export function photoProblems(input: PhotoCheckInput, limits: PhotoCheckLimits = PHOTO_CHECK_LIMITS): string[] {
   const { task, width, height, keypoints, mask, parsingForeground: fa, denseposeForeground: fb } = input;
-  for (const [name, m] of [['mask', mask], ['parsingForeground', fa], ['denseposeForeground', fb]] as const) {
-    if (m && m.length !== width * height) throw new Error(`photoProblems: ${name} has ${m.length} values, ${width}x${height} needs ${width * height}`);
+  for (const [name, m] of [
+    ['mask', mask],
+    ['parsingForeground', fa],
+    ['denseposeForeground', fb],
+  ] as const) {
+    if (m && m.length !== width * height)
+      throw new Error(`photoProblems: ${name} has ${m.length} values, ${width}x${height} needs ${width * height}`);
   }
   const problems: string[] = [];
   const found = keypoints.filter((k) => k.visible);
@@ -86,25 +101,42 @@ export function photoProblems(input: PhotoCheckInput, limits: PhotoCheckLimits =
     problems.push(`OpenPose found only ${found.length} of 18 body points (at least ${limits.minKeypoints} needed)`);
   }
   const mean = found.reduce((a, k) => a + k.score, 0) / found.length;
-  if (mean < limits.minMeanScore) problems.push(`OpenPose is not confident about the person (mean point score ${mean.toFixed(2)} < ${limits.minMeanScore})`);
+  if (mean < limits.minMeanScore)
+    problems.push(
+      `OpenPose is not confident about the person (mean point score ${mean.toFixed(2)} < ${limits.minMeanScore})`,
+    );
   if (task === 'tryon') {
     const missing = [NECK, R_SHOULDER, L_SHOULDER].filter((i) => !keypoints[i]?.visible);
-    if (missing.length) problems.push(`OpenPose found no ${missing.map((i) => ['', 'neck', 'right shoulder', '', '', 'left shoulder'][i]).join(', ')} (the agnostic mask needs them)`);
+    if (missing.length)
+      problems.push(
+        `OpenPose found no ${missing.map((i) => ['', 'neck', 'right shoulder', '', '', 'left shoulder'][i]).join(', ')} (the agnostic mask needs them)`,
+      );
     if (mask) {
-      if (!mask.some((v) => v)) problems.push('the agnostic mask is empty (no garment or arms found): nothing would be regenerated');
+      if (!mask.some((v) => v))
+        problems.push('the agnostic mask is empty (no garment or arms found): nothing would be regenerated');
       const disc = faceDisc(keypoints);
       if (disc) {
         let inside = 0;
         let covered = 0;
-        for (let y = Math.max(0, Math.floor(disc.y - disc.r)); y <= Math.min(height - 1, Math.ceil(disc.y + disc.r)); y++) {
-          for (let x = Math.max(0, Math.floor(disc.x - disc.r)); x <= Math.min(width - 1, Math.ceil(disc.x + disc.r)); x++) {
+        for (
+          let y = Math.max(0, Math.floor(disc.y - disc.r));
+          y <= Math.min(height - 1, Math.ceil(disc.y + disc.r));
+          y++
+        ) {
+          for (
+            let x = Math.max(0, Math.floor(disc.x - disc.r));
+            x <= Math.min(width - 1, Math.ceil(disc.x + disc.r));
+            x++
+          ) {
             if ((x - disc.x) ** 2 + (y - disc.y) ** 2 > disc.r * disc.r) continue;
             inside++;
             if (mask[y * width + x]) covered++;
           }
         }
         if (inside > 0 && covered / inside > limits.maxFaceMasked) {
-          problems.push(`the agnostic mask covers ${Math.round((100 * covered) / inside)}% of the face (more than ${Math.round(100 * limits.maxFaceMasked)}%): the face would be regenerated`);
+          problems.push(
+            `the agnostic mask covers ${Math.round((100 * covered) / inside)}% of the face (more than ${Math.round(100 * limits.maxFaceMasked)}%): the face would be regenerated`,
+          );
         }
       }
     }
@@ -117,7 +149,9 @@ export function photoProblems(input: PhotoCheckInput, limits: PhotoCheckLimits =
       }
       const iou = union ? inter / union : 0;
       if (iou < limits.minParserAgreement) {
-        problems.push(`the human parsing and DensePose disagree on where the person is (IoU ${iou.toFixed(2)} < ${limits.minParserAgreement})`);
+        problems.push(
+          `the human parsing and DensePose disagree on where the person is (IoU ${iou.toFixed(2)} < ${limits.minParserAgreement})`,
+        );
       }
     }
   }
@@ -127,8 +161,8 @@ export function photoProblems(input: PhotoCheckInput, limits: PhotoCheckLimits =
 /** What to do about it, for the shipped preprocessing networks. */
 export const SHIPPED_PARSERS_HINT =
   'The shipped preprocessing networks (openpose-small, schp-small, densepose-small) learned only synthetic people ' +
-  'and do not work on real photos: run with Leffa\'s released weights instead (`--ckpts <folder>`, the folder of ' +
-  'Leffa\'s released checkpoints; see the pipelines README).';
+  "and do not work on real photos: run with Leffa's released weights instead (`--ckpts <folder>`, the folder of " +
+  "Leffa's released checkpoints; see the pipelines README).";
 
 /** The preprocessing of a photo failed its checks (`problems`); the message says what to do. */
 export class PhotoCheckError extends Error {

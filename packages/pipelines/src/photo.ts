@@ -30,7 +30,18 @@ import {
   renderSkeleton,
 } from '@leffa-webgpu/models';
 import {
-  agnosticMask, fitWithin, type GarmentCategory, type LeffaExample, type LeffaTask, LIP, maskToImage, resizeRgb, type RgbImage, tensorToImages, tile, toBatch,
+  agnosticMask,
+  fitWithin,
+  type GarmentCategory,
+  type LeffaExample,
+  type LeffaTask,
+  LIP,
+  maskToImage,
+  resizeRgb,
+  type RgbImage,
+  tensorToImages,
+  tile,
+  toBatch,
 } from '@leffa-webgpu/data/web';
 import { renderDensePose } from './densepose-render.js';
 import { PhotoCheckError, type PhotoCheckLimits, type PhotoKeypoint, photoProblems } from './photo-checks.js';
@@ -49,21 +60,30 @@ export interface ContentBox {
  * Resizes `image` to fit `height` x `width` keeping its aspect ratio, centred on a `fill`-coloured canvas
  * (white by default). Returns the canvas and the content box.
  */
-export function letterbox(image: RgbImage, height: number, width: number, fill = 255): { image: RgbImage; box: ContentBox } {
-  if (!(Number.isInteger(height) && Number.isInteger(width) && height > 0 && width > 0)) throw new Error(`letterbox: size must be positive integers, got ${height}x${width}`);
+export function letterbox(
+  image: RgbImage,
+  height: number,
+  width: number,
+  fill = 255,
+): { image: RgbImage; box: ContentBox } {
+  if (!(Number.isInteger(height) && Number.isInteger(width) && height > 0 && width > 0))
+    throw new Error(`letterbox: size must be positive integers, got ${height}x${width}`);
   if (image.width < 1 || image.height < 1) throw new Error(`letterbox: empty image ${image.width}x${image.height}`);
   const { height: h, width: w } = fitWithin(image.height, image.width, height, width);
   const resized = resizeRgb(image, h, w);
   const box = { x: Math.floor((width - w) / 2), y: Math.floor((height - h) / 2), width: w, height: h };
   const data = new Uint8Array(width * height * 3).fill(fill);
-  for (let y = 0; y < h; y++) data.set(resized.data.subarray(y * w * 3, (y + 1) * w * 3), ((box.y + y) * width + box.x) * 3);
+  for (let y = 0; y < h; y++)
+    data.set(resized.data.subarray(y * w * 3, (y + 1) * w * 3), ((box.y + y) * width + box.x) * 3);
   return { image: { width, height, data }, box };
 }
 
 /** The pixels of `box` (e.g. a letterbox's content) as their own image. */
 export function cropToBox(image: RgbImage, box: ContentBox): RgbImage {
   if (box.x < 0 || box.y < 0 || box.x + box.width > image.width || box.y + box.height > image.height) {
-    throw new Error(`cropToBox: box ${box.width}x${box.height}+${box.x}+${box.y} is outside the ${image.width}x${image.height} image`);
+    throw new Error(
+      `cropToBox: box ${box.width}x${box.height}+${box.x}+${box.y} is outside the ${image.width}x${image.height} image`,
+    );
   }
   const data = new Uint8Array(box.width * box.height * 3);
   for (let y = 0; y < box.height; y++) {
@@ -104,9 +124,12 @@ function separable(values: Float64Array, width: number, height: number, r: numbe
 export function repaint(original: RgbImage, generated: RgbImage, mask: Uint8Array, blurRadius: number): RgbImage {
   const { width, height } = original;
   if (generated.width !== width || generated.height !== height) {
-    throw new Error(`repaint: generated image is ${generated.width}x${generated.height}, the original ${width}x${height}`);
+    throw new Error(
+      `repaint: generated image is ${generated.width}x${generated.height}, the original ${width}x${height}`,
+    );
   }
-  if (mask.length !== width * height) throw new Error(`repaint: mask has ${mask.length} values, expected ${width * height} (${width}x${height})`);
+  if (mask.length !== width * height)
+    throw new Error(`repaint: mask has ${mask.length} values, expected ${width * height} (${width}x${height})`);
   if (!(blurRadius >= 0)) throw new Error(`repaint: blurRadius must be >= 0, got ${blurRadius}`);
   const r = Math.round(blurRadius);
   const hard = Float64Array.from(mask, (v) => (v ? 1 : 0));
@@ -116,7 +139,8 @@ export function repaint(original: RgbImage, generated: RgbImage, mask: Uint8Arra
     const a = alpha[i]!;
     for (let c = 0; c < 3; c++) {
       const o = original.data[3 * i + c]!;
-      data[3 * i + c] = a === 0 ? o : a === 1 ? generated.data[3 * i + c]! : Math.round(o + (generated.data[3 * i + c]! - o) * a);
+      data[3 * i + c] =
+        a === 0 ? o : a === 1 ? generated.data[3 * i + c]! : Math.round(o + (generated.data[3 * i + c]! - o) * a);
     }
   }
   return { width, height, data };
@@ -125,9 +149,17 @@ export function repaint(original: RgbImage, generated: RgbImage, mask: Uint8Arra
 /** 'upper_body' | 'lower_body' | 'dresses', also accepting 'upper', 'lower' and 'dress'. */
 export function parseCategory(value: string): GarmentCategory {
   const v = value.trim().toLowerCase();
-  const map: Record<string, GarmentCategory> = { upper_body: 'upper_body', upper: 'upper_body', lower_body: 'lower_body', lower: 'lower_body', dresses: 'dresses', dress: 'dresses' };
+  const map: Record<string, GarmentCategory> = {
+    upper_body: 'upper_body',
+    upper: 'upper_body',
+    lower_body: 'lower_body',
+    lower: 'lower_body',
+    dresses: 'dresses',
+    dress: 'dresses',
+  };
   const c = map[v];
-  if (!c) throw new Error(`--category must be upper_body, lower_body or dresses (or upper, lower, dress), got '${value}'`);
+  if (!c)
+    throw new Error(`--category must be upper_body, lower_body or dresses (or upper, lower, dress), got '${value}'`);
   return c;
 }
 
@@ -206,7 +238,11 @@ function mainPerson(people: Person[]): Person | undefined {
 /** Garment labels of a category on the person (the try-on example's loss mask, as the agnostic mask picks them). */
 function garmentRegion(labels: Uint8Array, category: GarmentCategory): Uint8Array {
   const set: number[] =
-    category === 'upper_body' ? [LIP.upperClothes, 6, 7] : category === 'lower_body' ? [LIP.pants, LIP.skirt] : [LIP.upperClothes, 6, 7, LIP.pants, LIP.skirt];
+    category === 'upper_body'
+      ? [LIP.upperClothes, 6, 7]
+      : category === 'lower_body'
+        ? [LIP.pants, LIP.skirt]
+        : [LIP.upperClothes, 6, 7, LIP.pants, LIP.skirt];
   return Uint8Array.from(labels, (l) => (set.includes(l) ? 1 : 0));
 }
 
@@ -218,10 +254,18 @@ function garmentRegion(labels: Uint8Array, category: GarmentCategory): Uint8Arra
  */
 export async function preparePhotoExample(task: LeffaTask, inputs: PhotoInputs): Promise<PreparedPhoto> {
   const [height, width] = inputs.size;
-  if (height < DENSEPOSE_MIN_SIDE || width < DENSEPOSE_MIN_SIDE) throw new Error(`photo pipeline: size ${height}x${width} is too small (at least ${DENSEPOSE_MIN_SIDE}x${DENSEPOSE_MIN_SIDE})`);
+  if (height < DENSEPOSE_MIN_SIDE || width < DENSEPOSE_MIN_SIDE)
+    throw new Error(
+      `photo pipeline: size ${height}x${width} is too small (at least ${DENSEPOSE_MIN_SIDE}x${DENSEPOSE_MIN_SIDE})`,
+    );
   const { models } = inputs;
-  if (task === 'tryon' && !models.schp) throw new Error('photo try-on needs an SCHP checkpoint (train-schp) for the agnostic mask');
-  for (const [name, m] of [['openpose', models.openpose], ['schp', models.schp], ['densepose', models.densepose]] as const) {
+  if (task === 'tryon' && !models.schp)
+    throw new Error('photo try-on needs an SCHP checkpoint (train-schp) for the agnostic mask');
+  for (const [name, m] of [
+    ['openpose', models.openpose],
+    ['schp', models.schp],
+    ['densepose', models.densepose],
+  ] as const) {
     if (m?.training) throw new Error(`photo pipeline: the ${name} model is in training mode; call .eval() first`);
   }
   const category = inputs.category ?? 'upper_body';
@@ -234,7 +278,10 @@ export async function preparePhotoExample(task: LeffaTask, inputs: PhotoInputs):
   // OpenPose on the letterboxed person: keypoints land directly in model coordinates.
   const pose = await estimatePose(models.openpose, person.image, { scales: inputs.poseScales ?? [0.5] });
   const who = mainPerson(pose.people);
-  if (!who) warnings.push(`OpenPose found no person in the ${task === 'tryon' ? 'person' : 'target-pose'} image: no arm strokes in the mask, DensePose on the whole image`);
+  if (!who)
+    warnings.push(
+      `OpenPose found no person in the ${task === 'tryon' ? 'person' : 'target-pose'} image: no arm strokes in the mask, DensePose on the whole image`,
+    );
   const keypoints: PhotoKeypoint[] = Array.from({ length: 18 }, (_, j) => {
     const [x, y, score] = who?.keypoints[j] ?? [0, 0, 0];
     return { x, y, score, visible: score > 0 };
@@ -250,13 +297,18 @@ export async function preparePhotoExample(task: LeffaTask, inputs: PhotoInputs):
   let labels: Uint8Array | undefined;
   try {
     iuvMaps = await predictIuv(models.densepose, x, {
-      inputSize: [Math.max(DENSEPOSE_MIN_SIDE, dpH), Math.max(DENSEPOSE_MIN_SIDE, Math.round((region.width * dpH) / region.height))],
+      inputSize: [
+        Math.max(DENSEPOSE_MIN_SIDE, dpH),
+        Math.max(DENSEPOSE_MIN_SIDE, Math.round((region.width * dpH) / region.height)),
+      ],
       ...(box ? { box } : {}),
     });
     if (task === 'tryon') {
       const schp = models.schp!;
       if (schp.config.numClasses !== LIP_LABELS.labels.length) {
-        throw new Error(`photo try-on needs an SCHP model with LIP's ${LIP_LABELS.labels.length} labels for the agnostic mask; this one has ${schp.config.numClasses}`);
+        throw new Error(
+          `photo try-on needs an SCHP model with LIP's ${LIP_LABELS.labels.length} labels for the agnostic mask; this one has ${schp.config.numClasses}`,
+        );
       }
       const parsed = parseHuman(schp, x, { inputSize: models.schpInputSize ?? [height, width] });
       labels = Uint8Array.from(await parsed.labels.intData());
@@ -272,7 +324,10 @@ export async function preparePhotoExample(task: LeffaTask, inputs: PhotoInputs):
   if (task === 'tryon') {
     mask = agnosticMask(labels!, keypoints, width, height, category);
     lossMask = garmentRegion(labels!, category);
-    if (!mask.some((v) => v)) warnings.push(`the agnostic mask is empty (SCHP found no ${category} garment or arms): nothing will be regenerated`);
+    if (!mask.some((v) => v))
+      warnings.push(
+        `the agnostic mask is empty (SCHP found no ${category} garment or arms): nothing will be regenerated`,
+      );
   } else {
     mask = new Uint8Array(plane).fill(1);
     lossMask = Uint8Array.from(iuvMaps.parts, (p) => (p > 0 ? 1 : 0));
@@ -312,7 +367,13 @@ export async function preparePhotoExample(task: LeffaTask, inputs: PhotoInputs):
         width,
         height,
         keypoints,
-        ...(labels ? { mask, parsingForeground: labels, denseposeForeground: Uint8Array.from(iuvMaps.parts, (p) => (p > 0 ? 1 : 0)) } : {}),
+        ...(labels
+          ? {
+              mask,
+              parsingForeground: labels,
+              denseposeForeground: Uint8Array.from(iuvMaps.parts, (p) => (p > 0 ? 1 : 0)),
+            }
+          : {}),
       },
       inputs.checkLimits,
     ),
@@ -372,9 +433,16 @@ export async function runPhotoPipeline(task: LeffaTask, options: PhotoPipelineOp
   const [pixels] = await tensorToImages(y);
   y.dispose();
   const generated: RgbImage = { width: e.width, height: e.height, data: pixels! };
-  const radius = options.repaint === true ? Math.max(1, Math.round(e.height / 50)) : typeof options.repaint === 'number' ? options.repaint : null;
+  const radius =
+    options.repaint === true
+      ? Math.max(1, Math.round(e.height / 50))
+      : typeof options.repaint === 'number'
+        ? options.repaint
+        : null;
   const final = radius === null ? generated : repaint(prepared.debug.person, generated, e.mask, radius);
   const d = prepared.debug;
-  const row = [d.person, d.reference, ...(d.parsing ? [d.parsing] : []), d.skeleton, d.densepose, d.mask, final].map((i) => i.data);
+  const row = [d.person, d.reference, ...(d.parsing ? [d.parsing] : []), d.skeleton, d.densepose, d.mask, final].map(
+    (i) => i.data,
+  );
   return { prepared, generated, result: cropToBox(final, prepared.personBox), sheet: tile([row], e.width, e.height) };
 }

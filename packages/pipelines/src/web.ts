@@ -3,7 +3,16 @@
  * loaders (open checkpoints with `T.openCheckpointUrl`) and the released Leffa pipeline given its models.
  */
 export * from './photo.js';
-export { PHOTO_CHECK_LIMITS, PhotoCheckError, type PhotoCheckInput, type PhotoCheckLimits, SHIPPED_PARSERS_HINT, SHIPPED_PHOTO_CHECK_LIMITS, faceDisc, photoProblems } from './photo-checks.js';
+export {
+  PHOTO_CHECK_LIMITS,
+  PhotoCheckError,
+  type PhotoCheckInput,
+  type PhotoCheckLimits,
+  SHIPPED_PARSERS_HINT,
+  SHIPPED_PHOTO_CHECK_LIMITS,
+  faceDisc,
+  photoProblems,
+} from './photo-checks.js';
 export * from './model-checkpoints.js';
 export * from './densepose-render.js';
 export * from './diffusers-config.js';

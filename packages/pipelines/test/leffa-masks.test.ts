@@ -8,12 +8,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
 import { describe, expect, it } from 'vitest';
-import { type LeffaGarmentCategory, type LeffaKeypoints, type LeffaMaskType, leffaAgnosticMask } from '../src/leffa-masks.js';
+import {
+  type LeffaGarmentCategory,
+  type LeffaKeypoints,
+  type LeffaMaskType,
+  leffaAgnosticMask,
+} from '../src/leffa-masks.js';
 import { largestContourFill } from '../src/raster/cv-contours.js';
 import { drawArc, drawLine, newCanvas } from '../src/raster/pil-draw.js';
 
 const path = fileURLToPath(new URL('../../../test/golden/out/leffa_masks.safetensors', import.meta.url));
-if (!existsSync(path)) throw new Error(`golden file ${path} is missing: run \`npm run golden\` (needs Debian's python3-torch)`);
+if (!existsSync(path))
+  throw new Error(`golden file ${path} is missing: run \`npm run golden\` (needs Debian's python3-torch)`);
 const { tensors, metadata } = T.readSafetensors(new Uint8Array(readFileSync(path)), path);
 const get = (key: string) => {
   const t = tensors.get(key);
@@ -48,7 +54,11 @@ describe('leffaAgnosticMask = Leffa get_agnostic_mask_hd / _dc', () => {
   const cases = JSON.parse(metadata.cases!) as MaskCase[];
   it('covers hd and dc, every category, odd sizes and both sides of the 256 / 512 height branches', () => {
     expect(new Set(cases.map((c) => `${c.category}/${c.modelType}`)).size).toBe(6);
-    expect(cases.some((c) => c.height > 512) && cases.some((c) => c.height > 256 && c.height <= 512) && cases.some((c) => c.height <= 256)).toBe(true);
+    expect(
+      cases.some((c) => c.height > 512) &&
+        cases.some((c) => c.height > 256 && c.height <= 512) &&
+        cases.some((c) => c.height <= 256),
+    ).toBe(true);
     expect(cases.some((c) => c.missing.length > 0)).toBe(true);
   });
   for (const c of cases) {
@@ -102,8 +112,12 @@ describe('leffaAgnosticMask input errors', () => {
   it('names the problem', () => {
     expect(() => leffaAgnosticMask(parsing, 64, 47, kp, 'upper_body', 'hd')).toThrow(/3072 labels, 47x64 needs 3008/);
     expect(() => leffaAgnosticMask(parsing, 64, 48, kp.slice(0, 17), 'upper_body', 'hd')).toThrow(/17 keypoints/);
-    expect(() => leffaAgnosticMask(parsing, 64, 48, kp, 'shoes' as LeffaGarmentCategory, 'hd')).toThrow(/category 'shoes'/);
-    expect(() => leffaAgnosticMask(parsing, 64, 48, kp, 'upper_body', 'xl' as LeffaMaskType)).toThrow(/model type 'xl'/);
+    expect(() => leffaAgnosticMask(parsing, 64, 48, kp, 'shoes' as LeffaGarmentCategory, 'hd')).toThrow(
+      /category 'shoes'/,
+    );
+    expect(() => leffaAgnosticMask(parsing, 64, 48, kp, 'upper_body', 'xl' as LeffaMaskType)).toThrow(
+      /model type 'xl'/,
+    );
     const bad = parsing.slice();
     bad[5] = 19;
     expect(() => leffaAgnosticMask(bad, 64, 48, kp, 'upper_body', 'dc')).toThrow(/label 19 at pixel 5/);

@@ -39,7 +39,16 @@ import {
 const golden = (name: string) => fileURLToPath(new URL(`../../../test/golden/out/${name}`, import.meta.url));
 const readGolden = (name: string) => T.readPth(new Uint8Array(readFileSync(golden(name))), name);
 
-const MICRO_OPENPOSE: OpenPoseConfig = { vgg: [4, 4, 8, 8], cpm: [8, 4], stageWidth: 4, stage1Expand: 8, stages: 3, refineKernel: 1, finalHeatmapRelu: true, boxsize: 368 };
+const MICRO_OPENPOSE: OpenPoseConfig = {
+  vgg: [4, 4, 8, 8],
+  cpm: [8, 4],
+  stageWidth: 4,
+  stage1Expand: 8,
+  stages: 3,
+  refineKernel: 1,
+  finalHeatmapRelu: true,
+  boxsize: 368,
+};
 const MICRO_SCHP = (numClasses: number): SCHPConfig => ({
   layers: [1, 1, 1, 1],
   stem: [4, 4],
@@ -94,7 +103,11 @@ beforeAll(async () => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Every tensor of the model, read back from the device, equals the file's tensor under `fileKey(ourKey)`. */
-async function expectFileValues(model: T.Module, file: Map<string, T.HostTensor>, fileKey: (key: string) => string = (k) => k) {
+async function expectFileValues(
+  model: T.Module,
+  file: Map<string, T.HostTensor>,
+  fileKey: (key: string) => string = (k) => k,
+) {
   const own = model.stateDict();
   expect(own.size).toBe(file.size);
   for (const [key, t] of own) {
@@ -112,11 +125,18 @@ describe('official weights: OpenPose (body_pose_model.pth)', () => {
     expect(model).toBeInstanceOf(OpenPoseBody);
     expect(model.training).toBe(false);
     const file = readGolden('official_openpose_body.pth');
-    expect(file.has('conv1_1.weight') && file.has('conv5_5_CPM_L2.bias') && file.has('Mconv7_stage3_L1.weight')).toBe(true);
+    expect(file.has('conv1_1.weight') && file.has('conv5_5_CPM_L2.bias') && file.has('Mconv7_stage3_L1.weight')).toBe(
+      true,
+    );
     await expectFileValues(model, file);
     // The network runs on the loaded weights: 3 stages of 38 PAF and 19 heatmap channels at stride 8.
     const out = model.forward(T.rand([1, 3, 32, 24], { generator: new T.Generator(1) }));
-    expect(out.stages.map((s) => [s.paf.shape, s.heatmap.shape])).toEqual(Array(3).fill([[1, 38, 4, 3], [1, 19, 4, 3]]));
+    expect(out.stages.map((s) => [s.paf.shape, s.heatmap.shape])).toEqual(
+      Array(3).fill([
+        [1, 38, 4, 3],
+        [1, 19, 4, 3],
+      ]),
+    );
     model.dispose();
   });
 
@@ -146,12 +166,16 @@ describe('official weights: OpenPose (body_pose_model.pth)', () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toContain(path);
     expect((err as Error).message).toContain('loadStateDict(OpenPoseBody): 1 problem(s)');
-    expect((err as Error).message).toContain('shape mismatch for Mconv7_stage2_L2.weight: expected [19, 4, 1, 1], got [20, 4, 1, 1]');
+    expect((err as Error).message).toContain(
+      'shape mismatch for Mconv7_stage2_L2.weight: expected [19, 4, 1, 1], got [20, 4, 1, 1]',
+    );
   });
 
   it('loadOpenPose (the CLI loader) sends a .pth to the official loader with the full-size config', async () => {
     const path = golden('official_openpose_body.pth');
-    await expect(loadOpenPose(path)).rejects.toThrow(/OPENPOSE_BODY[\s\S]*shape mismatch for conv1_1\.weight: expected \[64, 3, 3, 3\], got \[4, 3, 3, 3\]/);
+    await expect(loadOpenPose(path)).rejects.toThrow(
+      /OPENPOSE_BODY[\s\S]*shape mismatch for conv1_1\.weight: expected \[64, 3, 3, 3\], got \[4, 3, 3, 3\]/,
+    );
   });
 });
 
@@ -169,13 +193,37 @@ describe('official weights: SCHP (exp-schp-*.pth)', () => {
   });
 
   it('picks the released model from the class count (20 LIP, 18 ATR, 7 Pascal)', () => {
-    const shapes = (classes: number) => new Map([['conv1.weight', [64, 3, 3, 3]], ['fushion.3.weight', [classes, 256, 1, 1]]]);
-    expect(officialSchpModel(shapes(20))).toMatchObject({ name: 'resnet101_lip', dataset: 'LIP', classes: 20, inputSize: [473, 473], config: SCHP_CONFIGS.resnet101_lip });
-    expect(officialSchpModel(shapes(18))).toMatchObject({ name: 'resnet101_atr', classes: 18, inputSize: [512, 512], config: SCHP_CONFIGS.resnet101_atr });
-    expect(officialSchpModel(shapes(7))).toMatchObject({ name: 'resnet101_pascal', classes: 7, inputSize: [512, 512], config: SCHP_CONFIGS.resnet101_pascal });
+    const shapes = (classes: number) =>
+      new Map([
+        ['conv1.weight', [64, 3, 3, 3]],
+        ['fushion.3.weight', [classes, 256, 1, 1]],
+      ]);
+    expect(officialSchpModel(shapes(20))).toMatchObject({
+      name: 'resnet101_lip',
+      dataset: 'LIP',
+      classes: 20,
+      inputSize: [473, 473],
+      config: SCHP_CONFIGS.resnet101_lip,
+    });
+    expect(officialSchpModel(shapes(18))).toMatchObject({
+      name: 'resnet101_atr',
+      classes: 18,
+      inputSize: [512, 512],
+      config: SCHP_CONFIGS.resnet101_atr,
+    });
+    expect(officialSchpModel(shapes(7))).toMatchObject({
+      name: 'resnet101_pascal',
+      classes: 7,
+      inputSize: [512, 512],
+      config: SCHP_CONFIGS.resnet101_pascal,
+    });
     expect(SCHP_CONFIGS.resnet101_pascal.numClasses).toBe(7);
-    expect(() => officialSchpModel(shapes(5), 'x.pth')).toThrow("x.pth: the SCHP classifier has 5 classes; the released models have 20 (LIP), 18 (ATR), 7 (Pascal-Person-Part)");
-    expect(() => officialSchpModel(new Map([['conv1.weight', [64, 3, 3, 3]]]), 'y.pth')).toThrow(/y\.pth: no 'fushion\.3\.weight'/);
+    expect(() => officialSchpModel(shapes(5), 'x.pth')).toThrow(
+      'x.pth: the SCHP classifier has 5 classes; the released models have 20 (LIP), 18 (ATR), 7 (Pascal-Person-Part)',
+    );
+    expect(() => officialSchpModel(new Map([['conv1.weight', [64, 3, 3, 3]]]), 'y.pth')).toThrow(
+      /y\.pth: no 'fushion\.3\.weight'/,
+    );
   });
 
   it('loadSchp (the CLI loader) takes a .pth: ATR classes give 512x512; the default is the ResNet-101 of the class count', async () => {
@@ -187,7 +235,9 @@ describe('official weights: SCHP (exp-schp-*.pth)', () => {
     loaded.model.dispose();
     await expect(loadSchp(atr, 'aggregate')).rejects.toThrow(/one set of weights/);
     // Without an override the file must be the full ResNet-101 of its class count.
-    await expect(loadSchp(atr)).rejects.toThrow(/SCHP_CONFIGS\.resnet101_atr[\s\S]*shape mismatch for conv1\.weight: expected \[64, 3, 3, 3\], got \[4, 3, 3, 3\]/);
+    await expect(loadSchp(atr)).rejects.toThrow(
+      /SCHP_CONFIGS\.resnet101_atr[\s\S]*shape mismatch for conv1\.weight: expected \[64, 3, 3, 3\], got \[4, 3, 3, 3\]/,
+    );
   });
 
   it('a missing key fails the strict load, naming the file and the key', async () => {
@@ -195,12 +245,14 @@ describe('official weights: SCHP (exp-schp-*.pth)', () => {
     const err = await loadSchpWeights(path, { config: MICRO_SCHP(20) }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toContain(path);
-    expect((err as Error).message).toMatch(/loadStateDict\(SCHPNetwork\): 1 problem\(s\)\n {2}missing: edge\.conv4\.bias$/);
+    expect((err as Error).message).toMatch(
+      /loadStateDict\(SCHPNetwork\): 1 problem\(s\)\n {2}missing: edge\.conv4\.bias$/,
+    );
   });
 });
 
 describe('official weights: Leffa (virtual_tryon.pth, .safetensors)', () => {
-  it('loads the whole LeffaModel state dict from a .pth strictly, in eval mode; every tensor is the file\'s', async () => {
+  it("loads the whole LeffaModel state dict from a .pth strictly, in eval mode; every tensor is the file's", async () => {
     const model = await loadLeffaWeights(golden('official_leffa.pth'), { config: MICRO_LEFFA });
     expect(model.training).toBe(false);
     const file = readGolden('official_leffa.pth');
@@ -216,23 +268,34 @@ describe('official weights: Leffa (virtual_tryon.pth, .safetensors)', () => {
     expect(file.has('vae.encoder.mid_block.attentions.0.query.weight')).toBe(true);
     const legacy: Record<string, string> = { to_q: 'query', to_k: 'key', to_v: 'value', 'to_out.0': 'proj_attn' };
     await expectFileValues(model, file, (k) =>
-      k.startsWith('vae.') ? k.replace(/(\.attentions\.\d+\.)(to_q|to_k|to_v|to_out\.0)\./, (_, pre: string, n: string) => `${pre}${legacy[n]}.`) : k,
+      k.startsWith('vae.')
+        ? k.replace(
+            /(\.attentions\.\d+\.)(to_q|to_k|to_v|to_out\.0)\./,
+            (_, pre: string, n: string) => `${pre}${legacy[n]}.`,
+          )
+        : k,
     );
     // The .pth and the .safetensors hold the same values.
     const fromPth = await loadLeffaWeights(golden('official_leffa.pth'), { config: MICRO_LEFFA });
     const key = 'vae.decoder.mid_block.attentions.0.to_out.0.weight';
-    expect(Array.from(await model.stateDict().get(key)!.data())).toEqual(Array.from(await fromPth.stateDict().get(key)!.data()));
+    expect(Array.from(await model.stateDict().get(key)!.data())).toEqual(
+      Array.from(await fromPth.stateDict().get(key)!.data()),
+    );
     model.dispose();
     fromPth.dispose();
-    expect([...leffaKeys(new Map([['vae.encoder.mid_block.attentions.0.proj_attn.bias', 0], ['unet.conv_in.weight', 1]])).keys()]).toEqual([
-      'vae.encoder.mid_block.attentions.0.to_out.0.bias',
-      'unet.conv_in.weight',
-    ]);
+    expect([
+      ...leffaKeys(
+        new Map([
+          ['vae.encoder.mid_block.attentions.0.proj_attn.bias', 0],
+          ['unet.conv_in.weight', 1],
+        ]),
+      ).keys(),
+    ]).toEqual(['vae.encoder.mid_block.attentions.0.to_out.0.bias', 'unet.conv_in.weight']);
   });
 });
 
 describe('official weights: Leffa SDXL (pose_transfer.pth)', () => {
-  it('loads the SDXL layout (add_embedding.*, linear projections, per-block depths) strictly; every tensor is the file\'s', async () => {
+  it("loads the SDXL layout (add_embedding.*, linear projections, per-block depths) strictly; every tensor is the file's", async () => {
     const path = golden('official_leffa_sdxl.pth');
     const model = await loadLeffaWeights(path, { config: MICRO_LEFFA_SDXL });
     expect(model.training).toBe(false);
@@ -243,7 +306,9 @@ describe('official weights: Leffa SDXL (pose_transfer.pth)', () => {
     await expectFileValues(model, file);
     model.dispose();
     // The SD 1.5 layout does not take it: the strict load lists what differs.
-    await expect(loadLeffaWeights(path, { config: MICRO_LEFFA })).rejects.toThrow(/LeffaModel\(config\)[\s\S]*unexpected: unet_encoder\.add_embedding\.linear_1\.weight/);
+    await expect(loadLeffaWeights(path, { config: MICRO_LEFFA })).rejects.toThrow(
+      /LeffaModel\(config\)[\s\S]*unexpected: unet_encoder\.add_embedding\.linear_1\.weight/,
+    );
   });
 
   it('without a config, the keys pick LEFFA_CONFIGS.sdxl (add_embedding) or .sd15; the load is then strict at full size', async () => {
@@ -251,13 +316,25 @@ describe('official weights: Leffa SDXL (pose_transfer.pth)', () => {
     await expect(loadLeffaWeights(golden('official_leffa_sdxl.pth'))).rejects.toThrow(
       /LeffaModel\(LEFFA_CONFIGS\.sdxl\)[\s\S]*shape mismatch for unet\.add_embedding\.linear_1\.weight: expected \[1280, 2816\], got \[32, 12\]/,
     );
-    await expect(loadLeffaWeights(golden('official_leffa.pth'))).rejects.toThrow(/LeffaModel\(LEFFA_CONFIGS\.sd15\)[\s\S]*shape mismatch for unet\.conv_in\.weight: expected \[320, 12, 3, 3\], got \[8, 12, 3, 3\]/);
+    await expect(loadLeffaWeights(golden('official_leffa.pth'))).rejects.toThrow(
+      /LeffaModel\(LEFFA_CONFIGS\.sd15\)[\s\S]*shape mismatch for unet\.conv_in\.weight: expected \[320, 12, 3, 3\], got \[8, 12, 3, 3\]/,
+    );
     // Key sets as the released files have them (pose_transfer.pth: the full SDXL key set of the diffusion goldens).
-    const sdxlShapes = new Map(Object.entries((JSON.parse(readFileSync(golden('diffusion_sdxl_leffa_keys.json'), 'utf8')) as { shapes: Record<string, number[]> }).shapes));
+    const sdxlShapes = new Map(
+      Object.entries(
+        (
+          JSON.parse(readFileSync(golden('diffusion_sdxl_leffa_keys.json'), 'utf8')) as {
+            shapes: Record<string, number[]>;
+          }
+        ).shapes,
+      ),
+    );
     expect(officialLeffaConfig(sdxlShapes)).toEqual({ name: 'sdxl', config: LEFFA_CONFIGS.sdxl });
     const sd15Shapes = new Map([...sdxlShapes].filter(([k]) => !k.includes('add_embedding')));
     expect(officialLeffaConfig(sd15Shapes).name).toBe('sd15');
-    expect(() => officialLeffaConfig(new Map([['conv1.weight', [64, 3, 3, 3]]]), 'x.pth')).toThrow(/x\.pth: no 'unet\.conv_in\.weight'.*not a Leffa state dict/);
+    expect(() => officialLeffaConfig(new Map([['conv1.weight', [64, 3, 3, 3]]]), 'x.pth')).toThrow(
+      /x\.pth: no 'unet\.conv_in\.weight'.*not a Leffa state dict/,
+    );
   });
 });
 
@@ -275,8 +352,12 @@ describe('official weights: files', () => {
     const missing = join(tmp, 'body_pose_model.pth');
     await expect(readWeightsFile(missing)).rejects.toThrow(`weights file '${missing}' does not exist`);
     await expect(loadOpenPose(missing)).rejects.toThrow(`weights file '${missing}' does not exist`);
-    await expect(readWeightsFile(golden('openpose_keys.json'))).rejects.toThrow(/openpose_keys\.json' is not a weights file: expected a \.pth, \.pt or \.bin \(torch\.save\) or a \.safetensors file/);
+    await expect(readWeightsFile(golden('openpose_keys.json'))).rejects.toThrow(
+      /openpose_keys\.json' is not a weights file: expected a \.pth, \.pt or \.bin \(torch\.save\) or a \.safetensors file/,
+    );
     const tar = golden('pth_legacy_tar.pth');
-    await expect(loadOpenPoseWeights(tar, { config: MICRO_OPENPOSE })).rejects.toThrow(/pth_legacy_tar\.pth: a tar archive, torch\.save's format of PyTorch <= 0\.3, which is not supported/);
+    await expect(loadOpenPoseWeights(tar, { config: MICRO_OPENPOSE })).rejects.toThrow(
+      /pth_legacy_tar\.pth: a tar archive, torch\.save's format of PyTorch <= 0\.3, which is not supported/,
+    );
   });
 });

@@ -49,7 +49,10 @@ export function withGenerator<R>(generator: T.Generator, body: () => R): R {
 }
 
 const isGeneratorState = (v: unknown): v is { seed: number; offset: number } =>
-  typeof v === 'object' && v !== null && Number.isFinite((v as { seed?: unknown }).seed) && Number.isInteger((v as { offset?: unknown }).offset);
+  typeof v === 'object' &&
+  v !== null &&
+  Number.isFinite((v as { seed?: unknown }).seed) &&
+  Number.isInteger((v as { offset?: unknown }).offset);
 
 /** Save, load and random state for a trainer (see the module comment). */
 export abstract class TrainerBase implements Trainer {
@@ -80,16 +83,25 @@ export abstract class TrainerBase implements Trainer {
   protected restore(_extra: Record<string, unknown>): void {}
 
   randomState(): RandomState {
-    return { ...(this.generator ? { generator: this.generator.getState() } : {}), ...(this.rng ? { rng: this.rng.getState() } : {}) };
+    return {
+      ...(this.generator ? { generator: this.generator.getState() } : {}),
+      ...(this.rng ? { rng: this.rng.getState() } : {}),
+    };
   }
 
   setRandomState(state: RandomState): void {
     if (this.generator) {
-      if (!isGeneratorState(state.generator)) throw new Error(`${this.name}.setRandomState: needs the generator state { seed, offset }, got ${JSON.stringify(state.generator)}`);
+      if (!isGeneratorState(state.generator))
+        throw new Error(
+          `${this.name}.setRandomState: needs the generator state { seed, offset }, got ${JSON.stringify(state.generator)}`,
+        );
       this.generator.setState(state.generator);
     }
     if (this.rng) {
-      if (!Number.isInteger(state.rng)) throw new Error(`${this.name}.setRandomState: needs the rng state (an integer), got ${JSON.stringify(state.rng)}`);
+      if (!Number.isInteger(state.rng))
+        throw new Error(
+          `${this.name}.setRandomState: needs the rng state (an integer), got ${JSON.stringify(state.rng)}`,
+        );
       this.rng.setState(state.rng!);
     }
   }
@@ -97,7 +109,13 @@ export abstract class TrainerBase implements Trainer {
   async save(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
     await T.saveCheckpoint(dir, {
       ...this.parts(),
-      extra: { ...extra, ...(this.kind !== undefined ? { kind: this.kind } : {}), step: this.stepCount, ...this.randomState(), ...this.ownExtra() },
+      extra: {
+        ...extra,
+        ...(this.kind !== undefined ? { kind: this.kind } : {}),
+        step: this.stepCount,
+        ...this.randomState(),
+        ...this.ownExtra(),
+      },
       requireFinite: true,
     });
   }
@@ -106,10 +124,18 @@ export abstract class TrainerBase implements Trainer {
     const opened = await T.openCheckpoint(dir);
     const extra = opened.extra as Record<string, unknown> | null;
     const where = `${this.name}.load: '${dir}'`;
-    if (this.kind !== undefined && extra?.kind !== this.kind) throw new Error(`${where} is not a ${this.kind} training checkpoint (state.json extra.kind is not '${this.kind}')`);
-    if (!extra || !Number.isInteger(extra.step)) throw new Error(`${where} holds no training step (state.json extra.step); is it a training checkpoint?`);
-    if (this.generator && !isGeneratorState(extra.generator)) throw new Error(`${where} holds no generator state (state.json extra.generator { seed, offset }), so it cannot resume bit-for-bit`);
-    if (this.rng && !Number.isInteger(extra.rng)) throw new Error(`${where} holds no data-stream state (state.json extra.rng), so it cannot resume bit-for-bit`);
+    if (this.kind !== undefined && extra?.kind !== this.kind)
+      throw new Error(
+        `${where} is not a ${this.kind} training checkpoint (state.json extra.kind is not '${this.kind}')`,
+      );
+    if (!extra || !Number.isInteger(extra.step))
+      throw new Error(`${where} holds no training step (state.json extra.step); is it a training checkpoint?`);
+    if (this.generator && !isGeneratorState(extra.generator))
+      throw new Error(
+        `${where} holds no generator state (state.json extra.generator { seed, offset }), so it cannot resume bit-for-bit`,
+      );
+    if (this.rng && !Number.isInteger(extra.rng))
+      throw new Error(`${where} holds no data-stream state (state.json extra.rng), so it cannot resume bit-for-bit`);
     this.checkExtra(extra, dir);
     await opened.load(this.parts());
     this.stepCount = extra.step as number;

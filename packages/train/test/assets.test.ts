@@ -3,7 +3,13 @@ import { LeffaModel, OPENPOSE_SMALL, OpenPoseBody } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { syntheticPoseExample } from '@leffa-webgpu/data';
 import { leffaConfigFromExtra, loadDensePose, loadSchp, resolveCheckpoint } from '@leffa-webgpu/pipelines';
-import { evaluateDensePose, evaluateParsing, pck, syntheticDensePoseExample, syntheticParsingExample } from '../src/index.js';
+import {
+  evaluateDensePose,
+  evaluateParsing,
+  pck,
+  syntheticDensePoseExample,
+  syntheticParsingExample,
+} from '../src/index.js';
 
 // Held-out scores the shipped parsers were exported with (see packages/train/README.md).
 const SCHP_MIOU = 0.8;
@@ -15,7 +21,7 @@ beforeAll(async () => {
 
 // The demo and the default `pose` / `tryon` checkpoints: they must load strictly into the models that use them.
 describe('shipped checkpoints', () => {
-  it('openpose-small finds held-out synthetic people\'s keypoints at the PCK it records', async () => {
+  it("openpose-small finds held-out synthetic people's keypoints at the PCK it records", async () => {
     const model = new OpenPoseBody(OPENPOSE_SMALL).eval();
     const extra = (await T.loadCheckpoint(resolveCheckpoint('shipped:openpose-small'), { model })) as { pck02: number };
     // train-openpose's held-out people (seeds from 800_000_000) at its default 128x96.
@@ -58,11 +64,15 @@ describe('shipped checkpoints', () => {
     const held = Array.from({ length: 50 }, (_, i) => syntheticDensePoseExample(700_000_000 + i, 64, 48));
     const { metrics } = await evaluateDensePose(dp.model, held);
     expect(metrics.meanIoU).toBeGreaterThanOrEqual(DENSEPOSE_MIOU);
-    const dpExtra = (await T.openCheckpoint(resolveCheckpoint('shipped:densepose-small'))).extra as { partMeanIoU: number };
+    const dpExtra = (await T.openCheckpoint(resolveCheckpoint('shipped:densepose-small'))).extra as {
+      partMeanIoU: number;
+    };
     expect(Math.abs(metrics.meanIoU - dpExtra.partMeanIoU)).toBeLessThan(0.01);
   });
 
   it('names a checkpoint the package does not ship', () => {
-    expect(() => resolveCheckpoint('shipped:parser-xl')).toThrow('shipped:parser-xl: this package ships no such checkpoint');
+    expect(() => resolveCheckpoint('shipped:parser-xl')).toThrow(
+      'shipped:parser-xl: this package ships no such checkpoint',
+    );
   });
 });

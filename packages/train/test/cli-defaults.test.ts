@@ -13,7 +13,8 @@ import { syntheticPoseExample, writePng } from '@leffa-webgpu/data';
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cli-defaults-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const version = (JSON.parse(readFileSync(join(repo, 'packages/train/package.json'), 'utf8')) as { version: string }).version;
+const version = (JSON.parse(readFileSync(join(repo, 'packages/train/package.json'), 'utf8')) as { version: string })
+  .version;
 const builtCli = join(repo, 'packages/train/dist/cli.js');
 
 beforeAll(async () => {
@@ -22,7 +23,10 @@ beforeAll(async () => {
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: repo, env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+    const child = spawn(process.execPath, args, {
+      cwd: repo,
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -93,7 +97,10 @@ describe('parse and densepose default --ckpt to the shipped models', () => {
   }, 120_000);
 
   it('--help shows the shipped defaults', async () => {
-    for (const [cmd, name] of [['parse', 'shipped:schp-small'], ['densepose', 'shipped:densepose-small']] as const) {
+    for (const [cmd, name] of [
+      ['parse', 'shipped:schp-small'],
+      ['densepose', 'shipped:densepose-small'],
+    ] as const) {
       const r = await cli(cmd, '--help');
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.replace(/\s+/g, ' ')).toContain(`(default: "${name}")`);

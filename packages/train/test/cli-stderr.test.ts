@@ -11,31 +11,51 @@ const tmp = mkdtempSync(join(tmpdir(), 'leffa-cli-stderr-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function run(args: string[], onSpawn?: (pid: number) => void) {
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: repo, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    onSpawn?.(child.pid!);
-  });
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
+    (resolve) => {
+      const child = spawn(process.execPath, args, { cwd: repo, env });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+      onSpawn?.(child.pid!);
+    },
+  );
 }
 
 const cli = (...args: string[]) => ['--import', 'tsx', 'packages/train/src/cli/main.ts', ...args];
 
 describe('CLI stderr', () => {
-  it('the filter matches exactly Dawn\'s two clamp warnings', () => {
+  it("the filter matches exactly Dawn's two clamp warnings", () => {
     for (const kind of ['Uniform', 'Storage']) {
-      expect(DAWN_LIMIT_CLAMP_WARNING.test(`Warning: maxDynamic${kind}BuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.`)).toBe(true);
+      expect(
+        DAWN_LIMIT_CLAMP_WARNING.test(
+          `Warning: maxDynamic${kind}BuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.`,
+        ),
+      ).toBe(true);
     }
-    expect(DAWN_LIMIT_CLAMP_WARNING.test('Warning: maxBufferSize artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.')).toBe(false);
-    expect(DAWN_LIMIT_CLAMP_WARNING.test('leffa: Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1 to 16 to fit dynamic offset allocation limit.')).toBe(false);
+    expect(
+      DAWN_LIMIT_CLAMP_WARNING.test(
+        'Warning: maxBufferSize artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.',
+      ),
+    ).toBe(false);
+    expect(
+      DAWN_LIMIT_CLAMP_WARNING.test(
+        'leffa: Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1 to 16 to fit dynamic offset allocation limit.',
+      ),
+    ).toBe(false);
   });
 
   it('a clean run prints nothing on stderr, though Dawn warns in a plain process on this adapter', async () => {
     // What a library user's process sees (Dawn's adapter enumeration on drivers such as lavapipe).
-    const plain = await run(['--import', 'tsx', '--input-type=module', '-e', "const T = await import('@leffa-webgpu/core'); await T.init(); console.log('ready');"]);
+    const plain = await run([
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      "const T = await import('@leffa-webgpu/core'); await T.init(); console.log('ready');",
+    ]);
     expect(plain.stdout.trim()).toBe('ready');
     const warned = plain.stderr.split('\n').filter((l) => DAWN_LIMIT_CLAMP_WARNING.test(l));
     const out = join(tmp, 'pose');
@@ -57,7 +77,10 @@ describe('CLI stderr', () => {
   it('SIGTERM to the CLI stops the worker too and is reported as the exit signal', async () => {
     const out = join(tmp, 'vae');
     let launcher = 0;
-    const done = run(cli('train-vae', '--out', out, '--steps', '100000', '--batch', '2', '--size', '32x32'), (pid) => (launcher = pid));
+    const done = run(
+      cli('train-vae', '--out', out, '--steps', '100000', '--batch', '2', '--size', '32x32'),
+      (pid) => (launcher = pid),
+    );
     // The worker takes the run lock (its PID) once it starts training.
     const lock = join(out, '.lock');
     for (let i = 0; i < 600 && !existsSync(lock); i++) await new Promise((r) => setTimeout(r, 100));

@@ -26,7 +26,11 @@ const image = Uint8Array.from({ length: IW * IH * 3 }, (_, k) => {
 /** COCO triples with keypoint i at (30 + i, 40 + 2i), all visible except the left ankle (15). */
 const triples = Array.from({ length: 17 }, (_, i) => [30 + i, 40 + 2 * i, i === 15 ? 0 : 2]).flat();
 
-function writeCoco(split: string, annotations: object[], images = [{ id: 1, file_name: 'a.png', width: IW, height: IH }]) {
+function writeCoco(
+  split: string,
+  annotations: object[],
+  images = [{ id: 1, file_name: 'a.png', width: IW, height: IH }],
+) {
   mkdirSync(join(root, 'annotations'), { recursive: true });
   mkdirSync(join(root, split), { recursive: true });
   writeFileSync(join(root, split, 'a.png'), encodePng({ width: IW, height: IH, data: image }));
@@ -75,11 +79,21 @@ describe('COCO keypoints folders', () => {
   });
 
   it('names what is missing', () => {
-    writeCoco('missing', [{ image_id: 1, bbox: [24, 32, 48, 64], keypoints: triples, num_keypoints: 16 }], [{ id: 1, file_name: 'nope.jpg', width: IW, height: IH }]);
-    expect(() => new CocoKeypointsDataset(root, 'missing', { height: 64, width: 48 })).toThrow(`missing image file ${join(root, 'missing', 'nope.jpg')} (image id 1)`);
-    expect(() => new CocoKeypointsDataset(root, 'val2099', { height: 64, width: 48 })).toThrow('missing annotation file');
+    writeCoco(
+      'missing',
+      [{ image_id: 1, bbox: [24, 32, 48, 64], keypoints: triples, num_keypoints: 16 }],
+      [{ id: 1, file_name: 'nope.jpg', width: IW, height: IH }],
+    );
+    expect(() => new CocoKeypointsDataset(root, 'missing', { height: 64, width: 48 })).toThrow(
+      `missing image file ${join(root, 'missing', 'nope.jpg')} (image id 1)`,
+    );
+    expect(() => new CocoKeypointsDataset(root, 'val2099', { height: 64, width: 48 })).toThrow(
+      'missing annotation file',
+    );
     writeCoco('badref', [{ image_id: 7, bbox: [0, 0, 1, 1], keypoints: triples, num_keypoints: 16 }]);
-    expect(() => new CocoKeypointsDataset(root, 'badref', { height: 64, width: 48 })).toThrow('refers to image id 7, which is not listed');
+    expect(() => new CocoKeypointsDataset(root, 'badref', { height: 64, width: 48 })).toThrow(
+      'refers to image id 7, which is not listed',
+    );
   });
 
   it('feeds the OpenPose trainer', async () => {

@@ -15,7 +15,15 @@ describe('demo command', () => {
   it('evaluates before and after the fine-tune on the same people and seeds, and never ends worse than it started', async () => {
     const out = join(tmp, 'demo');
     // A learning rate far too high for fine-tuning: the tuned weights get worse, so the demo must keep the start.
-    const result = await demo({ task: 'tryon', init: 'shipped:leffa-tiny-tryon', out, steps: 2, lr: 0.05, examples: 2, seeds: [0, 1] });
+    const result = await demo({
+      task: 'tryon',
+      init: 'shipped:leffa-tiny-tryon',
+      out,
+      steps: 2,
+      lr: 0.05,
+      examples: 2,
+      seeds: [0, 1],
+    });
     expect(result.before.seeds).toEqual([0, 1]);
     expect(result.after.examples).toBe(2);
     expect(result.after.ssim.mean).toBeLessThan(result.before.ssim.mean);

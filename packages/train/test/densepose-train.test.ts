@@ -6,7 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DensePoseScore, DensePoseTrainer, densePoseLoss, syntheticDensePoseExample, warpIuv } from '../src/index.js';
 import { renderDensePose } from '@leffa-webgpu/pipelines';
 import {
-  buildParts, buildSkeleton, parula, type Pose, renderPerson, Rng, sampleBodyShape, sampleLowerGarment, samplePose, sampleUpperGarment,
+  buildParts,
+  buildSkeleton,
+  parula,
+  type Pose,
+  renderPerson,
+  Rng,
+  sampleBodyShape,
+  sampleLowerGarment,
+  samplePose,
+  sampleUpperGarment,
 } from '@leffa-webgpu/data';
 
 const tmp = mkdtempSync(join(tmpdir(), 'densepose-train-'));
@@ -23,7 +32,7 @@ afterAll(() => {
 const smoothL1 = (d: number, beta = 1) => (Math.abs(d) < beta ? (0.5 * d * d) / beta : Math.abs(d) - 0.5 * beta);
 
 describe('DensePose training pieces', () => {
-  it('losses: CE over every pixel; smooth-L1 on the true part\'s U/V channel at foreground pixels only', async () => {
+  it("losses: CE over every pixel; smooth-L1 on the true part's U/V channel at foreground pixels only", async () => {
     // N = 2 images of 1 x 2 pixels. Truth: image 0 = [part 3, background], image 1 = [part 24, part 1].
     const N = 2;
     const P = 2;
@@ -31,7 +40,12 @@ describe('DensePose training pieces', () => {
     const truthU = [0.2, 0.9, 0.6, 0.1];
     const truthV = [0.8, 0.9, 0.3, 0.5];
     // Logits: zero except one entry per pixel.
-    const logit: [number, number][] = [[3, 2], [5, 1.5], [0, -1], [1, 0.5]]; // [class, value] per pixel
+    const logit: [number, number][] = [
+      [3, 2],
+      [5, 1.5],
+      [0, -1],
+      [1, 0.5],
+    ]; // [class, value] per pixel
     const I = new Float32Array(N * 25 * P);
     logit.forEach(([c, val], k) => (I[(Math.floor(k / P) * 25 + c) * P + (k % P)] = val));
     // U/V: 0.5 everywhere (the distractor channels), specific values on the true channels.
@@ -50,13 +64,20 @@ describe('DensePose training pieces', () => {
       return lse - (c === truthParts[k] ? val : 0);
     });
     const expectedPart = ce.reduce((a, b) => a + b) / 4;
-    const uvTerms = (beta: number) => truthParts.map((p, k) => (p === 0 ? 0 : smoothL1(predU[k]! - truthU[k]!, beta) + smoothL1(predV[k]! - truthV[k]!, beta)));
+    const uvTerms = (beta: number) =>
+      truthParts.map((p, k) =>
+        p === 0 ? 0 : smoothL1(predU[k]! - truthU[k]!, beta) + smoothL1(predV[k]! - truthV[k]!, beta),
+      );
     const expectedUvSum = uvTerms(1).reduce((a, b) => a + b) / N;
 
     const uT = T.tensor(U, [N, 24, 1, P]);
     uT.requiresGrad = true;
     const out = { I: T.tensor(I, [N, 25, 1, P]), U: uT, V: T.tensor(V, [N, 24, 1, P]) };
-    const targets = { parts: T.tensor(Int32Array.from(truthParts), [N, 1, P]), u: T.tensor(truthU, [N, 1, P]), v: T.tensor(truthV, [N, 1, P]) };
+    const targets = {
+      parts: T.tensor(Int32Array.from(truthParts), [N, 1, P]),
+      u: T.tensor(truthU, [N, 1, P]),
+      v: T.tensor(truthV, [N, 1, P]),
+    };
     const l = densePoseLoss(out, targets);
     expect(await l.part.item()).toBeCloseTo(expectedPart, 5);
     expect(await l.uv.item()).toBeCloseTo(expectedUvSum, 6);
@@ -78,7 +99,9 @@ describe('DensePose training pieces', () => {
     const expectedMean = uvTerms(0.1).reduce((a, b) => a + b) / 3;
     expect(await mean.uv.item()).toBeCloseTo(expectedMean, 5);
     expect(await mean.total.item()).toBeCloseTo(0.5 * expectedPart + 2 * expectedMean, 5);
-    expect(() => densePoseLoss(out, { ...targets, parts: T.tensor(Float32Array.from(truthParts), [N, 1, P]) })).toThrow(/parts must be int32 \[N, H, W\]/);
+    expect(() => densePoseLoss(out, { ...targets, parts: T.tensor(Float32Array.from(truthParts), [N, 1, P]) })).toThrow(
+      /parts must be int32 \[N, H, W\]/,
+    );
     expect(() => densePoseLoss({ ...out, U: T.zeros([N, 25, 1, P]) }, targets)).toThrow(/U must be \[2, 24, h, w\]/);
   });
 
@@ -106,19 +129,51 @@ describe('DensePose training pieces', () => {
     const H = 64;
     const rng = new Rng(11);
     const body = sampleBodyShape(rng.fork());
-    const look = { skin: [200, 160, 120], hair: [20, 20, 20], shoes: [30, 30, 30], hairline: 0.3, longHair: false, upper: sampleUpperGarment(rng.fork()), lower: sampleLowerGarment(rng.fork()), background: () => [255, 255, 255] } as Parameters<typeof renderPerson>[1];
+    const look = {
+      skin: [200, 160, 120],
+      hair: [20, 20, 20],
+      shoes: [30, 30, 30],
+      hairline: 0.3,
+      longHair: false,
+      upper: sampleUpperGarment(rng.fork()),
+      lower: sampleLowerGarment(rng.fork()),
+      background: () => [255, 255, 255],
+    } as Parameters<typeof renderPerson>[1];
     // Asymmetric arms and legs so that the flip matters.
-    const p: Pose = { ...samplePose(rng.fork()), lean: 0.05, headTilt: 0.15, rUpperArm: -0.9, rLowerArm: -0.8, lUpperArm: 0.3, lLowerArm: -1.2, rUpperLeg: -0.2, rLowerLeg: 0, lUpperLeg: 0.05, lLowerLeg: 0.1 };
+    const p: Pose = {
+      ...samplePose(rng.fork()),
+      lean: 0.05,
+      headTilt: 0.15,
+      rUpperArm: -0.9,
+      rLowerArm: -0.8,
+      lUpperArm: 0.3,
+      lLowerArm: -1.2,
+      rUpperLeg: -0.2,
+      rLowerLeg: 0,
+      lUpperLeg: 0.05,
+      lLowerLeg: 0.1,
+    };
     const mirrored: Pose = {
-      lean: -p.lean, headTilt: -p.headTilt,
-      rUpperArm: -p.lUpperArm, rLowerArm: -p.lLowerArm, lUpperArm: -p.rUpperArm, lLowerArm: -p.rLowerArm,
-      rUpperLeg: -p.lUpperLeg, rLowerLeg: -p.lLowerLeg, lUpperLeg: -p.rUpperLeg, lLowerLeg: -p.rLowerLeg,
+      lean: -p.lean,
+      headTilt: -p.headTilt,
+      rUpperArm: -p.lUpperArm,
+      rLowerArm: -p.lLowerArm,
+      lUpperArm: -p.rUpperArm,
+      lLowerArm: -p.rLowerArm,
+      rUpperLeg: -p.lUpperLeg,
+      rLowerLeg: -p.lLowerLeg,
+      lUpperLeg: -p.rUpperLeg,
+      lLowerLeg: -p.rLowerLeg,
     };
     const scale = H * 0.9;
-    const render = (pose: Pose, x: number) => renderPerson(buildParts(body, buildSkeleton(body, pose, { x, y: H * 0.18 }, scale), scale), look, W, H);
+    const render = (pose: Pose, x: number) =>
+      renderPerson(buildParts(body, buildSkeleton(body, pose, { x, y: H * 0.18 }, scale), scale), look, W, H);
     const a = render(p, W / 2 - 3.3);
     const b = render(mirrored, W / 2 + 3.3);
-    const flipped = warpIuv({ width: W, height: H, parts: a.iuvI, u: a.iuvU, v: a.iuvV }, { inverse: [-1, 0, W, 0, 1, 0], flip: true });
+    const flipped = warpIuv(
+      { width: W, height: H, parts: a.iuvI, u: a.iuvU, v: a.iuvV },
+      { inverse: [-1, 0, W, 0, 1, 0], flip: true },
+    );
     let union = 0;
     let agree = 0;
     let uvOk = 0;
@@ -136,7 +191,9 @@ describe('DensePose training pieces', () => {
     // The left/right parts really were swapped (the right upper arm, 18, becomes the left one, 17).
     expect(a.iuvI.includes(18) && flipped.parts.includes(17) && b.iuvI.includes(17)).toBe(true);
     // Without the V mirror the charts would disagree.
-    const wrong = flipped.v.filter((v, i) => flipped.parts[i] === b.iuvI[i] && b.iuvI[i]! > 0 && Math.abs(1 - v - b.iuvV[i]!) < 1e-4).length;
+    const wrong = flipped.v.filter(
+      (v, i) => flipped.parts[i] === b.iuvI[i] && b.iuvI[i]! > 0 && Math.abs(1 - v - b.iuvV[i]!) < 1e-4,
+    ).length;
     expect(wrong / agree).toBeLessThan(0.2);
   });
 
@@ -148,7 +205,9 @@ describe('DensePose training pieces', () => {
     expect([...r.raw.data]).toEqual([0, 0, 0, 24, 24, 24, 12, 12, 12, 1, 1, 1]);
     // Background black whatever its U/V; U/V clamped to [0, 1].
     expect([...r.iuv.data]).toEqual([0, 0, 0, 24, 255, 0, 12, 128, 64, 1, 255, 0]);
-    expect(() => renderDensePose({ ...maps, parts: [0, 25, 0, 0] })).toThrow(/part index 25 at pixel 1 is outside 0\.\.24/);
+    expect(() => renderDensePose({ ...maps, parts: [0, 25, 0, 0] })).toThrow(
+      /part index 25 at pixel 1 is outside 0\.\.24/,
+    );
   });
 
   it('a tiny run at 64x48 lowers the loss in 20 steps; checkpoints resume bit-for-bit', async () => {

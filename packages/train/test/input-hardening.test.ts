@@ -8,7 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainVae } from '../src/cli/train-vae.js';
 import { RunGuard, lockRunFolder } from '../src/cli/run-guard.js';
 import {
-  declaredSize, decodeImage, decodeLabelPng, decodePng, DEFAULT_MAX_PIXELS, encodeJpeg, encodePng, setDefaultMaxPixels,
+  declaredSize,
+  decodeImage,
+  decodeLabelPng,
+  decodePng,
+  DEFAULT_MAX_PIXELS,
+  encodeJpeg,
+  encodePng,
+  setDefaultMaxPixels,
 } from '@leffa-webgpu/data';
 
 /** One PNG chunk: length, type, body and the CRC-32 of type and body. */
@@ -46,7 +53,14 @@ function pngBomb(width: number, height: number): Uint8Array {
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-  return new Uint8Array(Buffer.concat([PNG_SIGNATURE, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(Buffer.alloc(1 << 20))), pngChunk('IEND', Buffer.alloc(0))]));
+  return new Uint8Array(
+    Buffer.concat([
+      PNG_SIGNATURE,
+      pngChunk('IHDR', ihdr),
+      pngChunk('IDAT', deflateSync(Buffer.alloc(1 << 20))),
+      pngChunk('IEND', Buffer.alloc(0)),
+    ]),
+  );
 }
 
 /** A real JPEG whose frame header (SOF0) is patched to declare width x height. */
@@ -70,7 +84,8 @@ describe('image decompression bombs', () => {
   it('refuses a small file declaring 12000x12000 before decoding it, in every decoder', () => {
     const png = pngBomb(12000, 12000);
     expect(png.byteLength).toBeLessThan(10_000);
-    const message = /bomb: the image declares 12000x12000 pixels \(144\.0 megapixels\), over the limit of 50\.0 megapixels; not decoded .*raise the limit with --max-pixels/;
+    const message =
+      /bomb: the image declares 12000x12000 pixels \(144\.0 megapixels\), over the limit of 50\.0 megapixels; not decoded .*raise the limit with --max-pixels/;
     expect(() => decodeImage(png, 'bomb')).toThrow(message);
     expect(() => decodePng(png, 'bomb')).toThrow(message);
     expect(() => decodeLabelPng(png, 'bomb')).toThrow(message);
@@ -83,10 +98,14 @@ describe('image decompression bombs', () => {
     const img = { width: 100, height: 80, data: new Uint8Array(100 * 80 * 3).fill(7) };
     const png = encodePng(img);
     expect(decodeImage(png, 'ok').data).toEqual(img.data);
-    expect(() => decodeImage(png, 'small', { maxPixels: 7999 })).toThrow(/small: the image declares 100x80 pixels \(0\.0 megapixels\), over the limit of 0\.0 megapixels/);
+    expect(() => decodeImage(png, 'small', { maxPixels: 7999 })).toThrow(
+      /small: the image declares 100x80 pixels \(0\.0 megapixels\), over the limit of 0\.0 megapixels/,
+    );
     expect(decodeImage(png, 'exact', { maxPixels: 8000 }).width).toBe(100);
     const jpeg = encodeJpeg(img);
-    expect(() => decodeImage(jpeg, 'small.jpg', { maxPixels: 7999 })).toThrow(/small\.jpg: the image declares 100x80 pixels/);
+    expect(() => decodeImage(jpeg, 'small.jpg', { maxPixels: 7999 })).toThrow(
+      /small\.jpg: the image declares 100x80 pixels/,
+    );
     const before = setDefaultMaxPixels(5000);
     try {
       expect(() => decodeImage(png, 'default')).toThrow(/default: the image declares 100x80 pixels/);
@@ -101,7 +120,9 @@ describe('image decompression bombs', () => {
     writeFileSync(bomb, pngBomb(12000, 12000));
     const run = await cli('tryon', '--person', 'synthetic:0', '--garment', bomb, '--out', join(tmp, 'tryon.png'));
     expect(run.code).toBe(1);
-    expect(run.output).toMatch(/bomb\.png: the image declares 12000x12000 pixels \(144\.0 megapixels\), over the limit of 50\.0 megapixels/);
+    expect(run.output).toMatch(
+      /bomb\.png: the image declares 12000x12000 pixels \(144\.0 megapixels\), over the limit of 50\.0 megapixels/,
+    );
     expect(existsSync(join(tmp, 'tryon.png'))).toBe(false);
   });
 });
@@ -110,11 +131,23 @@ describe('CLI numeric options', () => {
   it('refuses NaN, non-numbers and out-of-range values before any work, naming the option', async () => {
     const out = join(tmp, 'cli-run');
     const cases: [string[], RegExp][] = [
-      [['train', '--leffa-weight', 'nan'], /option '--leffa-weight <w>' argument 'nan' is invalid\. expected a finite number >= 0, got 'nan'/],
-      [['tryon', '--person', 'synthetic:0', '--guidance', 'abc'], /option '--guidance <s>' argument 'abc' is invalid\. expected a finite number >= 0/],
+      [
+        ['train', '--leffa-weight', 'nan'],
+        /option '--leffa-weight <w>' argument 'nan' is invalid\. expected a finite number >= 0, got 'nan'/,
+      ],
+      [
+        ['tryon', '--person', 'synthetic:0', '--guidance', 'abc'],
+        /option '--guidance <s>' argument 'abc' is invalid\. expected a finite number >= 0/,
+      ],
       [['train', '--pool', '0'], /option '--pool <n>' argument '0' is invalid\. expected an integer >= 1, got '0'/],
-      [['train-schp', '--lr', '1e999'], /option '--lr <lr>' argument '1e999' is invalid\. expected a finite number > 0/],
-      [['eval', '--seeds', '0,1.5'], /option '--seeds <list>' argument '0,1\.5' is invalid\. expected an integer >= 0, got '1\.5'/],
+      [
+        ['train-schp', '--lr', '1e999'],
+        /option '--lr <lr>' argument '1e999' is invalid\. expected a finite number > 0/,
+      ],
+      [
+        ['eval', '--seeds', '0,1.5'],
+        /option '--seeds <list>' argument '0,1\.5' is invalid\. expected an integer >= 0, got '1\.5'/,
+      ],
       [['train', '--size', '0x96'], /--size expects HxW with positive integers \(e\.g\. 128x96\), got '0x96'/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(...args, '--out', out)));
@@ -131,17 +164,26 @@ describe('run folders', () => {
     const out = join(tmp, 'locked');
     const lock = await lockRunFolder(out, 'train');
     expect(JSON.parse(readFileSync(join(out, '.lock'), 'utf8')).pid).toBe(process.pid);
-    await expect(lockRunFolder(out, 'train')).rejects.toThrow(/train: the output folder '.*locked' is in use by this process; lock file .*\.lock/);
+    await expect(lockRunFolder(out, 'train')).rejects.toThrow(
+      /train: the output folder '.*locked' is in use by this process; lock file .*\.lock/,
+    );
     await lock.release();
     expect(existsSync(join(out, '.lock'))).toBe(false);
 
     // Another live process (our parent) holds it.
-    writeFileSync(join(out, '.lock'), JSON.stringify({ pid: process.ppid, command: 'train', started: '2024-01-01T00:00:00Z' }));
+    writeFileSync(
+      join(out, '.lock'),
+      JSON.stringify({ pid: process.ppid, command: 'train', started: '2024-01-01T00:00:00Z' }),
+    );
     await expect(lockRunFolder(out, 'train-vae')).rejects.toThrow(
-      new RegExp(`train-vae: the output folder '.*locked' is in use by another run \\(PID ${process.ppid}, train, since 2024-01-01T00:00:00Z\\); lock file .*Two runs writing one folder would replace each other's checkpoints`),
+      new RegExp(
+        `train-vae: the output folder '.*locked' is in use by another run \\(PID ${process.ppid}, train, since 2024-01-01T00:00:00Z\\); lock file .*Two runs writing one folder would replace each other's checkpoints`,
+      ),
     );
     // The same refusal stops a training run before it does anything.
-    await expect(trainVae({ out, steps: 1, batch: 1, height: 32, width: 32, lr: 1e-3, seed: 0, saveEvery: 1 })).rejects.toThrow(/is in use by another run/);
+    await expect(
+      trainVae({ out, steps: 1, batch: 1, height: 32, width: 32, lr: 1e-3, seed: 0, saveEvery: 1 }),
+    ).rejects.toThrow(/is in use by another run/);
     expect(readdirSync(out)).toEqual(['.lock']);
 
     // Its process is gone: taken over.
@@ -163,8 +205,12 @@ describe('run folders', () => {
       'train: the loss turned non-finite at step 120 (total NaN, leffa Infinity); stopped without saving. The last good checkpoint, from step 100, is kept at runs/a/checkpoint; resume from it with a lower --lr.',
     );
     await guard.save(130, 'runs/b/checkpoint', async () => undefined);
-    expect(() => guard.check(140, { total: -Infinity })).toThrow(/at step 140 .*from step 130, is kept at runs\/b\/checkpoint/);
-    await expect(guard.save(150, 'x', () => Promise.reject(new T.NonFiniteError('bad', 'conv.weight')))).rejects.toThrow(
+    expect(() => guard.check(140, { total: -Infinity })).toThrow(
+      /at step 140 .*from step 130, is kept at runs\/b\/checkpoint/,
+    );
+    await expect(
+      guard.save(150, 'x', () => Promise.reject(new T.NonFiniteError('bad', 'conv.weight'))),
+    ).rejects.toThrow(
       /train: the weights turned non-finite by step 150 \(tensor 'conv\.weight'\); stopped without saving\. The last good checkpoint, from step 130/,
     );
     await expect(guard.save(160, 'x', () => Promise.reject(new Error('disk full')))).rejects.toThrow(/^disk full$/);
@@ -182,14 +228,24 @@ describe('training runs', () => {
     const base = { out, batch: 2, height: 32, width: 32, seed: 0 };
     await trainVae({ ...base, steps: 10, lr: 1e-3, saveEvery: 10 });
     await trainVae({ ...base, steps: 20, lr: 1e-3, saveEvery: 10, resume: join(out, 'checkpoint') });
-    const state = JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')) as { extra: { step: number; history: { step: number; reconstruction: number }[] } };
+    const state = JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')) as {
+      extra: { step: number; history: { step: number; reconstruction: number }[] };
+    };
     expect(state.extra.step).toBe(20);
     // One entry per 10 steps, the first from before the resume.
     expect(state.extra.history).toHaveLength(2);
-    expect(readdirSync(out).sort()).toEqual(['checkpoint', 'loss.csv', 'loss.svg', 'metrics.json', 'reconstructions.png']);
+    expect(readdirSync(out).sort()).toEqual([
+      'checkpoint',
+      'loss.csv',
+      'loss.svg',
+      'metrics.json',
+      'reconstructions.png',
+    ]);
     // The curve continues across the resume: steps 10 and 20, the values of the checkpoint's history.
     expect(state.extra.history.map((h) => h.step)).toEqual([10, 20]);
-    expect(readFileSync(join(out, 'loss.csv'), 'utf8')).toBe(`step,reconstruction\n10,${state.extra.history[0]!.reconstruction}\n20,${state.extra.history[1]!.reconstruction}\n`);
+    expect(readFileSync(join(out, 'loss.csv'), 'utf8')).toBe(
+      `step,reconstruction\n10,${state.extra.history[0]!.reconstruction}\n20,${state.extra.history[1]!.reconstruction}\n`,
+    );
 
     // A learning rate of 1e38 sends the weights to infinity at once: the save at step 5 is refused, the run
     // stops with the step, and the step-20 checkpoint of the run before stays.
@@ -201,9 +257,17 @@ describe('training runs', () => {
       /train-vae: the loss turned non-finite at step 10 \(reconstruction (NaN|Infinity)/,
     );
     expect(existsSync(join(tmp, 'vae-nan', 'checkpoint'))).toBe(false);
-    const after = JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')) as { extra: { step: number } };
+    const after = JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')) as {
+      extra: { step: number };
+    };
     expect(after.extra.step).toBe(20);
-    expect(readdirSync(out).sort()).toEqual(['checkpoint', 'loss.csv', 'loss.svg', 'metrics.json', 'reconstructions.png']);
+    expect(readdirSync(out).sort()).toEqual([
+      'checkpoint',
+      'loss.csv',
+      'loss.svg',
+      'metrics.json',
+      'reconstructions.png',
+    ]);
   });
 });
 
@@ -212,16 +276,31 @@ describe('train (Leffa) resume', () => {
     await T.init();
   });
 
-  it("metrics.json after a resume holds the curve from before it", async () => {
+  it('metrics.json after a resume holds the curve from before it', async () => {
     const { trainLeffa } = await import('../src/cli/train-leffa.js');
     const out = join(tmp, 'leffa');
     const args = {
-      task: 'tryon' as const, out, batch: 1, height: 64, width: 48, lr: 1e-4, seed: 0, leffa: 'on' as const, finetuneAfter: 0,
-      pool: 2, init: 'shipped:leffa-tiny-tryon', saveEvery: 10, sampleEvery: 0, evalExamples: 1,
+      task: 'tryon' as const,
+      out,
+      batch: 1,
+      height: 64,
+      width: 48,
+      lr: 1e-4,
+      seed: 0,
+      leffa: 'on' as const,
+      finetuneAfter: 0,
+      pool: 2,
+      init: 'shipped:leffa-tiny-tryon',
+      saveEvery: 10,
+      sampleEvery: 0,
+      evalExamples: 1,
     };
     await trainLeffa({ ...args, steps: 10 });
     await trainLeffa({ ...args, steps: 20, resume: join(out, 'checkpoint') });
-    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { steps: number; history: { step: number }[] };
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as {
+      steps: number;
+      history: { step: number }[];
+    };
     expect(metrics.steps).toBe(20);
     expect(metrics.history.map((h) => h.step)).toEqual([10, 20]);
     expect(readdirSync(out).filter((f) => f.includes('.tmp') || f.includes('.previous') || f === '.lock')).toEqual([]);

@@ -33,6 +33,8 @@ describe('seed-averaged evaluation', () => {
     const again = await evaluateLeffa(model, examples, { steps: 2, seed: 5 });
     expect(again.metrics.ssim).toBe(summary.perSeed[1]!.ssim);
     expect(formatSeedAveraged(summary)).toMatch(/3 held-out examples x 2 noise seeds \(0, 5\)/);
-    await expect(evaluateLeffaSeeds(model, examples, { steps: 2, seeds: [] })).rejects.toThrow(/at least one noise seed/);
+    await expect(evaluateLeffaSeeds(model, examples, { steps: 2, seeds: [] })).rejects.toThrow(
+      /at least one noise seed/,
+    );
   });
 });

@@ -10,7 +10,14 @@ beforeAll(async () => {
 
 describe('Leffa training', () => {
   it('a tiny run with the Leffa loss reduces the total loss', async () => {
-    const trainer = new LeffaTrainer({ config: LEFFA_CONFIGS.tiny, seed: 1, lr: 1e-3, weightDecay: 0, emaDecay: 0.9, leffa: { mode: 'on', maxTimestep: 1000 } });
+    const trainer = new LeffaTrainer({
+      config: LEFFA_CONFIGS.tiny,
+      seed: 1,
+      lr: 1e-3,
+      weightDecay: 0,
+      emaDecay: 0.9,
+      leffa: { mode: 'on', maxTimestep: 1000 },
+    });
     const source = new SyntheticLeffaSource('tryon', 64, 48, 0);
     // One fixed batch, seen repeatedly: the loss must fall.
     const batch = toBatch(source.take(2));
@@ -34,7 +41,10 @@ describe('supervised attention flow', () => {
   // A 3x4 image whose layer flow has the image's own resolution, so upsampling is the identity.
   const H = 3;
   const W = 4;
-  const truthPx = Float32Array.from({ length: H * W * 2 }, (_, i) => (i % 2 === 0 ? (i / 2) % W : Math.floor(i / 2 / W)) * 0.5 + 0.25);
+  const truthPx = Float32Array.from(
+    { length: H * W * 2 },
+    (_, i) => (i % 2 === 0 ? (i / 2) % W : Math.floor(i / 2 / W)) * 0.5 + 0.25,
+  );
   const valid = Uint8Array.from({ length: H * W }, (_, i) => (i === 5 ? 0 : 1));
   const report = (offset: [number, number]) => {
     const { grid } = flowTargets([truthPx], [valid], H, W);

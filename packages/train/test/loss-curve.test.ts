@@ -5,7 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { loggedSteps, lossChartSvg, lossCsv, niceTicks, writeLossCurve } from '../src/cli/loss-curve.js';
 
 const texts = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!);
-const polylines = (svg: string) => [...svg.matchAll(/<polyline [^>]*points="([^"]*)"/g)].map((m) => m[1]!.split(' ').map((p) => p.split(',').map(Number)));
+const polylines = (svg: string) =>
+  [...svg.matchAll(/<polyline [^>]*points="([^"]*)"/g)].map((m) =>
+    m[1]!.split(' ').map((p) => p.split(',').map(Number)),
+  );
 
 describe('loss curve', () => {
   it('niceTicks: 1, 2 or 5 times a power of ten, covering the range', () => {
@@ -25,7 +28,22 @@ describe('loss curve', () => {
     });
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     const t = texts(svg);
-    expect(t).toEqual(expect.arrayContaining(['train tryon', 'step', 'loss', 'total', 'diffusion', '0', '10', '20', '30', '0.3', '0.4', '0.5']));
+    expect(t).toEqual(
+      expect.arrayContaining([
+        'train tryon',
+        'step',
+        'loss',
+        'total',
+        'diffusion',
+        '0',
+        '10',
+        '20',
+        '30',
+        '0.3',
+        '0.4',
+        '0.5',
+      ]),
+    );
     const lines = polylines(svg);
     expect(lines).toHaveLength(2);
     // Falling losses go down the page: y grows (SVG y points down) and x grows with the step.
@@ -48,14 +66,25 @@ describe('loss curve', () => {
   });
 
   it('a non-finite value leaves a gap; names are XML-escaped', () => {
-    const svg = lossChartSvg({ title: 'a<b & c', steps: [1, 2, 3, 4, 5], series: [{ name: 'x"y', values: [1, 0.9, Number.NaN, 0.8, 0.7] }] });
+    const svg = lossChartSvg({
+      title: 'a<b & c',
+      steps: [1, 2, 3, 4, 5],
+      series: [{ name: 'x"y', values: [1, 0.9, Number.NaN, 0.8, 0.7] }],
+    });
     expect(polylines(svg).map((p) => p.length)).toEqual([2, 2]);
     expect(svg).toContain('a&lt;b &amp; c');
     expect(svg).toContain('x&quot;y');
   });
 
   it('CSV: a step column and one column per series; writeLossCurve writes both files', async () => {
-    const curve = { title: 't', steps: [10, 20], series: [{ name: 'total', values: [0.5, 0.25] }, { name: 'flow', values: [Number.NaN, 1e-7] }] };
+    const curve = {
+      title: 't',
+      steps: [10, 20],
+      series: [
+        { name: 'total', values: [0.5, 0.25] },
+        { name: 'flow', values: [Number.NaN, 1e-7] },
+      ],
+    };
     expect(lossCsv(curve)).toBe('step,total,flow\n10,0.5,NaN\n20,0.25,1e-7\n');
     const dir = mkdtempSync(join(tmpdir(), 'leffa-loss-'));
     try {

@@ -29,11 +29,15 @@ describe('Node floor', () => {
       const back = data.decodeLabelPng(png);
       console.log(JSON.stringify({ width: img.width, height: img.height, same: back.labels.every((v, i) => v === labels[i]) }));
     `;
-    const out = execFileSync(process.execPath, ['--require', preload, '--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
-    });
+    const out = execFileSync(
+      process.execPath,
+      ['--require', preload, '--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+      },
+    );
     expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ width: 5, height: 6, same: true });
   });
 });

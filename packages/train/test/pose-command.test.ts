@@ -18,7 +18,10 @@ beforeAll(async () => {
 });
 
 /** Visible keypoints missed, and those found within 0.2 x torso of the truth, of the best person. */
-function score(e: PoseExample, keypoints: [number, number, number][] | undefined): { missing: number; correct: number; visible: number } {
+function score(
+  e: PoseExample,
+  keypoints: [number, number, number][] | undefined,
+): { missing: number; correct: number; visible: number } {
   const truth = e.people[0]!;
   const hip = { x: (truth[8]!.x + truth[11]!.x) / 2, y: (truth[8]!.y + truth[11]!.y) / 2 };
   const torso = Math.hypot(truth[1]!.x - hip.x, truth[1]!.y - hip.y);
@@ -43,14 +46,19 @@ describe('pose at body.py scales', () => {
     const model = await loadOpenPose('shipped:openpose-small');
     expect(model.config.boxsize).toBe(256);
     expect(OPENPOSE_BODY.boxsize).toBe(368);
-    for (const [H, W] of [[256, 192], [128, 96]] as const) {
+    for (const [H, W] of [
+      [256, 192],
+      [128, 96],
+    ] as const) {
       let missing = 0;
       let correct = 0;
       let visible = 0;
       for (let i = 0; i < 6; i++) {
         const e = syntheticPoseExample(800_000_000 + i, H, W);
         const r = await estimatePose(model, { width: W, height: H, data: e.image });
-        const best = r.people.sort((a, b) => b.keypoints.filter((k) => k[2] > 0).length - a.keypoints.filter((k) => k[2] > 0).length)[0];
+        const best = r.people.sort(
+          (a, b) => b.keypoints.filter((k) => k[2] > 0).length - a.keypoints.filter((k) => k[2] > 0).length,
+        )[0];
         const s = score(e, best?.keypoints);
         missing += s.missing;
         correct += s.correct;
@@ -65,7 +73,9 @@ describe('pose at body.py scales', () => {
   it('a 256x192 person gives the 128x96 detection at twice the coordinates, within 2.5 px (the network at the image resolution did not)', async () => {
     const model = await loadOpenPose('shipped:openpose-small');
     const best = (r: { people: { keypoints: [number, number, number][] }[] }) =>
-      r.people.sort((a, b) => b.keypoints.filter((k) => k[2] > 0).length - a.keypoints.filter((k) => k[2] > 0).length)[0]?.keypoints;
+      r.people.sort(
+        (a, b) => b.keypoints.filter((k) => k[2] > 0).length - a.keypoints.filter((k) => k[2] > 0).length,
+      )[0]?.keypoints;
     /** Keypoints found in one detection only, and the largest distance between those found in both. */
     const compare = (big: [number, number, number][] | undefined, small: [number, number, number][] | undefined) => {
       let oneOnly = 0;
@@ -92,7 +102,10 @@ describe('pose at body.py scales', () => {
       expect(now.oneOnly, `person ${i}: keypoints found at one size only`).toBe(0);
       expect(now.worst, `person ${i}: largest distance`).toBeLessThanOrEqual(2.5);
       // The earlier mapping (scale 1 of the image's own height) showed the network the 256-px person as is.
-      const before = compare(best(await estimatePose(model, { width: 192, height: 256, data: big.image }, { scales: [1], boxsize: 256 })), ks);
+      const before = compare(
+        best(await estimatePose(model, { width: 192, height: 256, data: big.image }, { scales: [1], boxsize: 256 })),
+        ks,
+      );
       oldOneOnly += before.oneOnly;
       oldWorst = Math.max(oldWorst, before.worst);
     }
@@ -107,18 +120,26 @@ describe('pose at body.py scales', () => {
     await writePng(image, { width: 192, height: 256, data: e.image });
     const out = join(tmp, 'cli');
     const code = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'packages/train/src/cli/main.ts', 'pose', '--image', image, '--out', out], {
-        cwd: repo,
-        env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'packages/train/src/cli/main.ts', 'pose', '--image', image, '--out', out],
+        {
+          cwd: repo,
+          env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+        },
+      );
       let output = '';
       child.stdout.on('data', (d) => (output += d));
       child.stderr.on('data', (d) => (output += d));
       child.on('close', (c) => resolve({ code: c, output }));
     });
     expect(code.code, code.output).toBe(0);
-    const json = JSON.parse(readFileSync(join(out, 'keypoints.json'), 'utf8')) as { people: { pose_keypoints_2d: number[] }[] };
-    const people = json.people.map((p) => Array.from({ length: 18 }, (_, i) => p.pose_keypoints_2d.slice(3 * i, 3 * i + 3) as [number, number, number]));
+    const json = JSON.parse(readFileSync(join(out, 'keypoints.json'), 'utf8')) as {
+      people: { pose_keypoints_2d: number[] }[];
+    };
+    const people = json.people.map((p) =>
+      Array.from({ length: 18 }, (_, i) => p.pose_keypoints_2d.slice(3 * i, 3 * i + 3) as [number, number, number]),
+    );
     const best = people.sort((a, b) => b.filter((k) => k[2] > 0).length - a.filter((k) => k[2] > 0).length)[0];
     const s = score(e, best);
     expect(s.missing).toBe(0);
@@ -132,16 +153,45 @@ describe('pose at body.py scales', () => {
     // At 128 px tall, scale 1 of the image height and scale 0.5 of the small model's 256 box are the same input.
     await pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'image'), scales: [1], scaleBasis: 'image' });
     await pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'box'), scales: [0.5] });
-    expect(readFileSync(join(tmp, 'image', 'keypoints.json'), 'utf8')).toBe(readFileSync(join(tmp, 'box', 'keypoints.json'), 'utf8'));
-    await expect(pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'x'), scales: [1], scaleBasis: 'image', boxsize: 300 })).rejects.toThrow(/contradict/);
+    expect(readFileSync(join(tmp, 'image', 'keypoints.json'), 'utf8')).toBe(
+      readFileSync(join(tmp, 'box', 'keypoints.json'), 'utf8'),
+    );
+    await expect(
+      pose({
+        image,
+        ckpt: 'shipped:openpose-small',
+        out: join(tmp, 'x'),
+        scales: [1],
+        scaleBasis: 'image',
+        boxsize: 300,
+      }),
+    ).rejects.toThrow(/contradict/);
     expect(OPENPOSE_SMALL.finalHeatmapRelu).toBe(false);
     // Several scales: heatmaps accumulate as body.py by default (h(0.5) + h(0.75) / 2 here: higher scores) or as a mean.
     await pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'released'), scales: [0.5, 0.75] });
-    await pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'mean'), scales: [0.5, 0.75], scaleAccumulation: 'mean' });
+    await pose({
+      image,
+      ckpt: 'shipped:openpose-small',
+      out: join(tmp, 'mean'),
+      scales: [0.5, 0.75],
+      scaleAccumulation: 'mean',
+    });
     const scores = (dir: string) =>
-      (JSON.parse(readFileSync(join(tmp, dir, 'keypoints.json'), 'utf8')) as { people: { pose_keypoints_2d: number[] }[] }).people[0]!.pose_keypoints_2d.filter((_, i) => i % 3 === 2);
+      (
+        JSON.parse(readFileSync(join(tmp, dir, 'keypoints.json'), 'utf8')) as {
+          people: { pose_keypoints_2d: number[] }[];
+        }
+      ).people[0]!.pose_keypoints_2d.filter((_, i) => i % 3 === 2);
     const [released, mean] = [scores('released'), scores('mean')];
     expect(released.reduce((a, b) => a + b, 0)).toBeGreaterThan(1.2 * mean.reduce((a, b) => a + b, 0));
-    await expect(pose({ image, ckpt: 'shipped:openpose-small', out: join(tmp, 'x'), scales: [0.5, 0.75], scaleAccumulation: 'sum' as 'mean' })).rejects.toThrow(/scaleAccumulation must be/);
+    await expect(
+      pose({
+        image,
+        ckpt: 'shipped:openpose-small',
+        out: join(tmp, 'x'),
+        scales: [0.5, 0.75],
+        scaleAccumulation: 'sum' as 'mean',
+      }),
+    ).rejects.toThrow(/scaleAccumulation must be/);
   });
 });

@@ -19,7 +19,13 @@ function capture(isTTY: boolean) {
       done();
     },
   }) as Writable & Partial<NodeJS.WriteStream>;
-  Object.assign(stream, { isTTY, columns: 200, cursorTo: (_x: number, cb?: () => void) => (cb?.(), true), clearLine: (_d: number, cb?: () => void) => (cb?.(), true), moveCursor: () => true });
+  Object.assign(stream, {
+    isTTY,
+    columns: 200,
+    cursorTo: (_x: number, cb?: () => void) => (cb?.(), true),
+    clearLine: (_d: number, cb?: () => void) => (cb?.(), true),
+    moveCursor: () => true,
+  });
   return { stream: stream as unknown as NodeJS.WriteStream, text: () => chunks.join('') };
 }
 
@@ -41,7 +47,13 @@ describe('Progress', () => {
       expect(out.text()).toContain(`${step}/6`);
     }
     p.stop();
-    expect(out.text().split(/\r|\n/).filter((l) => l.includes('6/6')).at(-1)).toContain('loss 0.5000');
+    expect(
+      out
+        .text()
+        .split(/\r|\n/)
+        .filter((l) => l.includes('6/6'))
+        .at(-1),
+    ).toContain('loss 0.5000');
   });
 
   it('without a terminal: a line when values arrive and at the end, not one per step', () => {
@@ -62,7 +74,16 @@ describe('Progress', () => {
       seen.push(done);
       original.call(this, done, values);
     });
-    await trainVae({ out: join(tmp, 'vae'), steps: 6, batch: 2, height: 32, width: 32, lr: 1e-3, seed: 0, saveEvery: 100 });
+    await trainVae({
+      out: join(tmp, 'vae'),
+      steps: 6,
+      batch: 2,
+      height: 32,
+      width: 32,
+      lr: 1e-3,
+      seed: 0,
+      saveEvery: 100,
+    });
     expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
@@ -72,8 +93,17 @@ describe('Progress', () => {
     const model = new LeffaModel(LEFFA_CONFIGS.tiny);
     const examples = new SyntheticLeffaSource('tryon', 32, 24, 900).take(1);
     const calls: [number, number][] = [];
-    await evaluateLeffaSeeds(model, examples, { steps: 2, seeds: [0, 5], onStep: (s, total) => calls.push([s, total]) });
+    await evaluateLeffaSeeds(model, examples, {
+      steps: 2,
+      seeds: [0, 5],
+      onStep: (s, total) => calls.push([s, total]),
+    });
     model.dispose();
-    expect(calls).toEqual([[1, 4], [2, 4], [3, 4], [4, 4]]);
+    expect(calls).toEqual([
+      [1, 4],
+      [2, 4],
+      [3, 4],
+      [4, 4],
+    ]);
   });
 });

@@ -46,14 +46,19 @@ describe('SCHP training pieces', () => {
     expect([...edgeTargets(MAP, W7, H5)]).toEqual(EDGES);
     // A vertical boundary between columns 2 and 3 gives a 4-column band.
     const halves = Uint8Array.from({ length: 36 }, (_, i) => (i % 6 < 3 ? 0 : 5));
-    expect([...edgeTargets(halves, 6, 6)]).toEqual(Array.from({ length: 36 }, (_, i) => (i % 6 >= 1 && i % 6 <= 4 ? 1 : 0)));
+    expect([...edgeTargets(halves, 6, 6)]).toEqual(
+      Array.from({ length: 36 }, (_, i) => (i % 6 >= 1 && i % 6 <= 4 ? 1 : 0)),
+    );
     expect([...edgeTargets(new Uint8Array(12).fill(7), 4, 3)]).toEqual(new Array(12).fill(0));
     // The differentiable edge map equals it on one-hot probabilities.
     const hot = new Float32Array(20 * W7 * H5);
     MAP.forEach((l, i) => {
       if (l !== 255) hot[l * W7 * H5 + i] = 1;
     });
-    const valid = T.tensor(Float32Array.from(MAP, (l) => (l === 255 ? 0 : 1)), [1, H5, W7]);
+    const valid = T.tensor(
+      Float32Array.from(MAP, (l) => (l === 255 ? 0 : 1)),
+      [1, H5, W7],
+    );
     const soft = softEdgeMap(T.tensor(hot, [1, 20, H5, W7]), valid);
     expect([...(await soft.data())]).toEqual(EDGES);
   });
@@ -61,7 +66,10 @@ describe('SCHP training pieces', () => {
   it('class-balanced edge cross-entropy matches a hand computation', async () => {
     const logits = [0.3, -1.2, 2.0, 0.5, 1.1, 0.7, -0.4, 0.9]; // [1, 2, 2, 2]: channel 0 then channel 1
     const edges = [0, 1, 0, 0];
-    const loss = await balancedEdgeLoss(T.tensor(logits, [1, 2, 2, 2]), T.tensor(Int32Array.from(edges), [1, 2, 2])).item();
+    const loss = await balancedEdgeLoss(
+      T.tensor(logits, [1, 2, 2, 2]),
+      T.tensor(Int32Array.from(edges), [1, 2, 2]),
+    ).item();
     // 1 edge pixel, 3 non-edge: w_pos = 3/4, w_neg = 1/4; weighted mean of the NLL.
     const w = [1 / 4, 3 / 4];
     let num = 0;
@@ -85,7 +93,12 @@ describe('SCHP training pieces', () => {
     const parsing = T.randn([1, 20, 6, 5], { generator: gen });
     parsing.requiresGrad = true;
     const edge = T.randn([1, 2, 6, 5], { generator: gen });
-    const loss = consistencyLoss(parsing, edge, T.tensor(Int32Array.from(labels), [1, H, W]), T.tensor(Int32Array.from(edges), [1, H, W]));
+    const loss = consistencyLoss(
+      parsing,
+      edge,
+      T.tensor(Int32Array.from(labels), [1, H, W]),
+      T.tensor(Int32Array.from(edges), [1, H, W]),
+    );
     loss.backward();
     expect(await loss.item()).toBeGreaterThan(0);
     const g = await parsing.grad!.data();
@@ -105,7 +118,8 @@ describe('SCHP training pieces', () => {
       model.weight.assign(T.tensor(w, [3, 2, 1, 1]));
       const a = 1 / (m + 1);
       aggregateModels(avg, model, a);
-      const step = (prev: Float32Array | null, cur: Float32Array) => (prev ? prev.map((v, i) => f(f(v * f(1 - a)) + f(cur[i]! * f(a)))) : cur.slice());
+      const step = (prev: Float32Array | null, cur: Float32Array) =>
+        prev ? prev.map((v, i) => f(f(v * f(1 - a)) + f(cur[i]! * f(a)))) : cur.slice();
       expected = step(expected, w);
       expectedBias = step(expectedBias, bias);
       expect([...(await avg.weight.data())]).toEqual([...expected]);
@@ -119,7 +133,9 @@ describe('SCHP training pieces', () => {
     // Stale statistics that the re-estimation must discard.
     T.tidy(() => void net.forward(T.full([2, 2, 2, 2], 9)));
     net.eval();
-    const batches = [0, 1, 2].map((b) => Float32Array.from({ length: 2 * 2 * 3 }, (_, i) => Math.cos(i * 0.9 + b) * (b + 1) + b));
+    const batches = [0, 1, 2].map((b) =>
+      Float32Array.from({ length: 2 * 2 * 3 }, (_, i) => Math.cos(i * 0.9 + b) * (b + 1) + b),
+    );
     reestimateBatchNorm(net, 3, (b) => T.tensor(batches[b]!, [2, 2, 3, 1]));
     const means: number[][] = [];
     const vars: number[][] = [];
@@ -161,7 +177,17 @@ describe('SCHP training pieces', () => {
     // Only LIP classes come out.
     expect(a.every((l) => l < 20)).toBe(true);
     // The synthetic example's noisy labels are the same corruption.
-    expect(syntheticParsingExample(3, 64, 48, 0.6).labels).toEqual(corruptLabels(clean, 48, 64, { level: 0.6, seed: 3, pairs: [[14, 15], [16, 17], [18, 19]] }));
+    expect(syntheticParsingExample(3, 64, 48, 0.6).labels).toEqual(
+      corruptLabels(clean, 48, 64, {
+        level: 0.6,
+        seed: 3,
+        pairs: [
+          [14, 15],
+          [16, 17],
+          [18, 19],
+        ],
+      }),
+    );
   });
 
   it('confusion-matrix metrics', () => {
@@ -180,7 +206,15 @@ describe('SCHP training', () => {
   const batch = [0, 1].map((s) => syntheticParsingExample(100 + s, 64, 48));
 
   it('a short run of the small model reduces the loss', async () => {
-    const trainer = new SchpTrainer({ seed: 1, optimizer: 'adamw', lr: 3e-3, augment: false, cycleStart: 1000, cycleSteps: 10, warmupSteps: 0 });
+    const trainer = new SchpTrainer({
+      seed: 1,
+      optimizer: 'adamw',
+      lr: 3e-3,
+      augment: false,
+      cycleStart: 1000,
+      cycleSteps: 10,
+      warmupSteps: 0,
+    });
     const losses: number[] = [];
     for (let i = 0; i < 16; i++) {
       const l = trainer.step(batch);
@@ -196,7 +230,10 @@ describe('SCHP training', () => {
   it('cycle boundaries aggregate the weights, re-estimate BN and switch to soft labels; resume is bit-for-bit', async () => {
     const opts = { seed: 2, optimizer: 'sgd' as const, lr: 5e-3, cycleStart: 2, cycleSteps: 2, warmupSteps: 1 };
     const a = new SchpTrainer(opts);
-    const bnBatches = [[0, 1], [2, 3]].map((s) => s.map((k) => syntheticParsingExample(200 + k, 64, 48)));
+    const bnBatches = [
+      [0, 1],
+      [2, 3],
+    ].map((s) => s.map((k) => syntheticParsingExample(200 + k, 64, 48)));
     for (let i = 0; i < 2; i++) {
       a.step(batch).dispose();
       await T.throttle();
@@ -237,7 +274,9 @@ describe('SCHP training', () => {
     a.selfCorrect(bnBatches);
     const now = await w(a.model, 'decoder.conv4.weight');
     const f = Math.fround;
-    expect([...(await w(a.schp, 'decoder.conv4.weight'))]).toEqual([...prev].map((v, i) => f(f(v * 0.5) + f(now[i]! * 0.5))));
+    expect([...(await w(a.schp, 'decoder.conv4.weight'))]).toEqual(
+      [...prev].map((v, i) => f(f(v * 0.5) + f(now[i]! * 0.5))),
+    );
 
     // A fresh trainer (other seed) resumed from the checkpoint repeats the two soft-label steps exactly.
     const b = new SchpTrainer({ ...opts, seed: 9 });
@@ -251,6 +290,8 @@ describe('SCHP training', () => {
     expect([...(await w(b.model, 'decoder.conv4.weight'))]).toEqual([...now]);
     // Same parameter shapes, other structure: resuming into the stride-2 config is refused, not silently run.
     const other = new SchpTrainer({ ...opts, config: SCHP_CONFIGS.small_stride2 });
-    await expect(other.load(join(tmp, 'ckpt'))).rejects.toThrow(/was trained with config .*"stemPool":true.*this trainer has .*"stemPool":false/);
+    await expect(other.load(join(tmp, 'ckpt'))).rejects.toThrow(
+      /was trained with config .*"stemPool":true.*this trainer has .*"stemPool":false/,
+    );
   });
 });

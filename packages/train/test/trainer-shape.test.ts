@@ -7,7 +7,14 @@ import { DENSEPOSE_CONFIGS } from '@leffa-webgpu/models';
 import { syntheticPoseExample } from '@leffa-webgpu/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  DensePoseTrainer, OpenPoseTrainer, type RandomState, SchpTrainer, type Trainer, syntheticDensePoseExample, syntheticParsingExample, withGenerator,
+  DensePoseTrainer,
+  OpenPoseTrainer,
+  type RandomState,
+  SchpTrainer,
+  type Trainer,
+  syntheticDensePoseExample,
+  syntheticParsingExample,
+  withGenerator,
 } from '../src/index.js';
 import { historyOf, runTraining } from '../src/cli/training-loop.js';
 
@@ -22,7 +29,8 @@ const values = async (t: T.Tensor) => {
   t.dispose();
   return v;
 };
-const stateOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { extra: Record<string, unknown> };
+const stateOf = (dir: string) =>
+  JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { extra: Record<string, unknown> };
 const rewriteExtra = (dir: string, edit: (extra: Record<string, unknown>) => void) => {
   const state = stateOf(dir);
   edit(state.extra);
@@ -42,7 +50,12 @@ describe('withGenerator', () => {
     expect(mine.getState()).toEqual(direct.getState());
     expect(mine.getState().offset).toBeGreaterThan(0);
     // Put back even when the body throws.
-    expect(() => withGenerator(mine, () => { T.rand([3]); throw new Error('boom'); })).toThrow('boom');
+    expect(() =>
+      withGenerator(mine, () => {
+        T.rand([3]);
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
     expect(T.defaultGenerator.getState()).toEqual(before);
   });
 });
@@ -75,7 +88,13 @@ describe('SCHP and DensePose trainers draw from their own generator', () => {
     const dir = join(tmp, 'densepose');
     await a.save(dir, { note: 1 });
     const saved = stateOf(dir).extra;
-    expect(saved).toMatchObject({ note: 1, kind: 'densepose', step: 1, generator: a.generator.getState(), rng: a.rng.getState() });
+    expect(saved).toMatchObject({
+      note: 1,
+      kind: 'densepose',
+      step: 1,
+      generator: a.generator.getState(),
+      rng: a.rng.getState(),
+    });
     expect(a.randomState()).toEqual({ generator: saved.generator, rng: saved.rng });
     const next = await values(a.step(batch));
 
@@ -91,7 +110,9 @@ describe('SCHP and DensePose trainers draw from their own generator', () => {
       /DensePoseTrainer\.load: '.*densepose' holds no generator state \(state\.json extra\.generator \{ seed, offset \}\), so it cannot resume bit-for-bit/,
     );
     rewriteExtra(dir, (extra) => (extra.kind = 'schp'));
-    await expect(new DensePoseTrainer({ seed: 99 }).load(dir)).rejects.toThrow(/is not a densepose training checkpoint \(state\.json extra\.kind is not 'densepose'\)/);
+    await expect(new DensePoseTrainer({ seed: 99 }).load(dir)).rejects.toThrow(
+      /is not a densepose training checkpoint \(state\.json extra\.kind is not 'densepose'\)/,
+    );
     expect(() => b.setRandomState({ rng: 1 })).toThrow(/DensePoseTrainer\.setRandomState: needs the generator state/);
   });
 
@@ -156,14 +177,21 @@ describe('runTraining', () => {
       return trainer.stepCount === 5;
     };
     const { history } = await runTraining({ out, steps: 7, saveEvery: 4 }, spec(trainer, { afterStep }));
-    expect(history).toEqual([{ step: 3, loss: 1 / 3 }, { step: 6, loss: 1 / 6 }, { step: 7, loss: 1 / 7 }]);
+    expect(history).toEqual([
+      { step: 3, loss: 1 / 3 },
+      { step: 6, loss: 1 / 6 },
+      { step: 7, loss: 1 / 7 },
+    ]);
     expect(after).toEqual([1, 2, 3, 4, 5, 6, 7]);
     // Step 4 (every 4), step 5 (asked for by afterStep), step 7 (the end).
     expect(trainer.saves.map((s) => s.step)).toEqual([4, 5, 7]);
     expect(trainer.saves.at(-1)!.extra).toEqual({ history, size: [8, 8] });
     expect(readFileSync(join(out, 'loss.csv'), 'utf8')).toBe(`step,loss\n3,${1 / 3}\n6,${1 / 6}\n7,${1 / 7}\n`);
 
-    const resumed = await runTraining({ out, steps: 10, saveEvery: 4, resume: 'the last save' }, spec(trainer, { logLast: false }));
+    const resumed = await runTraining(
+      { out, steps: 10, saveEvery: 4, resume: 'the last save' },
+      spec(trainer, { logLast: false }),
+    );
     expect(resumed.history.map((h) => h.step)).toEqual([3, 6, 7, 9]);
     expect(trainer.stepCount).toBe(10);
   });
@@ -178,7 +206,10 @@ describe('runTraining', () => {
   });
 
   it('older checkpoints: a history of bare numbers (one per 10 steps) becomes named entries', () => {
-    expect(historyOf([0.5, 0.4], 20, 'loss')).toEqual([{ step: 10, loss: 0.5 }, { step: 20, loss: 0.4 }]);
+    expect(historyOf([0.5, 0.4], 20, 'loss')).toEqual([
+      { step: 10, loss: 0.5 },
+      { step: 20, loss: 0.4 },
+    ]);
     // train-vae also logged its last step when that was not a multiple of 10.
     expect(historyOf([0.5, 0.4, 0.3], 25, 'reconstruction').map((h) => h.step)).toEqual([10, 20, 25]);
     expect(historyOf([0.5, 0.4], 25, 'reconstruction').map((h) => h.step)).toEqual([10, 20]);

@@ -45,7 +45,11 @@ describe('VaeTrainer chromaWeight', () => {
     });
     const trainer = new VaeTrainer({ config: LEFFA_CONFIGS.tiny.vae, seed: 9, chromaWeight: 2.5 }, vae);
     const losses = trainer.step(images, h, w);
-    const [total, reconstruction, kl] = await Promise.all([losses.total.item(), losses.reconstruction.item(), losses.kl.item()]);
+    const [total, reconstruction, kl] = await Promise.all([
+      losses.total.item(),
+      losses.reconstruction.item(),
+      losses.kl.item(),
+    ]);
     T.dispose(losses);
     expect(expected).toBeGreaterThan(0.01);
     expect((total - reconstruction - 1e-4 * kl) / 2.5).toBeCloseTo(expected, 4);

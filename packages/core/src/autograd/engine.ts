@@ -48,13 +48,19 @@ function topologicalOrder(root: GradNode): GradNode[] {
  */
 export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions = {}): void {
   if (!root.requiresGrad) {
-    throw new Error(`backward: tensor ${formatShape(root.shape)} does not require grad (no input had requiresGrad set)`);
+    throw new Error(
+      `backward: tensor ${formatShape(root.shape)} does not require grad (no input had requiresGrad set)`,
+    );
   }
   if (grad && grad.shape.join() !== root.shape.join()) {
-    throw new Error(`backward: grad shape ${formatShape(grad.shape)} does not match tensor shape ${formatShape(root.shape)}`);
+    throw new Error(
+      `backward: grad shape ${formatShape(grad.shape)} does not match tensor shape ${formatShape(root.shape)}`,
+    );
   }
   if (!grad && root.size !== 1) {
-    throw new Error(`backward: implicit gradient needs a one-element tensor, got ${formatShape(root.shape)}; pass grad`);
+    throw new Error(
+      `backward: implicit gradient needs a one-element tensor, got ${formatShape(root.shape)}; pass grad`,
+    );
   }
   const previous = setGradEnabled(false);
   try {
@@ -104,13 +110,18 @@ function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
     pending.delete(node);
     if (!slots) continue;
     const ctx = node.ctx;
-    if (!ctx) throw new Error(`backward: the graph through '${node.op}' was already freed (pass retainGraph to reuse it)`);
-    const grads = node.outputShapes.map((shape, i) => slots[i] ?? fullLike({ shape, dtype: ctx.outputs[i]?.dtype ?? 'float32' }, 0));
+    if (!ctx)
+      throw new Error(`backward: the graph through '${node.op}' was already freed (pass retainGraph to reuse it)`);
+    const grads = node.outputShapes.map(
+      (shape, i) => slots[i] ?? fullLike({ shape, dtype: ctx.outputs[i]?.dtype ?? 'float32' }, 0),
+    );
     for (const g of grads) claimed.delete(g);
     // The rule's intermediates are freed as soon as it returns.
     const inputGrads = tidy(() => node.backward(ctx, ...grads));
     if (inputGrads.length !== node.inputs.length) {
-      throw new Error(`backward of '${node.op}' returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`);
+      throw new Error(
+        `backward of '${node.op}' returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`,
+      );
     }
     const graphTensors = new Set<Tensor>([...node.inputs, ...ctx.outputs]);
     inputGrads.forEach((g, i) => {

@@ -37,7 +37,10 @@ export async function gradcheck(
   const weights = tensor(weightsData, probe.shape);
   probe.dispose();
 
-  const objective = (...xs: Tensor[]) => fn(...xs).mul(weights).sum();
+  const objective = (...xs: Tensor[]) =>
+    fn(...xs)
+      .mul(weights)
+      .sum();
   for (const x of inputs) {
     x.grad?.dispose();
     x.grad = null;

@@ -71,7 +71,8 @@ export function defineOp<Args extends unknown[], Out extends Tensor | Tensor[], 
     }
     if (record) {
       const outputs = Array.isArray(out) ? out : [out as Tensor];
-      if (outputs.some((o) => inputs.includes(o))) throw new Error(`${name}: forward returned an input object; return a new tensor (alias)`);
+      if (outputs.some((o) => inputs.includes(o)))
+        throw new Error(`${name}: forward returned an input object; return a new tensor (alias)`);
       const node: GradNode = {
         op: name,
         inputs,

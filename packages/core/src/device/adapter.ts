@@ -43,7 +43,7 @@ const WANTED_FEATURES = ['subgroups', 'shader-f16', 'timestamp-query'] as const;
 export const SETUP_HINT =
   'No WebGPU adapter was found. In Node, WebGPU comes from the `webgpu` package (Dawn), which needs a Vulkan ' +
   'driver: on Debian run `bash scripts/setup-webgpu.sh` as root (it installs Mesa 25 lavapipe from ' +
-  'bookworm-backports), or install your GPU vendor\'s Vulkan driver. Dawn also needs XDG_RUNTIME_DIR to be set.';
+  "bookworm-backports), or install your GPU vendor's Vulkan driver. Dawn also needs XDG_RUNTIME_DIR to be set.";
 
 /** Node without the optional peer dependency `webgpu` (Dawn), which browsers do not need. */
 export const DAWN_MISSING =

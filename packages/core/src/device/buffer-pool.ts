@@ -64,9 +64,18 @@ export class BufferPool {
       this.stats.pooledBuffers--;
     } else {
       this.device.pushErrorScope('out-of-memory');
-      const created: PooledBuffer = { buffer: this.device.createBuffer({ size, usage: USAGE_STORAGE }), size, lastBatch: -1 };
+      const created: PooledBuffer = {
+        buffer: this.device.createBuffer({ size, usage: USAGE_STORAGE }),
+        size,
+        lastBatch: -1,
+      };
       void this.device.popErrorScope().then(
-        (err) => err && this.failed(created, `${what}: allocating ${bytes} bytes (a ${size}-byte buffer) failed, out of device memory (${err.message})`),
+        (err) =>
+          err &&
+          this.failed(
+            created,
+            `${what}: allocating ${bytes} bytes (a ${size}-byte buffer) failed, out of device memory (${err.message})`,
+          ),
         () => {},
       );
       entry = created;

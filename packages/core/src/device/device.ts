@@ -40,13 +40,19 @@ export class Device {
   private uniformArena: GPUBuffer;
   private uniformCpu = new ArrayBuffer(UNIFORM_ARENA_BYTES);
   private uniformUsed = 0;
-  private pendingReads: { staging: GPUBuffer; flag?: GPUBuffer; checkedUpTo?: number; resolve: (b: ArrayBuffer) => void; reject: (e: unknown) => void }[] =
-    [];
+  private pendingReads: {
+    staging: GPUBuffer;
+    flag?: GPUBuffer;
+    checkedUpTo?: number;
+    resolve: (b: ArrayBuffer) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
   /**
    * Device-side index checks (`indexCheckFlag`): a two-word flag buffer that check kernels claim with their id
    * and the offending value, the host messages of the checks recorded since the last readback, and whether any was.
    */
-  private indexChecks: { flag: PooledBuffer; messages: Map<number, string>; nextId: number; armed: boolean } | null = null;
+  private indexChecks: { flag: PooledBuffer; messages: Map<number, string>; nextId: number; armed: boolean } | null =
+    null;
   private flushScheduled = false;
   /** Completion promises of submitted batches that have not finished yet, oldest first. */
   private inFlight: Promise<void>[] = [];
@@ -170,7 +176,11 @@ export class Device {
   private timedPass(slot: { querySet: GPUQuerySet; index: number }): GPUComputePassEncoder {
     const encoder = this.ensureEncoderOutsidePass();
     return encoder.beginComputePass({
-      timestampWrites: { querySet: slot.querySet, beginningOfPassWriteIndex: slot.index, endOfPassWriteIndex: slot.index + 1 },
+      timestampWrites: {
+        querySet: slot.querySet,
+        beginningOfPassWriteIndex: slot.index,
+        endOfPassWriteIndex: slot.index + 1,
+      },
     });
   }
 
@@ -181,7 +191,8 @@ export class Device {
    * (needs the timestamp-query feature). Profiling changes batching, so absolute times are indicative.
    */
   async profile(fn: () => void | Promise<void>): Promise<KernelTimes> {
-    if (!this.report.features.includes('timestamp-query')) throw new Error('profile: the adapter has no timestamp-query feature');
+    if (!this.report.features.includes('timestamp-query'))
+      throw new Error('profile: the adapter has no timestamp-query feature');
     this.flush();
     const profiler = new KernelProfiler(this.gpu);
     this.profiler = profiler;
@@ -285,7 +296,10 @@ export class Device {
     const { maxBufferSize, maxStorageBufferBindingSize } = this.gpu.limits;
     const limit = Math.min(maxBufferSize, maxStorageBufferBindingSize);
     if (bytes > limit) {
-      const which = limit === maxStorageBufferBindingSize ? 'storage binding limit (maxStorageBufferBindingSize)' : 'buffer size limit (maxBufferSize)';
+      const which =
+        limit === maxStorageBufferBindingSize
+          ? 'storage binding limit (maxStorageBufferBindingSize)'
+          : 'buffer size limit (maxBufferSize)';
       throw new RangeError(
         `${op}: a tensor of shape ${shapeText} needs ${bytes} bytes, over this adapter's ${which} of ${limit} bytes ` +
           `(${(limit / 2 ** 20).toFixed(0)} MiB); split the work into smaller pieces`,
@@ -300,7 +314,11 @@ export class Device {
   indexCheckFlag(message: string): { flag: PooledBuffer; id: number } {
     if (!this.indexChecks) {
       // Its own buffer, outside the pool: it lives as long as the device and is never recycled.
-      const flag: PooledBuffer = { buffer: this.gpu.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), size: 16, lastBatch: -1 };
+      const flag: PooledBuffer = {
+        buffer: this.gpu.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }),
+        size: 16,
+        lastBatch: -1,
+      };
       this.gpu.queue.writeBuffer(flag.buffer, 0, new Uint32Array(2));
       this.indexChecks = { flag, messages: new Map(), nextId: 1, armed: false };
     }
@@ -329,7 +347,9 @@ export class Device {
     }
     entry.lastBatch = this.batchId;
     this.counters.readbacks++;
-    const done = new Promise<ArrayBuffer>((resolve, reject) => this.pendingReads.push({ staging, ...(flag ? { flag, checkedUpTo } : {}), resolve, reject }));
+    const done = new Promise<ArrayBuffer>((resolve, reject) =>
+      this.pendingReads.push({ staging, ...(flag ? { flag, checkedUpTo } : {}), resolve, reject }),
+    );
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
@@ -359,7 +379,9 @@ export class Device {
     this.inFlight.push(done);
     if (this.inFlight.length > 64 && !this.warnedDepth) {
       this.warnedDepth = true;
-      console.warn(`leffa-webgpu: ${this.inFlight.length} batches of GPU work are queued; loops that never await should call \`await throttle()\` each iteration`);
+      console.warn(
+        `leffa-webgpu: ${this.inFlight.length} batches of GPU work are queued; loops that never await should call \`await throttle()\` each iteration`,
+      );
     }
     this.encoder = null;
     this.uniformUsed = 0;

@@ -10,7 +10,13 @@ export function castCopy(x: Tensor, dtype: DType): Tensor {
     launch(castKernel(dtype === 'int32' ? 'int32' : 'float32'), [x], [out], { n: out.size }, copyGrid(out.size));
   } else {
     // Between float dtypes the identity kernel converts on load and store (rounding to nearest even).
-    launch(elementwiseKernel({ expr: 'a', arity: 1, rank: 0 }), [x], [out], { n: out.size, alpha: 0, beta: 0 }, elementwiseGrid(out.size));
+    launch(
+      elementwiseKernel({ expr: 'a', arity: 1, rank: 0 }),
+      [x],
+      [out],
+      { n: out.size, alpha: 0, beta: 0 },
+      elementwiseGrid(out.size),
+    );
   }
   return out;
 }

@@ -14,7 +14,10 @@ function flatten(data: Nested, shape: number[], out: number[], depth = 0): void 
     return;
   }
   if (shape.length <= depth) shape.push(data.length);
-  else if (shape[depth] !== data.length) throw new Error(`tensor: ragged nested array (expected length ${shape[depth]} at depth ${depth}, got ${data.length})`);
+  else if (shape[depth] !== data.length)
+    throw new Error(
+      `tensor: ragged nested array (expected length ${shape[depth]} at depth ${depth}, got ${data.length})`,
+    );
   for (const d of data) flatten(d, shape, out, depth + 1);
 }
 
@@ -41,30 +44,48 @@ export function tensor(
   const finalShape = shape ? [...shape] : inferred;
   assertShape('tensor', finalShape);
   if (sizeOf(finalShape) !== values.length) {
-    throw new Error(`tensor: ${values.length} values do not fill shape ${formatShape(finalShape)} (${sizeOf(finalShape)} elements)`);
+    throw new Error(
+      `tensor: ${values.length} values do not fill shape ${formatShape(finalShape)} (${sizeOf(finalShape)} elements)`,
+    );
   }
   const dt: DType = dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
   checkDType('tensor', dt);
   const device = activeDevice();
   if (dt === 'float16') requireHalf(device, 'tensor');
   const typed =
-    dt === 'int32' ? Int32Array.from(values) : dt === 'float16' ? floatToHalf(values) : values instanceof Float32Array ? values : Float32Array.from(values);
+    dt === 'int32'
+      ? Int32Array.from(values)
+      : dt === 'float16'
+        ? floatToHalf(values)
+        : values instanceof Float32Array
+          ? values
+          : Float32Array.from(values);
   const shapeText = formatShape(finalShape);
   device.checkAllocation('tensor', shapeText, typed.byteLength);
-  return new Tensor(new Storage(device, device.upload(typed, `tensor: a tensor of shape ${shapeText}`), typed.byteLength), finalShape, dt);
+  return new Tensor(
+    new Storage(device, device.upload(typed, `tensor: a tensor of shape ${shapeText}`), typed.byteLength),
+    finalShape,
+    dt,
+  );
 }
 
 /** A float16 tensor holding IEEE half bits as they are (weights stored as F16: no widening, no rounding). */
 export function tensorFromHalfBits(bits: Uint16Array, shape: readonly number[]): Tensor {
   assertShape('tensorFromHalfBits', shape);
   if (sizeOf(shape) !== bits.length) {
-    throw new Error(`tensorFromHalfBits: ${bits.length} values do not fill shape ${formatShape(shape)} (${sizeOf(shape)} elements)`);
+    throw new Error(
+      `tensorFromHalfBits: ${bits.length} values do not fill shape ${formatShape(shape)} (${sizeOf(shape)} elements)`,
+    );
   }
   const device = activeDevice();
   requireHalf(device, 'tensorFromHalfBits');
   const shapeText = formatShape(shape);
   device.checkAllocation('tensorFromHalfBits', shapeText, bits.byteLength);
-  return new Tensor(new Storage(device, device.upload(bits, `tensorFromHalfBits: a tensor of shape ${shapeText}`), bits.byteLength), [...shape], 'float16');
+  return new Tensor(
+    new Storage(device, device.upload(bits, `tensorFromHalfBits: a tensor of shape ${shapeText}`), bits.byteLength),
+    [...shape],
+    'float16',
+  );
 }
 
 const bitsOf = (value: number, dtype: DType) =>
@@ -77,7 +98,8 @@ function filled(op: string, shape: readonly number[], value: number, dtype: DTyp
   return t;
 }
 
-export const full = (shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor => filled('full', shape, value, dtype);
+export const full = (shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor =>
+  filled('full', shape, value, dtype);
 export const zeros = (shape: readonly number[], dtype: DType = 'float32') => filled('zeros', shape, 0, dtype);
 export const ones = (shape: readonly number[], dtype: DType = 'float32') => filled('ones', shape, 1, dtype);
 

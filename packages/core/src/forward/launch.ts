@@ -25,7 +25,11 @@ export function emptyTensor(shape: readonly number[], dtype: DType = 'float32', 
   const bytes = n * BYTES_PER_ELEMENT[dtype];
   const shapeText = formatShape(shape);
   device.checkAllocation(op, shapeText, bytes);
-  return new Tensor(new Storage(device, device.pool.acquire(bytes, `${op}: a tensor of shape ${shapeText}`), bytes), [...shape], dtype);
+  return new Tensor(
+    new Storage(device, device.pool.acquire(bytes, `${op}: a tensor of shape ${shapeText}`), bytes),
+    [...shape],
+    dtype,
+  );
 }
 
 /**

@@ -23,7 +23,15 @@ export function gatherStrided(op: string, x: Tensor, outShape: number[], strides
     gatherKernel(rank, false),
     [x],
     [out],
-    { n: out.size, offset, fill: 0, shape: c.shape.length ? c.shape : [1], stride: c.strides[0]!.length ? c.strides[0]! : [0], lo: [], srcShape: [] },
+    {
+      n: out.size,
+      offset,
+      fill: 0,
+      shape: c.shape.length ? c.shape : [1],
+      stride: c.strides[0]!.length ? c.strides[0]! : [0],
+      lo: [],
+      srcShape: [],
+    },
     copyGrid(out.size),
   );
   return out;
@@ -47,8 +55,15 @@ export function scatterStrided(src: Tensor, out: Tensor, strides: number[], offs
 export function permuteCopy(op: string, x: Tensor, dims: readonly number[]): Tensor {
   const d = dims.map((a) => normalizeAxis(op, a, x.rank));
   if (d.length !== x.rank || new Set(d).size !== d.length) {
-    throw new Error(`${op}: dims [${dims.join(', ')}] are not a permutation of ${x.rank} axes (input ${formatShape(x.shape)})`);
+    throw new Error(
+      `${op}: dims [${dims.join(', ')}] are not a permutation of ${x.rank} axes (input ${formatShape(x.shape)})`,
+    );
   }
   const strides = contiguousStrides(x.shape);
-  return gatherStrided(op, x, d.map((a) => x.shape[a]!), d.map((a) => strides[a]!));
+  return gatherStrided(
+    op,
+    x,
+    d.map((a) => x.shape[a]!),
+    d.map((a) => strides[a]!),
+  );
 }

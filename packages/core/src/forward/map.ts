@@ -16,7 +16,13 @@ export function map(op: string, expr: string, inputs: readonly Tensor[], alpha =
   const sameShape = inputs.every((t) => t.size === out.size);
   if (sameShape && out.size % 4 === 0) {
     const n = out.size / 4;
-    launch(elementwiseKernel({ expr, arity: inputs.length, rank: 0, vec4: true }), inputs, [out], { n, alpha, beta }, elementwiseGrid(n));
+    launch(
+      elementwiseKernel({ expr, arity: inputs.length, rank: 0, vec4: true }),
+      inputs,
+      [out],
+      { n, alpha, beta },
+      elementwiseGrid(n),
+    );
     return out;
   }
   const uniforms: Record<string, number | number[]> = { n: out.size, alpha, beta };
@@ -38,9 +44,14 @@ export function broadcastLayout(
 ): number {
   const size = sizeOf(shape);
   if (inputs.every((t) => t.size === size)) return 0;
-  const c = coalesceDims(shape, inputs.map((t) => broadcastStrides(t.shape, shape)));
+  const c = coalesceDims(
+    shape,
+    inputs.map((t) => broadcastStrides(t.shape, shape)),
+  );
   if (c.shape.length > MAX_RANK) {
-    throw new Error(`${op}: broadcasting ${inputs.map((t) => formatShape(t.shape)).join(', ')} needs more than ${MAX_RANK} dims`);
+    throw new Error(
+      `${op}: broadcasting ${inputs.map((t) => formatShape(t.shape)).join(', ')} needs more than ${MAX_RANK} dims`,
+    );
   }
   uniforms.shape = c.shape.length ? c.shape : [1];
   c.strides.forEach((s, k) => (uniforms[`stride_${'abcd'[k]}`] = s.length ? s : [0]));

@@ -29,7 +29,8 @@ export function reduceRaw(op: string, kind: ReduceOp, x: Tensor, p: ReducePlan, 
   const out = emptyTensor(p.outShape, kind === 'argmax' || kind === 'argmin' ? 'int32' : dtype, op);
   const reduced = p.axes.filter((a) => x.shape[a] !== 1);
   const R = sizeOf(p.axes.map((a) => x.shape[a]!));
-  if (R === 0 && kind !== 'sum') throw new Error(`${op}: cannot reduce over an empty dimension (shape ${formatShape(x.shape)})`);
+  if (R === 0 && kind !== 'sum')
+    throw new Error(`${op}: cannot reduce over an empty dimension (shape ${formatShape(x.shape)})`);
   let src = x;
   let O: number;
   let I: number;

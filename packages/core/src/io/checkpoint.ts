@@ -11,11 +11,18 @@
  * to): a crash, a kill or an I/O error at any point leaves the old checkpoint or the new one, never only a
  * half-written one. A save after an interrupted one keeps `<dir>.previous` until the new `<dir>` is complete,
  * and removes temporary directories that dead processes left behind.
-*/
+ */
 import type { Module } from '../nn/module.js';
 import { dispose } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type FileSystem, openSafetensors, readSafetensors, saveSafetensors, toDevice, writeFileAtomic } from './safetensors.js';
+import {
+  type FileSystem,
+  openSafetensors,
+  readSafetensors,
+  saveSafetensors,
+  toDevice,
+  writeFileAtomic,
+} from './safetensors.js';
 
 const FORMAT = 'leffa-webgpu-checkpoint';
 const VERSION = 1;
@@ -130,7 +137,10 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   const fs = options.fs ?? (await nodeFs());
   const target = dir.replace(/\/+$/, '');
   // Serialise the JSON first: a value JSON cannot hold fails before anything is written.
-  const files = ['model.safetensors', ...(['optimizer', 'ema'] as const).filter((k) => options[k]).map((k) => PART_FILES[k])];
+  const files = [
+    'model.safetensors',
+    ...(['optimizer', 'ema'] as const).filter((k) => options[k]).map((k) => PART_FILES[k]),
+  ];
   let stateJson: string;
   try {
     stateJson = JSON.stringify({ format: FORMAT, version: VERSION, files, extra }, null, 2);
@@ -140,7 +150,9 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   if (await exists(fs, target)) {
     const entries = await fs.readdir(target);
     if (entries.length > 0 && !(await isComplete(fs, target))) {
-      throw new Error(`saveCheckpoint: '${target}' exists and is not a checkpoint (no state.json); refusing to replace it`);
+      throw new Error(
+        `saveCheckpoint: '${target}' exists and is not a checkpoint (no state.json); refusing to replace it`,
+      );
     }
   }
   await removeStaleTemps(fs, target);
@@ -154,19 +166,33 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
 }
 
 /** saveCheckpoint's two phases: write `tmp` completely, then swap it in for `target`. */
-async function swapIn(fs: FileSystem, target: string, tmp: string, options: SaveCheckpointOptions, stateJson: string): Promise<void> {
+async function swapIn(
+  fs: FileSystem,
+  target: string,
+  tmp: string,
+  options: SaveCheckpointOptions,
+  stateJson: string,
+): Promise<void> {
   const { model, requireFinite = false } = options;
   const previous = `${target}.previous`;
   const parent = `${target}/..`;
   // 1. The new checkpoint, complete and flushed, beside the old one.
   try {
     await fs.mkdir(tmp, { recursive: true });
-    await saveSafetensors(`${tmp}/model.safetensors`, model.stateDict(), { dtype: options.modelDtype ?? 'F32', requireFinite, fs });
+    await saveSafetensors(`${tmp}/model.safetensors`, model.stateDict(), {
+      dtype: options.modelDtype ?? 'F32',
+      requireFinite,
+      fs,
+    });
     for (const key of ['optimizer', 'ema'] as const) {
       const part = options[key];
       if (!part) continue;
       const { tensors, meta } = part.stateDict();
-      await saveSafetensors(`${tmp}/${PART_FILES[key]}`, tensors, { metadata: { state: JSON.stringify(meta) }, requireFinite, fs });
+      await saveSafetensors(`${tmp}/${PART_FILES[key]}`, tensors, {
+        metadata: { state: JSON.stringify(meta) },
+        requireFinite,
+        fs,
+      });
     }
     // state.json last: a directory with it is complete.
     await writeFileAtomic(`${tmp}/state.json`, stateJson, fs);
@@ -191,7 +217,8 @@ async function swapIn(fs: FileSystem, target: string, tmp: string, options: Save
   } catch (e) {
     // Put the old checkpoint back where it was when the new one did not arrive (best effort: `previous`
     // is loadable either way).
-    if (!(await isComplete(fs, target)) && (await isComplete(fs, previous))) await fs.rename(previous, target).catch(() => undefined);
+    if (!(await isComplete(fs, target)) && (await isComplete(fs, previous)))
+      await fs.rename(previous, target).catch(() => undefined);
     await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     throw e;
   }
@@ -224,11 +251,20 @@ function parseState(source: string, stateText: string): { files: string[]; extra
     throw new Error(`${where} is not valid JSON (${(e as Error).message}); the checkpoint is damaged`);
   }
   if (typeof state !== 'object' || state === null || Array.isArray(state)) {
-    throw new Error(`${where} holds ${state === null ? 'null' : Array.isArray(state) ? 'an array' : typeof state}, expected a ${FORMAT} object`);
+    throw new Error(
+      `${where} holds ${state === null ? 'null' : Array.isArray(state) ? 'an array' : typeof state}, expected a ${FORMAT} object`,
+    );
   }
-  const { format, version, files, extra } = state as { format?: unknown; version?: unknown; files?: unknown; extra?: unknown };
+  const { format, version, files, extra } = state as {
+    format?: unknown;
+    version?: unknown;
+    files?: unknown;
+    extra?: unknown;
+  };
   if (format !== FORMAT || version !== VERSION) {
-    throw new Error(`${where} is not a ${FORMAT} v${VERSION} file (format ${JSON.stringify(format)}, version ${JSON.stringify(version)})`);
+    throw new Error(
+      `${where} is not a ${FORMAT} v${VERSION} file (format ${JSON.stringify(format)}, version ${JSON.stringify(version)})`,
+    );
   }
   if (files !== undefined && (!Array.isArray(files) || files.some((f) => typeof f !== 'string'))) {
     throw new Error(`${where} has files ${JSON.stringify(files)}, expected a list of file names`);
@@ -237,7 +273,11 @@ function parseState(source: string, stateText: string): { files: string[]; extra
 }
 
 /** The storage-independent half of loading: format check, then each part from `read(fileName)`. */
-function openedCheckpoint(source: string, stateText: string, read: (file: string) => Promise<TensorFile>): OpenedCheckpoint {
+function openedCheckpoint(
+  source: string,
+  stateText: string,
+  read: (file: string) => Promise<TensorFile>,
+): OpenedCheckpoint {
   const state = parseState(source, stateText);
   return {
     source,
@@ -252,7 +292,8 @@ function openedCheckpoint(source: string, stateText: string, read: (file: string
       for (const key of ['optimizer', 'ema'] as const) {
         const part = options[key];
         if (!part) continue;
-        if (!state.files.includes(PART_FILES[key])) throw new Error(`loadCheckpoint: '${source}' holds no ${key} state (${PART_FILES[key]})`);
+        if (!state.files.includes(PART_FILES[key]))
+          throw new Error(`loadCheckpoint: '${source}' holds no ${key} state (${PART_FILES[key]})`);
         const { tensors, metadata } = await read(PART_FILES[key]);
         const where = `loadCheckpoint: '${source}/${PART_FILES[key]}'`;
         try {
@@ -305,7 +346,10 @@ export async function openCheckpointUrl(url: string, fetchFn: typeof fetch = fet
   const base = url.replace(/\/+$/, '');
   const get = async (file: string): Promise<Response> => {
     const response = await fetchFn(`${base}/${file}`);
-    if (!response.ok) throw new Error(`loadCheckpoint: fetching '${base}/${file}' failed (HTTP ${response.status} ${response.statusText})`);
+    if (!response.ok)
+      throw new Error(
+        `loadCheckpoint: fetching '${base}/${file}' failed (HTTP ${response.status} ${response.statusText})`,
+      );
     return response;
   };
   return openedCheckpoint(base, await (await get('state.json')).text(), async (file) => {
@@ -328,7 +372,8 @@ async function readTensors(path: string): Promise<TensorFile> {
   const file = await openSafetensors(path);
   const tensors = new Map<string, Tensor>();
   try {
-    for (const name of file.header.entries.keys()) tensors.set(name, toDevice(new Map([[name, await file.read(name)]])).get(name)!);
+    for (const name of file.header.entries.keys())
+      tensors.set(name, toDevice(new Map([[name, await file.read(name)]])).get(name)!);
     return { tensors, metadata: file.header.metadata };
   } catch (e) {
     dispose([...tensors.values()]);

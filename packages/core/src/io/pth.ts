@@ -17,7 +17,14 @@
  */
 import { sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { decodeTensor, type FloatLoad, readFileBytes, toDevice, type HostTensor, type SafetensorsDType } from './safetensors.js';
+import {
+  decodeTensor,
+  type FloatLoad,
+  readFileBytes,
+  toDevice,
+  type HostTensor,
+  type SafetensorsDType,
+} from './safetensors.js';
 import { crc32 } from './crc32.js';
 import { Inflate } from 'fflate';
 
@@ -104,9 +111,11 @@ function readCentralDirectory(bytes: Uint8Array, source: string): Map<string, Zi
   if (count === 0xffff || cdSize === U32_MAX || cdOffset === U32_MAX) {
     // ZIP64: a locator just before the record points at the 64-bit end-of-central-directory record.
     const loc = eocd - 20;
-    if (loc < 0 || view.getUint32(loc, true) !== 0x07064b50) throw corrupt('missing ZIP64 end-of-central-directory locator');
+    if (loc < 0 || view.getUint32(loc, true) !== 0x07064b50)
+      throw corrupt('missing ZIP64 end-of-central-directory locator');
     const rec = u64(view, loc + 8, source, 'zip ZIP64 record offset');
-    if (rec + 56 > loc || view.getUint32(rec, true) !== 0x06064b50) throw corrupt('bad ZIP64 end-of-central-directory record');
+    if (rec + 56 > loc || view.getUint32(rec, true) !== 0x06064b50)
+      throw corrupt('bad ZIP64 end-of-central-directory record');
     count = u64(view, rec + 32, source, 'zip entry count');
     cdSize = u64(view, rec + 40, source, 'zip central directory size');
     cdOffset = u64(view, rec + 48, source, 'zip central directory offset');
@@ -117,7 +126,8 @@ function readCentralDirectory(bytes: Uint8Array, source: string): Map<string, Zi
   let at = cdOffset;
   const decoder = new TextDecoder();
   for (let n = 0; n < count; n++) {
-    if (at + 46 > cdOffset + cdSize || view.getUint32(at, true) !== 0x02014b50) throw corrupt(`bad central directory entry ${n}`);
+    if (at + 46 > cdOffset + cdSize || view.getUint32(at, true) !== 0x02014b50)
+      throw corrupt(`bad central directory entry ${n}`);
     const nameLen = view.getUint16(at + 28, true);
     const extraLen = view.getUint16(at + 30, true);
     const commentLen = view.getUint16(at + 32, true);
@@ -169,7 +179,9 @@ function inflateRaw(data: Uint8Array, size: number, source: string, name: string
   let written = 0;
   const inflater = new Inflate((chunk) => {
     if (written + chunk.length > size) {
-      throw new Error(`${source}: corrupt zip archive: entry '${name}' inflates past its declared ${size} bytes (a decompression bomb?)`);
+      throw new Error(
+        `${source}: corrupt zip archive: entry '${name}' inflates past its declared ${size} bytes (a decompression bomb?)`,
+      );
     }
     out.set(chunk, written);
     written += chunk.length;
@@ -198,13 +210,20 @@ function entryBytes(bytes: Uint8Array, e: ZipEntry, source: string, budget: Expa
   // The local header's extra field can differ from the central one (torch pads it to align the data).
   const start = at + 30 + view.getUint16(at + 26, true) + view.getUint16(at + 28, true);
   if (start + e.compressedSize > bytes.byteLength) {
-    throw new Error(`${source}: corrupt zip archive: entry '${e.name}' ends past the end of the file (file truncated?)`);
+    throw new Error(
+      `${source}: corrupt zip archive: entry '${e.name}' ends past the end of the file (file truncated?)`,
+    );
   }
   const raw = bytes.subarray(start, start + e.compressedSize);
-  if (e.method !== 0 && e.method !== 8) throw new Error(`${source}: zip entry '${e.name}' uses unsupported compression method ${e.method}`);
-  if (e.method === 8) budget.take(e.size, `inflating zip entry '${e.name}' (declared ${e.size} bytes from ${e.compressedSize})`);
+  if (e.method !== 0 && e.method !== 8)
+    throw new Error(`${source}: zip entry '${e.name}' uses unsupported compression method ${e.method}`);
+  if (e.method === 8)
+    budget.take(e.size, `inflating zip entry '${e.name}' (declared ${e.size} bytes from ${e.compressedSize})`);
   const out = e.method === 0 ? raw : inflateRaw(raw, e.size, source, e.name);
-  if (out.byteLength !== e.size) throw new Error(`${source}: corrupt zip archive: entry '${e.name}' has ${out.byteLength} bytes, expected ${e.size}`);
+  if (out.byteLength !== e.size)
+    throw new Error(
+      `${source}: corrupt zip archive: entry '${e.name}' has ${out.byteLength} bytes, expected ${e.size}`,
+    );
   // Cheap next to decoding, and it turns damaged weights into an error instead of silently wrong values.
   if (crc32(out) !== e.crc) throw new Error(`${source}: corrupt zip archive: CRC-32 mismatch in entry '${e.name}'`);
   return out;
@@ -224,7 +243,18 @@ const STORAGE_DTYPES: Record<string, SafetensorsDType> = {
   ByteStorage: 'U8',
   BoolStorage: 'BOOL',
 };
-const ITEM_BYTES: Record<SafetensorsDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const ITEM_BYTES: Record<SafetensorsDType, number> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I32: 4,
+  I64: 8,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
 
 const ALLOWED_GLOBALS = new Set([
   'collections.OrderedDict',
@@ -241,7 +271,11 @@ const ALLOWED_GLOBALS = new Set([
  * never imported.
  */
 const NUMPY_GLOBALS = new Set([
-  ...['numpy.core', 'numpy._core'].flatMap((m) => [`${m}.multiarray._reconstruct`, `${m}.multiarray.scalar`, `${m}.numeric._frombuffer`]),
+  ...['numpy.core', 'numpy._core'].flatMap((m) => [
+    `${m}.multiarray._reconstruct`,
+    `${m}.multiarray.scalar`,
+    `${m}.numeric._frombuffer`,
+  ]),
   'numpy.ndarray',
   'numpy.dtype',
   '_codecs.encode',
@@ -250,7 +284,17 @@ const NUMPY_GLOBALS = new Set([
 ]);
 
 /** numpy dtype codes (`dtype.str` without the byte order) and what they are read as. */
-const NUMPY_DTYPES: Record<string, SafetensorsDType> = { f4: 'F32', f2: 'F16', f8: 'F64', i8: 'I64', i4: 'I32', i2: 'I16', i1: 'I8', u1: 'U8', b1: 'BOOL' };
+const NUMPY_DTYPES: Record<string, SafetensorsDType> = {
+  f4: 'F32',
+  f2: 'F16',
+  f8: 'F64',
+  i8: 'I64',
+  i4: 'I32',
+  i2: 'I16',
+  i1: 'I8',
+  u1: 'U8',
+  b1: 'BOOL',
+};
 
 /** A reference to an allow-listed Python global; only ever compared by name, never called. */
 class PyGlobal {
@@ -347,7 +391,14 @@ function bytesToLatin1(b: Uint8Array): string {
   return s;
 }
 
-const OPCODE_NAMES: Record<number, string> = { 0x69: 'INST', 0x6f: 'OBJ', 0x92: 'NEWOBJ_EX', 0x50: 'PERSID', 0x42: 'BINBYTES', 0x43: 'SHORT_BINBYTES' };
+const OPCODE_NAMES: Record<number, string> = {
+  0x69: 'INST',
+  0x6f: 'OBJ',
+  0x92: 'NEWOBJ_EX',
+  0x50: 'PERSID',
+  0x42: 'BINBYTES',
+  0x43: 'SHORT_BINBYTES',
+};
 
 /**
  * Runs one pickle from the start of `pkl` up to its STOP opcode and returns the value and the number of bytes
@@ -365,7 +416,8 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
   let pos = 0;
 
   const need = (n: number) => {
-    if (pos + n > pkl.byteLength) throw new Error(`${where} ends unexpectedly at byte ${pkl.byteLength} (file truncated?)`);
+    if (pos + n > pkl.byteLength)
+      throw new Error(`${where} ends unexpectedly at byte ${pkl.byteLength} (file truncated?)`);
     const at = pos;
     pos += n;
     return at;
@@ -404,7 +456,8 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
     return new PyGlobal(full);
   };
   const int = (v: unknown, what: string): number => {
-    if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error(`${where}: expected an integer ${what}, got ${describe(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      throw new Error(`${where}: expected an integer ${what}, got ${describe(v)}`);
     return v;
   };
   const ints = (v: unknown, what: string): number[] => {
@@ -423,21 +476,37 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
   };
 
   /** A numpy array's bytes (bytes, or a Python 2 str read as latin-1) as a tensor view of `shape`. */
-  const numpyTensor = (what: string, dtypeObj: unknown, shapeObj: unknown, data: unknown, fortran: boolean): TensorRef => {
-    if (!(dtypeObj instanceof NumpyDType)) throw new Error(`${where}: ${what} has dtype ${describe(dtypeObj)}, expected a numpy dtype; ${only}`);
+  const numpyTensor = (
+    what: string,
+    dtypeObj: unknown,
+    shapeObj: unknown,
+    data: unknown,
+    fortran: boolean,
+  ): TensorRef => {
+    if (!(dtypeObj instanceof NumpyDType))
+      throw new Error(`${where}: ${what} has dtype ${describe(dtypeObj)}, expected a numpy dtype; ${only}`);
     const dtype = NUMPY_DTYPES[dtypeObj.code];
-    if (!dtype) throw new Error(`${where}: ${what} has numpy dtype '${dtypeObj.code}'; only ${Object.keys(NUMPY_DTYPES).join(', ')} arrays are read`);
-    if (dtypeObj.byteOrder === '>') throw new Error(`${where}: ${what} is big-endian ('>${dtypeObj.code}'); only little-endian arrays are read`);
+    if (!dtype)
+      throw new Error(
+        `${where}: ${what} has numpy dtype '${dtypeObj.code}'; only ${Object.keys(NUMPY_DTYPES).join(', ')} arrays are read`,
+      );
+    if (dtypeObj.byteOrder === '>')
+      throw new Error(`${where}: ${what} is big-endian ('>${dtypeObj.code}'); only little-endian arrays are read`);
     let raw: Uint8Array;
     if (data instanceof Uint8Array) raw = data;
     else if (typeof data === 'string') raw = encodeLatin1(data, where);
-    else throw new Error(`${where}: ${what} holds its data as a ${describe(data)}, expected bytes (object arrays are not read); ${only}`);
+    else
+      throw new Error(
+        `${where}: ${what} holds its data as a ${describe(data)}, expected bytes (object arrays are not read); ${only}`,
+      );
     const shape = ints(shapeObj, `${what} shape`);
     if (shape.some((d) => d < 0)) throw new Error(`${where}: ${what} has a negative dimension in shape [${shape}]`);
     const n = sizeOf(shape);
     const item = ITEM_BYTES[dtype];
     if (raw.byteLength !== n * item) {
-      throw new Error(`${where}: ${what} of shape [${shape}] and dtype '${dtypeObj.code}' needs ${n * item} bytes, the pickle holds ${raw.byteLength}`);
+      throw new Error(
+        `${where}: ${what} of shape [${shape}] and dtype '${dtypeObj.code}' needs ${n * item} bytes, the pickle holds ${raw.byteLength}`,
+      );
     }
     // Row-major strides, or column-major ones for a Fortran-ordered array (materialize copies it row-major).
     const stride = new Array<number>(shape.length);
@@ -453,7 +522,8 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
   /** Applies an allow-listed callable (REDUCE / NEWOBJ). */
   const call = (fn: unknown, argsObj: unknown): unknown => {
     if (!(fn instanceof PyGlobal)) throw new Error(`${where}: cannot call a ${describe(fn)}; ${only}`);
-    if (!(argsObj instanceof PyTuple)) throw new Error(`${where}: ${fn.name} called with a ${describe(argsObj)}, expected a tuple`);
+    if (!(argsObj instanceof PyTuple))
+      throw new Error(`${where}: ${fn.name} called with a ${describe(argsObj)}, expected a tuple`);
     const args = argsObj.items;
     const numpyName = fn.name.replace(/^numpy\._core\./, 'numpy.core.');
     switch (numpyName) {
@@ -461,7 +531,9 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
         // How protocol 2 spells bytes under Python 3: _codecs.encode(text, 'latin1').
         const [text, encoding] = args;
         if (typeof text !== 'string' || (encoding !== 'latin1' && encoding !== 'latin-1')) {
-          throw new Error(`${where}: _codecs.encode(${describe(text)}, ${JSON.stringify(encoding)}) is not supported; only latin1 bytes are read`);
+          throw new Error(
+            `${where}: _codecs.encode(${describe(text)}, ${JSON.stringify(encoding)}) is not supported; only latin1 bytes are read`,
+          );
         }
         return encodeLatin1(text, where);
       }
@@ -472,7 +544,8 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
         return new Uint8Array(0);
       case 'numpy.dtype': {
         const [code] = args;
-        if (typeof code !== 'string') throw new Error(`${where}: numpy.dtype(${describe(code)}) is not supported; ${only}`);
+        if (typeof code !== 'string')
+          throw new Error(`${where}: numpy.dtype(${describe(code)}) is not supported; ${only}`);
         return new NumpyDType(code);
       }
       case 'numpy.core.multiarray._reconstruct': {
@@ -512,16 +585,19 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
       case 'torch._utils._rebuild_tensor_v2': {
         // (storage, storage_offset, size, stride[, requires_grad, backward_hooks[, metadata]])
         const [st, offset, size, stride] = args;
-        if (!(st instanceof Storage)) throw new Error(`${where}: ${fn.name} expects a storage first, got ${describe(st)}`);
+        if (!(st instanceof Storage))
+          throw new Error(`${where}: ${fn.name} expects a storage first, got ${describe(st)}`);
         const shape = ints(size, 'size');
         const strides = ints(stride, 'stride');
-        if (strides.length !== shape.length) throw new Error(`${where}: tensor size ${shape} and stride ${strides} differ in rank`);
+        if (strides.length !== shape.length)
+          throw new Error(`${where}: tensor size ${shape} and stride ${strides} differ in rank`);
         return new TensorRef(st, int(offset, 'storage offset'), shape, strides);
       }
       case 'torch._utils._rebuild_parameter':
       case 'torch._utils._rebuild_parameter_with_state':
         // nn.Parameter(data, requires_grad, hooks[, state]): the data is all we keep.
-        if (!(args[0] instanceof TensorRef)) throw new Error(`${where}: ${fn.name} expects a tensor, got ${describe(args[0])}`);
+        if (!(args[0] instanceof TensorRef))
+          throw new Error(`${where}: ${fn.name} expects a tensor, got ${describe(args[0])}`);
         return args[0];
       default:
         throw new Error(`${where}: ${fn.name} cannot be called; ${only}`);
@@ -532,11 +608,17 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
   const persistentLoad = (pid: unknown): Storage => {
     const t = pid instanceof PyTuple ? pid.items : [];
     const [kind, type, key, , numelRaw, ...rest] = t;
-    if (t.length !== options.storageIdLength || kind !== 'storage' || !(type instanceof PyGlobal) || typeof key !== 'string') {
+    if (
+      t.length !== options.storageIdLength ||
+      kind !== 'storage' ||
+      !(type instanceof PyGlobal) ||
+      typeof key !== 'string'
+    ) {
       throw new Error(`${where}: unsupported persistent id (expected ${options.storageIdForm}); ${only}`);
     }
     const dtype = STORAGE_DTYPES[type.name.slice('torch.'.length)];
-    if (!type.name.startsWith('torch.') || !dtype) throw new Error(`${where}: '${type.name}' is not a storage type; ${only}`);
+    if (!type.name.startsWith('torch.') || !dtype)
+      throw new Error(`${where}: '${type.name}' is not a storage type; ${only}`);
     return options.storage({ key, dtype, numel: int(numelRaw, 'storage size'), rest });
   };
 
@@ -608,8 +690,16 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
       case 0x8e: // BINBYTES8
       case 0x96: {
         // BYTEARRAY8 (protocol 5, an in-band writable buffer)
-        if (!options.numpy) throw new Error(`${source}: unsupported pickle opcode 0x${op.toString(16)} (bytes) at byte ${pos - 1} of ${label}; ${only}`);
-        const n = op === 0x43 ? pkl[need(1)]! : op === 0x42 ? view.getUint32(need(4), true) : u64(view, need(8), where, 'bytes length');
+        if (!options.numpy)
+          throw new Error(
+            `${source}: unsupported pickle opcode 0x${op.toString(16)} (bytes) at byte ${pos - 1} of ${label}; ${only}`,
+          );
+        const n =
+          op === 0x43
+            ? pkl[need(1)]!
+            : op === 0x42
+              ? view.getUint32(need(4), true)
+              : u64(view, need(8), where, 'bytes length');
         stack.push(bytesOf(n));
         break;
       }
@@ -697,7 +787,8 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
         // STACK_GLOBAL
         const name = pop();
         const module = pop();
-        if (typeof module !== 'string' || typeof name !== 'string') throw new Error(`${where}: STACK_GLOBAL needs two strings`);
+        if (typeof module !== 'string' || typeof name !== 'string')
+          throw new Error(`${where}: STACK_GLOBAL needs two strings`);
         stack.push(global(module, name));
         break;
       }
@@ -724,7 +815,8 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
         if (options.numpy && target instanceof NumpyDType) {
           // (version, byte order, subarray, names, fields, elsize, alignment, flags)
           const order = state instanceof PyTuple ? state.items[1] : undefined;
-          if (typeof order !== 'string') throw new Error(`${where}: numpy dtype '${target.code}' with state ${describe(state)}; ${only}`);
+          if (typeof order !== 'string')
+            throw new Error(`${where}: numpy dtype '${target.code}' with state ${describe(state)}; ${only}`);
           target.byteOrder = order;
           break;
         }
@@ -732,23 +824,33 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
           // (version, shape, dtype, is_fortran, data); pickles of numpy < 1.? leave out the version.
           const items = state instanceof PyTuple ? state.items : [];
           const s = items.length === 5 ? items.slice(1) : items;
-          if (s.length !== 4 || target.ref) throw new Error(`${where}: numpy array state ${describe(state)} of ${items.length} items; ${only}`);
+          if (s.length !== 4 || target.ref)
+            throw new Error(`${where}: numpy array state ${describe(state)} of ${items.length} items; ${only}`);
           target.ref = numpyTensor('numpy array', s[1], s[0], s[3], s[2] === true);
           break;
         }
-        if (!(target instanceof Map)) throw new Error(`${where}: BUILD on a ${describe(target)} (state ${describe(state)}) is not supported; ${only}`);
+        if (!(target instanceof Map))
+          throw new Error(
+            `${where}: BUILD on a ${describe(target)} (state ${describe(state)}) is not supported; ${only}`,
+          );
         break;
       }
       case 0x51: // BINPERSID
-        if (options.numpy) throw new Error(`${where}: a persistent id (PyTorch storage) at byte ${pos - 1}: a torch.save file, not a numpy pickle; read it with readPth`);
+        if (options.numpy)
+          throw new Error(
+            `${where}: a persistent id (PyTorch storage) at byte ${pos - 1}: a torch.save file, not a numpy pickle; read it with readPth`,
+          );
         stack.push(persistentLoad(pop()));
         break;
       case 0x2e: // STOP
-        if (stack.length !== 1 || marks.length) throw new Error(`${where}: pickle stopped with ${stack.length} values on the stack`);
+        if (stack.length !== 1 || marks.length)
+          throw new Error(`${where}: pickle stopped with ${stack.length} values on the stack`);
         return { value: stack[0], end: pos };
       default: {
         const name = OPCODE_NAMES[op] ?? (op >= 0x20 && op < 0x7f ? `'${String.fromCharCode(op)}'` : 'unknown');
-        throw new Error(`${source}: unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')} (${name}) at byte ${pos - 1} of ${label}; ${only}`);
+        throw new Error(
+          `${source}: unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')} (${name}) at byte ${pos - 1} of ${label}; ${only}`,
+        );
       }
     }
   }
@@ -760,12 +862,14 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
 function readZipCheckpoint(bytes: Uint8Array, source: string, budget: ExpansionBudget): unknown {
   const entries = readCentralDirectory(bytes, source);
   const pklEntry = [...entries.values()].find((e) => /^[^/]+\/data\.pkl$/.test(e.name));
-  if (!pklEntry) throw new Error(`${source}: zip archive has no <archive>/data.pkl, so it is not a torch.save checkpoint`);
+  if (!pklEntry)
+    throw new Error(`${source}: zip archive has no <archive>/data.pkl, so it is not a torch.save checkpoint`);
   const prefix = pklEntry.name.slice(0, -'data.pkl'.length);
   const byteorder = entries.get(`${prefix}byteorder`);
   if (byteorder) {
     const order = new TextDecoder().decode(entryBytes(bytes, byteorder, source, budget)).trim();
-    if (order !== 'little') throw new Error(`${source}: storages are '${order}'-endian; only little-endian checkpoints are supported`);
+    if (order !== 'little')
+      throw new Error(`${source}: storages are '${order}'-endian; only little-endian checkpoints are supported`);
   }
   const storages = new Map<string, Storage>();
   return unpickle(entryBytes(bytes, pklEntry, source, budget), source, {
@@ -776,10 +880,13 @@ function readZipCheckpoint(bytes: Uint8Array, source: string, budget: ExpansionB
       const cached = storages.get(key);
       if (cached) return cached;
       const e = entries.get(`${prefix}data/${key}`);
-      if (!e) throw new Error(`${source}: storage '${key}' is missing from the archive (expected ${prefix}data/${key})`);
+      if (!e)
+        throw new Error(`${source}: storage '${key}' is missing from the archive (expected ${prefix}data/${key})`);
       const data = entryBytes(bytes, e, source, budget);
       if (data.byteLength < numel * ITEM_BYTES[dtype]) {
-        throw new Error(`${source}: storage data/${key} has ${data.byteLength} bytes, expected ${numel} x ${dtype} = ${numel * ITEM_BYTES[dtype]}`);
+        throw new Error(
+          `${source}: storage data/${key} has ${data.byteLength} bytes, expected ${numel} x ${dtype} = ${numel * ITEM_BYTES[dtype]}`,
+        );
       }
       const s = new Storage(dtype, numel, data);
       storages.set(key, s);
@@ -801,7 +908,8 @@ const LEGACY_PROTOCOL = 1001;
  */
 function readLegacyCheckpoint(bytes: Uint8Array, source: string): unknown {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const truncated = (what: string) => new Error(`${source}: legacy torch.save file ends at byte ${bytes.byteLength} ${what} (file truncated?)`);
+  const truncated = (what: string) =>
+    new Error(`${source}: legacy torch.save file ends at byte ${bytes.byteLength} ${what} (file truncated?)`);
   let at = 0;
   const next = (label: string, storage: UnpickleOptions['storage']): unknown => {
     if (at >= bytes.byteLength) throw truncated(`before ${label}`);
@@ -819,13 +927,18 @@ function readLegacyCheckpoint(bytes: Uint8Array, source: string): unknown {
   };
 
   if (next('the magic number', noStorage) !== LEGACY_MAGIC) {
-    throw new Error(`${source}: starts with a pickle that is not torch.save's magic number, so it is not a torch.save checkpoint`);
+    throw new Error(
+      `${source}: starts with a pickle that is not torch.save's magic number, so it is not a torch.save checkpoint`,
+    );
   }
   const protocol = next('the protocol version', noStorage);
-  if (protocol !== LEGACY_PROTOCOL) throw new Error(`${source}: legacy torch.save protocol version ${String(protocol)}, expected ${LEGACY_PROTOCOL}`);
+  if (protocol !== LEGACY_PROTOCOL)
+    throw new Error(`${source}: legacy torch.save protocol version ${String(protocol)}, expected ${LEGACY_PROTOCOL}`);
   const sysInfo = next('sys_info', noStorage);
   if (sysInfo instanceof Map && sysInfo.get('little_endian') === false) {
-    throw new Error(`${source}: saved on a big-endian machine (sys_info little_endian=False); only little-endian checkpoints are supported`);
+    throw new Error(
+      `${source}: saved on a big-endian machine (sys_info little_endian=False); only little-endian checkpoints are supported`,
+    );
   }
 
   // Storages are created empty while the checkpoint is unpickled; their bytes come after the key list.
@@ -840,14 +953,20 @@ function readLegacyCheckpoint(bytes: Uint8Array, source: string): unknown {
     if (viewMetadata === null) return r;
     const [viewKey, offset, size] = viewMetadata instanceof PyTuple ? viewMetadata.items : [];
     if (typeof viewKey !== 'string' || !Number.isInteger(offset) || !Number.isInteger(size)) {
-      throw new Error(`${source}: storage '${key}' has view_metadata ${describe(viewMetadata)}, expected None or (view_key, offset, size)`);
+      throw new Error(
+        `${source}: storage '${key}' has view_metadata ${describe(viewMetadata)}, expected None or (view_key, offset, size)`,
+      );
     }
     const o = offset as number;
     const n = size as number;
-    if (o < 0 || n < 0 || o + n > numel) throw new Error(`${source}: storage view '${viewKey}' (${o}+${n}) lies outside storage '${key}' of ${numel} elements`);
+    if (o < 0 || n < 0 || o + n > numel)
+      throw new Error(
+        `${source}: storage view '${viewKey}' (${o}+${n}) lies outside storage '${key}' of ${numel} elements`,
+      );
     let v = views.get(viewKey);
     if (!v) views.set(viewKey, (v = { storage: new Storage(dtype, n, new Uint8Array(0)), root: r, offset: o }));
-    else if (v.root !== r || v.offset !== o || v.storage.numel !== n) throw new Error(`${source}: storage view '${viewKey}' is described two ways`);
+    else if (v.root !== r || v.offset !== o || v.storage.numel !== n)
+      throw new Error(`${source}: storage view '${viewKey}' is described two ways`);
     return v.storage;
   });
   const keys = next('the storage key list', noStorage);
@@ -858,19 +977,25 @@ function readLegacyCheckpoint(bytes: Uint8Array, source: string): unknown {
   const filled = new Set<string>();
   for (const key of keys as string[]) {
     const s = roots.get(key);
-    if (!s) throw new Error(`${source}: storage '${key}' is in the file but no tensor uses it, so its element size is unknown`);
+    if (!s)
+      throw new Error(
+        `${source}: storage '${key}' is in the file but no tensor uses it, so its element size is unknown`,
+      );
     if (filled.has(key)) throw new Error(`${source}: storage '${key}' is listed twice`);
     if (at + 8 > bytes.byteLength) throw truncated(`before storage '${key}'`);
     const count = u64(view, at, source, `storage '${key}' element count`);
-    if (count !== s.numel) throw new Error(`${source}: storage '${key}' holds ${count} elements, but the checkpoint says ${s.numel}`);
+    if (count !== s.numel)
+      throw new Error(`${source}: storage '${key}' holds ${count} elements, but the checkpoint says ${s.numel}`);
     const end = at + 8 + count * ITEM_BYTES[s.dtype];
-    if (end > bytes.byteLength) throw truncated(`inside storage '${key}' (${count} x ${s.dtype} ending at byte ${end})`);
+    if (end > bytes.byteLength)
+      throw truncated(`inside storage '${key}' (${count} x ${s.dtype} ending at byte ${end})`);
     s.bytes = bytes.subarray(at + 8, end);
     filled.add(key);
     at = end;
   }
   for (const key of roots.keys()) {
-    if (!filled.has(key)) throw new Error(`${source}: storage '${key}' is used by the checkpoint but its bytes are not in the file`);
+    if (!filled.has(key))
+      throw new Error(`${source}: storage '${key}' is used by the checkpoint but its bytes are not in the file`);
   }
   for (const v of views.values()) {
     const item = ITEM_BYTES[v.root.dtype];
@@ -889,11 +1014,14 @@ function materialize(name: string, t: TensorRef, source: string, budget: Expansi
   if (shape.some((d) => d < 0) || stride.some((s) => s < 0) || offset < 0) {
     throw new Error(`${source}: tensor '${name}' has a negative size, stride or offset`);
   }
-  if (!Number.isSafeInteger(n) || !Number.isSafeInteger(n * item)) throw new Error(`${source}: tensor '${name}' has size [${shape}], too many elements`);
+  if (!Number.isSafeInteger(n) || !Number.isSafeInteger(n * item))
+    throw new Error(`${source}: tensor '${name}' has size [${shape}], too many elements`);
   if (n > 0) {
     const last = offset + shape.reduce((acc, d, i) => acc + (d - 1) * stride[i]!, 0);
     if (last >= storage.numel) {
-      throw new Error(`${source}: tensor '${name}' (offset ${offset}, size [${shape}], stride [${stride}]) reads past its storage of ${storage.numel} elements`);
+      throw new Error(
+        `${source}: tensor '${name}' (offset ${offset}, size [${shape}], stride [${stride}]) reads past its storage of ${storage.numel} elements`,
+      );
     }
   }
   let bytes: Uint8Array;
@@ -934,7 +1062,13 @@ function materialize(name: string, t: TensorRef, source: string, budget: Expansi
 }
 
 /** Picks the state dict out of a checkpoint and flattens it to dotted names. */
-function flatten(root: unknown, source: string, options: PthOptions, budget: ExpansionBudget, only = ONLY): Map<string, HostTensor> {
+function flatten(
+  root: unknown,
+  source: string,
+  options: PthOptions,
+  budget: ExpansionBudget,
+  only = ONLY,
+): Map<string, HostTensor> {
   // A numpy array is its tensor once BUILD has filled it; one never filled is no array.
   const tensorOf = (v: unknown): TensorRef | null => {
     if (v instanceof NumpyArray) {
@@ -943,7 +1077,8 @@ function flatten(root: unknown, source: string, options: PthOptions, budget: Exp
     }
     return v instanceof TensorRef ? v : null;
   };
-  if (!(root instanceof Map)) throw new Error(`${source}: the checkpoint holds a ${describe(root)}, expected a dict of tensors; ${only}`);
+  if (!(root instanceof Map))
+    throw new Error(`${source}: the checkpoint holds a ${describe(root)}, expected a dict of tensors; ${only}`);
   let dict: PyDict = root;
   // A training checkpoint wraps the weights: {'epoch': 3, 'state_dict': {...}, 'optimizer': {...}}.
   if (![...root.values()].some((v) => tensorOf(v) !== null)) {
@@ -957,9 +1092,13 @@ function flatten(root: unknown, source: string, options: PthOptions, budget: Exp
   const walk = (d: PyDict, prefix: string) => {
     // Shared dicts are legal pickles, but sharing nested k deep names 2^k entries: bounded here.
     visits += d.size;
-    if (visits > MAX_DICT_ENTRIES) throw new Error(`${source}: the checkpoint's dicts name more than ${MAX_DICT_ENTRIES} entries; ${only}`);
+    if (visits > MAX_DICT_ENTRIES)
+      throw new Error(`${source}: the checkpoint's dicts name more than ${MAX_DICT_ENTRIES} entries; ${only}`);
     if (open.has(d)) throw new Error(`${source}: dict '${prefix.slice(0, -1)}' contains itself; ${only}`);
-    if (open.size >= MAX_DICT_DEPTH) throw new Error(`${source}: dicts nested more than ${MAX_DICT_DEPTH} deep (at '${prefix.slice(0, 200)}...'); ${only}`);
+    if (open.size >= MAX_DICT_DEPTH)
+      throw new Error(
+        `${source}: dicts nested more than ${MAX_DICT_DEPTH} deep (at '${prefix.slice(0, 200)}...'); ${only}`,
+      );
     open.add(d);
     for (const [k, v] of d) {
       const name = prefix + String(k);
@@ -968,9 +1107,11 @@ function flatten(root: unknown, source: string, options: PthOptions, budget: Exp
       else if (t) {
         const p = options.stripPrefix;
         const key = p && name.startsWith(p) ? name.slice(p.length) : name;
-        if (out.has(key)) throw new Error(`${source}: two tensors are named '${key}' after flattening/prefix stripping`);
+        if (out.has(key))
+          throw new Error(`${source}: two tensors are named '${key}' after flattening/prefix stripping`);
         // A tensor named twice is decoded twice: the second copy is no part of the file's size.
-        if (seen.has(t)) budget.take(sizeOf(t.shape) * 4, `decoding tensor '${name}' again (it is named more than once)`);
+        if (seen.has(t))
+          budget.take(sizeOf(t.shape) * 4, `decoding tensor '${name}' again (it is named more than once)`);
         seen.add(t);
         out.set(key, materialize(name, t, source, budget, options));
       }
@@ -1006,7 +1147,9 @@ export function readPth(bytes: Uint8Array, source = 'pth', options: PthOptions =
         're-save it with a current PyTorch: torch.save(torch.load(f), f2)',
     );
   } else {
-    throw new Error(`${source}: not a torch.save checkpoint (neither a zip archive nor a legacy torch.save pickle stream)`);
+    throw new Error(
+      `${source}: not a torch.save checkpoint (neither a zip archive nor a legacy torch.save pickle stream)`,
+    );
   }
   return flatten(root, source, options, budget);
 }
@@ -1029,13 +1172,22 @@ export function readPkl(bytes: Uint8Array, source = 'pkl', options: PthOptions =
   const limit = options.maxExpandedBytes ?? PTH_MAX_EXPANDED_BYTES;
   if (!(limit >= 0)) throw new Error(`${source}: maxExpandedBytes must be a number >= 0, got ${limit}`);
   if (!isPickle(bytes)) {
-    throw new Error(`${source}: not a pickle of protocol 2 or later (first byte ${bytes.byteLength ? `0x${bytes[0]!.toString(16)}` : 'missing'}), so not a detectron2 .pkl checkpoint`);
+    throw new Error(
+      `${source}: not a pickle of protocol 2 or later (first byte ${bytes.byteLength ? `0x${bytes[0]!.toString(16)}` : 'missing'}), so not a detectron2 .pkl checkpoint`,
+    );
   }
   const noStorage = (): Storage => {
     throw new Error(`${source}: a PyTorch storage in a numpy pickle`);
   };
-  const { value, end } = unpickle(bytes, source, { label: 'the pickle', storageIdForm: 'none', storageIdLength: -1, storage: noStorage, numpy: true });
-  if (end !== bytes.byteLength) throw new Error(`${source}: ${bytes.byteLength - end} bytes follow the pickle's STOP; ${ONLY_NUMPY}`);
+  const { value, end } = unpickle(bytes, source, {
+    label: 'the pickle',
+    storageIdForm: 'none',
+    storageIdLength: -1,
+    storage: noStorage,
+    numpy: true,
+  });
+  if (end !== bytes.byteLength)
+    throw new Error(`${source}: ${bytes.byteLength - end} bytes follow the pickle's STOP; ${ONLY_NUMPY}`);
   // detectron2 keeps numpy scalars ('iteration') beside 'model', so the wrapper is recognised by name.
   const model = value instanceof Map ? value.get('model') : undefined;
   return flatten(model instanceof Map ? model : value, source, options, new ExpansionBudget(limit, source), ONLY_NUMPY);

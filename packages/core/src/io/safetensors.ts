@@ -14,7 +14,18 @@ import type { Tensor } from '../tensor/tensor.js';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
-const DTYPE_BYTES: Record<SafetensorsDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const DTYPE_BYTES: Record<SafetensorsDType, number> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I32: 4,
+  I64: 8,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
 
 export interface SafetensorsEntry {
   dtype: SafetensorsDType;
@@ -57,13 +68,19 @@ export interface FloatLoad {
 const FLOAT_TYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'F64'];
 
 /** The device dtype a stored tensor gets under `load` (null for integer types). */
-export function floatTarget(name: string, stored: SafetensorsDType, load: FloatLoad = {}): 'float32' | 'float16' | null {
+export function floatTarget(
+  name: string,
+  stored: SafetensorsDType,
+  load: FloatLoad = {},
+): 'float32' | 'float16' | null {
   if (!FLOAT_TYPES.includes(stored)) return null;
   const want = load.dtype ?? 'float32';
   if (want === 'float32') return 'float32';
   if (stored === 'BF16') {
     if (!load.bf16) {
-      throw new Error(`tensor '${name}' is BF16: choose what it becomes with bf16: 'float16' (rounded, inf beyond 65504) or 'float32' (exact)`);
+      throw new Error(
+        `tensor '${name}' is BF16: choose what it becomes with bf16: 'float16' (rounded, inf beyond 65504) or 'float32' (exact)`,
+      );
     }
     return load.bf16;
   }
@@ -78,11 +95,14 @@ const MAX_RANK = 64;
 /** `__metadata__` is a string-to-string map (the format's definition); anything else is refused. */
 function checkMetadata(raw: unknown, source: string): Record<string, string> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new Error(`${source}: __metadata__ is ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : typeof raw}, expected an object of strings`);
+    throw new Error(
+      `${source}: __metadata__ is ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : typeof raw}, expected an object of strings`,
+    );
   }
   const out: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [k, v] of Object.entries(raw)) {
-    if (typeof v !== 'string') throw new Error(`${source}: __metadata__ entry '${k}' is ${JSON.stringify(v)}, expected a string`);
+    if (typeof v !== 'string')
+      throw new Error(`${source}: __metadata__ entry '${k}' is ${JSON.stringify(v)}, expected a string`);
     out[k] = v;
   }
   return out;
@@ -90,7 +110,8 @@ function checkMetadata(raw: unknown, source: string): Record<string, string> {
 
 /** Reads the header length from the first 8 bytes, checking it against the file size. */
 export function headerLength(first8: Uint8Array, fileSize: number, source = 'safetensors'): number {
-  if (first8.byteLength < 8 || fileSize < 8) throw new Error(`${source}: file is ${fileSize} bytes, too short for a safetensors header`);
+  if (first8.byteLength < 8 || fileSize < 8)
+    throw new Error(`${source}: file is ${fileSize} bytes, too short for a safetensors header`);
   const view = new DataView(first8.buffer, first8.byteOffset, 8);
   const n = Number(view.getBigUint64(0, true));
   if (n > MAX_HEADER || 8 + n > fileSize) {
@@ -107,7 +128,8 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, source = 
   } catch (e) {
     throw new Error(`${source}: header is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${source}: header must be a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new Error(`${source}: header must be a JSON object`);
   const dataStart = 8 + headerBytes.byteLength;
   const dataSize = fileSize - dataStart;
   const entries = new Map<string, SafetensorsEntry>();
@@ -118,24 +140,43 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, source = 
       continue;
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      throw new Error(`${source}: tensor '${name}' is described by ${JSON.stringify(raw)}, expected an object {dtype, shape, data_offsets}`);
+      throw new Error(
+        `${source}: tensor '${name}' is described by ${JSON.stringify(raw)}, expected an object {dtype, shape, data_offsets}`,
+      );
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     // Own keys only: 'constructor' or '__proto__' must not find Object.prototype.
     if (typeof e.dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, e.dtype)) {
-      throw new Error(`${source}: tensor '${name}' has unsupported dtype ${JSON.stringify(e.dtype)} (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
+      throw new Error(
+        `${source}: tensor '${name}' has unsupported dtype ${JSON.stringify(e.dtype)} (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`,
+      );
     }
     const shape = e.shape;
-    if (!Array.isArray(shape) || shape.length > MAX_RANK || shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) {
-      throw new Error(`${source}: tensor '${name}' has an invalid shape ${JSON.stringify(shape)} (expected at most ${MAX_RANK} non-negative integers)`);
+    if (
+      !Array.isArray(shape) ||
+      shape.length > MAX_RANK ||
+      shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)
+    ) {
+      throw new Error(
+        `${source}: tensor '${name}' has an invalid shape ${JSON.stringify(shape)} (expected at most ${MAX_RANK} non-negative integers)`,
+      );
     }
     // Every dimension counts, zero-sized tensors included: [0, 1e300] is no shape a writer produces.
     if ((shape as number[]).reduce((acc: number, d: number) => acc * Math.max(d, 1), 1) > Number.MAX_SAFE_INTEGER) {
-      throw new Error(`${source}: tensor '${name}' has shape ${JSON.stringify(shape)}, whose element count is too large`);
+      throw new Error(
+        `${source}: tensor '${name}' has shape ${JSON.stringify(shape)}, whose element count is too large`,
+      );
     }
     const offsets = e.data_offsets;
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0) || offsets[1] < offsets[0]) {
-      throw new Error(`${source}: tensor '${name}' has invalid data_offsets ${JSON.stringify(offsets)} (expected [begin, end], 0 <= begin <= end)`);
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0) ||
+      offsets[1] < offsets[0]
+    ) {
+      throw new Error(
+        `${source}: tensor '${name}' has invalid data_offsets ${JSON.stringify(offsets)} (expected [begin, end], 0 <= begin <= end)`,
+      );
     }
     const [begin, end] = offsets as [number, number];
     const dtype = e.dtype as SafetensorsDType;
@@ -146,7 +187,9 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, source = 
       );
     }
     if (end > dataSize) {
-      throw new Error(`${source}: tensor '${name}' ends at byte ${end} but the data section has ${dataSize} bytes (file truncated?)`);
+      throw new Error(
+        `${source}: tensor '${name}' ends at byte ${end} but the data section has ${dataSize} bytes (file truncated?)`,
+      );
     }
     entries.set(name, { dtype, shape: shape as number[], offsets: [begin, end] });
   }
@@ -196,7 +239,8 @@ export function decodeTensor(name: string, entry: SafetensorsEntry, bytes: Uint8
       data = new Int32Array(n);
       for (let i = 0; i < n; i++) {
         const v = view.getBigInt64(8 * i, true);
-        if (v > 2147483647n || v < -2147483648n) throw new Error(`safetensors: I64 tensor '${name}' has value ${v} outside int32`);
+        if (v > 2147483647n || v < -2147483648n)
+          throw new Error(`safetensors: I64 tensor '${name}' has value ${v} outside int32`);
         data[i] = Number(v);
       }
       break;
@@ -231,7 +275,10 @@ export function readSafetensors(
   const header = parseHeader(bytes.subarray(8, 8 + n), bytes.byteLength, source);
   const tensors = new Map<string, HostTensor>();
   for (const [name, e] of header.entries) {
-    tensors.set(name, decodeTensor(name, e, bytes.subarray(header.dataStart + e.offsets[0], header.dataStart + e.offsets[1]), load));
+    tensors.set(
+      name,
+      decodeTensor(name, e, bytes.subarray(header.dataStart + e.offsets[0], header.dataStart + e.offsets[1]), load),
+    );
   }
   return { tensors, metadata: header.metadata };
 }
@@ -246,7 +293,10 @@ export interface SerializeEntry {
 }
 
 /** Builds a safetensors file in memory. Names are written sorted, data 8-byte aligned as the reference does. */
-export function serializeSafetensors(entries: Record<string, SerializeEntry>, metadata?: Record<string, string>): Uint8Array {
+export function serializeSafetensors(
+  entries: Record<string, SerializeEntry>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const names = Object.keys(entries).sort();
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
@@ -292,7 +342,12 @@ export function serializeSafetensors(entries: Record<string, SerializeEntry>, me
 export function toDevice(tensors: Map<string, HostTensor>): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
   for (const [name, t] of tensors) {
-    out.set(name, t.half ? tensorFromHalfBits(t.half, t.shape) : tensor(t.data, t.shape, t.data instanceof Int32Array ? 'int32' : 'float32'));
+    out.set(
+      name,
+      t.half
+        ? tensorFromHalfBits(t.half, t.shape)
+        : tensor(t.data, t.shape, t.data instanceof Int32Array ? 'int32' : 'float32'),
+    );
   }
   return out;
 }
@@ -366,16 +421,27 @@ export async function saveSafetensors(
   const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const datas = await Promise.all(list.map(([, t]) => (t.dtype === 'int32' ? t.intData() : t.data())));
   // float16 tensors are written as F16 from their own bits unless F32 is asked for.
-  const halves = await Promise.all(list.map(([, t]) => (t.dtype === 'float16' && options.dtype !== 'F32' ? t.halfBits() : undefined)));
+  const halves = await Promise.all(
+    list.map(([, t]) => (t.dtype === 'float16' && options.dtype !== 'F32' ? t.halfBits() : undefined)),
+  );
   const entries: Record<string, SerializeEntry> = {};
   list.forEach(([name, t], i) => {
     const data = datas[i]!;
     if (options.requireFinite && data instanceof Float32Array) {
       let bad = 0;
       for (let j = 0; j < data.length; j++) if (!Number.isFinite(data[j]!)) bad++;
-      if (bad > 0) throw new NonFiniteError(`saveSafetensors: '${path}': tensor '${name}' has ${bad} of ${data.length} values NaN or infinite; not written`, name);
+      if (bad > 0)
+        throw new NonFiniteError(
+          `saveSafetensors: '${path}': tensor '${name}' has ${bad} of ${data.length} values NaN or infinite; not written`,
+          name,
+        );
     }
-    entries[name] = { shape: t.shape, data, half: halves[i], dtype: data instanceof Int32Array ? 'I32' : (options.dtype ?? 'F32') };
+    entries[name] = {
+      shape: t.shape,
+      data,
+      half: halves[i],
+      dtype: data instanceof Int32Array ? 'I32' : (options.dtype ?? 'F32'),
+    };
   });
   await writeFileAtomic(path, serializeSafetensors(entries, options.metadata), options.fs);
 }
@@ -396,7 +462,10 @@ export class NonFiniteError extends Error {
  * The part of node:fs/promises that atomic writes and checkpoints use. The default is Node's; tests pass a
  * wrapper that fails chosen calls to check what survives a crash.
  */
-export type FileSystem = Pick<typeof import('node:fs/promises'), 'open' | 'rename' | 'rm' | 'mkdir' | 'stat' | 'readdir' | 'readFile'>;
+export type FileSystem = Pick<
+  typeof import('node:fs/promises'),
+  'open' | 'rename' | 'rm' | 'mkdir' | 'stat' | 'readdir' | 'readFile'
+>;
 
 async function nodeFs(): Promise<FileSystem> {
   const name = 'node:fs/promises';

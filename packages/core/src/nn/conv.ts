@@ -31,8 +31,14 @@ export class Conv2d extends Module implements TensorModule {
       throw new Error(`Conv2d: groups ${groups} must divide ${inChannels} input and ${outChannels} output channels`);
     }
     const fanIn = (inChannels / groups) * kh * kw;
-    this.weight = this.addParameter('weight', uniformInit([outChannels, inChannels / groups, kh, kw], fanIn, options.generator));
-    this.bias = this.addParameter('bias', options.bias === false ? null : uniformInit([outChannels], fanIn, options.generator));
+    this.weight = this.addParameter(
+      'weight',
+      uniformInit([outChannels, inChannels / groups, kh, kw], fanIn, options.generator),
+    );
+    this.bias = this.addParameter(
+      'bias',
+      options.bias === false ? null : uniformInit([outChannels], fanIn, options.generator),
+    );
   }
 
   forward(x: Tensor): Tensor {
@@ -61,8 +67,14 @@ export class ConvTranspose2d extends Module implements TensorModule {
     const groups = options.groups ?? 1;
     // PyTorch computes fan-in from weight.shape[1] * kh * kw for transposed convolutions.
     const fanIn = (outChannels / groups) * kh * kw;
-    this.weight = this.addParameter('weight', uniformInit([inChannels, outChannels / groups, kh, kw], fanIn, options.generator));
-    this.bias = this.addParameter('bias', options.bias === false ? null : uniformInit([outChannels], fanIn, options.generator));
+    this.weight = this.addParameter(
+      'weight',
+      uniformInit([inChannels, outChannels / groups, kh, kw], fanIn, options.generator),
+    );
+    this.bias = this.addParameter(
+      'bias',
+      options.bias === false ? null : uniformInit([outChannels], fanIn, options.generator),
+    );
   }
 
   forward(x: Tensor): Tensor {

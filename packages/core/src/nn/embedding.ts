@@ -26,7 +26,10 @@ export class Embedding extends Module {
     options: EmbeddingOptions = {},
   ) {
     super();
-    for (const [name, v] of [['numEmbeddings', numEmbeddings], ['embeddingDim', embeddingDim]] as const) {
+    for (const [name, v] of [
+      ['numEmbeddings', numEmbeddings],
+      ['embeddingDim', embeddingDim],
+    ] as const) {
       if (!Number.isInteger(v) || v <= 0) throw new Error(`Embedding: ${name} must be a positive integer, got ${v}`);
     }
     const p = options.paddingIdx;

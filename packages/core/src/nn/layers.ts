@@ -33,7 +33,12 @@ export function withoutInit<M>(build: () => M): M {
 
 /** Kaiming-uniform-like default init scale, as PyTorch's Linear/Conv use: U(-1/sqrt(fanIn), 1/sqrt(fanIn)). */
 export function uniformInit(shape: number[], fanIn: number, generator?: Generator): Tensor {
-  if (skipInit) return new Tensor(new Storage(activeDevice(), null, sizeOf(shape) * BYTES_PER_ELEMENT.float32), [...shape], 'float32');
+  if (skipInit)
+    return new Tensor(
+      new Storage(activeDevice(), null, sizeOf(shape) * BYTES_PER_ELEMENT.float32),
+      [...shape],
+      'float32',
+    );
   const bound = 1 / Math.sqrt(Math.max(fanIn, 1));
   return randUniform(shape, -bound, bound, generator);
 }
@@ -58,7 +63,10 @@ export class Linear extends Module implements TensorModule {
   ) {
     super();
     this.weight = this.addParameter('weight', uniformInit([outFeatures, inFeatures], inFeatures, options.generator));
-    this.bias = this.addParameter('bias', options.bias === false ? null : uniformInit([outFeatures], inFeatures, options.generator));
+    this.bias = this.addParameter(
+      'bias',
+      options.bias === false ? null : uniformInit([outFeatures], inFeatures, options.generator),
+    );
   }
 
   forward(x: Tensor): Tensor {

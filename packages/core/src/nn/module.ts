@@ -175,7 +175,9 @@ export abstract class Module {
     const failed = report.missing.length + report.unexpected.length + report.mismatched.length > 0;
     if (failed && (options.strict ?? true)) {
       const lines = [
-        ...report.mismatched.map((m) => `  shape mismatch for ${m.key}: expected ${formatShape(m.expected)}, got ${formatShape(m.got)}`),
+        ...report.mismatched.map(
+          (m) => `  shape mismatch for ${m.key}: expected ${formatShape(m.expected)}, got ${formatShape(m.got)}`,
+        ),
         ...report.missing.map((k) => `  missing: ${k}`),
         ...report.unexpected.map((k) => `  unexpected: ${k}`),
       ];

@@ -16,7 +16,8 @@ export class GroupNorm extends Module implements TensorModule {
     options: { eps?: number; affine?: boolean } = {},
   ) {
     super();
-    if (numChannels % numGroups !== 0) throw new Error(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
+    if (numChannels % numGroups !== 0)
+      throw new Error(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
     this.eps = options.eps ?? 1e-5;
     const affine = options.affine ?? true;
     this.weight = this.addParameter('weight', affine ? ones([numChannels]) : null);
@@ -123,7 +124,14 @@ export class BatchNorm2d extends Module implements TensorModule {
   }
 
   forward(x: Tensor): Tensor {
-    return batchNorm(x, this.running_mean, this.running_var, this.weight ?? undefined, this.bias ?? undefined, this.callOptions());
+    return batchNorm(
+      x,
+      this.running_mean,
+      this.running_var,
+      this.weight ?? undefined,
+      this.bias ?? undefined,
+      this.callOptions(),
+    );
   }
 }
 
@@ -141,6 +149,9 @@ export class InPlaceABN extends BatchNorm2d {
 
   override forward(x: Tensor): Tensor {
     if (!this.weight || !this.bias) throw new Error('InPlaceABN: needs affine parameters');
-    return activatedBatchNorm(x, this.running_mean, this.running_var, this.weight, this.bias, { ...this.callOptions(), slope: this.slope });
+    return activatedBatchNorm(x, this.running_mean, this.running_var, this.weight, this.bias, {
+      ...this.callOptions(),
+      slope: this.slope,
+    });
   }
 }

@@ -43,19 +43,32 @@ interface AttentionPlan {
 
 function planAttention(op: string, q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): AttentionPlan {
   const bad = () =>
-    new Error(`${op}: expected q [B, H, N, D], k [B|1, H|1, M, D], v [B|1, H|1, M, Dv], got ${formatShape(q.shape)}, ${formatShape(k.shape)}, ${formatShape(v.shape)}`);
+    new Error(
+      `${op}: expected q [B, H, N, D], k [B|1, H|1, M, D], v [B|1, H|1, M, Dv], got ${formatShape(q.shape)}, ${formatShape(k.shape)}, ${formatShape(v.shape)}`,
+    );
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw bad();
   const [B, H, N, D] = q.shape as [number, number, number, number];
   const [kb, kh, M, kd] = k.shape as [number, number, number, number];
   const [vb, vh, vm, Dv] = v.shape as [number, number, number, number];
-  if (kd !== D || vm !== M || ![1, B].includes(kb) || ![1, H].includes(kh) || ![1, B].includes(vb) || ![1, H].includes(vh)) throw bad();
+  if (
+    kd !== D ||
+    vm !== M ||
+    ![1, B].includes(kb) ||
+    ![1, H].includes(kh) ||
+    ![1, B].includes(vb) ||
+    ![1, H].includes(vh)
+  )
+    throw bad();
   floatResult(op, [q, k, v]);
   let mask: Tensor | undefined;
   let maskStrides = { maskB: 0, maskH: 0, maskN: 0 };
   if (options.mask) {
     const m = options.mask;
     const shape4 = [...new Array(4 - m.rank).fill(1), ...m.shape];
-    if (m.rank > 4 || shape4[3] !== M) throw new Error(`${op}: mask ${formatShape(m.shape)} must end in M = ${M} and broadcast to [${B}, ${H}, ${N}, ${M}]`);
+    if (m.rank > 4 || shape4[3] !== M)
+      throw new Error(
+        `${op}: mask ${formatShape(m.shape)} must end in M = ${M} and broadcast to [${B}, ${H}, ${N}, ${M}]`,
+      );
     broadcastShapes(op, shape4, [B, H, N, M]);
     mask = m;
     maskStrides = {
@@ -106,7 +119,13 @@ export const flashAttention = defineOp('attention', {
       // Adapters where the subgroup-broadcast matmul wins (CPU implementations) get the same scheme here.
       if (matmulVariantFor(activeDevice()) === 'broadcast') {
         const spec = { ...p.spec, vecQK: p.D % 4 === 0, vecV: p.Dv % 4 === 0 };
-        launch(attentionForwardBroadcastKernel(spec), inputs, [out, lse], p.uniforms, attentionBroadcastGrid(p.B * p.H, p.N));
+        launch(
+          attentionForwardBroadcastKernel(spec),
+          inputs,
+          [out, lse],
+          p.uniforms,
+          attentionBroadcastGrid(p.B * p.H, p.N),
+        );
       } else {
         launch(attentionForwardKernel(p.spec), inputs, [out, lse], p.uniforms, attentionForwardGrid(p.B * p.H, p.N));
       }
@@ -128,7 +147,13 @@ export const flashAttention = defineOp('attention', {
     let dq: Tensor | null = null;
     if (needsGrad[0]) {
       dq = emptyTensor(q.shape, 'float32', 'attention.backward');
-      launch(attentionGradQKernel(p.spec), [...base, g, saved.lse, delta], [dq], p.uniforms, attentionGrid(p.B * p.H * p.N));
+      launch(
+        attentionGradQKernel(p.spec),
+        [...base, g, saved.lse, delta],
+        [dq],
+        p.uniforms,
+        attentionGrid(p.B * p.H * p.N),
+      );
     }
     let dk: Tensor | null = null;
     let dv: Tensor | null = null;
@@ -136,7 +161,13 @@ export const flashAttention = defineOp('attention', {
       const wantV = needsGrad[2] ?? false;
       const dkFull = emptyTensor([p.B, p.H, p.M, p.D], 'float32', 'attention.backward');
       const dvFull = wantV ? emptyTensor([p.B, p.H, p.M, p.Dv], 'float32', 'attention.backward') : null;
-      launch(attentionGradKVKernel({ ...p.spec, wantV }), [...base, g, saved.lse, delta], dvFull ? [dkFull, dvFull] : [dkFull], p.uniforms, attentionGrid(p.B * p.H * p.M));
+      launch(
+        attentionGradKVKernel({ ...p.spec, wantV }),
+        [...base, g, saved.lse, delta],
+        dvFull ? [dkFull, dvFull] : [dkFull],
+        p.uniforms,
+        attentionGrid(p.B * p.H * p.M),
+      );
       // Keys/values shared across batch entries or heads collect the gradient of every user.
       if (needsGrad[1]) dk = sumTo(dkFull, k.shape);
       if (dvFull) dv = sumTo(dvFull, v.shape);
@@ -175,7 +206,12 @@ export function attentionMap(q: Tensor, k: Tensor, options: AttentionMapOptions 
  * attention(q, k, v): the flash kernel, or `{ out, attention }` when `returnAttention` is set ('full':
  * [B, H, N, M]; 'headMean': [B, N, M]). The returned map is computed separately and is not differentiable.
  */
-export function attention(q: Tensor, k: Tensor, v: Tensor, options?: AttentionOptions & { returnAttention?: false }): Tensor;
+export function attention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  options?: AttentionOptions & { returnAttention?: false },
+): Tensor;
 export function attention(
   q: Tensor,
   k: Tensor,

@@ -46,7 +46,8 @@ export interface ConvTranspose2dOptions {
   groups?: number;
 }
 
-const pair = (v: Pair | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+const pair = (v: Pair | undefined, d: number): [number, number] =>
+  v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
 
 /** Everything the kernels need about one convolution, validated. */
 interface ConvPlan extends ConvGeometry {
@@ -61,7 +62,8 @@ interface ConvPlan extends ConvGeometry {
 }
 
 function checkPositive(op: string, what: string, v: [number, number], min: number): void {
-  if (v.some((x) => !Number.isInteger(x) || x < min)) throw new Error(`${op}: ${what} must be integers >= ${min}, got [${v.join(', ')}]`);
+  if (v.some((x) => !Number.isInteger(x) || x < min))
+    throw new Error(`${op}: ${what} must be integers >= ${min}, got [${v.join(', ')}]`);
 }
 
 function planConv2d(x: Tensor, weight: Tensor, bias: Tensor | undefined, o: Conv2dOptions): ConvPlan {
@@ -69,10 +71,16 @@ function planConv2d(x: Tensor, weight: Tensor, bias: Tensor | undefined, o: Conv
   return planConv2dShapes(x.shape, weight.shape, bias?.shape, o);
 }
 
-function planConv2dShapes(xShape: readonly number[], wShape: readonly number[], biasShape: readonly number[] | undefined, o: Conv2dOptions): ConvPlan {
+function planConv2dShapes(
+  xShape: readonly number[],
+  wShape: readonly number[],
+  biasShape: readonly number[] | undefined,
+  o: Conv2dOptions,
+): ConvPlan {
   const op = 'conv2d';
   if (xShape.length !== 4) throw new Error(`${op}: input must be [N, C, H, W], got ${formatShape(xShape)}`);
-  if (wShape.length !== 4) throw new Error(`${op}: weight must be [out, in / groups, kh, kw], got ${formatShape(wShape)}`);
+  if (wShape.length !== 4)
+    throw new Error(`${op}: weight must be [out, in / groups, kh, kw], got ${formatShape(wShape)}`);
   const groups = o.groups ?? 1;
   const [n, cin, H, W] = xShape as [number, number, number, number];
   const [cout, cinG, kh, kw] = wShape as [number, number, number, number];
@@ -80,7 +88,9 @@ function planConv2dShapes(xShape: readonly number[], wShape: readonly number[], 
     throw new Error(`${op}: groups ${groups} must divide input channels ${cin} and output channels ${cout}`);
   }
   if (cinG * groups !== cin) {
-    throw new Error(`${op}: input ${formatShape(xShape)} has ${cin} channels, weight ${formatShape(wShape)} expects ${cinG} x groups ${groups}`);
+    throw new Error(
+      `${op}: input ${formatShape(xShape)} has ${cin} channels, weight ${formatShape(wShape)} expects ${cinG} x groups ${groups}`,
+    );
   }
   if (biasShape && (biasShape.length !== 1 || biasShape[0] !== cout)) {
     throw new Error(`${op}: bias ${formatShape(biasShape)} does not match ${cout} output channels`);
@@ -95,7 +105,9 @@ function planConv2dShapes(xShape: readonly number[], wShape: readonly number[], 
   const Ho = Math.floor((H + 2 * padH - dilationH * (kh - 1) - 1) / strideH) + 1;
   const Wo = Math.floor((W + 2 * padW - dilationW * (kw - 1) - 1) / strideW) + 1;
   if (Ho < 1 || Wo < 1) {
-    throw new Error(`${op}: kernel ${kh}x${kw} (dilation ${dilationH}x${dilationW}) does not fit input ${H}x${W} with padding ${padH}x${padW}`);
+    throw new Error(
+      `${op}: kernel ${kh}x${kw} (dilation ${dilationH}x${dilationW}) does not fit input ${H}x${W} with padding ${padH}x${padW}`,
+    );
   }
   return { n, cin, cout, groups, H, W, Ho, Wo, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW };
 }
@@ -128,7 +140,8 @@ export function setConvVariant(variant: ConvVariant | null): void {
 
 /** Whether the device's subgroups hold the 8 lanes the subgroup-broadcast kernels share values among. */
 const hasSubgroupsOf8 = (device: Device) =>
-  device.hasSubgroups && ((device.gpu as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0) >= 8;
+  device.hasSubgroups &&
+  ((device.gpu as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0) >= 8;
 
 /** The subgroup-broadcast kernel on CPU adapters with 8-wide subgroups (as for matmul), registers elsewhere. */
 export function convVariantFor(device: Device): ConvVariant {
@@ -154,7 +167,9 @@ let forcedAlgorithm: ConvAlgorithm | null = null;
  */
 export function setConvAlgorithm(algorithm: ConvAlgorithm | null): void {
   if (algorithm !== null && !CONV_ALGORITHMS.includes(algorithm)) {
-    throw new Error(`setConvAlgorithm: expected ${CONV_ALGORITHMS.map((a) => `'${a}'`).join(', ')} or null, got '${String(algorithm)}'`);
+    throw new Error(
+      `setConvAlgorithm: expected ${CONV_ALGORITHMS.map((a) => `'${a}'`).join(', ')} or null, got '${String(algorithm)}'`,
+    );
   }
   forcedAlgorithm = algorithm;
 }
@@ -186,11 +201,26 @@ function slidingLaunch(product: ConvProduct, p: ConvPlan) {
  * they were measured) when no tensor is float16; everywhere else the direct product stays, unless forced with
  * `setConvAlgorithm`.
  */
-function convAlgorithmFor(product: ConvProduct, p: ConvPlan, half = false, device: Device = activeDevice()): ConvAlgorithm {
+function convAlgorithmFor(
+  product: ConvProduct,
+  p: ConvPlan,
+  half = false,
+  device: Device = activeDevice(),
+): ConvAlgorithm {
   const stride1x3 =
-    p.kh === 3 && p.kw === 3 && p.strideH === 1 && p.strideW === 1 && p.dilationH === 1 && p.dilationW === 1 && p.groups === 1 && p.padH <= 2 && p.padW <= 2;
+    p.kh === 3 &&
+    p.kw === 3 &&
+    p.strideH === 1 &&
+    p.strideW === 1 &&
+    p.dilationH === 1 &&
+    p.dilationW === 1 &&
+    p.groups === 1 &&
+    p.padH <= 2 &&
+    p.padW <= 2;
   if (!stride1x3) return 'direct';
-  const winogradFits = winogradBytes(product, p) <= Math.min(device.gpu.limits.maxStorageBufferBindingSize, device.gpu.limits.maxBufferSize);
+  const winogradFits =
+    winogradBytes(product, p) <=
+    Math.min(device.gpu.limits.maxStorageBufferBindingSize, device.gpu.limits.maxBufferSize);
   const slidingFits = product !== 'weightGrad' && hasSubgroupsOf8(device) && slidingLaunch(product, p) !== null;
   if (forcedAlgorithm) {
     const fits = forcedAlgorithm === 'direct' || (forcedAlgorithm === 'winograd' ? winogradFits : slidingFits);
@@ -216,7 +246,13 @@ function slidingProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor,
   const fwd = product === 'forward';
   const { uniforms, grid } = slidingLaunch(product, p)!;
   const pads = fwd ? { padH: p.padH, padW: p.padW } : { padH: 2 - p.padH, padW: 2 - p.padW };
-  launch(slidingConvKernel({ flip: !fwd, bias: bias !== undefined, ...pads }), bias ? [a, b, bias] : [a, b], [out], uniforms, grid);
+  launch(
+    slidingConvKernel({ flip: !fwd, bias: bias !== undefined, ...pads }),
+    bias ? [a, b, bias] : [a, b],
+    [out],
+    uniforms,
+    grid,
+  );
 }
 
 /** Tile-transform uniforms for an image-side tensor of `C` channels and an output of `Ho` x `Wo`. */
@@ -236,8 +272,21 @@ function transformedProduct(u: Tensor, v: Tensor, rows: number, Tp: number, Kp: 
   if (variant !== 'broadcast') return gemm(u, v, { batch: 16, M: rows, N: Tp, K: Kp });
   const out = emptyTensor([16, rows, Tp], 'float32', 'conv2d.winograd');
   const { grid, tilesM, tilesN } = matmulGrid(variant, rows, Tp, 16);
-  const kernel = matmulKernel({ transA: false, transB: false, bias: 'none', variant, vecC: true, ...matmulAlignment(false, false, rows, Tp, Kp) });
-  launch(kernel, [u, v], [out], { M: rows, N: Tp, K: Kp, strideA: rows * Kp, strideB: Kp * Tp, tilesM, tilesN, batches: 16 }, grid);
+  const kernel = matmulKernel({
+    transA: false,
+    transB: false,
+    bias: 'none',
+    variant,
+    vecC: true,
+    ...matmulAlignment(false, false, rows, Tp, Kp),
+  });
+  launch(
+    kernel,
+    [u, v],
+    [out],
+    { M: rows, N: Tp, K: Kp, strideA: rows * Kp, strideB: Kp * Tp, tilesM, tilesN, batches: 16 },
+    grid,
+  );
   return out;
 }
 
@@ -276,7 +325,13 @@ function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor
       temps.push(m);
       const [Ho, Wo] = fwd ? [p.Ho, p.Wo] : [p.H, p.W];
       const outParams = { ...tp, C: rows, Cp: rows, H: Ho, W: Wo };
-      launch(winogradOutputKernel(bias !== undefined), bias ? [m, bias] : [m], [out], outParams, winogradTileGrid(rows, tp.Tp));
+      launch(
+        winogradOutputKernel(bias !== undefined),
+        bias ? [m, bias] : [m],
+        [out],
+        outParams,
+        winogradTileGrid(rows, tp.Tp),
+      );
       return;
     }
     // weightGrad: a = dy [n, Cout, Ho, Wo], b = x [n, Cin, H, W].
@@ -287,7 +342,13 @@ function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor
     launch(winogradGradKernel(), [a], [dm], gp, winogradTileGrid(p.cout, tp.Tp));
     const du = gemm(dm, v, { batch: 16, M: p.cout, N: tp.Cp, K: tp.Tp }, { transB: true });
     temps.push(du);
-    launch(winogradFilterGradKernel(), [du], [out], { rows: p.cout, cols: p.cin, colsP: tp.Cp }, winogradFilterGrid(p.cout, p.cin));
+    launch(
+      winogradFilterGradKernel(),
+      [du],
+      [out],
+      { rows: p.cout, cols: p.cin, colsP: tp.Cp },
+      winogradFilterGrid(p.cout, p.cin),
+    );
   } finally {
     for (const t of temps) t.dispose();
   }
@@ -300,7 +361,14 @@ function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor
  * along K into partial slabs, summed afterwards, so that both cores get work.
  */
 function convProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
-  const algorithm = out.size > 0 ? convAlgorithmFor(product, p, [a, b, out].some((t) => t.dtype === 'float16')) : 'direct';
+  const algorithm =
+    out.size > 0
+      ? convAlgorithmFor(
+          product,
+          p,
+          [a, b, out].some((t) => t.dtype === 'float16'),
+        )
+      : 'direct';
   if (algorithm === 'winograd') {
     winogradProduct(product, p, a, b, out, bias);
     return;
@@ -365,7 +433,13 @@ const isPointwise = (p: ConvPlan) =>
 function conv2dRaw(x: Tensor, weight: Tensor, bias: Tensor | undefined, p: ConvPlan): Tensor {
   const outShape = [p.n, p.cout, p.Ho, p.Wo];
   if (isPointwise(p)) {
-    return gemm(weight, x, { batch: p.n, M: p.cout, N: p.H * p.W, K: p.cin, broadcastA: true }, bias ? { bias, biasMode: 'row' } : {}, outShape);
+    return gemm(
+      weight,
+      x,
+      { batch: p.n, M: p.cout, N: p.H * p.W, K: p.cin, broadcastA: true },
+      bias ? { bias, biasMode: 'row' } : {},
+      outShape,
+    );
   }
   const out = emptyTensor(outShape, floatResult('conv2d', bias ? [x, weight, bias] : [x, weight]), 'conv2d');
   convProduct('forward', p, weight, x, out, bias);
@@ -374,13 +448,24 @@ function conv2dRaw(x: Tensor, weight: Tensor, bias: Tensor | undefined, p: ConvP
 
 function conv2dInputGrad(dy: Tensor, weight: Tensor, p: ConvPlan): Tensor {
   const dx = emptyTensor([p.n, p.cin, p.H, p.W], floatResult('conv2d.backward', [dy, weight]), 'conv2d.backward');
-  if (isPointwise(p)) return gemm(weight, dy, { batch: p.n, M: p.cin, N: p.H * p.W, K: p.cout, broadcastA: true }, { transA: true }, dx.shape);
+  if (isPointwise(p))
+    return gemm(
+      weight,
+      dy,
+      { batch: p.n, M: p.cin, N: p.H * p.W, K: p.cout, broadcastA: true },
+      { transA: true },
+      dx.shape,
+    );
   convProduct('inputGrad', p, weight, dy, dx);
   return dx;
 }
 
 function conv2dWeightGrad(dy: Tensor, x: Tensor, p: ConvPlan): Tensor {
-  const dw = emptyTensor([p.cout, p.cin / p.groups, p.kh, p.kw], floatResult('conv2d.backward', [dy, x]), 'conv2d.backward');
+  const dw = emptyTensor(
+    [p.cout, p.cin / p.groups, p.kh, p.kw],
+    floatResult('conv2d.backward', [dy, x]),
+    'conv2d.backward',
+  );
   convProduct('weightGrad', p, dy, x, dw);
   return dw;
 }
@@ -392,7 +477,10 @@ const conv2dOp = defineOp('conv2d', {
     return conv2dRaw(x, weight, bias, p);
   },
   backward: ({ args: [x, weight, bias], saved: p, needsGrad }, g) => {
-    const grads = [needsGrad[0] ? conv2dInputGrad(g, weight, p) : null, needsGrad[1] ? conv2dWeightGrad(g, x, p) : null];
+    const grads = [
+      needsGrad[0] ? conv2dInputGrad(g, weight, p) : null,
+      needsGrad[1] ? conv2dWeightGrad(g, x, p) : null,
+    ];
     return bias ? [...grads, needsGrad[2] ? sum(g, [0, 2, 3]) : null] : grads;
   },
 });
@@ -410,7 +498,11 @@ export function conv2dAlgorithms(
 ): Record<ConvProduct, ConvAlgorithm> {
   const p = planConv2dShapes(xShape, weightShape, undefined, options);
   const half = dtype === 'float16';
-  return { forward: convAlgorithmFor('forward', p, half), inputGrad: convAlgorithmFor('inputGrad', p, half), weightGrad: convAlgorithmFor('weightGrad', p, half) };
+  return {
+    forward: convAlgorithmFor('forward', p, half),
+    inputGrad: convAlgorithmFor('inputGrad', p, half),
+    weightGrad: convAlgorithmFor('weightGrad', p, half),
+  };
 }
 
 /**
@@ -441,16 +533,21 @@ export const convTranspose2d = defineOp('conv_transpose2d', {
   forward: (ctx, x: Tensor, weight: Tensor, bias?: Tensor, options: ConvTranspose2dOptions = {}) => {
     const op = 'convTranspose2d';
     if (x.rank !== 4 || weight.rank !== 4) {
-      throw new Error(`${op}: expected input [N, C, H, W] and weight [C_in, C_out / groups, kh, kw], got ${formatShape(x.shape)} and ${formatShape(weight.shape)}`);
+      throw new Error(
+        `${op}: expected input [N, C, H, W] and weight [C_in, C_out / groups, kh, kw], got ${formatShape(x.shape)} and ${formatShape(weight.shape)}`,
+      );
     }
     const groups = options.groups ?? 1;
     const [n, cin, H, W] = x.shape as [number, number, number, number];
     const [wIn, coutG, kh, kw] = weight.shape as [number, number, number, number];
     if (wIn !== cin || cin % groups !== 0) {
-      throw new Error(`${op}: input ${formatShape(x.shape)} has ${cin} channels, weight ${formatShape(weight.shape)} expects ${wIn} (groups ${groups})`);
+      throw new Error(
+        `${op}: input ${formatShape(x.shape)} has ${cin} channels, weight ${formatShape(weight.shape)} expects ${wIn} (groups ${groups})`,
+      );
     }
     const cout = coutG * groups;
-    if (bias && (bias.rank !== 1 || bias.shape[0] !== cout)) throw new Error(`${op}: bias ${formatShape(bias.shape)} does not match ${cout} output channels`);
+    if (bias && (bias.rank !== 1 || bias.shape[0] !== cout))
+      throw new Error(`${op}: bias ${formatShape(bias.shape)} does not match ${cout} output channels`);
     const [strideH, strideW] = pair(options.stride, 1);
     const [padH, padW] = pair(options.padding, 0);
     const [opH, opW] = pair(options.outputPadding, 0);
@@ -465,7 +562,24 @@ export const convTranspose2d = defineOp('conv_transpose2d', {
     const Wo = (W - 1) * strideW - 2 * padW + dilationW * (kw - 1) + opW + 1;
     if (Ho < 1 || Wo < 1) throw new Error(`${op}: output size ${Ho}x${Wo} is empty`);
     // As the equivalent convolution: its input is our output, its output is our input.
-    const p: ConvPlan = { n, cin: cout, cout: cin, groups, H: Ho, W: Wo, Ho: H, Wo: W, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW };
+    const p: ConvPlan = {
+      n,
+      cin: cout,
+      cout: cin,
+      groups,
+      H: Ho,
+      W: Wo,
+      Ho: H,
+      Wo: W,
+      kh,
+      kw,
+      strideH,
+      strideW,
+      padH,
+      padW,
+      dilationH,
+      dilationW,
+    };
     ctx.save(p);
     const out = emptyTensor([n, cout, Ho, Wo], floatResult(op, [x, weight]), op);
     convProduct('inputGrad', p, weight, x, out);
@@ -475,10 +589,14 @@ export const convTranspose2d = defineOp('conv_transpose2d', {
     return withBias;
   },
   backward: ({ args: [x, weight, bias], saved: p, needsGrad }, g) => {
-    const grads = [needsGrad[0] ? conv2dRaw(g, weight, undefined, p) : null, needsGrad[1] ? conv2dWeightGrad(x, g, p) : null];
+    const grads = [
+      needsGrad[0] ? conv2dRaw(g, weight, undefined, p) : null,
+      needsGrad[1] ? conv2dWeightGrad(x, g, p) : null,
+    ];
     return bias ? [...grads, needsGrad[2] ? sum(g, [0, 2, 3]) : null] : grads;
   },
 });
 
 /** out + bias[c] over [N, C, H, W]. */
-const gemmBias = (out: Tensor, bias: Tensor) => map('conv_transpose2d', 'a + b', [out, reshape(bias, [bias.shape[0]!, 1, 1])]);
+const gemmBias = (out: Tensor, bias: Tensor) =>
+  map('conv_transpose2d', 'a + b', [out, reshape(bias, [bias.shape[0]!, 1, 1])]);

@@ -18,8 +18,10 @@ export interface Conv1dOptions {
  */
 export function conv1d(x: Tensor, weight: Tensor, bias?: Tensor, options: Conv1dOptions = {}): Tensor {
   const batched = x.rank === 3;
-  if (x.rank !== 2 && x.rank !== 3) throw new Error(`conv1d: expected input [N, C, L] or [C, L], got ${formatShape(x.shape)}`);
-  if (weight.rank !== 3) throw new Error(`conv1d: expected weight [out, in / groups, K], got ${formatShape(weight.shape)}`);
+  if (x.rank !== 2 && x.rank !== 3)
+    throw new Error(`conv1d: expected input [N, C, L] or [C, L], got ${formatShape(x.shape)}`);
+  if (weight.rank !== 3)
+    throw new Error(`conv1d: expected weight [out, in / groups, K], got ${formatShape(weight.shape)}`);
   const [N, C, L] = batched ? (x.shape as [number, number, number]) : [1, x.shape[0]!, x.shape[1]!];
   const [O, Cg, K] = weight.shape as [number, number, number];
   const padding = options.padding;

@@ -24,15 +24,18 @@ function parseTerm(equation: string, term: string, rank: number, ellipsisDims: n
   const parts = term.split('...');
   if (parts.length > 2) throw new Error(`einsum: '${equation}': ${what} has more than one '...'`);
   for (const p of parts) {
-    if (!/^[a-zA-Z]*$/.test(p)) throw new Error(`einsum: '${equation}': ${what} '${term}' may only hold letters and one '...'`);
+    if (!/^[a-zA-Z]*$/.test(p))
+      throw new Error(`einsum: '${equation}': ${what} '${term}' may only hold letters and one '...'`);
   }
   const letters = parts.join('').length;
   if (parts.length === 1) {
-    if (rank >= 0 && letters !== rank) throw new Error(`einsum: '${equation}': ${what} '${term}' names ${letters} dims, the operand has ${rank}`);
+    if (rank >= 0 && letters !== rank)
+      throw new Error(`einsum: '${equation}': ${what} '${term}' names ${letters} dims, the operand has ${rank}`);
     return [...parts[0]!];
   }
   const e = rank >= 0 ? rank - letters : ellipsisDims;
-  if (e < 0) throw new Error(`einsum: '${equation}': ${what} '${term}' names ${letters} dims, the operand has only ${rank}`);
+  if (e < 0)
+    throw new Error(`einsum: '${equation}': ${what} '${term}' names ${letters} dims, the operand has only ${rank}`);
   // '...' dims are right-aligned across operands, as broadcasting aligns them.
   const dots = Array.from({ length: e }, (_, i) => String.fromCharCode(ELLIPSIS_BASE + ellipsisDims - e + i));
   return [...parts[0]!, ...dots, ...parts[1]!];
@@ -54,7 +57,9 @@ function takeDiagonals(equation: string, term: Term): Term {
     const i = labels.indexOf(labels[j]!);
     const n = t.shape[i]!;
     if (t.shape[j] !== n) {
-      throw new Error(`einsum: '${equation}': label '${labels[i]}' repeats in one operand with sizes ${n} and ${t.shape[j]} (operand ${formatShape(t.shape)})`);
+      throw new Error(
+        `einsum: '${equation}': label '${labels[i]}' repeats in one operand with sizes ${n} and ${t.shape[j]} (operand ${formatShape(t.shape)})`,
+      );
     }
     const maskShape = t.shape.map((_, k) => (k === i || k === j ? n : 1));
     t = sum(mul(t, reshape(eye(n), maskShape)), j);
@@ -88,7 +93,8 @@ function arrange(term: Term, order: readonly string[], sizes: Map<string, number
   return t;
 }
 
-const product = (labels: readonly string[], sizes: Map<string, number>) => labels.reduce((p, l) => p * sizes.get(l)!, 1);
+const product = (labels: readonly string[], sizes: Map<string, number>) =>
+  labels.reduce((p, l) => p * sizes.get(l)!, 1);
 
 /**
  * Einstein summation (torch.einsum): `einsum('bij,bjk->bik', a, b)`. Letters label dims; '...' stands for
@@ -141,13 +147,23 @@ export function einsum(equation: string, ...operands: Tensor[]): Tensor {
     const left = cur.labels.filter((l) => !next.labels.includes(l));
     const right = next.labels.filter((l) => !cur.labels.includes(l));
     const a = reshape(arrange(cur, [...batch, ...left, ...contracted], sizes), [
-      product(batch, sizes), product(left, sizes), product(contracted, sizes),
+      product(batch, sizes),
+      product(left, sizes),
+      product(contracted, sizes),
     ]);
     const b = reshape(arrange(next, [...batch, ...contracted, ...right], sizes), [
-      product(batch, sizes), product(contracted, sizes), product(right, sizes),
+      product(batch, sizes),
+      product(contracted, sizes),
+      product(right, sizes),
     ]);
     const labels = [...batch, ...left, ...right];
-    cur = { t: reshape(matmul(a, b), labels.map((l) => sizes.get(l)!)), labels };
+    cur = {
+      t: reshape(
+        matmul(a, b),
+        labels.map((l) => sizes.get(l)!),
+      ),
+      labels,
+    };
   }
   cur = sumLabels(cur, (l) => !output.includes(l));
   return arrange(cur, output, sizes);

@@ -50,13 +50,20 @@ export const reciprocal = unary('reciprocal', '1.0 / a', '-g * y * y');
 export const log1p = unary('log1p', 'log1p_(a)', 'g / (1.0 + a)');
 /** The error function (|error| < 1.5e-7). */
 export const erf = unary('erf', 'erf_(a)', 'g * 1.1283791670955126 * exp(-a * a)');
-const geluErf = unary('gelu', '0.5 * a * (1.0 + erf_(a * 0.7071067811865476))',
-  'g * (0.5 * (1.0 + erf_(a * 0.7071067811865476)) + a * 0.3989422804014327 * exp(-0.5 * a * a))');
+const geluErf = unary(
+  'gelu',
+  '0.5 * a * (1.0 + erf_(a * 0.7071067811865476))',
+  'g * (0.5 * (1.0 + erf_(a * 0.7071067811865476)) + a * 0.3989422804014327 * exp(-0.5 * a * a))',
+);
 // tanh approximation: 0.5 a (1 + tanh(k (a + 0.044715 a^3))), k = sqrt(2/pi)
-const geluTanh = unary('gelu_tanh', '0.5 * a * (1.0 + tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a)))',
-  'g * (0.5 * (1.0 + tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a))) + 0.5 * a * (1.0 - tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a)) * tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a))) * 0.7978845608028654 * (1.0 + 0.134145 * a * a))');
+const geluTanh = unary(
+  'gelu_tanh',
+  '0.5 * a * (1.0 + tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a)))',
+  'g * (0.5 * (1.0 + tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a))) + 0.5 * a * (1.0 - tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a)) * tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a))) * 0.7978845608028654 * (1.0 + 0.134145 * a * a))',
+);
 /** GELU, exact (erf) by default or the tanh approximation (PyTorch's approximate='tanh'). */
-export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none') => (approximate === 'tanh' ? geluTanh(x) : geluErf(x));
+export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none') =>
+  approximate === 'tanh' ? geluTanh(x) : geluErf(x);
 const leakyReluOp = unary('leaky_relu', 'select(alpha * a, a, a > 0.0)', 'select(alpha * g, g, a > 0.0)');
 export const leakyRelu = (x: Tensor, negativeSlope = 0.01) => leakyReluOp(x, negativeSlope);
 const eluOp = unary('elu', 'select(alpha * (exp(a) - 1.0), a, a > 0.0)', 'select(g * (y + alpha), g, a > 0.0)');
@@ -106,11 +113,13 @@ function binary(name: string, expr: (x: string, y: string) => string, grads: [st
     ],
   });
   const op = (a: Operand, b: Operand): Tensor => {
-    if (typeof a === 'number' && typeof b === 'number') throw new Error(`${name}: at least one operand must be a tensor`);
+    if (typeof a === 'number' && typeof b === 'number')
+      throw new Error(`${name}: at least one operand must be a tensor`);
     // int32 operands: PyTorch's promotion (see integer.ts).
     const kind = binaryKind(name, a, b);
     if (kind === 'int' && hasIntBinary(name)) return intBinary(name, a, b);
-    if (kind === 'int' && name === 'pow') throw new Error(`pow: int32 operands are not supported (cast to float32 first)`);
+    if (kind === 'int' && name === 'pow')
+      throw new Error(`pow: int32 operands are not supported (cast to float32 first)`);
     if (kind !== null) return withFloatOperands([a, b], (x, y) => op(x!, y!));
     if (typeof b === 'number') return tensorScalar(a as Tensor, b);
     if (typeof a === 'number') return scalarTensor(a, b);
@@ -140,7 +149,8 @@ export const minimum = binary('minimum', (x, y) => `min_(${x}, ${y})`, [
 
 function compare(name: string, cmp: string) {
   const op = (a: Operand, b: Operand): Tensor => {
-    if (typeof a === 'number' && typeof b === 'number') throw new Error(`${name}: at least one operand must be a tensor`);
+    if (typeof a === 'number' && typeof b === 'number')
+      throw new Error(`${name}: at least one operand must be a tensor`);
     const kind = binaryKind(name, a, b);
     if (kind === 'int') return intCompare(name, cmp, a, b);
     if (kind === 'float') return withFloatOperands([a, b], (x, y) => op(x!, y!));
@@ -187,7 +197,8 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
  * divisor raises for a number; inside an int32 tensor it gives 0 (PyTorch raises, which needs a readback).
  */
 export function floorDivide(a: Operand, b: Operand): Tensor {
-  if (typeof a === 'number' && typeof b === 'number') throw new Error('floorDivide: at least one operand must be a tensor');
+  if (typeof a === 'number' && typeof b === 'number')
+    throw new Error('floorDivide: at least one operand must be a tensor');
   const kind = binaryKind('floorDivide', a, b);
   if (kind === 'int') {
     if (b === 0) throw new RangeError('floorDivide: integer division by zero');

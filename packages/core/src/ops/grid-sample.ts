@@ -1,4 +1,9 @@
-import { type GridSampleSpec, gridSampleBackwardKernel, gridSampleGrid, gridSampleKernel } from '@leffa-webgpu/kernels-wgsl';
+import {
+  type GridSampleSpec,
+  gridSampleBackwardKernel,
+  gridSampleGrid,
+  gridSampleKernel,
+} from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -32,11 +37,14 @@ export const gridSample = defineOp('grid_sample', {
   forward: (_ctx, input: Tensor, grid: Tensor, options: GridSampleOptions = {}) => {
     const op = 'gridSample';
     if (input.rank !== 4 || grid.rank !== 4 || grid.shape[3] !== 2 || grid.shape[0] !== input.shape[0]) {
-      throw new Error(`${op}: expected input [N, C, H, W] and grid [N, Ho, Wo, 2], got ${formatShape(input.shape)} and ${formatShape(grid.shape)}`);
+      throw new Error(
+        `${op}: expected input [N, C, H, W] and grid [N, Ho, Wo, 2], got ${formatShape(input.shape)} and ${formatShape(grid.shape)}`,
+      );
     }
     const d = dims(input, grid);
     const out = emptyTensor([d.N, d.C, d.Ho, d.Wo], 'float32', op);
-    if (out.size > 0) launch(gridSampleKernel(specOf(options)), [input, grid], [out], d, gridSampleGrid(d.N * d.Ho * d.Wo));
+    if (out.size > 0)
+      launch(gridSampleKernel(specOf(options)), [input, grid], [out], d, gridSampleGrid(d.N * d.Ho * d.Wo));
     return out;
   },
   backward: ({ args: [input, grid, options] }, g) => {
@@ -44,7 +52,13 @@ export const gridSample = defineOp('grid_sample', {
     const dInput = zeros(input.shape);
     const dGrid = emptyTensor(grid.shape, 'float32', 'gridSample.backward');
     if (grid.size > 0) {
-      launch(gridSampleBackwardKernel(specOf(options ?? {})), [input, grid, g], [dInput, dGrid], d, gridSampleGrid(d.N * d.Ho * d.Wo));
+      launch(
+        gridSampleBackwardKernel(specOf(options ?? {})),
+        [input, grid, g],
+        [dInput, dGrid],
+        d,
+        gridSampleGrid(d.N * d.Ho * d.Wo),
+      );
     }
     return [dInput, dGrid];
   },

@@ -1,4 +1,11 @@
-import { MAX_RANK, gatherAxisKernel, indexRangeCheckKernel, indexSelectKernel, indexingGrid, oneHotKernel } from '@leffa-webgpu/kernels-wgsl';
+import {
+  MAX_RANK,
+  gatherAxisKernel,
+  indexRangeCheckKernel,
+  indexSelectKernel,
+  indexingGrid,
+  oneHotKernel,
+} from '@leffa-webgpu/kernels-wgsl';
 import { activeDevice } from '../device/device.js';
 import { Storage } from '../tensor/storage.js';
 import { defineOp } from '../autograd/op.js';
@@ -14,7 +21,8 @@ import { reshape } from './shape.js';
  */
 
 function checkIndex(op: string, index: Tensor): void {
-  if (index.dtype !== 'int32') throw new Error(`${op}: index must be int32, got ${index.dtype} ${formatShape(index.shape)}`);
+  if (index.dtype !== 'int32')
+    throw new Error(`${op}: index must be int32, got ${index.dtype} ${formatShape(index.shape)}`);
 }
 
 /**
@@ -27,7 +35,9 @@ export function checkIndexRange(op: string, index: Tensor, bound: number, what =
   if (index.size === 0) return;
   const device = activeDevice();
   const ignore = ignoreIndex === undefined ? '' : ` and not the ignore index ${ignoreIndex}`;
-  const { flag, id } = device.indexCheckFlag(`${op}: ${what} {value} is out of range (expected 0 <= ${what} < ${bound}${ignore}; ${what} shape ${formatShape(index.shape)})`);
+  const { flag, id } = device.indexCheckFlag(
+    `${op}: ${what} {value} is out of range (expected 0 <= ${what} < ${bound}${ignore}; ${what} shape ${formatShape(index.shape)})`,
+  );
   // The flag buffer is the device's: this tensor only binds it, and the extra reference keeps its disposal (by a
   // scope or the garbage collector) from returning the buffer to the pool.
   const flagTensor = new Tensor(new Storage(device, flag, 8).retain(), [2], 'int32');
@@ -35,7 +45,14 @@ export function checkIndexRange(op: string, index: Tensor, bound: number, what =
     indexRangeCheckKernel(),
     [index],
     [flagTensor],
-    { n: index.size, lo: 0, hi: bound, ignore: ignoreIndex ?? 0, useIgnore: ignoreIndex === undefined ? 0 : 1, checkId: id },
+    {
+      n: index.size,
+      lo: 0,
+      hi: bound,
+      ignore: ignoreIndex ?? 0,
+      useIgnore: ignoreIndex === undefined ? 0 : 1,
+      checkId: id,
+    },
     indexingGrid(index.size),
   );
 }
@@ -74,13 +91,25 @@ export const gather = defineOp('gather', {
     const out = emptyTensor(index.shape, x.dtype, op);
     if (out.size === 0) return out;
     checkIndexRange(op, index, x.shape[a] ?? 1);
-    launch(gatherAxisKernel(Math.max(index.rank, 1), false), [x, index], [out], gatherUniforms(x, a, index), indexingGrid(out.size));
+    launch(
+      gatherAxisKernel(Math.max(index.rank, 1), false),
+      [x, index],
+      [out],
+      gatherUniforms(x, a, index),
+      indexingGrid(out.size),
+    );
     return out;
   },
   backward: ({ args: [x, , index], saved: a }, g) => {
     const gx = zeros(x.shape);
     if (index.size > 0) {
-      launch(gatherAxisKernel(Math.max(index.rank, 1), true), [g, index], [gx], gatherUniforms(x, a, index), indexingGrid(index.size));
+      launch(
+        gatherAxisKernel(Math.max(index.rank, 1), true),
+        [g, index],
+        [gx],
+        gatherUniforms(x, a, index),
+        indexingGrid(index.size),
+      );
     }
     return [gx, null];
   },
@@ -112,7 +141,8 @@ export const indexSelect = defineOp('index_select', {
   backward: ({ args: [x, , index], saved: a }, g) => {
     const gx = zeros(x.shape);
     const { A, I } = selectView(x, a);
-    if (g.size > 0) launch(indexSelectKernel(true), [g, index], [gx], { n: g.size, A, K: index.size, I }, indexingGrid(g.size));
+    if (g.size > 0)
+      launch(indexSelectKernel(true), [g, index], [gx], { n: g.size, A, K: index.size, I }, indexingGrid(g.size));
     return [gx, null];
   },
 });
@@ -120,7 +150,8 @@ export const indexSelect = defineOp('index_select', {
 /** Rows of `weight` [V, D] picked by int32 `indices` of any shape: [...indices.shape, D]. */
 export function embedding(indices: Tensor, weight: Tensor): Tensor {
   checkIndex('embedding', indices);
-  if (weight.rank !== 2) throw new Error(`embedding: weight must be [numEmbeddings, dim], got ${formatShape(weight.shape)}`);
+  if (weight.rank !== 2)
+    throw new Error(`embedding: weight must be [numEmbeddings, dim], got ${formatShape(weight.shape)}`);
   checkIndexRange('embedding', indices, weight.shape[0]!);
   const rows = indexSelect(weight, 0, reshape(indices, [indices.size]));
   return reshape(rows, [...indices.shape, weight.shape[1]!]);
@@ -132,7 +163,8 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
  */
 export function oneHot(labels: Tensor, numClasses: number): Tensor {
   checkIndex('oneHot', labels);
-  if (!Number.isInteger(numClasses) || numClasses <= 0) throw new Error(`oneHot: numClasses must be a positive integer, got ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses <= 0)
+    throw new Error(`oneHot: numClasses must be a positive integer, got ${numClasses}`);
   const out = emptyTensor([...labels.shape, numClasses], 'float32', 'oneHot');
   if (out.size > 0) launch(oneHotKernel(), [labels], [out], { n: out.size, K: numClasses }, indexingGrid(out.size));
   return out;

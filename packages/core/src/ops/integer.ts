@@ -41,7 +41,9 @@ export function binaryKind(op: string, a: Operand, b: Operand): 'int' | 'float' 
   if (!intLike(a) || !intLike(b)) return 'float';
   for (const v of [a, b]) {
     if (typeof v === 'number' && (v < I32_MIN || v > I32_MAX)) {
-      throw new RangeError(`${op}: the scalar ${v} does not fit an int32 operand (expected ${I32_MIN} <= value <= ${I32_MAX})`);
+      throw new RangeError(
+        `${op}: the scalar ${v} does not fit an int32 operand (expected ${I32_MIN} <= value <= ${I32_MAX})`,
+      );
     }
   }
   return 'int';
@@ -81,7 +83,12 @@ export function typedMap(op: string, expr: string, inputs: readonly Tensor[], ou
   if (result.size === 0) return result;
   const uniforms: Record<string, number | number[]> = { n: result.size, alpha, beta };
   const rank = broadcastLayout(op, shape, inputs, uniforms);
-  const kernel = typedElementwiseKernel({ expr, inputs: inputs.map((t) => wgslType(t.dtype)), out: wgslType(out), rank });
+  const kernel = typedElementwiseKernel({
+    expr,
+    inputs: inputs.map((t) => wgslType(t.dtype)),
+    out: wgslType(out),
+    rank,
+  });
   launch(kernel, inputs, [result], uniforms, typedElementwiseGrid(result.size));
   return result;
 }
@@ -122,7 +129,13 @@ export const intUnary = (op: string, expr: string, x: Tensor) => typedMap(op, ex
  * A serial reduction over axes (int32 sum/max/min, and products of either dtype), axis by axis from the last,
  * each as an [O, R, I] view. Empty reductions give the identity (sum 0, prod 1); max/min of nothing throw.
  */
-export function serialReduce(op: string, kind: SerialReduceOp, x: Tensor, axes: number | readonly number[] | undefined, keepdim: boolean): Tensor {
+export function serialReduce(
+  op: string,
+  kind: SerialReduceOp,
+  x: Tensor,
+  axes: number | readonly number[] | undefined,
+  keepdim: boolean,
+): Tensor {
   const list = normalizeAxes(op, axes, x.rank);
   const keepShape = x.shape.map((d, i) => (list.includes(i) ? 1 : d));
   const outShape = keepdim ? keepShape : x.shape.filter((_, i) => !list.includes(i));

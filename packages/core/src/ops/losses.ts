@@ -24,7 +24,8 @@ function reduce(op: string, x: Tensor, reduction: Reduction): Tensor {
 }
 
 function sameShape(op: string, a: Tensor, b: Tensor): void {
-  if (a.shape.join() !== b.shape.join()) throw new Error(`${op}: input ${formatShape(a.shape)} and target ${formatShape(b.shape)} must have the same shape`);
+  if (a.shape.join() !== b.shape.join())
+    throw new Error(`${op}: input ${formatShape(a.shape)} and target ${formatShape(b.shape)} must have the same shape`);
 }
 
 export const mseLoss = (input: Tensor, target: Tensor, reduction: Reduction = 'mean') => {
@@ -38,7 +39,11 @@ export const l1Loss = (input: Tensor, target: Tensor, reduction: Reduction = 'me
 };
 
 /** Huber-style smooth L1: 0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (beta 0 is L1). */
-export function smoothL1Loss(input: Tensor, target: Tensor, options: { beta?: number; reduction?: Reduction } = {}): Tensor {
+export function smoothL1Loss(
+  input: Tensor,
+  target: Tensor,
+  options: { beta?: number; reduction?: Reduction } = {},
+): Tensor {
   sameShape('smoothL1Loss', input, target);
   const beta = options.beta ?? 1;
   const d = abs(sub(input, target));
@@ -79,11 +84,19 @@ export interface CrossEntropyOptions {
 export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
   if (target.dtype !== 'int32') throw new Error(`${op}: target must be int32 class indices, got ${target.dtype}`);
-  if (logits.rank < 2 || target.rank !== logits.rank - 1 || target.shape[0] !== logits.shape[0] || target.shape.slice(1).join() !== logits.shape.slice(2).join()) {
-    throw new Error(`${op}: logits ${formatShape(logits.shape)} and target ${formatShape(target.shape)} do not match (expected [N, C, ...] and [N, ...])`);
+  if (
+    logits.rank < 2 ||
+    target.rank !== logits.rank - 1 ||
+    target.shape[0] !== logits.shape[0] ||
+    target.shape.slice(1).join() !== logits.shape.slice(2).join()
+  ) {
+    throw new Error(
+      `${op}: logits ${formatShape(logits.shape)} and target ${formatShape(target.shape)} do not match (expected [N, C, ...] and [N, ...])`,
+    );
   }
   const C = logits.shape[1]!;
-  if (options.weight && options.weight.shape.join() !== String(C)) throw new Error(`${op}: weight ${formatShape(options.weight.shape)} must be [${C}]`);
+  if (options.weight && options.weight.shape.join() !== String(C))
+    throw new Error(`${op}: weight ${formatShape(options.weight.shape)} must be [${C}]`);
   const ignore = options.ignoreIndex ?? -100;
   checkIndexRange(op, target, C, 'target', ignore);
   // Class axis last: [..., C].
@@ -115,4 +128,3 @@ export function klDiv(logProbs: Tensor, target: Tensor, reduction: Reduction | '
   if (reduction === 'batchmean') return div(sum(pointwise), logProbs.shape[0] ?? 1);
   return reduce('klDiv', pointwise, reduction);
 }
-

@@ -14,13 +14,19 @@ const floatMask = (mask: Tensor) => (mask.dtype === 'int32' ? cast(mask, 'float3
 function checkMaskShape(op: string, x: Tensor, mask: Tensor): void {
   const shape = broadcastShapes(op, x.shape, mask.shape);
   if (shape.length !== x.rank || shape.some((d, i) => d !== x.shape[i])) {
-    throw new Error(`${op}: mask ${formatShape(mask.shape)} must broadcast to the input's shape ${formatShape(x.shape)}`);
+    throw new Error(
+      `${op}: mask ${formatShape(mask.shape)} must broadcast to the input's shape ${formatShape(x.shape)}`,
+    );
   }
 }
 
 const maskedFillFloat = defineOp('masked_fill', {
-  forward: (_ctx, x: Tensor, mask: Tensor, value: number) => map('maskedFill', 'select(a, alpha, b != 0.0)', [x, floatMask(mask)], value),
-  backward: ({ args: [, mask] }, g) => [map('maskedFill.backward', 'select(a, 0.0, b != 0.0)', [g, floatMask(mask)]), null],
+  forward: (_ctx, x: Tensor, mask: Tensor, value: number) =>
+    map('maskedFill', 'select(a, alpha, b != 0.0)', [x, floatMask(mask)], value),
+  backward: ({ args: [, mask] }, g) => [
+    map('maskedFill.backward', 'select(a, 0.0, b != 0.0)', [g, floatMask(mask)]),
+    null,
+  ],
 });
 
 /**
@@ -30,8 +36,15 @@ const maskedFillFloat = defineOp('masked_fill', {
 export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   checkMaskShape('maskedFill', x, mask);
   if (x.dtype === 'int32') {
-    if (!Number.isInteger(value)) throw new Error(`maskedFill: value ${value} is not an integer, and the input is int32`);
-    return typedMap('maskedFill', `select(a, alpha, b != ${mask.dtype === 'int32' ? '0' : '0.0'})`, [x, mask], 'int32', value);
+    if (!Number.isInteger(value))
+      throw new Error(`maskedFill: value ${value} is not an integer, and the input is int32`);
+    return typedMap(
+      'maskedFill',
+      `select(a, alpha, b != ${mask.dtype === 'int32' ? '0' : '0.0'})`,
+      [x, mask],
+      'int32',
+      value,
+    );
   }
   return maskedFillFloat(x, mask, value);
 }
@@ -43,7 +56,8 @@ function triangle(op: string, x: Tensor, diagonal: number, keepLower: boolean): 
   const W = x.shape[x.rank - 1]!;
   // 1 where the element is zeroed: above the diagonal for tril, below it for triu.
   const drop = new Float32Array(H * W);
-  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) drop[i * W + j] = (keepLower ? j - i > diagonal : j - i < diagonal) ? 1 : 0;
+  for (let i = 0; i < H; i++)
+    for (let j = 0; j < W; j++) drop[i * W + j] = (keepLower ? j - i > diagonal : j - i < diagonal) ? 1 : 0;
   const mask = tensor(drop, [H, W]);
   const out = maskedFill(x, mask, 0);
   if (!out.requiresGrad) mask.dispose();
@@ -86,7 +100,9 @@ export async function nonzero(x: Tensor): Promise<Tensor> {
 export async function booleanMask(x: Tensor, mask: Tensor): Promise<Tensor> {
   const lead = x.shape.slice(0, mask.rank);
   if (mask.rank === 0 || mask.rank > x.rank || lead.some((d, i) => d !== mask.shape[i])) {
-    throw new Error(`booleanMask: mask ${formatShape(mask.shape)} must match the leading dims of the input ${formatShape(x.shape)}`);
+    throw new Error(
+      `booleanMask: mask ${formatShape(mask.shape)} must match the leading dims of the input ${formatShape(x.shape)}`,
+    );
   }
   const m = await hostValues(mask);
   const picked: number[] = [];

@@ -99,7 +99,9 @@ function planMatmul(a: Tensor, b: Tensor): MatmulPlan {
   const [M, K] = a2.slice(-2) as [number, number];
   const [K2, N] = b2.slice(-2) as [number, number];
   if (K !== K2) {
-    throw new Error(`matmul: inner dimensions differ: ${formatShape(a.shape)} @ ${formatShape(b.shape)} (${K} vs ${K2})`);
+    throw new Error(
+      `matmul: inner dimensions differ: ${formatShape(a.shape)} @ ${formatShape(b.shape)} (${K} vs ${K2})`,
+    );
   }
   const batchShape = broadcastShapes('matmul', a2.slice(0, -2), b2.slice(0, -2));
   const outShape = [...batchShape, ...(a.rank === 1 ? [] : [M]), ...(b.rank === 1 ? [] : [N])];
@@ -124,7 +126,13 @@ export const matmul = defineOp('matmul', {
     const { batchShape, M, N, K, outShape } = planMatmul(a, b);
     const A = batchOperand(a, batchShape, M, K);
     const B = batchOperand(b, batchShape, K, N);
-    const out = gemm(A.t, B.t, { batch: sizeOf(batchShape), M, N, K, broadcastA: A.shared, broadcastB: B.shared }, {}, outShape);
+    const out = gemm(
+      A.t,
+      B.t,
+      { batch: sizeOf(batchShape), M, N, K, broadcastA: A.shared, broadcastB: B.shared },
+      {},
+      outShape,
+    );
     if (A.t !== a) A.t.dispose();
     if (B.t !== b) B.t.dispose();
     return out;
@@ -158,14 +166,21 @@ export const linear = defineOp('linear', {
     checkFloat('linear', x, weight);
     const K = x.shape[x.rank - 1]!;
     if (weight.rank !== 2 || weight.shape[1] !== K) {
-      throw new Error(`linear: weight ${formatShape(weight.shape)} does not fit input ${formatShape(x.shape)} (expected [out, ${K}])`);
+      throw new Error(
+        `linear: weight ${formatShape(weight.shape)} does not fit input ${formatShape(x.shape)} (expected [out, ${K}])`,
+      );
     }
     const N = weight.shape[0]!;
     if (bias && (bias.rank !== 1 || bias.shape[0] !== N)) {
-      throw new Error(`linear: bias ${formatShape(bias.shape)} does not match weight ${formatShape(weight.shape)} (expected [${N}])`);
+      throw new Error(
+        `linear: bias ${formatShape(bias.shape)} does not match weight ${formatShape(weight.shape)} (expected [${N}])`,
+      );
     }
     const M = x.size / Math.max(K, 1);
-    return gemm(x, weight, { batch: 1, M, N, K }, { transB: true, bias, biasMode: 'col' }, [...x.shape.slice(0, -1), N]);
+    return gemm(x, weight, { batch: 1, M, N, K }, { transB: true, bias, biasMode: 'col' }, [
+      ...x.shape.slice(0, -1),
+      N,
+    ]);
   },
   backward: ({ args: [x, weight, bias], needsGrad }, g) => {
     const K = x.shape[x.rank - 1]!;

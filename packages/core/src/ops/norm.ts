@@ -16,8 +16,10 @@ type Axes = number | readonly number[] | undefined;
  */
 export const norm = defineOp('norm', {
   forward: (ctx, x: Tensor, p: number = 2, axes?: Axes, keepdim: boolean = false) => {
-    if (typeof p !== 'number' || Number.isNaN(p)) throw new Error(`norm: p must be a number (Infinity for the max norm), got ${String(p)}`);
-    if (!isFloatDType(x.dtype)) throw new Error(`norm: expected a float tensor, got ${x.dtype} ${formatShape(x.shape)}`);
+    if (typeof p !== 'number' || Number.isNaN(p))
+      throw new Error(`norm: p must be a number (Infinity for the max norm), got ${String(p)}`);
+    if (!isFloatDType(x.dtype))
+      throw new Error(`norm: expected a float tensor, got ${x.dtype} ${formatShape(x.shape)}`);
     const list = normalizeAxes('norm', axes, x.rank);
     ctx.save({ list, keepShape: x.shape.map((d, i) => (list.includes(i) ? 1 : d)) });
     if (p === Infinity) return max(abs(x), list, keepdim);
@@ -40,9 +42,17 @@ export const norm = defineOp('norm', {
       const count = sum(mask, list, true);
       return [map('norm.backward', 'sign(a) * b * c / d', [x, mask, gk, count])];
     }
-    if (p < 1) return [map('norm.backward', 'select(sign(a) * pow(abs(a), alpha), 0.0, a == 0.0) * c * pow(b, -alpha)', inputs, p - 1)];
-    if (p < 2) return [map('norm.backward', 'sign(a) * pow(abs(a), alpha) * select(c / pow(b, alpha), 0.0, b == 0.0)', inputs, p - 1)];
-    return [map('norm.backward', 'a * pow(abs(a), alpha - 1.0) * select(c / pow(b, alpha), 0.0, b == 0.0)', inputs, p - 1)];
+    if (p < 1)
+      return [
+        map('norm.backward', 'select(sign(a) * pow(abs(a), alpha), 0.0, a == 0.0) * c * pow(b, -alpha)', inputs, p - 1),
+      ];
+    if (p < 2)
+      return [
+        map('norm.backward', 'sign(a) * pow(abs(a), alpha) * select(c / pow(b, alpha), 0.0, b == 0.0)', inputs, p - 1),
+      ];
+    return [
+      map('norm.backward', 'a * pow(abs(a), alpha - 1.0) * select(c / pow(b, alpha), 0.0, b == 0.0)', inputs, p - 1),
+    ];
   },
 });
 

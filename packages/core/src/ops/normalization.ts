@@ -31,7 +31,15 @@ interface RowLayout {
   P: number;
 }
 
-function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, weight?: Tensor, bias?: Tensor, silu = false) {
+function rowNormForward(
+  op: string,
+  x: Tensor,
+  layout: RowLayout,
+  eps: number,
+  weight?: Tensor,
+  bias?: Tensor,
+  silu = false,
+) {
   const stats = emptyTensor([layout.rows, 2], 'float32', op);
   // Statistics stay float32; the output has the inputs' float dtype.
   const y = emptyTensor(x.shape, floatResult(op, [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])]), op);
@@ -39,7 +47,13 @@ function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, w
   const mode = chooseNormMode(layout.rows, layout.L);
   // vec4 paths when rows (and, for the affine, channel runs) come in fours.
   const vecRows = layout.L % 4 === 0;
-  launch(rowMomentsKernel(mode, vecRows), [x], [stats], { rows: layout.rows, L: layout.L, eps }, normRowGrid(layout.rows, mode));
+  launch(
+    rowMomentsKernel(mode, vecRows),
+    [x],
+    [stats],
+    { rows: layout.rows, L: layout.L, eps },
+    normRowGrid(layout.rows, mode),
+  );
   const affine = weight !== undefined;
   const vecApply = vecRows && layout.inner % 4 === 0;
   launch(
@@ -53,7 +67,14 @@ function rowNormForward(op: string, x: Tensor, layout: RowLayout, eps: number, w
 }
 
 /** LayerNorm's backward: row sums and dx, then the affine gradients summed over the leading axes. */
-function layerNormBackward(x: Tensor, g: Tensor, stats: Tensor, layout: RowLayout, weight: Tensor | undefined, needs: boolean[]) {
+function layerNormBackward(
+  x: Tensor,
+  g: Tensor,
+  stats: Tensor,
+  layout: RowLayout,
+  weight: Tensor | undefined,
+  needs: boolean[],
+) {
   const op = 'layerNorm';
   const affine = weight !== undefined;
   const u = { n: x.size, L: layout.L, inner: layout.inner, P: layout.P };
@@ -63,9 +84,21 @@ function layerNormBackward(x: Tensor, g: Tensor, stats: Tensor, layout: RowLayou
     const mode = chooseNormMode(layout.rows, layout.L);
     // vec4 when rows and channel runs come in fours (as in the forward).
     const vec = layout.L % 4 === 0 && (!affine || layout.inner % 4 === 0);
-    launch(normGradSumsKernel(affine, mode, vec), affine ? [x, g, stats, weight] : [x, g, stats], [sums], { rows: layout.rows, ...u }, normRowGrid(layout.rows, mode));
+    launch(
+      normGradSumsKernel(affine, mode, vec),
+      affine ? [x, g, stats, weight] : [x, g, stats],
+      [sums],
+      { rows: layout.rows, ...u },
+      normRowGrid(layout.rows, mode),
+    );
     dx = emptyTensor(x.shape, x.dtype, op);
-    launch(normGradInputKernel(affine, vec), affine ? [x, g, stats, sums, weight] : [x, g, stats, sums], [dx], u, normElementGrid(vec ? x.size / 4 : x.size));
+    launch(
+      normGradInputKernel(affine, vec),
+      affine ? [x, g, stats, sums, weight] : [x, g, stats, sums],
+      [dx],
+      u,
+      normElementGrid(vec ? x.size / 4 : x.size),
+    );
   }
   let dw: Tensor | null = null;
   let db: Tensor | null = null;
@@ -91,7 +124,10 @@ const narrowStat = (stats: Tensor, which: number) => narrow(stats, 2, which, 1);
 
 function checkAffine(op: string, weight: Tensor | undefined, bias: Tensor | undefined, shape: readonly number[]): void {
   if ((weight === undefined) !== (bias === undefined)) throw new Error(`${op}: pass both weight and bias, or neither`);
-  for (const [name, t] of [['weight', weight], ['bias', bias]] as const) {
+  for (const [name, t] of [
+    ['weight', weight],
+    ['bias', bias],
+  ] as const) {
     if (t && t.shape.join() !== shape.join()) {
       throw new Error(`${op}: ${name} ${formatShape(t.shape)} does not match the expected shape ${formatShape(shape)}`);
     }
@@ -106,7 +142,15 @@ const affineGrads = (r: { dx: Tensor | null; dw: Tensor | null; db: Tensor | nul
  * affine (PyTorch / diffusers semantics; diffusers uses eps 1e-5 in the UNet and 1e-6 in the VAE).
  */
 export const groupNorm = defineOp('group_norm', {
-  forward: (ctx, x: Tensor, numGroups: number, weight?: Tensor, bias?: Tensor, eps: number = 1e-5, activation?: 'silu') => {
+  forward: (
+    ctx,
+    x: Tensor,
+    numGroups: number,
+    weight?: Tensor,
+    bias?: Tensor,
+    eps: number = 1e-5,
+    activation?: 'silu',
+  ) => {
     const op = 'groupNorm';
     if (x.rank < 2) throw new Error(`${op}: input must be [N, C, ...], got ${formatShape(x.shape)}`);
     const [n, c] = x.shape as [number, number];
@@ -126,7 +170,10 @@ export const groupNorm = defineOp('group_norm', {
     return y;
   },
   backward: ({ args: [x, , weight, bias, , activation], saved, needsGrad }, g) =>
-    affineGrads(groupNormBackward(x, g, saved.stats, saved.layout, weight, bias, activation === 'silu', [...needsGrad]), weight !== undefined),
+    affineGrads(
+      groupNormBackward(x, g, saved.stats, saved.layout, weight, bias, activation === 'silu', [...needsGrad]),
+      weight !== undefined,
+    ),
 });
 
 /**
@@ -134,11 +181,24 @@ export const groupNorm = defineOp('group_norm', {
  * through the fused SiLU, recomputed from x rather than stored), which give the affine gradients and the row
  * sums in one small pass, then dx elementwise.
  */
-function groupNormBackward(x: Tensor, g: Tensor, stats: Tensor, layout: RowLayout, weight: Tensor | undefined, bias: Tensor | undefined, silu: boolean, needs: boolean[]) {
+function groupNormBackward(
+  x: Tensor,
+  g: Tensor,
+  stats: Tensor,
+  layout: RowLayout,
+  weight: Tensor | undefined,
+  bias: Tensor | undefined,
+  silu: boolean,
+  needs: boolean[],
+) {
   const op = 'groupNorm.backward';
   const affine = weight !== undefined;
   if (x.size === 0) {
-    return { dx: needs[0] ? emptyTensor(x.shape, x.dtype, op) : null, dw: affine && needs[1] ? zeros(weight.shape) : null, db: affine && needs[2] ? zeros(weight.shape) : null };
+    return {
+      dx: needs[0] ? emptyTensor(x.shape, x.dtype, op) : null,
+      dw: affine && needs[1] ? zeros(weight.shape) : null,
+      db: affine && needs[2] ? zeros(weight.shape) : null,
+    };
   }
   const { rows, L, inner, P: C } = layout;
   const segs = x.size / inner;
@@ -146,18 +206,36 @@ function groupNormBackward(x: Tensor, g: Tensor, stats: Tensor, layout: RowLayou
   const vec = inner % 4 === 0;
   const siluParams = silu && affine ? [weight, bias!] : [];
   const parts = emptyTensor([segs, 2], 'float32', op);
-  launch(channelGradSumsKernel(silu, affine, vec), [x, g, stats, ...siluParams], [parts], { segs, inner, C, Cg }, normRowGrid(segs));
+  launch(
+    channelGradSumsKernel(silu, affine, vec),
+    [x, g, stats, ...siluParams],
+    [parts],
+    { segs, inner, C, Cg },
+    normRowGrid(segs),
+  );
   const sums = emptyTensor([rows, 2], 'float32', op);
   const dw = affine ? emptyTensor(weight.shape, 'float32', op) : null;
   const db = affine ? emptyTensor(weight.shape, 'float32', op) : null;
   const n = rows + (affine ? C : 0);
-  launch(channelGradCombineKernel(affine), affine ? [parts, weight] : [parts], affine ? [sums, dw!, db!] : [sums], { n, rows, images: segs / C, C, Cg }, channelGradGrid(n));
+  launch(
+    channelGradCombineKernel(affine),
+    affine ? [parts, weight] : [parts],
+    affine ? [sums, dw!, db!] : [sums],
+    { n, rows, images: segs / C, C, Cg },
+    channelGradGrid(n),
+  );
   parts.dispose();
   let dx: Tensor | null = null;
   if (needs[0]) {
     dx = emptyTensor(x.shape, x.dtype, op);
     const u = { n: x.size, L, inner, P: C };
-    launch(normGradInputKernel(affine, vec, silu), affine ? [x, g, stats, sums, weight, ...(silu ? [bias!] : [])] : [x, g, stats, sums], [dx], u, normElementGrid(vec ? x.size / 4 : x.size));
+    launch(
+      normGradInputKernel(affine, vec, silu),
+      affine ? [x, g, stats, sums, weight, ...(silu ? [bias!] : [])] : [x, g, stats, sums],
+      [dx],
+      u,
+      normElementGrid(vec ? x.size / 4 : x.size),
+    );
   }
   sums.dispose();
   if (!needs[1]) dw?.dispose();
@@ -175,7 +253,9 @@ export const layerNorm = defineOp('layer_norm', {
     const op = 'layerNorm';
     const k = normalizedShape.length;
     if (k === 0 || k > x.rank || x.shape.slice(x.rank - k).join() !== normalizedShape.join()) {
-      throw new Error(`${op}: normalized shape ${formatShape(normalizedShape)} does not match the trailing dims of ${formatShape(x.shape)}`);
+      throw new Error(
+        `${op}: normalized shape ${formatShape(normalizedShape)} does not match the trailing dims of ${formatShape(x.shape)}`,
+      );
     }
     checkAffine(op, weight, bias, normalizedShape);
     const L = sizeOf(normalizedShape);
@@ -220,8 +300,12 @@ export function batchNorm(
   if (x.rank < 2) throw new Error(`${op}: input must be [N, C, ...], got ${formatShape(x.shape)}`);
   const c = x.shape[1]!;
   checkAffine(op, weight, bias, [c]);
-  for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar]] as const) {
-    if (t && t.shape.join() !== String(c)) throw new Error(`${op}: ${name} ${formatShape(t.shape)} does not match ${c} channels`);
+  for (const [name, t] of [
+    ['runningMean', runningMean],
+    ['runningVar', runningVar],
+  ] as const) {
+    if (t && t.shape.join() !== String(c))
+      throw new Error(`${op}: ${name} ${formatShape(t.shape)} does not match ${c} channels`);
   }
   const eps = options.eps ?? 1e-5;
   const bshape = [1, c, ...x.shape.slice(2).map(() => 1)];
@@ -230,12 +314,14 @@ export function batchNorm(
   let v: Tensor;
   if (options.training || !runningMean || !runningVar) {
     const count = x.size / c;
-    if (options.training && count <= 1) throw new Error(`${op}: expected more than 1 value per channel when training, got input ${formatShape(x.shape)}`);
+    if (options.training && count <= 1)
+      throw new Error(`${op}: expected more than 1 value per channel when training, got input ${formatShape(x.shape)}`);
     m = mean(x, axes, true);
     v = variance(x, axes, true, 0);
     if (options.training && runningMean && runningVar) {
       noGrad(() => {
-        const momentum = options.momentum === null ? 1 / Math.max(options.numBatchesTracked ?? 1, 1) : (options.momentum ?? 0.1);
+        const momentum =
+          options.momentum === null ? 1 / Math.max(options.numBatchesTracked ?? 1, 1) : (options.momentum ?? 0.1);
         const unbiased = map(op, 'a * alpha', [reshape(v, [c])], count / Math.max(count - 1, 1));
         runningMean.assign(map(op, 'a + alpha * (b - a)', [runningMean, reshape(m, [c])], momentum));
         runningVar.assign(map(op, 'a + alpha * (b - a)', [runningVar, unbiased], momentum));

@@ -72,6 +72,10 @@ export function rand(shape: readonly number[], options: RandomOptions & { low?: 
 }
 
 /** 1 with probability p (times `scale`), else 0. */
-export function bernoulli(shape: readonly number[], p: number, options: RandomOptions & { scale?: number } = {}): Tensor {
+export function bernoulli(
+  shape: readonly number[],
+  p: number,
+  options: RandomOptions & { scale?: number } = {},
+): Tensor {
   return (options.generator ?? defaultGenerator).draw(shape, 'bernoulli', p, options.scale ?? 1, 'bernoulli');
 }

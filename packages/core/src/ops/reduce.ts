@@ -99,7 +99,13 @@ export const variance = defineOp('var', {
     const R = x.size / Math.max(sizeOf(saved.outShape), 1);
     const m = reduceRaw('var.backward', 'sum', x, { ...saved, outShape: saved.keepShape });
     const gFull = spread(g, saved, x.shape);
-    const out = map('var.backward', 'a * 2.0 * (b - c * alpha) * beta', [gFull, x, m], 1 / R, 1 / (R - (correction ?? 1)));
+    const out = map(
+      'var.backward',
+      'a * 2.0 * (b - c * alpha) * beta',
+      [gFull, x, m],
+      1 / R,
+      1 / (R - (correction ?? 1)),
+    );
     m.dispose();
     gFull.dispose();
     return [out];

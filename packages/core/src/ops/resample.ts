@@ -56,14 +56,34 @@ function applyTables(op: string, x: Tensor, rows: Taps, cols: Taps): Tensor {
     const widen = (t: Taps): Taps =>
       t.taps === taps
         ? t
-        : tapTable(t.inSize, t.outSize, Array.from({ length: t.outSize }, (_, o) =>
-            Array.from({ length: taps }, (_, k) => (k < t.taps ? [t.index[o * t.taps + k]!, t.weight[o * t.taps + k]!] : [0, 0]) as [number, number])));
+        : tapTable(
+            t.inSize,
+            t.outSize,
+            Array.from({ length: t.outSize }, (_, o) =>
+              Array.from(
+                { length: taps },
+                (_, k) =>
+                  (k < t.taps ? [t.index[o * t.taps + k]!, t.weight[o * t.taps + k]!] : [0, 0]) as [number, number],
+              ),
+            ),
+          );
     const r = widen(rows);
     const c = widen(cols);
     const out = emptyTensor(outShape, x.dtype, op);
     if (out.size === 0) return out;
-    const tables = [tensor(r.index, [r.index.length], 'int32'), tensor(r.weight, [r.weight.length]), tensor(c.index, [c.index.length], 'int32'), tensor(c.weight, [c.weight.length])];
-    launch(resampleKernel(taps), [x, ...tables], [out], { n: out.size, H, W, Ho: rows.outSize, Wo: cols.outSize }, resampleGrid(out.size));
+    const tables = [
+      tensor(r.index, [r.index.length], 'int32'),
+      tensor(r.weight, [r.weight.length]),
+      tensor(c.index, [c.index.length], 'int32'),
+      tensor(c.weight, [c.weight.length]),
+    ];
+    launch(
+      resampleKernel(taps),
+      [x, ...tables],
+      [out],
+      { n: out.size, H, W, Ho: rows.outSize, Wo: cols.outSize },
+      resampleGrid(out.size),
+    );
     for (const t of tables) t.dispose();
     return out;
   }
@@ -77,9 +97,11 @@ function applyTables(op: string, x: Tensor, rows: Taps, cols: Taps): Tensor {
 /** Separable linear resampling as one op; its backward applies the transposed (dense) tables. */
 const resample2d = defineOp('resample2d', {
   forward: (_ctx, x: Tensor, rows: Taps, cols: Taps, op: string = 'resample2d') => {
-    if (x.rank < 2 || !isFloatDType(x.dtype)) throw new Error(`${op}: expected a float tensor [..., H, W], got ${formatShape(x.shape)}`);
+    if (x.rank < 2 || !isFloatDType(x.dtype))
+      throw new Error(`${op}: expected a float tensor [..., H, W], got ${formatShape(x.shape)}`);
     const [H, W] = x.shape.slice(-2) as [number, number];
-    if (H !== rows.inSize || W !== cols.inSize) throw new Error(`${op}: tables for ${rows.inSize}x${cols.inSize} applied to ${formatShape(x.shape)}`);
+    if (H !== rows.inSize || W !== cols.inSize)
+      throw new Error(`${op}: tables for ${rows.inSize}x${cols.inSize} applied to ${formatShape(x.shape)}`);
     return applyTables(op, x, rows, cols);
   },
   backward: ({ args: [x, rows, cols] }, g) => {
@@ -118,13 +140,21 @@ function cubicWeights(t: number): [number, number, number, number] {
   return [far(t + 1), near(t), near(1 - t), far(2 - t)];
 }
 
-function interpolateTaps(mode: InterpolateMode, inSize: number, outSize: number, alignCorners: boolean, scaleFactor?: number): Taps {
+function interpolateTaps(
+  mode: InterpolateMode,
+  inSize: number,
+  outSize: number,
+  alignCorners: boolean,
+  scaleFactor?: number,
+): Taps {
   const scale = coordScale(inSize, outSize, alignCorners, scaleFactor);
   const clampIdx = (i: number) => Math.min(Math.max(i, 0), inSize - 1);
   const lists: [number, number][][] = [];
   for (let o = 0; o < outSize; o++) {
     if (mode === 'nearest') {
-      lists.push([[Math.min(Math.floor(o * (scaleFactor !== undefined ? 1 / scaleFactor : inSize / outSize)), inSize - 1), 1]]);
+      lists.push([
+        [Math.min(Math.floor(o * (scaleFactor !== undefined ? 1 / scaleFactor : inSize / outSize)), inSize - 1), 1],
+      ]);
       continue;
     }
     const raw = alignCorners ? o * scale : (o + 0.5) * scale - 0.5;
@@ -133,7 +163,10 @@ function interpolateTaps(mode: InterpolateMode, inSize: number, outSize: number,
       const i0 = Math.min(Math.floor(src), inSize - 1);
       const i1 = Math.min(i0 + 1, inSize - 1);
       const l = src - i0;
-      lists.push([[i0, 1 - l], [i1, l]]);
+      lists.push([
+        [i0, 1 - l],
+        [i1, l],
+      ]);
     } else {
       const i = Math.floor(raw);
       const w = cubicWeights(raw - i);
@@ -152,9 +185,16 @@ export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
   if (x.rank !== 4) throw new Error(`${op}: expected [N, C, H, W], got ${formatShape(x.shape)}`);
   const mode = options.mode ?? 'nearest';
   const [H, W] = x.shape.slice(2) as [number, number];
-  if ((options.size === undefined) === (options.scaleFactor === undefined)) throw new Error(`${op}: give exactly one of size and scaleFactor`);
-  if (mode === 'nearest' && options.alignCorners) throw new Error(`${op}: alignCorners only applies to bilinear and bicubic`);
-  const sf = options.scaleFactor === undefined ? undefined : typeof options.scaleFactor === 'number' ? [options.scaleFactor, options.scaleFactor] : options.scaleFactor;
+  if ((options.size === undefined) === (options.scaleFactor === undefined))
+    throw new Error(`${op}: give exactly one of size and scaleFactor`);
+  if (mode === 'nearest' && options.alignCorners)
+    throw new Error(`${op}: alignCorners only applies to bilinear and bicubic`);
+  const sf =
+    options.scaleFactor === undefined
+      ? undefined
+      : typeof options.scaleFactor === 'number'
+        ? [options.scaleFactor, options.scaleFactor]
+        : options.scaleFactor;
   const [Ho, Wo] = options.size ?? [Math.floor(H * sf![0]!), Math.floor(W * sf![1]!)];
   if (!(Ho! >= 1 && Wo! >= 1)) throw new Error(`${op}: output size ${Ho}x${Wo} of ${formatShape(x.shape)} is empty`);
   const align = options.alignCorners ?? false;
@@ -169,7 +209,8 @@ export const upsampleNearest2x = (x: Tensor) => interpolate(x, { scaleFactor: 2,
 // ---------------------------------------------------------------- average pooling
 
 type Pair = number | readonly [number, number];
-const pair = (v: Pair | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+const pair = (v: Pair | undefined, d: number): [number, number] =>
+  v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
 
 /** PyTorch's pooled output length, with ceil mode's rule that the last window must start inside the input. */
 function pooledSize(inSize: number, k: number, s: number, p: number, d: number, ceil: boolean): number {
@@ -210,7 +251,8 @@ export function avgPool2d(x: Tensor, options: AvgPool2dOptions): Tensor {
   const [kh, kw] = pair(options.kernelSize, 1);
   const [sh, sw] = pair(options.stride ?? options.kernelSize, 1);
   const [ph, pw] = pair(options.padding, 0);
-  if (ph > kh / 2 || pw > kw / 2) throw new Error(`${op}: padding [${ph}, ${pw}] must be at most half the kernel [${kh}, ${kw}]`);
+  if (ph > kh / 2 || pw > kw / 2)
+    throw new Error(`${op}: padding [${ph}, ${pw}] must be at most half the kernel [${kh}, ${kw}]`);
   const [H, W] = x.shape.slice(2) as [number, number];
   const ceil = options.ceilMode ?? false;
   const include = options.countIncludePad ?? true;
@@ -257,7 +299,8 @@ export const maxPool2d = defineOp('max_pool2d', {
     const [sh, sw] = pair(options.stride ?? options.kernelSize, 1);
     const [ph, pw] = pair(options.padding, 0);
     const [dh, dw] = pair(options.dilation, 1);
-    if (ph > kh / 2 || pw > kw / 2) throw new Error(`${op}: padding [${ph}, ${pw}] must be at most half the kernel [${kh}, ${kw}]`);
+    if (ph > kh / 2 || pw > kw / 2)
+      throw new Error(`${op}: padding [${ph}, ${pw}] must be at most half the kernel [${kh}, ${kw}]`);
     const [N, C, H, W] = x.shape as [number, number, number, number];
     const ceil = options.ceilMode ?? false;
     const Ho = pooledSize(H, kh, sh, ph, dh, ceil);
@@ -274,7 +317,14 @@ export const maxPool2d = defineOp('max_pool2d', {
     const [, , H, W] = x.shape as [number, number, number, number];
     const [Ho, Wo] = grad.shape.slice(2) as [number, number];
     const dx = emptyTensor(x.shape, x.dtype, 'maxPool2d.backward');
-    if (dx.size > 0) launch(maxPoolBackwardKernel(saved.g), [grad, saved.idx], [dx], { n: dx.size, H, W, Ho, Wo }, resampleGrid(dx.size));
+    if (dx.size > 0)
+      launch(
+        maxPoolBackwardKernel(saved.g),
+        [grad, saved.idx],
+        [dx],
+        { n: dx.size, H, W, Ho, Wo },
+        resampleGrid(dx.size),
+      );
     return [dx];
   },
 });

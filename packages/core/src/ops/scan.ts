@@ -10,7 +10,14 @@ import { permute, reshape } from './shape.js';
 type Axes = number | readonly number[] | undefined;
 
 /** A prefix scan of x along `axis` (viewed as [O, N, I]), inclusive or exclusive, forwards or from the end. */
-export function scanRaw(op: string, x: Tensor, axis: number, kind: ScanOp, exclusive: boolean, reverse: boolean): Tensor {
+export function scanRaw(
+  op: string,
+  x: Tensor,
+  axis: number,
+  kind: ScanOp,
+  exclusive: boolean,
+  reverse: boolean,
+): Tensor {
   const a = normalizeAxis(op, axis, Math.max(x.rank, 1));
   const O = sizeOf(x.shape.slice(0, a));
   const N = x.shape[a] ?? 1;
@@ -19,7 +26,13 @@ export function scanRaw(op: string, x: Tensor, axis: number, kind: ScanOp, exclu
   if (out.size === 0) return out;
   const mode = chooseScanMode(N);
   const type = x.dtype === 'int32' ? 'i32' : 'f32';
-  launch(scanKernel({ op: kind, type, exclusive, reverse, mode }), [x], [out], { lines: O * I, N, I }, scanGrid(mode, O * I));
+  launch(
+    scanKernel({ op: kind, type, exclusive, reverse, mode }),
+    [x],
+    [out],
+    { lines: O * I, N, I },
+    scanGrid(mode, O * I),
+  );
   return out;
 }
 
@@ -54,7 +67,15 @@ const prodFloat = defineOp('prod', {
     const gx = map('prod.backward', 'a * b * c', [left, right, reshape(g, [...keptShape, 1])]);
     const inverse = new Array<number>(x.rank);
     perm.forEach((d, i) => (inverse[d] = i));
-    return [permute(reshape(gx, perm.map((d) => x.shape[d]!)), inverse)];
+    return [
+      permute(
+        reshape(
+          gx,
+          perm.map((d) => x.shape[d]!),
+        ),
+        inverse,
+      ),
+    ];
   },
 });
 

@@ -1,4 +1,10 @@
-import { MAX_RANK, gatherAxisKernel, indexingGrid, scatterAxisGrid, scatterAxisKernel } from '@leffa-webgpu/kernels-wgsl';
+import {
+  MAX_RANK,
+  gatherAxisKernel,
+  indexingGrid,
+  scatterAxisGrid,
+  scatterAxisKernel,
+} from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
 import { contiguousStrides, formatShape, normalizeAxis } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -15,7 +21,8 @@ import { pad, slice } from './shape.js';
  */
 
 function validate(op: string, x: Tensor, axis: number, index: Tensor, src: Tensor | number): number {
-  if (index.dtype !== 'int32') throw new Error(`${op}: index must be int32, got ${index.dtype} ${formatShape(index.shape)}`);
+  if (index.dtype !== 'int32')
+    throw new Error(`${op}: index must be int32, got ${index.dtype} ${formatShape(index.shape)}`);
   const a = normalizeAxis(op, axis, Math.max(x.rank, 1));
   const bad =
     index.rank !== x.rank ||
@@ -27,14 +34,20 @@ function validate(op: string, x: Tensor, axis: number, index: Tensor, src: Tenso
       `${op}: index ${formatShape(index.shape)} must have the rank of input ${formatShape(x.shape)}${srcText}, be no larger than src in any dim and than the input outside axis ${a}`,
     );
   }
-  if (typeof src !== 'number' && src.dtype !== x.dtype) throw new Error(`${op}: src is ${src.dtype}, input is ${x.dtype}; they must match`);
+  if (typeof src !== 'number' && src.dtype !== x.dtype)
+    throw new Error(`${op}: src is ${src.dtype}, input is ${x.dtype}; they must match`);
   if (x.rank > MAX_RANK) throw new Error(`${op}: rank ${x.rank} exceeds ${MAX_RANK}`);
   return a;
 }
 
 /** src cut to the index's shape (PyTorch reads src only where index has entries). */
 const srcView = (src: Tensor, index: Tensor) =>
-  index.shape.every((d, i) => d === src.shape[i]) ? src : slice(src, index.shape.map((d) => ({ end: d })));
+  index.shape.every((d, i) => d === src.shape[i])
+    ? src
+    : slice(
+        src,
+        index.shape.map((d) => ({ end: d })),
+      );
 
 /** The gradient of src: g gathered at the index positions, zero-padded to src's shape. */
 function srcGrad(g: Tensor, a: number, index: Tensor, src: Tensor): Tensor {
@@ -87,7 +100,8 @@ const scatterOp = defineOp('scatter', {
  * number). With duplicate indices one of the values wins, unspecified which (as in PyTorch). Differentiable in
  * x and src (float32); int32 tensors are scattered too.
  */
-export const scatter = (x: Tensor, axis: number, index: Tensor, src: Tensor | number): Tensor => scatterOp(x, axis, index, src);
+export const scatter = (x: Tensor, axis: number, index: Tensor, src: Tensor | number): Tensor =>
+  scatterOp(x, axis, index, src);
 
 /**
  * torch.scatter_add(x, axis, index, src): a copy of x with src[c] added at index[c] along `axis`; duplicate
@@ -96,7 +110,8 @@ export const scatter = (x: Tensor, axis: number, index: Tensor, src: Tensor | nu
 export const scatterAdd = defineOp('scatter_add', {
   forward: (ctx, x: Tensor, axis: number, index: Tensor, src: Tensor) => {
     const op = 'scatterAdd';
-    if (x.dtype !== 'float32') throw new Error(`${op}: expected float32 tensors, got ${x.dtype} ${formatShape(x.shape)}`);
+    if (x.dtype !== 'float32')
+      throw new Error(`${op}: expected float32 tensors, got ${x.dtype} ${formatShape(x.shape)}`);
     const a = validate(op, x, axis, index, src);
     ctx.save(a);
     const out = clone(x);

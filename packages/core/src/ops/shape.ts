@@ -1,12 +1,6 @@
 import { copyGrid, gatherKernel } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
-import {
-  contiguousStrides,
-  formatShape,
-  inferShape,
-  normalizeAxis,
-  sizeOf,
-} from '../tensor/shape.js';
+import { contiguousStrides, formatShape, inferShape, normalizeAxis, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../forward/creation.js';
 import { emptyTensor, launch } from '../forward/launch.js';
@@ -41,8 +35,14 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 
 /** Removes size-1 dims (all of them, or the given ones). */
 export function squeeze(x: Tensor, axes?: number | readonly number[]): Tensor {
-  const list = axes === undefined ? undefined : (typeof axes === 'number' ? [axes] : axes).map((a) => normalizeAxis('squeeze', a, x.rank));
-  return reshape(x, x.shape.filter((d, i) => d !== 1 || (list !== undefined && !list.includes(i))));
+  const list =
+    axes === undefined
+      ? undefined
+      : (typeof axes === 'number' ? [axes] : axes).map((a) => normalizeAxis('squeeze', a, x.rank));
+  return reshape(
+    x,
+    x.shape.filter((d, i) => d !== 1 || (list !== undefined && !list.includes(i))),
+  );
 }
 
 // ---------------------------------------------------------------- copies
@@ -69,7 +69,8 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
 export const expand = defineOp('expand', {
   forward: (_ctx, x: Tensor, shape: readonly number[]) => {
     const lead = shape.length - x.rank;
-    if (lead < 0) throw new Error(`expand: target ${formatShape(shape)} has fewer dims than input ${formatShape(x.shape)}`);
+    if (lead < 0)
+      throw new Error(`expand: target ${formatShape(shape)} has fewer dims than input ${formatShape(x.shape)}`);
     const strides = contiguousStrides(x.shape);
     const outShape = shape.map((d, i) => (i >= lead && d === -1 ? x.shape[i - lead]! : d));
     const outStrides = outShape.map((d, i) => {
@@ -77,7 +78,9 @@ export const expand = defineOp('expand', {
       const s = x.shape[i - lead]!;
       if (s === d) return strides[i - lead]!;
       if (s === 1) return 0;
-      throw new Error(`expand: cannot expand ${formatShape(x.shape)} to ${formatShape(shape)} (dim ${i} has size ${s}, expected 1 or ${d})`);
+      throw new Error(
+        `expand: cannot expand ${formatShape(x.shape)} to ${formatShape(shape)} (dim ${i} has size ${s}, expected 1 or ${d})`,
+      );
     });
     return gatherStrided('expand', x, outShape, outStrides);
   },
@@ -129,7 +132,10 @@ const sliceOp = defineOp('slice', {
  * Python's slice.indices for a negative step: the first and last index taken and how many (empty when
  * count is 0). Bounds clamp to [-1, size - 1]; start defaults to the end, end to before the beginning.
  */
-function resolveNegativeSlice(spec: NonNullable<SliceSpec>, size: number): { first: number; last: number; count: number; step: number } {
+function resolveNegativeSlice(
+  spec: NonNullable<SliceSpec>,
+  size: number,
+): { first: number; last: number; count: number; step: number } {
   const step = spec.step!;
   if (!Number.isInteger(step)) throw new Error(`slice: step must be an integer, got ${step}`);
   const clampIndex = (v: number) => Math.min(Math.max(v < 0 ? v + size : v, -1), size - 1);
@@ -176,9 +182,12 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
 export const pad = defineOp('pad', {
   forward: (_ctx, x: Tensor, pads: readonly number[], value: number = 0) => {
     if (pads.length % 2 !== 0 || pads.length / 2 > x.rank) {
-      throw new Error(`pad: expected an even number of pads (at most ${2 * x.rank}) for ${formatShape(x.shape)}, got ${pads.length}`);
+      throw new Error(
+        `pad: expected an even number of pads (at most ${2 * x.rank}) for ${formatShape(x.shape)}, got ${pads.length}`,
+      );
     }
-    if (pads.some((p) => p < 0 || !Number.isInteger(p))) throw new Error(`pad: pads must be integers >= 0, got [${pads.join(', ')}]`);
+    if (pads.some((p) => p < 0 || !Number.isInteger(p)))
+      throw new Error(`pad: pads must be integers >= 0, got [${pads.join(', ')}]`);
     const lo = x.shape.map(() => 0);
     const outShape = [...x.shape];
     for (let k = 0; k < pads.length / 2; k++) {
@@ -194,7 +203,15 @@ export const pad = defineOp('pad', {
       gatherKernel(Math.max(1, x.rank), true),
       [x],
       [out],
-      { n: out.size, offset: 0, fill: fill >>> 0, shape: outShape, stride: contiguousStrides(x.shape), lo, srcShape: [...x.shape] },
+      {
+        n: out.size,
+        offset: 0,
+        fill: fill >>> 0,
+        shape: outShape,
+        stride: contiguousStrides(x.shape),
+        lo,
+        srcShape: [...x.shape],
+      },
       copyGrid(out.size),
     );
     return out;
@@ -232,7 +249,8 @@ export const concat = defineOp('concat', {
     const first = xs[0]!;
     const a = normalizeAxis('concat', axis, first.rank);
     for (const [i, t] of xs.entries()) {
-      const ok = t.rank === first.rank && t.dtype === first.dtype && t.shape.every((d, k) => k === a || d === first.shape[k]);
+      const ok =
+        t.rank === first.rank && t.dtype === first.dtype && t.shape.every((d, k) => k === a || d === first.shape[k]);
       if (!ok) {
         throw new Error(
           `concat: tensor ${i} has shape ${formatShape(t.shape)} (${t.dtype}), expected ${formatShape(first.shape)} (${first.dtype}) except along axis ${axis}`,
@@ -265,7 +283,10 @@ export const concat = defineOp('concat', {
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error('stack: needs at least one tensor');
   const a = normalizeAxis('stack', axis, xs[0]!.rank + 1);
-  return concat(xs.map((t) => unsqueeze(t, a)), a);
+  return concat(
+    xs.map((t) => unsqueeze(t, a)),
+    a,
+  );
 }
 
 /** Splits along `axis` into pieces of the given sizes (or equal pieces of `size`); one kernel per piece. */
@@ -273,9 +294,14 @@ export const split = defineOp('split', {
   forward: (_ctx, x: Tensor, sizes: number | readonly number[], axis: number = 0): Tensor[] => {
     const a = normalizeAxis('split', axis, x.rank);
     const n = x.shape[a]!;
-    const list = typeof sizes === 'number' ? Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes)) : sizes;
+    const list =
+      typeof sizes === 'number'
+        ? Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes))
+        : sizes;
     if (list.reduce((s, v) => s + v, 0) !== n) {
-      throw new Error(`split: sizes [${list.join(', ')}] do not add up to ${n} (axis ${axis} of ${formatShape(x.shape)})`);
+      throw new Error(
+        `split: sizes [${list.join(', ')}] do not add up to ${n} (axis ${axis} of ${formatShape(x.shape)})`,
+      );
     }
     let start = 0;
     return list.map((len) => {
@@ -301,5 +327,8 @@ export function repeat(x: Tensor, times: readonly number[]): Tensor {
   // Interleave a broadcast axis before each axis, then merge: [t0, s0, t1, s1, ...] -> [t0*s0, t1*s1, ...].
   const viewShape = padded.flatMap((s) => [1, s]);
   const target = padded.flatMap((s, i) => [times[i]!, s]);
-  return reshape(expand(reshape(x, viewShape), target), padded.map((s, i) => s * times[i]!));
+  return reshape(
+    expand(reshape(x, viewShape), target),
+    padded.map((s, i) => s * times[i]!),
+  );
 }

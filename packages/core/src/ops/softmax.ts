@@ -28,7 +28,13 @@ function rowKernel(kind: SoftmaxKind, backward: boolean, inputs: Tensor[], cols:
   if (out.size === 0) return out;
   const mode = chooseRowMode(cols);
   const vec = mode === 'row' && cols % 4 === 0;
-  launch(softmaxKernel(kind, backward, mode, vec), inputs, [out], mode === 'thread' ? { rows, cols, inner } : { rows, cols }, softmaxGrid(mode, rows));
+  launch(
+    softmaxKernel(kind, backward, mode, vec),
+    inputs,
+    [out],
+    mode === 'thread' ? { rows, cols, inner } : { rows, cols },
+    softmaxGrid(mode, rows),
+  );
   return out;
 }
 

@@ -1,4 +1,10 @@
-import { bitonicSchedule, nextPowerOfTwo, sortGrid, sortIndicesKernel, sortKeysKernel } from '@leffa-webgpu/kernels-wgsl';
+import {
+  bitonicSchedule,
+  nextPowerOfTwo,
+  sortGrid,
+  sortIndicesKernel,
+  sortKeysKernel,
+} from '@leffa-webgpu/kernels-wgsl';
 import { activeDevice } from '../device/device.js';
 import { tidy } from '../tensor/scope.js';
 import { normalizeAxis } from '../tensor/shape.js';

@@ -4,7 +4,15 @@ import { zeros } from '../forward/creation.js';
 import { chunks, multiLayout } from './multi-tensor.js';
 import { launch } from '../forward/launch.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type BaseHyper, Optimizer, type ParamGroup, type ParamState, type ParamsInput, checkLr, checkRange } from './optimizer.js';
+import {
+  type BaseHyper,
+  Optimizer,
+  type ParamGroup,
+  type ParamState,
+  type ParamsInput,
+  checkLr,
+  checkRange,
+} from './optimizer.js';
 
 export interface AdamOptions extends BaseHyper {
   betas: [number, number];
@@ -27,21 +35,30 @@ abstract class AdamFamily extends Optimizer<AdamOptions> {
     options: Partial<AdamOptions> & { lr: number },
     defaultWeightDecay: number,
   ) {
-    const defaults: AdamOptions = { lr: options?.lr, betas: [0.9, 0.999], eps: 1e-8, weightDecay: defaultWeightDecay, amsgrad: false };
+    const defaults: AdamOptions = {
+      lr: options?.lr,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weightDecay: defaultWeightDecay,
+      amsgrad: false,
+    };
     for (const key of Object.keys(options ?? {})) {
-      if (!(key in defaults)) throw new Error(`${name}: unknown option '${key}' (expected one of ${Object.keys(defaults).join(', ')})`);
+      if (!(key in defaults))
+        throw new Error(`${name}: unknown option '${key}' (expected one of ${Object.keys(defaults).join(', ')})`);
     }
     super(name, params, { ...defaults, ...options }, ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq']);
   }
 
   protected checkHyper(h: AdamOptions, where: string): void {
     checkLr(where, h.lr);
-    if (!Array.isArray(h.betas) || h.betas.length !== 2) throw new Error(`${where}: betas must be a pair [beta1, beta2], got ${String(h.betas)}`);
+    if (!Array.isArray(h.betas) || h.betas.length !== 2)
+      throw new Error(`${where}: betas must be a pair [beta1, beta2], got ${String(h.betas)}`);
     checkRange(where, 'beta1', h.betas[0], 0, 1, false);
     checkRange(where, 'beta2', h.betas[1], 0, 1, false);
     checkRange(where, 'eps', h.eps, 0, Infinity, false);
     checkRange(where, 'weightDecay', h.weightDecay, 0, Infinity, false);
-    if (typeof h.amsgrad !== 'boolean') throw new Error(`${where}: amsgrad must be a boolean, got ${String(h.amsgrad)}`);
+    if (typeof h.amsgrad !== 'boolean')
+      throw new Error(`${where}: amsgrad must be a boolean, got ${String(h.amsgrad)}`);
   }
 
   protected update(param: Tensor, grad: Tensor, group: ParamGroup<AdamOptions>, state: ParamState): void {
@@ -49,7 +66,9 @@ abstract class AdamFamily extends Optimizer<AdamOptions> {
     const s = state.buffers;
     const expAvg = s.exp_avg ?? this.addState(state, 'exp_avg', zeros(param.shape));
     const expAvgSq = s.exp_avg_sq ?? this.addState(state, 'exp_avg_sq', zeros(param.shape));
-    const maxSq = group.amsgrad ? (s.max_exp_avg_sq ?? this.addState(state, 'max_exp_avg_sq', zeros(param.shape))) : null;
+    const maxSq = group.amsgrad
+      ? (s.max_exp_avg_sq ?? this.addState(state, 'max_exp_avg_sq', zeros(param.shape)))
+      : null;
     const [beta1, beta2] = group.betas;
     // Bias corrections in float64, as PyTorch computes them on the host.
     const t = state.step;
@@ -71,17 +90,32 @@ abstract class AdamFamily extends Optimizer<AdamOptions> {
   }
 
   /** Parameters collected by `update`, grouped by identical uniforms, as many per dispatch as the stage binds. */
-  private readonly pending = new Map<string, { amsgrad: boolean; uniforms: Record<string, number>; grads: Tensor[]; states: Tensor[][] }>();
+  private readonly pending = new Map<
+    string,
+    { amsgrad: boolean; uniforms: Record<string, number>; grads: Tensor[]; states: Tensor[][] }
+  >();
 
   protected override flush(): void {
     const perParam = (amsgrad: boolean) => (amsgrad ? 5 : 4);
     for (const { amsgrad, uniforms, grads, states } of this.pending.values()) {
-      const size = Math.max(1, Math.min(MULTI_TENSORS, Math.floor(activeDevice().gpu.limits.maxStorageBuffersPerShaderStage / perParam(amsgrad))));
+      const size = Math.max(
+        1,
+        Math.min(
+          MULTI_TENSORS,
+          Math.floor(activeDevice().gpu.limits.maxStorageBuffersPerShaderStage / perParam(amsgrad)),
+        ),
+      );
       const gradChunks = chunks(grads, size);
       const stateChunks = chunks(states, size);
       gradChunks.forEach((g, c) => {
         const { n, first, groups } = multiLayout(g, optimGroups);
-        launch(adamKernel(amsgrad, this.decayKind, g.length), g, stateChunks[c]!.flat(), { ...uniforms, n, first }, gridGroups(groups));
+        launch(
+          adamKernel(amsgrad, this.decayKind, g.length),
+          g,
+          stateChunks[c]!.flat(),
+          { ...uniforms, n, first },
+          gridGroups(groups),
+        );
       });
     }
     this.pending.clear();

@@ -38,7 +38,8 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
     if (!(p instanceof Tensor)) throw new Error(`clipGradNorm: parameter ${i} is not a Tensor (got ${kindOf(p)})`);
     if (!p.grad) return;
     if (p.grad.isDisposed) throw new Error(`clipGradNorm: the gradient of parameter ${i} was disposed`);
-    if (p.grad.dtype !== 'float32') throw new Error(`clipGradNorm: the gradient of parameter ${i} is ${p.grad.dtype}, expected float32`);
+    if (p.grad.dtype !== 'float32')
+      throw new Error(`clipGradNorm: the gradient of parameter ${i} is ${p.grad.dtype}, expected float32`);
     grads.push(p.grad);
   });
   if (grads.length === 0) return zeros([]);
@@ -54,7 +55,13 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
   for (const chunk of chunks(grads, batch)) {
     // An empty gradient's workgroup runs no iterations and contributes 0, the identity of both sum and max of |g|.
     const { n, first, groups } = multiLayout(chunk, gradNormGroups);
-    launch(gradNormPartialKernel(kind, chunk.length), chunk, [partials], { offset, p: normType, n, first }, gridGroups(groups));
+    launch(
+      gradNormPartialKernel(kind, chunk.length),
+      chunk,
+      [partials],
+      { offset, p: normType, n, first },
+      gridGroups(groups),
+    );
     offset += groups;
   }
   launch(gradNormFinalizeKernel(kind), [partials], [norm, coef], { count: offset, maxNorm, p: normType }, [1, 1, 1]);

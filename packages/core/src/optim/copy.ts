@@ -11,7 +11,9 @@ import type { Tensor } from '../tensor/tensor.js';
 /** Overwrites `dst`'s buffer with `src`'s values (same shape); `dst` keeps its own storage. */
 export function copyInto(op: string, dst: Tensor, src: Tensor): void {
   if (dst.shape.join() !== src.shape.join() || dst.dtype !== src.dtype) {
-    throw new Error(`${op}: cannot copy ${formatShape(src.shape)} ${src.dtype} into ${formatShape(dst.shape)} ${dst.dtype}`);
+    throw new Error(
+      `${op}: cannot copy ${formatShape(src.shape)} ${src.dtype} into ${formatShape(dst.shape)} ${dst.dtype}`,
+    );
   }
   if (dst.storage === src.storage || dst.size === 0) return;
   // A 1-D gather with unit stride is a plain copy of 32-bit words.

@@ -77,7 +77,8 @@ export class EMA {
     this.updateAfterStep = updateAfterStep;
     if (warmup) {
       const { invGamma = 1, power = 2 / 3 } = warmup === true ? {} : warmup;
-      if (!(invGamma > 0) || !(power > 0)) throw new Error(`EMA: warmup needs invGamma > 0 and power > 0, got ${invGamma}, ${power}`);
+      if (!(invGamma > 0) || !(power > 0))
+        throw new Error(`EMA: warmup needs invGamma > 0 and power > 0, got ${invGamma}, ${power}`);
       this.warmup = { invGamma, power };
     } else {
       this.warmup = null;
@@ -163,12 +164,25 @@ export class EMA {
   loadStateDict(dict: EMAStateDict): void {
     const where = 'EMA.loadStateDict';
     const { meta, tensors } = dict;
-    if (typeof meta !== 'object' || meta === null) throw new Error(`${where}: malformed EMA state: expected an object, got ${JSON.stringify(meta)}`);
+    if (typeof meta !== 'object' || meta === null)
+      throw new Error(`${where}: malformed EMA state: expected an object, got ${JSON.stringify(meta)}`);
     if (meta.type !== 'EMA') throw new Error(`${where}: state is for ${String(meta.type)}, not EMA`);
-    const mine = { decay: this.decay, minDecay: this.minDecay, updateAfterStep: this.updateAfterStep, warmup: this.warmup };
-    const theirs = { decay: meta.decay, minDecay: meta.minDecay, updateAfterStep: meta.updateAfterStep, warmup: meta.warmup };
+    const mine = {
+      decay: this.decay,
+      minDecay: this.minDecay,
+      updateAfterStep: this.updateAfterStep,
+      warmup: this.warmup,
+    };
+    const theirs = {
+      decay: meta.decay,
+      minDecay: meta.minDecay,
+      updateAfterStep: meta.updateAfterStep,
+      warmup: meta.warmup,
+    };
     if (JSON.stringify(mine) !== JSON.stringify(theirs)) {
-      throw new Error(`${where}: saved hyper-parameters ${JSON.stringify(theirs)} differ from this EMA's ${JSON.stringify(mine)}`);
+      throw new Error(
+        `${where}: saved hyper-parameters ${JSON.stringify(theirs)} differ from this EMA's ${JSON.stringify(mine)}`,
+      );
     }
     if (!Number.isInteger(meta.step) || meta.step < 0) throw new Error(`${where}: bad step count ${meta.step}`);
     const problems: string[] = [];
@@ -176,7 +190,9 @@ export class EMA {
       const t = tensors.get(n);
       if (!t) problems.push(`missing: ${n}`);
       else if (t.shape.join() !== this.shadows[i]!.shape.join()) {
-        problems.push(`shape mismatch for ${n}: expected ${formatShape(this.shadows[i]!.shape)}, got ${formatShape(t.shape)}`);
+        problems.push(
+          `shape mismatch for ${n}: expected ${formatShape(this.shadows[i]!.shape)}, got ${formatShape(t.shape)}`,
+        );
       }
     });
     for (const n of tensors.keys()) if (!this.names.includes(n)) problems.push(`unexpected: ${n}`);
@@ -209,13 +225,17 @@ export class EMA {
       tensors = this.names.map((n) => own.get(n)!);
     } else {
       if (!Array.isArray(target) || target.length !== this.names.length) {
-        throw new Error(`${where}: expected a Module or ${this.names.length} tensors, got ${Array.isArray(target) ? `${target.length} tensors` : kindOf(target)}`);
+        throw new Error(
+          `${where}: expected a Module or ${this.names.length} tensors, got ${Array.isArray(target) ? `${target.length} tensors` : kindOf(target)}`,
+        );
       }
       tensors = [...target];
     }
     tensors.forEach((t, i) => {
       if (!(t instanceof Tensor) || t.isDisposed || t.shape.join() !== this.shadows[i]!.shape.join()) {
-        throw new Error(`${where}: '${this.names[i]}' should be a live tensor of shape ${formatShape(this.shadows[i]!.shape)}, got ${kindOf(t)}`);
+        throw new Error(
+          `${where}: '${this.names[i]}' should be a live tensor of shape ${formatShape(this.shadows[i]!.shape)}, got ${kindOf(t)}`,
+        );
       }
     });
     return tensors;
@@ -224,7 +244,8 @@ export class EMA {
 
 function namedTensors(where: string, source: Module | readonly Tensor[]): [string, Tensor][] {
   if (source instanceof Module) return [...source.namedParameters()];
-  if (!Array.isArray(source)) throw new Error(`${where}: expected a Module or an array of tensors, got ${kindOf(source)}`);
+  if (!Array.isArray(source))
+    throw new Error(`${where}: expected a Module or an array of tensors, got ${kindOf(source)}`);
   return source.map((p, i) => {
     if (!(p instanceof Tensor)) throw new Error(`${where}: parameter ${i} is not a Tensor (got ${kindOf(p)})`);
     return [String(i), p];

@@ -81,7 +81,9 @@ export abstract class Optimizer<H extends BaseHyper> {
     }
     if (params.length === 0) throw new Error(`${name}: got an empty parameter list`);
     const specs: ParamGroupSpec<H>[] =
-      params[0] instanceof Tensor ? [{ params: params as readonly Tensor[] } as ParamGroupSpec<H>] : [...(params as ParamGroupSpec<H>[])];
+      params[0] instanceof Tensor
+        ? [{ params: params as readonly Tensor[] } as ParamGroupSpec<H>]
+        : [...(params as ParamGroupSpec<H>[])];
     this.grouped = !(params[0] instanceof Tensor);
     const seen = new Set<Tensor>();
     this.paramGroups = specs.map((spec, gi) => {
@@ -108,9 +110,14 @@ export abstract class Optimizer<H extends BaseHyper> {
             `${name}: parameter ${i} is float16; optimizers update float32 parameters only: train the float32 model (float32 master weights) and call half() on a copy for inference`,
           );
         }
-        if (p.dtype !== 'float32') throw new Error(`${name}: parameter ${i} is ${p.dtype}; only float32 tensors can be optimized`);
-        if (!p.isLeaf) throw new Error(`${name}: parameter ${i} (shape ${formatShape(p.shape)}) is not a leaf tensor; optimize the tensors the graph starts from`);
-        if (seen.has(p)) throw new Error(`${name}: parameter ${i} (shape ${formatShape(p.shape)}) appears more than once`);
+        if (p.dtype !== 'float32')
+          throw new Error(`${name}: parameter ${i} is ${p.dtype}; only float32 tensors can be optimized`);
+        if (!p.isLeaf)
+          throw new Error(
+            `${name}: parameter ${i} (shape ${formatShape(p.shape)}) is not a leaf tensor; optimize the tensors the graph starts from`,
+          );
+        if (seen.has(p))
+          throw new Error(`${name}: parameter ${i} (shape ${formatShape(p.shape)}) appears more than once`);
         seen.add(p);
         this.params.push(p);
       }
@@ -172,7 +179,8 @@ export abstract class Optimizer<H extends BaseHyper> {
         const g = p.grad;
         if (!g) continue;
         const where = `${this.name}.step: gradient of parameter ${i}`;
-        if (!(g instanceof Tensor) || g.isDisposed) throw new Error(`${where} is ${g instanceof Tensor ? 'disposed' : kindOf(g)}`);
+        if (!(g instanceof Tensor) || g.isDisposed)
+          throw new Error(`${where} is ${g instanceof Tensor ? 'disposed' : kindOf(g)}`);
         if (g.dtype !== 'float32') throw new Error(`${where} is ${g.dtype}, expected float32`);
         if (g.shape.join() !== p.shape.join()) {
           throw new Error(`${where} has shape ${formatShape(g.shape)}, parameter is ${formatShape(p.shape)}`);
@@ -237,14 +245,18 @@ export abstract class Optimizer<H extends BaseHyper> {
     checkOptimizerMeta(meta, where);
     if (meta.type !== this.name) throw new Error(`${where}: state is for ${meta.type}, not ${this.name}`);
     if (meta.groups.length !== this.paramGroups.length) {
-      throw new Error(`${where}: state has ${meta.groups.length} parameter groups, optimizer has ${this.paramGroups.length}`);
+      throw new Error(
+        `${where}: state has ${meta.groups.length} parameter groups, optimizer has ${this.paramGroups.length}`,
+      );
     }
     let index = 0;
     meta.groups.forEach((g, gi) => {
       const own = this.paramGroups[gi]!;
       const expected = own.params.map(() => index++);
       if (g.params.join() !== expected.join()) {
-        throw new Error(`${where}: group ${gi} holds parameters [${g.params.join(', ')}] in the state, [${expected.join(', ')}] here`);
+        throw new Error(
+          `${where}: group ${gi} holds parameters [${g.params.join(', ')}] in the state, [${expected.join(', ')}] here`,
+        );
       }
     });
     // Validate every tensor before changing anything.
@@ -261,12 +273,16 @@ export abstract class Optimizer<H extends BaseHyper> {
       const i = m ? Number(m[1]) : -1;
       const s = incoming.get(i);
       if (!m || !s || !this.stateNames.includes(m[2]!)) {
-        throw new Error(`${where}: unexpected state tensor '${key}' (expected state.<index>.<${this.stateNames.join('|')}> for a parameter with a step count)`);
+        throw new Error(
+          `${where}: unexpected state tensor '${key}' (expected state.<index>.<${this.stateNames.join('|')}> for a parameter with a step count)`,
+        );
       }
       const p = this.params[i]!;
       if (!(t instanceof Tensor) || t.isDisposed) throw new Error(`${where}: '${key}' is not a live tensor`);
       if (t.shape.join() !== p.shape.join() || t.dtype !== 'float32') {
-        throw new Error(`${where}: '${key}' is ${formatShape(t.shape)} ${t.dtype}, parameter ${i} is ${formatShape(p.shape)} float32`);
+        throw new Error(
+          `${where}: '${key}' is ${formatShape(t.shape)} ${t.dtype}, parameter ${i} is ${formatShape(p.shape)} float32`,
+        );
       }
       s.buffers[m[2]!] = t;
     }
@@ -301,7 +317,9 @@ export abstract class Optimizer<H extends BaseHyper> {
       if (p.isDisposed) throw new Error(`${this.name}: parameter ${i} (shape ${formatShape(p.shape)}) was disposed`);
       const other = owners.get(p.storage);
       if (other !== undefined) {
-        throw new Error(`${this.name}: parameters ${other} and ${i} share one buffer; in-place updates would apply twice (pass a tied weight once)`);
+        throw new Error(
+          `${this.name}: parameters ${other} and ${i} share one buffer; in-place updates would apply twice (pass a tied weight once)`,
+        );
       }
       owners.set(p.storage, i);
     });
@@ -310,7 +328,8 @@ export abstract class Optimizer<H extends BaseHyper> {
 
 /** The saved metadata's structure (a damaged or foreign file gives a message, not a TypeError). */
 function checkOptimizerMeta(meta: unknown, where: string): void {
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
   const bad = (what: string) => new Error(`${where}: malformed optimizer state: ${what}`);
   if (!isObject(meta)) throw bad(`expected an object {type, groups, steps}, got ${JSON.stringify(meta)}`);
   if (typeof meta.type !== 'string') throw bad(`type is ${JSON.stringify(meta.type)}, expected a string`);
@@ -331,8 +350,15 @@ export function checkLr(where: string, lr: unknown): void {
 }
 
 /** A hyper-parameter that must be a finite number in [lo, hi) or [lo, hi]. */
-export function checkRange(where: string, name: string, v: unknown, lo: number, hi: number, hiInclusive: boolean): void {
+export function checkRange(
+  where: string,
+  name: string,
+  v: unknown,
+  lo: number,
+  hi: number,
+  hiInclusive: boolean,
+): void {
   const ok = typeof v === 'number' && Number.isFinite(v) && v >= lo && (hiInclusive ? v <= hi : v < hi);
-  if (!ok) throw new Error(`${where}: invalid ${name} ${String(v)} (must be in [${lo}, ${hi}${hiInclusive ? ']' : ')'})`);
+  if (!ok)
+    throw new Error(`${where}: invalid ${name} ${String(v)} (must be in [${lo}, ${hi}${hiInclusive ? ']' : ')'})`);
 }
-

@@ -77,7 +77,8 @@ export function warmupCosineLR(options: WarmupCosineOptions): LRSchedule {
   checkLrValue(name, 'minLr', minLr);
   checkPositiveInt(name, 'warmupSteps', warmupSteps, true);
   checkPositiveInt(name, 'totalSteps', totalSteps);
-  if (totalSteps < warmupSteps) throw new Error(`${name}: totalSteps ${totalSteps} is shorter than warmupSteps ${warmupSteps}`);
+  if (totalSteps < warmupSteps)
+    throw new Error(`${name}: totalSteps ${totalSteps} is shorter than warmupSteps ${warmupSteps}`);
   return (step) => {
     checkStep(name, step);
     if (step < warmupSteps) return (baseLr * step) / warmupSteps;

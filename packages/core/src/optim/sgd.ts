@@ -1,7 +1,15 @@
 import { optimGrid, sgdKernel } from '@leffa-webgpu/kernels-wgsl';
 import { emptyTensor, launch } from '../forward/launch.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type BaseHyper, Optimizer, type ParamGroup, type ParamState, type ParamsInput, checkLr, checkRange } from './optimizer.js';
+import {
+  type BaseHyper,
+  Optimizer,
+  type ParamGroup,
+  type ParamState,
+  type ParamsInput,
+  checkLr,
+  checkRange,
+} from './optimizer.js';
 
 export interface SGDOptions extends BaseHyper {
   momentum: number;
@@ -18,7 +26,8 @@ export class SGD extends Optimizer<SGDOptions> {
   constructor(params: ParamsInput<SGDOptions>, options: Partial<SGDOptions> & { lr: number }) {
     const defaults: SGDOptions = { lr: options?.lr, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false };
     for (const key of Object.keys(options ?? {})) {
-      if (!(key in defaults)) throw new Error(`SGD: unknown option '${key}' (expected one of ${Object.keys(defaults).join(', ')})`);
+      if (!(key in defaults))
+        throw new Error(`SGD: unknown option '${key}' (expected one of ${Object.keys(defaults).join(', ')})`);
     }
     super('SGD', params, { ...defaults, ...options }, ['momentum_buffer']);
   }
@@ -28,9 +37,12 @@ export class SGD extends Optimizer<SGDOptions> {
     checkRange(where, 'momentum', h.momentum, 0, Infinity, false);
     checkRange(where, 'dampening', h.dampening, -Infinity, Infinity, false);
     checkRange(where, 'weightDecay', h.weightDecay, 0, Infinity, false);
-    if (typeof h.nesterov !== 'boolean') throw new Error(`${where}: nesterov must be a boolean, got ${String(h.nesterov)}`);
+    if (typeof h.nesterov !== 'boolean')
+      throw new Error(`${where}: nesterov must be a boolean, got ${String(h.nesterov)}`);
     if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) {
-      throw new Error(`${where}: Nesterov momentum needs momentum > 0 and dampening = 0 (got momentum ${h.momentum}, dampening ${h.dampening})`);
+      throw new Error(
+        `${where}: Nesterov momentum needs momentum > 0 and dampening = 0 (got momentum ${h.momentum}, dampening ${h.dampening})`,
+      );
     }
   }
 

@@ -38,7 +38,11 @@ function formatter(values: number[], integer: boolean): { width: number; fmt: (v
 /** `null` stands for the '...' of a summarised dimension. */
 type Nested = number | null | Nested[];
 
-function summarise(flat: ArrayLike<number>, shape: readonly number[], summarize: boolean): { tree: Nested; shown: number[] } {
+function summarise(
+  flat: ArrayLike<number>,
+  shape: readonly number[],
+  summarize: boolean,
+): { tree: Nested; shown: number[] } {
   const shown: number[] = [];
   const walk = (dim: number, offset: number, stride: number): Nested => {
     if (dim === shape.length) {
@@ -60,7 +64,12 @@ function summarise(flat: ArrayLike<number>, shape: readonly number[], summarize:
 }
 
 /** The text inside `tensor(...)`, laid out from column `indent`. */
-export function formatValues(flat: ArrayLike<number>, shape: readonly number[], integer: boolean, indent: number): string {
+export function formatValues(
+  flat: ArrayLike<number>,
+  shape: readonly number[],
+  integer: boolean,
+  indent: number,
+): string {
   const size = shape.reduce((a, b) => a * b, 1);
   if (size === 0) return '[]';
   const { tree, shown } = summarise(flat, shape, size > THRESHOLD);

@@ -35,13 +35,13 @@ export function floatToHalf(values: ArrayLike<number>): Uint16Array {
       const half = mant >>> shift;
       const rest = mant & ((1 << shift) - 1);
       const mid = 1 << (shift - 1);
-      out[i] = sign | (half + (rest > mid || (rest === mid && (half & 1)) ? 1 : 0));
+      out[i] = sign | (half + (rest > mid || (rest === mid && half & 1) ? 1 : 0));
       continue;
     }
     const half = (e << 10) | (mant >>> 13);
     const rest = mant & 0x1fff;
     // A carry out of the mantissa correctly bumps the exponent (up to infinity).
-    out[i] = sign | (half + (rest > 0x1000 || (rest === 0x1000 && (half & 1)) ? 1 : 0));
+    out[i] = sign | (half + (rest > 0x1000 || (rest === 0x1000 && half & 1) ? 1 : 0));
   }
   return out;
 }

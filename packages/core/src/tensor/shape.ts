@@ -23,7 +23,8 @@ export function contiguousStrides(shape: Shape): number[] {
 
 export function assertShape(op: string, shape: Shape): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: invalid shape ${formatShape(shape)} (sizes must be integers >= 0)`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new Error(`${op}: invalid shape ${formatShape(shape)} (sizes must be integers >= 0)`);
   }
 }
 
@@ -62,7 +63,9 @@ export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
 export function normalizeAxis(op: string, axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(axis) || a < 0 || a >= Math.max(rank, 1)) {
-    throw new Error(`${op}: axis ${axis} is out of range for a tensor of rank ${rank} (expected ${-rank}..${rank - 1})`);
+    throw new Error(
+      `${op}: axis ${axis} is out of range for a tensor of rank ${rank} (expected ${-rank}..${rank - 1})`,
+    );
   }
   return a;
 }
@@ -86,8 +89,7 @@ export function coalesceDims(shape: Shape, stridesList: number[][]): { shape: nu
   for (let d = 0; d < shape.length; d++) {
     if (shape[d] === 1) continue;
     const last = outShape.length - 1;
-    const mergeable =
-      last >= 0 && stridesList.every((st, k) => outStrides[k]![last] === st[d]! * shape[d]!);
+    const mergeable = last >= 0 && stridesList.every((st, k) => outStrides[k]![last] === st[d]! * shape[d]!);
     if (mergeable) {
       outShape[last]! *= shape[d]!;
       stridesList.forEach((st, k) => (outStrides[k]![last] = st[d]!));

@@ -176,7 +176,9 @@ export class Tensor {
    */
   assign(value: Tensor): this {
     if (value.shape.join() !== this.shape.join() || value.dtype !== this.dtype) {
-      throw new Error(`assign: value ${formatShape(value.shape)} ${value.dtype} does not match ${formatShape(this.shape)} ${this.dtype}`);
+      throw new Error(
+        `assign: value ${formatShape(value.shape)} ${value.dtype} does not match ${formatShape(this.shape)} ${this.dtype}`,
+      );
     }
     return this.share(value);
   }
@@ -189,7 +191,8 @@ export class Tensor {
     if (value.shape.join() !== this.shape.join()) {
       throw new Error(`setData: value ${formatShape(value.shape)} does not match ${formatShape(this.shape)}`);
     }
-    if (this.requiresGrad && !isFloatDType(value.dtype)) throw new Error(`setData: a tensor that requires grad cannot become ${value.dtype}`);
+    if (this.requiresGrad && !isFloatDType(value.dtype))
+      throw new Error(`setData: a tensor that requires grad cannot become ${value.dtype}`);
     this.grad?.dispose();
     this.grad = null;
     this.dtypeValue = value.dtype;
@@ -243,7 +246,8 @@ export class Tensor {
 
   /** The value of a one-element tensor. */
   async item(): Promise<number> {
-    if (this.size !== 1) throw new Error(`item: expected a tensor with one element, got shape ${formatShape(this.shape)}`);
+    if (this.size !== 1)
+      throw new Error(`item: expected a tensor with one element, got shape ${formatShape(this.shape)}`);
     return (await this.data())[0]!;
   }
 

@@ -37,8 +37,13 @@ export interface CocoKeypointsOptions {
 
 /** A person's 18 OpenPose keypoints from COCO's 17 (x, y, v) triples; v = 0 means not labelled. */
 export function openPoseKeypointsFromCoco(triples: readonly number[]): AnnotatedKeypoint[] {
-  if (triples.length !== 51) throw new Error(`COCO keypoints: expected 17 (x, y, v) triples (51 numbers), got ${triples.length}`);
-  const at = (i: number): AnnotatedKeypoint => ({ x: triples[3 * i]!, y: triples[3 * i + 1]!, visible: triples[3 * i + 2]! > 0 });
+  if (triples.length !== 51)
+    throw new Error(`COCO keypoints: expected 17 (x, y, v) triples (51 numbers), got ${triples.length}`);
+  const at = (i: number): AnnotatedKeypoint => ({
+    x: triples[3 * i]!,
+    y: triples[3 * i + 1]!,
+    visible: triples[3 * i + 2]! > 0,
+  });
   return COCO17_TO_OPENPOSE18.map((c) => {
     if (c >= 0) return at(c);
     const [r, l] = [at(6), at(5)];
@@ -71,10 +76,16 @@ export class CocoKeypointsDataset {
     } catch (e) {
       throw new Error(`${this.layout}: ${annotations} is not valid JSON (${(e as Error).message})`);
     }
-    if (!Array.isArray(coco.images) || !Array.isArray(coco.annotations)) throw new Error(`${this.layout}: ${annotations} has no 'images' and 'annotations' lists`);
-    this.images = new Map(coco.images.map((im) => [im.id, { file: join(root, split, im.file_name), width: im.width, height: im.height }]));
+    if (!Array.isArray(coco.images) || !Array.isArray(coco.annotations))
+      throw new Error(`${this.layout}: ${annotations} has no 'images' and 'annotations' lists`);
+    this.images = new Map(
+      coco.images.map((im) => [im.id, { file: join(root, split, im.file_name), width: im.width, height: im.height }]),
+    );
     for (const [i, a] of coco.annotations.entries()) {
-      if (!this.images.has(a.image_id)) throw new Error(`${this.layout}: annotation ${i} of ${annotations} refers to image id ${a.image_id}, which is not listed`);
+      if (!this.images.has(a.image_id))
+        throw new Error(
+          `${this.layout}: annotation ${i} of ${annotations} refers to image id ${a.image_id}, which is not listed`,
+        );
       if (a.iscrowd) continue;
       openPoseKeypointsFromCoco(a.keypoints); // validates the triples up front
       let list = this.byImage.get(a.image_id);
@@ -83,7 +94,8 @@ export class CocoKeypointsDataset {
     }
     const min = options.minKeypoints ?? 5;
     this.people = coco.annotations.filter((a) => !a.iscrowd && a.num_keypoints >= min);
-    if (this.people.length === 0) throw new Error(`${this.layout}: ${annotations} has no person with at least ${min} keypoints`);
+    if (this.people.length === 0)
+      throw new Error(`${this.layout}: ${annotations} has no person with at least ${min} keypoints`);
     for (const a of this.people) {
       const file = this.images.get(a.image_id)!.file;
       if (!existsSync(file)) throw new Error(`${this.layout}: missing image file ${file} (image id ${a.image_id})`);
@@ -118,12 +130,25 @@ export class CocoKeypointsDataset {
         return { x, y, visible: k.visible && x >= 0 && y >= 0 && x < width && y < height };
       }),
     );
-    return { width, height, image: cropResize(image, x0, y0, cw, ch, width, height), people: people.filter((p) => p.some((k) => k.visible)) };
+    return {
+      width,
+      height,
+      image: cropResize(image, x0, y0, cw, ch, width, height),
+      people: people.filter((p) => p.some((k) => k.visible)),
+    };
   }
 }
 
 /** Bilinear resampling of the box (x0, y0, w, h) of an image to width x height, grey 128 outside it. */
-function cropResize(image: RgbImage, x0: number, y0: number, w: number, h: number, width: number, height: number): Uint8Array {
+function cropResize(
+  image: RgbImage,
+  x0: number,
+  y0: number,
+  w: number,
+  h: number,
+  width: number,
+  height: number,
+): Uint8Array {
   const out = new Uint8Array(width * height * 3);
   const sx = w / width;
   const sy = h / height;

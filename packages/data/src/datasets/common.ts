@@ -61,12 +61,14 @@ export function readPairs(file: string, layout: string): PairLine[] {
     if (csv && i === 0) {
       const from = fields.indexOf('from');
       const to = fields.indexOf('to');
-      if (from < 0 || to < 0) throw new Error(`${layout}: ${file} line 1 must be a header naming 'from' and 'to' columns, got '${trimmed}'`);
+      if (from < 0 || to < 0)
+        throw new Error(`${layout}: ${file} line 1 must be a header naming 'from' and 'to' columns, got '${trimmed}'`);
       columns = [from, to];
       return;
     }
     const [a, b] = [fields[columns[0]], fields[columns[1]]];
-    if (!a || !b || (!csv && fields.length !== 2)) throw new Error(`${layout}: ${file} line ${i + 1}: expected two names, got '${trimmed}'`);
+    if (!a || !b || (!csv && fields.length !== 2))
+      throw new Error(`${layout}: ${file} line ${i + 1}: expected two names, got '${trimmed}'`);
     pairs.push({ first: a, second: b, line: i + 1, file });
   });
   if (pairs.length === 0) throw new Error(`${layout}: ${file} lists no pairs`);
@@ -88,7 +90,9 @@ export function readJson(path: string, layout: string): unknown {
  */
 export function keypointsFromTriples(values: unknown, sx: number, sy: number, source: string): Keypoint[] {
   if (!Array.isArray(values) || values.length < 54 || values.some((v) => typeof v !== 'number')) {
-    throw new Error(`${source}: expected 18 keypoints as 54 numbers (x, y, confidence), got ${Array.isArray(values) ? `${values.length} values` : typeof values}`);
+    throw new Error(
+      `${source}: expected 18 keypoints as 54 numbers (x, y, confidence), got ${Array.isArray(values) ? `${values.length} values` : typeof values}`,
+    );
   }
   return Array.from({ length: 18 }, (_, k) => {
     const [x, y, c] = [values[3 * k] as number, values[3 * k + 1] as number, values[3 * k + 2] as number];
@@ -102,10 +106,20 @@ export function loadImage(path: string, height: number, width: number): RgbImage
 }
 
 /** Reads a label map, optionally translates its labels, and resizes it by nearest neighbour. */
-export function loadLabels(path: string, height: number, width: number, translate?: Uint8Array): LabelMap & { original: [number, number] } {
+export function loadLabels(
+  path: string,
+  height: number,
+  width: number,
+  translate?: Uint8Array,
+): LabelMap & { original: [number, number] } {
   const map = readLabelMap(path);
   const labels = translate ? Uint8Array.from(map.labels, (l) => translate[l] ?? 0) : map.labels;
-  return { width, height, labels: resizeNearest(labels, map.width, map.height, height, width), original: [map.height, map.width] };
+  return {
+    width,
+    height,
+    labels: resizeNearest(labels, map.width, map.height, height, width),
+    original: [map.height, map.width],
+  };
 }
 
 /** LIP labels of each try-on category's garment on the person (the region the Leffa loss compares). */
@@ -144,7 +158,10 @@ export function tryonExample(args: {
 
 /** Paints the garment image white where its mask (a grey or RGB image, thresholded at half) is off. */
 export function whiteOutside(image: RgbImage, mask: RgbImage): RgbImage {
-  if (mask.width !== image.width || mask.height !== image.height) throw new Error(`whiteOutside: mask ${mask.height}x${mask.width} does not match image ${image.height}x${image.width}`);
+  if (mask.width !== image.width || mask.height !== image.height)
+    throw new Error(
+      `whiteOutside: mask ${mask.height}x${mask.width} does not match image ${image.height}x${image.width}`,
+    );
   const data = image.data.slice();
   for (let i = 0; i < image.width * image.height; i++) if (mask.data[3 * i]! < 128) data.fill(255, 3 * i, 3 * i + 3);
   return { ...image, data };
@@ -152,5 +169,6 @@ export function whiteOutside(image: RgbImage, mask: RgbImage): RgbImage {
 
 /** Checks an index against a dataset's length. */
 export function checkIndex(layout: string, index: number, length: number): void {
-  if (!Number.isInteger(index) || index < 0 || index >= length) throw new Error(`${layout}: example index ${index} out of range [0, ${length})`);
+  if (!Number.isInteger(index) || index < 0 || index >= length)
+    throw new Error(`${layout}: example index ${index} out of range [0, ${length})`);
 }

@@ -3,13 +3,37 @@ import { readImage } from '../io/image-file.js';
 import { resizeRgb } from '../io/resize.js';
 import type { GarmentCategory } from '../synthetic/agnostic.js';
 import {
-  type DatasetExample, type FolderDataset, type PairLine, checkIndex, loadLabels, readJson, readPairs, requireFile, tryonExample,
+  type DatasetExample,
+  type FolderDataset,
+  type PairLine,
+  checkIndex,
+  loadLabels,
+  readJson,
+  readPairs,
+  requireFile,
+  tryonExample,
 } from './common.js';
 
 /** DressCode's 18 parsing labels (ATR-like). */
 export const DRESSCODE_LABELS = [
-  'background', 'hat', 'hair', 'sunglasses', 'upper_clothes', 'skirt', 'pants', 'dress', 'belt', 'left_shoe',
-  'right_shoe', 'head', 'left_leg', 'right_leg', 'left_arm', 'right_arm', 'bag', 'scarf',
+  'background',
+  'hat',
+  'hair',
+  'sunglasses',
+  'upper_clothes',
+  'skirt',
+  'pants',
+  'dress',
+  'belt',
+  'left_shoe',
+  'right_shoe',
+  'head',
+  'left_leg',
+  'right_leg',
+  'left_arm',
+  'right_arm',
+  'bag',
+  'scarf',
 ] as const;
 
 /** DressCode label -> LIP label (belt and bag have no LIP class and become background). */
@@ -19,7 +43,11 @@ export const DRESSCODE_TO_LIP = Uint8Array.from([0, 1, 2, 4, 5, 12, 9, 6, 0, 18,
 const KEYPOINT_FRAME = { width: 384, height: 512 };
 
 export type DressCodePairs = 'train' | 'test_paired' | 'test_unpaired';
-const PAIR_FILES: Record<DressCodePairs, string> = { train: 'train_pairs.txt', test_paired: 'test_pairs_paired.txt', test_unpaired: 'test_pairs_unpaired.txt' };
+const PAIR_FILES: Record<DressCodePairs, string> = {
+  train: 'train_pairs.txt',
+  test_paired: 'test_pairs_paired.txt',
+  test_unpaired: 'test_pairs_unpaired.txt',
+};
 
 /**
  * DressCode (Morelli et al. 2022), one category: `<root>/<category>/` with images/ (`<id>_0.jpg` person,
@@ -47,8 +75,12 @@ export class DressCodeDataset implements FolderDataset {
 
   private files(p: PairLine) {
     const id = p.first.replace(/_0\.[^.]+$/, '');
-    if (id === p.first) throw new Error(`${this.layout}: line ${p.line} of ${p.file}: person image '${p.first}' should be named <id>_0.jpg`);
-    const at = (sub: string, file: string, what: string) => requireFile(join(this.root, this.category, sub, file), what, this.layout, p);
+    if (id === p.first)
+      throw new Error(
+        `${this.layout}: line ${p.line} of ${p.file}: person image '${p.first}' should be named <id>_0.jpg`,
+      );
+    const at = (sub: string, file: string, what: string) =>
+      requireFile(join(this.root, this.category, sub, file), what, this.layout, p);
     return {
       image: at('images', p.first, 'person image'),
       garment: at('images', p.second, 'garment image'),
@@ -68,10 +100,16 @@ export class DressCodeDataset implements FolderDataset {
       throw new Error(`${this.layout}: ${f.pose}: expected "keypoints" as 18 rows [x, y, score, index]`);
     }
     const [sx, sy] = [width / KEYPOINT_FRAME.width, height / KEYPOINT_FRAME.height];
-    const keypoints = (rows as number[][]).slice(0, 18).map(([x, y, score]) => ({ x: x! * sx, y: y! * sy, visible: score! > 0 && x! >= 0 && y! >= 0 }));
+    const keypoints = (rows as number[][])
+      .slice(0, 18)
+      .map(([x, y, score]) => ({ x: x! * sx, y: y! * sy, visible: score! > 0 && x! >= 0 && y! >= 0 }));
     // Leffa's DressCode model takes the raw part index map repeated over three channels.
     const parts = loadLabels(f.dense, height, width).labels;
-    const densepose = { width, height, data: Uint8Array.from({ length: parts.length * 3 }, (_, i) => parts[Math.floor(i / 3)]!) };
+    const densepose = {
+      width,
+      height,
+      data: Uint8Array.from({ length: parts.length * 3 }, (_, i) => parts[Math.floor(i / 3)]!),
+    };
     return tryonExample({
       name: `${this.category}/${p.first} + ${p.second}`,
       person: resizeRgb(readImage(f.image), height, width),

@@ -2,8 +2,17 @@ import { join } from 'node:path';
 import { readImage } from '../io/image-file.js';
 import { resizeRgb } from '../io/resize.js';
 import {
-  type DatasetExample, type FolderDataset, type PairLine, checkIndex, keypointsFromTriples, loadLabels, readJson, readPairs,
-  requireFile, tryonExample, whiteOutside,
+  type DatasetExample,
+  type FolderDataset,
+  type PairLine,
+  checkIndex,
+  keypointsFromTriples,
+  loadLabels,
+  readJson,
+  readPairs,
+  requireFile,
+  tryonExample,
+  whiteOutside,
 } from './common.js';
 
 /**
@@ -30,7 +39,8 @@ export class VitonHdDataset implements FolderDataset {
   }
 
   private files(p: PairLine) {
-    const dir = (sub: string, file: string, what: string) => requireFile(join(this.root, this.split, sub, file), what, this.layout, p);
+    const dir = (sub: string, file: string, what: string) =>
+      requireFile(join(this.root, this.split, sub, file), what, this.layout, p);
     const stem = p.first.replace(/\.[^.]+$/, '');
     return {
       image: dir('image', p.first, 'person image'),
@@ -50,11 +60,19 @@ export class VitonHdDataset implements FolderDataset {
     const json = readJson(f.pose, this.layout) as { people?: { pose_keypoints_2d?: unknown }[] };
     const first = json.people?.[0];
     if (!first) throw new Error(`${this.layout}: ${f.pose} has no people (line ${p.line} of ${p.file})`);
-    const keypoints = keypointsFromTriples(first.pose_keypoints_2d, width / person.width, height / person.height, f.pose);
+    const keypoints = keypointsFromTriples(
+      first.pose_keypoints_2d,
+      width / person.width,
+      height / person.height,
+      f.pose,
+    );
     return tryonExample({
       name: `${p.first} + ${p.second}`,
       person: resizeRgb(person, height, width),
-      garment: whiteOutside(resizeRgb(readImage(f.cloth), height, width), resizeRgb(readImage(f.clothMask), height, width)),
+      garment: whiteOutside(
+        resizeRgb(readImage(f.cloth), height, width),
+        resizeRgb(readImage(f.clothMask), height, width),
+      ),
       parsing: loadLabels(f.parse, height, width).labels,
       keypoints,
       densepose: resizeRgb(readImage(f.densepose), height, width),

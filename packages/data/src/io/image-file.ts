@@ -48,7 +48,9 @@ export function decodeImage(bytes: Uint8Array, source = 'image', options: Decode
     // jpeg-js leaves the EXIF orientation to the caller.
     return options.exifOrientation ? applyOrientation(rgb, jpegOrientation(bytes)) : rgb;
   }
-  throw new Error(`${source}: neither PNG nor JPEG (first bytes ${Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ')})`);
+  throw new Error(
+    `${source}: neither PNG nor JPEG (first bytes ${Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ')})`,
+  );
 }
 
 export function readImage(path: string, options: DecodeOptions = {}): RgbImage {
@@ -70,7 +72,11 @@ export interface DecodeAsyncOptions extends DecodeOptions {
  * ten times faster; pixels within a few levels of the pure-JS path, see the package README), through jpeg-js or
  * fast-png and `resizeRgb` otherwise. The declared size is checked against the pixel limit first either way.
  */
-export async function decodeImageAsync(bytes: Uint8Array, source = 'image', options: DecodeAsyncOptions = {}): Promise<RgbImage> {
+export async function decodeImageAsync(
+  bytes: Uint8Array,
+  source = 'image',
+  options: DecodeAsyncOptions = {},
+): Promise<RgbImage> {
   const maxPixels = options.maxPixels ?? getDefaultMaxPixels();
   const shrinkTo = (h: number, w: number) => {
     const size = options.fit ? fitWithin(h, w, options.fit.height, options.fit.width) : null;
@@ -114,7 +120,13 @@ export function jpegOrientation(bytes: Uint8Array): number {
     const len = (bytes[p + 2]! << 8) | bytes[p + 3]!;
     if (len < 2) return 1;
     const start = p + 4;
-    if (marker === 0xe1 && len >= 8 && String.fromCharCode(...bytes.subarray(start, start + 4)) === 'Exif' && bytes[start + 4] === 0 && bytes[start + 5] === 0) {
+    if (
+      marker === 0xe1 &&
+      len >= 8 &&
+      String.fromCharCode(...bytes.subarray(start, start + 4)) === 'Exif' &&
+      bytes[start + 4] === 0 &&
+      bytes[start + 5] === 0
+    ) {
       return tiffOrientation(bytes.subarray(start + 6, Math.min(bytes.length, p + 2 + len)));
     }
     p += 2 + len;

@@ -14,7 +14,8 @@ let defaultMaxPixels = DEFAULT_MAX_PIXELS;
 
 /** Changes the limit used when a decode call gives none (the CLI's --max-pixels); returns the previous one. */
 export function setDefaultMaxPixels(maxPixels: number): number {
-  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) throw new Error(`maxPixels must be a positive integer, got ${maxPixels}`);
+  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1)
+    throw new Error(`maxPixels must be a positive integer, got ${maxPixels}`);
   const before = defaultMaxPixels;
   defaultMaxPixels = maxPixels;
   return before;
@@ -65,7 +66,8 @@ export function checkDeclaredSize(bytes: Uint8Array, source: string, maxPixels =
   const size = declaredSize(bytes);
   if (!size) return;
   const { width, height } = size;
-  if (width === 0 || height === 0) throw new Error(`${source}: the image declares ${width}x${height} pixels, an empty image`);
+  if (width === 0 || height === 0)
+    throw new Error(`${source}: the image declares ${width}x${height} pixels, an empty image`);
   if (width * height > maxPixels) {
     const mp = (n: number) => `${(n / 1e6).toFixed(1)} megapixels`;
     throw new Error(

@@ -18,4 +18,5 @@ export async function tensorToImages(t: T.Tensor): Promise<Uint8Array[]> {
 }
 
 /** A {0, 1} mask as a grey image. */
-export const maskToImage = (mask: Uint8Array) => Uint8Array.from({ length: mask.length * 3 }, (_, i) => (mask[Math.floor(i / 3)] ? 255 : 0));
+export const maskToImage = (mask: Uint8Array) =>
+  Uint8Array.from({ length: mask.length * 3 }, (_, i) => (mask[Math.floor(i / 3)] ? 255 : 0));

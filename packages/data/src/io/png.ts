@@ -21,13 +21,15 @@ export interface LabelMap {
 }
 
 /** Whether the bytes start with PNG's signature (only its first four bytes are looked at). */
-export const isPng = (b: Uint8Array) => b.length > 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
+export const isPng = (b: Uint8Array) =>
+  b.length > 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
 
 /** Encodes RGB (or single-channel grey) pixels as an 8-bit PNG of the same channels. */
 export function encodePng(image: RgbImage): Uint8Array {
   const { width, height, data } = image;
   const channels = data.length / (width * height);
-  if (channels !== 3 && channels !== 1) throw new Error(`encodePng: ${data.length} bytes is neither RGB nor grey for ${width}x${height}`);
+  if (channels !== 3 && channels !== 1)
+    throw new Error(`encodePng: ${data.length} bytes is neither RGB nor grey for ${width}x${height}`);
   return encode({ width, height, data, depth: 8, channels });
 }
 
@@ -37,10 +39,21 @@ export function encodePng(image: RgbImage): Uint8Array {
  */
 export function encodeLabelPng(map: LabelMap, palette: readonly (readonly [number, number, number])[]): Uint8Array {
   const { width, height, labels } = map;
-  if (palette.length === 0 || palette.length > 256) throw new Error(`encodeLabelPng: ${palette.length} palette entries, expected 1..256`);
-  if (labels.length !== width * height) throw new Error(`encodeLabelPng: ${labels.length} labels for ${width}x${height}`);
-  for (const l of labels) if (l >= palette.length) throw new Error(`encodeLabelPng: label ${l} has no palette colour (${palette.length} entries)`);
-  return encode({ width, height, data: labels, depth: 8, channels: 1, palette: palette.map((c) => [c[0], c[1], c[2]]) });
+  if (palette.length === 0 || palette.length > 256)
+    throw new Error(`encodeLabelPng: ${palette.length} palette entries, expected 1..256`);
+  if (labels.length !== width * height)
+    throw new Error(`encodeLabelPng: ${labels.length} labels for ${width}x${height}`);
+  for (const l of labels)
+    if (l >= palette.length)
+      throw new Error(`encodeLabelPng: label ${l} has no palette colour (${palette.length} entries)`);
+  return encode({
+    width,
+    height,
+    data: labels,
+    depth: 8,
+    channels: 1,
+    palette: palette.map((c) => [c[0], c[1], c[2]]),
+  });
 }
 
 /** Scales `depth`-bit samples to 0..255, rounding to nearest. */
@@ -55,7 +68,9 @@ function decodeChecked(bytes: Uint8Array, source: string, maxPixels?: number): D
   checkDeclaredSize(bytes, source, maxPixels);
   // fast-png 8 lays out interlaced rows of 1/2/4-bit pixels as if a pixel took a byte: refuse rather than misread.
   if (bytes.length > 28 && bytes[24]! < 8 && bytes[28] === 1) {
-    throw new Error(`${source}: interlaced (Adam7) PNG with ${bytes[24]}-bit samples is not supported; save it non-interlaced or at 8 bits`);
+    throw new Error(
+      `${source}: interlaced (Adam7) PNG with ${bytes[24]}-bit samples is not supported; save it non-interlaced or at 8 bits`,
+    );
   }
   try {
     return decode(bytes, { checkCrc: true });
@@ -70,7 +85,8 @@ function decodeChecked(bytes: Uint8Array, source: string, maxPixels?: number): D
  */
 function unpackSamples(png: DecodedPng): Uint8Array | Uint16Array {
   const { width, height, depth, channels, data } = png;
-  if (depth >= 8) return data instanceof Uint8ClampedArray ? new Uint8Array(data.buffer, data.byteOffset, data.length) : data;
+  if (depth >= 8)
+    return data instanceof Uint8ClampedArray ? new Uint8Array(data.buffer, data.byteOffset, data.length) : data;
   const perRow = width * channels;
   const stride = Math.ceil((perRow * depth) / 8);
   const mask = (1 << depth) - 1;
@@ -97,7 +113,10 @@ function toRgba(png: DecodedPng, source: string): Uint8Array {
     const palette = png.palette;
     for (let i = 0; i < n; i++) {
       const c = palette[samples[i]!];
-      if (!c) throw new Error(`${source}: pixel ${i} has palette index ${samples[i]}, the palette has ${palette.length} colours`);
+      if (!c)
+        throw new Error(
+          `${source}: pixel ${i} has palette index ${samples[i]}, the palette has ${palette.length} colours`,
+        );
       rgba.set([c[0]!, c[1]!, c[2]!, c[3] ?? 255], 4 * i);
     }
     return rgba;
@@ -107,7 +126,13 @@ function toRgba(png: DecodedPng, source: string): Uint8Array {
   const colour = channels >= 3 ? 3 : 1;
   for (let i = 0; i < n; i++) {
     const s = i * channels;
-    if (key && (colour === 1 ? samples[s] === key[0] : samples[s] === key[0] && samples[s + 1] === key[1] && samples[s + 2] === key[2])) continue; // stays 0,0,0,0
+    if (
+      key &&
+      (colour === 1
+        ? samples[s] === key[0]
+        : samples[s] === key[0] && samples[s + 1] === key[1] && samples[s + 2] === key[2])
+    )
+      continue; // stays 0,0,0,0
     for (let c = 0; c < 3; c++) rgba[4 * i + c] = scale(samples[s + (colour === 3 ? c : 0)]!);
     rgba[4 * i + 3] = channels === 2 || channels === 4 ? scale(samples[s + channels - 1]!) : 255;
   }
@@ -144,7 +169,8 @@ export function decodeLabelPng(bytes: Uint8Array, source = 'labels', options: { 
     const colours = png.palette.length;
     for (let i = 0; i < labels.length; i++) {
       const l = samples[i]!;
-      if (l >= colours) throw new Error(`${source}: pixel ${i} has palette index ${l}, the palette has ${colours} colours`);
+      if (l >= colours)
+        throw new Error(`${source}: pixel ${i} has palette index ${l}, the palette has ${colours} colours`);
       labels[i] = l;
     }
   } else {

@@ -50,7 +50,8 @@ export function resizeNearest(values: Uint8Array, w0: number, h0: number, height
   const out = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
     const v = Math.min(h0 - 1, Math.floor(((y + 0.5) * h0) / height));
-    for (let x = 0; x < width; x++) out[y * width + x] = values[v * w0 + Math.min(w0 - 1, Math.floor(((x + 0.5) * w0) / width))]!;
+    for (let x = 0; x < width; x++)
+      out[y * width + x] = values[v * w0 + Math.min(w0 - 1, Math.floor(((x + 0.5) * w0) / width))]!;
   }
   return out;
 }
@@ -61,5 +62,8 @@ export function resizeNearest(values: Uint8Array, w0: number, h0: number, height
  */
 export function fitWithin(h0: number, w0: number, height: number, width: number): { height: number; width: number } {
   const s = Math.min(height / h0, width / w0);
-  return { height: Math.min(height, Math.max(1, Math.round(h0 * s))), width: Math.min(width, Math.max(1, Math.round(w0 * s))) };
+  return {
+    height: Math.min(height, Math.max(1, Math.round(h0 * s))),
+    width: Math.min(width, Math.max(1, Math.round(w0 * s))),
+  };
 }

@@ -8,11 +8,17 @@ import type { RgbImage } from './png.js';
 /** The part of sharp's API used here (its own types stay out of this package's declarations). */
 interface SharpPipeline {
   rotate(): SharpPipeline;
-  resize(width: number, height: number, options: { fit: 'fill'; kernel: string; fastShrinkOnLoad: boolean }): SharpPipeline;
+  resize(
+    width: number,
+    height: number,
+    options: { fit: 'fill'; kernel: string; fastShrinkOnLoad: boolean },
+  ): SharpPipeline;
   toColourspace(space: string): SharpPipeline;
   removeAlpha(): SharpPipeline;
   raw(): SharpPipeline;
-  toBuffer(options: { resolveWithObject: true }): Promise<{ data: Uint8Array; info: { width: number; height: number; channels: number } }>;
+  toBuffer(options: {
+    resolveWithObject: true;
+  }): Promise<{ data: Uint8Array; info: { width: number; height: number; channels: number } }>;
 }
 type SharpFactory = (input: Uint8Array, options: { limitInputPixels: number }) => SharpPipeline;
 
@@ -60,5 +66,9 @@ export async function decodeJpegWithSharp(
   }
   const { data, info } = out;
   if (info.channels !== 3) throw new Error(`${source}: sharp returned ${info.channels} channels, expected RGB`);
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  return {
+    width: info.width,
+    height: info.height,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  };
 }

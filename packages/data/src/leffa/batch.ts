@@ -42,7 +42,10 @@ export function imagesToNCHW(images: readonly Uint8Array[], height: number, widt
   const plane = height * width;
   const out = new Float32Array(images.length * 3 * plane);
   images.forEach((img, b) => {
-    if (img.length !== plane * 3) throw new Error(`imagesToNCHW: image ${b} has ${img.length} bytes, expected ${plane * 3} (${height}x${width} RGB)`);
+    if (img.length !== plane * 3)
+      throw new Error(
+        `imagesToNCHW: image ${b} has ${img.length} bytes, expected ${plane * 3} (${height}x${width} RGB)`,
+      );
     const base = b * 3 * plane;
     for (let i = 0; i < plane; i++) {
       for (let c = 0; c < 3; c++) out[base + c * plane + i] = img[3 * i + c]! / 127.5 - 1;
@@ -61,10 +64,20 @@ function masksToN1HW(masks: readonly Uint8Array[], height: number, width: number
   return out;
 }
 
-function flowTargetsOf(examples: readonly LeffaExample[], height: number, width: number): { grid: T.Tensor; valid: T.Tensor } {
+function flowTargetsOf(
+  examples: readonly LeffaExample[],
+  height: number,
+  width: number,
+): { grid: T.Tensor; valid: T.Tensor } {
   const missing = examples.findIndex((e) => !e.flow || !e.flowValid);
-  if (missing >= 0) throw new Error(`toBatch: example ${missing} has no exact flow (only synthetic examples carry one)`);
-  return flowTargets(examples.map((e) => e.flow!), examples.map((e) => e.flowValid!), height, width);
+  if (missing >= 0)
+    throw new Error(`toBatch: example ${missing} has no exact flow (only synthetic examples carry one)`);
+  return flowTargets(
+    examples.map((e) => e.flow!),
+    examples.map((e) => e.flowValid!),
+    height,
+    width,
+  );
 }
 
 /**
@@ -75,11 +88,14 @@ export function toBatch(examples: readonly LeffaExample[], options: { flow?: boo
   if (examples.length === 0) throw new Error('toBatch: empty batch');
   const { height, width } = examples[0]!;
   for (const e of examples) {
-    if (e.height !== height || e.width !== width) throw new Error(`toBatch: mixed sizes ${e.height}x${e.width} and ${height}x${width}`);
+    if (e.height !== height || e.width !== width)
+      throw new Error(`toBatch: mixed sizes ${e.height}x${e.width} and ${height}x${width}`);
   }
   const b = examples.length;
-  const img = (pick: (e: LeffaExample) => Uint8Array) => T.tensor(imagesToNCHW(examples.map(pick), height, width), [b, 3, height, width]);
-  const msk = (pick: (e: LeffaExample) => Uint8Array) => T.tensor(masksToN1HW(examples.map(pick), height, width), [b, 1, height, width]);
+  const img = (pick: (e: LeffaExample) => Uint8Array) =>
+    T.tensor(imagesToNCHW(examples.map(pick), height, width), [b, 3, height, width]);
+  const msk = (pick: (e: LeffaExample) => Uint8Array) =>
+    T.tensor(masksToN1HW(examples.map(pick), height, width), [b, 1, height, width]);
   return {
     size: b,
     height,

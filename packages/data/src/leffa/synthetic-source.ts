@@ -28,7 +28,8 @@ export function exampleFromSample(task: LeffaTask, s: SyntheticSample): LeffaExa
       flowValid: s.garmentFlowValid,
     };
   }
-  if (!s.second || !s.poseFlow || !s.poseFlowValid) throw new Error('exampleFromSample: pose transfer needs a sample generated with poseTransfer');
+  if (!s.second || !s.poseFlow || !s.poseFlowValid)
+    throw new Error('exampleFromSample: pose transfer needs a sample generated with poseTransfer');
   return {
     height,
     width,

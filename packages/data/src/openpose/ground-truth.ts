@@ -21,7 +21,12 @@ export interface PoseTargets {
  * exp(-d^2 / 2 sigma^2) per part (sigma in input pixels, truncated below 1%), and part affinity fields of
  * `limbWidth` grid cells. Grid cell (i, j) stands for the input point (stride j + stride/2 - 0.5, ...).
  */
-export function poseTargets(people: AnnotatedKeypoint[][], height: number, width: number, options: { stride?: number; sigma?: number; limbWidth?: number } = {}): PoseTargets {
+export function poseTargets(
+  people: AnnotatedKeypoint[][],
+  height: number,
+  width: number,
+  options: { stride?: number; sigma?: number; limbWidth?: number } = {},
+): PoseTargets {
   const stride = options.stride ?? 8;
   const sigma = options.sigma ?? 7;
   const limbWidth = options.limbWidth ?? 1;

@@ -30,7 +30,10 @@ export function agnosticMask(
   if (category !== 'lower_body') {
     // Arms: thick polylines through shoulder, elbow and wrist, so sleeves of any length can be generated.
     const armWidth = Math.max(2, width / 16);
-    for (const [a, b, c] of [[2, 3, 4], [5, 6, 7]] as const) {
+    for (const [a, b, c] of [
+      [2, 3, 4],
+      [5, 6, 7],
+    ] as const) {
       const [pa, pb, pc] = [keypoints[a], keypoints[b], keypoints[c]];
       if (pa && pb && pa.visible !== false && pb.visible !== false) drawLine(mask, width, height, pa, pb, armWidth / 2);
       if (pb && pc && pb.visible !== false && pc.visible !== false) drawLine(mask, width, height, pb, pc, armWidth / 2);
@@ -53,5 +56,7 @@ export function agnosticMask(
   const lower = category === 'upper_body' ? has([LIP.pants, LIP.skirt, LIP.leftLeg, LIP.rightLeg]) : null;
   const upper = category === 'lower_body' ? has([LIP.upperClothes, 6, 7, LIP.leftArm, LIP.rightArm]) : null;
   // The neck skin just below the chin stays (it is labelled face) except where the garment's dilation reached.
-  return Uint8Array.from(mask, (v, i) => (v && !protect[i] && !(lower?.[i] && !garment[i]) && !(upper?.[i] && !garment[i]) ? 1 : 0));
+  return Uint8Array.from(mask, (v, i) =>
+    v && !protect[i] && !(lower?.[i] && !garment[i]) && !(upper?.[i] && !garment[i]) ? 1 : 0,
+  );
 }

@@ -3,11 +3,25 @@ import type { BodyShape, Point, Skeleton } from './skeleton.js';
 
 /** Body parts; 'r' / 'l' are the person's right / left (image left / right for a front-facing person). */
 export type PartId =
-  | 'torso' | 'neck' | 'head'
-  | 'rUpperArm' | 'rLowerArm' | 'rHand' | 'rElbow'
-  | 'lUpperArm' | 'lLowerArm' | 'lHand' | 'lElbow'
-  | 'rUpperLeg' | 'rLowerLeg' | 'rFoot' | 'rKnee'
-  | 'lUpperLeg' | 'lLowerLeg' | 'lFoot' | 'lKnee';
+  | 'torso'
+  | 'neck'
+  | 'head'
+  | 'rUpperArm'
+  | 'rLowerArm'
+  | 'rHand'
+  | 'rElbow'
+  | 'lUpperArm'
+  | 'lLowerArm'
+  | 'lHand'
+  | 'lElbow'
+  | 'rUpperLeg'
+  | 'rLowerLeg'
+  | 'rFoot'
+  | 'rKnee'
+  | 'lUpperLeg'
+  | 'lLowerLeg'
+  | 'lFoot'
+  | 'lKnee';
 
 /**
  * DensePose part index (detectron2's 24 parts) of each body part seen from the front: 2 torso, 3 right hand,
@@ -15,11 +29,25 @@ export type PartId =
  * 17/18 upper arm left/right, 21/22 lower arm left/right, 24 head (the front member of each front/back pair).
  */
 export const DENSEPOSE_INDEX: Record<PartId, number> = {
-  torso: 2, neck: 2, head: 24,
-  rUpperArm: 18, rElbow: 18, rLowerArm: 22, rHand: 3,
-  lUpperArm: 17, lElbow: 17, lLowerArm: 21, lHand: 4,
-  rUpperLeg: 9, rKnee: 9, rLowerLeg: 13, rFoot: 6,
-  lUpperLeg: 10, lKnee: 10, lLowerLeg: 14, lFoot: 5,
+  torso: 2,
+  neck: 2,
+  head: 24,
+  rUpperArm: 18,
+  rElbow: 18,
+  rLowerArm: 22,
+  rHand: 3,
+  lUpperArm: 17,
+  lElbow: 17,
+  lLowerArm: 21,
+  lHand: 4,
+  rUpperLeg: 9,
+  rKnee: 9,
+  rLowerLeg: 13,
+  rFoot: 6,
+  lUpperLeg: 10,
+  lKnee: 10,
+  lLowerLeg: 14,
+  lFoot: 5,
 };
 
 export interface Part {
@@ -36,7 +64,21 @@ const angleOf = (a: Point, b: Point) => Math.atan2(b.x - a.x, b.y - a.y);
  */
 export function buildParts(body: BodyShape, sk: Skeleton, scale: number): Part[] {
   const k = sk.keypoints;
-  const [neck, rSh, rEl, rWr, lSh, lEl, lWr, rHip, rKn, rAn, lHip, lKn, lAn] = [k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!, k[8]!, k[9]!, k[10]!, k[11]!, k[12]!, k[13]!];
+  const [neck, rSh, rEl, rWr, lSh, lEl, lWr, rHip, rKn, rAn, lHip, lKn, lAn] = [
+    k[1]!,
+    k[2]!,
+    k[3]!,
+    k[4]!,
+    k[5]!,
+    k[6]!,
+    k[7]!,
+    k[8]!,
+    k[9]!,
+    k[10]!,
+    k[11]!,
+    k[12]!,
+    k[13]!,
+  ];
   const ar = body.armRadius * scale;
   const lr = body.legRadius * scale;
   const shoulderMid = mid(rSh, lSh);
@@ -49,9 +91,15 @@ export function buildParts(body: BodyShape, sk: Skeleton, scale: number): Part[]
   const limb = (a: Point, b: Point, ra: number, rb: number) => new Band(a, b, ra, rb);
   const hand = (elbow: Point, wrist: Point) => {
     const a = angleOf(elbow, wrist);
-    return new Ellipse({ x: wrist.x + Math.sin(a) * ar * 0.9, y: wrist.y + Math.cos(a) * ar * 0.9 }, ar * 0.85, ar * 1.25, -a);
+    return new Ellipse(
+      { x: wrist.x + Math.sin(a) * ar * 0.9, y: wrist.y + Math.cos(a) * ar * 0.9 },
+      ar * 0.85,
+      ar * 1.25,
+      -a,
+    );
   };
-  const foot = (ankle: Point, side: 1 | -1) => new Ellipse({ x: ankle.x + side * lr * 0.45, y: ankle.y + lr * 0.35 }, lr * 1.15, lr * 0.55, 0);
+  const foot = (ankle: Point, side: 1 | -1) =>
+    new Ellipse({ x: ankle.x + side * lr * 0.45, y: ankle.y + lr * 0.35 }, lr * 1.15, lr * 0.55, 0);
   const joint = (p: Point, r: number) => new Ellipse(p, r, r, 0);
   return [
     { id: 'rFoot', shape: foot(rAn, -1) },

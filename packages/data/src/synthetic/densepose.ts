@@ -6,8 +6,16 @@
 
 // Control points of MATLAB's parula colormap (0 -> 1), linearly interpolated.
 const PARULA: [number, number, number][] = [
-  [53, 42, 135], [15, 92, 221], [18, 125, 216], [7, 156, 207], [21, 177, 180],
-  [89, 189, 140], [165, 190, 107], [225, 185, 82], [252, 206, 46], [249, 251, 14],
+  [53, 42, 135],
+  [15, 92, 221],
+  [18, 125, 216],
+  [7, 156, 207],
+  [21, 177, 180],
+  [89, 189, 140],
+  [165, 190, 107],
+  [225, 185, 82],
+  [252, 206, 46],
+  [249, 251, 14],
 ];
 
 export function parula(v: number): [number, number, number] {
@@ -16,7 +24,11 @@ export function parula(v: number): [number, number, number] {
   const f = x - i;
   const a = PARULA[i]!;
   const b = PARULA[i + 1]!;
-  return [Math.round(a[0] + (b[0] - a[0]) * f), Math.round(a[1] + (b[1] - a[1]) * f), Math.round(a[2] + (b[2] - a[2]) * f)];
+  return [
+    Math.round(a[0] + (b[0] - a[0]) * f),
+    Math.round(a[1] + (b[1] - a[1]) * f),
+    Math.round(a[2] + (b[2] - a[2]) * f),
+  ];
 }
 
 /** Part index 1..24 coloured by parula(I / 24), background black. */

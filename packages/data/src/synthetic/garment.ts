@@ -92,7 +92,10 @@ function sleevePoint(right: boolean, along: number, s: number): { x: number; y: 
   const perp = { x: dir.y, y: -dir.x };
   const start = { x: 0.5 + side * (FLAT.BODY_HALF - FLAT.SLEEVE_HALF * 0.7), y: FLAT.TOP + FLAT.SLEEVE_HALF * 0.9 };
   const len = along * FLAT.SLEEVE_LENGTH;
-  return { x: start.x + dir.x * len + perp.x * s * FLAT.SLEEVE_HALF, y: start.y + dir.y * len + perp.y * s * FLAT.SLEEVE_HALF };
+  return {
+    x: start.x + dir.x * len + perp.x * s * FLAT.SLEEVE_HALF,
+    y: start.y + dir.y * len + perp.y * s * FLAT.SLEEVE_HALF,
+  };
 }
 
 /** Whether a flat point belongs to the garment (for rendering the flat garment image and its mask). */

@@ -67,7 +67,12 @@ export function regionsOf(
 
 /** 4-connected components of set pixels; returns the label image (0 = unset) and component sizes (index 0 unused). */
 export function components(mask: Uint8Array, width: number, height: number): { labels: Int32Array; sizes: number[] } {
-  const { id, sizes } = regionsOf(Uint8Array.from(mask, (v) => (v ? 1 : 0)), width, height, (v) => v === 1);
+  const { id, sizes } = regionsOf(
+    Uint8Array.from(mask, (v) => (v ? 1 : 0)),
+    width,
+    height,
+    (v) => v === 1,
+  );
   return { labels: Int32Array.from(id, (r) => r + 1), sizes: [0, ...sizes] };
 }
 
@@ -96,7 +101,14 @@ export function fillHoles(mask: Uint8Array, width: number, height: number): Uint
 }
 
 /** Draws a thick line segment (a capsule of radius r) into the mask. */
-export function drawLine(mask: Uint8Array, width: number, height: number, a: { x: number; y: number }, b: { x: number; y: number }, r: number): void {
+export function drawLine(
+  mask: Uint8Array,
+  width: number,
+  height: number,
+  a: { x: number; y: number },
+  b: { x: number; y: number },
+  r: number,
+): void {
   const x0 = Math.max(0, Math.floor(Math.min(a.x, b.x) - r));
   const x1 = Math.min(width - 1, Math.ceil(Math.max(a.x, b.x) + r));
   const y0 = Math.max(0, Math.floor(Math.min(a.y, b.y) - r));

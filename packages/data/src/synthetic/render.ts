@@ -6,13 +6,41 @@ import type { Point } from './skeleton.js';
 
 /** LIP's 20 parsing labels. */
 export const LIP_LABELS = [
-  'Background', 'Hat', 'Hair', 'Glove', 'Sunglasses', 'Upper-clothes', 'Dress', 'Coat', 'Socks', 'Pants',
-  'Jumpsuits', 'Scarf', 'Skirt', 'Face', 'Left-arm', 'Right-arm', 'Left-leg', 'Right-leg', 'Left-shoe', 'Right-shoe',
+  'Background',
+  'Hat',
+  'Hair',
+  'Glove',
+  'Sunglasses',
+  'Upper-clothes',
+  'Dress',
+  'Coat',
+  'Socks',
+  'Pants',
+  'Jumpsuits',
+  'Scarf',
+  'Skirt',
+  'Face',
+  'Left-arm',
+  'Right-arm',
+  'Left-leg',
+  'Right-leg',
+  'Left-shoe',
+  'Right-shoe',
 ] as const;
 
 export const LIP = {
-  background: 0, hair: 2, upperClothes: 5, pants: 9, skirt: 12, face: 13,
-  leftArm: 14, rightArm: 15, leftLeg: 16, rightLeg: 17, leftShoe: 18, rightShoe: 19,
+  background: 0,
+  hair: 2,
+  upperClothes: 5,
+  pants: 9,
+  skirt: 12,
+  face: 13,
+  leftArm: 14,
+  rightArm: 15,
+  leftLeg: 16,
+  rightLeg: 17,
+  leftShoe: 18,
+  rightShoe: 19,
 } as const;
 
 export interface Appearance {
@@ -45,7 +73,16 @@ export interface Rendered {
   garmentY: Float32Array;
 }
 
-const LEFT_PARTS = new Set<PartId>(['lUpperArm', 'lLowerArm', 'lHand', 'lElbow', 'lUpperLeg', 'lLowerLeg', 'lKnee', 'lFoot']);
+const LEFT_PARTS = new Set<PartId>([
+  'lUpperArm',
+  'lLowerArm',
+  'lHand',
+  'lElbow',
+  'lUpperLeg',
+  'lLowerLeg',
+  'lKnee',
+  'lFoot',
+]);
 
 function skinLabel(part: PartId): number {
   if (part === 'head' || part === 'neck' || part === 'torso') return LIP.face;
@@ -61,7 +98,14 @@ const shade = (c: RGB, f: number): RGB => [c[0] * f, c[1] * f, c[2] * f];
  * Rasterises a person: for each pixel the topmost part decides the colour, the LIP label, the DensePose
  * IUV value and, under the upper garment, the exact flat-garment coordinate.
  */
-export function renderPerson(parts: Part[], look: Appearance, width: number, height: number, hairBack?: Band, skirt?: Band): Rendered {
+export function renderPerson(
+  parts: Part[],
+  look: Appearance,
+  width: number,
+  height: number,
+  hairBack?: Band,
+  skirt?: Band,
+): Rendered {
   const n = width * height;
   const out: Rendered = {
     image: new Uint8Array(n * 3),

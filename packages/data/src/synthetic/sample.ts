@@ -60,7 +60,15 @@ export interface SampleOptions {
   category?: GarmentCategory;
 }
 
-const SKIN: RGB[] = [[255, 224, 196], [241, 194, 158], [224, 172, 133], [198, 134, 96], [161, 102, 64], [112, 70, 46], [84, 52, 36]];
+const SKIN: RGB[] = [
+  [255, 224, 196],
+  [241, 194, 158],
+  [224, 172, 133],
+  [198, 134, 96],
+  [161, 102, 64],
+  [112, 70, 46],
+  [84, 52, 36],
+];
 
 function sampleAppearance(rng: Rng): Appearance {
   const skin = rng.pick(SKIN);
@@ -69,10 +77,23 @@ function sampleAppearance(rng: Rng): Appearance {
   const bgB = hsl((h + 40) % 360, rng.uniform(0, 0.25), rng.uniform(0.6, 0.9));
   const bgKind = rng.pick(['flat', 'gradient', 'stripes'] as const);
   const background = (x: number, y: number): RGB =>
-    bgKind === 'flat' ? bgA : bgKind === 'gradient' ? (y < 0.5 ? bgA : bgB).map((c, i) => c + ((bgB[i]! - bgA[i]!) * y) / 2) as RGB : Math.floor(x * 6) % 2 ? bgA : bgB;
+    bgKind === 'flat'
+      ? bgA
+      : bgKind === 'gradient'
+        ? ((y < 0.5 ? bgA : bgB).map((c, i) => c + ((bgB[i]! - bgA[i]!) * y) / 2) as RGB)
+        : Math.floor(x * 6) % 2
+          ? bgA
+          : bgB;
   return {
     skin: skin.map((c) => Math.min(255, c * rng.uniform(0.95, 1.05))) as RGB,
-    hair: rng.pick([[20, 16, 14], [60, 40, 25], [110, 70, 40], [200, 160, 100], [140, 40, 30], [90, 90, 95]] as RGB[]),
+    hair: rng.pick([
+      [20, 16, 14],
+      [60, 40, 25],
+      [110, 70, 40],
+      [200, 160, 100],
+      [140, 40, 30],
+      [90, 90, 95],
+    ] as RGB[]),
     shoes: hsl(rng.uniform(0, 360), rng.uniform(0, 0.5), rng.uniform(0.1, 0.4)),
     hairline: rng.uniform(0.18, 0.38),
     longHair: rng.chance(0.4),
@@ -89,16 +110,35 @@ interface Posed {
 }
 
 /** Places, poses and rasterises one identity. */
-function pose(body: BodyShape, look: Appearance, p: Pose, placement: { scale: number; origin: Point }, width: number, height: number): Posed {
+function pose(
+  body: BodyShape,
+  look: Appearance,
+  p: Pose,
+  placement: { scale: number; origin: Point },
+  width: number,
+  height: number,
+): Posed {
   const sk = buildSkeleton(body, p, placement.origin, placement.scale);
   const parts = buildParts(body, sk, placement.scale);
   const head = sk.headCenter;
   const s = placement.scale;
-  const hairBack = look.longHair ? new Band({ x: head.x, y: head.y - body.headRy * s * 0.6 }, { x: head.x, y: head.y + body.headRy * s * 2.2 }, body.headRx * s * 1.15, body.headRx * s * 1.5) : undefined;
+  const hairBack = look.longHair
+    ? new Band(
+        { x: head.x, y: head.y - body.headRy * s * 0.6 },
+        { x: head.x, y: head.y + body.headRy * s * 2.2 },
+        body.headRx * s * 1.15,
+        body.headRx * s * 1.5,
+      )
+    : undefined;
   const k = sk.keypoints;
   const skirt =
     look.lower.kind === 'skirt'
-      ? new Band({ x: (k[8]!.x + k[11]!.x) / 2, y: (k[8]!.y + k[11]!.y) / 2 }, { x: (k[9]!.x + k[12]!.x) / 2, y: (k[9]!.y + k[12]!.y) / 2 + body.legRadius * s * look.lower.legEnd }, Math.abs(k[11]!.x - k[8]!.x) / 2 + body.legRadius * s * 1.2, Math.abs(k[12]!.x - k[9]!.x) / 2 + body.legRadius * s * 2.2)
+      ? new Band(
+          { x: (k[8]!.x + k[11]!.x) / 2, y: (k[8]!.y + k[11]!.y) / 2 },
+          { x: (k[9]!.x + k[12]!.x) / 2, y: (k[9]!.y + k[12]!.y) / 2 + body.legRadius * s * look.lower.legEnd },
+          Math.abs(k[11]!.x - k[8]!.x) / 2 + body.legRadius * s * 1.2,
+          Math.abs(k[12]!.x - k[9]!.x) / 2 + body.legRadius * s * 2.2,
+        )
       : undefined;
   const rendered = renderPerson(parts, look, width, height, hairBack, skirt);
   const keypoints = k.map((q) => ({ x: q.x, y: q.y, visible: q.x >= 0 && q.y >= 0 && q.x < width && q.y < height }));
@@ -153,7 +193,10 @@ export function generateSample(options: SampleOptions): SyntheticSample {
   const placementRng = rng.fork();
   const place = () => {
     const scale = height * placementRng.uniform(0.86, 0.98);
-    return { scale, origin: { x: width / 2 + placementRng.uniform(-0.06, 0.06) * width, y: height * placementRng.uniform(0.16, 0.2) } };
+    return {
+      scale,
+      origin: { x: width / 2 + placementRng.uniform(-0.06, 0.06) * width, y: height * placementRng.uniform(0.16, 0.2) },
+    };
   };
   const poseRng = rng.fork();
   const category = options.category ?? 'upper_body';

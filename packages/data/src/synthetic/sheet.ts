@@ -3,8 +3,26 @@ import type { SyntheticSample } from './sample.js';
 
 /** The standard LIP palette (as SCHP's visualisation), one RGB triple per label. */
 export const LIP_PALETTE: [number, number, number][] = [
-  [0, 0, 0], [128, 0, 0], [255, 0, 0], [0, 85, 0], [170, 0, 51], [255, 85, 0], [0, 0, 85], [0, 119, 221], [85, 85, 0], [0, 85, 85],
-  [85, 51, 0], [52, 86, 128], [0, 128, 0], [0, 0, 255], [51, 170, 221], [0, 255, 255], [85, 255, 170], [170, 255, 85], [255, 255, 0], [255, 170, 0],
+  [0, 0, 0],
+  [128, 0, 0],
+  [255, 0, 0],
+  [0, 85, 0],
+  [170, 0, 51],
+  [255, 85, 0],
+  [0, 0, 85],
+  [0, 119, 221],
+  [85, 85, 0],
+  [0, 85, 85],
+  [85, 51, 0],
+  [52, 86, 128],
+  [0, 128, 0],
+  [0, 0, 255],
+  [51, 170, 221],
+  [0, 255, 255],
+  [85, 255, 170],
+  [170, 255, 85],
+  [255, 255, 0],
+  [255, 170, 0],
 ];
 
 export function paletteImage(labels: Uint8Array): Uint8Array {
@@ -26,7 +44,12 @@ export function flowImage(flow: Float32Array, valid: Uint8Array, width: number, 
 }
 
 /** Draws the 18 keypoints as small squares onto a copy of an image. */
-export function drawKeypoints(image: Uint8Array, keypoints: { x: number; y: number; visible: boolean }[], width: number, height: number): Uint8Array {
+export function drawKeypoints(
+  image: Uint8Array,
+  keypoints: { x: number; y: number; visible: boolean }[],
+  width: number,
+  height: number,
+): Uint8Array {
   const out = image.slice();
   keypoints.forEach((k, j) => {
     if (!k.visible) return;

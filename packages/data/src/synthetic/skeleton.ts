@@ -2,8 +2,24 @@ import type { Rng } from './rng.js';
 
 /** The 18 COCO keypoints in OpenPose order. */
 export const KEYPOINT_NAMES = [
-  'nose', 'neck', 'r_shoulder', 'r_elbow', 'r_wrist', 'l_shoulder', 'l_elbow', 'l_wrist',
-  'r_hip', 'r_knee', 'r_ankle', 'l_hip', 'l_knee', 'l_ankle', 'r_eye', 'l_eye', 'r_ear', 'l_ear',
+  'nose',
+  'neck',
+  'r_shoulder',
+  'r_elbow',
+  'r_wrist',
+  'l_shoulder',
+  'l_elbow',
+  'l_wrist',
+  'r_hip',
+  'r_knee',
+  'r_ankle',
+  'l_hip',
+  'l_knee',
+  'l_ankle',
+  'r_eye',
+  'l_eye',
+  'r_ear',
+  'l_ear',
 ] as const;
 
 export type Point = { x: number; y: number };
@@ -141,9 +157,24 @@ export function buildSkeleton(body: BodyShape, pose: Pose, origin: Point, scale:
     y: headCenter.y + side.y * s(dx * body.headRx) - up.y * s(dy * body.headRy),
   });
   const keypoints = [
-    face(0, 0.15), neck, rShoulder, rElbow, rWrist, lShoulder, lElbow, lWrist,
-    rHip, rKnee, rAnkle, lHip, lKnee, lAnkle,
-    face(-0.38, -0.15), face(0.38, -0.15), face(-0.95, -0.05), face(0.95, -0.05),
+    face(0, 0.15),
+    neck,
+    rShoulder,
+    rElbow,
+    rWrist,
+    lShoulder,
+    lElbow,
+    lWrist,
+    rHip,
+    rKnee,
+    rAnkle,
+    lHip,
+    lKnee,
+    lAnkle,
+    face(-0.38, -0.15),
+    face(0.38, -0.15),
+    face(-0.95, -0.05),
+    face(0.95, -0.05),
   ];
   return { keypoints, headCenter, headAngle };
 }

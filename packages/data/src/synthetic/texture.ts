@@ -3,7 +3,11 @@ import { type RGB, type Rng, hsl } from './rng.js';
 /** A colour pattern defined on the garment's flat coordinates (x, y in [0, 1]). */
 export type Texture = (x: number, y: number) => RGB;
 
-const mix = (a: RGB, b: RGB, t: number): RGB => [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t];
+const mix = (a: RGB, b: RGB, t: number): RGB => [
+  a[0] + (b[0] - a[0]) * t,
+  a[1] + (b[1] - a[1]) * t,
+  a[2] + (b[2] - a[2]) * t,
+];
 
 function palette(rng: Rng): RGB[] {
   const h = rng.uniform(0, 360);
@@ -56,7 +60,14 @@ export function randomTexture(rng: Rng): Texture {
           return Math.hypot(u - 0.5, v - 0.5) < 0.28 ? b : a;
         };
       case 'glyphs':
-        return (x, y) => (glyph((glyphKind + Math.floor(x / period) + 2 * Math.floor(y / period)) % 4, (x / period) % 1, (y / period) % 1) ? b : a);
+        return (x, y) =>
+          glyph(
+            (glyphKind + Math.floor(x / period) + 2 * Math.floor(y / period)) % 4,
+            (x / period) % 1,
+            (y / period) % 1,
+          )
+            ? b
+            : a;
       case 'gradient':
         return (x, y) => mix(a, b, Math.min(1, Math.max(0, x * ca + y * sa)));
       case 'plain':

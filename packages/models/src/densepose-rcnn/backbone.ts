@@ -23,7 +23,14 @@ export interface ResNetFPNConfig {
   fpnOut: number;
 }
 
-export const RESNET50_FPN: ResNetFPNConfig = { blocks: [3, 4, 6, 3], stem: 64, res2Out: 256, bottleneck: 64, strideInOneByOne: true, fpnOut: 256 };
+export const RESNET50_FPN: ResNetFPNConfig = {
+  blocks: [3, 4, 6, 3],
+  stem: 64,
+  res2Out: 256,
+  bottleneck: 64,
+  strideInOneByOne: true,
+  fpnOut: 256,
+};
 
 /** detectron2's FrozenBatchNorm2d: fixed affine x * w / sqrt(var + eps) + (b - mean * w / sqrt(var + eps)); all four are buffers. */
 export class FrozenBatchNorm2d extends T.Module implements T.nn.TensorModule {
@@ -65,12 +72,17 @@ export class ConvNorm extends T.Module implements T.nn.TensorModule {
     readonly options: { stride?: number; padding?: number } = {},
   ) {
     super();
-    this.weight = this.addParameter('weight', T.mul(T.randn([outC, inC, kernel, kernel]), Math.sqrt(2 / (inC * kernel * kernel))));
+    this.weight = this.addParameter(
+      'weight',
+      T.mul(T.randn([outC, inC, kernel, kernel]), Math.sqrt(2 / (inC * kernel * kernel))),
+    );
     this.norm = this.addModule('norm', new FrozenBatchNorm2d(outC));
   }
 
   forward(x: T.Tensor): T.Tensor {
-    return this.norm.forward(T.conv2d(x, this.weight, undefined, { stride: this.options.stride ?? 1, padding: this.options.padding ?? 0 }));
+    return this.norm.forward(
+      T.conv2d(x, this.weight, undefined, { stride: this.options.stride ?? 1, padding: this.options.padding ?? 0 }),
+    );
   }
 }
 
@@ -125,7 +137,11 @@ export class D2ResNet extends T.Module {
     this.stages = config.blocks.map((n, i) => {
       const outC = config.res2Out * 2 ** i;
       const mid = config.bottleneck * 2 ** i;
-      const blocks = Array.from({ length: n }, (_, b) => new BottleneckBlock(b === 0 ? inC : outC, outC, mid, b === 0 && i > 0 ? 2 : 1, config.strideInOneByOne));
+      const blocks = Array.from(
+        { length: n },
+        (_, b) =>
+          new BottleneckBlock(b === 0 ? inC : outC, outC, mid, b === 0 && i > 0 ? 2 : 1, config.strideInOneByOne),
+      );
       inC = outC;
       return this.addModule(`res${i + 2}`, new T.nn.Sequential(...blocks));
     });
@@ -137,7 +153,8 @@ export class D2ResNet extends T.Module {
   }
 
   forward(x: T.Tensor): ResNetFeatures {
-    if (x.rank !== 4 || x.shape[1] !== 3) throw new Error(`D2ResNet: expected an image batch [N, 3, H, W], got ${T.formatShape(x.shape)}`);
+    if (x.rank !== 4 || x.shape[1] !== 3)
+      throw new Error(`D2ResNet: expected an image batch [N, 3, H, W], got ${T.formatShape(x.shape)}`);
     const outs: T.Tensor[] = [];
     let h = this.stem.forward(x);
     for (const stage of this.stages) outs.push((h = stage.forward(h)));
@@ -167,14 +184,19 @@ export class ResNetFPN extends T.Module {
     this.output = [];
     for (let i = 3; i >= 0; i--) {
       this.lateral[i] = this.addModule(`fpn_lateral${i + 2}`, new T.nn.Conv2d(widths[i]!, config.fpnOut, 1));
-      this.output[i] = this.addModule(`fpn_output${i + 2}`, new T.nn.Conv2d(config.fpnOut, config.fpnOut, 3, { padding: 1 }));
+      this.output[i] = this.addModule(
+        `fpn_output${i + 2}`,
+        new T.nn.Conv2d(config.fpnOut, config.fpnOut, 3, { padding: 1 }),
+      );
     }
   }
 
   forward(x: T.Tensor): FPNFeatures {
     const d = ResNetFPN.SIZE_DIVISIBILITY;
     if (x.rank !== 4 || x.shape[2]! % d !== 0 || x.shape[3]! % d !== 0) {
-      throw new Error(`ResNetFPN: expected [N, 3, H, W] with H and W multiples of ${d} (detectron2 pads to FPN's size divisibility), got ${T.formatShape(x.shape)}`);
+      throw new Error(
+        `ResNetFPN: expected [N, 3, H, W] with H and W multiples of ${d} (detectron2 pads to FPN's size divisibility), got ${T.formatShape(x.shape)}`,
+      );
     }
     const f = this.bottom_up.forward(x);
     const res = [f.res2, f.res3, f.res4, f.res5];

@@ -48,15 +48,26 @@ export interface DensePoseRCNNConfig {
   head: DensePoseHeadConfig;
 }
 
-export const DENSEPOSE_RCNN_R50_FPN_S1X: DensePoseRCNNConfig = { detector: DENSEPOSE_RCNN_R50_FPN, head: DENSEPOSE_CHART_HEAD };
+export const DENSEPOSE_RCNN_R50_FPN_S1X: DensePoseRCNNConfig = {
+  detector: DENSEPOSE_RCNN_R50_FPN,
+  head: DENSEPOSE_CHART_HEAD,
+};
 
 /** DensePoseV1ConvXHead: `body_conv_fcn{i}` convs (kernel // 2 padding), each followed by ReLU. */
 export class DensePoseV1ConvXHead extends T.Module implements T.nn.TensorModule {
   readonly convs: T.nn.Conv2d[];
-  constructor(inChannels: number, readonly config: DensePoseHeadConfig) {
+  constructor(
+    inChannels: number,
+    readonly config: DensePoseHeadConfig,
+  ) {
     super();
     this.convs = Array.from({ length: config.convs }, (_, i) =>
-      this.addModule(`body_conv_fcn${i + 1}`, new T.nn.Conv2d(i === 0 ? inChannels : config.hidden, config.hidden, config.kernel, { padding: config.kernel >> 1 })),
+      this.addModule(
+        `body_conv_fcn${i + 1}`,
+        new T.nn.Conv2d(i === 0 ? inChannels : config.hidden, config.hidden, config.kernel, {
+          padding: config.kernel >> 1,
+        }),
+      ),
     );
   }
 
@@ -81,10 +92,14 @@ export class DensePoseChartPredictor extends T.Module {
   readonly u_lowres: T.nn.ConvTranspose2d;
   readonly v_lowres: T.nn.ConvTranspose2d;
 
-  constructor(inChannels: number, readonly config: DensePoseHeadConfig) {
+  constructor(
+    inChannels: number,
+    readonly config: DensePoseHeadConfig,
+  ) {
     super();
     const k = config.deconvKernel;
-    const deconv = (out: number) => new T.nn.ConvTranspose2d(inChannels, out, k, { stride: 2, padding: Math.trunc(k / 2 - 1) });
+    const deconv = (out: number) =>
+      new T.nn.ConvTranspose2d(inChannels, out, k, { stride: 2, padding: Math.trunc(k / 2 - 1) });
     this.ann_index_lowres = this.addModule('ann_index_lowres', deconv(config.coarseChannels));
     this.index_uv_lowres = this.addModule('index_uv_lowres', deconv(config.patches + 1));
     this.u_lowres = this.addModule('u_lowres', deconv(config.patches + 1));
@@ -92,8 +107,16 @@ export class DensePoseChartPredictor extends T.Module {
   }
 
   forward(x: T.Tensor): ChartOutputs {
-    const up = (m: T.nn.ConvTranspose2d) => T.tidy(() => T.interpolate(m.forward(x), { scaleFactor: this.config.upScale, mode: 'bilinear', alignCorners: false }));
-    return { coarseSegm: up(this.ann_index_lowres), fineSegm: up(this.index_uv_lowres), u: up(this.u_lowres), v: up(this.v_lowres) };
+    const up = (m: T.nn.ConvTranspose2d) =>
+      T.tidy(() =>
+        T.interpolate(m.forward(x), { scaleFactor: this.config.upScale, mode: 'bilinear', alignCorners: false }),
+      );
+    return {
+      coarseSegm: up(this.ann_index_lowres),
+      fineSegm: up(this.index_uv_lowres),
+      u: up(this.u_lowres),
+      v: up(this.v_lowres),
+    };
   }
 }
 
@@ -102,7 +125,10 @@ export class DensePoseROIHeads extends BoxROIHeads {
   readonly densepose_head: DensePoseV1ConvXHead;
   readonly densepose_predictor: DensePoseChartPredictor;
 
-  constructor(config: RCNNConfig, readonly head: DensePoseHeadConfig) {
+  constructor(
+    config: RCNNConfig,
+    readonly head: DensePoseHeadConfig,
+  ) {
     super(config);
     this.densepose_head = this.addModule('densepose_head', new DensePoseV1ConvXHead(config.backbone.fpnOut, head));
     this.densepose_predictor = this.addModule('densepose_predictor', new DensePoseChartPredictor(head.hidden, head));
@@ -112,7 +138,11 @@ export class DensePoseROIHeads extends BoxROIHeads {
   densepose(feats: FPNFeatures, boxes: Float32Array): ChartOutputs | null {
     if (boxes.length === 0) return null;
     const h = this.head;
-    return T.tidy(() => this.densepose_predictor.forward(this.densepose_head.forward(poolBoxes(feats, boxes, h.poolerResolution, h.samplingRatio, h.aligned))));
+    return T.tidy(() =>
+      this.densepose_predictor.forward(
+        this.densepose_head.forward(poolBoxes(feats, boxes, h.poolerResolution, h.samplingRatio, h.aligned)),
+      ),
+    );
   }
 }
 
@@ -128,7 +158,9 @@ export class DensePoseRCNN extends RCNNDetector {
    * Detection then the chart branch on one BGR image [1, 3, h, w] in 0..255 already resized (see
    * `RCNNDetector.detect`); boxes in the resized image's pixels.
    */
-  async inferResized(image: T.Tensor): Promise<{ boxes: Float32Array; scores: Float32Array; charts: ChartOutputs | null }> {
+  async inferResized(
+    image: T.Tensor,
+  ): Promise<{ boxes: Float32Array; scores: Float32Array; charts: ChartOutputs | null }> {
     const { features, rpn, boxes } = await this.detect(image);
     const det = boxes.detections;
     const charts = this.roi_heads.densepose(features, det.boxes);

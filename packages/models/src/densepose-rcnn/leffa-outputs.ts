@@ -30,7 +30,11 @@ export interface DensePoseInstance {
  * detector_postprocess: boxes from the resized image (`from` [h, w]) to the input image (`to` [H, W]) by
  * float32 multiplication, clipped to it; returns the kept boxes' indices (positive width and height).
  */
-export function boxesToImage(boxes: Float32Array, from: [number, number], to: [number, number]): { boxes: Float32Array; keep: number[] } {
+export function boxesToImage(
+  boxes: Float32Array,
+  from: [number, number],
+  to: [number, number],
+): { boxes: Float32Array; keep: number[] } {
   const sx = Math.fround(to[1] / from[1]);
   const sy = Math.fround(to[0] / from[0]);
   const out = new Float32Array(boxes.length);
@@ -47,7 +51,12 @@ export function boxesToImage(boxes: Float32Array, from: [number, number], to: [n
 
 /** BoxMode XYXY -> XYWH in float32, then make_int_box's truncation. */
 export function intBox(box: ArrayLike<number>): [number, number, number, number] {
-  return [Math.trunc(box[0]!), Math.trunc(box[1]!), Math.trunc(Math.fround(box[2]! - box[0]!)), Math.trunc(Math.fround(box[3]! - box[1]!))];
+  return [
+    Math.trunc(box[0]!),
+    Math.trunc(box[1]!),
+    Math.trunc(Math.fround(box[2]! - box[0]!)),
+    Math.trunc(Math.fround(box[3]! - box[1]!)),
+  ];
 }
 
 /**
@@ -55,7 +64,12 @@ export function intBox(box: ArrayLike<number>): [number, number, number, number]
  * outputs resized bilinearly (no corner alignment) to the integer box, fine-segmentation argmax masked by the
  * coarse one, U and V of each pixel's part.
  */
-export async function chartResult(charts: ChartOutputs, i: number, box: Float32Array, score: number): Promise<DensePoseInstance> {
+export async function chartResult(
+  charts: ChartOutputs,
+  i: number,
+  box: Float32Array,
+  score: number,
+): Promise<DensePoseInstance> {
   const ib = intBox(box);
   const height = Math.max(ib[3], 1);
   const width = Math.max(ib[2], 1);
@@ -116,7 +130,8 @@ export function renderIUV(instances: readonly DensePoseInstance[], height: numbe
   }
   const range = Math.fround(hi - lo);
   // float32 as PyTorch computes (uv - min) / (max - min) * 255; a constant UV array is 0/0, written as 0.
-  const scaled = (v: number) => (range > 0 ? Math.trunc(Math.fround(Math.fround(Math.fround(v - lo) / range) * 255)) : 0);
+  const scaled = (v: number) =>
+    range > 0 ? Math.trunc(Math.fround(Math.fround(Math.fround(v - lo) / range) * 255)) : 0;
   const [x1, y1] = first.intBox;
   const n = first.height * first.width;
   // Rows and columns of the box inside the image (numpy's slice x1:x1 + w clips to the image).
@@ -168,7 +183,12 @@ export type LeffaDensePoseKind = 'viton_hd' | 'dress_code' | 'pose_transfer';
  * [height, width, 3]: VITON-HD takes predict_seg with its channels reversed, DressCode predict_iuv's I channel
  * three times, pose transfer predict_iuv with its channels reversed ([U, V, I]).
  */
-export function leffaDensePoseImage(instances: readonly DensePoseInstance[], height: number, width: number, kind: LeffaDensePoseKind): Uint8Array {
+export function leffaDensePoseImage(
+  instances: readonly DensePoseInstance[],
+  height: number,
+  width: number,
+  kind: LeffaDensePoseKind,
+): Uint8Array {
   const src = kind === 'viton_hd' ? renderSeg(instances, height, width) : renderIUV(instances, height, width);
   const out = new Uint8Array(src.length);
   for (let p = 0; p < src.length; p += 3) {

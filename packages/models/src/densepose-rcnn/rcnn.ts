@@ -54,7 +54,13 @@ export const DENSEPOSE_RCNN_R50_FPN: RCNNConfig = {
 const SCALE_CLAMP = Math.log(1000 / 16);
 
 /** DefaultAnchorGenerator's anchors of one level, [H * W * A, 4] row-major over (y, x, anchor). */
-export function gridAnchors(h: number, w: number, stride: number, size: number, ratios: readonly number[]): Float32Array {
+export function gridAnchors(
+  h: number,
+  w: number,
+  stride: number,
+  size: number,
+  ratios: readonly number[],
+): Float32Array {
   const cell = ratios.map((r) => {
     const aw = Math.sqrt((size * size) / r);
     const ah = r * aw;
@@ -76,7 +82,15 @@ export function gridAnchors(h: number, w: number, stride: number, size: number, 
 }
 
 /** Box2BoxTransform.apply_deltas for one box: (dx, dy, dw, dh) / weights on an (x1, y1, x2, y2) box. */
-export function applyDelta(box: ArrayLike<number>, d: ArrayLike<number>, weights: readonly number[], out: Float32Array, at: number, bAt = 0, dAt = 0): void {
+export function applyDelta(
+  box: ArrayLike<number>,
+  d: ArrayLike<number>,
+  weights: readonly number[],
+  out: Float32Array,
+  at: number,
+  bAt = 0,
+  dAt = 0,
+): void {
   const w = box[bAt + 2]! - box[bAt]!;
   const h = box[bAt + 3]! - box[bAt + 1]!;
   const cx = box[bAt]! + 0.5 * w;
@@ -99,7 +113,12 @@ const clamp = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
  * Greedy non-maximum suppression (torchvision.ops.batched_nms): within each group, by descending score, boxes
  * whose IoU with a kept one exceeds `thresh` are dropped. Returns kept indices by descending score.
  */
-export function batchedNms(boxes: Float32Array, scores: ArrayLike<number>, groups: ArrayLike<number> | null, thresh: number): number[] {
+export function batchedNms(
+  boxes: Float32Array,
+  scores: ArrayLike<number>,
+  groups: ArrayLike<number> | null,
+  thresh: number,
+): number[] {
   const n = scores.length;
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]! || a - b);
   const removed = new Uint8Array(n);
@@ -114,7 +133,10 @@ export function batchedNms(boxes: Float32Array, scores: ArrayLike<number>, group
       const j = order[oj]!;
       if (removed[j] || (groups && groups[j] !== groups[i])) continue;
       const iw = Math.max(0, Math.min(boxes[4 * i + 2]!, boxes[4 * j + 2]!) - Math.max(boxes[4 * i]!, boxes[4 * j]!));
-      const ih = Math.max(0, Math.min(boxes[4 * i + 3]!, boxes[4 * j + 3]!) - Math.max(boxes[4 * i + 1]!, boxes[4 * j + 1]!));
+      const ih = Math.max(
+        0,
+        Math.min(boxes[4 * i + 3]!, boxes[4 * j + 3]!) - Math.max(boxes[4 * i + 1]!, boxes[4 * j + 1]!),
+      );
       const inter = iw * ih;
       if (inter / (ai + area(j) - inter) > thresh) removed[j] = 1;
     }
@@ -201,7 +223,13 @@ export function poolerLevels(boxes: Float32Array): Int32Array {
  * ROIPooler over p2..p5: each box pooled from its level with roiAlign, results in the boxes' order
  * ([K, C, size, size]).
  */
-export function poolBoxes(feats: FPNFeatures, boxes: Float32Array, size: number, samplingRatio: number, aligned: boolean): T.Tensor {
+export function poolBoxes(
+  feats: FPNFeatures,
+  boxes: Float32Array,
+  size: number,
+  samplingRatio: number,
+  aligned: boolean,
+): T.Tensor {
   // The rois, per-level pools and the index tensor are freed with the scope.
   return T.tidy(() => {
     const levels = poolerLevels(boxes);
@@ -213,7 +241,14 @@ export function poolBoxes(feats: FPNFeatures, boxes: Float32Array, size: number,
       if (!idx.length) continue;
       const rois = new Float32Array(idx.length * 5);
       idx.forEach((i, r) => rois.set([0, ...boxes.subarray(4 * i, 4 * i + 4)], 5 * r));
-      parts.push(T.roiAlign(maps[l]!, T.tensor(rois, [idx.length, 5]), { outputSize: size, spatialScale: 1 / FPN_STRIDES[l]!, samplingRatio, aligned }));
+      parts.push(
+        T.roiAlign(maps[l]!, T.tensor(rois, [idx.length, 5]), {
+          outputSize: size,
+          spatialScale: 1 / FPN_STRIDES[l]!,
+          samplingRatio,
+          aligned,
+        }),
+      );
       order.push(...idx);
     }
     const C = feats.p2.shape[1]!;
@@ -235,7 +270,12 @@ export interface RPNOutputs {
 }
 
 /** The RPN's test-time proposals (find_top_rpn_proposals) for one image of `size` [h, w] (before padding). */
-export async function rpnProposals(rpn: RPN, feats: FPNFeatures, size: [number, number], config: RCNNConfig): Promise<RPNOutputs> {
+export async function rpnProposals(
+  rpn: RPN,
+  feats: FPNFeatures,
+  size: [number, number],
+  config: RCNNConfig,
+): Promise<RPNOutputs> {
   const A = config.aspectRatios.length;
   const levels = [feats.p2, feats.p3, feats.p4, feats.p5, feats.p6];
   const logits: T.Tensor[] = [];
@@ -256,7 +296,9 @@ export async function rpnProposals(rpn: RPN, feats: FPNFeatures, size: [number, 
     const score = new Float32Array(n);
     for (let a = 0; a < A; a++) for (let p = 0; p < H * W; p++) score[p * A + a] = lh[a * H * W + p]!;
     const k = Math.min(config.rpnPreNmsTopK, n);
-    const top = Array.from({ length: n }, (_, i) => i).sort((a, b) => score[b]! - score[a]! || a - b).slice(0, k);
+    const top = Array.from({ length: n }, (_, i) => i)
+      .sort((a, b) => score[b]! - score[a]! || a - b)
+      .slice(0, k);
     const box = new Float32Array(4);
     const d = new Float32Array(4);
     for (const i of top) {
@@ -340,7 +382,10 @@ export class BoxROIHeads extends T.Module {
     return {
       clsLogits,
       bboxDeltas,
-      detections: { boxes: Float32Array.from(keep.flatMap((i) => [...all.subarray(4 * i, 4 * i + 4)])), scores: Float32Array.from(keep.map((i) => scores[i]!)) },
+      detections: {
+        boxes: Float32Array.from(keep.flatMap((i) => [...all.subarray(4 * i, 4 * i + 4)])),
+        scores: Float32Array.from(keep.map((i) => scores[i]!)),
+      },
     };
   }
 }
@@ -353,10 +398,16 @@ export class RCNNDetector extends T.Module {
   /** cfg.MODEL.PIXEL_MEAN (BGR) with PIXEL_STD 1. */
   static readonly PIXEL_MEAN = [103.53, 116.28, 123.675] as const;
 
-  constructor(readonly config: RCNNConfig = DENSEPOSE_RCNN_R50_FPN, roiHeads?: BoxROIHeads) {
+  constructor(
+    readonly config: RCNNConfig = DENSEPOSE_RCNN_R50_FPN,
+    roiHeads?: BoxROIHeads,
+  ) {
     super();
     this.backbone = this.addModule('backbone', new ResNetFPN(config.backbone));
-    this.proposal_generator = this.addModule('proposal_generator', new RPN(config.backbone.fpnOut, config.aspectRatios.length));
+    this.proposal_generator = this.addModule(
+      'proposal_generator',
+      new RPN(config.backbone.fpnOut, config.aspectRatios.length),
+    );
     this.roi_heads = this.addModule('roi_heads', roiHeads ?? new BoxROIHeads(config));
   }
 
@@ -366,7 +417,8 @@ export class RCNNDetector extends T.Module {
    * are in the resized image's pixels. Returns features, RPN outputs and detections.
    */
   async detect(image: T.Tensor): Promise<{ features: FPNFeatures; rpn: RPNOutputs; boxes: BoxHeadOutputs }> {
-    if (image.rank !== 4 || image.shape[0] !== 1 || image.shape[1] !== 3) throw new Error(`RCNNDetector.detect: expected one BGR image [1, 3, H, W], got ${T.formatShape(image.shape)}`);
+    if (image.rank !== 4 || image.shape[0] !== 1 || image.shape[1] !== 3)
+      throw new Error(`RCNNDetector.detect: expected one BGR image [1, 3, H, W], got ${T.formatShape(image.shape)}`);
     const s: [number, number] = [image.shape[2]!, image.shape[3]!];
     const d = ResNetFPN.SIZE_DIVISIBILITY;
     const features = T.tidy(() => {

@@ -1,6 +1,14 @@
 import * as T from '@leffa-webgpu/core';
 import { DENSEPOSE_RCNN_R50_FPN_S1X, DensePoseRCNN, type DensePoseRCNNConfig } from './chart-head.js';
-import { type DensePoseInstance, type LeffaDensePoseKind, boxesToImage, chartResult, leffaDensePoseImage, renderIUV, renderSeg } from './leffa-outputs.js';
+import {
+  type DensePoseInstance,
+  type LeffaDensePoseKind,
+  boxesToImage,
+  chartResult,
+  leffaDensePoseImage,
+  renderIUV,
+  renderSeg,
+} from './leffa-outputs.js';
 import { RCNNDetector } from './rcnn.js';
 import { DETECTRON2_TEST_RESIZE, pilResizeBilinear, shortestEdgeSize } from './resize.js';
 
@@ -31,7 +39,11 @@ const CELL_ANCHORS = /^proposal_generator\.anchor_generator\.cell_anchors\.\d+$/
  * names (Detectron's `{'blobs': ...}` files), missing, unknown and wrong-shaped keys, and pixel statistics other
  * than the config's; returns the dict without the ignorable extras.
  */
-export function checkReleasedDensePose(weights: Map<string, T.HostTensor>, model: DensePoseRCNN, source: string): Map<string, T.HostTensor> {
+export function checkReleasedDensePose(
+  weights: Map<string, T.HostTensor>,
+  model: DensePoseRCNN,
+  source: string,
+): Map<string, T.HostTensor> {
   const blobs = [...weights.keys()].filter((k) => k.startsWith('blobs.'));
   if (blobs.length) {
     throw new Error(
@@ -46,7 +58,9 @@ export function checkReleasedDensePose(weights: Map<string, T.HostTensor>, model
     if (m) {
       const want = m[1] === 'mean' ? RCNNDetector.PIXEL_MEAN : [1, 1, 1];
       if (v.data.length !== 3 || [...v.data].some((x, i) => Math.abs(x - want[i]!) > 1e-3)) {
-        throw new Error(`${source}: ${k} is [${[...v.data].join(', ')}], but this model normalises with [${want.join(', ')}] (cfg.MODEL.PIXEL_${m[1]!.toUpperCase()})`);
+        throw new Error(
+          `${source}: ${k} is [${[...v.data].join(', ')}], but this model normalises with [${want.join(', ')}] (cfg.MODEL.PIXEL_${m[1]!.toUpperCase()})`,
+        );
       }
       continue;
     }
@@ -54,7 +68,9 @@ export function checkReleasedDensePose(weights: Map<string, T.HostTensor>, model
   }
   const report = model.checkStateDict(new Map([...kept].map(([k, v]) => [k, v.shape])));
   const problems = [
-    ...report.mismatched.map((m) => `shape of ${m.key}: expected ${T.formatShape(m.expected)}, got ${T.formatShape(m.got)}`),
+    ...report.mismatched.map(
+      (m) => `shape of ${m.key}: expected ${T.formatShape(m.expected)}, got ${T.formatShape(m.got)}`,
+    ),
     ...report.missing.map((k) => `missing ${k}`),
     ...report.unexpected.map((k) => `unexpected ${k}`),
   ];
@@ -96,7 +112,9 @@ export class DensePosePredictor {
   private async run(image: DensePoseImage): Promise<DensePoseInstance[]> {
     const { data, height: H, width: W } = image;
     if (!(H >= 1 && W >= 1) || data.length !== H * W * 3) {
-      throw new Error(`DensePosePredictor: expected a ${H}x${W}x3 uint8 image (${H * W * 3} bytes), got ${data.length} bytes`);
+      throw new Error(
+        `DensePosePredictor: expected a ${H}x${W}x3 uint8 image (${H * W * 3} bytes), got ${data.length} bytes`,
+      );
     }
     const [h, w] = shortestEdgeSize(H, W, this.resize.shortEdge, this.resize.maxSize);
     const resized = pilResizeBilinear(data, H, W, 3, h, w);
@@ -107,7 +125,8 @@ export class DensePosePredictor {
     x.dispose();
     const { boxes, keep } = boxesToImage(out.boxes, [h, w], [H, W]);
     const instances: DensePoseInstance[] = [];
-    for (const i of keep) instances.push(await chartResult(out.charts!, i, boxes.slice(4 * i, 4 * i + 4), out.scores[i]!));
+    for (const i of keep)
+      instances.push(await chartResult(out.charts!, i, boxes.slice(4 * i, 4 * i + 4), out.scores[i]!));
     if (out.charts) T.dispose(Object.values(out.charts));
     return instances;
   }
@@ -133,7 +152,10 @@ export class DensePosePredictor {
  * `{'model': {name: ndarray}, ...}` or the bare dict, read without executing anything and checked key by key
  * (see checkReleasedDensePose). Returns the predictor Leffa's preprocessing uses.
  */
-export async function loadReleasedDensePose(pathOrBytes: string | Uint8Array, options: DensePosePredictorOptions = {}): Promise<DensePosePredictor> {
+export async function loadReleasedDensePose(
+  pathOrBytes: string | Uint8Array,
+  options: DensePosePredictorOptions = {},
+): Promise<DensePosePredictor> {
   const source = typeof pathOrBytes === 'string' ? pathOrBytes : 'model_final_162be9.pkl (bytes)';
   const bytes = typeof pathOrBytes === 'string' ? await T.readFileBytes(pathOrBytes) : pathOrBytes;
   const host = T.readPkl(bytes, source);

@@ -13,7 +13,8 @@ export const DETECTRON2_TEST_RESIZE = { shortEdge: 800, maxSize: 1333 } as const
 
 /** ResizeShortestEdge.get_output_shape: the resized [height, width] (rounded half up). */
 export function shortestEdgeSize(h: number, w: number, shortEdge: number, maxSize: number): [number, number] {
-  if (!(h >= 1 && w >= 1 && Number.isInteger(h) && Number.isInteger(w))) throw new Error(`shortestEdgeSize: image size must be positive integers, got ${h}x${w}`);
+  if (!(h >= 1 && w >= 1 && Number.isInteger(h) && Number.isInteger(w)))
+    throw new Error(`shortestEdgeSize: image size must be positive integers, got ${h}x${w}`);
   const scale = shortEdge / Math.min(h, w);
   let [newh, neww] = h < w ? [shortEdge, scale * w] : [scale * h, shortEdge];
   if (Math.max(newh, neww) > maxSize) {
@@ -42,7 +43,11 @@ const PIL_FILTERS: Record<PilFilter, { support: number; kernel: (x: number) => n
 };
 
 /** Pillow's precompute_coeffs + normalize_coeffs_8bpc: per output, first tap, tap count, weights. */
-function coefficients(inSize: number, outSize: number, filter: PilFilter): { bounds: Int32Array; kk: Int32Array; ksize: number } {
+function coefficients(
+  inSize: number,
+  outSize: number,
+  filter: PilFilter,
+): { bounds: Int32Array; kk: Int32Array; ksize: number } {
   const { support: base, kernel } = PIL_FILTERS[filter];
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
@@ -78,7 +83,14 @@ const clip8 = (v: number) => (v >= 1 << (PRECISION_BITS + 8) ? 255 : v <= 0 ? 0 
  * PIL.Image.resize((width, height), Image.BILINEAR) of an interleaved uint8 image with `channels` channels
  * (row-major [h, w, channels]), bit-exact with Pillow.
  */
-export function pilResizeBilinear(data: Uint8Array, h: number, w: number, channels: number, height: number, width: number): Uint8Array {
+export function pilResizeBilinear(
+  data: Uint8Array,
+  h: number,
+  w: number,
+  channels: number,
+  height: number,
+  width: number,
+): Uint8Array {
   return pilResize(data, h, w, channels, height, width, 'bilinear', 'pilResizeBilinear');
 }
 
@@ -86,9 +98,20 @@ export function pilResizeBilinear(data: Uint8Array, h: number, w: number, channe
  * PIL.Image.resize((width, height), filter) of an interleaved uint8 image with `channels` channels (row-major
  * [h, w, channels]), bit-exact with Pillow; 'bicubic' is what `Image.resize` uses when no filter is named.
  */
-export function pilResize(data: Uint8Array, h: number, w: number, channels: number, height: number, width: number, filter: PilFilter, op = 'pilResize'): Uint8Array {
-  if (data.length !== h * w * channels) throw new Error(`${op}: expected ${h}x${w}x${channels} = ${h * w * channels} bytes, got ${data.length}`);
-  if (!(height >= 1 && width >= 1 && Number.isInteger(height) && Number.isInteger(width))) throw new Error(`${op}: output size must be positive integers, got ${height}x${width}`);
+export function pilResize(
+  data: Uint8Array,
+  h: number,
+  w: number,
+  channels: number,
+  height: number,
+  width: number,
+  filter: PilFilter,
+  op = 'pilResize',
+): Uint8Array {
+  if (data.length !== h * w * channels)
+    throw new Error(`${op}: expected ${h}x${w}x${channels} = ${h * w * channels} bytes, got ${data.length}`);
+  if (!(height >= 1 && width >= 1 && Number.isInteger(height) && Number.isInteger(width)))
+    throw new Error(`${op}: output size must be positive integers, got ${height}x${width}`);
   if (height === h && width === w) return data.slice();
   const C = channels;
   const half = 1 << (PRECISION_BITS - 1);

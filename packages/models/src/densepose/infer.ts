@@ -16,8 +16,17 @@ export interface IuvTensors {
  */
 export function iuvFromOutput(out: DensePoseOutput): IuvTensors {
   const { I, U, V } = out;
-  if (I.rank !== 4 || I.shape[1] !== DENSEPOSE_PARTS + 1 || U.shape.join() !== V.shape.join() || U.shape[1] !== DENSEPOSE_PARTS || U.shape[0] !== I.shape[0] || U.shape.slice(2).join() !== I.shape.slice(2).join()) {
-    throw new Error(`iuvFromOutput: expected I [N, 25, H, W] and U, V [N, 24, H, W], got I ${T.formatShape(I.shape)}, U ${T.formatShape(U.shape)}, V ${T.formatShape(V.shape)}`);
+  if (
+    I.rank !== 4 ||
+    I.shape[1] !== DENSEPOSE_PARTS + 1 ||
+    U.shape.join() !== V.shape.join() ||
+    U.shape[1] !== DENSEPOSE_PARTS ||
+    U.shape[0] !== I.shape[0] ||
+    U.shape.slice(2).join() !== I.shape.slice(2).join()
+  ) {
+    throw new Error(
+      `iuvFromOutput: expected I [N, 25, H, W] and U, V [N, 24, H, W], got I ${T.formatShape(I.shape)}, U ${T.formatShape(U.shape)}, V ${T.formatShape(V.shape)}`,
+    );
   }
   const parts = T.argmax(I, 1);
   const pf = T.cast(parts, 'float32');
@@ -61,11 +70,17 @@ export interface PredictIuvOptions {
  * image) cropped and resized to the input size -> network -> logits and U/V upsampled (bilinear) to the box's
  * pixels -> part = argmax, U/V of that part -> pasted into an H x W map. The model must be in eval mode.
  */
-export async function predictIuv(model: DensePoseHead, image: T.Tensor, options: PredictIuvOptions = {}): Promise<IuvResult> {
+export async function predictIuv(
+  model: DensePoseHead,
+  image: T.Tensor,
+  options: PredictIuvOptions = {},
+): Promise<IuvResult> {
   const op = 'predictIuv';
   const batched = image.rank === 4;
   if (!((image.rank === 3 && image.shape[0] === 3) || (batched && image.shape[0] === 1 && image.shape[1] === 3))) {
-    throw new Error(`${op}: expected an RGB image [3, H, W] or [1, 3, H, W] in [0, 1], got ${T.formatShape(image.shape)}`);
+    throw new Error(
+      `${op}: expected an RGB image [3, H, W] or [1, 3, H, W] in [0, 1], got ${T.formatShape(image.shape)}`,
+    );
   }
   // Batch norm in training mode would normalise with this single image's statistics.
   if (model.training) throw new Error(`${op}: the model is in training mode; call model.eval() first`);
@@ -76,16 +91,26 @@ export async function predictIuv(model: DensePoseHead, image: T.Tensor, options:
   }
   const [inH, inW] = options.inputSize ?? [box.height, box.width];
   if (inH < DENSEPOSE_MIN_SIDE || inW < DENSEPOSE_MIN_SIDE) {
-    throw new Error(`${op}: network input ${inH}x${inW} is too small (at least ${DENSEPOSE_MIN_SIDE}x${DENSEPOSE_MIN_SIDE}); pass a larger inputSize`);
+    throw new Error(
+      `${op}: network input ${inH}x${inW} is too small (at least ${DENSEPOSE_MIN_SIDE}x${DENSEPOSE_MIN_SIDE}); pass a larger inputSize`,
+    );
   }
   const maps = T.noGrad(() =>
     T.tidy(() => {
       const rgb = batched ? image : T.unsqueeze(image, 0);
-      const pad = [Math.max(0, -box.x), Math.max(0, box.x + box.width - W), Math.max(0, -box.y), Math.max(0, box.y + box.height - H)] as const;
+      const pad = [
+        Math.max(0, -box.x),
+        Math.max(0, box.x + box.width - W),
+        Math.max(0, -box.y),
+        Math.max(0, box.y + box.height - H),
+      ] as const;
       const padded = pad.some((p) => p > 0) ? T.pad(rgb, [...pad], 0) : rgb;
       const x0 = box.x + pad[0];
       const y0 = box.y + pad[2];
-      let crop = x0 === 0 && y0 === 0 && box.width === padded.shape[3] && box.height === padded.shape[2] ? padded : T.slice(padded, [null, null, { start: y0, end: y0 + box.height }, { start: x0, end: x0 + box.width }]);
+      let crop =
+        x0 === 0 && y0 === 0 && box.width === padded.shape[3] && box.height === padded.shape[2]
+          ? padded
+          : T.slice(padded, [null, null, { start: y0, end: y0 + box.height }, { start: x0, end: x0 + box.width }]);
       if (inH !== box.height || inW !== box.width) crop = T.interpolate(crop, { size: [inH, inW], mode: 'bilinear' });
       const out = model.forward(crop);
       const up = (t: T.Tensor) => T.interpolate(t, { size: [box.height, box.width], mode: 'bilinear' });
@@ -94,7 +119,13 @@ export async function predictIuv(model: DensePoseHead, image: T.Tensor, options:
   );
   const [parts, u, v] = await Promise.all([maps.parts.intData(), maps.u.data(), maps.v.data()]);
   T.dispose([maps.parts, maps.u, maps.v]);
-  const result: IuvResult = { width: W, height: H, parts: new Int32Array(H * W), u: new Float32Array(H * W), v: new Float32Array(H * W) };
+  const result: IuvResult = {
+    width: W,
+    height: H,
+    parts: new Int32Array(H * W),
+    u: new Float32Array(H * W),
+    v: new Float32Array(H * W),
+  };
   // Paste the box back, clipped to the image.
   for (let by = 0; by < box.height; by++) {
     const y = box.y + by;
@@ -113,7 +144,9 @@ export async function predictIuv(model: DensePoseHead, image: T.Tensor, options:
 }
 
 /** A keypoint as OpenPose gives it ([x, y, confidence], confidence 0 = missing) or as {x, y, visible}. */
-export type CropKeypoint = readonly [number, number, number] | { x: number; y: number; visible?: boolean; score?: number };
+export type CropKeypoint =
+  | readonly [number, number, number]
+  | { x: number; y: number; visible?: boolean; score?: number };
 
 export interface PersonCropOptions {
   /** Padding on each side as a fraction of the keypoints' box height and width (default 0.2: keypoints are joints, not the body outline). */
@@ -133,7 +166,8 @@ export function personCrop(keypoints: readonly CropKeypoint[], options: PersonCr
   const margin = options.margin ?? 0.2;
   const aspect = options.aspect ?? 4 / 3;
   const minScore = options.minScore ?? 0;
-  if (!(margin >= 0) || !(aspect > 0)) throw new Error(`personCrop: margin must be >= 0 and aspect > 0, got margin ${margin}, aspect ${aspect}`);
+  if (!(margin >= 0) || !(aspect > 0))
+    throw new Error(`personCrop: margin must be >= 0 and aspect > 0, got margin ${margin}, aspect ${aspect}`);
   const pts: [number, number][] = [];
   for (const k of keypoints) {
     if (Array.isArray(k)) {
@@ -141,10 +175,17 @@ export function personCrop(keypoints: readonly CropKeypoint[], options: PersonCr
       if (c > minScore && Number.isFinite(x) && Number.isFinite(y)) pts.push([x, y]);
     } else {
       const p = k as { x: number; y: number; visible?: boolean; score?: number };
-      if (p.visible !== false && (p.score === undefined || p.score > minScore) && Number.isFinite(p.x) && Number.isFinite(p.y)) pts.push([p.x, p.y]);
+      if (
+        p.visible !== false &&
+        (p.score === undefined || p.score > minScore) &&
+        Number.isFinite(p.x) &&
+        Number.isFinite(p.y)
+      )
+        pts.push([p.x, p.y]);
     }
   }
-  if (pts.length === 0) throw new Error(`personCrop: none of the ${keypoints.length} keypoints is visible; no person to crop`);
+  if (pts.length === 0)
+    throw new Error(`personCrop: none of the ${keypoints.length} keypoints is visible; no person to crop`);
   const xs = pts.map((p) => p[0]);
   const ys = pts.map((p) => p[1]);
   const x0 = Math.min(...xs);

@@ -36,7 +36,14 @@ export const DENSEPOSE_CLASSES = DENSEPOSE_PARTS + 1;
 
 export const DENSEPOSE_CONFIGS = {
   /** A ResNet-50 (deep stem, "ResNet-50-C") with a 256-wide FPN and a 4 x 256 head. */
-  resnet50: { layers: [3, 4, 6, 3], stem: [64, 128], planes: [64, 128, 256, 512], fpn: 256, headConvs: 4, headWidth: 256 },
+  resnet50: {
+    layers: [3, 4, 6, 3],
+    stem: [64, 128],
+    planes: [64, 128, 256, 512],
+    fpn: 256,
+    headConvs: 4,
+    headWidth: 256,
+  },
   /** One bottleneck per stage and reduced widths, for tests and training here. */
   small: { layers: [1, 1, 1, 1], stem: [16, 24], planes: [16, 24, 32, 48], fpn: 48, headConvs: 2, headWidth: 48 },
 } satisfies Record<string, DensePoseConfig>;
@@ -64,7 +71,8 @@ export interface DensePoseForwardOptions {
 const MEAN = [0.485, 0.456, 0.406];
 const STD = [0.229, 0.224, 0.225];
 
-const conv3x3 = (inC: number, outC: number, stride = 1, bias = false) => new T.nn.Conv2d(inC, outC, 3, { stride, padding: 1, bias });
+const conv3x3 = (inC: number, outC: number, stride = 1, bias = false) =>
+  new T.nn.Conv2d(inC, outC, 3, { stride, padding: 1, bias });
 
 export class DensePoseHead extends T.Module {
   readonly conv1: T.nn.Conv2d;
@@ -87,8 +95,10 @@ export class DensePoseHead extends T.Module {
   constructor(readonly config: DensePoseConfig = DENSEPOSE_SMALL) {
     super();
     const { stem, planes, layers, fpn, headConvs, headWidth } = config;
-    if (layers.some((n) => !(Number.isInteger(n) && n >= 1))) throw new Error(`DensePoseHead: every stage needs at least one bottleneck, got layers [${layers.join(', ')}]`);
-    if (!(Number.isInteger(headConvs) && headConvs >= 0)) throw new Error(`DensePoseHead: headConvs must be a non-negative integer, got ${headConvs}`);
+    if (layers.some((n) => !(Number.isInteger(n) && n >= 1)))
+      throw new Error(`DensePoseHead: every stage needs at least one bottleneck, got layers [${layers.join(', ')}]`);
+    if (!(Number.isInteger(headConvs) && headConvs >= 0))
+      throw new Error(`DensePoseHead: headConvs must be a non-negative integer, got ${headConvs}`);
     this.conv1 = this.addModule('conv1', conv3x3(3, stem[0], 2));
     this.bn1 = this.addModule('bn1', new IdentityABN(stem[0]));
     this.conv2 = this.addModule('conv2', conv3x3(stem[0], stem[0]));
@@ -102,7 +112,15 @@ export class DensePoseHead extends T.Module {
     this.layer4 = this.addModule('layer4', bottleneckStage(c[2]!, planes[3], layers[3], 2));
     this.lateral = this.addModule('lateral', new T.nn.ModuleList(planes.map((p) => new T.nn.Conv2d(p * 4, fpn, 1))));
     this.smooth = this.addModule('smooth', new T.nn.Conv2d(fpn, fpn, 3, { padding: 1 }));
-    this.head = this.addModule('head', new T.nn.ModuleList(Array.from({ length: headConvs }, (_, i) => new T.nn.Conv2d(i === 0 ? fpn : headWidth, headWidth, 3, { padding: 1 }))));
+    this.head = this.addModule(
+      'head',
+      new T.nn.ModuleList(
+        Array.from(
+          { length: headConvs },
+          (_, i) => new T.nn.Conv2d(i === 0 ? fpn : headWidth, headWidth, 3, { padding: 1 }),
+        ),
+      ),
+    );
     const headOut = headConvs > 0 ? headWidth : fpn;
     this.index_uv = this.addModule('index_uv', new T.nn.Conv2d(headOut, DENSEPOSE_CLASSES, 1));
     this.u = this.addModule('u', new T.nn.Conv2d(headOut, DENSEPOSE_PARTS, 1));
@@ -138,10 +156,13 @@ export class DensePoseHead extends T.Module {
    * per-part U/V at stride 4, or at H x W with `upsample`.
    */
   forward(x: T.Tensor, options: DensePoseForwardOptions = {}): DensePoseOutput {
-    if (x.rank !== 4 || x.shape[1] !== 3) throw new Error(`DensePoseHead: expected images [N, 3, H, W] in [0, 1], got ${T.formatShape(x.shape)}`);
+    if (x.rank !== 4 || x.shape[1] !== 3)
+      throw new Error(`DensePoseHead: expected images [N, 3, H, W] in [0, 1], got ${T.formatShape(x.shape)}`);
     const [, , H, W] = x.shape as [number, number, number, number];
     if (H < DENSEPOSE_MIN_SIDE || W < DENSEPOSE_MIN_SIDE) {
-      throw new Error(`DensePoseHead: input ${T.formatShape(x.shape)} is too small; H and W must be at least ${DENSEPOSE_MIN_SIDE} (layer 4 has stride 32)`);
+      throw new Error(
+        `DensePoseHead: input ${T.formatShape(x.shape)} is too small; H and W must be at least ${DENSEPOSE_MIN_SIDE} (layer 4 has stride 32)`,
+      );
     }
     const mean = T.tensor(MEAN, [1, 3, 1, 1]);
     const std = T.tensor(STD, [1, 3, 1, 1]);
@@ -165,10 +186,29 @@ export class DensePoseHead extends T.Module {
  * right upper leg; detectron2 pairs left/right as 3<->4, 5<->6, 7<->8, ..., 23<->24).
  */
 export const DENSEPOSE_PART_NAMES: readonly string[] = [
-  'background', 'torso', 'torso', 'right_hand', 'left_hand', 'left_foot', 'right_foot',
-  'upper_leg_right', 'upper_leg_left', 'upper_leg_right', 'upper_leg_left',
-  'lower_leg_right', 'lower_leg_left', 'lower_leg_right', 'lower_leg_left',
-  'upper_arm_left', 'upper_arm_right', 'upper_arm_left', 'upper_arm_right',
-  'lower_arm_left', 'lower_arm_right', 'lower_arm_left', 'lower_arm_right',
-  'head', 'head',
+  'background',
+  'torso',
+  'torso',
+  'right_hand',
+  'left_hand',
+  'left_foot',
+  'right_foot',
+  'upper_leg_right',
+  'upper_leg_left',
+  'upper_leg_right',
+  'upper_leg_left',
+  'lower_leg_right',
+  'lower_leg_left',
+  'lower_leg_right',
+  'lower_leg_left',
+  'upper_arm_left',
+  'upper_arm_right',
+  'upper_arm_left',
+  'upper_arm_right',
+  'lower_arm_left',
+  'lower_arm_right',
+  'lower_arm_left',
+  'lower_arm_right',
+  'head',
+  'head',
 ];

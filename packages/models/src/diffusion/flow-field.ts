@@ -24,13 +24,19 @@ export interface FlowFieldOptions {
  * (x, y) of each key on its height x width grid. Computed by the flash kernel with C as a 2-wide value shared
  * by every batch entry and head, so the N x M map never exists. Returns [B, N, 2], differentiable in q and k.
  */
-export function flowField(q: T.Tensor, k: T.Tensor, grid: { height: number; width: number }, options: FlowFieldOptions = {}): T.Tensor {
+export function flowField(
+  q: T.Tensor,
+  k: T.Tensor,
+  grid: { height: number; width: number },
+  options: FlowFieldOptions = {},
+): T.Tensor {
   const M = k.shape[2];
   if (grid.height * grid.width !== M) {
-    throw new Error(`flowField: key grid ${grid.height}x${grid.width} has ${grid.height * grid.width} positions, k ${T.formatShape(k.shape)} has ${M} keys`);
+    throw new Error(
+      `flowField: key grid ${grid.height}x${grid.width} has ${grid.height * grid.width} positions, k ${T.formatShape(k.shape)} has ${M} keys`,
+    );
   }
   const coords = keyGridCoordinates(grid.height, grid.width);
   const scale = (options.scale ?? 1 / Math.sqrt(q.shape[3]!)) / (options.tau ?? 1);
   return T.mean(T.flashAttention(q, k, coords, { scale }), 1);
 }
-

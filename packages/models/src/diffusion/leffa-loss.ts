@@ -31,7 +31,13 @@ export interface LeffaLossInputs {
 }
 
 /** A flow [B, h*w, 2] upsampled bilinearly to the image size as a grid [B, H, W, 2], clamped to [-1, 1]. */
-export function flowToGrid(flow: T.Tensor, height: number, width: number, imageHeight: number, imageWidth: number): T.Tensor {
+export function flowToGrid(
+  flow: T.Tensor,
+  height: number,
+  width: number,
+  imageHeight: number,
+  imageWidth: number,
+): T.Tensor {
   const b = flow.shape[0]!;
   const field = T.permute(T.reshape(flow, [b, height, width, 2]), [0, 3, 1, 2]);
   const up = T.interpolate(field, { size: [imageHeight, imageWidth], mode: 'bilinear', alignCorners: false });
@@ -57,8 +63,10 @@ export function leffaLoss(inputs: LeffaLossInputs, options: LeffaLossOptions = {
   const normalization = options.normalization ?? 'released';
   const distance = options.distance ?? 'smoothL1';
   if (flows.length === 0) throw new Error('leffaLoss: no flow fields (request attention reports of kind "flow")');
-  if (normalization !== 'released' && normalization !== 'maskArea') throw new Error(`leffaLoss: normalization must be 'released' or 'maskArea', got '${normalization}'`);
-  if (distance !== 'smoothL1' && distance !== 'l2') throw new Error(`leffaLoss: distance must be 'smoothL1' or 'l2', got '${distance}'`);
+  if (normalization !== 'released' && normalization !== 'maskArea')
+    throw new Error(`leffaLoss: normalization must be 'released' or 'maskArea', got '${normalization}'`);
+  if (distance !== 'smoothL1' && distance !== 'l2')
+    throw new Error(`leffaLoss: distance must be 'smoothL1' or 'l2', got '${distance}'`);
   const b = reference.shape[0]!;
   if (timesteps.length !== b) throw new Error(`leffaLoss: ${timesteps.length} timesteps for a batch of ${b}`);
   const weights = timesteps.map((t, i) => (t < maxT ? 1 : 0) * (inputs.sampleWeight?.[i] ?? 1));
@@ -66,7 +74,9 @@ export function leffaLoss(inputs: LeffaLossInputs, options: LeffaLossOptions = {
   const maskedTarget = T.mul(target, mask);
   const distanceOf = (warped: T.Tensor) => {
     const pred = T.mul(warped, mask);
-    return distance === 'smoothL1' ? T.smoothL1Loss(pred, maskedTarget, { beta: 1, reduction: 'none' }) : T.square(T.sub(pred, maskedTarget));
+    return distance === 'smoothL1'
+      ? T.smoothL1Loss(pred, maskedTarget, { beta: 1, reduction: 'none' })
+      : T.square(T.sub(pred, maskedTarget));
   };
   const perLayer = flows.map((report) => {
     const dist = T.mul(distanceOf(warpByFlow(reference, report)), active);
@@ -75,5 +85,8 @@ export function leffaLoss(inputs: LeffaLossInputs, options: LeffaLossOptions = {
     const count = T.clamp(T.mul(T.sum(T.mul(mask, active)), reference.shape[1]!), 1);
     return T.div(T.sum(dist), count);
   });
-  return T.div(perLayer.reduce((a, c) => T.add(a, c)), perLayer.length);
+  return T.div(
+    perLayer.reduce((a, c) => T.add(a, c)),
+    perLayer.length,
+  );
 }

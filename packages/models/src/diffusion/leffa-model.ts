@@ -2,7 +2,15 @@ import * as T from '@leffa-webgpu/core';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
 import { type NoiseScheduleConfig, SDXL_SCHEDULE } from '../schedulers/noise-schedule.js';
 import type { AttentionReportRequest } from './reference.js';
-import { SD15_UNET, SDXL_TINY_UNET, SDXL_UNET, TINY_UNET, UNet2DConditionModel, type UNetConfig, type UNetOutput } from './unet.js';
+import {
+  SD15_UNET,
+  SDXL_TINY_UNET,
+  SDXL_UNET,
+  TINY_UNET,
+  UNet2DConditionModel,
+  type UNetConfig,
+  type UNetOutput,
+} from './unet.js';
 import { AutoencoderKL, SD15_VAE, SDXL_VAE, TINY_VAE, type VaeConfig } from './vae.js';
 
 /**
@@ -31,7 +39,11 @@ export const LEFFA_CONFIGS: Record<'tiny' | 'sd15' | 'sdxl' | 'sdxlTiny', LeffaC
   tiny: { vae: TINY_VAE, unet: TINY_UNET },
   sd15: { vae: SD15_VAE, unet: SD15_UNET },
   sdxl: { vae: SDXL_VAE, unet: SDXL_UNET, schedule: SDXL_SCHEDULE },
-  sdxlTiny: { vae: { ...TINY_VAE, scalingFactor: SDXL_VAE.scalingFactor }, unet: SDXL_TINY_UNET, schedule: SDXL_SCHEDULE },
+  sdxlTiny: {
+    vae: { ...TINY_VAE, scalingFactor: SDXL_VAE.scalingFactor },
+    unet: SDXL_TINY_UNET,
+    schedule: SDXL_SCHEDULE,
+  },
 };
 
 export interface LeffaInputs {
@@ -59,8 +71,14 @@ export class LeffaModel extends T.Module {
     super();
     const latent = config.vae.latentChannels;
     this.vae = this.addModule('vae', new AutoencoderKL(config.vae));
-    this.unet_encoder = this.addModule('unet_encoder', new UNet2DConditionModel({ ...config.unet, inChannels: latent, outChannels: latent }));
-    this.unet = this.addModule('unet', new UNet2DConditionModel({ ...config.unet, inChannels: leffaInChannels(latent), outChannels: latent }));
+    this.unet_encoder = this.addModule(
+      'unet_encoder',
+      new UNet2DConditionModel({ ...config.unet, inChannels: latent, outChannels: latent }),
+    );
+    this.unet = this.addModule(
+      'unet',
+      new UNet2DConditionModel({ ...config.unet, inChannels: leffaInChannels(latent), outChannels: latent }),
+    );
     this.scheduler = new DDPMScheduler(config.schedule ?? {});
   }
 
@@ -82,10 +100,17 @@ export class LeffaModel extends T.Module {
   }
 
   /** The generative UNet's noise prediction given reference features (and optional attention reports). */
-  predictNoise(inputs: LeffaInputs, t: number | readonly number[], features: T.Tensor[], report?: AttentionReportRequest): UNetOutput {
+  predictNoise(
+    inputs: LeffaInputs,
+    t: number | readonly number[],
+    features: T.Tensor[],
+    report?: AttentionReportRequest,
+  ): UNetOutput {
     // In the UNet's dtype: a float16 model takes float32 latents and conditions.
     const dtype = this.unet.conv_in.weight.dtype;
-    const parts = [inputs.noisyLatent, inputs.maskLatent, inputs.maskedLatent, inputs.densepose].map((t) => T.cast(t, dtype));
+    const parts = [inputs.noisyLatent, inputs.maskLatent, inputs.maskedLatent, inputs.densepose].map((t) =>
+      T.cast(t, dtype),
+    );
     const x = T.concat(parts, 1);
     return this.unet.forward(x, t, { reference: { mode: 'consume', features }, ...(report ? { report } : {}) });
   }

@@ -46,7 +46,9 @@ export class ReferenceStore {
   next(layer: string): T.Tensor {
     const f = this.features[this.cursor++];
     if (!f) {
-      throw new Error(`Leffa UNet: no reference feature for ${layer} (got ${this.features.length}; the reference UNet must share the architecture)`);
+      throw new Error(
+        `Leffa UNet: no reference feature for ${layer} (got ${this.features.length}; the reference UNet must share the architecture)`,
+      );
     }
     return f;
   }
@@ -93,7 +95,9 @@ export class ReferenceConsumeProcessor implements StoreProcessor {
     const { layer, grid } = info;
     const ref = this.store.next(layer);
     if (ref.shape[0] !== hidden.shape[0] || ref.shape[2] !== hidden.shape[2]) {
-      throw new Error(`${layer}: reference feature ${T.formatShape(ref.shape)} does not match tokens ${T.formatShape(hidden.shape)} (batch and width must agree)`);
+      throw new Error(
+        `${layer}: reference feature ${T.formatShape(ref.shape)} does not match tokens ${T.formatShape(hidden.shape)} (batch and width must agree)`,
+      );
     }
     const q = attn.splitHeads(attn.to_q.forward(hidden));
     const kRef = attn.splitHeads(attn.to_k.forward(ref));
@@ -109,7 +113,9 @@ export class ReferenceConsumeProcessor implements StoreProcessor {
     const req = this.request!;
     if (grid.height < req.imageHeight * req.minFraction || kRef.shape[2] !== grid.height * grid.width) return;
     const value =
-      req.kind === 'flow' ? flowField(q, kRef, grid, { tau: req.tau }) : T.attentionMap(q, kRef, { tau: req.tau, headMean: true });
+      req.kind === 'flow'
+        ? flowField(q, kRef, grid, { tau: req.tau })
+        : T.attentionMap(q, kRef, { tau: req.tau, headMean: true });
     this.store.reports.push({ layer, height: grid.height, width: grid.width, value });
     this.store.produced.push(value);
   }

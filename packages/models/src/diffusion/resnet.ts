@@ -30,10 +30,13 @@ export class ResnetBlock2D extends T.Module {
     super();
     this.norm1 = this.addModule('norm1', new GroupNorm(options.groups, inChannels, { eps: options.eps }));
     this.conv1 = this.addModule('conv1', new Conv2d(inChannels, outChannels, 3, { padding: 1 }));
-    this.time_emb_proj = options.tembChannels ? this.addModule('time_emb_proj', new Linear(options.tembChannels, outChannels)) : null;
+    this.time_emb_proj = options.tembChannels
+      ? this.addModule('time_emb_proj', new Linear(options.tembChannels, outChannels))
+      : null;
     this.norm2 = this.addModule('norm2', new GroupNorm(options.groups, outChannels, { eps: options.eps }));
     this.conv2 = this.addModule('conv2', new Conv2d(outChannels, outChannels, 3, { padding: 1 }));
-    this.conv_shortcut = inChannels !== outChannels ? this.addModule('conv_shortcut', new Conv2d(inChannels, outChannels, 1)) : null;
+    this.conv_shortcut =
+      inChannels !== outChannels ? this.addModule('conv_shortcut', new Conv2d(inChannels, outChannels, 1)) : null;
   }
 
   /** `tembActivated` is silu(temb), computed once per UNet step and shared by every block. */
@@ -63,7 +66,10 @@ export class Downsample2D extends T.Module {
     private readonly asymmetricPad: boolean,
   ) {
     super();
-    this.conv = this.addModule('conv', new Conv2d(channels, channels, 3, { stride: 2, padding: asymmetricPad ? 0 : 1 }));
+    this.conv = this.addModule(
+      'conv',
+      new Conv2d(channels, channels, 3, { stride: 2, padding: asymmetricPad ? 0 : 1 }),
+    );
   }
 
   forward(x: T.Tensor): T.Tensor {

@@ -12,13 +12,20 @@ export interface TimestepEmbeddingOptions {
  * t * exp(-ln(maxPeriod) * i / (half - shift)). Computed on the CPU (in double precision from float32
  * frequencies), because GPU sin loses accuracy at the large arguments (up to ~1000 rad) timesteps produce.
  */
-export function timestepEmbedding(timesteps: readonly number[], dim: number, options: TimestepEmbeddingOptions = {}): T.Tensor {
+export function timestepEmbedding(
+  timesteps: readonly number[],
+  dim: number,
+  options: TimestepEmbeddingOptions = {},
+): T.Tensor {
   const half = Math.floor(dim / 2);
   const shift = options.downscaleFreqShift ?? 1;
   const scale = options.scale ?? 1;
   const maxPeriod = options.maxPeriod ?? 10000;
-  if (half === 0 || half - shift <= 0) throw new Error(`timestepEmbedding: dim ${dim} is too small for downscaleFreqShift ${shift}`);
-  const freqs = Array.from({ length: half }, (_, i) => Math.fround(Math.exp(Math.fround((-Math.log(maxPeriod) * i) / (half - shift)))));
+  if (half === 0 || half - shift <= 0)
+    throw new Error(`timestepEmbedding: dim ${dim} is too small for downscaleFreqShift ${shift}`);
+  const freqs = Array.from({ length: half }, (_, i) =>
+    Math.fround(Math.exp(Math.fround((-Math.log(maxPeriod) * i) / (half - shift)))),
+  );
   const out = new Float32Array(timesteps.length * dim);
   timesteps.forEach((t, b) => {
     for (let i = 0; i < half; i++) {

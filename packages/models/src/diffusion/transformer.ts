@@ -26,7 +26,10 @@ export class FeedForward extends T.Module {
   constructor(dim: number, mult = 4) {
     super();
     const inner = dim * mult;
-    this.net = this.addModule('net', new ModuleList<T.Module>([new GEGLU(dim, inner), new Dropout(0), new Linear(inner, dim)]));
+    this.net = this.addModule(
+      'net',
+      new ModuleList<T.Module>([new GEGLU(dim, inner), new Dropout(0), new Linear(inner, dim)]),
+    );
   }
 
   forward(x: T.Tensor): T.Tensor {
@@ -69,7 +72,10 @@ export class BasicTransformerBlock extends T.Module {
     this.norm1 = this.addModule('norm1', new LayerNorm([dim]));
     this.attn1 = this.addModule('attn1', new Attention(dim, { heads, dimHead }));
     this.norm2 = this.addModule('norm2', new LayerNorm([dim]));
-    this.attn2 = this.addModule('attn2', new Attention(dim, { heads, dimHead, crossAttentionDim: options.crossAttentionDim }));
+    this.attn2 = this.addModule(
+      'attn2',
+      new Attention(dim, { heads, dimHead, crossAttentionDim: options.crossAttentionDim }),
+    );
     this.norm3 = this.addModule('norm3', new LayerNorm([dim]));
     this.ff = this.addModule('ff', new FeedForward(dim));
   }
@@ -83,10 +89,14 @@ export class BasicTransformerBlock extends T.Module {
     const n2 = this.norm2.forward(h);
     if (this.options.skipCrossAttention) h = T.add(h, n2);
     else {
-      if (!context) throw new Error(`${this.path || 'BasicTransformerBlock'}: cross-attention needs encoder hidden states`);
+      if (!context)
+        throw new Error(`${this.path || 'BasicTransformerBlock'}: cross-attention needs encoder hidden states`);
       h = T.add(h, this.attn2.forward(n2, context));
     }
-    return T.add(h, blockScope(() => this.ff.forward(this.norm3.forward(h))));
+    return T.add(
+      h,
+      blockScope(() => this.ff.forward(this.norm3.forward(h))),
+    );
   }
 }
 
@@ -135,7 +145,8 @@ export class Transformer2DModel extends T.Module {
     if (this.proj_in instanceof Linear) tokens = this.proj_in.forward(toTokens(normed));
     else tokens = toTokens(this.proj_in.forward(normed));
     for (const block of this.transformer_blocks) tokens = block.forward(tokens, { height, width }, context);
-    const out = this.proj_out instanceof Linear ? toMap(this.proj_out.forward(tokens)) : this.proj_out.forward(toMap(tokens));
+    const out =
+      this.proj_out instanceof Linear ? toMap(this.proj_out.forward(tokens)) : this.proj_out.forward(toMap(tokens));
     return T.add(out, x);
   }
 }

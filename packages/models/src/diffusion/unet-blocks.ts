@@ -30,11 +30,16 @@ export class DownBlock extends T.Module {
 
   constructor(inC: number, outC: number, layers: number, downsample: boolean, o: BlockOptions) {
     super();
-    this.resnets = this.addModule('resnets', new ModuleList(Array.from({ length: layers }, (_, i) => resnet(i === 0 ? inC : outC, outC, o))));
+    this.resnets = this.addModule(
+      'resnets',
+      new ModuleList(Array.from({ length: layers }, (_, i) => resnet(i === 0 ? inC : outC, outC, o))),
+    );
     this.attentions = o.transformer
       ? this.addModule('attentions', new ModuleList(Array.from({ length: layers }, () => transformer(outC, o))))
       : null;
-    this.downsamplers = downsample ? this.addModule('downsamplers', new ModuleList([new Downsample2D(outC, false)])) : null;
+    this.downsamplers = downsample
+      ? this.addModule('downsamplers', new ModuleList([new Downsample2D(outC, false)]))
+      : null;
   }
 
   /** Returns the output and the skip states handed to the up path. */
@@ -61,8 +66,14 @@ export class MidBlock extends T.Module {
 
   constructor(channels: number, o: BlockOptions, layers = 1) {
     super();
-    this.attentions = this.addModule('attentions', new ModuleList(Array.from({ length: layers }, () => transformer(channels, o))));
-    this.resnets = this.addModule('resnets', new ModuleList(Array.from({ length: layers + 1 }, () => resnet(channels, channels, o))));
+    this.attentions = this.addModule(
+      'attentions',
+      new ModuleList(Array.from({ length: layers }, () => transformer(channels, o))),
+    );
+    this.resnets = this.addModule(
+      'resnets',
+      new ModuleList(Array.from({ length: layers + 1 }, () => resnet(channels, channels, o))),
+    );
   }
 
   forward(x: T.Tensor, temb: T.Tensor, context?: T.Tensor): T.Tensor {
@@ -87,7 +98,10 @@ export class UpBlock extends T.Module {
    */
   constructor(prevC: number, outC: number, skipC: number[], upsample: boolean, o: BlockOptions) {
     super();
-    this.resnets = this.addModule('resnets', new ModuleList(skipC.map((s, i) => resnet((i === 0 ? prevC : outC) + s, outC, o))));
+    this.resnets = this.addModule(
+      'resnets',
+      new ModuleList(skipC.map((s, i) => resnet((i === 0 ? prevC : outC) + s, outC, o))),
+    );
     this.attentions = o.transformer
       ? this.addModule('attentions', new ModuleList(skipC.map(() => transformer(outC, o))))
       : null;
@@ -95,7 +109,13 @@ export class UpBlock extends T.Module {
   }
 
   /** Consumes skip states from the end of `skips`; `upsampleSize` is set when the next skip has an odd size. */
-  forward(x: T.Tensor, skips: T.Tensor[], temb: T.Tensor, context?: T.Tensor, upsampleSize?: [number, number]): T.Tensor {
+  forward(
+    x: T.Tensor,
+    skips: T.Tensor[],
+    temb: T.Tensor,
+    context?: T.Tensor,
+    upsampleSize?: [number, number],
+  ): T.Tensor {
     let h = x;
     for (let i = 0; i < this.resnets.length; i++) {
       const skip = skips.pop();

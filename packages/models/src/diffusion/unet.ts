@@ -1,5 +1,12 @@
 import * as T from '@leffa-webgpu/core';
-import { type AttentionReport, type AttentionReportRequest, ReferenceCollectProcessor, ReferenceConsumeProcessor, type ReferenceMode, ReferenceStore } from './reference.js';
+import {
+  type AttentionReport,
+  type AttentionReportRequest,
+  ReferenceCollectProcessor,
+  ReferenceConsumeProcessor,
+  type ReferenceMode,
+  ReferenceStore,
+} from './reference.js';
 import { Attention, type AttnProcessor } from './attention.js';
 import { timestepEmbedding } from './timestep-embedding.js';
 import { BasicTransformerBlock } from './transformer.js';
@@ -129,7 +136,8 @@ export const SDXL_TINY_UNET: UNetConfig = {
 /** A per-block setting (one number for all, or one per down block) as one value per down block. */
 function perBlock(name: string, value: number | readonly number[], blocks: number): number[] {
   if (typeof value === 'number') return new Array<number>(blocks).fill(value);
-  if (value.length !== blocks) throw new Error(`UNet config: ${name} has ${value.length} entries (${value.join(', ')}) for ${blocks} blocks`);
+  if (value.length !== blocks)
+    throw new Error(`UNet config: ${name} has ${value.length} entries (${value.join(', ')}) for ${blocks} blocks`);
   return [...value];
 }
 
@@ -169,7 +177,9 @@ export class UNet2DConditionModel extends T.Module {
     const c = config;
     const boc = c.blockOutChannels;
     if (c.downBlockTypes.length !== boc.length || c.upBlockTypes.length !== boc.length) {
-      throw new Error(`UNet config: ${boc.length} block_out_channels but ${c.downBlockTypes.length} down / ${c.upBlockTypes.length} up block types`);
+      throw new Error(
+        `UNet config: ${boc.length} block_out_channels but ${c.downBlockTypes.length} down / ${c.upBlockTypes.length} up block types`,
+      );
     }
     const heads = perBlock('attentionHeads', c.attentionHeads, boc.length);
     const depths = perBlock('transformerLayersPerBlock', c.transformerLayersPerBlock, boc.length);
@@ -197,7 +207,9 @@ export class UNet2DConditionModel extends T.Module {
 
     this.conv_in = this.addModule('conv_in', new Conv2d(c.inChannels, boc[0]!, 3, { padding: 1 }));
     this.time_embedding = this.addModule('time_embedding', new TimestepEmbedding(boc[0]!, tembChannels));
-    this.add_embedding = c.addition ? this.addModule('add_embedding', new TimestepEmbedding(c.addition.projectionInputDim, tembChannels)) : null;
+    this.add_embedding = c.addition
+      ? this.addModule('add_embedding', new TimestepEmbedding(c.addition.projectionInputDim, tembChannels))
+      : null;
 
     const down: DownBlock[] = [];
     let channels = boc[0]!;
@@ -265,7 +277,11 @@ export class UNet2DConditionModel extends T.Module {
     const mode = options.reference?.mode ?? 'none';
     const store = new ReferenceStore(options.reference?.features ?? []);
     const roleProcessor =
-      mode === 'collect' ? new ReferenceCollectProcessor(store) : mode === 'consume' ? new ReferenceConsumeProcessor(store, options.report) : null;
+      mode === 'collect'
+        ? new ReferenceCollectProcessor(store)
+        : mode === 'consume'
+          ? new ReferenceConsumeProcessor(store, options.report)
+          : null;
     const previous = this.attnProcessors();
     if (roleProcessor) this.setAttnProcessor((name) => (name.endsWith('.attn1') ? roleProcessor : null));
     try {
@@ -278,7 +294,12 @@ export class UNet2DConditionModel extends T.Module {
   }
 
   /** The UNet proper, with whatever attention processors are installed. */
-  private predict(sample: T.Tensor, timesteps: number | readonly number[], batch: number, options: UNetForwardOptions): T.Tensor {
+  private predict(
+    sample: T.Tensor,
+    timesteps: number | readonly number[],
+    batch: number,
+    options: UNetForwardOptions,
+  ): T.Tensor {
     const c = this.config;
     // Inputs take the weights' dtype (as diffusers casts the timestep embedding), so a float16 model runs in
     // float16 from float32 latents.
@@ -287,7 +308,10 @@ export class UNet2DConditionModel extends T.Module {
 
     const t: number[] = typeof timesteps === 'number' ? new Array(batch).fill(timesteps) : [...timesteps];
     if (t.length !== batch) throw new Error(`UNet: ${t.length} timesteps for a batch of ${batch}`);
-    const tProj = timestepEmbedding(t, c.blockOutChannels[0]!, { flipSinToCos: c.flipSinToCos, downscaleFreqShift: c.freqShift });
+    const tProj = timestepEmbedding(t, c.blockOutChannels[0]!, {
+      flipSinToCos: c.flipSinToCos,
+      downscaleFreqShift: c.freqShift,
+    });
     const temb = T.silu(this.time_embedding.forward(T.cast(tProj, dtype)));
 
     let h = this.conv_in.forward(T.cast(sample, dtype));

@@ -55,9 +55,12 @@ class VaeStage extends T.Module {
     super();
     this.resnets = this.addModule(
       'resnets',
-      new ModuleList(Array.from({ length: layers }, (_, i) => new ResnetBlock2D(i === 0 ? inC : outC, outC, { groups, eps: EPS }))),
+      new ModuleList(
+        Array.from({ length: layers }, (_, i) => new ResnetBlock2D(i === 0 ? inC : outC, outC, { groups, eps: EPS })),
+      ),
     );
-    if (resample === 'down') this.downsamplers = this.addModule('downsamplers', new ModuleList([new Downsample2D(outC, true)]));
+    if (resample === 'down')
+      this.downsamplers = this.addModule('downsamplers', new ModuleList([new Downsample2D(outC, true)]));
     if (resample === 'up') this.upsamplers = this.addModule('upsamplers', new ModuleList([new Upsample2D(outC)]));
   }
 
@@ -79,7 +82,9 @@ export class VaeMidBlock extends T.Module {
     super();
     this.attentions = this.addModule(
       'attentions',
-      new ModuleList([new Attention(channels, { heads: 1, dimHead: channels, qkvBias: true, groupNorm: { groups, eps: EPS } })]),
+      new ModuleList([
+        new Attention(channels, { heads: 1, dimHead: channels, qkvBias: true, groupNorm: { groups, eps: EPS } }),
+      ]),
     );
     this.resnets = this.addModule(
       'resnets',
@@ -107,7 +112,18 @@ export class VaeEncoder extends T.Module {
     this.conv_in = this.addModule('conv_in', new Conv2d(c.inChannels, boc[0]!, 3, { padding: 1 }));
     this.down_blocks = this.addModule(
       'down_blocks',
-      new ModuleList(boc.map((out, i) => new VaeStage(i === 0 ? boc[0]! : boc[i - 1]!, out, c.layersPerBlock, c.normNumGroups, i < boc.length - 1 ? 'down' : 'none'))),
+      new ModuleList(
+        boc.map(
+          (out, i) =>
+            new VaeStage(
+              i === 0 ? boc[0]! : boc[i - 1]!,
+              out,
+              c.layersPerBlock,
+              c.normNumGroups,
+              i < boc.length - 1 ? 'down' : 'none',
+            ),
+        ),
+      ),
     );
     this.mid_block = this.addModule('mid_block', new VaeMidBlock(top, c.normNumGroups));
     this.conv_norm_out = this.addModule('conv_norm_out', new GroupNorm(c.normNumGroups, top, { eps: EPS }));
@@ -136,7 +152,18 @@ export class VaeDecoder extends T.Module {
     this.mid_block = this.addModule('mid_block', new VaeMidBlock(rev[0]!, c.normNumGroups));
     this.up_blocks = this.addModule(
       'up_blocks',
-      new ModuleList(rev.map((out, i) => new VaeStage(i === 0 ? rev[0]! : rev[i - 1]!, out, c.layersPerBlock + 1, c.normNumGroups, i < rev.length - 1 ? 'up' : 'none'))),
+      new ModuleList(
+        rev.map(
+          (out, i) =>
+            new VaeStage(
+              i === 0 ? rev[0]! : rev[i - 1]!,
+              out,
+              c.layersPerBlock + 1,
+              c.normNumGroups,
+              i < rev.length - 1 ? 'up' : 'none',
+            ),
+        ),
+      ),
     );
     const bottom = rev[rev.length - 1]!;
     this.conv_norm_out = this.addModule('conv_norm_out', new GroupNorm(c.normNumGroups, bottom, { eps: EPS }));
@@ -198,7 +225,9 @@ export class AutoencoderKL extends T.Module {
   encode(x: T.Tensor): DiagonalGaussian {
     const f = 2 ** (this.config.blockOutChannels.length - 1);
     if (x.rank !== 4 || x.shape[1] !== this.config.inChannels || x.shape[2]! % f !== 0 || x.shape[3]! % f !== 0) {
-      throw new Error(`AutoencoderKL.encode: expected [B, ${this.config.inChannels}, H, W] with H and W multiples of ${f}, got ${T.formatShape(x.shape)}`);
+      throw new Error(
+        `AutoencoderKL.encode: expected [B, ${this.config.inChannels}, H, W] with H and W multiples of ${f}, got ${T.formatShape(x.shape)}`,
+      );
     }
     // Images take the weights' dtype (a float16 VAE encodes float32 images in float16).
     return new DiagonalGaussian(this.quant_conv.forward(this.encoder.forward(T.cast(x, this.quant_conv.weight.dtype))));
@@ -207,7 +236,9 @@ export class AutoencoderKL extends T.Module {
   /** Latents (unscaled) to images in roughly [-1, 1]. */
   decode(z: T.Tensor): T.Tensor {
     if (z.rank !== 4 || z.shape[1] !== this.config.latentChannels) {
-      throw new Error(`AutoencoderKL.decode: expected [B, ${this.config.latentChannels}, h, w], got ${T.formatShape(z.shape)}`);
+      throw new Error(
+        `AutoencoderKL.decode: expected [B, ${this.config.latentChannels}, h, w], got ${T.formatShape(z.shape)}`,
+      );
     }
     return this.decoder.forward(this.post_quant_conv.forward(T.cast(z, this.post_quant_conv.weight.dtype)));
   }
@@ -221,7 +252,13 @@ export function convertLegacyVaeKeys<V>(dict: Map<string, V>): Map<string, V> {
   const rename: Record<string, string> = { query: 'to_q', key: 'to_k', value: 'to_v', proj_attn: 'to_out.0' };
   const out = new Map<string, V>();
   for (const [k, v] of dict) {
-    out.set(k.replace(/(\.attentions\.\d+\.)(query|key|value|proj_attn)\./, (_, pre: string, name: string) => `${pre}${rename[name]}.`), v);
+    out.set(
+      k.replace(
+        /(\.attentions\.\d+\.)(query|key|value|proj_attn)\./,
+        (_, pre: string, name: string) => `${pre}${rename[name]}.`,
+      ),
+      v,
+    );
   }
   return out;
 }

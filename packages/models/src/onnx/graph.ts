@@ -1,6 +1,19 @@
 import * as T from '@leffa-webgpu/core';
 import {
-  castTarget, hostBinary, hostCast, hostConcat, hostGather, hostSlice, hostTensor, hostTranspose, hostUnary, ints, normAxis, numel, reshapeTarget, sliceIndices,
+  castTarget,
+  hostBinary,
+  hostCast,
+  hostConcat,
+  hostGather,
+  hostSlice,
+  hostTensor,
+  hostTranspose,
+  hostUnary,
+  ints,
+  normAxis,
+  numel,
+  reshapeTarget,
+  sliceIndices,
 } from './host.js';
 import { type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor, isFloatType, readOnnx } from './reader.js';
 
@@ -42,14 +55,18 @@ const attrString = (ctx: Ctx, name: string, d: string): string => attr(ctx, name
 
 function onlyAttrs(ctx: Ctx, allowed: readonly string[]): void {
   for (const k of ctx.node.attributes.keys()) {
-    if (!allowed.includes(k)) throw new Error(`${ctx.what}: attribute '${k}' is not supported (supported: ${allowed.join(', ') || 'none'})`);
+    if (!allowed.includes(k))
+      throw new Error(`${ctx.what}: attribute '${k}' is not supported (supported: ${allowed.join(', ') || 'none'})`);
   }
 }
 
 /** An input that must be known on the host (sizes, axes, shapes). */
 function hostIn(v: Value | undefined, ctx: Ctx, what: string): OnnxTensor {
   if (v === undefined) throw new Error(`${ctx.what}: input ${what} is missing`);
-  if (!isHost(v)) throw new Error(`${ctx.what}: input ${what} is computed on the device; it must be a constant or shape arithmetic on the host`);
+  if (!isHost(v))
+    throw new Error(
+      `${ctx.what}: input ${what} is computed on the device; it must be a constant or shape arithmetic on the host`,
+    );
   return v;
 }
 
@@ -57,7 +74,8 @@ const toList = (t: OnnxTensor): number[] => Array.from(t.data);
 
 /** Converts a device result of an integer op to host is impossible synchronously; only float tensors live there. */
 function deviceTensorFromHost(t: OnnxTensor): T.Tensor {
-  if (isFloatType(t.dataType)) return T.tensor(t.data instanceof Float32Array ? t.data : Float32Array.from(t.data), t.dims);
+  if (isFloatType(t.dataType))
+    return T.tensor(t.data instanceof Float32Array ? t.data : Float32Array.from(t.data), t.dims);
   for (const v of t.data) {
     if (!(v >= -(2 ** 31) && v < 2 ** 31)) throw new Error(`ONNX: integer value ${v} does not fit the device's int32`);
   }
@@ -67,11 +85,25 @@ function deviceTensorFromHost(t: OnnxTensor): T.Tensor {
 // ---------------------------------------------------------------- ops
 
 const unaryDevice: Record<string, (x: T.Tensor) => T.Tensor> = {
-  Relu: T.relu, Sigmoid: T.sigmoid, Tanh: T.tanh, Abs: T.abs, Neg: T.neg, Sqrt: T.sqrt, Exp: T.exp, Log: T.log, Floor: T.floor,
+  Relu: T.relu,
+  Sigmoid: T.sigmoid,
+  Tanh: T.tanh,
+  Abs: T.abs,
+  Neg: T.neg,
+  Sqrt: T.sqrt,
+  Exp: T.exp,
+  Log: T.log,
+  Floor: T.floor,
   Reciprocal: T.reciprocal,
 };
 const binaryDevice: Record<string, (a: T.Tensor, b: T.Tensor) => T.Tensor> = {
-  Add: T.add, Sub: T.sub, Mul: T.mul, Div: T.div, Pow: T.pow, Max: T.maximum, Min: T.minimum,
+  Add: T.add,
+  Sub: T.sub,
+  Mul: T.mul,
+  Div: T.div,
+  Pow: T.pow,
+  Max: T.maximum,
+  Min: T.minimum,
 };
 
 const pair2 = (v: number[] | undefined, d: number, ctx: Ctx, name: string): [number, number] => {
@@ -90,30 +122,50 @@ function symmetricPads(ctx: Ctx): { sym: [number, number] | null; pads: number[]
 
 function checkAutoPad(ctx: Ctx): void {
   const a = attrString(ctx, 'auto_pad', 'NOTSET');
-  if (a !== 'NOTSET' && a !== 'VALID') throw new Error(`${ctx.what}: auto_pad '${a}' is not supported (NOTSET or VALID with explicit pads)`);
+  if (a !== 'NOTSET' && a !== 'VALID')
+    throw new Error(`${ctx.what}: auto_pad '${a}' is not supported (NOTSET or VALID with explicit pads)`);
 }
 
 function require4d(x: T.Tensor, ctx: Ctx): void {
   if (x.rank !== 4) throw new Error(`${ctx.what}: only 2-D (NCHW) inputs are supported, got ${T.formatShape(x.shape)}`);
 }
 
-function resizeSizes(x: T.Tensor, scales: number[] | null, sizes: number[] | null, ctx: Ctx): { size: [number, number]; scale: [number, number] | null } {
+function resizeSizes(
+  x: T.Tensor,
+  scales: number[] | null,
+  sizes: number[] | null,
+  ctx: Ctx,
+): { size: [number, number]; scale: [number, number] | null } {
   require4d(x, ctx);
   const [N, C, H, W] = x.shape as [number, number, number, number];
   if (sizes && sizes.length > 0) {
-    if (sizes.length !== 4 || sizes[0] !== N || sizes[1] !== C) throw new Error(`${ctx.what}: only spatial resizing of NCHW is supported, sizes [${sizes.join(', ')}]`);
+    if (sizes.length !== 4 || sizes[0] !== N || sizes[1] !== C)
+      throw new Error(`${ctx.what}: only spatial resizing of NCHW is supported, sizes [${sizes.join(', ')}]`);
     return { size: [sizes[2]!, sizes[3]!], scale: null };
   }
   if (!scales || scales.length !== 4 || scales[0] !== 1 || scales[1] !== 1) {
-    throw new Error(`${ctx.what}: only spatial resizing of NCHW is supported, scales [${scales?.join(', ') ?? 'none'}]`);
+    throw new Error(
+      `${ctx.what}: only spatial resizing of NCHW is supported, scales [${scales?.join(', ') ?? 'none'}]`,
+    );
   }
   return { size: [Math.floor(H * scales[2]!), Math.floor(W * scales[3]!)], scale: [scales[2]!, scales[3]!] };
 }
 
-function resample(x: T.Tensor, mode: string, coord: string, nearest: string, size: [number, number], scale: [number, number] | null, ctx: Ctx): T.Tensor {
+function resample(
+  x: T.Tensor,
+  mode: string,
+  coord: string,
+  nearest: string,
+  size: [number, number],
+  scale: [number, number] | null,
+  ctx: Ctx,
+): T.Tensor {
   if (mode === 'nearest') {
     // PyTorch's nearest (floor of out * in/out, or of out / scale) is ONNX's asymmetric + floor.
-    if (coord !== 'asymmetric' || nearest !== 'floor') throw new Error(`${ctx.what}: nearest resizing needs coordinate_transformation_mode 'asymmetric' and nearest_mode 'floor', got '${coord}' / '${nearest}'`);
+    if (coord !== 'asymmetric' || nearest !== 'floor')
+      throw new Error(
+        `${ctx.what}: nearest resizing needs coordinate_transformation_mode 'asymmetric' and nearest_mode 'floor', got '${coord}' / '${nearest}'`,
+      );
     return T.interpolate(x, scale ? { scaleFactor: scale, mode: 'nearest' } : { size, mode: 'nearest' });
   }
   // linear: align_corners, or half_pixel (pytorch_half_pixel equals it except for a 1-pixel output, where PyTorch
@@ -122,20 +174,26 @@ function resample(x: T.Tensor, mode: string, coord: string, nearest: string, siz
   if (coord === 'half_pixel' || (coord === 'pytorch_half_pixel' && size[0] > 1 && size[1] > 1)) {
     return T.interpolate(x, scale ? { scaleFactor: scale, mode: 'bilinear' } : { size, mode: 'bilinear' });
   }
-  throw new Error(`${ctx.what}: linear resizing with coordinate_transformation_mode '${coord}' to ${size.join('x')} is not supported`);
+  throw new Error(
+    `${ctx.what}: linear resizing with coordinate_transformation_mode '${coord}' to ${size.join('x')} is not supported`,
+  );
 }
 
 function checkResizeAttrs(ctx: Ctx): void {
   const mode = attrString(ctx, 'mode', 'nearest');
-  if (mode !== 'nearest' && mode !== 'linear' && mode !== 'bilinear') throw new Error(`${ctx.what}: mode '${mode}' is not supported (nearest, linear)`);
+  if (mode !== 'nearest' && mode !== 'linear' && mode !== 'bilinear')
+    throw new Error(`${ctx.what}: mode '${mode}' is not supported (nearest, linear)`);
   if (ctx.node.opType === 'Resize') {
     const coord = attrString(ctx, 'coordinate_transformation_mode', 'half_pixel');
     if (!['align_corners', 'half_pixel', 'pytorch_half_pixel', 'asymmetric'].includes(coord)) {
-      throw new Error(`${ctx.what}: coordinate_transformation_mode '${coord}' is not supported (align_corners, half_pixel, pytorch_half_pixel, asymmetric)`);
+      throw new Error(
+        `${ctx.what}: coordinate_transformation_mode '${coord}' is not supported (align_corners, half_pixel, pytorch_half_pixel, asymmetric)`,
+      );
     }
     if (attrInt(ctx, 'antialias', 0) !== 0) throw new Error(`${ctx.what}: antialias is not supported`);
     if (attr(ctx, 'axes')) throw new Error(`${ctx.what}: the axes attribute is not supported`);
-    if (attrString(ctx, 'keep_aspect_ratio_policy', 'stretch') !== 'stretch') throw new Error(`${ctx.what}: keep_aspect_ratio_policy other than 'stretch' is not supported`);
+    if (attrString(ctx, 'keep_aspect_ratio_policy', 'stretch') !== 'stretch')
+      throw new Error(`${ctx.what}: keep_aspect_ratio_policy other than 'stretch' is not supported`);
   }
 }
 
@@ -167,7 +225,12 @@ function unsqueezeDims(dims: readonly number[], axes: number[], ctx: Ctx): numbe
   return out;
 }
 
-function sliceSpec(ctx: Ctx, inputs: (Value | undefined)[], rank: number, dims: readonly number[]): (number[] | null)[] {
+function sliceSpec(
+  ctx: Ctx,
+  inputs: (Value | undefined)[],
+  rank: number,
+  dims: readonly number[],
+): (number[] | null)[] {
   let starts: number[];
   let ends: number[];
   let axes: number[] | undefined;
@@ -194,7 +257,8 @@ function constantValue(ctx: Ctx): OnnxTensor {
   const a = ctx.node.attributes;
   if (a.get('value')?.t) return a.get('value')!.t!;
   if (a.get('value_float')) return hostTensor('float32', [], [a.get('value_float')!.f ?? 0]);
-  if (a.get('value_floats')) return hostTensor('float32', [a.get('value_floats')!.floats!.length], a.get('value_floats')!.floats!);
+  if (a.get('value_floats'))
+    return hostTensor('float32', [a.get('value_floats')!.floats!.length], a.get('value_floats')!.floats!);
   if (a.get('value_int')) return hostTensor('int64', [], [a.get('value_int')!.i ?? 0]);
   if (a.get('value_ints')) return ints(a.get('value_ints')!.ints!);
   throw new Error(`${ctx.what}: only tensor, float(s) and int(s) constants are supported`);
@@ -205,14 +269,16 @@ const OPS: Record<string, OpImpl> = {
   Identity: { host: ([x]) => [x!], device: ([x]) => [x!] },
   Dropout: {
     check: (ctx) => {
-      if (ctx.node.outputs.length > 1 && ctx.node.outputs[1]) throw new Error(`${ctx.what}: the mask output is not supported`);
+      if (ctx.node.outputs.length > 1 && ctx.node.outputs[1])
+        throw new Error(`${ctx.what}: the mask output is not supported`);
     },
     host: ([x], ctx) => {
       if (attrInt(ctx, 'is_test', 1) === 0) throw new Error(`${ctx.what}: training-mode dropout is not supported`);
       return [x!];
     },
     device: ([x, , training], ctx) => {
-      if (training && isHost(training) && training.data[0]) throw new Error(`${ctx.what}: training-mode dropout is not supported`);
+      if (training && isHost(training) && training.data[0])
+        throw new Error(`${ctx.what}: training-mode dropout is not supported`);
       return [x!];
     },
   },
@@ -220,14 +286,27 @@ const OPS: Record<string, OpImpl> = {
     host: ([x], ctx) => [ints(shapeSlice(x!.dims, ctx))],
     device: ([x], ctx) => [ints(shapeSlice((x as T.Tensor).shape, ctx))],
   },
-  Size: { host: ([x]) => [hostTensor('int64', [], [numel(x!.dims)])], device: ([x]) => [hostTensor('int64', [], [(x as T.Tensor).size])] },
+  Size: {
+    host: ([x]) => [hostTensor('int64', [], [numel(x!.dims)])],
+    device: ([x]) => [hostTensor('int64', [], [(x as T.Tensor).size])],
+  },
   Cast: {
     check: (ctx) => void castTarget(attrInt(ctx, 'to', 0), ctx.what),
     host: ([x], ctx) => [hostCast(x!, castTarget(attrInt(ctx, 'to', 0), ctx.what))],
     device: ([x], ctx) => {
       const to = castTarget(attrInt(ctx, 'to', 0), ctx.what);
       const t = x as T.Tensor;
-      return [isFloatType(to) ? (t.dtype === 'float32' ? t : T.cast(t, 'float32')) : to === 'int32' || to === 'int64' ? (t.dtype === 'int32' ? t : T.cast(t, 'int32')) : fail(ctx, `cast of a device tensor to ${to}`)];
+      return [
+        isFloatType(to)
+          ? t.dtype === 'float32'
+            ? t
+            : T.cast(t, 'float32')
+          : to === 'int32' || to === 'int64'
+            ? t.dtype === 'int32'
+              ? t
+              : T.cast(t, 'int32')
+            : fail(ctx, `cast of a device tensor to ${to}`),
+      ];
     },
   },
   Gather: {
@@ -238,7 +317,8 @@ const OPS: Record<string, OpImpl> = {
       const axis = normAxis(attrInt(ctx, 'axis', 0), t.rank, ctx.what);
       const n = t.shape[axis]!;
       const list = toList(index).map((i) => (i < 0 ? i + n : i));
-      if (list.some((i) => !(i >= 0 && i < n))) throw new Error(`${ctx.what}: an index is out of range for axis ${axis} of size ${n}`);
+      if (list.some((i) => !(i >= 0 && i < n)))
+        throw new Error(`${ctx.what}: an index is out of range for axis ${axis} of size ${n}`);
       const sel = T.indexSelect(t, axis, T.tensor(Int32Array.from(list), [list.length], 'int32'));
       return [T.reshape(sel, [...t.shape.slice(0, axis), ...index.dims, ...t.shape.slice(axis + 1)])];
     },
@@ -262,10 +342,25 @@ const OPS: Record<string, OpImpl> = {
     },
   },
   Reshape: {
-    host: ([x, shape], ctx) => [{ ...x!, dims: reshapeTarget(x!.dims, ctx.opset < 5 ? (attrInts(ctx, 'shape') ?? []) : toList(shape!), attrInt(ctx, 'allowzero', 0) === 1, ctx.what) }],
+    host: ([x, shape], ctx) => [
+      {
+        ...x!,
+        dims: reshapeTarget(
+          x!.dims,
+          ctx.opset < 5 ? (attrInts(ctx, 'shape') ?? []) : toList(shape!),
+          attrInt(ctx, 'allowzero', 0) === 1,
+          ctx.what,
+        ),
+      },
+    ],
     device: ([x, shape], ctx, up) => {
       const t = up(x, 'data');
-      return [T.reshape(t, reshapeTarget(t.shape, toList(hostIn(shape, ctx, 'shape')), attrInt(ctx, 'allowzero', 0) === 1, ctx.what))];
+      return [
+        T.reshape(
+          t,
+          reshapeTarget(t.shape, toList(hostIn(shape, ctx, 'shape')), attrInt(ctx, 'allowzero', 0) === 1, ctx.what),
+        ),
+      ];
     },
   },
   Flatten: {
@@ -304,8 +399,22 @@ const OPS: Record<string, OpImpl> = {
     },
   },
   Concat: {
-    host: (xs, ctx) => [hostConcat(xs.filter((x): x is OnnxTensor => !!x && numel(x.dims) > 0), attrInt(ctx, 'axis', 0), ctx.what)],
-    device: (xs, ctx, up) => [T.concat(xs.filter((x) => x !== undefined).map((x, i) => up(x, `input ${i}`)).filter((t) => t.size > 0), attrInt(ctx, 'axis', 0))],
+    host: (xs, ctx) => [
+      hostConcat(
+        xs.filter((x): x is OnnxTensor => !!x && numel(x.dims) > 0),
+        attrInt(ctx, 'axis', 0),
+        ctx.what,
+      ),
+    ],
+    device: (xs, ctx, up) => [
+      T.concat(
+        xs
+          .filter((x) => x !== undefined)
+          .map((x, i) => up(x, `input ${i}`))
+          .filter((t) => t.size > 0),
+        attrInt(ctx, 'axis', 0),
+      ),
+    ],
   },
   ConstantOfShape: {
     host: ([shape], ctx) => {
@@ -319,7 +428,13 @@ const OPS: Record<string, OpImpl> = {
       const s = start!.data[0]!;
       const d = delta!.data[0]!;
       const n = Math.max(Math.ceil((limit!.data[0]! - s) / d), 0);
-      return [hostTensor(start!.dataType, [n], Array.from({ length: n }, (_, i) => s + i * d))];
+      return [
+        hostTensor(
+          start!.dataType,
+          [n],
+          Array.from({ length: n }, (_, i) => s + i * d),
+        ),
+      ];
     },
   },
   Expand: {
@@ -329,7 +444,12 @@ const OPS: Record<string, OpImpl> = {
       const r = Math.max(t.rank, target.length);
       const src = [...new Array<number>(r - t.rank).fill(1), ...t.shape];
       const tgt = [...new Array<number>(r - target.length).fill(1), ...target];
-      return [T.expand(T.reshape(t, src), src.map((s, i) => (s === 1 ? tgt[i]! : s)))];
+      return [
+        T.expand(
+          T.reshape(t, src),
+          src.map((s, i) => (s === 1 ? tgt[i]! : s)),
+        ),
+      ];
     },
   },
   Transpose: {
@@ -345,35 +465,45 @@ const OPS: Record<string, OpImpl> = {
       onlyAttrs(ctx, ['dilations', 'group', 'kernel_shape', 'pads', 'strides', 'auto_pad']);
       checkAutoPad(ctx);
       const k = attrInts(ctx, 'kernel_shape');
-      if (k && k.length !== 2) throw new Error(`${ctx.what}: only 2-D convolutions are supported, kernel_shape [${k.join(', ')}]`);
+      if (k && k.length !== 2)
+        throw new Error(`${ctx.what}: only 2-D convolutions are supported, kernel_shape [${k.join(', ')}]`);
     },
     device: ([x, w, b], ctx, up) => {
       let t = up(x, 'X');
       require4d(t, ctx);
       const { sym, pads } = symmetricPads(ctx);
       if (!sym) t = T.pad(t, [pads[1]!, pads[3]!, pads[0]!, pads[2]!]);
-      return [T.conv2d(t, up(w, 'W'), b ? up(b, 'B') : undefined, {
-        stride: pair2(attrInts(ctx, 'strides'), 1, ctx, 'strides'),
-        padding: sym ?? [0, 0],
-        dilation: pair2(attrInts(ctx, 'dilations'), 1, ctx, 'dilations'),
-        groups: attrInt(ctx, 'group', 1),
-      })];
+      return [
+        T.conv2d(t, up(w, 'W'), b ? up(b, 'B') : undefined, {
+          stride: pair2(attrInts(ctx, 'strides'), 1, ctx, 'strides'),
+          padding: sym ?? [0, 0],
+          dilation: pair2(attrInts(ctx, 'dilations'), 1, ctx, 'dilations'),
+          groups: attrInt(ctx, 'group', 1),
+        }),
+      ];
     },
   },
   BatchNormalization: {
     check: (ctx) => {
-      if (attrInt(ctx, 'training_mode', 0) !== 0 || attrInt(ctx, 'is_test', 1) === 0) throw new Error(`${ctx.what}: training-mode batch norm is not supported`);
-      if (ctx.node.outputs.filter(Boolean).length > 1) throw new Error(`${ctx.what}: the running-statistics outputs (training mode) are not supported`);
-      if (ctx.opset < 7 && attr(ctx, 'spatial') && attrInt(ctx, 'spatial', 1) !== 1) throw new Error(`${ctx.what}: spatial=0 is not supported`);
+      if (attrInt(ctx, 'training_mode', 0) !== 0 || attrInt(ctx, 'is_test', 1) === 0)
+        throw new Error(`${ctx.what}: training-mode batch norm is not supported`);
+      if (ctx.node.outputs.filter(Boolean).length > 1)
+        throw new Error(`${ctx.what}: the running-statistics outputs (training mode) are not supported`);
+      if (ctx.opset < 7 && attr(ctx, 'spatial') && attrInt(ctx, 'spatial', 1) !== 1)
+        throw new Error(`${ctx.what}: spatial=0 is not supported`);
     },
     device: ([x, scale, bias, mean, variance], ctx, up) => [
-      T.batchNorm(up(x, 'X'), up(mean, 'mean'), up(variance, 'var'), up(scale, 'scale'), up(bias, 'B'), { training: false, eps: attrFloat(ctx, 'epsilon', 1e-5) }),
+      T.batchNorm(up(x, 'X'), up(mean, 'mean'), up(variance, 'var'), up(scale, 'scale'), up(bias, 'B'), {
+        training: false,
+        eps: attrFloat(ctx, 'epsilon', 1e-5),
+      }),
     ],
   },
   LeakyRelu: { device: ([x], ctx, up) => [T.leakyRelu(up(x, 'X'), attrFloat(ctx, 'alpha', 0.01))] },
   Clip: {
     device: ([x, lo, hi], ctx, up) => {
-      const min = ctx.opset >= 11 ? (lo ? hostIn(lo, ctx, 'min').data[0]! : -Infinity) : attrFloat(ctx, 'min', -Infinity);
+      const min =
+        ctx.opset >= 11 ? (lo ? hostIn(lo, ctx, 'min').data[0]! : -Infinity) : attrFloat(ctx, 'min', -Infinity);
       const max = ctx.opset >= 11 ? (hi ? hostIn(hi, ctx, 'max').data[0]! : Infinity) : attrFloat(ctx, 'max', Infinity);
       return [T.clamp(up(x, 'input'), min, max)];
     },
@@ -382,19 +512,22 @@ const OPS: Record<string, OpImpl> = {
     check: (ctx) => {
       onlyAttrs(ctx, ['ceil_mode', 'dilations', 'kernel_shape', 'pads', 'strides', 'storage_order', 'auto_pad']);
       checkAutoPad(ctx);
-      if (ctx.node.outputs.filter(Boolean).length > 1) throw new Error(`${ctx.what}: the Indices output is not supported`);
+      if (ctx.node.outputs.filter(Boolean).length > 1)
+        throw new Error(`${ctx.what}: the Indices output is not supported`);
       if (!symmetricPads(ctx).sym) throw new Error(`${ctx.what}: asymmetric pads are not supported`);
     },
     device: ([x], ctx, up) => {
       const t = up(x, 'X');
       require4d(t, ctx);
-      return [T.maxPool2d(t, {
-        kernelSize: pair2(attrInts(ctx, 'kernel_shape'), 1, ctx, 'kernel_shape'),
-        stride: pair2(attrInts(ctx, 'strides'), 1, ctx, 'strides'),
-        padding: symmetricPads(ctx).sym!,
-        dilation: pair2(attrInts(ctx, 'dilations'), 1, ctx, 'dilations'),
-        ceilMode: attrInt(ctx, 'ceil_mode', 0) === 1,
-      })];
+      return [
+        T.maxPool2d(t, {
+          kernelSize: pair2(attrInts(ctx, 'kernel_shape'), 1, ctx, 'kernel_shape'),
+          stride: pair2(attrInts(ctx, 'strides'), 1, ctx, 'strides'),
+          padding: symmetricPads(ctx).sym!,
+          dilation: pair2(attrInts(ctx, 'dilations'), 1, ctx, 'dilations'),
+          ceilMode: attrInt(ctx, 'ceil_mode', 0) === 1,
+        }),
+      ];
     },
   },
   AveragePool: {
@@ -406,13 +539,15 @@ const OPS: Record<string, OpImpl> = {
     device: ([x], ctx, up) => {
       const t = up(x, 'X');
       require4d(t, ctx);
-      return [T.avgPool2d(t, {
-        kernelSize: pair2(attrInts(ctx, 'kernel_shape'), 1, ctx, 'kernel_shape'),
-        stride: pair2(attrInts(ctx, 'strides'), 1, ctx, 'strides'),
-        padding: symmetricPads(ctx).sym!,
-        ceilMode: attrInt(ctx, 'ceil_mode', 0) === 1,
-        countIncludePad: attrInt(ctx, 'count_include_pad', 0) === 1,
-      })];
+      return [
+        T.avgPool2d(t, {
+          kernelSize: pair2(attrInts(ctx, 'kernel_shape'), 1, ctx, 'kernel_shape'),
+          stride: pair2(attrInts(ctx, 'strides'), 1, ctx, 'strides'),
+          padding: symmetricPads(ctx).sym!,
+          ceilMode: attrInt(ctx, 'ceil_mode', 0) === 1,
+          countIncludePad: attrInt(ctx, 'count_include_pad', 0) === 1,
+        }),
+      ];
     },
   },
   GlobalAveragePool: { device: ([x], _ctx, up) => [T.mean(up(x, 'X'), [2, 3], true)] },
@@ -443,7 +578,8 @@ const OPS: Record<string, OpImpl> = {
   },
   ArgMax: {
     check: (ctx) => {
-      if (attrInt(ctx, 'select_last_index', 0) !== 0) throw new Error(`${ctx.what}: select_last_index is not supported`);
+      if (attrInt(ctx, 'select_last_index', 0) !== 0)
+        throw new Error(`${ctx.what}: select_last_index is not supported`);
     },
     device: ([x], ctx, up) => [T.argmax(up(x, 'data'), attrInt(ctx, 'axis', 0), attrInt(ctx, 'keepdims', 1) === 1)],
   },
@@ -473,9 +609,11 @@ const OPS: Record<string, OpImpl> = {
     device: ([x, pads, value], ctx, up) => {
       const t = up(x, 'data');
       const p = ctx.opset >= 11 ? toList(hostIn(pads, ctx, 'pads')) : (attrInts(ctx, 'pads') ?? []);
-      const v = ctx.opset >= 11 ? (value ? hostIn(value, ctx, 'constant_value').data[0]! : 0) : attrFloat(ctx, 'value', 0);
+      const v =
+        ctx.opset >= 11 ? (value ? hostIn(value, ctx, 'constant_value').data[0]! : 0) : attrFloat(ctx, 'value', 0);
       const r = t.rank;
-      if (p.length !== 2 * r || p.some((q) => q < 0)) throw new Error(`${ctx.what}: pads [${p.join(', ')}] must be ${2 * r} non-negative values`);
+      if (p.length !== 2 * r || p.some((q) => q < 0))
+        throw new Error(`${ctx.what}: pads [${p.join(', ')}] must be ${2 * r} non-negative values`);
       // ONNX [x1_begin, x2_begin, ..., x1_end, ...] -> PyTorch order from the last axis.
       const torchPads: number[] = [];
       for (let d = r - 1; d >= 0; d--) torchPads.push(p[d]!, p[d + r]!);
@@ -487,10 +625,26 @@ const OPS: Record<string, OpImpl> = {
     device: (inputs, ctx, up) => {
       const t = up(inputs[0], 'X');
       const list = (i: number) => (inputs[i] ? toList(hostIn(inputs[i], ctx, i === 2 ? 'scales' : 'sizes')) : null);
-      const { size, scale } = ctx.opset === 10 ? resizeSizes(t, list(1), null, ctx) : resizeSizes(t, list(2), list(3), ctx);
+      const { size, scale } =
+        ctx.opset === 10 ? resizeSizes(t, list(1), null, ctx) : resizeSizes(t, list(2), list(3), ctx);
       const mode = attrString(ctx, 'mode', 'nearest');
-      const coord = ctx.opset === 10 ? (mode === 'nearest' ? 'asymmetric' : 'half_pixel') : attrString(ctx, 'coordinate_transformation_mode', 'half_pixel');
-      return [resample(t, mode === 'nearest' ? 'nearest' : 'linear', coord, attrString(ctx, 'nearest_mode', ctx.opset === 10 ? 'floor' : 'round_prefer_floor'), size, scale, ctx)];
+      const coord =
+        ctx.opset === 10
+          ? mode === 'nearest'
+            ? 'asymmetric'
+            : 'half_pixel'
+          : attrString(ctx, 'coordinate_transformation_mode', 'half_pixel');
+      return [
+        resample(
+          t,
+          mode === 'nearest' ? 'nearest' : 'linear',
+          coord,
+          attrString(ctx, 'nearest_mode', ctx.opset === 10 ? 'floor' : 'round_prefer_floor'),
+          size,
+          scale,
+          ctx,
+        ),
+      ];
     },
   },
   Upsample: {
@@ -529,7 +683,11 @@ OPS.Relu!.host = ([x]) => [hostUnary('Relu', x!)];
 /** The op types the executor runs (default domain). */
 export const ONNX_SUPPORTED_OPS: readonly string[] = Object.keys(OPS).sort();
 /** Ops with only a host implementation: they run when their inputs are constants or shape arithmetic. */
-const HOST_ONLY = new Set(Object.entries(OPS).filter(([, o]) => !o.device).map(([k]) => k));
+const HOST_ONLY = new Set(
+  Object.entries(OPS)
+    .filter(([, o]) => !o.device)
+    .map(([k]) => k),
+);
 
 export const ONNX_MIN_OPSET = 9;
 export const ONNX_MAX_OPSET = 17;
@@ -565,7 +723,8 @@ export class OnnxGraph {
   constructor(model: OnnxModel) {
     const opset = model.opsets.get('');
     if (opset === undefined) throw new Error('ONNX: the model imports no default-domain (ai.onnx) opset');
-    if (opset < ONNX_MIN_OPSET || opset > ONNX_MAX_OPSET) throw new Error(`ONNX: opset ${opset} is not supported (${ONNX_MIN_OPSET}-${ONNX_MAX_OPSET})`);
+    if (opset < ONNX_MIN_OPSET || opset > ONNX_MAX_OPSET)
+      throw new Error(`ONNX: opset ${opset} is not supported (${ONNX_MIN_OPSET}-${ONNX_MAX_OPSET})`);
     this.opset = opset;
     this.producer = model.producer;
     const g = model.graph;
@@ -578,9 +737,15 @@ export class OnnxGraph {
       const what = `ONNX node '${node.name}' (${node.opType}${node.domain ? `, domain '${node.domain}'` : ''})`;
       const impl = node.domain === '' ? OPS[node.opType] : undefined;
       if (!impl) {
-        throw new Error(`${what}: op type '${node.opType}'${node.domain ? ` of domain '${node.domain}'` : ''} is not supported; supported (default domain): ${ONNX_SUPPORTED_OPS.join(', ')}`);
+        throw new Error(
+          `${what}: op type '${node.opType}'${node.domain ? ` of domain '${node.domain}'` : ''} is not supported; supported (default domain): ${ONNX_SUPPORTED_OPS.join(', ')}`,
+        );
       }
-      for (const i of node.inputs) if (i && !known.has(i)) throw new Error(`${what}: input '${i}' is not produced before this node (the graph is not topologically sorted, or the input is missing)`);
+      for (const i of node.inputs)
+        if (i && !known.has(i))
+          throw new Error(
+            `${what}: input '${i}' is not produced before this node (the graph is not topologically sorted, or the input is missing)`,
+          );
       const ctx: Ctx = { node, opset, what };
       impl.check?.(ctx);
       // Constant folding: every input known on the host and a host implementation.
@@ -594,7 +759,8 @@ export class OnnxGraph {
       }
       for (const o of node.outputs) if (o) known.add(o);
     }
-    for (const o of this.outputNames) if (!known.has(o)) throw new Error(`ONNX: graph output '${o}' is produced by no node`);
+    for (const o of this.outputNames)
+      if (!known.has(o)) throw new Error(`ONNX: graph output '${o}' is produced by no node`);
   }
 
   info(): OnnxGraphInfo {
@@ -635,12 +801,21 @@ export class OnnxGraph {
   }
 
   private *steps(feeds: Record<string, T.Tensor>): Generator<void, Record<string, T.Tensor>> {
-    for (const name of this.inputNames) if (!feeds[name]) throw new Error(`ONNX: no feed for graph input '${name}' (inputs: ${this.inputNames.join(', ')})`);
-    for (const name of Object.keys(feeds)) if (!this.inputNames.includes(name)) throw new Error(`ONNX: '${name}' is not a graph input (inputs: ${this.inputNames.join(', ')})`);
+    for (const name of this.inputNames)
+      if (!feeds[name])
+        throw new Error(`ONNX: no feed for graph input '${name}' (inputs: ${this.inputNames.join(', ')})`);
+    for (const name of Object.keys(feeds))
+      if (!this.inputNames.includes(name))
+        throw new Error(`ONNX: '${name}' is not a graph input (inputs: ${this.inputNames.join(', ')})`);
     for (const { name, shape } of this.inputInfo) {
       const t = feeds[name]!;
-      if (shape && (shape.length !== t.rank || shape.some((d, i) => typeof d === 'number' && d > 0 && d !== t.shape[i]))) {
-        throw new Error(`ONNX: graph input '${name}' expects shape [${shape.map((d) => d ?? '?').join(', ')}], got ${T.formatShape(t.shape)}`);
+      if (
+        shape &&
+        (shape.length !== t.rank || shape.some((d, i) => typeof d === 'number' && d > 0 && d !== t.shape[i]))
+      ) {
+        throw new Error(
+          `ONNX: graph input '${name}' expects shape [${shape.map((d) => d ?? '?').join(', ')}], got ${T.formatShape(t.shape)}`,
+        );
       }
     }
     // Last use of every runtime value, so device tensors are released early.
@@ -690,9 +865,11 @@ export class OnnxGraph {
           values.set(o, v);
           if (isHost(v)) return;
           if (owned.has(v)) owned.set(v, owned.get(v)! + 1);
-          else if (!ins.includes(v) && !Object.values(feeds).includes(v) && ![...this.uploads.values()].includes(v)) owned.set(v, 1);
+          else if (!ins.includes(v) && !Object.values(feeds).includes(v) && ![...this.uploads.values()].includes(v))
+            owned.set(v, 1);
         });
-        for (const i of new Set(node.inputs)) if (i && lastUse.get(i) === k && !outputs.has(i) && values.has(i)) release(i);
+        for (const i of new Set(node.inputs))
+          if (i && lastUse.get(i) === k && !outputs.has(i) && values.has(i)) release(i);
         yield;
       }
       const result: Record<string, T.Tensor> = {};

@@ -22,7 +22,8 @@ export function broadcastShapes(a: readonly number[], b: readonly number[], what
   for (let i = 0; i < n; i++) {
     const x = a[a.length - n + i] ?? 1;
     const y = b[b.length - n + i] ?? 1;
-    if (x !== y && x !== 1 && y !== 1) throw new Error(`${what}: shapes [${a.join(', ')}] and [${b.join(', ')}] do not broadcast`);
+    if (x !== y && x !== 1 && y !== 1)
+      throw new Error(`${what}: shapes [${a.join(', ')}] and [${b.join(', ')}] do not broadcast`);
     out.push(x === 1 ? y : x);
   }
   return out;
@@ -95,7 +96,19 @@ export function hostUnary(op: string, a: OnnxTensor): OnnxTensor {
 }
 
 const CAST: Record<number, OnnxDataType> = {
-  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16',
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  9: 'bool',
+  10: 'float16',
+  11: 'float64',
+  12: 'uint32',
+  13: 'uint64',
+  16: 'bfloat16',
 };
 
 export function castTarget(to: number, what: string): OnnxDataType {
@@ -112,7 +125,8 @@ export function hostCast(a: OnnxTensor, to: OnnxDataType): OnnxTensor {
 
 export const normAxis = (axis: number, rank: number, what: string): number => {
   const a = axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new Error(`${what}: axis ${axis} is out of range for rank ${rank}`);
+  if (!Number.isInteger(a) || a < 0 || a >= rank)
+    throw new Error(`${what}: axis ${axis} is out of range for rank ${rank}`);
   return a;
 };
 
@@ -187,14 +201,21 @@ export function hostConcat(xs: OnnxTensor[], axis: number, what: string): OnnxTe
 }
 
 /** ONNX Reshape's target: 0 copies the input's size (unless allowzero), one -1 is inferred. */
-export function reshapeTarget(inDims: readonly number[], shape: readonly number[], allowZero: boolean, what: string): number[] {
+export function reshapeTarget(
+  inDims: readonly number[],
+  shape: readonly number[],
+  allowZero: boolean,
+  what: string,
+): number[] {
   const out = shape.map((s, i) => (s === 0 && !allowZero ? inDims[i]! : s));
   const known = out.filter((s) => s !== -1);
   const total = numel(inDims);
-  if (out.filter((s) => s === -1).length > 1) throw new Error(`${what}: more than one -1 in shape [${shape.join(', ')}]`);
+  if (out.filter((s) => s === -1).length > 1)
+    throw new Error(`${what}: more than one -1 in shape [${shape.join(', ')}]`);
   if (out.includes(-1)) {
     const rest = numel(known);
-    if (rest === 0 || total % rest !== 0) throw new Error(`${what}: cannot reshape [${inDims.join(', ')}] to [${shape.join(', ')}]`);
+    if (rest === 0 || total % rest !== 0)
+      throw new Error(`${what}: cannot reshape [${inDims.join(', ')}] to [${shape.join(', ')}]`);
     out[out.indexOf(-1)] = total / rest;
   }
   if (numel(out) !== total) throw new Error(`${what}: cannot reshape [${inDims.join(', ')}] to [${shape.join(', ')}]`);
@@ -203,7 +224,8 @@ export function reshapeTarget(inDims: readonly number[], shape: readonly number[
 
 export function hostTranspose(x: OnnxTensor, perm: readonly number[], what: string): OnnxTensor {
   const r = x.dims.length;
-  if (perm.length !== r || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) throw new Error(`${what}: perm [${perm.join(', ')}] is not a permutation of ${r} axes`);
+  if (perm.length !== r || [...perm].sort((a, b) => a - b).some((p, i) => p !== i))
+    throw new Error(`${what}: perm [${perm.join(', ')}] is not a permutation of ${r} axes`);
   const dims = perm.map((p) => x.dims[p]!);
   const inStrides = new Array<number>(r).fill(1);
   for (let d = r - 2; d >= 0; d--) inStrides[d] = inStrides[d + 1]! * x.dims[d + 1]!;

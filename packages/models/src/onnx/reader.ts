@@ -107,7 +107,20 @@ function modelProto(): protobuf.Type {
 }
 
 /** The tensor element types this reader turns into numbers (TensorProto.DataType). */
-export type OnnxDataType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'bool';
+export type OnnxDataType =
+  | 'float32'
+  | 'float16'
+  | 'bfloat16'
+  | 'float64'
+  | 'int64'
+  | 'int32'
+  | 'int16'
+  | 'int8'
+  | 'uint8'
+  | 'uint16'
+  | 'uint32'
+  | 'uint64'
+  | 'bool';
 
 const DATA_TYPES: Record<number, { name: OnnxDataType; bytes: number } | { unsupported: string }> = {
   1: { name: 'float32', bytes: 4 },
@@ -128,7 +141,8 @@ const DATA_TYPES: Record<number, { name: OnnxDataType; bytes: number } | { unsup
   16: { name: 'bfloat16', bytes: 2 },
 };
 
-export const isFloatType = (t: OnnxDataType): boolean => t === 'float32' || t === 'float16' || t === 'bfloat16' || t === 'float64';
+export const isFloatType = (t: OnnxDataType): boolean =>
+  t === 'float32' || t === 'float16' || t === 'bfloat16' || t === 'float64';
 
 /**
  * A host tensor: floating types as Float32Array (float16/bfloat16/float64 converted), integer and bool types as
@@ -223,25 +237,35 @@ function decodeTensor(raw: RawTensor, where: string): OnnxTensor {
   const code = raw.data_type ?? 0;
   const info = DATA_TYPES[code];
   if (!info) throw new Error(`ONNX: ${what} has unknown data type ${code}`);
-  if ('unsupported' in info) throw new Error(`ONNX: ${what} has data type ${info.unsupported}, which is not supported (numeric and bool tensors only)`);
+  if ('unsupported' in info)
+    throw new Error(
+      `ONNX: ${what} has data type ${info.unsupported}, which is not supported (numeric and bool tensors only)`,
+    );
   if (raw.data_location === 1 || (raw.external_data?.length ?? 0) > 0) {
-    throw new Error(`ONNX: ${what} keeps its data in an external file; only models with their tensors inside the .onnx file are supported`);
+    throw new Error(
+      `ONNX: ${what} keeps its data in an external file; only models with their tensors inside the .onnx file are supported`,
+    );
   }
-  if (raw.segment && raw.segment.length > 0) throw new Error(`ONNX: ${what} is a segment of a split tensor, which is not supported`);
+  if (raw.segment && raw.segment.length > 0)
+    throw new Error(`ONNX: ${what} is a segment of a split tensor, which is not supported`);
   const dims = (raw.dims ?? []).map(num);
   let count = 1;
   for (const d of dims) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`ONNX: ${what} declares a bad dimension ${d} in [${dims.join(', ')}]`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new Error(`ONNX: ${what} declares a bad dimension ${d} in [${dims.join(', ')}]`);
     count *= d;
   }
-  if (count > MAX_ELEMENTS) throw new Error(`ONNX: ${what} declares ${count} elements ([${dims.join(', ')}]), more than ${MAX_ELEMENTS}`);
+  if (count > MAX_ELEMENTS)
+    throw new Error(`ONNX: ${what} declares ${count} elements ([${dims.join(', ')}]), more than ${MAX_ELEMENTS}`);
   const { name: dataType, bytes } = info;
   const float = isFloatType(dataType);
   const out = float ? new Float32Array(count) : new Float64Array(count);
   const rawData = raw.raw_data;
   if (rawData && rawData.length > 0) {
     if (rawData.length !== count * bytes) {
-      throw new Error(`ONNX: ${what} (${dataType} [${dims.join(', ')}]) needs ${count * bytes} bytes of raw data, the file holds ${rawData.length}: the file is corrupt or truncated`);
+      throw new Error(
+        `ONNX: ${what} (${dataType} [${dims.join(', ')}]) needs ${count * bytes} bytes of raw data, the file holds ${rawData.length}: the file is corrupt or truncated`,
+      );
     }
     const view = new DataView(rawData.buffer, rawData.byteOffset, rawData.byteLength);
     const read: (i: number) => number = {
@@ -287,17 +311,39 @@ function decodeTensor(raw: RawTensor, where: string): OnnxTensor {
   pick('uint64_data', raw.uint64_data);
   pick('string_data', raw.string_data as unknown as ArrayLike<unknown>);
   const expected: Record<OnnxDataType, string> = {
-    float32: 'float_data', float16: 'int32_data', bfloat16: 'int32_data', int32: 'int32_data', int16: 'int32_data',
-    int8: 'int32_data', uint8: 'int32_data', uint16: 'int32_data', bool: 'int32_data', int64: 'int64_data',
-    float64: 'double_data', uint32: 'uint64_data', uint64: 'uint64_data',
+    float32: 'float_data',
+    float16: 'int32_data',
+    bfloat16: 'int32_data',
+    int32: 'int32_data',
+    int16: 'int32_data',
+    int8: 'int32_data',
+    uint8: 'int32_data',
+    uint16: 'int32_data',
+    bool: 'int32_data',
+    int64: 'int64_data',
+    float64: 'double_data',
+    uint32: 'uint64_data',
+    uint64: 'uint64_data',
   };
-  if (field && field !== expected[dataType]) throw new Error(`ONNX: ${what} is ${dataType} but holds its data in ${field} (expected ${expected[dataType]})`);
+  if (field && field !== expected[dataType])
+    throw new Error(`ONNX: ${what} is ${dataType} but holds its data in ${field} (expected ${expected[dataType]})`);
   if (values.length !== count) {
-    throw new Error(`ONNX: ${what} (${dataType} [${dims.join(', ')}]) declares ${count} elements, the file holds ${values.length}: the file is corrupt or truncated`);
+    throw new Error(
+      `ONNX: ${what} (${dataType} [${dims.join(', ')}]) declares ${count} elements, the file holds ${values.length}: the file is corrupt or truncated`,
+    );
   }
   for (let i = 0; i < count; i++) {
     const v = num((values as (number | Long)[])[i]);
-    out[i] = dataType === 'float16' ? float16ToFloat32(v) : dataType === 'bfloat16' ? bfloat16ToFloat32(v) : dataType === 'bool' ? (v ? 1 : 0) : v;
+    out[i] =
+      dataType === 'float16'
+        ? float16ToFloat32(v)
+        : dataType === 'bfloat16'
+          ? bfloat16ToFloat32(v)
+          : dataType === 'bool'
+            ? v
+              ? 1
+              : 0
+            : v;
   }
   return { dataType, dims, data: out };
 }
@@ -326,13 +372,27 @@ function decodeAttribute(a: RawAttribute, node: string): OnnxAttribute {
   const name = a.name ?? '';
   const out: OnnxAttribute = { name, type: a.type ?? 0 };
   switch (out.type) {
-    case 1: out.f = a.f ?? 0; break;
-    case 2: out.i = num(a.i); break;
-    case 3: out.s = a.s instanceof Uint8Array ? utf8.decode(a.s) : ''; break;
-    case 4: out.t = decodeTensor(a.t ?? {}, `attribute '${name}' of node ${node}`); break;
-    case 6: out.floats = [...(a.floats ?? [])]; break;
-    case 7: out.ints = (a.ints ?? []).map(num); break;
-    case 8: out.strings = (a.strings ?? []).map((s) => utf8.decode(s)); break;
+    case 1:
+      out.f = a.f ?? 0;
+      break;
+    case 2:
+      out.i = num(a.i);
+      break;
+    case 3:
+      out.s = a.s instanceof Uint8Array ? utf8.decode(a.s) : '';
+      break;
+    case 4:
+      out.t = decodeTensor(a.t ?? {}, `attribute '${name}' of node ${node}`);
+      break;
+    case 6:
+      out.floats = [...(a.floats ?? [])];
+      break;
+    case 7:
+      out.ints = (a.ints ?? []).map(num);
+      break;
+    case 8:
+      out.strings = (a.strings ?? []).map((s) => utf8.decode(s));
+      break;
     default:
       // Graph, sparse-tensor and type attributes belong to ops this reader's users refuse anyway; keep the type.
       break;
@@ -342,14 +402,18 @@ function decodeAttribute(a: RawAttribute, node: string): OnnxAttribute {
 
 interface RawValueInfo {
   name?: string;
-  type?: { tensor_type?: { elem_type?: number; shape?: { dim?: { dim_value?: number | Long; dim_param?: string }[] } } };
+  type?: {
+    tensor_type?: { elem_type?: number; shape?: { dim?: { dim_value?: number | Long; dim_param?: string }[] } };
+  };
 }
 
 function decodeValueInfo(v: RawValueInfo): OnnxValueInfo {
   const t = v.type?.tensor_type;
   const info = t?.elem_type !== undefined ? DATA_TYPES[t.elem_type] : undefined;
   const elemType = info && 'name' in info ? info.name : 'unknown';
-  const shape = t?.shape ? (t.shape.dim ?? []).map((d) => (d.dim_param ? d.dim_param : d.dim_value != null ? num(d.dim_value) : null)) : null;
+  const shape = t?.shape
+    ? (t.shape.dim ?? []).map((d) => (d.dim_param ? d.dim_param : d.dim_value != null ? num(d.dim_value) : null))
+    : null;
   return { name: v.name ?? '', elemType, shape };
 }
 
@@ -367,7 +431,14 @@ export function readOnnx(bytes: Uint8Array): OnnxModel {
     producer_version?: string;
     graph?: {
       name?: string;
-      node?: { input?: string[]; output?: string[]; name?: string; op_type?: string; domain?: string; attribute?: RawAttribute[] }[];
+      node?: {
+        input?: string[];
+        output?: string[];
+        name?: string;
+        op_type?: string;
+        domain?: string;
+        attribute?: RawAttribute[];
+      }[];
       initializer?: RawTensor[];
       sparse_initializer?: Uint8Array[];
       input?: RawValueInfo[];
@@ -398,7 +469,14 @@ export function readOnnx(bytes: Uint8Array): OnnxModel {
       if (a.ref_attr_name) throw new Error(`ONNX: node ${name} refers to a function attribute, which is not supported`);
       attributes.set(a.name ?? '', decodeAttribute(a, name));
     }
-    return { name, opType: n.op_type ?? '', domain: n.domain === 'ai.onnx' ? '' : (n.domain ?? ''), inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attributes };
+    return {
+      name,
+      opType: n.op_type ?? '',
+      domain: n.domain === 'ai.onnx' ? '' : (n.domain ?? ''),
+      inputs: [...(n.input ?? [])],
+      outputs: [...(n.output ?? [])],
+      attributes,
+    };
   });
   return {
     irVersion: num(m.ir_version),

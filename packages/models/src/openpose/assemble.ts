@@ -6,10 +6,46 @@
 
 /** Limbs as 1-based part pairs, and the PAF channels (x, y) of each, in the port's order. */
 export const LIMB_SEQ: readonly [number, number][] = [
-  [2, 3], [2, 6], [3, 4], [4, 5], [6, 7], [7, 8], [2, 9], [9, 10], [10, 11], [2, 12], [12, 13], [13, 14], [2, 1], [1, 15], [15, 17], [1, 16], [16, 18], [3, 17], [6, 18],
+  [2, 3],
+  [2, 6],
+  [3, 4],
+  [4, 5],
+  [6, 7],
+  [7, 8],
+  [2, 9],
+  [9, 10],
+  [10, 11],
+  [2, 12],
+  [12, 13],
+  [13, 14],
+  [2, 1],
+  [1, 15],
+  [15, 17],
+  [1, 16],
+  [16, 18],
+  [3, 17],
+  [6, 18],
 ];
 export const MAP_IDX: readonly [number, number][] = [
-  [31, 32], [39, 40], [33, 34], [35, 36], [41, 42], [43, 44], [19, 20], [21, 22], [23, 24], [25, 26], [27, 28], [29, 30], [47, 48], [49, 50], [53, 54], [51, 52], [55, 56], [37, 38], [45, 46],
+  [31, 32],
+  [39, 40],
+  [33, 34],
+  [35, 36],
+  [41, 42],
+  [43, 44],
+  [19, 20],
+  [21, 22],
+  [23, 24],
+  [25, 26],
+  [27, 28],
+  [29, 30],
+  [47, 48],
+  [49, 50],
+  [53, 54],
+  [51, 52],
+  [55, 56],
+  [37, 38],
+  [45, 46],
 ];
 
 export interface Peak {
@@ -43,7 +79,8 @@ export interface Assembly {
   subset: number[][];
 }
 
-const linspace = (a: number, b: number, n: number) => Array.from({ length: n }, (_, i) => (n === 1 ? a : a + ((b - a) * i) / (n - 1)));
+const linspace = (a: number, b: number, n: number) =>
+  Array.from({ length: n }, (_, i) => (n === 1 ? a : a + ((b - a) * i) / (n - 1)));
 
 /** Python's round (half to even), as np.round / round() in the reference. */
 const roundHalfEven = (v: number) => {
@@ -84,7 +121,8 @@ export function assemblePeople(peaks: Peak[][], paf: PafField, options: Assembly
           const py = roundHalfEven(ys[s]!);
           return paf.value(px, py, cx) * vx + paf.value(px, py, cy) * vy;
         });
-        const score = samples.reduce((p, v) => p + v, 0) / samples.length + Math.min((0.5 * options.imageHeight) / norm - 1, 0);
+        const score =
+          samples.reduce((p, v) => p + v, 0) / samples.length + Math.min((0.5 * options.imageHeight) / norm - 1, 0);
         const above = samples.filter((v) => v > thre2).length;
         if (above > 0.8 * samples.length && score > 0) scored.push([i, j, score]);
       });
@@ -103,7 +141,10 @@ export function assemblePeople(peaks: Peak[][], paf: PafField, options: Assembly
     connections.push(connection);
   }
 
-  const candidate = peaks.flat().sort((a, b) => a.id - b.id).map((p) => [p.x, p.y, p.score, p.id]);
+  const candidate = peaks
+    .flat()
+    .sort((a, b) => a.id - b.id)
+    .map((p) => [p.x, p.y, p.score, p.id]);
   let subset: number[][] = [];
   for (let k = 0; k < MAP_IDX.length; k++) {
     if (special.has(k)) continue;

@@ -66,7 +66,10 @@ export function resizeByFactor(x: T.Tensor, m: number): T.Tensor {
   const extra = Math.ceil(1 / m) + 1;
   const replicate = (t: T.Tensor, dim: 2 | 3) => {
     const n = t.shape[dim]!;
-    const last = T.slice(t, t.shape.map((_, d) => (d === dim ? { start: n - 1, end: n } : null)));
+    const last = T.slice(
+      t,
+      t.shape.map((_, d) => (d === dim ? { start: n - 1, end: n } : null)),
+    );
     return T.concat([t, ...Array.from({ length: extra }, () => last)], dim);
   };
   const up = T.interpolate(replicate(replicate(x, 2), 3), { scaleFactor: m, mode: 'bicubic' });
@@ -81,15 +84,22 @@ export function resizeByFactor(x: T.Tensor, m: number): T.Tensor {
  * padding cropped, bicubic back to the image size. Heatmaps combine as `scaleAccumulation` says (body.py's by
  * default), PAFs as a mean.
  */
-export function poseMaps(model: OpenPoseBody, image: ImageRGB, options: PoseOptions = {}): { heatmap: T.Tensor; paf: T.Tensor } {
+export function poseMaps(
+  model: OpenPoseBody,
+  image: ImageRGB,
+  options: PoseOptions = {},
+): { heatmap: T.Tensor; paf: T.Tensor } {
   const scales = options.scales ?? [0.5];
   const box = options.boxsize ?? model.config.boxsize;
   const accumulation = options.scaleAccumulation ?? 'body.py';
-  if (scales.length === 0 || scales.some((s) => !(s > 0) || !Number.isFinite(s))) throw new Error(`poseMaps: scales must be positive numbers, got [${scales.join(', ')}]`);
+  if (scales.length === 0 || scales.some((s) => !(s > 0) || !Number.isFinite(s)))
+    throw new Error(`poseMaps: scales must be positive numbers, got [${scales.join(', ')}]`);
   if (!(box > 0) || !Number.isFinite(box)) throw new Error(`poseMaps: boxsize must be a positive number, got ${box}`);
-  if (accumulation !== 'body.py' && accumulation !== 'mean') throw new Error(`poseMaps: scaleAccumulation must be 'body.py' or 'mean', got '${String(accumulation)}'`);
+  if (accumulation !== 'body.py' && accumulation !== 'mean')
+    throw new Error(`poseMaps: scaleAccumulation must be 'body.py' or 'mean', got '${String(accumulation)}'`);
   const { width: W, height: H } = image;
-  if (!(W >= 1 && H >= 1) || image.data.length !== W * H * 3) throw new Error(`poseMaps: expected a ${W}x${H} RGB image (${W * H * 3} bytes), got ${image.data.length} bytes`);
+  if (!(W >= 1 && H >= 1) || image.data.length !== W * H * 3)
+    throw new Error(`poseMaps: expected a ${W}x${H} RGB image (${W * H * 3} bytes), got ${image.data.length} bytes`);
   return T.noGrad(() =>
     T.tidy(() => {
       const nchw = new Float32Array(3 * H * W);
@@ -153,7 +163,8 @@ function reflectPad(x: T.Tensor, dim: number, r: number): T.Tensor {
 /** scipy.ndimage.gaussian_filter of each plane of [C, H, W] (truncate 4), with 'reflect' or zero borders. */
 export function gaussianSmooth(maps: T.Tensor, sigma = 3, border: SmoothBorder = 'reflect'): T.Tensor {
   if (maps.rank !== 3) throw new Error(`gaussianSmooth: expected [C, H, W], got ${T.formatShape(maps.shape)}`);
-  if (border !== 'reflect' && border !== 'zeros') throw new Error(`gaussianSmooth: border must be 'reflect' or 'zeros', got '${String(border)}'`);
+  if (border !== 'reflect' && border !== 'zeros')
+    throw new Error(`gaussianSmooth: border must be 'reflect' or 'zeros', got '${String(border)}'`);
   if (!(sigma > 0)) throw new Error(`gaussianSmooth: sigma must be positive, got ${sigma}`);
   return T.noGrad(() =>
     T.tidy(() => {
@@ -165,9 +176,10 @@ export function gaussianSmooth(maps: T.Tensor, sigma = 3, border: SmoothBorder =
       const kx = T.reshape(T.tensor(taps), [1, 1, 1, k]);
       const ky = T.reshape(T.tensor(taps), [1, 1, k, 1]);
       // scipy filters axis 0 (rows) first, then axis 1; the order only changes rounding.
-      const smooth = border === 'zeros'
-        ? T.conv2d(T.conv2d(x, ky, undefined, { padding: [r, 0] }), kx, undefined, { padding: [0, r] })
-        : T.conv2d(reflectPad(T.conv2d(reflectPad(x, 2, r), ky), 3, r), kx);
+      const smooth =
+        border === 'zeros'
+          ? T.conv2d(T.conv2d(x, ky, undefined, { padding: [r, 0] }), kx, undefined, { padding: [0, r] })
+          : T.conv2d(reflectPad(T.conv2d(reflectPad(x, 2, r), ky), 3, r), kx);
       return T.reshape(smooth, [C, H, W]);
     }),
   );
@@ -184,8 +196,18 @@ export function peakMask(heatmap: T.Tensor, thre1 = 0.1, border: SmoothBorder = 
       const [, H, W] = heatmap.shape as [number, number, number];
       const s = gaussianSmooth(heatmap, 3, border);
       // Neighbours with -inf outside the image, so border pixels can be peaks.
-      const shifted = (dy: number, dx: number) => T.slice(T.pad(s, [1, 1, 1, 1], -3.4e38), [null, { start: 1 + dy, end: 1 + dy + H }, { start: 1 + dx, end: 1 + dx + W }]);
-      const isPeak = T.map('peaks', 'select(0.0, 1.0, a >= b && a >= c && a >= d)', [s, shifted(0, -1), shifted(0, 1), shifted(-1, 0)]);
+      const shifted = (dy: number, dx: number) =>
+        T.slice(T.pad(s, [1, 1, 1, 1], -3.4e38), [
+          null,
+          { start: 1 + dy, end: 1 + dy + H },
+          { start: 1 + dx, end: 1 + dx + W },
+        ]);
+      const isPeak = T.map('peaks', 'select(0.0, 1.0, a >= b && a >= c && a >= d)', [
+        s,
+        shifted(0, -1),
+        shifted(0, 1),
+        shifted(-1, 0),
+      ]);
       return T.map('peaks', 'select(0.0, 1.0, a > 0.5 && b >= c && d > alpha)', [isPeak, s, shifted(1, 0), s], thre1);
     }),
   );
@@ -196,7 +218,11 @@ export interface PoseResult extends Assembly {
 }
 
 /** Full body-pose estimation on one image: maps, peaks (GPU), limbs and people (CPU). */
-export async function estimatePose(model: OpenPoseBody, image: ImageRGB, options: PoseOptions = {}): Promise<PoseResult> {
+export async function estimatePose(
+  model: OpenPoseBody,
+  image: ImageRGB,
+  options: PoseOptions = {},
+): Promise<PoseResult> {
   const { heatmap, paf } = poseMaps(model, image, options);
   const mask = peakMask(heatmap, options.thre1 ?? 0.1, options.smoothBorder ?? 'reflect');
   const [maskData, heatData, pafData] = await Promise.all([mask.data(), heatmap.data(), paf.data()]);
@@ -218,7 +244,8 @@ export async function estimatePose(model: OpenPoseBody, image: ImageRGB, options
   const field = {
     width: W,
     height: H,
-    value: (x: number, y: number, c: number) => pafData[c * H * W + Math.min(H - 1, Math.max(0, y)) * W + Math.min(W - 1, Math.max(0, x))]!,
+    value: (x: number, y: number, c: number) =>
+      pafData[c * H * W + Math.min(H - 1, Math.max(0, y)) * W + Math.min(W - 1, Math.max(0, x))]!,
   };
   const assembly = assemblePeople(peaks, field, { imageHeight: H, thre2: options.thre2 ?? 0.05 });
   return { ...assembly, people: toPeople(assembly) };

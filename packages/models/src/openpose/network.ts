@@ -36,7 +36,14 @@ export interface OpenPoseConfig {
 }
 
 export const OPENPOSE_BODY: OpenPoseConfig = {
-  vgg: [64, 128, 256, 512], cpm: [256, 128], stageWidth: 128, stage1Expand: 512, stages: 6, refineKernel: 7, finalHeatmapRelu: true, boxsize: 368,
+  vgg: [64, 128, 256, 512],
+  cpm: [256, 128],
+  stageWidth: 128,
+  stage1Expand: 512,
+  stages: 6,
+  refineKernel: 7,
+  finalHeatmapRelu: true,
+  boxsize: 368,
 };
 
 /**
@@ -46,7 +53,14 @@ export const OPENPOSE_BODY: OpenPoseConfig = {
  * training, whatever the image resolution (at 368 it would see 184-px people, 1.4x its training scale).
  */
 export const OPENPOSE_SMALL: OpenPoseConfig = {
-  vgg: [16, 32, 48, 64], cpm: [48, 32], stageWidth: 32, stage1Expand: 64, stages: 3, refineKernel: 5, finalHeatmapRelu: false, boxsize: 256,
+  vgg: [16, 32, 48, 64],
+  cpm: [48, 32],
+  stageWidth: 32,
+  stage1Expand: 64,
+  stages: 3,
+  refineKernel: 5,
+  finalHeatmapRelu: false,
+  boxsize: 256,
 };
 
 /**
@@ -58,7 +72,11 @@ export function openPoseConfigFrom(recorded: Partial<OpenPoseConfig> | undefined
   for (const k of ['vgg', 'cpm', 'stageWidth', 'stage1Expand', 'stages', 'refineKernel'] as const) {
     if (recorded[k] === undefined) throw new Error(`OpenPose config: recorded config lacks '${k}'`);
   }
-  return { ...(recorded as OpenPoseConfig), finalHeatmapRelu: recorded.finalHeatmapRelu ?? false, boxsize: recorded.boxsize ?? OPENPOSE_SMALL.boxsize };
+  return {
+    ...(recorded as OpenPoseConfig),
+    finalHeatmapRelu: recorded.finalHeatmapRelu ?? false,
+    boxsize: recorded.boxsize ?? OPENPOSE_SMALL.boxsize,
+  };
 }
 
 export const PAF_CHANNELS = 38;
@@ -83,19 +101,31 @@ export class OpenPoseBody extends T.Module {
 
   constructor(readonly config: OpenPoseConfig = OPENPOSE_BODY) {
     super();
-    if (config.stages < 2 && config.finalHeatmapRelu) throw new Error('OpenPoseBody: finalHeatmapRelu needs at least 2 stages (it follows the last Mconv7)');
+    if (config.stages < 2 && config.finalHeatmapRelu)
+      throw new Error('OpenPoseBody: finalHeatmapRelu needs at least 2 stages (it follows the last Mconv7)');
     if (!(config.boxsize > 0)) throw new Error(`OpenPoseBody: boxsize must be positive, got ${config.boxsize}`);
     const [c1, c2, c3, c4] = config.vgg;
     const [f1, f2] = config.cpm;
     const w = config.stageWidth;
     const vgg: [string, number, number][] = [
-      ['conv1_1', 3, c1], ['conv1_2', c1, c1],
-      ['conv2_1', c1, c2], ['conv2_2', c2, c2],
-      ['conv3_1', c2, c3], ['conv3_2', c3, c3], ['conv3_3', c3, c3], ['conv3_4', c3, c3],
-      ['conv4_1', c3, c4], ['conv4_2', c4, c4], ['conv4_3_CPM', c4, f1], ['conv4_4_CPM', f1, f2],
+      ['conv1_1', 3, c1],
+      ['conv1_2', c1, c1],
+      ['conv2_1', c1, c2],
+      ['conv2_2', c2, c2],
+      ['conv3_1', c2, c3],
+      ['conv3_2', c3, c3],
+      ['conv3_3', c3, c3],
+      ['conv3_4', c3, c3],
+      ['conv4_1', c3, c4],
+      ['conv4_2', c4, c4],
+      ['conv4_3_CPM', c4, f1],
+      ['conv4_4_CPM', f1, f2],
     ];
     for (const [name, i, o] of vgg) this.add({ name, inC: i, outC: o, k: 3, relu: true });
-    for (const [branch, outC] of [[1, PAF_CHANNELS], [2, HEATMAP_CHANNELS]] as const) {
+    for (const [branch, outC] of [
+      [1, PAF_CHANNELS],
+      [2, HEATMAP_CHANNELS],
+    ] as const) {
       this.add({ name: `conv5_1_CPM_L${branch}`, inC: f2, outC: w, k: 3, relu: true });
       this.add({ name: `conv5_2_CPM_L${branch}`, inC: w, outC: w, k: 3, relu: true });
       this.add({ name: `conv5_3_CPM_L${branch}`, inC: w, outC: w, k: 3, relu: true });
@@ -104,8 +134,18 @@ export class OpenPoseBody extends T.Module {
     }
     const stageIn = PAF_CHANNELS + HEATMAP_CHANNELS + f2;
     for (let s = 2; s <= config.stages; s++) {
-      for (const [branch, outC] of [[1, PAF_CHANNELS], [2, HEATMAP_CHANNELS]] as const) {
-        for (let j = 1; j <= 5; j++) this.add({ name: `Mconv${j}_stage${s}_L${branch}`, inC: j === 1 ? stageIn : w, outC: w, k: config.refineKernel, relu: true });
+      for (const [branch, outC] of [
+        [1, PAF_CHANNELS],
+        [2, HEATMAP_CHANNELS],
+      ] as const) {
+        for (let j = 1; j <= 5; j++)
+          this.add({
+            name: `Mconv${j}_stage${s}_L${branch}`,
+            inC: j === 1 ? stageIn : w,
+            outC: w,
+            k: config.refineKernel,
+            relu: true,
+          });
         this.add({ name: `Mconv6_stage${s}_L${branch}`, inC: w, outC: w, k: 1, relu: true });
         const relu = branch === 2 && s === config.stages && config.finalHeatmapRelu;
         this.add({ name: `Mconv7_stage${s}_L${branch}`, inC: w, outC, k: 1, relu });
@@ -115,7 +155,10 @@ export class OpenPoseBody extends T.Module {
 
   private add(spec: ConvSpec): void {
     this.specs.push(spec);
-    this.convs.set(spec.name, this.addModule(spec.name, new T.nn.Conv2d(spec.inC, spec.outC, spec.k, { padding: (spec.k - 1) / 2 })));
+    this.convs.set(
+      spec.name,
+      this.addModule(spec.name, new T.nn.Conv2d(spec.inC, spec.outC, spec.k, { padding: (spec.k - 1) / 2 })),
+    );
   }
 
   /** The stride-8 feature F (VGG front and the two CPM convolutions), with the three 2x2 max pools. */
@@ -123,7 +166,8 @@ export class OpenPoseBody extends T.Module {
     let h = x;
     for (const s of this.specs.slice(0, 12)) {
       h = T.relu(this.convs.get(s.name)!.forward(h));
-      if (s.name === 'conv1_2' || s.name === 'conv2_2' || s.name === 'conv3_4') h = T.maxPool2d(h, { kernelSize: 2, stride: 2 });
+      if (s.name === 'conv1_2' || s.name === 'conv2_2' || s.name === 'conv3_4')
+        h = T.maxPool2d(h, { kernelSize: 2, stride: 2 });
     }
     return h;
   }
@@ -170,4 +214,3 @@ export function openPoseKeys<V>(dict: Map<string, V>): Map<string, V> {
   for (const [key, v] of dict) out.set(key.replace(/^model(?:0|\d_\d)\./, ''), v);
   return out;
 }
-

@@ -3,8 +3,24 @@ import { LIMB_SEQ } from './assemble.js';
 
 /** The 18 standard OpenPose colours, one per part and per limb. */
 export const OPENPOSE_COLORS: [number, number, number][] = [
-  [255, 0, 0], [255, 85, 0], [255, 170, 0], [255, 255, 0], [170, 255, 0], [85, 255, 0], [0, 255, 0], [0, 255, 85], [0, 255, 170],
-  [0, 255, 255], [0, 170, 255], [0, 85, 255], [0, 0, 255], [85, 0, 255], [170, 0, 255], [255, 0, 255], [255, 0, 170], [255, 0, 85],
+  [255, 0, 0],
+  [255, 85, 0],
+  [255, 170, 0],
+  [255, 255, 0],
+  [170, 255, 0],
+  [85, 255, 0],
+  [0, 255, 0],
+  [0, 255, 85],
+  [0, 255, 170],
+  [0, 255, 255],
+  [0, 170, 255],
+  [0, 85, 255],
+  [0, 0, 255],
+  [85, 0, 255],
+  [170, 0, 255],
+  [255, 0, 255],
+  [255, 0, 170],
+  [255, 0, 85],
 ];
 
 /**
@@ -18,7 +34,10 @@ export function renderSkeleton(people: Person[], width: number, height: number, 
   };
   for (const p of people) {
     for (let i = 0; i < 17; i++) {
-      const [a, b] = LIMB_SEQ[i]!.map((k) => p.keypoints[k - 1]!) as [[number, number, number], [number, number, number]];
+      const [a, b] = LIMB_SEQ[i]!.map((k) => p.keypoints[k - 1]!) as [
+        [number, number, number],
+        [number, number, number],
+      ];
       if (a[2] <= 0 || b[2] <= 0) continue;
       const color = OPENPOSE_COLORS[i]!.map((c) => Math.floor(c * 0.6));
       const cx = (a[0] + b[0]) / 2;
@@ -40,7 +59,9 @@ export function renderSkeleton(people: Person[], width: number, height: number, 
   for (const p of people) {
     p.keypoints.forEach(([kx, ky, s], i) => {
       if (s <= 0) return;
-      for (let dy = -4; dy <= 4; dy++) for (let dx = -4; dx <= 4; dx++) if (dx * dx + dy * dy <= 16) set(Math.round(kx) + dx, Math.round(ky) + dy, OPENPOSE_COLORS[i]!);
+      for (let dy = -4; dy <= 4; dy++)
+        for (let dx = -4; dx <= 4; dx++)
+          if (dx * dx + dy * dy <= 16) set(Math.round(kx) + dx, Math.round(ky) + dy, OPENPOSE_COLORS[i]!);
     });
   }
   return out;

@@ -52,14 +52,21 @@ export function classifierFreeGuidance(uncond: T.Tensor, cond: T.Tensor, scale: 
  * generative UNet's latent with classifier-free guidance, decode. Returns images [B, 3, H, W] in [-1, 1].
  * Intermediates of each step are freed as it ends; nothing is read back until the caller does.
  */
-export async function leffaSample(model: LeffaModel, inputs: LeffaSampleInputs, options: LeffaSampleOptions = {}): Promise<T.Tensor> {
+export async function leffaSample(
+  model: LeffaModel,
+  inputs: LeffaSampleInputs,
+  options: LeffaSampleOptions = {},
+): Promise<T.Tensor> {
   const steps = options.steps ?? 50;
   const scale = options.guidanceScale ?? 2.5;
   const rescale = options.guidanceRescale ?? scale;
   // Leffa always runs both branches; at scale 1 the guided noise is the conditional one, so it is skipped there.
   const cfg = scale !== 1;
   const generator = options.generator;
-  const sampler: Sampler = options.sampler === 'ddim' ? new DDIMScheduler(model.config.schedule ?? {}) : new DDPMScheduler(model.config.schedule ?? {});
+  const sampler: Sampler =
+    options.sampler === 'ddim'
+      ? new DDIMScheduler(model.config.schedule ?? {})
+      : new DDPMScheduler(model.config.schedule ?? {});
   sampler.setTimesteps(steps);
 
   return T.noGrad(async () => {
@@ -89,7 +96,12 @@ export async function leffaSample(model: LeffaModel, inputs: LeffaSampleInputs, 
         const x = cfg ? T.concat([latent, latent], 0) : latent;
         const features = cached ?? refAt(t);
         const pred = model.predictNoise(
-          { noisyLatent: sampler.scaleModelInput(x, t), maskLatent: prepared.maskLatent, maskedLatent: prepared.maskedLatent, densepose: prepared.dpLatent },
+          {
+            noisyLatent: sampler.scaleModelInput(x, t),
+            maskLatent: prepared.maskLatent,
+            maskedLatent: prepared.maskedLatent,
+            densepose: prepared.dpLatent,
+          },
           t,
           features,
         ).sample;
@@ -98,7 +110,10 @@ export async function leffaSample(model: LeffaModel, inputs: LeffaSampleInputs, 
           const [uncond, cond] = T.chunk(pred, 2, 0) as [T.Tensor, T.Tensor];
           noise = classifierFreeGuidance(uncond, cond, scale, rescale);
         }
-        const stepOptions = { ...(generator ? { generator } : {}), ...(options.sampler === 'ddim' ? { eta: options.eta ?? 0 } : {}) };
+        const stepOptions = {
+          ...(generator ? { generator } : {}),
+          ...(options.sampler === 'ddim' ? { eta: options.eta ?? 0 } : {}),
+        };
         return sampler.step(noise, t, latent, stepOptions).prevSample;
       });
       if (latent !== prepared.latent) latent.dispose();

@@ -42,7 +42,13 @@ export class DDIMScheduler extends Sampler {
       const split = this.split(t, modelOutput, sample);
       const x0 = this.clipped(split.x0);
       const eps = options.useClippedModelOutput ? splitPrediction('sample', x0, sample, abar).eps : split.eps;
-      let prev = T.map('ddim.step', 'alpha * a + beta * b', [x0, eps], Math.sqrt(abarPrev), Math.sqrt(Math.max(1 - abarPrev - std * std, 0)));
+      let prev = T.map(
+        'ddim.step',
+        'alpha * a + beta * b',
+        [x0, eps],
+        Math.sqrt(abarPrev),
+        Math.sqrt(Math.max(1 - abarPrev - std * std, 0)),
+      );
       if (eta > 0) {
         const noise = this.noise(sample, options);
         prev = T.map('ddim.step', 'a + alpha * b', [prev, noise], std);

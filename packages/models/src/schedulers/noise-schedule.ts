@@ -90,7 +90,9 @@ export function rescaleZeroTerminalSnr(betas: Float64Array): Float64Array {
   const first = sqrtAlphaBar[0]!;
   const last = sqrtAlphaBar[n - 1]!;
   if (!(first > last)) {
-    throw new Error(`noise schedule: zero-terminal-SNR rescaling needs alpha_bar to decrease (sqrt alpha_bar goes from ${first} to ${last} over ${n} timesteps)`);
+    throw new Error(
+      `noise schedule: zero-terminal-SNR rescaling needs alpha_bar to decrease (sqrt alpha_bar goes from ${first} to ${last} over ${n} timesteps)`,
+    );
   }
   const out = new Float64Array(n);
   let prev = 1;
@@ -155,7 +157,9 @@ export class NoiseSchedule {
         break;
       }
       case 'linspace':
-        steps = Array.from({ length: numSteps }, (_, i) => roundHalfEven(numSteps === 1 ? 0 : (i * (T - 1)) / (numSteps - 1))).reverse();
+        steps = Array.from({ length: numSteps }, (_, i) =>
+          roundHalfEven(numSteps === 1 ? 0 : (i * (T - 1)) / (numSteps - 1)),
+        ).reverse();
         break;
       default:
         throw new Error(`setTimesteps: unknown timestep spacing '${this.config.timestepSpacing as string}'`);

@@ -83,8 +83,14 @@ export abstract class Sampler {
     }
     const bshape = [list.length, ...x0.shape.slice(1).map(() => 1)];
     return T.tidy(() => {
-      const a = T.tensor(list.map((t) => Math.sqrt(this.schedule.alphaBar(t))), bshape);
-      const b = T.tensor(list.map((t) => Math.sqrt(1 - this.schedule.alphaBar(t))), bshape);
+      const a = T.tensor(
+        list.map((t) => Math.sqrt(this.schedule.alphaBar(t))),
+        bshape,
+      );
+      const b = T.tensor(
+        list.map((t) => Math.sqrt(1 - this.schedule.alphaBar(t))),
+        bshape,
+      );
       return T.add(T.mul(x0, a), T.mul(noise, b));
     });
   }
@@ -111,7 +117,9 @@ export abstract class Sampler {
   protected noise(sample: T.Tensor, options: StepOptions): T.Tensor {
     if (options.noise) {
       if (options.noise.shape.join() !== sample.shape.join()) {
-        throw new Error(`step: noise ${T.formatShape(options.noise.shape)} does not match sample ${T.formatShape(sample.shape)}`);
+        throw new Error(
+          `step: noise ${T.formatShape(options.noise.shape)} does not match sample ${T.formatShape(sample.shape)}`,
+        );
       }
       return options.noise;
     }

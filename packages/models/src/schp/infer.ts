@@ -30,7 +30,11 @@ const BGR_STD = [0.225, 0.224, 0.229];
  * (get_affine_transform with rotation 0 reduces to this). Maps image pixel (x, y) to input pixel
  * (k x + tx, k y + ty).
  */
-export function personBoxTransform(height: number, width: number, inputSize: [number, number]): { k: number; tx: number; ty: number } {
+export function personBoxTransform(
+  height: number,
+  width: number,
+  inputSize: [number, number],
+): { k: number; tx: number; ty: number } {
   const [inH, inW] = inputSize;
   const aspect = inW / inH;
   let bw = width - 1;
@@ -63,7 +67,11 @@ function warp(x: T.Tensor, outH: number, outW: number, k: number, tx: number, ty
     }
   }
   for (let n = 1; n < N; n++) grid.copyWithin(n * outH * outW * 2, 0, outH * outW * 2);
-  return T.gridSample(x, T.tensor(grid, [N, outH, outW, 2]), { mode: 'bilinear', paddingMode: 'zeros', alignCorners: true });
+  return T.gridSample(x, T.tensor(grid, [N, outH, outW, 2]), {
+    mode: 'bilinear',
+    paddingMode: 'zeros',
+    alignCorners: true,
+  });
 }
 
 function defaultLabelSet(numClasses: number): SCHPLabelSet | undefined {
@@ -87,7 +95,12 @@ export function parseHuman(model: SCHPNetwork, image: T.Tensor, options: ParseOp
  * parseHuman around any SCHP-like network: `network(x)` maps the normalised BGR input [N, 3, h, w] to the fused
  * head's logits [N, numClasses, h', w'] (e.g. an ONNX export of the network run by `OnnxGraph`).
  */
-export function parseHumanWith(network: (x: T.Tensor) => T.Tensor, numClasses: number, image: T.Tensor, options: ParseOptions = {}): ParseResult {
+export function parseHumanWith(
+  network: (x: T.Tensor) => T.Tensor,
+  numClasses: number,
+  image: T.Tensor,
+  options: ParseOptions = {},
+): ParseResult {
   const op = 'parseHuman';
   const batched = image.rank === 4;
   if (!((image.rank === 3 && image.shape[0] === 3) || (batched && image.shape[0] === 1 && image.shape[1] === 3))) {
@@ -101,9 +114,11 @@ export function parseHumanWith(network: (x: T.Tensor) => T.Tensor, numClasses: n
   if (!inputSize) throw new Error(`${op}: no label set for ${numClasses} classes; pass options.inputSize`);
   const [inH, inW] = inputSize;
   const [H, W] = image.shape.slice(-2) as [number, number];
-  if (H < 2 || W < 2 || inH < 2 || inW < 2) throw new Error(`${op}: image ${H}x${W} and input ${inH}x${inW} must be at least 2x2`);
+  if (H < 2 || W < 2 || inH < 2 || inW < 2)
+    throw new Error(`${op}: image ${H}x${W} and input ${inH}x${inW} must be at least 2x2`);
   const scales = options.scales ?? [1];
-  if (scales.length === 0 || scales.some((s) => !(s > 0))) throw new Error(`${op}: scales must be positive, got [${scales.join(', ')}]`);
+  if (scales.length === 0 || scales.some((s) => !(s > 0)))
+    throw new Error(`${op}: scales must be positive, got [${scales.join(', ')}]`);
   const pairs = set?.flipPairs ?? [];
   const flip = options.flip ?? false;
 
@@ -113,15 +128,26 @@ export function parseHumanWith(network: (x: T.Tensor) => T.Tensor, numClasses: n
       const x = schpInputRaw(image, inputSize);
       let fused: T.Tensor | null = null;
       for (const s of scales) {
-        const xs = s === 1 ? x : T.interpolate(x, { size: [Math.floor(inH * s), Math.floor(inW * s)], mode: 'bilinear', alignCorners: true });
+        const xs =
+          s === 1
+            ? x
+            : T.interpolate(x, {
+                size: [Math.floor(inH * s), Math.floor(inW * s)],
+                mode: 'bilinear',
+                alignCorners: true,
+              });
         // The mirrored copy rides in the same batch, as evaluate.py does.
         let out = network(perm ? T.concat([xs, T.flip(xs, [3])], 0) : xs);
-        if (out.rank !== 4 || out.shape[1] !== numClasses) throw new Error(`${op}: the network gave ${T.formatShape(out.shape)}, expected [N, ${numClasses}, h, w]`);
+        if (out.rank !== 4 || out.shape[1] !== numClasses)
+          throw new Error(`${op}: the network gave ${T.formatShape(out.shape)}, expected [N, ${numClasses}, h, w]`);
         if (perm) {
           const [plain, mirrored] = T.split(out, 1, 0) as [T.Tensor, T.Tensor];
           out = T.mul(T.add(plain, T.flip(T.indexSelect(mirrored, 1, perm), [3])), 0.5);
         }
-        const up = T.mul(T.interpolate(out, { size: [inH, inW], mode: 'bilinear', alignCorners: true }), 1 / scales.length);
+        const up = T.mul(
+          T.interpolate(out, { size: [inH, inW], mode: 'bilinear', alignCorners: true }),
+          1 / scales.length,
+        );
         fused = fused ? T.add(fused, up) : up;
       }
       return warpBack(fused!, H, W, inputSize);
@@ -154,16 +180,34 @@ function warpBack(logits: T.Tensor, H: number, W: number, inputSize: [number, nu
  */
 export function schpInput(image: T.Tensor, inputSize: [number, number]): T.Tensor {
   const [H, W] = image.shape.slice(-2) as [number, number];
-  if (!((image.rank === 3 && image.shape[0] === 3) || (image.rank === 4 && image.shape[0] === 1 && image.shape[1] === 3)) || H < 2 || W < 2) {
-    throw new Error(`schpInput: expected an RGB image [3, H, W] or [1, 3, H, W] of at least 2x2, got ${T.formatShape(image.shape)}`);
+  if (
+    !(
+      (image.rank === 3 && image.shape[0] === 3) ||
+      (image.rank === 4 && image.shape[0] === 1 && image.shape[1] === 3)
+    ) ||
+    H < 2 ||
+    W < 2
+  ) {
+    throw new Error(
+      `schpInput: expected an RGB image [3, H, W] or [1, 3, H, W] of at least 2x2, got ${T.formatShape(image.shape)}`,
+    );
   }
   return T.noGrad(() => T.tidy(() => schpInputRaw(image, inputSize)));
 }
 
-export function schpOutput(fused: T.Tensor, image: T.Tensor, inputSize: [number, number], numClasses: number): ParseResult {
+export function schpOutput(
+  fused: T.Tensor,
+  image: T.Tensor,
+  inputSize: [number, number],
+  numClasses: number,
+): ParseResult {
   if (fused.rank !== 4 || fused.shape[0] !== 1 || fused.shape[1] !== numClasses) {
     throw new Error(`parseHuman: the network gave ${T.formatShape(fused.shape)}, expected [1, ${numClasses}, h, w]`);
   }
   const [H, W] = image.shape.slice(-2) as [number, number];
-  return T.noGrad(() => T.tidy(() => warpBack(T.interpolate(fused, { size: inputSize, mode: 'bilinear', alignCorners: true }), H, W, inputSize)));
+  return T.noGrad(() =>
+    T.tidy(() =>
+      warpBack(T.interpolate(fused, { size: inputSize, mode: 'bilinear', alignCorners: true }), H, W, inputSize),
+    ),
+  );
 }

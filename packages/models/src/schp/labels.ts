@@ -15,22 +15,64 @@ export const LIP_LABELS: SCHPLabelSet = {
   name: 'lip',
   inputSize: [473, 473],
   labels: [
-    'Background', 'Hat', 'Hair', 'Glove', 'Sunglasses', 'Upper-clothes', 'Dress', 'Coat', 'Socks', 'Pants',
-    'Jumpsuits', 'Scarf', 'Skirt', 'Face', 'Left-arm', 'Right-arm', 'Left-leg', 'Right-leg', 'Left-shoe', 'Right-shoe',
+    'Background',
+    'Hat',
+    'Hair',
+    'Glove',
+    'Sunglasses',
+    'Upper-clothes',
+    'Dress',
+    'Coat',
+    'Socks',
+    'Pants',
+    'Jumpsuits',
+    'Scarf',
+    'Skirt',
+    'Face',
+    'Left-arm',
+    'Right-arm',
+    'Left-leg',
+    'Right-leg',
+    'Left-shoe',
+    'Right-shoe',
   ],
   // evaluate.py: flipped_idx = (15, 14, 17, 16, 19, 18) over channels 14..19.
-  flipPairs: [[14, 15], [16, 17], [18, 19]],
+  flipPairs: [
+    [14, 15],
+    [16, 17],
+    [18, 19],
+  ],
 };
 
 export const ATR_LABELS: SCHPLabelSet = {
   name: 'atr',
   inputSize: [512, 512],
   labels: [
-    'Background', 'Hat', 'Hair', 'Sunglasses', 'Upper-clothes', 'Skirt', 'Pants', 'Dress', 'Belt', 'Left-shoe',
-    'Right-shoe', 'Face', 'Left-leg', 'Right-leg', 'Left-arm', 'Right-arm', 'Bag', 'Scarf',
+    'Background',
+    'Hat',
+    'Hair',
+    'Sunglasses',
+    'Upper-clothes',
+    'Skirt',
+    'Pants',
+    'Dress',
+    'Belt',
+    'Left-shoe',
+    'Right-shoe',
+    'Face',
+    'Left-leg',
+    'Right-leg',
+    'Left-arm',
+    'Right-arm',
+    'Bag',
+    'Scarf',
   ],
   // Not in the official evaluation (LIP only); the left/right names of this set.
-  flipPairs: [[9, 10], [12, 13], [14, 15]],
+  flipPairs: [
+    [9, 10],
+    [12, 13],
+    [14, 15],
+  ],
 };
 
 export const PASCAL_LABELS: SCHPLabelSet = {
@@ -46,7 +88,8 @@ export const SCHP_LABEL_SETS = { lip: LIP_LABELS, atr: ATR_LABELS, pascal: PASCA
 export function flipPermutation(numClasses: number, pairs: readonly (readonly [number, number])[]): number[] {
   const perm = Array.from({ length: numClasses }, (_, i) => i);
   for (const [a, b] of pairs) {
-    if (a >= numClasses || b >= numClasses) throw new Error(`flipPermutation: pair (${a}, ${b}) outside ${numClasses} classes`);
+    if (a >= numClasses || b >= numClasses)
+      throw new Error(`flipPermutation: pair (${a}, ${b}) outside ${numClasses} classes`);
     perm[a] = b;
     perm[b] = a;
   }

@@ -68,12 +68,18 @@ function largeRegions(mask: Uint8Array, h: number, w: number, minPixels: number)
     if (!mask[s] || seen[s]) continue;
     const comp: number[] = [s];
     seen[s] = 1;
-    let x0 = w, x1 = 0, y0 = h, y1 = 0;
+    let x0 = w,
+      x1 = 0,
+      y0 = h,
+      y1 = 0;
     for (let k = 0; k < comp.length; k++) {
       const i = comp[k]!;
       const y = Math.floor(i / w);
       const x = i - y * w;
-      x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+      x0 = Math.min(x0, x);
+      x1 = Math.max(x1, x);
+      y0 = Math.min(y0, y);
+      y1 = Math.max(y1, y);
       for (let dy = -1; dy <= 1; dy++) {
         for (let dx = -1; dx <= 1; dx++) {
           const yy = y + dy;
@@ -107,9 +113,17 @@ function largeRegions(mask: Uint8Array, h: number, w: number, minPixels: number)
  * parsing_api.onnx_inference's combination of the ATR and LIP label maps (both h x w, row-major): hole filling
  * of the upper clothes, neck (18) from ATR face outside LIP face, and the face mask.
  */
-export function combineLeffaParsing(atr: ArrayLike<number>, lip: ArrayLike<number>, height: number, width: number): { labels: Uint8Array; faceMask: Uint8Array } {
+export function combineLeffaParsing(
+  atr: ArrayLike<number>,
+  lip: ArrayLike<number>,
+  height: number,
+  width: number,
+): { labels: Uint8Array; faceMask: Uint8Array } {
   const n = height * width;
-  if (atr.length !== n || lip.length !== n) throw new Error(`combineLeffaParsing: expected ${n} labels (${height}x${width}), got ATR ${atr.length}, LIP ${lip.length}`);
+  if (atr.length !== n || lip.length !== n)
+    throw new Error(
+      `combineLeffaParsing: expected ${n} labels (${height}x${width}), got ATR ${atr.length}, LIP ${lip.length}`,
+    );
   // The official code pads one background pixel around the map.
   const h = height + 2;
   const w = width + 2;
@@ -142,18 +156,31 @@ export function combineLeffaParsing(atr: ArrayLike<number>, lip: ArrayLike<numbe
  * [3, H, W] or [1, 3, H, W] in [0, 1].
  */
 export class LeffaHumanParsing {
-  constructor(readonly atr: OnnxGraph, readonly lip: OnnxGraph) {}
+  constructor(
+    readonly atr: OnnxGraph,
+    readonly lip: OnnxGraph,
+  ) {}
 
   async parse(image: T.Tensor): Promise<LeffaParsingResult> {
     const [height, width] = image.shape.slice(-2) as [number, number];
     const maps: Uint8Array[] = [];
-    for (const [graph, set] of [[this.atr, ATR_LABELS], [this.lip, LIP_LABELS]] as const) {
+    for (const [graph, set] of [
+      [this.atr, ATR_LABELS],
+      [this.lip, LIP_LABELS],
+    ] as const) {
       // The export's fixed input size (512x512 ATR, 473x473 LIP for the released files), else the label set's.
       const shape = graph.info().inputs[0]?.shape;
-      const fixed = shape?.length === 4 && typeof shape[2] === 'number' && typeof shape[3] === 'number' && shape[2] > 0 && shape[3] > 0;
+      const fixed =
+        shape?.length === 4 &&
+        typeof shape[2] === 'number' &&
+        typeof shape[3] === 'number' &&
+        shape[2] > 0 &&
+        shape[3] > 0;
       const inputSize: [number, number] = fixed ? [shape[2] as number, shape[3] as number] : set.inputSize;
       if (graph.inputNames.length !== 1 || graph.outputNames.length < 2) {
-        throw new Error(`LeffaHumanParsing (${set.name}): expected an SCHP export with one input and the (parsing, fusion, edge) outputs, got inputs [${graph.inputNames.join(', ')}] and ${graph.outputNames.length} outputs`);
+        throw new Error(
+          `LeffaHumanParsing (${set.name}): expected an SCHP export with one input and the (parsing, fusion, edge) outputs, got inputs [${graph.inputNames.join(', ')}] and ${graph.outputNames.length} outputs`,
+        );
       }
       // parsing_api.py: output[1], the fused head, upsampled to the input size and warped back (transform_logits).
       const x = schpInput(image, inputSize);
@@ -166,7 +193,9 @@ export class LeffaHumanParsing {
       const fused = outs[graph.outputNames[1]!]!;
       try {
         if (fused.shape[1] !== set.labels.length) {
-          throw new Error(`LeffaHumanParsing: the ${set.name.toUpperCase()} graph gave ${T.formatShape(fused.shape)}, not the ${set.labels.length} ${set.name.toUpperCase()} classes: is it parsing_${set.name}.onnx?`);
+          throw new Error(
+            `LeffaHumanParsing: the ${set.name.toUpperCase()} graph gave ${T.formatShape(fused.shape)}, not the ${set.labels.length} ${set.name.toUpperCase()} classes: is it parsing_${set.name}.onnx?`,
+          );
         }
         const r = schpOutput(fused, image, inputSize, set.labels.length);
         maps.push(Uint8Array.from(await r.labels.intData()));

@@ -38,7 +38,8 @@ const lovaszOp = defineOp('lovasz_softmax', {
         `${op}: probas ${formatShape(probas.shape)} and labels ${formatShape(labels.shape)} do not match (expected [N, C, H, W] and [N, H, W])`,
       );
     }
-    if (cfg.classes !== 'present' && cfg.classes !== 'all') throw new Error(`${op}: classes must be 'present' or 'all', got '${cfg.classes}'`);
+    if (cfg.classes !== 'present' && cfg.classes !== 'all')
+      throw new Error(`${op}: classes must be 'present' or 'all', got '${cfg.classes}'`);
     const C = probas.shape[1]!;
     const HW = sizeOf(probas.shape.slice(2));
     const P = labels.size;
@@ -59,7 +60,13 @@ const lovaszOp = defineOp('lovasz_softmax', {
     launch(lovaszScanKernel(), [pairs, labels], [cum, totals], uniforms, lovaszBlockGrid(blocks));
     launch(lovaszOffsetsKernel(), [], [totals, gts], uniforms, lovaszClassGrid(C));
     const contrib = emptyTensor([C, L], 'float32', op);
-    launch(lovaszGradKernel(), [pairs, labels, probas, cum, totals, gts], [contrib, grad], uniforms, lovaszElementGrid(C * L));
+    launch(
+      lovaszGradKernel(),
+      [pairs, labels, probas, cum, totals, gts],
+      [contrib, grad],
+      uniforms,
+      lovaszElementGrid(C * L),
+    );
     const perClass = sum(contrib, 1);
     const loss = emptyTensor([], 'float32', op);
     launch(lovaszCombineKernel(cfg.classes === 'all'), [perClass, gts], [loss, coef], { C }, [1, 1, 1]);

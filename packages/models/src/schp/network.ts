@@ -128,7 +128,8 @@ class Dropout2d extends T.Module implements T.nn.TensorModule {
   }
 }
 
-const conv1x1 = (inC: number, outC: number, bias = false, stride = 1) => new T.nn.Conv2d(inC, outC, 1, { bias, stride });
+const conv1x1 = (inC: number, outC: number, bias = false, stride = 1) =>
+  new T.nn.Conv2d(inC, outC, 1, { bias, stride });
 
 /** conv1x1 (no bias) then InPlaceABN with leaky ReLU: keys `.0` and `.1`. */
 const convABN = (inC: number, outC: number) => new T.nn.Sequential(conv1x1(inC, outC), new T.nn.InPlaceABN(outC));
@@ -150,11 +151,19 @@ export class Bottleneck extends T.Module implements T.nn.TensorModule {
     super();
     this.conv1 = this.addModule('conv1', conv1x1(inC, planes));
     this.bn1 = this.addModule('bn1', new IdentityABN(planes));
-    this.conv2 = this.addModule('conv2', new T.nn.Conv2d(planes, planes, 3, { stride, padding: dilation, dilation, bias: false }));
+    this.conv2 = this.addModule(
+      'conv2',
+      new T.nn.Conv2d(planes, planes, 3, { stride, padding: dilation, dilation, bias: false }),
+    );
     this.bn2 = this.addModule('bn2', new IdentityABN(planes));
     this.conv3 = this.addModule('conv3', conv1x1(planes, planes * 4));
     this.bn3 = this.addModule('bn3', new IdentityABN(planes * 4));
-    this.downsample = downsample ? this.addModule('downsample', new T.nn.Sequential(conv1x1(inC, planes * 4, false, stride), new IdentityABN(planes * 4))) : null;
+    this.downsample = downsample
+      ? this.addModule(
+          'downsample',
+          new T.nn.Sequential(conv1x1(inC, planes * 4, false, stride), new IdentityABN(planes * 4)),
+        )
+      : null;
   }
 
   forward(x: T.Tensor): T.Tensor {
@@ -171,9 +180,25 @@ export class Bottleneck extends T.Module implements T.nn.TensorModule {
  * shape changes, a projection shortcut; `dilation(b)` gives block b's dilation. Shared by SCHP and the
  * DensePose head, which keep the stages as their own `layer1..4` (the official flat key names).
  */
-export function bottleneckStage(inC: number, planes: number, blocks: number, stride: number, dilation: (block: number) => number = () => 1): T.nn.Sequential {
+export function bottleneckStage(
+  inC: number,
+  planes: number,
+  blocks: number,
+  stride: number,
+  dilation: (block: number) => number = () => 1,
+): T.nn.Sequential {
   return new T.nn.Sequential(
-    ...Array.from({ length: blocks }, (_, b) => new Bottleneck(b === 0 ? inC : planes * 4, planes, b === 0 ? stride : 1, dilation(b), b === 0 && (stride !== 1 || inC !== planes * 4))),
+    ...Array.from(
+      { length: blocks },
+      (_, b) =>
+        new Bottleneck(
+          b === 0 ? inC : planes * 4,
+          planes,
+          b === 0 ? stride : 1,
+          dilation(b),
+          b === 0 && (stride !== 1 || inC !== planes * 4),
+        ),
+    ),
   );
 }
 
@@ -202,10 +227,18 @@ class PSPModule extends T.Module {
 
   constructor(inC: number, outC: number, sizes: number[]) {
     super();
-    this.stages = this.addModule('stages', new T.nn.ModuleList(sizes.map((s) => new T.nn.Sequential(new AdaptiveAvgPool(s), conv1x1(inC, outC), new T.nn.InPlaceABN(outC)))));
+    this.stages = this.addModule(
+      'stages',
+      new T.nn.ModuleList(
+        sizes.map((s) => new T.nn.Sequential(new AdaptiveAvgPool(s), conv1x1(inC, outC), new T.nn.InPlaceABN(outC))),
+      ),
+    );
     this.bottleneck = this.addModule(
       'bottleneck',
-      new T.nn.Sequential(new T.nn.Conv2d(inC + sizes.length * outC, outC, 3, { padding: 1, bias: false }), new T.nn.InPlaceABN(outC)),
+      new T.nn.Sequential(
+        new T.nn.Conv2d(inC + sizes.length * outC, outC, 3, { padding: 1, bias: false }),
+        new T.nn.InPlaceABN(outC),
+      ),
     );
   }
 
@@ -258,7 +291,12 @@ class DecoderModule extends T.Module {
     this.conv2 = this.addModule('conv2', convABN(low, lowOut));
     this.conv3 = this.addModule(
       'conv3',
-      new T.nn.Sequential(conv1x1(mid + lowOut, mid), new T.nn.InPlaceABN(mid), conv1x1(mid, mid), new T.nn.InPlaceABN(mid)),
+      new T.nn.Sequential(
+        conv1x1(mid + lowOut, mid),
+        new T.nn.InPlaceABN(mid),
+        conv1x1(mid, mid),
+        new T.nn.InPlaceABN(mid),
+      ),
     );
     this.conv4 = this.addModule('conv4', conv1x1(mid, numClasses, true));
   }
@@ -303,10 +341,16 @@ export class SCHPNetwork extends T.Module {
     this.layer2 = this.addModule('layer2', bottleneckStage(c[0], planes[1], layers[1], 2));
     this.layer3 = this.addModule('layer3', bottleneckStage(c[1], planes[2], layers[2], 2));
     // Output stride 16: layer4 keeps layer3's resolution and dilates instead.
-    this.layer4 = this.addModule('layer4', bottleneckStage(c[2], planes[3], layers[3], 1, (b) => 2 * grid[b % grid.length]!));
+    this.layer4 = this.addModule(
+      'layer4',
+      bottleneckStage(c[2], planes[3], layers[3], 1, (b) => 2 * grid[b % grid.length]!),
+    );
     this.context_encoding = this.addModule('context_encoding', new PSPModule(c[3], config.psp, config.pspSizes));
     this.edge = this.addModule('edge', new EdgeModule([c[0], c[1], c[2]], config.edge, config.edgeClasses));
-    this.decoder = this.addModule('decoder', new DecoderModule(config.psp, c[0], config.decoder, config.decoderLow, config.numClasses));
+    this.decoder = this.addModule(
+      'decoder',
+      new DecoderModule(config.psp, c[0], config.decoder, config.decoderLow, config.numClasses),
+    );
     this.fushion = this.addModule(
       'fushion',
       new T.nn.Sequential(
@@ -320,7 +364,8 @@ export class SCHPNetwork extends T.Module {
 
   /** Input [N, 3, H, W] (normalised BGR, see parseHuman) to logits at layer-1 resolution (stride 4, or 2 without the stem pool). */
   forward(x: T.Tensor): SCHPOutput {
-    if (x.rank !== 4 || x.shape[1] !== 3) throw new Error(`SCHPNetwork: expected [N, 3, H, W], got ${T.formatShape(x.shape)}`);
+    if (x.rank !== 4 || x.shape[1] !== 3)
+      throw new Error(`SCHPNetwork: expected [N, 3, H, W], got ${T.formatShape(x.shape)}`);
     const x2 = this.layer1.forward(deepStemForward(this, x, this.config.stemPool ?? true));
     const x3 = this.layer2.forward(x2);
     const x4 = this.layer3.forward(x3);

@@ -41,7 +41,8 @@ export function schpCyclicalLR(options: SCHPCyclicalOptions): T.optim.LRSchedule
   if (!Number.isInteger(start) || start <= warmup) {
     throw new Error(`${name}: cyclicalStart must be an integer after the warmup (> ${warmup}), got ${start}`);
   }
-  const cosine = (hi: number, t: number, period: number) => etaMin + ((hi - etaMin) * (1 + Math.cos((Math.PI * t) / period))) / 2;
+  const cosine = (hi: number, t: number, period: number) =>
+    etaMin + ((hi - etaMin) * (1 + Math.cos((Math.PI * t) / period))) / 2;
   return (step) => {
     check(name, 'step', Number.isInteger(step) && step >= 0, step, 'an integer >= 0');
     if (step < warmup) return etaMin + (step * (baseLr - etaMin)) / warmup;

@@ -323,7 +323,8 @@ function fillContour(out: Uint8Array, width: number, height: number, pts: [numbe
 export function largestContourFill(mask: Uint8Array, width: number, height: number): Uint8Array {
   const stride = width + 2;
   const padded = new Uint8Array(stride * (height + 2));
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) padded[(y + 1) * stride + x + 1] = mask[y * width + x] ? 1 : 0;
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) padded[(y + 1) * stride + x + 1] = mask[y * width + x] ? 1 : 0;
   // Each 8-connected component's outer border starts at its first pixel in raster order.
   const seen = new Uint8Array(width * height);
   let best: [number, number][] | null = null;

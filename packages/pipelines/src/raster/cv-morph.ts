@@ -13,8 +13,16 @@ function reach(k: number, iterations: number): [number, number] {
 }
 
 /** Separable max (dilate) or min (erode) over the rectangular window, both axes clipped to the image. */
-function morph(mask: Uint8Array, width: number, height: number, k: number, iterations: number, dilate: boolean): Uint8Array {
-  if (mask.length !== width * height) throw new Error(`morphology: mask of ${mask.length} values for ${width}x${height}`);
+function morph(
+  mask: Uint8Array,
+  width: number,
+  height: number,
+  k: number,
+  iterations: number,
+  dilate: boolean,
+): Uint8Array {
+  if (mask.length !== width * height)
+    throw new Error(`morphology: mask of ${mask.length} values for ${width}x${height}`);
   const [lo, hi] = reach(k, iterations);
   // Along each axis: out[i] = any / all of in[i + lo .. i + hi] within the image, via prefix counts.
   const pass = (src: Uint8Array, len: number, count: number, stride: number, step: number): Uint8Array => {
@@ -48,7 +56,8 @@ export const erodeRect = (mask: Uint8Array, width: number, height: number, k: nu
  */
 export function holeFill(img: Uint8Array, width: number, height: number): Uint8Array {
   const out = new Uint8Array(img.length);
-  for (let y = 1; y < height - 1; y++) for (let x = 1; x < width - 1; x++) out[y * width + x] = img[y * width + x] ? 255 : 0;
+  for (let y = 1; y < height - 1; y++)
+    for (let x = 1; x < width - 1; x++) out[y * width + x] = img[y * width + x] ? 255 : 0;
   const reached = new Uint8Array(img.length);
   const stack = [0];
   reached[0] = 1;

@@ -143,7 +143,11 @@ function wideSegment(c: Canvas, x0: number, y0: number, x1: number, y1: number, 
     [x1 + dxmax, y1 - dymin],
     [x0 + dxmax, y0 - dymin],
   ] as const;
-  fillPolygon(c, [0, 1, 2, 3].map((i) => edge(v[i]![0], v[i]![1], v[(i + 1) % 4]![0], v[(i + 1) % 4]![1])), ink);
+  fillPolygon(
+    c,
+    [0, 1, 2, 3].map((i) => edge(v[i]![0], v[i]![1], v[(i + 1) % 4]![0], v[(i + 1) % 4]![1])),
+    ink,
+  );
 }
 
 /** draw_lines for width > 1: every segment as a wide segment, coordinates cast to int. */
@@ -253,9 +257,17 @@ export function drawEllipse(c: Canvas, box: readonly number[], ink: number, widt
 }
 
 /** ImageDraw.arc: the full circle (end - start >= 360) is the only case Leffa draws, an ellipse outline. */
-export function drawArc(c: Canvas, box: readonly number[], start: number, end: number, ink: number, width: number): void {
+export function drawArc(
+  c: Canvas,
+  box: readonly number[],
+  start: number,
+  end: number,
+  ink: number,
+  width: number,
+): void {
   const [al, ar] = normalizeAngles(start, end);
-  if (al + 360 !== ar) throw new Error(`pil-draw: arcs other than the full circle are not implemented (start ${start}, end ${end})`);
+  if (al + 360 !== ar)
+    throw new Error(`pil-draw: arcs other than the full circle are not implemented (start ${start}, end ${end})`);
   drawEllipse(c, box, ink, width);
 }
 
@@ -278,7 +290,12 @@ function clipSpan(node: Clip, x0: number, y: number, x1: number): Ev[] {
       if (A * x0 + B * y + C < eps) x0 = lround(Math.max(x0, ix));
       if (A * x1 + B * y + C < eps) x1 = lround(Math.min(x1, ix));
     }
-    return x0 <= x1 ? [{ x: x0, type: 1 }, { x: x1, type: -1 }] : [];
+    return x0 <= x1
+      ? [
+          { x: x0, type: 1 },
+          { x: x1, type: -1 },
+        ]
+      : [];
   }
   const l1 = clipSpan(node.l, x0, y, x1);
   const l2 = clipSpan(node.r, x0, y, x1);
@@ -317,7 +334,7 @@ function normalizeAngles(start: number, end: number): [number, number] {
   let ar = f32(end);
   if (f32(ar - al) >= 360) return [0, 360];
   al = f32((al < 0 ? 360 - (-al % 360) : al) % 360);
-  ar = f32(al + (ar < al ? 360 - (f32(al - ar) % 360) : f32(ar - al)) % 360);
+  ar = f32(al + ((ar < al ? 360 - (f32(al - ar) % 360) : f32(ar - al)) % 360));
   return [al, ar];
 }
 
@@ -369,7 +386,13 @@ const DEG_PER_RAD = 180 / Math.PI;
 const RAD_PER_DEG = Math.PI / 180;
 
 /** ImageDraw.line(xy, fill=ink, width, joint='curve' when curve). Points may be fractional (cast to int when drawn). */
-export function drawLine(c: Canvas, pts: readonly (readonly [number, number])[], ink: number, width: number, curve = false): void {
+export function drawLine(
+  c: Canvas,
+  pts: readonly (readonly [number, number])[],
+  ink: number,
+  width: number,
+  curve = false,
+): void {
   drawWideLines(c, pts, ink, width);
   if (!curve || width <= 4) return;
   for (let i = 1; i + 1 < pts.length; i++) {
@@ -385,7 +408,8 @@ export function drawLine(c: Canvas, pts: readonly (readonly [number, number])[],
       const step = (d: number) => (d > 0 ? Math.floor(d) : Math.ceil(d));
       return [p[0] + step(distance * Math.cos(t)), p[1] + step(distance * Math.sin(t))];
     };
-    const flipped = (angles[1] > angles[0] && angles[1] - 180 > angles[0]) || (angles[1] < angles[0] && angles[1] + 180 > angles[0]);
+    const flipped =
+      (angles[1] > angles[0] && angles[1] - 180 > angles[0]) || (angles[1] < angles[0] && angles[1] + 180 > angles[0]);
     const box = [p[0] - width / 2 + 1, p[1] - width / 2 + 1, p[0] + width / 2 - 1, p[1] + width / 2 - 1];
     const [start, end] = flipped ? [angles[1] + 90, angles[0] + 90] : [angles[0] - 90, angles[1] - 90];
     drawPieslice(c, box, start - 90, end - 90, ink);

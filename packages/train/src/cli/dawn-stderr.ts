@@ -14,7 +14,9 @@ export const DAWN_LIMIT_CLAMP_WARNING =
 const CHILD_ENV = 'LEFFA_CLI_WORKER';
 
 /** Arguments that only print text (help, version): they never load Dawn, so they need no filtering. */
-const textOnly = (args: string[]) => args.length === 0 || args.some((a) => a === '--help' || a === '-h' || a === '--version' || a === '-V' || a === 'help');
+const textOnly = (args: string[]) =>
+  args.length === 0 ||
+  args.some((a) => a === '--help' || a === '-h' || a === '--version' || a === '-V' || a === 'help');
 
 /**
  * Runs the CLI in a worker process whose stderr passes through here, every line but Dawn's clamp warnings, so a
@@ -35,7 +37,11 @@ export function relaunchWithoutDawnWarnings(argv = process.argv): boolean {
   });
   const ignore = () => {};
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
-  const handlers: [NodeJS.Signals, () => void][] = [['SIGINT', ignore], ['SIGTERM', forward('SIGTERM')], ['SIGHUP', forward('SIGHUP')]];
+  const handlers: [NodeJS.Signals, () => void][] = [
+    ['SIGINT', ignore],
+    ['SIGTERM', forward('SIGTERM')],
+    ['SIGHUP', forward('SIGHUP')],
+  ];
   for (const [s, h] of handlers) process.on(s, h);
   child.on('error', (e) => {
     process.stderr.write(`leffa: cannot start the CLI worker process (${e.message})\n`);

@@ -39,7 +39,9 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
   await mkdir(args.out, { recursive: true });
   const seeds = args.seeds ?? [0, 1, 2];
   const [height, width] = [128, 96];
-  const held = Array.from({ length: args.examples ?? 6 }, (_, i) => syntheticExample(args.task, HELD_OUT_SEED + i, height, width));
+  const held = Array.from({ length: args.examples ?? 6 }, (_, i) =>
+    syntheticExample(args.task, HELD_OUT_SEED + i, height, width),
+  );
   const evaluate = async (ckpt: string) => {
     const model = await loadLeffa(ckpt);
     try {
@@ -55,15 +57,34 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
   console.log(`demo: evaluating ${args.init} on ${held.length} held-out people x ${seeds.length} noise seeds`);
   const before = await evaluate(args.init);
   await trainLeffa({
-    task: args.task, out: args.out, steps: args.steps, batch: 4, height, width, lr: args.lr ?? 5e-5, seed: 7, leffa: 'on', finetuneAfter: 0,
-    pool: 64, init: args.init, saveEvery: 1_000_000, sampleEvery: 0, evalExamples: 4,
+    task: args.task,
+    out: args.out,
+    steps: args.steps,
+    batch: 4,
+    height,
+    width,
+    lr: args.lr ?? 5e-5,
+    seed: 7,
+    leffa: 'on',
+    finetuneAfter: 0,
+    pool: 64,
+    init: args.init,
+    saveEvery: 1_000_000,
+    sampleEvery: 0,
+    evalExamples: 4,
   });
   const tunedCheckpoint = `${args.out}/checkpoint`;
   const after = await evaluate(tunedCheckpoint);
 
   const kept = after.summary.ssim.mean >= before.summary.ssim.mean ? 'fine-tuned' : 'start';
   const checkpoint = kept === 'fine-tuned' ? tunedCheckpoint : args.init;
-  const rows = held.map((e, i) => [e.source, e.reference, maskToImage(e.mask), before.images[0]!.generated[i]!, after.images[0]!.generated[i]!]);
+  const rows = held.map((e, i) => [
+    e.source,
+    e.reference,
+    maskToImage(e.mask),
+    before.images[0]!.generated[i]!,
+    after.images[0]!.generated[i]!,
+  ]);
   await writePng(`${args.out}/before-after.png`, tile(rows, width, height));
   const result: DemoResult = { before: before.summary, after: after.summary, kept, checkpoint };
   await writeFile(`${args.out}/demo.json`, `${JSON.stringify(result, null, 2)}\n`);
@@ -71,7 +92,15 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
   const line = (name: string, s: SeedAveragedEval) =>
     `| ${name} | ${s.ssim.mean.toFixed(3)} +- ${s.ssim.seedStd.toFixed(3)} | ${s.psnr.mean.toFixed(2)} | ${s.meanFlowEpe.mean.toFixed(2)} |`;
   console.log(formatSeedAveraged(after.summary));
-  console.log(['', '| model | SSIM (mean +- std over seeds) | PSNR (dB) | flow EPE (px) |', '| --- | ---: | ---: | ---: |', line('start', before.summary), line(`fine-tuned ${args.steps} steps`, after.summary)].join('\n'));
+  console.log(
+    [
+      '',
+      '| model | SSIM (mean +- std over seeds) | PSNR (dB) | flow EPE (px) |',
+      '| --- | ---: | ---: | ---: |',
+      line('start', before.summary),
+      line(`fine-tuned ${args.steps} steps`, after.summary),
+    ].join('\n'),
+  );
   console.log(
     kept === 'fine-tuned'
       ? `demo: kept the fine-tuned weights (${checkpoint}); before/after images in ${args.out}/before-after.png`

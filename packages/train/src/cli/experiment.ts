@@ -38,24 +38,49 @@ export interface ExperimentArgs {
  * end-point error (what the loss is meant to improve) and the image metrics, side by side.
  */
 export async function experiment(args: ExperimentArgs): Promise<void> {
-  if (!args.vae === !args.init) throw new Error('experiment: give exactly one of --vae (train both runs from scratch) or --init (fine-tune both from a Leffa checkpoint)');
+  if (!args.vae === !args.init)
+    throw new Error(
+      'experiment: give exactly one of --vae (train both runs from scratch) or --init (fine-tune both from a Leffa checkpoint)',
+    );
   await mkdir(args.out, { recursive: true });
   const common = {
-    task: args.task, batch: args.batch, height: args.height, width: args.width, seed: args.seed, finetuneAfter: 0, pool: args.pool,
-    saveEvery: 100, sampleEvery: 0, evalExamples: args.evalExamples,
+    task: args.task,
+    batch: args.batch,
+    height: args.height,
+    width: args.width,
+    seed: args.seed,
+    finetuneAfter: 0,
+    pool: args.pool,
+    saveEvery: 100,
+    sampleEvery: 0,
+    evalExamples: args.evalExamples,
   };
   const results: Record<string, unknown> = {};
-  const metricsOf = async (name: string) => (results[name] = JSON.parse(await readFile(`${args.out}/${name}/metrics.json`, 'utf8')).eval);
+  const metricsOf = async (name: string) =>
+    (results[name] = JSON.parse(await readFile(`${args.out}/${name}/metrics.json`, 'utf8')).eval);
   let start = args.vae ? { vae: args.vae } : { init: args.init! };
   if (args.flowWarmup) {
-    await trainLeffa({ ...common, ...start, out: `${args.out}/warmup`, steps: args.flowWarmup, lr: args.warmupLr ?? args.lr, leffa: 'off', flowSupervision: 1 });
+    await trainLeffa({
+      ...common,
+      ...start,
+      out: `${args.out}/warmup`,
+      steps: args.flowWarmup,
+      lr: args.warmupLr ?? args.lr,
+      leffa: 'off',
+      flowSupervision: 1,
+    });
     await metricsOf('warmup');
     start = { init: `${args.out}/warmup/checkpoint` };
   }
   const runs = { baseline: 'off', leffa: 'on' } as const;
   for (const [name, leffa] of Object.entries(runs)) {
     await trainLeffa({
-      ...common, ...start, out: `${args.out}/${name}`, steps: args.steps, lr: args.lr, leffa,
+      ...common,
+      ...start,
+      out: `${args.out}/${name}`,
+      steps: args.steps,
+      lr: args.lr,
+      leffa,
       ...(args.leffaWeight !== undefined ? { leffaWeight: args.leffaWeight } : {}),
       ...(args.leffaDistance ? { leffaDistance: args.leffaDistance } : {}),
       ...(args.leffaNormalization ? { leffaNormalization: args.leffaNormalization } : {}),
@@ -67,7 +92,11 @@ export async function experiment(args: ExperimentArgs): Promise<void> {
     return `| ${name} | ${m.meanFlowEpe.toFixed(2)} | ${m.ssim.toFixed(3)} | ${m.psnr.toFixed(2)} | ${m.l1.toFixed(4)} |`;
   };
   const rows = [...(args.flowWarmup ? ['warmup'] : []), 'baseline', 'leffa'].map(row);
-  const table = ['| run | flow EPE (px) | SSIM | PSNR (dB) | L1 |', '| --- | ---: | ---: | ---: | ---: |', ...rows].join('\n');
+  const table = [
+    '| run | flow EPE (px) | SSIM | PSNR (dB) | L1 |',
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...rows,
+  ].join('\n');
   await writeFile(`${args.out}/summary.md`, `${table}\n`);
   await writeFile(`${args.out}/summary.json`, `${JSON.stringify({ args, results }, null, 2)}\n`);
   console.log(table);

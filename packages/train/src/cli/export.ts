@@ -1,6 +1,12 @@
 import * as T from '@leffa-webgpu/core';
 import {
-  densePoseFrom, leffaConfigFromExtra, leffaFrom, openCheckpointFolder, openPoseFrom, schpFrom, type SchpWeights,
+  densePoseFrom,
+  leffaConfigFromExtra,
+  leffaFrom,
+  openCheckpointFolder,
+  openPoseFrom,
+  schpFrom,
+  type SchpWeights,
 } from '@leffa-webgpu/pipelines';
 
 /** Training-run fields an inference copy keeps in its state.json (the rest is resume state). */
@@ -11,11 +17,18 @@ const KEPT = ['kind', 'step', 'task', 'size', 'config', 'rounds', 'labelNoise', 
  * weights with `ema`, else the raw ones. SCHP: the self-correction aggregate when a round ran (as `parse` and the
  * photo pipeline pick) unless `schpWeights` says 'network', stored as the model itself. OpenPose and DensePose: the trained weights.
  */
-export async function exportCheckpoint(args: { ckpt: string; out: string; ema: boolean; schpWeights?: SchpWeights; note?: Record<string, unknown> }): Promise<void> {
+export async function exportCheckpoint(args: {
+  ckpt: string;
+  out: string;
+  ema: boolean;
+  schpWeights?: SchpWeights;
+  note?: Record<string, unknown>;
+}): Promise<void> {
   const opened = await openCheckpointFolder(args.ckpt);
   const extra = (opened.extra as Record<string, unknown> | null) ?? {};
   const kept = Object.fromEntries(KEPT.filter((k) => extra[k] !== undefined).map((k) => [k, extra[k]]));
-  if (args.ema && extra.kind !== undefined && extra.kind !== 'leffa') throw new Error(`export: --ema is for Leffa checkpoints; '${args.ckpt}' is a '${String(extra.kind)}' one`);
+  if (args.ema && extra.kind !== undefined && extra.kind !== 'leffa')
+    throw new Error(`export: --ema is for Leffa checkpoints; '${args.ckpt}' is a '${String(extra.kind)}' one`);
   let model: T.Module;
   let describe: Record<string, unknown> = {};
   if (extra.kind === 'schp') {
@@ -39,6 +52,10 @@ export async function exportCheckpoint(args: { ckpt: string; out: string; ema: b
     model = leffa;
     describe = { ema: args.ema, config };
   }
-  await T.saveCheckpoint(args.out, { model, modelDtype: 'F16', extra: { exportedFrom: args.ckpt, ...kept, ...describe, ...args.note } });
+  await T.saveCheckpoint(args.out, {
+    model,
+    modelDtype: 'F16',
+    extra: { exportedFrom: args.ckpt, ...kept, ...describe, ...args.note },
+  });
   console.log(`wrote ${args.out} (${(model.numParameters() / 1e6).toFixed(2)}M parameters, float16)`);
 }

@@ -4,11 +4,28 @@ import { basename, dirname, extname, join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { LeffaModel, leffaSample } from '@leffa-webgpu/models';
 import {
-  exampleFromSample, type GarmentCategory, generateSample, type LeffaExample, type LeffaTask, readImage, readImageAsync, type RgbImage, tensorToImages, tile, toBatch, writePng,
+  exampleFromSample,
+  type GarmentCategory,
+  generateSample,
+  type LeffaExample,
+  type LeffaTask,
+  readImage,
+  readImageAsync,
+  type RgbImage,
+  tensorToImages,
+  tile,
+  toBatch,
+  writePng,
 } from '@leffa-webgpu/data';
 import { HELD_OUT_SEED, type SeedAveragedEval, evaluateLeffaSeeds, formatSeedAveraged } from '../leffa/evaluate.js';
 import {
-  loadLeffa, loadPhotoModels, PHOTO_CHECK_LIMITS, PhotoCheckError, type PhotoModels, runPhotoPipeline, SHIPPED_PHOTO_CHECK_LIMITS,
+  loadLeffa,
+  loadPhotoModels,
+  PHOTO_CHECK_LIMITS,
+  PhotoCheckError,
+  type PhotoModels,
+  runPhotoPipeline,
+  SHIPPED_PHOTO_CHECK_LIMITS,
 } from '@leffa-webgpu/pipelines';
 import { Progress } from './progress.js';
 
@@ -19,14 +36,21 @@ function checkSize(name: string, img: RgbImage, height: number, width: number): 
   return img.data;
 }
 
-const asMask = (img: RgbImage) => Uint8Array.from({ length: img.width * img.height }, (_, i) => (img.data[3 * i]! > 127 ? 1 : 0));
+const asMask = (img: RgbImage) =>
+  Uint8Array.from({ length: img.width * img.height }, (_, i) => (img.data[3 * i]! > 127 ? 1 : 0));
 
 /**
  * Inputs of one generation. `synthetic:SEED` picks a generated example (with its own mask and DensePose);
  * otherwise person and reference are PNG files and the mask and DensePose renders must be given as PNGs
  * (from the preprocessing pipeline or a dataset).
  */
-export async function loadInputs(task: LeffaTask, person: string, reference: string | undefined, mask?: string, densepose?: string): Promise<LeffaExample> {
+export async function loadInputs(
+  task: LeffaTask,
+  person: string,
+  reference: string | undefined,
+  mask?: string,
+  densepose?: string,
+): Promise<LeffaExample> {
   const m = /^synthetic:(\d+)$/.exec(person);
   if (m) {
     const s = generateSample({ seed: Number(m[1]), height: 128, width: 96, poseTransfer: task === 'pose' });
@@ -38,7 +62,9 @@ export async function loadInputs(task: LeffaTask, person: string, reference: str
     return e;
   }
   if (!reference || !mask || !densepose) {
-    throw new Error('photo inputs need --garment/--source, --mask and --densepose images (PNG or JPEG) of the same size (or use --person synthetic:SEED)');
+    throw new Error(
+      'photo inputs need --garment/--source, --mask and --densepose images (PNG or JPEG) of the same size (or use --person synthetic:SEED)',
+    );
   }
   const p = readImage(person);
   const maskImage = readImage(mask);
@@ -54,7 +80,15 @@ export async function loadInputs(task: LeffaTask, person: string, reference: str
 }
 
 /** Generates one try-on / pose-transfer result and writes it (plus a sheet with the inputs). */
-export async function generate(args: { task: LeffaTask; ckpt: string; input: LeffaExample; out: string; steps: number; seed: number; guidance: number }): Promise<void> {
+export async function generate(args: {
+  task: LeffaTask;
+  ckpt: string;
+  input: LeffaExample;
+  out: string;
+  steps: number;
+  seed: number;
+  guidance: number;
+}): Promise<void> {
   const model = await loadLeffa(args.ckpt);
   const e = args.input;
   const batch = toBatch([e]);
@@ -62,31 +96,63 @@ export async function generate(args: { task: LeffaTask; ckpt: string; input: Lef
   const y = await leffaSample(
     model,
     { image: batch.source, reference: batch.reference, mask: batch.mask, densepose: batch.densepose },
-    { steps: args.steps, sampler: 'ddim', guidanceScale: args.guidance, refAcceleration: true, generator: new T.Generator(args.seed), onStep: (i) => progress.update(i) },
+    {
+      steps: args.steps,
+      sampler: 'ddim',
+      guidanceScale: args.guidance,
+      refAcceleration: true,
+      generator: new T.Generator(args.seed),
+      onStep: (i) => progress.update(i),
+    },
   );
   progress.stop();
   const [img] = await tensorToImages(y);
   await mkdir(args.out.replace(/\/[^/]*$/, '') || '.', { recursive: true });
   await writePng(args.out, { width: e.width, height: e.height, data: img! });
-  await writePng(args.out.replace(/\.png$/i, '') + '-sheet.png', tile([[e.source, e.reference, e.densepose, img!]], e.width, e.height));
+  await writePng(
+    args.out.replace(/\.png$/i, '') + '-sheet.png',
+    tile([[e.source, e.reference, e.densepose, img!]], e.width, e.height),
+  );
   console.log(`wrote ${args.out}`);
 }
 
 /** Metrics of a checkpoint on held-out synthetic examples, averaged over noise seeds with their spread. */
-export async function evaluate(args: { task: LeffaTask; ckpt: string; examples: number; seeds: number[]; out?: string; steps: number }): Promise<SeedAveragedEval> {
+export async function evaluate(args: {
+  task: LeffaTask;
+  ckpt: string;
+  examples: number;
+  seeds: number[];
+  out?: string;
+  steps: number;
+}): Promise<SeedAveragedEval> {
   const model = await loadLeffa(args.ckpt);
   const examples = Array.from({ length: args.examples }, (_, i) =>
-    exampleFromSample(args.task, generateSample({ seed: HELD_OUT_SEED + i, height: 128, width: 96, poseTransfer: args.task === 'pose' })),
+    exampleFromSample(
+      args.task,
+      generateSample({ seed: HELD_OUT_SEED + i, height: 128, width: 96, poseTransfer: args.task === 'pose' }),
+    ),
   );
   const progress = new Progress('eval', args.steps * args.seeds.length);
-  const { summary, images } = await evaluateLeffaSeeds(model, examples, { steps: args.steps, seeds: args.seeds, onStep: (s) => progress.update(s) });
+  const { summary, images } = await evaluateLeffaSeeds(model, examples, {
+    steps: args.steps,
+    seeds: args.seeds,
+    onStep: (s) => progress.update(s),
+  });
   progress.stop();
   console.log(formatSeedAveraged(summary));
   if (args.out) {
     await mkdir(args.out, { recursive: true });
-    await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ task: args.task, checkpoint: args.ckpt, steps: args.steps, ...summary }, null, 2)}\n`);
+    await writeFile(
+      `${args.out}/metrics.json`,
+      `${JSON.stringify({ task: args.task, checkpoint: args.ckpt, steps: args.steps, ...summary }, null, 2)}\n`,
+    );
     // Rows: person (ground truth), reference, the generated image of every seed, the reference warped by the first seed's flow.
-    const rows = examples.map((e, i) => [e.source, e.reference, ...images.map((im) => im.generated[i]!), images[0]!.warped[i]!]);
+    const rows = examples.map((e, i) => [
+      e.source,
+      e.reference,
+      ...images.map((im) => im.generated[i]!),
+      images[0]!.warped[i]!,
+    ]);
     await writePng(`${args.out}/samples.png`, tile(rows, 96, 128));
   }
   return summary;
@@ -119,7 +185,7 @@ export interface PhotoGenerateArgs {
 
 /** The hint of a failed check when the preprocessing networks are not (all) the shipped ones. */
 const OWN_PARSERS_HINT =
-  'Look at the preprocessing networks given (--openpose, --schp, --densepose-ckpt), or run Leffa\'s released weights (`--ckpts <folder>`; see the pipelines README).';
+  "Look at the preprocessing networks given (--openpose, --schp, --densepose-ckpt), or run Leffa's released weights (`--ckpts <folder>`; see the pipelines README).";
 
 /**
  * tryon / pose-transfer on photos: runs the preprocessing networks (OpenPose, SCHP for try-on, DensePose) and
@@ -131,10 +197,16 @@ export async function generateFromPhotos(args: PhotoGenerateArgs): Promise<strin
   const [personFlag, refFlag] = tryon ? ['--person', '--garment'] : ['--target-pose', '--source'];
   if (!args.reference) throw new Error(`photo ${tryon ? 'try-on' : 'pose transfer'} needs ${refFlag} <png|jpg>`);
   if (tryon && !args.schp) throw new Error('photo try-on needs an SCHP checkpoint (train-schp): pass --schp <dir>');
-  if (!args.densepose) throw new Error('photo inputs need a DensePose checkpoint (train-densepose): pass --densepose-ckpt <dir>');
+  if (!args.densepose)
+    throw new Error('photo inputs need a DensePose checkpoint (train-densepose): pass --densepose-ckpt <dir>');
   if (!existsSync(args.person)) throw new Error(`${personFlag} '${args.person}' does not exist`);
   const batch = statSync(args.person).isDirectory();
-  const files = batch ? readdirSync(args.person).filter((f) => IMAGE_EXT.test(f)).sort().map((f) => join(args.person, f)) : [args.person];
+  const files = batch
+    ? readdirSync(args.person)
+        .filter((f) => IMAGE_EXT.test(f))
+        .sort()
+        .map((f) => join(args.person, f))
+    : [args.person];
   if (files.length === 0) throw new Error(`${personFlag} '${args.person}' holds no .png/.jpg/.jpeg images`);
   const outDir = batch ? args.out.replace(/\.png$/i, '') : dirname(args.out);
   const outFor = (file: string) => (batch ? join(outDir, `${basename(file, extname(file))}.png`) : args.out);
@@ -144,10 +216,16 @@ export async function generateFromPhotos(args: PhotoGenerateArgs): Promise<strin
   const read = (file: string) => readImageAsync(file, { exifOrientation: true, fit: { height, width } });
   const reference = await read(args.reference);
   // The shipped networks get the limits measured on them; other networks only the plain failures.
-  const shipped = [args.openpose, args.densepose, ...(tryon ? [args.schp] : [])].every((c) => c?.startsWith('shipped:'));
+  const shipped = [args.openpose, args.densepose, ...(tryon ? [args.schp] : [])].every((c) =>
+    c?.startsWith('shipped:'),
+  );
 
   const leffa = await loadLeffa(args.ckpt);
-  const models: PhotoModels = await loadPhotoModels({ openpose: args.openpose, densepose: args.densepose, ...(tryon && args.schp ? { schp: args.schp } : {}) });
+  const models: PhotoModels = await loadPhotoModels({
+    openpose: args.openpose,
+    densepose: args.densepose,
+    ...(tryon && args.schp ? { schp: args.schp } : {}),
+  });
   await mkdir(outDir || '.', { recursive: true });
   const progress = new Progress(args.task, batch ? files.length : args.steps);
   const written: string[] = [];
@@ -176,14 +254,19 @@ export async function generateFromPhotos(args: PhotoGenerateArgs): Promise<strin
       await writePng(out.replace(/\.png$/i, '') + '-sheet.png', r.sheet);
       written.push(out);
     } catch (caught) {
-      const e = caught instanceof PhotoCheckError && !shipped ? new PhotoCheckError(caught.problems, OWN_PARSERS_HINT) : caught;
+      const e =
+        caught instanceof PhotoCheckError && !shipped ? new PhotoCheckError(caught.problems, OWN_PARSERS_HINT) : caught;
       if (!batch) throw e;
       failed.push(`${file}: ${(e as Error).message}`);
     }
     if (batch) progress.update(i + 1);
   }
   progress.stop();
-  console.log(batch ? `wrote ${written.length} results (and -sheet.png debug sheets) to ${outDir}/` : `wrote ${args.out} and its -sheet.png`);
+  console.log(
+    batch
+      ? `wrote ${written.length} results (and -sheet.png debug sheets) to ${outDir}/`
+      : `wrote ${args.out} and its -sheet.png`,
+  );
   if (failed.length) throw new Error(`${failed.length} of ${files.length} images failed:\n  ${failed.join('\n  ')}`);
   return written;
 }

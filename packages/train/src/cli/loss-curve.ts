@@ -10,7 +10,8 @@ export interface LossCurve {
 
 const COLORS = ['#c8282a', '#285ac8', '#2a9a3c', '#c87d14', '#7a3cb4', '#14a0a0'];
 
-const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const escapeXml = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** Tick values 1, 2 or 5 times a power of ten covering [lo, hi] with about `count` intervals. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
@@ -19,11 +20,13 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
   const ticks: number[] = [];
-  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step)
+    ticks.push(Number(v.toPrecision(12)));
   return ticks;
 }
 
-const label = (v: number) => (v !== 0 && (Math.abs(v) >= 1e5 || Math.abs(v) < 1e-3) ? v.toExponential(0) : String(Number(v.toPrecision(6))));
+const label = (v: number) =>
+  v !== 0 && (Math.abs(v) >= 1e5 || Math.abs(v) < 1e-3) ? v.toExponential(0) : String(Number(v.toPrecision(6)));
 
 /**
  * The curve as an SVG line chart: x axis 'step', y axis 'loss' (log scale, labelled so, when the positive values
@@ -36,7 +39,8 @@ export function lossChartSvg(curve: LossCurve, width = 640, height = 360): strin
   const ph = height - m.top - m.bottom;
   const finite = curve.series.flatMap((s) => s.values).filter(Number.isFinite);
   const positive = finite.filter((v) => v > 0);
-  const log = positive.length === finite.length && positive.length > 0 && Math.max(...positive) / Math.min(...positive) > 10;
+  const log =
+    positive.length === finite.length && positive.length > 0 && Math.max(...positive) / Math.min(...positive) > 10;
   const f = (v: number) => (log ? Math.log10(v) : v);
   let [ylo, yhi] = finite.length ? [Math.min(...finite.map(f)), Math.max(...finite.map(f))] : [0, 1];
   if (log) [ylo, yhi] = [Math.floor(ylo), Math.ceil(yhi)];
@@ -51,16 +55,22 @@ export function lossChartSvg(curve: LossCurve, width = 640, height = 360): strin
   const xhi = Math.max(1, ...xs);
   const X = (s: number) => m.left + ((s - xlo) / (xhi - xlo)) * pw;
   const Y = (v: number) => m.top + ph - ((f(v) - ylo) / (yhi - ylo)) * ph;
-  const yTicks = log ? Array.from({ length: yhi - ylo + 1 }, (_, i) => 10 ** (ylo + i)) : niceTicks(ylo, yhi).filter((v) => v >= ylo && v <= yhi);
+  const yTicks = log
+    ? Array.from({ length: yhi - ylo + 1 }, (_, i) => 10 ** (ylo + i))
+    : niceTicks(ylo, yhi).filter((v) => v >= ylo && v <= yhi);
   const xTicks = niceTicks(xlo, xhi).filter((v) => v <= xhi);
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   out.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="14">${escapeXml(curve.title)}</text>`);
   for (const v of yTicks) {
     const y = Y(v).toFixed(1);
     out.push(`<line x1="${m.left}" y1="${y}" x2="${m.left + pw}" y2="${y}" stroke="#e4e4e4"/>`);
-    out.push(`<text x="${m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${escapeXml(label(v))}</text>`);
+    out.push(
+      `<text x="${m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${escapeXml(label(v))}</text>`,
+    );
   }
   for (const s of xTicks) {
     const x = X(s).toFixed(1);
@@ -70,14 +80,18 @@ export function lossChartSvg(curve: LossCurve, width = 640, height = 360): strin
   out.push(`<line x1="${m.left}" y1="${m.top}" x2="${m.left}" y2="${m.top + ph}" stroke="#333333"/>`);
   out.push(`<line x1="${m.left}" y1="${m.top + ph}" x2="${m.left + pw}" y2="${m.top + ph}" stroke="#333333"/>`);
   out.push(`<text x="${m.left + pw / 2}" y="${height - 8}" text-anchor="middle">step</text>`);
-  out.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${log ? 'loss (log scale)' : 'loss'}</text>`);
+  out.push(
+    `<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${log ? 'loss (log scale)' : 'loss'}</text>`,
+  );
   curve.series.forEach((s, k) => {
     const color = COLORS[k % COLORS.length]!;
     // One polyline per run of drawable points, so a NaN leaves a gap instead of a line through it.
     let run: string[] = [];
     const flush = () => {
-      if (run.length === 1) out.push(`<circle cx="${run[0]!.split(',')[0]}" cy="${run[0]!.split(',')[1]}" r="2" fill="${color}"/>`);
-      if (run.length > 1) out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${run.join(' ')}"/>`);
+      if (run.length === 1)
+        out.push(`<circle cx="${run[0]!.split(',')[0]}" cy="${run[0]!.split(',')[1]}" r="2" fill="${color}"/>`);
+      if (run.length > 1)
+        out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${run.join(' ')}"/>`);
       run = [];
     };
     s.values.forEach((v, i) => {
@@ -97,7 +111,9 @@ export function lossChartSvg(curve: LossCurve, width = 640, height = 360): strin
 /** The curve as CSV: a `step` column and one column per series; a missing or non-finite value is written as it is (NaN, Infinity) or left empty. */
 export function lossCsv(curve: LossCurve): string {
   const rows = [['step', ...curve.series.map((s) => s.name)].join(',')];
-  curve.steps.forEach((step, i) => rows.push([step, ...curve.series.map((s) => (s.values[i] === undefined ? '' : String(s.values[i])))].join(',')));
+  curve.steps.forEach((step, i) =>
+    rows.push([step, ...curve.series.map((s) => (s.values[i] === undefined ? '' : String(s.values[i])))].join(',')),
+  );
   return `${rows.join('\n')}\n`;
 }
 

@@ -4,9 +4,33 @@ import { Command, Option } from 'commander';
 import { DEFAULT_MAX_PIXELS, setDefaultMaxPixels } from '@leffa-webgpu/data';
 import { intOption, listOption, numberOption } from './options.js';
 import {
-  addTrainingOptions, batchOption, count, densePoseCkptOption, evalExamplesOption, examplesOption, guidanceOption, imageOption, initOption, int, leffaDistanceOption,
-  leffaNormalizationOption, leffaWeightOption, lrOption, lrValue, openPoseCkptOption, outOption, parseSize, poolOption,
-  seedOption, seedsOption, sizeOption, stepsOption, taskOption, trainingArgs, vaeOption, weight,
+  addTrainingOptions,
+  batchOption,
+  count,
+  densePoseCkptOption,
+  evalExamplesOption,
+  examplesOption,
+  guidanceOption,
+  imageOption,
+  initOption,
+  int,
+  leffaDistanceOption,
+  leffaNormalizationOption,
+  leffaWeightOption,
+  lrOption,
+  lrValue,
+  openPoseCkptOption,
+  outOption,
+  parseSize,
+  poolOption,
+  seedOption,
+  seedsOption,
+  sizeOption,
+  stepsOption,
+  taskOption,
+  trainingArgs,
+  vaeOption,
+  weight,
 } from './presets.js';
 // Numeric options: every value is checked (finite, in range) before any work starts; see options.ts and presets.ts.
 import { demo } from './demo.js';
@@ -34,50 +58,114 @@ const program = new Command('leffa')
   .version(packageVersion(), '-V, --version', 'print the version of @leffa-webgpu/train');
 
 addTrainingOptions(program.command('train-vae').description('train the tiny VAE on synthetic people and garments'), {
-  out: 'runs/vae', steps: 2000, batch: 8, size: '128x96', lr: 2e-3, saveEvery: 200, schedule: true,
+  out: 'runs/vae',
+  steps: 2000,
+  batch: 8,
+  size: '128x96',
+  lr: 2e-3,
+  saveEvery: 200,
+  schedule: true,
   resumeHelp: 'resume a run bit-for-bit from its checkpoint (its VAE shape is kept)',
 })
   .addOption(new Option('--crop <HxW>', 'train on random crops of this size').argParser(parseSize('--crop')))
-  .addOption(new Option('--block-channels <list>', 'channels of each VAE stage (one 2x downsampling between stages)').argParser(listOption(count)).default([16, 32, 32, 32], '16,32,32,32'))
-  .addOption(new Option('--latent-channels <n>', 'latent channels (the Leffa UNets trained on this VAE follow it)').argParser(count).default(4))
-  .addOption(new Option('--chroma-weight <w>', 'weight of an extra L1 + MSE on each pixel\'s colour (RGB minus its grey level): without it tiny VAEs learn colour last').argParser(weight).default(0))
+  .addOption(
+    new Option('--block-channels <list>', 'channels of each VAE stage (one 2x downsampling between stages)')
+      .argParser(listOption(count))
+      .default([16, 32, 32, 32], '16,32,32,32'),
+  )
+  .addOption(
+    new Option('--latent-channels <n>', 'latent channels (the Leffa UNets trained on this VAE follow it)')
+      .argParser(count)
+      .default(4),
+  )
+  .addOption(
+    new Option(
+      '--chroma-weight <w>',
+      "weight of an extra L1 + MSE on each pixel's colour (RGB minus its grey level): without it tiny VAEs learn colour last",
+    )
+      .argParser(weight)
+      .default(0),
+  )
   .action(async (o) => {
-    await trainVae({ ...trainingArgs(o), ...(o.crop ? { crop: o.crop as [number, number] } : {}), blockChannels: o.blockChannels, latentChannels: o.latentChannels, chromaWeight: o.chromaWeight });
+    await trainVae({
+      ...trainingArgs(o),
+      ...(o.crop ? { crop: o.crop as [number, number] } : {}),
+      blockChannels: o.blockChannels,
+      latentChannels: o.latentChannels,
+      chromaWeight: o.chromaWeight,
+    });
   });
 
-addTrainingOptions(program.command('train').description('train the tiny Leffa model (reference + generative UNet) on synthetic data or a dataset folder'), {
-  out: 'runs/leffa', steps: 1000, batch: 4, batchHelp: 'examples per step', size: '128x96', lr: 2e-4, saveEvery: 100, schedule: true,
-})
+addTrainingOptions(
+  program
+    .command('train')
+    .description('train the tiny Leffa model (reference + generative UNet) on synthetic data or a dataset folder'),
+  {
+    out: 'runs/leffa',
+    steps: 1000,
+    batch: 4,
+    batchHelp: 'examples per step',
+    size: '128x96',
+    lr: 2e-4,
+    saveEvery: 100,
+    schedule: true,
+  },
+)
   .addOption(taskOption())
   .option('--leffa <mode>', 'Leffa loss: on, off, or finetune (baseline first, then on)', 'on')
   .option('--finetune-after <n>', 'step at which finetune mode switches the Leffa loss on', int, 0)
   .addOption(leffaWeightOption('lambda of L_diffusion + lambda L_leffa'))
   .addOption(leffaDistanceOption())
   .addOption(leffaNormalizationOption())
-  .option('--flow-supervision <w>', 'weight of a supervised loss on the attention flows against the exact synthetic flow (not Leffa; builds a starting point for experiment --init)', weight, 0)
+  .option(
+    '--flow-supervision <w>',
+    'weight of a supervised loss on the attention flows against the exact synthetic flow (not Leffa; builds a starting point for experiment --init)',
+    weight,
+    0,
+  )
   .addOption(poolOption("training examples (their latents are cached), or 'fresh': new examples every step", 'fresh'))
   .option('--data <source>', "'synthetic', or a VITON-HD / DressCode / DeepFashion folder", 'synthetic')
   .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
   .addOption(vaeOption('trained VAE checkpoint (see train-vae)'))
   .addOption(initOption('start from a Leffa checkpoint (e.g. the shipped tiny weights)'))
-  .option('--config <name>', 'architecture: tiny, sd15 or sdxl (Stable Diffusion 1.5 / SDXL inpainting size, for official weights via --init)', 'tiny')
+  .option(
+    '--config <name>',
+    'architecture: tiny, sd15 or sdxl (Stable Diffusion 1.5 / SDXL inpainting size, for official weights via --init)',
+    'tiny',
+  )
   .option('--sample-every <n>', 'sample-grid interval (0: only at the end)', int, 0)
   .addOption(evalExamplesOption(4, 'held-out examples for samples and metrics'))
   .action(async (o) => {
     const [height, width] = o.size as [number, number];
-    if (!['on', 'off', 'finetune'].includes(o.leffa)) throw new Error(`--leffa must be on, off or finetune, got '${o.leffa}'`);
-    if (!['tiny', 'sd15', 'sdxl'].includes(o.config)) throw new Error(`--config must be tiny, sd15 or sdxl, got '${o.config}'`);
+    if (!['on', 'off', 'finetune'].includes(o.leffa))
+      throw new Error(`--leffa must be on, off or finetune, got '${o.leffa}'`);
+    if (!['tiny', 'sd15', 'sdxl'].includes(o.config))
+      throw new Error(`--config must be tiny, sd15 or sdxl, got '${o.config}'`);
     const folder = o.data === 'synthetic' ? undefined : folderExamples(o.data, o.task, o.category, height, width);
     await trainLeffa({
-      ...trainingArgs(o), task: o.task, leffa: o.leffa,
-      finetuneAfter: o.finetuneAfter, leffaWeight: o.leffaWeight, leffaDistance: o.leffaDistance, leffaNormalization: o.leffaNormalization, flowSupervision: o.flowSupervision, pool: folder ? Math.min(o.pool, folder.length) : o.pool, vae: o.vae, init: o.init,
-      sampleEvery: o.sampleEvery, evalExamples: o.evalExamples, config: o.config, ...folder?.sources,
+      ...trainingArgs(o),
+      task: o.task,
+      leffa: o.leffa,
+      finetuneAfter: o.finetuneAfter,
+      leffaWeight: o.leffaWeight,
+      leffaDistance: o.leffaDistance,
+      leffaNormalization: o.leffaNormalization,
+      flowSupervision: o.flowSupervision,
+      pool: folder ? Math.min(o.pool, folder.length) : o.pool,
+      vae: o.vae,
+      init: o.init,
+      sampleEvery: o.sampleEvery,
+      evalExamples: o.evalExamples,
+      config: o.config,
+      ...folder?.sources,
     });
   });
 
 program
   .command('demo')
-  .description('the main job: evaluate the shipped tiny model on held-out people, fine-tune it for a few minutes, evaluate again and keep the better; writes before/after images, loss curve and metrics')
+  .description(
+    'the main job: evaluate the shipped tiny model on held-out people, fine-tune it for a few minutes, evaluate again and keep the better; writes before/after images, loss curve and metrics',
+  )
   .addOption(outOption('runs/demo'))
   .addOption(stepsOption(30, 'fine-tuning steps'))
   .addOption(taskOption())
@@ -98,7 +186,12 @@ program
   .addOption(leffaDistanceOption())
   .addOption(leffaNormalizationOption())
   .addOption(lrOption(2e-4))
-  .option('--flow-warmup <n>', 'steps of supervised attention-flow training both runs start from (stands in for a pretrained model\'s roughly corresponding attention)', int, 0)
+  .option(
+    '--flow-warmup <n>',
+    "steps of supervised attention-flow training both runs start from (stands in for a pretrained model's roughly corresponding attention)",
+    int,
+    0,
+  )
   .option('--warmup-lr <lr>', 'learning rate of the flow warm-up (default --lr)', lrValue)
   .addOption(taskOption())
   .addOption(outOption('runs/experiment'))
@@ -111,8 +204,23 @@ program
   .action(async (o) => {
     const [height, width] = o.size as [number, number];
     await experiment({
-      task: o.task, out: o.out, steps: o.steps, batch: o.batch, height, width, pool: o.pool, seed: o.seed, vae: o.vae, init: o.init, lr: o.lr,
-      leffaWeight: o.leffaWeight, leffaDistance: o.leffaDistance, leffaNormalization: o.leffaNormalization, flowWarmup: o.flowWarmup, warmupLr: o.warmupLr, evalExamples: o.evalExamples,
+      task: o.task,
+      out: o.out,
+      steps: o.steps,
+      batch: o.batch,
+      height,
+      width,
+      pool: o.pool,
+      seed: o.seed,
+      vae: o.vae,
+      init: o.init,
+      lr: o.lr,
+      leffaWeight: o.leffaWeight,
+      leffaDistance: o.leffaDistance,
+      leffaNormalization: o.leffaNormalization,
+      flowWarmup: o.flowWarmup,
+      warmupLr: o.warmupLr,
+      evalExamples: o.evalExamples,
     });
   });
 
@@ -132,51 +240,122 @@ program
       } catch (e) {
         throw new Error(`export: --note is not JSON (${(e as Error).message})`);
       }
-      if (typeof note !== 'object' || note === null || Array.isArray(note)) throw new Error('export: --note must be a JSON object');
+      if (typeof note !== 'object' || note === null || Array.isArray(note))
+        throw new Error('export: --note must be a JSON object');
     }
-    if (!['auto', 'network', 'aggregate'].includes(o.weights)) throw new Error(`export: --weights must be auto, network or aggregate, got '${o.weights}'`);
-    await exportCheckpoint({ ckpt: o.ckpt, out: o.out, ema: o.ema === true, schpWeights: o.weights, ...(note ? { note } : {}) });
+    if (!['auto', 'network', 'aggregate'].includes(o.weights))
+      throw new Error(`export: --weights must be auto, network or aggregate, got '${o.weights}'`);
+    await exportCheckpoint({
+      ckpt: o.ckpt,
+      out: o.out,
+      ema: o.ema === true,
+      schpWeights: o.weights,
+      ...(note ? { note } : {}),
+    });
   });
 
-addTrainingOptions(program.command('train-openpose').description('train the small OpenPose body model on synthetic people; reports PCK@0.2 on held-out ones'), {
-  out: 'runs/openpose', steps: 2000, batch: 8, size: '128x96', lr: 1e-3, saveEvery: 200,
-})
+addTrainingOptions(
+  program
+    .command('train-openpose')
+    .description('train the small OpenPose body model on synthetic people; reports PCK@0.2 on held-out ones'),
+  {
+    out: 'runs/openpose',
+    steps: 2000,
+    batch: 8,
+    size: '128x96',
+    lr: 1e-3,
+    saveEvery: 200,
+  },
+)
   .option('--optimizer <name>', 'adamw, or sgd (stages 2-6 at 4x lr)', 'adamw')
   .addOption(evalExamplesOption(50, 'held-out images for PCK'))
-  .option('--data <folder>', 'a COCO keypoints folder (annotations/person_keypoints_<split>.json, <split>/ images) instead of synthetic people')
+  .option(
+    '--data <folder>',
+    'a COCO keypoints folder (annotations/person_keypoints_<split>.json, <split>/ images) instead of synthetic people',
+  )
   .option('--split <name>', 'COCO training split', 'train2017')
   .option('--val-split <name>', 'COCO split for PCK (synthetic people when the folder has none)', 'val2017')
   .action(async (o) => {
-    await trainOpenPose({ ...trainingArgs(o), optimizer: o.optimizer, evalExamples: o.evalExamples, data: o.data, split: o.split, valSplit: o.valSplit });
+    await trainOpenPose({
+      ...trainingArgs(o),
+      optimizer: o.optimizer,
+      evalExamples: o.evalExamples,
+      data: o.data,
+      split: o.split,
+      valSplit: o.valSplit,
+    });
   });
 
 program
   .command('pose')
   .description('body pose of an image: OpenPose JSON and the rendered skeleton')
   .addOption(imageOption('--image <png>'))
-  .option('--ckpt <dir|file>', 'OpenPose checkpoint folder, or pytorch-openpose\'s official body_pose_model.pth (full-size COCO-18 model)', DEFAULT_OPENPOSE)
+  .option(
+    '--ckpt <dir|file>',
+    "OpenPose checkpoint folder, or pytorch-openpose's official body_pose_model.pth (full-size COCO-18 model)",
+    DEFAULT_OPENPOSE,
+  )
   .addOption(outOption('runs/pose'))
-  .option('--scales <list>', "body.py's scale_search: at scale s the image is resized to s x boxsize px tall", listOption(numberOption({ above: 0 })), [0.5])
-  .option('--boxsize <px>', "body.py's boxsize (default: the model's, 368 for body_pose_model.pth, 256 for models trained here on 128-px people)", numberOption({ above: 0 }))
-  .option('--scale-basis <basis>', "'box' (body.py) or 'image': scales as fractions of the image's own height (this tool's earlier behaviour)", 'box')
-  .option('--scale-accumulation <how>', "heatmaps of several scales: 'body.py' (heatmap_avg += heatmap_avg + heatmap / n, as released) or 'mean' (each scale once)", 'body.py')
+  .option(
+    '--scales <list>',
+    "body.py's scale_search: at scale s the image is resized to s x boxsize px tall",
+    listOption(numberOption({ above: 0 })),
+    [0.5],
+  )
+  .option(
+    '--boxsize <px>',
+    "body.py's boxsize (default: the model's, 368 for body_pose_model.pth, 256 for models trained here on 128-px people)",
+    numberOption({ above: 0 }),
+  )
+  .option(
+    '--scale-basis <basis>',
+    "'box' (body.py) or 'image': scales as fractions of the image's own height (this tool's earlier behaviour)",
+    'box',
+  )
+  .option(
+    '--scale-accumulation <how>',
+    "heatmaps of several scales: 'body.py' (heatmap_avg += heatmap_avg + heatmap / n, as released) or 'mean' (each scale once)",
+    'body.py',
+  )
   .action(async (o) => {
-    if (!['box', 'image'].includes(o.scaleBasis)) throw new Error(`--scale-basis must be box or image, got '${o.scaleBasis}'`);
-    if (!['body.py', 'mean'].includes(o.scaleAccumulation)) throw new Error(`--scale-accumulation must be body.py or mean, got '${o.scaleAccumulation}'`);
-    await pose({ image: o.image, ckpt: o.ckpt, out: o.out, scales: o.scales, boxsize: o.boxsize, scaleBasis: o.scaleBasis, scaleAccumulation: o.scaleAccumulation });
+    if (!['box', 'image'].includes(o.scaleBasis))
+      throw new Error(`--scale-basis must be box or image, got '${o.scaleBasis}'`);
+    if (!['body.py', 'mean'].includes(o.scaleAccumulation))
+      throw new Error(`--scale-accumulation must be body.py or mean, got '${o.scaleAccumulation}'`);
+    await pose({
+      image: o.image,
+      ckpt: o.ckpt,
+      out: o.out,
+      scales: o.scales,
+      boxsize: o.boxsize,
+      scaleBasis: o.scaleBasis,
+      scaleAccumulation: o.scaleAccumulation,
+    });
   });
 
 addTrainingOptions(
   program
     .command('train-schp')
-    .description('train the small SCHP human parser on synthetic people with self-correction (optionally on noisy labels); reports mIoU on held-out ones'),
+    .description(
+      'train the small SCHP human parser on synthetic people with self-correction (optionally on noisy labels); reports mIoU on held-out ones',
+    ),
   {
-    out: 'runs/schp', steps: 2000, batch: 8, batchHelp: 'images per step (at least 2)', size: '128x96',
-    lr: undefined, lrHelp: 'peak learning rate (default 7e-3 for sgd, 2e-3 for adamw)',
-    saveEvery: 200, saveEveryHelp: 'checkpoint interval (also after every self-correction round)',
+    out: 'runs/schp',
+    steps: 2000,
+    batch: 8,
+    batchHelp: 'images per step (at least 2)',
+    size: '128x96',
+    lr: undefined,
+    lrHelp: 'peak learning rate (default 7e-3 for sgd, 2e-3 for adamw)',
+    saveEvery: 200,
+    saveEveryHelp: 'checkpoint interval (also after every self-correction round)',
   },
 )
-  .option('--config <name>', `network: ${SCHP_TRAINABLE.join(' or ')} (small without the stem pool: output stride 2)`, 'small')
+  .option(
+    '--config <name>',
+    `network: ${SCHP_TRAINABLE.join(' or ')} (small without the stem pool: output stride 2)`,
+    'small',
+  )
   .option('--cycles <n>', 'self-correction rounds; the last one ends the run (0: none)', int, 3)
   .option('--cycle-steps <n>', 'steps per self-correction cycle (default steps / 10)', count)
   .option('--optimizer <name>', 'sgd (momentum 0.9, as the paper) or adamw', 'adamw')
@@ -185,11 +364,20 @@ addTrainingOptions(
   .addOption(evalExamplesOption(50, 'held-out images for mIoU'))
   .option('--eval-every <n>', 'held-out mIoU every n steps, in metrics.json as curve (0: at the end only)', int, 0)
   .action(async (o) => {
-    if (!['sgd', 'adamw'].includes(o.optimizer)) throw new Error(`--optimizer must be sgd or adamw, got '${o.optimizer}'`);
-    if (!SCHP_TRAINABLE.includes(o.config)) throw new Error(`--config must be ${SCHP_TRAINABLE.join(' or ')}, got '${o.config}'`);
+    if (!['sgd', 'adamw'].includes(o.optimizer))
+      throw new Error(`--optimizer must be sgd or adamw, got '${o.optimizer}'`);
+    if (!SCHP_TRAINABLE.includes(o.config))
+      throw new Error(`--config must be ${SCHP_TRAINABLE.join(' or ')}, got '${o.config}'`);
     await trainSchp({
-      ...trainingArgs(o), config: o.config, cycles: o.cycles, cycleSteps: o.cycleSteps, optimizer: o.optimizer,
-      labelNoise: o.labelNoise, evalExamples: o.evalExamples, evalEvery: o.evalEvery, bnBatches: o.bnBatches,
+      ...trainingArgs(o),
+      config: o.config,
+      cycles: o.cycles,
+      cycleSteps: o.cycleSteps,
+      optimizer: o.optimizer,
+      labelNoise: o.labelNoise,
+      evalExamples: o.evalExamples,
+      evalEvery: o.evalEvery,
+      bnBatches: o.bnBatches,
     });
   });
 
@@ -197,63 +385,121 @@ program
   .command('parse')
   .description('human parsing of an image with an SCHP checkpoint: palette label PNG and per-class masks')
   .addOption(imageOption())
-  .option('--ckpt <dir|file>', 'SCHP checkpoint (from train-schp; default: the shipped small model), or an official SCHP .pth (exp-schp-*-lip|atr|pascal.pth: ResNet-101 chosen by class count, 473x473 LIP / 512x512 ATR and Pascal)', DEFAULT_SCHP)
+  .option(
+    '--ckpt <dir|file>',
+    'SCHP checkpoint (from train-schp; default: the shipped small model), or an official SCHP .pth (exp-schp-*-lip|atr|pascal.pth: ResNet-101 chosen by class count, 473x473 LIP / 512x512 ATR and Pascal)',
+    DEFAULT_SCHP,
+  )
   .addOption(outOption('runs/parse'))
-  .addOption(sizeOption(undefined, 'network input size (default: the checkpoint\'s training size)'))
+  .addOption(sizeOption(undefined, "network input size (default: the checkpoint's training size)"))
   .option('--flip', 'average with the mirrored prediction (left/right labels swapped)')
-  .option('--weights <which>', 'auto, network or aggregate (auto: the SCHP aggregate when the checkpoint has one)', 'auto')
+  .option(
+    '--weights <which>',
+    'auto, network or aggregate (auto: the SCHP aggregate when the checkpoint has one)',
+    'auto',
+  )
   .action(async (o) => {
-    if (!['auto', 'network', 'aggregate'].includes(o.weights)) throw new Error(`--weights must be auto, network or aggregate, got '${o.weights}'`);
-    await parse({ image: o.image, ckpt: o.ckpt, out: o.out, flip: o.flip === true, weights: o.weights, ...(o.size ? { size: o.size as [number, number] } : {}) });
+    if (!['auto', 'network', 'aggregate'].includes(o.weights))
+      throw new Error(`--weights must be auto, network or aggregate, got '${o.weights}'`);
+    await parse({
+      image: o.image,
+      ckpt: o.ckpt,
+      out: o.out,
+      flip: o.flip === true,
+      weights: o.weights,
+      ...(o.size ? { size: o.size as [number, number] } : {}),
+    });
   });
 
 addTrainingOptions(
   program
     .command('train-densepose')
-    .description('train a DensePose-style dense-correspondence network on synthetic people; reports part mIoU and UV error on held-out ones'),
+    .description(
+      'train a DensePose-style dense-correspondence network on synthetic people; reports part mIoU and UV error on held-out ones',
+    ),
   {
-    out: 'runs/densepose', steps: 2000, batch: 8, batchHelp: 'images per step (at least 2)', size: '128x96',
-    lr: 2e-3, lrHelp: 'peak AdamW learning rate (warm-up, then cosine to lr/100)', saveEvery: 200,
+    out: 'runs/densepose',
+    steps: 2000,
+    batch: 8,
+    batchHelp: 'images per step (at least 2)',
+    size: '128x96',
+    lr: 2e-3,
+    lrHelp: 'peak AdamW learning rate (warm-up, then cosine to lr/100)',
+    saveEvery: 200,
   },
 )
   .option('--config <name>', 'network: small or resnet50', 'small')
   .addOption(evalExamplesOption(50, 'held-out images for mIoU and UV error'))
   .action(async (o) => {
-    if (!['small', 'resnet50'].includes(o.config)) throw new Error(`--config must be small or resnet50, got '${o.config}'`);
+    if (!['small', 'resnet50'].includes(o.config))
+      throw new Error(`--config must be small or resnet50, got '${o.config}'`);
     await trainDensePose({ ...trainingArgs(o), config: o.config, evalExamples: o.evalExamples });
   });
 
 program
   .command('densepose')
-  .description('DensePose of an image with a train-densepose checkpoint: parula (VITON-HD), raw I (DressCode) and IUV (pose transfer) renders')
+  .description(
+    'DensePose of an image with a train-densepose checkpoint: parula (VITON-HD), raw I (DressCode) and IUV (pose transfer) renders',
+  )
   .addOption(imageOption())
-  .option('--ckpt <dir>', 'DensePose checkpoint (from train-densepose; default: the shipped small model)', DEFAULT_DENSEPOSE)
+  .option(
+    '--ckpt <dir>',
+    'DensePose checkpoint (from train-densepose; default: the shipped small model)',
+    DEFAULT_DENSEPOSE,
+  )
   .addOption(outOption('runs/densepose-infer'))
   .addOption(sizeOption(undefined, 'network input size (default: the training height, width from the aspect)'))
-  .option('--keypoints <json>', 'OpenPose JSON: predict inside the first person\'s box')
+  .option('--keypoints <json>', "OpenPose JSON: predict inside the first person's box")
   .action(async (o) => {
-    await densePose({ image: o.image, ckpt: o.ckpt, out: o.out, ...(o.size ? { size: o.size as [number, number] } : {}), ...(o.keypoints ? { keypoints: o.keypoints } : {}) });
+    await densePose({
+      image: o.image,
+      ckpt: o.ckpt,
+      out: o.out,
+      ...(o.size ? { size: o.size as [number, number] } : {}),
+      ...(o.keypoints ? { keypoints: o.keypoints } : {}),
+    });
   });
 
 /** Photo inputs go through the preprocessing pipeline unless the mask / DensePose renders are given. */
 const isPhotoRun = (input: string, renders: (string | undefined)[]) =>
-  !/^synthetic:/.test(input) && ((existsSync(input) && statSync(input).isDirectory()) || renders.every((r) => r === undefined));
+  !/^synthetic:/.test(input) &&
+  ((existsSync(input) && statSync(input).isDirectory()) || renders.every((r) => r === undefined));
 
 program
   .command('tryon')
-  .description('virtual try-on: put the garment on the person (photos: OpenPose, SCHP and DensePose prepare the inputs; the shipped ones learned only synthetic people, so a photo they fail on stops with the reason: run Leffa\'s released weights, --ckpts <folder>, for real photos)')
-  .requiredOption('--person <png|jpg|folder|synthetic:SEED>', 'person photo, a folder of them (batch, one garment), or a synthetic example')
-  .option('--garment <png|jpg>', 'flat garment image (defaults to the synthetic example\'s garment)')
+  .description(
+    "virtual try-on: put the garment on the person (photos: OpenPose, SCHP and DensePose prepare the inputs; the shipped ones learned only synthetic people, so a photo they fail on stops with the reason: run Leffa's released weights, --ckpts <folder>, for real photos)",
+  )
+  .requiredOption(
+    '--person <png|jpg|folder|synthetic:SEED>',
+    'person photo, a folder of them (batch, one garment), or a synthetic example',
+  )
+  .option('--garment <png|jpg>', "flat garment image (defaults to the synthetic example's garment)")
   .option('--mask <png>', 'agnostic mask (white = regenerate), for photo inputs with ready-made renders')
   .option('--densepose <png>', 'DensePose render, for photo inputs with ready-made renders')
-  .option('--category <name>', 'garment category for photos: upper_body, lower_body or dresses (upper, lower, dress)', 'upper_body')
+  .option(
+    '--category <name>',
+    'garment category for photos: upper_body, lower_body or dresses (upper, lower, dress)',
+    'upper_body',
+  )
   .addOption(openPoseCkptOption(DEFAULT_OPENPOSE))
-  .option('--schp <dir|file>', 'SCHP checkpoint for photos (from train-schp), or an official exp-schp-*-lip.pth', DEFAULT_SCHP)
+  .option(
+    '--schp <dir|file>',
+    'SCHP checkpoint for photos (from train-schp), or an official exp-schp-*-lip.pth',
+    DEFAULT_SCHP,
+  )
   .addOption(densePoseCkptOption(DEFAULT_DENSEPOSE))
   .option('--repaint', 'photos: keep the person outside the mask exactly (soft edge inside it)')
-  .option('--no-checks', 'photos: sample even when the preprocessing fails its checks (no person, too few or unsure keypoints, a mask over the face)')
+  .option(
+    '--no-checks',
+    'photos: sample even when the preprocessing fails its checks (no person, too few or unsure keypoints, a mask over the face)',
+  )
   .addOption(sizeOption('128x96', 'model size for photos (letterboxed on white)'))
-  .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official virtual_tryon.pth / virtual_tryon_dc.pth (or its state dict as .safetensors; SD1.5 size)', DEFAULT_TRYON)
+  .option(
+    '--ckpt <dir|file>',
+    "Leffa checkpoint, or Leffa's official virtual_tryon.pth / virtual_tryon_dc.pth (or its state dict as .safetensors; SD1.5 size)",
+    DEFAULT_TRYON,
+  )
   .addOption(outOption('runs/tryon.png', 'output image (a folder in batch mode)', '--out <png>'))
   .addOption(stepsOption(30, 'sampling steps'))
   .addOption(guidanceOption())
@@ -266,26 +512,59 @@ program
     }
     if (isPhotoRun(o.person, [o.mask, o.densepose])) {
       await generateFromPhotos({
-        task: 'tryon', person: o.person, reference: o.garment, ckpt: o.ckpt, openpose: o.openpose, schp: o.schp, densepose: o.denseposeCkpt,
-        category: parseCategory(o.category), size: o.size as [number, number], out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance, repaint: o.repaint === true, checks: o.checks !== false,
+        task: 'tryon',
+        person: o.person,
+        reference: o.garment,
+        ckpt: o.ckpt,
+        openpose: o.openpose,
+        schp: o.schp,
+        densepose: o.denseposeCkpt,
+        category: parseCategory(o.category),
+        size: o.size as [number, number],
+        out: o.out,
+        steps: o.steps,
+        seed: o.seed,
+        guidance: o.guidance,
+        repaint: o.repaint === true,
+        checks: o.checks !== false,
       });
       return;
     }
     const input = await loadInputs('tryon', o.person, o.garment, o.mask, o.densepose);
-    await generate({ task: 'tryon', ckpt: o.ckpt, input, out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance });
+    await generate({
+      task: 'tryon',
+      ckpt: o.ckpt,
+      input,
+      out: o.out,
+      steps: o.steps,
+      seed: o.seed,
+      guidance: o.guidance,
+    });
   });
 
 program
   .command('pose-transfer')
-  .description('pose transfer: re-render the source person in the target pose (photos: OpenPose and DensePose of the target; the shipped ones learned only synthetic people, so a photo they fail on stops with the reason: run Leffa\'s released weights, --ckpts <folder>, for real photos)')
-  .requiredOption('--target-pose <png|jpg|folder|synthetic:SEED>', 'image in the target pose, a folder of them (batch), or a synthetic example (both views)')
-  .option('--source <png|jpg>', 'source person image (defaults to the synthetic example\'s first view)')
+  .description(
+    "pose transfer: re-render the source person in the target pose (photos: OpenPose and DensePose of the target; the shipped ones learned only synthetic people, so a photo they fail on stops with the reason: run Leffa's released weights, --ckpts <folder>, for real photos)",
+  )
+  .requiredOption(
+    '--target-pose <png|jpg|folder|synthetic:SEED>',
+    'image in the target pose, a folder of them (batch), or a synthetic example (both views)',
+  )
+  .option('--source <png|jpg>', "source person image (defaults to the synthetic example's first view)")
   .option('--densepose <png>', 'DensePose IUV render of the target pose, for photo inputs with a ready-made render')
   .addOption(openPoseCkptOption(DEFAULT_OPENPOSE))
   .addOption(densePoseCkptOption(DEFAULT_DENSEPOSE))
-  .option('--no-checks', 'photos: sample even when the preprocessing fails its checks (no person, too few or unsure keypoints, a mask over the face)')
+  .option(
+    '--no-checks',
+    'photos: sample even when the preprocessing fails its checks (no person, too few or unsure keypoints, a mask over the face)',
+  )
   .addOption(sizeOption('128x96', 'model size for photos (letterboxed on white)'))
-  .option('--ckpt <dir|file>', 'Leffa checkpoint, or Leffa\'s official pose_transfer.pth (or its state dict as .safetensors; SDXL size, detected from its keys)', DEFAULT_POSE)
+  .option(
+    '--ckpt <dir|file>',
+    "Leffa checkpoint, or Leffa's official pose_transfer.pth (or its state dict as .safetensors; SDXL size, detected from its keys)",
+    DEFAULT_POSE,
+  )
   .addOption(outOption('runs/pose-transfer.png', 'output image (a folder in batch mode)', '--out <png>'))
   .addOption(stepsOption(30, 'sampling steps'))
   .addOption(guidanceOption())
@@ -298,17 +577,39 @@ program
     }
     if (isPhotoRun(o.targetPose, [o.densepose])) {
       await generateFromPhotos({
-        task: 'pose', person: o.targetPose, reference: o.source, ckpt: o.ckpt, openpose: o.openpose, densepose: o.denseposeCkpt,
-        size: o.size as [number, number], out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance, checks: o.checks !== false,
+        task: 'pose',
+        person: o.targetPose,
+        reference: o.source,
+        ckpt: o.ckpt,
+        openpose: o.openpose,
+        densepose: o.denseposeCkpt,
+        size: o.size as [number, number],
+        out: o.out,
+        steps: o.steps,
+        seed: o.seed,
+        guidance: o.guidance,
+        checks: o.checks !== false,
       });
       return;
     }
     const input = await loadInputs('pose', o.targetPose, o.source, o.densepose ? o.targetPose : undefined, o.densepose);
-    await generate({ task: 'pose', ckpt: o.ckpt, input, out: o.out, steps: o.steps, seed: o.seed, guidance: o.guidance });
+    await generate({
+      task: 'pose',
+      ckpt: o.ckpt,
+      input,
+      out: o.out,
+      steps: o.steps,
+      seed: o.seed,
+      guidance: o.guidance,
+    });
   });
 
 // tryon / pose-transfer --ckpts <folder>: Leffa's released checkpoints (released.ts).
-for (const [name, task] of [['tryon', 'tryon'], ['pose-transfer', 'pose']] as const) addReleasedOptions(program.commands.find((c) => c.name() === name)!, task);
+for (const [name, task] of [
+  ['tryon', 'tryon'],
+  ['pose-transfer', 'pose'],
+] as const)
+  addReleasedOptions(program.commands.find((c) => c.name() === name)!, task);
 
 program
   .command('eval')
@@ -321,11 +622,22 @@ program
   .addOption(outOption(undefined, 'write metrics.json and samples.png (every seed) here'))
   .action(async (o) => {
     if (o.examples < 1) throw new Error(`--examples must be at least 1, got ${o.examples}`);
-    await evaluate({ task: o.task, ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON), examples: o.examples, seeds: o.seeds, out: o.out, steps: o.steps });
+    await evaluate({
+      task: o.task,
+      ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON),
+      examples: o.examples,
+      seeds: o.seeds,
+      out: o.out,
+      steps: o.steps,
+    });
   });
 
 program
-  .option('--max-pixels <n>', `largest image (width x height) any command decodes; bigger ones are refused from their header (default ${DEFAULT_MAX_PIXELS})`, intOption(1))
+  .option(
+    '--max-pixels <n>',
+    `largest image (width x height) any command decodes; bigger ones are refused from their header (default ${DEFAULT_MAX_PIXELS})`,
+    intOption(1),
+  )
   .hook('preAction', () => {
     const { maxPixels } = program.opts<{ maxPixels?: number }>();
     if (maxPixels !== undefined) setDefaultMaxPixels(maxPixels);

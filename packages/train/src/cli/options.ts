@@ -11,7 +11,9 @@ export const intOption =
   (v: string): number => {
     const n = v.trim() === '' ? NaN : Number(v);
     if (!Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`}, got '${v}'.`);
+      throw new InvalidArgumentError(
+        `expected an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`}, got '${v}'.`,
+      );
     }
     return n;
   };
@@ -25,8 +27,15 @@ export const numberOption =
     const want = [
       above !== undefined ? `> ${above}` : min !== undefined ? `>= ${min}` : '',
       max !== undefined ? `<= ${max}` : '',
-    ].filter(Boolean).join(' and ');
-    if (!Number.isFinite(n) || (min !== undefined && n < min) || (above !== undefined && n <= above) || (max !== undefined && n > max)) {
+    ]
+      .filter(Boolean)
+      .join(' and ');
+    if (
+      !Number.isFinite(n) ||
+      (min !== undefined && n < min) ||
+      (above !== undefined && n <= above) ||
+      (max !== undefined && n > max)
+    ) {
       throw new InvalidArgumentError(`expected a finite number${want ? ` ${want}` : ''}, got '${v}'.`);
     }
     return n;

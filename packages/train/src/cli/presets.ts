@@ -17,33 +17,53 @@ export const parseSize =
   (option = '--size') =>
   (v: string): [number, number] => {
     const m = /^(\d+)x(\d+)$/.exec(v);
-    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new InvalidArgumentError(`${option} expects HxW with positive integers (e.g. 128x96), got '${v}'`);
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1)
+      throw new InvalidArgumentError(`${option} expects HxW with positive integers (e.g. 128x96), got '${v}'`);
     return [Number(m[1]), Number(m[2])];
   };
 
 const withDefault = (o: Option, value: unknown, shown?: string) => (value === undefined ? o : o.default(value, shown));
 
-export const outOption = (dflt: string | undefined, description = 'output folder', flags = '--out <dir>') => withDefault(new Option(flags, description), dflt);
-export const stepsOption = (dflt: number, description = 'training steps') => new Option('--steps <n>', description).argParser(count).default(dflt);
-export const batchOption = (dflt: number, description = 'images per step') => new Option('--batch <n>', description).argParser(count).default(dflt);
+export const outOption = (dflt: string | undefined, description = 'output folder', flags = '--out <dir>') =>
+  withDefault(new Option(flags, description), dflt);
+export const stepsOption = (dflt: number, description = 'training steps') =>
+  new Option('--steps <n>', description).argParser(count).default(dflt);
+export const batchOption = (dflt: number, description = 'images per step') =>
+  new Option('--batch <n>', description).argParser(count).default(dflt);
 /** `--size HxW`; without a default the option is absent unless given. */
 export const sizeOption = (dflt: string | undefined, description = 'image size') =>
-  withDefault(new Option('--size <HxW>', description).argParser(parseSize()), dflt === undefined ? undefined : parseSize()(dflt), dflt);
-export const lrOption = (dflt: number | undefined, description = 'learning rate') => withDefault(new Option('--lr <lr>', description).argParser(lrValue), dflt);
+  withDefault(
+    new Option('--size <HxW>', description).argParser(parseSize()),
+    dflt === undefined ? undefined : parseSize()(dflt),
+    dflt,
+  );
+export const lrOption = (dflt: number | undefined, description = 'learning rate') =>
+  withDefault(new Option('--lr <lr>', description).argParser(lrValue), dflt);
 export const seedOption = (description = 'seed') => new Option('--seed <n>', description).argParser(int).default(0);
 export const resumeOption = (description = 'resume from a checkpoint') => new Option('--resume <dir>', description);
-export const saveEveryOption = (dflt: number, description = 'checkpoint interval') => new Option('--save-every <n>', description).argParser(count).default(dflt);
-export const evalExamplesOption = (dflt: number, description: string) => new Option('--eval-examples <n>', description).argParser(count).default(dflt);
-export const taskOption = () => new Option('--task <task>', 'tryon or pose').choices(['tryon', 'pose']).default('tryon');
-export const seedsOption = (description: string) => new Option('--seeds <list>', description).argParser(listOption(intOption(0))).default([0, 1, 2], '0,1,2');
-export const guidanceOption = () => new Option('--guidance <s>', 'classifier-free guidance scale').argParser(weight).default(2.5);
+export const saveEveryOption = (dflt: number, description = 'checkpoint interval') =>
+  new Option('--save-every <n>', description).argParser(count).default(dflt);
+export const evalExamplesOption = (dflt: number, description: string) =>
+  new Option('--eval-examples <n>', description).argParser(count).default(dflt);
+export const taskOption = () =>
+  new Option('--task <task>', 'tryon or pose').choices(['tryon', 'pose']).default('tryon');
+export const seedsOption = (description: string) =>
+  new Option('--seeds <list>', description).argParser(listOption(intOption(0))).default([0, 1, 2], '0,1,2');
+export const guidanceOption = () =>
+  new Option('--guidance <s>', 'classifier-free guidance scale').argParser(weight).default(2.5);
 
 /** The Leffa loss: --leffa-weight, --leffa-distance, --leffa-normalization. */
-export const leffaWeightOption = (description: string) => new Option('--leffa-weight <w>', description).argParser(weight).default(1e-3);
+export const leffaWeightOption = (description: string) =>
+  new Option('--leffa-weight <w>', description).argParser(weight).default(1e-3);
 export const leffaDistanceOption = () =>
-  new Option('--leffa-distance <d>', "Leffa loss distance: smoothL1 (Leffa's released code) or l2").choices(['smoothL1', 'l2']).default('smoothL1');
+  new Option('--leffa-distance <d>', "Leffa loss distance: smoothL1 (Leffa's released code) or l2")
+    .choices(['smoothL1', 'l2'])
+    .default('smoothL1');
 export const leffaNormalizationOption = () =>
-  new Option('--leffa-normalization <n>', 'Leffa loss averaging: released (per-sample mean over C x H x W, then the batch) or maskArea (over the masked pixels)')
+  new Option(
+    '--leffa-normalization <n>',
+    'Leffa loss averaging: released (per-sample mean over C x H x W, then the batch) or maskArea (over the masked pixels)',
+  )
     .choices(['released', 'maskArea'])
     .default('released');
 /** A fixed pool of n training examples, or 'fresh' (0): every step draws new ones from the generator. */
@@ -52,22 +72,43 @@ export const poolOption = (description: string, dflt: number | 'fresh' = 256) =>
     .argParser((v: string) => (v === 'fresh' ? 0 : count(v)))
     .default(dflt === 'fresh' ? 0 : dflt, String(dflt));
 /** Learning-rate schedule: constant, or warm-up then cosine decay to --min-lr at --steps. */
-export const lrScheduleOption = () => new Option('--lr-schedule <kind>', 'learning-rate schedule over --steps').choices(['constant', 'cosine']).default('constant');
-export const warmupStepsOption = () => new Option('--warmup-steps <n>', 'linear learning-rate warm-up steps').argParser(int).default(0);
+export const lrScheduleOption = () =>
+  new Option('--lr-schedule <kind>', 'learning-rate schedule over --steps')
+    .choices(['constant', 'cosine'])
+    .default('constant');
+export const warmupStepsOption = () =>
+  new Option('--warmup-steps <n>', 'linear learning-rate warm-up steps').argParser(int).default(0);
 /** The schedule those options describe, over a run of `steps`. */
-export function lrScheduleFrom(o: { lr: number; steps: number; lrSchedule?: 'constant' | 'cosine'; warmupSteps?: number; minLr?: number }): T.optim.LRSchedule {
+export function lrScheduleFrom(o: {
+  lr: number;
+  steps: number;
+  lrSchedule?: 'constant' | 'cosine';
+  warmupSteps?: number;
+  minLr?: number;
+}): T.optim.LRSchedule {
   return o.lrSchedule === 'cosine'
-    ? T.optim.warmupCosineLR({ baseLr: o.lr, warmupSteps: o.warmupSteps ?? 0, totalSteps: o.steps, minLr: o.minLr ?? 0 })
+    ? T.optim.warmupCosineLR({
+        baseLr: o.lr,
+        warmupSteps: o.warmupSteps ?? 0,
+        totalSteps: o.steps,
+        minLr: o.minLr ?? 0,
+      })
     : T.optim.constantLR(o.lr, { warmupSteps: o.warmupSteps ?? 0 });
 }
-export const minLrOption = () => new Option('--min-lr <lr>', 'final learning rate of the cosine schedule').argParser(weight).default(0);
-export const examplesOption = (dflt: number, description: string) => new Option('--examples <n>', description).argParser(count).default(dflt);
+export const minLrOption = () =>
+  new Option('--min-lr <lr>', 'final learning rate of the cosine schedule').argParser(weight).default(0);
+export const examplesOption = (dflt: number, description: string) =>
+  new Option('--examples <n>', description).argParser(count).default(dflt);
 export const imageOption = (flags = '--image <png|jpg>') => new Option(flags, 'input image').makeOptionMandatory();
 export const vaeOption = (description: string) => new Option('--vae <dir>', description);
 export const initOption = (description: string) => new Option('--init <dir>', description);
 /** The photo pipeline's preprocessing networks (tryon, pose-transfer). */
-export const openPoseCkptOption = (dflt: string) => new Option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth').default(dflt);
-export const densePoseCkptOption = (dflt: string) => new Option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)').default(dflt);
+export const openPoseCkptOption = (dflt: string) =>
+  new Option('--openpose <dir|file>', 'OpenPose checkpoint for photos, or the official body_pose_model.pth').default(
+    dflt,
+  );
+export const densePoseCkptOption = (dflt: string) =>
+  new Option('--densepose-ckpt <dir>', 'DensePose checkpoint for photos (from train-densepose)').default(dflt);
 
 /** A training command's defaults for the options every training command takes (help texts where they differ). */
 export interface TrainingDefaults {
@@ -88,7 +129,12 @@ export interface TrainingDefaults {
 
 /** Adds the options every training command shares: --out, --steps, --batch, --size, --lr, --seed, --save-every, --resume. */
 export function addTrainingOptions(command: Command, d: TrainingDefaults): Command {
-  command.addOption(outOption(d.out)).addOption(stepsOption(d.steps)).addOption(batchOption(d.batch, d.batchHelp)).addOption(sizeOption(d.size)).addOption(lrOption(d.lr, d.lrHelp));
+  command
+    .addOption(outOption(d.out))
+    .addOption(stepsOption(d.steps))
+    .addOption(batchOption(d.batch, d.batchHelp))
+    .addOption(sizeOption(d.size))
+    .addOption(lrOption(d.lr, d.lrHelp));
   if (d.schedule) command.addOption(lrScheduleOption()).addOption(warmupStepsOption()).addOption(minLrOption());
   return command
     .addOption(seedOption())
@@ -116,7 +162,14 @@ export interface TrainingArgs {
 export function trainingArgs(o: Record<string, unknown>): TrainingArgs {
   const [height, width] = o.size as [number, number];
   const args: TrainingArgs = {
-    out: o.out as string, steps: o.steps as number, batch: o.batch as number, height, width, lr: o.lr as number, seed: o.seed as number, saveEvery: o.saveEvery as number,
+    out: o.out as string,
+    steps: o.steps as number,
+    batch: o.batch as number,
+    height,
+    width,
+    lr: o.lr as number,
+    seed: o.seed as number,
+    saveEvery: o.saveEvery as number,
   };
   if (o.resume !== undefined) args.resume = o.resume as string;
   if (o.lrSchedule !== undefined) args.lrSchedule = o.lrSchedule as 'constant' | 'cosine';

@@ -52,8 +52,16 @@ export class Progress {
     const elapsed = (Date.now() - this.start) / 1000;
     const rate = (this.last - this.first) / Math.max(elapsed, 1e-9);
     const eta = rate > 0 ? (this.total - this.last) / rate : 0;
-    const parts = this.fields.map((f) => `${f} ${typeof this.values[f] === 'number' ? (this.values[f] as number).toPrecision(4) : (this.values[f] ?? '-')}`);
-    return [`${this.label} ${this.last}/${this.total}`, ...parts, `${rate.toFixed(2)} it/s`, `ETA ${eta.toFixed(0)}s`].join(' | ');
+    const parts = this.fields.map(
+      (f) =>
+        `${f} ${typeof this.values[f] === 'number' ? (this.values[f] as number).toPrecision(4) : (this.values[f] ?? '-')}`,
+    );
+    return [
+      `${this.label} ${this.last}/${this.total}`,
+      ...parts,
+      `${rate.toFixed(2)} it/s`,
+      `ETA ${eta.toFixed(0)}s`,
+    ].join(' | ');
   }
 
   update(done: number, values?: Record<string, number | string>): void {

@@ -52,14 +52,18 @@ export async function lockRunFolder(out: string, command: string): Promise<RunLo
           },
         };
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${command}: cannot create the lock file '${path}' (${(e as Error).message})`);
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+          throw new Error(`${command}: cannot create the lock file '${path}' (${(e as Error).message})`);
       }
       const owner = await readOwner(path);
       if (owner && (owner.pid === process.pid || T.processAlive(owner.pid))) {
-        const who = owner.pid === process.pid ? 'this process' : `another run (PID ${owner.pid}${owner.command ? `, ${owner.command}` : ''}${owner.started ? `, since ${owner.started}` : ''})`;
+        const who =
+          owner.pid === process.pid
+            ? 'this process'
+            : `another run (PID ${owner.pid}${owner.command ? `, ${owner.command}` : ''}${owner.started ? `, since ${owner.started}` : ''})`;
         throw new Error(
           `${command}: the output folder '${out}' is in use by ${who}; lock file ${path}. ` +
-            'Two runs writing one folder would replace each other\'s checkpoints: wait for it to finish, or give another --out.',
+            "Two runs writing one folder would replace each other's checkpoints: wait for it to finish, or give another --out.",
         );
       }
       // Stale: its process is gone. Move it aside; if what was moved turns out to be a live run's fresh lock
@@ -71,8 +75,10 @@ export async function lockRunFolder(out: string, command: string): Promise<RunLo
         continue; // someone else moved it first
       }
       const moved = await readOwner(aside);
-      if (moved && moved.pid !== owner?.pid && T.processAlive(moved.pid)) await link(aside, path).catch(() => undefined);
-      else console.warn(`${command}: taking over the stale lock ${path} of PID ${owner?.pid ?? '?'} (no longer running)`);
+      if (moved && moved.pid !== owner?.pid && T.processAlive(moved.pid))
+        await link(aside, path).catch(() => undefined);
+      else
+        console.warn(`${command}: taking over the stale lock ${path} of PID ${owner?.pid ?? '?'} (no longer running)`);
       await rm(aside, { force: true });
     }
     throw new Error(`${command}: could not take the lock file '${path}': other runs keep starting in '${out}'`);
@@ -113,7 +119,8 @@ export class RunGuard {
   /** Throws when a logged value (the losses already read back) is NaN or infinite. */
   check(step: number, values: Record<string, number>): void {
     const bad = Object.entries(values).filter(([, v]) => !Number.isFinite(v));
-    if (bad.length > 0) throw this.stop(`the loss turned non-finite at step ${step} (${bad.map(([k, v]) => `${k} ${v}`).join(', ')})`);
+    if (bad.length > 0)
+      throw this.stop(`the loss turned non-finite at step ${step} (${bad.map(([k, v]) => `${k} ${v}`).join(', ')})`);
   }
 
   /** Runs a checkpoint save (whose tensors must be finite: `requireFinite`), recording it as the last good one. */
@@ -121,7 +128,8 @@ export class RunGuard {
     try {
       await save();
     } catch (e) {
-      if (e instanceof T.NonFiniteError) throw this.stop(`the weights turned non-finite by step ${step} (tensor '${e.tensorName}')`);
+      if (e instanceof T.NonFiniteError)
+        throw this.stop(`the weights turned non-finite by step ${step} (tensor '${e.tensorName}')`);
       throw e;
     }
     this.lastGood = { step, where };

@@ -2,7 +2,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS, type LeffaConfig, LeffaModel, type VaeConfig } from '@leffa-webgpu/models';
 import {
-  type FolderDataset, type LeffaExample, type LeffaTask, maskToImage, openDataset, syntheticExample, tile, toBatch, writePng,
+  type FolderDataset,
+  type LeffaExample,
+  type LeffaTask,
+  maskToImage,
+  openDataset,
+  syntheticExample,
+  tile,
+  toBatch,
+  writePng,
 } from '@leffa-webgpu/data';
 import { HELD_OUT_SEED, evaluateLeffa } from '../leffa/evaluate.js';
 import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/trainer.js';
@@ -53,13 +61,18 @@ export async function trainLeffa(args: TrainLeffaArgs): Promise<void> {
 async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
-  if (!args.init && !args.vae) throw new Error('train: give --vae (a trained VAE checkpoint) or --init (a Leffa checkpoint); no pretrained VAE can be downloaded here');
+  if (!args.init && !args.vae)
+    throw new Error(
+      'train: give --vae (a trained VAE checkpoint) or --init (a Leffa checkpoint); no pretrained VAE can be downloaded here',
+    );
   // The architecture is the checkpoint's: a Leffa checkpoint records it whole, a VAE checkpoint its VAE shape.
   const start = await T.openCheckpoint(resolveCheckpoint(args.init ?? args.vae!));
   const named = LEFFA_CONFIGS[args.config ?? 'tiny'];
   const recorded = start.extra as { config?: unknown; options?: { config?: unknown } } | null;
   const config: LeffaConfig = args.init
-    ? recorded?.config || recorded?.options?.config ? leffaConfigFromExtra(recorded) : named
+    ? recorded?.config || recorded?.options?.config
+      ? leffaConfigFromExtra(recorded)
+      : named
     : { ...named, vae: (recorded?.config as VaeConfig | undefined) ?? named.vae };
   const model = new LeffaModel(config);
   await start.load({ model: args.init ? model : model.vae });
@@ -96,10 +109,25 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
       T.dispose(enc);
     }
     const parts = indices.map((i) => latents.get(i)!);
-    return { x0: T.concat(parts.map((p) => p.x0), 0), masked: T.concat(parts.map((p) => p.masked), 0), reference: T.concat(parts.map((p) => p.reference), 0) };
+    return {
+      x0: T.concat(
+        parts.map((p) => p.x0),
+        0,
+      ),
+      masked: T.concat(
+        parts.map((p) => p.masked),
+        0,
+      ),
+      reference: T.concat(
+        parts.map((p) => p.reference),
+        0,
+      ),
+    };
   };
 
-  const held = Array.from({ length: args.evalExamples }, (_, i) => (args.heldOut ? args.heldOut(i) : example(HELD_OUT_SEED + i)));
+  const held = Array.from({ length: args.evalExamples }, (_, i) =>
+    args.heldOut ? args.heldOut(i) : example(HELD_OUT_SEED + i),
+  );
   const supervised = (args.flowSupervision ?? 0) > 0;
   const title = `train ${args.task}`;
 
@@ -107,7 +135,11 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
   const samples = async (final: boolean) => {
     // The final evaluation gets its own bar; one during training would draw over the training bar.
     const evalProgress = final ? new Progress('eval', 20) : null;
-    const { metrics, images } = await evaluateLeffa(trainer.model, held, { seed: args.seed, steps: 20, onStep: (s) => evalProgress?.update(s) });
+    const { metrics, images } = await evaluateLeffa(trainer.model, held, {
+      seed: args.seed,
+      steps: 20,
+      onStep: (s) => evalProgress?.update(s),
+    });
     evalProgress?.stop();
     const grid = tile(
       held.map((e, i) => [e.source, e.reference, maskToImage(e.mask), images.generated[i]!, images.warped[i]!]),
@@ -133,19 +165,32 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
           return trainer.step(toBatch(seeds.map(example), { flow: supervised }));
         }
         const indices = Array.from({ length: args.batch }, () => trainer.rng.int(0, args.pool));
-        const batch = toBatch(indices.map((i) => pool[i]!), { flow: supervised });
+        const batch = toBatch(
+          indices.map((i) => pool[i]!),
+          { flow: supervised },
+        );
         return trainer.step(batch, latentsOf(indices));
       });
     },
     read: async (losses) => {
-      const [total, diffusion, leffa, flow] = await Promise.all([losses.total.item(), losses.diffusion.item(), losses.leffa.item(), losses.flow.item()]);
+      const [total, diffusion, leffa, flow] = await Promise.all([
+        losses.total.item(),
+        losses.diffusion.item(),
+        losses.leffa.item(),
+        losses.flow.item(),
+      ]);
       return { total, diffusion, leffa, ...(supervised ? { flow } : {}) };
     },
     progress: {
       fields: ['loss', 'diff', 'leffa', ...(supervised ? ['flow'] : [])],
       show: (e) => ({ loss: e.total!, diff: e.diffusion!, leffa: e.leffa!, ...(supervised ? { flow: e.flow! } : {}) }),
     },
-    series: [['total', 'total'], ['diffusion', 'diffusion'], ['leffa', 'leffa'], ...(supervised ? ([['flow', 'flow']] as const) : [])],
+    series: [
+      ['total', 'total'],
+      ['diffusion', 'diffusion'],
+      ['leffa', 'leffa'],
+      ...(supervised ? ([['flow', 'flow']] as const) : []),
+    ],
     checkpointExtra: () => ({ task: args.task, size: [args.height, args.width] }),
     afterStep: async () => {
       if (args.sampleEvery > 0 && trainer.stepCount % args.sampleEvery === 0 && trainer.stepCount < args.steps) {
@@ -155,15 +200,26 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     },
   });
   const metrics = await samples(true);
-  await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ task: args.task, steps: trainer.stepCount, leffa: args.leffa, eval: metrics, history }, null, 2)}\n`);
-  console.log(`final: L1 ${metrics.l1.toFixed(4)}, PSNR ${metrics.psnr.toFixed(2)} dB, SSIM ${metrics.ssim.toFixed(3)}, flow EPE ${metrics.meanFlowEpe.toFixed(2)} px`);
+  await writeFile(
+    `${args.out}/metrics.json`,
+    `${JSON.stringify({ task: args.task, steps: trainer.stepCount, leffa: args.leffa, eval: metrics, history }, null, 2)}\n`,
+  );
+  console.log(
+    `final: L1 ${metrics.l1.toFixed(4)}, PSNR ${metrics.psnr.toFixed(2)} dB, SSIM ${metrics.ssim.toFixed(3)}, flow EPE ${metrics.meanFlowEpe.toFixed(2)} px`,
+  );
 }
 
 /**
  * Training and held-out examples from a dataset folder: its training list, and its test list when the
  * folder has one (otherwise the training list's last examples, which then also train).
  */
-export function folderExamples(root: string, task: LeffaTask, category: 'upper_body' | 'lower_body' | 'dresses', height: number, width: number) {
+export function folderExamples(
+  root: string,
+  task: LeffaTask,
+  category: 'upper_body' | 'lower_body' | 'dresses',
+  height: number,
+  width: number,
+) {
   const train = openDataset(root, { split: 'train', task, category });
   let test: FolderDataset;
   try {
@@ -175,7 +231,8 @@ export function folderExamples(root: string, task: LeffaTask, category: 'upper_b
     length: train.length,
     sources: {
       examples: (i: number) => train.example(i % train.length, height, width),
-      heldOut: (i: number) => test.example(test === train ? train.length - 1 - (i % train.length) : i % test.length, height, width),
+      heldOut: (i: number) =>
+        test.example(test === train ? train.length - 1 - (i % train.length) : i % test.length, height, width),
     },
   };
 }

@@ -22,7 +22,8 @@ export interface TrainVaeArgs extends TrainingArgs {
 /** A crop of an HWC RGB image. */
 function crop(img: Uint8Array, width: number, y0: number, x0: number, h: number, w: number): Uint8Array {
   const out = new Uint8Array(h * w * 3);
-  for (let y = 0; y < h; y++) out.set(img.subarray(((y0 + y) * width + x0) * 3, ((y0 + y) * width + x0 + w) * 3), y * w * 3);
+  for (let y = 0; y < h; y++)
+    out.set(img.subarray(((y0 + y) * width + x0) * 3, ((y0 + y) * width + x0 + w) * 3), y * w * 3);
   return out;
 }
 
@@ -38,7 +39,9 @@ export async function trainVae(args: TrainVaeArgs): Promise<void> {
 async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
-  const recordedExtra = args.resume ? ((await T.openCheckpoint(args.resume)).extra as { config?: VaeConfig; chromaWeight?: number } | null) : null;
+  const recordedExtra = args.resume
+    ? ((await T.openCheckpoint(args.resume)).extra as { config?: VaeConfig; chromaWeight?: number } | null)
+    : null;
   const recorded = recordedExtra?.config;
   const tiny = LEFFA_CONFIGS.tiny.vae;
   const config: VaeConfig = recorded ?? {
@@ -62,10 +65,21 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
     step: () => {
       // Each step draws `pairs` people with their garments; the step number fixes their seeds, so a resumed run sees the same images.
       const first = args.seed * 1_000_003 + trainer.stepCount * pairs;
-      const full = Array.from({ length: pairs }, (_, i) => images(first + i)).flat().slice(0, args.batch);
+      const full = Array.from({ length: pairs }, (_, i) => images(first + i))
+        .flat()
+        .slice(0, args.batch);
       // Crop offsets come from the image seed, so a resumed run sees the same crops.
       const seed = first + pairs;
-      const batch = full.map((img, i) => crop(img, args.width, (seed * 7 + i * 13) % (args.height - ch + 1), (seed * 11 + i * 5) % (args.width - cw + 1), ch, cw));
+      const batch = full.map((img, i) =>
+        crop(
+          img,
+          args.width,
+          (seed * 7 + i * 13) % (args.height - ch + 1),
+          (seed * 11 + i * 5) % (args.width - cw + 1),
+          ch,
+          cw,
+        ),
+      );
       trainer.optimizer.lr = schedule(trainer.stepCount);
       return trainer.step(batch, ch, cw);
     },
@@ -81,16 +95,38 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   const held = Array.from({ length: 12 }, (_, i) => images(HELD_OUT_SEED + i));
   const people = held.map((h) => h[0]!);
   const garments = held.map((h) => h[1]!);
-  const [peopleRecon, garmentRecon] = [await reconstruct(trainer, people, args.height, args.width), await reconstruct(trainer, garments, args.height, args.width)];
-  const metrics = { people: reconstructionScores(people, peopleRecon), garments: reconstructionScores(garments, garmentRecon) };
-  await writePng(`${args.out}/reconstructions.png`, tile([people.slice(0, 6), peopleRecon.slice(0, 6), garments.slice(0, 6), garmentRecon.slice(0, 6)], args.width, args.height));
-  await writeFile(`${args.out}/metrics.json`, `${JSON.stringify({ steps: trainer.stepCount, config, reconstructionLoss: history.at(-1)?.reconstruction, heldOut: metrics }, null, 2)}\n`);
-  const line = (name: string, m: ReconstructionScores) => `${name} PSNR ${m.psnr.mean.toFixed(2)} dB (std ${m.psnr.std.toFixed(2)}), colour kept ${(100 * m.colourKept).toFixed(0)}%`;
+  const [peopleRecon, garmentRecon] = [
+    await reconstruct(trainer, people, args.height, args.width),
+    await reconstruct(trainer, garments, args.height, args.width),
+  ];
+  const metrics = {
+    people: reconstructionScores(people, peopleRecon),
+    garments: reconstructionScores(garments, garmentRecon),
+  };
+  await writePng(
+    `${args.out}/reconstructions.png`,
+    tile(
+      [people.slice(0, 6), peopleRecon.slice(0, 6), garments.slice(0, 6), garmentRecon.slice(0, 6)],
+      args.width,
+      args.height,
+    ),
+  );
+  await writeFile(
+    `${args.out}/metrics.json`,
+    `${JSON.stringify({ steps: trainer.stepCount, config, reconstructionLoss: history.at(-1)?.reconstruction, heldOut: metrics }, null, 2)}\n`,
+  );
+  const line = (name: string, m: ReconstructionScores) =>
+    `${name} PSNR ${m.psnr.mean.toFixed(2)} dB (std ${m.psnr.std.toFixed(2)}), colour kept ${(100 * m.colourKept).toFixed(0)}%`;
   console.log(`held-out (12 each): ${line('people', metrics.people)}; ${line('garments', metrics.garments)}`);
 }
 
 /** Posterior-mean reconstructions of HWC images, a few at a time. */
-async function reconstruct(trainer: VaeTrainer, imgs: Uint8Array[], height: number, width: number): Promise<Uint8Array[]> {
+async function reconstruct(
+  trainer: VaeTrainer,
+  imgs: Uint8Array[],
+  height: number,
+  width: number,
+): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
   for (let i = 0; i < imgs.length; i += 4) {
     const part = imgs.slice(i, i + 4);

@@ -55,7 +55,10 @@ export interface TrainingResult {
 export function historyOf(saved: unknown, step: number, legacyName?: string, where = 'historyOf'): LogEntry[] {
   if (!Array.isArray(saved)) return [];
   if (!saved.every((v) => typeof v === 'number')) return saved as LogEntry[];
-  if (!legacyName) throw new Error(`${where}: the checkpoint's history (state.json extra.history) holds bare numbers; this command logs named values`);
+  if (!legacyName)
+    throw new Error(
+      `${where}: the checkpoint's history (state.json extra.history) holds bare numbers; this command logs named values`,
+    );
   const steps = loggedSteps(saved.length, 10, saved.length > Math.floor(step / 10) ? step : undefined);
   return saved.map((v, i) => ({ step: steps[i]!, [legacyName]: v as number }) as LogEntry);
 }
@@ -65,7 +68,10 @@ export function historyOf(saved: unknown, step: number, legacyName?: string, whe
  * the checkpoint `resume` (loaded into the trainer, its history continued) when given. The caller holds the
  * run folder's lock.
  */
-export async function runTraining<Losses>(args: Pick<TrainingArgs, 'out' | 'steps' | 'saveEvery' | 'resume'>, run: TrainingRun<Losses>): Promise<TrainingResult> {
+export async function runTraining<Losses>(
+  args: Pick<TrainingArgs, 'out' | 'steps' | 'saveEvery' | 'resume'>,
+  run: TrainingRun<Losses>,
+): Promise<TrainingResult> {
   const { trainer } = run;
   const title = run.title ?? run.command;
   let history: LogEntry[] = [];

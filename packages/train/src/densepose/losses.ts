@@ -49,22 +49,37 @@ export interface DensePoseLosses {
   uv: T.Tensor;
 }
 
-const upsampleTo = (x: T.Tensor, h: number, w: number) => (x.shape[2] === h && x.shape[3] === w ? x : T.interpolate(x, { size: [h, w], mode: 'bilinear' }));
+const upsampleTo = (x: T.Tensor, h: number, w: number) =>
+  x.shape[2] === h && x.shape[3] === w ? x : T.interpolate(x, { size: [h, w], mode: 'bilinear' });
 
 /**
  * The DensePose objective of one batch; outputs at stride 4 (or any size) are upsampled (bilinear) to the
  * targets' H x W first.
  */
-export function densePoseLoss(out: DensePoseOutput, targets: DensePoseTargets, options: DensePoseLossOptions = {}): DensePoseLosses {
+export function densePoseLoss(
+  out: DensePoseOutput,
+  targets: DensePoseTargets,
+  options: DensePoseLossOptions = {},
+): DensePoseLosses {
   const op = 'densePoseLoss';
   const { parts, u, v } = targets;
-  if (parts.dtype !== 'int32' || parts.rank !== 3) throw new Error(`${op}: parts must be int32 [N, H, W], got ${parts.dtype} ${T.formatShape(parts.shape)}`);
+  if (parts.dtype !== 'int32' || parts.rank !== 3)
+    throw new Error(`${op}: parts must be int32 [N, H, W], got ${parts.dtype} ${T.formatShape(parts.shape)}`);
   const [N, H, W] = parts.shape as [number, number, number];
-  for (const [name, t] of [['u', u], ['v', v]] as const) {
-    if (t.dtype !== 'float32' || t.shape.join() !== parts.shape.join()) throw new Error(`${op}: ${name} must be float32 ${T.formatShape(parts.shape)} like parts, got ${t.dtype} ${T.formatShape(t.shape)}`);
+  for (const [name, t] of [
+    ['u', u],
+    ['v', v],
+  ] as const) {
+    if (t.dtype !== 'float32' || t.shape.join() !== parts.shape.join())
+      throw new Error(
+        `${op}: ${name} must be float32 ${T.formatShape(parts.shape)} like parts, got ${t.dtype} ${T.formatShape(t.shape)}`,
+      );
   }
   const expect = (name: string, t: T.Tensor, c: number) => {
-    if (t.rank !== 4 || t.shape[0] !== N || t.shape[1] !== c) throw new Error(`${op}: ${name} must be [${N}, ${c}, h, w] for targets ${T.formatShape(parts.shape)}, got ${T.formatShape(t.shape)}`);
+    if (t.rank !== 4 || t.shape[0] !== N || t.shape[1] !== c)
+      throw new Error(
+        `${op}: ${name} must be [${N}, ${c}, h, w] for targets ${T.formatShape(parts.shape)}, got ${T.formatShape(t.shape)}`,
+      );
   };
   expect('I', out.I, DENSEPOSE_CLASSES);
   expect('U', out.U, DENSEPOSE_PARTS);

@@ -21,10 +21,21 @@ export class DensePoseScore {
   private uvSum = 0;
   private uvCount = 0;
 
-  add(pred: { parts: ArrayLike<number>; u: ArrayLike<number>; v: ArrayLike<number> }, truth: { parts: ArrayLike<number>; u: ArrayLike<number>; v: ArrayLike<number> }): this {
+  add(
+    pred: { parts: ArrayLike<number>; u: ArrayLike<number>; v: ArrayLike<number> },
+    truth: { parts: ArrayLike<number>; u: ArrayLike<number>; v: ArrayLike<number> },
+  ): this {
     const n = truth.parts.length;
-    if (pred.parts.length !== n || pred.u.length !== n || pred.v.length !== n || truth.u.length !== n || truth.v.length !== n) {
-      throw new Error(`DensePoseScore.add: maps differ in size (predicted parts/u/v ${pred.parts.length}/${pred.u.length}/${pred.v.length}, truth ${n}/${truth.u.length}/${truth.v.length})`);
+    if (
+      pred.parts.length !== n ||
+      pred.u.length !== n ||
+      pred.v.length !== n ||
+      truth.u.length !== n ||
+      truth.v.length !== n
+    ) {
+      throw new Error(
+        `DensePoseScore.add: maps differ in size (predicted parts/u/v ${pred.parts.length}/${pred.u.length}/${pred.v.length}, truth ${n}/${truth.u.length}/${truth.v.length})`,
+      );
     }
     this.confusion.add(pred.parts, truth.parts);
     for (let i = 0; i < n; i++) {
@@ -37,12 +48,19 @@ export class DensePoseScore {
   }
 
   metrics(): DensePoseMetrics {
-    return { ...this.confusion.metrics(), uvError: this.uvCount ? this.uvSum / this.uvCount : NaN, uvPixels: this.uvCount };
+    return {
+      ...this.confusion.metrics(),
+      uvError: this.uvCount ? this.uvSum / this.uvCount : NaN,
+      uvPixels: this.uvCount,
+    };
   }
 }
 
 /** Predictions (eval mode, at the examples' own size) and metrics of a model on held-out examples. */
-export async function evaluateDensePose(model: DensePoseHead, examples: DensePoseExample[]): Promise<{ metrics: DensePoseMetrics; predictions: IuvResult[] }> {
+export async function evaluateDensePose(
+  model: DensePoseHead,
+  examples: DensePoseExample[],
+): Promise<{ metrics: DensePoseMetrics; predictions: IuvResult[] }> {
   const wasTraining = model.training;
   model.eval();
   const score = new DensePoseScore();

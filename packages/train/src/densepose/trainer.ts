@@ -33,7 +33,17 @@ export interface DensePoseExample {
 
 /** detectron2's left/right part symmetry (DensePoseTransformData.POINT_LABEL_SYMMETRIES), as pairs. */
 export const DENSEPOSE_FLIP_PAIRS: readonly [number, number][] = [
-  [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16], [17, 18], [19, 20], [21, 22], [23, 24],
+  [3, 4],
+  [5, 6],
+  [7, 8],
+  [9, 10],
+  [11, 12],
+  [13, 14],
+  [15, 16],
+  [17, 18],
+  [19, 20],
+  [21, 22],
+  [23, 24],
 ];
 
 /** The pairs for the synthetic people: as detectron2's, but the head is one chart (24) that mirrors onto itself. */
@@ -50,7 +60,10 @@ export function densePoseInput(images: Uint8Array[], height: number, width: numb
   const plane = height * width;
   const out = new Float32Array(images.length * 3 * plane);
   images.forEach((img, b) => {
-    if (img.length !== 3 * plane) throw new Error(`densePoseInput: image ${b} has ${img.length} bytes, expected ${3 * plane} for ${height}x${width} RGB`);
+    if (img.length !== 3 * plane)
+      throw new Error(
+        `densePoseInput: image ${b} has ${img.length} bytes, expected ${3 * plane} for ${height}x${width} RGB`,
+      );
     for (let c = 0; c < 3; c++) {
       const base = (b * 3 + c) * plane;
       for (let i = 0; i < plane; i++) out[base + i] = img[3 * i + c]! / 255;
@@ -64,7 +77,11 @@ export function densePoseInput(images: Uint8Array[], height: number, width: numb
  * pixel containing the mapped centre), outside = background; a flip swaps the `pairs` and maps V -> 1 - V
  * (see the module comment).
  */
-export function warpIuv(e: Pick<DensePoseExample, 'width' | 'height' | 'parts' | 'u' | 'v'>, t: Affine, pairs: readonly [number, number][] = SYNTHETIC_FLIP_PAIRS): { parts: Uint8Array; u: Float32Array; v: Float32Array } {
+export function warpIuv(
+  e: Pick<DensePoseExample, 'width' | 'height' | 'parts' | 'u' | 'v'>,
+  t: Affine,
+  pairs: readonly [number, number][] = SYNTHETIC_FLIP_PAIRS,
+): { parts: Uint8Array; u: Float32Array; v: Float32Array } {
   const { width, height } = e;
   const n = width * height;
   const parts = new Uint8Array(n);
@@ -138,23 +155,37 @@ export class DensePoseTrainer extends TrainerBase {
     const warmupSteps = options.warmupSteps ?? 0;
     this.schedule =
       options.totalSteps !== undefined
-        ? T.optim.warmupCosineLR({ baseLr: lr, warmupSteps, totalSteps: Math.max(options.totalSteps, warmupSteps), minLr: lr / 100 })
+        ? T.optim.warmupCosineLR({
+            baseLr: lr,
+            warmupSteps,
+            totalSteps: Math.max(options.totalSteps, warmupSteps),
+            minLr: lr / 100,
+          })
         : T.optim.constantLR(lr, { warmupSteps });
   }
 
   /** The augmented view of an example (image bilinear with a black border, IUV nearest with the flip rule). */
   augment(e: DensePoseExample): DensePoseExample {
     if (this.options.augment === false) return e;
-    const opts = this.options.augment === true || this.options.augment === undefined ? DEFAULT_AUGMENT : this.options.augment;
+    const opts =
+      this.options.augment === true || this.options.augment === undefined ? DEFAULT_AUGMENT : this.options.augment;
     const t = randomAffine(this.rng, e.width, e.height, opts);
-    return { ...e, image: warpImage(e.image, e.width, e.height, t), ...warpIuv(e, t, this.options.flipPairs ?? SYNTHETIC_FLIP_PAIRS) };
+    return {
+      ...e,
+      image: warpImage(e.image, e.width, e.height, t),
+      ...warpIuv(e, t, this.options.flipPairs ?? SYNTHETIC_FLIP_PAIRS),
+    };
   }
 
   /** One optimizer step on a batch (at least 2 images: batch norm); returns the detached [total, part, uv]. */
   step(batch: DensePoseExample[]): T.Tensor {
-    if (batch.length < 2) throw new Error(`DensePoseTrainer.step: batch norm in training needs at least 2 images per batch, got ${batch.length}`);
+    if (batch.length < 2)
+      throw new Error(
+        `DensePoseTrainer.step: batch norm in training needs at least 2 images per batch, got ${batch.length}`,
+      );
     const { height: H, width: W } = batch[0]!;
-    if (batch.some((e) => e.height !== H || e.width !== W)) throw new Error(`DensePoseTrainer.step: every image of a batch must be ${H}x${W}`);
+    if (batch.some((e) => e.height !== H || e.width !== W))
+      throw new Error(`DensePoseTrainer.step: every image of a batch must be ${H}x${W}`);
     const views = batch.map((e) => this.augment(e));
     const n = H * W;
     const parts = new Int32Array(batch.length * n);
@@ -167,15 +198,28 @@ export class DensePoseTrainer extends TrainerBase {
     });
     this.optimizer.lr = this.schedule(this.stepCount);
     this.model.train();
-    const losses = withGenerator(this.generator, () => T.tidy(() => {
-      const x = T.tensor(densePoseInput(views.map((e) => e.image), H, W), [batch.length, 3, H, W]);
-      const shape = [batch.length, H, W];
-      const l = densePoseLoss(this.model.forward(x), { parts: T.tensor(parts, shape), u: T.tensor(u, shape), v: T.tensor(v, shape) }, this.options.loss);
-      l.total.backward();
-      this.optimizer.step();
-      this.optimizer.zeroGrad();
-      return T.noGrad(() => T.stack([l.total, l.part, l.uv].map((t) => t.detach())));
-    }));
+    const losses = withGenerator(this.generator, () =>
+      T.tidy(() => {
+        const x = T.tensor(
+          densePoseInput(
+            views.map((e) => e.image),
+            H,
+            W,
+          ),
+          [batch.length, 3, H, W],
+        );
+        const shape = [batch.length, H, W];
+        const l = densePoseLoss(
+          this.model.forward(x),
+          { parts: T.tensor(parts, shape), u: T.tensor(u, shape), v: T.tensor(v, shape) },
+          this.options.loss,
+        );
+        l.total.backward();
+        this.optimizer.step();
+        this.optimizer.zeroGrad();
+        return T.noGrad(() => T.stack([l.total, l.part, l.uv].map((t) => t.detach())));
+      }),
+    );
     this.stepCount++;
     return losses;
   }
@@ -190,7 +234,9 @@ export class DensePoseTrainer extends TrainerBase {
 
   protected override checkExtra(extra: Record<string, unknown>, dir: string): void {
     if (JSON.stringify(extra.config) !== JSON.stringify(this.config)) {
-      throw new Error(`DensePoseTrainer.load: '${dir}' holds config ${JSON.stringify(extra.config)}, the trainer ${JSON.stringify(this.config)}`);
+      throw new Error(
+        `DensePoseTrainer.load: '${dir}' holds config ${JSON.stringify(extra.config)}, the trainer ${JSON.stringify(this.config)}`,
+      );
     }
   }
 }

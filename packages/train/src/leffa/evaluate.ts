@@ -67,14 +67,25 @@ function probeFlows(model: LeffaModel, batch: LeffaBatch, t: number, generator: 
  * Runs the model on held-out examples: try-on / pose-transfer generation compared with the ground truth,
  * and the attention flow of every Leffa layer compared with the exact ground-truth flow.
  */
-export async function evaluateLeffa(model: LeffaModel, examples: LeffaExample[], options: EvalOptions = {}): Promise<{ metrics: EvalResult; images: EvalImages }> {
+export async function evaluateLeffa(
+  model: LeffaModel,
+  examples: LeffaExample[],
+  options: EvalOptions = {},
+): Promise<{ metrics: EvalResult; images: EvalImages }> {
   const batch = toBatch(examples);
   const { height, width } = batch;
   const generator = new T.Generator(options.seed ?? 1234);
   const generatedT = await leffaSample(
     model,
     { image: batch.source, reference: batch.reference, mask: batch.mask, densepose: batch.densepose },
-    { steps: options.steps ?? 20, sampler: 'ddim', guidanceScale: options.guidanceScale ?? 2.5, refAcceleration: true, generator, ...(options.onStep ? { onStep: options.onStep } : {}) },
+    {
+      steps: options.steps ?? 20,
+      sampler: 'ddim',
+      guidanceScale: options.guidanceScale ?? 2.5,
+      refAcceleration: true,
+      generator,
+      ...(options.onStep ? { onStep: options.onStep } : {}),
+    },
   );
   const generated = await tensorToImages(generatedT);
   generatedT.dispose();
@@ -90,11 +101,24 @@ export async function evaluateLeffa(model: LeffaModel, examples: LeffaExample[],
     const per = examples.map((e, b) => {
       if (!e.flow || !e.flowValid) return NaN;
       const n = r.height * r.width * 2;
-      return flowEndPointError(flows[k]!.subarray(b * n, (b + 1) * n), r.height, r.width, e.flow, e.flowValid, height, width);
+      return flowEndPointError(
+        flows[k]!.subarray(b * n, (b + 1) * n),
+        r.height,
+        r.width,
+        e.flow,
+        e.flowValid,
+        height,
+        width,
+      );
     });
     const ok = per.filter(Number.isFinite);
     // Folder datasets carry no ground-truth flow: their EPE is NaN (null in JSON), not a misleading 0.
-    return { layer: r.layer, height: r.height, width: r.width, epe: ok.length ? ok.reduce((a, v) => a + v, 0) / ok.length : NaN };
+    return {
+      layer: r.layer,
+      height: r.height,
+      width: r.width,
+      epe: ok.length ? ok.reduce((a, v) => a + v, 0) / ok.length : NaN,
+    };
   });
   T.dispose([reports, batch]);
 
@@ -138,10 +162,17 @@ export interface SeedAveragedEval {
 }
 
 const average = (xs: number[]) => xs.reduce((a, v) => a + v, 0) / xs.length;
-const stdOf = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, v) => a + (v - average(xs)) ** 2, 0) / (xs.length - 1)));
+const stdOf = (xs: number[]) =>
+  xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, v) => a + (v - average(xs)) ** 2, 0) / (xs.length - 1));
 
 function summarise(perSeed: number[], perExample: number[], all: number[]): MetricSummary {
-  return { mean: average(perSeed), seedStd: stdOf(perSeed), exampleStd: stdOf(perExample), min: Math.min(...all), max: Math.max(...all) };
+  return {
+    mean: average(perSeed),
+    seedStd: stdOf(perSeed),
+    exampleStd: stdOf(perExample),
+    min: Math.min(...all),
+    max: Math.max(...all),
+  };
 }
 
 /**
@@ -183,7 +214,13 @@ export async function evaluateLeffaSeeds(
       l1: image('l1'),
       psnr: image('psnr'),
       ssim: image('ssim'),
-      meanFlowEpe: { mean: average(epe), seedStd: stdOf(epe), exampleStd: NaN, min: Math.min(...epe), max: Math.max(...epe) },
+      meanFlowEpe: {
+        mean: average(epe),
+        seedStd: stdOf(epe),
+        exampleStd: NaN,
+        min: Math.min(...epe),
+        max: Math.max(...epe),
+      },
       perSeed,
     },
     images,

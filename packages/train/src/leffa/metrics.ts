@@ -48,7 +48,11 @@ export function reconstructionScores(inputs: Uint8Array[], outputs: Uint8Array[]
  * K1 = 0.01, K2 = 0.03, averaged over valid windows.
  */
 export function ssim(a: Uint8Array, b: Uint8Array, width: number, height: number): number {
-  const luma = (img: Uint8Array) => Float64Array.from({ length: width * height }, (_, i) => 0.299 * img[3 * i]! + 0.587 * img[3 * i + 1]! + 0.114 * img[3 * i + 2]!);
+  const luma = (img: Uint8Array) =>
+    Float64Array.from(
+      { length: width * height },
+      (_, i) => 0.299 * img[3 * i]! + 0.587 * img[3 * i + 1]! + 0.114 * img[3 * i + 2]!,
+    );
   const x = luma(a);
   const y = luma(b);
   const r = 5;
@@ -59,16 +63,18 @@ export function ssim(a: Uint8Array, b: Uint8Array, width: number, height: number
   const blur = (m: Float64Array) => {
     const tmp = new Float64Array(m.length);
     const out = new Float64Array(m.length);
-    for (let yy = 0; yy < height; yy++) for (let xx = r; xx < width - r; xx++) {
-      let s = 0;
-      for (let k = -r; k <= r; k++) s += w[k + r]! * m[yy * width + xx + k]!;
-      tmp[yy * width + xx] = s;
-    }
-    for (let yy = r; yy < height - r; yy++) for (let xx = r; xx < width - r; xx++) {
-      let s = 0;
-      for (let k = -r; k <= r; k++) s += w[k + r]! * tmp[(yy + k) * width + xx]!;
-      out[yy * width + xx] = s;
-    }
+    for (let yy = 0; yy < height; yy++)
+      for (let xx = r; xx < width - r; xx++) {
+        let s = 0;
+        for (let k = -r; k <= r; k++) s += w[k + r]! * m[yy * width + xx + k]!;
+        tmp[yy * width + xx] = s;
+      }
+    for (let yy = r; yy < height - r; yy++)
+      for (let xx = r; xx < width - r; xx++) {
+        let s = 0;
+        for (let k = -r; k <= r; k++) s += w[k + r]! * tmp[(yy + k) * width + xx]!;
+        out[yy * width + xx] = s;
+      }
     return out;
   };
   const mx = blur(x);
@@ -80,14 +86,15 @@ export function ssim(a: Uint8Array, b: Uint8Array, width: number, height: number
   const c2 = (0.03 * 255) ** 2;
   let total = 0;
   let n = 0;
-  for (let yy = r; yy < height - r; yy++) for (let xx = r; xx < width - r; xx++) {
-    const i = yy * width + xx;
-    const vx = sxx[i]! - mx[i]! ** 2;
-    const vy = syy[i]! - my[i]! ** 2;
-    const cxy = sxy[i]! - mx[i]! * my[i]!;
-    total += ((2 * mx[i]! * my[i]! + c1) * (2 * cxy + c2)) / ((mx[i]! ** 2 + my[i]! ** 2 + c1) * (vx + vy + c2));
-    n++;
-  }
+  for (let yy = r; yy < height - r; yy++)
+    for (let xx = r; xx < width - r; xx++) {
+      const i = yy * width + xx;
+      const vx = sxx[i]! - mx[i]! ** 2;
+      const vy = syy[i]! - my[i]! ** 2;
+      const cxy = sxy[i]! - mx[i]! * my[i]!;
+      total += ((2 * mx[i]! * my[i]! + c1) * (2 * cxy + c2)) / ((mx[i]! ** 2 + my[i]! ** 2 + c1) * (vx + vy + c2));
+      n++;
+    }
   return n ? total / n : 1;
 }
 
@@ -108,7 +115,8 @@ export function flowEndPointError(
 ): number {
   let sum = 0;
   let n = 0;
-  const at = (yy: number, xx: number, c: number) => predicted[2 * (Math.min(h - 1, Math.max(0, yy)) * w + Math.min(w - 1, Math.max(0, xx))) + c]!;
+  const at = (yy: number, xx: number, c: number) =>
+    predicted[2 * (Math.min(h - 1, Math.max(0, yy)) * w + Math.min(w - 1, Math.max(0, xx))) + c]!;
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       const i = y * W + x;
@@ -120,7 +128,8 @@ export function flowEndPointError(
       const fy = sy - y0;
       const fx = sx - x0;
       const val = (c: number) =>
-        (at(y0, x0, c) * (1 - fx) + at(y0, x0 + 1, c) * fx) * (1 - fy) + (at(y0 + 1, x0, c) * (1 - fx) + at(y0 + 1, x0 + 1, c) * fx) * fy;
+        (at(y0, x0, c) * (1 - fx) + at(y0, x0 + 1, c) * fx) * (1 - fy) +
+        (at(y0 + 1, x0, c) * (1 - fx) + at(y0 + 1, x0 + 1, c) * fx) * fy;
       // Normalised (align_corners=false) to pixel coordinates of the reference image.
       const px = ((Math.max(-1, Math.min(1, val(0))) + 1) * W - 1) / 2;
       const py = ((Math.max(-1, Math.min(1, val(1))) + 1) * H - 1) / 2;

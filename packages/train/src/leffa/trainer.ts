@@ -116,7 +116,10 @@ export class LeffaTrainer extends TrainerBase {
     const keep = Array.from({ length: b }, () => (this.rng.next() < pDrop ? 0 : 1));
     const useLeffa = this.leffaActive();
     const flowWeight = this.options.flowSupervision ?? 0;
-    if (flowWeight > 0 && !batch.flow) throw new Error('LeffaTrainer.step: flowSupervision needs batches with exact flows (toBatch(examples, { flow: true }), synthetic data)');
+    if (flowWeight > 0 && !batch.flow)
+      throw new Error(
+        'LeffaTrainer.step: flowSupervision needs batches with exact flows (toBatch(examples, { flow: true }), synthetic data)',
+      );
 
     const losses = T.tidy(() => {
       const gen = { generator: this.generator };
@@ -142,8 +145,19 @@ export class LeffaTrainer extends TrainerBase {
       const diffusion = T.mseLoss(out.sample, noise);
       const leffa = useLeffa
         ? leffaLoss(
-            { flows: out.reports, reference: batch.reference, target: batch.source, mask: batch.lossMask, timesteps, sampleWeight: keep },
-            { maxTimestep: l.maxTimestep ?? 500, distance: l.distance ?? 'smoothL1', normalization: l.normalization ?? 'released' },
+            {
+              flows: out.reports,
+              reference: batch.reference,
+              target: batch.source,
+              mask: batch.lossMask,
+              timesteps,
+              sampleWeight: keep,
+            },
+            {
+              maxTimestep: l.maxTimestep ?? 500,
+              distance: l.distance ?? 'smoothL1',
+              normalization: l.normalization ?? 'released',
+            },
           )
         : T.zeros([]);
       const flow = flowWeight > 0 ? flowSupervisionLoss(out.reports, batch.flow!, keep) : T.zeros([]);

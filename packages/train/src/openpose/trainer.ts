@@ -1,7 +1,14 @@
 import * as T from '@leffa-webgpu/core';
 import { OPENPOSE_SMALL, type OpenPoseConfig, OpenPoseBody, estimatePose } from '@leffa-webgpu/models';
 import {
-  type AnnotatedKeypoint, generateSample, type PoseExample, poseTargets, randomAffine, Rng, warpImage, warpKeypoints,
+  type AnnotatedKeypoint,
+  generateSample,
+  type PoseExample,
+  poseTargets,
+  randomAffine,
+  Rng,
+  warpImage,
+  warpKeypoints,
 } from '@leffa-webgpu/data';
 import { TrainerBase } from '../trainer.js';
 
@@ -10,7 +17,8 @@ export function poseInput(images: Uint8Array[], height: number, width: number): 
   const plane = height * width;
   const out = new Float32Array(images.length * 3 * plane);
   images.forEach((img, b) => {
-    for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) out[(b * 3 + c) * plane + i] = img[3 * i + 2 - c]! / 256 - 0.5;
+    for (let i = 0; i < plane; i++)
+      for (let c = 0; c < 3; c++) out[(b * 3 + c) * plane + i] = img[3 * i + 2 - c]! / 256 - 0.5;
   });
   return out;
 }
@@ -37,7 +45,10 @@ export class OpenPoseTrainer extends TrainerBase {
   readonly generator = null;
   readonly rng: Rng;
 
-  constructor(readonly options: OpenPoseTrainOptions = {}, model?: OpenPoseBody) {
+  constructor(
+    readonly options: OpenPoseTrainOptions = {},
+    model?: OpenPoseBody,
+  ) {
     super();
     this.model = model ?? new OpenPoseBody(options.config ?? OPENPOSE_SMALL);
     this.rng = new Rng((options.seed ?? 0) ^ 0x2545f491);
@@ -46,7 +57,11 @@ export class OpenPoseTrainer extends TrainerBase {
       const named = [...this.model.namedParameters()];
       const later = named.filter(([n]) => /stage[2-9]/.test(n)).map(([, p]) => p);
       const early = named.filter(([n]) => !/stage[2-9]/.test(n)).map(([, p]) => p);
-      this.optimizer = new T.optim.SGD([{ params: early }, { params: later, lr: 4 * lr }], { lr, momentum: 0.9, weightDecay: 5e-4 });
+      this.optimizer = new T.optim.SGD([{ params: early }, { params: later, lr: 4 * lr }], {
+        lr,
+        momentum: 0.9,
+        weightDecay: 5e-4,
+      });
     } else {
       this.optimizer = new T.optim.AdamW(this.model.parameters(), { lr, weightDecay: 0 });
     }
@@ -62,7 +77,14 @@ export class OpenPoseTrainer extends TrainerBase {
     const targets = views.map((v) => poseTargets(v.people, H, W));
     const { height: h, width: w } = targets[0]!;
     const loss = T.tidy(() => {
-      const x = T.tensor(poseInput(views.map((v) => v.image), H, W), [batch.length, 3, H, W]);
+      const x = T.tensor(
+        poseInput(
+          views.map((v) => v.image),
+          H,
+          W,
+        ),
+        [batch.length, 3, H, W],
+      );
       const heat = T.tensor(concat(targets.map((t) => t.heatmap)), [batch.length, 19, h, w]);
       const paf = T.tensor(concat(targets.map((t) => t.paf)), [batch.length, 38, h, w]);
       const out = this.model.forward(x);
@@ -106,12 +128,18 @@ export async function pck(model: OpenPoseBody, examples: PoseExample[], threshol
   let correct = 0;
   let total = 0;
   for (const e of examples) {
-    const result = await estimatePose(model, { width: e.width, height: e.height, data: e.image }, { scales: [1], boxsize: e.height });
+    const result = await estimatePose(
+      model,
+      { width: e.width, height: e.height, data: e.image },
+      { scales: [1], boxsize: e.height },
+    );
     const truth = e.people[0]!;
     const neck = truth[1]!;
     const hip = { x: (truth[8]!.x + truth[11]!.x) / 2, y: (truth[8]!.y + truth[11]!.y) / 2 };
     const torso = Math.hypot(neck.x - hip.x, neck.y - hip.y);
-    const best = result.people.sort((a, b) => b.keypoints.filter((k) => k[2] > 0).length - a.keypoints.filter((k) => k[2] > 0).length)[0];
+    const best = result.people.sort(
+      (a, b) => b.keypoints.filter((k) => k[2] > 0).length - a.keypoints.filter((k) => k[2] > 0).length,
+    )[0];
     truth.forEach((k, i) => {
       if (!k.visible) return;
       total++;

@@ -67,9 +67,12 @@ const upsampleTo = (x: T.Tensor, h: number, w: number) =>
   x.shape[2] === h && x.shape[3] === w ? x : T.interpolate(x, { size: [h, w], mode: 'bilinear', alignCorners: true });
 
 function checkTargets(op: string, logits: T.Tensor, labels: T.Tensor): void {
-  if (labels.dtype !== 'int32' || labels.rank !== 3) throw new Error(`${op}: labels must be int32 [N, H, W], got ${labels.dtype} ${T.formatShape(labels.shape)}`);
+  if (labels.dtype !== 'int32' || labels.rank !== 3)
+    throw new Error(`${op}: labels must be int32 [N, H, W], got ${labels.dtype} ${T.formatShape(labels.shape)}`);
   if (logits.rank !== 4 || logits.shape[0] !== labels.shape[0]) {
-    throw new Error(`${op}: logits ${T.formatShape(logits.shape)} do not match labels ${T.formatShape(labels.shape)} (expected [N, C, h, w] and [N, H, W])`);
+    throw new Error(
+      `${op}: logits ${T.formatShape(logits.shape)} do not match labels ${T.formatShape(labels.shape)} (expected [N, C, h, w] and [N, H, W])`,
+    );
   }
 }
 
@@ -104,7 +107,14 @@ export function balancedEdgeLoss(edgeLogits: T.Tensor, edges: T.Tensor): T.Tenso
  * KL(s || softmax(logits)) per pixel, summed over classes, averaged over non-ignored pixels, with
  * s = softmax((1 - alpha) softLogits + alpha onehot(hard)). `mask` labels pick the pixels that count.
  */
-export function softTargetKL(logits: T.Tensor, softLogits: T.Tensor, hard: T.Tensor, alpha: number, mask: T.Tensor, perElement = false): T.Tensor {
+export function softTargetKL(
+  logits: T.Tensor,
+  softLogits: T.Tensor,
+  hard: T.Tensor,
+  alpha: number,
+  mask: T.Tensor,
+  perElement = false,
+): T.Tensor {
   const [, C, H, W] = logits.shape as [number, number, number, number];
   const mixed = T.add(T.mul(upsampleTo(softLogits, H, W), 1 - alpha), T.mul(oneHotNCHW(hard, C), alpha));
   const logS = T.noGrad(() => T.logSoftmax(mixed, 1));
@@ -122,7 +132,8 @@ export function softTargetKL(logits: T.Tensor, softLogits: T.Tensor, hard: T.Ten
  * 3x3 max (the dilation). On one-hot probabilities it equals `edgeTargets` exactly.
  */
 export function softEdgeMap(probs: T.Tensor, valid?: T.Tensor): T.Tensor {
-  if (probs.rank !== 4) throw new Error(`softEdgeMap: expected probabilities [N, C, H, W], got ${T.formatShape(probs.shape)}`);
+  if (probs.rank !== 4)
+    throw new Error(`softEdgeMap: expected probabilities [N, C, H, W], got ${T.formatShape(probs.shape)}`);
   const [N, , H, W] = probs.shape as [number, number, number, number];
   const v = valid ? T.reshape(valid, [N, 1, H, W]) : null;
   let edge: T.Tensor | null = null;
@@ -132,7 +143,8 @@ export function softEdgeMap(probs: T.Tensor, valid?: T.Tensor): T.Tensor {
     const x0 = Math.max(0, -dx);
     const x1 = W - Math.max(0, dx);
     if (y1 <= y0 || x1 <= x0) continue;
-    const at = (t: T.Tensor, oy: number, ox: number) => T.slice(t, [null, null, { start: y0 + oy, end: y1 + oy }, { start: x0 + ox, end: x1 + ox }]);
+    const at = (t: T.Tensor, oy: number, ox: number) =>
+      T.slice(t, [null, null, { start: y0 + oy, end: y1 + oy }, { start: x0 + ox, end: x1 + ox }]);
     let tv = T.mul(T.sum(T.abs(T.sub(at(probs, 0, 0), at(probs, dy, dx))), [1], true), 0.5);
     if (v) tv = T.mul(tv, T.mul(at(v, 0, 0), at(v, dy, dx)));
     const full = T.pad(tv, [x0, W - x1, y0, H - y1]);
@@ -149,12 +161,21 @@ export function softEdgeMap(probs: T.Tensor, valid?: T.Tensor): T.Tensor {
  * the parsing's edge (> 0.5). That is the union of the positive sets the official code means to compare (it
  * takes their intersection of argmaxes, which makes it identically zero). Both branches get gradient.
  */
-export function consistencyLoss(parsingLogits: T.Tensor, edgeLogits: T.Tensor, labels: T.Tensor, edges: T.Tensor): T.Tensor {
+export function consistencyLoss(
+  parsingLogits: T.Tensor,
+  edgeLogits: T.Tensor,
+  labels: T.Tensor,
+  edges: T.Tensor,
+): T.Tensor {
   checkTargets('consistencyLoss', parsingLogits, labels);
   const [N, H, W] = labels.shape as [number, number, number];
   const valid = validMask(labels);
   const fromParsing = T.reshape(softEdgeMap(T.softmax(upsampleTo(parsingLogits, H, W), 1), valid), [N, H, W]);
-  const predicted = T.reshape(T.slice(T.softmax(upsampleTo(edgeLogits, H, W), 1), [null, { start: 1, end: 2 }]), [N, H, W]);
+  const predicted = T.reshape(T.slice(T.softmax(upsampleTo(edgeLogits, H, W), 1), [null, { start: 1, end: 2 }]), [
+    N,
+    H,
+    W,
+  ]);
   const mask = T.noGrad(() => {
     const any = T.maximum(T.maximum(T.eq(T.cast(edges, 'float32'), 1), T.gt(predicted, 0.5)), T.gt(fromParsing, 0.5));
     return T.mul(any, valid);
@@ -169,21 +190,28 @@ export function schpLoss(out: SCHPOutput, targets: SchpLossTargets, options: Sch
   const { labels, edges, soft } = targets;
   const [, H, W] = labels.shape as [number, number, number];
   if (edges.dtype !== 'int32' || edges.shape.join() !== labels.shape.join()) {
-    throw new Error(`schpLoss: edges must be int32 ${T.formatShape(labels.shape)} like the labels, got ${edges.dtype} ${T.formatShape(edges.shape)}`);
+    throw new Error(
+      `schpLoss: edges must be int32 ${T.formatShape(labels.shape)} like the labels, got ${edges.dtype} ${T.formatShape(edges.shape)}`,
+    );
   }
-  if (soft && !(soft.alpha >= 0 && soft.alpha <= 1)) throw new Error(`schpLoss: soft.alpha must be in [0, 1], got ${soft.alpha}`);
+  if (soft && !(soft.alpha >= 0 && soft.alpha <= 1))
+    throw new Error(`schpLoss: soft.alpha must be in [0, 1], got ${soft.alpha}`);
   const [outputs, [edgeOut]] = out;
   let parsing: T.Tensor | null = null;
   for (const o of outputs) {
     checkTargets('schpLoss', o, labels);
     const up = upsampleTo(o, H, W);
     const lovasz = lovaszSoftmax(T.softmax(up, 1), labels, { ignoreIndex: IGNORE_LABEL });
-    const pixel = soft ? softTargetKL(up, soft.parsing, labels, soft.alpha, labels, options.klPerElement) : T.crossEntropy(up, labels, { ignoreIndex: IGNORE_LABEL });
+    const pixel = soft
+      ? softTargetKL(up, soft.parsing, labels, soft.alpha, labels, options.klPerElement)
+      : T.crossEntropy(up, labels, { ignoreIndex: IGNORE_LABEL });
     const term = T.add(T.mul(lovasz, 0.5), T.mul(pixel, 0.5));
     parsing = parsing ? T.add(parsing, term) : term;
   }
   const edgeUp = upsampleTo(edgeOut, H, W);
-  const edge = soft ? softTargetKL(edgeUp, soft.edge, edges, soft.alpha, labels, options.klPerElement) : balancedEdgeLoss(edgeUp, edges);
+  const edge = soft
+    ? softTargetKL(edgeUp, soft.edge, edges, soft.alpha, labels, options.klPerElement)
+    : balancedEdgeLoss(edgeUp, edges);
   let consistency: T.Tensor | null = null;
   for (const o of outputs) {
     const c = consistencyLoss(o, edgeUp, labels, edges);

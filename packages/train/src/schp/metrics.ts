@@ -33,13 +33,15 @@ export class ConfusionMatrix {
 
   /** Adds one label map pair (same length); ignored truth pixels are skipped. */
   add(predicted: ArrayLike<number>, truth: ArrayLike<number>): this {
-    if (predicted.length !== truth.length) throw new Error(`ConfusionMatrix.add: ${predicted.length} predicted labels for ${truth.length} truth labels`);
+    if (predicted.length !== truth.length)
+      throw new Error(`ConfusionMatrix.add: ${predicted.length} predicted labels for ${truth.length} truth labels`);
     const C = this.numClasses;
     for (let i = 0; i < truth.length; i++) {
       const t = truth[i]!;
       if (t === this.ignoreIndex) continue;
       const p = predicted[i]!;
-      if (t < 0 || t >= C || p < 0 || p >= C) throw new Error(`ConfusionMatrix.add: label ${t < 0 || t >= C ? t : p} at pixel ${i} is outside 0..${C - 1}`);
+      if (t < 0 || t >= C || p < 0 || p >= C)
+        throw new Error(`ConfusionMatrix.add: label ${t < 0 || t >= C ? t : p} at pixel ${i} is outside 0..${C - 1}`);
       this.counts[t * C + p]!++;
     }
     return this;
@@ -90,7 +92,8 @@ export async function predictParsing(model: SCHPNetwork, examples: ParsingExampl
   const out: Uint8Array[] = [];
   if (examples.length === 0) return out;
   const { height: H, width: W } = examples[0]!;
-  if (examples.some((e) => e.height !== H || e.width !== W)) throw new Error(`predictParsing: every example must be ${H}x${W}`);
+  if (examples.some((e) => e.height !== H || e.width !== W))
+    throw new Error(`predictParsing: every example must be ${H}x${W}`);
   const wasTraining = model.training;
   model.eval();
   try {
@@ -98,7 +101,14 @@ export async function predictParsing(model: SCHPNetwork, examples: ParsingExampl
       const chunk = examples.slice(i, i + batch);
       const labels = T.noGrad(() =>
         T.tidy(() => {
-          const x = T.tensor(parsingInput(chunk.map((e) => e.image), H, W), [chunk.length, 3, H, W]);
+          const x = T.tensor(
+            parsingInput(
+              chunk.map((e) => e.image),
+              H,
+              W,
+            ),
+            [chunk.length, 3, H, W],
+          );
           const fusion = model.forward(x)[0][1];
           return T.argmax(T.interpolate(fusion, { size: [H, W], mode: 'bilinear', alignCorners: true }), 1);
         }),
@@ -114,7 +124,11 @@ export async function predictParsing(model: SCHPNetwork, examples: ParsingExampl
 }
 
 /** mIoU, pixel accuracy, ... of a model on held-out examples (their labels as truth), and its predictions. */
-export async function evaluateParsing(model: SCHPNetwork, examples: ParsingExample[], batch = 4): Promise<{ metrics: ParsingMetrics; predictions: Uint8Array[] }> {
+export async function evaluateParsing(
+  model: SCHPNetwork,
+  examples: ParsingExample[],
+  batch = 4,
+): Promise<{ metrics: ParsingMetrics; predictions: Uint8Array[] }> {
   const predictions = await predictParsing(model, examples, batch);
   const cm = new ConfusionMatrix(model.config.numClasses);
   predictions.forEach((p, i) => cm.add(p, examples[i]!.labels));

@@ -15,8 +15,11 @@ export interface LabelNoiseOptions {
   ignoreIndex?: number;
 }
 
-const LIP_PAIRS: readonly (readonly [number, number])[] = [[14, 15], [16, 17], [18, 19]];
-
+const LIP_PAIRS: readonly (readonly [number, number])[] = [
+  [14, 15],
+  [16, 17],
+  [18, 19],
+];
 
 /**
  * Disturbs a row-major label map, deterministically in `seed`. Each foreground region (4-connected component
@@ -28,10 +31,16 @@ const LIP_PAIRS: readonly (readonly [number, number])[] = [[14, 15], [16, 17], [
  *   common LIP mistake), any other part a random other foreground class.
  * Background regions are only changed through their neighbours' dilation/erosion.
  */
-export function corruptLabels(labels: Uint8Array, width: number, height: number, options: LabelNoiseOptions): Uint8Array {
+export function corruptLabels(
+  labels: Uint8Array,
+  width: number,
+  height: number,
+  options: LabelNoiseOptions,
+): Uint8Array {
   const { level, seed } = options;
   if (!(level >= 0 && level <= 1)) throw new Error(`corruptLabels: level must be in [0, 1], got ${level}`);
-  if (labels.length !== width * height) throw new Error(`corruptLabels: ${labels.length} labels do not fill ${height}x${width}`);
+  if (labels.length !== width * height)
+    throw new Error(`corruptLabels: ${labels.length} labels do not fill ${height}x${width}`);
   const out = labels.slice();
   if (level === 0) return out;
   const numClasses = options.numClasses ?? 20;
@@ -71,7 +80,9 @@ export function corruptLabels(labels: Uint8Array, width: number, height: number,
     const p = plans[r]!;
     if (!p.move) continue;
     const l = label[r]!;
-    const [bx0, by0, bx1, by1] = box[r]!.map((v, k) => (k < 2 ? Math.max(0, v - p.radius) : Math.min((k === 2 ? width : height) - 1, v + p.radius))) as [number, number, number, number];
+    const [bx0, by0, bx1, by1] = box[r]!.map((v, k) =>
+      k < 2 ? Math.max(0, v - p.radius) : Math.min((k === 2 ? width : height) - 1, v + p.radius),
+    ) as [number, number, number, number];
     for (let y = by0; y <= by1; y++) {
       for (let x = bx0; x <= bx1; x++) {
         const i = y * width + x;

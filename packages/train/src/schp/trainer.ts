@@ -42,7 +42,10 @@ export const LIP_FLIP_PAIRS: [number, number][] = LIP_LABELS.flipPairs.map(([a, 
 /** A synthetic person and its LIP parsing; `labelNoise` > 0 disturbs the labels (corruptLabels, seeded by `seed`). */
 export function syntheticParsingExample(seed: number, height: number, width: number, labelNoise = 0): ParsingExample {
   const s = generateSample({ seed, height, width });
-  const labels = labelNoise > 0 ? corruptLabels(s.person.parsing, width, height, { level: labelNoise, seed, pairs: LIP_FLIP_PAIRS }) : s.person.parsing;
+  const labels =
+    labelNoise > 0
+      ? corruptLabels(s.person.parsing, width, height, { level: labelNoise, seed, pairs: LIP_FLIP_PAIRS })
+      : s.person.parsing;
   return { width, height, image: s.person.image, labels };
 }
 
@@ -55,7 +58,10 @@ export function parsingInput(images: Uint8Array[], height: number, width: number
   const plane = height * width;
   const out = new Float32Array(images.length * 3 * plane);
   images.forEach((img, b) => {
-    if (img.length !== 3 * plane) throw new Error(`parsingInput: image ${b} has ${img.length} bytes, expected ${3 * plane} for ${height}x${width} RGB`);
+    if (img.length !== 3 * plane)
+      throw new Error(
+        `parsingInput: image ${b} has ${img.length} bytes, expected ${3 * plane} for ${height}x${width} RGB`,
+      );
     for (let c = 0; c < 3; c++) {
       const base = (b * 3 + c) * plane;
       for (let i = 0; i < plane; i++) out[base + i] = (img[3 * i + 2 - c]! / 255 - BGR_MEAN[c]!) / BGR_STD[c]!;
@@ -76,7 +82,10 @@ export function aggregateModels(avg: T.Module, model: T.Module, alpha: number): 
     T.tidy(() => {
       for (const [name, p] of avg.namedParameters()) {
         const w = src.get(name);
-        if (!w || w.shape.join() !== p.shape.join()) throw new Error(`aggregateModels: parameter '${name}' ${T.formatShape(p.shape)} has no match in the trained model`);
+        if (!w || w.shape.join() !== p.shape.join())
+          throw new Error(
+            `aggregateModels: parameter '${name}' ${T.formatShape(p.shape)} has no match in the trained model`,
+          );
         // A fresh tensor each time: assign adopts its storage, and the two models must never share one.
         p.assign(alpha === 1 ? T.mul(w, 1) : T.add(T.mul(p, 1 - alpha), T.mul(w, alpha)));
       }
@@ -91,7 +100,8 @@ export function copyModule(dst: T.Module, src: T.Module): void {
     T.tidy(() => {
       for (const [name, t] of dst.stateDict()) {
         const v = from.get(name);
-        if (!v || v.shape.join() !== t.shape.join()) throw new Error(`copyModule: '${name}' ${T.formatShape(t.shape)} has no match in the source`);
+        if (!v || v.shape.join() !== t.shape.join())
+          throw new Error(`copyModule: '${name}' ${T.formatShape(t.shape)} has no match in the source`);
         t.assign(v.dtype === 'int32' ? T.cast(T.cast(v, 'float32'), 'int32') : T.mul(v, 1));
       }
     }),
@@ -105,12 +115,17 @@ export function copyModule(dst: T.Module, src: T.Module): void {
  * the mean of the k unbiased batch variances). Momenta and the training flag are restored afterwards.
  * `input(i)` builds batch i; it runs inside a tidy scope, so its tensors are freed.
  */
-export function reestimateBatchNorm(model: T.Module & { forward(x: T.Tensor): unknown }, batches: number, input: (i: number) => T.Tensor): void {
+export function reestimateBatchNorm(
+  model: T.Module & { forward(x: T.Tensor): unknown },
+  batches: number,
+  input: (i: number) => T.Tensor,
+): void {
   const bns = [...model.namedModules()]
     .map(([, m]) => m)
     .filter((m): m is T.nn.BatchNorm2d => m instanceof T.nn.BatchNorm2d && m.running_mean !== null);
   if (bns.length === 0) return;
-  if (!(Number.isInteger(batches) && batches >= 1)) throw new Error(`reestimateBatchNorm: needs at least one batch, got ${batches}`);
+  if (!(Number.isInteger(batches) && batches >= 1))
+    throw new Error(`reestimateBatchNorm: needs at least one batch, got ${batches}`);
   const momenta = bns.map((b) => b.momentum);
   const wasTraining = model.training;
   for (const b of bns) {
@@ -196,10 +211,13 @@ export class SchpTrainer extends TrainerBase {
       ? new T.optim.SGD(this.model.parameters(), { lr, momentum: 0.9, weightDecay })
       : new T.optim.AdamW(this.model.parameters(), { lr, weightDecay });
     const { cycleStart, cycleSteps } = options;
-    if (!(Number.isInteger(cycleSteps) && cycleSteps >= 1)) throw new Error(`SchpTrainer: cycleSteps must be an integer >= 1, got ${cycleSteps}`);
+    if (!(Number.isInteger(cycleSteps) && cycleSteps >= 1))
+      throw new Error(`SchpTrainer: cycleSteps must be an integer >= 1, got ${cycleSteps}`);
     const warmupSteps = options.warmupSteps ?? Math.floor(cycleStart / 10);
     if (!(Number.isInteger(cycleStart) && cycleStart > warmupSteps)) {
-      throw new Error(`SchpTrainer: cycleStart must be an integer after the ${warmupSteps} warm-up steps, got ${cycleStart}`);
+      throw new Error(
+        `SchpTrainer: cycleStart must be an integer after the ${warmupSteps} warm-up steps, got ${cycleStart}`,
+      );
     }
     this.schedule = schpCyclicalLR({ baseLr: lr, warmupSteps, cyclicalStart: cycleStart, cyclicalSteps: cycleSteps });
   }
@@ -218,16 +236,25 @@ export class SchpTrainer extends TrainerBase {
   /** The augmented view of an example (labels warped nearest, outside 255, flips swap left/right classes). */
   augment(e: ParsingExample): ParsingExample {
     if (this.options.augment === false) return e;
-    const opts = this.options.augment === true || this.options.augment === undefined ? DEFAULT_AUGMENT : this.options.augment;
+    const opts =
+      this.options.augment === true || this.options.augment === undefined ? DEFAULT_AUGMENT : this.options.augment;
     const t = randomAffine(this.rng, e.width, e.height, opts);
-    return { ...e, image: warpImage(e.image, e.width, e.height, t), labels: warpLabels(e.labels, e.width, e.height, t, LIP_FLIP_PAIRS, IGNORE_LABEL) };
+    return {
+      ...e,
+      image: warpImage(e.image, e.width, e.height, t),
+      labels: warpLabels(e.labels, e.width, e.height, t, LIP_FLIP_PAIRS, IGNORE_LABEL),
+    };
   }
 
   /** One optimizer step on a batch (at least 2 images: batch norm needs them); returns the detached losses. */
   step(batch: ParsingExample[]): SchpStepLosses {
-    if (batch.length < 2) throw new Error(`SchpTrainer.step: batch norm in training needs at least 2 images per batch, got ${batch.length}`);
+    if (batch.length < 2)
+      throw new Error(
+        `SchpTrainer.step: batch norm in training needs at least 2 images per batch, got ${batch.length}`,
+      );
     const { height: H, width: W } = batch[0]!;
-    if (batch.some((e) => e.height !== H || e.width !== W)) throw new Error(`SchpTrainer.step: every image of a batch must be ${H}x${W}`);
+    if (batch.some((e) => e.height !== H || e.width !== W))
+      throw new Error(`SchpTrainer.step: every image of a batch must be ${H}x${W}`);
     const views = batch.map((e) => this.augment(e));
     const n = H * W;
     const labels = new Int32Array(batch.length * n);
@@ -239,23 +266,35 @@ export class SchpTrainer extends TrainerBase {
     this.optimizer.lr = this.schedule(this.stepCount);
     this.model.train();
     // The network's Dropout2d draws from the global generator: the trainer's own stands in for it.
-    const losses = withGenerator(this.generator, () => T.tidy(() => {
-      const x = T.tensor(parsingInput(views.map((v) => v.image), H, W), [batch.length, 3, H, W]);
-      const targets = { labels: T.tensor(labels, [batch.length, H, W]), edges: T.tensor(edges, [batch.length, H, W]) };
-      let soft: { parsing: T.Tensor; edge: T.Tensor; alpha: number } | undefined;
-      if (this.rounds >= 1) {
-        const [[, fusion], [edge]] = T.noGrad(() => this.schp.forward(x));
-        soft = { parsing: fusion, edge, alpha: 1 / (this.rounds + 1) };
-      }
-      const l = schpLoss(this.model.forward(x), soft ? { ...targets, soft } : targets, {
-        ...(this.options.weights ? { weights: this.options.weights } : {}),
-        klPerElement: this.options.klPerElement ?? false,
-      });
-      l.total.backward();
-      this.optimizer.step();
-      this.optimizer.zeroGrad();
-      return T.noGrad(() => T.stack([l.total, l.parsing, l.edge, l.consistency].map((t) => t.detach())));
-    }));
+    const losses = withGenerator(this.generator, () =>
+      T.tidy(() => {
+        const x = T.tensor(
+          parsingInput(
+            views.map((v) => v.image),
+            H,
+            W,
+          ),
+          [batch.length, 3, H, W],
+        );
+        const targets = {
+          labels: T.tensor(labels, [batch.length, H, W]),
+          edges: T.tensor(edges, [batch.length, H, W]),
+        };
+        let soft: { parsing: T.Tensor; edge: T.Tensor; alpha: number } | undefined;
+        if (this.rounds >= 1) {
+          const [[, fusion], [edge]] = T.noGrad(() => this.schp.forward(x));
+          soft = { parsing: fusion, edge, alpha: 1 / (this.rounds + 1) };
+        }
+        const l = schpLoss(this.model.forward(x), soft ? { ...targets, soft } : targets, {
+          ...(this.options.weights ? { weights: this.options.weights } : {}),
+          klPerElement: this.options.klPerElement ?? false,
+        });
+        l.total.backward();
+        this.optimizer.step();
+        this.optimizer.zeroGrad();
+        return T.noGrad(() => T.stack([l.total, l.parsing, l.edge, l.consistency].map((t) => t.detach())));
+      }),
+    );
     this.stepCount++;
     return losses;
   }
@@ -265,16 +304,27 @@ export class SchpTrainer extends TrainerBase {
    * re-estimate its BN statistics on `bnBatches` (un-augmented training images, >= 2 per batch).
    */
   selfCorrect(bnBatches: ParsingExample[][]): void {
-    if (bnBatches.length === 0) throw new Error('SchpTrainer.selfCorrect: BN re-estimation needs at least one batch of training images');
+    if (bnBatches.length === 0)
+      throw new Error('SchpTrainer.selfCorrect: BN re-estimation needs at least one batch of training images');
     aggregateModels(this.schp, this.model, 1 / (this.rounds + 1));
     this.rounds++;
     // The re-estimation runs in training mode (dropout on), drawing from the trainer's generator.
     withGenerator(this.generator, () =>
       reestimateBatchNorm(this.schp, bnBatches.length, (i) => {
         const b = bnBatches[i]!;
-        if (b.length < 2) throw new Error(`SchpTrainer.selfCorrect: BN batch ${i} has ${b.length} image(s); batch norm needs at least 2`);
+        if (b.length < 2)
+          throw new Error(
+            `SchpTrainer.selfCorrect: BN batch ${i} has ${b.length} image(s); batch norm needs at least 2`,
+          );
         const { height: H, width: W } = b[0]!;
-        return T.tensor(parsingInput(b.map((e) => e.image), H, W), [b.length, 3, H, W]);
+        return T.tensor(
+          parsingInput(
+            b.map((e) => e.image),
+            H,
+            W,
+          ),
+          [b.length, 3, H, W],
+        );
       }),
     );
     this.schp.eval();
@@ -292,7 +342,14 @@ export class SchpTrainer extends TrainerBase {
     const C = this.config.numClasses;
     return T.noGrad(() =>
       T.tidy(() => {
-        const x = T.tensor(parsingInput(batch.map((e) => e.image), H, W), [batch.length, 3, H, W]);
+        const x = T.tensor(
+          parsingInput(
+            batch.map((e) => e.image),
+            H,
+            W,
+          ),
+          [batch.length, 3, H, W],
+        );
         const z = T.interpolate(this.schp.forward(x)[0][1], { size: [H, W], mode: 'bilinear', alignCorners: true });
         const hard = Int32Array.from({ length: batch.length * H * W }, (_, i) => {
           const l = batch[Math.floor(i / (H * W))]!.labels[i % (H * W)]!;
@@ -325,8 +382,10 @@ export class SchpTrainer extends TrainerBase {
     // Configs that differ only in structure (the stem pool) share every parameter shape, so compare them whole.
     const saved = JSON.stringify({ stemPool: true, ...(extra.config as object) });
     const mine = JSON.stringify({ stemPool: true, ...this.config });
-    if (saved !== mine) throw new Error(`SchpTrainer.load: '${dir}' was trained with config ${saved}, this trainer has ${mine}`);
-    if (!Number.isInteger(extra.rounds)) throw new Error(`SchpTrainer.load: '${dir}' records no self-correction rounds (state.json extra.rounds)`);
+    if (saved !== mine)
+      throw new Error(`SchpTrainer.load: '${dir}' was trained with config ${saved}, this trainer has ${mine}`);
+    if (!Number.isInteger(extra.rounds))
+      throw new Error(`SchpTrainer.load: '${dir}' records no self-correction rounds (state.json extra.rounds)`);
   }
 
   protected override restore(extra: Record<string, unknown>): void {
