@@ -11,6 +11,7 @@ bash scripts/setup-browser.sh
 npm run golden
 npm run typecheck
 npm run lint
+npm run format:check   # biome format: the code style (npx biome format --write applies it)
 npm run docs        # API reference from TSDoc into docs/api (not committed); fails on TSDoc errors
 npm run build
 bash scripts/check-packages.sh   # npm pack + install in an empty project: types, README examples, CLI, on the Node floor
