@@ -9,7 +9,9 @@
    pose_transfer.pth, the two diffusers folders' config files, openpose/body_pose_model.pth,
    humanparsing/parsing_atr.onnx + parsing_lip.onnx, densepose/model_final_162be9.pkl) holding random-weight
    models at the small shapes of cases_official_weights.py, cases_onnx.py and cases_densepose_chart.py, in the
-   formats of the released files (torch.save state dicts, torch.onnx.export graphs, a detectron2 pickle).
+   formats of the released files (torch.save state dicts, torch.onnx.export graphs, a detectron2 pickle), and
+   app.py's preprocessing on that folder's models end to end: pose transfer, try-on on a synthetic person and on
+   a real photo (the astronaut JPEG of packages/pipelines/test/fixtures/, opened with PIL as app.py does).
 """
 import json
 import os
@@ -275,7 +277,14 @@ def folder_case(out_dir, g):
     weights = {k: v.numpy() for k, v in state_dict(*model).items()}
     with open(f"{root}/densepose/model_final_162be9.pkl", "wb") as f:
         pickle.dump({"model": weights, "__author__": "Detectron2 Model Zoo"}, f, protocol=2)
-    return sum(len(files) for _, _, files in os.walk(root)), {**pose_transfer_case(model, g), **tryon_case(model, parsers, tryon_images)}
+    # A real photo as the person (app.py opens it with PIL: libjpeg's decoding), a smooth garment.
+    astronaut = np.array(Image.open(ASTRONAUT).convert("RGB"))
+    photo_garment = smooth_image(torch.Generator().manual_seed(213), 44, 44)
+    return sum(len(files) for _, _, files in os.walk(root)), {
+        **pose_transfer_case(model, g),
+        **tryon_case(model, parsers, tryon_images),
+        **tryon_case(model, parsers, (astronaut, photo_garment), "tryon_photo"),
+    }
 
 
 def pose_transfer_case(densepose, g):
@@ -305,7 +314,10 @@ def pose_transfer_case(densepose, g):
     }
 
 
-def tryon_case(densepose, parsers, images):
+ASTRONAUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../packages/pipelines/test/fixtures/astronaut-192x256.jpg")
+
+
+def tryon_case(densepose, parsers, images, key="tryon_e2e"):
     """app.py's viton_hd try-on preprocessing at 64x48 on the folder's models: the parsers (SCHP's extractor on the
     exported networks, then parsing_api's combination) on the 24x32 resize, get_agnostic_mask_hd with OpenPose's
     points all missing (the folder's random OpenPose finds no person; app.py would stop there, this library goes on
@@ -325,15 +337,16 @@ def tryon_case(densepose, parsers, images):
     r = run_predictor(densepose, src_array, 96, 160)
     seg = predict_seg(src_array, r["results"], r["boxes_xywh"])[:, :, ::-1]
     return {
-        "tryon_e2e/person": u8(person),
-        "tryon_e2e/garment": u8(garment),
-        "tryon_e2e/parse": u8(parse),
-        "tryon_e2e/mask_small": u8(small_mask),
-        "tryon_e2e/src": vae_preprocess(src),
-        "tryon_e2e/ref": vae_preprocess(ref),
-        "tryon_e2e/mask": mask_preprocess(mask),
-        "tryon_e2e/densepose_image": u8(seg),
-        "tryon_e2e/densepose": vae_preprocess(Image.fromarray(np.ascontiguousarray(seg))),
+        f"{key}/person": u8(person),
+        f"{key}/garment": u8(garment),
+        f"{key}/src_small": u8(np.array(src.resize((W // 2, H // 2)))),
+        f"{key}/parse": u8(parse),
+        f"{key}/mask_small": u8(small_mask),
+        f"{key}/src": vae_preprocess(src),
+        f"{key}/ref": vae_preprocess(ref),
+        f"{key}/mask": mask_preprocess(mask),
+        f"{key}/densepose_image": u8(seg),
+        f"{key}/densepose": vae_preprocess(Image.fromarray(np.ascontiguousarray(seg))),
     }
 
 

@@ -5,7 +5,9 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
+import { readImage } from '@leffa-webgpu/data';
 import { pilResize } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelGolden } from '../../../test/helpers/model-golden.js';
@@ -163,6 +165,48 @@ describe("against app.py's try-on preprocessing in Python (test/golden/cases_rel
     expect([...p.densepose.data]).toEqual([...g.host('tryon_e2e/densepose_image').data]);
     expect(g.host('tryon_e2e/densepose_image').data.some((v) => v > 0)).toBe(true);
     expect([...p.inputs.densepose]).toEqual([...g.host('tryon_e2e/densepose').data]);
+  });
+});
+
+describe('a real photo on the released path (the astronaut, fixtures/README.md)', () => {
+  const astronaut = fileURLToPath(new URL('./fixtures/astronaut-192x256.jpg', import.meta.url));
+
+  it("app.py's try-on preprocessing of the photo equals Python's on the same files", async () => {
+    const { g, image, leffa } = await pythonCase('viton_hd');
+    // app.py opens the photo with PIL (libjpeg); jpeg-js upsamples the colour planes differently: on this photo
+    // 1.35 levels apart on average, 86% of values within 2 levels, up to 40 on sharp colour edges.
+    const pil = image('tryon_photo/person');
+    const ours = readImage(astronaut);
+    expect([ours.width, ours.height]).toEqual([192, 256]);
+    const diff = ours.data.map((v, i) => Math.abs(v - pil.data[i]!));
+    expect(diff.reduce((a, d) => a + d, 0) / diff.length).toBeLessThan(1.5);
+    expect(diff.filter((d) => d <= 2).length / diff.length).toBeGreaterThan(0.85);
+    // From PIL's pixels on, every stage is compared exactly.
+    const p = await leffa.prepare(pil, image('tryon_photo/garment'), 'upper_body');
+    await leffa.dispose();
+    for (const k of ['src', 'ref'] as const) expect([...p.inputs[k]], k).toEqual([...g.host(`tryon_photo/${k}`).data]);
+    // The parsers' input: the 24x32 bicubic resize of resize_and_center's image.
+    expect([...pilResize(p.src.data, 64, 48, 3, 32, 24, 'bicubic')]).toEqual([...g.host('tryon_photo/src_small').data]);
+    expect([...p.parse!.labels]).toEqual([...g.host('tryon_photo/parse').data]);
+    const mask = g.host('tryon_photo/mask').data;
+    expect([...p.inputs.mask]).toEqual([...mask]);
+    expect(new Set(mask).size).toBe(2);
+    const seg = g.host('tryon_photo/densepose_image').data;
+    expect([...p.densepose.data]).toEqual([...seg]);
+    expect(seg.some((v) => v > 0)).toBe(true);
+    expect([...p.inputs.densepose]).toEqual([...g.host('tryon_photo/densepose').data]);
+  });
+
+  it('tryon on the photo file: the model-size image, and no shipped-parser checks on this path', async () => {
+    const person = readImage(astronaut, { exifOrientation: true });
+    // The shipped networks' checks refuse this photo (photo-checks.test.ts); the released parsers are the ones
+    // meant for photos, so their path only carries app.py's own warning (random OpenPose finds no person here).
+    const leffa = await loadReleasedLeffa(RELEASED_FOLDER, { ...SMALL_RELEASED, model: 'viton_hd' });
+    const r = await leffa.tryon(person, photo(44, 44, 9), { garmentType: 'upper_body', steps: 1, seed: 42 });
+    await leffa.dispose();
+    expect([r.image.width, r.image.height, r.image.data.length]).toEqual([48, 64, 48 * 64 * 3]);
+    expect(r.prepared.src).toEqual(resizeAndCenter(person, 64, 48));
+    expect(r.prepared.warnings).toEqual([expect.stringMatching(/^OpenPose found no person/)]);
   });
 });
 

@@ -100,6 +100,38 @@ describe('--ckpts <folder>', () => {
     }
   });
 
+  it("tryon on a real photo (JPEG): the three files, app.py's warning, none of the shipped-parser checks", async () => {
+    const photo = fileURLToPath(new URL('../../pipelines/test/fixtures/astronaut-192x256.jpg', import.meta.url));
+    const out = join(tmp, 'photo.png');
+    const r = await cli(
+      'tryon',
+      '--ckpts',
+      RELEASED_FOLDER,
+      '--released-overrides',
+      overrides,
+      '--person',
+      photo,
+      '--garment',
+      garment,
+      '--steps',
+      '1',
+      '--out',
+      out,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(
+      `wrote ${out} (and ${join(tmp, 'photo-mask.png')}, ${join(tmp, 'photo-densepose.png')})`,
+    );
+    for (const f of [out, join(tmp, 'photo-mask.png'), join(tmp, 'photo-densepose.png')]) {
+      const img = readImage(f);
+      expect([img.width, img.height], f).toEqual([48, 64]);
+    }
+    // The random OpenPose finds no person: app.py's condition, reported; the shipped networks' checks (which refuse
+    // this photo without --ckpts) are not applied to the released parsers.
+    expect(r.stderr).toMatch(/warning: OpenPose found no person in the person image/);
+    expect(r.stderr).not.toMatch(/photo preprocessing failed|--no-checks/);
+  });
+
   it('pose-transfer runs the SDXL-layout model', async () => {
     const out = join(tmp, 'pose.png');
     const r = await cli(
