@@ -33,7 +33,10 @@ def evaluate():
             x = to_t(held[:, k]); m = vae.encode(x)[:, :latent]; y = vae.decode(m)
             yi = ((y.clamp(-1, 1) + 1) * 127.5).round(); xi = ((x + 1) * 127.5).round()
             mse = ((yi - xi) ** 2).mean((1, 2, 3)); psnr = (10 * torch.log10(255 ** 2 / mse)).mean().item()
-            out[nm] = (psnr, colourfulness(yi) / colourfulness(xi))
+            # colour error: |chroma(out) - chroma(in)| over |chroma(in)|; a grey output scores 1, wrong hues more.
+            ch = lambda t: t - t.mean(1, keepdim=True)
+            err = (ch(yi) - ch(xi)).abs().mean().item() / ch(xi).abs().mean().item()
+            out[nm] = (psnr, colourfulness(yi) / colourfulness(xi), err)
         return out
 t0 = time.time()
 for s in range(1, steps + 1):
@@ -52,7 +55,7 @@ for s in range(1, steps + 1):
     opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(vae.parameters(), 1); opt.step()
     if s % 250 == 0 or s == steps:
         e = evaluate()
-        print(f"{name} {s} {time.time()-t0:.0f}s loss {loss.item():.4f} people {e['people'][0]:.2f} dB col {100*e['people'][1]:.0f}% garments {e['garments'][0]:.2f} dB col {100*e['garments'][1]:.0f}%", flush=True)
+        print(f"{name} {s} {time.time()-t0:.0f}s loss {loss.item():.4f} people {e['people'][0]:.2f} dB col {100*e['people'][1]:.0f}% err {100*e['people'][2]:.0f}% garments {e['garments'][0]:.2f} dB col {100*e['garments'][1]:.0f}% err {100*e['garments'][2]:.0f}%", flush=True)
 with torch.no_grad():
     rows = []
     for k in (0, 1):
