@@ -26,6 +26,7 @@ import {
   type SafetensorsDType,
 } from './safetensors.js';
 import { crc32 } from './crc32.js';
+import { DTYPE_BYTES } from './dtype-bytes.js';
 import { Inflate } from 'fflate';
 
 /** `FloatLoad` chooses float16 or float32 for the float tensors (HalfStorage is kept as it is when float16). */
@@ -242,18 +243,6 @@ const STORAGE_DTYPES: Record<string, SafetensorsDType> = {
   CharStorage: 'I8',
   ByteStorage: 'U8',
   BoolStorage: 'BOOL',
-};
-const ITEM_BYTES: Record<SafetensorsDType, number> = {
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  F64: 8,
-  I32: 4,
-  I64: 8,
-  I16: 2,
-  I8: 1,
-  U8: 1,
-  BOOL: 1,
 };
 
 const ALLOWED_GLOBALS = new Set([
@@ -502,7 +491,7 @@ function unpickle(pkl: Uint8Array, source: string, options: UnpickleOptions): { 
     const shape = ints(shapeObj, `${what} shape`);
     if (shape.some((d) => d < 0)) throw new Error(`${where}: ${what} has a negative dimension in shape [${shape}]`);
     const n = sizeOf(shape);
-    const item = ITEM_BYTES[dtype];
+    const item = DTYPE_BYTES[dtype];
     if (raw.byteLength !== n * item) {
       throw new Error(
         `${where}: ${what} of shape [${shape}] and dtype '${dtypeObj.code}' needs ${n * item} bytes, the pickle holds ${raw.byteLength}`,
@@ -883,9 +872,9 @@ function readZipCheckpoint(bytes: Uint8Array, source: string, budget: ExpansionB
       if (!e)
         throw new Error(`${source}: storage '${key}' is missing from the archive (expected ${prefix}data/${key})`);
       const data = entryBytes(bytes, e, source, budget);
-      if (data.byteLength < numel * ITEM_BYTES[dtype]) {
+      if (data.byteLength < numel * DTYPE_BYTES[dtype]) {
         throw new Error(
-          `${source}: storage data/${key} has ${data.byteLength} bytes, expected ${numel} x ${dtype} = ${numel * ITEM_BYTES[dtype]}`,
+          `${source}: storage data/${key} has ${data.byteLength} bytes, expected ${numel} x ${dtype} = ${numel * DTYPE_BYTES[dtype]}`,
         );
       }
       const s = new Storage(dtype, numel, data);
@@ -986,7 +975,7 @@ function readLegacyCheckpoint(bytes: Uint8Array, source: string): unknown {
     const count = u64(view, at, source, `storage '${key}' element count`);
     if (count !== s.numel)
       throw new Error(`${source}: storage '${key}' holds ${count} elements, but the checkpoint says ${s.numel}`);
-    const end = at + 8 + count * ITEM_BYTES[s.dtype];
+    const end = at + 8 + count * DTYPE_BYTES[s.dtype];
     if (end > bytes.byteLength)
       throw truncated(`inside storage '${key}' (${count} x ${s.dtype} ending at byte ${end})`);
     s.bytes = bytes.subarray(at + 8, end);
@@ -998,7 +987,7 @@ function readLegacyCheckpoint(bytes: Uint8Array, source: string): unknown {
       throw new Error(`${source}: storage '${key}' is used by the checkpoint but its bytes are not in the file`);
   }
   for (const v of views.values()) {
-    const item = ITEM_BYTES[v.root.dtype];
+    const item = DTYPE_BYTES[v.root.dtype];
     v.storage.bytes = v.root.bytes.subarray(v.offset * item, (v.offset + v.storage.numel) * item);
   }
   return root;
@@ -1010,7 +999,7 @@ function readLegacyCheckpoint(bytes: Uint8Array, source: string): unknown {
 function materialize(name: string, t: TensorRef, source: string, budget: ExpansionBudget, load: FloatLoad): HostTensor {
   const { storage, shape, stride, offset } = t;
   const n = sizeOf(shape);
-  const item = ITEM_BYTES[storage.dtype];
+  const item = DTYPE_BYTES[storage.dtype];
   if (shape.some((d) => d < 0) || stride.some((s) => s < 0) || offset < 0) {
     throw new Error(`${source}: tensor '${name}' has a negative size, stride or offset`);
   }

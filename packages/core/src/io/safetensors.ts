@@ -11,21 +11,9 @@ import { tensor, tensorFromHalfBits } from '../forward/creation.js';
 import { bfloat16ToFloat, floatToHalf, halfToFloat } from '../tensor/half.js';
 import { formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { DTYPE_BYTES, type SafetensorsDType } from './dtype-bytes.js';
 
-export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'I16' | 'I8' | 'U8' | 'BOOL';
-
-const DTYPE_BYTES: Record<SafetensorsDType, number> = {
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  F64: 8,
-  I32: 4,
-  I64: 8,
-  I16: 2,
-  I8: 1,
-  U8: 1,
-  BOOL: 1,
-};
+export type { SafetensorsDType } from './dtype-bytes.js';
 
 export interface SafetensorsEntry {
   dtype: SafetensorsDType;

@@ -1,32 +1,12 @@
+import { LIP_LABELS as LIP_LABEL_SET } from '@leffa-webgpu/models';
 import { DENSEPOSE_INDEX, type Part, type PartId } from './body.js';
 import { type LowerGarment, type UpperGarment, lowerGarmentAt, upperGarmentAt } from './garment.js';
 import type { RGB } from './rng.js';
 import { Band } from './shapes.js';
 import type { Point } from './skeleton.js';
 
-/** LIP's 20 parsing labels. */
-export const LIP_LABELS = [
-  'Background',
-  'Hat',
-  'Hair',
-  'Glove',
-  'Sunglasses',
-  'Upper-clothes',
-  'Dress',
-  'Coat',
-  'Socks',
-  'Pants',
-  'Jumpsuits',
-  'Scarf',
-  'Skirt',
-  'Face',
-  'Left-arm',
-  'Right-arm',
-  'Left-leg',
-  'Right-leg',
-  'Left-shoe',
-  'Right-shoe',
-] as const;
+/** LIP's 20 parsing labels (SCHP's LIP label set). */
+export const LIP_LABELS: readonly string[] = LIP_LABEL_SET.labels;
 
 export const LIP = {
   background: 0,

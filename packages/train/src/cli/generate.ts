@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
-import { LeffaModel, leffaSample } from '@leffa-webgpu/models';
+import { leffaSample } from '@leffa-webgpu/models';
 import {
   exampleFromSample,
   type GarmentCategory,

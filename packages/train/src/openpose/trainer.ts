@@ -1,15 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { OPENPOSE_SMALL, type OpenPoseConfig, OpenPoseBody, estimatePose } from '@leffa-webgpu/models';
-import {
-  type AnnotatedKeypoint,
-  generateSample,
-  type PoseExample,
-  poseTargets,
-  randomAffine,
-  Rng,
-  warpImage,
-  warpKeypoints,
-} from '@leffa-webgpu/data';
+import { type PoseExample, poseTargets, randomAffine, Rng, warpImage, warpKeypoints } from '@leffa-webgpu/data';
 import { TrainerBase } from '../trainer.js';
 
 /** The network input of HWC RGB images: BGR, / 256 - 0.5 (the official preprocessing). */
