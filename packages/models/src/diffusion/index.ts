@@ -5,6 +5,7 @@ export * from './transformer.js';
 export * from './unet-blocks.js';
 export * from './unet.js';
 export * from './vae.js';
+export * from './vae-tiling.js';
 export * from './leffa-model.js';
 export * from './leffa-loss.js';
 export * from './timestep-embedding.js';

@@ -1,6 +1,7 @@
 import * as T from '@leffa-webgpu/core';
 import { Attention } from './attention.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
+import { type VaeTiling, type VaeTilingOptions, resolveVaeTiling, tiledDecode, tiledEncode } from './vae-tiling.js';
 
 const { Conv2d, GroupNorm, ModuleList } = T.nn;
 
@@ -211,6 +212,8 @@ export class AutoencoderKL extends T.Module {
   readonly decoder: VaeDecoder;
   readonly quant_conv: T.nn.Conv2d;
   readonly post_quant_conv: T.nn.Conv2d;
+  /** Tiled encoding and decoding settings (null: whole images, the default). */
+  tiling: VaeTiling | null = null;
 
   constructor(readonly config: VaeConfig) {
     super();
@@ -230,7 +233,26 @@ export class AutoencoderKL extends T.Module {
       );
     }
     // Images take the weights' dtype (a float16 VAE encodes float32 images in float16).
-    return new DiagonalGaussian(this.quant_conv.forward(this.encoder.forward(T.cast(x, this.quant_conv.weight.dtype))));
+    const image = T.cast(x, this.quant_conv.weight.dtype);
+    const run = (t: T.Tensor) => this.quant_conv.forward(this.encoder.forward(t));
+    const tiling = this.tiling;
+    // As diffusers: tiles only when a side exceeds the tile.
+    const tiled = tiling && (x.shape[2]! > tiling.tileSampleSize || x.shape[3]! > tiling.tileSampleSize);
+    return new DiagonalGaussian(tiled ? tiledEncode(image, tiling, run) : run(image));
+  }
+
+  /**
+   * diffusers' enable_tiling(): from now on, images with a side over the tile are encoded, and latents with a
+   * side over the latent tile decoded, in overlapping tiles blended together (see vae-tiling.ts).
+   */
+  enableTiling(options: VaeTilingOptions = {}): this {
+    this.tiling = resolveVaeTiling(this.config, options);
+    return this;
+  }
+
+  disableTiling(): this {
+    this.tiling = null;
+    return this;
   }
 
   /** Latents (unscaled) to images in roughly [-1, 1]. */
@@ -240,7 +262,11 @@ export class AutoencoderKL extends T.Module {
         `AutoencoderKL.decode: expected [B, ${this.config.latentChannels}, h, w], got ${T.formatShape(z.shape)}`,
       );
     }
-    return this.decoder.forward(this.post_quant_conv.forward(T.cast(z, this.post_quant_conv.weight.dtype)));
+    const latent = T.cast(z, this.post_quant_conv.weight.dtype);
+    const run = (t: T.Tensor) => this.decoder.forward(this.post_quant_conv.forward(t));
+    const tiling = this.tiling;
+    const tiled = tiling && (z.shape[2]! > tiling.tileLatentSize || z.shape[3]! > tiling.tileLatentSize);
+    return tiled ? tiledDecode(latent, tiling, run) : run(latent);
   }
 }
 
