@@ -41,6 +41,7 @@ def build(out_dir):
     build_fused(g)
     build_many_rows(g)
     build_vec4(g)
+    build_one_pass(g)
     return [g.save(out_dir)]
 
 
@@ -80,3 +81,15 @@ def build_vec4(g):
 def build_many_rows(g):
     # Many short rows take the one-invocation-per-row kernels.
     g.case("layer_norm_many_rows", "layer_norm", [g.randn(3, 130, 24, scale=2), g.randn(24), g.randn(24)], lambda x, w, b: F.layer_norm(x, (24,), w, b), attrs={"shape": [24]})
+
+
+def build_one_pass(g):
+    # GroupNorm's one-dispatch forward walks each row channel run by channel run: odd runs in rows of a multiple
+    # of 4 (H*W = 9, L = 36), ten runs per row over three images (the run's channel in later images), and
+    # many short rows, which keep the two-dispatch path (one invocation per row).
+    g.case("group_norm_silu_odd_runs", "group_norm_silu", [g.randn(2, 8, 3, 3, scale=2) + 1, g.randn(8), g.randn(8)],
+           lambda x, w, b: F.silu(F.group_norm(x, 2, w, b, 1e-6)), attrs={"groups": 2, "eps": 1e-6})
+    g.case("group_norm_ten_runs_vec4", "group_norm", [g.randn(3, 40, 6, 10, scale=3) - 1, g.randn(40), g.randn(40)],
+           lambda x, w, b: F.group_norm(x, 4, w, b, 1e-6), attrs={"groups": 4, "eps": 1e-6})
+    g.case("group_norm_many_rows", "group_norm_silu", [g.randn(9, 32, 5, 4, scale=2), g.randn(32), g.randn(32)],
+           lambda x, w, b: F.silu(F.group_norm(x, 32, w, b, 1e-5)), attrs={"groups": 32, "eps": 1e-5})

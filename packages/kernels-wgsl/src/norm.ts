@@ -21,7 +21,8 @@ import {
  * - normGradSums:    sums[r] = (sum g*w, sum g*w*xhat) over the row
  * - normGradInput:   dx = rstd * (g*w - sum1/L - xhat * sum2/L)
  *
- * GroupNorm's backward takes three passes instead (channelGradSums, channelGradCombine, normGradInput): the
+ * GroupNorm's forward with long rows (the usual case) takes one dispatch (groupNormForward: statistics, then
+ * normalise, affine and optional SiLU in the same workgroup). Its backward takes three passes instead (channelGradSums, channelGradCombine, normGradInput): the
  * per-(image, channel) sums give the affine gradients and the row sums at once, and a fused SiLU's gradient is
  * recomputed from x in both full passes rather than stored.
  */
@@ -104,24 +105,21 @@ const threadMoments = (): Kernel =>
   stats[2u * row + 1u] = inverseSqrt(variance / f32(params.L) + params.eps);`,
   });
 
+/** A kernel with a workgroup per row `row`. */
+const PER_ROW = {
+  workgroupSize: WG,
+  per: 'workgroup',
+  index: 'row',
+  bound: 'params.rows',
+  helpers: ROW_PROLOGUE,
+} as const;
+const EPS_UNIFORM = { name: 'eps', type: 'f32' } as const;
+
 /**
- * `vec` (rows of a multiple of 4 values): x is read as vec4, a quarter of the loads; on CPU adapters every
- * per-invocation load is a loop over the SIMD lanes, so this is what sets the speed.
+ * A workgroup's two-pass statistics of row `row`: declares `base` (its first element), `mean` and `rstd` and
+ * stores them in stats. `vec`: x is bound as vec4 (L a multiple of 4).
  */
-export const rowMomentsKernel = cachedKernel(
-  (mode: NormRowMode = 'group', vec = false): Kernel =>
-    mode === 'thread'
-      ? threadMoments()
-      : flatKernel({
-          key: `norm:moments:${vec}`,
-          buffers: [readOnly('x', vec ? 'vec4<f32>' : 'f32'), readWrite('stats')],
-          uniforms: [...fields('u32', 'rows', 'L'), { name: 'eps', type: 'f32' }],
-          workgroupSize: WG,
-          per: 'workgroup',
-          index: 'row',
-          bound: 'params.rows',
-          helpers: ROW_PROLOGUE,
-          body: /* wgsl */ `
+const groupMomentsWgsl = (vec: boolean) => /* wgsl */ `
   let base = row * params.L;
   var mean: f32;
   var variance: f32;
@@ -136,11 +134,70 @@ export const rowMomentsKernel = cachedKernel(
     ${vec ? chunkedSum('sqdev4(x[base / 4u + r], mean)', 'params.L / 4u') : chunkedSum('sqdev(x[base + r], mean)', 'params.L')}
     ${treeSum('variance')}
   }
+  let rstd = inverseSqrt(variance / f32(params.L) + params.eps);
   if (lid == 0u) {
     stats[2u * row] = mean;
-    stats[2u * row + 1u] = inverseSqrt(variance / f32(params.L) + params.eps);
-  }`,
+    stats[2u * row + 1u] = rstd;
+  }`;
+
+/** The normalised value with the optional affine and SiLU: `xhat` and the affine's `wv`, `bv` in scope. */
+const normOutputWgsl = (t: string, affine: boolean, silu: boolean) => `
+  let z = ${affine ? 'xhat * wv + bv' : 'xhat'};
+  let yv = ${silu ? `z / (${t}(1.0) + exp(-z))` : 'z'};`;
+
+/**
+ * `vec` (rows of a multiple of 4 values): x is read as vec4, a quarter of the loads; on CPU adapters every
+ * per-invocation load is a loop over the SIMD lanes, so this is what sets the speed.
+ */
+export const rowMomentsKernel = cachedKernel(
+  (mode: NormRowMode = 'group', vec: boolean = false): Kernel =>
+    mode === 'thread'
+      ? threadMoments()
+      : flatKernel({
+          key: `norm:moments:${vec}`,
+          buffers: [readOnly('x', vec ? 'vec4<f32>' : 'f32'), readWrite('stats')],
+          uniforms: [...fields('u32', 'rows', 'L'), EPS_UNIFORM],
+          ...PER_ROW,
+          body: groupMomentsWgsl(vec),
         }),
+);
+
+/**
+ * GroupNorm's forward in one dispatch: a workgroup per (image, group) row takes the row's statistics as
+ * rowMoments does (the same sums in the same order), stores them for the backward, then normalises the row
+ * channel run by channel run, so each channel's weight and bias are loaded once per run instead of once per
+ * value, and the row is re-read while it is still in the cache. The row holds L / inner channel runs; the
+ * channel of run j is (row * L / inner + j) % P. `vec`: inner a multiple of 4, x and y as vec4.
+ */
+export const groupNormForwardKernel = cachedKernel(
+  (affine: boolean, silu: boolean = false, vec: boolean = false): Kernel => {
+    const t = vec ? 'vec4<f32>' : 'f32';
+    return flatKernel({
+      key: `norm:groupfwd:${affine}:${silu}:${vec}`,
+      buffers: [
+        readOnly('x', t),
+        ...(affine ? [readOnly('w'), readOnly('b')] : []),
+        readWrite('y', t),
+        readWrite('stats'),
+      ],
+      uniforms: [...fields('u32', 'rows', 'L', 'inner', 'P'), EPS_UNIFORM],
+      ...PER_ROW,
+      body: /* wgsl */ `
+  ${groupMomentsWgsl(vec)}
+  let runs = params.L / params.inner;
+  let run = ${vec ? 'params.inner / 4u' : 'params.inner'};
+  for (var j = 0u; j < runs; j++) {
+    ${affine ? 'let p = (row * runs + j) % params.P;\n    let wv = w[p];\n    let bv = b[p];' : ''}
+    let start = ${vec ? '(base + j * params.inner) / 4u' : 'base + j * params.inner'};
+    for (var r = lid; r < run; r += ${WG}u) {
+      let e = start + r;
+      let xhat = (x[e] - ${t}(mean)) * rstd;
+      ${normOutputWgsl(t, affine, silu)}
+      y[e] = yv;
+    }
+  }`,
+    });
+  },
 );
 
 const AFFINE_UNIFORMS = fields('u32', 'n', 'L', 'inner', 'P');
@@ -149,7 +206,7 @@ const AFFINE_UNIFORMS = fields('u32', 'n', 'L', 'inner', 'P');
  * `vec` (L and inner multiples of 4): each invocation normalises 4 consecutive values, which share their row
  * and channel, so x and y move as vec4 and the statistics and affine are loaded once for all four.
  */
-export const normApplyKernel = cachedKernel((affine: boolean, silu = false, vec = false): Kernel => {
+export const normApplyKernel = cachedKernel((affine: boolean, silu: boolean = false, vec: boolean = false): Kernel => {
   const t = vec ? 'vec4<f32>' : 'f32';
   return flatKernel({
     key: `norm:apply:${affine}:${silu}:${vec}`,
@@ -168,8 +225,9 @@ export const normApplyKernel = cachedKernel((affine: boolean, silu = false, vec 
   if (i >= params.n) { return; }
   let r = i / params.L;
   let xhat = (x[e] - ${t}(stats[2u * r])) * stats[2u * r + 1u];
-  ${affine ? 'let p = (i / params.inner) % params.P;\n  let z = xhat * w[p] + b[p];' : 'let z = xhat;'}
-  y[e] = ${silu ? `z / (${t}(1.0) + exp(-z))` : 'z'};`,
+  ${affine ? 'let p = (i / params.inner) % params.P;\n  let wv = w[p];\n  let bv = b[p];' : ''}
+  ${normOutputWgsl(t, affine, silu)}
+  y[e] = yv;`,
   });
 });
 

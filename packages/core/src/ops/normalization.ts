@@ -3,6 +3,7 @@ import {
   channelGradGrid,
   channelGradSumsKernel,
   chooseNormMode,
+  groupNormForwardKernel,
   normApplyKernel,
   normElementGrid,
   normGradInputKernel,
@@ -45,6 +46,18 @@ function rowNormForward(
   const y = emptyTensor(x.shape, floatResult(op, [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])]), op);
   if (x.size === 0) return { y, stats };
   const mode = chooseNormMode(layout.rows, layout.L);
+  const affine = weight !== undefined;
+  if (mode === 'group' && layout.inner > 1) {
+    // GroupNorm's long rows: statistics and output in one dispatch (vec4 when channel runs come in fours).
+    launch(
+      groupNormForwardKernel(affine, silu, layout.inner % 4 === 0),
+      affine ? [x, weight!, bias!] : [x],
+      [y, stats],
+      { rows: layout.rows, L: layout.L, inner: layout.inner, P: layout.P, eps },
+      normRowGrid(layout.rows, mode),
+    );
+    return { y, stats };
+  }
   // vec4 paths when rows (and, for the affine, channel runs) come in fours.
   const vecRows = layout.L % 4 === 0;
   launch(
@@ -54,7 +67,6 @@ function rowNormForward(
     { rows: layout.rows, L: layout.L, eps },
     normRowGrid(layout.rows, mode),
   );
-  const affine = weight !== undefined;
   const vecApply = vecRows && layout.inner % 4 === 0;
   launch(
     normApplyKernel(affine, silu, vecApply),
