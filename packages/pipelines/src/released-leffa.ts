@@ -19,15 +19,21 @@
  */
 import * as T from '@leffa-webgpu/core';
 import {
+  type AutoencoderKL,
   type DensePosePredictor,
   type LeffaHumanParsing,
   type LeffaModel,
   type OpenPoseBody,
+  type VaeTilingOptions,
   estimatePose,
   leffaSample,
   pilResize,
+  vaeDeviceLimits,
+  vaeFitsDevice,
+  vaeTileSizeFor,
 } from '@leffa-webgpu/models';
 import type { GarmentCategory, RgbImage } from '@leffa-webgpu/data/web';
+import { leffaOffloadSchedule } from './leffa-schedule.js';
 import { leffaAgnosticMask } from './leffa-masks.js';
 import {
   type LeffaTransformArrays,
@@ -81,6 +87,19 @@ export interface ReleasedLeffaRunOptions {
   /** Try-on: composite onto the person outside the blurred mask (app.py's vt_repaint; default false). */
   repaint?: boolean;
   onStep?: (step: number, total: number) => void;
+  /**
+   * Memory-saving schedule (default false): the preprocessing models leave the device, and while sampling only
+   * the Leffa part the current phase runs is on it (VAE encoder, reference UNet, generative UNet, VAE decoder;
+   * the others in host memory, see leffa-schedule.ts). The same image, bit for bit; slower where weights move.
+   */
+  lowMemory?: boolean;
+  /**
+   * Tiled VAE encoding and decoding (diffusers' enable_tiling): true (tiles of the largest size this adapter
+   * runs), tile options, or false. Default: tiled only where the image does not fit the adapter in one piece.
+   */
+  vaeTiling?: boolean | VaeTilingOptions;
+  /** Notes on how the run is set up (default console.log). */
+  log?: (line: string) => void;
 }
 
 export interface ReleasedLeffaTryOnOptions extends ReleasedLeffaRunOptions {
@@ -148,6 +167,35 @@ const chw01 = (img: RgbImage): T.Tensor => {
   for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) out[c * plane + i] = img.data[3 * i + c]! / 255;
   return T.tensor(out, [3, img.height, img.width]);
 };
+
+/**
+ * Applies a `vaeTiling` run option to the VAE for an [h, w] image; by default tiles (and says so) only where
+ * the image does not fit the adapter in one piece.
+ */
+function configureVaeTiling(
+  vae: AutoencoderKL,
+  [h, w]: [number, number],
+  setting: boolean | VaeTilingOptions | undefined,
+  log: (line: string) => void = console.log,
+): void {
+  if (setting === false) {
+    vae.disableTiling();
+    return;
+  }
+  const limits = vaeDeviceLimits();
+  const bytes = T.BYTES_PER_ELEMENT[vae.quant_conv.weight.dtype];
+  if (typeof setting === 'object') vae.enableTiling(setting);
+  else if (setting === true || !vaeFitsDevice(vae.config, h, w, bytes, limits)) {
+    const size = vaeTileSizeFor(vae.config, bytes, limits);
+    vae.enableTiling({ tileSampleSize: size });
+    if (setting === undefined)
+      log(
+        `VAE: a ${h}x${w} image does not fit this adapter in one piece (storage binding limit ` +
+          `${(limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, one dispatch dimension); encoding and decoding in ` +
+          `${size}x${size} tiles (diffusers' enable_tiling; slightly different from an untiled run)`,
+      );
+  }
+}
 
 /** A lazily loaded model: loaded on the first `get`, the same promise after (a failed load is retried); `release` frees it. */
 class Lazy<M> {
@@ -288,6 +336,10 @@ export class ReleasedLeffa {
     const guidance = options.guidance ?? 2.5;
     if (!(guidance >= 0)) throw new Error(`ReleasedLeffa: guidance must be >= 0, got ${guidance}`);
     const leffa = await this.leffa.get();
+    if (options.lowMemory) await this.releasePreprocessing();
+    const schedule = options.lowMemory ? leffaOffloadSchedule(leffa) : null;
+    const tilingBefore = leffa.vae.tiling;
+    configureVaeTiling(leffa.vae, [prepared.inputs.height, prepared.inputs.width], options.vaeTiling, options.log);
     const t = leffaTransformTensors(prepared.inputs);
     let y: T.Tensor;
     try {
@@ -301,10 +353,13 @@ export class ReleasedLeffa {
           refAcceleration: options.refAcceleration ?? false,
           generator: new T.Generator(options.seed ?? 42),
           ...(options.onStep ? { onStep: options.onStep } : {}),
+          ...(schedule ? { beforePhase: (phase) => schedule.beforePhase(phase) } : {}),
         },
       );
     } finally {
       T.dispose(Object.values(t));
+      schedule?.restore();
+      leffa.vae.tiling = tilingBefore;
     }
     const values = await y.data();
     y.dispose();

@@ -18,5 +18,6 @@ export * from './densepose-render.js';
 export * from './diffusers-config.js';
 export * from './released-leffa-transform.js';
 export * from './released-leffa.js';
+export * from './leffa-schedule.js';
 export * from './leffa-masks.js';
 export type { GarmentCategory, RgbImage } from '@leffa-webgpu/data/web';

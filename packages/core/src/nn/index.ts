@@ -5,3 +5,4 @@ export * from './normalization.js';
 export * from './activation.js';
 export * from './pooling.js';
 export * from './embedding.js';
+export * from './offload.js';

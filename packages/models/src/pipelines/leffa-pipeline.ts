@@ -15,6 +15,13 @@ export interface LeffaSampleInputs {
   densepose: T.Tensor;
 }
 
+/**
+ * Sampling phases and the model parts each runs: 'encode' the VAE encoder (both images), 'reference' the
+ * reference UNet (once with refAcceleration, else before every step), 'denoise' the generative UNet (every
+ * step), 'decode' the VAE decoder.
+ */
+export type LeffaPhase = 'encode' | 'reference' | 'denoise' | 'decode';
+
 export interface LeffaSampleOptions {
   steps?: number;
   /** Classifier-free guidance scale; the unconditional branch uses an all-zero reference latent (Leffa: 2.5). */
@@ -32,6 +39,11 @@ export interface LeffaSampleOptions {
   generator?: T.Generator;
   /** Called after each denoising step (for progress bars). */
   onStep?: (step: number, total: number) => void;
+  /**
+   * Awaited before each phase starts (see LeffaPhase): where a memory-saving schedule moves model parts on and
+   * off the device. The computation is the same with or without it.
+   */
+  beforePhase?: (phase: LeffaPhase) => Promise<void> | void;
 }
 
 /**
@@ -69,7 +81,12 @@ export async function leffaSample(
       : new DDPMScheduler(model.config.schedule ?? {});
   sampler.setTimesteps(steps);
 
+  const phase = async (p: LeffaPhase) => {
+    if (options.beforePhase) await options.beforePhase(p);
+  };
+
   return T.noGrad(async () => {
+    await phase('encode');
     const prepared = T.tidy(() => {
       const masked = T.mul(inputs.image, T.lt(inputs.mask, 0.5));
       const maskedLatent = model.encodeImage(masked, { generator });
@@ -87,14 +104,23 @@ export async function leffaSample(
         latent: T.randn([...maskedLatent.shape], generator ? { generator } : {}),
       };
     });
-    const refAt = (t: number) => model.referenceFeatures(prepared.refLatent, t);
-    const cached = options.refAcceleration ? T.tidy(() => refAt(sampler.timesteps[Math.floor(steps / 2)]!)) : null;
+    const refAt = (t: number) => T.tidy(() => model.referenceFeatures(prepared.refLatent, t));
+    let cached: T.Tensor[] | null = null;
+    if (options.refAcceleration) {
+      await phase('reference');
+      cached = refAt(sampler.timesteps[Math.floor(steps / 2)]!);
+    }
 
     let latent = prepared.latent;
     for (const [i, t] of sampler.timesteps.entries()) {
+      let features = cached;
+      if (!features) {
+        await phase('reference');
+        features = refAt(t);
+      }
+      await phase('denoise');
       const next = T.tidy(() => {
         const x = cfg ? T.concat([latent, latent], 0) : latent;
-        const features = cached ?? refAt(t);
         const pred = model.predictNoise(
           {
             noisyLatent: sampler.scaleModelInput(x, t),
@@ -116,12 +142,14 @@ export async function leffaSample(
         };
         return sampler.step(noise, t, latent, stepOptions).prevSample;
       });
+      if (features !== cached) T.dispose(features);
       if (latent !== prepared.latent) latent.dispose();
       latent = next;
       options.onStep?.(i + 1, steps);
       // Let the queue drain now and then so progress callbacks reflect real work.
       if ((i + 1) % 5 === 0) await T.sync();
     }
+    await phase('decode');
     const image = T.tidy(() => T.clamp(model.decodeLatent(latent), -1, 1));
     T.dispose([prepared, cached, latent]);
     return image;
