@@ -8,7 +8,12 @@
  */
 import * as T from '@leffa-webgpu/core';
 import { CONV_TILES, type ConvVariant, MAX_WORKGROUPS_PER_DIM } from '@leffa-webgpu/kernels-wgsl';
-import type { VaeConfig } from './vae.js';
+
+/** What tiling reads of a VAE config (VaeConfig has it; declared here so that vae.ts can import this file). */
+export interface VaeLevels {
+  /** Channels per resolution level, finest first (diffusers' block_out_channels). */
+  blockOutChannels: readonly number[];
+}
 
 export interface VaeTilingOptions {
   /** Side of an image tile (diffusers' tile_sample_min_size: the VAE config's sample_size, 512 for SD). */
@@ -27,7 +32,7 @@ export interface VaeTiling {
 }
 
 /** diffusers' defaults: 512-pixel tiles (the SD VAEs' sample_size), latent tiles 8x smaller, 25% overlap. */
-export function resolveVaeTiling(config: VaeConfig, options: VaeTilingOptions = {}): VaeTiling {
+export function resolveVaeTiling(config: VaeLevels, options: VaeTilingOptions = {}): VaeTiling {
   const tileSampleSize = options.tileSampleSize ?? 512;
   const factor = 2 ** (config.blockOutChannels.length - 1);
   const tileLatentSize = options.tileLatentSize ?? Math.trunc(tileSampleSize / factor);
@@ -166,7 +171,7 @@ export function vaeDeviceLimits(device: T.Device = T.activeDevice()): VaeDeviceL
 }
 
 /** (channels, pixels) of the largest convolution outputs at each resolution of the decoder (the larger side). */
-function convOutputs(config: VaeConfig, h: number, w: number): [number, number][] {
+function convOutputs(config: VaeLevels, h: number, w: number): [number, number][] {
   const boc = config.blockOutChannels;
   const n = boc.length;
   const out: [number, number][] = [];
@@ -185,7 +190,7 @@ function convOutputs(config: VaeConfig, h: number, w: number): [number, number][
  * convolution's output tiles fit one dispatch dimension of the adapter's implicit-GEMM kernel.
  */
 export function vaeFitsDevice(
-  config: VaeConfig,
+  config: VaeLevels,
   h: number,
   w: number,
   bytesPerElement: number,
@@ -203,7 +208,7 @@ export function vaeFitsDevice(
  * The image tile for a device: diffusers' 512 where it fits, else the largest multiple of 32 below it that does
  * (multiples of 32 keep the tile stride, 3/4 of the tile, on the latent grid). Throws if even 32 does not fit.
  */
-export function vaeTileSizeFor(config: VaeConfig, bytesPerElement: number, limits: VaeDeviceLimits): number {
+export function vaeTileSizeFor(config: VaeLevels, bytesPerElement: number, limits: VaeDeviceLimits): number {
   for (let s = 512; s >= 32; s -= 32) if (vaeFitsDevice(config, s, s, bytesPerElement, limits)) return s;
   throw new Error('AutoencoderKL tiling: no tile size from 32 to 512 fits this adapter');
 }
