@@ -72,7 +72,7 @@ beforeAll(async () => {
 describe('--ckpts <folder>', () => {
   it('tryon writes the image, the mask and the densepose at the model size', async () => {
     const out = join(tmp, 'tryon.png');
-    const r = await cli(
+    const args = [
       'tryon',
       '--ckpts',
       RELEASED_FOLDER,
@@ -90,14 +90,18 @@ describe('--ckpts <folder>', () => {
       '2',
       '--repaint',
       '--ref-acceleration',
-      '--out',
-      out,
-    );
+    ];
+    const r = await cli(...args, '--out', out);
     expect(r.code, r.stderr).toBe(0);
     for (const f of [out, join(tmp, 'tryon-mask.png'), join(tmp, 'tryon-densepose.png')]) {
       const img = readImage(f);
       expect([img.width, img.height], f).toEqual([48, 64]);
     }
+    // --low-memory moves the models, not the numbers: the same image.
+    const low = join(tmp, 'tryon-low.png');
+    const again = await cli(...args, '--low-memory', '--vae-tiling', 'off', '--out', low);
+    expect(again.code, again.stderr).toBe(0);
+    expect(readImage(low)).toEqual(readImage(out));
   });
 
   it("tryon on a real photo (JPEG): the three files, app.py's warning, none of the shipped-parser checks", async () => {

@@ -37,6 +37,18 @@ export function addReleasedOptions(cmd: Command, task: Task): Command {
     .addOption(new Option('--half', '--ckpts: Leffa in float16, as app.py (needs shader-f16)'))
     .addOption(
       new Option(
+        '--low-memory',
+        '--ckpts: only the Leffa part each sampling phase runs on the device, the others in host memory (the same image; slower)',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--vae-tiling <mode>',
+        "--ckpts: tiled VAE (diffusers' enable_tiling): auto (only where the image does not fit the adapter in one piece), on or off",
+      ).choices(['auto', 'on', 'off']),
+    )
+    .addOption(
+      new Option(
         '--released-overrides <json>',
         '--ckpts with small test models: a JSON file with size [H, W] and the parts of openpose (OpenPoseConfig) and densepose ({config: {detector, head}, resize}) that differ from the released models',
       ),
@@ -90,6 +102,8 @@ const PROJECT_ONLY: Record<Task, [string, string][]> = {
 const RELEASED_ONLY: [string, string][] = [
   ['refAcceleration', '--ref-acceleration'],
   ['half', '--half'],
+  ['lowMemory', '--low-memory'],
+  ['vaeTiling', '--vae-tiling'],
   ['releasedOverrides', '--released-overrides'],
   ['modelType', '--model-type'],
   ['garmentType', '--garment-type'],
@@ -192,6 +206,8 @@ export async function generateReleased(cmd: Command, o: Record<string, unknown>,
     seed,
     guidance: o.guidance as number,
     refAcceleration: o.refAcceleration === true,
+    lowMemory: o.lowMemory === true,
+    ...(o.vaeTiling === 'on' || o.vaeTiling === 'off' ? { vaeTiling: o.vaeTiling === 'on' } : {}),
     onStep: (s: number) => progress.update(s),
   };
   const garmentType = (o.garmentType as GarmentCategory | undefined) ?? 'upper_body';
