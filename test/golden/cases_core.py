@@ -110,4 +110,17 @@ def build(out_dir):
     # Rows of a multiple of 4 (>= 64 columns) take the vec4 kernels.
     g.case("softmax_vec4", "softmax", [r(3, 516, scale=3)], lambda t: t.softmax(-1), attrs={"axis": -1})
     g.case("log_softmax_vec4", "log_softmax", [r(5, 132, scale=3)], lambda t: t.log_softmax(-1), attrs={"axis": -1})
+
+    # -- reductions over the axes on both sides of the kept ones, in one dispatch: a bias gradient's sum over
+    # (N, H, W) on odd sizes and past the 32-value blocks; max / min with NaN and infinities; few outputs over
+    # long runs (the two-step path).
+    g.case("sum_outer_bias", "sum", [r(5, 7, 9, 11)], lambda t: t.sum(dim=(0, 2, 3)), attrs={"axes": [0, 2, 3], "keepdim": False})
+    g.case("sum_outer_long", "sum", [r(6, 20, 40, 41) + 0.5], lambda t: t.sum(dim=(0, 2, 3), keepdim=True), attrs={"axes": [0, 2, 3], "keepdim": True})
+    y = r(4, 3, 5, 9, 8)
+    y[1, 0, 2, 3, 4] = float("nan")
+    y[2, 1, 0, 0, 0] = float("inf")
+    y[0, 2, 1, 1, 1] = -float("inf")
+    g.case("amax_outer_nan", "max", [y.clone()], lambda t: t.amax(dim=(0, 3, 4)), attrs={"axes": [0, 3, 4], "keepdim": False})
+    g.case("amin_outer_nan", "min", [y.clone()], lambda t: t.amin(dim=(0, 3, 4)), attrs={"axes": [0, 3, 4], "keepdim": False})
+    g.case("sum_outer_few_outputs", "sum", [r(3, 2, 150, 160)], lambda t: t.sum(dim=(0, 2, 3)), attrs={"axes": [0, 2, 3], "keepdim": False})
     return [g.save(out_dir)]

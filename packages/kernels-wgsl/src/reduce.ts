@@ -16,8 +16,11 @@ export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin' | 'var';
 /**
  * 'row': one workgroup per output, its threads stride over R and combine in workgroup memory (I must be 1).
  * 'column': one thread per output, looping over R with stride I (coalesced across neighbouring outputs).
+ * 'outer': the axes on both sides of the kept block, [R, O, I] -> [O] (sum, max, min): as 'row', a workgroup per
+ *          output, its threads striding over each of the R runs of I values in turn; one dispatch where reducing
+ *          the inner run and then the outer one takes two (a convolution's bias gradient).
  */
-export type ReduceMode = 'row' | 'column';
+export type ReduceMode = 'row' | 'column' | 'outer';
 
 const ROW_WG = 64;
 const COL_WG = 256;
@@ -38,10 +41,10 @@ interface Combine {
  * folds (t - s) - y to 0, and the plain sum came out bit for bit unchanged. Infinities and NaN add up as in
  * a plain loop.
  */
-function blockedSum(acc: string, start: string, step: number, value: string): string {
+function blockedSum(acc: string, start: string, step: number, value: string, bound = 'params.R'): string {
   const span = (k: number) => `${step * k}u`;
-  return `for (var r3 = ${start}; r3 < params.R; r3 += ${span(32768)}) {
-      var p3 = 0.0; let e3 = min(r3 + ${span(32768)}, params.R);
+  return `for (var r3 = ${start}; r3 < ${bound}; r3 += ${span(32768)}) {
+      var p3 = 0.0; let e3 = min(r3 + ${span(32768)}, ${bound});
       for (var r2 = r3; r2 < e3; r2 += ${span(1024)}) {
         var p2 = 0.0; let e2 = min(r2 + ${span(1024)}, e3);
         for (var r1 = r2; r1 < e2; r1 += ${span(32)}) {
@@ -124,12 +127,28 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
     });
   }
 
-  // Row mode: tree reduction in workgroup memory. `var` runs it twice (mean, then squared deviations).
+  // Row and outer mode: tree reduction in workgroup memory. `var` runs it twice (mean, then squared deviations).
+  if (mode === 'outer' && (op === 'var' || isArg)) throw new Error(`reduce: ${op} has no 'outer' mode`);
   const c = op === 'var' ? COMBINE.sum : COMBINE[op];
+  const xr = mode === 'outer' ? 'x[ab + r]' : 'x[base + r]';
+  // This invocation's values r = lid, lid + ROW_WG, ... < bound, read as valueExpr.
+  const laneFold = (valueExpr: string, bound: string) =>
+    c === COMBINE.sum
+      ? blockedSum('acc', 'lid', ROW_WG, valueExpr, bound)
+      : `for (var r = lid; r < ${bound}; r += ${ROW_WG}u) { let v = ${valueExpr}; ${c.step} }`;
+  // 'outer': R = A runs of I values per output, run a at ab = (a * O + o) * I; sums take each run's part
+  // separately (blocked), so precision is as in 'row' mode over I.
+  const fold = (valueExpr: string) =>
+    mode === 'outer'
+      ? `for (var a = 0u; a < params.R; a++) {
+      let ab = (a * params.O + o) * params.I;
+      ${c === COMBINE.sum ? `var part = 0.0; ${blockedSum('part', 'lid', ROW_WG, valueExpr, 'params.I')} acc += part;` : laneFold(valueExpr, 'params.I')}
+    }`
+      : laneFold(valueExpr, 'params.R');
   const treeReduce = (valueExpr: string, target: string) => `
   {
     var acc: f32 = ${c.init}; var idx: i32 = -1;
-    ${c === COMBINE.sum ? blockedSum('acc', 'lid', ROW_WG, valueExpr) : `for (var r = lid; r < params.R; r += ${ROW_WG}u) { let v = ${valueExpr}; ${c.step} }`}
+    ${fold(valueExpr)}
     s_acc[lid] = acc; s_idx[lid] = idx;
     workgroupBarrier();
     for (var stride = ${ROW_WG / 2}u; stride > 0u; stride = stride / 2u) {
@@ -145,9 +164,9 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
   }`;
   const body =
     op === 'var'
-      ? `${treeReduce('x[base + r]', 'mean = s_acc[0] / f32(params.R); workgroupBarrier();')}
-  ${treeReduce('(x[base + r] - mean) * (x[base + r] - mean)', 'if (lid == 0u) { out[o] = s_acc[0] * params.scale; }')}`
-      : treeReduce('x[base + r]', `if (lid == 0u) { acc = s_acc[0]; idx = s_idx[0]; out[o] = ${result}; }`);
+      ? `${treeReduce(xr, 'mean = s_acc[0] / f32(params.R); workgroupBarrier();')}
+  ${treeReduce(`(${xr} - mean) * (${xr} - mean)`, 'if (lid == 0u) { out[o] = s_acc[0] * params.scale; }')}`
+      : treeReduce(xr, `if (lid == 0u) { acc = s_acc[0]; idx = s_idx[0]; out[o] = ${result}; }`);
   return flatKernel({
     key,
     buffers,
@@ -173,5 +192,5 @@ export function chooseReduceMode(R: number, I: number): ReduceMode {
 }
 
 export function reduceGrid(mode: ReduceMode, O: number, I: number): Grid {
-  return mode === 'row' ? gridGroups(O) : grid1d(O * I, COL_WG);
+  return mode === 'column' ? grid1d(O * I, COL_WG) : gridGroups(O);
 }

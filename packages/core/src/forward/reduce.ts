@@ -35,7 +35,22 @@ export function reduceRaw(op: string, kind: ReduceOp, x: Tensor, p: ReducePlan, 
   let O: number;
   let I: number;
   const contiguous = reduced.every((a, i) => i === 0 || a === reduced[i - 1]! + 1);
-  if (!contiguous && (kind === 'sum' || kind === 'max' || kind === 'min')) {
+  const decomposable = kind === 'sum' || kind === 'max' || kind === 'min';
+  const split = !contiguous && decomposable ? outerSplit(x.shape, reduced) : null;
+  if (split) {
+    // Reduced axes on both sides of one kept block (a bias gradient over [N, C, H, W]): one dispatch.
+    if (out.size > 0) {
+      launch(
+        reduceKernel(kind, 'outer'),
+        [x],
+        [out],
+        { O: split.O, R: split.A, I: split.I, scale: 1 },
+        reduceGrid('outer', split.O, 1),
+      );
+    }
+    return out;
+  }
+  if (!contiguous && decomposable) {
     // Decomposable reductions over several runs of axes: reduce the last run in place (which shrinks the
     // tensor), then the rest of the axes; cheaper than permuting the whole input.
     out.dispose();
@@ -66,6 +81,25 @@ export function reduceRaw(op: string, kind: ReduceOp, x: Tensor, p: ReducePlan, 
   }
   if (src !== x) src.dispose();
   return out;
+}
+
+/**
+ * [A, O, I] sizes when the reduced axes (sizes above 1) lie on both sides of one block of kept axes, and a
+ * workgroup per output has enough to do: inner runs of at least 64 values (its width; shorter runs measured
+ * slower than two steps) and at least 16 outputs, or at most 64K values each (few outputs over long runs go
+ * faster in two steps, whose first step has a workgroup per (outer index, output)).
+ */
+function outerSplit(shape: readonly number[], reduced: readonly number[]): { A: number; O: number; I: number } | null {
+  const kept = shape.map((d, i) => (d !== 1 && !reduced.includes(i) ? i : -1)).filter((i) => i >= 0);
+  if (kept.length === 0) return null;
+  const first = kept[0]!;
+  const last = kept[kept.length - 1]!;
+  if (reduced.some((a) => a > first && a < last)) return null;
+  const A = sizeOf(shape.slice(0, first));
+  const O = sizeOf(shape.slice(first, last + 1));
+  const I = sizeOf(shape.slice(last + 1));
+  if (A === 1 || I < 64) return null;
+  return O >= 16 || A * I <= 65536 ? { A, O, I } : null;
 }
 
 /**
