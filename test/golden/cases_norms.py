@@ -93,3 +93,14 @@ def build_one_pass(g):
            lambda x, w, b: F.group_norm(x, 4, w, b, 1e-6), attrs={"groups": 4, "eps": 1e-6})
     g.case("group_norm_many_rows", "group_norm_silu", [g.randn(9, 32, 5, 4, scale=2), g.randn(32), g.randn(32)],
            lambda x, w, b: F.silu(F.group_norm(x, 32, w, b, 1e-5)), attrs={"groups": 32, "eps": 1e-5})
+    # Channel runs of 512 values and more take the backward's fused pass (pass-1 sums and dx per row): vec4 with
+    # an affine and no SiLU, a SiLU without affine, and NaN / infinity in one group each.
+    g.case("group_norm_wide_vec4", "group_norm", [g.randn(2, 12, 24, 32, scale=2) + 0.5, g.randn(12), g.randn(12)],
+           lambda x, w, b: F.group_norm(x, 3, w, b, 1e-5), attrs={"groups": 3, "eps": 1e-5})
+    g.case("group_norm_silu_wide_noaffine", "group_norm_silu", [g.randn(2, 6, 32, 20, scale=3)], lambda x: F.silu(F.group_norm(x, 2, eps=1e-6)),
+           attrs={"groups": 2, "eps": 1e-6})
+    x = g.randn(2, 6, 23, 25)
+    x[0, 1, 5, 7] = float("nan")
+    x[1, 4, 20, 3] = float("inf")
+    g.case("group_norm_silu_wide_nan_inf", "group_norm_silu", [x, g.randn(6), g.randn(6)], lambda x, w, b: F.silu(F.group_norm(x, 3, w, b, 1e-5)),
+           attrs={"groups": 3, "eps": 1e-5})

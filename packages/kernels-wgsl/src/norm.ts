@@ -22,9 +22,10 @@ import {
  * - normGradInput:   dx = rstd * (g*w - sum1/L - xhat * sum2/L)
  *
  * GroupNorm's forward with long rows (the usual case) takes one dispatch (groupNormForward: statistics, then
- * normalise, affine and optional SiLU in the same workgroup). Its backward takes three passes instead (channelGradSums, channelGradCombine, normGradInput): the
- * per-(image, channel) sums give the affine gradients and the row sums at once, and a fused SiLU's gradient is
- * recomputed from x in both full passes rather than stored.
+ * normalise, affine and optional SiLU in the same workgroup). Its backward takes three passes instead
+ * (channelGradSums, channelGradCombine, normGradInput): the per-(image, channel) sums give the affine gradients
+ * and the row sums at once, and a fused SiLU's gradient is recomputed from x in both full passes rather than
+ * stored; with long channel runs, groupNormBackward does the first and last of them in one dispatch.
  */
 const WG = 64;
 /** Elementwise passes (normalise, gradients): one invocation per element. */
@@ -244,9 +245,8 @@ const CHANNEL_UNIFORMS = fields('u32', 'segs', 'inner', 'C', 'Cg');
  * in row s / Cg) sums gz and gz * xhat, where gz is g, or g * silu'(z) with a fused SiLU. `vec`: inner a
  * multiple of 4, x and g read as vec4.
  */
-export const channelGradSumsKernel = cachedKernel((silu: boolean, affine: boolean, vec = false): Kernel => {
+export const channelGradSumsKernel = cachedKernel((silu: boolean, affine: boolean, vec: boolean = false): Kernel => {
   const t = vec ? 'vec4<f32>' : 'f32';
-  const sum = (v: string) => (vec ? `dot(${v}, vec4<f32>(1.0))` : v);
   return flatKernel({
     key: `norm:chansums:${silu}:${affine}:${vec}`,
     buffers: [
@@ -267,6 +267,17 @@ export const channelGradSumsKernel = cachedKernel((silu: boolean, affine: boolea
   let mean = ${t}(stats[2u * row]);
   let rstd = stats[2u * row + 1u];
   ${silu && affine ? 'let wc = w[seg % params.C];\n  let bc = b[seg % params.C];' : ''}
+  ${segmentSumsWgsl(silu, affine, vec)}`,
+  });
+});
+
+/**
+ * Pass 1's sums of segment `seg` (`mean`, `rstd` and, with a fused SiLU and an affine, `wc`, `bc` in scope):
+ * stores them at parts[2 seg], parts[2 seg + 1] and leaves them in `s1`, `s2` for every invocation.
+ */
+function segmentSumsWgsl(silu: boolean, affine: boolean, vec: boolean): string {
+  const t = vec ? 'vec4<f32>' : 'f32';
+  return /* wgsl */ `
   let base = seg * ${vec ? 'params.inner / 4u' : 'params.inner'};
   var acc = 0.0;
   var acc2 = 0.0;
@@ -276,31 +287,85 @@ export const channelGradSumsKernel = cachedKernel((silu: boolean, affine: boolea
     `
         let xhat = (x[base + r] - mean) * rstd;
         ${silu ? siluGradWgsl(t, 'g[base + r]', affine, 'wc', 'bc') : 'let gz = g[base + r];'}
-        acc_part += ${sum('gz')};
+        acc_part += ${vec ? 'dot(gz, vec4<f32>(1.0))' : 'gz'};
         acc2_part += ${vec ? 'dot(gz, xhat)' : 'gz * xhat'};`,
   )}
-  ${storePairSum('parts', 'seg')}`,
+  ${storePairSum('parts', 'seg')}`;
+}
+
+/**
+ * GroupNorm's backward pass 1 and the input gradient in one dispatch, a workgroup per (image, group) row: per
+ * channel run, pass 1's sums (stored for the affine gradients, which pass 2 still combines over images) and
+ * their weighted row totals in pass 2's order; then dx run by run as normGradInput computes it, with the
+ * statistics, row sums, weight and bias held per run instead of loaded per value. The same sums and
+ * expressions as the three-pass path, so the same results.
+ */
+export const groupNormBackwardKernel = cachedKernel((silu: boolean, affine: boolean, vec: boolean = false): Kernel => {
+  const t = vec ? 'vec4<f32>' : 'f32';
+  return flatKernel({
+    key: `norm:groupbwd:${silu}:${affine}:${vec}`,
+    buffers: [
+      readOnly('x', t),
+      readOnly('g', t),
+      readOnly('stats'),
+      ...(affine ? [readOnly('w')] : []),
+      ...(silu && affine ? [readOnly('b')] : []),
+      readWrite('parts'),
+      readWrite('dx', t),
+    ],
+    uniforms: [...fields('u32', 'rows', 'inner', 'C', 'Cg')],
+    ...PER_ROW,
+    body: /* wgsl */ `
+  let mean = ${t}(stats[2u * row]);
+  let rstd = stats[2u * row + 1u];
+  var rs1 = 0.0;
+  var rs2 = 0.0;
+  for (var j = 0u; j < params.Cg; j++) {
+    let seg = row * params.Cg + j;
+    let wc = ${affine ? 'w[seg % params.C]' : '1.0'};
+    ${silu && affine ? 'let bc = b[seg % params.C];' : ''}
+    ${segmentSumsWgsl(silu, affine, vec)}
+    rs1 += wc * s1;
+    rs2 += wc * s2;
+  }
+  let invL = 1.0 / f32(params.Cg * params.inner);
+  let run = ${vec ? 'params.inner / 4u' : 'params.inner'};
+  for (var j = 0u; j < params.Cg; j++) {
+    let seg = row * params.Cg + j;
+    ${affine ? 'let wc = w[seg % params.C];' : ''}
+    ${silu && affine ? 'let bc = b[seg % params.C];' : ''}
+    for (var r = lid; r < run; r += ${WG}u) {
+      let e = seg * run + r;
+      let xhat = (x[e] - mean) * rstd;
+      ${silu ? siluGradWgsl(t, 'g[e]', affine, 'wc', 'bc') : 'let gz = g[e];'}
+      let gw = gz${affine ? ' * wc' : ''};
+      dx[e] = rstd * (gw - ${t}(rs1 * invL) - xhat * (rs2 * invL));
+    }
+  }`,
   });
 });
 
 /**
  * GroupNorm backward, pass 2, from pass 1's (sum gz, sum gz * xhat) per segment: invocations below `rows` write
  * the row sums (sum w gz, sum w gz xhat) over the row's Cg channels; with an affine, the next C invocations
- * write db[c] = sum over images of sum gz and dw[c] = sum over images of sum gz * xhat.
+ * write db[c] = sum over images of sum gz and dw[c] = sum over images of sum gz * xhat. `rowSums` false: the
+ * affine gradients only (rows 0; groupNormBackward took the row sums itself).
  */
-export const channelGradCombineKernel = cachedKernel(
-  (affine: boolean): Kernel =>
-    flatKernel({
-      key: `norm:chancombine:${affine}`,
-      buffers: [
-        readOnly('parts'),
-        ...(affine ? [readOnly('w')] : []),
-        readWrite('sums'),
-        ...(affine ? [readWrite('dw'), readWrite('db')] : []),
-      ],
-      uniforms: fields('u32', 'n', 'rows', 'images', 'C', 'Cg'),
-      workgroupSize: WG,
-      body: /* wgsl */ `
+export const channelGradCombineKernel = cachedKernel((affine: boolean, rowSums: boolean = true): Kernel => {
+  if (!rowSums && !affine) throw new Error('channelGradCombine: nothing to combine');
+  return flatKernel({
+    key: `norm:chancombine:${affine}${rowSums ? '' : ':affine-only'}`,
+    buffers: [
+      readOnly('parts'),
+      ...(rowSums && affine ? [readOnly('w')] : []),
+      ...(rowSums ? [readWrite('sums')] : []),
+      ...(affine ? [readWrite('dw'), readWrite('db')] : []),
+    ],
+    uniforms: fields('u32', 'n', 'rows', 'images', 'C', 'Cg'),
+    workgroupSize: WG,
+    body: /* wgsl */ `${
+      rowSums
+        ? `
   if (i < params.rows) {
     var s1 = 0.0;
     var s2 = 0.0;
@@ -313,9 +378,11 @@ export const channelGradCombineKernel = cachedKernel(
     sums[2u * i] = s1;
     sums[2u * i + 1u] = s2;
     return;
-  }${
-    affine
-      ? `
+  }`
+        : ''
+    }${
+      affine
+        ? `
   let c = i - params.rows;
   var sb = 0.0;
   var sw = 0.0;
@@ -325,10 +392,10 @@ export const channelGradCombineKernel = cachedKernel(
   }
   db[c] = sb;
   dw[c] = sw;`
-      : ''
-  }`,
-    }),
-);
+        : ''
+    }`,
+  });
+});
 
 export const channelGradGrid = (n: number): Grid => grid1d(n, WG);
 

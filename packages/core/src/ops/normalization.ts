@@ -3,6 +3,7 @@ import {
   channelGradGrid,
   channelGradSumsKernel,
   chooseNormMode,
+  groupNormBackwardKernel,
   groupNormForwardKernel,
   normApplyKernel,
   normElementGrid,
@@ -218,6 +219,36 @@ function groupNormBackward(
   const vec = inner % 4 === 0;
   const siluParams = silu && affine ? [weight, bias!] : [];
   const parts = emptyTensor([segs, 2], 'float32', op);
+  if (needs[0] && inner >= 512) {
+    // Pass 1 and dx in one dispatch (a workgroup per row); pass 2 then only combines the affine gradients.
+    // Measured on lavapipe: 1.1-1.9x the three passes from 32x24 up, slower below (fewer workgroups, each
+    // walking its channel runs in turn).
+    const dx = emptyTensor(x.shape, x.dtype, op);
+    launch(
+      groupNormBackwardKernel(silu, affine, vec),
+      [x, g, stats, ...(affine ? [weight] : []), ...(silu && affine ? [bias!] : [])],
+      [parts, dx],
+      { rows, inner, C, Cg },
+      normRowGrid(rows),
+    );
+    let dw: Tensor | null = null;
+    let db: Tensor | null = null;
+    if (affine && (needs[1] || needs[2])) {
+      dw = emptyTensor(weight.shape, 'float32', op);
+      db = emptyTensor(weight.shape, 'float32', op);
+      launch(
+        channelGradCombineKernel(true, false),
+        [parts],
+        [dw, db],
+        { n: C, rows: 0, images: segs / C, C, Cg },
+        channelGradGrid(C),
+      );
+      if (!needs[1]) dw.dispose();
+      if (!needs[2]) db.dispose();
+    }
+    parts.dispose();
+    return { dx, dw: needs[1] ? dw : null, db: needs[2] ? db : null };
+  }
   launch(
     channelGradSumsKernel(silu, affine, vec),
     [x, g, stats, ...siluParams],
