@@ -7,6 +7,12 @@
  * batch 2 (guidance) for one step, then the VAE (two encodes, one decode). Per stage it reports the time and the
  * device memory: the peak of the live tensors, and everything the buffer pool holds at the end (live + cached,
  * which only grows within a stage, so it is the stage's footprint); both include the weights.
+ * `npm run half -w benchmarks -- phases [--height 1024 --width 768] [--execute]` measures the released pipeline's
+ * low-memory schedule phase by phase: only the phase's part of SD1.5 Leffa (float16) is on the device, with
+ * what leffaSample carries between phases (its inputs, the prepared latents, the reference features), and the
+ * VAE tiled where the image does not fit the adapter. Without --execute the weights are never written and the
+ * work is not waited for: the pool takes buffers when ops are recorded, so the memory figures are final once
+ * the phase is recorded (a 1024x768 step takes over half an hour on lavapipe).
  */
 import * as T from '@leffa-webgpu/core';
 import {
@@ -17,6 +23,9 @@ import {
   SD15_VAE,
   UNet2DConditionModel,
   classifierFreeGuidance,
+  vaeDeviceLimits,
+  vaeFitsDevice,
+  vaeTileSizeFor,
 } from '@leffa-webgpu/models';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
@@ -170,10 +179,99 @@ async function memory(): Promise<void> {
     });
 }
 
+/** Takes device buffers for a module's weights without writing them (contents undefined). */
+function allocate(m: T.Module): number {
+  let bytes = 0;
+  for (const p of m.parameters()) {
+    void p.storage.entry;
+    bytes += p.byteLength;
+  }
+  return bytes;
+}
+
+async function phases(): Promise<void> {
+  const [H, W] = [arg('height', 1024), arg('width', 768)];
+  const execute = process.argv.includes('--execute');
+  const model = T.nn.withoutInit(() => new LeffaModel(LEFFA_CONFIGS.sd15)).half();
+  const limits = vaeDeviceLimits();
+  const tiled = !vaeFitsDevice(SD15_VAE, H, W, 2, limits);
+  if (tiled) model.vae.enableTiling({ tileSampleSize: vaeTileSizeFor(SD15_VAE, 2, limits) });
+  console.log(
+    `SD1.5 Leffa float16 at ${H}x${W}, low-memory schedule; VAE ${tiled ? `in ${model.vae.tiling!.tileSampleSize}-pixel tiles` : 'untiled'}; ${execute ? 'executed' : 'recorded only'}`,
+  );
+  console.log(`  norms and biases of every part (allocated when built): ${MiB(T.memoryStats().liveBytes)}`);
+  const gen = new T.Generator(0);
+  // leffaSample's inputs (ReleasedLeffa's LeffaTransform tensors), on the device throughout.
+  const inputs = T.tidy(() => ({
+    image: T.clamp(T.randn([1, 3, H, W], { generator: gen }), -1, 1),
+    reference: T.clamp(T.randn([1, 3, H, W], { generator: gen }), -1, 1),
+    mask: T.cast(T.gt(T.rand([1, 1, H, W], { generator: gen }), 0.5), 'float32'),
+    densepose: T.clamp(T.randn([1, 3, H, W], { generator: gen }), -1, 1),
+  }));
+  console.log(`  with the inputs: ${MiB(T.memoryStats().liveBytes)}`);
+  const phase = async <R>(name: string, parts: T.Module[], run: () => R): Promise<R> => {
+    // Executed, the previous phase's buffers go back to the driver, as the schedule does; recorded only, they
+    // cannot (queued work may still use them) and stay cached, so only the live figures compare.
+    if (execute) {
+      await T.sync();
+      device.pool.emptyCache();
+    }
+    const weights = parts.reduce((n, m) => n + allocate(m), 0);
+    device.pool.resetPeak();
+    const before = T.memoryStats().liveBytes;
+    const t0 = performance.now();
+    const out = T.noGrad(run);
+    const stats = T.memoryStats();
+    if (execute) await T.sync();
+    console.log(
+      `  ${name}: peak live ${MiB(stats.peakLiveBytes)} (part's weights ${MiB(weights)}, held before ${MiB(before)}), ` +
+        `live + cached ${MiB(stats.liveBytes + stats.pooledBytes)}, ${seconds(t0)}`,
+    );
+    for (const m of parts) m.dispose();
+    return out;
+  };
+  const prepared = await phase('encode (VAE encoder, both images)', [model.vae.encoder, model.vae.quant_conv], () =>
+    T.tidy(() => {
+      const masked = model.encodeImage(T.mul(inputs.image, T.lt(inputs.mask, 0.5)), { generator: gen });
+      const ref = model.encodeImage(inputs.reference, { generator: gen });
+      const size = masked.shape.slice(2) as [number, number];
+      const twice = (t: T.Tensor) => T.concat([t, t], 0);
+      return {
+        masked: twice(masked),
+        mask: twice(T.interpolate(inputs.mask, { size, mode: 'nearest' })),
+        densepose: twice(T.interpolate(inputs.densepose, { size, mode: 'nearest' })),
+        ref: T.concat([T.zerosLike(ref), ref], 0),
+        latent: T.randn([...masked.shape], { generator: gen }),
+      };
+    }),
+  );
+  const features = await phase('reference (reference UNet, batch 2)', [model.unet_encoder], () =>
+    T.tidy(() => model.referenceFeatures(prepared.ref, 500)),
+  );
+  const latent = await phase('denoise (generative UNet, batch 2, guidance)', [model.unet], () =>
+    T.tidy(() => {
+      const x = T.concat([prepared.latent, prepared.latent], 0);
+      const pred = model.predictNoise(
+        { noisyLatent: x, maskLatent: prepared.mask, maskedLatent: prepared.masked, densepose: prepared.densepose },
+        500,
+        features,
+      ).sample;
+      const [uncond, cond] = T.chunk(pred, 2, 0) as [T.Tensor, T.Tensor];
+      return T.add(prepared.latent, T.mul(classifierFreeGuidance(uncond, cond, 2.5), 0.01));
+    }),
+  );
+  // Held through the decode, as leffaSample holds the features of ref acceleration (the larger case).
+  await phase('decode (VAE decoder)', [model.vae.decoder, model.vae.post_quant_conv], () =>
+    T.tidy(() => T.clamp(model.decodeLatent(latent), -1, 1)),
+  );
+  T.dispose(features);
+}
+
 if (mode === 'diff') await diff();
+else if (mode === 'phases') await phases();
 else if (mode === 'memory') await memory();
 else
   throw new Error(
-    'usage: leffa-half.ts diff | memory [--height H --width W] [--vae-height H --vae-width W] [--only unets|vae]',
+    'usage: leffa-half.ts diff | memory [--height H --width W] [--vae-height H --vae-width W] [--only unets|vae] | phases [--height H --width W] [--execute]',
   );
 process.exit(0);

@@ -335,8 +335,9 @@ export class ReleasedLeffa {
       throw new Error(`ReleasedLeffa: steps must be a positive integer, got ${steps}`);
     const guidance = options.guidance ?? 2.5;
     if (!(guidance >= 0)) throw new Error(`ReleasedLeffa: guidance must be >= 0, got ${guidance}`);
-    const leffa = await this.leffa.get();
+    // Low memory: the preprocessing models leave the device before Leffa loads.
     if (options.lowMemory) await this.releasePreprocessing();
+    const leffa = await this.leffa.get();
     const schedule = options.lowMemory ? leffaOffloadSchedule(leffa) : null;
     const tilingBefore = leffa.vae.tiling;
     configureVaeTiling(leffa.vae, [prepared.inputs.height, prepared.inputs.width], options.vaeTiling, options.log);
