@@ -1,5 +1,5 @@
 """Tiled VAE parity (diffusers' enable_tiling): a small random VAE with SD's four levels (8x downsampling),
-encoded and decoded through diffusers' own tiling code (diffusers_vae_tiling.py) with small tiles so that
+encoded and decoded with diffusers' tiling rules (diffusers_vae_tiling.py) with small tiles so that
 several rows and columns of tiles, both blends, partial tiles at the bottom and right edges, and a tile wholly
 inside its neighbour's overlap all occur; sizes that are not multiples of the tile stride. The untiled results
 are saved too, for the tiled-vs-untiled difference."""

@@ -1,141 +1,78 @@
-"""diffusers' AutoencoderKL tiling (enable_tiling), as its source has it, around the reference VAE of
-torch_diffusion.py, so the tiled goldens come from diffusers' own code rather than a re-implementation.
+"""Tiled VAE encoding and decoding with the rules of diffusers' `AutoencoderKL.enable_tiling()` (v0.30.3, the
+version Leffa pins, and main agree), restated independently of our TypeScript so the tiled goldens check it
+against those rules, around the reference VAE of torch_diffusion.py.
 
-The methods below are copied verbatim from diffusers (src/diffusers/models/autoencoders/autoencoder_kl.py,
-Apache License 2.0, Copyright 2024 The HuggingFace Team): `blend_v`, `blend_h`, `_tiled_encode` and
-`tiled_decode` of the main branch (August 2026; v0.30.3, which Leffa uses, has the same loops, its
-`tiled_encode` wrapping the same moments in a DiagonalGaussianDistribution), plus the size conditions of
-`_encode` / `_decode` that decide whether to tile (docstrings, and tiled_decode's return_dict=True branch that
-wraps the result in a DecoderOutput, left out). Only the surrounding class is ours.
+The rules: tile only when the input is larger than one tile. Tiles of `tile` input pixels start every
+int(tile * (1 - overlap)) pixels (the last ones are cut by the border). Each tile's output is blended with the
+tile above and then the tile to its left over int(tile_out * overlap) rows / columns, linearly from the
+neighbour's last rows to its own, where the neighbours are taken as already blended (raster order, in place),
+then cropped to its first tile_out - extent rows and columns; the crops are concatenated.
 """
 import torch
 
 
-class _Config:
-    use_quant_conv = True
-    use_post_quant_conv = True
+def _blend(prev, cur, extent, dim):
+    """Linear cross-fade of `cur`'s first rows (dim 2) or columns (dim 3) from `prev`'s last ones, in place."""
+    n = min(prev.shape[dim], cur.shape[dim], extent)
+    for k in range(n):
+        w = k / n
+        theirs = prev.select(dim, prev.shape[dim] - n + k)
+        mine = cur.select(dim, k)
+        mine.copy_(theirs * (1 - w) + mine * w)
+    return cur
+
+
+def _tiled(x, run, tile_in, tile_out, overlap):
+    """Runs `run` on overlapping tiles of x and stitches the blended outputs."""
+    stride = int(tile_in * (1 - overlap))
+    extent = int(tile_out * overlap)
+    keep = tile_out - extent
+    starts_h = range(0, x.shape[2], stride)
+    starts_w = range(0, x.shape[3], stride)
+    grid = [[run(x[:, :, i : i + tile_in, j : j + tile_in]) for j in starts_w] for i in starts_h]
+    rows = []
+    for r, tiles in enumerate(grid):
+        for c, t in enumerate(tiles):
+            if r > 0:
+                _blend(grid[r - 1][c], t, extent, 2)
+            if c > 0:
+                _blend(tiles[c - 1], t, extent, 3)
+        rows.append(torch.cat([t[:, :, :keep, :keep] for t in tiles], dim=3))
+    return torch.cat(rows, dim=2)
 
 
 class TiledVAE:
-    """diffusers' tiling state and methods on torch_diffusion's VAE (whose encode/decode include the
-    quant convs, split apart here as diffusers calls them)."""
+    """torch_diffusion's VAE with tiling at a given tile size (in image pixels; the latent tile is that over the
+    VAE's downsampling factor, as diffusers derives it from config.sample_size)."""
 
     def __init__(self, vae, tile_sample_min_size, overlap_factor=0.25):
         self.vae = vae
-        self.config = _Config()
-        self.quant_conv = vae.quant_conv
-        self.post_quant_conv = vae.post_quant_conv
-        # As AutoencoderKL.__init__ with config.sample_size = tile_sample_min_size.
-        self.tile_sample_min_size = tile_sample_min_size
-        self.tile_latent_min_size = int(tile_sample_min_size / (2 ** (len(vae.encoder.down_blocks) - 1)))
-        self.tile_overlap_factor = overlap_factor
+        self.tile = tile_sample_min_size
+        self.tile_latent = int(tile_sample_min_size / (2 ** (len(vae.encoder.down_blocks) - 1)))
+        self.overlap = overlap_factor
 
-    def encoder(self, x):
-        """torch_diffusion's encode without its quant_conv."""
+    def _encoder(self, x):
+        """torch_diffusion's encode, quant_conv included (diffusers applies it per tile too)."""
         e = self.vae.encoder
         h = e.conv_in(x)
         for blk in e.down_blocks:
             h = self.vae.run_stage(blk, h)
-        return e.conv_out(torch.nn.functional.silu(e.conv_norm_out(e.mid_block(h))))
+        return self.vae.quant_conv(e.conv_out(torch.nn.functional.silu(e.conv_norm_out(e.mid_block(h)))))
 
-    def decoder(self, z):
-        """torch_diffusion's decode without its post_quant_conv."""
+    def _decoder(self, z):
+        """torch_diffusion's decode, post_quant_conv included (diffusers applies it per tile too)."""
         d = self.vae.decoder
-        h = d.mid_block(d.conv_in(z))
+        h = d.mid_block(d.conv_in(self.vae.post_quant_conv(z)))
         for blk in d.up_blocks:
             h = self.vae.run_stage(blk, h)
         return d.conv_out(torch.nn.functional.silu(d.conv_norm_out(h)))
 
     def encode_moments(self, x):
-        """diffusers' _encode with use_tiling = True."""
-        batch_size, num_channels, height, width = x.shape
-        if width > self.tile_sample_min_size or height > self.tile_sample_min_size:
-            return self._tiled_encode(x)
-        enc = self.encoder(x)
-        return self.quant_conv(enc)
+        if x.shape[-1] > self.tile or x.shape[-2] > self.tile:
+            return _tiled(x, self._encoder, self.tile, self.tile_latent, self.overlap)
+        return self._encoder(x)
 
     def decode(self, z):
-        """diffusers' _decode with use_tiling = True."""
-        if z.shape[-1] > self.tile_latent_min_size or z.shape[-2] > self.tile_latent_min_size:
-            return self.tiled_decode(z, return_dict=False)[0]
-        return self.decoder(self.post_quant_conv(z))
-
-    # ---- verbatim from diffusers ----
-
-    def blend_v(self, a: torch.Tensor, b: torch.Tensor, blend_extent: int) -> torch.Tensor:
-        blend_extent = min(a.shape[2], b.shape[2], blend_extent)
-        for y in range(blend_extent):
-            b[:, :, y, :] = a[:, :, -blend_extent + y, :] * (1 - y / blend_extent) + b[:, :, y, :] * (y / blend_extent)
-        return b
-
-    def blend_h(self, a: torch.Tensor, b: torch.Tensor, blend_extent: int) -> torch.Tensor:
-        blend_extent = min(a.shape[3], b.shape[3], blend_extent)
-        for x in range(blend_extent):
-            b[:, :, :, x] = a[:, :, :, -blend_extent + x] * (1 - x / blend_extent) + b[:, :, :, x] * (x / blend_extent)
-        return b
-
-    def _tiled_encode(self, x: torch.Tensor) -> torch.Tensor:
-        overlap_size = int(self.tile_sample_min_size * (1 - self.tile_overlap_factor))
-        blend_extent = int(self.tile_latent_min_size * self.tile_overlap_factor)
-        row_limit = self.tile_latent_min_size - blend_extent
-
-        # Split the image into 512x512 tiles and encode them separately.
-        rows = []
-        for i in range(0, x.shape[2], overlap_size):
-            row = []
-            for j in range(0, x.shape[3], overlap_size):
-                tile = x[:, :, i : i + self.tile_sample_min_size, j : j + self.tile_sample_min_size]
-                tile = self.encoder(tile)
-                if self.config.use_quant_conv:
-                    tile = self.quant_conv(tile)
-                row.append(tile)
-            rows.append(row)
-        result_rows = []
-        for i, row in enumerate(rows):
-            result_row = []
-            for j, tile in enumerate(row):
-                # blend the above tile and the left tile
-                # to the current tile and add the current tile to the result row
-                if i > 0:
-                    tile = self.blend_v(rows[i - 1][j], tile, blend_extent)
-                if j > 0:
-                    tile = self.blend_h(row[j - 1], tile, blend_extent)
-                result_row.append(tile[:, :, :row_limit, :row_limit])
-            result_rows.append(torch.cat(result_row, dim=3))
-
-        enc = torch.cat(result_rows, dim=2)
-        return enc
-
-    def tiled_decode(self, z: torch.Tensor, return_dict: bool = True):
-        overlap_size = int(self.tile_latent_min_size * (1 - self.tile_overlap_factor))
-        blend_extent = int(self.tile_sample_min_size * self.tile_overlap_factor)
-        row_limit = self.tile_sample_min_size - blend_extent
-
-        # Split z into overlapping 64x64 tiles and decode them separately.
-        # The tiles have an overlap to avoid seams between tiles.
-        rows = []
-        for i in range(0, z.shape[2], overlap_size):
-            row = []
-            for j in range(0, z.shape[3], overlap_size):
-                tile = z[:, :, i : i + self.tile_latent_min_size, j : j + self.tile_latent_min_size]
-                if self.config.use_post_quant_conv:
-                    tile = self.post_quant_conv(tile)
-                decoded = self.decoder(tile)
-                row.append(decoded)
-            rows.append(row)
-        result_rows = []
-        for i, row in enumerate(rows):
-            result_row = []
-            for j, tile in enumerate(row):
-                # blend the above tile and the left tile
-                # to the current tile and add the current tile to the result row
-                if i > 0:
-                    tile = self.blend_v(rows[i - 1][j], tile, blend_extent)
-                if j > 0:
-                    tile = self.blend_h(row[j - 1], tile, blend_extent)
-                result_row.append(tile[:, :, :row_limit, :row_limit])
-            result_rows.append(torch.cat(result_row, dim=3))
-
-        dec = torch.cat(result_rows, dim=2)
-        if not return_dict:
-            return (dec,)
+        if z.shape[-1] > self.tile_latent or z.shape[-2] > self.tile_latent:
+            return _tiled(z, self._decoder, self.tile_latent, self.tile, self.overlap)
+        return self._decoder(z)
