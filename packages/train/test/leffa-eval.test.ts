@@ -1,8 +1,14 @@
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS, LeffaModel } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SyntheticLeffaSource } from '@leffa-webgpu/data';
-import { evaluateLeffa, evaluateLeffaSeeds, formatSeedAveraged } from '../src/index.js';
+import { SyntheticLeffaSource, toBatch } from '@leffa-webgpu/data';
+import {
+  evaluateLeffa,
+  evaluateLeffaSeeds,
+  formatSeedAveraged,
+  NOISE_ERROR_TIMESTEPS,
+  noisePredictionError,
+} from '../src/index.js';
 
 beforeAll(async () => {
   await T.init();
@@ -36,5 +42,31 @@ describe('seed-averaged evaluation', () => {
     await expect(evaluateLeffaSeeds(model, examples, { steps: 2, seeds: [] })).rejects.toThrow(
       /at least one noise seed/,
     );
+  });
+});
+
+describe('noise-prediction error', () => {
+  it('is the MSE against the noise actually added: ~1 for a zero prediction, ~0 at t = 999 for the noisy input', async () => {
+    T.manualSeed(4);
+    const model = new LeffaModel(LEFFA_CONFIGS.tiny);
+    const batch = toBatch(new SyntheticLeffaSource('tryon', 64, 48, 901).take(4));
+    const predict = (f: (noisy: T.Tensor) => T.Tensor) =>
+      Object.assign(model, {
+        predictNoise: (inputs: { noisyLatent: T.Tensor }) => ({ sample: f(inputs.noisyLatent), reports: [] }),
+      });
+    predict((noisy) => T.mul(noisy, 0));
+    const zero = await noisePredictionError(model, batch, NOISE_ERROR_TIMESTEPS, new T.Generator(1));
+    expect(zero.map((e) => e.timestep)).toEqual([...NOISE_ERROR_TIMESTEPS]);
+    // 4 x 4 x 8 x 6 standard normal values: their mean square is 1 within a few tenths.
+    for (const e of zero) {
+      expect(e.mse).toBeGreaterThan(0.7);
+      expect(e.mse).toBeLessThan(1.3);
+    }
+    // Returning the noisy latent itself: right at t = 999 (almost all noise), more wrong the smaller t.
+    predict((noisy) => noisy);
+    const identity = await noisePredictionError(model, batch, NOISE_ERROR_TIMESTEPS, new T.Generator(1));
+    expect(identity.at(-1)!.mse).toBeLessThan(0.02);
+    for (let k = 1; k < identity.length; k++) expect(identity[k]!.mse).toBeLessThan(identity[k - 1]!.mse);
+    T.dispose(batch);
   });
 });

@@ -17,7 +17,16 @@ export interface EvalResult {
   meanFlowEpe: number;
   /** Each example's image metrics (same order as the examples). */
   perExample: { l1: number; psnr: number; ssim: number }[];
+  /**
+   * The generative UNet's noise-prediction MSE on the held-out targets noised at a few timesteps (1 for a model
+   * that predicts nothing). Sampling starts from pure noise, so an error well above about 0.02 at t = 999 leaves
+   * visible noise in the samples however good the model is at small t.
+   */
+  noiseError: { timestep: number; mse: number }[];
 }
+
+/** Timesteps at which `evaluateLeffa` measures the noise-prediction error. */
+export const NOISE_ERROR_TIMESTEPS = [50, 200, 500, 800, 999] as const;
 
 export interface EvalImages {
   generated: Uint8Array[];
@@ -63,6 +72,38 @@ function probeFlows(model: LeffaModel, batch: LeffaBatch, t: number, generator: 
   );
 }
 
+/** Noise-prediction MSE of the generative UNet on the batch's targets noised at each timestep (reference kept). */
+export async function noisePredictionError(
+  model: LeffaModel,
+  batch: LeffaBatch,
+  timesteps: readonly number[],
+  generator: T.Generator,
+): Promise<{ timestep: number; mse: number }[]> {
+  const losses = T.noGrad(() =>
+    T.tidy(() => {
+      const x0 = model.encodeImage(batch.source, { sample: false });
+      const masked = model.encodeImage(T.mul(batch.source, T.sub(1, batch.mask)), { sample: false });
+      const ref = model.encodeImage(batch.reference, { sample: false });
+      const size = x0.shape.slice(2) as [number, number];
+      const maskLatent = T.interpolate(batch.mask, { size, mode: 'nearest' });
+      const densepose = T.interpolate(batch.densepose, { size, mode: 'nearest' });
+      return timesteps.map((t) => {
+        const noise = T.randn([...x0.shape], { generator });
+        const noisy = model.scheduler.addNoise(x0, noise, t);
+        const out = model.predictNoise(
+          { noisyLatent: noisy, maskLatent, maskedLatent: masked, densepose },
+          t,
+          model.referenceFeatures(ref, t),
+        );
+        return T.keep(T.mseLoss(out.sample, noise));
+      });
+    }),
+  );
+  const values = await Promise.all(losses.map((l) => l.item()));
+  T.dispose(losses);
+  return timesteps.map((timestep, i) => ({ timestep, mse: values[i]! }));
+}
+
 /**
  * Runs the model on held-out examples: try-on / pose-transfer generation compared with the ground truth,
  * and the attention flow of every Leffa layer compared with the exact ground-truth flow.
@@ -96,6 +137,8 @@ export async function evaluateLeffa(
   const warpedT = T.noGrad(() => warpByFlow(batch.reference, finest));
   const warped = await tensorToImages(warpedT);
   warpedT.dispose();
+  // After the sampling and the probe, so their noise (and so every figure above) is what it was without it.
+  const noiseError = await noisePredictionError(model, batch, NOISE_ERROR_TIMESTEPS, generator);
 
   const flowEpe = reports.map((r, k) => {
     const per = examples.map((e, b) => {
@@ -135,6 +178,7 @@ export async function evaluateLeffa(
     flowEpe,
     meanFlowEpe: flowEpe.reduce((a, f) => a + f.epe, 0) / Math.max(flowEpe.length, 1),
     perExample,
+    noiseError,
   };
   return { metrics, images: { generated, warped } };
 }
@@ -158,6 +202,8 @@ export interface SeedAveragedEval {
   ssim: MetricSummary;
   /** Flow EPE (mean over layers); examples without a ground-truth flow are left out (NaN when none has one). */
   meanFlowEpe: MetricSummary;
+  /** The noise-prediction MSE at each of NOISE_ERROR_TIMESTEPS, mean over seeds. */
+  noiseError: { timestep: number; mse: number }[];
   perSeed: EvalResult[];
 }
 
@@ -221,6 +267,10 @@ export async function evaluateLeffaSeeds(
         min: Math.min(...epe),
         max: Math.max(...epe),
       },
+      noiseError: perSeed[0]!.noiseError.map(({ timestep }, k) => ({
+        timestep,
+        mse: average(perSeed.map((m) => m.noiseError[k]!.mse)),
+      })),
       perSeed,
     },
     images,
@@ -239,5 +289,6 @@ export function formatSeedAveraged(s: SeedAveragedEval): string {
     row('PSNR (dB)', s.psnr, 2),
     row('L1', s.l1, 4),
     row('flow EPE (px, mean of seeds)', s.meanFlowEpe, 2),
+    `noise-prediction MSE at t = ${s.noiseError.map((e) => e.timestep).join(' / ')}: ${s.noiseError.map((e) => e.mse.toFixed(4)).join(' / ')} (1 predicts nothing)`,
   ].join('\n');
 }
