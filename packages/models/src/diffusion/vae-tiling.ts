@@ -87,7 +87,7 @@ export function vaeBlend(a: T.Tensor, b: T.Tensor, extent: number, axis: 2 | 3):
 }
 
 /**
- * The tile loop shared by tiled_encode and tiled_decode: input tiles of `inTile` at a stride of
+ * The tile loop shared by tiled_encode and tiled_decode (an input within one tile runs whole): input tiles of `inTile` at a stride of
  * int(inTile x (1 - overlap)), `run` on each (in its own scope, so only its output stays), output tiles blended
  * with the already blended tile above and to the left over int(outTile x overlap), cropped to
  * outTile - that, and joined.
@@ -99,10 +99,12 @@ function tiled(
   overlap: number,
   run: (t: T.Tensor) => T.Tensor,
 ): T.Tensor {
+  const [H, W] = [x.shape[2]!, x.shape[3]!];
+  // As diffusers: an input no larger than one tile runs whole.
+  if (H <= inTile && W <= inTile) return run(x);
   const stride = Math.trunc(inTile * (1 - overlap));
   const blendExtent = Math.trunc(outTile * overlap);
   const rowLimit = outTile - blendExtent;
-  const [H, W] = [x.shape[2]!, x.shape[3]!];
   const rows: T.Tensor[][] = [];
   const joined: T.Tensor[] = [];
   try {

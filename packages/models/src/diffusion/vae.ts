@@ -235,10 +235,7 @@ export class AutoencoderKL extends T.Module {
     // Images take the weights' dtype (a float16 VAE encodes float32 images in float16).
     const image = T.cast(x, this.quant_conv.weight.dtype);
     const run = (t: T.Tensor) => this.quant_conv.forward(this.encoder.forward(t));
-    const tiling = this.tiling;
-    // As diffusers: tiles only when a side exceeds the tile.
-    const tiled = tiling && (x.shape[2]! > tiling.tileSampleSize || x.shape[3]! > tiling.tileSampleSize);
-    return new DiagonalGaussian(tiled ? tiledEncode(image, tiling, run) : run(image));
+    return new DiagonalGaussian(this.tiling ? tiledEncode(image, this.tiling, run) : run(image));
   }
 
   /**
@@ -264,9 +261,7 @@ export class AutoencoderKL extends T.Module {
     }
     const latent = T.cast(z, this.post_quant_conv.weight.dtype);
     const run = (t: T.Tensor) => this.decoder.forward(this.post_quant_conv.forward(t));
-    const tiling = this.tiling;
-    const tiled = tiling && (z.shape[2]! > tiling.tileLatentSize || z.shape[3]! > tiling.tileLatentSize);
-    return tiled ? tiledDecode(latent, tiling, run) : run(latent);
+    return this.tiling ? tiledDecode(latent, this.tiling, run) : run(latent);
   }
 }
 
