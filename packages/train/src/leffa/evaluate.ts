@@ -45,28 +45,38 @@ export interface EvalOptions {
 }
 
 /**
+ * The batch's target latent, reference latent and the generative UNet's other inputs at latent size (the
+ * encoder's means: no noise drawn). Call inside a tidy scope.
+ */
+function targetLatents(model: LeffaModel, batch: LeffaBatch) {
+  const x0 = model.encodeImage(batch.source, { sample: false });
+  const size = x0.shape.slice(2) as [number, number];
+  return {
+    x0,
+    reference: model.encodeImage(batch.reference, { sample: false }),
+    inputs: {
+      maskLatent: T.interpolate(batch.mask, { size, mode: 'nearest' }),
+      maskedLatent: model.encodeImage(T.mul(batch.source, T.sub(1, batch.mask)), { sample: false }),
+      densepose: T.interpolate(batch.densepose, { size, mode: 'nearest' }),
+    },
+  };
+}
+
+/**
  * Attention flows of the generative UNet at one timestep: the noisy latent of the ground truth at t, the
  * reference features, and the flow reports of every attn1 layer at >= 1/32 of the image.
  */
 function probeFlows(model: LeffaModel, batch: LeffaBatch, t: number, generator: T.Generator) {
   return T.noGrad(() =>
     T.tidy(() => {
-      const x0 = model.encodeImage(batch.source, { sample: false });
-      const masked = model.encodeImage(T.mul(batch.source, T.sub(1, batch.mask)), { sample: false });
-      const ref = model.encodeImage(batch.reference, { sample: false });
-      const size = x0.shape.slice(2) as [number, number];
+      const { x0, reference, inputs } = targetLatents(model, batch);
       const noisy = model.scheduler.addNoise(x0, T.randn([...x0.shape], { generator }), t);
-      const out = model.predictNoise(
-        {
-          noisyLatent: noisy,
-          maskLatent: T.interpolate(batch.mask, { size, mode: 'nearest' }),
-          maskedLatent: masked,
-          densepose: T.interpolate(batch.densepose, { size, mode: 'nearest' }),
-        },
-        t,
-        model.referenceFeatures(ref, t),
-        { kind: 'flow', tau: 2, minFraction: 1 / 32, imageHeight: batch.height },
-      );
+      const out = model.predictNoise({ ...inputs, noisyLatent: noisy }, t, model.referenceFeatures(reference, t), {
+        kind: 'flow',
+        tau: 2,
+        minFraction: 1 / 32,
+        imageHeight: batch.height,
+      });
       return out.reports;
     }),
   );
@@ -81,20 +91,11 @@ export async function noisePredictionError(
 ): Promise<{ timestep: number; mse: number }[]> {
   const losses = T.noGrad(() =>
     T.tidy(() => {
-      const x0 = model.encodeImage(batch.source, { sample: false });
-      const masked = model.encodeImage(T.mul(batch.source, T.sub(1, batch.mask)), { sample: false });
-      const ref = model.encodeImage(batch.reference, { sample: false });
-      const size = x0.shape.slice(2) as [number, number];
-      const maskLatent = T.interpolate(batch.mask, { size, mode: 'nearest' });
-      const densepose = T.interpolate(batch.densepose, { size, mode: 'nearest' });
+      const { x0, reference, inputs } = targetLatents(model, batch);
       return timesteps.map((t) => {
         const noise = T.randn([...x0.shape], { generator });
         const noisy = model.scheduler.addNoise(x0, noise, t);
-        const out = model.predictNoise(
-          { noisyLatent: noisy, maskLatent, maskedLatent: masked, densepose },
-          t,
-          model.referenceFeatures(ref, t),
-        );
+        const out = model.predictNoise({ ...inputs, noisyLatent: noisy }, t, model.referenceFeatures(reference, t));
         return T.keep(T.mseLoss(out.sample, noise));
       });
     }),
