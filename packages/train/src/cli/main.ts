@@ -30,6 +30,7 @@ import {
   taskOption,
   trainingArgs,
   vaeOption,
+  scalingFactor,
   weight,
 } from './presets.js';
 // Numeric options: every value is checked (finite, in range) before any work starts; see options.ts and presets.ts.
@@ -129,6 +130,11 @@ addTrainingOptions(
   .addOption(vaeOption('trained VAE checkpoint (see train-vae)'))
   .addOption(initOption('start from a Leffa checkpoint (e.g. the shipped tiny weights)'))
   .option(
+    '--scaling-factor <f>',
+    "VAE latent scaling factor to train with instead of the checkpoint's: a number, or 'unit' to measure one giving the training latents unit variance",
+    scalingFactor,
+  )
+  .option(
     '--config <name>',
     'architecture: tiny, sd15 or sdxl (Stable Diffusion 1.5 / SDXL inpainting size, for official weights via --init)',
     'tiny',
@@ -157,6 +163,7 @@ addTrainingOptions(
       sampleEvery: o.sampleEvery,
       evalExamples: o.evalExamples,
       config: o.config,
+      scalingFactor: o.scalingFactor,
       ...folder?.sources,
     });
   });

@@ -12,6 +12,15 @@ export const count = intOption(1);
 export const lrValue = numberOption({ above: 0 });
 export const weight = numberOption({ min: 0 });
 
+/** A VAE scaling factor: a positive number, or 'unit' (measured from the data). */
+export const scalingFactor = (v: string): number | 'unit' => {
+  if (v === 'unit') return 'unit';
+  const n = v.trim() === '' ? NaN : Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`--scaling-factor expects a positive number or 'unit', got '${v}'`);
+  return n;
+};
+
 /** HxW with positive integers, as [height, width]. */
 export const parseSize =
   (option = '--size') =>

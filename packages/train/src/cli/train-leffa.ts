@@ -39,6 +39,11 @@ export interface TrainLeffaArgs extends TrainingArgs {
   /** A trained VAE checkpoint (required to train from scratch) or a full Leffa checkpoint to start from. */
   vae?: string;
   init?: string;
+  /**
+   * The VAE latent scaling factor to train with, replacing the checkpoint's: a number, or 'unit' to measure it
+   * so that the training images' latents have unit variance (how Stable Diffusion chose 0.18215).
+   */
+  scalingFactor?: number | 'unit';
   /** Architecture: the tiny config trained here (default), or Stable Diffusion 1.5's / SDXL's (for official weights). */
   config?: 'tiny' | 'sd15' | 'sdxl';
   sampleEvery: number;
@@ -69,13 +74,26 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
   const start = await T.openCheckpoint(resolveCheckpoint(args.init ?? args.vae!));
   const named = LEFFA_CONFIGS[args.config ?? 'tiny'];
   const recorded = start.extra as { config?: unknown; options?: { config?: unknown } } | null;
-  const config: LeffaConfig = args.init
+  const base: LeffaConfig = args.init
     ? recorded?.config || recorded?.options?.config
       ? leffaConfigFromExtra(recorded)
       : named
     : { ...named, vae: (recorded?.config as VaeConfig | undefined) ?? named.vae };
+  // Its own VAE config: a measured scaling factor is written into it before the first step (and so into checkpoints).
+  const config: LeffaConfig = { ...base, vae: { ...base.vae } };
   const model = new LeffaModel(config);
   await start.load({ model: args.init ? model : model.vae });
+  const example = args.examples ?? ((seed: number) => syntheticExample(args.task, seed, args.height, args.width));
+  if (args.scalingFactor !== undefined) {
+    const measured = args.scalingFactor === 'unit';
+    config.vae.scalingFactor = measured
+      ? await unitVarianceScalingFactor(
+          model,
+          Array.from({ length: 16 }, (_, i) => example(i)),
+        )
+      : (args.scalingFactor as number);
+    console.log(`VAE scaling factor ${config.vae.scalingFactor.toPrecision(5)} (was ${base.vae.scalingFactor})`);
+  }
   const trainer = new LeffaTrainer(
     {
       config,
@@ -94,7 +112,6 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     },
     model,
   );
-  const example = args.examples ?? ((seed: number) => syntheticExample(args.task, seed, args.height, args.width));
 
   const pool = Array.from({ length: args.pool }, (_, i) => example(i));
   const latents = new Map<number, BatchLatents>();
@@ -207,6 +224,37 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
   console.log(
     `final: L1 ${metrics.l1.toFixed(4)}, PSNR ${metrics.psnr.toFixed(2)} dB, SSIM ${metrics.ssim.toFixed(3)}, flow EPE ${metrics.meanFlowEpe.toFixed(2)} px`,
   );
+}
+
+/**
+ * 1 / the standard deviation of the VAE's latents (posterior means) of the examples' person and reference images,
+ * encoded four at a time.
+ */
+export async function unitVarianceScalingFactor(model: LeffaModel, examples: LeffaExample[]): Promise<number> {
+  let sum = 0;
+  let sumSquares = 0;
+  let count = 0;
+  for (let i = 0; i < examples.length; i += 4) {
+    const batch = toBatch(examples.slice(i, i + 4));
+    const images = [batch.source, batch.reference];
+    const latents = T.noGrad(() =>
+      T.tidy(() =>
+        T.concat(
+          images.map((x) => T.flatten(model.vae.encode(x).mode())),
+          0,
+        ),
+      ),
+    );
+    const values = await latents.data();
+    T.dispose([latents, batch]);
+    for (const v of values) {
+      sum += v;
+      sumSquares += v * v;
+    }
+    count += values.length;
+  }
+  const mean = sum / count;
+  return 1 / Math.sqrt(sumSquares / count - mean * mean);
 }
 
 /**
