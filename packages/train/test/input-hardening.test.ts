@@ -149,6 +149,7 @@ describe('CLI numeric options', () => {
         /option '--seeds <list>' argument '0,1\.5' is invalid\. expected an integer >= 0, got '1\.5'/,
       ],
       [['train', '--size', '0x96'], /--size expects HxW with positive integers \(e\.g\. 128x96\), got '0x96'/],
+      [['train', '--scaling-factor', '0'], /--scaling-factor expects a positive number or 'unit', got '0'/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(...args, '--out', out)));
     runs.forEach((run, i) => {
