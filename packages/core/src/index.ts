@@ -4,6 +4,8 @@ export { type MemoryStats, sizeClass } from './device/buffer-pool.js';
 export { Tensor, type DType, DTYPES, checkDType, isFloatDType, BYTES_PER_ELEMENT } from './tensor/tensor.js';
 export { floatToHalf, halfToFloat, bfloat16ToFloat } from './tensor/half.js';
 export { tidy, keep, dispose } from './tensor/scope.js';
+export { HostStorage, type HostValues } from './tensor/host-storage.js';
+export { hostTensor, hostValuesOf, uploadHostTensor, convertHostValues } from './forward/host.js';
 export * from './tensor/shape.js';
 export { defineOp, opRegistry, type ForwardContext, type OpDefinition } from './autograd/op.js';
 export type { BackwardContext, GradNode } from './autograd/node.js';

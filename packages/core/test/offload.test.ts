@@ -33,7 +33,7 @@ describe('offloadToHost / reloadFromHost', () => {
     await T.nn.offloadToHost(m);
     expect(T.nn.isOffloaded(m)).toBe(true);
     expect(T.memoryStats().liveBytes).toBeLessThan(live);
-    expect(() => T.add(m.a, 1)).toThrow(/Mixed\.a is offloaded to host memory/);
+    expect(() => T.add(m.a, 1)).toThrow(/Mixed\.a is in host memory; call nn.reloadFromHost/);
     T.nn.reloadFromHost(m);
     expect(T.nn.isOffloaded(m)).toBe(false);
     expect(T.memoryStats().liveBytes).toBe(live);

@@ -19,8 +19,8 @@ import {
   type FileSystem,
   openSafetensors,
   readSafetensors,
+  placeLoaded,
   saveSafetensors,
-  toDevice,
   writeFileAtomic,
 } from './safetensors.js';
 
@@ -272,18 +272,22 @@ function parseState(source: string, stateText: string): { files: string[]; extra
   return { files: (files as string[] | undefined) ?? [], extra: extra ?? null };
 }
 
-/** The storage-independent half of loading: format check, then each part from `read(fileName)`. */
+/**
+ * The storage-independent half of loading: format check, then each part from `read(fileName, host)`. The model's
+ * tensors are read into host memory (`host` true) and placed by `Module.loadStateDict`: uploaded for parameters on
+ * the device, kept on the host for an offloaded module's.
+ */
 function openedCheckpoint(
   source: string,
   stateText: string,
-  read: (file: string) => Promise<TensorFile>,
+  read: (file: string, host: boolean) => Promise<TensorFile>,
 ): OpenedCheckpoint {
   const state = parseState(source, stateText);
   return {
     source,
     extra: state.extra,
     async load(options) {
-      const model = await read('model.safetensors');
+      const model = await read('model.safetensors', true);
       try {
         options.model.loadStateDict(model.tensors, { strict: options.strict ?? true });
       } finally {
@@ -294,7 +298,7 @@ function openedCheckpoint(
         if (!part) continue;
         if (!state.files.includes(PART_FILES[key]))
           throw new Error(`loadCheckpoint: '${source}' holds no ${key} state (${PART_FILES[key]})`);
-        const { tensors, metadata } = await read(PART_FILES[key]);
+        const { tensors, metadata } = await read(PART_FILES[key], false);
         const where = `loadCheckpoint: '${source}/${PART_FILES[key]}'`;
         try {
           if (metadata.state === undefined) throw new Error(`${where} has no 'state' metadata`);
@@ -332,9 +336,9 @@ export async function openCheckpoint(dir: string): Promise<OpenedCheckpoint> {
   } catch (e) {
     throw new Error(`loadCheckpoint: cannot read '${src}/state.json' (${(e as Error).message})`);
   }
-  return openedCheckpoint(src, stateText, async (file) => {
+  return openedCheckpoint(src, stateText, async (file, host) => {
     if (!(await exists(fs, `${src}/${file}`))) throw new Error(`loadCheckpoint: '${src}' has no ${file}`);
-    return readTensors(`${src}/${file}`);
+    return readTensors(`${src}/${file}`, host);
   });
 }
 
@@ -352,9 +356,9 @@ export async function openCheckpointUrl(url: string, fetchFn: typeof fetch = fet
       );
     return response;
   };
-  return openedCheckpoint(base, await (await get('state.json')).text(), async (file) => {
+  return openedCheckpoint(base, await (await get('state.json')).text(), async (file, host) => {
     const parsed = readSafetensors(new Uint8Array(await (await get(file)).arrayBuffer()), `${base}/${file}`);
-    return { tensors: toDevice(parsed.tensors), metadata: parsed.metadata };
+    return { tensors: placeLoaded(parsed.tensors, { host }), metadata: parsed.metadata };
   });
 }
 
@@ -368,12 +372,12 @@ export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions
   return opened.extra;
 }
 
-async function readTensors(path: string): Promise<TensorFile> {
+async function readTensors(path: string, host: boolean): Promise<TensorFile> {
   const file = await openSafetensors(path);
   const tensors = new Map<string, Tensor>();
   try {
     for (const name of file.header.entries.keys())
-      tensors.set(name, toDevice(new Map([[name, await file.read(name)]])).get(name)!);
+      tensors.set(name, placeLoaded(new Map([[name, await file.read(name)]]), { host }).get(name)!);
     return { tensors, metadata: file.header.metadata };
   } catch (e) {
     dispose([...tensors.values()]);

@@ -20,17 +20,21 @@ import type { Tensor } from '../tensor/tensor.js';
 import {
   decodeTensor,
   type FloatLoad,
+  placeLoaded,
   readFileBytes,
-  toDevice,
   type HostTensor,
+  type TensorLoad,
   type SafetensorsDType,
 } from './safetensors.js';
 import { crc32 } from './crc32.js';
 import { DTYPE_BYTES } from './dtype-bytes.js';
 import { Inflate } from 'fflate';
 
-/** `FloatLoad` chooses float16 or float32 for the float tensors (HalfStorage is kept as it is when float16). */
-export interface PthOptions extends FloatLoad {
+/**
+ * `FloatLoad` chooses float16 or float32 for the float tensors (HalfStorage is kept as it is when float16);
+ * `host` keeps the loaded tensors in host memory (see `TensorLoad`).
+ */
+export interface PthOptions extends TensorLoad {
   /** Removed from the start of every key that has it, e.g. 'module.' for checkpoints saved from DataParallel. */
   stripPrefix?: string;
   /**
@@ -1143,9 +1147,9 @@ export function readPth(bytes: Uint8Array, source = 'pth', options: PthOptions =
   return flatten(root, source, options, budget);
 }
 
-/** Reads a .pth checkpoint from disk (Node) onto the device. */
+/** Reads a .pth checkpoint from disk (Node) onto the device (or into host memory with `options.host`). */
 export async function loadPth(path: string, options: PthOptions = {}): Promise<Map<string, Tensor>> {
-  return toDevice(readPth(await readFileBytes(path), path, options));
+  return placeLoaded(readPth(await readFileBytes(path), path, options), options);
 }
 
 /**
@@ -1182,7 +1186,10 @@ export function readPkl(bytes: Uint8Array, source = 'pkl', options: PthOptions =
   return flatten(model instanceof Map ? model : value, source, options, new ExpansionBudget(limit, source), ONLY_NUMPY);
 }
 
-/** Reads a detectron2-style `.pkl` (a pickle of numpy arrays, see `readPkl`) from disk (Node) onto the device. */
+/**
+ * Reads a detectron2-style `.pkl` (a pickle of numpy arrays, see `readPkl`) from disk (Node) onto the device (or
+ * into host memory with `options.host`).
+ */
 export async function loadPkl(path: string, options: PthOptions = {}): Promise<Map<string, Tensor>> {
-  return toDevice(readPkl(await readFileBytes(path), path, options));
+  return placeLoaded(readPkl(await readFileBytes(path), path, options), options);
 }

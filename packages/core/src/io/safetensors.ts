@@ -8,6 +8,7 @@
  * uploaded as it is stored, never widened), integer types become int32 (I64 must fit in 32 bits).
  */
 import { tensor, tensorFromHalfBits } from '../forward/creation.js';
+import { hostTensor } from '../forward/host.js';
 import { bfloat16ToFloat, floatToHalf, halfToFloat } from '../tensor/half.js';
 import { formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -51,6 +52,15 @@ export interface FloatLoad {
    * (values beyond 65504 become infinite), 'float32' is exact.
    */
   bf16?: 'float16' | 'float32';
+}
+
+/** What loaded tensors become, and where they go (safetensors, .pth, .pkl). */
+export interface TensorLoad extends FloatLoad {
+  /**
+   * Keep the values in host memory (no device buffer) instead of uploading them: for modules offloaded with
+   * `nn.offloadToHost`, which `Module.loadStateDict` fills without touching the device (default false).
+   */
+  host?: boolean;
 }
 
 const FLOAT_TYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'F64'];
@@ -326,19 +336,36 @@ export function serializeSafetensors(
 
 // ---------------------------------------------------------------- GPU tensors and files
 
+const dtypeOf = (t: HostTensor) => (t.half ? 'float16' : t.data instanceof Int32Array ? 'int32' : 'float32');
+
 /** Uploads host tensors to the device. */
 export function toDevice(tensors: Map<string, HostTensor>): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
-  for (const [name, t] of tensors) {
-    out.set(
-      name,
-      t.half
-        ? tensorFromHalfBits(t.half, t.shape)
-        : tensor(t.data, t.shape, t.data instanceof Int32Array ? 'int32' : 'float32'),
-    );
-  }
+  for (const [name, t] of tensors)
+    out.set(name, t.half ? tensorFromHalfBits(t.half, t.shape) : tensor(t.data, t.shape, dtypeOf(t)));
   return out;
 }
+
+/** Host tensors as tensors that stay in host memory (`Tensor.isOnHost`; the values are not copied). */
+export function toHost(tensors: Map<string, HostTensor>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of tensors)
+    out.set(
+      name,
+      hostTensor(
+        t.half ?? t.data,
+        t.shape,
+        dtypeOf(t),
+        `tensor '${name}'`,
+        'it was loaded with the host option: load it into a module (Module.loadStateDict), or load without host to use it on the device',
+      ),
+    );
+  return out;
+}
+
+/** `toHost` or `toDevice`, as `load.host` asks. */
+export const placeLoaded = (tensors: Map<string, HostTensor>, load: TensorLoad = {}): Map<string, Tensor> =>
+  load.host ? toHost(tensors) : toDevice(tensors);
 
 /**
  * A safetensors file opened for streaming (Node): the header is parsed up front and each tensor is read on
@@ -375,16 +402,16 @@ export async function openSafetensors(path: string) {
 }
 
 /**
- * Reads the tensors of a safetensors file (a path in Node, or bytes) onto the device; `load` chooses float16
- * or float32 for the float tensors (default float32).
+ * Reads the tensors of a safetensors file (a path in Node, or bytes) onto the device, or into host memory with
+ * `load.host`; `load` chooses float16 or float32 for the float tensors (default float32).
  */
-export async function loadSafetensors(source: string | Uint8Array, load?: FloatLoad): Promise<Map<string, Tensor>> {
-  if (typeof source !== 'string') return toDevice(readSafetensors(source, 'safetensors', load).tensors);
+export async function loadSafetensors(source: string | Uint8Array, load?: TensorLoad): Promise<Map<string, Tensor>> {
+  if (typeof source !== 'string') return placeLoaded(readSafetensors(source, 'safetensors', load).tensors, load);
   const file = await openSafetensors(source);
   try {
     const out = new Map<string, Tensor>();
     for (const name of file.header.entries.keys()) {
-      out.set(name, toDevice(new Map([[name, await file.read(name, load)]])).get(name)!);
+      out.set(name, placeLoaded(new Map([[name, await file.read(name, load)]]), load).get(name)!);
     }
     return out;
   } finally {

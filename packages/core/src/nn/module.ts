@@ -6,6 +6,8 @@ import { cast } from '../ops/cast.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { activeDevice } from '../device/device.js';
 import { requireHalf } from '../forward/launch.js';
+import { convertHostValues, hostTensor, hostValuesOf, uploadHostTensor } from '../forward/host.js';
+import type { HostStorage, HostValues } from '../tensor/host-storage.js';
 
 export interface LoadReport {
   missing: string[];
@@ -167,6 +169,11 @@ export abstract class Module {
    * Copies tensors into parameters and buffers by name (the module's tensors take the given storage; a tensor of the
    * other float dtype is converted to the module's).
    * Reports missing, unexpected and wrong-shaped keys; a strict load throws listing all of them.
+   *
+   * Where things live: a parameter in host memory (its module offloaded with `nn.offloadToHost`, e.g. before
+   * any weights were loaded) takes the values of a host tensor (the loaders' `host` option) and stays in host
+   * memory, never allocated on the device (converted on the host where the dtypes differ); a device value for it
+   * is an error. A parameter on the device takes a host value through an upload of its own.
    */
   loadStateDict(dict: Map<string, Tensor> | Record<string, Tensor>, options: LoadOptions = {}): LoadReport {
     const given = dict instanceof Map ? dict : new Map(Object.entries(dict));
@@ -184,15 +191,35 @@ export abstract class Module {
       throw new Error(`loadStateDict(${this.constructor.name}): ${lines.length} problem(s)\n${lines.join('\n')}`);
     }
     const bad = new Set(report.mismatched.map((m) => m.key));
-    for (const [key, t] of own) {
+    const pairs = [...own].flatMap(([key, t]) => {
       const v = given.get(key);
-      if (!v || bad.has(key)) continue;
+      return v && !bad.has(key) ? [[key, t, v] as const] : [];
+    });
+    // Checked before anything changes, so a refused load leaves the module as it was.
+    for (const [key, t, v] of pairs) {
+      if (t.isOnHost && !v.isOnHost)
+        throw new Error(
+          `loadStateDict(${this.constructor.name}): '${key}' is in host memory (its module is offloaded) but the value given is on the device; ` +
+            `read the weights with the loaders' host option, or call nn.reloadFromHost on the module first`,
+        );
+      if (t.isOnHost && v.dtype !== t.dtype && !(isFloatDType(v.dtype) && isFloatDType(t.dtype)))
+        throw new Error(
+          `loadStateDict(${this.constructor.name}): '${key}' is ${t.dtype}, the value given is ${v.dtype}`,
+        );
+    }
+    for (const [, t, v] of pairs) {
+      if (t.isOnHost) {
+        loadOnHost(t, v);
+        continue;
+      }
+      const value = v.isOnHost ? uploadHostTensor(v) : v;
       // Values of another float dtype are converted to the module's (as PyTorch's load_state_dict copies).
-      if (v.dtype !== t.dtype && isFloatDType(v.dtype) && isFloatDType(t.dtype)) {
-        const converted = noGrad(() => cast(v, t.dtype));
+      if (value.dtype !== t.dtype && isFloatDType(value.dtype) && isFloatDType(t.dtype)) {
+        const converted = noGrad(() => cast(value, t.dtype));
         t.assign(converted);
         converted.dispose();
-      } else t.assign(v);
+      } else t.assign(value);
+      if (value !== v) value.dispose();
     }
     return report;
   }
@@ -220,7 +247,8 @@ export abstract class Module {
   /**
    * Converts every float parameter and buffer to `dtype` in place (PyTorch's `module.to(dtype)`; int32 buffers
    * stay). Parameters whose storage was never allocated (`nn.withoutInit`) stay unallocated, so a model built
-   * to receive float16 weights costs nothing before loading.
+   * to receive float16 weights costs nothing before loading; those in host memory (offloaded) are converted
+   * there (rounded as on the device).
    */
   to(dtype: 'float32' | 'float16'): this {
     if (dtype === 'float16') requireHalf(activeDevice(), `${this.constructor.name}.half`);
@@ -228,9 +256,12 @@ export abstract class Module {
     for (const t of [...this.parameters(), ...[...this.namedBuffers()].map(([, b]) => b)]) {
       if (seen.has(t) || !isFloatDType(t.dtype) || t.dtype === dtype) continue;
       seen.add(t);
-      const next = t.storage.allocated
-        ? noGrad(() => cast(t.detach(), dtype))
-        : new Tensor(new Storage(t.device, null, t.size * BYTES_PER_ELEMENT[dtype]), t.shape, dtype);
+      // In host memory (offloaded): converted there, staying off the device.
+      const next = t.isOnHost
+        ? hostTensorLike(t, convertHostValues(hostValuesOf(t), t.dtype, dtype), dtype)
+        : t.storage.allocated
+          ? noGrad(() => cast(t.detach(), dtype))
+          : new Tensor(new Storage(t.device, null, t.size * BYTES_PER_ELEMENT[dtype]), t.shape, dtype);
       t.setData(next);
       next.dispose();
     }
@@ -259,4 +290,17 @@ export abstract class Module {
   dispose(): void {
     for (const t of [...this.parameters(), ...[...this.namedBuffers()].map(([, b]) => b)]) t.dispose();
   }
+}
+
+/** A tensor in host memory standing for `t` (a host tensor itself), with other values and dtype, same name and advice. */
+function hostTensorLike(t: Tensor, values: HostValues | null, dtype = t.dtype): Tensor {
+  const s = t.storage as HostStorage;
+  return hostTensor(values, t.shape, dtype, s.what, s.remedy);
+}
+
+/** A parameter in host memory takes a host value's values (no copy; converted on the host to its float dtype). */
+function loadOnHost(t: Tensor, v: Tensor): void {
+  const next = hostTensorLike(t, convertHostValues(hostValuesOf(v), v.dtype, t.dtype));
+  t.setData(next);
+  next.dispose();
 }

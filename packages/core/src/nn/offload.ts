@@ -1,40 +1,30 @@
 /**
- * Host offload of a module's weights (diffusers' model CPU offload): `offloadToHost` copies every parameter
- * and buffer to host memory and gives their device buffers back to the pool; `reloadFromHost` uploads the same
- * bytes again. The module keeps its tensor objects throughout (layers hold them by reference); while offloaded
- * they refuse to be used. The host copy is kept after a reload, so offloading an unchanged module again frees
- * its buffers without reading them back.
+ * Host offload of a module's weights (diffusers' model CPU offload): `offloadToHost` moves every parameter and
+ * buffer into host memory (the tensor's storage becomes a `HostStorage`, its device buffer goes back to the
+ * pool); `reloadFromHost` uploads the same bytes again. The module keeps its tensor objects throughout (layers
+ * hold them by reference); while in host memory they refuse device use. The host copy is kept after a reload,
+ * so offloading an unchanged module again frees its buffers without reading them back.
+ *
+ * A module can also start in host memory: offloaded before its weights exist (built with `nn.withoutInit`),
+ * its parameters are in host memory with undefined values, and `Module.loadStateDict` with host tensors (the
+ * loaders' `host` option) fills them there, so those weights reach the device only when the module is reloaded.
  */
-import type { PooledBuffer } from '../device/buffer-pool.js';
-import type { Device } from '../device/device.js';
-import { tensor, tensorFromHalfBits } from '../forward/creation.js';
-import { Storage } from '../tensor/storage.js';
-import { Tensor } from '../tensor/tensor.js';
+import { deviceTensorOf, hostTensor, hostValuesOf } from '../forward/host.js';
+import type { HostValues } from '../tensor/host-storage.js';
+import type { Storage } from '../tensor/storage.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from './module.js';
 
-/** A storage standing for values held on the host: any use is an error naming the tensor. */
-class OffloadedStorage extends Storage {
-  constructor(
-    device: Device,
-    byteLength: number,
-    private readonly what: string,
-  ) {
-    super(device, null, byteLength);
-  }
-
-  override get entry(): PooledBuffer {
-    throw new Error(`${this.what} is offloaded to host memory; call reloadFromHost on its module before using it`);
-  }
-}
-
 interface HostCopy {
-  values: Float32Array | Uint16Array | Int32Array;
+  values: HostValues;
   /** The storage the last reload uploaded (still the tensor's: nothing wrote to it since, no read needed). */
-  uploaded: Storage | null;
+  uploaded: Storage;
 }
 
-const copies = new WeakMap<Module, Map<Tensor, HostCopy>>();
-const offloaded = new WeakSet<Module>();
+/** Host copies of reloaded tensors, kept until the next offload or `dropHostCopy`. */
+const copies = new WeakMap<Tensor, HostCopy>();
+
+const REMEDY = 'call nn.reloadFromHost on its module before using it';
 
 /** The module's parameters and buffers, each tensor once, with its name. */
 function tensorsOf(module: Module): [string, Tensor][] {
@@ -43,60 +33,56 @@ function tensorsOf(module: Module): [string, Tensor][] {
   return [...seen].map(([t, name]) => [name, t]);
 }
 
-async function read(t: Tensor): Promise<HostCopy['values']> {
+async function read(t: Tensor): Promise<HostValues> {
   if (t.dtype === 'float16') return t.halfBits();
   return t.dtype === 'int32' ? t.intData() : t.data();
 }
 
-function upload(t: Tensor, values: HostCopy['values']): Tensor {
-  if (t.dtype === 'float16') return tensorFromHalfBits(values as Uint16Array, t.shape);
-  return tensor(values as Float32Array | Int32Array, t.shape, t.dtype);
-}
-
-/** Whether `module` is offloaded (its tensors unusable until `reloadFromHost`). */
+/** Whether `module` is offloaded: it has parameters or buffers and all of them are in host memory. */
 export function isOffloaded(module: Module): boolean {
-  return offloaded.has(module);
+  const all = tensorsOf(module);
+  return all.length > 0 && all.every(([, t]) => t.isOnHost);
 }
 
 /**
  * Moves `module`'s parameters and buffers to host memory and frees their device buffers (back to the pool).
  * Waits for the device to finish the work queued before (the values are read back) unless the module was
- * reloaded and left unchanged since. Tensors that were never allocated (`nn.withoutInit`) have nothing to copy
- * and stay as they are. Do not convert (`half()`) or load an offloaded module; reload it first.
+ * reloaded and left unchanged since. Tensors that were never allocated (`nn.withoutInit`) go to host memory
+ * with undefined values (a load fills them there). Tensors already in host memory stay as they are.
  */
 export async function offloadToHost(module: Module): Promise<void> {
-  if (offloaded.has(module)) return;
-  const own = copies.get(module) ?? new Map<Tensor, HostCopy>();
-  const entries = tensorsOf(module).filter(([, t]) => t.storage.allocated);
+  const entries = tensorsOf(module).filter(([, t]) => !t.isOnHost);
   // Read everything first (one wait for the queue), then free.
+  const values: (HostValues | null)[] = [];
   for (const [, t] of entries) {
-    const copy = own.get(t);
-    if (!copy || copy.uploaded !== t.storage) own.set(t, { values: await read(t), uploaded: null });
+    const copy = copies.get(t);
+    values.push(!t.storage.allocated ? null : copy?.uploaded === t.storage ? copy.values : await read(t));
   }
   const prefix = module.constructor.name;
-  for (const [name, t] of entries) {
-    const placeholder = new Tensor(new OffloadedStorage(t.device, t.byteLength, `${prefix}.${name}`), t.shape, t.dtype);
+  entries.forEach(([name, t], i) => {
+    const placeholder = hostTensor(values[i]!, t.shape, t.dtype, `${prefix}.${name}`, REMEDY);
     t.setData(placeholder);
     placeholder.dispose();
-  }
-  copies.set(module, own);
-  offloaded.add(module);
+    copies.delete(t);
+  });
 }
 
-/** Uploads an offloaded module's values again, bit for bit (no-op when it is not offloaded). */
+/**
+ * Uploads the values of a module's tensors that are in host memory, bit for bit (no-op for those on the
+ * device); tensors with undefined values get a device storage that takes a buffer on first use.
+ */
 export function reloadFromHost(module: Module): void {
-  if (!offloaded.has(module)) return;
-  const own = copies.get(module)!;
-  for (const [t, copy] of own) {
-    const fresh = upload(t, copy.values);
+  for (const [, t] of tensorsOf(module)) {
+    if (!t.isOnHost) continue;
+    const values = hostValuesOf(t);
+    const fresh = deviceTensorOf(values, t.shape, t.dtype);
     t.setData(fresh);
     fresh.dispose();
-    copy.uploaded = t.storage;
+    if (values) copies.set(t, { values, uploaded: t.storage });
   }
-  offloaded.delete(module);
 }
 
-/** Drops the host copy of a module that is not offloaded (its memory returns to the JS heap). */
+/** Drops the host copies of a module's tensors that are on the device (their memory returns to the JS heap). */
 export function dropHostCopy(module: Module): void {
-  if (!offloaded.has(module)) copies.delete(module);
+  for (const [, t] of tensorsOf(module)) copies.delete(t);
 }

@@ -2,6 +2,7 @@ import type { BackwardOptions, GradNode } from '../autograd/node.js';
 import type { Device } from '../device/device.js';
 import { formatValues } from './format.js';
 import { halfToFloat } from './half.js';
+import { HostStorage } from './host-storage.js';
 import { setTensorCheck, trackTensor } from './scope.js';
 import { formatShape, sizeOf } from './shape.js';
 import type { Storage } from './storage.js';
@@ -125,6 +126,14 @@ export class Tensor {
     return this.storageRef === null;
   }
 
+  /**
+   * Whether the values are in host memory with no device buffer (an offloaded module's weights, or a tensor
+   * loaded with the loaders' `host` option): ops refuse it, reading it back works.
+   */
+  get isOnHost(): boolean {
+    return this.storageRef instanceof HostStorage;
+  }
+
   get device(): Device {
     return this.storage.device;
   }
@@ -222,6 +231,12 @@ export class Tensor {
 
   private async readBytes(): Promise<ArrayBuffer> {
     const storage = this.storage;
+    if (storage instanceof HostStorage) {
+      // Host values are read without the device (a copy, as a device read gives).
+      if (!storage.values)
+        throw new Error(`${storage.what} is in host memory with undefined values (nothing was loaded into it)`);
+      return storage.values.slice().buffer as ArrayBuffer;
+    }
     return storage.device.read(storage.entry, this.byteLength);
   }
 
