@@ -38,6 +38,13 @@ def build(out_dir):
         # spanning rows, output channels not a multiple of 8, a 1-pixel-wide image.
         ("slide_wide", (2, 3, 5, 37), (11, 3, 3, 3), True, {"padding": 1}),
         ("slide_narrow", (3, 17, 6, 1), (9, 17, 3, 3), False, {"padding": [1, 2]}),
+        # Rows of a multiple of 4 (the sliding kernel's vec4 image loads): padding 1 both ways (W 16), padding 0
+        # (W 12; the input gradient's dy is 10 wide, scalar) and 2 (W 8), asymmetric, dy 8 wide at padding 0 -> 2.
+        ("slide_vec_pad1", (3, 13, 7, 16), (9, 13, 3, 3), True, {"padding": 1}),
+        ("slide_vec_pad0", (1, 5, 6, 12), (7, 5, 3, 3), False, {}),
+        ("slide_vec_pad2", (2, 7, 5, 8), (6, 7, 3, 3), True, {"padding": 2}),
+        ("slide_vec_asym", (1, 6, 5, 12), (10, 6, 3, 3), True, {"padding": [2, 0]}),
+        ("slide_vec_dy8", (3, 3, 4, 10), (5, 3, 3, 3), False, {}),
     ]
     for name, xs, ws, bias, opts in cases:
         inputs = [r(*xs), r(*ws, scale=0.3)] + ([r(ws[0])] if bias else [])
@@ -55,4 +62,28 @@ def build(out_dir):
         inputs = [r(*xs), r(*ws, scale=0.3)] + ([r(ws[1] * opts.get("groups", 1))] if bias else [])
         torch_opts = {("output_padding" if k == "outputPadding" else k): (tuple(v) if isinstance(v, list) else v) for k, v in opts.items()}
         g.case(f"conv_transpose2d_{name}", "conv_transpose2d", inputs, lambda x, w, b=None: F.conv_transpose2d(x, w, b, **torch_opts), attrs=opts)
-    return [g.save(out_dir)]
+    return [g.save(out_dir), build_nonfinite(out_dir)]
+
+
+def build_nonfinite(out_dir):
+    """NaN and infinities in the image or the weight of stride-1 3x3 convolutions: outputs and gradients are NaN or
+    infinite exactly where PyTorch's are (fewer than 8 channels, so every product stays direct or sliding)."""
+    g = Group("conv_nonfinite", seed=4)
+    r = g.randn
+    x = r(3, 5, 7, 12)
+    x[0, 1, 3, 4] = float("nan")
+    x[1, 2, 0, 11] = float("inf")
+    x[2, 4, 6, 0] = float("-inf")
+    xs = r(2, 3, 5, 7)
+    xs[0, 0, 2, 3] = float("inf")
+    xs[1, 2, 4, 6] = float("nan")
+    w = r(5, 3, 3, 3, scale=0.3)
+    w[2, 1, 1, 1] = float("nan")
+    cases = [
+        ("x_vec", [x, r(6, 5, 3, 3, scale=0.3), r(6)], {"padding": 1}),
+        ("x_scalar", [xs, r(4, 3, 3, 3, scale=0.3)], {"padding": 1}),
+        ("w_vec", [r(1, 3, 5, 8), w], {"padding": 1}),
+    ]
+    for name, inputs, opts in cases:
+        g.case(f"conv2d_{name}", "conv2d", inputs, lambda x, w, b=None: F.conv2d(x, w, b, **opts), attrs=opts)
+    return g.save(out_dir)

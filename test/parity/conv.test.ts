@@ -20,6 +20,35 @@ for (const algorithm of ['direct', 'winograd', 'sliding'] as const) {
     replayGoldenGroup('conv', OPS);
   });
 }
+/** scripts/gpu-check.sh may force Winograd for a whole run (see the non-finite cases below). */
+const winogradForced = /convAlgorithm=winograd/.test(process.env.LEFFA_FORCE_KERNELS ?? '');
+
+// The sliding kernel with scalar loads (vector loads are the default; same results bit for bit).
+describe('conv algorithm forced to sliding, scalar loads', () => {
+  beforeAll(() => {
+    T.setConvAlgorithm('sliding');
+    T.setConvVectorLoads(false);
+  });
+  afterAll(() => {
+    T.setConvAlgorithm(null);
+    T.setConvVectorLoads(true);
+  });
+  replayGoldenGroup('conv', OPS);
+  describe.skipIf(winogradForced)('non-finite values', () => replayGoldenGroup('conv_nonfinite', OPS));
+});
+// NaN and infinities propagate as in PyTorch on the automatic choice, the implicit GEMM and the sliding kernel.
+// (Winograd's transforms mix an infinity with finite values of opposite signs, which can give NaN where the
+// direct sum is infinite, so it is not replayed here, nor when gpu-check forces it for the whole run.)
+describe.skipIf(winogradForced)('non-finite values', () => {
+  replayGoldenGroup('conv_nonfinite', OPS);
+  for (const algorithm of ['direct', 'sliding'] as const) {
+    describe(`conv algorithm forced to ${algorithm}`, () => {
+      beforeAll(() => T.setConvAlgorithm(algorithm));
+      afterAll(() => T.setConvAlgorithm(null));
+      replayGoldenGroup('conv_nonfinite', OPS);
+    });
+  }
+});
 // The implicit-GEMM kernel variants, each forced on this adapter (the register-tiled one is what GPUs get; the
 // subgroup-broadcast one needs the subgroups feature), on the direct path so that every product uses it.
 for (const variant of ['register', 'broadcast'] as const) {
@@ -155,9 +184,27 @@ describe('conv algorithm choice', () => {
     async () => {
       T.setConvAlgorithm('sliding');
       const keys = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
-      expect(keys).toContain('conv.sliding:false:false:1:1');
-      expect(keys).toContain('conv.sliding:true:false:1:1');
+      expect(keys).toContain('conv.sliding:false:false:1:1:packed');
+      expect(keys).toContain('conv.sliding:true:false:1:1:packed');
+      expect(keys).toContain('conv.sliding.pack:false');
+      expect(keys).toContain('conv.sliding.pack:true');
       expect(keys.filter((k) => k.startsWith('conv:'))).toHaveLength(1);
+      // Rows of a multiple of 4 read the image as vec4 (forward: x 12 wide; input gradient: dy 10 wide, scalar).
+      const vec = await kernelsOf([2, 5, 7, 12], [6, 5, 3, 3], {});
+      expect(vec).toContain('conv.sliding:false:false:0:0:vec:packed');
+      expect(vec).toContain('conv.sliding:true:false:2:2:packed');
+      T.setConvVectorLoads(false);
+      try {
+        const scalar = await kernelsOf([2, 5, 7, 12], [6, 5, 3, 3], {});
+        expect(scalar).toContain('conv.sliding:false:false:0:0');
+        expect(scalar).toContain('conv.sliding:true:false:2:2');
+        expect(scalar.filter((k) => k.startsWith('conv.sliding.pack'))).toEqual([]);
+      } finally {
+        T.setConvVectorLoads(true);
+      }
+      expect(() => T.setConvVectorLoads('yes' as unknown as boolean)).toThrow(
+        /setConvVectorLoads: expected true or false/,
+      );
     },
   );
 

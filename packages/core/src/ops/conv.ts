@@ -9,6 +9,8 @@ import {
   matmulKernel,
   slidingConvKernel,
   slidingConvLaunch,
+  slidingWeightKernel,
+  grid1d,
   winogradFilterGradKernel,
   winogradFilterGrid,
   winogradFilterKernel,
@@ -174,6 +176,19 @@ export function setConvAlgorithm(algorithm: ConvAlgorithm | null): void {
   forcedAlgorithm = algorithm;
 }
 
+let vectorLoads = true;
+
+/**
+ * Whether the sliding 3x3 kernel reads its weights packed as vec4 rows and, where image rows come in fours, the
+ * image as vec4 chunks (true, the default: fewer per-lane loads, same results bit for bit); false reads both
+ * as scalars, as before, for tests and benchmarks that compare the two.
+ */
+export function setConvVectorLoads(enabled: boolean): void {
+  if (typeof enabled !== 'boolean')
+    throw new Error(`setConvVectorLoads: expected true or false, got ${String(enabled)}`);
+  vectorLoads = enabled;
+}
+
 /** Rounds up to a multiple of 4 (the vec4 alignment the matmul kernel wants along the summed dimension). */
 const up4 = (n: number) => Math.ceil(n / 4) * 4;
 
@@ -246,13 +261,26 @@ function slidingProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor,
   const fwd = product === 'forward';
   const { uniforms, grid } = slidingLaunch(product, p)!;
   const pads = fwd ? { padH: p.padH, padW: p.padW } : { padH: 2 - p.padH, padW: 2 - p.padW };
-  launch(
-    slidingConvKernel({ flip: !fwd, bias: bias !== undefined, ...pads }),
-    bias ? [a, b, bias] : [a, b],
-    [out],
-    uniforms,
-    grid,
-  );
+  // Vector loads: the weights packed as vec4 rows (one small dispatch) and, where the image's rows come in fours,
+  // the image read as vec4 chunks.
+  const packed = vectorLoads && a.dtype === 'float32';
+  const vec = vectorLoads && b.dtype === 'float32' && (fwd ? p.W : p.Wo) % 4 === 0;
+  const weight = packed ? emptyTensor([uniforms.C * 3 * uniforms.Mp * 4], 'float32', 'conv2d.sliding') : a;
+  try {
+    if (packed) {
+      const { M, Mp, C } = uniforms;
+      launch(slidingWeightKernel(!fwd), [a], [weight], { n: C * 3 * Mp, M, Mp, C }, grid1d(C * 3 * Mp, 64));
+    }
+    launch(
+      slidingConvKernel({ flip: !fwd, bias: bias !== undefined, ...pads, vec, packed }),
+      bias ? [weight, b, bias] : [weight, b],
+      [out],
+      uniforms,
+      grid,
+    );
+  } finally {
+    if (packed) weight.dispose();
+  }
 }
 
 /** Tile-transform uniforms for an image-side tensor of `C` channels and an output of `Ho` x `Wo`. */
