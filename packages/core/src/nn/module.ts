@@ -260,7 +260,7 @@ export abstract class Module {
       const next = t.isOnHost
         ? hostTensorLike(t, convertHostValues(hostValuesOf(t), t.dtype, dtype), dtype)
         : t.storage.allocated
-          ? noGrad(() => cast(t.detach(), dtype))
+          ? noGrad(() => cast(t, dtype))
           : new Tensor(new Storage(t.device, null, t.size * BYTES_PER_ELEMENT[dtype]), t.shape, dtype);
       t.setData(next);
       next.dispose();
