@@ -7,6 +7,10 @@
  * the generative UNet, 'decode' the VAE decoder. Leffa's released pipeline runs the reference UNet at every
  * step unless ref_acceleration runs it once at the middle timestep; so without it both UNets come back once per
  * step (two uploads of a UNet per step), with it the reference UNet leaves for good after its single pass.
+ *
+ * Loading fits the same budget: `leffaLowMemoryPlacement`, given to loadLeffaWeights' `beforeLoad`, puts every
+ * part but the first phase's in host memory before the weights load, so theirs load there and first reach the
+ * device when their phase starts.
  */
 import * as T from '@leffa-webgpu/core';
 import type { LeffaModel, LeffaPhase } from '@leffa-webgpu/models';
@@ -27,7 +31,10 @@ export interface LeffaOffloadSchedule {
   restore(): void;
 }
 
-/** The offload schedule for `model` (parts not yet offloaded are on the device, as after loading). */
+/**
+ * The offload schedule for `model`: parts in host memory (offloaded, or loaded there) are uploaded when their
+ * phase starts, the others leave the device then.
+ */
 export function leffaOffloadSchedule(model: LeffaModel): LeffaOffloadSchedule {
   const parts: Record<Part, T.Module[]> = {
     encoder: [model.vae.encoder, model.vae.quant_conv],
@@ -60,4 +67,16 @@ export function leffaOffloadSchedule(model: LeffaModel): LeffaOffloadSchedule {
       }
     },
   };
+}
+
+/** The phase leffaSample runs first. */
+const FIRST_PHASE: LeffaPhase = 'encode';
+
+/**
+ * For a model built but not yet loaded (loadLeffaWeights' `beforeLoad`): every part but the first phase's (the
+ * VAE encoder) goes to host memory, so that their weights load there and the device holds only what the first
+ * phase runs.
+ */
+export async function leffaLowMemoryPlacement(model: LeffaModel): Promise<void> {
+  await leffaOffloadSchedule(model).beforePhase(FIRST_PHASE);
 }

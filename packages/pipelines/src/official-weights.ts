@@ -46,8 +46,11 @@ export function isWeightsFile(ckpt: string): boolean {
   return extensionOf(ckpt) !== undefined && !(existsSync(ckpt) && statSync(ckpt).isDirectory());
 }
 
-/** Reads a weights file's tensors onto the device (initialising it first), keys as in the file; `load` picks float dtypes. */
-export async function readWeightsFile(path: string, load: T.FloatLoad = {}): Promise<Map<string, T.Tensor>> {
+/**
+ * Reads a weights file's tensors onto the device (initialising it first), or into host memory with `load.host`,
+ * keys as in the file; `load` picks float dtypes.
+ */
+export async function readWeightsFile(path: string, load: T.TensorLoad = {}): Promise<Map<string, T.Tensor>> {
   const ext = extensionOf(path);
   if (!ext)
     throw new Error(
@@ -109,10 +112,14 @@ function loadStrict<M extends T.Module>(
 }
 
 /** Reads a weights file, hands its tensors to `use` (which maps and loads them), then releases the file's tensors. */
-async function withFile<R>(path: string, use: (dict: Map<string, T.Tensor>) => R, load: T.FloatLoad = {}): Promise<R> {
+async function withFile<R>(
+  path: string,
+  use: (dict: Map<string, T.Tensor>) => R | Promise<R>,
+  load: T.TensorLoad = {},
+): Promise<R> {
   const dict = await readWeightsFile(path, load);
   try {
-    return use(dict);
+    return await use(dict);
   } finally {
     // Loaded models hold their own references to the storages.
     T.dispose([...dict.values()]);
@@ -314,27 +321,43 @@ export function officialLeffaConfig(
     : { name: 'sd15', config: LEFFA_CONFIGS.sd15 };
 }
 
+export interface LeffaWeightsOptions {
+  config?: LeffaConfig;
+  dtype?: 'float32' | 'float16';
+  /**
+   * Called on the built model before its weights load: parts it puts in host memory (`T.nn.offloadToHost`)
+   * receive their weights there and never touch the device (`leffaLowMemoryPlacement`).
+   */
+  beforeLoad?: (model: LeffaModel) => Promise<void> | void;
+}
+
 /**
  * A Leffa model (eval mode) from virtual_tryon.pth / pose_transfer.pth or a .safetensors copy; the config is
  * LEFFA_CONFIGS.sd15 or .sdxl as `officialLeffaConfig` tells from the keys, unless given. `dtype: 'float16'`
- * reads the weights as float16 (no float32 copy on the device) into a halved model, as app.py runs Leffa.
+ * reads the weights as float16 (no float32 copy on the device) into a halved model, as app.py runs Leffa. The
+ * file is read into host memory and each weight uploaded as it loads, unless `beforeLoad` put its part in host
+ * memory.
  */
-export async function loadLeffaWeights(
-  path: string,
-  options: { config?: LeffaConfig; dtype?: 'float32' | 'float16' } = {},
-): Promise<LeffaModel> {
+export async function loadLeffaWeights(path: string, options: LeffaWeightsOptions = {}): Promise<LeffaModel> {
   const dtype = options.dtype ?? 'float32';
   return withFile(
     path,
-    (dict) => {
+    async (dict) => {
       const mapped = leffaKeys(dict, path);
       const official = options.config
         ? null
         : officialLeffaConfig(new Map([...mapped].map(([k, t]) => [k, t.shape])), path);
       const config = options.config ?? official!.config;
-      // withoutInit: the weights get the file's storage, none of their own (SDXL's pair of UNets is 5.2B parameters).
+      // withoutInit: the weights get the file's values, no initialisation of their own (SDXL's pair of UNets is
+      // 5.2B parameters).
       const model = T.nn.withoutInit(() => new LeffaModel(config));
-      if (dtype === 'float16') model.half();
+      try {
+        if (dtype === 'float16') model.half();
+        await options.beforeLoad?.(model);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
       return loadStrict(
         model,
         () => mapped,
@@ -342,6 +365,6 @@ export async function loadLeffaWeights(
         official ? `LeffaModel(LEFFA_CONFIGS.${official.name})` : 'LeffaModel(config)',
       ).eval();
     },
-    { dtype },
+    { dtype, host: true },
   );
 }

@@ -93,14 +93,18 @@ export async function loadReleasedLeffa(
   return new ReleasedLeffa(
     model,
     {
-      leffa: async () => {
+      leffa: async (request) => {
         const configs: DiffusersConfigs = {
           unet: readJson(at(`${base}/unet/config.json`)),
           vae: readJson(at(`${base}/vae/config.json`)),
           scheduler: readJson(at(`${base}/scheduler/scheduler_config.json`)),
         };
         const config = leffaConfigFromDiffusers(configs, { sdxl: model === 'pose_transfer', folder: at(base) });
-        return loadLeffaWeights(at(F[model]), { config, ...(options.half ? { dtype: 'float16' as const } : {}) });
+        return loadLeffaWeights(at(F[model]), {
+          config,
+          ...(options.half ? { dtype: 'float16' as const } : {}),
+          ...(request?.beforeLoad ? { beforeLoad: request.beforeLoad } : {}),
+        });
       },
       densepose: async () => {
         await T.init();

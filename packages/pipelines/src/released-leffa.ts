@@ -33,7 +33,7 @@ import {
   vaeTileSizeFor,
 } from '@leffa-webgpu/models';
 import type { GarmentCategory, RgbImage } from '@leffa-webgpu/data/web';
-import { leffaOffloadSchedule } from './leffa-schedule.js';
+import { leffaLowMemoryPlacement, leffaOffloadSchedule } from './leffa-schedule.js';
 import { leffaAgnosticMask } from './leffa-masks.js';
 import {
   type LeffaTransformArrays,
@@ -65,9 +65,19 @@ export const RELEASED_LEFFA_FILES = {
   densepose: 'densepose/model_final_162be9.pkl',
 } as const;
 
+/** How `ReleasedLeffaSources.leffa` is asked to load. */
+export interface LeffaLoadRequest {
+  /**
+   * Set for the low-memory schedule: call it on the built model before its weights load (loadLeffaWeights'
+   * `beforeLoad`), so that the parts it puts in host memory load there. A source that cannot ignores it (the
+   * parts then leave the device when sampling starts).
+   */
+  beforeLoad?: (model: LeffaModel) => Promise<void>;
+}
+
 /** The models a released pipeline needs, each loaded on first use. */
 export interface ReleasedLeffaSources {
-  leffa(): Promise<LeffaModel>;
+  leffa(request?: LeffaLoadRequest): Promise<LeffaModel>;
   densepose(): Promise<DensePosePredictor>;
   /** Try-on only. */
   parsing?(): Promise<LeffaHumanParsing>;
@@ -90,7 +100,10 @@ export interface ReleasedLeffaRunOptions {
   /**
    * Memory-saving schedule (default false): the preprocessing models leave the device, and while sampling only
    * the Leffa part the current phase runs is on it (VAE encoder, reference UNet, generative UNet, VAE decoder;
-   * the others in host memory, see leffa-schedule.ts). The same image, bit for bit; slower where weights move.
+   * the others in host memory, see leffa-schedule.ts). Where Leffa loads in this run, only the VAE encoder's
+   * weights are uploaded, the rest loads into host memory; after the run the parts stay where the schedule
+   * left them (a later run without lowMemory brings them back). The same image, bit for bit; slower where
+   * weights move.
    */
   lowMemory?: boolean;
   /**
@@ -197,16 +210,19 @@ function configureVaeTiling(
   }
 }
 
-/** A lazily loaded model: loaded on the first `get`, the same promise after (a failed load is retried); `release` frees it. */
-class Lazy<M> {
+/**
+ * A lazily loaded model: loaded on the first `get` (with that call's request), the same promise after (a failed
+ * load is retried); `release` frees it.
+ */
+class Lazy<M, Q = void> {
   private p: Promise<M> | null = null;
   constructor(
-    private readonly load: () => Promise<M>,
+    private readonly load: (request?: Q) => Promise<M>,
     private readonly free: (m: M) => void,
   ) {}
 
-  get(): Promise<M> {
-    this.p ??= this.load().catch((e) => {
+  get(request?: Q): Promise<M> {
+    this.p ??= this.load(request).catch((e) => {
       this.p = null;
       throw e;
     });
@@ -232,7 +248,7 @@ export interface ReleasedLeffaOptions {
 /** A released Leffa model with app.py's preprocessing around it. */
 export class ReleasedLeffa {
   readonly size: [number, number];
-  private readonly leffa: Lazy<LeffaModel>;
+  private readonly leffa: Lazy<LeffaModel, LeffaLoadRequest>;
   private readonly densepose: Lazy<DensePosePredictor>;
   private readonly parsing: Lazy<LeffaHumanParsing> | null;
   private readonly openpose: Lazy<OpenPoseBody> | null;
@@ -250,7 +266,7 @@ export class ReleasedLeffa {
       throw new Error(`ReleasedLeffa (${model}): try-on needs the human parsing and OpenPose sources`);
     this.size = [h, w];
     const free = (m: T.Module | null) => m?.dispose();
-    this.leffa = new Lazy(sources.leffa, free);
+    this.leffa = new Lazy((request?: LeffaLoadRequest) => sources.leffa(request), free);
     this.densepose = new Lazy(sources.densepose, (p) => p?.model.dispose());
     this.parsing = sources.parsing ? new Lazy(sources.parsing, (p) => p?.dispose()) : null;
     this.openpose = sources.openpose ? new Lazy(sources.openpose, free) : null;
@@ -335,10 +351,13 @@ export class ReleasedLeffa {
       throw new Error(`ReleasedLeffa: steps must be a positive integer, got ${steps}`);
     const guidance = options.guidance ?? 2.5;
     if (!(guidance >= 0)) throw new Error(`ReleasedLeffa: guidance must be >= 0, got ${guidance}`);
-    // Low memory: the preprocessing models leave the device before Leffa loads.
+    // Low memory: the preprocessing models leave the device before Leffa loads, and Leffa loads (if it does
+    // now) with only the first phase's part on the device.
     if (options.lowMemory) await this.releasePreprocessing();
-    const leffa = await this.leffa.get();
-    const schedule = options.lowMemory ? leffaOffloadSchedule(leffa) : null;
+    const leffa = await this.leffa.get(options.lowMemory ? { beforeLoad: leffaLowMemoryPlacement } : {});
+    const schedule = leffaOffloadSchedule(leffa);
+    // A normal run needs the whole model on the device (an earlier low-memory run may have left parts off it).
+    if (!options.lowMemory) schedule.restore();
     const tilingBefore = leffa.vae.tiling;
     configureVaeTiling(leffa.vae, [prepared.inputs.height, prepared.inputs.width], options.vaeTiling, options.log);
     const t = leffaTransformTensors(prepared.inputs);
@@ -354,12 +373,11 @@ export class ReleasedLeffa {
           refAcceleration: options.refAcceleration ?? false,
           generator: new T.Generator(options.seed ?? 42),
           ...(options.onStep ? { onStep: options.onStep } : {}),
-          ...(schedule ? { beforePhase: (phase) => schedule.beforePhase(phase) } : {}),
+          ...(options.lowMemory ? { beforePhase: (phase) => schedule.beforePhase(phase) } : {}),
         },
       );
     } finally {
       T.dispose(Object.values(t));
-      schedule?.restore();
       leffa.vae.tiling = tilingBefore;
     }
     const values = await y.data();

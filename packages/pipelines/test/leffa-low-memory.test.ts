@@ -1,10 +1,19 @@
 /**
  * The low-memory schedule (leffaOffloadSchedule, ReleasedLeffa's lowMemory) gives the normal schedule's result
- * bit for bit, with only the current phase's part on the device; the VAE tiling run option.
+ * bit for bit, with only the current phase's part on the device, from loading on; the VAE tiling run option.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS, type LeffaPhase, LeffaModel, leffaSample } from '@leffa-webgpu/models';
-import { type RgbImage, leffaOffloadSchedule, loadReleasedLeffa } from '@leffa-webgpu/pipelines';
+import {
+  type RgbImage,
+  leffaConfigFromDiffusers,
+  leffaLowMemoryPlacement,
+  leffaOffloadSchedule,
+  loadLeffaWeights,
+  loadReleasedLeffa,
+} from '@leffa-webgpu/pipelines';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RELEASED_FOLDER, SMALL_RELEASED } from '../../../test/helpers/released-leffa.js';
 
@@ -113,5 +122,90 @@ describe('ReleasedLeffa run options (the random-weight released folder)', () => 
     // The setting is per run: the next default run is untiled again.
     expect(await leffa.generate(p, base)).toEqual(auto);
     await leffa.dispose();
+  });
+});
+
+/** Device bytes of the modules' parameters and buffers (each tensor once, by the pool's size classes). */
+function deviceBytes(modules: T.Module[]): number {
+  const tensors = new Set(modules.flatMap((m) => [...m.parameters(), ...[...m.namedBuffers()].map(([, b]) => b)]));
+  return [...tensors].reduce((n, t) => n + T.sizeClass(t.byteLength), 0);
+}
+
+describe('loading for the low-memory schedule (the random-weight released folder)', () => {
+  const sd15 = join(RELEASED_FOLDER, 'stable-diffusion-inpainting');
+  const json = (file: string) => JSON.parse(readFileSync(join(sd15, file), 'utf8')) as Record<string, unknown>;
+  const config = leffaConfigFromDiffusers(
+    {
+      unet: json('unet/config.json'),
+      vae: json('vae/config.json'),
+      scheduler: json('scheduler/scheduler_config.json'),
+    },
+    { sdxl: false, folder: sd15 },
+  );
+  const half = () => T.activeDevice().gpu.features.has('shader-f16');
+
+  for (const dtype of ['float32', 'float16'] as const) {
+    it(`${dtype}: the device peak while loading is the first phase's part, not the whole model`, async (ctx) => {
+      if (dtype === 'float16' && !half()) ctx.skip();
+      const device = T.activeDevice();
+      // What building the model allocates before anything is placed: the norms' ones and zeros of every part.
+      const built = (() => {
+        const live = T.memoryStats().liveBytes;
+        const m = T.nn.withoutInit(() => new LeffaModel(config));
+        const bytes = T.memoryStats().liveBytes - live;
+        m.dispose();
+        return bytes;
+      })();
+      const load = async (lowMemory: boolean) => {
+        await T.sync();
+        device.pool.resetPeak();
+        const live = T.memoryStats().liveBytes;
+        const model = await loadLeffaWeights(join(RELEASED_FOLDER, 'virtual_tryon.pth'), {
+          config,
+          dtype,
+          ...(lowMemory ? { beforeLoad: leffaLowMemoryPlacement } : {}),
+        });
+        const stats = T.memoryStats();
+        return { model, peak: stats.peakLiveBytes - live, held: stats.liveBytes - live };
+      };
+      const normal = await load(false);
+      const low = await load(true);
+      const { vae, unet_encoder, unet } = low.model;
+      const all = deviceBytes([normal.model]);
+      const first = deviceBytes([vae.encoder, vae.quant_conv]);
+      expect(normal.held).toBe(all);
+      // Loaded: the VAE encoder's weights on the device, nothing else; the other parts in host memory.
+      expect(low.held).toBe(first);
+      expect([unet_encoder, unet, vae.decoder, vae.post_quant_conv].every((m) => T.nn.isOffloaded(m))).toBe(true);
+      // The peak: the encoder's weights, plus at most what building allocated before the parts left the device.
+      expect(low.peak).toBeGreaterThanOrEqual(first);
+      expect(low.peak - first).toBeLessThanOrEqual(built);
+      expect(low.peak).toBeLessThan(all);
+      // Reloaded, the weights are the normal load's, bit for bit.
+      T.nn.reloadFromHost(low.model);
+      const bits = async (m: T.Module) =>
+        Promise.all(m.parameters().map((p) => (p.dtype === 'float16' ? p.halfBits() : p.data())));
+      expect(await bits(low.model)).toEqual(await bits(normal.model));
+      normal.model.dispose();
+      low.model.dispose();
+    });
+  }
+
+  it('lowMemory on a pipeline that has not loaded Leffa yet: the normal images, byte for byte', async () => {
+    const normal = await loadReleasedLeffa(RELEASED_FOLDER, { ...SMALL_RELEASED, model: 'viton_hd' });
+    const p = await normal.prepare(photo(53, 77, 1), photo(40, 60, 2));
+    const runs = [
+      { steps: 2, seed: 3 },
+      { steps: 2, seed: 4, refAcceleration: true },
+    ];
+    const want = [];
+    for (const run of runs) want.push(await normal.generate(p, run));
+    await normal.dispose();
+    const low = await loadReleasedLeffa(RELEASED_FOLDER, { ...SMALL_RELEASED, model: 'viton_hd' });
+    for (const [i, run] of runs.entries()) expect(await low.generate(p, { ...run, lowMemory: true })).toEqual(want[i]);
+    // Parts stay in host memory after a low-memory run; a normal run brings the whole model back.
+    const images = await low.generate(p, runs[0]!);
+    expect(images).toEqual(want[0]);
+    await low.dispose();
   });
 });
