@@ -2,7 +2,7 @@
  * `npm run bench [-- ci|full]` at the root, or with options
  * `npm run bench -w benchmarks -- [--profile ci|full] [--filter text] [--reps n] [--warmup n] [--skip-torch] [--out file]`
  * (the root script forwards its arguments without a `--`, so npm keeps the flags and passes on bare words).
- * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15|sd15-attn [--steps n] [--conv direct|winograd|sliding] [--out file]` instead prints the
+ * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15|sd15-attn [--steps n] [--conv direct|winograd|winograd4|sliding] [--out file]` instead prints the
  * GPU time per kernel of one training step (see profile-step.ts).
  *
  * Runs every case of the profile with our library, tfjs-backend-webgpu on the same Dawn adapter, Debian's
@@ -84,11 +84,11 @@ function parseProfileStep(
     if (rest[i] === '--steps' && v !== undefined && Number.isInteger(Number(v)) && Number(v) >= 1)
       steps = Number(rest[++i]);
     else if (rest[i] === '--out' && v !== undefined) out = rest[++i];
-    else if (rest[i] === '--conv' && (v === 'direct' || v === 'winograd' || v === 'sliding'))
+    else if (rest[i] === '--conv' && (v === 'direct' || v === 'winograd' || v === 'winograd4' || v === 'sliding'))
       conv = rest[++i] as T.ConvAlgorithm;
     else
       throw new Error(
-        `bench: --profile-step takes only --steps <n >= 1>, --conv direct|winograd|sliding and --out <file>, got '${rest[i]}'`,
+        `bench: --profile-step takes only --steps <n >= 1>, --conv direct|winograd|winograd4|sliding and --out <file>, got '${rest[i]}'`,
       );
   }
   return { target, steps, out, conv };

@@ -1,6 +1,6 @@
 /**
  * Per-kernel GPU time of one whole training step (or forward pass):
- * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15|sd15-attn [--steps n] [--conv direct|winograd|sliding] [--out file]`
+ * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15|sd15-attn [--steps n] [--conv direct|winograd|winograd4|sliding] [--out file]`
  * (--conv forces the convolution algorithm where it applies, to compare with the automatic choice).
  *
  * - vae:  one step of the tiny VAE trainer (packages/train VaeTrainer, TINY_VAE, batch 8 of 64x48 crops):

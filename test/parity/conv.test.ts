@@ -13,7 +13,7 @@ const OPS: Record<string, OpAdapter> = {
 // apply: stride-1 undilated ungrouped 3x3 products, the sliding kernel for the forward and input gradient only;
 // the other cases stay direct and check that forcing leaves them alone).
 replayGoldenGroup('conv', OPS);
-for (const algorithm of ['direct', 'winograd', 'sliding'] as const) {
+for (const algorithm of ['direct', 'winograd', 'winograd4', 'sliding'] as const) {
   describe(`conv algorithm forced to ${algorithm}`, () => {
     beforeAll(() => T.setConvAlgorithm(algorithm));
     afterAll(() => T.setConvAlgorithm(null));
@@ -21,7 +21,7 @@ for (const algorithm of ['direct', 'winograd', 'sliding'] as const) {
   });
 }
 /** scripts/gpu-check.sh may force Winograd for a whole run (see the non-finite cases below). */
-const winogradForced = /convAlgorithm=winograd/.test(process.env.LEFFA_FORCE_KERNELS ?? '');
+const winogradForced = /convAlgorithm=winograd4?\b/.test(process.env.LEFFA_FORCE_KERNELS ?? '');
 
 // The sliding kernel with scalar loads (vector loads are the default; same results bit for bit).
 describe('conv algorithm forced to sliding, scalar loads', () => {
@@ -107,7 +107,7 @@ describe('conv algorithm choice', () => {
     T.setConvAlgorithm('direct');
     expect(T.conv2dAlgorithms([1, 64, 8, 8], [64, 64, 3, 3], { padding: 1 })).toEqual(all('direct'));
     expect(() => T.setConvAlgorithm('fft' as T.ConvAlgorithm)).toThrow(
-      /expected 'direct', 'winograd', 'sliding' or null, got 'fft'/,
+      /expected 'direct', 'winograd', 'winograd4', 'sliding' or null, got 'fft'/,
     );
     expect(() => T.setConvVariant('tiled' as T.ConvVariant)).toThrow(
       /setConvVariant: expected 'register', 'broadcast' or null, got 'tiled'/,
@@ -125,11 +125,20 @@ describe('conv algorithm choice', () => {
           : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' },
       );
       // Up to 32 channels on either side: the sliding kernel for the forward and input gradient, Winograd's weight gradient from 8.
+      // (The weight gradient over 1536 tiles of 4x4: F(4x4).)
       const small = T.conv2dAlgorithms([8, 16, 64, 48], [16, 16, 3, 3], { padding: 1 });
       expect(small).toEqual(
         cpuBroadcast
-          ? { forward: 'sliding', inputGrad: 'sliding', weightGrad: 'winograd' }
+          ? { forward: 'sliding', inputGrad: 'sliding', weightGrad: 'winograd4' }
           : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' },
+      );
+      // F(4x4) from 32 tiles of 4x4 (SD1.5's first level at a 32x24 latent), F(2x2) below (640 channels at 16x12).
+      const all = (a: T.ConvAlgorithm) => ({ forward: a, inputGrad: a, weightGrad: a });
+      expect(T.conv2dAlgorithms([1, 320, 32, 24], [320, 320, 3, 3], { padding: 1 })).toEqual(
+        all(cpuBroadcast ? 'winograd4' : 'direct'),
+      );
+      expect(T.conv2dAlgorithms([1, 640, 16, 12], [640, 640, 3, 3], { padding: 1 })).toEqual(
+        all(cpuBroadcast ? 'winograd' : 'direct'),
       );
       expect(T.conv2dAlgorithms([1, 32, 16, 12], [320, 32, 3, 3], { padding: 1 }).forward).toBe(
         cpuBroadcast ? 'sliding' : 'direct',
@@ -208,22 +217,36 @@ describe('conv algorithm choice', () => {
     },
   );
 
-  it('passes a finite-difference gradient check on the Winograd path (odd sizes, bias, padding 1 and 2)', async () => {
-    T.setConvAlgorithm('winograd');
-    const leaf = (shape: number[], seed: number, scale = 1) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const t = T.tensor(
-        Array.from({ length: n }, (_, i) => Math.sin(i * 1.913 + seed) * scale),
-        shape,
-      );
-      t.requiresGrad = true;
-      return t;
-    };
-    for (const padding of [1, 2]) {
-      const inputs = [leaf([2, 3, 5, 3], 11), leaf([4, 3, 3, 3], 12, 0.5), leaf([4], 13)];
-      const r = await T.gradcheck((x, w, b) => T.conv2d(x!, w!, b, { padding }), inputs);
-      expect(r.ok, `padding ${padding}: ${JSON.stringify(r)}`).toBe(true);
-      T.dispose(inputs);
-    }
-  });
+  it.runIf(device.report.features.includes('timestamp-query'))(
+    'dispatches the F(4x4) Winograd kernels when forced, none of F(2x2)',
+    async () => {
+      T.setConvAlgorithm('winograd4');
+      const keys = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
+      for (const k of ['filter:false', 'filter:true', 'input', 'grad', 'output:false', 'filtergrad'])
+        expect(keys, k).toContain(`winograd4:${k}`);
+      expect(keys.filter((k) => k.startsWith('winograd:') || k.startsWith('conv'))).toEqual([]);
+    },
+  );
+
+  it.each(['winograd', 'winograd4'] as const)(
+    'passes a finite-difference gradient check on the %s path (odd sizes, bias, padding 1 and 2)',
+    async (algorithm) => {
+      T.setConvAlgorithm(algorithm);
+      const leaf = (shape: number[], seed: number, scale = 1) => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const t = T.tensor(
+          Array.from({ length: n }, (_, i) => Math.sin(i * 1.913 + seed) * scale),
+          shape,
+        );
+        t.requiresGrad = true;
+        return t;
+      };
+      for (const padding of [1, 2]) {
+        const inputs = [leaf([2, 3, 5, 3], 11), leaf([4, 3, 3, 3], 12, 0.5), leaf([4], 13)];
+        const r = await T.gradcheck((x, w, b) => T.conv2d(x!, w!, b, { padding }), inputs);
+        expect(r.ok, `padding ${padding}: ${JSON.stringify(r)}`).toBe(true);
+        T.dispose(inputs);
+      }
+    },
+  );
 });

@@ -13,7 +13,7 @@ function convRun(x: T.Tensor, wt: T.Tensor, g: T.Tensor, backward: boolean): T.T
 }
 
 /**
- * 3x3 pad-1 convolution (the automatic algorithm choice: Winograd F(2x2, 3x3) where it wins, else the implicit
+ * 3x3 pad-1 convolution (the automatic algorithm choice: Winograd F(4x4) or F(2x2), or the sliding kernel, where they win, else the implicit
  * GEMM, which is also timed as the baseline), NCHW for us and PyTorch; tfjs runs its native NHWC layout (inputs transposed once
  * at setup, the result transposed back only for the check).
  */

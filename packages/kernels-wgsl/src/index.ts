@@ -17,6 +17,7 @@ export * from './lovasz.js';
 export * from './indexing.js';
 export * from './roi-align.js';
 export * from './winograd.js';
+export * from './winograd-f4.js';
 export * from './integer.js';
 export * from './scan.js';
 export * from './scatter-axis.js';

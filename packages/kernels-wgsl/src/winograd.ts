@@ -32,9 +32,12 @@ import {
  * the product sums over) and Tp (tiles of all images, n-major then ty, tx) are rounded up to multiples of 4 so
  * that the matmul reads them as vec4; the padding rows and columns are written as zeros.
  */
-const WG = 64;
+/** Invocations per workgroup of every transform (here and in winograd-f4.ts). */
+export const WINOGRAD_WG = 64;
+const WG = WINOGRAD_WG;
 
-const UNIFORMS_PLANE = [
+/** Uniforms of the image-side transforms (here and in winograd-f4.ts). */
+export const WINOGRAD_PLANE_UNIFORMS = [
   { name: 'C', type: 'u32' }, // channels of the image-side tensor
   { name: 'Cp', type: 'u32' }, // channels rounded up (rows of V / M)
   { name: 'H', type: 'u32' }, // input (winogradInput) or output (winogradOutput / winogradGrad) height
@@ -48,7 +51,7 @@ const UNIFORMS_PLANE = [
 ] as const;
 
 /** Flat invocation -> (channel row c, tile t) over [Cp, Tp], and tile t -> (image, ty, tx). */
-const TILE_PROLOGUE = /* wgsl */ `
+export const WINOGRAD_TILE_PROLOGUE = /* wgsl */ `
   let id = flatGroup(wid, nwg) * ${WG}u + lid.x;
   if (id >= params.Cp * params.Tp) { return; }
   let c = id / params.Tp;
@@ -61,7 +64,8 @@ const TILE_PROLOGUE = /* wgsl */ `
   let valid = c < params.C && t < params.T;
   let plane = params.Cp * params.Tp;`;
 
-const ENTRY = /* wgsl */ `${FLAT_INDEX_WGSL}
+/** The transforms' entry point: a 1-D grid of WINOGRAD_WG invocations per workgroup. */
+export const WINOGRAD_ENTRY = /* wgsl */ `${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`;
 
@@ -81,10 +85,10 @@ export const winogradInputKernel = cachedKernel(
     makeKernel({
       key: 'winograd:input',
       buffers: [readOnly('x'), readWrite('v')],
-      uniforms: UNIFORMS_PLANE,
+      uniforms: WINOGRAD_PLANE_UNIFORMS,
       workgroupSize: [WG, 1, 1],
-      body: /* wgsl */ `${ENTRY}
-  ${TILE_PROLOGUE}
+      body: /* wgsl */ `${WINOGRAD_ENTRY}
+  ${WINOGRAD_TILE_PROLOGUE}
   let y0 = i32(ty * 2u) - params.padH;
   let x0 = i32(tx * 2u) - params.padW;
   let base = (img * params.C + min(c, params.C - 1u)) * params.H * params.W;
@@ -127,10 +131,10 @@ export const winogradGradKernel = cachedKernel(
     makeKernel({
       key: 'winograd:grad',
       buffers: [readOnly('dy'), readWrite('dm')],
-      uniforms: UNIFORMS_PLANE,
+      uniforms: WINOGRAD_PLANE_UNIFORMS,
       workgroupSize: [WG, 1, 1],
-      body: /* wgsl */ `${ENTRY}
-  ${TILE_PROLOGUE}
+      body: /* wgsl */ `${WINOGRAD_ENTRY}
+  ${WINOGRAD_TILE_PROLOGUE}
   let oy = ty * 2u;
   let ox = tx * 2u;
   let base = (img * params.C + min(c, params.C - 1u)) * params.H * params.W;
@@ -162,10 +166,10 @@ export const winogradOutputKernel = cachedKernel(
     makeKernel({
       key: `winograd:output:${bias}`,
       buffers: [readOnly('m'), ...(bias ? [readOnly('bias')] : []), readWrite('y')],
-      uniforms: UNIFORMS_PLANE,
+      uniforms: WINOGRAD_PLANE_UNIFORMS,
       workgroupSize: [WG, 1, 1],
-      body: /* wgsl */ `${ENTRY}
-  ${TILE_PROLOGUE}
+      body: /* wgsl */ `${WINOGRAD_ENTRY}
+  ${WINOGRAD_TILE_PROLOGUE}
   if (!valid) { return; }
   let src = c * params.Tp + t;
   var q0 = vec4<f32>();
@@ -194,11 +198,34 @@ export const winogradOutputKernel = cachedKernel(
     }),
 );
 
-const UNIFORMS_FILTER = [
+/** Uniforms of the filter-side transforms (here and in winograd-f4.ts). */
+export const WINOGRAD_FILTER_UNIFORMS = [
   { name: 'rows', type: 'u32' }, // rows of U (output channels of the product)
   { name: 'cols', type: 'u32' }, // columns of U that hold filters (channels summed over)
   { name: 'colsP', type: 'u32' }, // columns rounded up
 ] as const;
+
+/**
+ * Filter transforms: flat invocation -> (row r, column s) of U [rows, colsP], whether s holds a filter (`ok`),
+ * and that filter's first weight index `src` (flip: w[s, r], for the input gradient). Here and in winograd-f4.ts.
+ */
+export const winogradFilterPrologue = (flip: boolean) => /* wgsl */ `
+  let id = flatGroup(wid, nwg) * ${WG}u + lid.x;
+  if (id >= params.rows * params.colsP) { return; }
+  let r = id / params.colsP;
+  let s = id % params.colsP;
+  let plane = params.rows * params.colsP;
+  let ok = s < params.cols;
+  let src = ${flip ? '(min(s, params.cols - 1u) * params.rows + r) * 9u' : '(r * params.cols + min(s, params.cols - 1u)) * 9u'};`;
+
+/** Filter-gradient transforms: flat invocation -> (r, s) of dw [rows, cols] and its first dU element `src`. */
+export const WINOGRAD_FILTER_GRAD_PROLOGUE = /* wgsl */ `
+  let id = flatGroup(wid, nwg) * ${WG}u + lid.x;
+  if (id >= params.rows * params.cols) { return; }
+  let r = id / params.cols;
+  let s = id % params.cols;
+  let plane = params.rows * params.colsP;
+  let src = r * params.colsP + s;`;
 
 /**
  * U = G w G^T: w [Cout, Cin, 3, 3] -> u [16, rows, colsP]. Not flipped: rows = Cout, cols = Cin (the
@@ -210,16 +237,10 @@ export const winogradFilterKernel = cachedKernel(
     makeKernel({
       key: `winograd:filter:${flip}`,
       buffers: [readOnly('w'), readWrite('u')],
-      uniforms: UNIFORMS_FILTER,
+      uniforms: WINOGRAD_FILTER_UNIFORMS,
       workgroupSize: [WG, 1, 1],
-      body: /* wgsl */ `${ENTRY}
-  let id = flatGroup(wid, nwg) * ${WG}u + lid.x;
-  if (id >= params.rows * params.colsP) { return; }
-  let r = id / params.colsP;
-  let s = id % params.colsP;
-  let plane = params.rows * params.colsP;
-  let ok = s < params.cols;
-  let src = ${flip ? '(min(s, params.cols - 1u) * params.rows + r) * 9u' : '(r * params.cols + min(s, params.cols - 1u)) * 9u'};
+      body: /* wgsl */ `${WINOGRAD_ENTRY}
+  ${winogradFilterPrologue(flip)}
   var g: array<vec3<f32>, 3>;
   for (var i = 0u; i < 3u; i++) {
     ${
@@ -250,15 +271,10 @@ export const winogradFilterGradKernel = cachedKernel(
     makeKernel({
       key: 'winograd:filtergrad',
       buffers: [readOnly('du'), readWrite('dw')],
-      uniforms: UNIFORMS_FILTER,
+      uniforms: WINOGRAD_FILTER_UNIFORMS,
       workgroupSize: [WG, 1, 1],
-      body: /* wgsl */ `${ENTRY}
-  let id = flatGroup(wid, nwg) * ${WG}u + lid.x;
-  if (id >= params.rows * params.cols) { return; }
-  let r = id / params.cols;
-  let s = id % params.cols;
-  let plane = params.rows * params.colsP;
-  let src = r * params.colsP + s;
+      body: /* wgsl */ `${WINOGRAD_ENTRY}
+  ${WINOGRAD_FILTER_GRAD_PROLOGUE}
   var q0 = vec4<f32>();
   var q1 = vec4<f32>();
   var q2 = vec4<f32>();

@@ -11,6 +11,11 @@ import {
   slidingConvLaunch,
   slidingWeightKernel,
   grid1d,
+  winogradF4FilterGradKernel,
+  winogradF4FilterKernel,
+  winogradF4GradKernel,
+  winogradF4InputKernel,
+  winogradF4OutputKernel,
   winogradFilterGradKernel,
   winogradFilterGrid,
   winogradFilterKernel,
@@ -153,12 +158,13 @@ export function convVariantFor(device: Device): ConvVariant {
 
 /**
  * How a convolution product runs: 'direct' is the implicit GEMM (any geometry); 'winograd' is F(2x2, 3x3)
- * (kernels-wgsl winograd.ts: transforms plus 16 batched products on the matmul kernel) and 'sliding' a direct
- * sliding-window kernel (kernels-wgsl conv-sliding.ts; forward and input gradient only, needs subgroups), both
- * for stride-1, undilated, ungrouped 3x3 convolutions with padding at most 2.
+ * (kernels-wgsl winograd.ts: transforms plus 16 batched products on the matmul kernel), 'winograd4' F(4x4, 3x3)
+ * (winograd-f4.ts: 36 batched products over a quarter of the tiles) and 'sliding' a direct sliding-window kernel
+ * (kernels-wgsl conv-sliding.ts; forward and input gradient only, needs subgroups), all for stride-1,
+ * undilated, ungrouped 3x3 convolutions with padding at most 2.
  */
-export type ConvAlgorithm = 'direct' | 'winograd' | 'sliding';
-const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['direct', 'winograd', 'sliding'];
+export type ConvAlgorithm = 'direct' | 'winograd' | 'winograd4' | 'sliding';
+const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['direct', 'winograd', 'winograd4', 'sliding'];
 
 let forcedAlgorithm: ConvAlgorithm | null = null;
 
@@ -192,13 +198,35 @@ export function setConvVectorLoads(enabled: boolean): void {
 /** Rounds up to a multiple of 4 (the vec4 alignment the matmul kernel wants along the summed dimension). */
 const up4 = (n: number) => Math.ceil(n / 4) * 4;
 
-/** Bytes of the largest Winograd intermediate (V, M or dM: 16 x channels x tiles floats) of one product. */
-function winogradBytes(product: ConvProduct, p: ConvPlan): number {
-  const tiles = (h: number, w: number) => up4(p.n * Math.ceil(h / 2) * Math.ceil(w / 2));
-  // The filter-side transform [16, Cout, Cin'] (or its transpose) is as large as the image side for wide layers.
-  const filter = 16 * 4 * Math.max(p.cout, p.cin) * Math.max(up4(p.cin), up4(p.cout));
-  if (product === 'inputGrad') return Math.max(filter, 16 * 4 * tiles(p.H, p.W) * Math.max(up4(p.cout), p.cin));
-  return Math.max(filter, 16 * 4 * tiles(p.Ho, p.Wo) * Math.max(up4(p.cin), p.cout));
+/** The transform kernels of F(m x m, 3x3) and its number of positions ((m + 2)^2 batched products). */
+const WINOGRAD = {
+  2: {
+    positions: 16,
+    input: winogradInputKernel,
+    grad: winogradGradKernel,
+    output: winogradOutputKernel,
+    filter: winogradFilterKernel,
+    filterGrad: winogradFilterGradKernel,
+  },
+  4: {
+    positions: 36,
+    input: winogradF4InputKernel,
+    grad: winogradF4GradKernel,
+    output: winogradF4OutputKernel,
+    filter: winogradF4FilterKernel,
+    filterGrad: winogradF4FilterGradKernel,
+  },
+} as const;
+type WinogradTile = keyof typeof WINOGRAD;
+
+/** Bytes of the largest Winograd intermediate (V, M or dM: positions x channels x tiles floats) of one product. */
+function winogradBytes(product: ConvProduct, p: ConvPlan, m: WinogradTile): number {
+  const P = WINOGRAD[m].positions;
+  const tiles = (h: number, w: number) => up4(p.n * Math.ceil(h / m) * Math.ceil(w / m));
+  // The filter-side transform [P, Cout, Cin'] (or its transpose) is as large as the image side for wide layers.
+  const filter = P * 4 * Math.max(p.cout, p.cin) * Math.max(up4(p.cin), up4(p.cout));
+  if (product === 'inputGrad') return Math.max(filter, P * 4 * tiles(p.H, p.W) * Math.max(up4(p.cout), p.cin));
+  return Math.max(filter, P * 4 * tiles(p.Ho, p.Wo) * Math.max(up4(p.cin), p.cout));
 }
 
 /** The sliding kernel's launch for a forward or input-gradient product (null: its grid would not fit). */
@@ -233,12 +261,17 @@ function convAlgorithmFor(
     p.padH <= 2 &&
     p.padW <= 2;
   if (!stride1x3) return 'direct';
-  const winogradFits =
-    winogradBytes(product, p) <=
-    Math.min(device.gpu.limits.maxStorageBufferBindingSize, device.gpu.limits.maxBufferSize);
+  const bindable = Math.min(device.gpu.limits.maxStorageBufferBindingSize, device.gpu.limits.maxBufferSize);
+  const winogradFits = winogradBytes(product, p, 2) <= bindable;
+  const winograd4Fits = winogradBytes(product, p, 4) <= bindable;
   const slidingFits = product !== 'weightGrad' && hasSubgroupsOf8(device) && slidingLaunch(product, p) !== null;
   if (forcedAlgorithm) {
-    const fits = forcedAlgorithm === 'direct' || (forcedAlgorithm === 'winograd' ? winogradFits : slidingFits);
+    const fits = {
+      direct: true,
+      winograd: winogradFits,
+      winograd4: winograd4Fits,
+      sliding: slidingFits,
+    }[forcedAlgorithm];
     return fits ? forcedAlgorithm : 'direct';
   }
   // float16 convolutions exist to save memory: Winograd's float32 intermediates are 16/9 of the filters and 4x
@@ -246,11 +279,16 @@ function convAlgorithmFor(
   if (half || convVariantFor(device) !== 'broadcast') return 'direct';
   // Measured on lavapipe (BENCHMARKS.md): the weight gradient (a long reduction over tiles) wins with Winograd
   // from 8 channels. The forward and input gradient run the sliding kernel up to 32 channels on either side
-  // (1.2-1.6x the implicit GEMM at 16, level with or ahead of Winograd at 32, whose intermediates cost more
-  // than they save there) and Winograd above (1.5x the sliding kernel at 64 channels).
-  if (product === 'weightGrad') return winogradFits && p.cin >= 8 && p.cout >= 8 ? 'winograd' : 'direct';
+  // (1.2-1.6x the implicit GEMM at 16, ahead of Winograd, whose intermediates cost more than they save there;
+  // level with F(4x4) at 32) and Winograd above. F(4x4) beats F(2x2) by 1.1-2.3x (fewer products and transform traffic) once its
+  // filter-side transforms ([36, Cout, Cin], 2.25x F(2x2)'s) are spread over enough tiles: from 32 tiles of 4x4
+  // (a 32x24 image); at 12 tiles (640 channels at 16x12) it was 1.5-2x slower.
+  const tiles4 =
+    p.n * Math.ceil((product === 'inputGrad' ? p.H : p.Ho) / 4) * Math.ceil((product === 'inputGrad' ? p.W : p.Wo) / 4);
+  const winograd: ConvAlgorithm = winograd4Fits && tiles4 >= 32 ? 'winograd4' : winogradFits ? 'winograd' : 'direct';
+  if (product === 'weightGrad') return p.cin >= 8 && p.cout >= 8 ? winograd : 'direct';
   if (Math.min(p.cin, p.cout) <= 32 && slidingFits) return 'sliding';
-  return winogradFits && p.cin >= 32 && p.cout >= 32 ? 'winograd' : 'direct';
+  return p.cin >= 32 && p.cout >= 32 ? winograd : 'direct';
 }
 
 /**
@@ -283,23 +321,33 @@ function slidingProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor,
   }
 }
 
-/** Tile-transform uniforms for an image-side tensor of `C` channels and an output of `Ho` x `Wo`. */
-function tileParams(n: number, C: number, H: number, W: number, Ho: number, Wo: number, padH: number, padW: number) {
-  const th = Math.ceil(Ho / 2);
-  const tw = Math.ceil(Wo / 2);
+/** Tile-transform uniforms for an image-side tensor of `C` channels and an output of `Ho` x `Wo` in m x m tiles. */
+function tileParams(
+  m: WinogradTile,
+  n: number,
+  C: number,
+  H: number,
+  W: number,
+  Ho: number,
+  Wo: number,
+  padH: number,
+  padW: number,
+) {
+  const th = Math.ceil(Ho / m);
+  const tw = Math.ceil(Wo / m);
   const T = n * th * tw;
   return { C, Cp: up4(C), H, W, th, tw, T, Tp: up4(T), padH, padW };
 }
 
 /**
- * M[xi] = U[xi] @ V[xi] for the 16 positions: [16, rows, Tp]. With the subgroup matmul the output is stored as
+ * M[xi] = U[xi] @ V[xi] for the P positions: [P, rows, Tp]. With the subgroup matmul the output is stored as
  * vec4 (Tp is a multiple of 4), which matters here because the channel sums (K) are often short.
  */
-function transformedProduct(u: Tensor, v: Tensor, rows: number, Tp: number, Kp: number): Tensor {
+function transformedProduct(u: Tensor, v: Tensor, P: number, rows: number, Tp: number, Kp: number): Tensor {
   const variant = matmulVariantFor(activeDevice());
-  if (variant !== 'broadcast') return gemm(u, v, { batch: 16, M: rows, N: Tp, K: Kp });
-  const out = emptyTensor([16, rows, Tp], 'float32', 'conv2d.winograd');
-  const { grid, tilesM, tilesN } = matmulGrid(variant, rows, Tp, 16);
+  if (variant !== 'broadcast') return gemm(u, v, { batch: P, M: rows, N: Tp, K: Kp });
+  const out = emptyTensor([P, rows, Tp], 'float32', 'conv2d.winograd');
+  const { grid, tilesM, tilesN } = matmulGrid(variant, rows, Tp, P);
   const kernel = matmulKernel({
     transA: false,
     transB: false,
@@ -312,20 +360,30 @@ function transformedProduct(u: Tensor, v: Tensor, rows: number, Tp: number, Kp: 
     kernel,
     [u, v],
     [out],
-    { M: rows, N: Tp, K: Kp, strideA: rows * Kp, strideB: Kp * Tp, tilesM, tilesN, batches: 16 },
+    { M: rows, N: Tp, K: Kp, strideA: rows * Kp, strideB: Kp * Tp, tilesM, tilesN, batches: P },
     grid,
   );
   return out;
 }
 
 /**
- * One product as Winograd F(2x2, 3x3) (see kernels-wgsl winograd.ts):
- * - forward:    U = G w G^T [16, Cout, Cin'], V = transform(x) [16, Cin', T'], M = U @ V, out = A^T M A + bias;
+ * One product as Winograd F(m x m, 3x3) with P = (m + 2)^2 positions (see kernels-wgsl winograd.ts, winograd-f4.ts):
+ * - forward:    U = G w G^T [P, Cout, Cin'], V = transform(x) [P, Cin', T'], M = U @ V, out = A^T M A + bias;
  * - inputGrad:  the forward on dy with the filter flipped and transposed, padding 2 - p (output H x W);
- * - weightGrad: dM = A dy A^T [16, Cout, T'], V = transform(x), dU = dM @ V^T [16, Cout, Cin'], dw = G^T dU G.
+ * - weightGrad: dM = A dy A^T [P, Cout, T'], V = transform(x), dU = dM @ V^T [P, Cout, Cin'], dw = G^T dU G.
  * (' = rounded up to a multiple of 4, the padding written as zeros.)
  */
-function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
+function winogradProduct(
+  m: WinogradTile,
+  product: ConvProduct,
+  p: ConvPlan,
+  a: Tensor,
+  b: Tensor,
+  out: Tensor,
+  bias?: Tensor,
+): void {
+  const K = WINOGRAD[m];
+  const P = K.positions;
   const temps: Tensor[] = [];
   const temp = (shape: number[]) => {
     const t = emptyTensor(shape, 'float32', 'conv2d.winograd');
@@ -334,8 +392,8 @@ function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor
   };
   // V (or dy's transform for the input gradient) of an image-side tensor.
   const transform = (src: Tensor, tp: ReturnType<typeof tileParams>) => {
-    const v = temp([16, tp.Cp, tp.Tp]);
-    launch(winogradInputKernel(), [src], [v], tp, winogradTileGrid(tp.Cp, tp.Tp));
+    const v = temp([P, tp.Cp, tp.Tp]);
+    launch(K.input(), [src], [v], tp, winogradTileGrid(tp.Cp, tp.Tp));
     return v;
   };
   try {
@@ -344,18 +402,18 @@ function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor
       const fwd = product === 'forward';
       const [rows, C] = fwd ? [p.cout, p.cin] : [p.cin, p.cout];
       const tp = fwd
-        ? tileParams(p.n, p.cin, p.H, p.W, p.Ho, p.Wo, p.padH, p.padW)
-        : tileParams(p.n, p.cout, p.Ho, p.Wo, p.H, p.W, 2 - p.padH, 2 - p.padW);
-      const u = temp([16, rows, tp.Cp]);
-      launch(winogradFilterKernel(!fwd), [a], [u], { rows, cols: C, colsP: tp.Cp }, winogradFilterGrid(rows, tp.Cp));
+        ? tileParams(m, p.n, p.cin, p.H, p.W, p.Ho, p.Wo, p.padH, p.padW)
+        : tileParams(m, p.n, p.cout, p.Ho, p.Wo, p.H, p.W, 2 - p.padH, 2 - p.padW);
+      const u = temp([P, rows, tp.Cp]);
+      launch(K.filter(!fwd), [a], [u], { rows, cols: C, colsP: tp.Cp }, winogradFilterGrid(rows, tp.Cp));
       const v = transform(b, tp);
-      const m = transformedProduct(u, v, rows, tp.Tp, tp.Cp);
-      temps.push(m);
+      const prod = transformedProduct(u, v, P, rows, tp.Tp, tp.Cp);
+      temps.push(prod);
       const [Ho, Wo] = fwd ? [p.Ho, p.Wo] : [p.H, p.W];
       const outParams = { ...tp, C: rows, Cp: rows, H: Ho, W: Wo };
       launch(
-        winogradOutputKernel(bias !== undefined),
-        bias ? [m, bias] : [m],
+        K.output(bias !== undefined),
+        bias ? [prod, bias] : [prod],
         [out],
         outParams,
         winogradTileGrid(rows, tp.Tp),
@@ -363,20 +421,14 @@ function winogradProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor
       return;
     }
     // weightGrad: a = dy [n, Cout, Ho, Wo], b = x [n, Cin, H, W].
-    const tp = tileParams(p.n, p.cin, p.H, p.W, p.Ho, p.Wo, p.padH, p.padW);
+    const tp = tileParams(m, p.n, p.cin, p.H, p.W, p.Ho, p.Wo, p.padH, p.padW);
     const v = transform(b, tp);
     const gp = { ...tp, C: p.cout, Cp: p.cout, H: p.Ho, W: p.Wo };
-    const dm = temp([16, p.cout, tp.Tp]);
-    launch(winogradGradKernel(), [a], [dm], gp, winogradTileGrid(p.cout, tp.Tp));
-    const du = gemm(dm, v, { batch: 16, M: p.cout, N: tp.Cp, K: tp.Tp }, { transB: true });
+    const dm = temp([P, p.cout, tp.Tp]);
+    launch(K.grad(), [a], [dm], gp, winogradTileGrid(p.cout, tp.Tp));
+    const du = gemm(dm, v, { batch: P, M: p.cout, N: tp.Cp, K: tp.Tp }, { transB: true });
     temps.push(du);
-    launch(
-      winogradFilterGradKernel(),
-      [du],
-      [out],
-      { rows: p.cout, cols: p.cin, colsP: tp.Cp },
-      winogradFilterGrid(p.cout, p.cin),
-    );
+    launch(K.filterGrad(), [du], [out], { rows: p.cout, cols: p.cin, colsP: tp.Cp }, winogradFilterGrid(p.cout, p.cin));
   } finally {
     for (const t of temps) t.dispose();
   }
@@ -397,8 +449,8 @@ function convProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, ou
           [a, b, out].some((t) => t.dtype === 'float16'),
         )
       : 'direct';
-  if (algorithm === 'winograd') {
-    winogradProduct(product, p, a, b, out, bias);
+  if (algorithm === 'winograd' || algorithm === 'winograd4') {
+    winogradProduct(algorithm === 'winograd' ? 2 : 4, product, p, a, b, out, bias);
     return;
   }
   if (algorithm === 'sliding') {
