@@ -25,13 +25,6 @@ const config = LEFFA_CONFIGS.sd15;
 const device = await T.init();
 const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
-/** Device bytes of the modules' parameters and buffers (each tensor once, by the pool's size classes). */
-const deviceBytes = (modules: T.Module[]) =>
-  [...new Set(modules.flatMap((m) => [...m.parameters(), ...[...m.namedBuffers()].map(([, b]) => b)]))].reduce(
-    (n, t) => n + T.sizeClass(t.byteLength),
-    0,
-  );
-
 /** Writes the random float16 weights file (header, then each tensor's bits from one random block). */
 function writeRandomWeights(path: string, shapes: [string, readonly number[]][]): void {
   const header: Record<string, unknown> = {};
@@ -70,26 +63,18 @@ function writeRandomWeights(path: string, shapes: [string, readonly number[]][])
   }
 }
 
-// The model's state-dict names and shapes, without allocating its weights.
-const shapes = (() => {
-  const m = T.nn.withoutInit(() => new LeffaModel(config));
-  const out = [...m.stateDict()].map(([name, t]) => [name, t.shape] as [string, readonly number[]]);
-  m.dispose();
-  return out;
-})();
+// The model's state-dict names and shapes, without allocating its weights; what building it allocates.
+const liveBefore = T.memoryStats().liveBytes;
+const bare = T.nn.withoutInit(() => new LeffaModel(config));
+const built = T.memoryStats().liveBytes - liveBefore;
+const shapes = [...bare.stateDict()].map(([name, t]) => [name, t.shape] as [string, readonly number[]]);
+bare.dispose();
 if (!existsSync(file)) {
   const t0 = performance.now();
   writeRandomWeights(file, shapes);
   console.log(`wrote ${file} (${MiB(statSync(file).size)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-const built = (() => {
-  const live = T.memoryStats().liveBytes;
-  const m = T.nn.withoutInit(() => new LeffaModel(config));
-  const bytes = T.memoryStats().liveBytes - live;
-  m.dispose();
-  return bytes;
-})();
 // Everything queued is done before the cache is emptied (its buffers are destroyed).
 await T.sync();
 device.pool.emptyCache();
@@ -104,8 +89,8 @@ const model = await loadLeffaWeights(file, {
 await T.sync();
 const seconds = ((performance.now() - t0) / 1000).toFixed(1);
 const stats = T.memoryStats();
-const all = deviceBytes([model]);
-const first = deviceBytes([model.vae.encoder, model.vae.quant_conv]);
+const all = T.nn.deviceBytes([model]);
+const first = T.nn.deviceBytes([model.vae.encoder, model.vae.quant_conv]);
 console.log(`SD1.5 Leffa float16 loaded ${lowMemory ? 'for the low-memory schedule' : 'normally'} in ${seconds} s`);
 console.log(
   `  peak live during the load: ${MiB(stats.peakLiveBytes - before)} (${stats.peakLiveBytes - before - first} bytes over the first phase's part)`,

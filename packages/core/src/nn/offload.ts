@@ -9,6 +9,7 @@
  * its parameters are in host memory with undefined values, and `Module.loadStateDict` with host tensors (the
  * loaders' `host` option) fills them there, so those weights reach the device only when the module is reloaded.
  */
+import { sizeClass } from '../device/buffer-pool.js';
 import { deviceTensorOf, hostTensor, hostValuesOf } from '../forward/host.js';
 import type { HostValues } from '../tensor/host-storage.js';
 import type { Storage } from '../tensor/storage.js';
@@ -36,6 +37,15 @@ function tensorsOf(module: Module): [string, Tensor][] {
 async function read(t: Tensor): Promise<HostValues> {
   if (t.dtype === 'float16') return t.halfBits();
   return t.dtype === 'int32' ? t.intData() : t.data();
+}
+
+/**
+ * Bytes the modules' parameters and buffers take on the device (each tensor once, in the buffer pool's size
+ * classes), whether they are there now, in host memory or not yet allocated.
+ */
+export function deviceBytes(modules: Module[]): number {
+  const tensors = new Set(modules.flatMap((m) => tensorsOf(m).map(([, t]) => t)));
+  return [...tensors].reduce((n, t) => n + sizeClass(t.byteLength), 0);
 }
 
 /** Whether `module` is offloaded: it has parameters or buffers and all of them are in host memory. */
