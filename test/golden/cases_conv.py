@@ -45,6 +45,8 @@ def build(out_dir):
         ("slide_vec_pad2", (2, 7, 5, 8), (6, 7, 3, 3), True, {"padding": 2}),
         ("slide_vec_asym", (1, 6, 5, 12), (10, 6, 3, 3), True, {"padding": [2, 0]}),
         ("slide_vec_dy8", (3, 3, 4, 10), (5, 3, 3, 3), False, {}),
+        # From 16x12 = 192 output pixels the weights are packed as vec4 rows too (a scalar-window case: split_k).
+        ("slide_vec_packed", (2, 5, 12, 20), (9, 5, 3, 3), True, {"padding": 1}),
     ]
     for name, xs, ws, bias, opts in cases:
         inputs = [r(*xs), r(*ws, scale=0.3)] + ([r(ws[0])] if bias else [])
@@ -77,12 +79,21 @@ def build_nonfinite(out_dir):
     xs = r(2, 3, 5, 7)
     xs[0, 0, 2, 3] = float("inf")
     xs[1, 2, 4, 6] = float("nan")
+    xp = r(2, 3, 12, 16)
+    xp[1, 1, 5, 7] = float("nan")
+    xp[0, 2, 11, 3] = float("inf")
     w = r(5, 3, 3, 3, scale=0.3)
     w[2, 1, 1, 1] = float("nan")
+    wp = r(6, 3, 3, 3, scale=0.3)
+    wp[4, 0, 1, 1] = float("-inf")
     cases = [
         ("x_vec", [x, r(6, 5, 3, 3, scale=0.3), r(6)], {"padding": 1}),
         ("x_scalar", [xs, r(4, 3, 3, 3, scale=0.3)], {"padding": 1}),
         ("w_vec", [r(1, 3, 5, 8), w], {"padding": 1}),
+        # Large enough for the packed weights (16x12 outputs): NaN and infinity in the image, infinity in the weight.
+        # (Non-finite weights only at the centre tap: PyTorch skips the padding, while our kernels multiply it as
+        # zeros, so an edge tap's infinity gives NaN on the border here and a finite value there.)
+        ("packed", [xp, wp], {"padding": 1}),
     ]
     for name, inputs, opts in cases:
         g.case(f"conv2d_{name}", "conv2d", inputs, lambda x, w, b=None: F.conv2d(x, w, b, **opts), attrs=opts)

@@ -299,9 +299,10 @@ function slidingProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor,
   const fwd = product === 'forward';
   const { uniforms, grid } = slidingLaunch(product, p)!;
   const pads = fwd ? { padH: p.padH, padW: p.padW } : { padH: 2 - p.padH, padW: 2 - p.padW };
-  // Vector loads: the weights packed as vec4 rows (one small dispatch) and, where the image's rows come in fours,
-  // the image read as vec4 chunks.
-  const packed = vectorLoads && a.dtype === 'float32';
+  // Vector loads: the weights packed as vec4 rows and, where the image's rows come in fours, the image read as vec4
+  // chunks. Packing is one more dispatch (0.1-0.3 ms on lavapipe), which outweighed the loads it saves below
+  // 16x12 outputs (8x6 at 32 channels, batch 8: 1.38 against 1.18 ms), so small products read the weight in place.
+  const packed = vectorLoads && a.dtype === 'float32' && (fwd ? p.Ho * p.Wo : p.H * p.W) >= 16 * 12;
   const vec = vectorLoads && b.dtype === 'float32' && (fwd ? p.W : p.Wo) % 4 === 0;
   const weight = packed ? emptyTensor([uniforms.C * 3 * uniforms.Mp * 4], 'float32', 'conv2d.sliding') : a;
   try {
