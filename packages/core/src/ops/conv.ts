@@ -280,9 +280,9 @@ function convAlgorithmFor(
   // Measured on lavapipe (BENCHMARKS.md): the weight gradient (a long reduction over tiles) wins with Winograd
   // from 8 channels. The forward and input gradient run the sliding kernel up to 32 channels on either side
   // (1.2-1.6x the implicit GEMM at 16, ahead of Winograd, whose intermediates cost more than they save there;
-  // level with F(4x4) at 32) and Winograd above. F(4x4) beats F(2x2) by 1.1-2.3x (fewer products and transform traffic) once its
-  // filter-side transforms ([36, Cout, Cin], 2.25x F(2x2)'s) are spread over enough tiles: from 32 tiles of 4x4
-  // (a 32x24 image); at 12 tiles (640 channels at 16x12) it was 1.5-2x slower.
+  // level with F(4x4) at 32) and Winograd above. F(4x4) beats F(2x2) (fwd + bwd 1.2x at 320 channels and 32x24,
+  // 1.8x at 64x48) once its filter-side transforms ([36, Cout, Cin], 2.25x F(2x2)'s) are spread over enough
+  // tiles: from 32 tiles of 4x4; at 12 tiles (640 channels at 16x12) it was 1.5-2x slower.
   const tiles4 =
     p.n * Math.ceil((product === 'inputGrad' ? p.H : p.Ho) / 4) * Math.ceil((product === 'inputGrad' ? p.W : p.Wo) / 4);
   const winograd: ConvAlgorithm = winograd4Fits && tiles4 >= 32 ? 'winograd4' : winogradFits ? 'winograd' : 'direct';
