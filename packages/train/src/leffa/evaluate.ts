@@ -36,6 +36,8 @@ export interface EvalImages {
 
 export interface EvalOptions {
   steps?: number;
+  /** Default 'ddpm': Leffa's released pipeline samples with diffusers' DDPMScheduler (ancestral steps). */
+  sampler?: 'ddpm' | 'ddim';
   guidanceScale?: number;
   /** Timestep at which the flows are probed (Leffa's loss acts below 500). */
   probeTimestep?: number;
@@ -122,7 +124,7 @@ export async function evaluateLeffa(
     { image: batch.source, reference: batch.reference, mask: batch.mask, densepose: batch.densepose },
     {
       steps: options.steps ?? 20,
-      sampler: 'ddim',
+      sampler: options.sampler ?? 'ddpm',
       guidanceScale: options.guidanceScale ?? 2.5,
       refAcceleration: true,
       generator,
