@@ -91,8 +91,9 @@ def build_nonfinite(out_dir):
         ("x_scalar", [xs, r(4, 3, 3, 3, scale=0.3)], {"padding": 1}),
         ("w_vec", [r(1, 3, 5, 8), w], {"padding": 1}),
         # Large enough for the packed weights (16x12 outputs): NaN and infinity in the image, infinity in the weight.
-        # (Non-finite weights only at the centre tap: PyTorch skips the padding, while our kernels multiply it as
-        # zeros, so an edge tap's infinity gives NaN on the border here and a finite value there.)
+        # (Non-finite weights only at the centre tap. At an edge tap PyTorch's answer on the border depends on its
+        # backend: its im2col path multiplies the zero padding (NaN, as our kernels do: a 1x1-channel conv), its
+        # oneDNN path skips it (finite: these shapes).)
         ("packed", [xp, wp], {"padding": 1}),
     ]
     for name, inputs, opts in cases:
