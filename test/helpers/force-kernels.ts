@@ -10,7 +10,10 @@ import { beforeEach } from 'vitest';
 const SETTERS: Record<string, { values: readonly string[]; set: (v: string) => void }> = {
   matmul: { values: ['broadcast', 'tiled', 'register'], set: (v) => T.setMatmulVariant(v as T.MatmulVariant) },
   conv: { values: ['register', 'broadcast'], set: (v) => T.setConvVariant(v as T.ConvVariant) },
-  convAlgorithm: { values: ['direct', 'winograd', 'winograd4', 'sliding'], set: (v) => T.setConvAlgorithm(v as T.ConvAlgorithm) },
+  convAlgorithm: {
+    values: ['direct', 'winograd', 'winograd4', 'sliding'],
+    set: (v) => T.setConvAlgorithm(v as T.ConvAlgorithm),
+  },
   convLoads: { values: ['vector', 'scalar'], set: (v) => T.setConvVectorLoads(v === 'vector') },
   sort: { values: ['fused', 'workgroup'], set: (v) => T.setSortSchedule(v as T.SortSchedule) },
 };
