@@ -420,8 +420,6 @@ export async function runPhotoPipeline(task: LeffaTask, options: PhotoPipelineOp
       { image: batch.source, reference: batch.reference, mask: batch.mask, densepose: batch.densepose },
       {
         steps: options.steps ?? 30,
-        // Leffa's released pipeline samples with DDPMScheduler (ancestral steps).
-        sampler: 'ddpm',
         guidanceScale: options.guidance ?? 2.5,
         refAcceleration: true,
         generator: new T.Generator(options.seed ?? 0),

@@ -31,6 +31,7 @@ export interface LeffaSampleOptions {
    * released pipeline always passes the guidance scale as this factor, which is the default here; 0 disables it.
    */
   guidanceRescale?: number;
+  /** Default 'ddpm' (ancestral steps), as Leffa's released pipeline samples (diffusers' DDPMScheduler). */
   sampler?: 'ddpm' | 'ddim';
   /** DDIM's eta (DDPM always injects noise). */
   eta?: number;

@@ -98,8 +98,6 @@ export async function generate(args: {
     { image: batch.source, reference: batch.reference, mask: batch.mask, densepose: batch.densepose },
     {
       steps: args.steps,
-      // Leffa's released pipeline samples with DDPMScheduler (ancestral steps).
-      sampler: 'ddpm',
       guidanceScale: args.guidance,
       refAcceleration: true,
       generator: new T.Generator(args.seed),
