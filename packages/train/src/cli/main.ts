@@ -139,6 +139,12 @@ addTrainingOptions(
     'architecture: tiny, sd15 or sdxl (Stable Diffusion 1.5 / SDXL inpainting size, for official weights via --init)',
     'tiny',
   )
+  .addOption(
+    new Option(
+      '--unet-channels <list>',
+      "both UNets' channels per level, replacing the config's (from scratch only; e.g. 64,64,64 widens the tiny UNet's first level)",
+    ).argParser(listOption(count)),
+  )
   .option('--sample-every <n>', 'sample-grid interval (0: only at the end)', int, 0)
   .addOption(evalExamplesOption(4, 'held-out examples for samples and metrics'))
   .action(async (o) => {
@@ -164,6 +170,7 @@ addTrainingOptions(
       evalExamples: o.evalExamples,
       config: o.config,
       scalingFactor: o.scalingFactor,
+      ...(o.unetChannels ? { unetChannels: o.unetChannels as number[] } : {}),
       ...folder?.sources,
     });
   });

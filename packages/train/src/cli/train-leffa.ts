@@ -46,6 +46,8 @@ export interface TrainLeffaArgs extends TrainingArgs {
   scalingFactor?: number | 'unit';
   /** Architecture: the tiny config trained here (default), or Stable Diffusion 1.5's / SDXL's (for official weights). */
   config?: 'tiny' | 'sd15' | 'sdxl';
+  /** Both UNets' channels per level, replacing the config's (training from scratch only; recorded in checkpoints). */
+  unetChannels?: number[];
   sampleEvery: number;
   evalExamples: number;
   /** Examples from a folder dataset instead of synthetic ones: training examples and held-out ones. */
@@ -74,11 +76,22 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
   const start = await T.openCheckpoint(resolveCheckpoint(args.init ?? args.vae!));
   const named = LEFFA_CONFIGS[args.config ?? 'tiny'];
   const recorded = start.extra as { config?: unknown; options?: { config?: unknown } } | null;
-  const base: LeffaConfig = args.init
+  let base: LeffaConfig = args.init
     ? recorded?.config || recorded?.options?.config
       ? leffaConfigFromExtra(recorded)
       : named
     : { ...named, vae: (recorded?.config as VaeConfig | undefined) ?? named.vae };
+  if (args.unetChannels) {
+    if (args.init)
+      throw new Error("train: --unet-channels applies to training from scratch; --init keeps its checkpoint's UNets");
+    const levels = base.unet.blockOutChannels.length;
+    const groups = base.unet.normNumGroups;
+    if (args.unetChannels.length !== levels || args.unetChannels.some((c) => c % groups !== 0))
+      throw new Error(
+        `train: --unet-channels needs ${levels} numbers (one per UNet level), each a multiple of the ${groups} norm groups; got ${args.unetChannels.join(',')}`,
+      );
+    base = { ...base, unet: { ...base.unet, blockOutChannels: [...args.unetChannels] } };
+  }
   // Its own VAE config: a measured scaling factor is written into it before the first step (and so into checkpoints).
   const config: LeffaConfig = { ...base, vae: { ...base.vae } };
   const model = new LeffaModel(config);
