@@ -8,12 +8,17 @@ const arr = (type: 'u32' | 'i32') => ({ array: type, length: MAX_RANK });
  * Strided gather: out[i] = src[offset + sum_d (c_d - lo_d) * stride_d] for the output coordinate c, or `fill`
  * where c_d - lo_d falls outside [0, srcShape_d). One kernel serves permute (permuted strides), expand
  * (stride 0), slice with step (offset + scaled strides), flip (negative strides) and constant pad (lo > 0).
- * Copies raw 32-bit words, so it is dtype-agnostic for 4-byte types.
+ * Copies raw 32-bit words, so it is dtype-agnostic for 4-byte types. `vec`: the words move four at a time
+ * (vec4 units: the caller divides the innermost size, the offset and the strides by 4), a quarter of the
+ * index arithmetic and scalar loads per value, which is what a copy costs on CPU adapters. At rank 1 the
+ * flat index is the coordinate (shape[0] = n), so no division is emitted.
  */
-export const gatherKernel = cachedKernel((rank: number, padded: boolean): Kernel => {
+export const gatherKernel = cachedKernel((rank: number, padded: boolean, vec = false): Kernel => {
+  if (padded && vec) throw new Error('gatherKernel: the padded gather has no vec4 form');
+  const t = vec ? 'vec4<u32>' : 'u32';
   return flatKernel({
-    key: `gather:${rank}:${padded}`,
-    buffers: [readOnly('src', 'u32'), readWrite('out', 'u32')],
+    key: `gather:${rank}:${padded}${vec ? ':vec4' : ''}`,
+    buffers: [readOnly('src', t), readWrite('out', t)],
     uniforms: [
       { name: 'n', type: 'u32' },
       { name: 'offset', type: 'i32' },
@@ -28,7 +33,7 @@ export const gatherKernel = cachedKernel((rank: number, padded: boolean): Kernel
   var inside = true;
   for (var d = ${rank - 1}; d >= 0; d--) {
     let s = params.shape[d / 4][d % 4];
-    let c = i32(rem % s) - ${padded ? 'params.lo[d / 4][d % 4]' : '0'};
+    let c = i32(${rank === 1 ? 'rem' : 'rem % s'}) - ${padded ? 'params.lo[d / 4][d % 4]' : '0'};
     rem = rem / s;
     ${padded ? 'inside = inside && c >= 0 && c < params.srcShape[d / 4][d % 4];' : ''}
     src_i += c * params.stride[d / 4][d % 4];
@@ -40,12 +45,13 @@ export const gatherKernel = cachedKernel((rank: number, padded: boolean): Kernel
 
 /**
  * Strided scatter: out[offset + sum_d c_d * stride_d] = src[i] for each coordinate c of the (contiguous) source.
- * Writes one slab of a larger tensor, as concat does for each of its inputs.
+ * Writes one slab of a larger tensor, as concat does for each of its inputs. `vec`: as gatherKernel's.
  */
-export const scatterKernel = cachedKernel((rank: number): Kernel => {
+export const scatterKernel = cachedKernel((rank: number, vec = false): Kernel => {
+  const t = vec ? 'vec4<u32>' : 'u32';
   return flatKernel({
-    key: `scatter:${rank}`,
-    buffers: [readOnly('src', 'u32'), readWrite('out', 'u32')],
+    key: `scatter:${rank}${vec ? ':vec4' : ''}`,
+    buffers: [readOnly('src', t), readWrite('out', t)],
     uniforms: [...fields('u32', 'n', 'offset'), ...fields(arr('u32'), 'shape', 'stride')],
     workgroupSize: WG,
     body: /* wgsl */ `
@@ -53,7 +59,7 @@ export const scatterKernel = cachedKernel((rank: number): Kernel => {
   var dst = params.offset;
   for (var d = ${rank - 1}; d >= 0; d--) {
     let s = params.shape[d / 4][d % 4];
-    dst += (rem % s) * params.stride[d / 4][d % 4];
+    dst += (${rank === 1 ? 'rem' : 'rem % s'}) * params.stride[d / 4][d % 4];
     rem = rem / s;
   }
   out[dst] = src[i];`,

@@ -9,7 +9,7 @@ import type { Kernel } from './kernel.js';
  * The rewrite works on the kernel's WGSL text: each `name[...]` access of a converted buffer is wrapped
  * (reads as `f32(name[i])`, `name[i] = v` as `name[i] = f16(v)`, `name[i] op= v` expanded). Kernels reach
  * storage only through such index expressions, which is what makes one rewrite serve every kernel. u32
- * buffers are the bit-copy kernels' view of float32 data (gather, pad, fill): for them a read yields the f32
+ * (and vec4<u32>) buffers are the bit-copy kernels' view of float32 data (gather, scatter, pad, fill): for them a read yields the f32
  * bits of the half value and a write rounds the f32 those bits encode, so copies stay exact.
  */
 export function halfStorageKernel(kernel: Kernel, names: readonly string[]): Kernel {
@@ -59,6 +59,12 @@ const HALF_OF: Record<string, Conversion> = {
     half: 'f16',
     read: (a) => `bitcast<u32>(f32(${a}))`,
     write: (v) => `f16(bitcast<f32>(${v}))`,
+    arithmetic: false,
+  },
+  'vec4<u32>': {
+    half: 'vec4<f16>',
+    read: (a) => `bitcast<vec4<u32>>(vec4<f32>(${a}))`,
+    write: (v) => `vec4<f16>(bitcast<vec4<f32>>(${v}))`,
     arithmetic: false,
   },
 };

@@ -12,6 +12,22 @@ export function checkRank(op: string, rank: number): void {
   if (rank > MAX_RANK) throw new Error(`${op}: rank ${rank} exceeds the supported maximum of ${MAX_RANK}`);
 }
 
+/**
+ * The copy in vec4 units when its innermost (coalesced) run is a multiple of 4 values, unit-strided on the
+ * strided side, and every other stride and the offset are multiples of 4: then each group of 4 values moves
+ * as one vec4 word. Returns the shape, strides and offset in those units, or null.
+ */
+function inVec4Units(shape: number[], strides: number[], offset: number) {
+  const last = shape.length - 1;
+  if (last < 0 || shape[last]! % 4 !== 0 || strides[last] !== 1 || offset % 4 !== 0) return null;
+  if (strides.some((s, d) => d < last && s % 4 !== 0)) return null;
+  return {
+    shape: shape.map((s, d) => (d === last ? s / 4 : s)),
+    strides: strides.map((s, d) => (d === last ? 1 : s / 4)),
+    offset: offset / 4,
+  };
+}
+
 /** out[c] = x[offset + sum c_d * stride_d], coalescing dims so the kernel's index math stays short. */
 export function gatherStrided(op: string, x: Tensor, outShape: number[], strides: number[], offset = 0): Tensor {
   const out = emptyTensor(outShape, x.dtype, op);
@@ -19,20 +35,24 @@ export function gatherStrided(op: string, x: Tensor, outShape: number[], strides
   const c = coalesceDims(outShape, [strides, contiguousStrides(outShape)]);
   const rank = Math.max(1, c.shape.length);
   checkRank(op, rank);
+  const shape = c.shape.length ? c.shape : [1];
+  const stride = c.strides[0]!.length ? c.strides[0]! : [0];
+  const v = inVec4Units(shape, stride, offset);
+  const n = v ? out.size / 4 : out.size;
   launch(
-    gatherKernel(rank, false),
+    gatherKernel(rank, false, v !== null),
     [x],
     [out],
     {
-      n: out.size,
-      offset,
+      n,
+      offset: v?.offset ?? offset,
       fill: 0,
-      shape: c.shape.length ? c.shape : [1],
-      stride: c.strides[0]!.length ? c.strides[0]! : [0],
+      shape: v?.shape ?? shape,
+      stride: v?.strides ?? stride,
       lo: [],
       srcShape: [],
     },
-    copyGrid(out.size),
+    copyGrid(n),
   );
   return out;
 }
@@ -42,12 +62,16 @@ export function scatterStrided(src: Tensor, out: Tensor, strides: number[], offs
   if (src.size === 0) return;
   const c = coalesceDims(src.shape, [contiguousStrides(src.shape), strides]);
   const rank = Math.max(1, c.shape.length);
+  const shape = c.shape.length ? c.shape : [1];
+  const stride = c.strides[1]!.length ? c.strides[1]! : [0];
+  const v = inVec4Units(shape, stride, offset);
+  const n = v ? src.size / 4 : src.size;
   launch(
-    scatterKernel(rank),
+    scatterKernel(rank, v !== null),
     [src],
     [out],
-    { n: src.size, offset, shape: c.shape.length ? c.shape : [1], stride: c.strides[1]!.length ? c.strides[1]! : [0] },
-    copyGrid(src.size),
+    { n, offset: v?.offset ?? offset, shape: v?.shape ?? shape, stride: v?.strides ?? stride },
+    copyGrid(n),
   );
 }
 
