@@ -42,6 +42,7 @@ def build(out_dir):
     build_many_rows(g)
     build_vec4(g)
     build_one_pass(g)
+    build_short_rows(g)
     return [g.save(out_dir)]
 
 
@@ -104,3 +105,20 @@ def build_one_pass(g):
     x[1, 4, 20, 3] = float("inf")
     g.case("group_norm_silu_wide_nan_inf", "group_norm_silu", [x, g.randn(6), g.randn(6)], lambda x, w, b: F.silu(F.group_norm(x, 3, w, b, 1e-5)),
            attrs={"groups": 3, "eps": 1e-5})
+
+
+def build_short_rows(g):
+    # LayerNorm rows of at most 64 values take the one-invocation-per-row kernels however few the rows, and the
+    # affine gradients one pass over the rows (blocked sums past 32 and 1024 rows); NaN in one row and infinity
+    # in another make those rows' outputs, input gradients and every weight gradient NaN, not the bias gradient.
+    g.case("layer_norm_short_rows", "layer_norm", [g.randn(3, 17, 64, scale=2) + 0.5, g.randn(64), g.randn(64)],
+           lambda x, w, b: F.layer_norm(x, (64,), w, b), attrs={"shape": [64]})
+    g.case("layer_norm_short_rows_odd", "layer_norm", [g.randn(5, 3, 7, scale=3), g.randn(3, 7), g.randn(3, 7)],
+           lambda x, w, b: F.layer_norm(x, (3, 7), w, b, 1e-6), attrs={"shape": [3, 7], "eps": 1e-6})
+    g.case("layer_norm_1200_rows", "layer_norm", [g.randn(2, 600, 9) - 0.5, g.randn(9), g.randn(9)],
+           lambda x, w, b: F.layer_norm(x, (9,), w, b), attrs={"shape": [9]})
+    x = g.randn(2, 9, 20)
+    x[0, 3, 5] = float("nan")
+    x[1, 7, 11] = float("inf")
+    g.case("layer_norm_nan_inf", "layer_norm", [x, g.randn(20), g.randn(20)], lambda x, w, b: F.layer_norm(x, (20,), w, b),
+           attrs={"shape": [20]})

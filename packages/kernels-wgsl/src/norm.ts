@@ -9,6 +9,7 @@ import {
   readOnly,
   readWrite,
 } from './kernel.js';
+import { blockedSum } from './reduce.js';
 
 /**
  * Normalisation over contiguous rows (GroupNorm: a row is one (image, group); LayerNorm: one token).
@@ -20,6 +21,7 @@ import {
  * - normApply:       y = (x - mean) * rstd (* w[p] + b[p])
  * - normGradSums:    sums[r] = (sum g*w, sum g*w*xhat) over the row
  * - normGradInput:   dx = rstd * (g*w - sum1/L - xhat * sum2/L)
+ * - layerNormAffineGrad: LayerNorm's dw and db, one invocation per parameter summing over the rows
  *
  * GroupNorm's forward with long rows (the usual case) takes one dispatch (groupNormForward: statistics, then
  * normalise, affine and optional SiLU in the same workgroup). Its backward takes three passes instead
@@ -82,7 +84,12 @@ fn sqdev4(v: vec4<f32>, m: f32) -> f32 { let d = v - vec4<f32>(m); return dot(d,
  */
 export type NormRowMode = 'group' | 'thread';
 
-export const chooseNormMode = (rows: number, L: number): NormRowMode => (rows >= 256 && L <= 1024 ? 'thread' : 'group');
+/**
+ * 'thread' for many rows, and for rows of at most one workgroup's width (LayerNorm over a few dozen channels),
+ * where a workgroup per row would leave its invocations nearly idle and pay its barriers for one value each.
+ */
+export const chooseNormMode = (rows: number, L: number): NormRowMode =>
+  (rows >= 256 || L <= WG) && L <= 1024 ? 'thread' : 'group';
 
 const THREAD_ROWS = 64;
 
@@ -398,6 +405,31 @@ export const channelGradCombineKernel = cachedKernel((affine: boolean, rowSums: 
 });
 
 export const channelGradGrid = (n: number): Grid => grid1d(n, WG);
+
+/**
+ * LayerNorm's affine gradients in one pass: an invocation per parameter p sums over the rows
+ * dw[p] = sum_r g * (x - mean_r) * rstd_r and db[p] = sum_r g, at (r, p) of the [rows, P] view. Each sum runs
+ * in row order as the column reduction's blockedSum does, so the gradients equal, bit for bit, a product
+ * map followed by two column sums (three dispatches and a [rows, P] temporary, plus copies of the statistics).
+ */
+export const layerNormAffineGradKernel = cachedKernel(
+  (): Kernel =>
+    flatKernel({
+      key: 'norm:affinegrad',
+      buffers: [readOnly('x'), readOnly('g'), readOnly('stats'), readWrite('dw'), readWrite('db')],
+      uniforms: fields('u32', 'rows', 'P'),
+      workgroupSize: WG,
+      index: 'p',
+      bound: 'params.P',
+      body: /* wgsl */ `
+  var dwAcc = 0.0;
+  ${blockedSum('dwAcc', '0u', 1, 'g[r * params.P + p] * (x[r * params.P + p] - stats[2u * r]) * stats[2u * r + 1u]', 'params.rows')}
+  var dbAcc = 0.0;
+  ${blockedSum('dbAcc', '0u', 1, 'g[r * params.P + p]', 'params.rows')}
+  dw[p] = dwAcc;
+  db[p] = dbAcc;`,
+    }),
+);
 
 /** Per-row gradient sums with one invocation per row. */
 const threadGradSums = (affine: boolean): Kernel =>

@@ -41,7 +41,7 @@ interface Combine {
  * folds (t - s) - y to 0, and the plain sum came out bit for bit unchanged. Infinities and NaN add up as in
  * a plain loop.
  */
-function blockedSum(acc: string, start: string, step: number, value: string, bound = 'params.R'): string {
+export function blockedSum(acc: string, start: string, step: number, value: string, bound = 'params.R'): string {
   const span = (k: number) => `${step * k}u`;
   return `for (var r3 = ${start}; r3 < ${bound}; r3 += ${span(32768)}) {
       var p3 = 0.0; let e3 = min(r3 + ${span(32768)}, ${bound});

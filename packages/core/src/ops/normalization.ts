@@ -5,6 +5,7 @@ import {
   chooseNormMode,
   groupNormBackwardKernel,
   groupNormForwardKernel,
+  layerNormAffineGradKernel,
   normApplyKernel,
   normElementGrid,
   normGradInputKernel,
@@ -20,7 +21,7 @@ import { abs, add, leakyRelu, map, mul, rsqrt, sub } from './elementwise.js';
 import { zeros } from '../forward/creation.js';
 import { emptyTensor, floatResult, launch } from '../forward/launch.js';
 import { mean, sum, variance } from './reduce.js';
-import { narrow, reshape } from './shape.js';
+import { reshape } from './shape.js';
 
 /**
  * Where a row normalisation's rows and affine parameters sit in the flat tensor: `rows` contiguous rows of
@@ -116,24 +117,34 @@ function layerNormBackward(
   let dw: Tensor | null = null;
   let db: Tensor | null = null;
   if (affine && (needs[1] || needs[2])) {
-    const pShape = weight.shape;
-    const leading = x.shape.slice(0, x.rank - weight.rank).map((_, i) => i);
-    if (needs[1]) {
-      // xhat is recomputed from the saved statistics rather than stored.
-      const rowStats = reshape(stats, [layout.rows, 1, 2]);
-      const xr = reshape(x, [layout.rows, layout.L, 1]);
-      const gr = reshape(g, [layout.rows, layout.L, 1]);
-      const mu = reshape(narrowStat(rowStats, 0), [layout.rows, 1, 1]);
-      const rs = reshape(narrowStat(rowStats, 1), [layout.rows, 1, 1]);
-      const gx = reshape(map(op, 'a * (b - c) * d', [gr, xr, mu, rs]), x.shape);
-      dw = reshape(sum(gx, leading), pShape);
+    // Both in one pass over the rows; xhat is recomputed from the saved statistics rather than stored.
+    dw = emptyTensor(weight.shape, 'float32', op);
+    db = emptyTensor(weight.shape, floatResult(op, [g]), op);
+    if (layout.rows > 0 && layout.L > 0) {
+      launch(
+        layerNormAffineGradKernel(),
+        [x, g, stats],
+        [dw, db],
+        { rows: layout.rows, P: layout.L },
+        channelGradGrid(layout.L),
+      );
+    } else {
+      dw.dispose();
+      db.dispose();
+      dw = zeros(weight.shape);
+      db = zeros(weight.shape);
     }
-    if (needs[2]) db = reshape(sum(g, leading), pShape);
+    if (!needs[1]) {
+      dw.dispose();
+      dw = null;
+    }
+    if (!needs[2]) {
+      db.dispose();
+      db = null;
+    }
   }
   return { dx, dw, db };
 }
-
-const narrowStat = (stats: Tensor, which: number) => narrow(stats, 2, which, 1);
 
 function checkAffine(op: string, weight: Tensor | undefined, bias: Tensor | undefined, shape: readonly number[]): void {
   if ((weight === undefined) !== (bias === undefined)) throw new Error(`${op}: pass both weight and bias, or neither`);
