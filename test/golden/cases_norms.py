@@ -122,3 +122,7 @@ def build_short_rows(g):
     x[1, 7, 11] = float("inf")
     g.case("layer_norm_nan_inf", "layer_norm", [x, g.randn(20), g.randn(20)], lambda x, w, b: F.layer_norm(x, (20,), w, b),
            attrs={"shape": [20]})
+    # GroupNorm's backward pass 1 takes an invocation per (image, channel) run up to 64 values (vec4: 256), as on
+    # the 4x3 to 16x12 maps of a small UNet: the largest such run, with the fused SiLU.
+    g.case("group_norm_silu_runs_256", "group_norm_silu", [g.randn(2, 8, 16, 16, scale=2) + 0.5, g.randn(8), g.randn(8)],
+           lambda x, w, b: F.silu(F.group_norm(x, 4, w, b, 1e-5)), attrs={"groups": 4, "eps": 1e-5})

@@ -250,9 +250,61 @@ const CHANNEL_UNIFORMS = fields('u32', 'segs', 'inner', 'C', 'Cg');
 /**
  * GroupNorm backward, pass 1: a workgroup per (image, channel) run of `inner` values (segment s = n * C + c,
  * in row s / Cg) sums gz and gz * xhat, where gz is g, or g * silu'(z) with a fused SiLU. `vec`: inner a
- * multiple of 4, x and g read as vec4.
+ * multiple of 4, x and g read as vec4. `mode` 'thread' (chooseChannelSumsMode): an invocation per segment.
  */
-export const channelGradSumsKernel = cachedKernel((silu: boolean, affine: boolean, vec: boolean = false): Kernel => {
+export const channelGradSumsKernel = cachedKernel(
+  (silu: boolean, affine: boolean, vec: boolean = false, mode: NormRowMode = 'group'): Kernel =>
+    mode === 'thread' ? threadChannelGradSums(silu, affine, vec) : groupChannelGradSums(silu, affine, vec),
+);
+
+/**
+ * 'thread' when a segment holds at most one value (vec4 with `vec`) per invocation of a workgroup: the
+ * workgroup would then load one value each and spend its time in the barriers of its tree sums (the 4x3 to
+ * 16x12 maps of a small UNet: up to 256 workgroups for a few thousand values).
+ */
+export const chooseChannelSumsMode = (inner: number, vec: boolean): NormRowMode =>
+  (vec ? inner / 4 : inner) <= WG ? 'thread' : 'group';
+
+export const channelGradSumsGrid = (segs: number, mode: NormRowMode): Grid =>
+  mode === 'thread' ? grid1d(segs, WG) : gridGroups(segs);
+
+/** Pass 1 with an invocation per segment, summing its run in order. */
+const threadChannelGradSums = (silu: boolean, affine: boolean, vec: boolean): Kernel => {
+  const t = vec ? 'vec4<f32>' : 'f32';
+  const len = vec ? 'params.inner / 4u' : 'params.inner';
+  return flatKernel({
+    key: `norm:chansums:thread:${silu}:${affine}:${vec}`,
+    buffers: [
+      readOnly('x', t),
+      readOnly('g', t),
+      readOnly('stats'),
+      ...(silu && affine ? [readOnly('w'), readOnly('b')] : []),
+      readWrite('parts'),
+    ],
+    uniforms: CHANNEL_UNIFORMS,
+    workgroupSize: WG,
+    index: 'seg',
+    bound: 'params.segs',
+    body: /* wgsl */ `
+  let row = seg / params.Cg;
+  let mean = ${t}(stats[2u * row]);
+  let rstd = stats[2u * row + 1u];
+  ${silu && affine ? 'let wc = w[seg % params.C];\n  let bc = b[seg % params.C];' : ''}
+  let base = seg * ${len};
+  var acc = 0.0;
+  var acc2 = 0.0;
+  for (var r = 0u; r < ${len}; r++) {
+    let xhat = (x[base + r] - mean) * rstd;
+    ${silu ? siluGradWgsl(t, 'g[base + r]', affine, 'wc', 'bc') : 'let gz = g[base + r];'}
+    acc += ${vec ? 'dot(gz, vec4<f32>(1.0))' : 'gz'};
+    acc2 += ${vec ? 'dot(gz, xhat)' : 'gz * xhat'};
+  }
+  parts[2u * seg] = acc;
+  parts[2u * seg + 1u] = acc2;`,
+  });
+};
+
+const groupChannelGradSums = (silu: boolean, affine: boolean, vec: boolean): Kernel => {
   const t = vec ? 'vec4<f32>' : 'f32';
   return flatKernel({
     key: `norm:chansums:${silu}:${affine}:${vec}`,
@@ -276,7 +328,7 @@ export const channelGradSumsKernel = cachedKernel((silu: boolean, affine: boolea
   ${silu && affine ? 'let wc = w[seg % params.C];\n  let bc = b[seg % params.C];' : ''}
   ${segmentSumsWgsl(silu, affine, vec)}`,
   });
-});
+};
 
 /**
  * Pass 1's sums of segment `seg` (`mean`, `rstd` and, with a fused SiLU and an affine, `wc`, `bc` in scope):

@@ -1,7 +1,9 @@
 import {
   channelGradCombineKernel,
   channelGradGrid,
+  channelGradSumsGrid,
   channelGradSumsKernel,
+  chooseChannelSumsMode,
   chooseNormMode,
   groupNormBackwardKernel,
   groupNormForwardKernel,
@@ -260,12 +262,13 @@ function groupNormBackward(
     parts.dispose();
     return { dx, dw: needs[1] ? dw : null, db: needs[2] ? db : null };
   }
+  const mode = chooseChannelSumsMode(inner, vec);
   launch(
-    channelGradSumsKernel(silu, affine, vec),
+    channelGradSumsKernel(silu, affine, vec, mode),
     [x, g, stats, ...siluParams],
     [parts],
     { segs, inner, C, Cg },
-    normRowGrid(segs),
+    channelGradSumsGrid(segs, mode),
   );
   const sums = emptyTensor([rows, 2], 'float32', op);
   const dw = affine ? emptyTensor(weight.shape, 'float32', op) : null;
