@@ -32,6 +32,24 @@ describe('autograd', () => {
     expect(Array.from(await b.grad!.data())).toEqual([1, 1]);
   });
 
+  it("hands add's gradient to one operand without a copy and gives the other its own storage", async () => {
+    const a = leaf([1, 2], [2]);
+    const b = leaf([3, 4], [2]);
+    // d/da = d/db = [3, 4], total norm sqrt(50): clipGradNorm must scale each in place once (shared storage
+    // would be scaled twice).
+    T.mul(T.add(a, b), T.tensor([3, 4], [2]))
+      .sum()
+      .backward();
+    expect(a.grad!.storage).not.toBe(b.grad!.storage);
+    const maxNorm = Math.sqrt(50) / 2;
+    T.clipGradNorm([a, b], maxNorm);
+    const want = [3, 4].map((v) => (v * maxNorm) / (Math.sqrt(50) + 1e-6));
+    for (const g of [a.grad!, b.grad!]) {
+      const got = Array.from(await g.data());
+      got.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+    }
+  });
+
   it('does not record under noGrad or through detach', () => {
     const x = leaf([1, 2], [2]);
     expect(T.noGrad(() => T.mul(x, 2)).requiresGrad).toBe(false);

@@ -95,21 +95,38 @@ function binary(name: string, expr: (x: string, y: string) => string, grads: [st
     backward: ({ args: [a, b], outputs: [y], needsGrad }, g) => {
       // Gradient kernels read (g, a, b, y) as (a, b, c, d).
       const names = { g: 'a', a: 'b', b: 'c', y: 'd' };
-      const one = (i: number, shape: readonly number[]) =>
-        needsGrad[i] ? sumTo(map(`${name}.backward`, rename(grads[i]!, names), [g, a, b, y!]), shape) : null;
+      let gHandedOut = false;
+      const one = (i: number, shape: readonly number[]) => {
+        if (!needsGrad[i]) return null;
+        if (grads[i] === 'g') {
+          // The gradient is g itself (add, sub's first operand): no kernel, unless g already went to the other
+          // operand, which then gets its own copy (a parameter's gradient is scaled in place by clipGradNorm).
+          const reduced = sumTo(g, shape);
+          if (reduced !== g) return reduced;
+          if (!gHandedOut) {
+            gHandedOut = true;
+            return g;
+          }
+        }
+        return sumTo(map(`${name}.backward`, rename(grads[i]!, names), [g, a, b, y!]), shape);
+      };
       return [one(0, a.shape), one(1, b.shape)];
     },
   });
   const tensorScalar = defineOp(`${name}_scalar`, {
     forward: (_ctx, a: Tensor, s: number) => map(name, expr('a', 'alpha'), [a], s),
     backward: ({ args: [a, s], outputs: [y] }, g) => [
-      map(`${name}.backward`, rename(grads[0], { g: 'a', a: 'b', b: 'alpha', y: 'c' }), [g, a, y!], s),
+      grads[0] === 'g'
+        ? g
+        : map(`${name}.backward`, rename(grads[0], { g: 'a', a: 'b', b: 'alpha', y: 'c' }), [g, a, y!], s),
     ],
   });
   const scalarTensor = defineOp(`${name}_rscalar`, {
     forward: (_ctx, s: number, b: Tensor) => map(name, expr('alpha', 'a'), [b], s),
     backward: ({ args: [s, b], outputs: [y] }, g) => [
-      map(`${name}.backward`, rename(grads[1], { g: 'a', a: 'alpha', b: 'b', y: 'c' }), [g, b, y!], s),
+      grads[1] === 'g'
+        ? g
+        : map(`${name}.backward`, rename(grads[1], { g: 'a', a: 'alpha', b: 'b', y: 'c' }), [g, b, y!], s),
     ],
   });
   const op = (a: Operand, b: Operand): Tensor => {
