@@ -26,6 +26,9 @@ export const throttle = (maxInFlight?: number): Promise<void> => activeDevice().
 
 /** Live and pooled GPU memory of the active device. */
 export const memoryStats = (): MemoryStats => activeDevice().memoryStats();
+
+/** Runs `fn` without executing anything on the device, accounting its memory as a real run would (Device.dryRun). */
+export const dryRun = <R>(fn: () => R | Promise<R>): Promise<R> => activeDevice().dryRun(fn);
 export * from './io/safetensors.js';
 export { readPth, loadPth, readPkl, loadPkl, PTH_MAX_EXPANDED_BYTES, type PthOptions } from './io/pth.js';
 export { crc32 } from './io/crc32.js';

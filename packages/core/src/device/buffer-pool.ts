@@ -2,14 +2,21 @@
  * A caching allocator for storage buffers. Sizes are rounded up to size classes (powers of two split into
  * four steps, so at most 25% is wasted) and released buffers are kept per class for reuse, so a training
  * loop that allocates the same shapes every step stops creating GPU buffers after its first step.
+ *
+ * The statistics depend only on the order of acquires and releases (sizes by class, reuse by class), never on
+ * what the device has finished: so a dry run (`dry`, see Device.dryRun), which takes entries without device
+ * buffers where it would create them, accounts exactly what the same calls would hold for real.
  */
 
 export interface PooledBuffer {
-  readonly buffer: GPUBuffer;
+  /** Null for an entry a dry run took (accounted, no device memory behind it). */
+  readonly buffer: GPUBuffer | null;
   /** Capacity in bytes (the size class). */
   readonly size: number;
   /** Id of the last command batch that referenced this buffer (to order queue writes after it). */
   lastBatch: number;
+  /** Set when a dry run took this entry (its contents are undefined; a read in the run gives zeros). */
+  takenInDryRun?: boolean;
   /** Set when the device reported that creating the buffer ran out of memory (the buffer is unusable). */
   failed?: boolean;
   /** Set when `emptyCache` destroyed the buffer (it is counted nowhere). */
@@ -25,6 +32,8 @@ export interface MemoryStats {
   pooledBuffers: number;
   /** Highest liveBytes seen since the last `resetPeak()`. */
   peakLiveBytes: number;
+  /** Highest liveBytes + pooledBytes (what the pool holds from the driver) since the last `resetPeak()`. */
+  peakHeldBytes: number;
 }
 
 const MIN_CLASS = 256;
@@ -44,7 +53,16 @@ const USAGE_STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
 
 export class BufferPool {
   private free = new Map<number, PooledBuffer[]>();
-  private stats: MemoryStats = { liveBytes: 0, liveBuffers: 0, pooledBytes: 0, pooledBuffers: 0, peakLiveBytes: 0 };
+  private stats: MemoryStats = {
+    liveBytes: 0,
+    liveBuffers: 0,
+    pooledBytes: 0,
+    pooledBuffers: 0,
+    peakLiveBytes: 0,
+    peakHeldBytes: 0,
+  };
+  /** Set during a dry run: buffers that would be created are accounted only (entries with a null buffer). */
+  dry = false;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -62,6 +80,8 @@ export class BufferPool {
     if (entry) {
       this.stats.pooledBytes -= size;
       this.stats.pooledBuffers--;
+    } else if (this.dry) {
+      entry = { buffer: null, size, lastBatch: -1 };
     } else {
       this.device.pushErrorScope('out-of-memory');
       const created: PooledBuffer = {
@@ -80,9 +100,11 @@ export class BufferPool {
       );
       entry = created;
     }
+    entry.takenInDryRun = this.dry;
     this.stats.liveBytes += size;
     this.stats.liveBuffers++;
     this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
+    this.stats.peakHeldBytes = Math.max(this.stats.peakHeldBytes, this.stats.liveBytes + this.stats.pooledBytes);
     return entry;
   }
 
@@ -98,7 +120,7 @@ export class BufferPool {
       list!.splice(at, 1);
       this.stats.pooledBytes -= entry.size;
       this.stats.pooledBuffers--;
-      entry.buffer.destroy();
+      entry.buffer?.destroy();
     } else if (!entry.dropped) {
       this.stats.liveBytes -= entry.size;
       this.stats.liveBuffers--;
@@ -109,11 +131,13 @@ export class BufferPool {
   release(entry: PooledBuffer): void {
     if (entry.failed) {
       // Uncounted when its failure was reported; nothing to pool.
-      entry.buffer.destroy();
+      entry.buffer?.destroy();
       return;
     }
     this.stats.liveBytes -= entry.size;
     this.stats.liveBuffers--;
+    // A dry run's entry freed after that run: nothing behind it to hand out again.
+    if (!entry.buffer && !this.dry) return;
     this.stats.pooledBytes += entry.size;
     this.stats.pooledBuffers++;
     let list = this.free.get(entry.size);
@@ -125,7 +149,7 @@ export class BufferPool {
   emptyCache(): void {
     for (const list of this.free.values()) {
       for (const e of list) {
-        e.buffer.destroy();
+        e.buffer?.destroy();
         e.dropped = true;
       }
     }
@@ -134,11 +158,23 @@ export class BufferPool {
     this.stats.pooledBuffers = 0;
   }
 
+  /** Forgets the released entries a dry run took (they have no device buffer to hand out); live ones stay counted. */
+  dropDry(): void {
+    for (const [size, list] of this.free) {
+      const kept = list.filter((e) => e.buffer !== null);
+      this.stats.pooledBytes -= (list.length - kept.length) * size;
+      this.stats.pooledBuffers -= list.length - kept.length;
+      if (kept.length > 0) this.free.set(size, kept);
+      else this.free.delete(size);
+    }
+  }
+
   memoryStats(): MemoryStats {
     return { ...this.stats };
   }
 
   resetPeak(): void {
     this.stats.peakLiveBytes = this.stats.liveBytes;
+    this.stats.peakHeldBytes = this.stats.liveBytes + this.stats.pooledBytes;
   }
 }

@@ -51,14 +51,19 @@ export class Device {
    * Device-side index checks (`indexCheckFlag`): a two-word flag buffer that check kernels claim with their id
    * and the offending value, the host messages of the checks recorded since the last readback, and whether any was.
    */
-  private indexChecks: { flag: PooledBuffer; messages: Map<number, string>; nextId: number; armed: boolean } | null =
-    null;
+  private indexChecks: {
+    flag: PooledBuffer & { buffer: GPUBuffer };
+    messages: Map<number, string>;
+    nextId: number;
+    armed: boolean;
+  } | null = null;
   private flushScheduled = false;
   /** Completion promises of submitted batches that have not finished yet, oldest first. */
   private inFlight: Promise<void>[] = [];
   private warnedDepth = false;
   private errors: string[] = [];
   private allocationErrors: string[] = [];
+  private dry = false;
   /** Counters for benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
 
@@ -97,6 +102,45 @@ export class Device {
 
   memoryStats(): MemoryStats {
     return this.pool.memoryStats();
+  }
+
+  /** Whether a dry run is in progress (see `dryRun`). */
+  get isDryRun(): boolean {
+    return this.dry;
+  }
+
+  /**
+   * Runs `fn` as a dry run: every op takes and releases its buffers in the pool as it would for real (so
+   * `memoryStats`, peaks included, come out exactly as a real run's), but nothing is executed or written on the
+   * device and buffers the pool would create are accounted only. This is exact because the pool's decisions
+   * depend on the order of acquires and releases alone, not on the device finishing work (see BufferPool); it
+   * holds for code whose allocations do not depend on values it reads back: inside a dry run, tensors it
+   * allocated read as zeros, older ones as their contents before it (writes to them are not executed either).
+   * Checks that need no execution (shapes, storage binding and buffer size limits) still throw. Tensors created
+   * or written inside have undefined contents, and those created inside may have no device memory, so they cannot
+   * be used after it: measure on a model that is discarded or reloaded afterwards.
+   */
+  async dryRun<R>(fn: () => R | Promise<R>): Promise<R> {
+    if (this.dry) return fn();
+    this.flush();
+    this.dry = true;
+    this.pool.dry = true;
+    try {
+      return await fn();
+    } finally {
+      this.dry = false;
+      this.pool.dry = false;
+      this.pool.dropDry();
+    }
+  }
+
+  /** The device buffer of an entry; throws for one a dry run took outside that run. */
+  private bufferOf(entry: PooledBuffer, use: string): GPUBuffer {
+    if (!entry.buffer)
+      throw new Error(
+        `${use}: the tensor was created in a dry run (Device.dryRun), which gives it no device memory; it cannot be used after that run`,
+      );
+    return entry.buffer;
   }
 
   private compile(kernel: Kernel): CompiledKernel {
@@ -239,6 +283,17 @@ export class Device {
         );
       }
     });
+    if (this.dry) {
+      // Nothing runs (the buffers are already accounted by the pool), but a grid the device would refuse fails
+      // here as the real run would fail in validation.
+      const most = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+      if (grid.some((n) => n > most))
+        throw new Error(
+          `dispatch ${kernel.key}: grid [${grid.join(', ')}] is over this adapter's ${most} workgroups per dimension`,
+        );
+      this.counters.dispatches++;
+      return;
+    }
     const c = this.compile(kernel);
     const entries: GPUBindGroupEntry[] = [];
     if (kernel.uniforms.length > 0) {
@@ -249,7 +304,11 @@ export class Device {
       b.entry.lastBatch = this.batchId;
       entries.push({
         binding: entries.length,
-        resource: { buffer: b.entry.buffer, offset: 0, size: Math.max(4, Math.ceil(b.bytes / 4) * 4) },
+        resource: {
+          buffer: this.bufferOf(b.entry, kernel.key),
+          offset: 0,
+          size: Math.max(4, Math.ceil(b.bytes / 4) * 4),
+        },
       });
     }
     const bindGroup = this.gpu.createBindGroup({ layout: c.layout, entries });
@@ -275,15 +334,17 @@ export class Device {
 
   /** Overwrites the start of a buffer with `data`, ordered after every dispatch recorded so far. */
   write(entry: PooledBuffer, data: ArrayBufferView): void {
+    if (this.dry) return;
+    const buffer = this.bufferOf(entry, 'write');
     // A queue write runs before the commands still being recorded, so a buffer they use must be flushed first.
     if (entry.lastBatch === this.batchId && this.encoder) this.flush();
     const bytes = Math.ceil(data.byteLength / 4) * 4;
     if (bytes === data.byteLength) {
-      this.gpu.queue.writeBuffer(entry.buffer, 0, data.buffer, data.byteOffset, bytes);
+      this.gpu.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, bytes);
     } else {
       const padded = new Uint8Array(bytes);
       padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      this.gpu.queue.writeBuffer(entry.buffer, 0, padded);
+      this.gpu.queue.writeBuffer(buffer, 0, padded);
     }
   }
 
@@ -314,7 +375,7 @@ export class Device {
   indexCheckFlag(message: string): { flag: PooledBuffer; id: number } {
     if (!this.indexChecks) {
       // Its own buffer, outside the pool: it lives as long as the device and is never recycled.
-      const flag: PooledBuffer = {
+      const flag: PooledBuffer & { buffer: GPUBuffer } = {
         buffer: this.gpu.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }),
         size: 16,
         lastBatch: -1,
@@ -331,10 +392,15 @@ export class Device {
 
   /** Copies `bytes` from the start of a buffer to the CPU. Reads requested in the same tick share one submit. */
   read(entry: PooledBuffer, bytes: number): Promise<ArrayBuffer> {
+    if (this.dry && entry.takenInDryRun) {
+      this.counters.readbacks++;
+      return Promise.resolve(new ArrayBuffer(bytes));
+    }
+    const source = this.bufferOf(entry, 'read');
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
     const staging = this.gpu.createBuffer({ size, usage: MAP_READ_COPY_DST });
     const encoder = this.ensureEncoderOutsidePass();
-    encoder.copyBufferToBuffer(entry.buffer, 0, staging, 0, size);
+    encoder.copyBufferToBuffer(source, 0, staging, 0, size);
     // Index checks recorded since the last readback are read with it, so a bad index fails this read.
     let flag: GPUBuffer | undefined;
     let checkedUpTo: number | undefined;
