@@ -23,6 +23,7 @@ import {
   type DensePosePredictor,
   type LeffaHumanParsing,
   type LeffaModel,
+  type LeffaPhase,
   type OpenPoseBody,
   type VaeTilingOptions,
   estimatePose,
@@ -97,6 +98,11 @@ export interface ReleasedLeffaRunOptions {
   /** Try-on: composite onto the person outside the blurred mask (app.py's vt_repaint; default false). */
   repaint?: boolean;
   onStep?: (step: number, total: number) => void;
+  /**
+   * Called as each sampling phase (leffaSample's LeffaPhase) starts to run; with `lowMemory` also before the
+   * schedule moves the parts for it ('moving'), so that the moves can be told apart from the phase's own work.
+   */
+  onPhase?: (phase: LeffaPhase, stage: 'moving' | 'running') => void;
   /**
    * Memory-saving schedule (default false): the preprocessing models leave the device, and while sampling only
    * the Leffa part the current phase runs is on it (VAE encoder, reference UNet, generative UNet, VAE decoder;
@@ -361,6 +367,17 @@ export class ReleasedLeffa {
     const tilingBefore = leffa.vae.tiling;
     configureVaeTiling(leffa.vae, [prepared.inputs.height, prepared.inputs.width], options.vaeTiling, options.log);
     const t = leffaTransformTensors(prepared.inputs);
+    const { onPhase, lowMemory } = options;
+    const beforePhase =
+      lowMemory || onPhase
+        ? async (phase: LeffaPhase) => {
+            if (lowMemory) {
+              onPhase?.(phase, 'moving');
+              await schedule.beforePhase(phase);
+            }
+            onPhase?.(phase, 'running');
+          }
+        : undefined;
     let y: T.Tensor;
     try {
       y = await leffaSample(
@@ -373,7 +390,7 @@ export class ReleasedLeffa {
           refAcceleration: options.refAcceleration ?? false,
           generator: new T.Generator(options.seed ?? 42),
           ...(options.onStep ? { onStep: options.onStep } : {}),
-          ...(options.lowMemory ? { beforePhase: (phase) => schedule.beforePhase(phase) } : {}),
+          ...(beforePhase ? { beforePhase } : {}),
         },
       );
     } finally {
