@@ -7,8 +7,7 @@
  * is touched; F16 and BF16 are widened to float32 unless a `FloatLoad` asks for float16 tensors (then F16 data is
  * uploaded as it is stored, never widened), integer types become int32 (I64 must fit in 32 bits).
  */
-import { tensor, tensorFromHalfBits } from '../forward/creation.js';
-import { hostTensor } from '../forward/host.js';
+import { deviceTensorOf, hostTensor } from '../forward/host.js';
 import { bfloat16ToFloat, floatToHalf, halfToFloat } from '../tensor/half.js';
 import { formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -341,8 +340,7 @@ const dtypeOf = (t: HostTensor) => (t.half ? 'float16' : t.data instanceof Int32
 /** Uploads host tensors to the device. */
 export function toDevice(tensors: Map<string, HostTensor>): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
-  for (const [name, t] of tensors)
-    out.set(name, t.half ? tensorFromHalfBits(t.half, t.shape) : tensor(t.data, t.shape, dtypeOf(t)));
+  for (const [name, t] of tensors) out.set(name, deviceTensorOf(t.half ?? t.data, t.shape, dtypeOf(t)));
   return out;
 }
 
