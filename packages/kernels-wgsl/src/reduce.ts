@@ -186,6 +186,39 @@ var<workgroup> s_idx: array<i32, ${ROW_WG}>;`,
   });
 });
 
+/**
+ * Sum of x viewed as [A, O, I] over A and I, an invocation per output o: each run of I values is summed as the
+ * column mode sums it (blockedSum), then the A run sums in order as a second column pass would, so the result
+ * is bit for bit that of the two dispatches it replaces (a bias gradient over [N, C, H, W] with short H*W runs).
+ */
+export const nestedSumKernel = cachedKernel(
+  (): Kernel =>
+    flatKernel({
+      key: 'reduce:sum:nested',
+      buffers: [readOnly('x'), readWrite('out')],
+      uniforms: [
+        { name: 'A', type: 'u32' },
+        { name: 'O', type: 'u32' },
+        { name: 'I', type: 'u32' },
+      ],
+      workgroupSize: COL_WG,
+      index: 'o',
+      bound: 'params.O',
+      helpers: /* wgsl */ `
+fn runSum(start: u32) -> f32 {
+  var p = 0.0;
+  ${blockedSum('p', '0u', 1, 'x[start + r]', 'params.I')}
+  return p;
+}`,
+      body: /* wgsl */ `
+  var acc = 0.0;
+  ${blockedSum('acc', '0u', 1, 'runSum((r * params.O + o) * params.I)', 'params.A')}
+  out[o] = acc;`,
+    }),
+);
+
+export const nestedSumGrid = (O: number): Grid => grid1d(O, COL_WG);
+
 /** Row mode pays off once a row is long enough to share among a workgroup. */
 export function chooseReduceMode(R: number, I: number): ReduceMode {
   return I === 1 && R >= 128 ? 'row' : 'column';

@@ -1,4 +1,11 @@
-import { type ReduceOp, chooseReduceMode, reduceGrid, reduceKernel } from '@leffa-webgpu/kernels-wgsl';
+import {
+  type ReduceOp,
+  chooseReduceMode,
+  nestedSumGrid,
+  nestedSumKernel,
+  reduceGrid,
+  reduceKernel,
+} from '@leffa-webgpu/kernels-wgsl';
 import { formatShape, normalizeAxes, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { emptyTensor, floatResult, launch } from './launch.js';
@@ -50,6 +57,12 @@ export function reduceRaw(op: string, kind: ReduceOp, x: Tensor, p: ReducePlan, 
     }
     return out;
   }
+  const nested = !contiguous && kind === 'sum' ? nestedSplit(x.shape, reduced) : null;
+  if (nested) {
+    // Short inner runs on both sides of one kept block: the two column passes below, in one dispatch.
+    if (out.size > 0) launch(nestedSumKernel(), [x], [out], nested, nestedSumGrid(nested.O));
+    return out;
+  }
   if (!contiguous && decomposable) {
     // Decomposable reductions over several runs of axes: reduce the last run in place (which shrinks the
     // tensor), then the rest of the axes; cheaper than permuting the whole input.
@@ -90,16 +103,33 @@ export function reduceRaw(op: string, kind: ReduceOp, x: Tensor, p: ReducePlan, 
  * faster in two steps, whose first step has a workgroup per (outer index, output)).
  */
 function outerSplit(shape: readonly number[], reduced: readonly number[]): { A: number; O: number; I: number } | null {
+  const s = keptBlock(shape, reduced);
+  if (!s || s.A === 1 || s.I < 64) return null;
+  return s.O >= 16 || s.A * s.I <= 65536 ? s : null;
+}
+
+/**
+ * [A, O, I] sizes for nestedSumKernel where the two-pass path would take two column passes (inner runs under
+ * 64, a second pass over more than one output or under 128 runs), with at most 64K values per output.
+ */
+function nestedSplit(shape: readonly number[], reduced: readonly number[]): { A: number; O: number; I: number } | null {
+  const s = keptBlock(shape, reduced);
+  if (!s || s.A === 1 || s.I === 1 || s.I >= 64 || s.A * s.I > 65536) return null;
+  return s.O > 1 || s.A < 128 ? s : null;
+}
+
+/** [A, O, I] sizes when the reduced axes (sizes above 1) lie on both sides of one block of kept axes. */
+function keptBlock(shape: readonly number[], reduced: readonly number[]): { A: number; O: number; I: number } | null {
   const kept = shape.map((d, i) => (d !== 1 && !reduced.includes(i) ? i : -1)).filter((i) => i >= 0);
   if (kept.length === 0) return null;
   const first = kept[0]!;
   const last = kept[kept.length - 1]!;
   if (reduced.some((a) => a > first && a < last)) return null;
-  const A = sizeOf(shape.slice(0, first));
-  const O = sizeOf(shape.slice(first, last + 1));
-  const I = sizeOf(shape.slice(last + 1));
-  if (A === 1 || I < 64) return null;
-  return O >= 16 || A * I <= 65536 ? { A, O, I } : null;
+  return {
+    A: sizeOf(shape.slice(0, first)),
+    O: sizeOf(shape.slice(first, last + 1)),
+    I: sizeOf(shape.slice(last + 1)),
+  };
 }
 
 /**
