@@ -37,7 +37,8 @@ export function attentionBackwardGemm(
   const M = k.shape[2]!;
   const Dv = v.shape[3]!;
   const BH = B * H;
-  const flat = (x: Tensor, shape: number[]) => map('attention.backward', 'a', [x]).alias(shape);
+  // Tensors are contiguous, so the [B * H, ...] views share the inputs' storage (nothing here writes to them).
+  const flat = (x: Tensor, shape: number[]) => x.alias(shape);
   const q3 = flat(q, [BH, N, D]);
   const k3 = flat(k, [BH, M, D]);
   const v3 = flat(v, [BH, M, Dv]);
