@@ -74,6 +74,12 @@ export interface ElementwiseSpec {
    * adapters each storage access is a per-lane loop, so a quarter of the accesses is twice the speed.
    */
   vec4?: boolean;
+  /**
+   * With vec4 and a rank above 0 (broadcasting, innermost run a multiple of 4): per input, 'v' reads a vec4 at
+   * its index in vec4 units (unit stride along the innermost axis), 's' one value for all four lanes (stride 0
+   * there: a per-row or per-channel operand).
+   */
+  lanes?: string;
 }
 
 const WG = 256;
@@ -103,6 +109,7 @@ export function broadcastIndexWgsl(names: readonly string[], rank: number): stri
  */
 export const elementwiseKernel = cachedKernel((spec: ElementwiseSpec): Kernel => {
   const { expr, arity, rank } = spec;
+  if (spec.vec4 && rank > 0) return vec4BroadcastKernel(expr, arity, rank, spec.lanes ?? '');
   if (spec.vec4) return vec4Kernel(expr, arity);
   if (arity < 1 || arity > INPUT_NAMES.length) throw new Error(`elementwiseKernel: arity ${arity} not in 1..4`);
   if (rank > MAX_RANK) throw new Error(`elementwiseKernel: rank ${rank} exceeds ${MAX_RANK}`);
@@ -130,12 +137,51 @@ ${names.map((x) => `  let ${x} = in_${x}[i_${x}];`).join('\n')}
   });
 });
 
+/** The scalar expression applied to each component of the vec4s v_a, v_b, ..., into `r`. */
+const perLane = (expr: string, names: readonly string[]) =>
+  [0, 1, 2, 3]
+    .map((k) => `  { ${names.map((x) => `let ${x} = v_${x}[${k}];`).join(' ')} r[${k}] = ${expr}; }`)
+    .join('\n');
+
+/**
+ * Broadcasting in vec4 units: four consecutive outputs of one innermost run per invocation, through the same
+ * index arithmetic as the scalar kernel on a shape whose innermost size is divided by 4 (see `lanes`).
+ */
+function vec4BroadcastKernel(expr: string, arity: number, rank: number, lanes: string): Kernel {
+  if (rank > MAX_RANK) throw new Error(`elementwiseKernel: rank ${rank} exceeds ${MAX_RANK}`);
+  if (lanes.length !== arity || /[^vs]/.test(lanes))
+    throw new Error(`elementwiseKernel: lanes '${lanes}' must give 'v' or 's' for each of ${arity} inputs`);
+  const names = INPUT_NAMES.slice(0, arity);
+  const arr = { array: 'u32' as const, length: MAX_RANK };
+  return flatKernel({
+    key: `ew4b:${arity}:${rank}:${lanes}:${expr}`,
+    buffers: [
+      ...names.map((x, k) => readOnly(`in_${x}`, lanes[k] === 'v' ? 'vec4<f32>' : 'f32')),
+      readWrite('out', 'vec4<f32>'),
+    ],
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      ...fields('f32', 'alpha', 'beta'),
+      { name: 'shape', type: arr },
+      ...names.map((x) => ({ name: `stride_${x}`, type: arr })),
+    ],
+    workgroupSize: WG,
+    helpers: MATH_WGSL,
+    body: /* wgsl */ `
+  let alpha = params.alpha;
+  let beta = params.beta;
+${broadcastIndexWgsl(names, rank)}
+${names.map((x, k) => `  let v_${x} = ${lanes[k] === 'v' ? `in_${x}[i_${x}]` : `vec4<f32>(in_${x}[i_${x}])`};`).join('\n')}
+  var r: vec4<f32>;
+${perLane(expr, names)}
+  out[i] = r;`,
+  });
+}
+
 /** Contiguous inputs as vec4s: the scalar expression is applied to each component. */
 function vec4Kernel(expr: string, arity: number): Kernel {
   const names = INPUT_NAMES.slice(0, arity);
-  const lanes = [0, 1, 2, 3]
-    .map((k) => `  { ${names.map((x) => `let ${x} = v_${x}[${k}];`).join(' ')} r[${k}] = ${expr}; }`)
-    .join('\n');
+  const lanes = perLane(expr, names);
   return flatKernel({
     key: `ew4:${arity}:${expr}`,
     buffers: [...names.map((x) => readOnly(`in_${x}`, 'vec4<f32>')), readWrite('out', 'vec4<f32>')],

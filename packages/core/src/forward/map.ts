@@ -25,10 +25,44 @@ export function map(op: string, expr: string, inputs: readonly Tensor[], alpha =
     );
     return out;
   }
+  const v = vec4BroadcastLayout(shape, inputs);
+  if (v) {
+    const n = out.size / 4;
+    const kernel = elementwiseKernel({ expr, arity: inputs.length, rank: v.shape.length, vec4: true, lanes: v.lanes });
+    const uniforms: Record<string, number | number[]> = { n, alpha, beta, shape: v.shape };
+    v.strides.forEach((st, k) => (uniforms[`stride_${'abcd'[k]}`] = st));
+    launch(kernel, inputs, [out], uniforms, elementwiseGrid(n));
+    return out;
+  }
   const uniforms: Record<string, number | number[]> = { n: out.size, alpha, beta };
   const rank = broadcastLayout(op, shape, inputs, uniforms);
   launch(elementwiseKernel({ expr, arity: inputs.length, rank }), inputs, [out], uniforms, elementwiseGrid(out.size));
   return out;
+}
+
+/**
+ * The broadcast in vec4 units when the output's innermost (coalesced) run is a multiple of 4 and each input
+ * either runs along it with unit stride and its other strides in fours ('v') or is constant along it ('s'):
+ * the shape with its innermost size divided by 4, and the strides in each input's units. Null otherwise.
+ */
+function vec4BroadcastLayout(shape: readonly number[], inputs: readonly Tensor[]) {
+  const c = coalesceDims(
+    shape,
+    inputs.map((t) => broadcastStrides(t.shape, shape)),
+  );
+  const last = c.shape.length - 1;
+  if (last < 0 || last >= MAX_RANK || c.shape[last]! % 4 !== 0) return null;
+  let lanes = '';
+  for (const st of c.strides) {
+    if (st[last] === 0) lanes += 's';
+    else if (st[last] === 1 && st.every((s, d) => d === last || s % 4 === 0)) lanes += 'v';
+    else return null;
+  }
+  return {
+    lanes,
+    shape: c.shape.map((s, d) => (d === last ? s / 4 : s)),
+    strides: c.strides.map((st, k) => (lanes[k] === 'v' ? st.map((s, d) => (d === last ? 1 : s / 4)) : st)),
+  };
 }
 
 /**
