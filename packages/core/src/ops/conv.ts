@@ -219,14 +219,19 @@ const WINOGRAD = {
 } as const;
 type WinogradTile = keyof typeof WINOGRAD;
 
+/** Winograd's m x m tiles of one product: over the input for the input gradient, over the output otherwise. */
+function winogradTiles(product: ConvProduct, p: ConvPlan, m: WinogradTile): number {
+  const [h, w] = product === 'inputGrad' ? [p.H, p.W] : [p.Ho, p.Wo];
+  return p.n * Math.ceil(h / m) * Math.ceil(w / m);
+}
+
 /** Bytes of the largest Winograd intermediate (V, M or dM: positions x channels x tiles floats) of one product. */
 function winogradBytes(product: ConvProduct, p: ConvPlan, m: WinogradTile): number {
   const P = WINOGRAD[m].positions;
-  const tiles = (h: number, w: number) => up4(p.n * Math.ceil(h / m) * Math.ceil(w / m));
   // The filter-side transform [P, Cout, Cin'] (or its transpose) is as large as the image side for wide layers.
   const filter = P * 4 * Math.max(p.cout, p.cin) * Math.max(up4(p.cin), up4(p.cout));
-  if (product === 'inputGrad') return Math.max(filter, P * 4 * tiles(p.H, p.W) * Math.max(up4(p.cout), p.cin));
-  return Math.max(filter, P * 4 * tiles(p.Ho, p.Wo) * Math.max(up4(p.cin), p.cout));
+  const channels = product === 'inputGrad' ? Math.max(up4(p.cout), p.cin) : Math.max(up4(p.cin), p.cout);
+  return Math.max(filter, P * 4 * up4(winogradTiles(product, p, m)) * channels);
 }
 
 /** The sliding kernel's launch for a forward or input-gradient product (null: its grid would not fit). */
@@ -283,8 +288,7 @@ function convAlgorithmFor(
   // level with F(4x4) at 32) and Winograd above. F(4x4) beats F(2x2) (fwd + bwd 1.2x at 320 channels and 32x24,
   // 1.8x at 64x48) once its filter-side transforms ([36, Cout, Cin], 2.25x F(2x2)'s) are spread over enough
   // tiles: from 32 tiles of 4x4; at 12 tiles (640 channels at 16x12) it was 1.5-2x slower.
-  const tiles4 =
-    p.n * Math.ceil((product === 'inputGrad' ? p.H : p.Ho) / 4) * Math.ceil((product === 'inputGrad' ? p.W : p.Wo) / 4);
+  const tiles4 = winogradTiles(product, p, 4);
   const winograd: ConvAlgorithm = winograd4Fits && tiles4 >= 32 ? 'winograd4' : winogradFits ? 'winograd' : 'direct';
   if (product === 'weightGrad') return p.cin >= 8 && p.cout >= 8 ? winograd : 'direct';
   if (Math.min(p.cin, p.cout) <= 32 && slidingFits) return 'sliding';
