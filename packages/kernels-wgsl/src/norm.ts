@@ -214,30 +214,43 @@ const AFFINE_UNIFORMS = fields('u32', 'n', 'L', 'inner', 'P');
  * `vec` (L and inner multiples of 4): each invocation normalises 4 consecutive values, which share their row
  * and channel, so x and y move as vec4 and the statistics and affine are loaded once for all four.
  */
-export const normApplyKernel = cachedKernel((affine: boolean, silu: boolean = false, vec: boolean = false): Kernel => {
-  const t = vec ? 'vec4<f32>' : 'f32';
-  return flatKernel({
-    key: `norm:apply:${affine}:${silu}:${vec}`,
-    buffers: [
-      readOnly('x', t),
-      readOnly('stats'),
-      ...(affine ? [readOnly('w'), readOnly('b')] : []),
-      readWrite('y', t),
-    ],
-    uniforms: AFFINE_UNIFORMS,
-    workgroupSize: ELEM_WG,
-    index: 'e',
-    bound: null,
-    body: /* wgsl */ `
+export const normApplyKernel = cachedKernel(
+  (affine: boolean, silu: boolean = false, vec: boolean = false, laneParams: boolean = false): Kernel => {
+    const t = vec ? 'vec4<f32>' : 'f32';
+    const pt = laneParamType(vec, laneParams);
+    return flatKernel({
+      key: `norm:apply:${affine}:${silu}:${vec}${laneParams ? ':lanes' : ''}`,
+      buffers: [
+        readOnly('x', t),
+        readOnly('stats'),
+        ...(affine ? [readOnly('w', pt), readOnly('b', pt)] : []),
+        readWrite('y', t),
+      ],
+      uniforms: AFFINE_UNIFORMS,
+      workgroupSize: ELEM_WG,
+      index: 'e',
+      bound: null,
+      body: /* wgsl */ `
   ${vec ? 'let i = 4u * e;' : 'let i = e;'}
   if (i >= params.n) { return; }
   let r = i / params.L;
   let xhat = (x[e] - ${t}(stats[2u * r])) * stats[2u * r + 1u];
-  ${affine ? 'let p = (i / params.inner) % params.P;\n  let wv = w[p];\n  let bv = b[p];' : ''}
+  ${affine ? `let p = (i / params.inner) % params.P;\n  let wv = w[${paramIndex(laneParams)}];\n  let bv = b[${paramIndex(laneParams)}];` : ''}
   ${normOutputWgsl(t, affine, silu)}
   y[e] = yv;`,
-  });
-});
+    });
+  },
+);
+
+/**
+ * `laneParams` (with `vec`; LayerNorm's per-value affine: inner 1, P a multiple of 4): the four values of an
+ * invocation have four consecutive parameters, read as one vec4 at p / 4, instead of sharing one.
+ */
+const laneParamType = (vec: boolean, laneParams: boolean) => {
+  if (laneParams && !vec) throw new Error('norm kernels: laneParams needs the vec4 variant');
+  return laneParams ? 'vec4<f32>' : 'f32';
+};
+const paramIndex = (laneParams: boolean) => (laneParams ? 'p / 4u' : 'p');
 
 /** g * silu'(z) with z = xhat * w + b: the gradient through a fused SiLU, recomputed from x. */
 const siluGradWgsl = (t: string, g: string, affine: boolean, wv: string, bv: string) => `
@@ -556,36 +569,39 @@ export const normGradSumsKernel = cachedKernel((affine: boolean, mode: NormRowMo
  * `vec`: four consecutive values per invocation (same row and channel), g, x and dx as vec4. `silu`: g is the
  * gradient of silu(z), z = xhat * w + b, and the SiLU's gradient is recomputed here (GroupNorm's fused SiLU).
  */
-export const normGradInputKernel = cachedKernel((affine: boolean, vec = false, silu = false): Kernel => {
-  const t = vec ? 'vec4<f32>' : 'f32';
-  return flatKernel({
-    key: `norm:gradinput:${affine}:${vec}${silu ? ':silu' : ''}`,
-    buffers: [
-      readOnly('x', t),
-      readOnly('g', t),
-      readOnly('stats'),
-      readOnly('sums'),
-      ...(affine ? [readOnly('w')] : []),
-      ...(affine && silu ? [readOnly('b')] : []),
-      readWrite('dx', t),
-    ],
-    uniforms: AFFINE_UNIFORMS,
-    workgroupSize: ELEM_WG,
-    index: 'e',
-    bound: null,
-    body: /* wgsl */ `
+export const normGradInputKernel = cachedKernel(
+  (affine: boolean, vec: boolean = false, silu: boolean = false, laneParams: boolean = false): Kernel => {
+    const t = vec ? 'vec4<f32>' : 'f32';
+    const pt = laneParamType(vec, laneParams);
+    return flatKernel({
+      key: `norm:gradinput:${affine}:${vec}${silu ? ':silu' : ''}${laneParams ? ':lanes' : ''}`,
+      buffers: [
+        readOnly('x', t),
+        readOnly('g', t),
+        readOnly('stats'),
+        readOnly('sums'),
+        ...(affine ? [readOnly('w', pt)] : []),
+        ...(affine && silu ? [readOnly('b', pt)] : []),
+        readWrite('dx', t),
+      ],
+      uniforms: AFFINE_UNIFORMS,
+      workgroupSize: ELEM_WG,
+      index: 'e',
+      bound: null,
+      body: /* wgsl */ `
   let i = ${vec ? '4u * e' : 'e'};
   if (i >= params.n) { return; }
   let r = i / params.L;
   let rstd = stats[2u * r + 1u];
   let xhat = (x[e] - ${t}(stats[2u * r])) * rstd;
   ${affine ? 'let p = (i / params.inner) % params.P;' : ''}
-  ${silu ? siluGradWgsl(t, 'g[e]', affine, 'w[p]', 'b[p]') : 'let gz = g[e];'}
-  let gw = gz${affine ? ' * w[p]' : ''};
+  ${silu ? siluGradWgsl(t, 'g[e]', affine, `w[${paramIndex(laneParams)}]`, `b[${paramIndex(laneParams)}]`) : 'let gz = g[e];'}
+  let gw = gz${affine ? ` * w[${paramIndex(laneParams)}]` : ''};
   let invL = 1.0 / f32(params.L);
   dx[e] = rstd * (gw - ${t}(sums[2u * r] * invL) - xhat * (sums[2u * r + 1u] * invL));`,
-  });
-});
+    });
+  },
+);
 
 export const normRowGrid = (rows: number, mode: NormRowMode = 'group'): Grid =>
   mode === 'thread' ? grid1d(rows, THREAD_ROWS) : gridGroups(rows);

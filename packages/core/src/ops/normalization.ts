@@ -22,7 +22,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { abs, add, leakyRelu, map, mul, rsqrt, sub } from './elementwise.js';
 import { zeros } from '../forward/creation.js';
 import { emptyTensor, floatResult, launch } from '../forward/launch.js';
-import { mean, sum, variance } from './reduce.js';
+import { mean, variance } from './reduce.js';
 import { reshape } from './shape.js';
 
 /**
@@ -71,9 +71,12 @@ function rowNormForward(
     { rows: layout.rows, L: layout.L, eps },
     normRowGrid(layout.rows, mode),
   );
-  const vecApply = vecRows && layout.inner % 4 === 0;
+  // vec4 when an invocation's four values share their parameter (inner % 4) or, LayerNorm's per-value affine,
+  // have four consecutive ones.
+  const lanes = vecRows && affine && layout.inner === 1 && layout.P % 4 === 0;
+  const vecApply = (vecRows && layout.inner % 4 === 0) || lanes;
   launch(
-    normApplyKernel(affine, silu, vecApply),
+    normApplyKernel(affine, silu, vecApply, lanes && layout.inner % 4 !== 0),
     affine ? [x, stats, weight!, bias!] : [x, stats],
     [y],
     { n: x.size, L: layout.L, inner: layout.inner, P: layout.P },
@@ -108,12 +111,13 @@ function layerNormBackward(
       normRowGrid(layout.rows, mode),
     );
     dx = emptyTensor(x.shape, x.dtype, op);
+    const lanes = !vec && affine && layout.L % 4 === 0 && layout.inner === 1 && layout.P % 4 === 0;
     launch(
-      normGradInputKernel(affine, vec),
+      normGradInputKernel(affine, vec || lanes, false, lanes),
       affine ? [x, g, stats, sums, weight] : [x, g, stats, sums],
       [dx],
       u,
-      normElementGrid(vec ? x.size / 4 : x.size),
+      normElementGrid(vec || lanes ? x.size / 4 : x.size),
     );
   }
   let dw: Tensor | null = null;
