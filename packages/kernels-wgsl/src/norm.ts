@@ -281,28 +281,35 @@ export const chooseChannelSumsMode = (inner: number, vec: boolean): NormRowMode 
 export const channelGradSumsGrid = (segs: number, mode: NormRowMode): Grid =>
   mode === 'thread' ? grid1d(segs, WG) : gridGroups(segs);
 
+/** Pass 1's bindings: x and g (`t`: f32 or vec4), the row statistics, the SiLU's affine, the sums. */
+const channelSumsBuffers = (t: string, silu: boolean, affine: boolean) => [
+  readOnly('x', t),
+  readOnly('g', t),
+  readOnly('stats'),
+  ...(silu && affine ? [readOnly('w'), readOnly('b')] : []),
+  readWrite('parts'),
+];
+
+/** Segment `seg`'s row statistics `mean` and `rstd`, and with a fused SiLU's affine its channel's `wc`, `bc`. */
+const segmentPrologueWgsl = (t: string, silu: boolean, affine: boolean) => `
+  let row = seg / params.Cg;
+  let mean = ${t}(stats[2u * row]);
+  let rstd = stats[2u * row + 1u];
+  ${silu && affine ? 'let wc = w[seg % params.C];\n  let bc = b[seg % params.C];' : ''}`;
+
 /** Pass 1 with an invocation per segment, summing its run in order. */
 const threadChannelGradSums = (silu: boolean, affine: boolean, vec: boolean): Kernel => {
   const t = vec ? 'vec4<f32>' : 'f32';
   const len = vec ? 'params.inner / 4u' : 'params.inner';
   return flatKernel({
     key: `norm:chansums:thread:${silu}:${affine}:${vec}`,
-    buffers: [
-      readOnly('x', t),
-      readOnly('g', t),
-      readOnly('stats'),
-      ...(silu && affine ? [readOnly('w'), readOnly('b')] : []),
-      readWrite('parts'),
-    ],
+    buffers: channelSumsBuffers(t, silu, affine),
     uniforms: CHANNEL_UNIFORMS,
     workgroupSize: WG,
     index: 'seg',
     bound: 'params.segs',
     body: /* wgsl */ `
-  let row = seg / params.Cg;
-  let mean = ${t}(stats[2u * row]);
-  let rstd = stats[2u * row + 1u];
-  ${silu && affine ? 'let wc = w[seg % params.C];\n  let bc = b[seg % params.C];' : ''}
+${segmentPrologueWgsl(t, silu, affine)}
   let base = seg * ${len};
   var acc = 0.0;
   var acc2 = 0.0;
@@ -321,13 +328,7 @@ const groupChannelGradSums = (silu: boolean, affine: boolean, vec: boolean): Ker
   const t = vec ? 'vec4<f32>' : 'f32';
   return flatKernel({
     key: `norm:chansums:${silu}:${affine}:${vec}`,
-    buffers: [
-      readOnly('x', t),
-      readOnly('g', t),
-      readOnly('stats'),
-      ...(silu && affine ? [readOnly('w'), readOnly('b')] : []),
-      readWrite('parts'),
-    ],
+    buffers: channelSumsBuffers(t, silu, affine),
     uniforms: CHANNEL_UNIFORMS,
     workgroupSize: WG,
     per: 'workgroup',
@@ -335,10 +336,7 @@ const groupChannelGradSums = (silu: boolean, affine: boolean, vec: boolean): Ker
     bound: 'params.segs',
     helpers: ROW_PROLOGUE,
     body: /* wgsl */ `
-  let row = seg / params.Cg;
-  let mean = ${t}(stats[2u * row]);
-  let rstd = stats[2u * row + 1u];
-  ${silu && affine ? 'let wc = w[seg % params.C];\n  let bc = b[seg % params.C];' : ''}
+${segmentPrologueWgsl(t, silu, affine)}
   ${segmentSumsWgsl(silu, affine, vec)}`,
   });
 };
