@@ -17,6 +17,7 @@ import {
   encodePng,
   setDefaultMaxPixels,
 } from '@leffa-webgpu/data';
+import { smallLeffaRun } from './small-leffa-run.js';
 
 /** One PNG chunk: length, type, body and the CRC-32 of type and body. */
 function pngChunk(type: string, body: Uint8Array): Buffer {
@@ -280,22 +281,7 @@ describe('train (Leffa) resume', () => {
   it('metrics.json after a resume holds the curve from before it', async () => {
     const { trainLeffa } = await import('../src/cli/train-leffa.js');
     const out = join(tmp, 'leffa');
-    const args = {
-      task: 'tryon' as const,
-      out,
-      batch: 1,
-      height: 64,
-      width: 48,
-      lr: 1e-4,
-      seed: 0,
-      leffa: 'on' as const,
-      finetuneAfter: 0,
-      pool: 2,
-      init: 'shipped:leffa-tiny-tryon',
-      saveEvery: 10,
-      sampleEvery: 0,
-      evalExamples: 1,
-    };
+    const args = { ...smallLeffaRun, out, pool: 2, init: 'shipped:leffa-tiny-tryon', saveEvery: 10 };
     await trainLeffa({ ...args, steps: 10 });
     await trainLeffa({ ...args, steps: 20, resume: join(out, 'checkpoint') });
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as {

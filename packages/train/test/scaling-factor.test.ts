@@ -7,6 +7,7 @@ import { syntheticExample, toBatch } from '@leffa-webgpu/data';
 import { leffaConfigFromExtra } from '@leffa-webgpu/pipelines';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainLeffa } from '../src/cli/train-leffa.js';
+import { smallLeffaRun } from './small-leffa-run.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'scaling-factor-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -15,22 +16,7 @@ beforeAll(async () => {
 });
 
 describe('train --scaling-factor', () => {
-  const args = {
-    task: 'tryon' as const,
-    batch: 1,
-    steps: 1,
-    height: 64,
-    width: 48,
-    lr: 1e-4,
-    seed: 0,
-    leffa: 'on' as const,
-    finetuneAfter: 0,
-    pool: 1,
-    init: 'shipped:leffa-tiny-tryon',
-    saveEvery: 1,
-    sampleEvery: 0,
-    evalExamples: 1,
-  };
+  const args = { ...smallLeffaRun, steps: 1, pool: 1, init: 'shipped:leffa-tiny-tryon', saveEvery: 1 };
   const recordedConfig = (out: string) =>
     leffaConfigFromExtra(JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')).extra);
 

@@ -7,6 +7,7 @@ import { leffaConfigFromExtra } from '@leffa-webgpu/pipelines';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainLeffa } from '../src/cli/train-leffa.js';
 import { trainVae } from '../src/cli/train-vae.js';
+import { smallLeffaRun } from './small-leffa-run.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'unet-channels-'));
 const vae = join(tmp, 'vae');
@@ -28,21 +29,7 @@ beforeAll(async () => {
 });
 
 describe('train --unet-channels', () => {
-  const args = {
-    task: 'tryon' as const,
-    batch: 1,
-    steps: 1,
-    height: 64,
-    width: 48,
-    lr: 1e-4,
-    seed: 0,
-    leffa: 'on' as const,
-    finetuneAfter: 0,
-    pool: 1,
-    saveEvery: 1,
-    sampleEvery: 0,
-    evalExamples: 1,
-  };
+  const args = { ...smallLeffaRun, steps: 1, pool: 1, saveEvery: 1 };
 
   it('builds both UNets at the given widths, and a later command rebuilds them from the checkpoint', async () => {
     const out = join(tmp, 'wide');
