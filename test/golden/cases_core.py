@@ -123,4 +123,17 @@ def build(out_dir):
     g.case("amax_outer_nan", "max", [y.clone()], lambda t: t.amax(dim=(0, 3, 4)), attrs={"axes": [0, 3, 4], "keepdim": False})
     g.case("amin_outer_nan", "min", [y.clone()], lambda t: t.amin(dim=(0, 3, 4)), attrs={"axes": [0, 3, 4], "keepdim": False})
     g.case("sum_outer_few_outputs", "sum", [r(3, 2, 150, 160)], lambda t: t.sum(dim=(0, 2, 3)), attrs={"axes": [0, 2, 3], "keepdim": False})
+    # -- gated linear units: halves of one axis, a * act(b), in one kernel each way (vec4 when a half's run
+    # beyond the axis is a multiple of 4). GEGLU is diffusers' feed-forward activation.
+    def geglu_ref(approximate):
+        def f(x, dim):
+            a, b = x.chunk(2, dim)
+            return a * F.gelu(b, approximate=approximate)
+        return f
+    g.case("glu_last", "glu", [r(3, 5, 8, scale=3)], lambda t: F.glu(t, -1), attrs={"axis": -1})
+    g.case("glu_mid_odd", "glu", [r(2, 6, 3, scale=3)], lambda t: F.glu(t, 1), attrs={"axis": 1})
+    g.case("geglu_last", "geglu", [r(4, 7, 16, scale=2)], lambda t: geglu_ref("none")(t, -1), attrs={"axis": -1})
+    g.case("geglu_mid_odd", "geglu", [r(3, 10, 3, scale=2)], lambda t: geglu_ref("none")(t, 1), attrs={"axis": 1})
+    g.case("geglu_first", "geglu", [r(4, 5, 3, scale=2)], lambda t: geglu_ref("none")(t, 0), attrs={"axis": 0})
+    g.case("geglu_tanh", "geglu", [r(2, 5, 24, scale=2)], lambda t: geglu_ref("tanh")(t, -1), attrs={"axis": -1, "approximate": "tanh"})
     return [g.save(out_dir)]

@@ -50,4 +50,8 @@ def build(out_dir):
     g.case("attention", "attention", [r(2, 3, 19, 8), r(2, 3, 23, 8), r(2, 3, 23, 8)], half_ref(attention), grad=[False] * 3, tol=1e-3)
     g.case("sum", "sum", [r(4, 9, 130)], half_ref(lambda x: x.sum(-1)), grad=[False], tol=1e-3)
     g.case("upsample_nearest", "upsample", [r(1, 3, 4, 5)], half_ref(lambda x: F.interpolate(x, scale_factor=2, mode="nearest")), grad=[False], tol=0)
+    # GEGLU on float16 storage: the vec4 path (a half's run of 12) and the scalar one (7).
+    geglu = lambda x: x.chunk(2, -1)[0] * F.gelu(x.chunk(2, -1)[1])
+    g.case("geglu_vec4", "geglu", [r(3, 5, 24, scale=3)], half_ref(geglu), grad=[False], tol=1e-3)
+    g.case("geglu_scalar", "geglu", [r(4, 14, scale=3)], half_ref(geglu), grad=[False], tol=1e-3)
     return [g.save(out_dir)]

@@ -126,3 +126,8 @@ def build_short_rows(g):
     # the 4x3 to 16x12 maps of a small UNet: the largest such run, with the fused SiLU.
     g.case("group_norm_silu_runs_256", "group_norm_silu", [g.randn(2, 8, 16, 16, scale=2) + 0.5, g.randn(8), g.randn(8)],
            lambda x, w, b: F.silu(F.group_norm(x, 4, w, b, 1e-5)), attrs={"groups": 4, "eps": 1e-5})
+    # Short rows without the affine, in fours (vec4) and not.
+    g.case("layer_norm_short_noaffine_vec4", "layer_norm", [g.randn(5, 3, 12, scale=2) + 0.5],
+           lambda x: F.layer_norm(x, (12,)), attrs={"shape": [12]})
+    g.case("layer_norm_short_noaffine_odd", "layer_norm", [g.randn(4, 5, 7, scale=2)],
+           lambda x: F.layer_norm(x, (7,)), attrs={"shape": [7]})

@@ -108,4 +108,8 @@ def build(out_dir):
     ln = g.randn(2, 4096) * 0.3 + 3.0
     g.case("layer_norm_4M_tiled", "layer_norm_tiled", [ln], lambda x: edges(F.layer_norm(x.repeat(1, 1024), [4096 * 1024])),
            attrs={"times": [1, 1024]}, grad=[False], tol=4e-6)
+    # Gated units: NaN and infinities in the value half, the gate half and both (forward and gradient).
+    gated = t([[NAN, 1.0, INF, -2.0, 0.5, -INF, 1.0, 3.0, 0.5, NAN, -1.0, INF, -INF, 2.0, NAN, 0.0]])
+    for name, fn in {"glu": lambda x: F.glu(x, -1), "geglu": lambda x: x[:, :8] * F.gelu(x[:, 8:])}.items():
+        g.case(f"{name}_nan_inf", name, [gated.clone()], fn, attrs={"axis": -1})
     return [g.save(out_dir)]

@@ -75,6 +75,8 @@ const OPS: Record<string, OpAdapter> = {
   linear: ([x, w, b]) => T.linear(x!, w!, b),
   softmax: ([x], a) => T.softmax(x!, a.axis),
   log_softmax: ([x], a) => T.logSoftmax(x!, a.axis),
+  glu: ([x], a) => T.glu(x!, a.axis),
+  geglu: ([x], a) => T.geglu(x!, a.axis, a.approximate ?? 'none'),
 };
 
 beforeAll(async () => {

@@ -25,6 +25,7 @@ const OPS: Record<string, OpAdapter> = {
   add: onHalf(([a, b]) => T.add(a!, b!)),
   silu: onHalf(([x]) => T.silu(x!)),
   gelu: onHalf(([x]) => T.gelu(x!)),
+  geglu: onHalf(([x]) => T.geglu(x!)),
   matmul: onHalf(([a, b]) => T.matmul(a!, b!)),
   linear: onHalf(([x, w, b]) => T.linear(x!, w!, b)),
   conv2d: onHalf(([x, w, b], a) => T.conv2d(x!, w!, b, { padding: a.padding, stride: a.stride })),

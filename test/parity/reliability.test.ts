@@ -17,6 +17,8 @@ const edges = (y: T.Tensor) => {
 
 const OPS: Record<string, OpAdapter> = {
   relu: ([x]) => T.relu(x!),
+  glu: ([x], a) => T.glu(x!, a.axis),
+  geglu: ([x], a) => T.geglu(x!, a.axis),
   maximum: ([a, b]) => T.maximum(a!, b!),
   minimum: ([a, b]) => T.minimum(a!, b!),
   maximum_scalar: ([x], a) => T.maximum(x!, a.scalar),

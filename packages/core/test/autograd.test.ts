@@ -23,6 +23,31 @@ describe('autograd', () => {
     expect(Array.from(await x.grad!.data())).toEqual([4, 6, 8]);
   });
 
+  it('sums the gradients of an output read by many ops in kernels of up to four', async () => {
+    const factors = [0.5, -2, 3, 0.25, 1.75, -1, 4, 1.5];
+    // h = 1.5 x read by k ops; the backward's dispatches, and x's gradient.
+    const run = async (k: number) => {
+      const x = leaf(values(8, 1), [2, 4]);
+      const h = T.mul(x, 1.5);
+      const loss = factors
+        .slice(0, k)
+        .map((f) => T.mul(h, f).sum())
+        .reduce((a, b) => T.add(a, b));
+      const device = T.activeDevice();
+      const before = device.counters.dispatches;
+      loss.backward();
+      const dispatches = device.counters.dispatches - before;
+      const want = 1.5 * factors.slice(0, k).reduce((a, b) => a + b, 0);
+      for (const v of await x.grad!.data()) expect(v).toBeCloseTo(want, 5);
+      return dispatches;
+    };
+    const [two, three, eight] = [await run(2), await run(3), await run(8)];
+    // Two and three contributions take one summing kernel each, so their difference is one path's own kernels;
+    // eight take three (four summed, then that and three more, then that and one) where pairwise sums take seven.
+    const perPath = three - two;
+    expect(eight - two).toBe(6 * perPath + 2);
+  });
+
   it('gives each input of add its own gradient object', async () => {
     const a = leaf([1, 2], [2]);
     const b = leaf([3, 4], [2]);

@@ -148,6 +148,9 @@ export const OP_CASES: Record<string, OpCase> = {
     inputs: () => [leaf([2, 3], 1), leaf([4, 3], 2), leaf([4], 3)],
     run: (x, w, b) => T.linear(x!, w!, b),
   },
+  glu: { api: 'glu', inputs: () => [leaf([2, 6, 3], 1)], run: (x) => T.glu(x!, 1) },
+  geglu: { api: 'geglu', inputs: () => [leaf([3, 8], 2)], run: (x) => T.geglu(x!) },
+  geglu_tanh: { api: 'geglu', inputs: () => [leaf([2, 3, 4], 3)], run: (x) => T.geglu(x!, 2, 'tanh') },
   softmax: { api: 'softmax', inputs: () => [leaf([2, 5], 1)], run: (x) => T.softmax(x!, -1) },
   logsoftmax: { api: 'logSoftmax', inputs: () => [leaf([2, 5], 1)], run: (x) => T.logSoftmax(x!, 0) },
   conv2d: {

@@ -22,3 +22,4 @@ export * from './integer.js';
 export * from './scan.js';
 export * from './scatter-axis.js';
 export * from './half.js';
+export * from './gated.js';

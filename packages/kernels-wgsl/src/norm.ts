@@ -22,6 +22,8 @@ import { blockedSum } from './reduce.js';
  * - normGradSums:    sums[r] = (sum g*w, sum g*w*xhat) over the row
  * - normGradInput:   dx = rstd * (g*w - sum1/L - xhat * sum2/L)
  * - layerNormAffineGrad: LayerNorm's dw and db, one invocation per parameter summing over the rows
+ * - layerNormThreadForward / layerNormThreadBackward: LayerNorm's short rows ('thread' mode), statistics and
+ *                    output, or row sums and dx, in one dispatch with an invocation per row
  *
  * GroupNorm's forward with long rows (the usual case) takes one dispatch (groupNormForward: statistics, then
  * normalise, affine and optional SiLU in the same workgroup). Its backward takes three passes instead
@@ -600,6 +602,99 @@ export const normGradInputKernel = cachedKernel(
     });
   },
 );
+
+/**
+ * LayerNorm's rows (inner 1, a parameter per value) in 'thread' mode, forward in one dispatch: an invocation per
+ * row takes the statistics as threadMoments does (the same sums in the same order), stores them for the backward
+ * and writes the normalised row, so the pass that applied them separately (a second dispatch reading the row
+ * again) is gone. `vec`: L a multiple of 4, x, y and the affine as vec4.
+ */
+export const layerNormThreadForwardKernel = cachedKernel((affine: boolean, vec: boolean): Kernel => {
+  const t = vec ? 'vec4<f32>' : 'f32';
+  const q = vec ? 'params.L / 4u' : 'params.L';
+  // Sums in element order: lane by lane within each vec4.
+  const each = (acc: string, f: (v: string) => string) =>
+    vec
+      ? `for (var k = 0u; k < ${q}; k++) { let v4 = x[base + k]; for (var c = 0u; c < 4u; c++) { ${acc} += ${f('v4[c]')}; } }`
+      : `for (var k = 0u; k < ${q}; k++) { ${acc} += ${f('x[base + k]')}; }`;
+  return flatKernel({
+    key: `norm:lnfwd:thread:${affine}:${vec}`,
+    buffers: [
+      readOnly('x', t),
+      ...(affine ? [readOnly('w', t), readOnly('b', t)] : []),
+      readWrite('y', t),
+      readWrite('stats'),
+    ],
+    uniforms: [...fields('u32', 'rows', 'L'), EPS_UNIFORM],
+    workgroupSize: THREAD_ROWS,
+    index: 'row',
+    bound: 'params.rows',
+    body: /* wgsl */ `
+  let base = row * ${q};
+  var mean = 0.0;
+  ${each('mean', (v) => v)}
+  mean = mean / f32(params.L);
+  var variance = 0.0;
+  ${each('variance', (v) => `(${v} - mean) * (${v} - mean)`)}
+  let rstd = inverseSqrt(variance / f32(params.L) + params.eps);
+  stats[2u * row] = mean;
+  stats[2u * row + 1u] = rstd;
+  for (var k = 0u; k < ${q}; k++) {
+    let xhat = (x[base + k] - ${t}(mean)) * rstd;
+    ${affine ? 'let wv = w[k];\n    let bv = b[k];' : ''}
+    ${normOutputWgsl(t, affine, false)}
+    y[base + k] = yv;
+  }`,
+  });
+});
+
+/**
+ * LayerNorm's input gradient in 'thread' mode in one dispatch: an invocation per row takes threadGradSums' sums
+ * (same order) and then writes the row's dx as normGradInput does, instead of storing the sums for a second
+ * dispatch. `vec`: L a multiple of 4, x, g, dx and the weight as vec4.
+ */
+export const layerNormThreadBackwardKernel = cachedKernel((affine: boolean, vec: boolean): Kernel => {
+  const t = vec ? 'vec4<f32>' : 'f32';
+  const q = vec ? 'params.L / 4u' : 'params.L';
+  const sums = vec
+    ? `for (var k = 0u; k < ${q}; k++) {
+    let gw4 = g[base + k]${affine ? ' * w[k]' : ''};
+    let x4 = x[base + k];
+    for (var c = 0u; c < 4u; c++) { s1 += gw4[c]; s2 += gw4[c] * (x4[c] - mean) * rstd; }
+  }`
+    : `for (var k = 0u; k < ${q}; k++) {
+    let gw = g[base + k]${affine ? ' * w[k]' : ''};
+    s1 += gw;
+    s2 += gw * (x[base + k] - mean) * rstd;
+  }`;
+  return flatKernel({
+    key: `norm:lnbwd:thread:${affine}:${vec}`,
+    buffers: [
+      readOnly('x', t),
+      readOnly('g', t),
+      readOnly('stats'),
+      ...(affine ? [readOnly('w', t)] : []),
+      readWrite('dx', t),
+    ],
+    uniforms: fields('u32', 'rows', 'L'),
+    workgroupSize: THREAD_ROWS,
+    index: 'row',
+    bound: 'params.rows',
+    body: /* wgsl */ `
+  let base = row * ${q};
+  let mean = stats[2u * row];
+  let rstd = stats[2u * row + 1u];
+  var s1 = 0.0;
+  var s2 = 0.0;
+  ${sums}
+  let invL = 1.0 / f32(params.L);
+  for (var k = 0u; k < ${q}; k++) {
+    let xhat = (x[base + k] - ${t}(mean)) * rstd;
+    let gw = g[base + k]${affine ? ' * w[k]' : ''};
+    dx[base + k] = rstd * (gw - ${t}(s1 * invL) - xhat * (s2 * invL));
+  }`,
+  });
+});
 
 export const normRowGrid = (rows: number, mode: NormRowMode = 'group'): Grid =>
   mode === 'thread' ? grid1d(rows, THREAD_ROWS) : gridGroups(rows);

@@ -13,6 +13,18 @@ export type { BackwardOptions } from './node.js';
 /** a + b of two gradients of one shape and dtype: the accumulation kernel. */
 const accumulate = (a: Tensor, b: Tensor): Tensor => map('add', 'a + b', [a, b]);
 
+/**
+ * Gradients a node's output collects before they are summed: up to this many wait and one kernel adds them
+ * (a + b + c + d, left to right, as pairwise accumulation in arrival order would), so an output read by many
+ * ops (a time embedding, a tensor projected to q, k and v) costs a third of the dispatches. Bounded, so memory
+ * stays within a few gradients per slot.
+ */
+const HELD_GRADIENTS = 4;
+const SUM_EXPR = ['', 'a', 'a + b', 'a + b + c', 'a + b + c + d'];
+
+/** The sum of 1 to HELD_GRADIENTS gradients, in order (the list's tensors are left to the caller). */
+const sumHeld = (gs: readonly Tensor[]): Tensor => (gs.length === 1 ? gs[0]! : map('add', SUM_EXPR[gs.length]!, gs));
+
 /** Nodes reachable from `root`, ordered so that every node comes after all nodes that consume its outputs. */
 function topologicalOrder(root: GradNode): GradNode[] {
   const order: GradNode[] = [];
@@ -81,27 +93,43 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
 }
 
 function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
-  // Gradients waiting for each node, by output index.
-  const pending = new Map<GradNode, (Tensor | undefined)[]>();
+  // Gradients waiting for each node, by output index: the contributions not yet summed, in arrival order.
+  const pending = new Map<GradNode, (Tensor[] | undefined)[]>();
   // Tensor objects currently owned by a pending slot or handed to a leaf during this pass.
   const claimed = new Set<Tensor>();
 
+  /** Sums a slot's held gradients into one (claimed) tensor and disposes them. */
+  const collapse = (held: Tensor[]): Tensor => {
+    const sum = sumHeld(held);
+    if (held.length > 1) {
+      for (const t of held) {
+        claimed.delete(t);
+        t.dispose();
+      }
+      claimed.add(sum);
+    }
+    return sum;
+  };
+
   /** Adds `g` into a pending slot or a leaf's `.grad`; `g` is unclaimed (fresh, consumed, or an alias). */
   const deposit = (input: Tensor, g: Tensor) => {
-    let slots: (Tensor | undefined)[] | undefined;
-    if (input.gradFn) {
-      slots = pending.get(input.gradFn);
-      if (!slots) pending.set(input.gradFn, (slots = []));
+    if (!input.gradFn) {
+      const prev = input.grad;
+      const next = prev ? accumulate(prev, g) : g;
+      if (prev) {
+        claimed.delete(prev);
+        prev.dispose();
+      }
+      claimed.add(next);
+      input.grad = keep(next);
+      return;
     }
-    const prev = slots ? slots[input.gradIndex] : input.grad;
-    const next = prev ? accumulate(prev, g) : g;
-    if (prev) {
-      claimed.delete(prev);
-      prev.dispose();
-    }
-    claimed.add(next);
-    if (slots) slots[input.gradIndex] = next;
-    else input.grad = keep(next);
+    claimed.add(g);
+    let slots = pending.get(input.gradFn);
+    if (!slots) pending.set(input.gradFn, (slots = []));
+    const held = (slots[input.gradIndex] ??= []);
+    held.push(g);
+    if (held.length === HELD_GRADIENTS) slots[input.gradIndex] = [collapse(held)];
   };
 
   deposit(root, seed);
@@ -112,9 +140,10 @@ function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
     const ctx = node.ctx;
     if (!ctx)
       throw new Error(`backward: the graph through '${node.op}' was already freed (pass retainGraph to reuse it)`);
-    const grads = node.outputShapes.map(
-      (shape, i) => slots[i] ?? fullLike({ shape, dtype: ctx.outputs[i]?.dtype ?? 'float32' }, 0),
-    );
+    const grads = node.outputShapes.map((shape, i) => {
+      const held = slots[i];
+      return held ? collapse(held) : fullLike({ shape, dtype: ctx.outputs[i]?.dtype ?? 'float32' }, 0);
+    });
     for (const g of grads) claimed.delete(g);
     // The rule's intermediates are freed as soon as it returns.
     const inputGrads = tidy(() => node.backward(ctx, ...grads));

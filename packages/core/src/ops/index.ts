@@ -25,3 +25,4 @@ export * from './topk.js';
 export * from './scatter.js';
 export * from './einsum.js';
 export * from './conv1d.js';
+export * from './gated.js';

@@ -8,6 +8,8 @@ import {
   groupNormBackwardKernel,
   groupNormForwardKernel,
   layerNormAffineGradKernel,
+  layerNormThreadBackwardKernel,
+  layerNormThreadForwardKernel,
   normApplyKernel,
   normElementGrid,
   normGradInputKernel,
@@ -64,6 +66,17 @@ function rowNormForward(
   }
   // vec4 paths when rows (and, for the affine, channel runs) come in fours.
   const vecRows = layout.L % 4 === 0;
+  if (mode === 'thread' && layout.inner === 1 && (!affine || layout.P === layout.L) && !silu) {
+    // Short rows with a parameter per value (LayerNorm): statistics and output in one dispatch.
+    launch(
+      layerNormThreadForwardKernel(affine, vecRows),
+      affine ? [x, weight!, bias!] : [x],
+      [y, stats],
+      { rows: layout.rows, L: layout.L, eps },
+      normRowGrid(layout.rows, mode),
+    );
+    return { y, stats };
+  }
   launch(
     rowMomentsKernel(mode, vecRows),
     [x],
@@ -98,9 +111,19 @@ function layerNormBackward(
   const affine = weight !== undefined;
   const u = { n: x.size, L: layout.L, inner: layout.inner, P: layout.P };
   let dx: Tensor | null = null;
-  if (needs[0]) {
+  const mode = chooseNormMode(layout.rows, layout.L);
+  if (needs[0] && mode === 'thread' && layout.inner === 1 && (!affine || layout.P === layout.L)) {
+    // Short rows (as in the forward): the row sums and dx in one dispatch.
+    dx = emptyTensor(x.shape, x.dtype, op);
+    launch(
+      layerNormThreadBackwardKernel(affine, layout.L % 4 === 0),
+      affine ? [x, g, stats, weight] : [x, g, stats],
+      [dx],
+      { rows: layout.rows, L: layout.L },
+      normRowGrid(layout.rows, mode),
+    );
+  } else if (needs[0]) {
     const sums = emptyTensor([layout.rows, 2], 'float32', op);
-    const mode = chooseNormMode(layout.rows, layout.L);
     // vec4 when rows and channel runs come in fours (as in the forward).
     const vec = layout.L % 4 === 0 && (!affine || layout.inner % 4 === 0);
     launch(
