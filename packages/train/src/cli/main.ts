@@ -124,6 +124,12 @@ addTrainingOptions(
     weight,
     0,
   )
+  .option(
+    '--snr-gamma <g>',
+    "Min-SNR-gamma weighting of the diffusion loss (diffusers' --snr_gamma; 5 is usual; 0: off)",
+    weight,
+    0,
+  )
   .addOption(poolOption("training examples (their latents are cached), or 'fresh': new examples every step", 'fresh'))
   .option('--data <source>', "'synthetic', or a VITON-HD / DressCode / DeepFashion folder", 'synthetic')
   .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
@@ -163,6 +169,7 @@ addTrainingOptions(
       leffaDistance: o.leffaDistance,
       leffaNormalization: o.leffaNormalization,
       flowSupervision: o.flowSupervision,
+      snrGamma: o.snrGamma,
       pool: folder ? Math.min(o.pool, folder.length) : o.pool,
       vae: o.vae,
       init: o.init,

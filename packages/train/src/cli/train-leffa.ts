@@ -31,6 +31,8 @@ export interface TrainLeffaArgs extends TrainingArgs {
   leffaNormalization?: 'released' | 'maskArea';
   /** Weight of the supervised attention-flow loss (synthetic data only; default 0). See flowSupervisionLoss. */
   flowSupervision?: number;
+  /** Min-SNR-gamma weighting of the diffusion loss (0 or absent: off). See LeffaTrainOptions.snrGamma. */
+  snrGamma?: number;
   /**
    * Examples in the training pool (seeds 0..pool-1; their VAE latents are encoded once), or 0 for data drawn
    * fresh from the generator: step s uses seeds s * batch .. s * batch + batch - 1, encoded at every step.
@@ -122,6 +124,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
         ...(args.leffaNormalization ? { normalization: args.leffaNormalization } : {}),
       },
       flowSupervision: args.flowSupervision ?? 0,
+      snrGamma: args.snrGamma ?? 0,
     },
     model,
   );

@@ -34,6 +34,35 @@ export interface LeffaTrainOptions {
    * experiment a starting point whose attention roughly corresponds. Needs batches with exact flows.
    */
   flowSupervision?: number;
+  /**
+   * Min-SNR-gamma weighting of the diffusion loss (Hang et al. 2023; diffusers' --snr_gamma, 5 recommended):
+   * each example's noise error weighted by min(SNR(t), gamma) / SNR(t), which lowers the weight of the nearly
+   * clean timesteps and leaves the noisy ones at 1. Absent or 0: the plain mean squared error.
+   */
+  snrGamma?: number;
+}
+
+/**
+ * Min-SNR-gamma weights of epsilon-prediction losses at `timesteps`: min(SNR, gamma) / SNR with
+ * SNR(t) = alpha_bar(t) / (1 - alpha_bar(t)), as diffusers' compute_snr and its training scripts.
+ */
+export function minSnrWeights(alphaBar: (t: number) => number, timesteps: readonly number[], gamma: number): number[] {
+  if (!(gamma > 0)) throw new Error(`minSnrWeights: gamma must be positive, got ${gamma}`);
+  return timesteps.map((t) => {
+    const a = alphaBar(t);
+    const snr = a / (1 - a);
+    return Math.min(snr, gamma) / snr;
+  });
+}
+
+/** The mean over the batch of each example's mean squared error times its weight. */
+export function weightedMse(prediction: T.Tensor, target: T.Tensor, weights: readonly number[]): T.Tensor {
+  const b = prediction.shape[0]!;
+  if (weights.length !== b)
+    throw new Error(`weightedMse: ${weights.length} weights for a batch of ${b} (prediction ${prediction.shape})`);
+  const axes = prediction.shape.slice(1).map((_, i) => i + 1);
+  const perExample = T.mean(T.square(T.sub(prediction, target)), axes);
+  return T.mean(T.mul(perExample, T.tensor(weights, [b])));
 }
 
 export interface BatchLatents {
@@ -142,7 +171,15 @@ export class LeffaTrainer extends TrainerBase {
           ? { kind: 'flow', tau: l.tau ?? 2, minFraction: l.minFraction ?? 1 / 32, imageHeight: batch.height }
           : undefined,
       );
-      const diffusion = T.mseLoss(out.sample, noise);
+      const gamma = this.options.snrGamma ?? 0;
+      const diffusion =
+        gamma > 0
+          ? weightedMse(
+              out.sample,
+              noise,
+              minSnrWeights((t) => m.scheduler.schedule.alphaBar(t), timesteps, gamma),
+            )
+          : T.mseLoss(out.sample, noise);
       const leffa = useLeffa
         ? leffaLoss(
             {

@@ -1,0 +1,67 @@
+import * as T from '@leffa-webgpu/core';
+import { LEFFA_CONFIGS, NoiseSchedule, SD15_SCHEDULE } from '@leffa-webgpu/models';
+import { SyntheticLeffaSource, toBatch } from '@leffa-webgpu/data';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LeffaTrainer, minSnrWeights, weightedMse } from '../src/index.js';
+
+beforeAll(async () => {
+  await T.init();
+});
+
+// Stable Diffusion's scaled-linear schedule written out: betas from linspace(sqrt(b0), sqrt(b1), 1000) squared.
+function sdAlphaBar(t: number): number {
+  const [s0, s1] = [Math.sqrt(0.00085), Math.sqrt(0.012)];
+  let prod = 1;
+  for (let i = 0; i <= t; i++) prod *= 1 - (s0 + ((s1 - s0) * i) / 999) ** 2;
+  return prod;
+}
+
+describe('Min-SNR-gamma weighting (diffusers --snr_gamma)', () => {
+  it('weights min(SNR, gamma) / SNR on the SD1.5 schedule: below 1 for the clean steps, 1 for the noisy ones', () => {
+    const schedule = new NoiseSchedule(SD15_SCHEDULE);
+    const steps = [0, 10, 100, 250, 400, 999];
+    const got = minSnrWeights((t) => schedule.alphaBar(t), steps, 5);
+    steps.forEach((t, i) => {
+      const a = sdAlphaBar(t);
+      const snr = a / (1 - a);
+      expect(got[i]).toBeCloseTo(Math.min(snr, 5) / snr, 12);
+    });
+    // SNR(0) is about 1175: weight 5 / 1175; SNR falls below 5 near t = 200 and stays there.
+    expect(got[0]).toBeCloseTo(5 / (sdAlphaBar(0) / (1 - sdAlphaBar(0))), 12);
+    expect(got[0]).toBeLessThan(0.005);
+    expect(got.slice(3)).toEqual([1, 1, 1]);
+    expect(() => minSnrWeights((t) => schedule.alphaBar(t), steps, 0)).toThrow(/gamma must be positive/);
+  });
+
+  it('weightedMse is the batch mean of per-example squared errors times their weights', async () => {
+    const pred = T.tensor([1, 2, 3, 4, 0, 0, 0, 0, 2, 2, 2, 2], [3, 1, 2, 2]);
+    const target = T.zeros([3, 1, 2, 2]);
+    // Per example: (1 + 4 + 9 + 16) / 4 = 7.5, 0, 4.
+    const loss = weightedMse(pred, target, [0.5, 1, 0.25]);
+    expect(await loss.item()).toBeCloseTo((7.5 * 0.5 + 0 + 4 * 0.25) / 3, 6);
+    expect(() => weightedMse(pred, target, [1, 1])).toThrow(/2 weights for a batch of 3/);
+  });
+
+  it('the trainer weights its diffusion loss: gamma above every SNR changes nothing, a small gamma lowers it', async () => {
+    const batch = toBatch(new SyntheticLeffaSource('tryon', 64, 48, 0).take(2));
+    const diffusionLoss = async (snrGamma: number) => {
+      T.manualSeed(7); // the same initial weights each time
+      const trainer = new LeffaTrainer({
+        config: LEFFA_CONFIGS.tiny,
+        seed: 3,
+        lr: 1e-4,
+        leffa: { mode: 'off' },
+        snrGamma,
+      });
+      const losses = trainer.step(batch);
+      const value = await losses.diffusion.item();
+      T.dispose(losses);
+      return value;
+    };
+    const plain = await diffusionLoss(0);
+    // Same seed, so the same timesteps and noise: with gamma 1e6 every weight is exactly 1.
+    expect(await diffusionLoss(1e6)).toBeCloseTo(plain, 5);
+    // gamma 1e-3 is below every SNR of the schedule (the smallest, at t = 999, is 0.0047): every weight under 1.
+    expect(await diffusionLoss(1e-3)).toBeLessThan(plain * 0.25);
+  });
+});
