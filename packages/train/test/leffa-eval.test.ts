@@ -8,7 +8,9 @@ import {
   formatSeedAveraged,
   NOISE_ERROR_TIMESTEPS,
   noisePredictionError,
+  vaeCeiling,
 } from '../src/index.js';
+import { leffaConfigFromExtra, resolveCheckpoint } from '@leffa-webgpu/pipelines';
 
 beforeAll(async () => {
   await T.init();
@@ -39,9 +41,32 @@ describe('seed-averaged evaluation', () => {
     const again = await evaluateLeffa(model, examples, { steps: 2, seed: 5 });
     expect(again.metrics.ssim).toBe(summary.perSeed[1]!.ssim);
     expect(formatSeedAveraged(summary)).toMatch(/3 held-out examples x 2 noise seeds \(0, 5\)/);
+    // The VAE's ceiling is the same for every seed (no noise): reported once.
+    expect(summary.vaeCeiling).toEqual(await vaeCeiling(model, examples));
+    expect(formatSeedAveraged(summary)).toMatch(/ceiling through this VAE\): SSIM \d\.\d{3}/);
     await expect(evaluateLeffaSeeds(model, examples, { steps: 2, seeds: [] })).rejects.toThrow(
       /at least one noise seed/,
     );
+  });
+});
+
+describe("the VAE's ceiling", () => {
+  it("scores the VAE's reconstruction of the targets: near 0 untrained, well above the samples for the shipped VAE", async () => {
+    const examples = new SyntheticLeffaSource('tryon', 128, 96, 900_000_000).take(4);
+    T.manualSeed(3);
+    const untrained = new LeffaModel(LEFFA_CONFIGS.tiny);
+    const random = await vaeCeiling(untrained, examples);
+    T.dispose(untrained.parameters());
+    const opened = await T.openCheckpoint(resolveCheckpoint('shipped:leffa-tiny-tryon'));
+    const shipped = new LeffaModel(leffaConfigFromExtra(opened.extra));
+    await opened.load({ model: shipped });
+    const trained = await vaeCeiling(shipped, examples);
+    T.dispose(shipped.parameters());
+    // An untrained decoder draws nothing of the person; the shipped VAE (about 20 dB on held-out people) does.
+    expect(random.ssim).toBeLessThan(0.3);
+    expect(trained.ssim).toBeGreaterThan(0.6);
+    expect(trained.psnr).toBeGreaterThan(random.psnr + 5);
+    expect(trained.l1).toBeLessThan(random.l1);
   });
 });
 

@@ -207,7 +207,37 @@ export interface SeedAveragedEval {
   meanFlowEpe: MetricSummary;
   /** The noise-prediction MSE at each of NOISE_ERROR_TIMESTEPS, mean over seeds. */
   noiseError: { timestep: number; mse: number }[];
+  /** The VAE's own reconstruction of the targets: the ceiling of every image metric through this VAE. */
+  vaeCeiling: ImageScores;
   perSeed: EvalResult[];
+}
+
+/** Image metrics averaged over examples. */
+export interface ImageScores {
+  l1: number;
+  psnr: number;
+  ssim: number;
+}
+
+/**
+ * The targets encoded (posterior mean) and decoded by the model's VAE, scored against themselves: what a UNet
+ * that predicted every latent exactly would score, so a generated image's figures read against it.
+ */
+export async function vaeCeiling(model: LeffaModel, examples: LeffaExample[]): Promise<ImageScores> {
+  const batch = toBatch(examples);
+  const { width, height } = batch;
+  const reconstructedT = T.noGrad(() =>
+    T.tidy(() => model.decodeLatent(model.encodeImage(batch.source, { sample: false }))),
+  );
+  const reconstructed = await tensorToImages(reconstructedT);
+  T.dispose([reconstructedT, batch]);
+  const per = examples.map((e, i) => ({
+    l1: l1(reconstructed[i]!, e.source),
+    psnr: psnr(reconstructed[i]!, e.source),
+    ssim: ssim(reconstructed[i]!, e.source, width, height),
+  }));
+  const mean = (key: keyof ImageScores) => per.reduce((a, m) => a + m[key], 0) / per.length;
+  return { l1: mean('l1'), psnr: mean('psnr'), ssim: mean('ssim') };
 }
 
 const average = (xs: number[]) => xs.reduce((a, v) => a + v, 0) / xs.length;
@@ -256,6 +286,7 @@ export async function evaluateLeffaSeeds(
       perSeed.flatMap((m) => m.perExample.map((e) => e[key])),
     );
   const epe = perSeed.map((m) => m.meanFlowEpe);
+  const ceiling = await vaeCeiling(model, examples);
   return {
     summary: {
       seeds: [...options.seeds],
@@ -274,6 +305,7 @@ export async function evaluateLeffaSeeds(
         timestep,
         mse: average(perSeed.map((m) => m.noiseError[k]!.mse)),
       })),
+      vaeCeiling: ceiling,
       perSeed,
     },
     images,
@@ -293,5 +325,6 @@ export function formatSeedAveraged(s: SeedAveragedEval): string {
     row('L1', s.l1, 4),
     row('flow EPE (px, mean of seeds)', s.meanFlowEpe, 2),
     `noise-prediction MSE at t = ${s.noiseError.map((e) => e.timestep).join(' / ')}: ${s.noiseError.map((e) => e.mse.toFixed(4)).join(' / ')} (1 predicts nothing)`,
+    `the VAE's reconstruction of the targets (the ceiling through this VAE): SSIM ${s.vaeCeiling.ssim.toFixed(3)}, PSNR ${s.vaeCeiling.psnr.toFixed(2)} dB, L1 ${s.vaeCeiling.l1.toFixed(4)}`,
   ].join('\n');
 }
