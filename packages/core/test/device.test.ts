@@ -29,6 +29,38 @@ describe('device', () => {
     expect(b[0]).toBe(51000);
   });
 
+  it('reuses the bind group of a kernel on the same buffers, and drops them when the pool destroys buffers', async () => {
+    const step = () =>
+      T.tidy(() => {
+        const x = T.ones([64, 5]);
+        return T.keep(T.sum(T.mul(T.add(x, 2), x), 1));
+      });
+    // Warm-up: the pool hands buffers back last-released first, so the first two runs see both orders.
+    for (let i = 0; i < 2; i++) {
+      const warm = step();
+      await warm.data();
+      warm.dispose();
+    }
+    // The same shapes again: the pool hands back the same buffers, so no bind group is made, only uniforms differ.
+    const before = device.counters.bindGroupsCreated;
+    for (let i = 0; i < 2; i++) {
+      const again = step();
+      expect(Array.from(await again.data())).toEqual(new Array(64).fill(15));
+      again.dispose();
+    }
+    expect(device.counters.bindGroupsCreated).toBe(before);
+    // Different scalars reach the kernels through the uniforms, not the cached groups.
+    const scaled = T.tidy(() => T.keep(T.mul(T.ones([64, 5]), 3)));
+    expect((await scaled.data())[0]).toBe(3);
+    scaled.dispose();
+    // After emptyCache destroyed the pooled buffers, new buffers get new bind groups.
+    device.pool.emptyCache();
+    const third = step();
+    expect(Array.from(await third.data())).toEqual(new Array(64).fill(15));
+    third.dispose();
+    expect(device.counters.bindGroupsCreated).toBeGreaterThan(before);
+  });
+
   it('compiles each kernel once', () => {
     const before = device.counters.pipelinesCompiled;
     T.exp(T.ones([3]));

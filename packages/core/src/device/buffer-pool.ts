@@ -63,6 +63,8 @@ export class BufferPool {
   };
   /** Set during a dry run: buffers that would be created are accounted only (entries with a null buffer). */
   dry = false;
+  /** Counts the device buffers this pool has destroyed, so that a cache of bind groups can tell when to drop them. */
+  destroyed = 0;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -121,6 +123,7 @@ export class BufferPool {
       this.stats.pooledBytes -= entry.size;
       this.stats.pooledBuffers--;
       entry.buffer?.destroy();
+      this.destroyed++;
     } else if (!entry.dropped) {
       this.stats.liveBytes -= entry.size;
       this.stats.liveBuffers--;
@@ -132,6 +135,7 @@ export class BufferPool {
     if (entry.failed) {
       // Uncounted when its failure was reported; nothing to pool.
       entry.buffer?.destroy();
+      this.destroyed++;
       return;
     }
     this.stats.liveBytes -= entry.size;
@@ -150,6 +154,7 @@ export class BufferPool {
     for (const list of this.free.values()) {
       for (const e of list) {
         e.buffer?.destroy();
+        this.destroyed++;
         e.dropped = true;
       }
     }

@@ -5,7 +5,18 @@ import { BufferPool, type MemoryStats, type PooledBuffer } from './buffer-pool.j
 /** Uniform values by field name: numbers for scalars, number arrays for array fields (zero-padded). */
 export type UniformValues = Record<string, number | readonly number[]>;
 
+/** A pooled buffer bound to a dispatch, with the bytes the kernel may touch. */
+interface BoundBuffer {
+  entry: PooledBuffer;
+  bytes: number;
+}
+
+/** Bind groups kept for reuse at most (a training step of the tiny UNet makes about 1200). */
+const MAX_CACHED_BIND_GROUPS = 16384;
+
 interface CompiledKernel {
+  /** Distinct per pipeline: part of the bind-group cache's keys. */
+  id: number;
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
   uniformOffsets: number[];
@@ -38,6 +49,11 @@ export class Device {
   private readonly maxDispatches: number;
   private readonly uniformAlign: number;
   private uniformArena: GPUBuffer;
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  /** The pool's `destroyed` count when the bind-group cache was last valid. */
+  private bindGroupsAt = 0;
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
   private uniformCpu = new ArrayBuffer(UNIFORM_ARENA_BYTES);
   private uniformUsed = 0;
   private pendingReads: {
@@ -65,7 +81,7 @@ export class Device {
   private allocationErrors: string[] = [];
   private dry = false;
   /** Counters for benchmarks and tests. */
-  readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
+  readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, bindGroupsCreated: 0, readbacks: 0 };
 
   constructor(
     readonly gpu: GPUDevice,
@@ -156,7 +172,12 @@ export class Device {
     const entries: GPUBindGroupLayoutEntry[] = [];
     let binding = 0;
     if (kernel.uniforms.length > 0) {
-      entries.push({ binding: binding++, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
+      // A dynamic offset into the uniform arena, so one bind group serves every dispatch on the same buffers.
+      entries.push({
+        binding: binding++,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: 'uniform', hasDynamicOffset: true },
+      });
     }
     for (const b of kernel.buffers) {
       entries.push({
@@ -178,7 +199,14 @@ export class Device {
       if (err) this.errors.push(`kernel ${kernel.key} failed to compile: ${err.message}`);
     });
     const { offsets, size } = uniformLayout(kernel.uniforms);
-    compiled = { pipeline, layout, uniformOffsets: offsets, uniformSize: size, fields: kernel.uniforms };
+    compiled = {
+      id: this.pipelines.size,
+      pipeline,
+      layout,
+      uniformOffsets: offsets,
+      uniformSize: size,
+      fields: kernel.uniforms,
+    };
     this.pipelines.set(kernel.key, compiled);
     this.byKernel.set(kernel, compiled);
     this.counters.pipelinesCompiled++;
@@ -264,12 +292,7 @@ export class Device {
    * Records one dispatch. `buffers` follow the kernel's buffer order; each binding covers `bytes` of the
    * pooled buffer (the tensor's size), not the whole size class.
    */
-  dispatch(
-    kernel: Kernel,
-    buffers: readonly { entry: PooledBuffer; bytes: number }[],
-    uniforms: UniformValues,
-    grid: Grid,
-  ): void {
+  dispatch(kernel: Kernel, buffers: readonly BoundBuffer[], uniforms: UniformValues, grid: Grid): void {
     if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) return;
     if (buffers.length !== kernel.buffers.length) {
       throw new Error(`dispatch ${kernel.key}: ${buffers.length} buffers given, kernel binds ${kernel.buffers.length}`);
@@ -295,27 +318,13 @@ export class Device {
       return;
     }
     const c = this.compile(kernel);
-    const entries: GPUBindGroupEntry[] = [];
-    if (kernel.uniforms.length > 0) {
-      const offset = this.writeUniforms(c, uniforms);
-      entries.push({ binding: 0, resource: { buffer: this.uniformArena, offset, size: c.uniformSize } });
-    }
-    for (const b of buffers) {
-      b.entry.lastBatch = this.batchId;
-      entries.push({
-        binding: entries.length,
-        resource: {
-          buffer: this.bufferOf(b.entry, kernel.key),
-          offset: 0,
-          size: Math.max(4, Math.ceil(b.bytes / 4) * 4),
-        },
-      });
-    }
-    const bindGroup = this.gpu.createBindGroup({ layout: c.layout, entries });
+    const uniformOffset = kernel.uniforms.length > 0 ? this.writeUniforms(c, uniforms) : -1;
+    for (const b of buffers) b.entry.lastBatch = this.batchId;
+    const bindGroup = this.bindGroupFor(c, kernel, buffers);
     const timed = this.profiler?.begin(kernel.key);
     const pass = timed ? this.timedPass(timed) : this.ensurePass();
     pass.setPipeline(c.pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, bindGroup, uniformOffset >= 0 ? [uniformOffset] : []);
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     if (timed) {
       pass.end();
@@ -323,6 +332,47 @@ export class Device {
     }
     this.counters.dispatches++;
     if (++this.dispatchesInBatch >= this.maxDispatches) this.flush();
+  }
+
+  /**
+   * The bind group of a kernel on these buffers, made once and reused: a training loop binds the same pooled
+   * buffers step after step, and creating a bind group costs more host time on Dawn than the dispatch itself.
+   * The uniforms come through a dynamic offset, so they are not part of it. Keys name buffers by identity, so a
+   * destroyed buffer's groups are never hit again; the cache is emptied when the pool destroys buffers (so that it
+   * does not hold on to them) and when it grows past a bound.
+   */
+  private bindGroupFor(c: CompiledKernel, kernel: Kernel, buffers: readonly BoundBuffer[]): GPUBindGroup {
+    if (this.bindGroupsAt !== this.pool.destroyed || this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) {
+      this.bindGroups.clear();
+      this.bindGroupsAt = this.pool.destroyed;
+    }
+    let key = `${c.id}`;
+    const gpuBuffers = buffers.map((b) => this.bufferOf(b.entry, kernel.key));
+    gpuBuffers.forEach((g, i) => {
+      key += `,${this.bufferId(g)}:${buffers[i]!.bytes}`;
+    });
+    let group = this.bindGroups.get(key);
+    if (group) return group;
+    const entries: GPUBindGroupEntry[] = [];
+    if (kernel.uniforms.length > 0) {
+      entries.push({ binding: 0, resource: { buffer: this.uniformArena, offset: 0, size: c.uniformSize } });
+    }
+    gpuBuffers.forEach((buffer, i) => {
+      entries.push({
+        binding: entries.length,
+        resource: { buffer, offset: 0, size: Math.max(4, Math.ceil(buffers[i]!.bytes / 4) * 4) },
+      });
+    });
+    group = this.gpu.createBindGroup({ layout: c.layout, entries });
+    this.counters.bindGroupsCreated++;
+    this.bindGroups.set(key, group);
+    return group;
+  }
+
+  private bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) this.bufferIds.set(buffer, (id = this.nextBufferId++));
+    return id;
   }
 
   /** Allocates a pooled buffer and fills it with `data`, ordered after every dispatch recorded so far. */
