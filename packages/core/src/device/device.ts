@@ -1,6 +1,7 @@
 import { type Grid, type Kernel, type UniformField, uniformLayout } from '@leffa-webgpu/kernels-wgsl';
 import { type AcquireOptions, type AdapterReport, acquireGpuDevice } from './adapter.js';
 import { BufferPool, type MemoryStats, type PooledBuffer } from './buffer-pool.js';
+import { beginQuietWait, canQuietWait, endQuietWait } from './quiet-wait.js';
 
 /** Uniform values by field name: numbers for scalars, number arrays for array fields (zero-padded). */
 export type UniformValues = Record<string, number | readonly number[]>;
@@ -27,6 +28,11 @@ interface CompiledKernel {
 export interface DeviceOptions extends AcquireOptions {
   /** Dispatches encoded before a submit is forced (bounds the memory that pending work pins). */
   maxDispatchesPerSubmit?: number;
+  /**
+   * While work is pending, let Dawn's Node binding poll for it on a millisecond timer instead of spinning a core
+   * (see quiet-wait.ts). Default: on for CPU adapters in Node, whose kernels need those cores; off elsewhere.
+   */
+  quietWait?: boolean;
 }
 
 const UNIFORM_ARENA_BYTES = 1 << 18;
@@ -47,6 +53,8 @@ export class Device {
   private batchId = 0;
   private dispatchesInBatch = 0;
   private readonly maxDispatches: number;
+  /** Whether pending waits defer Dawn's event polling to a timer (DeviceOptions.quietWait). */
+  private readonly quietWait: boolean;
   private readonly uniformAlign: number;
   private uniformArena: GPUBuffer;
   private readonly bindGroups = new Map<string, GPUBindGroup>();
@@ -92,6 +100,7 @@ export class Device {
   ) {
     this.pool = new BufferPool(gpu);
     this.maxDispatches = options.maxDispatchesPerSubmit ?? 512;
+    this.quietWait = (options.quietWait ?? report.isCpu) && canQuietWait();
     this.uniformAlign = gpu.limits.minUniformBufferOffsetAlignment;
     this.uniformArena = gpu.createBuffer({ size: UNIFORM_ARENA_BYTES, usage: 0x40 | 0x08 }); // UNIFORM | COPY_DST
     gpu.addEventListener?.('uncapturederror', (e) => {
@@ -489,9 +498,13 @@ export class Device {
     }
     this.gpu.queue.submit([this.encoder.finish()]);
     this.counters.submits++;
-    const done = this.gpu.queue.onSubmittedWorkDone().then(() => {
-      this.inFlight.splice(this.inFlight.indexOf(done), 1);
-    });
+    this.beginWait();
+    const done = this.gpu.queue
+      .onSubmittedWorkDone()
+      .then(() => {
+        this.inFlight.splice(this.inFlight.indexOf(done), 1);
+      })
+      .finally(() => this.endWait());
     this.inFlight.push(done);
     if (this.inFlight.length > 64 && !this.warnedDepth) {
       this.warnedDepth = true;
@@ -506,8 +519,10 @@ export class Device {
     const reads = this.pendingReads;
     this.pendingReads = [];
     for (const r of reads) {
+      this.beginWait();
       Promise.all([r.staging.mapAsync(0x0001), r.flag?.mapAsync(0x0001)]).then(
         () => {
+          this.endWait();
           const copy = r.staging.getMappedRange().slice(0);
           r.staging.unmap();
           r.staging.destroy();
@@ -515,9 +530,20 @@ export class Device {
           if (err) r.reject(err);
           else r.resolve(copy);
         },
-        (e) => r.reject(e),
+        (e) => {
+          this.endWait();
+          r.reject(e);
+        },
       );
     }
+  }
+
+  private beginWait(): void {
+    if (this.quietWait) beginQuietWait();
+  }
+
+  private endWait(): void {
+    if (this.quietWait) endQuietWait();
   }
 
   /**
