@@ -1,3 +1,4 @@
+import * as T from '@leffa-webgpu/core';
 import type * as TF from '@tensorflow/tfjs-core';
 
 export interface TfjsPeer {
@@ -41,7 +42,10 @@ export async function startTfjs(gpu: GPU): Promise<TfjsPeer> {
     submit,
     sync: async () => {
       submit();
-      await backend.queue.onSubmittedWorkDone();
+      // Waited as our device waits on a CPU adapter (no setImmediate spin taking a core from the kernels).
+      await (T.activeDevice().report.isCpu
+        ? T.waitQuietly(backend.queue.onSubmittedWorkDone())
+        : backend.queue.onSubmittedWorkDone());
     },
     adapter: `${info.vendor ?? ''} ${info.architecture ?? ''}`.trim(),
   };

@@ -1,6 +1,7 @@
 export { Device, getDevice, activeDevice, type DeviceOptions, type UniformValues } from './device/device.js';
 export { type AdapterReport, SETUP_HINT } from './device/adapter.js';
 export { type MemoryStats, sizeClass } from './device/buffer-pool.js';
+export { waitQuietly } from './device/quiet-wait.js';
 export { Tensor, type DType, DTYPES, checkDType, isFloatDType, BYTES_PER_ELEMENT } from './tensor/tensor.js';
 export { floatToHalf, halfToFloat, bfloat16ToFloat } from './tensor/half.js';
 export { tidy, keep, dispose } from './tensor/scope.js';

@@ -1,6 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { describe, expect, it } from 'vitest';
-import { beginQuietWait, endQuietWait, quietWaitsPending } from '../src/device/quiet-wait.js';
+import { beginQuietWait, endQuietWait, quietWaitsPending, waitQuietly } from '../src/device/quiet-wait.js';
 
 const device = await T.init();
 
@@ -21,6 +21,25 @@ describe('quiet waits (Dawn polls on a timer, not in a setImmediate spin)', () =
     expect(quietWaitsPending()).toBe(0);
     // An unmatched end changes nothing.
     endQuietWait();
+    expect(globalThis.setImmediate).toBe(original);
+  });
+
+  it('waitQuietly holds the deferral for the length of a promise, resolved or rejected', async () => {
+    const original = globalThis.setImmediate;
+    let during: typeof setImmediate | null = null;
+    const value = await waitQuietly(
+      new Promise<number>((resolve) =>
+        setTimeout(() => {
+          during = globalThis.setImmediate;
+          resolve(5);
+        }, 2),
+      ),
+    );
+    expect(value).toBe(5);
+    expect(during).not.toBe(original);
+    expect(globalThis.setImmediate).toBe(original);
+    await expect(waitQuietly(Promise.reject(new Error('lost')))).rejects.toThrow('lost');
+    expect(quietWaitsPending()).toBe(0);
     expect(globalThis.setImmediate).toBe(original);
   });
 

@@ -42,5 +42,18 @@ export function endQuietWait(): void {
   installed = null;
 }
 
+/**
+ * Awaits `promise` (a Dawn promise of some other WebGPU user on the same process, e.g. a benchmark peer) with
+ * Dawn's polling deferred as the device's own waits are.
+ */
+export async function waitQuietly<R>(promise: Promise<R>): Promise<R> {
+  beginQuietWait();
+  try {
+    return await promise;
+  } finally {
+    endQuietWait();
+  }
+}
+
 /** Waits currently pending (for tests). */
 export const quietWaitsPending = (): number => pending;
