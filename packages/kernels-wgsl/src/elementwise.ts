@@ -60,6 +60,28 @@ fn pow_(a: f32, b: f32) -> f32 {
 }
 `;
 
+/**
+ * GELU and its derivative as WGSL expressions in the identifier `x` (using MATH_WGSL's erf_ and tanh_): the exact
+ * form and PyTorch's tanh approximation, shared by the gelu ops and the gated (GEGLU) kernels.
+ */
+export const GELU_WGSL = {
+  erf: {
+    value: (x: string) => `0.5 * ${x} * (1.0 + erf_(${x} * 0.7071067811865476))`,
+    grad: (x: string) =>
+      `0.5 * (1.0 + erf_(${x} * 0.7071067811865476)) + ${x} * 0.3989422804014327 * exp(-0.5 * ${x} * ${x})`,
+  },
+  // 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi)
+  tanh: {
+    value: (x: string) => `0.5 * ${x} * (1.0 + tanh_(${tanhInner(x)}))`,
+    grad: (x: string) =>
+      `0.5 * (1.0 + tanh_(${tanhInner(x)})) + 0.5 * ${x} * (1.0 - tanh_(${tanhInner(x)}) * tanh_(${tanhInner(x)})) * 0.7978845608028654 * (1.0 + 0.134145 * ${x} * ${x})`,
+  },
+} as const;
+
+function tanhInner(x: string): string {
+  return `0.7978845608028654 * (${x} + 0.044715 * ${x} * ${x} * ${x})`;
+}
+
 export interface ElementwiseSpec {
   /**
    * WGSL expression of the output in terms of `a`, `b`, `c` (the inputs, in order) and the uniform scalars

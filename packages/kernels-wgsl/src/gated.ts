@@ -1,5 +1,5 @@
 import { cachedKernel, fields, flatKernel, grid1d, type Kernel, readOnly, readWrite } from './kernel.js';
-import { MATH_WGSL } from './elementwise.js';
+import { GELU_WGSL, MATH_WGSL } from './elementwise.js';
 
 /** The gate's activation of a gated linear unit: GLU's sigmoid, GEGLU's exact GELU or its tanh approximation. */
 export type GateActivation = 'sigmoid' | 'gelu' | 'gelu_tanh';
@@ -7,14 +7,8 @@ export type GateActivation = 'sigmoid' | 'gelu' | 'gelu_tanh';
 /** WGSL of act(u) and act'(u) for each gate. */
 const GATES: Record<GateActivation, { act: string; grad: string }> = {
   sigmoid: { act: 'sigmoid_(u)', grad: 'sigmoid_(u) * (1.0 - sigmoid_(u))' },
-  gelu: {
-    act: '0.5 * u * (1.0 + erf_(u * 0.7071067811865476))',
-    grad: '0.5 * (1.0 + erf_(u * 0.7071067811865476)) + u * 0.3989422804014327 * exp(-0.5 * u * u)',
-  },
-  gelu_tanh: {
-    act: '0.5 * u * (1.0 + tanh_(0.7978845608028654 * (u + 0.044715 * u * u * u)))',
-    grad: '0.5 * (1.0 + tanh_(0.7978845608028654 * (u + 0.044715 * u * u * u))) + 0.5 * u * (1.0 - tanh_(0.7978845608028654 * (u + 0.044715 * u * u * u)) * tanh_(0.7978845608028654 * (u + 0.044715 * u * u * u))) * 0.7978845608028654 * (1.0 + 0.134145 * u * u)',
-  },
+  gelu: { act: GELU_WGSL.erf.value('u'), grad: GELU_WGSL.erf.grad('u') },
+  gelu_tanh: { act: GELU_WGSL.tanh.value('u'), grad: GELU_WGSL.tanh.grad('u') },
 };
 
 export interface GatedSpec {

@@ -10,9 +10,6 @@ import type { BackwardOptions, GradNode } from './node.js';
 
 export type { BackwardOptions } from './node.js';
 
-/** a + b of two gradients of one shape and dtype: the accumulation kernel. */
-const accumulate = (a: Tensor, b: Tensor): Tensor => map('add', 'a + b', [a, b]);
-
 /**
  * Gradients a node's output collects before they are summed: up to this many wait and one kernel adds them
  * (a + b + c + d, left to right, as pairwise accumulation in arrival order would), so an output read by many
@@ -22,7 +19,7 @@ const accumulate = (a: Tensor, b: Tensor): Tensor => map('add', 'a + b', [a, b])
 const HELD_GRADIENTS = 4;
 const SUM_EXPR = ['', 'a', 'a + b', 'a + b + c', 'a + b + c + d'];
 
-/** The sum of 1 to HELD_GRADIENTS gradients, in order (the list's tensors are left to the caller). */
+/** The sum of 1 to HELD_GRADIENTS gradients of one shape and dtype, in order (the tensors are left to the caller). */
 const sumHeld = (gs: readonly Tensor[]): Tensor => (gs.length === 1 ? gs[0]! : map('add', SUM_EXPR[gs.length]!, gs));
 
 /** Nodes reachable from `root`, ordered so that every node comes after all nodes that consume its outputs. */
@@ -80,7 +77,7 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
     if (root.gradFn) {
       run(root, seed, options);
     } else if (root.grad) {
-      const sum = accumulate(root.grad, seed);
+      const sum = sumHeld([root.grad, seed]);
       root.grad.dispose();
       seed.dispose();
       root.grad = keep(sum);
@@ -115,7 +112,7 @@ function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
   const deposit = (input: Tensor, g: Tensor) => {
     if (!input.gradFn) {
       const prev = input.grad;
-      const next = prev ? accumulate(prev, g) : g;
+      const next = prev ? sumHeld([prev, g]) : g;
       if (prev) {
         claimed.delete(prev);
         prev.dispose();

@@ -1,3 +1,4 @@
+import { GELU_WGSL } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { full } from '../forward/creation.js';
@@ -50,17 +51,8 @@ export const reciprocal = unary('reciprocal', '1.0 / a', '-g * y * y');
 export const log1p = unary('log1p', 'log1p_(a)', 'g / (1.0 + a)');
 /** The error function (|error| < 1.5e-7). */
 export const erf = unary('erf', 'erf_(a)', 'g * 1.1283791670955126 * exp(-a * a)');
-const geluErf = unary(
-  'gelu',
-  '0.5 * a * (1.0 + erf_(a * 0.7071067811865476))',
-  'g * (0.5 * (1.0 + erf_(a * 0.7071067811865476)) + a * 0.3989422804014327 * exp(-0.5 * a * a))',
-);
-// tanh approximation: 0.5 a (1 + tanh(k (a + 0.044715 a^3))), k = sqrt(2/pi)
-const geluTanh = unary(
-  'gelu_tanh',
-  '0.5 * a * (1.0 + tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a)))',
-  'g * (0.5 * (1.0 + tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a))) + 0.5 * a * (1.0 - tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a)) * tanh_(0.7978845608028654 * (a + 0.044715 * a * a * a))) * 0.7978845608028654 * (1.0 + 0.134145 * a * a))',
-);
+const geluErf = unary('gelu', GELU_WGSL.erf.value('a'), `g * (${GELU_WGSL.erf.grad('a')})`);
+const geluTanh = unary('gelu_tanh', GELU_WGSL.tanh.value('a'), `g * (${GELU_WGSL.tanh.grad('a')})`);
 /** GELU, exact (erf) by default or the tanh approximation (PyTorch's approximate='tanh'). */
 export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none') =>
   approximate === 'tanh' ? geluTanh(x) : geluErf(x);

@@ -19,24 +19,28 @@ function gatedLayout(op: string, x: Tensor, axis: number) {
   return { outShape, run };
 }
 
+/** One invocation per output element (per gradient element of the output, backward), four when runs allow. */
+function launchGated(gate: GateActivation, backward: boolean, inputs: Tensor[], out: Tensor, run: number): void {
+  const vec4 = run % 4 === 0;
+  const outputs = backward ? out.size / 2 : out.size;
+  const n = vec4 ? outputs / 4 : outputs;
+  launch(gatedKernel({ gate, backward, vec4 }), inputs, [out], { n, run: vec4 ? run / 4 : run }, gatedGrid(n));
+}
+
 function gatedOp(name: string, gate: GateActivation) {
   return defineOp(name, {
     forward: (_ctx, x: Tensor, axis: number = -1) => {
       const { outShape, run } = gatedLayout(name, x, axis);
       const out = emptyTensor(outShape, x.dtype, name);
       if (out.size === 0) return out;
-      const vec4 = run % 4 === 0;
-      const n = vec4 ? out.size / 4 : out.size;
-      launch(gatedKernel({ gate, backward: false, vec4 }), [x], [out], { n, run: vec4 ? run / 4 : run }, gatedGrid(n));
+      launchGated(gate, false, [x], out, run);
       return out;
     },
     backward: ({ args: [x, axis] }, g) => {
       const { run } = gatedLayout(name, x, axis ?? -1);
       const dx = emptyTensor(x.shape, floatResult(`${name}.backward`, [g, x]), `${name}.backward`);
       if (dx.size === 0) return [dx];
-      const vec4 = run % 4 === 0;
-      const n = vec4 ? g.size / 4 : g.size;
-      launch(gatedKernel({ gate, backward: true, vec4 }), [g, x], [dx], { n, run: vec4 ? run / 4 : run }, gatedGrid(n));
+      launchGated(gate, true, [g, x], dx, run);
       return [dx];
     },
   });

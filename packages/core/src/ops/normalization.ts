@@ -14,6 +14,7 @@ import {
   normElementGrid,
   normGradInputKernel,
   normGradSumsKernel,
+  type NormRowMode,
   normRowGrid,
   rowMomentsKernel,
 } from '@leffa-webgpu/kernels-wgsl';
@@ -36,6 +37,14 @@ interface RowLayout {
   L: number;
   inner: number;
   P: number;
+}
+
+/**
+ * Short rows ('thread' mode) with a parameter per value, if any (LayerNorm's layout): the one-dispatch kernels,
+ * forward and backward, cover them.
+ */
+function layerNormThreadRows(layout: RowLayout, mode: NormRowMode, affine: boolean): boolean {
+  return mode === 'thread' && layout.inner === 1 && (!affine || layout.P === layout.L);
 }
 
 function rowNormForward(
@@ -66,7 +75,7 @@ function rowNormForward(
   }
   // vec4 paths when rows (and, for the affine, channel runs) come in fours.
   const vecRows = layout.L % 4 === 0;
-  if (mode === 'thread' && layout.inner === 1 && (!affine || layout.P === layout.L) && !silu) {
+  if (layerNormThreadRows(layout, mode, affine) && !silu) {
     // Short rows with a parameter per value (LayerNorm): statistics and output in one dispatch.
     launch(
       layerNormThreadForwardKernel(affine, vecRows),
@@ -112,7 +121,7 @@ function layerNormBackward(
   const u = { n: x.size, L: layout.L, inner: layout.inner, P: layout.P };
   let dx: Tensor | null = null;
   const mode = chooseNormMode(layout.rows, layout.L);
-  if (needs[0] && mode === 'thread' && layout.inner === 1 && (!affine || layout.P === layout.L)) {
+  if (needs[0] && layerNormThreadRows(layout, mode, affine)) {
     // Short rows (as in the forward): the row sums and dx in one dispatch.
     dx = emptyTensor(x.shape, x.dtype, op);
     launch(

@@ -16,7 +16,7 @@ export interface EvalResult {
   /** Mean over layers. */
   meanFlowEpe: number;
   /** Each example's image metrics (same order as the examples). */
-  perExample: { l1: number; psnr: number; ssim: number }[];
+  perExample: ImageScores[];
   /**
    * The generative UNet's noise-prediction MSE on the held-out targets noised at a few timesteps (1 for a model
    * that predicts nothing). Sampling starts from pure noise, so an error well above about 0.02 at t = 999 leaves
@@ -107,6 +107,27 @@ export async function noisePredictionError(
   return timesteps.map((timestep, i) => ({ timestep, mse: values[i]! }));
 }
 
+/** L1, PSNR and SSIM of one image, or their means over examples. */
+export interface ImageScores {
+  l1: number;
+  psnr: number;
+  ssim: number;
+}
+
+/** Each image scored against its example's ground-truth target. */
+function scoreImages(images: Uint8Array[], examples: LeffaExample[], width: number, height: number): ImageScores[] {
+  return examples.map((e, i) => ({
+    l1: l1(images[i]!, e.source),
+    psnr: psnr(images[i]!, e.source),
+    ssim: ssim(images[i]!, e.source, width, height),
+  }));
+}
+
+function meanScores(scores: ImageScores[]): ImageScores {
+  const mean = (key: keyof ImageScores) => scores.reduce((a, m) => a + m[key], 0) / scores.length;
+  return { l1: mean('l1'), psnr: mean('psnr'), ssim: mean('ssim') };
+}
+
 /**
  * Runs the model on held-out examples: try-on / pose-transfer generation compared with the ground truth,
  * and the attention flow of every Leffa layer compared with the exact ground-truth flow.
@@ -168,16 +189,9 @@ export async function evaluateLeffa(
   });
   T.dispose([reports, batch]);
 
-  const perExample = examples.map((e, i) => ({
-    l1: l1(generated[i]!, e.source),
-    psnr: psnr(generated[i]!, e.source),
-    ssim: ssim(generated[i]!, e.source, width, height),
-  }));
-  const mean = (key: 'l1' | 'psnr' | 'ssim') => perExample.reduce((a, m) => a + m[key], 0) / perExample.length;
+  const perExample = scoreImages(generated, examples, width, height);
   const metrics: EvalResult = {
-    l1: mean('l1'),
-    psnr: mean('psnr'),
-    ssim: mean('ssim'),
+    ...meanScores(perExample),
     flowEpe,
     meanFlowEpe: flowEpe.reduce((a, f) => a + f.epe, 0) / Math.max(flowEpe.length, 1),
     perExample,
@@ -212,13 +226,6 @@ export interface SeedAveragedEval {
   perSeed: EvalResult[];
 }
 
-/** Image metrics averaged over examples. */
-export interface ImageScores {
-  l1: number;
-  psnr: number;
-  ssim: number;
-}
-
 /**
  * The targets encoded (posterior mean) and decoded by the model's VAE, scored against themselves: what a UNet
  * that predicted every latent exactly would score, so a generated image's figures read against it.
@@ -231,13 +238,7 @@ export async function vaeCeiling(model: LeffaModel, examples: LeffaExample[]): P
   );
   const reconstructed = await tensorToImages(reconstructedT);
   T.dispose([reconstructedT, batch]);
-  const per = examples.map((e, i) => ({
-    l1: l1(reconstructed[i]!, e.source),
-    psnr: psnr(reconstructed[i]!, e.source),
-    ssim: ssim(reconstructed[i]!, e.source, width, height),
-  }));
-  const mean = (key: keyof ImageScores) => per.reduce((a, m) => a + m[key], 0) / per.length;
-  return { l1: mean('l1'), psnr: mean('psnr'), ssim: mean('ssim') };
+  return meanScores(scoreImages(reconstructed, examples, width, height));
 }
 
 const average = (xs: number[]) => xs.reduce((a, v) => a + v, 0) / xs.length;
