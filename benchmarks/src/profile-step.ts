@@ -11,6 +11,10 @@
  *         building the 860M parameters alone takes a while).
  * - sd15-attn: forward + backward of one SD1.5 first-level Transformer2DModel (320 channels, 8 heads, Leffa's
  *         pass-through cross-attention) at a 64x48 latent (the benchmark case of that name).
+ * - leffa: one LeffaTrainer step as the try-on campaign runs it (random weights): both UNets at width 64 on every
+ *         level, the 4x-downsampling VAE with 8 latent channels (stages 16, 32, 32), batch 4 of synthetic 128x96
+ *         people (a 32x24 latent), Leffa loss and flow supervision on: encode, both UNets, losses, backward,
+ *         clipping, AdamW, EMA.
  *
  * The step runs once unprofiled (pipeline compilation, buffer pool warm-up), then `--steps` times (default 1)
  * under `Device.profile`, which gives every dispatch its own timestamped compute pass. The report lists GPU
@@ -23,10 +27,18 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
-import { SD15_UNET, TINY_UNET, TINY_VAE, Transformer2DModel, UNet2DConditionModel } from '@leffa-webgpu/models';
-import { VaeTrainer } from '@leffa-webgpu/train';
+import { syntheticExample, toBatch } from '@leffa-webgpu/data';
+import {
+  LEFFA_CONFIGS,
+  SD15_UNET,
+  TINY_UNET,
+  TINY_VAE,
+  Transformer2DModel,
+  UNet2DConditionModel,
+} from '@leffa-webgpu/models';
+import { LeffaTrainer, VaeTrainer } from '@leffa-webgpu/train';
 
-export const PROFILE_TARGETS = ['vae', 'unet', 'sd15', 'sd15-attn'] as const;
+export const PROFILE_TARGETS = ['vae', 'unet', 'sd15', 'sd15-attn', 'leffa'] as const;
 export type ProfileTarget = (typeof PROFILE_TARGETS)[number];
 
 interface Workload {
@@ -81,6 +93,32 @@ function unetWorkload(): Workload {
     dispose: () => {
       optimizer.dispose();
       T.dispose([x, noise, ...unet.parameters()]);
+    },
+  };
+}
+
+function leffaWorkload(): Workload {
+  const tiny = LEFFA_CONFIGS.tiny;
+  const config = {
+    vae: { ...tiny.vae, blockOutChannels: [16, 32, 32], latentChannels: 8 },
+    unet: { ...tiny.unet, blockOutChannels: [64, 64, 64] },
+  };
+  const trainer = new LeffaTrainer({ config, lr: 5e-4, leffa: { mode: 'on', weight: 1 }, flowSupervision: 1 });
+  const batch = toBatch(
+    Array.from({ length: 4 }, (_, i) => syntheticExample('tryon', 100 + i, 128, 96)),
+    { flow: true },
+  );
+  return {
+    description:
+      'Leffa try-on training step (UNets 64,64,64; VAE 16,32,32 with 8 latent channels), batch 4, 128x96 (32x24 latent)',
+    step: () => trainer.step(batch).total,
+    dispose: () => {
+      trainer.optimizer.dispose();
+      trainer.ema.dispose();
+      T.dispose([...trainer.model.unet.parameters(), ...trainer.model.unet_encoder.parameters()]);
+      T.dispose(trainer.model.vae.parameters());
+      const { source, reference, densepose, mask, lossMask, flow } = batch;
+      T.dispose([source, reference, densepose, mask, lossMask, flow!.grid, flow!.valid]);
     },
   };
 }
@@ -195,6 +233,7 @@ export async function profileStep(
     unet: unetWorkload,
     sd15: sd15Workload,
     'sd15-attn': sd15AttentionWorkload,
+    leffa: leffaWorkload,
   };
   const workload = workloads[target]();
   console.log(`profiling: ${workload.description}`);

@@ -42,6 +42,26 @@ describe('attention backward on the batched matmul', () => {
     for (let i = 0; i < 3; i++) expect(maxDiff(gemmPath[i]!, kernels[i]!), `gradient ${i}`).toBeLessThan(2e-5);
   });
 
+  it.runIf(() => device.hasSubgroups)('matches them with one v shared by every head (the flow field)', async () => {
+    const shapes = [
+      [2, 3, 37, 12],
+      [2, 3, 29, 12],
+      [1, 1, 29, 2],
+      [2, 3, 37, 2],
+    ];
+    const gemmPath = await grads('broadcast', shapes);
+    const kernels = await grads('register', shapes);
+    expect(gemmPath[2]!.length).toBe(29 * 2);
+    for (let i = 0; i < 3; i++) expect(maxDiff(gemmPath[i]!, kernels[i]!), `gradient ${i}`).toBeLessThan(2e-5);
+    // And the broadcast variant did take the matmul path, not the per-row kernels.
+    if (device.report.features.includes('timestamp-query')) {
+      const times = await device.profile(() => grads('broadcast', shapes).then(() => undefined));
+      const keys = [...times.keys()];
+      expect(keys.some((k) => k.startsWith('matmul:'))).toBe(true);
+      expect(keys.filter((k) => k.startsWith('attn:d'))).toEqual([]);
+    }
+  });
+
   it('gives the same gradients in any blocking of heads and query rows', async () => {
     const [B, H, N, M, D, Dv] = [2, 3, 23, 17, 8, 6];
     const q = seeded([B, H, N, D], 1);

@@ -320,6 +320,30 @@ describe('EMA', () => {
     expect(() => ema.restore()).toThrow('EMA.restore: nothing stored; call store() first');
   });
 
+  it('updates many tensors of any size, several per dispatch', async () => {
+    // 19 tensors (more than one dispatch holds), an empty one among them, some spanning several workgroups.
+    const sizes = [1, 7, 4096, 0, 5000, 3, 257, 12, 9000, 1, 2, 65, 64, 4097, 5, 6, 300, 1, 33];
+    const start = sizes.map((n, t) => Array.from({ length: n }, (_, i) => Math.sin(t + i * 0.37)));
+    const params = start.map((v) => param(v));
+    const ema = new EMA(params, { decay: 0.75 });
+    const expected = start.map((v) => [...v]);
+    for (let step = 1; step <= 3; step++) {
+      const next = sizes.map((n, t) => Array.from({ length: n }, (_, i) => Math.cos(step * (t + 1) + i * 0.11)));
+      params.forEach((p, t) => p.assign(T.tensor(next[t]!, [sizes[t]!])));
+      ema.update();
+      expected.forEach((e, t) => e.forEach((x, i) => (e[i] = x + 0.25 * (next[t]![i]! - x))));
+    }
+    const shadows = ema.stateDict().tensors;
+    for (let t = 0; t < sizes.length; t++) {
+      const got = await values(shadows.get(String(t))!);
+      expect(got.length).toBe(sizes[t]);
+      const err = got.reduce((m, x, i) => Math.max(m, Math.abs(x - expected[t]![i]!)), 0);
+      expect(err, `tensor ${t}`).toBeLessThan(1e-6);
+    }
+    ema.dispose();
+    T.dispose(params);
+  });
+
   it('ramps the decay up with warmup and respects its bounds', () => {
     const ema = new EMA([param([1])], { decay: 0.8, minDecay: 0.5, warmup: true });
     const decays: number[] = [];

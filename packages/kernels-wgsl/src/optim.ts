@@ -180,23 +180,30 @@ export const adamKernel = cachedKernel(
 /**
  * Exponential moving average: shadow <- lerp(shadow, param, weight) with weight = 1 - decay, in PyTorch's
  * two-sided lerp form, so weight 1 reproduces the parameter exactly (the copy before averaging starts).
- * Bindings: param, shadow (read_write).
+ * `count` tensors per dispatch. Bindings: param0..param{count-1}, then shadow0..shadow{count-1} (read_write).
+ * Grid: gridGroups(total of optimGroups).
  */
-export const emaKernel = cachedKernel((): Kernel => {
-  return itemsKernel({
-    key: 'optim:ema',
-    buffers: [readOnly('param'), readWrite('shadow')],
-    uniforms: [
-      { name: 'n', type: 'u32' },
-      { name: 'weight', type: 'f32' },
-    ],
-    body: /* wgsl */ `
-  let s = shadow[i];
-  let p = param[i];
-  let w = params.weight;
-  shadow[i] = select(p - (p - s) * (1.0 - w), s + w * (p - s), w < 0.5);`,
-  });
-});
+export const emaKernel = cachedKernel(
+  (count: number = 1): Kernel =>
+    flatKernel({
+      key: `optim:ema:${count}`,
+      buffers: [...multiBuffers(count, 'param', 'read'), ...multiBuffers(count, 'shadow', 'read_write')],
+      uniforms: [{ name: 'weight', type: 'f32' }, ...MULTI_UNIFORMS],
+      workgroupSize: WG,
+      per: 'workgroup',
+      index: 'group',
+      bound: null,
+      body: multiTensor(
+        count,
+        itemsLoop(
+          (t) => /* wgsl */ `let s = shadow${t}[i];
+        let p = param${t}[i];
+        let w = params.weight;
+        shadow${t}[i] = select(p - (p - s) * (1.0 - w), s + w * (p - s), w < 0.5);`,
+        ),
+      ),
+    }),
+);
 
 // ---------------------------------------------------------------- gradient-norm clipping
 

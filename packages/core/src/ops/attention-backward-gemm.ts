@@ -10,7 +10,10 @@ import { concat, narrow } from './shape.js';
 const BLOCK_BYTES = 32 * 2 ** 20;
 
 export interface GemmBackwardInputs {
-  /** q [B, H, N, D], k [B, H, M, D], v [B, H, M, Dv] (full batch and heads: no broadcast), dO [B, H, N, Dv]. */
+  /**
+   * q [B, H, N, D], k [B, H, M, D] (full batch and heads), dO [B, H, N, Dv]; v [B, H, M, Dv], or [1, 1, M, Dv]
+   * shared by every batch entry and head (as the Leffa flow field's key coordinates).
+   */
   q: Tensor;
   k: Tensor;
   v: Tensor;
@@ -27,7 +30,8 @@ export interface GemmBackwardInputs {
  * S = q k^T, P = exp(scale S - lse), dV += P^T dO, dP = dO v^T, dS = scale P (dP - delta), dQ = dS k,
  * dK += dS^T q. On CPU adapters, where the subgroup-broadcast matmul runs near the FMA ceiling, this beats
  * the per-row FlashAttention-2 kernels (which reload k and v for every query row) several times over, at the
- * cost of one score block of memory. Not recorded by autograd.
+ * cost of one score block of memory. A v shared by all heads enters the products with batch stride 0; its
+ * gradient comes back per head, [B, H, M, Dv]. Not recorded by autograd.
  */
 export function attentionBackwardGemm(
   { q, k, v, g, lse, delta, scale, want }: GemmBackwardInputs,
@@ -37,11 +41,12 @@ export function attentionBackwardGemm(
   const M = k.shape[2]!;
   const Dv = v.shape[3]!;
   const BH = B * H;
+  const sharedV = v.shape[0] === 1 && v.shape[1] === 1 && BH > 1;
   // Tensors are contiguous, so the [B * H, ...] views share the inputs' storage (nothing here writes to them).
   const flat = (x: Tensor, shape: number[]) => x.alias(shape);
   const q3 = flat(q, [BH, N, D]);
   const k3 = flat(k, [BH, M, D]);
-  const v3 = flat(v, [BH, M, Dv]);
+  const v3 = flat(v, [sharedV ? 1 : BH, M, Dv]);
   const g3 = flat(g, [BH, N, Dv]);
   const lse3 = flat(lse, [BH, N, 1]);
   const delta3 = flat(delta, [BH, N, 1]);
@@ -67,7 +72,7 @@ export function attentionBackwardGemm(
   for (let h0 = 0; h0 < BH; h0 += heads) {
     const h = Math.min(heads, BH - h0);
     const kh = part(k3, h0, h, 0, M);
-    const vh = part(v3, h0, h, 0, M);
+    const vh = sharedV ? v3 : part(v3, h0, h, 0, M);
     const dqRows: Tensor[] = [];
     let dk: Tensor | null = null;
     let dv: Tensor | null = null;
@@ -79,7 +84,7 @@ export function attentionBackwardGemm(
       const p = map('attention.backward', 'exp(a * alpha - b)', [s, part(lse3, h0, h, n0, n)], scale);
       s.dispose();
       if (want[2]) dv = accumulate(dv, gemm(p, gc, { batch: h, M, N: Dv, K: n }, { transA: true }));
-      const dp = gemm(gc, vh, { batch: h, M: n, N: M, K: Dv }, { transB: true });
+      const dp = gemm(gc, vh, { batch: h, M: n, N: M, K: Dv, broadcastB: sharedV }, { transB: true });
       const ds = map('attention.backward', 'a * (b - c) * alpha', [p, dp, part(delta3, h0, h, n0, n)], scale);
       p.dispose();
       dp.dispose();
@@ -93,5 +98,6 @@ export function attentionBackwardGemm(
   }
   const join = (groups: Tensor[], shape: readonly number[]) =>
     groups.length === 0 ? null : (groups.length === 1 ? groups[0]! : concat(groups, 0)).alias(shape);
-  return [join(dqGroups, q.shape), join(dkGroups, k.shape), join(dvGroups, v.shape)];
+  // A shared v's gradient is per head here: the caller sums it over batch entries and heads.
+  return [join(dqGroups, q.shape), join(dkGroups, k.shape), join(dvGroups, [B, H, M, Dv])];
 }

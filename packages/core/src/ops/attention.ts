@@ -138,11 +138,17 @@ export const flashAttention = defineOp('attention', {
     const base = p.mask ? [q, k, v, p.mask] : [q, k, v];
     // delta_n = dO_n . O_n, the softmax-backward correction shared by both passes.
     const delta = sum(mul(g, out!), -1);
-    // CPU adapters with the subgroup-broadcast matmul: block-wise products on it (unmasked, unbroadcast k, v).
+    // CPU adapters with the subgroup-broadcast matmul: block-wise products on it (unmasked, unbroadcast k; v
+    // unbroadcast or one matrix shared by all heads, as the flow field's coordinates).
     const full = (t: Tensor) => t.shape[0] === p.B && t.shape[1] === p.H;
-    if (!p.mask && full(k) && full(v) && matmulVariantFor(activeDevice()) === 'broadcast') {
+    const shared = (t: Tensor) => t.shape[0] === 1 && t.shape[1] === 1;
+    if (!p.mask && full(k) && (full(v) || shared(v)) && matmulVariantFor(activeDevice()) === 'broadcast') {
       const want: [boolean, boolean, boolean] = [needsGrad[0] ?? false, needsGrad[1] ?? false, needsGrad[2] ?? false];
-      return attentionBackwardGemm({ q, k, v, g, lse: saved.lse!, delta, scale: p.scale, want });
+      const [dq, dk, dv] = attentionBackwardGemm({ q, k, v, g, lse: saved.lse!, delta, scale: p.scale, want });
+      if (!dv || full(v)) return [dq, dk, dv];
+      const dvShared = sumTo(dv, v.shape);
+      dv.dispose();
+      return [dq, dk, dvShared];
     }
     let dq: Tensor | null = null;
     if (needsGrad[0]) {

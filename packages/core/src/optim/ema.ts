@@ -1,10 +1,12 @@
-import { emaKernel, optimGrid } from '@leffa-webgpu/kernels-wgsl';
+import { emaKernel, gridGroups, MULTI_TENSORS, optimGroups } from '@leffa-webgpu/kernels-wgsl';
+import { activeDevice } from '../device/device.js';
 import { launch } from '../forward/launch.js';
 import { Module } from '../nn/module.js';
 import { dispose, keep } from '../tensor/scope.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { cloneTensor, copyInto } from './copy.js';
+import { chunks, multiLayout } from './multi-tensor.js';
 import { kindOf } from './optimizer.js';
 
 export interface EMAWarmup {
@@ -112,9 +114,23 @@ export class EMA {
   update(): void {
     this.checkLive();
     const weight = 1 - this.decayAt(++this.step);
-    this.params.forEach((p, i) => {
-      if (p.size > 0) launch(emaKernel(), [p], [this.shadows[i]!], { n: p.size, weight }, optimGrid(p.size));
-    });
+    // As many tensors per dispatch as the stage binds (a parameter and its shadow each).
+    const live = this.params.flatMap((p, i) => (p.size > 0 ? [i] : []));
+    const size = Math.max(
+      1,
+      Math.min(MULTI_TENSORS, Math.floor(activeDevice().gpu.limits.maxStorageBuffersPerShaderStage / 2)),
+    );
+    for (const part of chunks(live, size)) {
+      const params = part.map((i) => this.params[i]!);
+      const { n, first, groups } = multiLayout(params, optimGroups);
+      launch(
+        emaKernel(part.length),
+        params,
+        part.map((i) => this.shadows[i]!),
+        { weight, n, first },
+        gridGroups(groups),
+      );
+    }
   }
 
   /**
