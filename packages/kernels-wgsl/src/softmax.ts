@@ -4,7 +4,10 @@ import { cachedKernel, flatKernel, type Grid, grid1d, gridGroups, type Kernel, r
  * Softmax and log-softmax over the last axis of a [rows, cols] tensor, forward and backward.
  * forward:  y = exp(x - max) / sum(exp(x - max))        (log: y = x - max - log(sum))
  * backward: gx = y * (g - sum(g * y))                     (log: gx = g - exp(y) * sum(g))
- * 'row' mode gives each row a workgroup (long rows); 'thread' mode gives each row one invocation (short rows),
+ * 'row' mode gives each row a workgroup (long rows), `subgroup` one 8-lane workgroup that reduces with subgroup
+ * operations instead of barriers (on CPU adapters a barrier is a switch through every lane group, tens of
+ * microseconds; needs subgroups of at least 8, so the workgroup is one subgroup);
+ * 'thread' mode gives each row one invocation (short rows),
  * and also reads rows whose elements are `inner` apart: softmax over a middle axis ([outer, cols, inner], e.g. the
  * classes of NCHW logits) in place, neighbouring invocations reading neighbouring addresses, with no transposes.
  */
@@ -12,6 +15,7 @@ export type SoftmaxKind = 'softmax' | 'logsoftmax';
 export type RowMode = 'row' | 'thread';
 
 const ROW_WG = 64;
+const SUBGROUP_WG = 8;
 const THREAD_WG = 64;
 
 function rowBody(
@@ -74,8 +78,9 @@ function rowBodyVec(
 }
 
 export const softmaxKernel = cachedKernel(
-  (kind: SoftmaxKind, backward: boolean, mode: RowMode, vec = false): Kernel => {
-    if (vec && mode !== 'row') throw new Error('softmaxKernel: the vec4 variant is for row mode');
+  (kind: SoftmaxKind, backward: boolean, mode: RowMode, vec = false, subgroup = false): Kernel => {
+    if ((vec || subgroup) && mode !== 'row')
+      throw new Error('softmaxKernel: the vec4 and subgroup variants are for row mode');
     const { passes, write } = vec ? rowBodyVec(kind, backward) : rowBody(kind, backward);
     const t = vec ? 'vec4<f32>' : 'f32';
     const buffers = [readOnly('x', t), ...(backward ? [readOnly('g', t)] : []), readWrite('out', t)];
@@ -84,7 +89,7 @@ export const softmaxKernel = cachedKernel(
       { name: 'cols', type: 'u32' as const },
       ...(mode === 'thread' ? [{ name: 'inner', type: 'u32' as const }] : []),
     ];
-    const key = `softmax:${kind}:${backward}:${mode}:${vec}`;
+    const key = `softmax:${kind}:${backward}:${mode}:${vec}${subgroup ? ':subgroup' : ''}`;
     const merge = (p: { combine: string }, a: string, b: string) =>
       p.combine === '+' ? `${a} + ${b}` : `${p.combine}(${a}, ${b})`;
     if (mode === 'thread') {
@@ -109,9 +114,19 @@ export const softmaxKernel = cachedKernel(
   for (var c = 0u; c < params.cols; c++) { ${strided(write)} }`,
       });
     }
+    const wg = subgroup ? SUBGROUP_WG : ROW_WG;
+    const reduce = (p: { combine: string }) => (p.combine === '+' ? 'subgroupAdd' : 'subgroupMax');
     const body = passes
-      .map(
-        (p, i) => `
+      .map((p, i) =>
+        subgroup
+          ? `
+  var r${i}: f32;
+  {
+    var acc: f32 = ${p.init};
+    for (var c = lid; c < cols; c += ${wg}u) { acc = ${p.acc}; }
+    r${i} = ${reduce(p)}(acc);
+  }`
+          : `
   var r${i}: f32;
   {
     var acc: f32 = ${p.init};
@@ -131,17 +146,19 @@ export const softmaxKernel = cachedKernel(
       key,
       buffers,
       uniforms,
-      workgroupSize: ROW_WG,
+      workgroupSize: wg,
       per: 'workgroup',
       index: 'row',
       bound: 'params.rows',
-      helpers: /* wgsl */ `
+      helpers: subgroup
+        ? ''
+        : /* wgsl */ `
 var<workgroup> scratch: array<f32, ${ROW_WG}>;`,
       body: /* wgsl */ `
   let cols = ${vec ? 'params.cols / 4u' : 'params.cols'};
   let base = row * cols;
   ${body}
-  for (var c = lid; c < cols; c += ${ROW_WG}u) { ${write} }`,
+  for (var c = lid; c < cols; c += ${wg}u) { ${write} }`,
     });
   },
 );

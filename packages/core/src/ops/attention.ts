@@ -15,7 +15,7 @@ import { broadcastShapes, formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, mul } from './elementwise.js';
 import { emptyTensor, floatResult, launch } from '../forward/launch.js';
-import { attentionBackwardGemm } from './attention-backward-gemm.js';
+import { attentionBackwardGemm, attentionForwardGemm, canSaveProbs } from './attention-gemm.js';
 import { matmul, matmulVariantFor } from './matmul.js';
 import { mean, sum, sumTo } from './reduce.js';
 import { transpose } from './shape.js';
@@ -105,13 +105,38 @@ function planAttention(op: string, q: Tensor, k: Tensor, v: Tensor, options: Att
 }
 
 /**
+ * Whether the block-wise products on the matmul run this attention (attention-gemm.ts): CPU adapters with the
+ * subgroup-broadcast matmul, no mask, k unbroadcast, v unbroadcast or one matrix shared by all heads (as the
+ * flow field's coordinates).
+ */
+function gemmPathApplies(p: AttentionPlan, k: Tensor, v: Tensor): boolean {
+  const full = (t: Tensor) => t.shape[0] === p.B && t.shape[1] === p.H;
+  const shared = (t: Tensor) => t.shape[0] === 1 && t.shape[1] === 1;
+  return !p.mask && full(k) && (full(v) || shared(v)) && matmulVariantFor(activeDevice()) === 'broadcast';
+}
+
+/**
  * Scaled dot-product attention softmax(q k^T * scale + mask) v as a memory-efficient kernel (online softmax,
  * no N x M buffer), with a FlashAttention-2 style backward that recomputes probabilities from the saved
- * log-sum-exp. q [B, H, N, D]; k, v [B|1, H|1, M, D|Dv].
+ * log-sum-exp. q [B, H, N, D]; k, v [B|1, H|1, M, D|Dv]. On CPU adapters the backward, and a training forward
+ * whose probabilities fit SAVED_PROBS_BYTES, run block-wise on the matmul instead (attention-gemm.ts).
  */
 export const flashAttention = defineOp('attention', {
   forward: (ctx, q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}) => {
     const p = planAttention('attention', q, k, v, options);
+    // Training on CPU adapters: when every probability block fits the budget, the forward computes them on the
+    // matmul and keeps them, so the backward starts from P instead of recomputing it.
+    if (
+      ctx.needsGrad.some(Boolean) &&
+      gemmPathApplies(p, k, v) &&
+      [q, k, v].every((t) => t.dtype === 'float32') &&
+      p.N * p.M * p.Dv > 0 &&
+      canSaveProbs(q, k)
+    ) {
+      const { out, probs } = attentionForwardGemm(q, k, v, p.scale);
+      ctx.save({ probs });
+      return out;
+    }
     const out = emptyTensor([p.B, p.H, p.N, p.Dv], floatResult('attention', [q, k, v]), 'attention');
     const lse = emptyTensor([p.B, p.H, p.N], 'float32', 'attention');
     if (out.size > 0) {
@@ -138,14 +163,19 @@ export const flashAttention = defineOp('attention', {
     const base = p.mask ? [q, k, v, p.mask] : [q, k, v];
     // delta_n = dO_n . O_n, the softmax-backward correction shared by both passes.
     const delta = sum(mul(g, out!), -1);
-    // CPU adapters with the subgroup-broadcast matmul: block-wise products on it (unmasked, unbroadcast k; v
-    // unbroadcast or one matrix shared by all heads, as the flow field's coordinates).
-    const full = (t: Tensor) => t.shape[0] === p.B && t.shape[1] === p.H;
-    const shared = (t: Tensor) => t.shape[0] === 1 && t.shape[1] === 1;
-    if (!p.mask && full(k) && (full(v) || shared(v)) && matmulVariantFor(activeDevice()) === 'broadcast') {
+    if (saved.probs || gemmPathApplies(p, k, v)) {
       const want: [boolean, boolean, boolean] = [needsGrad[0] ?? false, needsGrad[1] ?? false, needsGrad[2] ?? false];
-      const [dq, dk, dv] = attentionBackwardGemm({ q, k, v, g, lse: saved.lse!, delta, scale: p.scale, want });
-      if (!dv || full(v)) return [dq, dk, dv];
+      const [dq, dk, dv] = attentionBackwardGemm({
+        q,
+        k,
+        v,
+        g,
+        ...(saved.probs ? { probs: saved.probs } : { lse: saved.lse! }),
+        delta,
+        scale: p.scale,
+        want,
+      });
+      if (!dv || (v.shape[0] === p.B && v.shape[1] === p.H)) return [dq, dk, dv];
       const dvShared = sumTo(dv, v.shape);
       dv.dispose();
       return [dq, dk, dvShared];

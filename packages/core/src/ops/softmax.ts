@@ -3,6 +3,8 @@ import { defineOp } from '../autograd/op.js';
 import { normalizeAxis, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { emptyTensor, floatResult, launch } from '../forward/launch.js';
+import { activeDevice } from '../device/device.js';
+import { matmulVariantFor } from './matmul.js';
 import { transpose } from './shape.js';
 
 /**
@@ -28,8 +30,10 @@ function rowKernel(kind: SoftmaxKind, backward: boolean, inputs: Tensor[], cols:
   if (out.size === 0) return out;
   const mode = chooseRowMode(cols);
   const vec = mode === 'row' && cols % 4 === 0;
+  // CPU adapters (those the subgroup-broadcast matmul suits, with subgroups of 8 or more): barrier-free rows.
+  const subgroup = mode === 'row' && matmulVariantFor(activeDevice()) === 'broadcast';
   launch(
-    softmaxKernel(kind, backward, mode, vec),
+    softmaxKernel(kind, backward, mode, vec, subgroup),
     inputs,
     [out],
     mode === 'thread' ? { rows, cols, inner } : { rows, cols },

@@ -1,6 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { attentionBackwardGemm } from '../src/ops/attention-backward-gemm.js';
+import { attentionBackwardGemm, attentionForwardGemm } from '../src/ops/attention-gemm.js';
 
 let device: T.Device;
 beforeAll(async () => {
@@ -29,7 +29,7 @@ async function grads(variant: T.MatmulVariant, shapes: number[][]): Promise<Floa
 
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
 
-describe('attention backward on the batched matmul', () => {
+describe('attention on the batched matmul', () => {
   it.runIf(() => device.hasSubgroups)('matches the FlashAttention-2 kernels (odd sizes, Dv != D)', async () => {
     const shapes = [
       [2, 3, 37, 12],
@@ -53,12 +53,12 @@ describe('attention backward on the batched matmul', () => {
     const kernels = await grads('register', shapes);
     expect(gemmPath[2]!.length).toBe(29 * 2);
     for (let i = 0; i < 3; i++) expect(maxDiff(gemmPath[i]!, kernels[i]!), `gradient ${i}`).toBeLessThan(2e-5);
-    // And the broadcast variant did take the matmul path, not the per-row kernels.
+    // And the broadcast variant did take the matmul path, forward (training) and backward, not the attention kernels.
     if (device.report.features.includes('timestamp-query')) {
       const times = await device.profile(() => grads('broadcast', shapes).then(() => undefined));
       const keys = [...times.keys()];
       expect(keys.some((k) => k.startsWith('matmul:'))).toBe(true);
-      expect(keys.filter((k) => k.startsWith('attn:d'))).toEqual([]);
+      expect(keys.filter((k) => k.startsWith('attn:'))).toEqual([]);
     }
   });
 
@@ -87,6 +87,21 @@ describe('attention backward on the batched matmul', () => {
     const ref = await Promise.all([q.grad!.data(), k.grad!.data(), v.grad!.data()]);
     for (let i = 0; i < 3; i++)
       expect(maxDiff(whole[i]!, ref[i]!), `gradient ${i} against autograd`).toBeLessThan(2e-5);
+    // From the forward's probability blocks instead of the log-sum-exp, in the same blockings.
+    for (const rows of [5, 2 * N, N * 6]) {
+      const blockBytes = rows * M * 4;
+      const forward = attentionForwardGemm(q, k, v, scale, blockBytes);
+      expect(maxDiff(await forward.out.data(), await out.data()), `rows ${rows}, forward`).toBeLessThan(1e-6);
+      const { lse: _, ...rest } = inputs;
+      const fromProbs = await Promise.all(
+        attentionBackwardGemm({ ...rest, probs: forward.probs }, blockBytes).map((t) => t!.data()),
+      );
+      for (let i = 0; i < 3; i++)
+        expect(maxDiff(fromProbs[i]!, whole[i]!), `rows ${rows}, gradient ${i} from P`).toBeLessThan(1e-6);
+      expect(() => attentionBackwardGemm({ ...rest, probs: forward.probs.slice(1) }, blockBytes)).toThrow(
+        `attentionBackwardGemm: needs lse or the forward's ${forward.probs.length} probability blocks, got ${forward.probs.length - 1}`,
+      );
+    }
     // Only what is asked for.
     const onlyQ = attentionBackwardGemm({ ...inputs, want: [true, false, false] });
     expect(onlyQ[1]).toBeNull();

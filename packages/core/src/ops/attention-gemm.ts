@@ -1,0 +1,196 @@
+import type { Tensor } from '../tensor/tensor.js';
+import { add, map, mul } from './elementwise.js';
+import { gemm } from './matmul.js';
+import { concat, narrow } from './shape.js';
+import { softmax } from './softmax.js';
+
+/*
+ * Attention on the batched matmul kernel, block by block of heads and query rows. On CPU adapters, where the
+ * subgroup-broadcast matmul runs near the FMA ceiling, products over a materialised score block beat the
+ * per-row FlashAttention-2 kernels (which reload k and v for every query row) several times over in the
+ * backward, at the cost of one score block of memory. When a training forward can afford to keep every block
+ * of probabilities (SAVED_PROBS_BYTES), it computes them here too, and the backward skips recomputing them.
+ */
+
+/**
+ * Largest score block [heads, rows, M] one step materialises. Small enough that a few of them (S, P, dP, dS)
+ * stay far below the storage-binding limit, large enough that each product is one long batched matmul.
+ */
+const BLOCK_BYTES = 32 * 2 ** 20;
+
+/** The most probability memory one attention call keeps from its forward for its backward. */
+export const SAVED_PROBS_BYTES = 128 * 2 ** 20;
+
+interface ScoreBlock {
+  /** First head (of the B * H) and head count; first query row and row count. */
+  h0: number;
+  h: number;
+  n0: number;
+  n: number;
+}
+
+/** The blocks, in order: whole heads per block when a head's N x M scores fit, else row slices of one head. */
+function scoreBlocks(BH: number, N: number, M: number, blockBytes: number): ScoreBlock[] {
+  const rowsPerBlock = Math.max(1, Math.floor(blockBytes / (M * 4)));
+  const rows = Math.min(N, rowsPerBlock);
+  const heads = rows === N ? Math.max(1, Math.min(BH, Math.floor(rowsPerBlock / N))) : 1;
+  const blocks: ScoreBlock[] = [];
+  for (let h0 = 0; h0 < BH; h0 += heads)
+    for (let n0 = 0; n0 < N; n0 += rows)
+      blocks.push({ h0, h: Math.min(heads, BH - h0), n0, n: Math.min(rows, N - n0) });
+  return blocks;
+}
+
+/** Rows n0.. of heads h0.. of a [BH, N, ...] tensor (a view when the block spans it). */
+function part(x: Tensor, { h0, h, n0, n }: ScoreBlock): Tensor {
+  const byHead = h === x.shape[0] ? x : narrow(x, 0, h0, h);
+  return n === x.shape[1] ? byHead : narrow(byHead, 1, n0, n);
+}
+
+/** The [BH, ...] views (tensors are contiguous, so they share storage); a v shared by all heads stays one matrix. */
+function flatten(q: Tensor, k: Tensor, v: Tensor) {
+  const [B, H, N, D] = q.shape as [number, number, number, number];
+  const M = k.shape[2]!;
+  const Dv = v.shape[3]!;
+  const BH = B * H;
+  const sharedV = v.shape[0] === 1 && v.shape[1] === 1 && BH > 1;
+  return {
+    B,
+    H,
+    N,
+    M,
+    D,
+    Dv,
+    BH,
+    sharedV,
+    q3: q.alias([BH, N, D]),
+    k3: k.alias([BH, M, D]),
+    v3: v.alias([sharedV ? 1 : BH, M, Dv]),
+  };
+}
+
+/** Whether a forward on q [B, H, N, D], k [.., M, D] keeps its probabilities (all blocks within SAVED_PROBS_BYTES). */
+export const canSaveProbs = (q: Tensor, k: Tensor) =>
+  q.shape[0]! * q.shape[1]! * q.shape[2]! * k.shape[2]! * 4 <= SAVED_PROBS_BYTES;
+
+/**
+ * softmax(q k^T * scale) v block by block: S = (scale q) k^T, P = softmax(S), O = P v. Returns the output
+ * [B, H, N, Dv] and each block's P for attentionBackwardGemm. q, k as attentionBackwardGemm takes them.
+ */
+export function attentionForwardGemm(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  scale: number,
+  blockBytes = BLOCK_BYTES,
+): { out: Tensor; probs: Tensor[] } {
+  const { B, H, N, M, D, Dv, BH, sharedV, q3, k3, v3 } = flatten(q, k, v);
+  const qs = mul(q3, scale);
+  const probs: Tensor[] = [];
+  const outs: Tensor[] = [];
+  for (const block of scoreBlocks(BH, N, M, blockBytes)) {
+    const kh = part(k3, { ...block, n0: 0, n: M });
+    const vh = sharedV ? v3 : part(v3, { ...block, n0: 0, n: M });
+    const s = gemm(part(qs, block), kh, { batch: block.h, M: block.n, N: M, K: D }, { transB: true });
+    const p = softmax(s, -1);
+    s.dispose();
+    probs.push(p);
+    outs.push(gemm(p, vh, { batch: block.h, M: block.n, N: Dv, K: M, broadcastB: sharedV }));
+  }
+  qs.dispose();
+  // Blocks come head group by head group, each group's row slices in order.
+  const groups: Tensor[] = [];
+  for (let i = 0, blocks = scoreBlocks(BH, N, M, blockBytes); i < blocks.length; ) {
+    const rows: Tensor[] = [];
+    const h0 = blocks[i]!.h0;
+    for (; i < blocks.length && blocks[i]!.h0 === h0; i++) rows.push(outs[i]!);
+    groups.push(rows.length === 1 ? rows[0]! : concat(rows, 1));
+  }
+  const out = (groups.length === 1 ? groups[0]! : concat(groups, 0)).alias([B, H, N, Dv]);
+  return { out, probs };
+}
+
+export interface GemmBackwardInputs {
+  /**
+   * q [B, H, N, D], k [B, H, M, D] (full batch and heads), dO [B, H, N, Dv]; v [B, H, M, Dv], or [1, 1, M, Dv]
+   * shared by every batch entry and head (as the Leffa flow field's key coordinates).
+   */
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  g: Tensor;
+  /** delta = rowsum(dO * O) [B, H, N]. */
+  delta: Tensor;
+  scale: number;
+  want: [boolean, boolean, boolean];
+  /** Either the row log-sum-exp of the scaled scores [B, H, N] (the flash forward's), to recompute P ... */
+  lse?: Tensor;
+  /** ... or the forward's P blocks (attentionForwardGemm with the same block size). */
+  probs?: readonly Tensor[];
+}
+
+/**
+ * The attention backward, per block: P (given, or exp(scale q k^T - lse)), dV += P^T dO, dP = dO v^T,
+ * dS = scale P (dP - delta), dQ = dS k, dK += dS^T q. A v shared by all heads enters the products with batch
+ * stride 0; its gradient comes back per head, [B, H, M, Dv]. Not recorded by autograd.
+ */
+export function attentionBackwardGemm(
+  { q, k, v, g, lse, probs, delta, scale, want }: GemmBackwardInputs,
+  blockBytes = BLOCK_BYTES,
+): [Tensor | null, Tensor | null, Tensor | null] {
+  const { B, H, N, M, D, Dv, BH, sharedV, q3, k3, v3 } = flatten(q, k, v);
+  const g3 = g.alias([BH, N, Dv]);
+  const delta3 = delta.alias([BH, N, 1]);
+  const blocks = scoreBlocks(BH, N, M, blockBytes);
+  if (probs ? probs.length !== blocks.length : !lse)
+    throw new Error(
+      `attentionBackwardGemm: needs lse or the forward's ${blocks.length} probability blocks, got ${probs ? probs.length : 'neither'}`,
+    );
+  const lse3 = lse?.alias([BH, N, 1]);
+  const accumulate = (sumSoFar: Tensor | null, next: Tensor) => {
+    if (!sumSoFar) return next;
+    const s = add(sumSoFar, next);
+    sumSoFar.dispose();
+    next.dispose();
+    return s;
+  };
+
+  const dqGroups: Tensor[] = [];
+  const dkGroups: Tensor[] = [];
+  const dvGroups: Tensor[] = [];
+  let dqRows: Tensor[] = [];
+  let dk: Tensor | null = null;
+  let dv: Tensor | null = null;
+  blocks.forEach((block, b) => {
+    const { h, n } = block;
+    const kh = part(k3, { ...block, n0: 0, n: M });
+    const vh = sharedV ? v3 : part(v3, { ...block, n0: 0, n: M });
+    const qc = part(q3, block);
+    const gc = part(g3, block);
+    let p = probs?.[b];
+    if (!p) {
+      const s = gemm(qc, kh, { batch: h, M: n, N: M, K: D }, { transB: true });
+      p = map('attention.backward', 'exp(a * alpha - b)', [s, part(lse3!, block)], scale);
+      s.dispose();
+    }
+    if (want[2]) dv = accumulate(dv, gemm(p, gc, { batch: h, M, N: Dv, K: n }, { transA: true }));
+    const dp = gemm(gc, vh, { batch: h, M: n, N: M, K: Dv, broadcastB: sharedV }, { transB: true });
+    const ds = map('attention.backward', 'a * (b - c) * alpha', [p, dp, part(delta3, block)], scale);
+    if (!probs) p.dispose();
+    dp.dispose();
+    if (want[0]) dqRows.push(gemm(ds, kh, { batch: h, M: n, N: D, K: M }));
+    if (want[1]) dk = accumulate(dk, gemm(ds, qc, { batch: h, M, N: D, K: n }, { transA: true }));
+    ds.dispose();
+    // The last row slice of this head group: its gradients are complete.
+    if (b + 1 === blocks.length || blocks[b + 1]!.h0 !== block.h0) {
+      if (want[0]) dqGroups.push(dqRows.length === 1 ? dqRows[0]! : concat(dqRows, 1));
+      if (dk) dkGroups.push(dk);
+      if (dv) dvGroups.push(dv);
+      [dqRows, dk, dv] = [[], null, null];
+    }
+  });
+  const join = (groups: Tensor[], shape: readonly number[]) =>
+    groups.length === 0 ? null : (groups.length === 1 ? groups[0]! : concat(groups, 0)).alias(shape);
+  // A shared v's gradient is per head here: the caller sums it over batch entries and heads.
+  return [join(dqGroups, q.shape), join(dkGroups, k.shape), join(dvGroups, [B, H, M, Dv])];
+}
