@@ -225,6 +225,48 @@ describe('training runs', () => {
     await T.init();
   });
 
+  it('--init starts a new run from a VAE checkpoint: its shape, colour weight and weights, step 0', async () => {
+    const first = join(tmp, 'vae-first');
+    const base = { batch: 2, height: 32, width: 32, seed: 0, saveEvery: 2 };
+    await trainVae({
+      ...base,
+      out: first,
+      steps: 2,
+      lr: 1e-3,
+      blockChannels: [16, 32],
+      latentChannels: 8,
+      chromaWeight: 0.5,
+    });
+    const next = join(tmp, 'vae-next');
+    // Options that would build another VAE are overridden by the checkpoint's; the tiny learning rate keeps the weights.
+    await trainVae({ ...base, out: next, steps: 2, lr: 1e-12, latentChannels: 4, init: join(first, 'checkpoint') });
+    const state = (dir: string) =>
+      JSON.parse(readFileSync(join(dir, 'checkpoint', 'state.json'), 'utf8')).extra as {
+        step: number;
+        chromaWeight: number;
+        config: { blockOutChannels: number[]; latentChannels: number };
+      };
+    expect(state(next).step).toBe(2);
+    expect(state(next).chromaWeight).toBe(0.5);
+    expect(state(next).config).toEqual(state(first).config);
+    const weights = async (dir: string) =>
+      (await T.loadSafetensors(join(dir, 'checkpoint', 'model.safetensors'))).get('encoder.conv_in.weight')!.data();
+    const [a, b] = await Promise.all([weights(first), weights(next)]);
+    expect(Math.max(...a.map((x, i) => Math.abs(x - b[i]!)))).toBeLessThan(1e-8);
+    await expect(
+      trainVae({
+        ...base,
+        out: join(tmp, 'vae-both'),
+        steps: 1,
+        lr: 1e-3,
+        init: join(first, 'checkpoint'),
+        resume: join(first, 'checkpoint'),
+      }),
+    ).rejects.toThrow(
+      'train-vae: give --resume (continue a run) or --init (start a new one from its weights), not both',
+    );
+  });
+
   it('metrics survive a resume; a diverging run stops without replacing the good checkpoint; no leftovers', async () => {
     const out = join(tmp, 'vae');
     const base = { out, batch: 2, height: 32, width: 32, seed: 0 };

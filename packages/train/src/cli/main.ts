@@ -87,8 +87,14 @@ addTrainingOptions(program.command('train-vae').description('train the tiny VAE 
       .argParser(weight)
       .default(0),
   )
+  .addOption(
+    initOption(
+      "start a new run from a VAE checkpoint's weights (fresh optimizer and schedule; its shape and colour weight are kept)",
+    ),
+  )
   .action(async (o) => {
     await trainVae({
+      ...(o.init ? { init: o.init as string } : {}),
       ...trainingArgs(o),
       ...(o.crop ? { crop: o.crop as [number, number] } : {}),
       blockChannels: o.blockChannels,

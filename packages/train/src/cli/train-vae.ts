@@ -17,6 +17,11 @@ export interface TrainVaeArgs extends TrainingArgs {
   latentChannels?: number;
   /** Weight of the colour loss (VaeTrainOptions.chromaWeight); a resumed run keeps its checkpoint's. */
   chromaWeight?: number;
+  /**
+   * Start from a VAE checkpoint's weights, with a fresh optimizer and schedule from step 0 (a new run, unlike
+   * --resume); its shape and colour weight are kept.
+   */
+  init?: string;
 }
 
 /** A crop of an HWC RGB image. */
@@ -39,9 +44,13 @@ export async function trainVae(args: TrainVaeArgs): Promise<void> {
 async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
-  const recordedExtra = args.resume
-    ? ((await T.openCheckpoint(args.resume)).extra as { config?: VaeConfig; chromaWeight?: number } | null)
-    : null;
+  if (args.resume && args.init)
+    throw new Error('train-vae: give --resume (continue a run) or --init (start a new one from its weights), not both');
+  const start = args.resume ?? args.init;
+  const opened = start ? await T.openCheckpoint(start) : null;
+  const recordedExtra = opened?.extra as { config?: VaeConfig; chromaWeight?: number } | null;
+  if (args.init && !(recordedExtra?.config && 'latentChannels' in recordedExtra.config))
+    throw new Error(`train-vae: --init '${args.init}' records no VAE config: is it a train-vae checkpoint?`);
   const recorded = recordedExtra?.config;
   const tiny = LEFFA_CONFIGS.tiny.vae;
   const config: VaeConfig = recorded ?? {
@@ -51,6 +60,10 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   };
   const chromaWeight = recordedExtra?.chromaWeight ?? args.chromaWeight ?? 0;
   const trainer = new VaeTrainer({ config, seed: args.seed, lr: args.lr, chromaWeight });
+  if (args.init) {
+    await opened!.load({ model: trainer.vae });
+    console.log(`train-vae: weights from ${args.init} (a new run: fresh optimizer, step 0)`);
+  }
   const schedule = lrScheduleFrom(args);
   const images = (seed: number) => {
     const s = generateSample({ seed, height: args.height, width: args.width });
