@@ -30,37 +30,37 @@ async function grads(variant: T.MatmulVariant, shapes: number[][]): Promise<Floa
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
 
 describe('attention on the batched matmul', () => {
-  it.runIf(() => device.hasSubgroups)('matches the FlashAttention-2 kernels (odd sizes, Dv != D)', async () => {
-    const shapes = [
+  // q, k, v, dO: odd sizes with Dv != D, and a v shared by every head (the flow field's key grid).
+  const cases = {
+    'odd sizes, Dv != D': [
       [2, 3, 37, 12],
       [2, 3, 29, 12],
       [2, 3, 29, 5],
       [2, 3, 37, 5],
-    ];
-    const gemmPath = await grads('broadcast', shapes);
-    const kernels = await grads('register', shapes);
-    for (let i = 0; i < 3; i++) expect(maxDiff(gemmPath[i]!, kernels[i]!), `gradient ${i}`).toBeLessThan(2e-5);
-  });
-
-  it.runIf(() => device.hasSubgroups)('matches them with one v shared by every head (the flow field)', async () => {
-    const shapes = [
+    ],
+    'one v shared by every head': [
       [2, 3, 37, 12],
       [2, 3, 29, 12],
       [1, 1, 29, 2],
       [2, 3, 37, 2],
-    ];
-    const gemmPath = await grads('broadcast', shapes);
-    const kernels = await grads('register', shapes);
-    expect(gemmPath[2]!.length).toBe(29 * 2);
-    for (let i = 0; i < 3; i++) expect(maxDiff(gemmPath[i]!, kernels[i]!), `gradient ${i}`).toBeLessThan(2e-5);
-    // And the broadcast variant did take the matmul path, forward (training) and backward, not the attention kernels.
-    if (device.report.features.includes('timestamp-query')) {
-      const times = await device.profile(() => grads('broadcast', shapes).then(() => undefined));
-      const keys = [...times.keys()];
-      expect(keys.some((k) => k.startsWith('matmul:'))).toBe(true);
-      expect(keys.filter((k) => k.startsWith('attn:'))).toEqual([]);
-    }
-  });
+    ],
+  };
+  it.runIf(() => device.hasSubgroups).each(Object.entries(cases))(
+    'matches the FlashAttention-2 kernels (%s)',
+    async (_, shapes) => {
+      const gemmPath = await grads('broadcast', shapes);
+      const kernels = await grads('register', shapes);
+      expect(gemmPath[2]!.length).toBe(shapes[2]!.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < 3; i++) expect(maxDiff(gemmPath[i]!, kernels[i]!), `gradient ${i}`).toBeLessThan(2e-5);
+      // And the broadcast variant did take the matmul path, forward (training) and backward, not the attention kernels.
+      if (device.report.features.includes('timestamp-query')) {
+        const times = await device.profile(() => grads('broadcast', shapes).then(() => undefined));
+        const keys = [...times.keys()];
+        expect(keys.some((k) => k.startsWith('matmul:'))).toBe(true);
+        expect(keys.filter((k) => k.startsWith('attn:'))).toEqual([]);
+      }
+    },
+  );
 
   it('gives the same gradients in any blocking of heads and query rows', async () => {
     const [B, H, N, M, D, Dv] = [2, 3, 23, 17, 8, 6];

@@ -79,6 +79,29 @@ const itemsLoop = (elementBody: (t: number) => string) => (t: number) =>
         ${elementBody(t)}
       }`;
 
+/**
+ * A multi-tensor kernel over `count` tensors whose body runs `element(t)` for each element i of tensor t
+ * (ITEMS per invocation, strided by WG); the uniforms get the per-tensor sizes and first workgroups appended.
+ * Grid: gridGroups(total of optimGroups).
+ */
+const multiItemsKernel = (spec: {
+  key: string;
+  buffers: Parameters<typeof flatKernel>[0]['buffers'];
+  uniforms: Parameters<typeof flatKernel>[0]['uniforms'];
+  count: number;
+  element: (t: number) => string;
+}): Kernel =>
+  flatKernel({
+    key: spec.key,
+    buffers: spec.buffers,
+    uniforms: [...spec.uniforms, ...MULTI_UNIFORMS],
+    workgroupSize: WG,
+    per: 'workgroup',
+    index: 'group',
+    bound: null,
+    body: multiTensor(spec.count, itemsLoop(spec.element)),
+  });
+
 const multiBuffers = (count: number, name: string, access: 'read' | 'read_write') =>
   Array.from({ length: count }, (_, t) => (access === 'read' ? readOnly(`${name}${t}`) : readWrite(`${name}${t}`)));
 
@@ -124,7 +147,7 @@ export const adamKernel = cachedKernel(
   (amsgrad: boolean, weightDecay: 'decoupled' | 'l2', count: number = 1): Kernel => {
     const decoupled = weightDecay === 'decoupled';
     const state = ['param', 'exp_avg', 'exp_avg_sq', ...(amsgrad ? ['max_exp_avg_sq'] : [])];
-    return flatKernel({
+    return multiItemsKernel({
       key: `optim:adam:${weightDecay}:${amsgrad}:${count}`,
       buffers: [
         ...multiBuffers(count, 'grad', 'read'),
@@ -143,22 +166,15 @@ export const adamKernel = cachedKernel(
           'biasCorrection2Sqrt',
           'eps',
         ),
-        ...MULTI_UNIFORMS,
       ],
-      workgroupSize: WG,
-      per: 'workgroup',
-      index: 'group',
-      bound: null,
-      body: multiTensor(
-        count,
-        itemsLoop(
-          (t) => /* wgsl */ `${
-            decoupled
-              ? `let g = grad${t}[i];
+      count,
+      element: (t) => /* wgsl */ `${
+        decoupled
+          ? `let g = grad${t}[i];
         let p = param${t}[i] * params.decay;`
-              : `let p = param${t}[i];
+          : `let p = param${t}[i];
         let g = grad${t}[i] + params.decay * p;`
-          }
+      }
         let m = exp_avg${t}[i] * params.beta1 + params.oneMinusBeta1 * g;
         let v = exp_avg_sq${t}[i] * params.beta2 + params.oneMinusBeta2 * g * g;
         exp_avg${t}[i] = m;
@@ -171,8 +187,6 @@ export const adamKernel = cachedKernel(
         }
         let denom = sqrt(vhat) / params.biasCorrection2Sqrt + params.eps;
         param${t}[i] = p - params.stepSize * (m / denom);`,
-        ),
-      ),
     });
   },
 );
@@ -185,23 +199,15 @@ export const adamKernel = cachedKernel(
  */
 export const emaKernel = cachedKernel(
   (count: number = 1): Kernel =>
-    flatKernel({
+    multiItemsKernel({
       key: `optim:ema:${count}`,
       buffers: [...multiBuffers(count, 'param', 'read'), ...multiBuffers(count, 'shadow', 'read_write')],
-      uniforms: [{ name: 'weight', type: 'f32' }, ...MULTI_UNIFORMS],
-      workgroupSize: WG,
-      per: 'workgroup',
-      index: 'group',
-      bound: null,
-      body: multiTensor(
-        count,
-        itemsLoop(
-          (t) => /* wgsl */ `let s = shadow${t}[i];
+      uniforms: [{ name: 'weight', type: 'f32' }],
+      count,
+      element: (t) => /* wgsl */ `let s = shadow${t}[i];
         let p = param${t}[i];
         let w = params.weight;
         shadow${t}[i] = select(p - (p - s) * (1.0 - w), s + w * (p - s), w < 0.5);`,
-        ),
-      ),
     }),
 );
 
@@ -316,17 +322,11 @@ fn main(@builtin(local_invocation_index) lid: u32) {
  */
 export const scaleByKernel = cachedKernel(
   (count: number = 1): Kernel =>
-    flatKernel({
+    multiItemsKernel({
       key: `optim:scale-by:${count}`,
       buffers: [readOnly('coef'), ...multiBuffers(count, 'x', 'read_write')],
-      uniforms: MULTI_UNIFORMS,
-      workgroupSize: WG,
-      per: 'workgroup',
-      index: 'group',
-      bound: null,
-      body: multiTensor(
-        count,
-        itemsLoop((t) => `x${t}[i] = x${t}[i] * coef[0];`),
-      ),
+      uniforms: [],
+      count,
+      element: (t) => `x${t}[i] = x${t}[i] * coef[0];`,
     }),
 );
