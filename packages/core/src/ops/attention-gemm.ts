@@ -88,7 +88,8 @@ export function attentionForwardGemm(
   const qs = mul(q3, scale);
   const probs: Tensor[] = [];
   const outs: Tensor[] = [];
-  for (const block of scoreBlocks(BH, N, M, blockBytes)) {
+  const blocks = scoreBlocks(BH, N, M, blockBytes);
+  for (const block of blocks) {
     const kh = part(k3, { ...block, n0: 0, n: M });
     const vh = sharedV ? v3 : part(v3, { ...block, n0: 0, n: M });
     const s = gemm(part(qs, block), kh, { batch: block.h, M: block.n, N: M, K: D }, { transB: true });
@@ -98,16 +99,25 @@ export function attentionForwardGemm(
     outs.push(gemm(p, vh, { batch: block.h, M: block.n, N: Dv, K: M, broadcastB: sharedV }));
   }
   qs.dispose();
-  // Blocks come head group by head group, each group's row slices in order.
+  return { out: joinBlocks(blocks, outs).alias([B, H, N, Dv]), probs };
+}
+
+/** Whether block b is the last row slice of its head group. */
+const endsGroup = (blocks: readonly ScoreBlock[], b: number) =>
+  b + 1 === blocks.length || blocks[b + 1]!.h0 !== blocks[b]!.h0;
+
+/** Per-block [h, n, X] results as one [BH, N, X]: each head group's row slices, then the groups. */
+function joinBlocks(blocks: readonly ScoreBlock[], parts: readonly Tensor[]): Tensor {
   const groups: Tensor[] = [];
-  for (let i = 0, blocks = scoreBlocks(BH, N, M, blockBytes); i < blocks.length; ) {
-    const rows: Tensor[] = [];
-    const h0 = blocks[i]!.h0;
-    for (; i < blocks.length && blocks[i]!.h0 === h0; i++) rows.push(outs[i]!);
-    groups.push(rows.length === 1 ? rows[0]! : concat(rows, 1));
-  }
-  const out = (groups.length === 1 ? groups[0]! : concat(groups, 0)).alias([B, H, N, Dv]);
-  return { out, probs };
+  let rows: Tensor[] = [];
+  parts.forEach((piece, b) => {
+    rows.push(piece);
+    if (endsGroup(blocks, b)) {
+      groups.push(rows.length === 1 ? rows[0]! : concat(rows, 1));
+      rows = [];
+    }
+  });
+  return groups.length === 1 ? groups[0]! : concat(groups, 0);
 }
 
 export interface GemmBackwardInputs {
@@ -155,10 +165,9 @@ export function attentionBackwardGemm(
     return s;
   };
 
-  const dqGroups: Tensor[] = [];
+  const dqBlocks: Tensor[] = [];
   const dkGroups: Tensor[] = [];
   const dvGroups: Tensor[] = [];
-  let dqRows: Tensor[] = [];
   let dk: Tensor | null = null;
   let dv: Tensor | null = null;
   blocks.forEach((block, b) => {
@@ -178,19 +187,22 @@ export function attentionBackwardGemm(
     const ds = map('attention.backward', 'a * (b - c) * alpha', [p, dp, part(delta3, block)], scale);
     if (!probs) p.dispose();
     dp.dispose();
-    if (want[0]) dqRows.push(gemm(ds, kh, { batch: h, M: n, N: D, K: M }));
+    if (want[0]) dqBlocks.push(gemm(ds, kh, { batch: h, M: n, N: D, K: M }));
     if (want[1]) dk = accumulate(dk, gemm(ds, qc, { batch: h, M, N: D, K: n }, { transA: true }));
     ds.dispose();
-    // The last row slice of this head group: its gradients are complete.
-    if (b + 1 === blocks.length || blocks[b + 1]!.h0 !== block.h0) {
-      if (want[0]) dqGroups.push(dqRows.length === 1 ? dqRows[0]! : concat(dqRows, 1));
+    // The last row slice of this head group: its key and value gradients are complete.
+    if (endsGroup(blocks, b)) {
       if (dk) dkGroups.push(dk);
       if (dv) dvGroups.push(dv);
-      [dqRows, dk, dv] = [[], null, null];
+      [dk, dv] = [null, null];
     }
   });
   const join = (groups: Tensor[], shape: readonly number[]) =>
     groups.length === 0 ? null : (groups.length === 1 ? groups[0]! : concat(groups, 0)).alias(shape);
   // A shared v's gradient is per head here: the caller sums it over batch entries and heads.
-  return [join(dqGroups, q.shape), join(dkGroups, k.shape), join(dvGroups, [B, H, M, Dv])];
+  return [
+    want[0] ? joinBlocks(blocks, dqBlocks).alias(q.shape) : null,
+    join(dkGroups, k.shape),
+    join(dvGroups, [B, H, M, Dv]),
+  ];
 }
