@@ -1,7 +1,6 @@
-import { adamKernel, gridGroups, MULTI_TENSORS, optimGroups } from '@leffa-webgpu/kernels-wgsl';
-import { activeDevice } from '../device/device.js';
+import { adamKernel, gridGroups, optimGroups } from '@leffa-webgpu/kernels-wgsl';
 import { zeros } from '../forward/creation.js';
-import { chunks, multiLayout } from './multi-tensor.js';
+import { chunks, multiLayout, tensorsPerDispatch } from './multi-tensor.js';
 import { launch } from '../forward/launch.js';
 import type { Tensor } from '../tensor/tensor.js';
 import {
@@ -96,15 +95,9 @@ abstract class AdamFamily extends Optimizer<AdamOptions> {
   >();
 
   protected override flush(): void {
-    const perParam = (amsgrad: boolean) => (amsgrad ? 5 : 4);
     for (const { amsgrad, uniforms, grads, states } of this.pending.values()) {
-      const size = Math.max(
-        1,
-        Math.min(
-          MULTI_TENSORS,
-          Math.floor(activeDevice().gpu.limits.maxStorageBuffersPerShaderStage / perParam(amsgrad)),
-        ),
-      );
+      // A gradient and the parameter's state tensors each.
+      const size = tensorsPerDispatch(amsgrad ? 5 : 4);
       const gradChunks = chunks(grads, size);
       const stateChunks = chunks(states, size);
       gradChunks.forEach((g, c) => {

@@ -4,16 +4,14 @@ import {
   gradNormGroups,
   gradNormPartialKernel,
   gridGroups,
-  MULTI_TENSORS,
   optimGroups,
   scaleByKernel,
 } from '@leffa-webgpu/kernels-wgsl';
-import { activeDevice } from '../device/device.js';
 import { zeros } from '../forward/creation.js';
 import { emptyTensor, launch } from '../forward/launch.js';
 import type { Storage } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
-import { chunks, multiLayout } from './multi-tensor.js';
+import { chunks, multiLayout, tensorsPerDispatch } from './multi-tensor.js';
 import { kindOf } from './optimizer.js';
 
 /**
@@ -50,7 +48,7 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
   const coef = emptyTensor([1], 'float32', 'clipGradNorm');
   // Many gradients per dispatch (as many as the stage binds besides its one other buffer): a model's small
   // gradients (biases, norms) would otherwise cost a dispatch each, twice.
-  const batch = Math.min(MULTI_TENSORS, activeDevice().gpu.limits.maxStorageBuffersPerShaderStage - 1);
+  const batch = tensorsPerDispatch(1, 1);
   let offset = 0;
   for (const chunk of chunks(grads, batch)) {
     // An empty gradient's workgroup runs no iterations and contributes 0, the identity of both sum and max of |g|.

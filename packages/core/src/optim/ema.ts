@@ -1,12 +1,11 @@
-import { emaKernel, gridGroups, MULTI_TENSORS, optimGroups } from '@leffa-webgpu/kernels-wgsl';
-import { activeDevice } from '../device/device.js';
+import { emaKernel, gridGroups, optimGroups } from '@leffa-webgpu/kernels-wgsl';
 import { launch } from '../forward/launch.js';
 import { Module } from '../nn/module.js';
 import { dispose, keep } from '../tensor/scope.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { cloneTensor, copyInto } from './copy.js';
-import { chunks, multiLayout } from './multi-tensor.js';
+import { chunks, multiLayout, tensorsPerDispatch } from './multi-tensor.js';
 import { kindOf } from './optimizer.js';
 
 export interface EMAWarmup {
@@ -116,11 +115,7 @@ export class EMA {
     const weight = 1 - this.decayAt(++this.step);
     // As many tensors per dispatch as the stage binds (a parameter and its shadow each).
     const live = this.params.flatMap((p, i) => (p.size > 0 ? [i] : []));
-    const size = Math.max(
-      1,
-      Math.min(MULTI_TENSORS, Math.floor(activeDevice().gpu.limits.maxStorageBuffersPerShaderStage / 2)),
-    );
-    for (const part of chunks(live, size)) {
+    for (const part of chunks(live, tensorsPerDispatch(2))) {
       const params = part.map((i) => this.params[i]!);
       const { n, first, groups } = multiLayout(params, optimGroups);
       launch(

@@ -1,5 +1,7 @@
 // Launch layout of the multi-tensor optimizer kernels (kernels-wgsl optim.ts): several tensors per dispatch,
 // tensor k owning the workgroups from first[k] on.
+import { MULTI_TENSORS } from '@leffa-webgpu/kernels-wgsl';
+import { activeDevice } from '../device/device.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** `items` in consecutive runs of at most `size`. */
@@ -20,4 +22,13 @@ export function multiLayout(tensors: readonly Tensor[], groupsOf: (n: number) =>
     groups += groupsOf(t.size);
   }
   return { n, first, groups };
+}
+
+/**
+ * How many tensors one multi-tensor dispatch covers: as many as the stage binds, `buffersPerTensor` each besides
+ * `otherBuffers` shared ones, and at most MULTI_TENSORS (the size of the kernels' uniform arrays).
+ */
+export function tensorsPerDispatch(buffersPerTensor: number, otherBuffers = 0): number {
+  const limit = activeDevice().gpu.limits.maxStorageBuffersPerShaderStage;
+  return Math.max(1, Math.min(MULTI_TENSORS, Math.floor((limit - otherBuffers) / buffersPerTensor)));
 }
