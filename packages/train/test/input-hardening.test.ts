@@ -146,6 +146,10 @@ describe('CLI numeric options', () => {
         /option '--lr <lr>' argument '1e999' is invalid\. expected a finite number > 0/,
       ],
       [
+        ['eval', '--guidance', '-1'],
+        /option '--guidance <s>' argument '-1' is invalid\. expected a finite number >= 0/,
+      ],
+      [
         ['eval', '--seeds', '0,1.5'],
         /option '--seeds <list>' argument '0,1\.5' is invalid\. expected an integer >= 0, got '1\.5'/,
       ],

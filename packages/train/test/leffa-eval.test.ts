@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS, LeffaModel } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +14,7 @@ import {
   vaeCeiling,
 } from '../src/index.js';
 import { leffaConfigFromExtra, resolveCheckpoint } from '@leffa-webgpu/pipelines';
+import { evaluate } from '../src/cli/generate.js';
 
 beforeAll(async () => {
   await T.init();
@@ -93,5 +97,32 @@ describe('noise-prediction error', () => {
     expect(identity.at(-1)!.mse).toBeLessThan(0.02);
     for (let k = 1; k < identity.length; k++) expect(identity[k]!.mse).toBeLessThan(identity[k - 1]!.mse);
     T.dispose(batch);
+  });
+});
+
+describe('eval --guidance', () => {
+  it('samples at the given guidance scale and records it in metrics.json', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'eval-guidance-'));
+    try {
+      const run = (guidance: number) =>
+        evaluate({
+          task: 'tryon',
+          ckpt: 'shipped:leffa-tiny-tryon',
+          examples: 1,
+          seeds: [0],
+          steps: 2,
+          guidance,
+          out: join(out, String(guidance)),
+        });
+      const [plain, guided] = [await run(1), await run(4)];
+      // The same noise, another scale: another image. The flows are probed without guidance, so they agree.
+      expect(guided.ssim.mean).not.toBe(plain.ssim.mean);
+      expect(guided.meanFlowEpe.mean).toBe(plain.meanFlowEpe.mean);
+      const written = JSON.parse(readFileSync(join(out, '4', 'metrics.json'), 'utf8'));
+      expect(written.guidance).toBe(4);
+      expect(written.ssim.mean).toBe(guided.ssim.mean);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });

@@ -123,6 +123,8 @@ export async function evaluate(args: {
   seeds: number[];
   out?: string;
   steps: number;
+  /** Classifier-free guidance scale. */
+  guidance: number;
 }): Promise<SeedAveragedEval> {
   const model = await loadLeffa(args.ckpt);
   const examples = Array.from({ length: args.examples }, (_, i) =>
@@ -135,6 +137,7 @@ export async function evaluate(args: {
   const { summary, images } = await evaluateLeffaSeeds(model, examples, {
     steps: args.steps,
     seeds: args.seeds,
+    guidanceScale: args.guidance,
     onStep: (s) => progress.update(s),
   });
   progress.stop();
@@ -143,7 +146,7 @@ export async function evaluate(args: {
     await mkdir(args.out, { recursive: true });
     await writeFile(
       `${args.out}/metrics.json`,
-      `${JSON.stringify({ task: args.task, checkpoint: args.ckpt, steps: args.steps, ...summary }, null, 2)}\n`,
+      `${JSON.stringify({ task: args.task, checkpoint: args.ckpt, steps: args.steps, guidance: args.guidance, ...summary }, null, 2)}\n`,
     );
     // Rows: person (ground truth), reference, the generated image of every seed, the reference warped by the first seed's flow.
     const rows = examples.map((e, i) => [

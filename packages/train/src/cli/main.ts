@@ -646,10 +646,12 @@ program
   .addOption(examplesOption(12, 'held-out examples'))
   .addOption(seedsOption('noise seeds to average over (comma-separated)'))
   .addOption(stepsOption(20, 'sampling steps'))
+  .addOption(guidanceOption())
   .addOption(outOption(undefined, 'write metrics.json and samples.png (every seed) here'))
   .action(async (o) => {
     if (o.examples < 1) throw new Error(`--examples must be at least 1, got ${o.examples}`);
     await evaluate({
+      guidance: o.guidance,
       task: o.task,
       ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON),
       examples: o.examples,
