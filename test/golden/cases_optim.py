@@ -174,6 +174,10 @@ def build(out_dir):
     # lavapipe), one of them over a workgroup's tile (4096 values).
     optimizer_case(g, "adamw_many", "adamw", [(k % 5 + 1, 2) for k in range(9)] + [(70, 61)], 3, {"lr": 1e-2})
     optimizer_case(g, "adamw_amsgrad_many", "adamw", [(k % 3 + 2,) for k in range(7)], 3, {"lr": 2e-2, "amsgrad": True})
+    # Sizes divisible by 4 go to the vec4 kernel (one over a workgroup's tile of 4096 vec4s), the others beside it.
+    optimizer_case(g, "adamw_vec4_large", "adamw", [(128, 161), (128, 160), (12,), (6, 6, 3)], 3, {"lr": 1e-2, "weightDecay": 0.1})
+    optimizer_case(g, "adam_amsgrad_vec4", "adam", [(9, 4), (5,), (20, 1000)], 4,
+                   {"lr": 2e-2, "weightDecay": 0.05, "amsgrad": True}, grad_scales=[3.0, 1.0, 0.5, 0.25])
     optimizer_case(g, "adam_default", "adam", [(13, 3), (1, 7, 1)], 5, {"lr": 1e-2})
     optimizer_case(g, "adam_l2_betas_eps", "adam", [(4, 9)], 6,
                    {"lr": 3e-2, "betas": [0.8, 0.95], "eps": 1e-3, "weightDecay": 0.1})
@@ -201,6 +205,7 @@ def build(out_dir):
     ema_case(g, "ema_constant", (4, 1, 7), 6, 0.9)
     ema_case(g, "ema_warmup_after", (19,), 8, 0.99, min_decay=0.2, update_after_step=2, warmup={"invGamma": 1.0, "power": 2 / 3})
     ema_case(g, "ema_warmup_gamma", (3, 5), 7, 0.95, warmup={"invGamma": 3.0, "power": 0.75})
+    ema_case(g, "ema_vec4_large", (160, 130), 3, 0.9)
 
     # -- learning-rate schedules (the lr used at each step)
     schedule_case(g, "sched_cosine_annealing", "cosineAnnealing", {"baseLr": 0.1, "tMax": 7, "etaMin": 0.01}, 23,

@@ -1,6 +1,6 @@
 import { adamKernel, gridGroups, optimGroups } from '@leffa-webgpu/kernels-wgsl';
 import { zeros } from '../forward/creation.js';
-import { chunks, multiLayout, tensorsPerDispatch } from './multi-tensor.js';
+import { chunks, multiLayout, splitByVec4, tensorsPerDispatch } from './multi-tensor.js';
 import { launch } from '../forward/launch.js';
 import type { Tensor } from '../tensor/tensor.js';
 import {
@@ -98,18 +98,19 @@ abstract class AdamFamily extends Optimizer<AdamOptions> {
     for (const { amsgrad, uniforms, grads, states } of this.pending.values()) {
       // A gradient and the parameter's state tensors each.
       const size = tensorsPerDispatch(amsgrad ? 5 : 4);
-      const gradChunks = chunks(grads, size);
-      const stateChunks = chunks(states, size);
-      gradChunks.forEach((g, c) => {
-        const { n, first, groups } = multiLayout(g, optimGroups);
-        launch(
-          adamKernel(amsgrad, this.decayKind, g.length),
-          g,
-          stateChunks[c]!.flat(),
-          { ...uniforms, n, first },
-          gridGroups(groups),
-        );
-      });
+      for (const { vec4, indices } of splitByVec4(grads.map((g, i) => [g, ...states[i]!]))) {
+        for (const part of chunks(indices, size)) {
+          const g = part.map((i) => grads[i]!);
+          const { n, first, groups } = multiLayout(g, optimGroups, vec4);
+          launch(
+            adamKernel(amsgrad, this.decayKind, g.length, vec4),
+            g,
+            part.flatMap((i) => states[i]!),
+            { ...uniforms, n, first },
+            gridGroups(groups),
+          );
+        }
+      }
     }
     this.pending.clear();
   }

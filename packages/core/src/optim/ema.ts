@@ -5,7 +5,7 @@ import { dispose, keep } from '../tensor/scope.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { cloneTensor, copyInto } from './copy.js';
-import { chunks, multiLayout, tensorsPerDispatch } from './multi-tensor.js';
+import { chunks, multiLayout, splitByVec4, tensorsPerDispatch } from './multi-tensor.js';
 import { kindOf } from './optimizer.js';
 
 export interface EMAWarmup {
@@ -115,16 +115,21 @@ export class EMA {
     const weight = 1 - this.decayAt(++this.step);
     // As many tensors per dispatch as the stage binds (a parameter and its shadow each).
     const live = this.params.flatMap((p, i) => (p.size > 0 ? [i] : []));
-    for (const part of chunks(live, tensorsPerDispatch(2))) {
-      const params = part.map((i) => this.params[i]!);
-      const { n, first, groups } = multiLayout(params, optimGroups);
-      launch(
-        emaKernel(part.length),
-        params,
-        part.map((i) => this.shadows[i]!),
-        { weight, n, first },
-        gridGroups(groups),
-      );
+    for (const { vec4, indices } of splitByVec4(live.map((i) => [this.params[i]!, this.shadows[i]!]))) {
+      for (const part of chunks(
+        indices.map((j) => live[j]!),
+        tensorsPerDispatch(2),
+      )) {
+        const params = part.map((i) => this.params[i]!);
+        const { n, first, groups } = multiLayout(params, optimGroups, vec4);
+        launch(
+          emaKernel(part.length, vec4),
+          params,
+          part.map((i) => this.shadows[i]!),
+          { weight, n, first },
+          gridGroups(groups),
+        );
+      }
     }
   }
 

@@ -11,17 +11,32 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-/** Element counts and first workgroups of the tensors of one multi-tensor dispatch, and its workgroup total. */
-export function multiLayout(tensors: readonly Tensor[], groupsOf: (n: number) => number) {
+/**
+ * Element counts (in vec4s for a vec4 kernel) and first workgroups of the tensors of one multi-tensor dispatch,
+ * and its workgroup total.
+ */
+export function multiLayout(tensors: readonly Tensor[], groupsOf: (n: number) => number, vec4 = false) {
   const n: number[] = [];
   const first: number[] = [];
   let groups = 0;
   for (const t of tensors) {
-    n.push(t.size);
+    const items = vec4 ? t.size / 4 : t.size;
+    n.push(items);
     first.push(groups);
-    groups += groupsOf(t.size);
+    groups += groupsOf(items);
   }
   return { n, first, groups };
+}
+
+/**
+ * Indices of `rows` (the tensors one multi-tensor kernel updates together, per parameter) split into those a
+ * vec4 kernel can take (float32, sizes divisible by 4) and the rest.
+ */
+export function splitByVec4(rows: readonly (readonly Tensor[])[]): { vec4: boolean; indices: number[] }[] {
+  const fits = (row: readonly Tensor[]) => row.every((t) => t.dtype === 'float32' && t.size % 4 === 0);
+  const parts = [true, false].map((vec4) => ({ vec4, indices: [] as number[] }));
+  rows.forEach((row, i) => parts[fits(row) ? 0 : 1]!.indices.push(i));
+  return parts.filter((p) => p.indices.length > 0);
 }
 
 /**
