@@ -90,12 +90,10 @@ const multiItemsKernel = (spec: {
   uniforms: Parameters<typeof flatKernel>[0]['uniforms'];
   count: number;
   element: (t: number) => string;
-  /** Every buffer bound as vec4<f32> and n counted in vec4s (the caller's tensors all have sizes divisible by 4). */
-  vec4?: boolean;
 }): Kernel =>
   flatKernel({
-    key: spec.vec4 ? `${spec.key}:vec4` : spec.key,
-    buffers: spec.vec4 ? spec.buffers.map((b) => ({ ...b, type: 'vec4<f32>' })) : spec.buffers,
+    key: spec.key,
+    buffers: spec.buffers,
     uniforms: [...spec.uniforms, ...MULTI_UNIFORMS],
     workgroupSize: WG,
     per: 'workgroup',
@@ -104,8 +102,14 @@ const multiItemsKernel = (spec: {
     body: multiTensor(spec.count, itemsLoop(spec.element)),
   });
 
-const multiBuffers = (count: number, name: string, access: 'read' | 'read_write') =>
-  Array.from({ length: count }, (_, t) => (access === 'read' ? readOnly(`${name}${t}`) : readWrite(`${name}${t}`)));
+/**
+ * name0..name{count-1}: f32, or vec4<f32> for the vec4 variants (four elements per item: a quarter of the per-lane
+ * load loops on CPUs; the caller's tensors have sizes divisible by 4 and n counts vec4s).
+ */
+const multiBuffers = (count: number, name: string, access: 'read' | 'read_write', vec4 = false) =>
+  Array.from({ length: count }, (_, t) =>
+    (access === 'read' ? readOnly : readWrite)(`${name}${t}`, vec4 ? 'vec4<f32>' : 'f32'),
+  );
 
 /**
  * SGD with optional weight decay and momentum (PyTorch's formulation):
@@ -144,17 +148,19 @@ export const sgdKernel = cachedKernel((momentum: boolean, nesterov: boolean): Ke
  * The bias corrections are computed on the CPU in float64 per step and passed as uniforms.
  * `count` parameters (with the same hyperparameters and step) per dispatch. Bindings: grad0..grad{count-1}, then
  * read_write for each parameter: param, exp_avg, exp_avg_sq, [max_exp_avg_sq]. Grid: gridGroups(total of optimGroups).
- * `vec4`: four elements per item (sizes divisible by 4, n in vec4s): a quarter of the per-lane load loops on CPUs.
+ * `vec4`: four elements per item (see multiBuffers).
  */
 export const adamKernel = cachedKernel(
   (amsgrad: boolean, weightDecay: 'decoupled' | 'l2', count: number = 1, vec4: boolean = false): Kernel => {
     const decoupled = weightDecay === 'decoupled';
     const state = ['param', 'exp_avg', 'exp_avg_sq', ...(amsgrad ? ['max_exp_avg_sq'] : [])];
     return multiItemsKernel({
-      key: `optim:adam:${weightDecay}:${amsgrad}:${count}`,
+      key: `optim:adam:${weightDecay}:${amsgrad}:${count}${vec4 ? ':vec4' : ''}`,
       buffers: [
-        ...multiBuffers(count, 'grad', 'read'),
-        ...Array.from({ length: count }, (_, t) => state.map((name) => readWrite(`${name}${t}`))).flat(),
+        ...multiBuffers(count, 'grad', 'read', vec4),
+        ...Array.from({ length: count }, (_, t) =>
+          state.map((name) => readWrite(`${name}${t}`, vec4 ? 'vec4<f32>' : 'f32')),
+        ).flat(),
       ],
       uniforms: [
         // 'decoupled': the factor 1 - lr * wd applied to the parameter; 'l2': wd, the gradient's L2 coefficient.
@@ -171,7 +177,6 @@ export const adamKernel = cachedKernel(
         ),
       ],
       count,
-      vec4,
       element: (t) => /* wgsl */ `${
         decoupled
           ? `let g = grad${t}[i];
@@ -204,11 +209,10 @@ export const adamKernel = cachedKernel(
 export const emaKernel = cachedKernel(
   (count: number = 1, vec4: boolean = false): Kernel =>
     multiItemsKernel({
-      key: `optim:ema:${count}`,
-      buffers: [...multiBuffers(count, 'param', 'read'), ...multiBuffers(count, 'shadow', 'read_write')],
+      key: `optim:ema:${count}${vec4 ? ':vec4' : ''}`,
+      buffers: [...multiBuffers(count, 'param', 'read', vec4), ...multiBuffers(count, 'shadow', 'read_write', vec4)],
       uniforms: [{ name: 'weight', type: 'f32' }],
       count,
-      vec4,
       element: (t) => /* wgsl */ `let s = shadow${t}[i];
         let p = param${t}[i];
         let w = params.weight;
@@ -323,13 +327,14 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 
 /**
  * x[i] *= coef[0], in place, with the factor read from the GPU (no readback), for `count` tensors in one dispatch.
- * Bindings: coef, x0..x{count-1} (read_write, distinct buffers). Grid: gridGroups(total of optimGroups).
+ * Bindings: coef, x0..x{count-1} (read_write, distinct buffers). Grid: gridGroups(total of optimGroups). `vec4` as
+ * in multiBuffers (coef stays one f32).
  */
 export const scaleByKernel = cachedKernel(
-  (count: number = 1): Kernel =>
+  (count: number = 1, vec4: boolean = false): Kernel =>
     multiItemsKernel({
-      key: `optim:scale-by:${count}`,
-      buffers: [readOnly('coef'), ...multiBuffers(count, 'x', 'read_write')],
+      key: `optim:scale-by:${count}${vec4 ? ':vec4' : ''}`,
+      buffers: [readOnly('coef'), ...multiBuffers(count, 'x', 'read_write', vec4)],
       uniforms: [],
       count,
       element: (t) => `x${t}[i] = x${t}[i] * coef[0];`,

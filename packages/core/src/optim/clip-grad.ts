@@ -11,7 +11,7 @@ import { zeros } from '../forward/creation.js';
 import { emptyTensor, launch } from '../forward/launch.js';
 import type { Storage } from '../tensor/storage.js';
 import { Tensor } from '../tensor/tensor.js';
-import { chunks, multiLayout, tensorsPerDispatch } from './multi-tensor.js';
+import { chunks, multiLayout, splitByVec4, tensorsPerDispatch } from './multi-tensor.js';
 import { kindOf } from './optimizer.js';
 
 /**
@@ -68,9 +68,15 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
   // norm above counted every gradient, as PyTorch does.
   const distinct = new Map<Storage, Tensor>();
   for (const g of grads) if (g.size > 0 && !distinct.has(g.storage)) distinct.set(g.storage, g);
-  for (const chunk of chunks([...distinct.values()], batch)) {
-    const { n, first, groups } = multiLayout(chunk, optimGroups);
-    launch(scaleByKernel(chunk.length), [coef], chunk, { n, first }, gridGroups(groups));
+  const scaled = [...distinct.values()];
+  for (const { vec4, indices } of splitByVec4(scaled.map((g) => [g]))) {
+    for (const chunk of chunks(
+      indices.map((i) => scaled[i]!),
+      batch,
+    )) {
+      const { n, first, groups } = multiLayout(chunk, optimGroups, vec4);
+      launch(scaleByKernel(chunk.length, vec4), [coef], chunk, { n, first }, gridGroups(groups));
+    }
   }
   partials.dispose();
   coef.dispose();
