@@ -98,8 +98,9 @@ abstract class AdamFamily extends Optimizer<AdamOptions> {
     for (const { amsgrad, uniforms, grads, states } of this.pending.values()) {
       // A gradient and the parameter's state tensors each.
       const size = tensorsPerDispatch(amsgrad ? 5 : 4);
-      for (const { vec4, indices } of splitByVec4(grads.map((g, i) => [g, ...states[i]!]))) {
-        for (const part of chunks(indices, size)) {
+      const params = grads.map((_, i) => i);
+      for (const { vec4, items } of splitByVec4(params, (i) => [grads[i]!, ...states[i]!])) {
+        for (const part of chunks(items, size)) {
           const g = part.map((i) => grads[i]!);
           const { n, first, groups } = multiLayout(g, optimGroups, vec4);
           launch(

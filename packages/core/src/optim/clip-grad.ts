@@ -68,12 +68,8 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
   // norm above counted every gradient, as PyTorch does.
   const distinct = new Map<Storage, Tensor>();
   for (const g of grads) if (g.size > 0 && !distinct.has(g.storage)) distinct.set(g.storage, g);
-  const scaled = [...distinct.values()];
-  for (const { vec4, indices } of splitByVec4(scaled.map((g) => [g]))) {
-    for (const chunk of chunks(
-      indices.map((i) => scaled[i]!),
-      batch,
-    )) {
+  for (const { vec4, items } of splitByVec4([...distinct.values()], (g) => [g])) {
+    for (const chunk of chunks(items, batch)) {
       const { n, first, groups } = multiLayout(chunk, optimGroups, vec4);
       launch(scaleByKernel(chunk.length, vec4), [coef], chunk, { n, first }, gridGroups(groups));
     }

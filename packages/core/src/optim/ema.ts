@@ -115,11 +115,8 @@ export class EMA {
     const weight = 1 - this.decayAt(++this.step);
     // As many tensors per dispatch as the stage binds (a parameter and its shadow each).
     const live = this.params.flatMap((p, i) => (p.size > 0 ? [i] : []));
-    for (const { vec4, indices } of splitByVec4(live.map((i) => [this.params[i]!, this.shadows[i]!]))) {
-      for (const part of chunks(
-        indices.map((j) => live[j]!),
-        tensorsPerDispatch(2),
-      )) {
+    for (const { vec4, items } of splitByVec4(live, (i) => [this.params[i]!, this.shadows[i]!])) {
+      for (const part of chunks(items, tensorsPerDispatch(2))) {
         const params = part.map((i) => this.params[i]!);
         const { n, first, groups } = multiLayout(params, optimGroups, vec4);
         launch(

@@ -29,14 +29,14 @@ export function multiLayout(tensors: readonly Tensor[], groupsOf: (n: number) =>
 }
 
 /**
- * Indices of `rows` (the tensors one multi-tensor kernel updates together, per parameter) split into those a
- * vec4 kernel can take (float32, sizes divisible by 4) and the rest.
+ * `items` split into those a vec4 kernel can update (every tensor `tensorsOf` gives for the item is float32 with a size
+ * divisible by 4) and the rest, each part in its original order; empty parts are left out.
  */
-export function splitByVec4(rows: readonly (readonly Tensor[])[]): { vec4: boolean; indices: number[] }[] {
-  const fits = (row: readonly Tensor[]) => row.every((t) => t.dtype === 'float32' && t.size % 4 === 0);
-  const parts = [true, false].map((vec4) => ({ vec4, indices: [] as number[] }));
-  rows.forEach((row, i) => parts[fits(row) ? 0 : 1]!.indices.push(i));
-  return parts.filter((p) => p.indices.length > 0);
+export function splitByVec4<T>(items: readonly T[], tensorsOf: (item: T) => readonly Tensor[]) {
+  const fits = (item: T) => tensorsOf(item).every((t) => t.dtype === 'float32' && t.size % 4 === 0);
+  return [true, false]
+    .map((vec4) => ({ vec4, items: items.filter((item) => fits(item) === vec4) }))
+    .filter((part) => part.items.length > 0);
 }
 
 /**
