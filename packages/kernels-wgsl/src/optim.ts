@@ -102,14 +102,15 @@ const multiItemsKernel = (spec: {
     body: multiTensor(spec.count, itemsLoop(spec.element)),
   });
 
+/** The storage element type of a multi-tensor kernel's tensors. */
+const elementType = (vec4: boolean) => (vec4 ? 'vec4<f32>' : 'f32');
+
 /**
  * name0..name{count-1}: f32, or vec4<f32> for the vec4 variants (four elements per item: a quarter of the per-lane
  * load loops on CPUs; the caller's tensors have sizes divisible by 4 and n counts vec4s).
  */
 const multiBuffers = (count: number, name: string, access: 'read' | 'read_write', vec4 = false) =>
-  Array.from({ length: count }, (_, t) =>
-    (access === 'read' ? readOnly : readWrite)(`${name}${t}`, vec4 ? 'vec4<f32>' : 'f32'),
-  );
+  Array.from({ length: count }, (_, t) => (access === 'read' ? readOnly : readWrite)(`${name}${t}`, elementType(vec4)));
 
 /**
  * SGD with optional weight decay and momentum (PyTorch's formulation):
@@ -159,7 +160,7 @@ export const adamKernel = cachedKernel(
       buffers: [
         ...multiBuffers(count, 'grad', 'read', vec4),
         ...Array.from({ length: count }, (_, t) =>
-          state.map((name) => readWrite(`${name}${t}`, vec4 ? 'vec4<f32>' : 'f32')),
+          state.map((name) => readWrite(`${name}${t}`, elementType(vec4))),
         ).flat(),
       ],
       uniforms: [

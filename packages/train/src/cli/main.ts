@@ -651,13 +651,13 @@ program
   .action(async (o) => {
     if (o.examples < 1) throw new Error(`--examples must be at least 1, got ${o.examples}`);
     await evaluate({
-      guidance: o.guidance,
       task: o.task,
       ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON),
       examples: o.examples,
       seeds: o.seeds,
       out: o.out,
       steps: o.steps,
+      guidance: o.guidance,
     });
   });
 
