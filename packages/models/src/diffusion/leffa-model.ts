@@ -28,6 +28,55 @@ export interface LeffaConfig {
   vae: VaeConfig;
   unet: UNetConfig;
   schedule?: Partial<NoiseScheduleConfig>;
+  /**
+   * Ours, not Leffa's (the released configs leave it off): the reference UNet also reads the normalised (x, y)
+   * of every latent position as two more input channels (CoordConv). A small UNet's early features see only a
+   * few pixels around them, so on a garment with a repeating pattern its keys cannot tell one check or stripe
+   * from another, and the generative UNet's queries cannot find the right one.
+   */
+  referenceCoordinates?: boolean;
+}
+
+/** Input channels the reference UNet's conv_in has besides the latent when `referenceCoordinates` is on. */
+export const REFERENCE_COORDINATE_CHANNELS = 2;
+
+/** [batch, 2, h, w]: x (channel 0) and y (channel 1) of each position, from -1 at the first to 1 at the last. */
+export function coordinateChannels(batch: number, height: number, width: number, dtype: T.DType = 'float32'): T.Tensor {
+  const plane = height * width;
+  const data = new Float32Array(batch * 2 * plane);
+  const lin = (i: number, n: number) => (n === 1 ? 0 : -1 + (2 * i) / (n - 1));
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      data[y * width + x] = lin(x, width);
+      data[plane + y * width + x] = lin(y, height);
+    }
+  }
+  for (let b = 1; b < batch; b++) data.copyWithin(b * 2 * plane, 0, 2 * plane);
+  const coords = T.tensor(data, [batch, 2, height, width]);
+  if (dtype === 'float32') return coords;
+  const cast = T.cast(coords, dtype);
+  coords.dispose();
+  return cast;
+}
+
+/**
+ * A state dict of a model without reference coordinates, made loadable into one with them: the reference UNet's
+ * conv_in gets zero weights for the two coordinate channels, so the model computes exactly what it did until
+ * training moves them. Returns a new map (the changed weight is a new tensor the caller disposes).
+ */
+export function withReferenceCoordinates(dict: Map<string, T.Tensor>): Map<string, T.Tensor> {
+  const key = 'unet_encoder.conv_in.weight';
+  const w = dict.get(key);
+  if (!w || w.rank !== 4)
+    throw new Error(
+      `withReferenceCoordinates: the state dict has no 4-d ${key} (the reference UNet's input convolution)`,
+    );
+  const [cout, , kh, kw] = w.shape as [number, number, number, number];
+  const zeros = T.zeros([cout, REFERENCE_COORDINATE_CHANNELS, kh, kw], w.dtype);
+  const out = new Map(dict);
+  out.set(key, T.concat([w, zeros], 1));
+  zeros.dispose();
+  return out;
 }
 
 /**
@@ -73,7 +122,11 @@ export class LeffaModel extends T.Module {
     this.vae = this.addModule('vae', new AutoencoderKL(config.vae));
     this.unet_encoder = this.addModule(
       'unet_encoder',
-      new UNet2DConditionModel({ ...config.unet, inChannels: latent, outChannels: latent }),
+      new UNet2DConditionModel({
+        ...config.unet,
+        inChannels: latent + (config.referenceCoordinates ? REFERENCE_COORDINATE_CHANNELS : 0),
+        outChannels: latent,
+      }),
     );
     this.unet = this.addModule(
       'unet',
@@ -96,7 +149,14 @@ export class LeffaModel extends T.Module {
 
   /** The reference UNet's features for a clean reference latent at timestep(s) t. */
   referenceFeatures(referenceLatent: T.Tensor, t: number | readonly number[]): T.Tensor[] {
-    return this.unet_encoder.forward(referenceLatent, t, { reference: { mode: 'collect' } }).referenceFeatures;
+    let input = referenceLatent;
+    if (this.config.referenceCoordinates) {
+      const [b, , h, w] = referenceLatent.shape as [number, number, number, number];
+      const coords = coordinateChannels(b, h, w, referenceLatent.dtype);
+      input = T.concat([referenceLatent, coords], 1);
+      coords.dispose();
+    }
+    return this.unet_encoder.forward(input, t, { reference: { mode: 'collect' } }).referenceFeatures;
   }
 
   /** The generative UNet's noise prediction given reference features (and optional attention reports). */

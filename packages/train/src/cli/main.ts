@@ -157,6 +157,10 @@ addTrainingOptions(
       "both UNets' channels per level, replacing the config's (from scratch only; e.g. 64,64,64 widens the tiny UNet's first level)",
     ).argParser(listOption(count)),
   )
+  .option(
+    '--reference-coordinates',
+    "the reference UNet also reads each latent position's (x, y) as two input channels (ours, not Leffa's; from an --init checkpoint without them they start at zero weight)",
+  )
   .option('--sample-every <n>', 'sample-grid interval (0: only at the end)', int, 0)
   .addOption(evalExamplesOption(4, 'held-out examples for samples and metrics'))
   .action(async (o) => {
@@ -184,6 +188,7 @@ addTrainingOptions(
       config: o.config,
       scalingFactor: o.scalingFactor,
       ...(o.unetChannels ? { unetChannels: o.unetChannels as number[] } : {}),
+      ...(o.referenceCoordinates ? { referenceCoordinates: true } : {}),
       ...folder?.sources,
     });
   });

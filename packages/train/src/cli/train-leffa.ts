@@ -1,6 +1,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { LEFFA_CONFIGS, type LeffaConfig, LeffaModel, type VaeConfig } from '@leffa-webgpu/models';
+import {
+  LEFFA_CONFIGS,
+  type LeffaConfig,
+  LeffaModel,
+  type VaeConfig,
+  withReferenceCoordinates,
+} from '@leffa-webgpu/models';
 import {
   type FolderDataset,
   type LeffaExample,
@@ -50,6 +56,11 @@ export interface TrainLeffaArgs extends TrainingArgs {
   config?: 'tiny' | 'sd15' | 'sdxl';
   /** Both UNets' channels per level, replacing the config's (training from scratch only; recorded in checkpoints). */
   unetChannels?: number[];
+  /**
+   * The reference UNet also reads each latent position's (x, y) (LeffaConfig.referenceCoordinates). From an --init
+   * checkpoint without them, the two new input channels start at zero weights (the model is unchanged at step 0).
+   */
+  referenceCoordinates?: boolean;
   sampleEvery: number;
   evalExamples: number;
   /** Examples from a folder dataset instead of synthetic ones: training examples and held-out ones. */
@@ -94,10 +105,23 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
       );
     base = { ...base, unet: { ...base.unet, blockOutChannels: [...args.unetChannels] } };
   }
+  const addCoordinates = args.referenceCoordinates === true && !base.referenceCoordinates;
   // Its own VAE config: a measured scaling factor is written into it before the first step (and so into checkpoints).
-  const config: LeffaConfig = { ...base, vae: { ...base.vae } };
+  const config: LeffaConfig = {
+    ...base,
+    vae: { ...base.vae },
+    ...(args.referenceCoordinates ? { referenceCoordinates: true } : {}),
+  };
   const model = new LeffaModel(config);
-  await start.load({ model: args.init ? model : model.vae });
+  if (args.init && addCoordinates) {
+    // The checkpoint's weights go through a model of its own shape, then in with zero coordinate weights.
+    const plain = new LeffaModel(base);
+    await start.load({ model: plain });
+    const dict = T.noGrad(() => withReferenceCoordinates(plain.stateDict()));
+    model.loadStateDict(dict);
+    dict.get('unet_encoder.conv_in.weight')!.dispose();
+    plain.dispose();
+  } else await start.load({ model: args.init ? model : model.vae });
   const example = args.examples ?? ((seed: number) => syntheticExample(args.task, seed, args.height, args.width));
   if (args.scalingFactor !== undefined) {
     const measured = args.scalingFactor === 'unit';
