@@ -96,7 +96,21 @@ describe('noise-prediction error', () => {
     const identity = await noisePredictionError(model, batch, NOISE_ERROR_TIMESTEPS, new T.Generator(1));
     expect(identity.at(-1)!.mse).toBeLessThan(0.02);
     for (let k = 1; k < identity.length; k++) expect(identity[k]!.mse).toBeLessThan(identity[k - 1]!.mse);
+    // These predictions ignore the reference: a blank one scores exactly the same (same noise).
+    for (const e of [...zero, ...identity]) expect(e.mseWithoutReference).toBe(e.mse);
     T.dispose(batch);
+  });
+
+  it('measures the error again with a blank reference, which changes the prediction of a model that reads it', async () => {
+    T.manualSeed(5);
+    const model = new LeffaModel(LEFFA_CONFIGS.tiny);
+    const batch = toBatch(new SyntheticLeffaSource('tryon', 64, 48, 902).take(2));
+    const errors = await noisePredictionError(model, batch, [500], new T.Generator(1));
+    const [e] = errors;
+    expect(Number.isFinite(e!.mseWithoutReference)).toBe(true);
+    expect(Math.abs(e!.mseWithoutReference - e!.mse)).toBeGreaterThan(1e-6);
+    T.dispose(batch);
+    model.dispose();
   });
 });
 

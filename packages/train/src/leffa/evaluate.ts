@@ -20,9 +20,17 @@ export interface EvalResult {
   /**
    * The generative UNet's noise-prediction MSE on the held-out targets noised at a few timesteps (1 for a model
    * that predicts nothing). Sampling starts from pure noise, so an error well above about 0.02 at t = 999 leaves
-   * visible noise in the samples however good the model is at small t.
+   * visible noise in the samples however good the model is at small t. `mseWithoutReference` is the same error
+   * with an all-zero reference latent (classifier-free guidance's unconditional branch) and the same noise: where
+   * it is no larger than `mse`, the generative UNet does not use the garment (or source person) at all.
    */
-  noiseError: { timestep: number; mse: number }[];
+  noiseError: NoiseError[];
+}
+
+export interface NoiseError {
+  timestep: number;
+  mse: number;
+  mseWithoutReference: number;
 }
 
 /** Timesteps at which `evaluateLeffa` measures the noise-prediction error. */
@@ -84,27 +92,37 @@ function probeFlows(model: LeffaModel, batch: LeffaBatch, t: number, generator: 
   );
 }
 
-/** Noise-prediction MSE of the generative UNet on the batch's targets noised at each timestep (reference kept). */
+/**
+ * Noise-prediction MSE of the generative UNet on the batch's targets noised at each timestep, with the reference
+ * and with an all-zero reference latent (same noise).
+ */
 export async function noisePredictionError(
   model: LeffaModel,
   batch: LeffaBatch,
   timesteps: readonly number[],
   generator: T.Generator,
-): Promise<{ timestep: number; mse: number }[]> {
+): Promise<NoiseError[]> {
   const losses = T.noGrad(() =>
     T.tidy(() => {
       const { x0, reference, inputs } = targetLatents(model, batch);
+      const blank = T.zerosLike(reference);
       return timesteps.map((t) => {
         const noise = T.randn([...x0.shape], { generator });
         const noisy = model.scheduler.addNoise(x0, noise, t);
-        const out = model.predictNoise({ ...inputs, noisyLatent: noisy }, t, model.referenceFeatures(reference, t));
-        return T.keep(T.mseLoss(out.sample, noise));
+        const error = (ref: T.Tensor) =>
+          T.keep(
+            T.mseLoss(
+              model.predictNoise({ ...inputs, noisyLatent: noisy }, t, model.referenceFeatures(ref, t)).sample,
+              noise,
+            ),
+          );
+        return [error(reference), error(blank)] as const;
       });
     }),
   );
-  const values = await Promise.all(losses.map((l) => l.item()));
-  T.dispose(losses);
-  return timesteps.map((timestep, i) => ({ timestep, mse: values[i]! }));
+  const values = await Promise.all(losses.flat().map((l) => l.item()));
+  T.dispose(losses.flat());
+  return timesteps.map((timestep, i) => ({ timestep, mse: values[2 * i]!, mseWithoutReference: values[2 * i + 1]! }));
 }
 
 /** L1, PSNR and SSIM of one image, or their means over examples. */
@@ -219,8 +237,8 @@ export interface SeedAveragedEval {
   ssim: MetricSummary;
   /** Flow EPE (mean over layers); examples without a ground-truth flow are left out (NaN when none has one). */
   meanFlowEpe: MetricSummary;
-  /** The noise-prediction MSE at each of NOISE_ERROR_TIMESTEPS, mean over seeds. */
-  noiseError: { timestep: number; mse: number }[];
+  /** The noise-prediction MSE at each of NOISE_ERROR_TIMESTEPS (with and without the reference), mean over seeds. */
+  noiseError: NoiseError[];
   /** The VAE's own reconstruction of the targets: the ceiling of every image metric through this VAE. */
   vaeCeiling: ImageScores;
   perSeed: EvalResult[];
@@ -305,6 +323,7 @@ export async function evaluateLeffaSeeds(
       noiseError: perSeed[0]!.noiseError.map(({ timestep }, k) => ({
         timestep,
         mse: average(perSeed.map((m) => m.noiseError[k]!.mse)),
+        mseWithoutReference: average(perSeed.map((m) => m.noiseError[k]!.mseWithoutReference)),
       })),
       vaeCeiling: ceiling,
       perSeed,
@@ -325,7 +344,7 @@ export function formatSeedAveraged(s: SeedAveragedEval): string {
     row('PSNR (dB)', s.psnr, 2),
     row('L1', s.l1, 4),
     row('flow EPE (px, mean of seeds)', s.meanFlowEpe, 2),
-    `noise-prediction MSE at t = ${s.noiseError.map((e) => e.timestep).join(' / ')}: ${s.noiseError.map((e) => e.mse.toFixed(4)).join(' / ')} (1 predicts nothing)`,
+    `noise-prediction MSE at t = ${s.noiseError.map((e) => e.timestep).join(' / ')}: ${s.noiseError.map((e) => e.mse.toFixed(4)).join(' / ')} (1 predicts nothing); with a blank reference: ${s.noiseError.map((e) => e.mseWithoutReference.toFixed(4)).join(' / ')} (no larger: the reference is not used)`,
     `the VAE's reconstruction of the targets (the ceiling through this VAE): SSIM ${s.vaeCeiling.ssim.toFixed(3)}, PSNR ${s.vaeCeiling.psnr.toFixed(2)} dB, L1 ${s.vaeCeiling.l1.toFixed(4)}`,
   ].join('\n');
 }
