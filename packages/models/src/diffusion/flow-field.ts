@@ -1,9 +1,12 @@
 import * as T from '@leffa-webgpu/core';
 
+/** Position i of n on the normalised axis: -1 at the first, 1 at the last (0 when n is 1). */
+export const normalisedCoordinate = (i: number, n: number) => (n === 1 ? 0 : -1 + (2 * i) / (n - 1));
+
 /** The normalised coordinates of a height x width key grid, row-major, (x, y) from (-1, -1) to (1, 1). */
 export function keyGridCoordinates(height: number, width: number): T.Tensor {
   const c = new Float32Array(height * width * 2);
-  const lin = (i: number, n: number) => (n === 1 ? 0 : -1 + (2 * i) / (n - 1));
+  const lin = normalisedCoordinate;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       c[2 * (y * width + x)] = lin(x, width);

@@ -1,5 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import { DDPMScheduler } from '../schedulers/ddpm.js';
+import { normalisedCoordinate } from './flow-field.js';
 import { type NoiseScheduleConfig, SDXL_SCHEDULE } from '../schedulers/noise-schedule.js';
 import type { AttentionReportRequest } from './reference.js';
 import {
@@ -44,11 +45,10 @@ export const REFERENCE_COORDINATE_CHANNELS = 2;
 export function coordinateChannels(batch: number, height: number, width: number, dtype: T.DType = 'float32'): T.Tensor {
   const plane = height * width;
   const data = new Float32Array(batch * 2 * plane);
-  const lin = (i: number, n: number) => (n === 1 ? 0 : -1 + (2 * i) / (n - 1));
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      data[y * width + x] = lin(x, width);
-      data[plane + y * width + x] = lin(y, height);
+      data[y * width + x] = normalisedCoordinate(x, width);
+      data[plane + y * width + x] = normalisedCoordinate(y, height);
     }
   }
   for (let b = 1; b < batch; b++) data.copyWithin(b * 2 * plane, 0, 2 * plane);
@@ -67,7 +67,7 @@ export function coordinateChannels(batch: number, height: number, width: number,
 export function withReferenceCoordinates(dict: Map<string, T.Tensor>): Map<string, T.Tensor> {
   const key = 'unet_encoder.conv_in.weight';
   const w = dict.get(key);
-  if (!w || w.rank !== 4)
+  if (w?.rank !== 4)
     throw new Error(
       `withReferenceCoordinates: the state dict has no 4-d ${key} (the reference UNet's input convolution)`,
     );
