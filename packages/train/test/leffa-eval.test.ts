@@ -48,6 +48,10 @@ describe('seed-averaged evaluation', () => {
     // The VAE's ceiling is the same for every seed (no noise): reported once.
     expect(summary.vaeCeiling).toEqual(await vaeCeiling(model, examples));
     expect(formatSeedAveraged(summary)).toMatch(/ceiling through this VAE\): SSIM \d\.\d{3}/);
+    // The blank-reference error and its change against the error with the reference, per timestep.
+    expect(formatSeedAveraged(summary)).toMatch(
+      /with a blank reference: \d\.\d{4}( \/ \d\.\d{4}){4} \((\+|-)\d+\.\d%( \/ (\+|-)\d+\.\d%){4}; near 0/,
+    );
     await expect(evaluateLeffaSeeds(model, examples, { steps: 2, seeds: [] })).rejects.toThrow(
       /at least one noise seed/,
     );

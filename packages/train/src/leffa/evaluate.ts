@@ -344,7 +344,7 @@ export function formatSeedAveraged(s: SeedAveragedEval): string {
     row('PSNR (dB)', s.psnr, 2),
     row('L1', s.l1, 4),
     row('flow EPE (px, mean of seeds)', s.meanFlowEpe, 2),
-    `noise-prediction MSE at t = ${s.noiseError.map((e) => e.timestep).join(' / ')}: ${s.noiseError.map((e) => e.mse.toFixed(4)).join(' / ')} (1 predicts nothing); with a blank reference: ${s.noiseError.map((e) => e.mseWithoutReference.toFixed(4)).join(' / ')} (no larger: the reference is not used)`,
+    `noise-prediction MSE at t = ${s.noiseError.map((e) => e.timestep).join(' / ')}: ${s.noiseError.map((e) => e.mse.toFixed(4)).join(' / ')} (1 predicts nothing); with a blank reference: ${s.noiseError.map((e) => e.mseWithoutReference.toFixed(4)).join(' / ')} (${s.noiseError.map((e) => `${e.mseWithoutReference >= e.mse ? '+' : ''}${((100 * (e.mseWithoutReference - e.mse)) / e.mse).toFixed(1)}%`).join(' / ')}; near 0: the reference is not used)`,
     `the VAE's reconstruction of the targets (the ceiling through this VAE): SSIM ${s.vaeCeiling.ssim.toFixed(3)}, PSNR ${s.vaeCeiling.psnr.toFixed(2)} dB, L1 ${s.vaeCeiling.l1.toFixed(4)}`,
   ].join('\n');
 }
