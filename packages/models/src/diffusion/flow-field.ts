@@ -6,11 +6,10 @@ export const normalisedCoordinate = (i: number, n: number) => (n === 1 ? 0 : -1 
 /** The normalised coordinates of a height x width key grid, row-major, (x, y) from (-1, -1) to (1, 1). */
 export function keyGridCoordinates(height: number, width: number): T.Tensor {
   const c = new Float32Array(height * width * 2);
-  const lin = normalisedCoordinate;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      c[2 * (y * width + x)] = lin(x, width);
-      c[2 * (y * width + x) + 1] = lin(y, height);
+      c[2 * (y * width + x)] = normalisedCoordinate(x, width);
+      c[2 * (y * width + x) + 1] = normalisedCoordinate(y, height);
     }
   }
   return T.tensor(c, [1, 1, height * width, 2]);
