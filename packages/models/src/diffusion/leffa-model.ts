@@ -80,6 +80,39 @@ export function withReferenceCoordinates(dict: Map<string, T.Tensor>): Map<strin
 }
 
 /**
+ * A state dict whose reference UNet is a copy of its generative UNet: ours, for the tiny models, as Leffa starts
+ * its reference UNet from a pretrained denoiser (Stable Diffusion's) whose features already describe the image. A
+ * reference UNet trained from scratch beside the generative one learns too little about the garment for the
+ * generative UNet to read it (checkpoints/README.md). conv_in keeps the generative UNet's noisy-latent filters (its
+ * first `latentChannels` input channels: the reference latent is a clean latent at t = 0) and, when the reference
+ * UNet reads coordinates, its own coordinate filters. Returns a new map; the copies in it are the caller's to dispose.
+ */
+export function referenceFromGenerative(dict: Map<string, T.Tensor>, latentChannels: number): Map<string, T.Tensor> {
+  const out = new Map(dict);
+  const refKeys = [...dict.keys()].filter((k) => k.startsWith('unet_encoder.'));
+  const missing = refKeys.filter((k) => !dict.has(`unet.${k.slice('unet_encoder.'.length)}`));
+  if (refKeys.length === 0 || missing.length)
+    throw new Error(
+      `referenceFromGenerative: every reference UNet weight needs its generative UNet twin; ${refKeys.length ? `missing unet.* for ${missing.slice(0, 3).join(', ')}` : 'the state dict has no unet_encoder.* weights'}`,
+    );
+  for (const key of refKeys) {
+    const twin = dict.get(`unet.${key.slice('unet_encoder.'.length)}`)!;
+    const own = dict.get(key)!;
+    if (key === 'unet_encoder.conv_in.weight') {
+      const noisy = T.narrow(twin, 1, 0, latentChannels);
+      const extra = own.shape[1]! - latentChannels;
+      out.set(key, extra > 0 ? T.concat([noisy, T.narrow(own, 1, latentChannels, extra)], 1) : T.clone(noisy));
+      noisy.dispose();
+    } else if (twin.shape.join() !== own.shape.join())
+      throw new Error(
+        `referenceFromGenerative: ${key} is [${own.shape.join(', ')}] but its twin unet.* is [${twin.shape.join(', ')}]`,
+      );
+    else out.set(key, T.clone(twin));
+  }
+  return out;
+}
+
+/**
  * `sd15`: virtual_tryon.pth (stable-diffusion-inpainting). `sdxl`: pose_transfer.pth
  * (stable-diffusion-xl-1.0-inpainting-0.1: SDXL UNet and VAE, zero-terminal-SNR schedule). `tiny` and
  * `sdxlTiny`: the two layouts at test size.

@@ -161,6 +161,10 @@ addTrainingOptions(
     '--reference-coordinates',
     "the reference UNet also reads each latent position's (x, y) as two input channels (ours, not Leffa's; from an --init checkpoint without them they start at zero weight)",
   )
+  .option(
+    '--reference-from-generative',
+    "before the first step, the reference UNet becomes a copy of the --init checkpoint's generative UNet (ours: a trained denoiser's features, as Leffa's reference UNet starts from Stable Diffusion)",
+  )
   .option('--sample-every <n>', 'sample-grid interval (0: only at the end)', int, 0)
   .addOption(evalExamplesOption(4, 'held-out examples for samples and metrics'))
   .action(async (o) => {
@@ -189,6 +193,7 @@ addTrainingOptions(
       scalingFactor: o.scalingFactor,
       ...(o.unetChannels ? { unetChannels: o.unetChannels as number[] } : {}),
       ...(o.referenceCoordinates ? { referenceCoordinates: true } : {}),
+      ...(o.referenceFromGenerative ? { referenceFromGenerative: true } : {}),
       ...folder?.sources,
     });
   });

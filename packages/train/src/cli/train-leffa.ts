@@ -5,6 +5,7 @@ import {
   type LeffaConfig,
   LeffaModel,
   type VaeConfig,
+  referenceFromGenerative,
   withReferenceCoordinates,
 } from '@leffa-webgpu/models';
 import {
@@ -61,6 +62,11 @@ export interface TrainLeffaArgs extends TrainingArgs {
    * checkpoint without them, the two new input channels start at zero weights (the model is unchanged at step 0).
    */
   referenceCoordinates?: boolean;
+  /**
+   * Before the first step, the reference UNet becomes a copy of the --init checkpoint's generative UNet (see
+   * referenceFromGenerative): a trained denoiser's features, as Leffa's reference UNet starts from Stable Diffusion.
+   */
+  referenceFromGenerative?: boolean;
   sampleEvery: number;
   evalExamples: number;
   /** Examples from a folder dataset instead of synthetic ones: training examples and held-out ones. */
@@ -85,6 +91,8 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     throw new Error(
       'train: give --vae (a trained VAE checkpoint) or --init (a Leffa checkpoint); no pretrained VAE can be downloaded here',
     );
+  if (args.referenceFromGenerative && !args.init)
+    throw new Error('train: --reference-from-generative copies a trained generative UNet; give --init <checkpoint>');
   // The architecture is the checkpoint's: a Leffa checkpoint records it whole, a VAE checkpoint its VAE shape.
   const start = await T.openCheckpoint(resolveCheckpoint(args.init ?? args.vae!));
   const named = LEFFA_CONFIGS[args.config ?? 'tiny'];
@@ -122,6 +130,12 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     dict.get('unet_encoder.conv_in.weight')!.dispose();
     plain.dispose();
   } else await start.load({ model: args.init ? model : model.vae });
+  if (args.referenceFromGenerative) {
+    const own = model.stateDict();
+    const dict = T.noGrad(() => referenceFromGenerative(own, config.vae.latentChannels));
+    model.loadStateDict(dict);
+    for (const [key, t] of dict) if (own.get(key) !== t) t.dispose();
+  }
   const example = args.examples ?? ((seed: number) => syntheticExample(args.task, seed, args.height, args.width));
   if (args.scalingFactor !== undefined) {
     const measured = args.scalingFactor === 'unit';
