@@ -1,4 +1,5 @@
 import * as T from '@leffa-webgpu/core';
+import { slidingStripFor } from '@leffa-webgpu/kernels-wgsl';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
@@ -193,10 +194,10 @@ describe('conv algorithm choice', () => {
     async () => {
       T.setConvAlgorithm('sliding');
       T.setConvVectorLoads(true);
-      // Below 16x12 outputs the weights are read in place.
+      // Below 16x12 outputs the weights are read in place. Rows 9 wide run in one strip of 12 per lane.
       const keys = await kernelsOf([2, 5, 7, 9], [6, 5, 3, 3], { padding: 1 });
-      expect(keys).toContain('conv.sliding:false:false:1:1');
-      expect(keys).toContain('conv.sliding:true:false:1:1');
+      expect(keys).toContain('conv.sliding:false:false:1:1:s12');
+      expect(keys).toContain('conv.sliding:true:false:1:1:s12');
       expect(keys.filter((k) => k.startsWith('conv.sliding.pack'))).toEqual([]);
       expect(keys.filter((k) => k.startsWith('conv:'))).toHaveLength(1);
       // From 16x12 they are packed; rows of a multiple of 4 read the image as vec4 (forward: x 20 wide, padding 0:
@@ -218,6 +219,41 @@ describe('conv algorithm choice', () => {
       expect(() => T.setConvVectorLoads('yes' as unknown as boolean)).toThrow(
         /setConvVectorLoads: expected true or false/,
       );
+      // The strip pads the row least, the longest of those: the tiny VAE's 48, 24 and 12 wide rows, a 64-wide one.
+      expect([48, 24, 12, 64, 6, 20, 9, 1].map(slidingStripFor)).toEqual([24, 24, 12, 16, 8, 4, 12, 4]);
+      const wide = await kernelsOf([1, 4, 6, 48], [8, 4, 3, 3], { padding: 1 });
+      expect(wide).toContain('conv.sliding:false:false:1:1:vec:packed:s24');
+    },
+  );
+
+  it.runIf(device.hasSubgroups)(
+    "the sliding kernel at every strip: the implicit GEMM's bits forward, its input gradient within 1e-6",
+    async () => {
+      const g = new T.Generator(4);
+      // Output widths 48, 64, 12, 6 and 9: strips of 24, 16, 12, 8 and 12.
+      for (const width of [48, 64, 12, 6, 9]) {
+        const x = T.randn([2, 9, 5, width], { generator: g });
+        const w = T.randn([11, 9, 3, 3], { generator: g });
+        const run = async (algorithm: 'sliding' | 'direct') => {
+          T.setConvAlgorithm(algorithm);
+          const xv = T.clone(x);
+          xv.requiresGrad = true;
+          const y = T.conv2d(xv, w, undefined, { padding: 1 });
+          const dy = T.cos(y);
+          y.backward(dy);
+          const out = [await y.data(), await xv.grad!.data()] as const;
+          T.dispose([xv.grad!, xv, y, dy]);
+          return out;
+        };
+        const [slidingY, slidingDx] = await run('sliding');
+        const [directY, directDx] = await run('direct');
+        expect(Array.from(slidingY), `forward, width ${width}`).toEqual(Array.from(directY));
+        // The implicit GEMM's input gradient sums in another order.
+        const scale = directDx.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        const err = slidingDx.reduce((m, v, i) => Math.max(m, Math.abs(v - directDx[i]!)), 0);
+        expect(err / scale, `input gradient, width ${width}`).toBeLessThan(1e-6);
+        T.dispose([x, w]);
+      }
     },
   );
 

@@ -301,7 +301,7 @@ function convAlgorithmFor(
  */
 function slidingProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
   const fwd = product === 'forward';
-  const { uniforms, grid } = slidingLaunch(product, p)!;
+  const { uniforms, grid, strip } = slidingLaunch(product, p)!;
   const pads = fwd ? { padH: p.padH, padW: p.padW } : { padH: 2 - p.padH, padW: 2 - p.padW };
   // Vector loads: the weights packed as vec4 rows and, where the image's rows come in fours, the image read as vec4
   // chunks. Packing is one more dispatch (0.1-0.3 ms on lavapipe), which outweighed the loads it saves below
@@ -315,7 +315,7 @@ function slidingProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor,
       launch(slidingWeightKernel(!fwd), [a], [weight], { n: C * 3 * Mp, M, Mp, C }, grid1d(C * 3 * Mp, 64));
     }
     launch(
-      slidingConvKernel({ flip: !fwd, bias: bias !== undefined, ...pads, vec, packed }),
+      slidingConvKernel({ flip: !fwd, bias: bias !== undefined, ...pads, vec, packed, strip }),
       bias ? [weight, b, bias] : [weight, b],
       [out],
       uniforms,
