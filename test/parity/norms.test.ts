@@ -1,4 +1,5 @@
 import * as T from '@leffa-webgpu/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
 await T.init();
@@ -19,3 +20,15 @@ const OPS: Record<string, OpAdapter> = {
 };
 
 replayGoldenGroup('norms', OPS);
+
+// Rows owned by workgroups of 8 invocations (CPU adapters' choice) and of 64 (every other adapter's).
+for (const lanes of [8, 64] as const) {
+  describe(`norm rows in workgroups of ${lanes}`, () => {
+    beforeAll(() => T.setNormRowLanes(lanes));
+    afterAll(() => T.setNormRowLanes(null));
+    replayGoldenGroup('norms', OPS);
+  });
+}
+it('setNormRowLanes names what it takes', () => {
+  expect(() => T.setNormRowLanes(16 as 8)).toThrow(/setNormRowLanes: expected 8, 64 or null, got 16/);
+});

@@ -32,13 +32,20 @@ import { blockedSum } from './reduce.js';
  * stored; with long channel runs, groupNormBackward does the first and last of them in one dispatch.
  */
 const WG = 64;
+/**
+ * Invocations of a workgroup that owns a row ('group' mode): 64 by default; 8 on CPU adapters, where 8 is one SIMD
+ * vector and a wider workgroup pays for every barrier of its tree sums by switching between its vectors (GroupNorm
+ * on the tiny VAE's 8x6 maps: 1.05 ms per dispatch at 64, 0.27 at 8).
+ */
+export type RowLanes = 8 | 64;
+const lanesKey = (lanes: RowLanes) => (lanes === 64 ? '' : `:l${lanes}`);
 /** Elementwise passes (normalise, gradients): one invocation per element. */
 const ELEM_WG = 256;
 
-const treeSum = (target: string) => `
+const treeSum = (target: string, lanes: RowLanes) => `
     scratch[lid] = acc;
     workgroupBarrier();
-    for (var s = ${WG / 2}u; s > 0u; s = s / 2u) {
+    for (var s = ${lanes / 2}u; s > 0u; s = s / 2u) {
       if (lid < s) { scratch[lid] = scratch[lid] + scratch[lid + s]; }
       workgroupBarrier();
     }
@@ -46,19 +53,19 @@ const treeSum = (target: string) => `
     workgroupBarrier();`;
 
 /** Combines the invocations' (acc, acc2) over the workgroup and stores the two totals at out[2 idx], out[2 idx + 1]. */
-const storePairSum = (out: string, idx: string) => `
+const storePairSum = (out: string, idx: string, lanes: RowLanes) => `
   var s1: f32;
   var s2: f32;
-  ${treeSum('s1')}
+  ${treeSum('s1', lanes)}
   acc = acc2;
-  ${treeSum('s2')}
+  ${treeSum('s2', lanes)}
   if (lid == 0u) {
     ${out}[2u * ${idx}] = s1;
     ${out}[2u * ${idx} + 1u] = s2;
   }`;
 
 /**
- * Runs `body` for r = lid, lid + WG, ... < end, which adds to `<acc>_part` for each accumulator in `accs`; the
+ * Runs `body` for r = lid, lid + lanes, ... < end, which adds to `<acc>_part` for each accumulator in `accs`; the
  * parts are folded into the accumulators in chunks of 32 values per invocation, so a long row's
  * error grows with about n / 32 + 32 additions per invocation instead of n (rows of 4M values: 9e-6 -> 1.6e-6 from
  * PyTorch, normalised) at the cost of a plain loop (the three-level blockedSum of the reductions was measurably
@@ -68,15 +75,17 @@ const chunkedSums = (
   end: string,
   accs: readonly string[],
   body: string,
-) => `for (var r0 = lid; r0 < ${end}; r0 += ${32 * WG}u) {
-      ${accs.map((a) => `var ${a}_part = 0.0;`).join(' ')} let e0 = min(r0 + ${32 * WG}u, ${end});
-      for (var r = r0; r < e0; r += ${WG}u) { ${body} }
+  lanes: RowLanes,
+) => `for (var r0 = lid; r0 < ${end}; r0 += ${32 * lanes}u) {
+      ${accs.map((a) => `var ${a}_part = 0.0;`).join(' ')} let e0 = min(r0 + ${32 * lanes}u, ${end});
+      for (var r = r0; r < e0; r += ${lanes}u) { ${body} }
       ${accs.map((a) => `${a} += ${a}_part;`).join(' ')}
     }`;
-const chunkedSum = (value: string, end: string) => chunkedSums(end, ['acc'], `acc_part += ${value};`);
+const chunkedSum = (value: string, end: string, lanes: RowLanes) =>
+  chunkedSums(end, ['acc'], `acc_part += ${value};`, lanes);
 
-const ROW_PROLOGUE = /* wgsl */ `
-var<workgroup> scratch: array<f32, ${WG}>;
+const rowPrologue = (lanes: RowLanes) => /* wgsl */ `
+var<workgroup> scratch: array<f32, ${lanes}>;
 fn sqdev(v: f32, m: f32) -> f32 { let d = v - m; return d * d; }
 fn sqdev4(v: vec4<f32>, m: f32) -> f32 { let d = v - vec4<f32>(m); return dot(d, d); }`;
 
@@ -115,34 +124,35 @@ const threadMoments = (): Kernel =>
   stats[2u * row + 1u] = inverseSqrt(variance / f32(params.L) + params.eps);`,
   });
 
-/** A kernel with a workgroup per row `row`. */
-const PER_ROW = {
-  workgroupSize: WG,
-  per: 'workgroup',
-  index: 'row',
-  bound: 'params.rows',
-  helpers: ROW_PROLOGUE,
-} as const;
+/** A kernel with a workgroup of `lanes` invocations per row `row`. */
+const perRow = (lanes: RowLanes) =>
+  ({
+    workgroupSize: lanes,
+    per: 'workgroup',
+    index: 'row',
+    bound: 'params.rows',
+    helpers: rowPrologue(lanes),
+  }) as const;
 const EPS_UNIFORM = { name: 'eps', type: 'f32' } as const;
 
 /**
  * A workgroup's two-pass statistics of row `row`: declares `base` (its first element), `mean` and `rstd` and
  * stores them in stats. `vec`: x is bound as vec4 (L a multiple of 4).
  */
-const groupMomentsWgsl = (vec: boolean) => /* wgsl */ `
+const groupMomentsWgsl = (vec: boolean, lanes: RowLanes) => /* wgsl */ `
   let base = row * params.L;
   var mean: f32;
   var variance: f32;
   {
     var acc = 0.0;
-    ${vec ? chunkedSum('dot(x[base / 4u + r], vec4<f32>(1.0))', 'params.L / 4u') : chunkedSum('x[base + r]', 'params.L')}
-    ${treeSum('mean')}
+    ${vec ? chunkedSum('dot(x[base / 4u + r], vec4<f32>(1.0))', 'params.L / 4u', lanes) : chunkedSum('x[base + r]', 'params.L', lanes)}
+    ${treeSum('mean', lanes)}
   }
   mean = mean / f32(params.L);
   {
     var acc = 0.0;
-    ${vec ? chunkedSum('sqdev4(x[base / 4u + r], mean)', 'params.L / 4u') : chunkedSum('sqdev(x[base + r], mean)', 'params.L')}
-    ${treeSum('variance')}
+    ${vec ? chunkedSum('sqdev4(x[base / 4u + r], mean)', 'params.L / 4u', lanes) : chunkedSum('sqdev(x[base + r], mean)', 'params.L', lanes)}
+    ${treeSum('variance', lanes)}
   }
   let rstd = inverseSqrt(variance / f32(params.L) + params.eps);
   if (lid == 0u) {
@@ -160,15 +170,15 @@ const normOutputWgsl = (t: string, affine: boolean, silu: boolean) => `
  * per-invocation load is a loop over the SIMD lanes, so this is what sets the speed.
  */
 export const rowMomentsKernel = cachedKernel(
-  (mode: NormRowMode = 'group', vec: boolean = false): Kernel =>
+  (mode: NormRowMode = 'group', vec: boolean = false, lanes: RowLanes = 64): Kernel =>
     mode === 'thread'
       ? threadMoments()
       : flatKernel({
-          key: `norm:moments:${vec}`,
+          key: `norm:moments:${vec}${lanesKey(lanes)}`,
           buffers: [readOnly('x', vec ? 'vec4<f32>' : 'f32'), readWrite('stats')],
           uniforms: [...fields('u32', 'rows', 'L'), EPS_UNIFORM],
-          ...PER_ROW,
-          body: groupMomentsWgsl(vec),
+          ...perRow(lanes),
+          body: groupMomentsWgsl(vec, lanes),
         }),
 );
 
@@ -180,10 +190,10 @@ export const rowMomentsKernel = cachedKernel(
  * channel of run j is (row * L / inner + j) % P. `vec`: inner a multiple of 4, x and y as vec4.
  */
 export const groupNormForwardKernel = cachedKernel(
-  (affine: boolean, silu: boolean = false, vec: boolean = false): Kernel => {
+  (affine: boolean, silu: boolean = false, vec: boolean = false, lanes: RowLanes = 64): Kernel => {
     const t = vec ? 'vec4<f32>' : 'f32';
     return flatKernel({
-      key: `norm:groupfwd:${affine}:${silu}:${vec}`,
+      key: `norm:groupfwd:${affine}:${silu}:${vec}${lanesKey(lanes)}`,
       buffers: [
         readOnly('x', t),
         ...(affine ? [readOnly('w'), readOnly('b')] : []),
@@ -191,15 +201,15 @@ export const groupNormForwardKernel = cachedKernel(
         readWrite('stats'),
       ],
       uniforms: [...fields('u32', 'rows', 'L', 'inner', 'P'), EPS_UNIFORM],
-      ...PER_ROW,
+      ...perRow(lanes),
       body: /* wgsl */ `
-  ${groupMomentsWgsl(vec)}
+  ${groupMomentsWgsl(vec, lanes)}
   let runs = params.L / params.inner;
   let run = ${vec ? 'params.inner / 4u' : 'params.inner'};
   for (var j = 0u; j < runs; j++) {
     ${affine ? 'let p = (row * runs + j) % params.P;\n    let wv = w[p];\n    let bv = b[p];' : ''}
     let start = ${vec ? '(base + j * params.inner) / 4u' : 'base + j * params.inner'};
-    for (var r = lid; r < run; r += ${WG}u) {
+    for (var r = lid; r < run; r += ${lanes}u) {
       let e = start + r;
       let xhat = (x[e] - ${t}(mean)) * rstd;
       ${normOutputWgsl(t, affine, silu)}
@@ -268,8 +278,8 @@ const CHANNEL_UNIFORMS = fields('u32', 'segs', 'inner', 'C', 'Cg');
  * multiple of 4, x and g read as vec4. `mode` 'thread' (chooseChannelSumsMode): an invocation per segment.
  */
 export const channelGradSumsKernel = cachedKernel(
-  (silu: boolean, affine: boolean, vec: boolean = false, mode: NormRowMode = 'group'): Kernel =>
-    mode === 'thread' ? threadChannelGradSums(silu, affine, vec) : groupChannelGradSums(silu, affine, vec),
+  (silu: boolean, affine: boolean, vec: boolean = false, mode: NormRowMode = 'group', lanes: RowLanes = 64): Kernel =>
+    mode === 'thread' ? threadChannelGradSums(silu, affine, vec) : groupChannelGradSums(silu, affine, vec, lanes),
 );
 
 /**
@@ -326,20 +336,20 @@ ${segmentPrologueWgsl(t, silu, affine)}
   });
 };
 
-const groupChannelGradSums = (silu: boolean, affine: boolean, vec: boolean): Kernel => {
+const groupChannelGradSums = (silu: boolean, affine: boolean, vec: boolean, lanes: RowLanes): Kernel => {
   const t = vec ? 'vec4<f32>' : 'f32';
   return flatKernel({
-    key: `norm:chansums:${silu}:${affine}:${vec}`,
+    key: `norm:chansums:${silu}:${affine}:${vec}${lanesKey(lanes)}`,
     buffers: channelSumsBuffers(t, silu, affine),
     uniforms: CHANNEL_UNIFORMS,
-    workgroupSize: WG,
+    workgroupSize: lanes,
     per: 'workgroup',
     index: 'seg',
     bound: 'params.segs',
-    helpers: ROW_PROLOGUE,
+    helpers: rowPrologue(lanes),
     body: /* wgsl */ `
 ${segmentPrologueWgsl(t, silu, affine)}
-  ${segmentSumsWgsl(silu, affine, vec)}`,
+  ${segmentSumsWgsl(silu, affine, vec, lanes)}`,
   });
 };
 
@@ -347,7 +357,7 @@ ${segmentPrologueWgsl(t, silu, affine)}
  * Pass 1's sums of segment `seg` (`mean`, `rstd` and, with a fused SiLU and an affine, `wc`, `bc` in scope):
  * stores them at parts[2 seg], parts[2 seg + 1] and leaves them in `s1`, `s2` for every invocation.
  */
-function segmentSumsWgsl(silu: boolean, affine: boolean, vec: boolean): string {
+function segmentSumsWgsl(silu: boolean, affine: boolean, vec: boolean, lanes: RowLanes): string {
   const t = vec ? 'vec4<f32>' : 'f32';
   return /* wgsl */ `
   let base = seg * ${vec ? 'params.inner / 4u' : 'params.inner'};
@@ -361,8 +371,9 @@ function segmentSumsWgsl(silu: boolean, affine: boolean, vec: boolean): string {
         ${silu ? siluGradWgsl(t, 'g[base + r]', affine, 'wc', 'bc') : 'let gz = g[base + r];'}
         acc_part += ${vec ? 'dot(gz, vec4<f32>(1.0))' : 'gz'};
         acc2_part += ${vec ? 'dot(gz, xhat)' : 'gz * xhat'};`,
+    lanes,
   )}
-  ${storePairSum('parts', 'seg')}`;
+  ${storePairSum('parts', 'seg', lanes)}`;
 }
 
 /**
@@ -372,22 +383,23 @@ function segmentSumsWgsl(silu: boolean, affine: boolean, vec: boolean): string {
  * statistics, row sums, weight and bias held per run instead of loaded per value. The same sums and
  * expressions as the three-pass path, so the same results.
  */
-export const groupNormBackwardKernel = cachedKernel((silu: boolean, affine: boolean, vec: boolean = false): Kernel => {
-  const t = vec ? 'vec4<f32>' : 'f32';
-  return flatKernel({
-    key: `norm:groupbwd:${silu}:${affine}:${vec}`,
-    buffers: [
-      readOnly('x', t),
-      readOnly('g', t),
-      readOnly('stats'),
-      ...(affine ? [readOnly('w')] : []),
-      ...(silu && affine ? [readOnly('b')] : []),
-      readWrite('parts'),
-      readWrite('dx', t),
-    ],
-    uniforms: [...fields('u32', 'rows', 'inner', 'C', 'Cg')],
-    ...PER_ROW,
-    body: /* wgsl */ `
+export const groupNormBackwardKernel = cachedKernel(
+  (silu: boolean, affine: boolean, vec: boolean = false, lanes: RowLanes = 64): Kernel => {
+    const t = vec ? 'vec4<f32>' : 'f32';
+    return flatKernel({
+      key: `norm:groupbwd:${silu}:${affine}:${vec}${lanesKey(lanes)}`,
+      buffers: [
+        readOnly('x', t),
+        readOnly('g', t),
+        readOnly('stats'),
+        ...(affine ? [readOnly('w')] : []),
+        ...(silu && affine ? [readOnly('b')] : []),
+        readWrite('parts'),
+        readWrite('dx', t),
+      ],
+      uniforms: [...fields('u32', 'rows', 'inner', 'C', 'Cg')],
+      ...perRow(lanes),
+      body: /* wgsl */ `
   let mean = ${t}(stats[2u * row]);
   let rstd = stats[2u * row + 1u];
   var rs1 = 0.0;
@@ -396,7 +408,7 @@ export const groupNormBackwardKernel = cachedKernel((silu: boolean, affine: bool
     let seg = row * params.Cg + j;
     let wc = ${affine ? 'w[seg % params.C]' : '1.0'};
     ${silu && affine ? 'let bc = b[seg % params.C];' : ''}
-    ${segmentSumsWgsl(silu, affine, vec)}
+    ${segmentSumsWgsl(silu, affine, vec, lanes)}
     rs1 += wc * s1;
     rs2 += wc * s2;
   }
@@ -406,7 +418,7 @@ export const groupNormBackwardKernel = cachedKernel((silu: boolean, affine: bool
     let seg = row * params.Cg + j;
     ${affine ? 'let wc = w[seg % params.C];' : ''}
     ${silu && affine ? 'let bc = b[seg % params.C];' : ''}
-    for (var r = lid; r < run; r += ${WG}u) {
+    for (var r = lid; r < run; r += ${lanes}u) {
       let e = seg * run + r;
       let xhat = (x[e] - mean) * rstd;
       ${silu ? siluGradWgsl(t, 'g[e]', affine, 'wc', 'bc') : 'let gz = g[e];'}
@@ -414,8 +426,9 @@ export const groupNormBackwardKernel = cachedKernel((silu: boolean, affine: bool
       dx[e] = rstd * (gw - ${t}(rs1 * invL) - xhat * (rs2 * invL));
     }
   }`,
-  });
-});
+    });
+  },
+);
 
 /**
  * GroupNorm backward, pass 2, from pass 1's (sum gz, sum gz * xhat) per segment: invocations below `rows` write
@@ -522,48 +535,46 @@ const threadGradSums = (affine: boolean): Kernel =>
   });
 
 /** `vec`: as normApply's (L and, with an affine, inner multiples of 4): g and x read as vec4. */
-export const normGradSumsKernel = cachedKernel((affine: boolean, mode: NormRowMode = 'group', vec = false): Kernel => {
-  if (mode === 'thread') return threadGradSums(affine);
-  const t = vec ? 'vec4<f32>' : 'f32';
-  const w = affine ? ' * w[(i / params.inner) % params.P]' : '';
-  const loop = vec
-    ? `for (var j = lid; j < params.L / 4u; j += ${WG}u) {
+export const normGradSumsKernel = cachedKernel(
+  (affine: boolean, mode: NormRowMode = 'group', vec = false, lanes: RowLanes = 64): Kernel => {
+    if (mode === 'thread') return threadGradSums(affine);
+    const t = vec ? 'vec4<f32>' : 'f32';
+    const w = affine ? ' * w[(i / params.inner) % params.P]' : '';
+    const loop = vec
+      ? `for (var j = lid; j < params.L / 4u; j += ${lanes}u) {
     let i = base + 4u * j;
     let gw = g[i / 4u]${w};
     acc += (gw.x + gw.y) + (gw.z + gw.w);
     acc2 += dot(gw, (x[i / 4u] - vec4<f32>(mean)) * rstd);
   }`
-    : `for (var j = lid; j < params.L; j += ${WG}u) {
+      : `for (var j = lid; j < params.L; j += ${lanes}u) {
     let i = base + j;
     let gw = g[i]${w};
     acc += gw;
     acc2 += gw * (x[i] - mean) * rstd;
   }`;
-  return flatKernel({
-    key: `norm:gradsums:${affine}:${vec}`,
-    buffers: [
-      readOnly('x', t),
-      readOnly('g', t),
-      readOnly('stats'),
-      ...(affine ? [readOnly('w')] : []),
-      readWrite('sums'),
-    ],
-    uniforms: [{ name: 'rows', type: 'u32' }, ...AFFINE_UNIFORMS],
-    workgroupSize: WG,
-    per: 'workgroup',
-    index: 'row',
-    bound: 'params.rows',
-    helpers: ROW_PROLOGUE,
-    body: /* wgsl */ `
+    return flatKernel({
+      key: `norm:gradsums:${affine}:${vec}${lanesKey(lanes)}`,
+      buffers: [
+        readOnly('x', t),
+        readOnly('g', t),
+        readOnly('stats'),
+        ...(affine ? [readOnly('w')] : []),
+        readWrite('sums'),
+      ],
+      uniforms: [{ name: 'rows', type: 'u32' }, ...AFFINE_UNIFORMS],
+      ...perRow(lanes),
+      body: /* wgsl */ `
   let base = row * params.L;
   let mean = stats[2u * row];
   let rstd = stats[2u * row + 1u];
   var acc = 0.0;
   var acc2 = 0.0;
   ${loop}
-  ${storePairSum('sums', 'row')}`,
-  });
-});
+  ${storePairSum('sums', 'row', lanes)}`,
+    });
+  },
+);
 
 /**
  * `vec`: four consecutive values per invocation (same row and channel), g, x and dx as vec4. `silu`: g is the

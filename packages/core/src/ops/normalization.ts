@@ -16,9 +16,11 @@ import {
   normGradSumsKernel,
   type NormRowMode,
   normRowGrid,
+  type RowLanes,
   rowMomentsKernel,
 } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
+import { activeDevice } from '../device/device.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -43,6 +45,21 @@ interface RowLayout {
  * Short rows ('thread' mode) with a parameter per value, if any (LayerNorm's layout): the one-dispatch kernels,
  * forward and backward, cover them.
  */
+let forcedRowLanes: RowLanes | null = null;
+
+/**
+ * Overrides the adapter-based width (8 or 64 invocations) of the workgroups that own a row in GroupNorm's and long
+ * rows' kernels, for every later normalisation (null restores it); for tests and benchmarks.
+ */
+export function setNormRowLanes(lanes: RowLanes | null): void {
+  if (lanes !== null && lanes !== 8 && lanes !== 64)
+    throw new Error(`setNormRowLanes: expected 8, 64 or null, got ${String(lanes)}`);
+  forcedRowLanes = lanes;
+}
+
+/** Invocations of a workgroup that owns a row: one SIMD vector on CPU adapters (see RowLanes), else 64. */
+const rowLanes = (): RowLanes => forcedRowLanes ?? (activeDevice().report.isCpu ? 8 : 64);
+
 function layerNormThreadRows(layout: RowLayout, mode: NormRowMode, affine: boolean): boolean {
   return mode === 'thread' && layout.inner === 1 && (!affine || layout.P === layout.L);
 }
@@ -65,7 +82,7 @@ function rowNormForward(
   if (mode === 'group' && layout.inner > 1) {
     // GroupNorm's long rows: statistics and output in one dispatch (vec4 when channel runs come in fours).
     launch(
-      groupNormForwardKernel(affine, silu, layout.inner % 4 === 0),
+      groupNormForwardKernel(affine, silu, layout.inner % 4 === 0, rowLanes()),
       affine ? [x, weight!, bias!] : [x],
       [y, stats],
       { rows: layout.rows, L: layout.L, inner: layout.inner, P: layout.P, eps },
@@ -87,7 +104,7 @@ function rowNormForward(
     return { y, stats };
   }
   launch(
-    rowMomentsKernel(mode, vecRows),
+    rowMomentsKernel(mode, vecRows, rowLanes()),
     [x],
     [stats],
     { rows: layout.rows, L: layout.L, eps },
@@ -136,7 +153,7 @@ function layerNormBackward(
     // vec4 when rows and channel runs come in fours (as in the forward).
     const vec = layout.L % 4 === 0 && (!affine || layout.inner % 4 === 0);
     launch(
-      normGradSumsKernel(affine, mode, vec),
+      normGradSumsKernel(affine, mode, vec, rowLanes()),
       affine ? [x, g, stats, weight] : [x, g, stats],
       [sums],
       { rows: layout.rows, ...u },
@@ -274,7 +291,7 @@ function groupNormBackward(
     // walking its channel runs in turn).
     const dx = emptyTensor(x.shape, x.dtype, op);
     launch(
-      groupNormBackwardKernel(silu, affine, vec),
+      groupNormBackwardKernel(silu, affine, vec, rowLanes()),
       [x, g, stats, ...(affine ? [weight] : []), ...(silu && affine ? [bias!] : [])],
       [parts, dx],
       { rows, inner, C, Cg },
@@ -300,7 +317,7 @@ function groupNormBackward(
   }
   const mode = chooseChannelSumsMode(inner, vec);
   launch(
-    channelGradSumsKernel(silu, affine, vec, mode),
+    channelGradSumsKernel(silu, affine, vec, mode, rowLanes()),
     [x, g, stats, ...siluParams],
     [parts],
     { segs, inner, C, Cg },
