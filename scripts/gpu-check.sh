@@ -17,7 +17,7 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 OUT="${1:-gpu-check/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
 TESTS="${GPU_CHECK_TESTS:-test/parity packages/core/test/matmul.test.ts packages/core/test/indexing.test.ts packages/core/test/nn-ops.test.ts}"
-VARIANTS="${GPU_CHECK_VARIANTS:-matmul=tiled matmul=register matmul=broadcast conv=register conv=broadcast convAlgorithm=direct convAlgorithm=winograd convAlgorithm=winograd4 convAlgorithm=sliding convLoads=scalar sort=workgroup sort=fused normLanes=8 normLanes=64}"
+VARIANTS="${GPU_CHECK_VARIANTS:-matmul=tiled matmul=register matmul=broadcast conv=register conv=broadcast convAlgorithm=direct convAlgorithm=winograd convAlgorithm=winograd4 convAlgorithm=sliding convLoads=scalar sort=workgroup sort=fused rowLanes=8 rowLanes=64}"
 SUMMARY="$OUT/summary.md"
 status=0
 

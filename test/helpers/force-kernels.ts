@@ -3,7 +3,7 @@ import { beforeEach } from 'vitest';
 
 /**
  * Forces kernel variants for a whole test run (scripts/gpu-check.sh runs the suites once per variant):
- * LEFFA_FORCE_KERNELS="matmul=tiled,conv=register,convAlgorithm=winograd,convLoads=scalar,sort=workgroup,normLanes=64" (any subset). Applied
+ * LEFFA_FORCE_KERNELS="matmul=tiled,conv=register,convAlgorithm=winograd,convLoads=scalar,sort=workgroup,rowLanes=64" (any subset). Applied
  * before every test, so a test that picks a variant in beforeAll runs the forced one instead; a test that
  * picks one inside its body still gets its own. Unset: nothing is forced.
  */
@@ -16,7 +16,7 @@ const SETTERS: Record<string, { values: readonly string[]; set: (v: string) => v
   },
   convLoads: { values: ['vector', 'scalar'], set: (v) => T.setConvVectorLoads(v === 'vector') },
   sort: { values: ['fused', 'workgroup'], set: (v) => T.setSortSchedule(v as T.SortSchedule) },
-  normLanes: { values: ['8', '64'], set: (v) => T.setNormRowLanes(Number(v) as 8 | 64) },
+  rowLanes: { values: ['8', '64'], set: (v) => T.setRowLanes(Number(v) as 8 | 64) },
 };
 
 const spec = process.env.LEFFA_FORCE_KERNELS?.trim();

@@ -1,5 +1,5 @@
 import * as T from '@leffa-webgpu/core';
-import { beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
 import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
 await T.init();
@@ -84,3 +84,12 @@ beforeAll(async () => {
 });
 
 replayGoldenGroup('core', OPS);
+
+// Reductions' rows owned by workgroups of 8 invocations (CPU adapters' choice) and of 64 (every other adapter's).
+for (const lanes of [8, 64] as const) {
+  describe(`reduction rows in workgroups of ${lanes}`, () => {
+    beforeAll(() => T.setRowLanes(lanes));
+    afterAll(() => T.setRowLanes(null));
+    replayGoldenGroup('core', OPS);
+  });
+}

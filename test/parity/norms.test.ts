@@ -24,11 +24,11 @@ replayGoldenGroup('norms', OPS);
 // Rows owned by workgroups of 8 invocations (CPU adapters' choice) and of 64 (every other adapter's).
 for (const lanes of [8, 64] as const) {
   describe(`norm rows in workgroups of ${lanes}`, () => {
-    beforeAll(() => T.setNormRowLanes(lanes));
-    afterAll(() => T.setNormRowLanes(null));
+    beforeAll(() => T.setRowLanes(lanes));
+    afterAll(() => T.setRowLanes(null));
     replayGoldenGroup('norms', OPS);
   });
 }
-it('setNormRowLanes names what it takes', () => {
-  expect(() => T.setNormRowLanes(16 as 8)).toThrow(/setNormRowLanes: expected 8, 64 or null, got 16/);
+it('setRowLanes names what it takes', () => {
+  expect(() => T.setRowLanes(16 as 8)).toThrow(/setRowLanes: expected 8, 64 or null, got 16/);
 });

@@ -7,6 +7,7 @@ export { floatToHalf, halfToFloat, bfloat16ToFloat } from './tensor/half.js';
 export { tidy, keep, dispose } from './tensor/scope.js';
 export { HostStorage, type HostValues } from './tensor/host-storage.js';
 export { hostTensor, hostValuesOf, uploadHostTensor, convertHostValues } from './forward/host.js';
+export { setRowLanes } from './forward/row-lanes.js';
 export * from './tensor/shape.js';
 export { defineOp, opRegistry, type ForwardContext, type OpDefinition } from './autograd/op.js';
 export type { BackwardContext, GradNode } from './autograd/node.js';

@@ -6,8 +6,10 @@ import {
   grid1d,
   gridGroups,
   type Kernel,
+  lanesKey,
   readOnly,
   readWrite,
+  type RowLanes,
 } from './kernel.js';
 import { blockedSum } from './reduce.js';
 
@@ -32,13 +34,6 @@ import { blockedSum } from './reduce.js';
  * stored; with long channel runs, groupNormBackward does the first and last of them in one dispatch.
  */
 const WG = 64;
-/**
- * Invocations of a workgroup that owns a row ('group' mode): 64 by default; 8 on CPU adapters, where 8 is one SIMD
- * vector and a wider workgroup pays for every barrier of its tree sums by switching between its vectors (GroupNorm
- * on the tiny VAE's 8x6 maps: 1.05 ms per dispatch at 64, 0.27 at 8).
- */
-export type RowLanes = 8 | 64;
-const lanesKey = (lanes: RowLanes) => (lanes === 64 ? '' : `:l${lanes}`);
 /** Elementwise passes (normalise, gradients): one invocation per element. */
 const ELEM_WG = 256;
 
@@ -66,20 +61,25 @@ const storePairSum = (out: string, idx: string, lanes: RowLanes) => `
 
 /**
  * Runs `body` for r = lid, lid + lanes, ... < end, which adds to `<acc>_part` for each accumulator in `accs`; the
- * parts are folded into the accumulators in chunks of 32 values per invocation, so a long row's
- * error grows with about n / 32 + 32 additions per invocation instead of n (rows of 4M values: 9e-6 -> 1.6e-6 from
- * PyTorch, normalised) at the cost of a plain loop (the three-level blockedSum of the reductions was measurably
- * slower here, and GroupNorm is on every UNet block's path).
+ * parts are folded in chunks of 32 values per invocation into `<acc>_mid`, and those in blocks of 32 chunks into
+ * the accumulators, so a long row's error grows with about n / 1024 + 64 additions per invocation instead of n
+ * (rows of 4M values, 8 invocations each: 1.9e-5 from PyTorch, normalised, with one level of chunks; within 4e-6
+ * with two) at the cost of plain loops (the three-level blockedSum of the reductions was measurably slower here,
+ * and GroupNorm is on every UNet block's path).
  */
 const chunkedSums = (
   end: string,
   accs: readonly string[],
   body: string,
   lanes: RowLanes,
-) => `for (var r0 = lid; r0 < ${end}; r0 += ${32 * lanes}u) {
-      ${accs.map((a) => `var ${a}_part = 0.0;`).join(' ')} let e0 = min(r0 + ${32 * lanes}u, ${end});
-      for (var r = r0; r < e0; r += ${lanes}u) { ${body} }
-      ${accs.map((a) => `${a} += ${a}_part;`).join(' ')}
+) => `for (var r1 = lid; r1 < ${end}; r1 += ${1024 * lanes}u) {
+      ${accs.map((a) => `var ${a}_mid = 0.0;`).join(' ')} let e1 = min(r1 + ${1024 * lanes}u, ${end});
+      for (var r0 = r1; r0 < e1; r0 += ${32 * lanes}u) {
+        ${accs.map((a) => `var ${a}_part = 0.0;`).join(' ')} let e0 = min(r0 + ${32 * lanes}u, e1);
+        for (var r = r0; r < e0; r += ${lanes}u) { ${body} }
+        ${accs.map((a) => `${a}_mid += ${a}_part;`).join(' ')}
+      }
+      ${accs.map((a) => `${a} += ${a}_mid;`).join(' ')}
     }`;
 const chunkedSum = (value: string, end: string, lanes: RowLanes) =>
   chunkedSums(end, ['acc'], `acc_part += ${value};`, lanes);

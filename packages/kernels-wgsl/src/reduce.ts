@@ -1,5 +1,16 @@
 import { NAN_WGSL } from './elementwise.js';
-import { cachedKernel, flatKernel, type Grid, grid1d, gridGroups, type Kernel, readOnly, readWrite } from './kernel.js';
+import {
+  cachedKernel,
+  flatKernel,
+  type Grid,
+  grid1d,
+  gridGroups,
+  type Kernel,
+  lanesKey,
+  readOnly,
+  readWrite,
+  type RowLanes,
+} from './kernel.js';
 
 /**
  * Reductions over the middle axis of a [O, R, I] view of a contiguous tensor (any set of adjacent axes can be
@@ -14,7 +25,7 @@ import { cachedKernel, flatKernel, type Grid, grid1d, gridGroups, type Kernel, r
 export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin' | 'var';
 
 /**
- * 'row': one workgroup per output, its threads stride over R and combine in workgroup memory (I must be 1).
+ * 'row': one workgroup (of `lanes` invocations, see RowLanes) per output, its threads stride over R and combine in workgroup memory (I must be 1).
  * 'column': one thread per output, looping over R with stride I (coalesced across neighbouring outputs).
  * 'outer': the axes on both sides of the kept block, [R, O, I] -> [O] (sum, max, min): as 'row', a workgroup per
  *          output, its threads striding over each of the R runs of I values in turn; one dispatch where reducing
@@ -22,7 +33,6 @@ export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin' | 'var';
  */
 export type ReduceMode = 'row' | 'column' | 'outer';
 
-const ROW_WG = 64;
 const COL_WG = 256;
 
 interface Combine {
@@ -88,7 +98,7 @@ const COMBINE: Record<Exclude<ReduceOp, 'var'>, Combine> = {
   },
 };
 
-export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kernel => {
+export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode, lanes: RowLanes = 64): Kernel => {
   const isArg = op === 'argmax' || op === 'argmin';
   const outType = isArg ? 'i32' : 'f32';
   const uniforms = [
@@ -98,7 +108,7 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
     { name: 'scale', type: 'f32' as const },
   ];
   const buffers = [readOnly('x'), readWrite('out', outType)];
-  const key = `reduce:${op}:${mode}`;
+  const key = `reduce:${op}:${mode}${mode === 'column' ? '' : lanesKey(lanes)}`;
   const result = isArg ? 'idx' : op === 'sum' ? 'acc * params.scale' : 'acc';
 
   if (mode === 'column') {
@@ -131,18 +141,18 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
   if (mode === 'outer' && (op === 'var' || isArg)) throw new Error(`reduce: ${op} has no 'outer' mode`);
   const c = op === 'var' ? COMBINE.sum : COMBINE[op];
   const xr = mode === 'outer' ? 'x[ab + r]' : 'x[base + r]';
-  // This invocation's values r = lid, lid + ROW_WG, ... < bound, read as valueExpr.
+  // This invocation's values r = lid, lid + lanes, ... < bound, read as valueExpr.
   const laneFold = (valueExpr: string, bound: string) =>
     c === COMBINE.sum
-      ? blockedSum('acc', 'lid', ROW_WG, valueExpr, bound)
-      : `for (var r = lid; r < ${bound}; r += ${ROW_WG}u) { let v = ${valueExpr}; ${c.step} }`;
+      ? blockedSum('acc', 'lid', lanes, valueExpr, bound)
+      : `for (var r = lid; r < ${bound}; r += ${lanes}u) { let v = ${valueExpr}; ${c.step} }`;
   // 'outer': R = A runs of I values per output, run a at ab = (a * O + o) * I; sums take each run's part
   // separately (blocked), so precision is as in 'row' mode over I.
   const fold = (valueExpr: string) =>
     mode === 'outer'
       ? `for (var a = 0u; a < params.R; a++) {
       let ab = (a * params.O + o) * params.I;
-      ${c === COMBINE.sum ? `var part = 0.0; ${blockedSum('part', 'lid', ROW_WG, valueExpr, 'params.I')} acc += part;` : laneFold(valueExpr, 'params.I')}
+      ${c === COMBINE.sum ? `var part = 0.0; ${blockedSum('part', 'lid', lanes, valueExpr, 'params.I')} acc += part;` : laneFold(valueExpr, 'params.I')}
     }`
       : laneFold(valueExpr, 'params.R');
   const treeReduce = (valueExpr: string, target: string) => `
@@ -151,7 +161,7 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
     ${fold(valueExpr)}
     s_acc[lid] = acc; s_idx[lid] = idx;
     workgroupBarrier();
-    for (var stride = ${ROW_WG / 2}u; stride > 0u; stride = stride / 2u) {
+    for (var stride = ${lanes / 2}u; stride > 0u; stride = stride / 2u) {
       if (lid < stride) {
         acc = s_acc[lid]; idx = s_idx[lid];
         let acc2 = s_acc[lid + stride]; let idx2 = s_idx[lid + stride];
@@ -171,14 +181,14 @@ export const reduceKernel = cachedKernel((op: ReduceOp, mode: ReduceMode): Kerne
     key,
     buffers,
     uniforms,
-    workgroupSize: ROW_WG,
+    workgroupSize: lanes,
     per: 'workgroup',
     index: 'o',
     bound: 'params.O',
     helpers: /* wgsl */ `
 ${NAN_WGSL}
-var<workgroup> s_acc: array<f32, ${ROW_WG}>;
-var<workgroup> s_idx: array<i32, ${ROW_WG}>;`,
+var<workgroup> s_acc: array<f32, ${lanes}>;
+var<workgroup> s_idx: array<i32, ${lanes}>;`,
     body: /* wgsl */ `
   let base = o * params.R;
   var mean = 0.0;

@@ -10,6 +10,7 @@ import { formatShape, normalizeAxes, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { emptyTensor, floatResult, launch } from './launch.js';
 import { permuteCopy } from './layout.js';
+import { rowLanes } from './row-lanes.js';
 
 type Axes = number | readonly number[] | undefined;
 
@@ -48,7 +49,7 @@ export function reduceRaw(op: string, kind: ReduceOp, x: Tensor, p: ReducePlan, 
     // Reduced axes on both sides of one kept block (a bias gradient over [N, C, H, W]): one dispatch.
     if (out.size > 0) {
       launch(
-        reduceKernel(kind, 'outer'),
+        reduceKernel(kind, 'outer', rowLanes()),
         [x],
         [out],
         { O: split.O, R: split.A, I: split.I, scale: 1 },
@@ -90,7 +91,7 @@ export function reduceRaw(op: string, kind: ReduceOp, x: Tensor, p: ReducePlan, 
   if (out.size > 0) {
     const mode = chooseReduceMode(R, I);
     const scale = kind === 'var' ? 1 / Math.max(R - correction, 0) : 1;
-    launch(reduceKernel(kind, mode), [src], [out], { O, R, I, scale }, reduceGrid(mode, O, I));
+    launch(reduceKernel(kind, mode, rowLanes()), [src], [out], { O, R, I, scale }, reduceGrid(mode, O, I));
   }
   if (src !== x) src.dispose();
   return out;

@@ -16,17 +16,16 @@ import {
   normGradSumsKernel,
   type NormRowMode,
   normRowGrid,
-  type RowLanes,
   rowMomentsKernel,
 } from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
-import { activeDevice } from '../device/device.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { formatShape, sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { abs, add, leakyRelu, map, mul, rsqrt, sub } from './elementwise.js';
 import { zeros } from '../forward/creation.js';
 import { emptyTensor, floatResult, launch } from '../forward/launch.js';
+import { rowLanes } from '../forward/row-lanes.js';
 import { mean, variance } from './reduce.js';
 import { reshape } from './shape.js';
 
@@ -45,21 +44,6 @@ interface RowLayout {
  * Short rows ('thread' mode) with a parameter per value, if any (LayerNorm's layout): the one-dispatch kernels,
  * forward and backward, cover them.
  */
-let forcedRowLanes: RowLanes | null = null;
-
-/**
- * Overrides the adapter-based width (8 or 64 invocations) of the workgroups that own a row in GroupNorm's and long
- * rows' kernels, for every later normalisation (null restores it); for tests and benchmarks.
- */
-export function setNormRowLanes(lanes: RowLanes | null): void {
-  if (lanes !== null && lanes !== 8 && lanes !== 64)
-    throw new Error(`setNormRowLanes: expected 8, 64 or null, got ${String(lanes)}`);
-  forcedRowLanes = lanes;
-}
-
-/** Invocations of a workgroup that owns a row: one SIMD vector on CPU adapters (see RowLanes), else 64. */
-const rowLanes = (): RowLanes => forcedRowLanes ?? (activeDevice().report.isCpu ? 8 : 64);
-
 function layerNormThreadRows(layout: RowLayout, mode: NormRowMode, affine: boolean): boolean {
   return mode === 'thread' && layout.inner === 1 && (!affine || layout.P === layout.L);
 }
