@@ -94,7 +94,11 @@ describe('conv algorithm choice', () => {
     T.setConvAlgorithm('winograd');
     const all = (a: T.ConvAlgorithm) => ({ forward: a, inputGrad: a, weightGrad: a });
     expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 1 })).toEqual(all('winograd'));
-    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 1, stride: 2 })).toEqual(all('direct'));
+    // A strided 3x3 input gradient runs as its stride-1 twin's (on Winograd here).
+    expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 1, stride: 2 })).toEqual({
+      ...all('direct'),
+      inputGrad: 'winograd',
+    });
     expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 3, 3], { padding: 2, dilation: 2 })).toEqual(all('direct'));
     expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 2, 3, 3], { padding: 1, groups: 2 })).toEqual(all('direct'));
     expect(T.conv2dAlgorithms([1, 4, 8, 8], [4, 4, 5, 5], { padding: 2 })).toEqual(all('direct'));
@@ -145,12 +149,13 @@ describe('conv algorithm choice', () => {
         cpuBroadcast ? 'sliding' : 'direct',
       );
       expect(T.conv2dAlgorithms([1, 3, 16, 16], [16, 3, 3, 3], { padding: 1 }).weightGrad).toBe('direct');
-      // Strided convolutions stay on the implicit GEMM.
+      // Strided convolutions stay on the implicit GEMM, but for a 3x3 input gradient with a fast stride-1 twin.
       expect(T.conv2dAlgorithms([1, 16, 16, 16], [16, 16, 3, 3], { padding: 1, stride: 2 })).toEqual({
         forward: 'direct',
-        inputGrad: 'direct',
+        inputGrad: cpuBroadcast ? 'sliding' : 'direct',
         weightGrad: 'direct',
       });
+      expect(T.conv2dAlgorithms([1, 16, 16, 16], [16, 16, 3, 2], { padding: 1, stride: 2 }).inputGrad).toBe('direct');
     },
   );
 
@@ -223,6 +228,35 @@ describe('conv algorithm choice', () => {
       expect([48, 24, 12, 64, 6, 20, 9, 1].map(slidingStripFor)).toEqual([24, 24, 12, 16, 8, 4, 12, 4]);
       const wide = await kernelsOf([1, 4, 6, 48], [8, 4, 3, 3], { padding: 1 });
       expect(wide).toContain('conv.sliding:false:false:1:1:vec:packed:s24');
+    },
+  );
+
+  it.runIf(device.report.features.includes('timestamp-query') && device.hasSubgroups)(
+    "a strided 3x3 input gradient runs as its stride-1 twin's on dy spread with zeros, the implicit GEMM's within 1e-6",
+    async () => {
+      T.setConvAlgorithm('sliding');
+      const keys = await kernelsOf([2, 5, 13, 11], [6, 5, 3, 3], { padding: 1, stride: 2 });
+      expect(keys).toContain('conv.spread');
+      expect(keys.filter((k) => k.startsWith('conv.sliding:true'))).toHaveLength(1);
+      const g = new T.Generator(5);
+      const x = T.randn([2, 5, 13, 11], { generator: g });
+      const w = T.randn([6, 5, 3, 3], { generator: g });
+      const dx = async (algorithm: 'sliding' | 'direct') => {
+        T.setConvAlgorithm(algorithm);
+        const xv = T.clone(x);
+        xv.requiresGrad = true;
+        const y = T.conv2d(xv, w, undefined, { padding: 1, stride: 2 });
+        const dy = T.cos(y);
+        y.backward(dy);
+        const out = await xv.grad!.data();
+        T.dispose([xv.grad!, xv, y, dy]);
+        return out;
+      };
+      const spread = await dx('sliding');
+      const direct = await dx('direct');
+      const scale = direct.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      expect(spread.reduce((m, v, i) => Math.max(m, Math.abs(v - direct[i]!)), 0) / scale).toBeLessThan(1e-6);
+      T.dispose([x, w]);
     },
   );
 

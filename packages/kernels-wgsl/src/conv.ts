@@ -1,5 +1,6 @@
 import {
   cachedKernel,
+  flatKernel,
   type Grid,
   type Kernel,
   makeKernel,
@@ -306,3 +307,35 @@ export function convGrid(
   const z = Math.ceil(entries / MAX_WORKGROUPS_PER_DIM);
   return { grid: [tilesM * tilesN, Math.min(entries, MAX_WORKGROUPS_PER_DIM), z], tilesN };
 }
+
+/**
+ * Spreads a strided convolution's output gradient dy [planes, Ho, Wo] onto the grid of the same convolution at
+ * stride 1, [planes, Hs, Ws]: out[y, x] = dy[y / sH, x / sW] where both divide exactly (and land inside dy), else
+ * 0. The input gradient of the strided convolution is the stride-1 convolution's input gradient of this. An
+ * invocation per output value.
+ */
+export const strideSpreadKernel = cachedKernel(
+  (): Kernel =>
+    flatKernel({
+      key: 'conv.spread',
+      buffers: [readOnly('dy'), readWrite('out')],
+      uniforms: [
+        { name: 'n', type: 'u32' },
+        { name: 'Ho', type: 'u32' },
+        { name: 'Wo', type: 'u32' },
+        { name: 'Hs', type: 'u32' },
+        { name: 'Ws', type: 'u32' },
+        { name: 'sH', type: 'u32' },
+        { name: 'sW', type: 'u32' },
+      ],
+      workgroupSize: 256,
+      body: /* wgsl */ `
+  let x = i % params.Ws;
+  let y = (i / params.Ws) % params.Hs;
+  let plane = i / (params.Ws * params.Hs);
+  let oy = y / params.sH;
+  let ox = x / params.sW;
+  let on = y % params.sH == 0u && x % params.sW == 0u && oy < params.Ho && ox < params.Wo;
+  out[i] = select(0.0, dy[(plane * params.Ho + min(oy, params.Ho - 1u)) * params.Wo + min(ox, params.Wo - 1u)], on);`,
+    }),
+);

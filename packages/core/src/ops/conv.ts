@@ -11,6 +11,7 @@ import {
   slidingConvLaunch,
   slidingWeightKernel,
   grid1d,
+  strideSpreadKernel,
   winogradF4FilterGradKernel,
   winogradF4FilterKernel,
   winogradF4GradKernel,
@@ -440,20 +441,54 @@ function winogradProduct(
 }
 
 /**
+ * The stride-1 twin of a strided convolution (same kernel, padding and input; output Hs x Ws) when its input
+ * gradient runs on a faster algorithm than the implicit GEMM (see stridedInputGrad), else null.
+ */
+function spreadPlan(p: ConvPlan, half: boolean): ConvPlan | null {
+  if (p.strideH === 1 && p.strideW === 1) return null;
+  const Ho = p.H + 2 * p.padH - p.dilationH * (p.kh - 1);
+  const Wo = p.W + 2 * p.padW - p.dilationW * (p.kw - 1);
+  if (Ho <= 0 || Wo <= 0) return null;
+  const unit = { ...p, strideH: 1, strideW: 1, Ho, Wo };
+  return convAlgorithmFor('inputGrad', unit, half) === 'direct' ? null : unit;
+}
+
+/**
+ * A strided convolution's input gradient as its stride-1 twin's, on dy spread to the stride-1 grid (zeros between;
+ * strideSpreadKernel). For a 3x3 kernel at stride 2 that is 4x the multiplies, but on the sliding kernel or
+ * Winograd instead of the implicit GEMM, which gathers every tap and skips the 3 in 4 that do not land: forward +
+ * input gradient of the tiny VAE's downsamplers 1.3x faster on lavapipe, of a 320-channel one 2.9x (BENCHMARKS.md).
+ */
+function stridedInputGrad(p: ConvPlan, unit: ConvPlan, weight: Tensor, dy: Tensor, out: Tensor): void {
+  const spread = emptyTensor([p.n, p.cout, unit.Ho, unit.Wo], 'float32', 'conv2d.backward');
+  try {
+    launch(
+      strideSpreadKernel(),
+      [dy],
+      [spread],
+      { n: spread.size, Ho: p.Ho, Wo: p.Wo, Hs: unit.Ho, Ws: unit.Wo, sH: p.strideH, sW: p.strideW },
+      grid1d(spread.size, 256),
+    );
+    convProduct('inputGrad', unit, weight, spread, out);
+  } finally {
+    spread.dispose();
+  }
+}
+
+/**
  * Launches one convolution product: Winograd or the sliding kernel where `convAlgorithmFor` picks them, else one implicit-GEMM product
  * (see kernels-wgsl conv.ts for what A, B, M, N, K mean in each).
  * Long reductions over few outputs (weight gradients of early layers: K = N*H*W, few output tiles) are split
  * along K into partial slabs, summed afterwards, so that both cores get work.
  */
 function convProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
-  const algorithm =
-    out.size > 0
-      ? convAlgorithmFor(
-          product,
-          p,
-          [a, b, out].some((t) => t.dtype === 'float16'),
-        )
-      : 'direct';
+  const half = [a, b, out].some((t) => t.dtype === 'float16');
+  const algorithm = out.size > 0 ? convAlgorithmFor(product, p, half) : 'direct';
+  const unit = product === 'inputGrad' && algorithm === 'direct' && out.size > 0 ? spreadPlan(p, half) : null;
+  if (unit) {
+    stridedInputGrad(p, unit, a, b, out);
+    return;
+  }
   if (algorithm === 'winograd' || algorithm === 'winograd4') {
     winogradProduct(algorithm === 'winograd' ? 2 : 4, product, p, a, b, out, bias);
     return;
@@ -573,7 +608,8 @@ const conv2dOp = defineOp('conv2d', {
 /**
  * The algorithm each product of `conv2d(x, weight, bias, options)` would run with on the active device now
  * (after `setConvAlgorithm`) for tensors of `dtype`: the forward, the input gradient and the weight gradient.
- * 1x1 stride-1 convolutions take the matmul path for the forward and input gradient and report 'direct'.
+ * 1x1 stride-1 convolutions take the matmul path for the forward and input gradient and report 'direct'; a strided
+ * input gradient that runs as its stride-1 twin's (stridedInputGrad) reports that one's algorithm.
  */
 export function conv2dAlgorithms(
   xShape: readonly number[],
@@ -583,9 +619,10 @@ export function conv2dAlgorithms(
 ): Record<ConvProduct, ConvAlgorithm> {
   const p = planConv2dShapes(xShape, weightShape, undefined, options);
   const half = dtype === 'float16';
+  const unit = convAlgorithmFor('inputGrad', p, half) === 'direct' ? spreadPlan(p, half) : null;
   return {
     forward: convAlgorithmFor('forward', p, half),
-    inputGrad: convAlgorithmFor('inputGrad', p, half),
+    inputGrad: convAlgorithmFor('inputGrad', unit ?? p, half),
     weightGrad: convAlgorithmFor('weightGrad', p, half),
   };
 }
