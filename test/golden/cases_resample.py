@@ -19,6 +19,7 @@ def build(out_dir):
         ((2, 2, 5, 6), {"size": [13, 10], "mode": "bicubic", "align_corners": False}),
         ((1, 3, 6, 5), {"size": [17, 9], "mode": "bicubic", "align_corners": True}),
         ((1, 19, 6, 6), {"scale_factor": 8.0, "mode": "bicubic", "align_corners": False}),
+        ((2, 3, 4, 8), {"size": [12, 16], "mode": "nearest"}),  # whole factors 3 and 2: the dedicated kernels
     ]):
         torch_opts = {kk: (tuple(v) if isinstance(v, list) else v) for kk, v in opts.items()}
         attrs = {"mode": opts["mode"], "alignCorners": opts.get("align_corners", False)}

@@ -44,6 +44,57 @@ export const resampleKernel = cachedKernel(
 export const resampleGrid = (n: number): Grid => grid1d(n, WG);
 
 /**
+ * Nearest-neighbour upsampling of [P, H, W] planes (W a multiple of 4) by a whole factor fy down and 2 across:
+ * out[p, y, x] = src[p, y / fy, x / 2], the resample kernel's result for these tables. An invocation per 4 input
+ * values of a row, read as one vec4 and written as 2 vec4 into each of its fy output rows: on lavapipe the cost of
+ * a kernel like this is per invocation and per workgroup, not per byte (one invocation per output value with its
+ * five table loads took 14 ms for [256, 64, 48]; this takes a fraction of it, BENCHMARKS.md).
+ */
+export const upsampleNearestKernel = cachedKernel(
+  (fy: number): Kernel =>
+    flatKernel({
+      key: `resample:nearest:${fy}x2`,
+      buffers: [readOnly('src', 'vec4<f32>'), readWrite('out', 'vec4<f32>')],
+      uniforms: fields('u32', 'n', 'W4'),
+      workgroupSize: WG,
+      body: /* wgsl */ `
+  let v = src[i];
+  let row = i / params.W4;
+  let first = (row * ${fy}u) * 2u * params.W4 + (i - row * params.W4) * 2u;
+  let left = vec4<f32>(v.x, v.x, v.y, v.y);
+  let right = vec4<f32>(v.z, v.z, v.w, v.w);
+  for (var a = 0u; a < ${fy}u; a++) {
+    out[first + a * 2u * params.W4] = left;
+    out[first + a * 2u * params.W4 + 1u] = right;
+  }`,
+    }),
+);
+
+/**
+ * The gradient of upsampleNearestKernel: each input value's fy x 2 block of the output gradient, summed row by row
+ * (the order the dense backward's products sum in). An invocation per 4 input values (one vec4 written).
+ */
+export const blockSumKernel = cachedKernel(
+  (fy: number): Kernel =>
+    flatKernel({
+      key: `resample:blocksum:${fy}x2`,
+      buffers: [readOnly('g', 'vec4<f32>'), readWrite('out', 'vec4<f32>')],
+      uniforms: fields('u32', 'n', 'W4'),
+      workgroupSize: WG,
+      body: /* wgsl */ `
+  let row = i / params.W4;
+  let first = (row * ${fy}u) * 2u * params.W4 + (i - row * params.W4) * 2u;
+  var acc = vec4<f32>();
+  for (var a = 0u; a < ${fy}u; a++) {
+    let l = g[first + a * 2u * params.W4];
+    let r = g[first + a * 2u * params.W4 + 1u];
+    acc += vec4<f32>(l.x + l.y, l.z + l.w, r.x + r.y, r.z + r.w);
+  }
+  out[i] = acc;`,
+    }),
+);
+
+/**
  * Max pooling over [P, H, W] planes with the window geometry compiled in; writes the max and the flat index
  * (within the plane) of the first maximal element, as PyTorch does. Padding never wins (it is -inf). NaN wins,
  * a later NaN over an earlier one (PyTorch's `val > maxval || isnan(val)`), tested on the bits.

@@ -1,4 +1,11 @@
-import { maxPoolBackwardKernel, maxPoolKernel, resampleGrid, resampleKernel } from '@leffa-webgpu/kernels-wgsl';
+import {
+  blockSumKernel,
+  maxPoolBackwardKernel,
+  maxPoolKernel,
+  resampleGrid,
+  resampleKernel,
+  upsampleNearestKernel,
+} from '@leffa-webgpu/kernels-wgsl';
 import { defineOp } from '../autograd/op.js';
 import { formatShape } from '../tensor/shape.js';
 import { type Tensor, isFloatDType } from '../tensor/tensor.js';
@@ -44,12 +51,32 @@ function denseMatrix(t: Taps): Float32Array {
 
 const TAPS_GATHER_LIMIT = 4;
 
+/**
+ * k when the table is nearest-neighbour upsampling by a whole factor k (output o reads input floor(o / k) with
+ * weight 1: interpolate's 'nearest' at an integer scale), else null. Twice across (Upsample2D's 2x) with rows of a
+ * multiple of 4 runs on dedicated kernels, forward and backward.
+ */
+function wholeNearestFactor(t: Taps): number | null {
+  const k = t.outSize / t.inSize;
+  if (t.taps !== 1 || !Number.isInteger(k) || k < 1) return null;
+  for (let o = 0; o < t.outSize; o++) if (t.index[o] !== Math.floor(o / k) || t.weight[o] !== 1) return null;
+  return k;
+}
+
 /** Applies row and column tables to x [..., H, W] (gather kernel for short tables, dense matmuls otherwise). */
 function applyTables(op: string, x: Tensor, rows: Taps, cols: Taps): Tensor {
   const [H, W] = x.shape.slice(-2) as [number, number];
   const lead = x.shape.slice(0, -2);
   const planes = x.size / Math.max(H * W, 1);
   const outShape = [...lead, rows.outSize, cols.outSize];
+  const fy = wholeNearestFactor(rows);
+  const fx = wholeNearestFactor(cols);
+  if (fy !== null && fx === 2 && W % 4 === 0 && x.dtype === 'float32') {
+    const out = emptyTensor(outShape, x.dtype, op);
+    if (out.size > 0)
+      launch(upsampleNearestKernel(fy), [x], [out], { n: x.size / 4, W4: W / 4 }, resampleGrid(x.size / 4));
+    return out;
+  }
   if (rows.taps <= TAPS_GATHER_LIMIT && cols.taps <= TAPS_GATHER_LIMIT) {
     const taps = Math.max(rows.taps, cols.taps);
     // Both tables need the same tap count: pad the shorter one with zero-weight taps.
@@ -107,6 +134,13 @@ const resample2d = defineOp('resample2d', {
   backward: ({ args: [x, rows, cols] }, g) => {
     const [H, W] = x.shape.slice(-2) as [number, number];
     const planes = x.size / Math.max(H * W, 1);
+    const fy = wholeNearestFactor(rows);
+    const fx = wholeNearestFactor(cols);
+    if (fy !== null && fx === 2 && W % 4 === 0 && g.dtype === 'float32') {
+      const gx = emptyTensor(x.shape, g.dtype, 'resample2d.backward');
+      if (gx.size > 0) launch(blockSumKernel(fy), [g], [gx], { n: gx.size / 4, W4: W / 4 }, resampleGrid(gx.size / 4));
+      return [gx];
+    }
     const ahT = transpose(tensor(denseMatrix(rows), [rows.outSize, H]));
     const aw = tensor(denseMatrix(cols), [cols.outSize, W]);
     const gx = matmul(matmul(ahT, reshape(g, [planes, rows.outSize, cols.outSize])), aw);
