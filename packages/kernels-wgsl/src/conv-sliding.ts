@@ -173,13 +173,19 @@ export function slidingConvLaunch(
 }
 
 /**
- * The strip for output rows `Wo` wide: the one that pads the row least, the longest of those. Longer strips load
- * each input value and weight for more FMAs; measured on lavapipe (BENCHMARKS.md), 24 beat 4 by 1.3-1.8x on the
- * tiny VAE's layers, and 32 fell back (the accumulators no longer fit the registers).
+ * Time per output pixel of each strip relative to a strip of 4, measured on lavapipe at the tiny VAE's shapes
+ * (BENCHMARKS.md): longer strips load each input value and weight for more FMAs; 32 fell back (the accumulators no
+ * longer fit the registers).
+ */
+const STRIP_COST: Record<SlidingStrip, number> = { 4: 1, 8: 0.8, 12: 0.74, 16: 0.61, 24: 0.6 };
+
+/**
+ * The strip for output rows `Wo` wide: the one whose padded row (a whole number of strips) costs least by
+ * STRIP_COST, the longer of equals.
  */
 export function slidingStripFor(Wo: number): SlidingStrip {
-  const padded = (s: number) => Math.ceil(Wo / s) * s;
-  return ([24, 16, 12, 8, 4] as const).reduce((best, s) => (padded(s) < padded(best) ? s : best));
+  const cost = (s: SlidingStrip) => Math.ceil(Wo / s) * s * STRIP_COST[s];
+  return ([24, 16, 12, 8, 4] as const).reduce((best, s) => (cost(s) < cost(best) ? s : best));
 }
 
 /** Output channels rounded up to the 8 a workgroup owns: the packed weights' rows (the padding rows are zeros). */
