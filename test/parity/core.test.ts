@@ -1,8 +1,8 @@
 import * as T from '@leffa-webgpu/core';
-import { afterAll, beforeAll, describe } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OpAdapter, replayGoldenGroup } from '../helpers/golden.js';
 
-await T.init();
+const device = await T.init();
 
 const unary =
   (f: (x: T.Tensor) => T.Tensor): OpAdapter =>
@@ -93,3 +93,26 @@ for (const lanes of [8, 64] as const) {
     replayGoldenGroup('core', OPS);
   });
 }
+
+it.runIf(device.report.features.includes('timestamp-query'))(
+  'layout copies on CPU adapters move runs of 4 values per invocation where vec4 words do not fit',
+  async () => {
+    const keysOf = async (f: () => T.Tensor) => {
+      const times = await device.profile(async () => {
+        const out = f();
+        await out.data();
+        out.dispose();
+      });
+      return [...times.keys()];
+    };
+    const x = T.randn([2, 3, 5, 7]);
+    const runs = device.report.isCpu ? ':runs' : '';
+    // A padded row of 8 (odd source rows), a permute with 5-long rows, a rank-1 copy and rows of 3 without runs.
+    expect(await keysOf(() => T.pad(x, [1, 0]))).toEqual([`gather:4:true${runs}`]);
+    expect(await keysOf(() => T.permute(x, [0, 1, 3, 2]))).toEqual([`gather:3:false${runs}`]);
+    expect(await keysOf(() => T.pad(T.reshape(x, [210]), [1, 2]))).toEqual(['gather:1:true']);
+    const column = T.narrow(x, 3, 0, 1);
+    expect(await keysOf(() => T.pad(column, [1, 1]))).toEqual(['gather:4:true']);
+    T.dispose([x, column]);
+  },
+);

@@ -1,4 +1,5 @@
-import { MAX_RANK, copyGrid, gatherKernel, scatterKernel } from '@leffa-webgpu/kernels-wgsl';
+import { GATHER_RUN, MAX_RANK, copyGrid, gatherKernel, scatterKernel } from '@leffa-webgpu/kernels-wgsl';
+import { activeDevice } from '../device/device.js';
 import { coalesceDims, contiguousStrides, formatShape, normalizeAxis } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { emptyTensor, launch } from './launch.js';
@@ -28,6 +29,15 @@ function inVec4Units(shape: number[], strides: number[], offset: number) {
   };
 }
 
+/**
+ * Runs of GATHER_RUN values per invocation for a scalar gather whose innermost rows are at least that long (CPU
+ * adapters, where a copy costs its per-invocation work: gatherKernel): the number of runs per row, or null.
+ */
+export function gatherRuns(shape: readonly number[]): number | null {
+  const W = shape[shape.length - 1] ?? 0;
+  return shape.length >= 2 && W >= GATHER_RUN && activeDevice().report.isCpu ? Math.ceil(W / GATHER_RUN) : null;
+}
+
 /** out[c] = x[offset + sum c_d * stride_d], coalescing dims so the kernel's index math stays short. */
 export function gatherStrided(op: string, x: Tensor, outShape: number[], strides: number[], offset = 0): Tensor {
   const out = emptyTensor(outShape, x.dtype, op);
@@ -38,15 +48,17 @@ export function gatherStrided(op: string, x: Tensor, outShape: number[], strides
   const shape = c.shape.length ? c.shape : [1];
   const stride = c.strides[0]!.length ? c.strides[0]! : [0];
   const v = inVec4Units(shape, stride, offset);
-  const n = v ? out.size / 4 : out.size;
+  const runsW = v ? null : gatherRuns(shape);
+  const n = v ? out.size / 4 : runsW ? (out.size / shape[shape.length - 1]!) * runsW : out.size;
   launch(
-    gatherKernel(rank, false, v !== null),
+    gatherKernel(rank, false, v !== null, runsW !== null),
     [x],
     [out],
     {
       n,
       offset: v?.offset ?? offset,
       fill: 0,
+      ...(runsW ? { runsW } : {}),
       shape: v?.shape ?? shape,
       stride: v?.strides ?? stride,
       lo: [],

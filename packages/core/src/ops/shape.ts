@@ -4,7 +4,7 @@ import { contiguousStrides, formatShape, inferShape, normalizeAxis, sizeOf } fro
 import type { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../forward/creation.js';
 import { emptyTensor, launch } from '../forward/launch.js';
-import { checkRank, gatherStrided, permuteCopy, scatterStrided } from '../forward/layout.js';
+import { checkRank, gatherRuns, gatherStrided, permuteCopy, scatterStrided } from '../forward/layout.js';
 import { sumTo } from '../forward/reduce.js';
 
 /*
@@ -199,20 +199,23 @@ export const pad = defineOp('pad', {
     const out = emptyTensor(outShape, x.dtype, 'pad');
     if (out.size === 0) return out;
     const fill = x.dtype === 'int32' ? value | 0 : new Uint32Array(new Float32Array([value]).buffer)[0]!;
+    const runsW = gatherRuns(outShape);
+    const n = runsW ? (out.size / outShape[outShape.length - 1]!) * runsW : out.size;
     launch(
-      gatherKernel(Math.max(1, x.rank), true),
+      gatherKernel(Math.max(1, x.rank), true, false, runsW !== null),
       [x],
       [out],
       {
-        n: out.size,
+        n,
         offset: 0,
         fill: fill >>> 0,
+        ...(runsW ? { runsW } : {}),
         shape: outShape,
         stride: contiguousStrides(x.shape),
         lo,
         srcShape: [...x.shape],
       },
-      copyGrid(out.size),
+      copyGrid(n),
     );
     return out;
   },
