@@ -30,12 +30,15 @@ function inVec4Units(shape: number[], strides: number[], offset: number) {
 }
 
 /**
- * Runs of GATHER_RUN values per invocation for a scalar gather whose innermost rows are at least that long (CPU
- * adapters, where a copy costs its per-invocation work: gatherKernel): the number of runs per row, or null.
+ * Runs of GATHER_RUN values per invocation for a scalar gather of `size` values whose innermost rows are at least
+ * that long (CPU adapters, where a copy costs its per-invocation work: gatherKernel): the runs per row and in all
+ * (the launch's n), or null.
  */
-export function gatherRuns(shape: readonly number[]): number | null {
+export function gatherRuns(shape: readonly number[], size: number): { runsW: number; n: number } | null {
   const W = shape[shape.length - 1] ?? 0;
-  return shape.length >= 2 && W >= GATHER_RUN && activeDevice().report.isCpu ? Math.ceil(W / GATHER_RUN) : null;
+  if (shape.length < 2 || W < GATHER_RUN || !activeDevice().report.isCpu) return null;
+  const runsW = Math.ceil(W / GATHER_RUN);
+  return { runsW, n: (size / W) * runsW };
 }
 
 /** out[c] = x[offset + sum c_d * stride_d], coalescing dims so the kernel's index math stays short. */
@@ -48,17 +51,17 @@ export function gatherStrided(op: string, x: Tensor, outShape: number[], strides
   const shape = c.shape.length ? c.shape : [1];
   const stride = c.strides[0]!.length ? c.strides[0]! : [0];
   const v = inVec4Units(shape, stride, offset);
-  const runsW = v ? null : gatherRuns(shape);
-  const n = v ? out.size / 4 : runsW ? (out.size / shape[shape.length - 1]!) * runsW : out.size;
+  const runs = v ? null : gatherRuns(shape, out.size);
+  const n = v ? out.size / 4 : (runs?.n ?? out.size);
   launch(
-    gatherKernel(rank, false, v !== null, runsW !== null),
+    gatherKernel(rank, false, v !== null, runs !== null),
     [x],
     [out],
     {
       n,
       offset: v?.offset ?? offset,
       fill: 0,
-      ...(runsW ? { runsW } : {}),
+      ...(runs ? { runsW: runs.runsW } : {}),
       shape: v?.shape ?? shape,
       stride: v?.strides ?? stride,
       lo: [],

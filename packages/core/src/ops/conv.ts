@@ -442,7 +442,8 @@ function winogradProduct(
 
 /**
  * The stride-1 twin of a strided convolution (same kernel, padding and input; output Hs x Ws) when its input
- * gradient runs on a faster algorithm than the implicit GEMM (see stridedInputGrad), else null.
+ * gradient runs on a faster algorithm than the implicit GEMM (see stridedInputGrad), else null. Strided products
+ * themselves always take the implicit GEMM (convAlgorithmFor).
  */
 function spreadPlan(p: ConvPlan, half: boolean): ConvPlan | null {
   if (p.strideH === 1 && p.strideW === 1) return null;
@@ -484,7 +485,7 @@ function stridedInputGrad(p: ConvPlan, unit: ConvPlan, weight: Tensor, dy: Tenso
 function convProduct(product: ConvProduct, p: ConvPlan, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
   const half = [a, b, out].some((t) => t.dtype === 'float16');
   const algorithm = out.size > 0 ? convAlgorithmFor(product, p, half) : 'direct';
-  const unit = product === 'inputGrad' && algorithm === 'direct' && out.size > 0 ? spreadPlan(p, half) : null;
+  const unit = product === 'inputGrad' && out.size > 0 ? spreadPlan(p, half) : null;
   if (unit) {
     stridedInputGrad(p, unit, a, b, out);
     return;
@@ -619,7 +620,7 @@ export function conv2dAlgorithms(
 ): Record<ConvProduct, ConvAlgorithm> {
   const p = planConv2dShapes(xShape, weightShape, undefined, options);
   const half = dtype === 'float16';
-  const unit = convAlgorithmFor('inputGrad', p, half) === 'direct' ? spreadPlan(p, half) : null;
+  const unit = spreadPlan(p, half);
   return {
     forward: convAlgorithmFor('forward', p, half),
     inputGrad: convAlgorithmFor('inputGrad', unit ?? p, half),

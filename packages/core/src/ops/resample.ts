@@ -53,8 +53,7 @@ const TAPS_GATHER_LIMIT = 4;
 
 /**
  * k when the table is nearest-neighbour upsampling by a whole factor k (output o reads input floor(o / k) with
- * weight 1: interpolate's 'nearest' at an integer scale), else null. Twice across (Upsample2D's 2x) with rows of a
- * multiple of 4 runs on dedicated kernels, forward and backward.
+ * weight 1: interpolate's 'nearest' at an integer scale), else null.
  */
 function wholeNearestFactor(t: Taps): number | null {
   const k = t.outSize / t.inSize;
@@ -63,15 +62,23 @@ function wholeNearestFactor(t: Taps): number | null {
   return k;
 }
 
+/**
+ * The factor down when the tables upsample float32 rows of a multiple of 4 by a whole factor down and twice across
+ * (Upsample2D's 2x), which run on dedicated kernels forward and backward; else null.
+ */
+function nearestTwiceAcross(rows: Taps, cols: Taps, dtype: string): number | null {
+  const fy = wholeNearestFactor(rows);
+  return fy !== null && wholeNearestFactor(cols) === 2 && cols.inSize % 4 === 0 && dtype === 'float32' ? fy : null;
+}
+
 /** Applies row and column tables to x [..., H, W] (gather kernel for short tables, dense matmuls otherwise). */
 function applyTables(op: string, x: Tensor, rows: Taps, cols: Taps): Tensor {
   const [H, W] = x.shape.slice(-2) as [number, number];
   const lead = x.shape.slice(0, -2);
   const planes = x.size / Math.max(H * W, 1);
   const outShape = [...lead, rows.outSize, cols.outSize];
-  const fy = wholeNearestFactor(rows);
-  const fx = wholeNearestFactor(cols);
-  if (fy !== null && fx === 2 && W % 4 === 0 && x.dtype === 'float32') {
+  const fy = nearestTwiceAcross(rows, cols, x.dtype);
+  if (fy !== null) {
     const out = emptyTensor(outShape, x.dtype, op);
     if (out.size > 0)
       launch(upsampleNearestKernel(fy), [x], [out], { n: x.size / 4, W4: W / 4 }, resampleGrid(x.size / 4));
@@ -134,9 +141,8 @@ const resample2d = defineOp('resample2d', {
   backward: ({ args: [x, rows, cols] }, g) => {
     const [H, W] = x.shape.slice(-2) as [number, number];
     const planes = x.size / Math.max(H * W, 1);
-    const fy = wholeNearestFactor(rows);
-    const fx = wholeNearestFactor(cols);
-    if (fy !== null && fx === 2 && W % 4 === 0 && g.dtype === 'float32') {
+    const fy = nearestTwiceAcross(rows, cols, g.dtype);
+    if (fy !== null) {
       const gx = emptyTensor(x.shape, g.dtype, 'resample2d.backward');
       if (gx.size > 0) launch(blockSumKernel(fy), [g], [gx], { n: gx.size / 4, W4: W / 4 }, resampleGrid(gx.size / 4));
       return [gx];

@@ -199,17 +199,17 @@ export const pad = defineOp('pad', {
     const out = emptyTensor(outShape, x.dtype, 'pad');
     if (out.size === 0) return out;
     const fill = x.dtype === 'int32' ? value | 0 : new Uint32Array(new Float32Array([value]).buffer)[0]!;
-    const runsW = gatherRuns(outShape);
-    const n = runsW ? (out.size / outShape[outShape.length - 1]!) * runsW : out.size;
+    const runs = gatherRuns(outShape, out.size);
+    const n = runs?.n ?? out.size;
     launch(
-      gatherKernel(Math.max(1, x.rank), true, false, runsW !== null),
+      gatherKernel(Math.max(1, x.rank), true, false, runs !== null),
       [x],
       [out],
       {
         n,
         offset: 0,
         fill: fill >>> 0,
-        ...(runsW ? { runsW } : {}),
+        ...(runs ? { runsW: runs.runsW } : {}),
         shape: outShape,
         stride: contiguousStrides(x.shape),
         lo,
