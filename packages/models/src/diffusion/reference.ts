@@ -19,6 +19,11 @@ export interface AttentionReportRequest {
   minFraction: number;
   /** Image height in pixels (the latent is 1/8 of it). */
   imageHeight: number;
+  /**
+   * Also report each layer's reference readout (ours, for `referenceReadoutLoss`): what its queries read from the
+   * reference tokens alone, softmax(q k_ref^T / sqrt(d)) v_ref with heads merged.
+   */
+  readout?: boolean;
 }
 
 export interface AttentionReport {
@@ -28,6 +33,8 @@ export interface AttentionReport {
   width: number;
   /** [B, N, 2] flow in normalised key coordinates, or [B, N, M] attention map. */
   value: T.Tensor;
+  /** [B, N, heads * d]: the reference readout, when the request asks for it. */
+  readout?: T.Tensor;
 }
 
 /**
@@ -102,22 +109,31 @@ export class ReferenceConsumeProcessor implements StoreProcessor {
     const q = attn.splitHeads(attn.to_q.forward(hidden));
     const kRef = attn.splitHeads(attn.to_k.forward(ref));
     const k = T.concat([attn.splitHeads(attn.to_k.forward(hidden)), kRef], 2);
-    const v = T.concat([attn.splitHeads(attn.to_v.forward(hidden)), attn.splitHeads(attn.to_v.forward(ref))], 2);
+    const vRef = attn.splitHeads(attn.to_v.forward(ref));
+    const v = T.concat([attn.splitHeads(attn.to_v.forward(hidden)), vRef], 2);
     const out = attn.project(T.attention(q, k, v) as T.Tensor);
-    if (this.request && grid) this.report(q, kRef, layer, grid);
+    if (this.request && grid) this.report(attn, q, kRef, vRef, layer, grid);
     return out;
   }
 
   /** Layers at least `minFraction` of the image high, whose reference tokens cover the same grid. */
-  private report(q: T.Tensor, kRef: T.Tensor, layer: string, grid: { height: number; width: number }): void {
+  private report(
+    attn: Attention,
+    q: T.Tensor,
+    kRef: T.Tensor,
+    vRef: T.Tensor,
+    layer: string,
+    grid: { height: number; width: number },
+  ): void {
     const req = this.request!;
     if (grid.height < req.imageHeight * req.minFraction || kRef.shape[2] !== grid.height * grid.width) return;
     const value =
       req.kind === 'flow'
         ? flowField(q, kRef, grid, { tau: req.tau })
         : T.attentionMap(q, kRef, { tau: req.tau, headMean: true });
-    this.store.reports.push({ layer, height: grid.height, width: grid.width, value });
-    this.store.produced.push(value);
+    const readout = req.readout ? attn.mergeHeads(T.attention(q, kRef, vRef) as T.Tensor) : undefined;
+    this.store.reports.push({ layer, height: grid.height, width: grid.width, value, ...(readout ? { readout } : {}) });
+    this.store.produced.push(value, ...(readout ? [readout] : []));
   }
 }
 

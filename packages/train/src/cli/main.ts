@@ -131,6 +131,12 @@ addTrainingOptions(
     0,
   )
   .option(
+    '--reference-readout <w>',
+    "weight of a loss on what the generative UNet reads from the reference: its first latent-size channels must hold the target's latent where masked (ours, not Leffa's)",
+    weight,
+    0,
+  )
+  .option(
     '--snr-gamma <g>',
     "Min-SNR-gamma weighting of the diffusion loss (diffusers' --snr_gamma; 5 is usual; 0: off)",
     weight,
@@ -183,6 +189,7 @@ addTrainingOptions(
       leffaDistance: o.leffaDistance,
       leffaNormalization: o.leffaNormalization,
       flowSupervision: o.flowSupervision,
+      referenceReadout: o.referenceReadout,
       snrGamma: o.snrGamma,
       pool: folder ? Math.min(o.pool, folder.length) : o.pool,
       vae: o.vae,

@@ -38,6 +38,8 @@ export interface TrainLeffaArgs extends TrainingArgs {
   leffaNormalization?: 'released' | 'maskArea';
   /** Weight of the supervised attention-flow loss (synthetic data only; default 0). See flowSupervisionLoss. */
   flowSupervision?: number;
+  /** Weight of the reference readout loss (default 0). See referenceReadoutLoss. */
+  referenceReadout?: number;
   /** Min-SNR-gamma weighting of the diffusion loss (0 or absent: off). See LeffaTrainOptions.snrGamma. */
   snrGamma?: number;
   /**
@@ -162,6 +164,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
         ...(args.leffaNormalization ? { normalization: args.leffaNormalization } : {}),
       },
       flowSupervision: args.flowSupervision ?? 0,
+      referenceReadout: args.referenceReadout ?? 0,
       snrGamma: args.snrGamma ?? 0,
     },
     model,
@@ -200,6 +203,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     args.heldOut ? args.heldOut(i) : example(HELD_OUT_SEED + i),
   );
   const supervised = (args.flowSupervision ?? 0) > 0;
+  const readingOut = (args.referenceReadout ?? 0) > 0;
   const title = `train ${args.task}`;
 
   /** Held-out metrics and the sample grid (`samples-<step>.png`, or samples-final.png). */
@@ -244,23 +248,31 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
       });
     },
     read: async (losses) => {
-      const [total, diffusion, leffa, flow] = await Promise.all([
+      const [total, diffusion, leffa, flow, readout] = await Promise.all([
         losses.total.item(),
         losses.diffusion.item(),
         losses.leffa.item(),
         losses.flow.item(),
+        losses.readout.item(),
       ]);
-      return { total, diffusion, leffa, ...(supervised ? { flow } : {}) };
+      return { total, diffusion, leffa, ...(supervised ? { flow } : {}), ...(readingOut ? { readout } : {}) };
     },
     progress: {
-      fields: ['loss', 'diff', 'leffa', ...(supervised ? ['flow'] : [])],
-      show: (e) => ({ loss: e.total!, diff: e.diffusion!, leffa: e.leffa!, ...(supervised ? { flow: e.flow! } : {}) }),
+      fields: ['loss', 'diff', 'leffa', ...(supervised ? ['flow'] : []), ...(readingOut ? ['readout'] : [])],
+      show: (e) => ({
+        loss: e.total!,
+        diff: e.diffusion!,
+        leffa: e.leffa!,
+        ...(supervised ? { flow: e.flow! } : {}),
+        ...(readingOut ? { readout: e.readout! } : {}),
+      }),
     },
     series: [
       ['total', 'total'],
       ['diffusion', 'diffusion'],
       ['leffa', 'leffa'],
       ...(supervised ? ([['flow', 'flow']] as const) : []),
+      ...(readingOut ? ([['readout', 'readout']] as const) : []),
     ],
     checkpointExtra: () => ({ task: args.task, size: [args.height, args.width] }),
     afterStep: async () => {

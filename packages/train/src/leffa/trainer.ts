@@ -2,6 +2,7 @@ import * as T from '@leffa-webgpu/core';
 import { type LeffaConfig, LeffaModel, leffaLoss } from '@leffa-webgpu/models';
 import { flowSupervisionLoss, type LeffaBatch, Rng } from '@leffa-webgpu/data';
 import { TrainerBase } from '../trainer.js';
+import { referenceReadoutLoss } from './reference-readout.js';
 
 export type LeffaLossMode = 'on' | 'off' | 'finetune';
 
@@ -34,6 +35,11 @@ export interface LeffaTrainOptions {
    * experiment a starting point whose attention roughly corresponds. Needs batches with exact flows.
    */
   flowSupervision?: number;
+  /**
+   * Weight of the reference readout loss (referenceReadoutLoss; default 0, off). Ours, not Leffa: what the
+   * generative UNet reads from the reference must hold the garment's latent where it is masked.
+   */
+  referenceReadout?: number;
   /**
    * Min-SNR-gamma weighting of the diffusion loss (Hang et al. 2023; diffusers' --snr_gamma, 5 recommended):
    * each example's noise error weighted by min(SNR(t), gamma) / SNR(t), which lowers the weight of the nearly
@@ -78,6 +84,8 @@ export interface StepLosses {
   leffa: T.Tensor;
   /** The supervised flow loss; zero when its weight is 0. */
   flow: T.Tensor;
+  /** The reference readout loss; zero when its weight is 0. */
+  readout: T.Tensor;
 }
 
 /**
@@ -145,6 +153,7 @@ export class LeffaTrainer extends TrainerBase {
     const keep = Array.from({ length: b }, () => (this.rng.next() < pDrop ? 0 : 1));
     const useLeffa = this.leffaActive();
     const flowWeight = this.options.flowSupervision ?? 0;
+    const readoutWeight = this.options.referenceReadout ?? 0;
     if (flowWeight > 0 && !batch.flow)
       throw new Error(
         'LeffaTrainer.step: flowSupervision needs batches with exact flows (toBatch(examples, { flow: true }), synthetic data)',
@@ -158,17 +167,24 @@ export class LeffaTrainer extends TrainerBase {
       const noisy = m.scheduler.addNoise(latents.x0, noise, timesteps);
       const refLatent = T.mul(latents.reference, T.tensor(keep, [b, 1, 1, 1]));
       const features = m.referenceFeatures(refLatent, timesteps);
+      const maskLatent = T.interpolate(batch.mask, { size, mode: 'nearest' });
       const out = m.predictNoise(
         {
           noisyLatent: noisy,
-          maskLatent: T.interpolate(batch.mask, { size, mode: 'nearest' }),
+          maskLatent,
           maskedLatent: latents.masked,
           densepose: T.interpolate(batch.densepose, { size, mode: 'nearest' }),
         },
         timesteps,
         features,
-        useLeffa || flowWeight > 0
-          ? { kind: 'flow', tau: l.tau ?? 2, minFraction: l.minFraction ?? 1 / 32, imageHeight: batch.height }
+        useLeffa || flowWeight > 0 || readoutWeight > 0
+          ? {
+              kind: 'flow',
+              tau: l.tau ?? 2,
+              minFraction: l.minFraction ?? 1 / 32,
+              imageHeight: batch.height,
+              readout: readoutWeight > 0,
+            }
           : undefined,
       );
       const gamma = this.options.snrGamma ?? 0;
@@ -198,13 +214,24 @@ export class LeffaTrainer extends TrainerBase {
           )
         : T.zeros([]);
       const flow = flowWeight > 0 ? flowSupervisionLoss(out.reports, batch.flow!, keep) : T.zeros([]);
-      const total = T.add(T.add(diffusion, T.mul(leffa, l.weight ?? 1e-3)), T.mul(flow, flowWeight));
+      const readout =
+        readoutWeight > 0 ? referenceReadoutLoss(out.reports, latents.x0, maskLatent, keep) : T.zeros([]);
+      const total = T.add(
+        T.add(T.add(diffusion, T.mul(leffa, l.weight ?? 1e-3)), T.mul(flow, flowWeight)),
+        T.mul(readout, readoutWeight),
+      );
       total.backward();
       T.optim.clipGradNorm(this.trainable, this.options.clipNorm ?? 1);
       this.optimizer.step();
       this.optimizer.zeroGrad();
       this.ema.update();
-      return { total: total.detach(), diffusion: diffusion.detach(), leffa: leffa.detach(), flow: flow.detach() };
+      return {
+        total: total.detach(),
+        diffusion: diffusion.detach(),
+        leffa: leffa.detach(),
+        flow: flow.detach(),
+        readout: readout.detach(),
+      };
     });
     this.stepCount++;
     return losses;

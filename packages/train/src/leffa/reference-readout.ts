@@ -1,0 +1,46 @@
+import * as T from '@leffa-webgpu/core';
+import type { AttentionReport } from '@leffa-webgpu/models';
+
+/**
+ * Ours, not Leffa's: a loss only the reference path can lower. At each reported attn1 layer, the first C channels
+ * of what the generative UNet's queries read from the reference tokens alone (the report's `readout`) must equal
+ * the clean target latent there (average-pooled to the layer's grid), inside the inpainting mask. The masked
+ * region's own tokens hold nothing of the garment, so only reference values that carry it, read at the right
+ * places, lower this loss. No weights of its own: to_v learns to put the latent in those channels.
+ *
+ * `target` [B, C, h, w] (the clean latent), `mask` [B, 1, h, w] (1 = regenerated), `sampleWeight` one weight per
+ * example (0 where the reference was dropped). The mean square error per masked position and channel, averaged
+ * over layers.
+ */
+export function referenceReadoutLoss(
+  reports: readonly AttentionReport[],
+  target: T.Tensor,
+  mask: T.Tensor,
+  sampleWeight: readonly number[],
+): T.Tensor {
+  const op = 'referenceReadoutLoss';
+  const [b, c, h, w] = target.shape as [number, number, number, number];
+  const withReadout = reports.filter((r) => r.readout);
+  if (withReadout.length === 0) throw new Error(`${op}: no reports carry a readout (request { readout: true })`);
+  if (sampleWeight.length !== b) throw new Error(`${op}: ${sampleWeight.length} sample weights for a batch of ${b}`);
+  if (mask.shape.join() !== [b, 1, h, w].join())
+    throw new Error(`${op}: mask ${T.formatShape(mask.shape)} must be [${b}, 1, ${h}, ${w}] like the target's planes`);
+  const keep = T.tensor(sampleWeight, [b, 1, 1, 1]);
+  const perLayer = withReadout.map(({ layer, height, width, readout }) => {
+    const [rb, n, inner] = readout!.shape as [number, number, number];
+    const factor = h / height;
+    if (rb !== b || n !== height * width || inner < c || !Number.isInteger(factor) || w / width !== factor)
+      throw new Error(
+        `${op}: ${layer}'s readout ${T.formatShape(readout!.shape)} on a ${height}x${width} grid does not fit a ${T.formatShape(target.shape)} target (needs batch ${b}, at least ${c} channels, a grid dividing ${h}x${w} evenly)`,
+      );
+    const pool = (x: T.Tensor) => (factor === 1 ? x : T.avgPool2d(x, { kernelSize: factor }));
+    const slot = T.reshape(T.permute(T.narrow(readout!, 2, 0, c), [0, 2, 1]), [b, c, height, width]);
+    const weight = T.mul(pool(mask), keep);
+    const error = T.sum(T.mul(T.square(T.sub(slot, pool(target))), weight));
+    return T.div(error, T.mul(T.clamp(T.sum(weight), 1e-6), c));
+  });
+  return T.div(
+    perLayer.reduce((a, l) => T.add(a, l)),
+    perLayer.length,
+  );
+}
