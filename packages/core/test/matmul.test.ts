@@ -47,6 +47,43 @@ describe('matmul kernels', () => {
     });
   }
 
+  it('computes every tile when the broadcast kernel runs several per workgroup, ragged edges included', async () => {
+    if (!device.hasSubgroups) return;
+    T.setMatmulVariant('broadcast');
+    // [batch, M, N, K]: 1, 2 and 4 tiles per workgroup (broadcastSpan), tile counts not divisible by the span,
+    // M and N off the 8 x 32 tile, K off the 8-deep block; N % 4 == 0 takes the vec4 stores.
+    const cases: [number, number, number, number][] = [
+      [3, 21, 36, 5],
+      [7, 37, 68, 12],
+      [9, 45, 140, 12],
+      [7, 53, 196, 19],
+      [11, 45, 30, 9],
+    ];
+    for (const [batch, M, N, K] of cases) {
+      const { span } = matmulGrid('broadcast', M, N, batch);
+      const a = Array.from({ length: batch * M * K }, (_, i) => Math.sin(i * 0.37) * 0.9);
+      const b = Array.from({ length: batch * K * N }, (_, i) => Math.cos(i * 0.53) * 0.7);
+      for (const transB of [false, true]) {
+        const bt = T.tensor(b, transB ? [batch, N, K] : [batch, K, N]);
+        const out = T.matmul(T.tensor(a, [batch, M, K]), transB ? T.transpose(bt, 1, 2) : bt);
+        const got = await out.data();
+        for (let p = 0; p < batch; p++)
+          for (let m = 0; m < M; m++)
+            for (let n = 0; n < N; n++) {
+              let want = 0;
+              for (let k = 0; k < K; k++)
+                want += a[(p * M + m) * K + k]! * b[transB ? (p * N + n) * K + k : (p * K + k) * N + n]!;
+              const at = (p * M + m) * N + n;
+              if (Math.abs(got[at]! - want) > 1e-4)
+                throw new Error(
+                  `[${batch}, ${M}, ${N}, ${K}] span ${span} transB ${transB}: C[${p}, ${m}, ${n}] ${got[at]} != ${want}`,
+                );
+            }
+      }
+    }
+    expect(cases.map(([batch, M, N]) => matmulGrid('broadcast', M, N, batch).span)).toEqual([1, 2, 4, 4, 2]);
+  });
+
   it('returns zeros (plus bias) when K is 0', async () => {
     const out = T.gemm(
       T.zeros([0]),
@@ -59,9 +96,9 @@ describe('matmul kernels', () => {
   });
 
   it('folds huge launches over the grid and rejects impossible ones', () => {
-    const { grid, tilesM, tilesN } = matmulGrid('broadcast', 65536 * 8, 320, 1);
-    expect([tilesM, tilesN]).toEqual([65536, 10]);
-    expect(grid[0] * grid[1] * grid[2]).toBeGreaterThanOrEqual(tilesM * tilesN);
+    const { grid, tilesM, tilesN, span } = matmulGrid('broadcast', 65536 * 8, 320, 1);
+    expect([tilesM, tilesN, span]).toEqual([65536, 10, 4]);
+    expect(grid[0] * grid[1] * grid[2] * span).toBeGreaterThanOrEqual(tilesM * tilesN);
     expect(Math.max(...grid)).toBeLessThanOrEqual(65535);
     expect(MATMUL_TILES.tiled).toEqual({ m: 64, n: 64 });
     expect(() => matmulGrid('broadcast', 2 ** 31, 2 ** 20, 65535)).toThrow(

@@ -353,7 +353,7 @@ function transformedProduct(u: Tensor, v: Tensor, P: number, rows: number, Tp: n
   const variant = matmulVariantFor(activeDevice());
   if (variant !== 'broadcast') return gemm(u, v, { batch: P, M: rows, N: Tp, K: Kp });
   const out = emptyTensor([P, rows, Tp], 'float32', 'conv2d.winograd');
-  const { grid, tilesM, tilesN } = matmulGrid(variant, rows, Tp, P);
+  const { grid, tilesM, tilesN, span } = matmulGrid(variant, rows, Tp, P);
   const kernel = matmulKernel({
     transA: false,
     transB: false,
@@ -366,7 +366,7 @@ function transformedProduct(u: Tensor, v: Tensor, P: number, rows: number, Tp: n
     kernel,
     [u, v],
     [out],
-    { M: rows, N: Tp, K: Kp, strideA: rows * Kp, strideB: Kp * Tp, tilesM, tilesN, batches: P },
+    { M: rows, N: Tp, K: Kp, strideA: rows * Kp, strideB: Kp * Tp, tilesM, tilesN, batches: P, span },
     grid,
   );
   return out;

@@ -58,9 +58,17 @@ export function gemm(
   if (out.size === 0) return out;
   const biasMode = options.bias ? (options.biasMode ?? 'col') : 'none';
   const variant = matmulVariantFor(activeDevice());
-  const { grid, tilesM, tilesN } = matmulGrid(variant, M, N, batch);
+  const { grid, tilesM, tilesN, span } = matmulGrid(variant, M, N, batch);
   launch(
-    matmulKernel({ transA, transB, bias: biasMode, variant, ...matmulAlignment(transA, transB, M, N, K) }),
+    matmulKernel({
+      transA,
+      transB,
+      bias: biasMode,
+      variant,
+      // C stored as vec4 where each lane's four columns are adjacent: a quarter of the store loops.
+      vecC: !transB && N % 4 === 0,
+      ...matmulAlignment(transA, transB, M, N, K),
+    }),
     options.bias ? [a, b, options.bias] : [a, b],
     [out],
     {
@@ -72,6 +80,7 @@ export function gemm(
       tilesM,
       tilesN,
       batches: batch,
+      span,
     },
     grid,
   );
