@@ -140,9 +140,9 @@ export const matmulKernel = cachedKernel((spec: MatmulSpec): Kernel => {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
- * 'broadcast': workgroup = one 8-lane subgroup, C blocks 8 x 32 (`span` of them in turn). Lane l accumulates rows m0..m0+7 of its
- * four columns (n0 + 4l..4l+3, or n0 + l + 8j when B is transposed so that its loads run along K) in eight
- * vec4 accumulators. K advances in blocks of 8; a remainder of fewer than 8 is handled one k at a time.
+ * 'broadcast': workgroup = one 8-lane subgroup, C blocks 8 x 32 (`span` of them in turn). Lane l accumulates
+ * rows m0..m0+7 of its four columns (n0 + 4l..4l+3, or n0 + l + 8j when B is transposed so that its loads run
+ * along K) in eight vec4 accumulators. K advances in blocks of 8; a remainder of fewer than 8 is handled one k at a time.
  */
 function broadcastKernel(spec: MatmulSpec): Kernel {
   const { transA, transB, bias } = spec;
