@@ -1,7 +1,14 @@
 import * as T from '@leffa-webgpu/core';
-import { Attention, type AttentionReport, ReferenceConsumeProcessor, ReferenceStore } from '@leffa-webgpu/models';
+import { SyntheticLeffaSource, toBatch } from '@leffa-webgpu/data';
+import {
+  Attention,
+  type AttentionReport,
+  LEFFA_CONFIGS,
+  ReferenceConsumeProcessor,
+  ReferenceStore,
+} from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { referenceReadoutLoss } from '../src/index.js';
+import { LeffaTrainer, referenceReadoutLoss } from '../src/index.js';
 
 beforeAll(async () => {
   await T.init();
@@ -112,10 +119,38 @@ describe('reference readout', () => {
     expect(() => referenceReadoutLoss([narrow], target, mask, [1])).toThrow(
       /referenceReadoutLoss: grid 4x6's readout \[1, 24, 3\].*at least 4 channels/,
     );
-    const odd = report(T.zeros([1, 4, 3, 4]), 0);
-    expect(() => referenceReadoutLoss([odd], target, mask, [1])).toThrow(/dividing 4x6 evenly/);
+    const finer = report(T.zeros([1, 4, 8, 6]), 0);
+    expect(() => referenceReadoutLoss([finer], target, mask, [1])).toThrow(/a grid no finer than 4x6/);
     expect(() => referenceReadoutLoss([report(T.zeros([1, 4, 4, 6]), 0)], target, mask, [1, 1])).toThrow(
       /2 sample weights for a batch of 1/,
     );
+  });
+});
+
+describe('LeffaTrainer with the reference readout', () => {
+  it('adds the readout loss at its weight, and computes none without it', async () => {
+    const batch = toBatch(new SyntheticLeffaSource('tryon', 64, 48, 0).take(2));
+    const losses = await Promise.all(
+      [0, 0.5].map(async (referenceReadout) => {
+        T.manualSeed(11); // the model's initial weights come from the global generator
+        const trainer = new LeffaTrainer({
+          config: LEFFA_CONFIGS.tiny,
+          seed: 2,
+          leffa: { mode: 'off' },
+          referenceDropout: 0,
+          referenceReadout,
+        });
+        const l = trainer.step(batch);
+        const [total, diffusion, readout] = await Promise.all([l.total.item(), l.diffusion.item(), l.readout.item()]);
+        T.dispose(l);
+        return { total, diffusion, readout };
+      }),
+    );
+    expect(losses[0]!.readout).toBe(0);
+    expect(losses[0]!.total).toBeCloseTo(losses[0]!.diffusion, 6);
+    // Same seed, same first step: the same diffusion loss, plus half the readout loss.
+    expect(losses[1]!.diffusion).toBeCloseTo(losses[0]!.diffusion, 5);
+    expect(losses[1]!.readout).toBeGreaterThan(0.01);
+    expect(losses[1]!.total).toBeCloseTo(losses[1]!.diffusion + 0.5 * losses[1]!.readout, 5);
   });
 });

@@ -28,12 +28,13 @@ export function referenceReadoutLoss(
   const keep = T.tensor(sampleWeight, [b, 1, 1, 1]);
   const perLayer = withReadout.map(({ layer, height, width, readout }) => {
     const [rb, n, inner] = readout!.shape as [number, number, number];
-    const factor = h / height;
-    if (rb !== b || n !== height * width || inner < c || !Number.isInteger(factor) || w / width !== factor)
+    if (rb !== b || n !== height * width || inner < c || height > h || width > w)
       throw new Error(
-        `${op}: ${layer}'s readout ${T.formatShape(readout!.shape)} on a ${height}x${width} grid does not fit a ${T.formatShape(target.shape)} target (needs batch ${b}, at least ${c} channels, a grid dividing ${h}x${w} evenly)`,
+        `${op}: ${layer}'s readout ${T.formatShape(readout!.shape)} on a ${height}x${width} grid does not fit a ${T.formatShape(target.shape)} target (needs batch ${b}, ${height * width} tokens, at least ${c} channels, a grid no finer than ${h}x${w})`,
       );
-    const pool = (x: T.Tensor) => (factor === 1 ? x : T.avgPool2d(x, { kernelSize: factor }));
+    // Adaptive pooling: the plain average over each cell where the grid divides the latent, as in the UNet's
+    // coarser levels; the nearest equivalent where a level's size was rounded up (odd latent sizes).
+    const pool = (x: T.Tensor) => (height === h && width === w ? x : T.adaptiveAvgPool2d(x, [height, width]));
     const slot = T.reshape(T.permute(T.narrow(readout!, 2, 0, c), [0, 2, 1]), [b, c, height, width]);
     const weight = T.mul(pool(mask), keep);
     const error = T.sum(T.mul(T.square(T.sub(slot, pool(target))), weight));
