@@ -214,8 +214,7 @@ export class LeffaTrainer extends TrainerBase {
           )
         : T.zeros([]);
       const flow = flowWeight > 0 ? flowSupervisionLoss(out.reports, batch.flow!, keep) : T.zeros([]);
-      const readout =
-        readoutWeight > 0 ? referenceReadoutLoss(out.reports, latents.x0, maskLatent, keep) : T.zeros([]);
+      const readout = readoutWeight > 0 ? referenceReadoutLoss(out.reports, latents.x0, maskLatent, keep) : T.zeros([]);
       const total = T.add(
         T.add(T.add(diffusion, T.mul(leffa, l.weight ?? 1e-3)), T.mul(flow, flowWeight)),
         T.mul(readout, readoutWeight),
