@@ -99,8 +99,8 @@ export function matmulGrid(
 const FLAT_WORKGROUP = 'wid.x + nwg.x * (wid.y + nwg.y * wid.z)';
 /**
  * Tiles each 'broadcast' workgroup computes in turn. On a CPU adapter every workgroup pays a fixed cost to
- * start, which is most of an 8 x 32 tile's time when K is short; four tiles per workgroup made the tiny UNet's
- * and VAE's matmuls 10-15% faster. Launches of few tiles keep one per workgroup, so every core gets work.
+ * start, which is much of an 8 x 32 tile's time when K is short (BENCHMARKS.md measures what it saves). Launches
+ * of few tiles keep one per workgroup, so every core gets work.
  */
 function broadcastSpan(tiles: number): number {
   return tiles >= 256 ? 4 : tiles >= 64 ? 2 : 1;
