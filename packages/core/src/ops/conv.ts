@@ -4,9 +4,6 @@ import {
   type ConvVariant,
   convGrid,
   convKernel,
-  matmulAlignment,
-  matmulGrid,
-  matmulKernel,
   slidingConvKernel,
   slidingConvLaunch,
   slidingWeightKernel,
@@ -32,7 +29,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { cast } from './cast.js';
 import { emptyTensor, floatResult, launch } from '../forward/launch.js';
 import { map } from './elementwise.js';
-import { gemm, matmulVariantFor } from './matmul.js';
+import { gemm } from './matmul.js';
 import { sum } from './reduce.js';
 import { pad, reshape } from './shape.js';
 
@@ -346,33 +343,6 @@ function tileParams(
 }
 
 /**
- * M[xi] = U[xi] @ V[xi] for the P positions: [P, rows, Tp]. With the subgroup matmul the output is stored as
- * vec4 (Tp is a multiple of 4), which matters here because the channel sums (K) are often short.
- */
-function transformedProduct(u: Tensor, v: Tensor, P: number, rows: number, Tp: number, Kp: number): Tensor {
-  const variant = matmulVariantFor(activeDevice());
-  if (variant !== 'broadcast') return gemm(u, v, { batch: P, M: rows, N: Tp, K: Kp });
-  const out = emptyTensor([P, rows, Tp], 'float32', 'conv2d.winograd');
-  const { grid, tilesM, tilesN, span } = matmulGrid(variant, rows, Tp, P);
-  const kernel = matmulKernel({
-    transA: false,
-    transB: false,
-    bias: 'none',
-    variant,
-    vecC: true,
-    ...matmulAlignment(false, false, rows, Tp, Kp),
-  });
-  launch(
-    kernel,
-    [u, v],
-    [out],
-    { M: rows, N: Tp, K: Kp, strideA: rows * Kp, strideB: Kp * Tp, tilesM, tilesN, batches: P, span },
-    grid,
-  );
-  return out;
-}
-
-/**
  * One product as Winograd F(m x m, 3x3) with P = (m + 2)^2 positions (see kernels-wgsl winograd.ts, winograd-f4.ts):
  * - forward:    U = G w G^T [P, Cout, Cin'], V = transform(x) [P, Cin', T'], M = U @ V, out = A^T M A + bias;
  * - inputGrad:  the forward on dy with the filter flipped and transposed, padding 2 - p (output H x W);
@@ -413,7 +383,9 @@ function winogradProduct(
       const u = temp([P, rows, tp.Cp]);
       launch(K.filter(!fwd), [a], [u], { rows, cols: C, colsP: tp.Cp }, winogradFilterGrid(rows, tp.Cp));
       const v = transform(b, tp);
-      const prod = transformedProduct(u, v, P, rows, tp.Tp, tp.Cp);
+      // M[xi] = U[xi] @ V[xi] for the P positions: [P, rows, Tp]. Tp is a multiple of 4, so gemm stores vec4 rows,
+      // which matters here because the channel sums (K) are often short.
+      const prod = gemm(u, v, { batch: P, M: rows, N: tp.Tp, K: tp.Cp });
       temps.push(prod);
       const [Ho, Wo] = fwd ? [p.Ho, p.Wo] : [p.H, p.W];
       const outParams = { ...tp, C: rows, Cp: rows, H: Ho, W: Wo };
