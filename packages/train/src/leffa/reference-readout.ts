@@ -26,19 +26,28 @@ export function referenceReadoutLoss(
   if (mask.shape.join() !== [b, 1, h, w].join())
     throw new Error(`${op}: mask ${T.formatShape(mask.shape)} must be [${b}, 1, ${h}, ${w}] like the target's planes`);
   const keep = T.tensor(sampleWeight, [b, 1, 1, 1]);
+  // The pooled target and weights of each grid, shared by the layers on it. Adaptive pooling: the plain average
+  // over each cell where the grid divides the latent, as in the UNet's coarser levels; the nearest equivalent where
+  // a level's size was rounded up (odd latent sizes).
+  const pooled = new Map<string, { target: T.Tensor; weight: T.Tensor; count: T.Tensor }>();
+  const onGrid = (height: number, width: number) => {
+    const key = `${height}x${width}`;
+    if (!pooled.has(key)) {
+      const pool = (x: T.Tensor) => (height === h && width === w ? x : T.adaptiveAvgPool2d(x, [height, width]));
+      const weight = T.mul(pool(mask), keep);
+      pooled.set(key, { target: pool(target), weight, count: T.mul(T.clamp(T.sum(weight), 1e-6), c) });
+    }
+    return pooled.get(key)!;
+  };
   const perLayer = withReadout.map(({ layer, height, width, readout }) => {
     const [rb, n, inner] = readout!.shape as [number, number, number];
     if (rb !== b || n !== height * width || inner < c || height > h || width > w)
       throw new Error(
         `${op}: ${layer}'s readout ${T.formatShape(readout!.shape)} on a ${height}x${width} grid does not fit a ${T.formatShape(target.shape)} target (needs batch ${b}, ${height * width} tokens, at least ${c} channels, a grid no finer than ${h}x${w})`,
       );
-    // Adaptive pooling: the plain average over each cell where the grid divides the latent, as in the UNet's
-    // coarser levels; the nearest equivalent where a level's size was rounded up (odd latent sizes).
-    const pool = (x: T.Tensor) => (height === h && width === w ? x : T.adaptiveAvgPool2d(x, [height, width]));
     const slot = T.reshape(T.permute(T.narrow(readout!, 2, 0, c), [0, 2, 1]), [b, c, height, width]);
-    const weight = T.mul(pool(mask), keep);
-    const error = T.sum(T.mul(T.square(T.sub(slot, pool(target))), weight));
-    return T.div(error, T.mul(T.clamp(T.sum(weight), 1e-6), c));
+    const grid = onGrid(height, width);
+    return T.div(T.sum(T.mul(T.square(T.sub(slot, grid.target)), grid.weight)), grid.count);
   });
   return T.div(
     perLayer.reduce((a, l) => T.add(a, l)),
