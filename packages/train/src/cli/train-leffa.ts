@@ -203,7 +203,11 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     args.heldOut ? args.heldOut(i) : example(HELD_OUT_SEED + i),
   );
   const supervised = (args.flowSupervision ?? 0) > 0;
-  const readingOut = (args.referenceReadout ?? 0) > 0;
+  // The losses logged, shown and plotted only when their weight is on (under the same name everywhere).
+  const optional = [
+    ...(supervised ? ['flow' as const] : []),
+    ...((args.referenceReadout ?? 0) > 0 ? ['readout' as const] : []),
+  ];
   const title = `train ${args.task}`;
 
   /** Held-out metrics and the sample grid (`samples-<step>.png`, or samples-final.png). */
@@ -255,24 +259,23 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
         losses.flow.item(),
         losses.readout.item(),
       ]);
-      return { total, diffusion, leffa, ...(supervised ? { flow } : {}), ...(readingOut ? { readout } : {}) };
+      const extra = { flow, readout };
+      return { total, diffusion, leffa, ...Object.fromEntries(optional.map((k) => [k, extra[k]])) };
     },
     progress: {
-      fields: ['loss', 'diff', 'leffa', ...(supervised ? ['flow'] : []), ...(readingOut ? ['readout'] : [])],
+      fields: ['loss', 'diff', 'leffa', ...optional],
       show: (e) => ({
         loss: e.total!,
         diff: e.diffusion!,
         leffa: e.leffa!,
-        ...(supervised ? { flow: e.flow! } : {}),
-        ...(readingOut ? { readout: e.readout! } : {}),
+        ...Object.fromEntries(optional.map((k) => [k, e[k]!])),
       }),
     },
     series: [
       ['total', 'total'],
       ['diffusion', 'diffusion'],
       ['leffa', 'leffa'],
-      ...(supervised ? ([['flow', 'flow']] as const) : []),
-      ...(readingOut ? ([['readout', 'readout']] as const) : []),
+      ...optional.map((k) => [k, k] as const),
     ],
     checkpointExtra: () => ({ task: args.task, size: [args.height, args.width] }),
     afterStep: async () => {
