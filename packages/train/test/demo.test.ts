@@ -23,6 +23,7 @@ describe('demo command', () => {
       lr: 0.05,
       examples: 2,
       seeds: [0, 1],
+      sampleSteps: 4,
     });
     expect(result.before.seeds).toEqual([0, 1]);
     expect(result.after.examples).toBe(2);
@@ -31,5 +32,5 @@ describe('demo command', () => {
     expect(result.checkpoint).toBe('shipped:leffa-tiny-tryon');
     expect(JSON.parse(readFileSync(join(out, 'demo.json'), 'utf8')).kept).toBe('start');
     expect(existsSync(join(out, 'before-after.png'))).toBe(true);
-  });
+  }, 400_000); // two evaluations and a fine-tune of the shipped model at its 32x24 latent
 });

@@ -17,6 +17,8 @@ export interface DemoArgs {
   /** Held-out people and noise seeds of the before/after evaluation. */
   examples?: number;
   seeds?: number[];
+  /** Sampling steps of each evaluation (default 20, as Leffa's released pipeline samples). */
+  sampleSteps?: number;
 }
 
 export interface DemoResult {
@@ -38,6 +40,7 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
   await T.init();
   await mkdir(args.out, { recursive: true });
   const seeds = args.seeds ?? [0, 1, 2];
+  const steps = args.sampleSteps ?? 20;
   const [height, width] = [128, 96];
   const held = Array.from({ length: args.examples ?? 6 }, (_, i) =>
     syntheticExample(args.task, HELD_OUT_SEED + i, height, width),
@@ -45,8 +48,8 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
   const evaluate = async (ckpt: string) => {
     const model = await loadLeffa(ckpt);
     try {
-      const progress = new Progress('eval', 20 * seeds.length);
-      const result = await evaluateLeffaSeeds(model, held, { steps: 20, seeds, onStep: (s) => progress.update(s) });
+      const progress = new Progress('eval', steps * seeds.length);
+      const result = await evaluateLeffaSeeds(model, held, { steps, seeds, onStep: (s) => progress.update(s) });
       progress.stop();
       return result;
     } finally {
@@ -72,6 +75,9 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
     saveEvery: 1_000_000,
     sampleEvery: 0,
     evalExamples: 4,
+    // The losses the shipped try-on weights were trained with last (checkpoints/README.md, tryon-4x-readout): a
+    // fine-tune on the Leffa loss alone would first unlearn the correspondence and the reading of the garment.
+    ...(args.task === 'tryon' ? { flowSupervision: 1, referenceReadout: 0.5 } : {}),
   });
   const tunedCheckpoint = `${args.out}/checkpoint`;
   const after = await evaluate(tunedCheckpoint);
