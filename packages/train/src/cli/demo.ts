@@ -75,8 +75,8 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
     saveEvery: 1_000_000,
     sampleEvery: 0,
     evalExamples: 4,
-    // The losses the shipped try-on weights were trained with last (checkpoints/README.md, tryon-4x-readout): a
-    // fine-tune on the Leffa loss alone would first unlearn the correspondence and the reading of the garment.
+    // The losses the shipped try-on weights were last trained with (checkpoints/README.md, tryon-4x-readout), so
+    // the short fine-tune continues their recipe rather than switching to another one.
     ...(args.task === 'tryon' ? { flowSupervision: 1, referenceReadout: 0.5 } : {}),
   });
   const tunedCheckpoint = `${args.out}/checkpoint`;
