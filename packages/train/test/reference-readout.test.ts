@@ -90,6 +90,8 @@ describe('reference readout', () => {
     // The fine grid off by 1 everywhere, the coarse by 2 everywhere: (1 + 4) / 2 at any mask.
     const off = [report(T.add(target, 1), 3), report(T.sub(pooled(target), 2), 1)];
     expect(await referenceReadoutLoss(off, target, mask, [1, 1]).item()).toBeCloseTo(2.5, 4);
+    // Weighted by tokens: the 4x6 grid counts 24 to the 2x3 grid's 6, (24 * 1 + 6 * 4) / 30.
+    expect(await referenceReadoutLoss(off, target, mask, [1, 1], 'tokens').item()).toBeCloseTo(1.6, 4);
 
     // The error only where masked, and only for kept examples: the second example's errors do not count.
     const bump = T.tensor(

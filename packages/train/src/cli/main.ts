@@ -44,6 +44,7 @@ import { pose, trainOpenPose } from './train-openpose.js';
 import { SCHP_TRAINABLE, parse, trainSchp } from './train-schp.js';
 import { densePose, trainDensePose } from './train-densepose.js';
 import { trainVae } from './train-vae.js';
+import { READOUT_WEIGHTINGS } from '../leffa/reference-readout.js';
 import { packageVersion } from './version.js';
 import { relaunchWithoutDawnWarnings } from './dawn-stderr.js';
 import { addReleasedOptions, checkReleasedOptions, generateReleased } from './released.js';
@@ -136,6 +137,14 @@ addTrainingOptions(
     weight,
     0,
   )
+  .addOption(
+    new Option(
+      '--readout-weighting <w>',
+      "how the readout loss weighs the attention layers: each once, or by its tokens (the finest grid, where a garment's pattern fits, dominates)",
+    )
+      .choices(READOUT_WEIGHTINGS)
+      .default('layers'),
+  )
   .option(
     '--snr-gamma <g>',
     "Min-SNR-gamma weighting of the diffusion loss (diffusers' --snr_gamma; 5 is usual; 0: off)",
@@ -190,6 +199,7 @@ addTrainingOptions(
       leffaNormalization: o.leffaNormalization,
       flowSupervision: o.flowSupervision,
       referenceReadout: o.referenceReadout,
+      readoutWeighting: o.readoutWeighting,
       snrGamma: o.snrGamma,
       pool: folder ? Math.min(o.pool, folder.length) : o.pool,
       vae: o.vae,

@@ -21,6 +21,7 @@ import {
 } from '@leffa-webgpu/data';
 import { HELD_OUT_SEED, evaluateLeffa } from '../leffa/evaluate.js';
 import { type BatchLatents, type LeffaLossMode, LeffaTrainer } from '../leffa/trainer.js';
+import type { ReadoutWeighting } from '../leffa/reference-readout.js';
 import { leffaConfigFromExtra, resolveCheckpoint } from '@leffa-webgpu/pipelines';
 import { lrScheduleFrom, type TrainingArgs } from './presets.js';
 import { Progress } from './progress.js';
@@ -40,6 +41,8 @@ export interface TrainLeffaArgs extends TrainingArgs {
   flowSupervision?: number;
   /** Weight of the reference readout loss (default 0). See referenceReadoutLoss. */
   referenceReadout?: number;
+  /** How the readout loss weighs its layers (default 'layers'). See referenceReadoutLoss. */
+  readoutWeighting?: ReadoutWeighting;
   /** Min-SNR-gamma weighting of the diffusion loss (0 or absent: off). See LeffaTrainOptions.snrGamma. */
   snrGamma?: number;
   /**
@@ -165,6 +168,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
       },
       flowSupervision: args.flowSupervision ?? 0,
       referenceReadout: args.referenceReadout ?? 0,
+      ...(args.readoutWeighting ? { readoutWeighting: args.readoutWeighting } : {}),
       snrGamma: args.snrGamma ?? 0,
     },
     model,

@@ -10,13 +10,18 @@ import type { AttentionReport } from '@leffa-webgpu/models';
  *
  * `target` [B, C, h, w] (the clean latent), `mask` [B, 1, h, w] (1 = regenerated), `sampleWeight` one weight per
  * example (0 where the reference was dropped). The mean square error per masked position and channel, averaged
- * over layers.
+ * over layers: each layer once ('layers'), or each in proportion to its tokens ('tokens'), so that the layers on the
+ * finest grid, the only ones fine enough for a garment's pattern, carry most of the loss.
  */
+export type ReadoutWeighting = 'layers' | 'tokens';
+export const READOUT_WEIGHTINGS: readonly ReadoutWeighting[] = ['layers', 'tokens'];
+
 export function referenceReadoutLoss(
   reports: readonly AttentionReport[],
   target: T.Tensor,
   mask: T.Tensor,
   sampleWeight: readonly number[],
+  weighting: ReadoutWeighting = 'layers',
 ): T.Tensor {
   const op = 'referenceReadoutLoss';
   const [b, c, h, w] = target.shape as [number, number, number, number];
@@ -49,8 +54,7 @@ export function referenceReadoutLoss(
     const grid = onGrid(height, width);
     return T.div(T.sum(T.mul(T.square(T.sub(slot, grid.target)), grid.weight)), grid.count);
   });
-  return T.div(
-    perLayer.reduce((a, l) => T.add(a, l)),
-    perLayer.length,
-  );
+  const shares = withReadout.map(({ height, width }) => (weighting === 'tokens' ? height * width : 1));
+  const total = shares.reduce((a, b) => a + b, 0);
+  return perLayer.map((l, i) => T.mul(l, shares[i]! / total)).reduce((a, l) => T.add(a, l));
 }

@@ -2,7 +2,7 @@ import * as T from '@leffa-webgpu/core';
 import { type LeffaConfig, LeffaModel, leffaLoss } from '@leffa-webgpu/models';
 import { flowSupervisionLoss, type LeffaBatch, Rng } from '@leffa-webgpu/data';
 import { TrainerBase } from '../trainer.js';
-import { referenceReadoutLoss } from './reference-readout.js';
+import { type ReadoutWeighting, referenceReadoutLoss } from './reference-readout.js';
 
 export type LeffaLossMode = 'on' | 'off' | 'finetune';
 
@@ -40,6 +40,8 @@ export interface LeffaTrainOptions {
    * generative UNet reads from the reference must hold the garment's latent where it is masked.
    */
   referenceReadout?: number;
+  /** How the readout loss weighs its layers (default 'layers': each once); see referenceReadoutLoss. */
+  readoutWeighting?: ReadoutWeighting;
   /**
    * Min-SNR-gamma weighting of the diffusion loss (Hang et al. 2023; diffusers' --snr_gamma, 5 recommended):
    * each example's noise error weighted by min(SNR(t), gamma) / SNR(t), which lowers the weight of the nearly
@@ -214,7 +216,10 @@ export class LeffaTrainer extends TrainerBase {
           )
         : T.zeros([]);
       const flow = flowWeight > 0 ? flowSupervisionLoss(out.reports, batch.flow!, keep) : T.zeros([]);
-      const readout = readoutWeight > 0 ? referenceReadoutLoss(out.reports, latents.x0, maskLatent, keep) : T.zeros([]);
+      const readout =
+        readoutWeight > 0
+          ? referenceReadoutLoss(out.reports, latents.x0, maskLatent, keep, this.options.readoutWeighting)
+          : T.zeros([]);
       const total = T.add(
         T.add(T.add(diffusion, T.mul(leffa, l.weight ?? 1e-3)), T.mul(flow, flowWeight)),
         T.mul(readout, readoutWeight),
