@@ -123,13 +123,19 @@ describe('conv algorithm choice', () => {
     'picks Winograd or the sliding kernel automatically on CPU adapters with the subgroup kernel where they were measured to win',
     () => {
       const cpuBroadcast = T.matmulVariantFor(device) === 'broadcast';
-      const big = T.conv2dAlgorithms([2, 64, 16, 12], [64, 64, 3, 3], { padding: 1 });
+      const big = T.conv2dAlgorithms([2, 128, 16, 12], [128, 128, 3, 3], { padding: 1 });
       expect(big).toEqual(
         cpuBroadcast
           ? { forward: 'winograd', inputGrad: 'winograd', weightGrad: 'winograd' }
           : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' },
       );
-      // Up to 32 channels on either side: the sliding kernel for the forward and input gradient, Winograd's weight gradient from 8.
+      // Up to 96 channels on either side: the sliding kernel for the forward and input gradient, Winograd's weight
+      // gradient from 8.
+      expect(T.conv2dAlgorithms([2, 64, 16, 12], [96, 64, 3, 3], { padding: 1 })).toEqual(
+        cpuBroadcast
+          ? { forward: 'sliding', inputGrad: 'sliding', weightGrad: 'winograd' }
+          : { forward: 'direct', inputGrad: 'direct', weightGrad: 'direct' },
+      );
       // (The weight gradient over 1536 tiles of 4x4: F(4x4).)
       const small = T.conv2dAlgorithms([8, 16, 64, 48], [16, 16, 3, 3], { padding: 1 });
       expect(small).toEqual(

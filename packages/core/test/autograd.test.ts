@@ -75,6 +75,18 @@ describe('autograd', () => {
     }
   });
 
+  it("hands add's gradient to two non-leaf operands without copying it (a residual connection)", async () => {
+    if (!T.activeDevice().report.features.includes('timestamp-query')) return;
+    const x = leaf([1, -2, 3, 0.5], [4]);
+    const h = T.mul(x, 1.5);
+    const loss = T.add(T.mul(h, 2), T.exp(h)).sum();
+    const times = await T.activeDevice().profile(() => loss.backward());
+    // The sum's fill, exp's and the two muls' gradients, one kernel summing h's two: no copy kernel ('a').
+    expect([...times.keys()].filter((k) => /:a$/.test(k))).toEqual([]);
+    const want = [1, -2, 3, 0.5].map((v) => 1.5 * (2 + Math.exp(1.5 * v)));
+    (await x.grad!.data()).forEach((g, i) => expect(g).toBeCloseTo(want[i]!, 4));
+  });
+
   it('does not record under noGrad or through detach', () => {
     const x = leaf([1, 2], [2]);
     expect(T.noGrad(() => T.mul(x, 2)).requiresGrad).toBe(false);

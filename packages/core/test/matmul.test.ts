@@ -84,6 +84,99 @@ describe('matmul kernels', () => {
     expect(cases.map(([batch, M, N]) => matmulGrid('broadcast', M, N, batch).span)).toEqual([1, 2, 4, 4, 2]);
   });
 
+  const values = (n: number, seed: number) => Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed) * 1.3);
+
+  for (const variant of variants) {
+    it(`applies the softmax backward as the '${variant}' kernel stores the product`, async () => {
+      if (variant === 'broadcast' && !device.hasSubgroups) return;
+      T.setMatmulVariant(variant);
+      // [batch, M, N, K]: ragged tiles, a K remainder, N with and without the vec4 stores; B transposed as dO v^T.
+      for (const [batch, M, N, K] of [
+        [3, 13, 20, 9],
+        [2, 37, 18, 12],
+      ] as const) {
+        const [a, b, p, d] = [
+          values(batch * M * K, 1),
+          values(batch * N * K, 2),
+          values(batch * M * N, 3),
+          values(batch * M, 4),
+        ];
+        const scale = 0.37;
+        const out = T.gemm(
+          T.tensor(a, [batch, M, K]),
+          T.tensor(b, [batch, N, K]),
+          { batch, M, N, K },
+          { transB: true, softmaxGrad: { probs: T.tensor(p, [batch, M, N]), delta: T.tensor(d, [batch, M]), scale } },
+        );
+        const got = await out.data();
+        for (let q = 0; q < batch; q++)
+          for (let m = 0; m < M; m++)
+            for (let n = 0; n < N; n++) {
+              let dot = 0;
+              for (let k = 0; k < K; k++) dot += a[(q * M + m) * K + k]! * b[(q * N + n) * K + k]!;
+              const at = (q * M + m) * N + n;
+              expect(got[at]).toBeCloseTo(scale * p[at]! * (dot - d[q * M + m]!), 4);
+            }
+      }
+    });
+  }
+
+  for (const variant of variants) {
+    it(`scales the product as the '${variant}' kernel stores it`, async () => {
+      if (variant === 'broadcast' && !device.hasSubgroups) return;
+      T.setMatmulVariant(variant);
+      const [batch, M, N, K] = [2, 11, 20, 13];
+      const [a, b] = [values(batch * M * K, 7), values(batch * N * K, 8)];
+      const out = T.gemm(
+        T.tensor(a, [batch, M, K]),
+        T.tensor(b, [batch, N, K]),
+        { batch, M, N, K },
+        { transB: true, scale: -0.3 },
+      );
+      const got = await out.data();
+      for (let q = 0; q < batch; q++)
+        for (let m = 0; m < M; m++)
+          for (let n = 0; n < N; n++) {
+            let dot = 0;
+            for (let k = 0; k < K; k++) dot += a[(q * M + m) * K + k]! * b[(q * N + n) * K + k]!;
+            expect(got[(q * M + m) * N + n]).toBeCloseTo(-0.3 * dot, 4);
+          }
+    });
+  }
+
+  it("sums op(A)'s rows alongside the broadcast product (a Linear layer's bias gradient)", async () => {
+    if (!device.hasSubgroups) return;
+    T.setMatmulVariant('broadcast');
+    // A is [K, M] (transA): M off the 8-row tile, K with a remainder, N over several column tiles (only the first
+    // writes the sums), and enough tiles for several per workgroup.
+    for (const [M, N, K] of [
+      [13, 36, 19],
+      [301, 70, 8],
+      [5, 4, 3],
+    ] as const) {
+      const [a, b] = [values(K * M, 5), values(K * N, 6)];
+      const sums = T.full([M], Number.NaN);
+      const out = T.gemm(
+        T.tensor(a, [K, M]),
+        T.tensor(b, [K, N]),
+        { batch: 1, M, N, K },
+        { transA: true, rowSumsA: sums },
+      );
+      const [got, c] = [await sums.data(), await out.data()];
+      for (let m = 0; m < M; m++) {
+        let want = 0;
+        for (let k = 0; k < K; k++) want += a[k * M + m]!;
+        expect(got[m], `M ${M} N ${N} K ${K}, row ${m}`).toBeCloseTo(want, 4);
+      }
+      let c0 = 0;
+      for (let k = 0; k < K; k++) c0 += a[k * M + M - 1]! * b[k * N + N - 1]!;
+      expect(c[M * N - 1]).toBeCloseTo(c0, 4);
+    }
+    expect(() =>
+      T.gemm(T.zeros([6]), T.zeros([6]), { batch: 1, M: 2, N: 3, K: 2 }, { rowSumsA: T.zeros([2]) }),
+    ).toThrow(/gemm: rowSumsA needs transA/);
+  });
+
   it('returns zeros (plus bias) when K is 0', async () => {
     const out = T.gemm(
       T.zeros([0]),

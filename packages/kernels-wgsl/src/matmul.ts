@@ -39,11 +39,25 @@ export interface MatmulSpec {
   vecA?: boolean;
   vecB?: boolean;
   /**
-   * 'broadcast' without transB only: N is a multiple of 4, so each lane's four adjacent columns are stored as
-   * one vec4 (C bound as vec4): a quarter of the per-lane store loops, which matter when K is short. Opt-in
-   * (the caller binds C as vec4 and guarantees N % 4 == 0).
+   * 'broadcast' only: N is a multiple of 4, so each lane's four adjacent columns are stored as one vec4 (C bound
+   * as vec4): a quarter of the per-lane store loops, which matter when K is short. Opt-in (the caller binds C as
+   * vec4 and guarantees N % 4 == 0).
    */
   vecC?: boolean;
+  /**
+   * The softmax backward fused into the product (attention's dP = dO V^T): C = alpha * P * (op(A) op(B) - delta[row])
+   * with P laid out as C and delta one value per row of every batch ([batch, M]); `alpha` (the attention scale) is a
+   * uniform. Saves writing dP and reading it back, the largest tensors of an attention backward. No bias with it.
+   */
+  softmaxGrad?: boolean;
+  /** C = alpha * op(A) op(B) (+ bias), `alpha` a uniform: attention's scaled scores without a pass over q. */
+  scaled?: boolean;
+  /**
+   * 'broadcast' with transA and a batch of 1 only: the row sums of op(A) (length M) written to `sums` alongside C.
+   * A Linear layer's weight gradient dY^T X gives its bias gradient (the column sums of dY) this way, without a
+   * reduction dispatch of its own.
+   */
+  rowSumsA?: boolean;
 }
 
 /** Rows and columns of C that one workgroup of each variant computes. */
@@ -68,6 +82,10 @@ export function matmulAlignment(
 }
 
 const UNIFORMS = fields('u32', 'M', 'N', 'K', 'strideA', 'strideB', 'tilesM', 'tilesN', 'batches', 'span');
+const uniformsOf = (spec: MatmulSpec) => [
+  ...UNIFORMS,
+  ...(spec.softmaxGrad || spec.scaled ? fields('f32', 'alpha') : []),
+];
 
 /**
  * The launch of any variant: the output tiles of every batch, enumerated flat, `span` consecutive ones per
@@ -123,32 +141,60 @@ function bindings(spec: MatmulSpec, aType: string, bType: string, cType = 'f32')
     readOnly('a', aType),
     readOnly('b', bType),
     ...(spec.bias !== 'none' ? [readOnly('bias')] : []),
+    ...(spec.softmaxGrad ? [readOnly('p', cType), readOnly('delta')] : []),
     readWrite('c', cType),
+    ...(spec.rowSumsA ? [readWrite('sums')] : []),
   ];
 }
 
 const biasTerm = (bias: MatmulSpec['bias'], row: string, col: string) =>
   bias === 'col' ? ` + bias[${col}]` : bias === 'row' ? ` + bias[${row}]` : '';
 
+/**
+ * What a kernel stores at C's element (or vec4) `at` from its accumulated `value` (bias already added): the value
+ * itself, alpha times it (`scaled`), or with `softmaxGrad` alpha * P * (value - delta of the row). `batch` and `row`
+ * name the batch and row.
+ */
+const epilogue = (spec: MatmulSpec, value: string, at: string, row: string, vec = false) =>
+  spec.softmaxGrad
+    ? `params.alpha * p[${at}] * (${value} - ${vec ? 'vec4<f32>' : ''}(delta[batch * params.M + ${row}]))`
+    : spec.scaled
+      ? `params.alpha * (${value})`
+      : value;
+
+function checkSpec(spec: MatmulSpec, variant: MatmulVariant): void {
+  if (spec.softmaxGrad && (spec.bias !== 'none' || spec.scaled))
+    throw new Error('matmulKernel: softmaxGrad takes no bias and no separate scale');
+  if (spec.rowSumsA && !(variant === 'broadcast' && spec.transA))
+    throw new Error(
+      `matmulKernel: rowSumsA needs the 'broadcast' variant and transA (got '${variant}', transA ${spec.transA})`,
+    );
+}
+
 export const matmulKernel = cachedKernel((spec: MatmulSpec): Kernel => {
   const variant = spec.variant ?? 'register';
+  checkSpec(spec, variant);
   if (variant === 'broadcast') return broadcastKernel(spec);
   if (variant === 'tiled') return tiledKernel(spec);
   return registerKernel(spec);
 });
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const extrasKey = (spec: MatmulSpec) =>
+  `${spec.softmaxGrad ? ':softmaxGrad' : ''}${spec.scaled ? ':scaled' : ''}${spec.rowSumsA ? ':rowSumsA' : ''}`;
 
 /**
  * 'broadcast': workgroup = one 8-lane subgroup, C blocks 8 x 32 (`span` of them in turn). Lane l accumulates
- * rows m0..m0+7 of its four columns (n0 + 4l..4l+3, or n0 + l + 8j when B is transposed so that its loads run
- * along K) in eight vec4 accumulators. K advances in blocks of 8; a remainder of fewer than 8 is handled one k at a time.
+ * rows m0..m0+7 of its four adjacent columns n0 + 4l..4l+3 in eight vec4 accumulators (when B is transposed, the
+ * lane reads those four rows of B along K). K advances in blocks of 8; a remainder of fewer than 8 is handled one k
+ * at a time. Adjacent columns let C be stored as one vec4 per row even when B is transposed: with a short K (32-64,
+ * attention scores and narrow Linear layers) the per-lane stores cost as much as the products.
  */
 function broadcastKernel(spec: MatmulSpec): Kernel {
   const { transA, transB, bias } = spec;
   const vecA = spec.vecA ?? false;
   const vecB = spec.vecB ?? false;
-  const vecC = (spec.vecC ?? false) && !transB;
+  const vecC = spec.vecC ?? false;
   const rows = range(8);
   const ks = range(8);
   const cols = range(4);
@@ -175,7 +221,7 @@ function broadcastKernel(spec: MatmulSpec): Kernel {
 
   // B values: lane l's four columns. Not transposed: a vec4 of row k. Transposed: column j (row n_j of B)
   // read as two vec4 along k per block, then regrouped per k (free: vec4 components are separate registers).
-  const col = (j: number) => (transB ? `n0 + lane + ${8 * j}u` : `n0 + 4u * lane + ${j}u`);
+  const col = (j: number) => `n0 + 4u * lane + ${j}u`;
   const bSetup = transB
     ? cols.map((j) => `let bRow${j} = bBase + min(${col(j)}, params.N - 1u) * params.K;`).join('\n  ')
     : vecB
@@ -214,21 +260,40 @@ function broadcastKernel(spec: MatmulSpec): Kernel {
         : '';
   const stores = vecC
     ? `if (${col(0)} < params.N) {
-  ${rows.map((i) => `if (m0 + ${i}u < params.M) { let row = m0 + ${i}u; c[(cBase + row * params.N + ${col(0)}) / 4u] = acc${i}${biasVec}; }`).join('\n  ')}
+  ${rows.map((i) => `if (m0 + ${i}u < params.M) { let row = m0 + ${i}u; let at = (cBase + row * params.N + ${col(0)}) / 4u; c[at] = ${epilogue(spec, `acc${i}${biasVec}`, 'at', 'row', true)}; }`).join('\n  ')}
   }`
     : rows
         .map(
           (i) => `if (m0 + ${i}u < params.M) {
     let row = m0 + ${i}u;
-    ${cols.map((j) => `if (${col(j)} < params.N) { c[cBase + row * params.N + ${col(j)}] = acc${i}[${j}]${biasTerm(bias, 'row', col(j))}; }`).join('\n    ')}
+    ${cols.map((j) => `if (${col(j)} < params.N) { let at = cBase + row * params.N + ${col(j)}; c[at] = ${epilogue(spec, `acc${i}[${j}]${biasTerm(bias, 'row', col(j))}`, 'at', 'row')}; }`).join('\n    ')}
   }`,
         )
         .join('\n  ');
+  // rowSumsA (transA): lane l holds A rows k0 + l at m0..m0+7 as al0, al1; their sums over the lanes are the
+  // block's contribution to the row sums of op(A). The remainder's values are the same in every lane.
+  const sums = spec.rowSumsA;
+  const sumsInit = sums
+    ? 'var rs0 = vec4<f32>(); var rs1 = vec4<f32>(); var rt0 = vec4<f32>(); var rt1 = vec4<f32>();'
+    : '';
+  const sumsBlock = sums ? 'rs0 += al0; rs1 += al1;' : '';
+  const sumsTail = sums
+    ? `rt0 += vec4<f32>(${range(4)
+        .map((i) => aTail(i))
+        .join(', ')}); rt1 += vec4<f32>(${range(4)
+        .map((i) => aTail(i + 4))
+        .join(', ')});`
+    : '';
+  const sumsStore = sums
+    ? `let t0 = subgroupAdd(rs0) + rt0;
+  let t1 = subgroupAdd(rs1) + rt1;
+  if (n0 == 0u && m0 + lane < params.M) { sums[m0 + lane] = select(t1[lane & 3u], t0[lane & 3u], lane < 4u); }`
+    : '';
 
   return makeKernel({
-    key: `matmul:broadcast:${transA}:${transB}:${bias}:${vecA}:${vecB}${vecC ? ':vecC' : ''}`,
+    key: `matmul:broadcast:${transA}:${transB}:${bias}:${vecA}:${vecB}${vecC ? ':vecC' : ''}${extrasKey(spec)}`,
     buffers: bindings(spec, vecA ? 'vec4<f32>' : 'f32', vecB ? 'vec4<f32>' : 'f32', vecC ? 'vec4<f32>' : 'f32'),
-    uniforms: UNIFORMS.map((u) => ({ ...u })),
+    uniforms: uniformsOf(spec),
     workgroupSize: [8, 1, 1],
     body: /* wgsl */ `
 @compute @workgroup_size(8)
@@ -239,19 +304,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   ${tilePrologue(8, 32, 'firstTile + sp', 'break')}
   ${bSetup}
   ${rows.map((i) => `var acc${i} = vec4<f32>();`).join('\n  ')}
+  ${sumsInit}
   let kBlocks = params.K / 8u * 8u;
   for (var k0 = 0u; k0 < kBlocks; k0 += 8u) {
     ${aLoads}
     let al0 = ${quad('a', vecA, 'aOff')};
     let al1 = ${quad('a', vecA, 'aOff + 4u')};
+    ${sumsBlock}
     ${bBlockLoads}
     ${block}
   }
   for (var k = kBlocks; k < params.K; k++) {
     let bv = ${bTail};
     ${rows.map((i) => `acc${i} = fma(vec4<f32>(${aTail(i)}), bv, acc${i});`).join('\n    ')}
+    ${sumsTail}
   }
   ${stores}
+  ${sumsStore}
   }
 }`,
   });
@@ -276,9 +345,9 @@ function tiledKernel(spec: MatmulSpec): Kernel {
     ? `let sk = t % 16u; let sn = t / 16u + 16u * s;`
     : `let sn = t % 64u; let sk = t / 64u + 4u * s;`;
   return makeKernel({
-    key: `matmul:tiled:${transA}:${transB}:${bias}`,
+    key: `matmul:tiled:${transA}:${transB}:${bias}${extrasKey(spec)}`,
     buffers: bindings(spec, 'f32', 'f32'),
-    uniforms: UNIFORMS.map((u) => ({ ...u })),
+    uniforms: uniformsOf(spec),
     workgroupSize: [16, 16, 1],
     body: /* wgsl */ `
 var<workgroup> tileA: array<array<f32, ${TILE}>, ${TILE_K}>; // [k][m]
@@ -313,7 +382,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (row >= params.M) { continue; }
     for (var j = 0u; j < 4u; j++) {
       let col = n0 + lid.x + 16u * j;
-      if (col < params.N) { c[cBase + row * params.N + col] = acc[i][j]${biasTerm(bias, 'row', 'col')}; }
+      if (col < params.N) { let at = cBase + row * params.N + col; c[at] = ${epilogue(spec, `acc[i][j]${biasTerm(bias, 'row', 'col')}`, 'at', 'row')}; }
     }
   }
 }`,
@@ -333,9 +402,9 @@ function registerKernel(spec: MatmulSpec): Kernel {
   const aIdx = (m: string, k: string) => (transA ? `${k} * params.M + ${m}` : `${m} * params.K + ${k}`);
   const bIdx = (k: string, n: string) => (transB ? `${n} * params.K + ${k}` : `${k} * params.N + ${n}`);
   return makeKernel({
-    key: `matmul:register:${transA}:${transB}:${bias}`,
+    key: `matmul:register:${transA}:${transB}:${bias}${extrasKey(spec)}`,
     buffers: bindings(spec, 'f32', 'f32'),
-    uniforms: UNIFORMS.map((u) => ({ ...u })),
+    uniforms: uniformsOf(spec),
     workgroupSize: [WG_X, WG_Y, 1],
     body: /* wgsl */ `
 @compute @workgroup_size(${WG_X}, ${WG_Y})
@@ -362,7 +431,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (row >= params.M) { continue; }
     for (var j = 0u; j < ${TN}u; j++) {
       let col = nStart + j * ${WG_X}u;
-      if (col < params.N) { c[cBase + row * params.N + col] = acc[i][j]${biasTerm(bias, 'row', 'col')}; }
+      if (col < params.N) { let at = cBase + row * params.N + col; c[at] = ${epilogue(spec, `acc[i][j]${biasTerm(bias, 'row', 'col')}`, 'at', 'row')}; }
     }
   }
 }`,

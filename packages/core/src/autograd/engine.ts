@@ -4,6 +4,7 @@ import { fullLike } from '../forward/creation.js';
 import { map } from '../forward/map.js';
 import { formatShape } from '../tensor/shape.js';
 import { keep, tidy } from '../tensor/scope.js';
+import type { Storage } from '../tensor/storage.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { setGradEnabled } from './grad-mode.js';
 import type { BackwardOptions, GradNode } from './node.js';
@@ -94,6 +95,8 @@ function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
   const pending = new Map<GradNode, (Tensor[] | undefined)[]>();
   // Tensor objects currently owned by a pending slot or handed to a leaf during this pass.
   const claimed = new Set<Tensor>();
+  // Leaves given a gradient during this pass.
+  const leaves = new Set<Tensor>();
 
   /** Sums a slot's held gradients into one (claimed) tensor and disposes them. */
   const collapse = (held: Tensor[]): Tensor => {
@@ -119,6 +122,7 @@ function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
       }
       claimed.add(next);
       input.grad = keep(next);
+      leaves.add(input);
       return;
     }
     claimed.add(g);
@@ -173,5 +177,25 @@ function run(root: Tensor, seed: Tensor, options: BackwardOptions): void {
       if (g && !claimed.has(g) && !graphTensors.has(g)) g.dispose();
     }
     if (!options.retainGraph) node.ctx = null;
+  }
+  separateLeafGradients(leaves);
+}
+
+/**
+ * Gives every leaf a gradient storage of its own. Ops hand one gradient to several inputs as aliases (both
+ * operands of an add), so two leaves can end up sharing a buffer, and optimizers and clipGradNorm update a leaf's
+ * gradient in place: the second and later holders of a storage get a copy. Copying here, where it is needed, and
+ * not in every add's backward saves a kernel per residual connection.
+ */
+function separateLeafGradients(leaves: Iterable<Tensor>): void {
+  const seen = new Set<Storage>();
+  for (const leaf of leaves) {
+    const g = leaf.grad!;
+    if (!seen.has(g.storage)) {
+      seen.add(g.storage);
+      continue;
+    }
+    leaf.grad = keep(map('backward', 'a', [g]));
+    g.dispose();
   }
 }

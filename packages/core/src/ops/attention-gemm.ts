@@ -1,5 +1,5 @@
 import type { Tensor } from '../tensor/tensor.js';
-import { add, map, mul } from './elementwise.js';
+import { add, map } from './elementwise.js';
 import { gemm } from './matmul.js';
 import { concat, narrow } from './shape.js';
 import { softmax } from './softmax.js';
@@ -74,7 +74,7 @@ export const canSaveProbs = (q: Tensor, k: Tensor) =>
   q.shape[0]! * q.shape[1]! * q.shape[2]! * k.shape[2]! * 4 <= SAVED_PROBS_BYTES;
 
 /**
- * softmax(q k^T * scale) v block by block: S = (scale q) k^T, P = softmax(S), O = P v. Returns the output
+ * softmax(q k^T * scale) v block by block: S = scale q k^T (scaled as it is stored), P = softmax(S), O = P v. Returns the output
  * [B, H, N, Dv] and each block's P for attentionBackwardGemm. q, k as attentionBackwardGemm takes them.
  */
 export function attentionForwardGemm(
@@ -85,20 +85,18 @@ export function attentionForwardGemm(
   blockBytes = BLOCK_BYTES,
 ): { out: Tensor; probs: Tensor[] } {
   const { B, H, N, M, D, Dv, BH, sharedV, q3, k3, v3 } = flatten(q, k, v);
-  const qs = mul(q3, scale);
   const probs: Tensor[] = [];
   const outs: Tensor[] = [];
   const blocks = scoreBlocks(BH, N, M, blockBytes);
   for (const block of blocks) {
     const kh = part(k3, { ...block, n0: 0, n: M });
     const vh = sharedV ? v3 : part(v3, { ...block, n0: 0, n: M });
-    const s = gemm(part(qs, block), kh, { batch: block.h, M: block.n, N: M, K: D }, { transB: true });
+    const s = gemm(part(q3, block), kh, { batch: block.h, M: block.n, N: M, K: D }, { transB: true, scale });
     const p = softmax(s, -1);
     s.dispose();
     probs.push(p);
     outs.push(gemm(p, vh, { batch: block.h, M: block.n, N: Dv, K: M, broadcastB: sharedV }));
   }
-  qs.dispose();
   return { out: joinBlocks(blocks, outs).alias([B, H, N, Dv]), probs };
 }
 
@@ -140,8 +138,8 @@ export interface GemmBackwardInputs {
 }
 
 /**
- * The attention backward, per block: P (given, or exp(scale q k^T - lse)), dV += P^T dO, dP = dO v^T,
- * dS = scale P (dP - delta), dQ = dS k, dK += dS^T q. A v shared by all heads enters the products with batch
+ * The attention backward, per block: P (given, or exp(scale q k^T - lse)), dV += P^T dO, dS = scale P (dO v^T - delta)
+ * (one product), dQ = dS k, dK += dS^T q. A v shared by all heads enters the products with batch
  * stride 0; its gradient comes back per head, [B, H, M, Dv]. Not recorded by autograd.
  */
 export function attentionBackwardGemm(
@@ -183,10 +181,14 @@ export function attentionBackwardGemm(
       s.dispose();
     }
     if (want[2]) dv = accumulate(dv, gemm(p, gc, { batch: h, M, N: Dv, K: n }, { transA: true }));
-    const dp = gemm(gc, vh, { batch: h, M: n, N: M, K: Dv, broadcastB: sharedV }, { transB: true });
-    const ds = map('attention.backward', 'a * (b - c) * alpha', [p, dp, part(delta3, block)], scale);
+    // dS = scale P (dO v^T - delta), the softmax backward applied as the product dP is stored.
+    const ds = gemm(
+      gc,
+      vh,
+      { batch: h, M: n, N: M, K: Dv, broadcastB: sharedV },
+      { transB: true, softmaxGrad: { probs: p, delta: part(delta3, block), scale } },
+    );
     if (!probs) p.dispose();
-    dp.dispose();
     if (want[0]) dqBlocks.push(gemm(ds, kh, { batch: h, M: n, N: D, K: M }));
     if (want[1]) dk = accumulate(dk, gemm(ds, qc, { batch: h, M, N: D, K: n }, { transA: true }));
     ds.dispose();

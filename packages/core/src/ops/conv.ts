@@ -281,15 +281,16 @@ function convAlgorithmFor(
   // the image (three to six times the float16 tensors they come from), so they take the direct product.
   if (half || convVariantFor(device) !== 'broadcast') return 'direct';
   // Measured on lavapipe (BENCHMARKS.md): the weight gradient (a long reduction over tiles) wins with Winograd
-  // from 8 channels. The forward and input gradient run the sliding kernel up to 32 channels on either side
-  // (1.2-1.6x the implicit GEMM at 16, ahead of Winograd, whose intermediates cost more than they save there;
-  // level with F(4x4) at 32) and Winograd above. F(4x4) beats F(2x2) (fwd + bwd 1.2x at 320 channels and 32x24,
+  // from 8 channels. The forward and input gradient run the sliding kernel up to 96 channels on either side
+  // (1.2-1.6x the implicit GEMM at 16; at 64 channels 1.3-2x the faster Winograd from 4x3 to 32x24 maps, batch 4,
+  // since Winograd's transforms are three more dispatches and intermediates that cost more than they save there;
+  // level at 128 on 16x12) and Winograd above. F(4x4) beats F(2x2) (fwd + bwd 1.2x at 320 channels and 32x24,
   // 1.8x at 64x48) once its filter-side transforms ([36, Cout, Cin], 2.25x F(2x2)'s) are spread over enough
   // tiles: from 32 tiles of 4x4; at 12 tiles (640 channels at 16x12) it was 1.5-2x slower.
   const tiles4 = winogradTiles(product, p, 4);
   const winograd: ConvAlgorithm = winograd4Fits && tiles4 >= 32 ? 'winograd4' : winogradFits ? 'winograd' : 'direct';
   if (product === 'weightGrad') return p.cin >= 8 && p.cout >= 8 ? winograd : 'direct';
-  if (Math.min(p.cin, p.cout) <= 32 && slidingFits) return 'sliding';
+  if (Math.min(p.cin, p.cout) <= 96 && slidingFits) return 'sliding';
   return p.cin >= 32 && p.cout >= 32 ? winograd : 'direct';
 }
 

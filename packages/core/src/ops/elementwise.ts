@@ -87,19 +87,11 @@ function binary(name: string, expr: (x: string, y: string) => string, grads: [st
     backward: ({ args: [a, b], outputs: [y], needsGrad }, g) => {
       // Gradient kernels read (g, a, b, y) as (a, b, c, d).
       const names = { g: 'a', a: 'b', b: 'c', y: 'd' };
-      let gHandedOut = false;
       const one = (i: number, shape: readonly number[]) => {
         if (!needsGrad[i]) return null;
-        if (grads[i] === 'g') {
-          // The gradient is g itself (add, sub's first operand): no kernel, unless g already went to the other
-          // operand, which then gets its own copy (a parameter's gradient is scaled in place by clipGradNorm).
-          const reduced = sumTo(g, shape);
-          if (reduced !== g) return reduced;
-          if (!gHandedOut) {
-            gHandedOut = true;
-            return g;
-          }
-        }
+        // The gradient is g itself (add, sub's first operand): no kernel, even when both operands get it; the
+        // engine gives each holder an alias and keeps leaf gradients apart (see `backward`).
+        if (grads[i] === 'g') return sumTo(g, shape);
         return sumTo(map(`${name}.backward`, rename(grads[i]!, names), [g, a, b, y!]), shape);
       };
       return [one(0, a.shape), one(1, b.shape)];

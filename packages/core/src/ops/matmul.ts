@@ -15,7 +15,22 @@ export interface GemmOptions {
   bias?: Tensor;
   /** 'col': bias[n] added to every row (Linear); 'row': bias[m] added to every column (1x1 conv). */
   biasMode?: 'col' | 'row';
+  /**
+   * The softmax backward on the product, in the same dispatch: C = scale * probs * (op(A) op(B) - delta[row]), with
+   * `probs` shaped as C and `delta` one value per row of every batch. Not with a bias.
+   */
+  softmaxGrad?: { probs: Tensor; delta: Tensor; scale: number };
+  /** C = scale * op(A) op(B) (+ bias), scaled as it is stored. Not with softmaxGrad, which has its own. */
+  scale?: number;
+  /**
+   * With transA, a batch of 1 and the 'broadcast' kernel (see `rowSumsFused`): the row sums of op(A) are written
+   * into this [M] float32 tensor by the same dispatch.
+   */
+  rowSumsA?: Tensor;
 }
+
+/** Whether `gemm` can write op(A)'s row sums alongside the product (GemmOptions.rowSumsA) on this device. */
+export const rowSumsFused = (device: Device = activeDevice()) => matmulVariantFor(device) === 'broadcast';
 
 let forcedVariant: MatmulVariant | null = null;
 
@@ -59,6 +74,15 @@ export function gemm(
   const biasMode = options.bias ? (options.biasMode ?? 'col') : 'none';
   const variant = matmulVariantFor(activeDevice());
   const { grid, tilesM, tilesN, span } = matmulGrid(variant, M, N, batch);
+  const { softmaxGrad, rowSumsA } = options;
+  if (softmaxGrad && (softmaxGrad.probs.size !== out.size || softmaxGrad.delta.size !== batch * M))
+    throw new Error(
+      `gemm: softmaxGrad needs probs of the output's ${out.size} elements and one delta per row (${batch * M}), got ${softmaxGrad.probs.size} and ${softmaxGrad.delta.size}`,
+    );
+  if (rowSumsA && (!transA || batch !== 1 || rowSumsA.size !== M || variant !== 'broadcast'))
+    throw new Error(
+      `gemm: rowSumsA needs transA, a batch of 1, an [${M}] output and the broadcast kernel (got transA ${transA}, batch ${batch}, ${rowSumsA.size} elements, '${variant}')`,
+    );
   launch(
     matmulKernel({
       transA,
@@ -66,11 +90,14 @@ export function gemm(
       bias: biasMode,
       variant,
       // C stored as vec4 where each lane's four columns are adjacent: a quarter of the store loops.
-      vecC: !transB && N % 4 === 0,
+      vecC: N % 4 === 0,
       ...matmulAlignment(transA, transB, M, N, K),
+      ...(softmaxGrad ? { softmaxGrad: true } : {}),
+      ...(options.scale !== undefined ? { scaled: true } : {}),
+      ...(rowSumsA ? { rowSumsA: true } : {}),
     }),
-    options.bias ? [a, b, options.bias] : [a, b],
-    [out],
+    [a, b, ...(options.bias ? [options.bias] : []), ...(softmaxGrad ? [softmaxGrad.probs, softmaxGrad.delta] : [])],
+    [out, ...(rowSumsA ? [rowSumsA] : [])],
     {
       M,
       N,
@@ -81,6 +108,7 @@ export function gemm(
       tilesN,
       batches: batch,
       span,
+      ...(softmaxGrad ? { alpha: softmaxGrad.scale } : options.scale !== undefined ? { alpha: options.scale } : {}),
     },
     grid,
   );
@@ -196,8 +224,20 @@ export const linear = defineOp('linear', {
     const N = weight.shape[0]!;
     const M = x.size / Math.max(K, 1);
     const gx = needsGrad[0] ? gemm(g, weight, { batch: 1, M, N: K, K: N }, {}, x.shape) : null;
-    const gw = needsGrad[1] ? gemm(g, x, { batch: 1, M: N, N: K, K: M }, { transA: true }, weight.shape) : null;
-    const gb = bias && needsGrad[2] ? sum(g.alias([M, N]), 0) : null;
+    // The bias gradient (dY's column sums) comes with the weight gradient dY^T X where the kernel can sum op(A)'s
+    // rows on the way: one dispatch fewer per Linear layer.
+    const fuseBias = bias?.dtype === 'float32' && needsGrad[1] && needsGrad[2] && rowSumsFused();
+    const gbFused = fuseBias ? emptyTensor([N], 'float32', 'linear.backward') : undefined;
+    const gw = needsGrad[1]
+      ? gemm(
+          g,
+          x,
+          { batch: 1, M: N, N: K, K: M },
+          { transA: true, ...(gbFused ? { rowSumsA: gbFused } : {}) },
+          weight.shape,
+        )
+      : null;
+    const gb = gbFused ?? (bias && needsGrad[2] ? sum(g.alias([M, N]), 0) : null);
     return bias ? [gx, gw, gb] : [gx, gw];
   },
 });
