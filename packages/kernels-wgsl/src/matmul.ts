@@ -252,24 +252,29 @@ function broadcastKernel(spec: MatmulSpec): Kernel {
     )
     .join('\n    ');
 
-  const biasVec =
+  // A column bias is the same for the tile's eight rows: loaded once (per-lane loads are what costs on a CPU).
+  const colBias =
     bias === 'col'
-      ? ` + vec4<f32>(${cols.map((j) => `bias[${col(j)}]`).join(', ')})`
-      : bias === 'row'
-        ? ' + bias[row]'
-        : '';
+      ? vecC
+        ? `let colBias = vec4<f32>(${cols.map((j) => `bias[${col(j)}]`).join(', ')});`
+        : cols.map((j) => `let colBias${j} = bias[min(${col(j)}, params.N - 1u)];`).join(' ')
+      : '';
+  const biasVec = bias === 'col' ? ' + colBias' : bias === 'row' ? ' + bias[row]' : '';
+  const biasAt = (j: number) => (bias === 'col' ? ` + colBias${j}` : biasTerm(bias, 'row', col(j)));
   const stores = vecC
     ? `if (${col(0)} < params.N) {
+  ${colBias}
   ${rows.map((i) => `if (m0 + ${i}u < params.M) { let row = m0 + ${i}u; let at = (cBase + row * params.N + ${col(0)}) / 4u; c[at] = ${epilogue(spec, `acc${i}${biasVec}`, 'at', 'row', true)}; }`).join('\n  ')}
   }`
-    : rows
-        .map(
-          (i) => `if (m0 + ${i}u < params.M) {
+    : `${colBias}
+  ${rows
+    .map(
+      (i) => `if (m0 + ${i}u < params.M) {
     let row = m0 + ${i}u;
-    ${cols.map((j) => `if (${col(j)} < params.N) { let at = cBase + row * params.N + ${col(j)}; c[at] = ${epilogue(spec, `acc${i}[${j}]${biasTerm(bias, 'row', col(j))}`, 'at', 'row')}; }`).join('\n    ')}
+    ${cols.map((j) => `if (${col(j)} < params.N) { let at = cBase + row * params.N + ${col(j)}; c[at] = ${epilogue(spec, `acc${i}[${j}]${biasAt(j)}`, 'at', 'row')}; }`).join('\n    ')}
   }`,
-        )
-        .join('\n  ');
+    )
+    .join('\n  ')}`;
   // rowSumsA (transA): lane l holds A rows k0 + l at m0..m0+7 as al0, al1; their sums over the lanes are the
   // block's contribution to the row sums of op(A). The remainder's values are the same in every lane.
   const sums = spec.rowSumsA;
