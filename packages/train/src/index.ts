@@ -2,6 +2,7 @@
 export * from './trainer.js';
 export * from './leffa/trainer.js';
 export * from './leffa/reference-readout.js';
+export * from './leffa/reference-mass.js';
 export * from './leffa/vae-trainer.js';
 export * from './leffa/metrics.js';
 export * from './leffa/evaluate.js';

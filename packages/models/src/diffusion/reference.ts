@@ -24,6 +24,11 @@ export interface AttentionReportRequest {
    * reference tokens alone, softmax(q k_ref^T / sqrt(d)) v_ref with heads merged.
    */
   readout?: boolean;
+  /**
+   * Also report how much of each query's joint softmax (over its own and the reference keys, as the layer computes
+   * it) falls on the reference keys (ours, for `referenceMassLoss`), as `referenceLogit`.
+   */
+  referenceMass?: boolean;
 }
 
 export interface AttentionReport {
@@ -35,6 +40,11 @@ export interface AttentionReport {
   value: T.Tensor;
   /** [B, N, heads * d]: the reference readout, when the request asks for it. */
   readout?: T.Tensor;
+  /**
+   * [B, heads, N]: log(mass on the reference keys / mass on the own keys) of each query's attention, when the request
+   * asks for it; sigmoid of it is the share of the reference (logsumexp of the scaled scores over each key set).
+   */
+  referenceLogit?: T.Tensor;
 }
 
 /**
@@ -108,20 +118,19 @@ export class ReferenceConsumeProcessor implements StoreProcessor {
     }
     const q = attn.splitHeads(attn.to_q.forward(hidden));
     const kRef = attn.splitHeads(attn.to_k.forward(ref));
-    const k = T.concat([attn.splitHeads(attn.to_k.forward(hidden)), kRef], 2);
+    const kOwn = attn.splitHeads(attn.to_k.forward(hidden));
+    const k = T.concat([kOwn, kRef], 2);
     const vRef = attn.splitHeads(attn.to_v.forward(ref));
     const v = T.concat([attn.splitHeads(attn.to_v.forward(hidden)), vRef], 2);
     const out = attn.project(T.attention(q, k, v) as T.Tensor);
-    if (this.request && grid) this.report(attn, q, kRef, vRef, layer, grid);
+    if (this.request && grid) this.report(attn, { q, kOwn, kRef, vRef }, layer, grid);
     return out;
   }
 
   /** Layers at least `minFraction` of the image high, whose reference tokens cover the same grid. */
   private report(
     attn: Attention,
-    q: T.Tensor,
-    kRef: T.Tensor,
-    vRef: T.Tensor,
+    { q, kOwn, kRef, vRef }: { q: T.Tensor; kOwn: T.Tensor; kRef: T.Tensor; vRef: T.Tensor },
     layer: string,
     grid: { height: number; width: number },
   ): void {
@@ -132,9 +141,27 @@ export class ReferenceConsumeProcessor implements StoreProcessor {
         ? flowField(q, kRef, grid, { tau: req.tau })
         : T.attentionMap(q, kRef, { tau: req.tau, headMean: true });
     const readout = req.readout ? attn.mergeHeads(T.attention(q, kRef, vRef) as T.Tensor) : undefined;
-    this.store.reports.push({ layer, height: grid.height, width: grid.width, value, ...(readout ? { readout } : {}) });
-    this.store.produced.push(value, ...(readout ? [readout] : []));
+    const referenceLogit = req.referenceMass ? referenceLogitOf(q, kOwn, kRef) : undefined;
+    this.store.reports.push({
+      layer,
+      height: grid.height,
+      width: grid.width,
+      value,
+      ...(readout ? { readout } : {}),
+      ...(referenceLogit ? { referenceLogit } : {}),
+    });
+    this.store.produced.push(value, ...(readout ? [readout] : []), ...(referenceLogit ? [referenceLogit] : []));
   }
+}
+
+/**
+ * log(reference mass / own mass) of softmax(q [k_own; k_ref]^T / sqrt(d)) per query and head, [B, heads, N]: the
+ * difference of the two key sets' logsumexps of the scaled scores.
+ */
+export function referenceLogitOf(q: T.Tensor, kOwn: T.Tensor, kRef: T.Tensor): T.Tensor {
+  const scale = 1 / Math.sqrt(q.shape[3]!);
+  const lse = (k: T.Tensor) => T.logsumexp(T.mul(T.matmul(q, T.transpose(k)), scale), -1);
+  return T.sub(lse(kRef), lse(kOwn));
 }
 
 /** The reference stores behind `module`'s attention processors. */

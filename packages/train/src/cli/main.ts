@@ -146,6 +146,12 @@ addTrainingOptions(
       .default('layers'),
   )
   .option(
+    '--reference-mass <w>',
+    "weight of a loss on the generative UNet's attention inside the mask: the reference keys must take most of its softmax over [own; reference] keys (ours, not Leffa's)",
+    weight,
+    0,
+  )
+  .option(
     '--snr-gamma <g>',
     "Min-SNR-gamma weighting of the diffusion loss (diffusers' --snr_gamma; 5 is usual; 0: off)",
     weight,
@@ -200,6 +206,7 @@ addTrainingOptions(
       flowSupervision: o.flowSupervision,
       referenceReadout: o.referenceReadout,
       readoutWeighting: o.readoutWeighting,
+      referenceMass: o.referenceMass,
       snrGamma: o.snrGamma,
       pool: folder ? Math.min(o.pool, folder.length) : o.pool,
       vae: o.vae,

@@ -43,6 +43,8 @@ export interface TrainLeffaArgs extends TrainingArgs {
   referenceReadout?: number;
   /** How the readout loss weighs its layers (default 'layers'). See referenceReadoutLoss. */
   readoutWeighting?: ReadoutWeighting;
+  /** Weight of the reference mass loss (default 0). See referenceMassLoss. */
+  referenceMass?: number;
   /** Min-SNR-gamma weighting of the diffusion loss (0 or absent: off). See LeffaTrainOptions.snrGamma. */
   snrGamma?: number;
   /**
@@ -169,6 +171,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
       flowSupervision: args.flowSupervision ?? 0,
       referenceReadout: args.referenceReadout ?? 0,
       ...(args.readoutWeighting ? { readoutWeighting: args.readoutWeighting } : {}),
+      referenceMass: args.referenceMass ?? 0,
       snrGamma: args.snrGamma ?? 0,
     },
     model,
@@ -211,6 +214,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
   const optional = [
     ...(supervised ? ['flow' as const] : []),
     ...((args.referenceReadout ?? 0) > 0 ? ['readout' as const] : []),
+    ...((args.referenceMass ?? 0) > 0 ? ['mass' as const] : []),
   ];
   const title = `train ${args.task}`;
 
@@ -256,14 +260,15 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
       });
     },
     read: async (losses) => {
-      const [total, diffusion, leffa, flow, readout] = await Promise.all([
+      const [total, diffusion, leffa, flow, readout, mass] = await Promise.all([
         losses.total.item(),
         losses.diffusion.item(),
         losses.leffa.item(),
         losses.flow.item(),
         losses.readout.item(),
+        losses.mass.item(),
       ]);
-      const extra = { flow, readout };
+      const extra = { flow, readout, mass };
       return { total, diffusion, leffa, ...Object.fromEntries(optional.map((k) => [k, extra[k]])) };
     },
     progress: {

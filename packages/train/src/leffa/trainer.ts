@@ -2,6 +2,7 @@ import * as T from '@leffa-webgpu/core';
 import { type LeffaConfig, LeffaModel, leffaLoss } from '@leffa-webgpu/models';
 import { flowSupervisionLoss, type LeffaBatch, Rng } from '@leffa-webgpu/data';
 import { TrainerBase } from '../trainer.js';
+import { referenceMassLoss } from './reference-mass.js';
 import { type ReadoutWeighting, referenceReadoutLoss } from './reference-readout.js';
 
 export type LeffaLossMode = 'on' | 'off' | 'finetune';
@@ -42,6 +43,11 @@ export interface LeffaTrainOptions {
   referenceReadout?: number;
   /** How the readout loss weighs its layers (default 'layers': each once); see referenceReadoutLoss. */
   readoutWeighting?: ReadoutWeighting;
+  /**
+   * Weight of the reference mass loss (referenceMassLoss; default 0, off). Ours, not Leffa: inside the mask, the
+   * generative UNet's attention must give the reference keys most of its softmax.
+   */
+  referenceMass?: number;
   /**
    * Min-SNR-gamma weighting of the diffusion loss (Hang et al. 2023; diffusers' --snr_gamma, 5 recommended):
    * each example's noise error weighted by min(SNR(t), gamma) / SNR(t), which lowers the weight of the nearly
@@ -88,6 +94,8 @@ export interface StepLosses {
   flow: T.Tensor;
   /** The reference readout loss; zero when its weight is 0. */
   readout: T.Tensor;
+  /** The reference mass loss; zero when its weight is 0. */
+  mass: T.Tensor;
 }
 
 /**
@@ -156,6 +164,7 @@ export class LeffaTrainer extends TrainerBase {
     const useLeffa = this.leffaActive();
     const flowWeight = this.options.flowSupervision ?? 0;
     const readoutWeight = this.options.referenceReadout ?? 0;
+    const massWeight = this.options.referenceMass ?? 0;
     if (flowWeight > 0 && !batch.flow)
       throw new Error(
         'LeffaTrainer.step: flowSupervision needs batches with exact flows (toBatch(examples, { flow: true }), synthetic data)',
@@ -179,13 +188,14 @@ export class LeffaTrainer extends TrainerBase {
         },
         timesteps,
         features,
-        useLeffa || flowWeight > 0 || readoutWeight > 0
+        useLeffa || flowWeight > 0 || readoutWeight > 0 || massWeight > 0
           ? {
               kind: 'flow',
               tau: l.tau ?? 2,
               minFraction: l.minFraction ?? 1 / 32,
               imageHeight: batch.height,
               readout: readoutWeight > 0,
+              referenceMass: massWeight > 0,
             }
           : undefined,
       );
@@ -220,9 +230,13 @@ export class LeffaTrainer extends TrainerBase {
         readoutWeight > 0
           ? referenceReadoutLoss(out.reports, latents.x0, maskLatent, keep, this.options.readoutWeighting)
           : T.zeros([]);
+      const mass = massWeight > 0 ? referenceMassLoss(out.reports, maskLatent, keep) : T.zeros([]);
       const total = T.add(
-        T.add(T.add(diffusion, T.mul(leffa, l.weight ?? 1e-3)), T.mul(flow, flowWeight)),
-        T.mul(readout, readoutWeight),
+        T.add(
+          T.add(T.add(diffusion, T.mul(leffa, l.weight ?? 1e-3)), T.mul(flow, flowWeight)),
+          T.mul(readout, readoutWeight),
+        ),
+        T.mul(mass, massWeight),
       );
       total.backward();
       T.optim.clipGradNorm(this.trainable, this.options.clipNorm ?? 1);
@@ -235,6 +249,7 @@ export class LeffaTrainer extends TrainerBase {
         leffa: leffa.detach(),
         flow: flow.detach(),
         readout: readout.detach(),
+        mass: mass.detach(),
       };
     });
     this.stepCount++;
