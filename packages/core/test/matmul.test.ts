@@ -85,6 +85,15 @@ describe('matmul kernels', () => {
   });
 
   const values = (n: number, seed: number) => Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed) * 1.3);
+  /** a [batch, M, K] times b [batch, N, K] transposed, on the host: [batch, M, N] row-major. */
+  const productBT = (a: number[], b: number[], batch: number, M: number, N: number, K: number) => {
+    const c = new Array<number>(batch * M * N).fill(0);
+    for (let q = 0; q < batch; q++)
+      for (let m = 0; m < M; m++)
+        for (let n = 0; n < N; n++)
+          for (let k = 0; k < K; k++) c[(q * M + m) * N + n]! += a[(q * M + m) * K + k]! * b[(q * N + n) * K + k]!;
+    return c;
+  };
 
   for (const variant of variants) {
     it(`applies the softmax backward as the '${variant}' kernel stores the product`, async () => {
@@ -109,14 +118,9 @@ describe('matmul kernels', () => {
           { transB: true, softmaxGrad: { probs: T.tensor(p, [batch, M, N]), delta: T.tensor(d, [batch, M]), scale } },
         );
         const got = await out.data();
-        for (let q = 0; q < batch; q++)
-          for (let m = 0; m < M; m++)
-            for (let n = 0; n < N; n++) {
-              let dot = 0;
-              for (let k = 0; k < K; k++) dot += a[(q * M + m) * K + k]! * b[(q * N + n) * K + k]!;
-              const at = (q * M + m) * N + n;
-              expect(got[at]).toBeCloseTo(scale * p[at]! * (dot - d[q * M + m]!), 4);
-            }
+        productBT(a, b, batch, M, N, K).forEach((dot, at) =>
+          expect(got[at]).toBeCloseTo(scale * p[at]! * (dot - d[Math.floor(at / N)]!), 4),
+        );
       }
     });
   }
@@ -134,13 +138,7 @@ describe('matmul kernels', () => {
         { transB: true, scale: -0.3 },
       );
       const got = await out.data();
-      for (let q = 0; q < batch; q++)
-        for (let m = 0; m < M; m++)
-          for (let n = 0; n < N; n++) {
-            let dot = 0;
-            for (let k = 0; k < K; k++) dot += a[(q * M + m) * K + k]! * b[(q * N + n) * K + k]!;
-            expect(got[(q * M + m) * N + n]).toBeCloseTo(-0.3 * dot, 4);
-          }
+      productBT(a, b, batch, M, N, K).forEach((dot, at) => expect(got[at]).toBeCloseTo(-0.3 * dot, 4));
     });
   }
 

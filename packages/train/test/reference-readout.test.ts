@@ -9,18 +9,11 @@ import {
 } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LeffaTrainer, referenceReadoutLoss } from '../src/index.js';
+import { hostLinear as linear } from './host-linear.js';
 
 beforeAll(async () => {
   await T.init();
 });
-
-/** x [n, i] row-major times w [o, i] transposed: [n, o]. */
-function linear(x: number[], w: Float32Array, n: number, i: number, o: number): number[] {
-  const y = new Array<number>(n * o).fill(0);
-  for (let r = 0; r < n; r++)
-    for (let c = 0; c < o; c++) for (let k = 0; k < i; k++) y[r * o + c]! += x[r * i + k]! * w[c * i + k]!;
-  return y;
-}
 
 describe('reference readout', () => {
   it('the consuming processor reports softmax(q k_ref^T / sqrt(d)) v_ref with heads merged', async () => {
@@ -129,30 +122,36 @@ describe('reference readout', () => {
   });
 });
 
-describe('LeffaTrainer with the reference readout', () => {
-  it('adds the readout loss at its weight, and computes none without it', async () => {
-    const batch = toBatch(new SyntheticLeffaSource('tryon', 64, 48, 0).take(2));
-    const losses = await Promise.all(
-      [0, 0.5].map(async (referenceReadout) => {
-        T.manualSeed(11); // the model's initial weights come from the global generator
-        const trainer = new LeffaTrainer({
-          config: LEFFA_CONFIGS.tiny,
-          seed: 2,
-          leffa: { mode: 'off' },
-          referenceDropout: 0,
-          referenceReadout,
-        });
-        const l = trainer.step(batch);
-        const [total, diffusion, readout] = await Promise.all([l.total.item(), l.diffusion.item(), l.readout.item()]);
-        T.dispose(l);
-        return { total, diffusion, readout };
-      }),
-    );
-    expect(losses[0]!.readout).toBe(0);
-    expect(losses[0]!.total).toBeCloseTo(losses[0]!.diffusion, 6);
-    // Same seed, same first step: the same diffusion loss, plus half the readout loss.
-    expect(losses[1]!.diffusion).toBeCloseTo(losses[0]!.diffusion, 5);
-    expect(losses[1]!.readout).toBeGreaterThan(0.01);
-    expect(losses[1]!.total).toBeCloseTo(losses[1]!.diffusion + 0.5 * losses[1]!.readout, 5);
-  });
+describe('LeffaTrainer with the reference losses (readout, mass)', () => {
+  for (const [option, loss, atInit] of [
+    ['referenceReadout', 'readout', 0.01],
+    // At initialisation own and reference keys are alike: about log 2.
+    ['referenceMass', 'mass', 0.3],
+  ] as const) {
+    it(`adds the ${loss} loss at its weight, and computes none without it`, async () => {
+      const batch = toBatch(new SyntheticLeffaSource('tryon', 64, 48, 0).take(2));
+      const losses = await Promise.all(
+        [0, 0.5].map(async (weight) => {
+          T.manualSeed(11); // the model's initial weights come from the global generator
+          const trainer = new LeffaTrainer({
+            config: LEFFA_CONFIGS.tiny,
+            seed: 2,
+            leffa: { mode: 'off' },
+            referenceDropout: 0,
+            [option]: weight,
+          });
+          const l = trainer.step(batch);
+          const [total, diffusion, extra] = await Promise.all([l.total.item(), l.diffusion.item(), l[loss].item()]);
+          T.dispose(l);
+          return { total, diffusion, extra };
+        }),
+      );
+      expect(losses[0]!.extra).toBe(0);
+      expect(losses[0]!.total).toBeCloseTo(losses[0]!.diffusion, 6);
+      // Same seed, same first step: the same diffusion loss, plus half the extra loss.
+      expect(losses[1]!.diffusion).toBeCloseTo(losses[0]!.diffusion, 5);
+      expect(losses[1]!.extra).toBeGreaterThan(atInit);
+      expect(losses[1]!.total).toBeCloseTo(losses[1]!.diffusion + 0.5 * losses[1]!.extra, 5);
+    });
+  }
 });
