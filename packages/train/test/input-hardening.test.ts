@@ -153,6 +153,10 @@ describe('CLI numeric options', () => {
         ['eval', '--seeds', '0,1.5'],
         /option '--seeds <list>' argument '0,1\.5' is invalid\. expected an integer >= 0, got '1\.5'/,
       ],
+      [
+        ['eval', '--task', 'tryon', '--ckpt', 'shipped:leffa-tiny-pose'],
+        /eval: 'shipped:leffa-tiny-pose' was trained for pose; --task tryon would score it on tryon examples/,
+      ],
       [['train', '--size', '0x96'], /--size expects HxW with positive integers \(e\.g\. 128x96\), got '0x96'/],
       [['train', '--scaling-factor', '0'], /--scaling-factor expects a positive number or 'unit', got '0'/],
     ];

@@ -38,7 +38,7 @@ import { demo } from './demo.js';
 import { experiment } from './experiment.js';
 import { exportCheckpoint } from './export.js';
 import { evaluate, generate, generateFromPhotos, loadInputs } from './generate.js';
-import { parseCategory } from '@leffa-webgpu/pipelines';
+import { isWeightsFile, openCheckpointFolder, parseCategory } from '@leffa-webgpu/pipelines';
 import { folderExamples, trainLeffa } from './train-leffa.js';
 import { pose, trainOpenPose } from './train-openpose.js';
 import { SCHP_TRAINABLE, parse, trainSchp } from './train-schp.js';
@@ -675,7 +675,9 @@ for (const [name, task] of [
 program
   .command('eval')
   .description('metrics of a checkpoint on held-out synthetic examples (L1, PSNR, SSIM, flow end-point error)')
-  .addOption(taskOption())
+  .addOption(
+    new Option('--task <task>', "tryon or pose (default: the checkpoint's, else tryon)").choices(['tryon', 'pose']),
+  )
   .option('--ckpt <dir>', 'Leffa checkpoint')
   .addOption(examplesOption(12, 'held-out examples'))
   .addOption(seedsOption('noise seeds to average over (comma-separated)'))
@@ -684,9 +686,20 @@ program
   .addOption(outOption(undefined, 'write metrics.json and samples.png (every seed) here'))
   .action(async (o) => {
     if (o.examples < 1) throw new Error(`--examples must be at least 1, got ${o.examples}`);
+    // A checkpoint folder records the task it was trained for; scoring it on the other task's examples is no
+    // measurement of it.
+    const recorded =
+      o.ckpt && !isWeightsFile(o.ckpt)
+        ? ((await openCheckpointFolder(o.ckpt)).extra as { task?: string }).task
+        : undefined;
+    if (o.task && (recorded === 'tryon' || recorded === 'pose') && o.task !== recorded)
+      throw new Error(
+        `eval: '${o.ckpt}' was trained for ${recorded}; --task ${o.task} would score it on ${o.task} examples (leave --task out or pass --task ${recorded})`,
+      );
+    const task = o.task ?? (recorded === 'pose' ? 'pose' : 'tryon');
     await evaluate({
-      task: o.task,
-      ckpt: o.ckpt ?? (o.task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON),
+      task,
+      ckpt: o.ckpt ?? (task === 'pose' ? DEFAULT_POSE : DEFAULT_TRYON),
       examples: o.examples,
       seeds: o.seeds,
       out: o.out,
