@@ -675,9 +675,7 @@ for (const [name, task] of [
 program
   .command('eval')
   .description('metrics of a checkpoint on held-out synthetic examples (L1, PSNR, SSIM, flow end-point error)')
-  .addOption(
-    new Option('--task <task>', "tryon or pose (default: the checkpoint's, else tryon)").choices(['tryon', 'pose']),
-  )
+  .addOption(taskOption("tryon or pose (default: the checkpoint's, else tryon)", null))
   .option('--ckpt <dir>', 'Leffa checkpoint')
   .addOption(examplesOption(12, 'held-out examples'))
   .addOption(seedsOption('noise seeds to average over (comma-separated)'))

@@ -54,8 +54,11 @@ export const saveEveryOption = (dflt: number, description = 'checkpoint interval
   new Option('--save-every <n>', description).argParser(count).default(dflt);
 export const evalExamplesOption = (dflt: number, description: string) =>
   new Option('--eval-examples <n>', description).argParser(count).default(dflt);
-export const taskOption = () =>
-  new Option('--task <task>', 'tryon or pose').choices(['tryon', 'pose']).default('tryon');
+/** --task, tryon by default; `defaultTask` null leaves it unset for a command that finds it elsewhere. */
+export const taskOption = (description = 'tryon or pose', defaultTask: 'tryon' | null = 'tryon') => {
+  const option = new Option('--task <task>', description).choices(['tryon', 'pose']);
+  return defaultTask ? option.default(defaultTask) : option;
+};
 export const seedsOption = (description: string) =>
   new Option('--seeds <list>', description).argParser(listOption(intOption(0))).default([0, 1, 2], '0,1,2');
 export const guidanceOption = () =>

@@ -1,5 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import type { AttentionReport } from '@leffa-webgpu/models';
+import { onGrids, poolToGrid } from './grid-pool.js';
 
 /**
  * Ours, not Leffa's: inside the inpainting mask, the generative UNet's queries should take what they read from the
@@ -25,17 +26,21 @@ export function referenceMassLoss(
     throw new Error(`${op}: no reports carry a referenceLogit (request { referenceMass: true })`);
   if (sampleWeight.length !== b) throw new Error(`${op}: ${sampleWeight.length} sample weights for a batch of ${b}`);
   const keep = T.tensor(sampleWeight, [b, 1, 1, 1]);
+  // Each grid's weights (the pooled mask of kept examples) and their total, shared by the layers on it.
+  const onGrid = onGrids((height, width) => {
+    const weight = T.reshape(T.mul(poolToGrid(mask, height, width), keep), [b, 1, height * width]);
+    return { weight, count: T.clamp(T.sum(weight), 1e-6) };
+  });
   const perLayer = withLogit.map(({ layer, height, width, referenceLogit }) => {
     const [lb, heads, n] = referenceLogit!.shape as [number, number, number];
     if (lb !== b || n !== height * width || height > h || width > w)
       throw new Error(
         `${op}: ${layer}'s referenceLogit ${T.formatShape(referenceLogit!.shape)} on a ${height}x${width} grid does not fit a ${T.formatShape(mask.shape)} mask`,
       );
-    const pooled = height === h && width === w ? mask : T.adaptiveAvgPool2d(mask, [height, width]);
-    const weight = T.reshape(T.mul(pooled, keep), [b, 1, n]);
+    const { weight, count } = onGrid(height, width);
     // -log sigmoid(x) = softplus(-x), stable for either sign.
     const nll = T.softplus(T.neg(referenceLogit!));
-    return T.div(T.sum(T.mul(nll, weight)), T.mul(T.clamp(T.sum(weight), 1e-6), heads));
+    return T.div(T.sum(T.mul(nll, weight)), T.mul(count, heads));
   });
   return T.div(
     perLayer.reduce((a, l) => T.add(a, l)),

@@ -1,5 +1,6 @@
 import * as T from '@leffa-webgpu/core';
 import type { AttentionReport } from '@leffa-webgpu/models';
+import { onGrids, poolToGrid } from './grid-pool.js';
 
 /**
  * Ours, not Leffa's: a loss only the reference path can lower. At each reported attn1 layer, the first C channels
@@ -31,19 +32,11 @@ export function referenceReadoutLoss(
   if (mask.shape.join() !== [b, 1, h, w].join())
     throw new Error(`${op}: mask ${T.formatShape(mask.shape)} must be [${b}, 1, ${h}, ${w}] like the target's planes`);
   const keep = T.tensor(sampleWeight, [b, 1, 1, 1]);
-  // The pooled target and weights of each grid, shared by the layers on it. Adaptive pooling: the plain average
-  // over each cell where the grid divides the latent, as in the UNet's coarser levels; the nearest equivalent where
-  // a level's size was rounded up (odd latent sizes).
-  const pooled = new Map<string, { target: T.Tensor; weight: T.Tensor; count: T.Tensor }>();
-  const onGrid = (height: number, width: number) => {
-    const key = `${height}x${width}`;
-    if (!pooled.has(key)) {
-      const pool = (x: T.Tensor) => (height === h && width === w ? x : T.adaptiveAvgPool2d(x, [height, width]));
-      const weight = T.mul(pool(mask), keep);
-      pooled.set(key, { target: pool(target), weight, count: T.mul(T.clamp(T.sum(weight), 1e-6), c) });
-    }
-    return pooled.get(key)!;
-  };
+  // The pooled target and weights of each grid, shared by the layers on it.
+  const onGrid = onGrids((height, width) => {
+    const weight = T.mul(poolToGrid(mask, height, width), keep);
+    return { target: poolToGrid(target, height, width), weight, count: T.mul(T.clamp(T.sum(weight), 1e-6), c) };
+  });
   const perLayer = withReadout.map(({ layer, height, width, readout }) => {
     const [rb, n, inner] = readout!.shape as [number, number, number];
     if (rb !== b || n !== height * width || inner < c || height > h || width > w)
