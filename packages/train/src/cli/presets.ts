@@ -3,6 +3,8 @@
  * and only choose the default and, where it differs, the help text. Values arrive parsed and checked
  * (`--size` as [height, width]).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import * as T from '@leffa-webgpu/core';
 import { intOption, listOption, numberOption } from './options.js';
@@ -139,8 +141,44 @@ export interface TrainingDefaults {
   schedule?: boolean;
 }
 
+/** Options a resumed run may change: where it writes, how long it runs, how often it saves. */
+const RUN_EXTENT = new Set(['out', 'steps', 'saveEvery', 'resume']);
+
+/**
+ * With --resume, the run's own options (recorded in its checkpoint, state.json extra.cli) stand in for every
+ * option left out, so `--resume <dir>` alone continues the run as it was started; one given that contradicts
+ * the record is refused rather than silently changing the run. Checkpoints without a record keep the command
+ * line as given.
+ */
+function restoreRecordedOptions(command: Command): void {
+  const resume = command.getOptionValue('resume') as string | undefined;
+  if (resume === undefined) return;
+  let recorded: Record<string, unknown> | undefined;
+  try {
+    const state = JSON.parse(readFileSync(join(resume, 'state.json'), 'utf8')) as { extra?: { cli?: unknown } };
+    recorded = state.extra?.cli as Record<string, unknown> | undefined;
+  } catch {
+    return; // not a checkpoint: the loader says so with the path
+  }
+  if (recorded === undefined || typeof recorded !== 'object' || recorded === null) return;
+  for (const option of command.options) {
+    const key = option.attributeName();
+    if (RUN_EXTENT.has(key) || !(key in recorded)) continue;
+    const value = recorded[key];
+    const source = command.getOptionValueSource(key);
+    if (source === 'cli' || source === 'env') {
+      const given = command.getOptionValue(key);
+      if (JSON.stringify(given) !== JSON.stringify(value))
+        throw new Error(
+          `${command.name()}: ${option.long} ${JSON.stringify(given)} contradicts the resumed run's ${JSON.stringify(value)} (${resume}); --resume continues a run with its own settings, --init starts a new one from its weights`,
+        );
+    } else command.setOptionValueWithSource(key, value, 'config');
+  }
+}
+
 /** Adds the options every training command shares: --out, --steps, --batch, --size, --lr, --seed, --save-every, --resume. */
 export function addTrainingOptions(command: Command, d: TrainingDefaults): Command {
+  command.hook('preAction', (cmd) => restoreRecordedOptions(cmd));
   command
     .addOption(outOption(d.out))
     .addOption(stepsOption(d.steps))
@@ -168,6 +206,8 @@ export interface TrainingArgs {
   lrSchedule?: 'constant' | 'cosine';
   warmupSteps?: number;
   minLr?: number;
+  /** The command's parsed options, recorded in each checkpoint (state.json extra.cli) for --resume. */
+  cli?: Record<string, unknown>;
 }
 
 /** The shared options' values from a command's parsed options (`--size` split into height and width). */
@@ -182,6 +222,7 @@ export function trainingArgs(o: Record<string, unknown>): TrainingArgs {
     lr: o.lr as number,
     seed: o.seed as number,
     saveEvery: o.saveEvery as number,
+    cli: Object.fromEntries(Object.entries(o).filter(([k]) => !RUN_EXTENT.has(k))),
   };
   if (o.resume !== undefined) args.resume = o.resume as string;
   if (o.lrSchedule !== undefined) args.lrSchedule = o.lrSchedule as 'constant' | 'cosine';

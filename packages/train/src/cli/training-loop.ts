@@ -69,7 +69,7 @@ export function historyOf(saved: unknown, step: number, legacyName?: string, whe
  * run folder's lock.
  */
 export async function runTraining<Losses>(
-  args: Pick<TrainingArgs, 'out' | 'steps' | 'saveEvery' | 'resume'>,
+  args: Pick<TrainingArgs, 'out' | 'steps' | 'saveEvery' | 'resume' | 'cli'>,
   run: TrainingRun<Losses>,
 ): Promise<TrainingResult> {
   const { trainer } = run;
@@ -89,7 +89,9 @@ export async function runTraining<Losses>(
     series: run.series.map(([name, key]) => ({ name, values: history.map((h) => h[key] ?? Number.NaN) })),
   });
   const save = async () => {
-    await guard.save(trainer.stepCount, ckpt, () => trainer.save(ckpt, { history, ...run.checkpointExtra?.() }));
+    await guard.save(trainer.stepCount, ckpt, () =>
+      trainer.save(ckpt, { history, ...(args.cli ? { cli: args.cli } : {}), ...run.checkpointExtra?.() }),
+    );
     await writeLossCurve(args.out, curve());
   };
   const fields = run.progress?.fields ?? run.series.map(([, key]) => key);

@@ -1,0 +1,57 @@
+// `--resume <dir>` alone continues a run with the options it was started with (recorded in its checkpoint).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'resume-options-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function cli(...args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'packages/train/src/cli/main.ts', ...args], {
+      cwd: repo,
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+// Options that change the weights a step produces (batch, warm-up, colour weight, shape): a resume that dropped them would
+// not reproduce the uninterrupted run.
+const RUN = [
+  ...['--size', '16x12', '--batch', '2', '--block-channels', '8,16', '--latent-channels', '4'],
+  ...['--lr', '3e-3', '--warmup-steps', '3', '--chroma-weight', '0.5', '--seed', '3'],
+];
+const state = (dir: string) => JSON.parse(readFileSync(join(dir, 'checkpoint', 'state.json'), 'utf8')).extra;
+
+describe('train --resume', () => {
+  it('restores the options left out, so a resumed run ends where the uninterrupted one does', async () => {
+    const whole = join(tmp, 'whole');
+    const split = join(tmp, 'split');
+    for (const r of [
+      await cli('train-vae', ...RUN, '--steps', '4', '--out', whole),
+      await cli('train-vae', ...RUN, '--steps', '2', '--out', split),
+      await cli('train-vae', '--resume', join(split, 'checkpoint'), '--steps', '4', '--out', split),
+    ])
+      expect(r.code, r.stderr).toBe(0);
+    expect(state(split).cli).toMatchObject({ batch: 2, size: [16, 12], warmupSteps: 3 });
+    // (A cosine would not do: it spans --steps, which a resume may change.)
+    expect(state(split).history.at(-1)).toEqual(state(whole).history.at(-1));
+    const weights = (dir: string) => readFileSync(join(dir, 'checkpoint', 'model.safetensors'));
+    expect(weights(split).equals(weights(whole))).toBe(true);
+  });
+
+  it('refuses an option that contradicts the run it resumes', async () => {
+    const r = await cli('train-vae', '--resume', join(tmp, 'split', 'checkpoint'), '--batch', '4', '--steps', '6');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(
+      /train-vae: --batch 4 contradicts the resumed run's 2 .*--resume continues a run with its own settings/,
+    );
+  });
+});
