@@ -2,7 +2,7 @@
  * `npm run bench [-- ci|full]` at the root, or with options
  * `npm run bench -w benchmarks -- [--profile ci|full] [--filter text] [--reps n] [--warmup n] [--skip-torch] [--out file]`
  * (the root script forwards its arguments without a `--`, so npm keeps the flags and passes on bare words).
- * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15|sd15-attn [--steps n] [--conv direct|winograd|winograd4|sliding] [--out file]` instead prints the
+ * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15|sd15-attn|leffa|conv [--steps n] [--conv direct|winograd|winograd4|sliding] [--out file]` instead prints the
  * GPU time per kernel of one training step (see profile-step.ts).
  *
  * Runs every case of the profile with our library, tfjs-backend-webgpu on the same Dawn adapter, Debian's

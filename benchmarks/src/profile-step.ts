@@ -1,6 +1,6 @@
 /**
  * Per-kernel GPU time of one whole training step (or forward pass):
- * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15|sd15-attn [--steps n] [--conv direct|winograd|winograd4|sliding] [--out file]`
+ * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15|sd15-attn|leffa|conv [--steps n] [--conv direct|winograd|winograd4|sliding] [--out file]`
  * (--conv forces the convolution algorithm where it applies, to compare with the automatic choice).
  *
  * - vae:  one step of the tiny VAE trainer (packages/train VaeTrainer, TINY_VAE, batch 8 of 64x48 crops):
@@ -11,6 +11,8 @@
  *         building the 860M parameters alone takes a while).
  * - sd15-attn: forward + backward of one SD1.5 first-level Transformer2DModel (320 channels, 8 heads, Leffa's
  *         pass-through cross-attention) at a 64x48 latent (the benchmark case of that name).
+ * - conv: forward + backward (input and weight gradients) of one SD-size 3x3 convolution, 1x320x32x24 -> 320 with
+ *         bias (the benchmark case `conv2d 1x320x32x24->320 fwd+bwd`).
  * - leffa: one LeffaTrainer step as the try-on campaign runs it (random weights): both UNets at width 64 on every
  *         level, the 4x-downsampling VAE with 8 latent channels (stages 16, 32, 32), batch 4 of synthetic 128x96
  *         people (a 32x24 latent), Leffa loss and flow supervision on: encode, both UNets, losses, backward,
@@ -38,7 +40,7 @@ import {
 } from '@leffa-webgpu/models';
 import { LeffaTrainer, VaeTrainer } from '@leffa-webgpu/train';
 
-export const PROFILE_TARGETS = ['vae', 'unet', 'sd15', 'sd15-attn', 'leffa'] as const;
+export const PROFILE_TARGETS = ['vae', 'unet', 'sd15', 'sd15-attn', 'leffa', 'conv'] as const;
 export type ProfileTarget = (typeof PROFILE_TARGETS)[number];
 
 interface Workload {
@@ -167,6 +169,29 @@ function sd15AttentionWorkload(): Workload {
   };
 }
 
+function convWorkload(): Workload {
+  const gen = new T.Generator(0);
+  const conv = new T.nn.Conv2d(320, 320, 3, { padding: 1 });
+  const x = T.randn([1, 320, 32, 24], { generator: gen });
+  const g = T.randn([1, 320, 32, 24], { generator: gen });
+  return {
+    description: '3x3 convolution 1x320x32x24 -> 320 with bias, forward + backward (input, weight and bias gradients)',
+    step: () =>
+      T.tidy(() => {
+        const xx = x.detach();
+        xx.requiresGrad = true;
+        conv.forward(xx).backward(g);
+        const out = T.sum(xx.grad!);
+        conv.zeroGrad();
+        return out;
+      }),
+    dispose: () => {
+      conv.dispose();
+      T.dispose([x, g]);
+    },
+  };
+}
+
 /** A readable name for a kernel key: conv keys carry their whole spec as JSON. */
 export function kernelLabel(key: string): string {
   if (key.startsWith('conv:{')) {
@@ -234,6 +259,7 @@ export async function profileStep(
     sd15: sd15Workload,
     'sd15-attn': sd15AttentionWorkload,
     leffa: leffaWorkload,
+    conv: convWorkload,
   };
   const workload = workloads[target]();
   console.log(`profiling: ${workload.description}`);

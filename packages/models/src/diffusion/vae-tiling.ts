@@ -13,6 +13,8 @@ import { CONV_TILES, type ConvVariant, MAX_WORKGROUPS_PER_DIM } from '@leffa-web
 export interface VaeLevels {
   /** Channels per resolution level, finest first (diffusers' block_out_channels). */
   blockOutChannels: readonly number[];
+  /** The decoder's, when wider or narrower than the encoder's (VaeConfig.decoderBlockOutChannels). */
+  decoderBlockOutChannels?: readonly number[];
 }
 
 export interface VaeTilingOptions {
@@ -174,7 +176,10 @@ export function vaeDeviceLimits(device: T.Device = T.activeDevice()): VaeDeviceL
 
 /** (channels, pixels) of the largest convolution outputs at each resolution of the decoder (the larger side). */
 function convOutputs(config: VaeLevels, h: number, w: number): [number, number][] {
-  const boc = config.blockOutChannels;
+  const enc = config.blockOutChannels;
+  const dec = config.decoderBlockOutChannels ?? enc;
+  // The wider of the two at each level bounds both (a decoder may be wider than its encoder).
+  const boc = enc.map((c, k) => Math.max(c, dec[k]!));
   const n = boc.length;
   const out: [number, number][] = [];
   // Encoder: block i's channels at resolution 2^-i; decoder: up block i ends at boc[n-1-i] channels and (but the

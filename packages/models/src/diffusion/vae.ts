@@ -11,10 +11,28 @@ export interface VaeConfig {
   outChannels: number;
   latentChannels: number;
   blockOutChannels: number[];
+  /**
+   * The decoder's channels per level when they differ from the encoder's (ours, not diffusers'; same number of
+   * levels): a wider decoder draws more detail from the same latents, so UNets trained on the encoder keep working.
+   */
+  decoderBlockOutChannels?: number[];
   layersPerBlock: number;
   normNumGroups: number;
   /** Latents are multiplied by this after encoding (SD: 0.18215). */
   scalingFactor: number;
+}
+
+/** The decoder's channels per level (finest first): decoderBlockOutChannels, else the encoder's. */
+export const decoderChannels = (c: VaeConfig): number[] => c.decoderBlockOutChannels ?? c.blockOutChannels;
+
+function checkVaeConfig(c: VaeConfig): void {
+  const dec = c.decoderBlockOutChannels;
+  if (dec === undefined) return;
+  const levels = c.blockOutChannels.length;
+  if (dec.length !== levels || dec.some((ch) => !Number.isInteger(ch) || ch < 1 || ch % c.normNumGroups !== 0))
+    throw new Error(
+      `AutoencoderKL: decoderBlockOutChannels [${dec}] must have ${levels} levels like blockOutChannels [${c.blockOutChannels}], each a positive multiple of normNumGroups ${c.normNumGroups}`,
+    );
 }
 
 export const SD15_VAE: VaeConfig = {
@@ -148,7 +166,7 @@ export class VaeDecoder extends T.Module {
 
   constructor(c: VaeConfig) {
     super();
-    const rev = [...c.blockOutChannels].reverse();
+    const rev = [...decoderChannels(c)].reverse();
     this.conv_in = this.addModule('conv_in', new Conv2d(c.latentChannels, rev[0]!, 3, { padding: 1 }));
     this.mid_block = this.addModule('mid_block', new VaeMidBlock(rev[0]!, c.normNumGroups));
     this.up_blocks = this.addModule(
@@ -217,6 +235,7 @@ export class AutoencoderKL extends T.Module {
 
   constructor(readonly config: VaeConfig) {
     super();
+    checkVaeConfig(config);
     const z = config.latentChannels;
     this.encoder = this.addModule('encoder', new VaeEncoder(config));
     this.decoder = this.addModule('decoder', new VaeDecoder(config));

@@ -1,4 +1,5 @@
 import * as T from '@leffa-webgpu/core';
+import { AutoencoderKL, decoderChannels, type LeffaConfig, LeffaModel, type VaeConfig } from '@leffa-webgpu/models';
 import {
   densePoseFrom,
   leffaConfigFromExtra,
@@ -23,12 +24,19 @@ export async function exportCheckpoint(args: {
   ema: boolean;
   schpWeights?: SchpWeights;
   note?: Record<string, unknown>;
+  /** Leffa: a train-vae checkpoint whose decoder replaces the model's (its encoder must be the model's own). */
+  decoderFrom?: string;
 }): Promise<void> {
   const opened = await openCheckpointFolder(args.ckpt);
   const extra = (opened.extra as Record<string, unknown> | null) ?? {};
   const kept = Object.fromEntries(KEPT.filter((k) => extra[k] !== undefined).map((k) => [k, extra[k]]));
-  if (args.ema && extra.kind !== undefined && extra.kind !== 'leffa')
-    throw new Error(`export: --ema is for Leffa checkpoints; '${args.ckpt}' is a '${String(extra.kind)}' one`);
+  for (const [flag, given] of [
+    ['--ema', args.ema],
+    ['--decoder-from', args.decoderFrom !== undefined],
+  ] as const) {
+    if (given && extra.kind !== undefined && extra.kind !== 'leffa')
+      throw new Error(`export: ${flag} is for Leffa checkpoints; '${args.ckpt}' is a '${String(extra.kind)}' one`);
+  }
   let model: T.Module;
   let describe: Record<string, unknown> = {};
   if (extra.kind === 'schp') {
@@ -42,15 +50,19 @@ export async function exportCheckpoint(args: {
     // OpenPose runs say so; the first shipped OpenPose export only records its PCK.
     model = await openPoseFrom(opened);
   } else {
-    const config = leffaConfigFromExtra(extra);
-    const leffa = await leffaFrom(opened);
+    let config = leffaConfigFromExtra(extra);
+    let leffa = await leffaFrom(opened);
     if (args.ema) {
       const shadows = await T.loadSafetensors(`${opened.source}/ema.safetensors`);
       // EMA files hold trained parameters only; the frozen VAE keeps the weights loaded above.
       leffa.loadStateDict(shadows, { strict: false });
     }
+    if (args.decoderFrom) {
+      ({ leffa, config } = await withDecoderFrom(leffa, config, args.decoderFrom));
+      describe = { decoderFrom: args.decoderFrom };
+    }
     model = leffa;
-    describe = { ema: args.ema, config };
+    describe = { ...describe, ema: args.ema, config };
   }
   await T.saveCheckpoint(args.out, {
     model,
@@ -58,4 +70,53 @@ export async function exportCheckpoint(args: {
     extra: { exportedFrom: args.ckpt, ...kept, ...describe, ...args.note },
   });
   console.log(`wrote ${args.out} (${(model.numParameters() / 1e6).toFixed(2)}M parameters, float16)`);
+}
+
+/** Largest |a - b| / max(1, |b|) over the encoder side of two VAEs' state dicts (encoder and quant_conv), on the host. */
+async function encoderDifference(a: AutoencoderKL, b: AutoencoderKL): Promise<number> {
+  const theirs = b.stateDict();
+  let worst = 0;
+  for (const [key, t] of a.stateDict()) {
+    if (!(key.startsWith('encoder.') || key.startsWith('quant_conv.'))) continue;
+    const other = theirs.get(key);
+    if (!other || other.shape.join() !== t.shape.join()) return Number.POSITIVE_INFINITY;
+    const [x, y] = await Promise.all([t.data(), other.data()]);
+    for (let i = 0; i < x.length; i++)
+      worst = Math.max(worst, Math.abs(Number(x[i]) - Number(y[i])) / Math.max(1, Math.abs(Number(y[i]))));
+  }
+  return worst;
+}
+
+/**
+ * The Leffa model rebuilt with the decoder (and post_quant_conv) of a train-vae checkpoint trained for its
+ * encoder (`train-vae --init <its VAE> --decoder-only`): the latents, and so the UNets, are unchanged. The
+ * checkpoint's encoder must equal the model's within float16 rounding, or its latents would not be the UNets'.
+ */
+async function withDecoderFrom(
+  leffa: LeffaModel,
+  config: LeffaConfig,
+  source: string,
+): Promise<{ leffa: LeffaModel; config: LeffaConfig }> {
+  const opened = await openCheckpointFolder(source);
+  const vaeConfig = (opened.extra as { config?: VaeConfig } | null)?.config;
+  if (!vaeConfig || !('latentChannels' in vaeConfig))
+    throw new Error(`export: --decoder-from '${source}' records no VAE config: is it a train-vae checkpoint?`);
+  const vae = new AutoencoderKL(vaeConfig);
+  await opened.load({ model: vae });
+  // float16 rounds by under 5e-4 relative; a retrained encoder moves far more.
+  const diff = await encoderDifference(leffa.vae, vae);
+  if (!(diff <= 1e-3))
+    throw new Error(
+      `export: --decoder-from '${source}' has another encoder than the model's VAE (largest weight difference ${diff}); train it with train-vae --init <the model's VAE> --decoder-only`,
+    );
+  const merged: LeffaConfig = {
+    ...config,
+    vae: { ...config.vae, decoderBlockOutChannels: decoderChannels(vaeConfig) },
+  };
+  const rebuilt = new LeffaModel(merged);
+  const weights = new Map([...leffa.stateDict()].filter(([k]) => !k.startsWith('vae.')));
+  for (const [k, t] of vae.stateDict()) weights.set(`vae.${k}`, t);
+  rebuilt.loadStateDict(weights);
+  T.dispose([...leffa.parameters(), ...vae.parameters()]);
+  return { leffa: rebuilt.eval(), config: merged };
 }

@@ -93,8 +93,20 @@ addTrainingOptions(program.command('train-vae').description('train the tiny VAE 
       "start a new run from a VAE checkpoint's weights (fresh optimizer and schedule; its shape and colour weight are kept)",
     ),
   )
+  .addOption(
+    new Option(
+      '--decoder-channels <list>',
+      "the decoder's channels per stage, when they should differ from the encoder's (with --init: the encoder is loaded, the decoder starts fresh)",
+    ).argParser(listOption(count)),
+  )
+  .option(
+    '--decoder-only',
+    "train the decoder only (with --init): the encoder's latents, and so the UNets trained on them, stay valid",
+  )
   .action(async (o) => {
     await trainVae({
+      ...(o.decoderChannels ? { decoderChannels: o.decoderChannels as number[] } : {}),
+      ...(o.decoderOnly ? { decoderOnly: true } : {}),
       ...(o.init ? { init: o.init as string } : {}),
       ...trainingArgs(o),
       ...(o.crop ? { crop: o.crop as [number, number] } : {}),
@@ -293,6 +305,10 @@ program
   .option('--ema', 'Leffa: export the EMA weights')
   .option('--weights <which>', 'SCHP: auto, network or aggregate (auto: the aggregate when a round ran)', 'auto')
   .option('--note <json>', 'a JSON object added to state.json (e.g. held-out metrics)')
+  .option(
+    '--decoder-from <dir>',
+    "Leffa: take the VAE's decoder from a train-vae --decoder-only checkpoint trained on this model's encoder",
+  )
   .action(async (o) => {
     let note: Record<string, unknown> | undefined;
     if (o.note !== undefined) {
@@ -312,6 +328,7 @@ program
       ema: o.ema === true,
       schpWeights: o.weights,
       ...(note ? { note } : {}),
+      ...(o.decoderFrom ? { decoderFrom: o.decoderFrom as string } : {}),
     });
   });
 

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as T from '@leffa-webgpu/core';
-import { LEFFA_CONFIGS, type VaeConfig } from '@leffa-webgpu/models';
+import { AutoencoderKL, decoderChannels, LEFFA_CONFIGS, type VaeConfig } from '@leffa-webgpu/models';
 import { generateSample, imagesToNCHW, tensorToImages, tile, writePng } from '@leffa-webgpu/data';
 import { VaeTrainer } from '../leffa/vae-trainer.js';
 import { HELD_OUT_SEED } from '../leffa/evaluate.js';
@@ -22,6 +22,10 @@ export interface TrainVaeArgs extends TrainingArgs {
    * --resume); its shape and colour weight are kept.
    */
   init?: string;
+  /** The decoder's channels per level, when it should differ from the encoder's (VaeConfig.decoderBlockOutChannels). */
+  decoderChannels?: number[];
+  /** Train the decoder only (VaeTrainOptions.decoderOnly); needs --init or --resume. */
+  decoderOnly?: boolean;
 }
 
 /** A crop of an HWC RGB image. */
@@ -48,19 +52,28 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
     throw new Error('train-vae: give --resume (continue a run) or --init (start a new one from its weights), not both');
   const start = args.resume ?? args.init;
   const opened = start ? await T.openCheckpoint(start) : null;
-  const recordedExtra = opened?.extra as { config?: VaeConfig; chromaWeight?: number } | null;
+  const recordedExtra = opened?.extra as { config?: VaeConfig; chromaWeight?: number; decoderOnly?: boolean } | null;
   if (args.init && !(recordedExtra?.config && 'latentChannels' in recordedExtra.config))
     throw new Error(`train-vae: --init '${args.init}' records no VAE config: is it a train-vae checkpoint?`);
+  if (args.decoderOnly && !start)
+    throw new Error('train-vae: --decoder-only trains a decoder for an existing encoder: give --init (a trained VAE)');
   const recorded = recordedExtra?.config;
   const tiny = LEFFA_CONFIGS.tiny.vae;
-  const config: VaeConfig = recorded ?? {
+  let config: VaeConfig = recorded ?? {
     ...tiny,
     ...(args.blockChannels ? { blockOutChannels: args.blockChannels } : {}),
     ...(args.latentChannels ? { latentChannels: args.latentChannels } : {}),
   };
+  // A resumed run keeps its decoder; a new one may give the decoder its own channels.
+  if (args.decoderChannels && !args.resume) config = { ...config, decoderBlockOutChannels: args.decoderChannels };
+  const newDecoder = recorded !== undefined && decoderChannels(config).join() !== decoderChannels(recorded).join();
   const chromaWeight = recordedExtra?.chromaWeight ?? args.chromaWeight ?? 0;
-  const trainer = new VaeTrainer({ config, seed: args.seed, lr: args.lr, chromaWeight });
-  if (args.init) {
+  const decoderOnly = args.resume ? (recordedExtra?.decoderOnly ?? false) : (args.decoderOnly ?? false);
+  const trainer = new VaeTrainer({ config, seed: args.seed, lr: args.lr, chromaWeight, decoderOnly });
+  if (args.init && newDecoder) {
+    await loadAllButDecoder(opened!, recorded!, trainer.vae);
+    console.log(`train-vae: encoder from ${args.init}, a new decoder [${decoderChannels(config)}] (a new run: step 0)`);
+  } else if (args.init) {
     await opened!.load({ model: trainer.vae });
     console.log(`train-vae: weights from ${args.init} (a new run: fresh optimizer, step 0)`);
   }
@@ -131,6 +144,21 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   const line = (name: string, m: ReconstructionScores) =>
     `${name} PSNR ${m.psnr.mean.toFixed(2)} dB (std ${m.psnr.std.toFixed(2)}), colour kept ${(100 * m.colourKept).toFixed(0)}%`;
   console.log(`held-out (12 each): ${line('people', metrics.people)}; ${line('garments', metrics.garments)}`);
+}
+
+/** Loads a VAE checkpoint into `vae` except its decoder, whose shape differs (the decoder starts fresh). */
+async function loadAllButDecoder(opened: T.OpenedCheckpoint, recorded: VaeConfig, vae: AutoencoderKL): Promise<void> {
+  const source = new AutoencoderKL(recorded);
+  await opened.load({ model: source });
+  const kept = new Map([...source.stateDict()].filter(([k]) => !k.startsWith('decoder.')));
+  const report = vae.loadStateDict(kept, { strict: false });
+  const problems = [...report.unexpected, ...report.mismatched.map((m) => m.key)];
+  const notDecoder = report.missing.filter((k) => !k.startsWith('decoder.'));
+  if (problems.length + notDecoder.length > 0)
+    throw new Error(
+      `train-vae: the encoder of ${opened.source} does not fit: ${[...problems, ...notDecoder].join(', ')}`,
+    );
+  T.dispose(source.parameters());
 }
 
 /** Posterior-mean reconstructions of HWC images, a few at a time. */

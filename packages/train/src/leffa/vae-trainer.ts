@@ -15,6 +15,11 @@ export interface VaeTrainOptions {
    * trained for thousands of steps still return grey garments. Weighting it makes colour arrive with shape.
    */
   chromaWeight?: number;
+  /**
+   * Train the decoder (with post_quant_conv) only: the encoder runs without gradients and its latents, which
+   * UNets may already be trained on, stay exactly as they are.
+   */
+  decoderOnly?: boolean;
 }
 
 /** The colour part of NCHW RGB images: each channel minus the pixel's mean over the three. */
@@ -48,14 +53,20 @@ export class VaeTrainer extends TrainerBase {
     super();
     this.vae = vae ?? new AutoencoderKL(options.config);
     this.generator = new T.Generator(options.seed ?? 0);
-    this.optimizer = new T.optim.AdamW(this.vae.parameters(), { lr: options.lr ?? 2e-3, weightDecay: 0 });
+    this.optimizer = new T.optim.AdamW(this.trainedParameters(), { lr: options.lr ?? 2e-3, weightDecay: 0 });
+  }
+
+  /** What the optimizer updates: the whole VAE, or with decoderOnly the decoder and post_quant_conv. */
+  trainedParameters(): T.Tensor[] {
+    if (!this.options.decoderOnly) return this.vae.parameters();
+    return [...this.vae.post_quant_conv.parameters(), ...this.vae.decoder.parameters()];
   }
 
   /** One step on HWC uint8 images of one size. */
   step(images: Uint8Array[], height: number, width: number): VaeLosses {
     const losses = T.tidy(() => {
       const x = T.tensor(imagesToNCHW(images, height, width), [images.length, 3, height, width]);
-      const dist = this.vae.encode(x);
+      const dist = this.options.decoderOnly ? T.noGrad(() => this.vae.encode(x)) : this.vae.encode(x);
       const recon = this.vae.decode(dist.sample(this.generator));
       const reconstruction = T.add(T.l1Loss(recon, x), T.mseLoss(recon, x));
       const kl = T.div(T.mean(dist.kl()), height * width * 3);
@@ -66,7 +77,7 @@ export class VaeTrainer extends TrainerBase {
         total = T.add(total, T.mul(T.add(T.l1Loss(c, cx), T.mseLoss(c, cx)), chromaWeight));
       }
       total.backward();
-      T.optim.clipGradNorm(this.vae.parameters(), 1);
+      T.optim.clipGradNorm(this.trainedParameters(), 1);
       this.optimizer.step();
       this.optimizer.zeroGrad();
       return { total: total.detach(), reconstruction: reconstruction.detach(), kl: kl.detach() };
@@ -80,6 +91,10 @@ export class VaeTrainer extends TrainerBase {
   }
 
   protected override ownExtra(): Record<string, unknown> {
-    return { config: this.options.config, chromaWeight: this.options.chromaWeight ?? 0 };
+    return {
+      config: this.options.config,
+      chromaWeight: this.options.chromaWeight ?? 0,
+      decoderOnly: this.options.decoderOnly ?? false,
+    };
   }
 }
