@@ -47,6 +47,40 @@ describe('train --resume', () => {
     expect(weights(split).equals(weights(whole))).toBe(true);
   });
 
+  it('resumes a run started from --init (a decoder-only run) without naming the --init again', async () => {
+    const dir = join(tmp, 'decoder');
+    const from = join(tmp, 'whole', 'checkpoint');
+    const common = ['--size', '16x12', '--batch', '2', '--seed', '5'];
+    const first = await cli(
+      'train-vae',
+      '--init',
+      from,
+      '--decoder-only',
+      '--decoder-channels',
+      '16,16',
+      ...common,
+      '--steps',
+      '1',
+      '--out',
+      dir,
+    );
+    expect(first.code, first.stderr).toBe(0);
+    const resumed = await cli('train-vae', '--resume', join(dir, 'checkpoint'), '--steps', '2', '--out', dir);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(state(dir)).toMatchObject({ step: 2, decoderOnly: true, config: { decoderBlockOutChannels: [16, 16] } });
+    const other = await cli(
+      'train-vae',
+      '--resume',
+      join(dir, 'checkpoint'),
+      '--init',
+      join(tmp, 'split', 'checkpoint'),
+      '--steps',
+      '3',
+    );
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/--init ".*split\/checkpoint" contradicts the resumed run's/);
+  });
+
   it('refuses an option that contradicts the run it resumes', async () => {
     const r = await cli('train-vae', '--resume', join(tmp, 'split', 'checkpoint'), '--batch', '4', '--steps', '6');
     expect(r.code).not.toBe(0);

@@ -48,13 +48,20 @@ export async function trainVae(args: TrainVaeArgs): Promise<void> {
 async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   await T.init();
   await mkdir(args.out, { recursive: true });
-  if (args.resume && args.init)
-    throw new Error('train-vae: give --resume (continue a run) or --init (start a new one from its weights), not both');
   const start = args.resume ?? args.init;
   const opened = start ? await T.openCheckpoint(start) : null;
-  const recordedExtra = opened?.extra as { config?: VaeConfig; chromaWeight?: number; decoderOnly?: boolean } | null;
-  if (args.init && !(recordedExtra?.config && 'latentChannels' in recordedExtra.config))
-    throw new Error(`train-vae: --init '${args.init}' records no VAE config: is it a train-vae checkpoint?`);
+  const recordedExtra = opened?.extra as {
+    config?: VaeConfig;
+    chromaWeight?: number;
+    decoderOnly?: boolean;
+    cli?: { init?: string };
+  } | null;
+  // A resumed run that started from --init names it again in its recorded options; any other --init is a mistake.
+  if (args.resume && args.init && recordedExtra?.cli?.init !== args.init)
+    throw new Error('train-vae: give --resume (continue a run) or --init (start a new one from its weights), not both');
+  const init = args.resume ? undefined : args.init;
+  if (init && !(recordedExtra?.config && 'latentChannels' in recordedExtra.config))
+    throw new Error(`train-vae: --init '${init}' records no VAE config: is it a train-vae checkpoint?`);
   if (args.decoderOnly && !start)
     throw new Error('train-vae: --decoder-only trains a decoder for an existing encoder: give --init (a trained VAE)');
   const recorded = recordedExtra?.config;
@@ -70,12 +77,12 @@ async function trainVaeLocked(args: TrainVaeArgs): Promise<void> {
   const chromaWeight = recordedExtra?.chromaWeight ?? args.chromaWeight ?? 0;
   const decoderOnly = args.resume ? (recordedExtra?.decoderOnly ?? false) : (args.decoderOnly ?? false);
   const trainer = new VaeTrainer({ config, seed: args.seed, lr: args.lr, chromaWeight, decoderOnly });
-  if (args.init && newDecoder) {
+  if (init && newDecoder) {
     await loadAllButDecoder(opened!, recorded!, trainer.vae);
-    console.log(`train-vae: encoder from ${args.init}, a new decoder [${decoderChannels(config)}] (a new run: step 0)`);
-  } else if (args.init) {
+    console.log(`train-vae: encoder from ${init}, a new decoder [${decoderChannels(config)}] (a new run: step 0)`);
+  } else if (init) {
     await opened!.load({ model: trainer.vae });
-    console.log(`train-vae: weights from ${args.init} (a new run: fresh optimizer, step 0)`);
+    console.log(`train-vae: weights from ${init} (a new run: fresh optimizer, step 0)`);
   }
   const schedule = lrScheduleFrom(args);
   const images = (seed: number) => {
