@@ -149,47 +149,48 @@ function sd15AttentionWorkload(): Workload {
     layers: 1,
     groups: SD15_UNET.normNumGroups,
   });
-  const x = T.randn([1, channels, 64, 48], { generator: gen });
-  const g = T.randn([1, channels, 64, 48], { generator: gen });
+  return forwardBackward(
+    block,
+    [1, channels, 64, 48],
+    gen,
+    `SD1.5 Transformer2DModel (${channels} channels, ${heads} heads) forward + backward, 64x48 latent`,
+  );
+}
+
+/** A module's forward and backward (input and parameter gradients) on a fixed random input and output gradient. */
+function forwardBackward(
+  module: T.Module & { forward(x: T.Tensor): T.Tensor },
+  shape: number[],
+  gen: T.Generator,
+  description: string,
+): Workload {
+  const x = T.randn(shape, { generator: gen });
+  const g = T.randn(shape, { generator: gen });
   return {
-    description: `SD1.5 Transformer2DModel (${channels} channels, ${heads} heads) forward + backward, 64x48 latent`,
+    description,
     step: () =>
       T.tidy(() => {
         const xx = x.detach();
         xx.requiresGrad = true;
-        block.forward(xx).backward(g);
+        module.forward(xx).backward(g);
         const out = T.sum(xx.grad!);
-        block.zeroGrad();
+        module.zeroGrad();
         return out;
       }),
     dispose: () => {
-      block.dispose();
+      module.dispose();
       T.dispose([x, g]);
     },
   };
 }
 
 function convWorkload(): Workload {
-  const gen = new T.Generator(0);
-  const conv = new T.nn.Conv2d(320, 320, 3, { padding: 1 });
-  const x = T.randn([1, 320, 32, 24], { generator: gen });
-  const g = T.randn([1, 320, 32, 24], { generator: gen });
-  return {
-    description: '3x3 convolution 1x320x32x24 -> 320 with bias, forward + backward (input, weight and bias gradients)',
-    step: () =>
-      T.tidy(() => {
-        const xx = x.detach();
-        xx.requiresGrad = true;
-        conv.forward(xx).backward(g);
-        const out = T.sum(xx.grad!);
-        conv.zeroGrad();
-        return out;
-      }),
-    dispose: () => {
-      conv.dispose();
-      T.dispose([x, g]);
-    },
-  };
+  return forwardBackward(
+    new T.nn.Conv2d(320, 320, 3, { padding: 1 }),
+    [1, 320, 32, 24],
+    new T.Generator(0),
+    '3x3 convolution 1x320x32x24 -> 320 with bias, forward + backward (input, weight and bias gradients)',
+  );
 }
 
 /** A readable name for a kernel key: conv keys carry their whole spec as JSON. */
