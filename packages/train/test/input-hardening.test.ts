@@ -18,6 +18,7 @@ import {
   setDefaultMaxPixels,
 } from '@leffa-webgpu/data';
 import { smallLeffaRun } from './small-leffa-run.js';
+import { runCli } from './run-cli.js';
 
 /** One PNG chunk: length, type, body and the CRC-32 of type and body. */
 function pngChunk(type: string, body: Uint8Array): Buffer {
@@ -32,21 +33,8 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 const tmp = mkdtempSync(join(tmpdir(), 'hardening-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const repo = new URL('../../../', import.meta.url).pathname;
 
-/** Runs the CLI from its sources; resolves with the exit code and the output. */
-function cli(...args: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'packages/train/src/cli/main.ts', ...args], {
-      cwd: repo,
-      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
-    });
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}
+const cli = runCli;
 
 /** A PNG declaring width x height whose pixel data is a few compressed rows of zeros (a decompression bomb). */
 function pngBomb(width: number, height: number): Uint8Array {
