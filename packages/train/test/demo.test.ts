@@ -32,7 +32,9 @@ describe('demo command', () => {
     expect(result.checkpoint).toBe('shipped:leffa-tiny-tryon');
     expect(JSON.parse(readFileSync(join(out, 'demo.json'), 'utf8')).kept).toBe('start');
     expect(existsSync(join(out, 'before-after.png'))).toBe(true);
-    // The fine-tune continues the shipped try-on's last recipe: flow supervision and the reference readout.
-    expect(readFileSync(join(out, 'loss.csv'), 'utf8').split('\n')[0]).toBe('step,total,diffusion,leffa,flow,readout');
+    // The fine-tune continues the shipped try-on's last recipe: flow supervision, the reference readout and mass.
+    expect(readFileSync(join(out, 'loss.csv'), 'utf8').split('\n')[0]).toBe(
+      'step,total,diffusion,leffa,flow,readout,mass',
+    );
   }, 400_000); // two evaluations and a fine-tune of the shipped model at its 32x24 latent
 });

@@ -75,12 +75,12 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
     saveEvery: 1_000_000,
     sampleEvery: 0,
     evalExamples: 4,
-    // The losses the shipped weights were last trained with (packages/train/README.md: the try-on's readout runs,
-    // the pose transfer's with the reference mass too), so the short fine-tune continues their recipe rather than
+    // The losses both shipped models were last trained with (packages/train/README.md: flow supervision, the
+    // reference readout and the reference mass), so the short fine-tune continues their recipe rather than
     // switching to another one.
     flowSupervision: 1,
     referenceReadout: 0.5,
-    ...(args.task === 'pose' ? { referenceMass: 1 } : {}),
+    referenceMass: 1,
   });
   const tunedCheckpoint = `${args.out}/checkpoint`;
   const after = await evaluate(tunedCheckpoint);
