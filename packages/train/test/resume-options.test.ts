@@ -1,5 +1,5 @@
 // `--resume <dir>` alone continues a run with the options it was started with (recorded in its checkpoint).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -22,10 +22,17 @@ describe('train --resume', () => {
   it('restores the options left out, so a resumed run ends where the uninterrupted one does', async () => {
     const whole = join(tmp, 'whole');
     const split = join(tmp, 'split');
+    // A save interrupted between its two renames leaves only `checkpoint.previous`; the resume reads it there.
+    const interrupted = join(tmp, 'interrupted');
     for (const r of [
       await cli('train-vae', ...RUN, '--steps', '4', '--out', whole),
       await cli('train-vae', ...RUN, '--steps', '2', '--out', split),
+    ])
+      expect(r.code, r.stderr).toBe(0);
+    cpSync(join(split, 'checkpoint'), join(interrupted, 'checkpoint.previous'), { recursive: true });
+    for (const r of [
       await cli('train-vae', '--resume', join(split, 'checkpoint'), '--steps', '4', '--out', split),
+      await cli('train-vae', '--resume', join(interrupted, 'checkpoint'), '--steps', '4', '--out', interrupted),
     ])
       expect(r.code, r.stderr).toBe(0);
     expect(state(split).cli).toMatchObject({ batch: 2, size: [16, 12], warmupSteps: 3 });
@@ -33,6 +40,7 @@ describe('train --resume', () => {
     expect(state(split).history.at(-1)).toEqual(state(whole).history.at(-1));
     const weights = (dir: string) => readFileSync(join(dir, 'checkpoint', 'model.safetensors'));
     expect(weights(split).equals(weights(whole))).toBe(true);
+    expect(weights(interrupted).equals(weights(whole))).toBe(true);
   });
 
   it('resumes a run started from --init (a decoder-only run) without naming the --init again', async () => {

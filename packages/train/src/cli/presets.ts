@@ -3,8 +3,6 @@
  * and only choose the default and, where it differs, the help text. Values arrive parsed and checked
  * (`--size` as [height, width]).
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import * as T from '@leffa-webgpu/core';
 import { intOption, listOption, numberOption } from './options.js';
@@ -150,16 +148,18 @@ const RUN_EXTENT = new Set(['out', 'steps', 'saveEvery', 'resume']);
  * the record is refused rather than silently changing the run. Checkpoints without a record keep the command
  * line as given.
  */
-function restoreRecordedOptions(command: Command): void {
+async function restoreRecordedOptions(command: Command): Promise<void> {
   const resume = command.getOptionValue('resume') as string | undefined;
   if (resume === undefined) return;
-  let recorded: Record<string, unknown> | undefined;
+  // The checkpoint reader the resume itself uses, so a folder whose last save was interrupted is read from the
+  // same complete copy (`<dir>.previous`) the run will continue from.
+  let extra: { cli?: unknown } | null;
   try {
-    const state = JSON.parse(readFileSync(join(resume, 'state.json'), 'utf8')) as { extra?: { cli?: unknown } };
-    recorded = state.extra?.cli as Record<string, unknown> | undefined;
+    extra = (await T.openCheckpoint(resume)).extra as { cli?: unknown } | null;
   } catch {
-    return; // not a checkpoint: the loader says so with the path
+    return; // not a checkpoint: the loader says so with the path when the run starts
   }
+  const recorded = extra?.cli as Record<string, unknown> | undefined;
   if (recorded === undefined || typeof recorded !== 'object' || recorded === null) return;
   for (const option of command.options) {
     const key = option.attributeName();
