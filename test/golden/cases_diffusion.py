@@ -110,6 +110,17 @@ def build_blocks(out_dir):
     # Tiny Leffa UNet pair (generative conv_in takes 12 channels); odd latent size 6x5 exercises explicit upsample sizes.
     unet_gen, tens, n_features = leffa_unet_pair(TINY_UNET, gen)
     results.append(save(out_dir, "diffusion_unet", unet_gen, tens, {"features": n_features}))
+
+    # A decoder wider than its encoder (decoderBlockOutChannels), decoded from an odd 3x5 latent, with gradients.
+    wide = VAE([8, 16], 1, 8, dec_boc=[16, 24])
+    randomize(wide, gen, 0.1)
+    zw = torch.randn(1, 4, 3, 5, generator=gen, requires_grad=True)
+    decoded = wide.decode(zw)
+    gout = torch.randn(decoded.shape, generator=gen)
+    decoded.backward(gout)
+    tens = {"input/z": zw.detach(), "output/decoded": decoded.detach(), "gout/decoded": gout, "grad/input.z": zw.grad}
+    tens.update({f"grad/{k}": p.grad for k, p in wide.named_parameters() if p.grad is not None})
+    results.append(save(out_dir, "diffusion_vae_wide_decoder", wide, tens, {"boc": [8, 16], "dec_boc": [16, 24]}))
     return results
 
 

@@ -256,7 +256,8 @@ class VaeMid(nn.Module):
 
 
 class VAE(nn.Module):
-    def __init__(self, boc, layers, groups, latent=4):
+    def __init__(self, boc, layers, groups, latent=4, dec_boc=None):
+        # dec_boc: the decoder's own channels (diffusers builds Decoder from its own block_out_channels).
         super().__init__()
         enc, dec = nn.Module(), nn.Module()
         enc.conv_in = nn.Conv2d(3, boc[0], 3, padding=1)
@@ -270,7 +271,7 @@ class VAE(nn.Module):
         enc.mid_block = VaeMid(boc[-1], groups)
         enc.conv_norm_out = nn.GroupNorm(groups, boc[-1], 1e-6)
         enc.conv_out = nn.Conv2d(boc[-1], 2 * latent, 3, padding=1)
-        rev = list(reversed(boc))
+        rev = list(reversed(dec_boc or boc))
         dec.conv_in = nn.Conv2d(latent, rev[0], 3, padding=1)
         dec.mid_block = VaeMid(rev[0], groups)
         dec.up_blocks = nn.ModuleList()

@@ -92,6 +92,33 @@ describe('diffusion blocks against PyTorch', () => {
     await close(vae.decode(g.tensor('input/z')), g, 'output/decoded');
   });
 
+  it('AutoencoderKL with a wider decoder (decoderBlockOutChannels): decode of an odd latent and its gradients', async () => {
+    const g = new ModelGolden('diffusion_vae_wide_decoder');
+    const vae = new AutoencoderKL({ ...TINY_VAE, blockOutChannels: [8, 16], decoderBlockOutChannels: [16, 24] });
+    vae.loadStateDict(g.stateDict());
+    const z = g.tensor('input/z');
+    z.requiresGrad = true;
+    const y = vae.decode(z);
+    await close(y, g, 'output/decoded');
+    T.sum(T.mul(y, g.tensor('gout/decoded'))).backward();
+    await close(z.grad!, g, 'grad/input.z');
+    let checked = 0;
+    for (const [name, p] of vae.namedParameters()) {
+      if (!name.startsWith('decoder.') && !name.startsWith('post_quant_conv.')) continue;
+      if (name.endsWith('to_k.bias')) {
+        // A key bias adds the same q . b to every score of a query, which the softmax cancels: its gradient is 0,
+        // and both sides hold only rounding (~1e-8), which a relative comparison cannot judge.
+        const [got, want] = [await p.grad!.data(), g.tensor(`grad/${name}`)];
+        expect(Math.max(...Array.from(got, Math.abs), ...Array.from(await want.data(), Math.abs))).toBeLessThan(1e-6);
+        checked++;
+        continue;
+      }
+      await close(p.grad!, g, `grad/${name}`);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(40);
+  });
+
   it('tiny Leffa UNet pair: reference features and generative output', async () => {
     const g = new ModelGolden('diffusion_unet');
     const refUnet = new UNet2DConditionModel({ ...TINY_UNET, inChannels: 4 });
