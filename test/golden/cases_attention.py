@@ -40,4 +40,19 @@ def build(out_dir):
                attrs={"height": h, "width": w, "tau": tau})
     g.case("attention_map_headmean", "attention_map", [r(2, 3, 9, 16), r(2, 3, 14, 16)],
            lambda q, k: torch.softmax(q @ k.transpose(-1, -2) / 4.0 / 2.0, -1).mean(1), attrs={"tau": 2.0, "headMean": True})
+    # Multi-head attention on tokens [B, N, heads * D]: the heads read and written in place.
+    def heads_attention(heads, scale=None):
+        def run(q, k, v):
+            split = lambda x: x.reshape(x.shape[0], x.shape[1], heads, -1).transpose(1, 2)
+            o = attention(split(q), split(k), split(v), scale)
+            return o.transpose(1, 2).reshape(q.shape[0], q.shape[1], -1)
+        return run
+    for name, (B, H, N, M, D, Dv) in {
+        "h3_d40": (2, 3, 37, 53, 40, 40), "h2_d32": (2, 2, 75, 150, 32, 32), "h1_d24": (2, 1, 9, 17, 24, 24),
+        "h3_d33_dv5": (1, 3, 21, 11, 33, 5), "h4_d8": (3, 4, 13, 29, 8, 12),
+    }.items():
+        g.case(f"multi_head_attention_{name}", "multi_head_attention", [r(B, N, H * D), r(B, M, H * D), r(B, M, H * Dv)],
+               heads_attention(H), attrs={"heads": H})
+    g.case("multi_head_attention_scale", "multi_head_attention", [r(2, 19, 32), r(2, 23, 32), r(2, 23, 32)],
+           heads_attention(2, 0.7), attrs={"heads": 2, "scale": 0.7})
     return [g.save(out_dir)]

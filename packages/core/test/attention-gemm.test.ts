@@ -108,3 +108,51 @@ describe('attention on the batched matmul', () => {
     expect(onlyQ[2]).toBeNull();
   });
 });
+
+describe('multi-head attention on tokens', () => {
+  /** Output and dq, dk, dv of sum(out * g) with the heads split and merged by copies around T.attention. */
+  async function splitAndMerge(q: T.Tensor, k: T.Tensor, v: T.Tensor, g: T.Tensor, heads: number) {
+    const split = (x: T.Tensor) =>
+      T.permute(T.reshape(x, [x.shape[0]!, x.shape[1]!, heads, x.shape[2]! / heads]), [0, 2, 1, 3]);
+    const [qs, ks, vs] = [q, k, v].map((x) => x.detach()) as [T.Tensor, T.Tensor, T.Tensor];
+    for (const t of [qs, ks, vs]) t.requiresGrad = true;
+    const o = T.attention(split(qs), split(ks), split(vs));
+    const out = T.reshape(T.permute(o, [0, 2, 1, 3]), g.shape);
+    T.sum(T.mul(out, g)).backward();
+    return Promise.all([out.data(), qs.grad!.data(), ks.grad!.data(), vs.grad!.data()]);
+  }
+
+  // [B, N, M, heads, D, Dv]: vec4-aligned heads, one head, and odd head widths that take the scalar loads.
+  const cases: Record<string, number[]> = {
+    'aligned heads': [2, 37, 29, 3, 8, 12],
+    'one head': [2, 19, 23, 1, 16, 16],
+    'odd widths': [2, 21, 11, 3, 5, 7],
+  };
+  it.each(Object.entries(cases))('reads and writes the heads in place as the copies would (%s)', async (_, dims) => {
+    const [B, N, M, heads, D, Dv] = dims as [number, number, number, number, number, number];
+    const q = seeded([B, N, heads * D], 1);
+    const k = seeded([B, M, heads * D], 2);
+    const v = seeded([B, M, heads * Dv], 3);
+    const g = seeded([B, N, heads * Dv], 4);
+    const [refOut, ...refGrads] = await splitAndMerge(q, k, v, g, heads);
+    for (const t of [q, k, v]) t.requiresGrad = true;
+    const out = T.multiHeadAttention(q, k, v, { heads });
+    // On the subgroup-broadcast matmul a training call takes the in-place path (its own op), elsewhere the copies.
+    expect(out.gradFn?.op).toBe(T.matmulVariantFor(device) === 'broadcast' ? 'attention_heads' : 'reshape');
+    T.sum(T.mul(out, g)).backward();
+    expect(maxDiff(await out.data(), refOut!), 'output').toBeLessThan(1e-6);
+    const grads = await Promise.all([q.grad!.data(), k.grad!.data(), v.grad!.data()]);
+    for (let i = 0; i < 3; i++) expect(maxDiff(grads[i]!, refGrads[i]!), `gradient ${i}`).toBeLessThan(2e-6);
+    // Without gradients (inference) it runs the attention kernels on split heads: the same values.
+    const inference = T.noGrad(() => T.multiHeadAttention(q, k, v, { heads }));
+    expect(maxDiff(await inference.data(), refOut!), 'inference output').toBeLessThan(1e-6);
+  });
+
+  it('names the shapes it expected', () => {
+    const q = seeded([2, 5, 12], 1);
+    expect(() => T.multiHeadAttention(q, seeded([2, 7, 12], 2), seeded([2, 6, 12], 3), { heads: 3 })).toThrow(
+      'multiHeadAttention: expected q [B, N, heads * D], k [B, M, heads * D], v [B, M, heads * Dv] with 3 heads, got [2, 5, 12], [2, 7, 12], [2, 6, 12]',
+    );
+    expect(() => T.multiHeadAttention(q, q, q, { heads: 5 })).toThrow('with 5 heads, got [2, 5, 12]');
+  });
+});

@@ -218,6 +218,12 @@ export const OP_CASES: Record<string, OpCase> = {
     inputs: () => [leaf([1, 1, 3, 4], 1), leaf([1, 1, 5, 4], 2), leaf([1, 1, 5, 4], 3)],
     run: (q, k, v) => T.attention(q!, k!, v!),
   },
+  // Two heads of width 4 read in place from [B, tokens, 8].
+  attention_heads: {
+    api: 'multiHeadAttention',
+    inputs: () => [leaf([1, 3, 8], 1), leaf([1, 5, 8], 2), leaf([1, 5, 8], 3)],
+    run: (q, k, v) => T.multiHeadAttention(q!, k!, v!, { heads: 2 }),
+  },
   cumsum: { api: 'cumsum', inputs: () => [leaf([2, 4], 1)], run: (x) => T.cumsum(x!, 1) },
   prod: { api: 'prod', inputs: () => [leaf([2, 3], 1, true)], run: (x) => T.prod(x!, [1]) },
   norm: { api: 'norm', inputs: () => [leaf([3, 4], 1)], run: (x) => T.norm(x!, 2, [1]) },

@@ -81,7 +81,32 @@ export function matmulAlignment(
   return { vecA: K > 0 && (transA ? M : K) % 4 === 0, vecB: K > 0 && (transB ? K : N) % 4 === 0 };
 }
 
-const UNIFORMS = fields('u32', 'M', 'N', 'K', 'strideA', 'strideB', 'tilesM', 'tilesN', 'batches', 'span');
+/*
+ * Operand layouts: row r of batch entry b of an operand starts at base(b) + r * ld, where the batch index splits
+ * as b = outer * heads + inner and base(b) = outer * stride + inner * headStride. Contiguous operands have
+ * heads = 1 (inner = 0) and ld = their row length; attention's per-head matrices inside [B, N, heads * D] tokens
+ * have ld = heads * D and headStride = D, so no copy splits or merges the heads.
+ */
+const UNIFORMS = fields(
+  'u32',
+  'M',
+  'N',
+  'K',
+  'strideA',
+  'strideB',
+  'tilesM',
+  'tilesN',
+  'batches',
+  'span',
+  'heads',
+  'headStrideA',
+  'headStrideB',
+  'headStrideC',
+  'strideC',
+  'lda',
+  'ldb',
+  'ldc',
+);
 const uniformsOf = (spec: MatmulSpec) => [
   ...UNIFORMS,
   ...(spec.softmaxGrad || spec.scaled ? fields('f32', 'alpha') : []),
@@ -132,9 +157,11 @@ const tilePrologue = (tileM: number, tileN: number, flat = FLAT_WORKGROUP, exit 
   let tile = flat % tilesPerBatch;
   let m0 = (tile / params.tilesN) * ${tileM}u;
   let n0 = (tile % params.tilesN) * ${tileN}u;
-  let aBase = batch * params.strideA;
-  let bBase = batch * params.strideB;
-  let cBase = batch * params.M * params.N;`;
+  let outer = batch / params.heads;
+  let inner = batch % params.heads;
+  let aBase = outer * params.strideA + inner * params.headStrideA;
+  let bBase = outer * params.strideB + inner * params.headStrideB;
+  let cBase = outer * params.strideC + inner * params.headStrideC;`;
 
 function bindings(spec: MatmulSpec, aType: string, bType: string, cType = 'f32') {
   return [
@@ -208,29 +235,29 @@ function broadcastKernel(spec: MatmulSpec): Kernel {
   // Transposed: row k0 + l of A^T at m0..m0+7, so A[m0 + i, k0 + kk] is lane kk's element i (elements past
   // M land in rows that are never stored).
   const aLoads = transA
-    ? `let aOff = aBase + (k0 + lane) * params.M + m0;`
-    : `let aOff = aBase + min(m0 + lane, params.M - 1u) * params.K + k0;`;
+    ? `let aOff = aBase + (k0 + lane) * params.lda + m0;`
+    : `let aOff = aBase + min(m0 + lane, params.M - 1u) * params.lda + k0;`;
   const aElem = (i: number, kk: number) => {
     const [l, e] = transA ? [kk, i] : [i, kk];
     return `subgroupBroadcast(al${e >> 2}[${e & 3}], ${l}u)`;
   };
   const aTail = (i: number) =>
     transA
-      ? scalar('a', vecA, `aBase + k * params.M + min(m0 + ${i}u, params.M - 1u)`)
-      : scalar('a', vecA, `aBase + min(m0 + ${i}u, params.M - 1u) * params.K + k`);
+      ? scalar('a', vecA, `aBase + k * params.lda + min(m0 + ${i}u, params.M - 1u)`)
+      : scalar('a', vecA, `aBase + min(m0 + ${i}u, params.M - 1u) * params.lda + k`);
 
   // B values: lane l's four columns. Not transposed: a vec4 of row k. Transposed: column j (row n_j of B)
   // read as two vec4 along k per block, then regrouped per k (free: vec4 components are separate registers).
   const col = (j: number) => `n0 + 4u * lane + ${j}u`;
   const bSetup = transB
-    ? cols.map((j) => `let bRow${j} = bBase + min(${col(j)}, params.N - 1u) * params.K;`).join('\n  ')
+    ? cols.map((j) => `let bRow${j} = bBase + min(${col(j)}, params.N - 1u) * params.ldb;`).join('\n  ')
     : vecB
       ? `let bCol = min(n0 + 4u * lane, params.N - 4u);`
       : cols.map((j) => `let bCol${j} = min(${col(j)}, params.N - 1u);`).join('\n  ');
   const bRowNN = (k: string) =>
     vecB
-      ? `b[(bBase + ${k} * params.N + bCol) / 4u]`
-      : `vec4<f32>(${cols.map((j) => `b[bBase + ${k} * params.N + bCol${j}]`).join(', ')})`;
+      ? `b[(bBase + ${k} * params.ldb + bCol) / 4u]`
+      : `vec4<f32>(${cols.map((j) => `b[bBase + ${k} * params.ldb + bCol${j}]`).join(', ')})`;
   const bBlockLoads = transB
     ? cols
         .map(
@@ -264,14 +291,14 @@ function broadcastKernel(spec: MatmulSpec): Kernel {
   const stores = vecC
     ? `if (${col(0)} < params.N) {
   ${colBias}
-  ${rows.map((i) => `if (m0 + ${i}u < params.M) { let row = m0 + ${i}u; let at = (cBase + row * params.N + ${col(0)}) / 4u; c[at] = ${epilogue(spec, `acc${i}${biasVec}`, 'at', 'row', true)}; }`).join('\n  ')}
+  ${rows.map((i) => `if (m0 + ${i}u < params.M) { let row = m0 + ${i}u; let at = (cBase + row * params.ldc + ${col(0)}) / 4u; c[at] = ${epilogue(spec, `acc${i}${biasVec}`, 'at', 'row', true)}; }`).join('\n  ')}
   }`
     : `${colBias}
   ${rows
     .map(
       (i) => `if (m0 + ${i}u < params.M) {
     let row = m0 + ${i}u;
-    ${cols.map((j) => `if (${col(j)} < params.N) { let at = cBase + row * params.N + ${col(j)}; c[at] = ${epilogue(spec, `acc${i}[${j}]${biasAt(j)}`, 'at', 'row')}; }`).join('\n    ')}
+    ${cols.map((j) => `if (${col(j)} < params.N) { let at = cBase + row * params.ldc + ${col(j)}; c[at] = ${epilogue(spec, `acc${i}[${j}]${biasAt(j)}`, 'at', 'row')}; }`).join('\n    ')}
   }`,
     )
     .join('\n  ')}`;
@@ -339,8 +366,8 @@ const TILE = 64;
 const TILE_K = 16;
 function tiledKernel(spec: MatmulSpec): Kernel {
   const { transA, transB, bias } = spec;
-  const aIdx = (m: string, k: string) => (transA ? `${k} * params.M + ${m}` : `${m} * params.K + ${k}`);
-  const bIdx = (k: string, n: string) => (transB ? `${n} * params.K + ${k}` : `${k} * params.N + ${n}`);
+  const aIdx = (m: string, k: string) => (transA ? `${k} * params.lda + ${m}` : `${m} * params.lda + ${k}`);
+  const bIdx = (k: string, n: string) => (transB ? `${n} * params.ldb + ${k}` : `${k} * params.ldb + ${n}`);
   // Each of the 256 invocations stages 4 of the 64 x 16 A values and 4 of the 16 x 64 B values. The
   // thread-to-element maps follow each operand's contiguous dimension so that neighbours read neighbours.
   const stageA = transA
@@ -387,7 +414,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (row >= params.M) { continue; }
     for (var j = 0u; j < 4u; j++) {
       let col = n0 + lid.x + 16u * j;
-      if (col < params.N) { let at = cBase + row * params.N + col; c[at] = ${epilogue(spec, `acc[i][j]${biasTerm(bias, 'row', 'col')}`, 'at', 'row')}; }
+      if (col < params.N) { let at = cBase + row * params.ldc + col; c[at] = ${epilogue(spec, `acc[i][j]${biasTerm(bias, 'row', 'col')}`, 'at', 'row')}; }
     }
   }
 }`,
@@ -404,8 +431,8 @@ const WG_X = 16; // invocations along N
 const WG_Y = 8; // invocations along M
 function registerKernel(spec: MatmulSpec): Kernel {
   const { transA, transB, bias } = spec;
-  const aIdx = (m: string, k: string) => (transA ? `${k} * params.M + ${m}` : `${m} * params.K + ${k}`);
-  const bIdx = (k: string, n: string) => (transB ? `${n} * params.K + ${k}` : `${k} * params.N + ${n}`);
+  const aIdx = (m: string, k: string) => (transA ? `${k} * params.lda + ${m}` : `${m} * params.lda + ${k}`);
+  const bIdx = (k: string, n: string) => (transB ? `${n} * params.ldb + ${k}` : `${k} * params.ldb + ${n}`);
   return makeKernel({
     key: `matmul:register:${transA}:${transB}:${bias}${extrasKey(spec)}`,
     buffers: bindings(spec, 'f32', 'f32'),
@@ -436,7 +463,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (row >= params.M) { continue; }
     for (var j = 0u; j < ${TN}u; j++) {
       let col = nStart + j * ${WG_X}u;
-      if (col < params.N) { let at = cBase + row * params.N + col; c[at] = ${epilogue(spec, `acc[i][j]${biasTerm(bias, 'row', 'col')}`, 'at', 'row')}; }
+      if (col < params.N) { let at = cBase + row * params.ldc + col; c[at] = ${epilogue(spec, `acc[i][j]${biasTerm(bias, 'row', 'col')}`, 'at', 'row')}; }
     }
   }
 }`,

@@ -208,3 +208,92 @@ export function attentionBackwardGemm(
     join(dvGroups, [B, H, M, Dv]),
   ];
 }
+
+/*
+ * The same products on attention's token layout: q [B, N, H * D], k [B, M, H * D], v [B, M, H * Dv], as the
+ * q/k/v projections write them. Each head's matrix is read in place (rows H * D apart, heads D apart) and the
+ * outputs are written the same way, so no copy splits or merges the heads. One block only (tokensFitOneBlock).
+ */
+
+/** Sizes of a token-layout attention with `heads` heads. */
+export function tokenDims(q: Tensor, k: Tensor, v: Tensor, heads: number) {
+  const [B, N, HD] = q.shape as [number, number, number];
+  return { B, N, M: k.shape[1]!, D: HD / heads, Dv: v.shape[2]! / heads, BH: B * heads };
+}
+
+/** Whether a token-layout attention's scores are one block and its probabilities can be kept for the backward. */
+export function tokensFitOneBlock(q: Tensor, k: Tensor, heads: number): boolean {
+  const bytes = q.shape[0]! * heads * q.shape[1]! * k.shape[1]! * 4;
+  return bytes <= BLOCK_BYTES && bytes <= SAVED_PROBS_BYTES;
+}
+
+/** Where head h of batch entry b of a [B, rows, heads * d] token tensor lies, as a gemm operand. */
+const headsOf = (rows: number, d: number, heads: number) => ({
+  ld: heads * d,
+  stride: rows * heads * d,
+  headStride: d,
+});
+
+/** softmax(scale q_h k_h^T) v_h for every head: the output [B, N, H * Dv] and P [B * H, N, M] for the backward. */
+export function tokenAttentionForward(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  heads: number,
+  scale: number,
+): { out: Tensor; probs: Tensor } {
+  const { B, N, M, D, Dv, BH } = tokenDims(q, k, v, heads);
+  const s = gemm(
+    q,
+    k,
+    { batch: BH, M: N, N: M, K: D, heads },
+    { transB: true, scale, layoutA: headsOf(N, D, heads), layoutB: headsOf(M, D, heads) },
+  );
+  const probs = softmax(s, -1);
+  s.dispose();
+  const out = gemm(
+    probs,
+    v,
+    { batch: BH, M: N, N: Dv, K: M, heads },
+    { layoutB: headsOf(M, Dv, heads), layoutC: headsOf(N, Dv, heads) },
+    [B, N, heads * Dv],
+  );
+  return { out, probs };
+}
+
+/**
+ * Its backward from the forward's P: dV = P^T dO, dS = scale P (dO v^T - delta), dQ = dS k, dK = dS^T q, each
+ * gradient in its input's token layout. delta = rowsum(dO * O) per head, [B * H, N]. Not recorded by autograd.
+ */
+export function tokenAttentionBackward(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  g: Tensor,
+  probs: Tensor,
+  delta: Tensor,
+  heads: number,
+  scale: number,
+  want: readonly boolean[],
+): [Tensor | null, Tensor | null, Tensor | null] {
+  const { N, M, D, Dv, BH } = tokenDims(q, k, v, heads);
+  const [qL, kL, vL, gL] = [headsOf(N, D, heads), headsOf(M, D, heads), headsOf(M, Dv, heads), headsOf(N, Dv, heads)];
+  const dv = want[2]
+    ? gemm(probs, g, { batch: BH, M, N: Dv, K: N, heads }, { transA: true, layoutB: gL, layoutC: vL }, v.shape)
+    : null;
+  if (!want[0] && !want[1]) return [null, null, dv];
+  const ds = gemm(
+    g,
+    v,
+    { batch: BH, M: N, N: M, K: Dv, heads },
+    { transB: true, layoutA: gL, layoutB: vL, softmaxGrad: { probs, delta, scale } },
+  );
+  const dq = want[0]
+    ? gemm(ds, k, { batch: BH, M: N, N: D, K: M, heads }, { layoutB: kL, layoutC: qL }, q.shape)
+    : null;
+  const dk = want[1]
+    ? gemm(ds, q, { batch: BH, M, N: D, K: N, heads }, { transA: true, layoutB: qL, layoutC: kL }, k.shape)
+    : null;
+  ds.dispose();
+  return [dq, dk, dv];
+}

@@ -10,15 +10,23 @@ import {
 } from '@leffa-webgpu/kernels-wgsl';
 import { activeDevice } from '../device/device.js';
 import { defineOp } from '../autograd/op.js';
-import { noGrad } from '../autograd/grad-mode.js';
+import { isGradEnabled, noGrad } from '../autograd/grad-mode.js';
 import { broadcastShapes, formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, mul } from './elementwise.js';
 import { emptyTensor, floatResult, launch } from '../forward/launch.js';
-import { attentionBackwardGemm, attentionForwardGemm, canSaveProbs } from './attention-gemm.js';
+import {
+  attentionBackwardGemm,
+  attentionForwardGemm,
+  canSaveProbs,
+  tokenAttentionBackward,
+  tokenAttentionForward,
+  tokenDims,
+  tokensFitOneBlock,
+} from './attention-gemm.js';
 import { matmul, matmulVariantFor } from './matmul.js';
 import { mean, sum, sumTo } from './reduce.js';
-import { transpose } from './shape.js';
+import { permute, reshape, transpose } from './shape.js';
 import { softmax } from './softmax.js';
 
 export interface AttentionOptions {
@@ -209,6 +217,67 @@ export const flashAttention = defineOp('attention', {
       if (dvFull) dv = sumTo(dvFull, v.shape);
     }
     return [dq, dk, dv];
+  },
+});
+
+/**
+ * Multi-head attention on tokens: q [B, N, heads * D], k [B, M, heads * D], v [B, M, heads * Dv] (the projections'
+ * outputs) to [B, N, heads * Dv], head h using channels h * D.. of each. The same math as splitting the heads,
+ * `attention`, and merging them; training on CPU adapters reads and writes the heads in place (attention-gemm.ts),
+ * which saves the four layout copies each way.
+ */
+export function multiHeadAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  options: { heads: number; scale?: number },
+): Tensor {
+  const { heads } = options;
+  const ok =
+    q.rank === 3 &&
+    k.rank === 3 &&
+    v.rank === 3 &&
+    Number.isInteger(heads) &&
+    heads > 0 &&
+    q.shape[2]! % heads === 0 &&
+    v.shape[2]! % heads === 0 &&
+    k.shape[2] === q.shape[2] &&
+    k.shape[0] === q.shape[0] &&
+    v.shape[0] === q.shape[0] &&
+    v.shape[1] === k.shape[1];
+  if (!ok)
+    throw new Error(
+      `multiHeadAttention: expected q [B, N, heads * D], k [B, M, heads * D], v [B, M, heads * Dv] with ${heads} heads, got ${formatShape(q.shape)}, ${formatShape(k.shape)}, ${formatShape(v.shape)}`,
+    );
+  const { B, N, M, D, Dv } = tokenDims(q, k, v, heads);
+  const scale = options.scale ?? 1 / Math.sqrt(D);
+  const training = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
+  if (
+    training &&
+    matmulVariantFor(activeDevice()) === 'broadcast' &&
+    [q, k, v].every((t) => t.dtype === 'float32') &&
+    N * M * D * Dv > 0 &&
+    tokensFitOneBlock(q, k, heads)
+  )
+    return tokenAttention(q, k, v, heads, scale);
+  const split = (x: Tensor, rows: number, d: number) => permute(reshape(x, [B, rows, heads, d]), [0, 2, 1, 3]);
+  const out = flashAttention(split(q, N, D), split(k, M, D), split(v, M, Dv), { scale });
+  return reshape(permute(out, [0, 2, 1, 3]), [B, N, heads * Dv]);
+}
+
+/** multiHeadAttention's in-place-heads path: the forward keeps P, the backward starts from it. */
+const tokenAttention = defineOp('attention_heads', {
+  forward: (ctx, q: Tensor, k: Tensor, v: Tensor, heads: number, scale: number) => {
+    const { out, probs } = tokenAttentionForward(q, k, v, heads, scale);
+    ctx.save({ probs });
+    return out;
+  },
+  backward: ({ args: [q, k, v, heads, scale], outputs: [out], saved, needsGrad }, g) => {
+    const { B, N, Dv } = tokenDims(q, k, v, heads);
+    // delta = rowsum(dO * O) per head, ordered as P's rows: [B, heads, N].
+    const perToken = sum(reshape(mul(g, out!), [B, N, heads, Dv]), -1);
+    const delta = heads === 1 ? perToken : permute(perToken, [0, 2, 1]);
+    return tokenAttentionBackward(q, k, v, g, saved.probs, delta, heads, scale, needsGrad);
   },
 });
 

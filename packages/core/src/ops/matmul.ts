@@ -27,7 +27,33 @@ export interface GemmOptions {
    * into this [M] float32 tensor by the same dispatch.
    */
   rowSumsA?: Tensor;
+  /**
+   * Where each operand's matrices lie in its buffer when not stored one after another (see MatrixLayout): e.g.
+   * one head's [N, D] slice of [B, N, heads * D] tokens. Not with softmaxGrad or rowSumsA, whose extra tensors
+   * are laid out as a contiguous C.
+   */
+  layoutA?: MatrixLayout;
+  layoutB?: MatrixLayout;
+  layoutC?: MatrixLayout;
 }
+
+/**
+ * A batch of stored matrices in one buffer, the batch index split as outer * heads + inner (`dims.heads`):
+ * matrix (outer, inner) starts at outer * stride + inner * headStride and its rows are `ld` elements apart.
+ */
+export interface MatrixLayout {
+  ld: number;
+  stride: number;
+  headStride: number;
+}
+
+/** Matrices of rows x cols stored one after another (or one matrix shared by the whole batch). */
+const contiguousLayout = (rows: number, cols: number, heads: number, shared = false): MatrixLayout =>
+  shared ? { ld: cols, stride: 0, headStride: 0 } : { ld: cols, stride: heads * rows * cols, headStride: rows * cols };
+
+/** Whether every row of every matrix of `layout` starts on a vec4 boundary. */
+const vec4Aligned = ({ ld, stride, headStride }: MatrixLayout) =>
+  ld % 4 === 0 && stride % 4 === 0 && headStride % 4 === 0;
 
 /** Whether `gemm` can write op(A)'s row sums alongside the product (GemmOptions.rowSumsA) on this device. */
 export const rowSumsFused = (device: Device = activeDevice()) => matmulVariantFor(device) === 'broadcast';
@@ -56,13 +82,23 @@ export function matmulVariantFor(device: Device): MatmulVariant {
 
 /**
  * The raw kernel call: batched op(A) @ op(B) over `batch` matrices, A and B given as flat buffers with a
- * batch stride of either one matrix or 0 (broadcast). Output is [batch, M, N] (or `outShape`, same size).
+ * batch stride of either one matrix or 0 (broadcast), or as laid out by options.layoutA/B. Output is [batch, M, N]
+ * (or `outShape`, same size), or written as options.layoutC places it (every element of `outShape` written once).
  * Not recorded by autograd.
  */
 export function gemm(
   a: Tensor,
   b: Tensor,
-  dims: { batch: number; M: number; N: number; K: number; broadcastA?: boolean; broadcastB?: boolean },
+  dims: {
+    batch: number;
+    M: number;
+    N: number;
+    K: number;
+    broadcastA?: boolean;
+    broadcastB?: boolean;
+    /** Batch entries per outer entry of the layouts (default 1); must divide batch. */
+    heads?: number;
+  },
   options: GemmOptions = {},
   outShape: readonly number[] = [dims.batch, dims.M, dims.N],
 ): Tensor {
@@ -83,6 +119,15 @@ export function gemm(
     throw new Error(
       `gemm: rowSumsA needs transA, a batch of 1, an [${M}] output and the broadcast kernel (got transA ${transA}, batch ${batch}, ${rowSumsA.size} elements, '${variant}')`,
     );
+  const heads = dims.heads ?? 1;
+  const layoutA = options.layoutA ?? contiguousLayout(transA ? K : M, transA ? M : K, heads, dims.broadcastA);
+  const layoutB = options.layoutB ?? contiguousLayout(transB ? N : K, transB ? K : N, heads, dims.broadcastB);
+  const layoutC = options.layoutC ?? contiguousLayout(M, N, heads);
+  if (batch % heads !== 0 || ((softmaxGrad || rowSumsA) && options.layoutC))
+    throw new Error(
+      `gemm: ${batch} batch entries in groups of ${heads} heads${options.layoutC ? ', a C layout with softmaxGrad or rowSumsA' : ''}: expected heads to divide the batch and a contiguous C for fused extras`,
+    );
+  const aligned = matmulAlignment(transA, transB, M, N, K);
   launch(
     matmulKernel({
       transA,
@@ -90,8 +135,9 @@ export function gemm(
       bias: biasMode,
       variant,
       // C stored as vec4 where each lane's four columns are adjacent: a quarter of the store loops.
-      vecC: N % 4 === 0,
-      ...matmulAlignment(transA, transB, M, N, K),
+      vecC: N % 4 === 0 && vec4Aligned(layoutC),
+      vecA: aligned.vecA && vec4Aligned(layoutA),
+      vecB: aligned.vecB && vec4Aligned(layoutB),
       ...(softmaxGrad ? { softmaxGrad: true } : {}),
       ...(options.scale !== undefined ? { scaled: true } : {}),
       ...(rowSumsA ? { rowSumsA: true } : {}),
@@ -102,8 +148,16 @@ export function gemm(
       M,
       N,
       K,
-      strideA: dims.broadcastA ? 0 : M * K,
-      strideB: dims.broadcastB ? 0 : K * N,
+      strideA: layoutA.stride,
+      strideB: layoutB.stride,
+      strideC: layoutC.stride,
+      headStrideA: layoutA.headStride,
+      headStrideB: layoutB.headStride,
+      headStrideC: layoutC.headStride,
+      lda: layoutA.ld,
+      ldb: layoutB.ld,
+      ldc: layoutC.ld,
+      heads,
       tilesM,
       tilesN,
       batches: batch,

@@ -31,10 +31,10 @@ export interface AttnProcessor {
 /** Multi-head attention of the tokens over `context` (themselves by default). */
 export class DefaultAttnProcessor implements AttnProcessor {
   call(attn: Attention, hidden: T.Tensor, context: T.Tensor = hidden): T.Tensor {
-    const q = attn.splitHeads(attn.to_q.forward(hidden));
-    const k = attn.splitHeads(attn.to_k.forward(context));
-    const v = attn.splitHeads(attn.to_v.forward(context));
-    return attn.project(T.attention(q, k, v) as T.Tensor);
+    const q = attn.to_q.forward(hidden);
+    const k = attn.to_k.forward(context);
+    const v = attn.to_v.forward(context);
+    return attn.project(T.multiHeadAttention(q, k, v, { heads: attn.heads }));
   }
 }
 
@@ -79,12 +79,6 @@ export class Attention extends T.Module {
     return T.permute(T.reshape(x, [b, n, this.heads, this.dimHead]), [0, 2, 1, 3]);
   }
 
-  /** [B, heads, N, d] -> [B, N, heads*d]. */
-  mergeHeads(x: T.Tensor): T.Tensor {
-    const [b, , n] = x.shape as [number, number, number, number];
-    return T.reshape(T.permute(x, [0, 2, 1, 3]), [b, n, this.heads * this.dimHead]);
-  }
-
   /**
    * Tokens [B, N, C] through the processor, by default multi-head attention over `context` [B, M, C']
    * (themselves when absent); `grid` is the token grid's size where the tokens come from a feature map.
@@ -93,9 +87,9 @@ export class Attention extends T.Module {
     return this.processor.call(this, x, context, { layer: this.path, ...(grid ? { grid } : {}) });
   }
 
-  /** to_out applied to per-head outputs [B, heads, N, d]. */
-  project(perHead: T.Tensor): T.Tensor {
-    return this.to_out.at(0).forward(this.mergeHeads(perHead));
+  /** to_out applied to the heads' outputs side by side, [B, N, heads * d]. */
+  project(tokens: T.Tensor): T.Tensor {
+    return this.to_out.at(0).forward(tokens);
   }
 
   /** The VAE's spatial self-attention on [B, C, H, W] with its group norm and residual connection. */

@@ -116,32 +116,37 @@ export class ReferenceConsumeProcessor implements StoreProcessor {
         `${layer}: reference feature ${T.formatShape(ref.shape)} does not match tokens ${T.formatShape(hidden.shape)} (batch and width must agree)`,
       );
     }
-    const q = attn.splitHeads(attn.to_q.forward(hidden));
-    const kRef = attn.splitHeads(attn.to_k.forward(ref));
-    const kOwn = attn.splitHeads(attn.to_k.forward(hidden));
-    const k = T.concat([kOwn, kRef], 2);
-    const vRef = attn.splitHeads(attn.to_v.forward(ref));
-    const v = T.concat([attn.splitHeads(attn.to_v.forward(hidden)), vRef], 2);
-    const out = attn.project(T.attention(q, k, v) as T.Tensor);
-    if (this.request && grid) this.report(attn, { q, kOwn, kRef, vRef }, layer, grid);
+    // Keys and values of [own ; reference] tokens, each projection one product over both.
+    const both = T.concat([hidden, ref], 1);
+    const q = attn.to_q.forward(hidden);
+    const k = attn.to_k.forward(both);
+    const v = attn.to_v.forward(both);
+    const out = attn.project(T.multiHeadAttention(q, k, v, { heads: attn.heads }));
+    if (this.request && grid) {
+      const own = hidden.shape[1]!;
+      const refTokens = (x: T.Tensor) => T.narrow(x, 1, own, x.shape[1]! - own);
+      this.report(attn, { q, kOwn: T.narrow(k, 1, 0, own), kRef: refTokens(k), vRef: refTokens(v) }, layer, grid);
+    }
     return out;
   }
 
   /** Layers at least `minFraction` of the image high, whose reference tokens cover the same grid. */
   private report(
     attn: Attention,
+    // Token layout, [B, tokens, heads * d].
     { q, kOwn, kRef, vRef }: { q: T.Tensor; kOwn: T.Tensor; kRef: T.Tensor; vRef: T.Tensor },
     layer: string,
     grid: { height: number; width: number },
   ): void {
     const req = this.request!;
-    if (grid.height < req.imageHeight * req.minFraction || kRef.shape[2] !== grid.height * grid.width) return;
+    if (grid.height < req.imageHeight * req.minFraction || kRef.shape[1] !== grid.height * grid.width) return;
+    const [qh, kRefh] = [attn.splitHeads(q), attn.splitHeads(kRef)];
     const value =
       req.kind === 'flow'
-        ? flowField(q, kRef, grid, { tau: req.tau })
-        : T.attentionMap(q, kRef, { tau: req.tau, headMean: true });
-    const readout = req.readout ? attn.mergeHeads(T.attention(q, kRef, vRef) as T.Tensor) : undefined;
-    const referenceLogit = req.referenceMass ? referenceLogitOf(q, kOwn, kRef) : undefined;
+        ? flowField(qh, kRefh, grid, { tau: req.tau })
+        : T.attentionMap(qh, kRefh, { tau: req.tau, headMean: true });
+    const readout = req.readout ? T.multiHeadAttention(q, kRef, vRef, { heads: attn.heads }) : undefined;
+    const referenceLogit = req.referenceMass ? referenceLogitOf(qh, attn.splitHeads(kOwn), kRefh) : undefined;
     this.store.reports.push({
       layer,
       height: grid.height,
