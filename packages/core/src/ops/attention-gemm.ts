@@ -1,3 +1,4 @@
+import { activeDevice } from '../device/device.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, map } from './elementwise.js';
 import { gemm } from './matmul.js';
@@ -221,10 +222,14 @@ export function tokenDims(q: Tensor, k: Tensor, v: Tensor, heads: number) {
   return { B, N, M: k.shape[1]!, D: HD / heads, Dv: v.shape[2]! / heads, BH: B * heads };
 }
 
-/** Whether a token-layout attention's scores are one block and its probabilities can be kept for the backward. */
+/**
+ * Whether a token-layout attention's probabilities (every head and row, one block: no BLOCK_BYTES split) fit the
+ * budget kept for the backward (SAVED_PROBS_BYTES) and one binding of the adapter. At most two score-sized tensors
+ * are alive at once: S and P in the forward, P and dS in the backward.
+ */
 export function tokensFitOneBlock(q: Tensor, k: Tensor, heads: number): boolean {
   const bytes = q.shape[0]! * heads * q.shape[1]! * k.shape[1]! * 4;
-  return bytes <= BLOCK_BYTES && bytes <= SAVED_PROBS_BYTES;
+  return bytes <= Math.min(SAVED_PROBS_BYTES, activeDevice().gpu.limits.maxStorageBufferBindingSize);
 }
 
 /** Where head h of batch entry b of a [B, rows, heads * d] token tensor lies, as a gemm operand. */
