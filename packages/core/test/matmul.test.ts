@@ -186,6 +186,86 @@ describe('matmul kernels', () => {
     expect(Array.from(await out.data())).toEqual([1, 2, 3, 1, 2, 3]);
   });
 
+  // Heads inside tokens [B, rows, heads * d]: each head's matrix has rows heads * d apart and starts d further on.
+  for (const variant of variants) {
+    it(`reads and writes operands laid out as heads inside tokens with the '${variant}' kernel`, async () => {
+      if (variant === 'broadcast' && !device.hasSubgroups) return;
+      T.setMatmulVariant(variant);
+      for (const [B, H, N, M, D] of [
+        [2, 3, 13, 9, 8],
+        [2, 2, 11, 7, 5],
+      ] as const) {
+        const tokens = (rows: number, d: number) => ({ ld: H * d, stride: rows * H * d, headStride: d });
+        const split = (x: T.Tensor, rows: number, d: number) => T.permute(T.reshape(x, [B, rows, H, d]), [0, 2, 1, 3]);
+        const merge = (x: T.Tensor, rows: number, d: number) => T.reshape(T.permute(x, [0, 2, 1, 3]), [B, rows, H * d]);
+        const q = leaf(B * N * H * D, [B, N, H * D], 1);
+        const k = leaf(B * M * H * D, [B, M, H * D], 2);
+        const p = leaf(B * H * N * M, [B, H, N, M], 3);
+        const dims = { batch: B * H, heads: H };
+        const close = async (got: T.Tensor, want: T.Tensor, what: string) => {
+          const [g, w] = await Promise.all([got.data(), want.data()]);
+          expect(g.length, what).toBe(w.length);
+          expect(
+            g.reduce((m, x, i) => Math.max(m, Math.abs(x - w[i]!)), 0),
+            `${what}, ${variant}, D ${D}`,
+          ).toBeLessThan(1e-5);
+        };
+        // Scores q_h k_h^T: A and B read in place.
+        const s = T.gemm(
+          q,
+          k,
+          { ...dims, M: N, N: M, K: D },
+          {
+            transB: true,
+            layoutA: tokens(N, D),
+            layoutB: tokens(M, D),
+          },
+        );
+        await close(s, T.matmul(split(q, N, D), T.transpose(split(k, M, D))), 'q k^T');
+        // P_h k_h written into the token layout.
+        const o = T.gemm(p, k, { ...dims, M: N, N: D, K: M }, { layoutB: tokens(M, D), layoutC: tokens(N, D) }, [
+          B,
+          N,
+          H * D,
+        ]);
+        await close(o, merge(T.matmul(p, split(k, M, D)), N, D), 'P k');
+        // P_h^T q_h: A transposed, B and C in the token layout.
+        const t = T.gemm(
+          p,
+          q,
+          { ...dims, M, N: D, K: N },
+          {
+            transA: true,
+            layoutB: tokens(N, D),
+            layoutC: tokens(M, D),
+          },
+          [B, M, H * D],
+        );
+        await close(t, merge(T.matmul(T.transpose(p), split(q, N, D)), M, D), 'P^T q');
+      }
+    });
+  }
+
+  it('refuses a layout that reaches past its operand', () => {
+    const q = T.zeros([2, 5, 12]);
+    expect(() =>
+      T.gemm(
+        q,
+        q,
+        { batch: 6, heads: 3, M: 5, N: 5, K: 4 },
+        {
+          transB: true,
+          layoutA: { ld: 12, stride: 60, headStride: 5 },
+        },
+      ),
+    ).toThrow(
+      'gemm: operand A [2, 5, 12] holds 120 elements, but 2 x 3 matrices of 5 x 4 at ld 12, stride 60, head stride 5 reach element 121',
+    );
+    expect(() => T.gemm(q, q, { batch: 4, heads: 3, M: 5, N: 5, K: 4 })).toThrow(
+      'gemm: 4 batch entries in groups of 3 heads: expected heads to divide the batch',
+    );
+  });
+
   it('folds huge launches over the grid and rejects impossible ones', () => {
     const { grid, tilesM, tilesN, span } = matmulGrid('broadcast', 65536 * 8, 320, 1);
     expect([tilesM, tilesN, span]).toEqual([65536, 10, 4]);

@@ -51,6 +51,23 @@ export interface MatrixLayout {
 const contiguousLayout = (rows: number, cols: number, heads: number, shared = false): MatrixLayout =>
   shared ? { ld: cols, stride: 0, headStride: 0 } : { ld: cols, stride: heads * rows * cols, headStride: rows * cols };
 
+/** Refuses a layout whose last matrix's last element lies past the operand (its reads would be clamped, silently). */
+function checkLayout(
+  name: string,
+  t: Tensor,
+  { ld, stride, headStride }: MatrixLayout,
+  outer: number,
+  heads: number,
+  [rows, cols]: [number, number],
+): void {
+  if (rows === 0 || cols === 0) return;
+  const last = (outer - 1) * stride + (heads - 1) * headStride + (rows - 1) * ld + cols - 1;
+  if (cols > ld || last >= t.size)
+    throw new Error(
+      `gemm: operand ${name} ${formatShape(t.shape)} holds ${t.size} elements, but ${outer} x ${heads} matrices of ${rows} x ${cols} at ld ${ld}, stride ${stride}, head stride ${headStride} reach element ${last}${cols > ld ? ` and rows of ${cols} overlap at ld ${ld}` : ''}`,
+    );
+}
+
 /** Whether every row of every matrix of `layout` starts on a vec4 boundary. */
 const vec4Aligned = ({ ld, stride, headStride }: MatrixLayout) =>
   ld % 4 === 0 && stride % 4 === 0 && headStride % 4 === 0;
@@ -127,6 +144,10 @@ export function gemm(
     throw new Error(
       `gemm: ${batch} batch entries in groups of ${heads} heads${options.layoutC ? ', a C layout with softmaxGrad or rowSumsA' : ''}: expected heads to divide the batch and a contiguous C for fused extras`,
     );
+  const outer = batch / heads;
+  checkLayout('A', a, layoutA, outer, heads, transA ? [K, M] : [M, K]);
+  checkLayout('B', b, layoutB, outer, heads, transB ? [N, K] : [K, N]);
+  checkLayout('C', out, layoutC, outer, heads, [M, N]);
   const aligned = matmulAlignment(transA, transB, M, N, K);
   launch(
     matmulKernel({
