@@ -122,31 +122,34 @@ export class ReferenceConsumeProcessor implements StoreProcessor {
     const k = attn.to_k.forward(both);
     const v = attn.to_v.forward(both);
     const out = attn.project(T.multiHeadAttention(q, k, v, { heads: attn.heads }));
-    if (this.request && grid) {
-      const own = hidden.shape[1]!;
-      const refTokens = (x: T.Tensor) => T.narrow(x, 1, own, x.shape[1]! - own);
-      this.report(attn, { q, kOwn: T.narrow(k, 1, 0, own), kRef: refTokens(k), vRef: refTokens(v) }, layer, grid);
-    }
+    if (this.request && grid) this.report(attn, { q, k, v, own: hidden.shape[1]! }, layer, grid);
     return out;
   }
 
   /** Layers at least `minFraction` of the image high, whose reference tokens cover the same grid. */
   private report(
     attn: Attention,
-    // Token layout, [B, tokens, heads * d].
-    { q, kOwn, kRef, vRef }: { q: T.Tensor; kOwn: T.Tensor; kRef: T.Tensor; vRef: T.Tensor },
+    // Token layout, [B, tokens, heads * d]; k and v over [own ; reference] tokens, the first `own` of them own.
+    { q, k, v, own }: { q: T.Tensor; k: T.Tensor; v: T.Tensor; own: number },
     layer: string,
     grid: { height: number; width: number },
   ): void {
     const req = this.request!;
-    if (grid.height < req.imageHeight * req.minFraction || kRef.shape[1] !== grid.height * grid.width) return;
+    const refCount = k.shape[1]! - own;
+    if (grid.height < req.imageHeight * req.minFraction || refCount !== grid.height * grid.width) return;
+    // The reference part is sliced out only for a layer that reports, each piece only for a report that reads it.
+    const kRef = T.narrow(k, 1, own, refCount);
     const [qh, kRefh] = [attn.splitHeads(q), attn.splitHeads(kRef)];
     const value =
       req.kind === 'flow'
         ? flowField(qh, kRefh, grid, { tau: req.tau })
         : T.attentionMap(qh, kRefh, { tau: req.tau, headMean: true });
-    const readout = req.readout ? T.multiHeadAttention(q, kRef, vRef, { heads: attn.heads }) : undefined;
-    const referenceLogit = req.referenceMass ? referenceLogitOf(qh, attn.splitHeads(kOwn), kRefh) : undefined;
+    const readout = req.readout
+      ? T.multiHeadAttention(q, kRef, T.narrow(v, 1, own, refCount), { heads: attn.heads })
+      : undefined;
+    const referenceLogit = req.referenceMass
+      ? referenceLogitOf(qh, attn.splitHeads(T.narrow(k, 1, 0, own)), kRefh)
+      : undefined;
     this.store.reports.push({
       layer,
       height: grid.height,
