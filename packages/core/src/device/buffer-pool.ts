@@ -13,6 +13,8 @@ export interface PooledBuffer {
   readonly buffer: GPUBuffer | null;
   /** Capacity in bytes (the size class). */
   readonly size: number;
+  /** Creation order within the pool: free lists are kept sorted by it (see `release`). */
+  readonly serial: number;
   /** Id of the last command batch that referenced this buffer (to order queue writes after it). */
   lastBatch: number;
   /** Set when a dry run took this entry (its contents are undefined; a read in the run gives zeros). */
@@ -65,6 +67,7 @@ export class BufferPool {
   dry = false;
   /** Counts the device buffers this pool has destroyed, so that a cache of bind groups can tell when to drop them. */
   destroyed = 0;
+  private created = 0;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -83,12 +86,13 @@ export class BufferPool {
       this.stats.pooledBytes -= size;
       this.stats.pooledBuffers--;
     } else if (this.dry) {
-      entry = { buffer: null, size, lastBatch: -1 };
+      entry = { buffer: null, size, serial: this.created++, lastBatch: -1 };
     } else {
       this.device.pushErrorScope('out-of-memory');
       const created: PooledBuffer = {
         buffer: this.device.createBuffer({ size, usage: USAGE_STORAGE }),
         size,
+        serial: this.created++,
         lastBatch: -1,
       };
       void this.device.popErrorScope().then(
@@ -146,7 +150,16 @@ export class BufferPool {
     this.stats.pooledBuffers++;
     let list = this.free.get(entry.size);
     if (!list) this.free.set(entry.size, (list = []));
-    list.push(entry);
+    // Sorted by creation, newest last (where `acquire` takes from), instead of in release order: a step that
+    // starts with the same buffers free then gets the same buffer for each tensor as the step before, whatever
+    // order the last step released them in, so every dispatch finds its bind group already made.
+    let [lo, hi] = [0, list.length];
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid]!.serial < entry.serial) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, entry);
   }
 
   /** Destroys every cached (released) buffer, returning their memory to the driver. */

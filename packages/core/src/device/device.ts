@@ -437,6 +437,7 @@ export class Device {
       const flag: PooledBuffer & { buffer: GPUBuffer } = {
         buffer: this.gpu.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }),
         size: 16,
+        serial: -1,
         lastBatch: -1,
       };
       this.gpu.queue.writeBuffer(flag.buffer, 0, new Uint32Array(2));
