@@ -330,4 +330,11 @@ describe('train (Leffa) resume', () => {
     expect(metrics.history.map((h) => h.step)).toEqual([10, 20]);
     expect(readdirSync(out).filter((f) => f.includes('.tmp') || f.includes('.previous') || f === '.lock')).toEqual([]);
   });
+  it('--background-flow is refused where it has nothing to weigh: try-on, or no flow supervision', async () => {
+    const { trainLeffa } = await import('../src/cli/train-leffa.js');
+    const args = { ...smallLeffaRun, out: join(tmp, 'bg'), pool: 1, steps: 1, saveEvery: 1, vae: 'unused' };
+    const message = /--background-flow .* needs --task pose, synthetic data and --flow-supervision > 0/;
+    await expect(trainLeffa({ ...args, backgroundFlow: 0.25, flowSupervision: 1 })).rejects.toThrow(message);
+    await expect(trainLeffa({ ...args, task: 'pose', backgroundFlow: 0.25 })).rejects.toThrow(message);
+  });
 });

@@ -97,4 +97,53 @@ describe('supervised attention flow', () => {
     expect(g[2 * 5]).toBe(0);
     T.dispose([exact, off, target, value, one]);
   });
+
+  it("weighs pixels by the targets' flow weights: a weighted mean of the end-point distance", async () => {
+    // Pixel 0 is off by 0.5 (normalised), the rest exact; pixel 0 weighs 3, the ten other valid pixels 0.5 each.
+    const weights = Float32Array.from({ length: H * W }, (_, i) => (i === 0 ? 3 : 0.5));
+    const target = flowTargets([truthPx], [valid], H, W, [weights]);
+    expect(Array.from(await target.valid.data())).toEqual(Array.from(weights, (w, i) => (i === 5 ? 0 : w)));
+    const exact = report([0, 0]);
+    const moved = T.add(
+      exact.value,
+      T.tensor(
+        Float32Array.from({ length: H * W * 2 }, (_, i) => (i === 0 ? 0.5 : 0)),
+        [1, H * W, 2],
+      ),
+    );
+    expect(await flowSupervisionLoss([{ ...exact, value: moved }], target).item()).toBeCloseTo(
+      // sqrt(|d|^2 + 1e-8): an exact pixel still counts 1e-4.
+      (3 * Math.sqrt(0.25 + 1e-8) + 10 * 0.5 * 1e-4) / (3 + 10 * 0.5),
+      6,
+    );
+    expect(() => flowTargets([truthPx], [valid], H, W, [new Float32Array(3)])).toThrow(
+      'flowTargets: example 0 has 3 flow weights, expected 12 (3x4)',
+    );
+    T.dispose([target, exact, moved]);
+  });
+
+  it('pose examples can add the static background to the flow: the identity where both views show background', () => {
+    const [plain] = new SyntheticLeffaSource('pose', 64, 48, 7).take(1);
+    const [withBg] = new SyntheticLeffaSource('pose', 64, 48, 7, { backgroundFlow: 0.25 }).take(1);
+    let person = 0;
+    let background = 0;
+    for (let i = 0; i < 64 * 48; i++) {
+      if (plain!.flowValid![i]) {
+        person++;
+        expect(withBg!.flowWeight![i]).toBe(1);
+        expect(withBg!.flow![2 * i]).toBe(plain!.flow![2 * i]);
+        expect(withBg!.flow![2 * i + 1]).toBe(plain!.flow![2 * i + 1]);
+      } else if (withBg!.flowValid![i]) {
+        background++;
+        expect(withBg!.flowWeight![i]).toBe(0.25);
+        expect([withBg!.flow![2 * i], withBg!.flow![2 * i + 1]]).toEqual([i % 48, Math.floor(i / 48)]);
+      } else expect(withBg!.flowWeight![i]).toBe(0);
+    }
+    expect(person).toBeGreaterThan(100);
+    expect(background).toBeGreaterThan(64 * 48 * 0.4);
+    expect(plain!.flowWeight).toBeUndefined();
+    expect(() => new SyntheticLeffaSource('tryon', 32, 24, 0, { backgroundFlow: 0.5 }).take(1)).toThrow(
+      'exampleFromSample: backgroundFlow is for pose transfer',
+    );
+  });
 });

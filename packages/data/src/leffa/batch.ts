@@ -20,6 +20,8 @@ export interface LeffaExample {
   flow?: Float32Array;
   /** 1 where `flow` is defined. */
   flowValid?: Uint8Array;
+  /** How much each pixel's flow counts in the supervised flow loss where it is defined (default 1), H*W. */
+  flowWeight?: Float32Array;
 }
 
 export interface LeffaBatch {
@@ -33,7 +35,10 @@ export interface LeffaBatch {
   /** [B, 1, H, W] in {0, 1}. */
   mask: T.Tensor;
   lossMask: T.Tensor;
-  /** The exact flow as a sampling grid [B, H, W, 2] and where it is defined [B, H, W, 1], when asked for. */
+  /**
+   * The exact flow as a sampling grid [B, H, W, 2] and how much each pixel counts [B, H, W, 1] (0 where the flow
+   * is undefined), when asked for.
+   */
   flow?: { grid: T.Tensor; valid: T.Tensor };
 }
 
@@ -77,6 +82,7 @@ function flowTargetsOf(
     examples.map((e) => e.flowValid!),
     height,
     width,
+    examples.map((e) => e.flowWeight),
   );
 }
 

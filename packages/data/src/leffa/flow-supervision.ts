@@ -3,13 +3,15 @@ import { type AttentionReport, flowToGrid } from '@leffa-webgpu/models';
 
 /**
  * Exact flows in pixels ([H*W*2] per example, x then y) as a sampling grid [B, H, W, 2] in grid_sample's
- * normalised coordinates (align_corners=false), and where they are defined [B, H, W, 1].
+ * normalised coordinates (align_corners=false), and how much each pixel counts [B, H, W, 1]: its weight (default
+ * 1) where the flow is defined, 0 elsewhere.
  */
 export function flowTargets(
   flows: readonly Float32Array[],
   valid: readonly Uint8Array[],
   height: number,
   width: number,
+  weights: readonly (Float32Array | undefined)[] = [],
 ): { grid: T.Tensor; valid: T.Tensor } {
   const plane = height * width;
   const grid = new Float32Array(flows.length * plane * 2);
@@ -19,12 +21,17 @@ export function flowTargets(
       throw new Error(
         `flowTargets: example ${b} has a ${f.length / 2}-pixel flow and a ${valid[b]!.length}-pixel mask, expected ${plane} (${height}x${width})`,
       );
+    const weight = weights[b];
+    if (weight && weight.length !== plane)
+      throw new Error(
+        `flowTargets: example ${b} has ${weight.length} flow weights, expected ${plane} (${height}x${width})`,
+      );
     for (let i = 0; i < plane; i++) {
       if (!valid[b]![i]) continue;
       const o = b * plane + i;
       grid[2 * o] = (2 * f[2 * i]! + 1) / width - 1;
       grid[2 * o + 1] = (2 * f[2 * i + 1]! + 1) / height - 1;
-      mask[o] = 1;
+      mask[o] = weight ? weight[i]! : 1;
     }
   });
   return {
@@ -36,7 +43,8 @@ export function flowTargets(
 /**
  * Supervised attention flow: the mean end-point distance (normalised coordinates) between each attn1 layer's
  * flow, upsampled and clamped exactly as the Leffa loss warps with it, and the exact flow, over the pixels
- * where the truth is defined and the samples whose weight is 1; averaged over layers.
+ * where the truth is defined (weighted by the target's pixel weights) and the samples whose weight is 1;
+ * averaged over layers.
  *
  * Not part of Leffa. The paper fine-tunes Stable Diffusion, whose attention already roughly corresponds; the
  * tiny models here start from nearly uniform attention. The experiment uses this loss to build such a

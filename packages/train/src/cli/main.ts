@@ -144,6 +144,12 @@ addTrainingOptions(
     0,
   )
   .option(
+    '--background-flow <w>',
+    'pose transfer on synthetic data: where the background shows in both views, the flow supervision also asks for the identity, each such pixel weighing w (a person pixel weighs 1; 0: off)',
+    weight,
+    0,
+  )
+  .option(
     '--reference-readout <w>',
     "weight of a loss on what the generative UNet reads from the reference: its first latent-size channels must hold the target's latent where masked (ours, not Leffa's)",
     weight,
@@ -216,6 +222,7 @@ addTrainingOptions(
       leffaDistance: o.leffaDistance,
       leffaNormalization: o.leffaNormalization,
       flowSupervision: o.flowSupervision,
+      backgroundFlow: o.backgroundFlow,
       referenceReadout: o.referenceReadout,
       readoutWeighting: o.readoutWeighting,
       referenceMass: o.referenceMass,

@@ -39,6 +39,11 @@ export interface TrainLeffaArgs extends TrainingArgs {
   leffaNormalization?: 'released' | 'maskArea';
   /** Weight of the supervised attention-flow loss (synthetic data only; default 0). See flowSupervisionLoss. */
   flowSupervision?: number;
+  /**
+   * Pose transfer on synthetic data: the flow supervision's weight on background pixels seen in both views, whose
+   * flow is the identity (default 0, off). See SyntheticExampleOptions.backgroundFlow.
+   */
+  backgroundFlow?: number;
   /** Weight of the reference readout loss (default 0). See referenceReadoutLoss. */
   referenceReadout?: number;
   /** How the readout loss weighs its layers (default 'layers'). See referenceReadoutLoss. */
@@ -100,6 +105,11 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     );
   if (args.referenceFromGenerative && !args.init)
     throw new Error('train: --reference-from-generative copies a trained generative UNet; give --init <checkpoint>');
+  const backgroundFlow = args.backgroundFlow ?? 0;
+  if (backgroundFlow > 0 && (args.examples || args.task !== 'pose' || !((args.flowSupervision ?? 0) > 0)))
+    throw new Error(
+      'train: --background-flow weighs background pixels in the flow supervision of synthetic pose transfer; it needs --task pose, synthetic data and --flow-supervision > 0',
+    );
   // The architecture is the checkpoint's: a Leffa checkpoint records it whole, a VAE checkpoint its VAE shape.
   const start = await T.openCheckpoint(resolveCheckpoint(args.init ?? args.vae!));
   const named = LEFFA_CONFIGS[args.config ?? 'tiny'];
@@ -144,6 +154,11 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     for (const [key, t] of dict) if (own.get(key) !== t) t.dispose();
   }
   const example = args.examples ?? ((seed: number) => syntheticExample(args.task, seed, args.height, args.width));
+  // Training examples only: the held-out metrics (flow EPE included) stay those `eval` reports.
+  const trainingExample =
+    backgroundFlow > 0
+      ? (seed: number) => syntheticExample(args.task, seed, args.height, args.width, { backgroundFlow })
+      : example;
   if (args.scalingFactor !== undefined) {
     const measured = args.scalingFactor === 'unit';
     config.vae.scalingFactor = measured
@@ -177,7 +192,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     model,
   );
 
-  const pool = Array.from({ length: args.pool }, (_, i) => example(i));
+  const pool = Array.from({ length: args.pool }, (_, i) => trainingExample(i));
   const latents = new Map<number, BatchLatents>();
   const latentsOf = (indices: number[]): BatchLatents => {
     const missing = indices.filter((i) => !latents.has(i));
@@ -249,7 +264,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
         if (args.pool === 0) {
           // Fresh data: the step number fixes the seeds, so a resumed run sees the same examples.
           const seeds = Array.from({ length: args.batch }, (_, k) => trainer.stepCount * args.batch + k);
-          return trainer.step(toBatch(seeds.map(example), { flow: supervised }));
+          return trainer.step(toBatch(seeds.map(trainingExample), { flow: supervised }));
         }
         const indices = Array.from({ length: args.batch }, () => trainer.rng.int(0, args.pool));
         const batch = toBatch(
