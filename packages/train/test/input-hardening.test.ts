@@ -330,6 +330,9 @@ describe('train (Leffa) resume', () => {
     expect(metrics.history.map((h) => h.step)).toEqual([10, 20]);
     expect(readdirSync(out).filter((f) => f.includes('.tmp') || f.includes('.previous') || f === '.lock')).toEqual([]);
   });
+});
+
+describe('train (Leffa) options', () => {
   it('--background-flow is refused where it has nothing to weigh: try-on, or no flow supervision', async () => {
     const { trainLeffa } = await import('../src/cli/train-leffa.js');
     const args = { ...smallLeffaRun, out: join(tmp, 'bg'), pool: 1, steps: 1, saveEvery: 1, vae: 'unused' };
