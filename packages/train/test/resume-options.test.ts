@@ -35,12 +35,25 @@ describe('train --resume', () => {
       await cli('train-vae', '--resume', join(interrupted, 'checkpoint'), '--steps', '4', '--out', interrupted),
     ])
       expect(r.code, r.stderr).toBe(0);
-    expect(state(split).cli).toMatchObject({ batch: 2, size: [16, 12], warmupSteps: 3 });
+    // The new length is recorded too: it is the run's extent from now on.
+    expect(state(split).cli).toMatchObject({ batch: 2, size: [16, 12], warmupSteps: 3, steps: 4 });
     // (A cosine would not do: it spans --steps, which a resume may change.)
     expect(state(split).history.at(-1)).toEqual(state(whole).history.at(-1));
     const weights = (dir: string) => readFileSync(join(dir, 'checkpoint', 'model.safetensors'));
     expect(weights(split).equals(weights(whole))).toBe(true);
     expect(weights(interrupted).equals(weights(whole))).toBe(true);
+  });
+
+  it('keeps the recorded length when --steps is left out (a cosine spans it), so a finished run stays finished', async () => {
+    const dir = join(tmp, 'cosine');
+    const cosine = [...RUN, '--lr-schedule', 'cosine', '--min-lr', '1e-4', '--save-every', '3'];
+    const first = await cli('train-vae', ...cosine, '--steps', '3', '--out', dir);
+    expect(first.code, first.stderr).toBe(0);
+    const before = readFileSync(join(dir, 'checkpoint', 'model.safetensors'));
+    const again = await cli('train-vae', '--resume', join(dir, 'checkpoint'), '--out', dir);
+    expect(again.code, again.stderr).toBe(0);
+    expect(state(dir)).toMatchObject({ step: 3, cli: { steps: 3, saveEvery: 3, lrSchedule: 'cosine' } });
+    expect(readFileSync(join(dir, 'checkpoint', 'model.safetensors')).equals(before)).toBe(true);
   });
 
   it('resumes a run started from --init (a decoder-only run) without naming the --init again', async () => {

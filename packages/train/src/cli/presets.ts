@@ -139,14 +139,17 @@ export interface TrainingDefaults {
   schedule?: boolean;
 }
 
-/** Options a resumed run may change: where it writes, how long it runs, how often it saves. */
-const RUN_EXTENT = new Set(['out', 'steps', 'saveEvery', 'resume']);
+/** Where a run writes and what it resumes: not recorded, the command line says. */
+const RUN_LOCATION = new Set(['out', 'resume']);
+/** How long a run lasts and how often it saves: recorded, so a resume left without them ends where the run was meant
+ * to (a cosine schedule spans --steps), but a resume may extend the run. */
+const RUN_EXTENT = new Set(['steps', 'saveEvery']);
 
 /**
  * With --resume, the run's own options (recorded in its checkpoint, state.json extra.cli) stand in for every
- * option left out, so `--resume <dir>` alone continues the run as it was started; one given that contradicts
- * the record is refused rather than silently changing the run. Checkpoints without a record keep the command
- * line as given.
+ * option left out, so `--resume <dir>` alone continues the run as it was started, to the step it was meant to end
+ * at; one given that contradicts the record is refused rather than silently changing the run, except --steps and
+ * --save-every, which may extend it. Checkpoints without a record keep the command line as given.
  */
 async function restoreRecordedOptions(command: Command): Promise<void> {
   const resume = command.getOptionValue('resume') as string | undefined;
@@ -163,10 +166,11 @@ async function restoreRecordedOptions(command: Command): Promise<void> {
   if (recorded === undefined || typeof recorded !== 'object' || recorded === null) return;
   for (const option of command.options) {
     const key = option.attributeName();
-    if (RUN_EXTENT.has(key) || !(key in recorded)) continue;
+    if (RUN_LOCATION.has(key) || !(key in recorded)) continue;
     const value = recorded[key];
     const source = command.getOptionValueSource(key);
     if (source === 'cli' || source === 'env') {
+      if (RUN_EXTENT.has(key)) continue;
       const given = command.getOptionValue(key);
       if (JSON.stringify(given) !== JSON.stringify(value))
         throw new Error(
@@ -222,7 +226,7 @@ export function trainingArgs(o: Record<string, unknown>): TrainingArgs {
     lr: o.lr as number,
     seed: o.seed as number,
     saveEvery: o.saveEvery as number,
-    cli: Object.fromEntries(Object.entries(o).filter(([k]) => !RUN_EXTENT.has(k))),
+    cli: Object.fromEntries(Object.entries(o).filter(([k]) => !RUN_LOCATION.has(k))),
   };
   if (o.resume !== undefined) args.resume = o.resume as string;
   if (o.lrSchedule !== undefined) args.lrSchedule = o.lrSchedule as 'constant' | 'cosine';
