@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- ci|full]` at the root, or with options
- * `npm run bench -w benchmarks -- [--profile ci|full] [--filter text] [--reps n] [--warmup n] [--skip-torch] [--out file]`
+ * `npm run bench -w benchmarks -- [--profile ci|full] [--filter text] [--reps n] [--rounds n] [--warmup n] [--skip-torch] [--out file]`
  * (the root script forwards its arguments without a `--`, so npm keeps the flags and passes on bare words).
  * `npm run bench -w benchmarks -- --profile-step vae|unet|sd15|sd15-attn|leffa|conv [--steps n] [--conv direct|winograd|winograd4|sliding] [--out file]` instead prints the
  * GPU time per kernel of one training step (see profile-step.ts).
@@ -20,14 +20,16 @@ import { CASES } from './cases/index.js';
 import { measureFmaCeiling } from './ceiling.js';
 import { PROFILE_TARGETS, type ProfileTarget, profileStep } from './profile-step.js';
 import { startTfjs } from './peers/tfjs.js';
-import { TORCH_PYTHON, type TorchResult, runTorch, torch2Python } from './peers/torch.js';
-import { type CaseResult, formatBaselines, formatTable } from './report.js';
+import { TORCH_PYTHON, TorchPeer, torch2Python } from './peers/torch.js';
+import { type CaseResult, formatBaselines, formatRounds, formatTable } from './report.js';
 import { median, normalisedError, timeInterleaved } from './timing.js';
 
 interface Options {
   profile: Profile;
   filter: string | null;
   reps: number;
+  /** Rounds of (PyTorch, then ours and tfjs) per case, `reps` timings each: PyTorch's and our times come from the same spells. */
+  rounds: number;
   warmup: number;
   skipTorch: boolean;
   out: string;
@@ -38,6 +40,7 @@ function parseArgs(argv: string[]): Options {
     profile: 'full',
     filter: null,
     reps: 5,
+    rounds: 3,
     warmup: 2,
     skipTorch: false,
     out: fileURLToPath(new URL('../results/latest.json', import.meta.url)),
@@ -55,6 +58,7 @@ function parseArgs(argv: string[]): Options {
       opts.profile = p;
     } else if (arg === '--filter') opts.filter = value();
     else if (arg === '--reps') opts.reps = Number(value());
+    else if (arg === '--rounds') opts.rounds = Number(value());
     else if (arg === '--warmup') opts.warmup = Number(value());
     else if (arg === '--skip-torch') opts.skipTorch = true;
     else if (arg === '--out') opts.out = value();
@@ -63,6 +67,8 @@ function parseArgs(argv: string[]): Options {
   }
   if (!(opts.reps >= 5))
     throw new Error(`bench: --reps must be at least 5 (medians of fewer are noise), got ${opts.reps}`);
+  if (!(Number.isInteger(opts.rounds) && opts.rounds >= 1))
+    throw new Error(`bench: --rounds must be a whole number of at least 1, got ${opts.rounds}`);
   return opts;
 }
 
@@ -138,19 +144,19 @@ async function main(): Promise<number> {
     );
   const prepared = selected.map((c) => ({ c, inputs: c.inputs() }));
 
-  let torch = new Map<string, TorchResult>();
-  let torch2 = new Map<string, TorchResult>();
+  let torch: TorchPeer | null = null;
+  let torch2: TorchPeer | null = null;
   let torch2Absent: string | null = 'skipped (--skip-torch)';
   if (!opts.skipTorch) {
-    console.log(`profile ${opts.profile}: ${selected.length} cases; timing PyTorch first (its own processes)...`);
-    torch = runTorch(TORCH_PYTHON, prepared, opts.reps, opts.warmup);
-    const any = torch.values().next().value;
+    console.log(`profile ${opts.profile}: ${selected.length} cases; setting PyTorch up (its own processes)...`);
+    torch = await TorchPeer.start(TORCH_PYTHON, prepared);
+    const any = torch.results.values().next().value;
     if (any) console.log(`PyTorch ${any.version} (parity oracle), ${any.threads} threads`);
     const py2 = torch2Python();
     if ('python' in py2) {
-      torch2 = runTorch(py2.python, prepared, opts.reps, opts.warmup);
+      torch2 = await TorchPeer.start(py2.python, prepared);
       torch2Absent = null;
-      const any2 = torch2.values().next().value;
+      const any2 = torch2.results.values().next().value;
       if (any2) console.log(`PyTorch ${any2.version} (speed peer), ${any2.threads} threads`);
     } else {
       torch2Absent = py2.absent;
@@ -161,17 +167,7 @@ async function main(): Promise<number> {
   const results: CaseResult[] = [];
   const failures: string[] = [];
   for (const { c, inputs } of prepared) {
-    const result = await runCase(
-      c,
-      inputs,
-      device,
-      tfjs,
-      torch.get(c.name) ?? null,
-      torch2.get(c.name) ?? null,
-      ceiling.gflops,
-      opts,
-      failures,
-    );
+    const result = await runCase(c, inputs, device, tfjs, torch, torch2, ceiling.gflops, opts, failures);
     if (result) {
       results.push(result);
       const ms = (x: number | null) => x?.toFixed(2) ?? '-';
@@ -182,18 +178,22 @@ async function main(): Promise<number> {
   }
 
   console.log(`\n${formatTable(results)}\n`);
+  const perRound = formatRounds(results);
+  if (perRound) console.log(`x t2 round by round (PyTorch 2.x timed just before ours in each):\n${perRound}\n`);
   const baselines = formatBaselines(results);
   if (baselines) console.log(`baselines (our own unfused paths; x base = their ms / ours):\n${baselines}\n`);
   console.log(
-    `medians of ${opts.reps} timed reps after ${opts.warmup} warm-up runs; ours and tfjs interleaved, PyTorch in its own process.`,
+    `medians of ${opts.rounds} rounds x ${opts.reps} timed reps after ${opts.warmup} warm-up runs; ours and tfjs interleaved, PyTorch (its own processes, idle meanwhile) timed before ours in every round.`,
   );
   console.log(
     'x tfjs / x t2 / x t1.13: speedup of ours (their ms / our ms; below 1 = slower). err: max|ours - theirs| / max|theirs|.',
   );
   if (torch2Absent) console.log(`PyTorch 2.x speed peer absent: ${torch2Absent}`);
   mkdirSync(dirname(opts.out), { recursive: true });
-  const torchInfo = torch.values().next().value;
-  const torch2Info = torch2.values().next().value;
+  torch?.close();
+  torch2?.close();
+  const torchInfo = torch?.results.values().next().value;
+  const torch2Info = torch2?.results.values().next().value;
   writeFileSync(
     opts.out,
     `${JSON.stringify(
@@ -201,6 +201,7 @@ async function main(): Promise<number> {
         date: new Date().toISOString(),
         profile: opts.profile,
         reps: opts.reps,
+        rounds: opts.rounds,
         adapter,
         fma_ceiling_gflops: ceiling.gflops,
         torch: torchInfo ? { version: torchInfo.version, threads: torchInfo.threads } : null,
@@ -224,13 +225,15 @@ async function runCase(
   inputs: HostTensor[],
   device: T.Device,
   tfjs: Awaited<ReturnType<typeof startTfjs>>,
-  torch: TorchResult | null,
-  torch2: TorchResult | null,
+  torchPeer: TorchPeer | null,
+  torch2Peer: TorchPeer | null,
   ceiling: number,
   opts: Options,
   failures: string[],
 ): Promise<CaseResult | null> {
   const { tf } = tfjs;
+  const torch = torchPeer?.results.get(c.name) ?? null;
+  const torch2 = torch2Peer?.results.get(c.name) ?? null;
   const ourInputs = inputs.map((x) => T.tensor(x.data, x.shape));
   const tfInputs = inputs.map((x) => tf.tensor(x.data, x.shape));
   const ours = c.ours(ourInputs, device);
@@ -315,15 +318,29 @@ async function runCase(
           ]
         : []),
     ];
-    const times = await timeInterleaved(impls, opts.warmup, opts.reps);
+    // Rounds: PyTorch first (both builds), then ours and the peers interleaved, so each side's times come from the
+    // same spells of the host; every figure is the median of all of its rounds' reps.
+    const times: number[][] = impls.map(() => []);
+    const [torchTimes, torch2Times]: number[][] = [[], []];
+    const rounds: { ours_ms: number; torch2_ms: number | null }[] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      const warmup = r === 0 ? opts.warmup : 1;
+      const t1 = torch ? await torchPeer!.time(c.name, opts.reps, warmup) : null;
+      const t2 = torch2 ? await torch2Peer!.time(c.name, opts.reps, warmup) : null;
+      if (t1) torchTimes.push(...t1);
+      if (t2) torch2Times.push(...t2);
+      const round = await timeInterleaved(impls, warmup, opts.reps);
+      round.forEach((t, i) => times[i]!.push(...t));
+      rounds.push({ ours_ms: median(round[0]!), torch2_ms: t2 ? median(t2) : null });
+    }
     const ourTimes = times[0]!;
     const baseTimes = base ? times[1]! : null;
     const peerTimes = peer ? times[base ? 2 : 1]! : [];
     const oursMs = median(ourTimes);
     const baseMs = baseTimes ? median(baseTimes) : null;
     const peerMs = peer ? median(peerTimes) : null;
-    const torchMs = torch?.ms ?? null;
-    const torch2Ms = torch2?.ms ?? null;
+    const torchMs = torchTimes.length > 0 ? median(torchTimes) : null;
+    const torch2Ms = torch2Times.length > 0 ? median(torch2Times) : null;
     const gflops = c.flops ? c.flops / oursMs / 1e6 : null;
     return {
       case: c.name,
@@ -349,6 +366,8 @@ async function runCase(
       baseline_error: baselineError,
       ours_times_ms: ourTimes,
       peer_times_ms: peerTimes,
+      torch2_times_ms: torch2Times,
+      rounds,
     };
   } finally {
     base?.dispose?.();

@@ -30,6 +30,9 @@ export interface CaseResult {
   baseline_error: string | null;
   ours_times_ms: number[];
   peer_times_ms: number[];
+  torch2_times_ms: number[];
+  /** Each round's medians (PyTorch 2.x timed just before ours): how far the ratio moves within one run. */
+  rounds: { ours_ms: number; torch2_ms: number | null }[];
 }
 
 const fmt = (x: number | null, digits = 1) => (x === null || !Number.isFinite(x) ? '-' : x.toFixed(digits));
@@ -90,5 +93,13 @@ export function formatBaselines(results: CaseResult[]): string {
         ? `  ${r.case}: baseline '${r.baseline}' cannot run here: ${r.baseline_error}`
         : `  ${r.case}: baseline '${r.baseline}' ${fmt(r.baseline_ms, 2)} ms, ${fmt(r.baseline_peak_mb, 1)} MB (ours ${fmt(r.peak_mb, 1)} MB)`,
     )
+    .join('\n');
+}
+
+/** One line per case against PyTorch 2.x: each round's ratio (its t2 median / our median), so the spread shows. */
+export function formatRounds(results: CaseResult[]): string {
+  return results
+    .filter((r) => r.rounds.some((x) => x.torch2_ms !== null))
+    .map((r) => `  ${r.case}: ${r.rounds.map((x) => fmt(x.torch2_ms! / x.ours_ms, 2)).join(', ')}`)
     .join('\n');
 }

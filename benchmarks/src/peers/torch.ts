@@ -1,7 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { BenchCase, HostTensor } from '../case.js';
 
@@ -27,59 +28,87 @@ export function torch2Python(): { python: string } | { absent: string } {
   return { python: TORCH2_PYTHON };
 }
 
+/** One case's PyTorch result: its output (the first run's) and the build that computed it. */
 export interface TorchResult {
-  ms: number;
   output: Float32Array;
   version: string;
   threads: number;
 }
 
 /**
- * Times every case's PyTorch spec in one Python process (after ours and the peer, so they never share the
- * cores): inputs go through raw float32 files, the runner reports medians and writes each result back.
+ * PyTorch as a peer: one Python process (torch_runner.py) that sets every case up once, then times a case whenever
+ * asked, so its timings can alternate with ours in the same run (a shared host's slow spells then hit both). Between
+ * requests it waits on stdin and leaves the cores to us.
  */
-export function runTorch(
-  python: string,
-  cases: { c: BenchCase; inputs: HostTensor[] }[],
-  reps: number,
-  warmup: number,
-): Map<string, TorchResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'leffa-bench-'));
-  try {
-    const manifest = cases
-      .filter(({ c }) => c.torch)
-      .map(({ c, inputs }, i) => ({
-        name: c.name,
-        setup: c.torch!.setup ?? '',
-        run: c.torch!.run,
-        inputs: inputs.map((x, j) => {
-          const file = join(dir, `case${i}_in${j}.f32`);
-          writeFileSync(file, new Uint8Array(x.data.buffer, x.data.byteOffset, x.data.byteLength));
-          return { file, shape: x.shape };
-        }),
-        out: join(dir, `case${i}_out.f32`),
-      }));
-    const proc = spawnSync(python, [RUNNER], {
-      input: JSON.stringify({ reps, warmup, cases: manifest }),
-      encoding: 'utf8',
-      maxBuffer: 1 << 26,
+export class TorchPeer {
+  private readonly pending: ((line: string) => void)[] = [];
+  private stderr = '';
+  private exited: string | null = null;
+
+  private constructor(
+    private readonly proc: ChildProcessWithoutNullStreams,
+    private readonly python: string,
+    private readonly index: Map<string, number>,
+    readonly results: Map<string, TorchResult>,
+  ) {}
+
+  /** Starts the runner, sets every case with a torch body up and reads back each one's first result. */
+  static async start(python: string, cases: { c: BenchCase; inputs: HostTensor[] }[]): Promise<TorchPeer> {
+    const dir = mkdtempSync(join(tmpdir(), 'leffa-bench-'));
+    try {
+      const manifest = cases
+        .filter(({ c }) => c.torch)
+        .map(({ c, inputs }, i) => ({
+          name: c.name,
+          setup: c.torch!.setup ?? '',
+          run: c.torch!.run,
+          inputs: inputs.map((x, j) => {
+            const file = join(dir, `case${i}_in${j}.f32`);
+            writeFileSync(file, new Uint8Array(x.data.buffer, x.data.byteOffset, x.data.byteLength));
+            return { file, shape: x.shape };
+          }),
+          out: join(dir, `case${i}_out.f32`),
+        }));
+      const proc = spawn(python, [RUNNER], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const peer = new TorchPeer(proc, python, new Map(manifest.map((m, i) => [m.name, i])), new Map());
+      createInterface({ input: proc.stdout }).on('line', (line) => peer.pending.shift()?.(line));
+      proc.stderr.on('data', (d) => {
+        peer.stderr += d;
+      });
+      proc.on('exit', (code, signal) => {
+        peer.exited = `exited (${signal ?? code})`;
+        for (const settle of peer.pending.splice(0)) settle(''); // each fails, naming the exit
+      });
+      const hello = JSON.parse(await peer.request({ cases: manifest })) as { version: string; threads: number };
+      for (const [i, m] of manifest.entries()) {
+        const raw = readFileSync(manifest[i]!.out);
+        const output = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+        peer.results.set(m.name, { output, version: hello.version, threads: hello.threads });
+      }
+      return peer;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** `reps` timings (ms) of one case after `warmup` untimed runs; null for a case without a torch body. */
+  async time(name: string, reps: number, warmup: number): Promise<number[] | null> {
+    const i = this.index.get(name);
+    if (i === undefined) return null;
+    return (JSON.parse(await this.request({ case: i, reps, warmup })) as { ms: number[] }).ms;
+  }
+
+  close(): void {
+    this.proc.stdin.end();
+  }
+
+  private request(message: unknown): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const fail = () =>
+        reject(new Error(`bench: the PyTorch runner (${this.python} ${RUNNER}) ${this.exited}: ${this.stderr.trim()}`));
+      if (this.exited) return fail();
+      this.pending.push((line) => (this.exited ? fail() : resolve(line)));
+      this.proc.stdin.write(`${JSON.stringify(message)}\n`);
     });
-    if (proc.error || proc.status !== 0) {
-      throw new Error(`bench: the PyTorch runner failed (${python} ${RUNNER}): ${proc.error?.message ?? proc.stderr}`);
-    }
-    const report = JSON.parse(proc.stdout) as {
-      version: string;
-      threads: number;
-      cases: { name: string; ms: number }[];
-    };
-    const results = new Map<string, TorchResult>();
-    for (const [i, r] of report.cases.entries()) {
-      const raw = readFileSync(manifest[i]!.out);
-      const output = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-      results.set(r.name, { ms: r.ms, output, version: report.version, threads: report.threads });
-    }
-    return results;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
