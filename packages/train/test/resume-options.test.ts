@@ -1,5 +1,5 @@
 // `--resume <dir>` alone continues a run with the options it was started with (recorded in its checkpoint).
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -50,8 +50,11 @@ describe('train --resume', () => {
     const first = await cli('train-vae', ...cosine, '--steps', '3', '--out', dir);
     expect(first.code, first.stderr).toBe(0);
     const before = readFileSync(join(dir, 'checkpoint', 'model.safetensors'));
-    const again = await cli('train-vae', '--resume', join(dir, 'checkpoint'), '--out', dir);
+    // No --out either: the run goes on in the folder that holds its checkpoint (and writes its metrics there).
+    rmSync(join(dir, 'metrics.json'));
+    const again = await cli('train-vae', '--resume', join(dir, 'checkpoint'));
     expect(again.code, again.stderr).toBe(0);
+    expect(existsSync(join(dir, 'metrics.json'))).toBe(true);
     expect(state(dir)).toMatchObject({ step: 3, cli: { steps: 3, saveEvery: 3, lrSchedule: 'cosine' } });
     expect(readFileSync(join(dir, 'checkpoint', 'model.safetensors')).equals(before)).toBe(true);
   });

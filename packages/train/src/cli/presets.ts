@@ -3,6 +3,7 @@
  * and only choose the default and, where it differs, the help text. Values arrive parsed and checked
  * (`--size` as [height, width]).
  */
+import { basename, dirname, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import * as T from '@leffa-webgpu/core';
 import { intOption, listOption, numberOption } from './options.js';
@@ -148,12 +149,18 @@ const RUN_EXTENT = new Set(['steps', 'saveEvery']);
 /**
  * With --resume, the run's own options (recorded in its checkpoint, state.json extra.cli) stand in for every
  * option left out, so `--resume <dir>` alone continues the run as it was started, to the step it was meant to end
- * at; one given that contradicts the record is refused rather than silently changing the run, except --steps and
- * --save-every, which may extend it. Checkpoints without a record keep the command line as given.
+ * at, writing beside its checkpoint; one given that contradicts the record is refused rather than silently changing
+ * the run, except --steps and --save-every, which may extend it. Checkpoints without a record keep the command line
+ * as given.
  */
 async function restoreRecordedOptions(command: Command): Promise<void> {
   const resume = command.getOptionValue('resume') as string | undefined;
   if (resume === undefined) return;
+  // A run's checkpoint is `<out>/checkpoint`: resumed from there, the run goes on writing beside it. Any other folder
+  // (an export, a copy) says nothing about where the run lives, so --out keeps its default there.
+  const source = command.getOptionValueSource('out');
+  if (source !== 'cli' && source !== 'env' && basename(resolve(resume)) === 'checkpoint')
+    command.setOptionValueWithSource('out', dirname(resolve(resume)), 'config');
   // The checkpoint reader the resume itself uses, so a folder whose last save was interrupted is read from the
   // same complete copy (`<dir>.previous`) the run will continue from.
   let extra: { cli?: unknown } | null;
