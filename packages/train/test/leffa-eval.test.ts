@@ -37,7 +37,21 @@ describe('seed-averaged evaluation', () => {
     // Different noise seeds give different images, so the seed spread is not zero; min <= mean <= max.
     expect(summary.ssim.seedStd).toBeGreaterThan(0);
     expect(summary.psnr.exampleStd).toBeGreaterThan(0);
-    for (const m of [summary.ssim, summary.psnr, summary.l1, summary.meanFlowEpe]) {
+    // Inside the mask (the garment region of a try-on): its own figures, computed per image like the others.
+    const perSeedMaskSsim = summary.perSeed.map((m) => m.perExample.reduce((a, e) => a + e.maskSsim, 0) / 3);
+    expect(summary.maskSsim.mean).toBeCloseTo((perSeedMaskSsim[0]! + perSeedMaskSsim[1]!) / 2, 12);
+    expect(summary.maskSsim.mean).not.toBe(summary.ssim.mean);
+    expect(formatSeedAveraged(summary)).toMatch(/\| SSIM inside the mask \| \d\.\d{3} \|/);
+    expect(formatSeedAveraged(summary)).toMatch(/inside the mask SSIM \d\.\d{3}, PSNR \d+\.\d{2} dB, L1 \d\.\d{4}$/m);
+    for (const m of [
+      summary.ssim,
+      summary.psnr,
+      summary.l1,
+      summary.maskSsim,
+      summary.maskPsnr,
+      summary.maskL1,
+      summary.meanFlowEpe,
+    ]) {
       expect(m.min).toBeLessThanOrEqual(m.mean);
       expect(m.max).toBeGreaterThanOrEqual(m.mean);
     }

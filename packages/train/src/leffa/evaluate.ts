@@ -6,11 +6,8 @@ import { flowEndPointError, l1, psnr, ssim } from './metrics.js';
 /** Seeds of held-out examples: far from any training pool. */
 export const HELD_OUT_SEED = 900_000_000;
 
-export interface EvalResult {
-  /** Generated vs ground-truth target, averaged over examples. */
-  l1: number;
-  psnr: number;
-  ssim: number;
+/** Generated vs ground-truth target, averaged over examples (ImageScores), and the model's other figures. */
+export interface EvalResult extends ImageScores {
   /** Flow end-point error (reference pixels) of each attn1 layer's flow at the probe timestep. */
   flowEpe: { layer: string; height: number; width: number; epe: number }[];
   /** Mean over layers. */
@@ -125,12 +122,21 @@ export async function noisePredictionError(
   return timesteps.map((timestep, i) => ({ timestep, mse: values[2 * i]!, mseWithoutReference: values[2 * i + 1]! }));
 }
 
-/** L1, PSNR and SSIM of one image, or their means over examples. */
+/**
+ * L1, PSNR and SSIM of one image, or their means over examples: over the whole image, and inside the example's mask
+ * alone (`mask*`: the region the model regenerates, e.g. the garment of a try-on, where the rest of the image is
+ * there to be copied).
+ */
 export interface ImageScores {
   l1: number;
   psnr: number;
   ssim: number;
+  maskL1: number;
+  maskPsnr: number;
+  maskSsim: number;
 }
+
+export const IMAGE_SCORES = ['l1', 'psnr', 'ssim', 'maskL1', 'maskPsnr', 'maskSsim'] as const;
 
 /** Each image scored against its example's ground-truth target. */
 function scoreImages(images: Uint8Array[], examples: LeffaExample[], width: number, height: number): ImageScores[] {
@@ -138,12 +144,15 @@ function scoreImages(images: Uint8Array[], examples: LeffaExample[], width: numb
     l1: l1(images[i]!, e.source),
     psnr: psnr(images[i]!, e.source),
     ssim: ssim(images[i]!, e.source, width, height),
+    maskL1: l1(images[i]!, e.source, e.mask),
+    maskPsnr: psnr(images[i]!, e.source, e.mask),
+    maskSsim: ssim(images[i]!, e.source, width, height, e.mask),
   }));
 }
 
 function meanScores(scores: ImageScores[]): ImageScores {
   const mean = (key: keyof ImageScores) => scores.reduce((a, m) => a + m[key], 0) / scores.length;
-  return { l1: mean('l1'), psnr: mean('psnr'), ssim: mean('ssim') };
+  return Object.fromEntries(IMAGE_SCORES.map((key) => [key, mean(key)])) as unknown as ImageScores;
 }
 
 /**
@@ -235,6 +244,10 @@ export interface SeedAveragedEval {
   l1: MetricSummary;
   psnr: MetricSummary;
   ssim: MetricSummary;
+  /** The same inside the mask (ImageScores). */
+  maskL1: MetricSummary;
+  maskPsnr: MetricSummary;
+  maskSsim: MetricSummary;
   /** Flow EPE (mean over layers); examples without a ground-truth flow are left out (NaN when none has one). */
   meanFlowEpe: MetricSummary;
   /** The noise-prediction MSE at each of NOISE_ERROR_TIMESTEPS (with and without the reference), mean over seeds. */
@@ -298,7 +311,7 @@ export async function evaluateLeffaSeeds(
     perSeed.push(metrics);
     images.push(im);
   }
-  const image = (key: 'l1' | 'psnr' | 'ssim') =>
+  const image = (key: keyof ImageScores) =>
     summarise(
       perSeed.map((m) => m[key]),
       examples.map((_, i) => average(perSeed.map((m) => m.perExample[i]![key]))),
@@ -313,6 +326,9 @@ export async function evaluateLeffaSeeds(
       l1: image('l1'),
       psnr: image('psnr'),
       ssim: image('ssim'),
+      maskL1: image('maskL1'),
+      maskPsnr: image('maskPsnr'),
+      maskSsim: image('maskSsim'),
       meanFlowEpe: {
         mean: average(epe),
         seedStd: stdOf(epe),
@@ -343,8 +359,11 @@ export function formatSeedAveraged(s: SeedAveragedEval): string {
     row('SSIM', s.ssim, 3),
     row('PSNR (dB)', s.psnr, 2),
     row('L1', s.l1, 4),
+    row('SSIM inside the mask', s.maskSsim, 3),
+    row('PSNR inside the mask (dB)', s.maskPsnr, 2),
+    row('L1 inside the mask', s.maskL1, 4),
     row('flow EPE (px, mean of seeds)', s.meanFlowEpe, 2),
     `noise-prediction MSE at t = ${s.noiseError.map((e) => e.timestep).join(' / ')}: ${s.noiseError.map((e) => e.mse.toFixed(4)).join(' / ')} (1 predicts nothing); with a blank reference: ${s.noiseError.map((e) => e.mseWithoutReference.toFixed(4)).join(' / ')} (${s.noiseError.map((e) => `${e.mseWithoutReference >= e.mse ? '+' : ''}${((100 * (e.mseWithoutReference - e.mse)) / e.mse).toFixed(1)}%`).join(' / ')}; near 0: the reference is not used)`,
-    `the VAE's reconstruction of the targets (the ceiling through this VAE): SSIM ${s.vaeCeiling.ssim.toFixed(3)}, PSNR ${s.vaeCeiling.psnr.toFixed(2)} dB, L1 ${s.vaeCeiling.l1.toFixed(4)}`,
+    `the VAE's reconstruction of the targets (the ceiling through this VAE): SSIM ${s.vaeCeiling.ssim.toFixed(3)}, PSNR ${s.vaeCeiling.psnr.toFixed(2)} dB, L1 ${s.vaeCeiling.l1.toFixed(4)}; inside the mask SSIM ${s.vaeCeiling.maskSsim.toFixed(3)}, PSNR ${s.vaeCeiling.maskPsnr.toFixed(2)} dB, L1 ${s.vaeCeiling.maskL1.toFixed(4)}`,
   ].join('\n');
 }

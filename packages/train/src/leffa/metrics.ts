@@ -3,17 +3,32 @@
  * of a predicted flow field against the generator's exact ground truth.
  */
 
-/** Mean absolute error in [0, 1] units. */
-export function l1(a: Uint8Array, b: Uint8Array): number {
+/**
+ * Sums f(a[k], b[k]) over the channels of the RGB pixels where `region` (one value per pixel) is non-zero, or of
+ * every pixel without one; with the number of values summed.
+ */
+function regionSum(a: Uint8Array, b: Uint8Array, f: (x: number, y: number) => number, region?: Uint8Array) {
   let s = 0;
-  for (let i = 0; i < a.length; i++) s += Math.abs(a[i]! - b[i]!);
-  return s / a.length / 255;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (region && region[(i / 3) | 0] === 0) continue;
+    s += f(a[i]!, b[i]!);
+    n++;
+  }
+  return { s, n };
 }
 
-export function psnr(a: Uint8Array, b: Uint8Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2;
-  const mse = s / a.length;
+/** Mean absolute error in [0, 1] units (inside `region`, one value per pixel, when given; NaN if it is empty). */
+export function l1(a: Uint8Array, b: Uint8Array, region?: Uint8Array): number {
+  const { s, n } = regionSum(a, b, (x, y) => Math.abs(x - y), region);
+  return n ? s / n / 255 : NaN;
+}
+
+/** PSNR in dB (inside `region`, one value per pixel, when given; NaN if it is empty). */
+export function psnr(a: Uint8Array, b: Uint8Array, region?: Uint8Array): number {
+  const { s, n } = regionSum(a, b, (x, y) => (x - y) ** 2, region);
+  if (!n) return NaN;
+  const mse = s / n;
   return mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
 }
 
@@ -45,9 +60,10 @@ export function reconstructionScores(inputs: Uint8Array[], outputs: Uint8Array[]
 
 /**
  * SSIM (Wang et al. 2004) on the luma of RGB images with an 11x11 Gaussian window (sigma 1.5),
- * K1 = 0.01, K2 = 0.03, averaged over valid windows.
+ * K1 = 0.01, K2 = 0.03, averaged over valid windows; with `region` (one value per pixel), over the valid windows
+ * centred on its non-zero pixels (NaN if there are none).
  */
-export function ssim(a: Uint8Array, b: Uint8Array, width: number, height: number): number {
+export function ssim(a: Uint8Array, b: Uint8Array, width: number, height: number, region?: Uint8Array): number {
   const luma = (img: Uint8Array) =>
     Float64Array.from(
       { length: width * height },
@@ -89,13 +105,14 @@ export function ssim(a: Uint8Array, b: Uint8Array, width: number, height: number
   for (let yy = r; yy < height - r; yy++)
     for (let xx = r; xx < width - r; xx++) {
       const i = yy * width + xx;
+      if (region && region[i] === 0) continue;
       const vx = sxx[i]! - mx[i]! ** 2;
       const vy = syy[i]! - my[i]! ** 2;
       const cxy = sxy[i]! - mx[i]! * my[i]!;
       total += ((2 * mx[i]! * my[i]! + c1) * (2 * cxy + c2)) / ((mx[i]! ** 2 + my[i]! ** 2 + c1) * (vx + vy + c2));
       n++;
     }
-  return n ? total / n : 1;
+  return n ? total / n : region ? NaN : 1;
 }
 
 /**
