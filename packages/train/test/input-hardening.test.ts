@@ -340,4 +340,12 @@ describe('train (Leffa) options', () => {
     await expect(trainLeffa({ ...args, backgroundFlow: 0.25, flowSupervision: 1 })).rejects.toThrow(message);
     await expect(trainLeffa({ ...args, task: 'pose', backgroundFlow: 0.25 })).rejects.toThrow(message);
   });
+
+  it('--mask-weight is refused for pose transfer, whose mask is the whole image', async () => {
+    const { trainLeffa } = await import('../src/cli/train-leffa.js');
+    const args = { ...smallLeffaRun, out: join(tmp, 'mw'), pool: 1, steps: 1, saveEvery: 1, vae: 'unused' };
+    await expect(trainLeffa({ ...args, task: 'pose', maskWeight: 4 })).rejects.toThrow(
+      /--mask-weight weighs the try-on's inpainting region; pose transfer regenerates the whole image \(got --task pose\)/,
+    );
+  });
 });

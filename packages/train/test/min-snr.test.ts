@@ -40,6 +40,10 @@ describe('Min-SNR-gamma weighting (diffusers --snr_gamma)', () => {
     const loss = weightedMse(pred, target, [0.5, 1, 0.25]);
     expect(await loss.item()).toBeCloseTo((7.5 * 0.5 + 0 + 4 * 0.25) / 3, 6);
     expect(() => weightedMse(pred, target, [1, 1])).toThrow(/2 weights for a batch of 3/);
+    // Element weights [3, 1; 1, 1] on every example's plane: (3 + 4 + 9 + 16) / 4 = 8, 0, (12 + 12) / 4 = 6.
+    const elements = T.tensor([3, 1, 1, 1], [1, 1, 2, 2]);
+    const weighted = weightedMse(pred, target, [0.5, 1, 0.25], elements);
+    expect(await weighted.item()).toBeCloseTo((8 * 0.5 + 0 + 6 * 0.25) / 3, 6);
   });
 
   it('the trainer weights its diffusion loss: gamma above every SNR changes nothing, a small gamma lowers it', async () => {
@@ -63,5 +67,33 @@ describe('Min-SNR-gamma weighting (diffusers --snr_gamma)', () => {
     expect(await diffusionLoss(1e6)).toBeCloseTo(plain, 5);
     // gamma 1e-3 is below every SNR of the schedule (the smallest, at t = 999, is 0.0047): every weight under 1.
     expect(await diffusionLoss(1e-3)).toBeLessThan(plain * 0.25);
+  });
+
+  it('--mask-weight: the diffusion loss counts the inpainting region w times, linearly in w (same noise and weights)', async () => {
+    const batch = toBatch(new SyntheticLeffaSource('tryon', 64, 48, 0).take(2));
+    const diffusionLoss = async (maskWeight: number, snrGamma = 0) => {
+      T.manualSeed(7);
+      const trainer = new LeffaTrainer({
+        config: LEFFA_CONFIGS.tiny,
+        seed: 3,
+        lr: 1e-4,
+        leffa: { mode: 'off' },
+        maskWeight,
+        snrGamma,
+      });
+      const losses = trainer.step(batch);
+      const value = await losses.diffusion.item();
+      T.dispose(losses);
+      return value;
+    };
+    const [one, two, three] = [await diffusionLoss(1), await diffusionLoss(2), await diffusionLoss(3)];
+    // Loss(w) = outside + w * inside, both computed before the step's update: equal increments, and positive.
+    expect(two - one).toBeGreaterThan(0);
+    expect(three - two).toBeCloseTo(two - one, 5);
+    // The mask covers a tenth to a fifth of the latent: w = 2 adds less than doubling the whole loss would.
+    expect(two).toBeLessThan(2 * one);
+    // With Min-SNR weighting too, each example's weighted error is scaled by its SNR weight (all below 1 here).
+    expect(await diffusionLoss(2, 1e-3)).toBeLessThan(two * 0.25);
+    T.dispose(batch);
   });
 });

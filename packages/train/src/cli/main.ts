@@ -175,6 +175,12 @@ addTrainingOptions(
     weight,
     0,
   )
+  .option(
+    '--mask-weight <w>',
+    'try-on: how much the diffusion loss counts inside the inpainting mask (the garment region) against outside it (ours; 1: the plain loss)',
+    numberOption({ above: 0 }),
+    1,
+  )
   .addOption(poolOption("training examples (their latents are cached), or 'fresh': new examples every step", 'fresh'))
   .option('--data <source>', "'synthetic', or a VITON-HD / DressCode / DeepFashion folder", 'synthetic')
   .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
@@ -227,6 +233,7 @@ addTrainingOptions(
       readoutWeighting: o.readoutWeighting,
       referenceMass: o.referenceMass,
       snrGamma: o.snrGamma,
+      maskWeight: o.maskWeight,
       pool: folder ? Math.min(o.pool, folder.length) : o.pool,
       vae: o.vae,
       init: o.init,

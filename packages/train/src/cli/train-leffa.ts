@@ -52,6 +52,8 @@ export interface TrainLeffaArgs extends TrainingArgs {
   referenceMass?: number;
   /** Min-SNR-gamma weighting of the diffusion loss (0 or absent: off). See LeffaTrainOptions.snrGamma. */
   snrGamma?: number;
+  /** Try-on: the diffusion loss's weight inside the inpainting mask (default 1). See LeffaTrainOptions.maskWeight. */
+  maskWeight?: number;
   /**
    * Examples in the training pool (seeds 0..pool-1; their VAE latents are encoded once), or 0 for data drawn
    * fresh from the generator: step s uses seeds s * batch .. s * batch + batch - 1, encoded at every step.
@@ -105,6 +107,10 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
     );
   if (args.referenceFromGenerative && !args.init)
     throw new Error('train: --reference-from-generative copies a trained generative UNet; give --init <checkpoint>');
+  if ((args.maskWeight ?? 1) !== 1 && args.task !== 'tryon')
+    throw new Error(
+      `train: --mask-weight weighs the try-on's inpainting region; pose transfer regenerates the whole image (got --task ${args.task})`,
+    );
   const backgroundFlow = args.backgroundFlow ?? 0;
   if (backgroundFlow > 0 && (args.examples || args.task !== 'pose' || !((args.flowSupervision ?? 0) > 0)))
     throw new Error(
@@ -188,6 +194,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
       ...(args.readoutWeighting ? { readoutWeighting: args.readoutWeighting } : {}),
       referenceMass: args.referenceMass ?? 0,
       snrGamma: args.snrGamma ?? 0,
+      maskWeight: args.maskWeight ?? 1,
     },
     model,
   );

@@ -54,6 +54,12 @@ export interface LeffaTrainOptions {
    * clean timesteps and leaves the noisy ones at 1. Absent or 0: the plain mean squared error.
    */
   snrGamma?: number;
+  /**
+   * Ours: how much each element of the noise error inside the inpainting mask (at latent size) counts against one
+   * outside it (default 1: the plain loss). Try-on regenerates only the garment region, a tenth of the image, while
+   * the rest is copied from the masked latent; a weight above 1 gives the garment more of the diffusion loss.
+   */
+  maskWeight?: number;
 }
 
 /**
@@ -69,13 +75,22 @@ export function minSnrWeights(alphaBar: (t: number) => number, timesteps: readon
   });
 }
 
-/** The mean over the batch of each example's mean squared error times its weight. */
-export function weightedMse(prediction: T.Tensor, target: T.Tensor, weights: readonly number[]): T.Tensor {
+/**
+ * The mean over the batch of each example's mean squared error times its weight; with `elementWeights`
+ * (broadcast against the prediction), each squared error is first multiplied by its element's weight.
+ */
+export function weightedMse(
+  prediction: T.Tensor,
+  target: T.Tensor,
+  weights: readonly number[],
+  elementWeights?: T.Tensor,
+): T.Tensor {
   const b = prediction.shape[0]!;
   if (weights.length !== b)
     throw new Error(`weightedMse: ${weights.length} weights for a batch of ${b} (prediction ${prediction.shape})`);
   const axes = prediction.shape.slice(1).map((_, i) => i + 1);
-  const perExample = T.mean(T.square(T.sub(prediction, target)), axes);
+  const squares = T.square(T.sub(prediction, target));
+  const perExample = T.mean(elementWeights ? T.mul(squares, elementWeights) : squares, axes);
   return T.mean(T.mul(perExample, T.tensor(weights, [b])));
 }
 
@@ -200,12 +215,16 @@ export class LeffaTrainer extends TrainerBase {
           : undefined,
       );
       const gamma = this.options.snrGamma ?? 0;
+      const maskWeight = this.options.maskWeight ?? 1;
       const diffusion =
-        gamma > 0
+        gamma > 0 || maskWeight !== 1
           ? weightedMse(
               out.sample,
               noise,
-              minSnrWeights((t) => m.scheduler.schedule.alphaBar(t), timesteps, gamma),
+              gamma > 0
+                ? minSnrWeights((t) => m.scheduler.schedule.alphaBar(t), timesteps, gamma)
+                : timesteps.map(() => 1),
+              maskWeight !== 1 ? T.add(T.mul(maskLatent, maskWeight - 1), 1) : undefined,
             )
           : T.mseLoss(out.sample, noise);
       const leffa = useLeffa
