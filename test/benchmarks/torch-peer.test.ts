@@ -36,6 +36,14 @@ describe('TorchPeer', () => {
     }
   });
 
+  it('fails naming the interpreter when it cannot be run', async () => {
+    await expect(
+      TorchPeer.start('/nonexistent/python3', [{ c: benchCase('any', { run: 'return x0' }), inputs: [] }]),
+    ).rejects.toThrow(
+      /PyTorch runner \(\/nonexistent\/python3 .*\) could not run \(spawn \/nonexistent\/python3 ENOENT\)/,
+    );
+  });
+
   it('fails with the runner and its Python error when a case cannot be set up', async () => {
     await expect(
       TorchPeer.start(TORCH_PYTHON, [

@@ -75,10 +75,12 @@ export class TorchPeer {
       proc.stderr.on('data', (d) => {
         peer.stderr += d;
       });
-      proc.on('exit', (code, signal) => {
-        peer.exited = `exited (${signal ?? code})`;
-        for (const settle of peer.pending.splice(0)) settle(''); // each fails, naming the exit
-      });
+      const stop = (why: string) => {
+        peer.exited ??= why;
+        for (const settle of peer.pending.splice(0)) settle(''); // each fails, naming why
+      };
+      proc.on('error', (e) => stop(`could not run (${e.message})`));
+      proc.on('exit', (code, signal) => stop(`exited (${signal ?? code})`));
       const hello = JSON.parse(await peer.request({ cases: manifest })) as { version: string; threads: number };
       for (const [i, m] of manifest.entries()) {
         const raw = readFileSync(manifest[i]!.out);
