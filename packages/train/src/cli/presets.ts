@@ -142,8 +142,10 @@ export interface TrainingDefaults {
 
 /** Where a run writes and what it resumes: not recorded, the command line says. */
 const RUN_LOCATION = new Set(['out', 'resume']);
-/** How long a run lasts and how often it saves: recorded, so a resume left without them ends where the run was meant
- * to (a cosine schedule spans --steps), but a resume may extend the run. */
+/**
+ * How long a run lasts and how often it saves: recorded, so a resume left without them ends where the run was meant
+ * to (a cosine schedule spans --steps), but a resume may extend the run.
+ */
 const RUN_EXTENT = new Set(['steps', 'saveEvery']);
 
 /**
