@@ -46,54 +46,43 @@ describe('Min-SNR-gamma weighting (diffusers --snr_gamma)', () => {
     expect(await weighted.item()).toBeCloseTo((8 * 0.5 + 0 + 6 * 0.25) / 3, 6);
   });
 
-  it('the trainer weights its diffusion loss: gamma above every SNR changes nothing, a small gamma lowers it', async () => {
+  /** The diffusion loss of one trainer step from the same initial weights, timesteps and noise every time. */
+  const diffusionLoss = async (options: { snrGamma?: number; maskWeight?: number }) => {
     const batch = toBatch(new SyntheticLeffaSource('tryon', 64, 48, 0).take(2));
-    const diffusionLoss = async (snrGamma: number) => {
-      T.manualSeed(7); // the same initial weights each time
-      const trainer = new LeffaTrainer({
-        config: LEFFA_CONFIGS.tiny,
-        seed: 3,
-        lr: 1e-4,
-        leffa: { mode: 'off' },
-        snrGamma,
-      });
-      const losses = trainer.step(batch);
-      const value = await losses.diffusion.item();
-      T.dispose(losses);
-      return value;
-    };
-    const plain = await diffusionLoss(0);
+    T.manualSeed(7);
+    const trainer = new LeffaTrainer({
+      config: LEFFA_CONFIGS.tiny,
+      seed: 3,
+      lr: 1e-4,
+      leffa: { mode: 'off' },
+      ...options,
+    });
+    const losses = trainer.step(batch);
+    const value = await losses.diffusion.item();
+    T.dispose([losses, batch]);
+    return value;
+  };
+
+  it('the trainer weights its diffusion loss: gamma above every SNR changes nothing, a small gamma lowers it', async () => {
+    const plain = await diffusionLoss({ snrGamma: 0 });
     // Same seed, so the same timesteps and noise: with gamma 1e6 every weight is exactly 1.
-    expect(await diffusionLoss(1e6)).toBeCloseTo(plain, 5);
+    expect(await diffusionLoss({ snrGamma: 1e6 })).toBeCloseTo(plain, 5);
     // gamma 1e-3 is below every SNR of the schedule (the smallest, at t = 999, is 0.0047): every weight under 1.
-    expect(await diffusionLoss(1e-3)).toBeLessThan(plain * 0.25);
+    expect(await diffusionLoss({ snrGamma: 1e-3 })).toBeLessThan(plain * 0.25);
   });
 
   it('--mask-weight: the diffusion loss counts the inpainting region w times, linearly in w (same noise and weights)', async () => {
-    const batch = toBatch(new SyntheticLeffaSource('tryon', 64, 48, 0).take(2));
-    const diffusionLoss = async (maskWeight: number, snrGamma = 0) => {
-      T.manualSeed(7);
-      const trainer = new LeffaTrainer({
-        config: LEFFA_CONFIGS.tiny,
-        seed: 3,
-        lr: 1e-4,
-        leffa: { mode: 'off' },
-        maskWeight,
-        snrGamma,
-      });
-      const losses = trainer.step(batch);
-      const value = await losses.diffusion.item();
-      T.dispose(losses);
-      return value;
-    };
-    const [one, two, three] = [await diffusionLoss(1), await diffusionLoss(2), await diffusionLoss(3)];
+    const [a, b, c] = [
+      await diffusionLoss({ maskWeight: 1 }),
+      await diffusionLoss({ maskWeight: 2 }),
+      await diffusionLoss({ maskWeight: 3 }),
+    ];
     // Loss(w) = outside + w * inside, both computed before the step's update: equal increments, and positive.
-    expect(two - one).toBeGreaterThan(0);
-    expect(three - two).toBeCloseTo(two - one, 5);
+    expect(b - a).toBeGreaterThan(0);
+    expect(c - b).toBeCloseTo(b - a, 5);
     // The mask covers a tenth to a fifth of the latent: w = 2 adds less than doubling the whole loss would.
-    expect(two).toBeLessThan(2 * one);
+    expect(b).toBeLessThan(2 * a);
     // With Min-SNR weighting too, each example's weighted error is scaled by its SNR weight (all below 1 here).
-    expect(await diffusionLoss(2, 1e-3)).toBeLessThan(two * 0.25);
-    T.dispose(batch);
+    expect(await diffusionLoss({ maskWeight: 2, snrGamma: 1e-3 })).toBeLessThan(b * 0.25);
   });
 });
