@@ -76,12 +76,13 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
     sampleEvery: 0,
     evalExamples: 4,
     // The losses both shipped models were last trained with (packages/train/README.md: flow supervision, the
-    // reference readout and the reference mass, the diffusion loss under Min-SNR-gamma 5), so the short fine-tune
-    // continues their recipe rather than switching to another one.
+    // reference readout and the reference mass, the diffusion loss under Min-SNR-gamma 5 and, for try-on, with the
+    // inpainting region weighted 4x), so the short fine-tune continues their recipe rather than switching to another.
     flowSupervision: 1,
     referenceReadout: 0.5,
     referenceMass: 1,
     snrGamma: 5,
+    maskWeight: args.task === 'tryon' ? 4 : 1,
   });
   const tunedCheckpoint = `${args.out}/checkpoint`;
   const after = await evaluate(tunedCheckpoint);
