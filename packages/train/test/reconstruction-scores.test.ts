@@ -34,6 +34,7 @@ describe('image metrics inside a region', () => {
     expect(psnr(a, b, Uint8Array.from([0, 1]))).toBeCloseTo(10 * Math.log10(255 ** 2 / 100 ** 2), 12);
     expect(l1(a, b, Uint8Array.from([0, 0]))).toBeNaN();
     expect(psnr(a, b, Uint8Array.from([0, 0]))).toBeNaN();
+    expect(() => l1(a, b, Uint8Array.from([1]))).toThrow(/a region of 1 pixels for an RGB image of 2/);
   });
 
   it('SSIM averages the windows centred in the region: a change outside their reach leaves it at 1', () => {
@@ -49,5 +50,6 @@ describe('image metrics inside a region', () => {
     expect(ssim(a, b, w, h)).toBeLessThan(1);
     expect(psnr(a, b, left)).toBe(Infinity);
     expect(ssim(a, b, w, h, new Uint8Array(w * h))).toBeNaN();
+    expect(() => ssim(a, b, w, h, new Uint8Array(w))).toThrow(/ssim: a region of 24 pixels for a 24x16 image/);
   });
 });

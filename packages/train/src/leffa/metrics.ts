@@ -8,6 +8,8 @@
  * every pixel without one; with the number of values summed.
  */
 function regionSum(a: Uint8Array, b: Uint8Array, f: (x: number, y: number) => number, region?: Uint8Array) {
+  if (region && region.length * 3 !== a.length)
+    throw new Error(`image metrics: a region of ${region.length} pixels for an RGB image of ${a.length / 3}`);
   let s = 0;
   let n = 0;
   for (let i = 0; i < a.length; i++) {
@@ -64,6 +66,8 @@ export function reconstructionScores(inputs: Uint8Array[], outputs: Uint8Array[]
  * centred on its non-zero pixels (NaN if there are none).
  */
 export function ssim(a: Uint8Array, b: Uint8Array, width: number, height: number, region?: Uint8Array): number {
+  if (region && region.length !== width * height)
+    throw new Error(`ssim: a region of ${region.length} pixels for a ${width}x${height} image`);
   const luma = (img: Uint8Array) =>
     Float64Array.from(
       { length: width * height },
