@@ -325,8 +325,9 @@ async function runCase(
     const rounds: { ours_ms: number; torch2_ms: number | null }[] = [];
     for (let r = 0; r < opts.rounds; r++) {
       const warmup = r === 0 ? opts.warmup : 1;
-      const t1 = torch ? await torchPeer!.time(c.name, opts.reps, warmup) : null;
-      const t2 = torch2 ? await torch2Peer!.time(c.name, opts.reps, warmup) : null;
+      // null where a build or the case's torch body is absent
+      const t1 = (await torchPeer?.time(c.name, opts.reps, warmup)) ?? null;
+      const t2 = (await torch2Peer?.time(c.name, opts.reps, warmup)) ?? null;
       if (t1) torchTimes.push(...t1);
       if (t2) torch2Times.push(...t2);
       const round = await timeInterleaved(impls, warmup, opts.reps);
