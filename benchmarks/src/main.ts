@@ -12,6 +12,7 @@
  * results/latest.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
@@ -128,6 +129,9 @@ async function main(): Promise<number> {
   console.log(
     `adapter: ${r.description || r.device} [${r.vendor} ${r.architecture}] via ${adapter.backend}${r.isCpu ? ' (CPU)' : ''}`,
   );
+  // The CPU under a CPU adapter: the same code runs at very different shares of it on different CPUs (BENCHMARKS.md).
+  const host = { cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: cpus().length };
+  console.log(`host CPU: ${host.cpu}, ${host.cores} cores`);
   console.log(`features: ${r.features.join(', ')}`);
   console.log(`matmul kernel: ${adapter.matmulKernel}`);
   const ceiling = await measureFmaCeiling(device);
@@ -203,6 +207,7 @@ async function main(): Promise<number> {
         reps: opts.reps,
         rounds: opts.rounds,
         adapter,
+        host,
         fma_ceiling_gflops: ceiling.gflops,
         torch: torchInfo ? { version: torchInfo.version, threads: torchInfo.threads } : null,
         torch2: torch2Info ? { version: torch2Info.version, threads: torch2Info.threads } : { absent: torch2Absent },

@@ -26,6 +26,7 @@
  * what to read. The JSON goes to results/profile-<target>.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
@@ -252,7 +253,7 @@ export async function profileStep(
     console.log(`convolution algorithm forced to ${args.conv} where it applies`);
   }
   console.log(
-    `adapter: ${device.report.description || device.report.device}; conv/matmul kernel: ${T.matmulVariantFor(device)}`,
+    `adapter: ${device.report.description || device.report.device} on ${cpus()[0]?.model.trim() ?? 'an unknown CPU'}; conv/matmul kernel: ${T.matmulVariantFor(device)}`,
   );
   const workloads: Record<ProfileTarget, () => Workload> = {
     vae: vaeWorkload,
@@ -321,6 +322,7 @@ export async function profileStep(
           target,
           description: workload.description,
           adapter: device.report.description || device.report.device,
+          host: { cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: cpus().length },
           steps: args.steps,
           conv_algorithm: args.conv ?? 'auto',
           gpu_ms_per_step: totalMs,
