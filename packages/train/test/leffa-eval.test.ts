@@ -11,6 +11,7 @@ import {
   formatSeedAveraged,
   NOISE_ERROR_TIMESTEPS,
   noisePredictionError,
+  ssim,
   vaeCeiling,
 } from '../src/index.js';
 import { leffaConfigFromExtra, resolveCheckpoint } from '@leffa-webgpu/pipelines';
@@ -42,6 +43,17 @@ describe('seed-averaged evaluation', () => {
     expect(summary.maskSsim.mean).toBeCloseTo((perSeedMaskSsim[0]! + perSeedMaskSsim[1]!) / 2, 12);
     expect(summary.maskSsim.mean).not.toBe(summary.ssim.mean);
     expect(formatSeedAveraged(summary)).toMatch(/\| SSIM inside the mask \| \d\.\d{3} \|/);
+    // The flow-warped reference scored like the samples: each seed's figure from that seed's warped images.
+    for (const [k, m] of summary.perSeed.entries()) {
+      const own = examples.map((e, i) => ssim(images[k]!.warped[i]!, e.source, 24, 32, e.mask));
+      expect(m.warped.maskSsim).toBeCloseTo(own.reduce((a, v) => a + v, 0) / 3, 12);
+    }
+    expect(summary.warped.maskSsim.mean).toBeCloseTo(
+      (summary.perSeed[0]!.warped.maskSsim + summary.perSeed[1]!.warped.maskSsim) / 2,
+      12,
+    );
+    expect(summary.warped.maskSsim.mean).not.toBe(summary.maskSsim.mean);
+    expect(formatSeedAveraged(summary)).toMatch(/\| the flow-warped reference: SSIM inside the mask \| -?\d\.\d{3} \|/);
     expect(formatSeedAveraged(summary)).toMatch(/inside the mask SSIM \d\.\d{3}, PSNR \d+\.\d{2} dB, L1 \d\.\d{4}$/m);
     for (const m of [
       summary.ssim,
@@ -51,6 +63,8 @@ describe('seed-averaged evaluation', () => {
       summary.maskPsnr,
       summary.maskL1,
       summary.meanFlowEpe,
+      summary.warped.maskSsim,
+      summary.warped.maskPsnr,
     ]) {
       expect(m.min).toBeLessThanOrEqual(m.mean);
       expect(m.max).toBeGreaterThanOrEqual(m.mean);

@@ -15,6 +15,12 @@ export interface EvalResult extends ImageScores {
   /** Each example's image metrics (same order as the examples). */
   perExample: ImageScores[];
   /**
+   * The reference warped by the finest layer's attention flow, scored as the generated images are (mean over
+   * examples): what the attention's correspondence alone carries to each pixel. For a try-on only the figures
+   * inside the mask mean something (outside it the warp samples the garment photo, not the person).
+   */
+  warped: ImageScores;
+  /**
    * The generative UNet's noise-prediction MSE on the held-out targets noised at a few timesteps (1 for a model
    * that predicts nothing). Sampling starts from pure noise, so an error well above about 0.02 at t = 999 leaves
    * visible noise in the samples however good the model is at small t. `mseWithoutReference` is the same error
@@ -219,6 +225,7 @@ export async function evaluateLeffa(
   const perExample = scoreImages(generated, examples, width, height);
   const metrics: EvalResult = {
     ...meanScores(perExample),
+    warped: meanScores(scoreImages(warped, examples, width, height)),
     flowEpe,
     meanFlowEpe: flowEpe.reduce((a, f) => a + f.epe, 0) / Math.max(flowEpe.length, 1),
     perExample,
@@ -248,6 +255,11 @@ export interface SeedAveragedEval {
   maskL1: MetricSummary;
   maskPsnr: MetricSummary;
   maskSsim: MetricSummary;
+  /**
+   * The flow-warped reference's scores (EvalResult.warped) over the seeds: min and max of the seeds' means, no
+   * example spread (NaN), as for the flow EPE.
+   */
+  warped: Record<keyof ImageScores, MetricSummary>;
   /** Flow EPE (mean over layers); examples without a ground-truth flow are left out (NaN when none has one). */
   meanFlowEpe: MetricSummary;
   /** The noise-prediction MSE at each of NOISE_ERROR_TIMESTEPS (with and without the reference), mean over seeds. */
@@ -318,6 +330,13 @@ export async function evaluateLeffaSeeds(
       perSeed.flatMap((m) => m.perExample.map((e) => e[key])),
     );
   const epe = perSeed.map((m) => m.meanFlowEpe);
+  const overSeeds = (values: number[]): MetricSummary => ({
+    mean: average(values),
+    seedStd: stdOf(values),
+    exampleStd: NaN,
+    min: Math.min(...values),
+    max: Math.max(...values),
+  });
   const ceiling = await vaeCeiling(model, examples);
   return {
     summary: {
@@ -329,13 +348,10 @@ export async function evaluateLeffaSeeds(
       maskL1: image('maskL1'),
       maskPsnr: image('maskPsnr'),
       maskSsim: image('maskSsim'),
-      meanFlowEpe: {
-        mean: average(epe),
-        seedStd: stdOf(epe),
-        exampleStd: NaN,
-        min: Math.min(...epe),
-        max: Math.max(...epe),
-      },
+      warped: Object.fromEntries(
+        IMAGE_SCORES.map((key) => [key, overSeeds(perSeed.map((m) => m.warped[key]))]),
+      ) as Record<keyof ImageScores, MetricSummary>,
+      meanFlowEpe: overSeeds(epe),
       noiseError: perSeed[0]!.noiseError.map(({ timestep }, k) => ({
         timestep,
         mse: average(perSeed.map((m) => m.noiseError[k]!.mse)),
@@ -363,6 +379,8 @@ export function formatSeedAveraged(s: SeedAveragedEval): string {
     row('PSNR inside the mask (dB)', s.maskPsnr, 2),
     row('L1 inside the mask', s.maskL1, 4),
     row('flow EPE (px, mean of seeds)', s.meanFlowEpe, 2),
+    row('the flow-warped reference: SSIM inside the mask', s.warped.maskSsim, 3),
+    row('the flow-warped reference: PSNR inside the mask (dB)', s.warped.maskPsnr, 2),
     `noise-prediction MSE at t = ${s.noiseError.map((e) => e.timestep).join(' / ')}: ${s.noiseError.map((e) => e.mse.toFixed(4)).join(' / ')} (1 predicts nothing); with a blank reference: ${s.noiseError.map((e) => e.mseWithoutReference.toFixed(4)).join(' / ')} (${s.noiseError.map((e) => `${e.mseWithoutReference >= e.mse ? '+' : ''}${((100 * (e.mseWithoutReference - e.mse)) / e.mse).toFixed(1)}%`).join(' / ')}; near 0: the reference is not used)`,
     `the VAE's reconstruction of the targets (the ceiling through this VAE): SSIM ${s.vaeCeiling.ssim.toFixed(3)}, PSNR ${s.vaeCeiling.psnr.toFixed(2)} dB, L1 ${s.vaeCeiling.l1.toFixed(4)}; inside the mask SSIM ${s.vaeCeiling.maskSsim.toFixed(3)}, PSNR ${s.vaeCeiling.maskPsnr.toFixed(2)} dB, L1 ${s.vaeCeiling.maskL1.toFixed(4)}`,
   ].join('\n');
