@@ -129,9 +129,11 @@ export async function noisePredictionError(
 }
 
 /**
- * L1, PSNR and SSIM of one image, or their means over examples: over the whole image, and inside the example's mask
+ * L1, PSNR and SSIM of one image, or their means over examples: over the whole image; inside the example's mask
  * alone (`mask*`: the region the model regenerates, e.g. the garment of a try-on, where the rest of the image is
- * there to be copied).
+ * there to be copied); and inside the mask where the reference shows the same point (`shown*`: where the exact flow
+ * is defined, so the visible garment of a try-on without the arms, skin and background its mask also covers, and
+ * for a pose transfer the person's points the source shows; NaN for examples without an exact flow).
  */
 export interface ImageScores {
   l1: number;
@@ -140,20 +142,39 @@ export interface ImageScores {
   maskL1: number;
   maskPsnr: number;
   maskSsim: number;
+  shownL1: number;
+  shownPsnr: number;
+  shownSsim: number;
 }
 
-export const IMAGE_SCORES = ['l1', 'psnr', 'ssim', 'maskL1', 'maskPsnr', 'maskSsim'] as const;
+export const IMAGE_SCORES = [
+  'l1',
+  'psnr',
+  'ssim',
+  'maskL1',
+  'maskPsnr',
+  'maskSsim',
+  'shownL1',
+  'shownPsnr',
+  'shownSsim',
+] as const;
 
 /** Each image scored against its example's ground-truth target. */
 function scoreImages(images: Uint8Array[], examples: LeffaExample[], width: number, height: number): ImageScores[] {
-  return examples.map((e, i) => ({
-    l1: l1(images[i]!, e.source),
-    psnr: psnr(images[i]!, e.source),
-    ssim: ssim(images[i]!, e.source, width, height),
-    maskL1: l1(images[i]!, e.source, e.mask),
-    maskPsnr: psnr(images[i]!, e.source, e.mask),
-    maskSsim: ssim(images[i]!, e.source, width, height, e.mask),
-  }));
+  return examples.map((e, i) => {
+    const shown = e.flowValid ? e.mask.map((m, j) => (m && e.flowValid![j] ? 1 : 0)) : null;
+    return {
+      l1: l1(images[i]!, e.source),
+      psnr: psnr(images[i]!, e.source),
+      ssim: ssim(images[i]!, e.source, width, height),
+      maskL1: l1(images[i]!, e.source, e.mask),
+      maskPsnr: psnr(images[i]!, e.source, e.mask),
+      maskSsim: ssim(images[i]!, e.source, width, height, e.mask),
+      shownL1: shown ? l1(images[i]!, e.source, shown) : NaN,
+      shownPsnr: shown ? psnr(images[i]!, e.source, shown) : NaN,
+      shownSsim: shown ? ssim(images[i]!, e.source, width, height, shown) : NaN,
+    };
+  });
 }
 
 function meanScores(scores: ImageScores[]): ImageScores {
@@ -255,6 +276,10 @@ export interface SeedAveragedEval {
   maskL1: MetricSummary;
   maskPsnr: MetricSummary;
   maskSsim: MetricSummary;
+  /** The same where the reference shows the point (ImageScores). */
+  shownL1: MetricSummary;
+  shownPsnr: MetricSummary;
+  shownSsim: MetricSummary;
   /**
    * The flow-warped reference's scores (EvalResult.warped) over the seeds: min and max of the seeds' means, no
    * example spread (NaN), as for the flow EPE.
@@ -348,6 +373,9 @@ export async function evaluateLeffaSeeds(
       maskL1: image('maskL1'),
       maskPsnr: image('maskPsnr'),
       maskSsim: image('maskSsim'),
+      shownL1: image('shownL1'),
+      shownPsnr: image('shownPsnr'),
+      shownSsim: image('shownSsim'),
       warped: Object.fromEntries(
         IMAGE_SCORES.map((key) => [key, overSeeds(perSeed.map((m) => m.warped[key]))]),
       ) as Record<keyof ImageScores, MetricSummary>,
@@ -378,10 +406,15 @@ export function formatSeedAveraged(s: SeedAveragedEval): string {
     row('SSIM inside the mask', s.maskSsim, 3),
     row('PSNR inside the mask (dB)', s.maskPsnr, 2),
     row('L1 inside the mask', s.maskL1, 4),
+    row('SSIM where the reference shows the point', s.shownSsim, 3),
+    row('PSNR where the reference shows the point (dB)', s.shownPsnr, 2),
+    row('L1 where the reference shows the point', s.shownL1, 4),
     row('flow EPE (px, mean of seeds)', s.meanFlowEpe, 2),
     row('the flow-warped reference: SSIM inside the mask', s.warped.maskSsim, 3),
     row('the flow-warped reference: PSNR inside the mask (dB)', s.warped.maskPsnr, 2),
+    row('the flow-warped reference: SSIM where the reference shows the point', s.warped.shownSsim, 3),
+    row('the flow-warped reference: PSNR where the reference shows the point (dB)', s.warped.shownPsnr, 2),
     `noise-prediction MSE at t = ${s.noiseError.map((e) => e.timestep).join(' / ')}: ${s.noiseError.map((e) => e.mse.toFixed(4)).join(' / ')} (1 predicts nothing); with a blank reference: ${s.noiseError.map((e) => e.mseWithoutReference.toFixed(4)).join(' / ')} (${s.noiseError.map((e) => `${e.mseWithoutReference >= e.mse ? '+' : ''}${((100 * (e.mseWithoutReference - e.mse)) / e.mse).toFixed(1)}%`).join(' / ')}; near 0: the reference is not used)`,
-    `the VAE's reconstruction of the targets (the ceiling through this VAE): SSIM ${s.vaeCeiling.ssim.toFixed(3)}, PSNR ${s.vaeCeiling.psnr.toFixed(2)} dB, L1 ${s.vaeCeiling.l1.toFixed(4)}; inside the mask SSIM ${s.vaeCeiling.maskSsim.toFixed(3)}, PSNR ${s.vaeCeiling.maskPsnr.toFixed(2)} dB, L1 ${s.vaeCeiling.maskL1.toFixed(4)}`,
+    `the VAE's reconstruction of the targets (the ceiling through this VAE): SSIM ${s.vaeCeiling.ssim.toFixed(3)}, PSNR ${s.vaeCeiling.psnr.toFixed(2)} dB, L1 ${s.vaeCeiling.l1.toFixed(4)}; inside the mask SSIM ${s.vaeCeiling.maskSsim.toFixed(3)}, PSNR ${s.vaeCeiling.maskPsnr.toFixed(2)} dB, L1 ${s.vaeCeiling.maskL1.toFixed(4)}; where the reference shows the point SSIM ${s.vaeCeiling.shownSsim.toFixed(3)}, PSNR ${s.vaeCeiling.shownPsnr.toFixed(2)} dB`,
   ].join('\n');
 }
