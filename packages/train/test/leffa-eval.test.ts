@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import * as T from '@leffa-webgpu/core';
 import { LEFFA_CONFIGS, LeffaModel } from '@leffa-webgpu/models';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SyntheticLeffaSource, toBatch } from '@leffa-webgpu/data';
+import { SyntheticLeffaSource, tensorToImages, toBatch } from '@leffa-webgpu/data';
 import {
   evaluateLeffa,
   evaluateLeffaSeeds,
+  exactWarpScores,
   formatSeedAveraged,
   NOISE_ERROR_TIMESTEPS,
   noisePredictionError,
@@ -92,6 +93,32 @@ describe('seed-averaged evaluation', () => {
     const plain = await evaluateLeffa(model, noFlow, { steps: 2, seed: 5 });
     expect(plain.metrics.shownSsim).toBeNaN();
     expect(plain.metrics.maskSsim).toBe(summary.perSeed[1]!.maskSsim);
+    // The exact flow's warp (no model): the full-resolution one is gridSample by the batch's flow grid, scored alike;
+    // averaged over the finest layer's cells it blurs the correspondence, so it scores lower; none without a flow.
+    const exact = summary.exactWarp!;
+    const batch = toBatch(examples, { flow: true });
+    const warpedT = T.gridSample(batch.reference, batch.flow!.grid, {
+      mode: 'bilinear',
+      paddingMode: 'zeros',
+      alignCorners: false,
+    });
+    const warped = await tensorToImages(warpedT);
+    T.dispose([warpedT, batch]);
+    const own = examples.map((e, i) =>
+      ssim(
+        warped[i]!,
+        e.source,
+        24,
+        32,
+        e.mask.map((v, j) => (v && e.flowValid![j] ? 1 : 0)),
+      ),
+    );
+    expect(exact.full.shownSsim).toBeCloseTo(own.reduce((a, v) => a + v, 0) / 3, 12);
+    expect(exact.finestLayer.shownSsim).toBeLessThan(exact.full.shownSsim);
+    expect(formatSeedAveraged(summary)).toMatch(
+      /exact flow \(no model\), where the reference shows the point: SSIM \d\.\d{3}/,
+    );
+    expect(await exactWarpScores(noFlow, { height: 8, width: 6 })).toBeNull();
     expect(formatSeedAveraged(summary)).toMatch(/3 held-out examples x 2 noise seeds \(0, 5\)/);
     // The VAE's ceiling is the same for every seed (no noise): reported once.
     expect(summary.vaeCeiling).toEqual(await vaeCeiling(model, examples));

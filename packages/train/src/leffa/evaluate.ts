@@ -291,6 +291,12 @@ export interface SeedAveragedEval {
   noiseError: NoiseError[];
   /** The VAE's own reconstruction of the targets: the ceiling of every image metric through this VAE. */
   vaeCeiling: ImageScores;
+  /**
+   * The reference warped by the exact flow (no model), at full resolution and averaged over the cells of the finest
+   * attention layer: what a perfect correspondence would carry at either resolution (`exactWarp`). Null when an
+   * example has no exact flow or the layer's cells do not tile the image.
+   */
+  exactWarp: { full: ImageScores; finestLayer: ImageScores } | null;
   perSeed: EvalResult[];
 }
 
@@ -307,6 +313,43 @@ export async function vaeCeiling(model: LeffaModel, examples: LeffaExample[]): P
   const reconstructed = await tensorToImages(reconstructedT);
   T.dispose([reconstructedT, batch]);
   return meanScores(scoreImages(reconstructed, examples, width, height));
+}
+
+/**
+ * The reference warped by the exact flow (see SeedAveragedEval.exactWarp); `cells` is the finest attention layer's
+ * height x width, whose flow the model's warp upsamples (as `flowToGrid`).
+ */
+export async function exactWarpScores(
+  examples: LeffaExample[],
+  cells: { height: number; width: number },
+): Promise<SeedAveragedEval['exactWarp']> {
+  if (examples.some((e) => !e.flow || !e.flowValid)) return null;
+  const batch = toBatch(examples, { flow: true });
+  const { width, height } = batch;
+  const [kh, kw] = [height / cells.height, width / cells.width];
+  if (!Number.isInteger(kh) || !Number.isInteger(kw)) {
+    T.dispose(batch);
+    return null;
+  }
+  const { grid, valid } = batch.flow!;
+  const warp = (g: T.Tensor) =>
+    T.gridSample(batch.reference, g, { mode: 'bilinear', paddingMode: 'zeros', alignCorners: false });
+  const [fullT, finestT] = T.noGrad(() =>
+    T.tidy(() => {
+      // Each cell's mean over the pixels where the flow is defined, upsampled as the model's flow is.
+      const pool = (x: T.Tensor) => T.avgPool2d(T.permute(x, [0, 3, 1, 2]), { kernelSize: [kh, kw] });
+      const defined = T.gt(valid, 0);
+      const cellFlow = T.div(pool(T.mul(grid, defined)), T.maximum(pool(defined), 1e-6));
+      const up = T.interpolate(cellFlow, { size: [height, width], mode: 'bilinear', alignCorners: false });
+      return [warp(grid), warp(T.clamp(T.permute(up, [0, 2, 3, 1]), -1, 1))];
+    }),
+  );
+  const [full, finest] = [await tensorToImages(fullT!), await tensorToImages(finestT!)];
+  T.dispose([fullT!, finestT!, batch]);
+  return {
+    full: meanScores(scoreImages(full, examples, width, height)),
+    finestLayer: meanScores(scoreImages(finest, examples, width, height)),
+  };
 }
 
 const average = (xs: number[]) => xs.reduce((a, v) => a + v, 0) / xs.length;
@@ -363,6 +406,8 @@ export async function evaluateLeffaSeeds(
     max: Math.max(...values),
   });
   const ceiling = await vaeCeiling(model, examples);
+  const finest = perSeed[0]!.flowEpe.reduce((a, f) => (f.height > a.height ? f : a), perSeed[0]!.flowEpe[0]!);
+  const exactWarp = finest ? await exactWarpScores(examples, finest) : null;
   return {
     summary: {
       seeds: [...options.seeds],
@@ -386,6 +431,7 @@ export async function evaluateLeffaSeeds(
         mseWithoutReference: average(perSeed.map((m) => m.noiseError[k]!.mseWithoutReference)),
       })),
       vaeCeiling: ceiling,
+      exactWarp,
       perSeed,
     },
     images,
@@ -416,5 +462,10 @@ export function formatSeedAveraged(s: SeedAveragedEval): string {
     row('the flow-warped reference: PSNR where the reference shows the point (dB)', s.warped.shownPsnr, 2),
     `noise-prediction MSE at t = ${s.noiseError.map((e) => e.timestep).join(' / ')}: ${s.noiseError.map((e) => e.mse.toFixed(4)).join(' / ')} (1 predicts nothing); with a blank reference: ${s.noiseError.map((e) => e.mseWithoutReference.toFixed(4)).join(' / ')} (${s.noiseError.map((e) => `${e.mseWithoutReference >= e.mse ? '+' : ''}${((100 * (e.mseWithoutReference - e.mse)) / e.mse).toFixed(1)}%`).join(' / ')}; near 0: the reference is not used)`,
     `the VAE's reconstruction of the targets (the ceiling through this VAE): SSIM ${s.vaeCeiling.ssim.toFixed(3)}, PSNR ${s.vaeCeiling.psnr.toFixed(2)} dB, L1 ${s.vaeCeiling.l1.toFixed(4)}; inside the mask SSIM ${s.vaeCeiling.maskSsim.toFixed(3)}, PSNR ${s.vaeCeiling.maskPsnr.toFixed(2)} dB, L1 ${s.vaeCeiling.maskL1.toFixed(4)}; where the reference shows the point SSIM ${s.vaeCeiling.shownSsim.toFixed(3)}, PSNR ${s.vaeCeiling.shownPsnr.toFixed(2)} dB`,
+    ...(s.exactWarp
+      ? [
+          `the reference warped by the exact flow (no model), where the reference shows the point: SSIM ${s.exactWarp.full.shownSsim.toFixed(3)}, PSNR ${s.exactWarp.full.shownPsnr.toFixed(2)} dB; averaged to the finest attention layer's cells: SSIM ${s.exactWarp.finestLayer.shownSsim.toFixed(3)}, PSNR ${s.exactWarp.finestLayer.shownPsnr.toFixed(2)} dB`,
+        ]
+      : []),
   ].join('\n');
 }
