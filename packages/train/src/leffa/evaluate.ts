@@ -1,5 +1,5 @@
 import * as T from '@leffa-webgpu/core';
-import { type LeffaModel, leffaSample, warpByFlow } from '@leffa-webgpu/models';
+import { flowToGrid, type LeffaModel, leffaSample, warpByFlow } from '@leffa-webgpu/models';
 import { type LeffaBatch, type LeffaExample, tensorToImages, toBatch } from '@leffa-webgpu/data';
 import { flowEndPointError, l1, psnr, ssim } from './metrics.js';
 
@@ -336,12 +336,13 @@ export async function exactWarpScores(
     T.gridSample(batch.reference, g, { mode: 'bilinear', paddingMode: 'zeros', alignCorners: false });
   const [fullT, finestT] = T.noGrad(() =>
     T.tidy(() => {
-      // Each cell's mean over the pixels where the flow is defined, upsampled as the model's flow is.
+      // Each cell's mean over the pixels where the flow is defined, as a layer's [B, cells, 2] flow, upsampled by
+      // the model's own flowToGrid.
       const pool = (x: T.Tensor) => T.avgPool2d(T.permute(x, [0, 3, 1, 2]), { kernelSize: [kh, kw] });
       const defined = T.gt(valid, 0);
       const cellFlow = T.div(pool(T.mul(grid, defined)), T.maximum(pool(defined), 1e-6));
-      const up = T.interpolate(cellFlow, { size: [height, width], mode: 'bilinear', alignCorners: false });
-      return [warp(grid), warp(T.clamp(T.permute(up, [0, 2, 3, 1]), -1, 1))];
+      const flow = T.reshape(T.permute(cellFlow, [0, 2, 3, 1]), [examples.length, cells.height * cells.width, 2]);
+      return [warp(grid), warp(flowToGrid(flow, cells.height, cells.width, height, width))];
     }),
   );
   const [full, finest] = [await tensorToImages(fullT!), await tensorToImages(finestT!)];
