@@ -12,13 +12,13 @@
  * results/latest.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
 import type { BenchCase, HostTensor, Profile } from './case.js';
 import { CASES } from './cases/index.js';
 import { measureFmaCeiling } from './ceiling.js';
+import { hostCpu } from './host.js';
 import { PROFILE_TARGETS, type ProfileTarget, profileStep } from './profile-step.js';
 import { startTfjs } from './peers/tfjs.js';
 import { TORCH_PYTHON, TorchPeer, torch2Python } from './peers/torch.js';
@@ -129,8 +129,7 @@ async function main(): Promise<number> {
   console.log(
     `adapter: ${r.description || r.device} [${r.vendor} ${r.architecture}] via ${adapter.backend}${r.isCpu ? ' (CPU)' : ''}`,
   );
-  // The CPU under a CPU adapter: the same code runs at very different shares of it on different CPUs (BENCHMARKS.md).
-  const host = { cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: cpus().length };
+  const host = hostCpu();
   console.log(`host CPU: ${host.cpu}, ${host.cores} cores`);
   console.log(`features: ${r.features.join(', ')}`);
   console.log(`matmul kernel: ${adapter.matmulKernel}`);

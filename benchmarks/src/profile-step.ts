@@ -26,7 +26,6 @@
  * what to read. The JSON goes to results/profile-<target>.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '@leffa-webgpu/core';
@@ -40,6 +39,7 @@ import {
   UNet2DConditionModel,
 } from '@leffa-webgpu/models';
 import { LeffaTrainer, VaeTrainer } from '@leffa-webgpu/train';
+import { hostCpu } from './host.js';
 
 export const PROFILE_TARGETS = ['vae', 'unet', 'sd15', 'sd15-attn', 'leffa', 'conv'] as const;
 export type ProfileTarget = (typeof PROFILE_TARGETS)[number];
@@ -253,7 +253,7 @@ export async function profileStep(
     console.log(`convolution algorithm forced to ${args.conv} where it applies`);
   }
   console.log(
-    `adapter: ${device.report.description || device.report.device} on ${cpus()[0]?.model.trim() ?? 'an unknown CPU'}; conv/matmul kernel: ${T.matmulVariantFor(device)}`,
+    `adapter: ${device.report.description || device.report.device} on ${hostCpu().cpu}; conv/matmul kernel: ${T.matmulVariantFor(device)}`,
   );
   const workloads: Record<ProfileTarget, () => Workload> = {
     vae: vaeWorkload,
@@ -322,7 +322,7 @@ export async function profileStep(
           target,
           description: workload.description,
           adapter: device.report.description || device.report.device,
-          host: { cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: cpus().length },
+          host: hostCpu(),
           steps: args.steps,
           conv_algorithm: args.conv ?? 'auto',
           gpu_ms_per_step: totalMs,

@@ -1,0 +1,9 @@
+import { cpus } from 'node:os';
+
+/**
+ * The CPU under a CPU adapter, recorded beside every figure: lavapipe runs the same kernels at very different shares
+ * of different CPUs (BENCHMARKS.md, "The same code on an AMD EPYC host").
+ */
+export function hostCpu(): { cpu: string; cores: number } {
+  return { cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: cpus().length };
+}
