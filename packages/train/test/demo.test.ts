@@ -32,14 +32,14 @@ describe('demo command', () => {
     expect(result.checkpoint).toBe('shipped:leffa-tiny-tryon');
     expect(JSON.parse(readFileSync(join(out, 'demo.json'), 'utf8')).kept).toBe('start');
     expect(existsSync(join(out, 'before-after.png'))).toBe(true);
-    // The fine-tune continues the shipped try-on's last recipe: flow supervision, the reference readout and mass,
-    // the diffusion loss under Min-SNR-gamma 5 with the mask region weighted 4x.
+    // The fine-tune continues the shipped try-on's last recipe: flow supervision weighted 3, the reference readout
+    // and mass, the diffusion loss under Min-SNR-gamma 5 with the mask region weighted 4x.
     expect(readFileSync(join(out, 'loss.csv'), 'utf8').split('\n')[0]).toBe(
       'step,total,diffusion,leffa,flow,readout,mass',
     );
     const trained = JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')).extra.options;
     expect(trained).toMatchObject({
-      flowSupervision: 1,
+      flowSupervision: 3,
       referenceReadout: 0.5,
       referenceMass: 1,
       snrGamma: 5,

@@ -75,10 +75,11 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
     saveEvery: 1_000_000,
     sampleEvery: 0,
     evalExamples: 4,
-    // The losses both shipped models were last trained with (packages/train/README.md: flow supervision, the
-    // reference readout and the reference mass, the diffusion loss under Min-SNR-gamma 5 and, for try-on, with the
-    // inpainting region weighted 4x), so the short fine-tune continues their recipe rather than switching to another.
-    flowSupervision: 1,
+    // The losses both shipped models were last trained with (packages/train/README.md: flow supervision, weighted 3
+    // for try-on, the reference readout and the reference mass, the diffusion loss under Min-SNR-gamma 5 and, for
+    // try-on, with the inpainting region weighted 4x), so the short fine-tune continues their recipe rather than
+    // switching to another.
+    flowSupervision: args.task === 'tryon' ? 3 : 1,
     referenceReadout: 0.5,
     referenceMass: 1,
     snrGamma: 5,
