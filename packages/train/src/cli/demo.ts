@@ -76,11 +76,11 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
     sampleEvery: 0,
     evalExamples: 4,
     // The losses both shipped models were last trained with (packages/train/README.md: flow supervision, weighted 3
-    // for try-on, the reference readout and the reference mass, the diffusion loss under Min-SNR-gamma 5 and, for
-    // try-on, with the inpainting region weighted 4x), so the short fine-tune continues their recipe rather than
-    // switching to another.
+    // for try-on; the reference readout, weighted 2 for pose transfer; the reference mass; the diffusion loss under
+    // Min-SNR-gamma 5 and, for try-on, with the inpainting region weighted 4x), so the short fine-tune continues
+    // their recipe rather than switching to another.
     flowSupervision: args.task === 'tryon' ? 3 : 1,
-    referenceReadout: 0.5,
+    referenceReadout: args.task === 'tryon' ? 0.5 : 2,
     referenceMass: 1,
     snrGamma: 5,
     maskWeight: args.task === 'tryon' ? 4 : 1,
