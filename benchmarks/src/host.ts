@@ -5,5 +5,6 @@ import { cpus } from 'node:os';
  * of different CPUs (BENCHMARKS.md, "The same code on an AMD EPYC host").
  */
 export function hostCpu(): { cpu: string; cores: number } {
-  return { cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: cpus().length };
+  const all = cpus();
+  return { cpu: all[0]?.model.trim() ?? 'unknown', cores: all.length };
 }

@@ -21,6 +21,15 @@ export interface DemoArgs {
   sampleSteps?: number;
 }
 
+/**
+ * The losses each shipped model was last trained with (packages/train/README.md), so that the demo's short fine-tune
+ * continues its recipe rather than switching to another. Both also use the reference mass loss and Min-SNR-gamma 5.
+ */
+const LAST_RECIPE: Record<LeffaTask, { flowSupervision: number; referenceReadout: number; maskWeight: number }> = {
+  tryon: { flowSupervision: 3, referenceReadout: 0.5, maskWeight: 4 },
+  pose: { flowSupervision: 1, referenceReadout: 2, maskWeight: 1 },
+};
+
 export interface DemoResult {
   before: SeedAveragedEval;
   after: SeedAveragedEval;
@@ -75,15 +84,9 @@ export async function demo(args: DemoArgs): Promise<DemoResult> {
     saveEvery: 1_000_000,
     sampleEvery: 0,
     evalExamples: 4,
-    // The losses both shipped models were last trained with (packages/train/README.md: flow supervision, weighted 3
-    // for try-on; the reference readout, weighted 2 for pose transfer; the reference mass; the diffusion loss under
-    // Min-SNR-gamma 5 and, for try-on, with the inpainting region weighted 4x), so the short fine-tune continues
-    // their recipe rather than switching to another.
-    flowSupervision: args.task === 'tryon' ? 3 : 1,
-    referenceReadout: args.task === 'tryon' ? 0.5 : 2,
+    ...LAST_RECIPE[args.task],
     referenceMass: 1,
     snrGamma: 5,
-    maskWeight: args.task === 'tryon' ? 4 : 1,
   });
   const tunedCheckpoint = `${args.out}/checkpoint`;
   const after = await evaluate(tunedCheckpoint);
