@@ -382,6 +382,24 @@ describe('EMA', () => {
     expect(() => ema.copyTo([T.zeros([4, 3])])).toThrow('EMA.copyTo: expected a Module or 4 tensors, got 1 tensors');
   });
 
+  it('averages part of a module under the names a map gives, so its shadows load into the whole module', async () => {
+    const gen = new T.Generator(6);
+    const net = new Sequential(new Linear(3, 4, { generator: gen }), new Linear(4, 2, { generator: gen }));
+    const part = new Map([...net.namedParameters()].filter(([n]) => n.startsWith('1.')));
+    const ema = new EMA(part, { decay: 0 });
+    for (const p of net.parameters()) p.assign(T.add(p, 1));
+    ema.update();
+    const sd = ema.stateDict();
+    expect([...sd.tensors.keys()]).toEqual(['1.weight', '1.bias']);
+    const twin = new Sequential(new Linear(3, 4), new Linear(4, 2));
+    twin.loadStateDict(sd.tensors, { strict: false });
+    expect(await values(twin.at(1).parameters()[1]!)).toEqual(await values(net.at(1).parameters()[1]!));
+    expect(() => new EMA(new Map([['w', 3]]) as never)).toThrow("EMA: parameter 'w' is not a Tensor (got number)");
+    expect(() => new EMA('w' as never)).toThrow(
+      'EMA: expected a Module, a map of named tensors or an array of tensors, got string',
+    );
+  });
+
   it('rejects bad options', () => {
     const p = param([1]);
     expect(() => new EMA([], {})).toThrow('EMA: got no parameters');

@@ -12,7 +12,16 @@ import {
 } from '@leffa-webgpu/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportCheckpoint } from '../src/cli/export.js';
-import { loadDensePose, loadOpenPose, loadSchp, schpPart } from '@leffa-webgpu/pipelines';
+import { trainableParameters } from '../src/leffa/trainer.js';
+import { smallLeffaRun } from './small-leffa-run.js';
+import {
+  leffaFrom,
+  loadDensePose,
+  loadOpenPose,
+  loadSchp,
+  openCheckpointFolder,
+  schpPart,
+} from '@leffa-webgpu/pipelines';
 
 const tmp = mkdtempSync(join(tmpdir(), 'export-'));
 const x = () => T.rand([2, 3, 40, 32], { generator: new T.Generator(5) });
@@ -69,6 +78,40 @@ describe('export (inference-only float16 copies)', () => {
     const network = await loadSchp(networkOut);
     expect(maxRelDiff(await network.model.forward(input)[0][1].data(), other)).toBeLessThan(1e-2);
   });
+
+  it("Leffa: --ema writes the weights' moving average at the run's --ema-decay", async () => {
+    const { trainLeffa } = await import('../src/cli/train-leffa.js');
+    const exported = async (emaDecay: number) => {
+      const run = join(tmp, `leffa-ema-${emaDecay}`);
+      const args = { ...smallLeffaRun, out: run, pool: 1, steps: 1, saveEvery: 1 };
+      await trainLeffa({ ...args, init: 'shipped:leffa-tiny-tryon', emaDecay });
+      const bytes = async (ema: boolean) => {
+        const out = join(run, ema ? 'ema' : 'live');
+        await exportCheckpoint({ ckpt: join(run, 'checkpoint'), out, ema });
+        return readFileSync(join(out, 'model.safetensors'));
+      };
+      return { live: await bytes(false), ema: await bytes(true) };
+    };
+    // Decay 0: the average is the last step's weights; decay 1: it never leaves the starting weights.
+    const follows = await exported(0);
+    expect(follows.ema.equals(follows.live)).toBe(true);
+    const frozen = await exported(1);
+    expect(frozen.ema.equals(frozen.live)).toBe(false);
+    expect(frozen.live.equals(follows.live)).toBe(true);
+
+    // Older checkpoints keyed the shadows by position in the trainer's order; a file missing one is refused.
+    const ckpt = join(tmp, 'leffa-ema-0', 'checkpoint');
+    const named = await T.loadSafetensors(join(ckpt, 'ema.safetensors'));
+    const order = [...trainableParameters(await leffaFrom(await openCheckpointFolder(ckpt))).keys()];
+    await T.saveSafetensors(join(ckpt, 'ema.safetensors'), new Map(order.map((n, i) => [String(i), named.get(n)!])));
+    const legacy = join(tmp, 'leffa-ema-legacy');
+    await exportCheckpoint({ ckpt, out: legacy, ema: true });
+    expect(readFileSync(join(legacy, 'model.safetensors')).equals(follows.live)).toBe(true);
+    await T.saveSafetensors(join(ckpt, 'ema.safetensors'), new Map([...named].slice(1)));
+    await expect(exportCheckpoint({ ckpt, out: join(tmp, 'leffa-ema-partial'), ema: true })).rejects.toThrow(
+      /export --ema: '.*ema\.safetensors' does not hold this model's trained parameters \(1 missing, e\.g\. 'unet\.[^']+'; 0 unexpected/,
+    );
+  }, 180_000);
 
   it('DensePose: same outputs within float16 rounding; --ema is refused for non-Leffa checkpoints', async () => {
     T.manualSeed(2);

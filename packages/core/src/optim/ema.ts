@@ -47,8 +47,9 @@ export interface EMAStateDict {
  *   shadow = lerp(shadow, param, 1 - decay_t)
  * with decay_t = 0 (a copy) for the first `updateAfterStep` updates, then `decay`, or with warmup
  * min(decay, max(minDecay, 1 - (1 + t / invGamma)^-power)) where t counts the averaging updates.
- * One fused kernel per parameter per update. Shadows are keyed by parameter name (a module's dotted names,
- * or '0', '1', ... for a list), so `ema.safetensors` loads straight into a model for inference.
+ * One fused kernel per parameter per update. Shadows are keyed by parameter name (a module's dotted names, a
+ * map's keys, or '0', '1', ... for a list), so `ema.safetensors` loads straight into a model for inference when
+ * the names are the model's: average part of a model through a map of its named parameters, not a bare list.
  *
  * For evaluation with the averaged weights: `store()`, `copyTo()`, evaluate, `restore()`.
  */
@@ -64,7 +65,7 @@ export class EMA {
   private shadows: Tensor[];
   private backup: Tensor[] | null = null;
 
-  constructor(source: Module | readonly Tensor[], options: EMAOptions = {}) {
+  constructor(source: Module | ReadonlyMap<string, Tensor> | readonly Tensor[], options: EMAOptions = {}) {
     const { decay = 0.9999, minDecay = 0, updateAfterStep = 0, warmup = false } = options;
     const named = namedTensors('EMA', source);
     if (named.length === 0) throw new Error('EMA: got no parameters');
@@ -255,12 +256,17 @@ export class EMA {
   }
 }
 
-function namedTensors(where: string, source: Module | readonly Tensor[]): [string, Tensor][] {
+function namedTensors(
+  where: string,
+  source: Module | ReadonlyMap<string, Tensor> | readonly Tensor[],
+): [string, Tensor][] {
   if (source instanceof Module) return [...source.namedParameters()];
-  if (!Array.isArray(source))
-    throw new Error(`${where}: expected a Module or an array of tensors, got ${kindOf(source)}`);
-  return source.map((p, i) => {
-    if (!(p instanceof Tensor)) throw new Error(`${where}: parameter ${i} is not a Tensor (got ${kindOf(p)})`);
-    return [String(i), p];
+  const named: [string, Tensor][] | null =
+    source instanceof Map ? [...source] : Array.isArray(source) ? source.map((p, i) => [String(i), p]) : null;
+  if (!named)
+    throw new Error(`${where}: expected a Module, a map of named tensors or an array of tensors, got ${kindOf(source)}`);
+  named.forEach(([name, p]) => {
+    if (!(p instanceof Tensor)) throw new Error(`${where}: parameter '${name}' is not a Tensor (got ${kindOf(p)})`);
   });
+  return named;
 }

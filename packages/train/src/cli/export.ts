@@ -9,6 +9,7 @@ import {
   schpFrom,
   type SchpWeights,
 } from '@leffa-webgpu/pipelines';
+import { trainableParameters } from '../leffa/trainer.js';
 
 /** Training-run fields an inference copy keeps in its state.json (the rest is resume state). */
 const KEPT = ['kind', 'step', 'task', 'size', 'config', 'rounds', 'labelNoise', 'pck02'] as const;
@@ -53,9 +54,9 @@ export async function exportCheckpoint(args: {
     let config = leffaConfigFromExtra(extra);
     let leffa = await leffaFrom(opened);
     if (args.ema) {
-      const shadows = await T.loadSafetensors(`${opened.source}/ema.safetensors`);
+      const file = `${opened.source}/ema.safetensors`;
       // EMA files hold trained parameters only; the frozen VAE keeps the weights loaded above.
-      leffa.loadStateDict(shadows, { strict: false });
+      leffa.loadStateDict(emaByModelNames(leffa, await T.loadSafetensors(file), file), { strict: false });
     }
     if (args.decoderFrom) {
       ({ leffa, config } = await withDecoderFrom(leffa, config, args.decoderFrom));
@@ -119,4 +120,23 @@ async function withDecoderFrom(
   rebuilt.loadStateDict(weights);
   T.dispose([...leffa.parameters(), ...vae.parameters()]);
   return { leffa: rebuilt.eval(), config: merged };
+}
+
+/**
+ * An EMA file's shadows under the model's parameter names, covering every parameter training updates (or an error
+ * naming what is missing or unexpected: a half-applied average would export a silent mix). Checkpoints written
+ * before the EMA was named keyed the shadows by position ('0', '1', ...) in the trainer's order, mapped back here.
+ */
+function emaByModelNames(leffa: LeffaModel, shadows: Map<string, T.Tensor>, file: string): Map<string, T.Tensor> {
+  const names = [...trainableParameters(leffa).keys()];
+  const positional = shadows.size === names.length && [...shadows.keys()].every((key, i) => key === String(i));
+  const named = positional ? new Map([...shadows.values()].map((t, i) => [names[i]!, t])) : shadows;
+  const missing = names.filter((n) => !named.has(n));
+  const unexpected = [...named.keys()].filter((key) => !names.includes(key));
+  if (missing.length > 0 || unexpected.length > 0)
+    throw new Error(
+      `export --ema: '${file}' does not hold this model's trained parameters (${missing.length} missing, e.g. ` +
+        `'${missing[0] ?? '-'}'; ${unexpected.length} unexpected, e.g. '${unexpected[0] ?? '-'}')`,
+    );
+  return named;
 }

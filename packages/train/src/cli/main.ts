@@ -181,6 +181,12 @@ addTrainingOptions(
     numberOption({ above: 0 }),
     1,
   )
+  .option(
+    '--ema-decay <d>',
+    "decay of the weights' exponential moving average that `export --ema` writes (0.999 averages about the last 1000 steps; a short fine-tune wants less, e.g. 0.99)",
+    numberOption({ min: 0, max: 1 }),
+    0.999,
+  )
   .addOption(poolOption("training examples (their latents are cached), or 'fresh': new examples every step", 'fresh'))
   .option('--data <source>', "'synthetic', or a VITON-HD / DressCode / DeepFashion folder", 'synthetic')
   .option('--category <name>', 'DressCode category: upper_body, lower_body or dresses', 'upper_body')
@@ -234,6 +240,7 @@ addTrainingOptions(
       referenceMass: o.referenceMass,
       snrGamma: o.snrGamma,
       maskWeight: o.maskWeight,
+      emaDecay: o.emaDecay,
       pool: folder ? Math.min(o.pool, folder.length) : o.pool,
       vae: o.vae,
       init: o.init,

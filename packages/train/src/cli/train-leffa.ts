@@ -54,6 +54,8 @@ export interface TrainLeffaArgs extends TrainingArgs {
   snrGamma?: number;
   /** Try-on: the diffusion loss's weight inside the inpainting mask (default 1). See LeffaTrainOptions.maskWeight. */
   maskWeight?: number;
+  /** Decay of the weights' EMA, which `export --ema` writes (default 0.999). */
+  emaDecay?: number;
   /**
    * Examples in the training pool (seeds 0..pool-1; their VAE latents are encoded once), or 0 for data drawn
    * fresh from the generator: step s uses seeds s * batch .. s * batch + batch - 1, encoded at every step.
@@ -181,7 +183,7 @@ async function trainLeffaLocked(args: TrainLeffaArgs): Promise<void> {
       seed: args.seed,
       lr: args.lr,
       weightDecay: 0,
-      emaDecay: 0.999,
+      emaDecay: args.emaDecay ?? 0.999,
       leffa: {
         mode: args.leffa,
         finetuneAfter: args.finetuneAfter,

@@ -94,6 +94,15 @@ export function weightedMse(
   return T.mean(T.mul(perExample, T.tensor(weights, [b])));
 }
 
+/** What Leffa training updates, by the model's parameter names: the generative UNet's, then the reference UNet's. */
+export function trainableParameters(model: LeffaModel): Map<string, T.Tensor> {
+  return new Map(
+    (['unet', 'unet_encoder'] as const).flatMap((part) =>
+      [...model[part].namedParameters()].map(([name, p]): [string, T.Tensor] => [`${part}.${name}`, p]),
+    ),
+  );
+}
+
 export interface BatchLatents {
   x0: T.Tensor;
   masked: T.Tensor;
@@ -137,13 +146,15 @@ export class LeffaTrainer extends TrainerBase {
     this.rng = new Rng(seed ^ 0x5bd1e995);
     this.model = model ?? new LeffaModel(options.config);
     for (const p of this.model.vae.parameters()) p.requiresGrad = false;
-    this.trainable = [...this.model.unet.parameters(), ...this.model.unet_encoder.parameters()];
+    // The EMA keys its shadows by the model's own names, so its file loads into a LeffaModel (export --ema).
+    const trainable = trainableParameters(this.model);
+    this.trainable = [...trainable.values()];
     this.optimizer = new T.optim.AdamW(this.trainable, {
       lr: options.lr ?? 1e-5,
       betas: options.betas ?? [0.9, 0.999],
       weightDecay: options.weightDecay ?? 1e-2,
     });
-    this.ema = new T.optim.EMA(this.trainable, { decay: options.emaDecay ?? 0.9999 });
+    this.ema = new T.optim.EMA(trainable, { decay: options.emaDecay ?? 0.9999 });
   }
 
   /** Whether the Leffa loss applies at the current step. */
