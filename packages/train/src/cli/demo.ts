@@ -27,7 +27,7 @@ export interface DemoArgs {
  */
 const LAST_RECIPE: Record<LeffaTask, { flowSupervision: number; referenceReadout: number; maskWeight: number }> = {
   tryon: { flowSupervision: 3, referenceReadout: 0.5, maskWeight: 4 },
-  pose: { flowSupervision: 1, referenceReadout: 2, maskWeight: 1 },
+  pose: { flowSupervision: 1, referenceReadout: 4, maskWeight: 1 },
 };
 
 export interface DemoResult {
