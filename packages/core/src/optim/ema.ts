@@ -264,7 +264,9 @@ function namedTensors(
   const named: [string, Tensor][] | null =
     source instanceof Map ? [...source] : Array.isArray(source) ? source.map((p, i) => [String(i), p]) : null;
   if (!named)
-    throw new Error(`${where}: expected a Module, a map of named tensors or an array of tensors, got ${kindOf(source)}`);
+    throw new Error(
+      `${where}: expected a Module, a map of named tensors or an array of tensors, got ${kindOf(source)}`,
+    );
   named.forEach(([name, p]) => {
     if (!(p instanceof Tensor)) throw new Error(`${where}: parameter '${name}' is not a Tensor (got ${kindOf(p)})`);
   });
